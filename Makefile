@@ -1,0 +1,66 @@
+# groovebox — every target sets up what it needs.
+#   make demo      render the example keyboard performance into a drum part
+#   make test      the whole test suite (installs jackd2 where missing and root)
+#   make bench     benchmarks, printed as percentiles and ratios measured in one run
+#   make run       the live service in the foreground with a desktop config
+#   make train     train the model on GMD (long: run it in the background, see models/README.md)
+#   make evaluate  metrics of the shipped model on the GMD test split
+#   make install   install the box on a Raspberry Pi (root)
+#   make image     build an SD-card image; make flash DEVICE=/dev/sdX writes it
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GMD_DIR ?= ../shared/data/gmd
+export GMD_DIR
+
+.PHONY: demo test bench run train evaluate install image flash apt-test clean help
+
+help:
+	@sed -n '1,10p' Makefile
+
+# The runtime set (what the Pi gets) and the development set (tests, training).
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(VENV)/bin/pip install -q -e '.[dev,train]'
+	touch $@
+
+# Debian packages the tests need: a real JACK server (dummy driver) and systemd-analyze.
+apt-test:
+	@bash scripts/apt-install.sh jackd2:jackd systemd:systemd-analyze
+
+demo: $(VENV)/.runtime
+	$(VENV)/bin/groovebox render examples/keyboard_phrase.mid -o out/demo_drums.mid --passes 2 --seed 7
+
+test: $(VENV)/.dev apt-test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.dev apt-test
+	$(PY) -m benchmarks
+
+run: $(VENV)/.runtime
+	$(VENV)/bin/groovebox run --config examples/desktop.yaml
+
+train: $(VENV)/.dev
+	$(PY) -m training.train
+
+evaluate: $(VENV)/.dev
+	$(PY) -m training.evaluate
+
+install:
+	@echo "make install: not built yet (issue 5: controls, configuration and state)"; exit 2
+
+image:
+	@echo "make image: not built yet (issue 5)"; exit 2
+
+flash:
+	@echo "make flash: not built yet (issue 5)"; exit 2
+
+clean:
+	rm -rf out .pytest_cache build *.egg-info

@@ -1,0 +1,134 @@
+"""The grid: Groove, Pattern, the drum voices, and quantising timed notes onto the 2-bar loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+STEPS = 32  #: sixteenth-note steps in the 2-bar loop
+STEPS_PER_BEAT = 4
+STEPS_PER_BAR = 16
+BARS = STEPS // STEPS_PER_BAR
+
+#: Voice order everywhere (GMD's reduced mapping).
+VOICES: tuple[str, ...] = (
+    "kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride",
+)
+#: Default General MIDI note for each voice, in VOICES order.
+GM_NOTES: tuple[int, ...] = (36, 38, 42, 46, 43, 47, 50, 49, 51)
+NUM_VOICES = len(VOICES)
+
+HIT, VELOCITY, OFFSET = 0, 1, 2  #: indices of the last axis of a Groove or Pattern
+
+
+def _frozen(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.array(array, dtype=np.float32, copy=True)
+    if out.shape != shape:
+        raise ValueError(f"expected shape {shape}, got {out.shape}")
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Groove:
+    """What the keyboard played: STEPS × (hit 0/1, velocity 0..1, offset −0.5..0.5 of a step)."""
+
+    steps: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", _frozen(self.steps, (STEPS, 3)))
+
+    @classmethod
+    def empty(cls) -> "Groove":
+        return cls(np.zeros((STEPS, 3), np.float32))
+
+    @property
+    def is_empty(self) -> bool:
+        return not bool(self.steps[:, HIT].any())
+
+    @property
+    def hits(self) -> int:
+        return int(self.steps[:, HIT].sum())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Groove) and np.array_equal(self.steps, other.steps)
+
+    def __hash__(self) -> int:
+        return hash(self.steps.tobytes())
+
+    def grid(self) -> str:
+        """One line of ASCII: the groove's velocity per step, bars marked with |."""
+        return "groove     " + _row(self.steps[:, HIT], self.steps[:, VELOCITY])
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """What the drummer plays: STEPS × voices × (hit 0/1, velocity 0..1, offset −0.5..0.5)."""
+
+    steps: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", _frozen(self.steps, (STEPS, NUM_VOICES, 3)))
+
+    @classmethod
+    def empty(cls) -> "Pattern":
+        return cls(np.zeros((STEPS, NUM_VOICES, 3), np.float32))
+
+    @property
+    def hits(self) -> int:
+        return int(self.steps[:, :, HIT].sum())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and np.array_equal(self.steps, other.steps)
+
+    def __hash__(self) -> int:
+        return hash(self.steps.tobytes())
+
+    def grid(self) -> str:
+        """ASCII grid, one row a voice, velocity shown by the character ( .-+*# soft to loud)."""
+        rows = [f"{name:<10} " + _row(self.steps[:, v, HIT], self.steps[:, v, VELOCITY])
+                for v, name in enumerate(VOICES)]
+        ruler = " " * 11 + "|".join(
+            "".join(str(1 + s // STEPS_PER_BEAT) if s % STEPS_PER_BEAT == 0 else " "
+                    for s in range(STEPS_PER_BAR))
+            for _ in range(BARS)) + "|"
+        return "\n".join([ruler, *rows])
+
+
+_SHADES = ".-+*#"
+
+
+def _row(hits: np.ndarray, velocities: np.ndarray) -> str:
+    cells = []
+    for step in range(STEPS):
+        if step and step % STEPS_PER_BAR == 0:
+            cells.append("|")
+        if hits[step] > 0.5:
+            shade = min(len(_SHADES) - 1, int(float(velocities[step]) * len(_SHADES)))
+            cells.append(_SHADES[max(shade, 0)])
+        else:
+            cells.append(" ")
+    return "".join(cells) + "|"
+
+
+def quantise(position: float) -> tuple[int, float]:
+    """Absolute position in steps → (step in the loop, offset in [−0.5, 0.5)).
+
+    The nearest 16th wins; a note just before the loop point lands on step 0 with a
+    negative offset.
+    """
+    nearest = math.floor(position + 0.5)
+    offset = position - nearest
+    # Guard the half-open interval against floating-point edge cases.
+    if offset >= 0.5:
+        nearest, offset = nearest + 1, offset - 1.0
+    elif offset < -0.5:
+        nearest, offset = nearest - 1, offset + 1.0
+    return nearest % STEPS, float(offset)
+
+
+def loop_pass(position: float) -> int:
+    """Which pass of the loop a note at this position belongs to (notes rounding onto the
+    next loop's step 0 belong to the next pass)."""
+    return math.floor((position + 0.5) / STEPS)
