@@ -1,0 +1,154 @@
+"""5-pin DIN MIDI on a serial device (the Pi's UART), through pyserial.
+
+With the ``midi-uart0`` overlay a requested 38400 baud puts 31250 on the wire, hence a
+configurable baud rate. Input bytes go through :class:`MidiParser` on a reader thread;
+output uses running status (refreshed every second so a receiver that missed a status byte
+recovers). A missing device leaves DIN off with one log line; a device that vanishes while
+open is retried every ``retry_s`` seconds, quietly, and comes back on its own.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import mido
+import serial
+
+from .parser import MidiEncoder, MidiParser
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[[mido.Message, float], None]
+
+
+class DinPort:
+    """One UART, in and/or out. ``open()`` returns False (and logs why) when the device
+    cannot be opened; the rest of the box carries on without DIN."""
+
+    def __init__(self, device: str = "/dev/ttyAMA0", baud: int = 38400, *,
+                 input: bool = True, output: bool = True,
+                 on_message: MessageCallback | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 retry_s: float = 2.0, status_refresh_s: float = 1.0,
+                 note_off_as_note_on: bool = True) -> None:
+        self.device = device
+        self.baud = baud
+        self.input = input
+        self.output = output
+        self.on_message = on_message
+        self.clock = clock
+        self.retry_s = retry_s
+        self.status_refresh_s = status_refresh_s
+        self.parser = MidiParser()
+        self._encoder = MidiEncoder(note_off_as_note_on=note_off_as_note_on)
+        self._serial: serial.Serial | None = None
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_status_write = 0.0
+        self.write_errors = 0
+        self.sent = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._serial is not None
+
+    def open(self) -> bool:
+        if not self._open_serial(first=True):
+            return False
+        self._thread = threading.Thread(target=self._run, name="din-midi", daemon=True)
+        self._thread.start()
+        return True
+
+    def _open_serial(self, first: bool) -> bool:
+        try:
+            port = serial.Serial(self.device, self.baud, timeout=0.1, write_timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if first:
+                log.warning("DIN MIDI off: cannot open serial device %s (%s); check din.device "
+                            "and that the UART is enabled (dtoverlay=midi-uart0), "
+                            "USB MIDI carries on", self.device, _reason(exc))
+            return False
+        with self._write_lock:
+            self._serial = port
+            self._encoder.reset()
+        self.parser.reset()
+        if not first:
+            log.info("DIN MIDI back on %s", self.device)
+        else:
+            log.info("DIN MIDI on %s at %d baud (in=%s, out=%s)", self.device, self.baud,
+                     self.input, self.output)
+        return True
+
+    def send(self, message: mido.Message) -> None:
+        """Write one message (running status). Never raises; a stuck device drops it."""
+        if not self.output:
+            return
+        with self._write_lock:
+            port = self._serial
+            if port is None:
+                return
+            now = self.clock()
+            if now - self._last_status_write > self.status_refresh_s:
+                self._encoder.reset()
+            data = self._encoder.encode(message)
+            if data and data[0] >= 0x80 and data[0] < 0xF8:
+                self._last_status_write = now
+            try:
+                port.write(data)
+                self.sent += 1
+            except (serial.SerialException, OSError) as exc:
+                self.write_errors += 1
+                self._encoder.reset()
+                if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                    log.warning("DIN MIDI write failed on %s (%s), %d so far",
+                                self.device, _reason(exc), self.write_errors)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            port = self._serial
+            if port is None:
+                if self._stop.wait(self.retry_s):
+                    return
+                self._open_serial(first=False)
+                continue
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("DIN MIDI lost on %s (%s); retrying every %.0f s",
+                            self.device, _reason(exc), self.retry_s)
+                self._drop_serial()
+                continue
+            if not data or not self.input:
+                continue
+            t = self.clock()
+            for message in self.parser.feed(data):
+                if self.on_message is not None:
+                    try:
+                        self.on_message(message, t)
+                    except Exception:  # a bug downstream must not kill the reader
+                        log.exception("DIN MIDI input handler failed")
+
+    def _drop_serial(self) -> None:
+        with self._write_lock:
+            port, self._serial = self._serial, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError):
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._drop_serial()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

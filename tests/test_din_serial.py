@@ -1,0 +1,174 @@
+"""DIN MIDI through a pseudo-terminal pair standing in for the UART: real bytes, real pyserial."""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+import tty
+
+import mido
+import pytest
+
+from appliance.midi.din import DinPort
+
+
+@pytest.fixture
+def pty_pair():
+    master, slave = os.openpty()
+    tty.setraw(master)
+    name = os.ttyname(slave)
+    yield master, name
+    for fd in (master, slave):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[mido.Message] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, message: mido.Message, t: float) -> None:
+        with self.cond:
+            self.messages.append(message)
+            self.cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[mido.Message]:
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.messages) >= n, timeout)
+            return list(self.messages)
+
+
+def read_master(fd: int, n: int, timeout: float = 10.0) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            out += os.read(fd, 1024)
+    return out
+
+
+def test_input_running_status_garbage_sysex_and_realtime(pty_pair):
+    master, name = pty_pair
+    inbox = Inbox()
+    port = DinPort(name, 38400, on_message=inbox)
+    assert port.open()
+    try:
+        os.write(master, bytes([
+            0x13, 0x37,                 # garbage before anything
+            0x90, 60, 100, 62, 90,      # note on + running status
+            0xF0, 0x7D, 0xF8, 0x01, 0x02, 0xF7,   # sysex with a clock inside
+            0x90, 64, 0xFA, 80,         # start in the middle of a note
+            0xF4, 0x55,                 # undefined status + stray data
+            0x80, 60, 0, 62, 0,         # note offs, running status
+        ]))
+        got = inbox.wait_for(7)
+    finally:
+        port.close()
+    assert got == [
+        mido.Message("note_on", note=60, velocity=100),
+        mido.Message("note_on", note=62, velocity=90),
+        mido.Message("clock"),
+        mido.Message("sysex", data=(0x7D, 0x01, 0x02)),
+        mido.Message("start"),
+        mido.Message("note_on", note=64, velocity=80),
+        mido.Message("note_off", note=60, velocity=0),
+        mido.Message("note_off", note=62, velocity=0),
+    ][:len(got)]
+    assert len(got) == 8
+    assert port.parser.stats.dropped_bytes == 4
+
+
+def test_output_uses_running_status_and_round_trips(pty_pair):
+    master, name = pty_pair
+    port = DinPort(name, 38400, input=False)
+    assert port.open()
+    sent = [mido.Message("note_on", channel=9, note=n, velocity=100) for n in (36, 38, 42)]
+    sent += [mido.Message("note_off", channel=9, note=n) for n in (36, 38, 42)]
+    try:
+        for m in sent:
+            port.send(m)
+        raw = read_master(master, 3 + 2 * 5)
+    finally:
+        port.close()
+    # One status byte for the whole burst (note-offs go as note-on velocity 0).
+    assert raw == bytes([0x99, 36, 100, 38, 100, 42, 100, 36, 0, 38, 0, 42, 0])
+    from appliance.midi.parser import MidiParser
+    back = MidiParser().feed(raw)
+    assert [(m.note, m.velocity) for m in back] == [(36, 100), (38, 100), (42, 100),
+                                                   (36, 0), (38, 0), (42, 0)]
+
+
+def test_round_trip_through_the_wire_both_ways(pty_pair):
+    master, name = pty_pair
+    inbox = Inbox()
+    port = DinPort(name, 38400, on_message=inbox)
+    assert port.open()
+    try:
+        port.send(mido.Message("control_change", channel=3, control=1, value=64))
+        raw = read_master(master, 3)
+        os.write(master, raw)            # loop the wire back into the box
+        got = inbox.wait_for(1)
+    finally:
+        port.close()
+    assert got == [mido.Message("control_change", channel=3, control=1, value=64)]
+
+
+def test_missing_device_is_one_clear_log_line(caplog):
+    caplog.set_level(logging.INFO)
+    port = DinPort("/dev/does-not-exist-groovebox", 38400)
+    assert port.open() is False
+    port.send(mido.Message("note_on", note=1))   # harmless while off
+    port.close()
+    lines = [r for r in caplog.records if r.name == "appliance.midi.din"]
+    assert len(lines) == 1
+    assert "DIN MIDI off" in lines[0].getMessage()
+    assert "/dev/does-not-exist-groovebox" in lines[0].getMessage()
+    assert "din.device" in lines[0].getMessage()
+
+
+def test_a_vanished_device_is_reopened(tmp_path, caplog):
+    """The serial device disappears while open (a USB-serial adapter pulled) and comes back."""
+    caplog.set_level(logging.INFO)
+    master, slave = os.openpty()
+    tty.setraw(master)
+    link = tmp_path / "ttyMIDI"
+    link.symlink_to(os.ttyname(slave))
+    inbox = Inbox()
+    port = DinPort(str(link), 38400, on_message=inbox, retry_s=0.2)
+    assert port.open()
+    try:
+        os.write(master, bytes([0x90, 1, 1]))
+        assert len(inbox.wait_for(1)) == 1
+        # Pull the plug: the master side closes, reads on the slave fail (EIO) or see EOF.
+        os.close(master)
+        os.close(slave)
+        link.unlink()
+        deadline = time.monotonic() + 10
+        while port.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not port.connected
+        master, slave = os.openpty()
+        tty.setraw(master)
+        link.symlink_to(os.ttyname(slave))
+        deadline = time.monotonic() + 10
+        while not port.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert port.connected
+        os.write(master, bytes([0x90, 2, 2]))
+        got = inbox.wait_for(2)
+        assert got[-1] == mido.Message("note_on", note=2, velocity=2)
+    finally:
+        port.close()
+        for fd in (master, slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    assert any("DIN MIDI lost" in r.getMessage() for r in caplog.records)
+    assert any("DIN MIDI back" in r.getMessage() for r in caplog.records)
