@@ -1,0 +1,117 @@
+"""groovebox run | render | status | freeze | clear | resample | prior | learn | config check"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+import sys
+
+log = logging.getLogger("groovebox")
+
+MODEL_NAME = "groove-vae"
+
+
+def default_model_dir() -> Path:
+    """$GROOVEBOX_MODEL_DIR, else the models/ beside the package (a checkout or /opt/groovebox)."""
+    if os.environ.get("GROOVEBOX_MODEL_DIR"):
+        return Path(os.environ["GROOVEBOX_MODEL_DIR"])
+    return Path(__file__).resolve().parent.parent / "models" / MODEL_NAME
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .engine import EngineSettings
+    from .generator import Controls, ModelError
+    from .render import RenderError, render
+
+    try:
+        controls = Controls(density=args.density, temperature=args.variation, humanise=args.humanise,
+                            velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits)
+        settings = EngineSettings(swap_at=args.swap_at)
+    except ValueError as error:
+        log.error("render: %s", error)
+        return 2
+    try:
+        result = render(args.input, args.output, model_dir=args.model or default_model_dir(),
+                        bpm=args.bpm, passes=args.passes, seed=args.seed, controls=controls,
+                        settings=settings, precision=args.precision)
+    except (RenderError, ModelError) as error:
+        log.error("%s", error)
+        return 2
+    sys.stdout.write(result.pattern.grid() + "\n")
+    sys.stdout.write(f"{result.bars} bars at {result.bpm:g} BPM rendered in {result.wall_seconds:.2f} s "
+                     f"({result.bars_per_second:.0f} bars/s), {result.stats['generations']} patterns, "
+                     f"{result.stats['misses']} missed swap points\n")
+    sys.stdout.write(f"drums written to {args.output}\n")
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    from . import service
+    return service.main(args)
+
+
+def _client(args: argparse.Namespace) -> int:
+    from . import control
+    return control.client_main(args)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from . import config
+    return config.check_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="groovebox", description=__doc__)
+    top.add_argument("--log-level", default=os.environ.get("GROOVEBOX_LOG_LEVEL", "info"),
+                     choices=["debug", "info", "warning", "error"])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="play a MIDI performance through the box, faster than real time")
+    render.add_argument("input", type=Path, help="a keyboard performance (.mid)")
+    render.add_argument("-o", "--output", type=Path, required=True, help="where the drum file goes")
+    render.add_argument("--bpm", type=float, help="tempo (default: the file's first tempo, or 120)")
+    render.add_argument("--passes", type=int, default=1, help="play the performance this many times (overdub)")
+    render.add_argument("--seed", type=int, help="the same seed gives the same file")
+    render.add_argument("--model", type=Path, help=f"model directory (default {default_model_dir()})")
+    render.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    render.add_argument("--density", type=float, default=0.5, help="0..1, 0.5 = as tuned")
+    render.add_argument("--variation", type=float, default=1.0, help="temperature 0..2")
+    render.add_argument("--humanise", type=float, default=1.0, help="0 = on the grid .. 2")
+    render.add_argument("--velocity-scale", type=float, default=1.0, help="0..2")
+    render.add_argument("--max-hits", type=int, default=32, help="most hits per voice in 2 bars")
+    render.add_argument("--swap-at", choices=["step", "bar"], default="step")
+    render.set_defaults(func=_render)
+
+    run = commands.add_parser("run", help="the live service")
+    run.add_argument("--config", type=Path, help="YAML config (default /etc/groovebox/config.yaml)")
+    run.set_defaults(func=_service)
+
+    for name, text in (("status", "tempo, ports, groove and pattern of the running box"),
+                       ("freeze", "toggle freeze"), ("clear", "clear the overdub"),
+                       ("resample", "a new variation"), ("prior", "a pattern from scratch")):
+        client = commands.add_parser(name, help=text)
+        client.add_argument("--socket", type=Path, help="control socket of the running box")
+        client.set_defaults(func=_client)
+    learn = commands.add_parser("learn", help="bind the next CC or note the box sees to ACTION")
+    learn.add_argument("action", help="e.g. freeze, clear, resample, density")
+    learn.add_argument("--socket", type=Path)
+    learn.set_defaults(func=_client)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="check a YAML config file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_config)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stdout, level=args.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,357 @@
+"""The engine: the one place that decides. Notes in → looper → generator → player → events out."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+import logging
+import threading
+import time
+from typing import Callable, Protocol
+
+import mido
+import numpy as np
+
+from .generator import Controls, Generator
+from .groove import GM_NOTES, NUM_VOICES, Groove, Pattern
+from .looper import Looper
+from .player import Event, Player, PlayerSettings
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    swap_at: str = "step"                           #: "step" or "bar": where a new pattern may start
+    lookahead: float = 0.05                         #: seconds the player schedules ahead
+    gate: float = 0.5                               #: note length in steps
+    notes: tuple[int, ...] = GM_NOTES               #: output note per voice
+    channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
+    input_channel: int | None = None                #: keyboard channel 1..16; None hears all
+    forget_passes: int = 0                          #: 0 keeps the overdub forever
+
+    def player_settings(self) -> PlayerSettings:
+        return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), gate=self.gate,
+                              swap_at=self.swap_at, lookahead=self.lookahead)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One regeneration: everything the generator needs, snapshotted when it was asked for."""
+
+    groove: Groove
+    controls: Controls
+    eps: np.ndarray
+    prior: bool
+    asked_at: float
+    target_step: int  #: the swap boundary this result is meant for
+
+
+Done = Callable[[Pattern, float], None]
+
+
+class Executor(Protocol):
+    def submit(self, work: Callable[[], Pattern], done: Done, now: float) -> None: ...
+    def poll(self, now: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class WorkerExecutor:
+    """Runs generations on one background thread (onnxruntime releases the GIL)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._jobs: deque[tuple[Callable[[], Pattern], Done]] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="groovebox-generator", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[], Pattern], done: Done, now: float) -> None:
+        with self._wake:
+            self._jobs.append((work, done))
+            self._wake.notify()
+
+    def poll(self, now: float) -> None:
+        """Nothing to do: the worker publishes as soon as it is done."""
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._jobs and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                work, done = self._jobs.popleft()
+            try:
+                pattern = work()
+            except Exception:  # a failed generation must never stop the beat
+                log.exception("generation failed; the current pattern keeps playing")
+                pattern = None
+            done(pattern, self._clock())
+
+
+class VirtualExecutor:
+    """Generations on a virtual clock: each result appears ``latency`` seconds after it was asked.
+
+    The work runs when the result is due, on the caller's thread, so a render or a test is
+    deterministic. A latency longer than the time to the swap point injects a slow generator.
+    """
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self._jobs: deque[tuple[float, Callable[[], Pattern], Done]] = deque()
+
+    def submit(self, work: Callable[[], Pattern], done: Done, now: float) -> None:
+        self._jobs.append((now + self.latency, work, done))
+
+    def poll(self, now: float) -> None:
+        while self._jobs and self._jobs[0][0] <= now:
+            ready, work, done = self._jobs.popleft()
+            done(work(), ready)
+
+    def close(self) -> None:
+        self._jobs.clear()
+
+
+class Engine:
+    """Events in → looper → generator → player. Thread-safe for input, actions and one player thread.
+
+    Regenerations coalesce: one runs, at most one waits (the newest request replaces an older
+    waiting one). A request's swap point is the first boundary at least one step past what the
+    player has already scheduled, so the generator always has a step's time to answer. A
+    result that arrives after its swap point is still taken, at the next boundary, and
+    counted as a miss.
+    """
+
+    def __init__(self, generator: Generator, transport: Transport,
+                 settings: EngineSettings = EngineSettings(), controls: Controls = Controls(),
+                 executor: Executor | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.generator = generator
+        self._transport = transport
+        self._settings = settings
+        self._controls = controls
+        self._clock = clock
+        self._executor = executor if executor is not None else WorkerExecutor(clock)
+        self._looper = Looper(settings.forget_passes)
+        self._player = Player(transport, settings.player_settings())
+        self._lock = threading.RLock()
+        self._eps = generator.new_eps()
+        self._frozen = False
+        self._prior = False
+        self._busy = False
+        self._waiting: Job | None = None
+        self._started = False
+        self.on_change: list[Callable[[str], None]] = []
+        self._generations = 0
+        self._misses = 0
+        self._failures = 0
+        self._latencies_ms: deque[float] = deque(maxlen=2000)
+
+    # -- read-only views ---------------------------------------------------------------------
+    @property
+    def groove(self) -> Groove:
+        return self._looper.groove
+
+    @property
+    def pattern(self) -> Pattern:
+        """The pattern playing now."""
+        return self._player.pattern
+
+    @property
+    def eps(self) -> np.ndarray:
+        return self._eps.copy()
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self._settings
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def player(self) -> Player:
+        return self._player
+
+    # -- input -------------------------------------------------------------------------------
+    def handle(self, message: mido.Message, t: float) -> None:
+        """A message from the keyboard. Note-ons are recorded; everything else is ignored here."""
+        if message.type != "note_on" or message.velocity == 0:
+            return  # note-on with velocity 0 is a note-off; the groove only hears onsets
+        wanted = self._settings.input_channel
+        if wanted is not None and message.channel != wanted - 1:
+            return
+        if not self._transport.running:
+            return
+        with self._lock:
+            if self._looper.record(self._transport.position(t), message.velocity / 127.0):
+                self._prior = False
+                self._notify("groove")
+                if not self._frozen:
+                    self._ask(t)
+
+    # -- the player's side -------------------------------------------------------------------
+    def tick(self, t: float) -> list[Event]:
+        """Every event due up to t + look-ahead, each returned once, in time order."""
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._ask(t, force=True)
+        self._executor.poll(t)
+        if self._transport.running and self._looper.advance(self._transport.position(t)):
+            with self._lock:
+                self._notify("groove")
+                if not self._frozen:
+                    self._ask(t)
+        before = self._player.pattern
+        events = self._player.schedule(t)
+        if self._player.pattern is not before:
+            self._notify("pattern")
+        return events
+
+    def all_notes_off(self) -> list[mido.Message]:
+        return self._player.all_notes_off()
+
+    # -- actions -----------------------------------------------------------------------------
+    def freeze(self, on: bool | None = None) -> bool:
+        """Freeze holds the pattern; the looper keeps listening. None toggles."""
+        with self._lock:
+            self._frozen = (not self._frozen) if on is None else bool(on)
+            log.info("freeze %s", "on" if self._frozen else "off")
+            self._notify("freeze")
+            if not self._frozen:
+                self._ask(self._clock())
+            return self._frozen
+
+    def clear(self) -> None:
+        """Empty the overdub; the drums go on from the prior until something is played."""
+        with self._lock:
+            self._looper.clear()
+            log.info("overdub cleared")
+            self._notify("groove")
+            if not self._frozen:
+                self._ask(self._clock())
+
+    def resample(self) -> None:
+        """A new variation: the same groove, a new eps. Works while frozen too."""
+        with self._lock:
+            self._eps = self.generator.new_eps()
+            self._ask(self._clock(), force=True)
+
+    def prior(self) -> None:
+        """From scratch: z from the prior, until the groove changes again."""
+        with self._lock:
+            self._eps = self.generator.new_eps()
+            self._prior = True
+            self._ask(self._clock(), force=True)
+
+    def set_controls(self, **changes: object) -> Controls:
+        """Change knobs (e.g. density=0.7); they take effect at the next regeneration."""
+        with self._lock:
+            self._controls = replace(self._controls, **changes)
+            self._notify("controls")
+            if not self._frozen:
+                self._ask(self._clock())
+            return self._controls
+
+    def update_settings(self, **changes: object) -> EngineSettings:
+        """Change settings live; the player takes them at its next step, the beat goes on."""
+        with self._lock:
+            self._settings = replace(self._settings, **changes)
+            self._player.settings = self._settings.player_settings()
+            self._looper.forget_passes = self._settings.forget_passes
+            return self._settings
+
+    def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
+                controls: Controls | None = None, frozen: bool | None = None) -> None:
+        """Start from a saved state: the same groove, z noise and knobs give the same pattern."""
+        with self._lock:
+            if groove is not None:
+                self._looper.load(groove)
+            if eps is not None:
+                eps = np.asarray(eps, np.float32)
+                if eps.shape == self._eps.shape:
+                    self._eps = eps
+                else:
+                    log.warning("saved z noise has %d values, the model wants %d: drawing a new one",
+                                eps.size, self._eps.size)
+            if controls is not None:
+                self._controls = controls
+            if frozen is not None:
+                self._frozen = bool(frozen)
+            if self._started:
+                self._ask(self._clock(), force=True)
+
+    def stats(self) -> dict:
+        latencies = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
+        return {
+            "generations": self._generations,
+            "misses": self._misses,
+            "failures": self._failures,
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 3),
+            "latency_ms_p99": round(float(np.percentile(latencies, 99)), 3),
+            "pattern_hits": self._player.pattern.hits,
+            "groove_hits": self.groove.hits,
+            "frozen": self._frozen,
+            "late_drops": self._player.late_drops,
+        }
+
+    def close(self) -> None:
+        self._executor.close()
+
+    # -- regeneration ------------------------------------------------------------------------
+    def _ask(self, t: float, force: bool = False) -> None:
+        """Ask for a new pattern (caller holds the lock)."""
+        if self._frozen and not force:
+            return
+        job = Job(self._looper.groove, self._controls, self._eps, self._prior, t,
+                  self._player.next_boundary(slack=1))
+        if self._busy:
+            self._waiting = job
+        else:
+            self._start(job)
+
+    def _start(self, job: Job) -> None:
+        self._busy = True
+        self._executor.submit(
+            lambda: self.generator.generate(job.groove, job.controls, job.eps, job.prior),
+            lambda pattern, done_at: self._finished(job, pattern, done_at), job.asked_at)
+
+    def _finished(self, job: Job, pattern: Pattern | None, done_at: float) -> None:
+        with self._lock:
+            if pattern is None:
+                self._failures += 1
+            else:
+                self._player.offer(pattern)
+                self._generations += 1
+                self._latencies_ms.append((done_at - job.asked_at) * 1000.0)
+                if self._player.next_boundary() > job.target_step:
+                    self._misses += 1
+            self._busy = False
+            if self._waiting is not None:
+                waiting, self._waiting = self._waiting, None
+                self._start(waiting)
+
+    def _notify(self, kind: str) -> None:
+        for callback in list(self.on_change):
+            try:
+                callback(kind)
+            except Exception:
+                log.exception("on_change callback failed for %s", kind)

@@ -1,0 +1,155 @@
+"""The drummer: ONNX encoder → z → decoder, and the controls that shape its pattern."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
+PRECISIONS = ("int8", "fp32")
+DENSITY_SPAN = 6.0  #: density 0..1 moves each voice's threshold by ±3 in logit space
+
+
+class ModelError(Exception):
+    """The model directory is missing, incomplete or corrupt."""
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The knobs. Defaults play the model as it was tuned."""
+
+    density: float = 0.5          #: 0..1; 0.5 keeps the tuned per-voice thresholds
+    temperature: float = 1.0      #: "variation", 0..2: how far z strays from the groove's mean
+    velocity_scale: float = 1.0   #: 0..2
+    humanise: float = 1.0         #: 0..2; 0 puts every hit on the grid
+    max_hits_per_voice: int = 32  #: 0..32; the most likely hits are kept
+    thresholds: tuple[float, ...] | None = None  #: 9 values overriding model.json
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("density", 0, 1), ("temperature", 0, 2),
+                                ("velocity_scale", 0, 2), ("humanise", 0, 2)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} {value} is not in {low}..{high}")
+        if not 0 <= self.max_hits_per_voice <= STEPS:
+            raise ValueError(f"max_hits_per_voice {self.max_hits_per_voice} is not in 0..{STEPS}")
+        if self.thresholds is not None:
+            if len(self.thresholds) != NUM_VOICES or not all(0 < t < 1 for t in self.thresholds):
+                raise ValueError(f"thresholds must be {NUM_VOICES} numbers between 0 and 1")
+            object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def effective_thresholds(tuned: np.ndarray, controls: Controls) -> np.ndarray:
+    """Per-voice hit thresholds after the density knob (higher density → lower threshold)."""
+    base = np.asarray(controls.thresholds if controls.thresholds is not None else tuned, np.float64)
+    shifted = _logit(base) - (controls.density - 0.5) * DENSITY_SPAN
+    return (1.0 / (1.0 + np.exp(-shifted))).astype(np.float32)
+
+
+def read_card(model_dir: Path) -> dict:
+    """model.json, checked for what the box needs."""
+    path = model_dir / "model.json"
+    try:
+        card = json.loads(path.read_text())
+        latent = int(card["latent_size"])
+        thresholds = [float(t) for t in card["thresholds"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"{path}: not a readable model card ({error}); "
+                         "retrain or copy the model directory again") from error
+    if latent <= 0 or len(thresholds) != NUM_VOICES:
+        raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds")
+    return card
+
+
+class Generator:
+    """Loads a model directory (see DESIGN.md's contract) and turns grooves into patterns.
+
+    One call at a time: the engine runs it from a single worker.
+    """
+
+    def __init__(self, model_dir: str | Path, precision: str = "int8", seed: int | None = None) -> None:
+        import onnxruntime as ort  # imported here so that modules that only read patterns stay light
+
+        self.model_dir = Path(model_dir)
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        missing = [name for name in MODEL_FILES if not (self.model_dir / name).is_file()]
+        if missing:
+            raise ModelError(f"model directory {self.model_dir} lacks {', '.join(missing)} "
+                             f"(a model directory holds {', '.join(MODEL_FILES)})")
+        self.card = read_card(self.model_dir)
+        self.latent_size = int(self.card["latent_size"])
+        self.thresholds = np.asarray(self.card["thresholds"], np.float32)
+        suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        sessions = []
+        for part in ("encoder", "decoder"):
+            path = self.model_dir / f"{part}{suffix}"
+            try:
+                sessions.append(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
+            except Exception as error:  # onnxruntime raises its own exception types
+                raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
+                                 "re-export the model (make train / training/export.py)") from error
+        self._encoder, self._decoder = sessions
+        self._rng = np.random.default_rng(seed)
+        log.info("model %s (%s, z=%d) loaded from %s", self.card.get("name", "?"), precision,
+                 self.latent_size, self.model_dir)
+
+    def new_eps(self) -> np.ndarray:
+        """A fresh draw of the noise that picks one variation of z."""
+        return self._rng.standard_normal(self.latent_size).astype(np.float32)
+
+    def encode(self, groove: Groove) -> tuple[np.ndarray, np.ndarray]:
+        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.steps[None]})
+        return mu[0], logvar[0]
+
+    def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hits, velocities, offsets = self._decoder.run(
+            ["hits", "velocities", "offsets"], {"z": np.asarray(z, np.float32)[None]})
+        return hits[0], velocities[0], offsets[0]
+
+    def latent(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool = False) -> np.ndarray:
+        """z = mu + temperature · σ · eps; from the prior (z = temperature · eps) with no groove."""
+        if prior or groove.is_empty:
+            return (controls.temperature * eps).astype(np.float32)
+        mu, logvar = self.encode(groove)
+        return (mu + controls.temperature * np.exp(0.5 * logvar) * eps).astype(np.float32)
+
+    def generate(self, groove: Groove, controls: Controls = Controls(),
+                 eps: np.ndarray | None = None, prior: bool = False) -> Pattern:
+        eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
+        if eps.shape != (self.latent_size,):
+            raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
+        probabilities, velocities, offsets = self.decode(self.latent(groove, controls, eps, prior))
+        return shape_pattern(probabilities, velocities, offsets, self.thresholds, controls)
+
+
+def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
+                  tuned_thresholds: np.ndarray, controls: Controls) -> Pattern:
+    """Decoder outputs [32, 9] each → Pattern, through thresholds, density and the other knobs."""
+    hits = probabilities >= effective_thresholds(tuned_thresholds, controls)[None, :]
+    if controls.max_hits_per_voice < STEPS:
+        # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
+        rank = np.argsort(np.argsort(-probabilities, axis=0, kind="stable"), axis=0, kind="stable")
+        hits &= rank < controls.max_hits_per_voice
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[..., HIT] = hits
+    steps[..., VELOCITY] = np.where(hits, np.clip(velocities * controls.velocity_scale, 0.0, 1.0), 0.0)
+    steps[..., OFFSET] = np.where(hits, np.clip(offsets * controls.humanise, -0.5, 0.499), 0.0)
+    return Pattern(steps)

@@ -1,0 +1,159 @@
+"""The player: a Pattern → timed note-on/note-off events, a look-ahead window at a time."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import heapq
+import itertools
+import math
+
+import mido
+
+from .groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Pattern
+from .transport import Transport
+
+SWAP_EVERY = {"step": 1, "bar": STEPS_PER_BAR}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A MIDI message due at a time (seconds on the transport's clock)."""
+
+    time: float
+    message: mido.Message
+
+
+@dataclass(frozen=True)
+class PlayerSettings:
+    notes: tuple[int, ...] = GM_NOTES             #: output note per voice
+    channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
+    gate: float = 0.5                             #: note length in steps (cut before the next step)
+    swap_at: str = "step"                         #: a new pattern starts at a "step" or "bar" boundary
+    lookahead: float = 0.05                       #: seconds scheduled ahead of now
+    max_late: float = 0.05                        #: a note-on later than this is dropped, not played
+
+    def __post_init__(self) -> None:
+        if len(self.notes) != NUM_VOICES or not all(0 <= n <= 127 for n in self.notes):
+            raise ValueError(f"notes must be {NUM_VOICES} MIDI notes 0..127")
+        if len(self.channels) != NUM_VOICES or not all(1 <= c <= 16 for c in self.channels):
+            raise ValueError(f"channels must be {NUM_VOICES} MIDI channels 1..16")
+        if self.swap_at not in SWAP_EVERY:
+            raise ValueError(f"swap_at {self.swap_at!r} is not 'step' or 'bar'")
+        if not 0 < self.gate <= 1:
+            raise ValueError("gate must be in (0, 1] steps")
+
+
+class Player:
+    """Schedules the playing pattern, step by step, on the transport.
+
+    Step k's notes are scheduled once the look-ahead window reaches k − ½ (the earliest a
+    negative offset can play it). Every step is played from one pattern; a pattern offered
+    with ``offer`` is taken at the next step (or bar) boundary the player schedules. Every
+    note-on gets its note-off, at most half a step after the step, so the same note never
+    overlaps itself.
+    """
+
+    def __init__(self, transport: Transport, settings: PlayerSettings = PlayerSettings(),
+                 pattern: Pattern | None = None) -> None:
+        self.transport = transport
+        self.settings = settings
+        self._pattern = pattern or Pattern.empty()
+        self._offered: Pattern | None = None
+        self._next_step: int | None = None
+        self._queue: list[tuple[float, int, mido.Message]] = []
+        self._seq = itertools.count()
+        self._sounding: dict[tuple[int, int], int] = {}
+        self.swaps = 0
+        self.late_drops = 0
+
+    @property
+    def pattern(self) -> Pattern:
+        """The pattern playing now."""
+        return self._pattern
+
+    @property
+    def next_step(self) -> int | None:
+        """The next absolute step not yet scheduled (None before the first tick)."""
+        return self._next_step
+
+    def offer(self, pattern: Pattern) -> None:
+        """Hand over a new pattern; thread-safe (one reference swap)."""
+        self._offered = pattern
+
+    def next_boundary(self, slack: int = 0) -> int:
+        """The first swap boundary at least ``slack`` steps past what is already scheduled."""
+        every = SWAP_EVERY[self.settings.swap_at]
+        first = (self._next_step if self._next_step is not None else 0) + slack
+        return -(-first // every) * every
+
+    def locate(self, position: float) -> None:
+        """The transport jumped (start, song position): schedule from here on."""
+        self._next_step = math.ceil(position - 1e-9)
+
+    def schedule(self, now: float) -> list[Event]:
+        """Every event due up to now + look-ahead that was not returned before, in time order."""
+        transport = self.transport
+        if transport.running:
+            position = transport.position(now)
+            if self._next_step is None or position < self._next_step - 1.5 or position > self._next_step + STEPS:
+                self.locate(position)
+            horizon = transport.position(now + self.settings.lookahead)
+            while self._next_step - 0.5 <= horizon:
+                self._schedule_step(self._next_step, now)
+                self._next_step += 1
+        return self._pop_until(now + self.settings.lookahead)
+
+    def all_notes_off(self) -> list[mido.Message]:
+        """Note-offs for every note still sounding; the pending schedule is dropped."""
+        offs = [mido.Message("note_off", channel=channel, note=note, velocity=0)
+                for (channel, note) in sorted(self._sounding)]
+        self._sounding.clear()
+        self._queue.clear()
+        return offs
+
+    def drain(self) -> list[Event]:
+        """Everything still queued (the last note-offs), for the end of a render."""
+        return self._pop_until(math.inf)
+
+    def _schedule_step(self, step: int, now: float) -> None:
+        every = SWAP_EVERY[self.settings.swap_at]
+        offered = self._offered
+        if step % every == 0 and offered is not None and offered is not self._pattern:
+            self._pattern = offered
+            self.swaps += 1
+        cells = self._pattern.steps[step % STEPS]
+        chosen: dict[tuple[int, int], tuple[float, float]] = {}
+        for voice in range(NUM_VOICES):
+            hit, velocity, offset = cells[voice, HIT], cells[voice, VELOCITY], cells[voice, OFFSET]
+            if hit < 0.5:
+                continue
+            key = (self.settings.channels[voice] - 1, self.settings.notes[voice])
+            if key not in chosen or velocity > chosen[key][0]:  # two voices on one note: the louder
+                chosen[key] = (float(velocity), float(offset))
+        time_at = self.transport.time_at
+        for (channel, note), (velocity, offset) in chosen.items():
+            on_position = step + offset
+            on_time = time_at(on_position)
+            if now - on_time > self.settings.max_late:
+                self.late_drops += 1
+                continue
+            off_position = max(on_position, min(on_position + self.settings.gate, step + 0.5))
+            midi_velocity = max(1, min(127, round(velocity * 127)))
+            self._push(on_time, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
+            self._push(time_at(off_position), mido.Message("note_off", channel=channel, note=note, velocity=0))
+
+    def _push(self, time: float, message: mido.Message) -> None:
+        heapq.heappush(self._queue, (time, next(self._seq), message))
+
+    def _pop_until(self, until: float) -> list[Event]:
+        events = []
+        while self._queue and self._queue[0][0] <= until:
+            time, _, message = heapq.heappop(self._queue)
+            key = (message.channel, message.note)
+            if message.type == "note_on":
+                self._sounding[key] = self._sounding.get(key, 0) + 1
+            elif key in self._sounding:
+                self._sounding[key] -= 1
+                if not self._sounding[key]:
+                    del self._sounding[key]
+            events.append(Event(time, message))
+        return events

@@ -1,0 +1,39 @@
+"""Shared fixtures: the shipped model, a tiny plumbing model, a virtual-clock engine."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.cli import default_model_dir
+from appliance.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.generator import Controls, Generator
+from appliance.transport import InternalClock
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The real trained model that ships in models/."""
+    path = default_model_dir()
+    assert (path / "model.json").is_file(), f"the shipped model is missing from {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests import tiny_model
+    return tiny_model.build(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def generator(model_dir: Path) -> Generator:
+    return Generator(model_dir, seed=1)
+
+
+def make_engine(generator: Generator, bpm: float = 120.0, latency: float = 0.0,
+                settings: EngineSettings = EngineSettings(), controls: Controls = Controls()) -> Engine:
+    """An engine on a virtual clock (start 0.0); the caller drives engine.tick(t)."""
+    return Engine(generator, InternalClock(bpm=bpm, start=0.0), settings, controls,
+                  executor=VirtualExecutor(latency), clock=lambda: 0.0)
