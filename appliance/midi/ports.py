@@ -1,0 +1,407 @@
+"""USB MIDI ports, chosen by name, reconnected when they come back.
+
+Written like gpiozero: :class:`MidiPorts` (the musician-facing object) works against an
+abstract :class:`PortBackend`; :class:`RtMidiBackend` is the real one (python-rtmidi on ALSA
+for the Pi, on JACK for tests and desktops). Ports are chosen by name patterns matched
+against the port name with ALSA's changing ``client:port`` numbers stripped, so a keyboard
+plugged into another socket is still the same keyboard.
+
+rtmidi does not report removals, so a watcher thread looks at the port list every
+``scan_interval`` seconds: a port that vanished is closed, one that (re)appears and matches a
+pattern is opened. The player never waits for any of this; sending to a port that is gone is
+dropped silently.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import mido
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[[mido.Message, float], None]
+
+_ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")
+
+
+def port_key(name: str) -> str:
+    """A port's stable name: ALSA's trailing ``client:port`` numbers removed."""
+    return _ALSA_NUMBERS.sub("", name).strip()
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Case-insensitive: a glob (``*?[``) against the whole stable name, else a substring."""
+    key, pattern = port_key(name).lower(), pattern.lower().strip()
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(key, pattern)
+    return pattern in key
+
+
+class InputHandle(ABC):
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class OutputHandle(ABC):
+    @abstractmethod
+    def send(self, data: Sequence[int]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+RawCallback = Callable[[list[int]], None]
+
+
+class PortBackend(ABC):
+    """The abstract factory: what a MIDI system must offer the box."""
+
+    #: the name our own ports show under, so that the box never connects to itself
+    client_name: str = "groovebox"
+
+    @abstractmethod
+    def sources(self) -> list[str]:
+        """Ports the box could read from (other clients' outputs)."""
+
+    @abstractmethod
+    def destinations(self) -> list[str]:
+        """Ports the box could write to (other clients' inputs)."""
+
+    @abstractmethod
+    def open_input(self, name: str, callback: RawCallback) -> InputHandle: ...
+
+    @abstractmethod
+    def open_output(self, name: str) -> OutputHandle: ...
+
+    @abstractmethod
+    def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle: ...
+
+    @abstractmethod
+    def open_virtual_output(self, name: str) -> OutputHandle: ...
+
+    def is_own(self, name: str) -> bool:
+        client = port_key(name).split(":", 1)[0]
+        base = self.client_name
+        return client == base or bool(re.fullmatch(re.escape(base) + r"-\d+", client))
+
+    def close(self) -> None:
+        """Release whatever the backend holds open for listing."""
+
+
+class PortError(Exception):
+    """A MIDI system or port could not be opened; the message says what to fix."""
+
+
+# --- python-rtmidi ---------------------------------------------------------------------------
+
+def _rtmidi():
+    import rtmidi  # the edge: only this backend imports rtmidi
+    return rtmidi
+
+
+def jack_running() -> bool:
+    """True when a JACK server answers (without starting one)."""
+    rtmidi = _rtmidi()
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        return False
+    try:
+        probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="groovebox-probe")
+    except rtmidi.RtMidiError:
+        return False
+    try:
+        probe.get_ports()
+        return True
+    except rtmidi.RtMidiError:
+        return False
+    finally:
+        probe.delete()
+
+
+def resolve_api(api: str) -> str:
+    """``alsa``, ``jack``, or ``auto`` (JACK when a JACK server is running, else ALSA)."""
+    api = api.lower()
+    if api == "auto":
+        return "jack" if jack_running() else "alsa"
+    if api not in ("alsa", "jack"):
+        raise PortError(f"midi.api {api!r} is not one of alsa, jack, auto")
+    return api
+
+
+class _RtInput(InputHandle):
+    def __init__(self, midi_in) -> None:
+        self._in = midi_in
+
+    def close(self) -> None:
+        midi_in, self._in = self._in, None
+        if midi_in is not None:
+            midi_in.cancel_callback()
+            midi_in.close_port()
+            midi_in.delete()
+
+
+class _RtOutput(OutputHandle):
+    def __init__(self, midi_out) -> None:
+        self._out = midi_out
+
+    def send(self, data: Sequence[int]) -> None:
+        out = self._out
+        if out is not None:
+            out.send_message(data)
+
+    def close(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            out.close_port()
+            out.delete()
+
+
+class RtMidiBackend(PortBackend):
+    """python-rtmidi on ``alsa`` (the Pi) or ``jack`` (tests, desktops)."""
+
+    def __init__(self, api: str = "alsa", client_name: str = "groovebox") -> None:
+        rtmidi = _rtmidi()
+        self.api = resolve_api(api)
+        self.client_name = client_name
+        self._api = rtmidi.API_LINUX_ALSA if self.api == "alsa" else rtmidi.API_UNIX_JACK
+        if self._api not in rtmidi.get_compiled_api():
+            raise PortError(f"python-rtmidi was built without {self.api.upper()} support")
+        self._lock = threading.Lock()
+        try:
+            self._lister_in = rtmidi.MidiIn(self._api, name=client_name)
+            self._lister_out = rtmidi.MidiOut(self._api, name=client_name)
+            self._lister_in.get_ports()
+        except rtmidi.RtMidiError as exc:
+            hint = ("is the JACK server running? (jackd -d dummy, or start it from your desktop)"
+                    if self.api == "jack" else
+                    "is the ALSA sequencer there? (/dev/snd/seq, snd-seq module, audio group)")
+            raise PortError(f"cannot open the {self.api.upper()} MIDI system ({exc}); {hint}") from exc
+
+    def sources(self) -> list[str]:
+        with self._lock:
+            return [n for n in self._lister_in.get_ports() if not self.is_own(n)]
+
+    def destinations(self) -> list[str]:
+        with self._lock:
+            return [n for n in self._lister_out.get_ports() if not self.is_own(n)]
+
+    def _new_in(self, callback: RawCallback):
+        rtmidi = _rtmidi()
+        midi_in = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=1024)
+        midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+        midi_in.set_callback(lambda event, _data: callback(event[0]))
+        return midi_in
+
+    def open_input(self, name: str, callback: RawCallback) -> InputHandle:
+        rtmidi = _rtmidi()
+        midi_in = self._new_in(callback)
+        try:
+            index = midi_in.get_ports().index(name)
+            midi_in.open_port(index, "in")
+        except (ValueError, rtmidi.RtMidiError) as exc:
+            midi_in.delete()
+            raise PortError(f"cannot open MIDI input {name!r}: {exc}") from exc
+        return _RtInput(midi_in)
+
+    def open_output(self, name: str) -> OutputHandle:
+        rtmidi = _rtmidi()
+        midi_out = rtmidi.MidiOut(self._api, name=self.client_name)
+        try:
+            index = midi_out.get_ports().index(name)
+            midi_out.open_port(index, "out")
+        except (ValueError, rtmidi.RtMidiError) as exc:
+            midi_out.delete()
+            raise PortError(f"cannot open MIDI output {name!r}: {exc}") from exc
+        return _RtOutput(midi_out)
+
+    def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle:
+        midi_in = self._new_in(callback)
+        midi_in.open_virtual_port(name)
+        return _RtInput(midi_in)
+
+    def open_virtual_output(self, name: str) -> OutputHandle:
+        rtmidi = _rtmidi()
+        midi_out = rtmidi.MidiOut(self._api, name=self.client_name)
+        midi_out.open_virtual_port(name)
+        return _RtOutput(midi_out)
+
+    def close(self) -> None:
+        with self._lock:
+            self._lister_in.delete()
+            self._lister_out.delete()
+
+
+# --- the ports the box plays through ---------------------------------------------------------
+
+@dataclass
+class PortStats:
+    received: int = 0
+    sent: int = 0
+    bad_messages: int = 0
+    reconnects: int = 0
+    dropped: int = 0  #: inputs beyond the rate limit
+
+
+@dataclass
+class _Connection:
+    name: str
+    handle: InputHandle | OutputHandle
+
+
+class MidiPorts:
+    """Inputs and outputs chosen by name patterns, kept connected across unplug/replug.
+
+    ``on_message(message, t)`` is called on the MIDI system's thread with the arrival time
+    on ``clock``. ``send(message)`` goes to every connected output and the virtual output.
+    """
+
+    def __init__(self, backend: PortBackend, inputs: Sequence[str] = (),
+                 outputs: Sequence[str] = (), *, virtual: bool = False,
+                 on_message: MessageCallback | None = None, scan_interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.backend = backend
+        self.input_patterns = list(inputs)
+        self.output_patterns = list(outputs)
+        self.virtual = virtual
+        self.on_message = on_message
+        self.scan_interval = scan_interval
+        self.clock = clock
+        self.stats = PortStats()
+        self._inputs: dict[str, _Connection] = {}
+        self._outputs: dict[str, _Connection] = {}
+        self._virtual_in: InputHandle | None = None
+        self._virtual_out: OutputHandle | None = None
+        self._lock = threading.Lock()          # guards the connection tables
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_missing: tuple = ()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.virtual:
+            self._virtual_in = self.backend.open_virtual_input("in", self._raw_in)
+            self._virtual_out = self.backend.open_virtual_output("out")
+            log.info("virtual MIDI ports %s:in and %s:out open", self.backend.client_name,
+                     self.backend.client_name)
+        self.scan()
+        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            handles = [c.handle for c in (*self._inputs.values(), *self._outputs.values())]
+            handles += [h for h in (self._virtual_in, self._virtual_out) if h is not None]
+            self._inputs.clear()
+            self._outputs.clear()
+            self._virtual_in = self._virtual_out = None
+        for handle in handles:
+            _quietly(handle.close)
+        _quietly(self.backend.close)
+
+    # -- what is connected --------------------------------------------------------------------
+    def connected(self) -> dict[str, list[str]]:
+        with self._lock:
+            ins = [c.name for c in self._inputs.values()]
+            outs = [c.name for c in self._outputs.values()]
+        if self._virtual_in is not None:
+            ins.append(f"{self.backend.client_name}:in (virtual)")
+        if self._virtual_out is not None:
+            outs.append(f"{self.backend.client_name}:out (virtual)")
+        return {"inputs": ins, "outputs": outs}
+
+    # -- output -------------------------------------------------------------------------------
+    def send(self, message: mido.Message) -> None:
+        data = message.bytes()
+        with self._lock:
+            targets = [c.handle for c in self._outputs.values()]
+        if self._virtual_out is not None:
+            targets.append(self._virtual_out)
+        for handle in targets:
+            try:
+                handle.send(data)  # type: ignore[union-attr]
+                self.stats.sent += 1
+            except Exception as exc:  # a port pulled between two scans
+                log.debug("send failed: %s", exc)
+
+    # -- input --------------------------------------------------------------------------------
+    def _raw_in(self, data: list[int]) -> None:
+        t = self.clock()
+        try:
+            message = mido.Message.from_bytes(data)
+        except (ValueError, TypeError, IndexError):
+            self.stats.bad_messages += 1
+            if self.stats.bad_messages in (1, 10, 100) or self.stats.bad_messages % 10000 == 0:
+                log.warning("ignored %d malformed MIDI message(s) from USB, e.g. %s",
+                            self.stats.bad_messages, bytes(data[:8]).hex(" "))
+            return
+        self.stats.received += 1
+        if self.on_message is not None:
+            try:
+                self.on_message(message, t)
+            except Exception:
+                log.exception("MIDI input handler failed on %s", message)
+
+    # -- hotplug ------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stop.wait(self.scan_interval):
+            try:
+                self.scan()
+            except Exception:
+                log.exception("MIDI port scan failed; trying again")
+
+    def scan(self) -> None:
+        """Close ports that vanished, open the ones that match and are not open yet."""
+        sources = self.backend.sources()
+        destinations = self.backend.destinations()
+        self._sync(self._inputs, sources, self.input_patterns, "input")
+        self._sync(self._outputs, destinations, self.output_patterns, "output")
+        missing = tuple(
+            [("input", p) for p in self.input_patterns
+             if not any(matches(p, n) for n in sources)]
+            + [("output", p) for p in self.output_patterns
+               if not any(matches(p, n) for n in destinations)])
+        if missing and (missing, tuple(sources), tuple(destinations)) != self._last_missing:
+            for kind, pattern in missing:
+                there = sources if kind == "input" else destinations
+                log.warning("no MIDI %s matches %r yet; waiting. %ss now: %s", kind, pattern,
+                            kind, ", ".join(map(repr, there)) or "none")
+        self._last_missing = (missing, tuple(sources), tuple(destinations)) if missing else ()
+
+    def _sync(self, table: dict[str, _Connection], available: list[str],
+              patterns: list[str], kind: str) -> None:
+        present = {n: n for n in available}
+        with self._lock:
+            gone = [key for key, c in table.items() if c.name not in present]
+            closing = [table.pop(key) for key in gone]
+        for c in closing:
+            log.warning("MIDI %s %r gone; will reconnect when it is back", kind, c.name)
+            _quietly(c.handle.close)
+        for name in available:
+            if name in table or not any(matches(p, name) for p in patterns):
+                continue
+            try:
+                handle = (self.backend.open_input(name, self._raw_in) if kind == "input"
+                          else self.backend.open_output(name))
+            except PortError as exc:
+                log.warning("%s", exc)
+                continue
+            with self._lock:
+                table[name] = _Connection(name, handle)
+            self.stats.reconnects += 1
+            log.info("MIDI %s connected: %r", kind, name)
+
+
+def _quietly(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        log.debug("ignored while closing: %s", exc)
