@@ -1,0 +1,590 @@
+"""The box's one YAML file, as a tree of frozen dataclasses with a default for every key.
+
+    config = appliance.config.load("/etc/groovebox/config.yaml")   # raises ConfigError
+    config.player.channel                                           # 10
+    engine = Engine(generator, transport, settings=config.engine_settings(),
+                    controls=config.controls())
+
+Errors name the file, the line, the key and what is allowed, one problem a line::
+
+    config.yaml:14 player.channel: 17 is not in 1..16
+    config.yaml:3 player.chanel: unknown key; did you mean 'channel'?
+    config.yaml:7: bad YAML: mapping values are not allowed here (column 9)
+
+``groovebox config check FILE`` is :func:`check_main`; examples/config.yaml documents every
+key with its default (a test loads it and compares it with ``Config()``).
+
+Relative paths in the file (``model.dir``, ``state.dir``, ``control.socket``) are taken
+relative to the directory that holds the config file.
+"""
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+import difflib
+import logging
+import os
+import re
+from pathlib import Path
+import sys
+import types
+import typing
+from typing import Any, Callable, Union
+
+import yaml
+
+from appliance import drummaps
+from appliance.groove import NUM_VOICES, VOICES
+
+log = logging.getLogger(__name__)
+
+#: Things a button, a pad or a note can do.
+ACTIONS: tuple[str, ...] = (
+    "freeze", "clear", "resample", "prior", "tap",
+    *(f"scene_{i}" for i in range(1, 9)), *(f"store_scene_{i}" for i in range(1, 9)),
+)
+#: Things a knob (pot, encoder or CC) can turn.
+KNOBS: tuple[str, ...] = ("density", "variation", "tempo", "humanise", "velocity_scale")
+PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "pigpio", "native", "mock")
+#: BCM GPIO numbers the 40-pin header offers.
+PINS = (2, 27)
+SPI0_PINS = {7: "SPI CE1", 8: "SPI CE0", 9: "SPI MISO", 10: "SPI MOSI", 11: "SPI SCLK"}
+UART_PINS = {14: "UART TX", 15: "UART RX"}
+
+
+def opt(default: Any = MISSING, *, range: tuple[float, float] | None = None,
+        choices: tuple[str, ...] | None = None, doc: str = "",
+        key_range: tuple[int, int] | None = None, key_choices: tuple[str, ...] | None = None,
+        length: int | None = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A config key: its default and what is allowed (checked by :func:`load`)."""
+    meta = dict(range=range, choices=choices, doc=doc, key_range=key_range,
+                key_choices=key_choices, length=length)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- the schema
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dir: str = opt("/opt/groovebox/models/groove-vae",
+                   doc="model directory (encoder/decoder .onnx, their .int8 versions, model.json)")
+    precision: str = opt("int8", choices=("int8", "fp32"))
+    seed: int | None = opt(None, range=(0, 2**32 - 1), doc="null = a new z every start")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    density: float = opt(0.5, range=(0.0, 1.0))
+    variation: float = opt(1.0, range=(0.0, 2.0), doc="the sampling temperature")
+    velocity_scale: float = opt(1.0, range=(0.0, 2.0))
+    humanise: float = opt(1.0, range=(0.0, 2.0))
+    max_hits_per_voice: int = opt(32, range=(0, 32))
+    thresholds: tuple[float, ...] | None = opt(None, range=(0.01, 0.99), length=NUM_VOICES)
+
+
+@dataclass(frozen=True)
+class TempoConfig:
+    bpm: float = opt(120.0, range=(40.0, 300.0))
+    clock: str = opt("internal", choices=("internal", "external", "auto"))
+    send_clock: bool = opt(False)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    forget_passes: int = opt(0, range=(0, 64))
+    swap_at: str = opt("bar", choices=("step", "bar"))
+    input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    lookahead_ms: float = opt(50.0, range=(1.0, 500.0))
+    gate_steps: float = opt(0.5, range=(0.05, 4.0))
+    channel: int = opt(10, range=(1, 16))
+    drum_map: str = opt("gm", choices=tuple(drummaps.names()))
+    notes: dict[str, int] = opt(factory=dict, range=(0, 127), key_choices=VOICES)
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    api: str = opt("alsa", choices=("alsa", "jack"))
+    client_name: str = opt("groovebox")
+    inputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every input")
+    outputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every output")
+    virtual: bool = opt(False)
+
+
+@dataclass(frozen=True)
+class DinConfig:
+    enabled: bool = opt(False)
+    device: str = opt("/dev/ttyAMA0")
+    baud: int = opt(38400, range=(1200, 4000000))
+    input: bool = opt(True)
+    output: bool = opt(True)
+
+
+@dataclass(frozen=True)
+class KnobConfig:
+    """One knob: a pot on an MCP3008 channel, or a rotary encoder on two pins."""
+
+    mcp3008: int | None = opt(None, range=(0, 7))
+    encoder: tuple[int, ...] | None = opt(None, range=PINS, length=2)
+    invert: bool = opt(False, doc="turn the direction round")
+
+
+@dataclass(frozen=True)
+class KnobsConfig:
+    density: KnobConfig | None = opt(factory=lambda: KnobConfig(mcp3008=0))
+    variation: KnobConfig | None = opt(factory=lambda: KnobConfig(mcp3008=1))
+    tempo: KnobConfig | None = opt(factory=lambda: KnobConfig(mcp3008=2))
+    humanise: KnobConfig | None = opt(factory=lambda: KnobConfig(mcp3008=3))
+    velocity_scale: KnobConfig | None = opt(None)
+
+
+@dataclass(frozen=True)
+class LedsConfig:
+    beat: int | None = opt(5, range=PINS)
+    freeze: int | None = opt(6, range=PINS)
+    activity: int | None = opt(13, range=PINS)
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    enabled: bool = opt(True)
+    pin_factory: str = opt("auto", choices=PIN_FACTORIES)
+    buttons: dict[str, int] = opt(
+        factory=lambda: {"freeze": 17, "clear": 27, "resample": 22, "tap": 23},
+        range=PINS, key_choices=ACTIONS)
+    hold_s: float = opt(1.0, range=(0.2, 5.0), doc="resample held this long plays from the prior")
+    bounce_ms: float = opt(20.0, range=(0.0, 200.0))
+    knobs: KnobsConfig = opt(factory=KnobsConfig)
+    spi_port: int = opt(0, range=(0, 1))
+    spi_device: int = opt(0, range=(0, 1))
+    knob_poll_ms: float = opt(20.0, range=(5.0, 500.0))
+    smoothing: float = opt(0.3, range=(0.0, 0.95), doc="0 = raw; higher = smoother, slower")
+    pickup: bool = opt(True, doc="a pot takes over only once it reaches the current value")
+    tempo_range: tuple[float, ...] = opt(factory=lambda: (60.0, 180.0), range=(40.0, 300.0),
+                                         length=2)
+    leds: LedsConfig = opt(factory=LedsConfig)
+
+
+@dataclass(frozen=True)
+class MidiMapConfig:
+    channel: int = opt(0, range=(0, 16), doc="0 = a mapped CC/note counts on any channel")
+    cc: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS + KNOBS)
+    notes: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS)
+    learn_timeout_s: float = opt(30.0, range=(1.0, 600.0))
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: str = opt("/var/lib/groovebox")
+    save_every_s: float = opt(5.0, range=(1.0, 3600.0))
+    scenes: int = opt(4, range=(0, 8))
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    socket: str | None = opt(None, doc="null = the service's default (/run/groovebox/control.sock)")
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = opt(factory=ModelConfig)
+    generator: GeneratorConfig = opt(factory=GeneratorConfig)
+    tempo: TempoConfig = opt(factory=TempoConfig)
+    loop: LoopConfig = opt(factory=LoopConfig)
+    player: PlayerConfig = opt(factory=PlayerConfig)
+    midi: MidiConfig = opt(factory=MidiConfig)
+    din: DinConfig = opt(factory=DinConfig)
+    gpio: GpioConfig = opt(factory=GpioConfig)
+    midi_map: MidiMapConfig = opt(factory=MidiMapConfig)
+    state: StateConfig = opt(factory=StateConfig)
+    control: ControlConfig = opt(factory=ControlConfig)
+    log_level: str = opt("info", choices=("debug", "info", "warning", "error"))
+    source: str | None = field(default=None, compare=False, repr=False)  #: file it came from
+
+    # --- the mapping onto the core, so the service does not repeat it
+
+    def drum_notes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(notes, channels), 9 each, from the drum map, ``player.notes`` and ``player.channel``."""
+        return drummaps.resolve(self.player.drum_map, self.player.notes, self.player.channel)
+
+    def engine_settings(self) -> Any:
+        """``appliance.engine.EngineSettings`` for this config."""
+        from appliance.engine import EngineSettings
+        notes, channels = self.drum_notes()
+        return EngineSettings(
+            swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
+            gate=self.player.gate_steps, notes=notes, channels=channels,
+            input_channel=self.loop.input_channel or None,
+            forget_passes=self.loop.forget_passes)
+
+    def controls(self) -> Any:
+        """``appliance.generator.Controls`` for this config (variation → temperature)."""
+        from appliance.generator import Controls
+        return Controls(**self.controls_dict())
+
+    def controls_dict(self) -> dict[str, Any]:
+        g = self.generator
+        return dict(density=g.density, temperature=g.variation, velocity_scale=g.velocity_scale,
+                    humanise=g.humanise, max_hits_per_voice=g.max_hits_per_voice,
+                    thresholds=None if g.thresholds is None else tuple(g.thresholds))
+
+
+# --------------------------------------------------------------------------- errors
+
+class ConfigError(Exception):
+    """A config file that cannot be used. ``problems`` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no)"
+    if isinstance(value, (int, float)):
+        return f"{value} (a number)"
+    if isinstance(value, str):
+        return f"'{value}' (text)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _fmt_num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _close(word: str, allowed: typing.Iterable[str]) -> str:
+    allowed = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(word), allowed, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
+
+
+# --------------------------------------------------------------------------- the loader
+
+class _Builder:
+    """Walks the composed YAML nodes along the dataclasses, collecting problems."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[str] = []
+        self.lines: dict[str, int] = {}
+        self._loader = yaml.SafeLoader("")
+
+    def where(self, node: yaml.Node | None, path: str) -> str:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        return f"{self.filename}{line} {path}"
+
+    def problem(self, node: yaml.Node | None, path: str, text: str) -> None:
+        self.problems.append(f"{self.where(node, path)}: {text}")
+
+    def problem_at(self, path: str, text: str) -> None:
+        """A problem found after building: the line of ``path`` or of its nearest parent."""
+        probe = path
+        while probe and probe not in self.lines:
+            probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+        line = f":{self.lines[probe]}" if probe in self.lines else ""
+        self.problems.append(f"{self.filename}{line} {path}: {text}")
+
+    def scalar(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True)
+
+    # -- dataclasses
+
+    def build(self, cls: type, node: yaml.Node | None, path: str) -> Any:
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+            return cls()
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, path or "(top)",
+                         f"expected a mapping of keys ({', '.join(f.name for f in _fields(cls))}), "
+                         f"got {_describe(self.scalar(node)) if isinstance(node, yaml.ScalarNode) else 'a list'}")
+            return cls()
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in _fields(cls)}
+        values: dict[str, Any] = {}
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node)
+            key_path = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str) or key not in known:
+                self.problem(key_node, key_path, "unknown key" + _close(str(key), known))
+                continue
+            if key in seen:
+                self.problem(key_node, key_path, "appears twice; keep one")
+                continue
+            seen.add(key)
+            self.lines[key_path] = key_node.start_mark.line + 1
+            f = known[key]
+            values[key] = self.value(hints[key], f.metadata, value_node, key_path,
+                                     default=_default(f))
+        obj = cls(**values)
+        check = getattr(self, f"_check_{cls.__name__}", None)
+        if check is not None:
+            check(obj, node, path, {k.value: (k, v) for k, v in node.value
+                                    if isinstance(k, yaml.ScalarNode)})
+        return obj
+
+    # -- one value of a given type
+
+    def value(self, tp: Any, meta: typing.Mapping[str, Any], node: yaml.Node, path: str,
+              default: Any) -> Any:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (Union, types.UnionType) and type(None) in args:
+            inner = next(a for a in args if a is not type(None))
+            if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+                return None
+            if is_dataclass(inner):
+                return self.build(inner, node, path)
+            return self.value(inner, meta, node, path, default)
+        if is_dataclass(tp):
+            return self.build(tp, node, path)
+        if origin is tuple:
+            return self.sequence(args[0], meta, node, path, default)
+        if origin is dict:
+            return self.mapping(args[0], args[1], meta, node, path, default)
+        if not isinstance(node, yaml.ScalarNode):
+            self.problem(node, path, f"expected {_kind(tp)}, got a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
+            return default
+        return self.atom(tp, meta, self.scalar(node), node, path, default)
+
+    def atom(self, tp: Any, meta: typing.Mapping[str, Any], raw: Any, node: yaml.Node,
+             path: str, default: Any) -> Any:
+        ok = (isinstance(raw, tp) and not (tp is not bool and isinstance(raw, bool))) or (
+            tp is float and isinstance(raw, int) and not isinstance(raw, bool))
+        if not ok:
+            hint = ""
+            if tp is bool and isinstance(raw, str):
+                hint = "; write true or false"
+            elif tp in (int, float) and isinstance(raw, str):
+                hint = "; write a plain number without quotes or units"
+            elif tp is int and isinstance(raw, float):
+                hint = "; a whole number is needed"
+            self.problem(node, path, f"expected {_kind(tp)}, got {_describe(raw)}{hint}")
+            return default
+        value = float(raw) if tp is float else raw
+        rng = meta.get("range")
+        if rng is not None and tp in (int, float) and not (rng[0] <= value <= rng[1]):
+            self.problem(node, path, f"{_fmt_num(value)} is not in {_fmt_num(rng[0])}..{_fmt_num(rng[1])}")
+            return default
+        choices = meta.get("choices")
+        if choices is not None and tp is str and value not in choices:
+            self.problem(node, path, f"'{value}' is not allowed" + _close(value, choices)
+                         + ("" if len(choices) > 12 or "allowed" in _close(value, choices)
+                            else f" (allowed: {', '.join(choices)})"))
+            return default
+        return value
+
+    def sequence(self, item_tp: Any, meta: typing.Mapping[str, Any], node: yaml.Node,
+                 path: str, default: Any) -> Any:
+        if isinstance(node, yaml.ScalarNode) and item_tp is str:
+            raw = self.scalar(node)
+            if isinstance(raw, str):   # a single pattern is a list of one
+                return (raw,)
+        if not isinstance(node, yaml.SequenceNode):
+            raw = self.scalar(node) if isinstance(node, yaml.ScalarNode) else {}
+            self.problem(node, path, f"expected a list of {_kind(item_tp, plural=True)}, got {_describe(raw)}")
+            return default
+        length = meta.get("length")
+        if length is not None and len(node.value) != length:
+            self.problem(node, path, f"expected {length} {_kind(item_tp, plural=True)}, got {len(node.value)}")
+            return default
+        out = []
+        before = len(self.problems)
+        for i, item in enumerate(node.value):
+            self.lines[f"{path}[{i}]"] = item.start_mark.line + 1
+            out.append(self.value(item_tp, meta, item, f"{path}[{i}]", None))
+        return default if len(self.problems) > before else tuple(out)
+
+    def mapping(self, key_tp: Any, val_tp: Any, meta: typing.Mapping[str, Any], node: yaml.Node,
+                path: str, default: Any) -> Any:
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, path, "expected a mapping")
+            return default
+        out: dict[Any, Any] = {}
+        before = len(self.problems)
+        key_meta = dict(range=meta.get("key_range"), choices=meta.get("key_choices"))
+        for key_node, value_node in node.value:
+            key_raw = self.scalar(key_node)
+            key_path = f"{path}.{key_raw}"
+            self.lines[key_path] = key_node.start_mark.line + 1
+            key = self.atom(key_tp, key_meta, key_raw, key_node, key_path, None)
+            if key is None:
+                continue
+            if key in out:
+                self.problem(key_node, key_path, "appears twice; keep one")
+                continue
+            out[key] = self.value(val_tp, meta, value_node, key_path, None)
+        return default if len(self.problems) > before else out
+
+    # -- checks that span keys
+
+    def _check_KnobConfig(self, obj: KnobConfig, node: yaml.Node, path: str,
+                          keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if (obj.mcp3008 is None) == (obj.encoder is None):
+            self.problem(node, path, "give exactly one of mcp3008: CHANNEL (a pot) or "
+                                     "encoder: [PIN_A, PIN_B] (a rotary encoder)")
+
+    def _check_GpioConfig(self, obj: GpioConfig, node: yaml.Node, path: str,
+                          keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        used: dict[int, str] = {}
+        uses_spi = False
+
+        def claim(pin: int | None, what: str) -> None:
+            if pin is None:
+                return
+            if pin in used:
+                self.problem_at(f"{path}.{what}", f"GPIO{pin} is already used by {path}.{used[pin]}")
+            else:
+                used[pin] = what
+        for action, pin in obj.buttons.items():
+            claim(pin, f"buttons.{action}")
+        for name in KNOBS:
+            knob = getattr(obj.knobs, name)
+            if knob is None:
+                continue
+            if knob.encoder is not None:
+                claim(knob.encoder[0], f"knobs.{name}.encoder")
+                claim(knob.encoder[1], f"knobs.{name}.encoder")
+            else:
+                uses_spi = True
+        for name in ("beat", "freeze", "activity"):
+            claim(getattr(obj.leds, name), f"leds.{name}")
+        if uses_spi and obj.spi_port == 0:
+            for pin, what in SPI0_PINS.items():
+                if pin in used:
+                    self.problem_at(f"{path}.{used[pin]}",
+                                    f"GPIO{pin} is the MCP3008's {what}; pick another pin")
+        lo, hi = obj.tempo_range
+        if lo >= hi:
+            self.problem_at(f"{path}.tempo_range", f"the low end ({_fmt_num(lo)}) must be below the high end ({_fmt_num(hi)})")
+
+    def _check_Config(self, obj: Config, node: yaml.Node, path: str,
+                      keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if obj.din.enabled and obj.gpio.enabled:
+            for pin, what in UART_PINS.items():
+                for name, p in obj.gpio.buttons.items():
+                    if p == pin:
+                        self.problem_at(f"gpio.buttons.{name}", f"GPIO{pin} is the DIN MIDI {what}; pick another pin")
+
+
+def _fields(cls: type) -> list[Any]:
+    return [f for f in fields(cls) if f.name != "source"]
+
+
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
+
+
+def _kind(tp: Any, plural: bool = False) -> str:
+    names = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+             bool: ("true or false", "true/false values"), str: ("text", "texts")}
+    return names.get(tp, (getattr(tp, "__name__", str(tp)),) * 2)[1 if plural else 0]
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def rel(p: str | None) -> str | None:
+        if p is None or os.path.isabs(p):
+            return p
+        return str((base / p).resolve())
+    return replace(
+        config,
+        model=replace(config.model, dir=rel(config.model.dir)),
+        state=replace(config.state, dir=rel(config.state.dir)),
+        control=replace(config.control, socket=rel(config.control.socket)))
+
+
+def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Config:
+    """Parse YAML text; ConfigError lists every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        col = f" (column {mark.column + 1})" if mark is not None else ""
+        what = e.problem or e.context or "cannot be read"
+        raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}"]) from None
+    except yaml.YAMLError as e:   # e.g. a tab or a control character
+        raise ConfigError([f"{filename}: bad YAML: {e}"]) from None
+    builder = _Builder(filename)
+    config = builder.build(Config, root, "")
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    config = replace(config, source=filename)
+    return _resolve_paths(config, base) if base is not None else config
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and check the config file at ``path``; ConfigError names file:line key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{p}: cannot read: {e}"]) from None
+    return loads(text, filename=str(p), base=p.resolve().parent)
+
+
+def defaults() -> Config:
+    return Config()
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{"player.channel": 10, ...}: every leaf key of a config (sub)tree."""
+    out: dict[str, Any] = {}
+    for f in _fields(type(obj)):
+        value = getattr(obj, f.name)
+        path = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def check_main(args: list[str]) -> int:
+    """``groovebox config check FILE``: 0 and a summary when the file is good, 1 and one
+    line per problem when not, 2 on a usage mistake."""
+    if args and args[0] == "check":
+        args = args[1:]
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: groovebox config check FILE", file=sys.stderr)
+        return 2
+    try:
+        config = load(args[0])
+    except ConfigError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        print(f"{args[0]}: {len(e.problems)} problem(s); nothing was changed", file=sys.stderr)
+        return 1
+    notes, channels = config.drum_notes()
+    print(f"{args[0]}: OK")
+    print(f"  drum map {config.player.drum_map}: "
+          + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
+    print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "
+          f"model {config.model.dir} ({config.model.precision})")
+    if config.gpio.enabled:
+        print("  buttons " + ", ".join(f"{a}=GPIO{p}" for a, p in config.gpio.buttons.items()))
+    for number, action in sorted(config.midi_map.cc.items()):
+        print(f"  CC {number} -> {action}")
+    for number, action in sorted(config.midi_map.notes.items()):
+        print(f"  note {number} -> {action}")
+    return 0
+
+
+if __name__ == "__main__":   # python -m appliance.config check FILE
+    raise SystemExit(check_main(sys.argv[1:]))
