@@ -1,0 +1,213 @@
+"""Checkpoint → the model directory the box loads (../shared/DESIGN.md, "Model contract").
+
+    python -m training.export training/runs/groove-vae/best.pt models/groove-vae
+
+Writes encoder.onnx / decoder.onnx (opset 17, dynamic batch axis N), their dynamic-int8 versions
+(onnxruntime.quantization), and model.json with per-voice thresholds tuned on the validation
+split. Then a parity check on the whole validation split — torch vs fp32 ONNX vs int8 ONNX: hit
+agreement, F1 difference, largest absolute difference — raises ParityError past its tolerances,
+so a broken export never ships quietly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from appliance.groove import GM_NOTES, HIT, STEPS, VOICES
+from training import dataset as ds
+from training.metrics import hit_scores, tune_thresholds
+from training.onnx_model import OnnxModel
+from training.model import DecoderGraph, EncoderGraph, GrooveVAE, ModelConfig
+from training.train import predict
+
+log = logging.getLogger("training.export")
+
+REPO = Path(__file__).resolve().parent.parent
+OPSET = 17
+FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
+
+
+class ParityError(Exception):
+    """The exported graphs do not match the torch model (or int8 drifted too far from fp32)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    fp32_max_abs: float = 1e-3      # torch vs fp32 ONNX, any output
+    int8_f1_drop: float = 0.01      # |F1(int8) − F1(fp32)|, pooled, at the tuned thresholds
+    int8_agreement: float = 0.97    # share of cells where int8 and fp32 agree on hit / no hit
+    int8_max_abs_prob: float = 0.5  # largest hit-probability difference int8 vs fp32
+
+
+def load_checkpoint(path: Path) -> tuple[GrooveVAE, dict]:
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    model = GrooveVAE(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt
+
+
+def export_onnx(model: GrooveVAE, out_dir: Path) -> None:
+    """fp32 graphs with the contract's names, then their dynamic int8 versions."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    z_size = model.cfg.latent_size
+    with torch.no_grad():
+        torch.onnx.export(EncoderGraph(model), (torch.zeros(1, STEPS, 3),), str(out_dir / "encoder.onnx"),
+                          input_names=["groove"], output_names=["mu", "logvar"], opset_version=OPSET,
+                          dynamic_axes={"groove": {0: "N"}, "mu": {0: "N"}, "logvar": {0: "N"}},
+                          dynamo=False)
+        torch.onnx.export(DecoderGraph(model), (torch.zeros(1, z_size),), str(out_dir / "decoder.onnx"),
+                          input_names=["z"], output_names=["hits", "velocities", "offsets"], opset_version=OPSET,
+                          dynamic_axes={"z": {0: "N"}, "hits": {0: "N"}, "velocities": {0: "N"},
+                                        "offsets": {0: "N"}},
+                          dynamo=False)
+    for name in ("encoder", "decoder"):
+        quantize_dynamic(str(out_dir / f"{name}.onnx"), str(out_dir / f"{name}.int8.onnx"),
+                         weight_type=QuantType.QInt8, per_channel=False,
+                         extra_options={"MatMulConstBOnly": True})
+
+
+def parity_check(model: GrooveVAE, model_dir: Path, grooves: np.ndarray, true_hits: np.ndarray,
+                 thresholds: np.ndarray, tol: Tolerance = Tolerance()) -> dict:
+    """torch vs fp32 vs int8 on these grooves; raises ParityError past the tolerances."""
+    t_probs, t_vel, t_off = predict(model, grooves)
+    with torch.no_grad():
+        t_mu, t_logvar = (a.numpy() for a in model.encoder(torch.from_numpy(grooves)))
+    fp32, int8 = OnnxModel(model_dir, "fp32", threads=2), OnnxModel(model_dir, "int8", threads=2)
+    f_mu, f_logvar = fp32.encode(grooves)
+    f_probs, f_vel, f_off = fp32.predict(grooves)
+    i_probs, i_vel, i_off = int8.predict(grooves)
+    fp32_diff = max(float(np.abs(a - b).max()) for a, b in
+                    [(t_mu, f_mu), (t_logvar, f_logvar), (t_probs, f_probs), (t_vel, f_vel), (t_off, f_off)])
+    th = np.asarray(thresholds, np.float32)
+    t_f1 = hit_scores(t_probs >= th, true_hits)[0].f1
+    f_f1 = hit_scores(f_probs >= th, true_hits)[0].f1
+    i_f1 = hit_scores(i_probs >= th, true_hits)[0].f1
+    result = {
+        "windows": int(len(grooves)),
+        "fp32_vs_torch_max_abs": fp32_diff,
+        "int8_vs_fp32_hit_agreement": float(np.mean((i_probs >= th) == (f_probs >= th))),
+        "int8_vs_fp32_max_abs_prob": float(np.abs(i_probs - f_probs).max()),
+        "int8_vs_fp32_max_abs_velocity": float(np.abs(i_vel - f_vel).max()),
+        "int8_vs_fp32_max_abs_offset": float(np.abs(i_off - f_off).max()),
+        "f1": {"torch": t_f1, "fp32": f_f1, "int8": i_f1},
+        "int8_f1_drop": f_f1 - i_f1,
+        "fp32_vs_torch_hit_agreement": float(np.mean((t_probs >= th) == (f_probs >= th))),
+    }
+    problems = []
+    if fp32_diff > tol.fp32_max_abs:
+        problems.append(f"fp32 ONNX differs from torch by {fp32_diff:.2e} > {tol.fp32_max_abs:g}")
+    if abs(f_f1 - i_f1) > tol.int8_f1_drop:
+        problems.append(f"int8 F1 {i_f1:.4f} vs fp32 {f_f1:.4f}: differ by more than {tol.int8_f1_drop:g}")
+    if result["int8_vs_fp32_hit_agreement"] < tol.int8_agreement:
+        problems.append(f"int8 agrees with fp32 on {result['int8_vs_fp32_hit_agreement']:.4f} of cells "
+                        f"< {tol.int8_agreement:g}")
+    if result["int8_vs_fp32_max_abs_prob"] > tol.int8_max_abs_prob:
+        problems.append(f"int8 hit probability differs from fp32 by {result['int8_vs_fp32_max_abs_prob']:.3f} "
+                        f"> {tol.int8_max_abs_prob:g}")
+    log.info("parity: %s", json.dumps(result))
+    if problems:
+        raise ParityError(f"parity check failed for {model_dir}: " + "; ".join(problems))
+    return result
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "training"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return sha + ("+dirty(training/)" if dirty else "")
+
+
+def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Split | None = None,
+           tol: Tolerance = Tolerance()) -> dict:
+    """The whole export: graphs, thresholds, parity, model.json. Returns the card."""
+    model, ckpt = load_checkpoint(checkpoint)
+    val = ds.load_split("validation") if val is None else val
+    export_onnx(model, out_dir)
+    fp32 = OnnxModel(out_dir, "fp32", threads=2)
+    probs, vel, off = fp32.predict(val.grooves)
+    true = val.patterns[..., HIT] > 0.5
+    thresholds = tune_thresholds(probs, true)
+    pooled, per_voice = hit_scores(probs >= thresholds, true)
+    parity = parity_check(model, out_dir, val.grooves, true, thresholds, tol)
+    state = ckpt.get("state", {"epoch": 0, "best_epoch": 0, "seconds": 0.0})
+    card = {
+        "name": name,
+        "latent_size": model.cfg.latent_size,
+        "steps": STEPS,
+        "voices": list(VOICES),
+        "notes": list(GM_NOTES),
+        "thresholds": [round(float(t), 2) for t in thresholds],
+        "architecture": {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
+                         "parameters": model.num_parameters()},
+        "inputs": {"encoder": {"groove": ["N", STEPS, 3]}, "decoder": {"z": ["N", model.cfg.latent_size]}},
+        "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"]},
+        "opset": OPSET,
+        "training": {
+            "data": "Groove MIDI Dataset v1.0.0 (Gillick et al. 2019, CC BY 4.0): 4/4 beat files, "
+                    f"2-bar windows, 1-bar hop; {ckpt.get('train_windows')} train / "
+                    f"{ckpt.get('val_windows')} validation windows",
+            "command": ckpt.get("command"),
+            "commit": git_commit(),
+            "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "seconds": round(state["seconds"], 1),
+            "augment": ckpt.get("augment"),
+            "loss": ckpt.get("loss_config"),
+            "optimiser": ckpt.get("train_config"),
+            "skipped_files": len(ckpt.get("skipped_files", [])),
+        },
+        "metrics": {
+            "validation": {"split": "validation", "windows": len(val), "z": "mu",
+                           "hit_precision": pooled.precision, "hit_recall": pooled.recall, "hit_f1": pooled.f1,
+                           "f1_per_voice": {VOICES[v]: per_voice[v].f1 for v in range(len(VOICES))}},
+            "parity": parity,
+        },
+    }
+    old = out_dir / "model.json"
+    if old.exists():  # keep test metrics written by evaluate.py only if they describe these graphs
+        try:
+            previous = json.loads(old.read_text())
+            if previous.get("training", {}).get("seconds") == card["training"]["seconds"] and "test" in previous.get("metrics", {}):
+                card["metrics"]["test"] = previous["metrics"]["test"]
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    (out_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    log.info("exported %s → %s (validation F1 %.3f, int8 F1 %.3f)", checkpoint, out_dir, pooled.f1,
+             parity["f1"]["int8"])
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, nargs="?", default=REPO / "training/runs/groove-vae/best.pt")
+    p.add_argument("out_dir", type=Path, nargs="?", default=REPO / "models/groove-vae")
+    p.add_argument("--name", default="groove-vae")
+    args = p.parse_args(argv)
+    try:
+        card = export(args.checkpoint, args.out_dir, args.name)
+    except ParityError as exc:
+        print(f"export: PARITY CHECK FAILED: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except ds.DatasetError as exc:
+        raise SystemExit(f"export: {exc}") from None
+    print(json.dumps(card["metrics"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The exported encoder + decoder run through onnxruntime (no torch): used by export's parity
+check, evaluate.py and the benchmark."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+class OnnxModel:
+    """The exported encoder + decoder pair run through onnxruntime (mu as z, like temperature 0)."""
+
+    def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 1) -> None:
+        suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.encoder = ort.InferenceSession(str(model_dir / f"encoder{suffix}"), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.decoder = ort.InferenceSession(str(model_dir / f"decoder{suffix}"), opts,
+                                            providers=["CPUExecutionProvider"])
+
+    def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves.astype(np.float32)})
+        return mu, logvar
+
+    def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hits, vel, off = self.decoder.run(["hits", "velocities", "offsets"], {"z": z.astype(np.float32)})
+        return hits, vel, off
+
+    def predict(self, grooves: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        outs: tuple[list, list, list] = ([], [], [])
+        for i in range(0, len(grooves), batch):
+            mu, _ = self.encode(grooves[i:i + batch])
+            for o, a in zip(outs, self.decode(mu)):
+                o.append(a)
+        return tuple(np.concatenate(o) for o in outs)  # type: ignore[return-value]

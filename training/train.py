@@ -1,0 +1,245 @@
+"""Train the groove VAE on GMD.
+
+    python -m training.train                          # the shipped recipe (make train)
+    python -m training.train --out training/runs/x    # same command again resumes from x/last.pt
+
+Every epoch writes <out>/last.pt (resumable) and, when validation improves, <out>/best.pt; one
+JSON line per epoch goes to <out>/history.jsonl and a log to <out>/train.log. Early stopping
+watches the validation reconstruction loss (z = mu). --max-minutes caps the wall clock (summed
+over resumes) so a run always ends with a usable checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import dataset as ds
+from training.metrics import hit_scores, tune_thresholds, expression_mse
+from training.model import GrooveVAE, LossConfig, ModelConfig, beta_at, vae_loss
+
+log = logging.getLogger("training.train")
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "training" / "runs" / "groove-vae"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 10          # epochs without a better validation loss before stopping
+    max_minutes: float = 68.0   # wall-clock cap on training, summed over resumes
+    seed: int = 1
+    threads: int = 2
+    limit: int = 0              # use only the first N training windows (0 = all); for smoke runs
+    val_limit: int = 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--gmd-dir", default=None, help="default: $GMD_DIR or ../shared/data/gmd")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--no-augment", action="store_true", help="train on the drummers' own grooves only")
+    for f in dataclasses.fields(TrainConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in ("steps", "voices"):
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    for f in dataclasses.fields(LossConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    return p.parse_args(argv)
+
+
+def _pick(cls, ns: argparse.Namespace):
+    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})
+
+
+def lr_at(epoch: float, cfg: TrainConfig) -> float:
+    """One warm-up epoch, then cosine decay to min_lr_ratio · lr at cfg.epochs."""
+    if epoch < 1:
+        return cfg.lr * max(epoch, 0.05)
+    t = min(1.0, (epoch - 1) / max(1, cfg.epochs - 1))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def predict(model: GrooveVAE, grooves: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Torch predictions at z = mu: hit probabilities, velocities, offsets, each [N,32,9]."""
+    model.eval()
+    outs = [], [], []
+    for i in range(0, len(grooves), batch):
+        out = model(torch.from_numpy(grooves[i:i + batch]), sample=False)
+        outs[0].append(torch.sigmoid(out["logits"]).numpy())
+        outs[1].append(out["velocities"].numpy())
+        outs[2].append(out["offsets"].numpy())
+    return tuple(np.concatenate(o) for o in outs)  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig) -> dict:
+    model.eval()
+    pats = torch.from_numpy(val.patterns)
+    total = {"recon": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
+    for i in range(0, len(val), 512):
+        out = model(torch.from_numpy(val.grooves[i:i + 512]), sample=False)
+        parts = vae_loss(out, pats[i:i + 512], loss_cfg, beta=0.0)
+        n = len(pats[i:i + 512])
+        for k in total:
+            total[k] += float(parts[k]) * n
+    metrics = {f"val_{k}": v / len(val) for k, v in total.items()}
+    probs, vel, off = predict(model, val.grooves)
+    true = val.patterns[..., 0] > 0.5
+    th = tune_thresholds(probs, true, rounds=1)
+    pred = probs >= th
+    pooled, _ = hit_scores(pred, true)
+    v_mse, o_mse = expression_mse(vel, off, val.patterns, pred & true)
+    metrics.update(val_f1=pooled.f1, val_f1_at_half=hit_scores(probs >= 0.5, true)[0].f1,
+                   val_vel_mse=v_mse, val_off_mse=o_mse)
+    return metrics
+
+
+def train(args: argparse.Namespace) -> Path:
+    cfg, mcfg, lcfg = _pick(TrainConfig, args), _pick(ModelConfig, args), _pick(LossConfig, args)
+    aug = ds.Augment.none() if args.no_augment else ds.Augment()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    _log_to(out / "train.log")
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    train_set = ds.load_split("train", args.gmd_dir)
+    val_set = ds.load_split("validation", args.gmd_dir)
+    if cfg.limit:
+        train_set = train_set.subset(cfg.limit)
+    if cfg.val_limit:
+        val_set = val_set.subset(cfg.val_limit)
+    log.info("windows: train %d, validation %d; augment %s", len(train_set), len(val_set),
+             asdict(aug) if aug.active else "off")
+
+    model = GrooveVAE(mcfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "seconds": 0.0, "best": math.inf, "best_epoch": -1, "bad_epochs": 0,
+             "history": [], "rng": None}
+    ckpt_path = out / "last.pt"
+    if ckpt_path.exists() and not args.fresh:
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["model_config"] != asdict(mcfg):
+            raise SystemExit(f"{ckpt_path} was trained with {ckpt['model_config']}, not {asdict(mcfg)}; "
+                             f"use --fresh or another --out")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        log.info("resumed from %s at epoch %d (%.0f s trained)", ckpt_path, state["epoch"], state["seconds"])
+    rng = np.random.default_rng(cfg.seed)
+    if state["rng"] is not None:
+        rng.bit_generator.state = state["rng"]
+    log.info("model: %d parameters, %s", model.num_parameters(), asdict(mcfg))
+    command = "python -m training.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    while state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        if state["bad_epochs"] >= cfg.patience:
+            log.info("early stop: no better validation loss for %d epochs", cfg.patience)
+            break
+        per_epoch = state["seconds"] / epoch if epoch else 0.0
+        if state["seconds"] + per_epoch > cfg.max_minutes * 60:
+            log.info("stop: the next epoch would pass --max-minutes %.0f", cfg.max_minutes)
+            break
+        t0 = time.monotonic()
+        model.train()
+        order = rng.permutation(len(train_set))
+        sums = {"loss": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
+        for i in range(steps_per_epoch):
+            idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
+            pats = train_set.patterns[idx]
+            grooves = ds.augment_grooves(pats, rng, aug) if aug.active else train_set.grooves[idx]
+            frac = epoch + i / steps_per_epoch
+            for g in opt.param_groups:
+                g["lr"] = lr_at(frac, cfg)
+            out_t = model(torch.from_numpy(grooves))
+            parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg))
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            for k in sums:
+                sums[k] += float(parts[k].detach())
+        train_metrics = {f"train_{k}": v / steps_per_epoch for k, v in sums.items()}
+        val_metrics = validate(model, val_set, lcfg)
+        state["seconds"] += time.monotonic() - t0
+        state["epoch"] = epoch + 1
+        improved = val_metrics["val_recon"] < state["best"] - 1e-4
+        if improved:
+            state.update(best=val_metrics["val_recon"], best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        row = {"epoch": epoch + 1, "seconds": round(state["seconds"], 1), "lr": lr_at(epoch + 1, cfg),
+               "beta": beta_at(epoch + 1, lcfg), **train_metrics, **val_metrics}
+        state["history"].append(row)
+        state["rng"] = rng.bit_generator.state
+        log.info("epoch %3d  %5.0fs  train loss %.2f (bce %.2f vel %.3f off %.3f kl %.1f)  "
+                 "val recon %.2f  F1 %.3f  vel %.4f  off %.4f%s", epoch + 1, state["seconds"],
+                 train_metrics["train_loss"], train_metrics["train_bce"], train_metrics["train_vel"],
+                 train_metrics["train_off"], train_metrics["train_kl"], val_metrics["val_recon"],
+                 val_metrics["val_f1"], val_metrics["val_vel_mse"], val_metrics["val_off_mse"],
+                 "  *best*" if improved else "")
+        with (out / "history.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                "torch_rng": torch.get_rng_state(), "model_config": asdict(mcfg), "loss_config": asdict(lcfg),
+                "train_config": asdict(cfg), "augment": asdict(aug) if aug.active else None,
+                "command": command, "train_windows": len(train_set), "val_windows": len(val_set),
+                "skipped_files": train_set.skipped + val_set.skipped}
+        _save(ckpt, ckpt_path)
+        if improved:
+            _save(ckpt, out / "best.pt")
+    summary = {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
+               "best_val_recon": state["best"], "command": command}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("done: %s", summary)
+    return out / "best.pt"
+
+
+def _save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _log_to(path: Path) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
+               for h in root.handlers):
+        fh = logging.FileHandler(path)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(fh)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        train(parse_args(argv))
+    except ds.DatasetError as exc:
+        raise SystemExit(f"training: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
