@@ -326,13 +326,13 @@ class Engine:
         if self._busy:
             self._waiting = job
         else:
-            self._start(job)
+            self._start(job, t)
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, now: float) -> None:
         self._busy = True
         self._executor.submit(
             lambda: self.generator.generate(job.groove, job.controls, job.eps, job.prior),
-            lambda pattern, done_at: self._finished(job, pattern, done_at), job.asked_at)
+            lambda pattern, done_at: self._finished(job, pattern, done_at), now)
 
     def _finished(self, job: Job, pattern: Pattern | None, done_at: float) -> None:
         with self._lock:
@@ -347,7 +347,7 @@ class Engine:
             self._busy = False
             if self._waiting is not None:
                 waiting, self._waiting = self._waiting, None
-                self._start(waiting)
+                self._start(waiting, done_at)
 
     def _notify(self, kind: str) -> None:
         for callback in list(self.on_change):

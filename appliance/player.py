@@ -59,6 +59,7 @@ class Player:
         self._pattern = pattern or Pattern.empty()
         self._offered: Pattern | None = None
         self._next_step: int | None = None
+        self._last_position: float | None = None
         self._queue: list[tuple[float, int, mido.Message]] = []
         self._seq = itertools.count()
         self._sounding: dict[tuple[int, int], int] = {}
@@ -94,8 +95,11 @@ class Player:
         transport = self.transport
         if transport.running:
             position = transport.position(now)
-            if self._next_step is None or position < self._next_step - 1.5 or position > self._next_step + STEPS:
+            jumped = self._last_position is not None and (
+                position < self._last_position - 1e-6 or position > self._next_step + STEPS)
+            if self._next_step is None or jumped:
                 self.locate(position)
+            self._last_position = position
             horizon = transport.position(now + self.settings.lookahead)
             while self._next_step - 0.5 <= horizon:
                 self._schedule_step(self._next_step, now)

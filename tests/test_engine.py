@@ -1,0 +1,158 @@
+"""The engine on a virtual clock: notes in → groove → pattern live, swap points, misses, actions."""
+import mido
+import numpy as np
+
+from appliance.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.generator import Controls
+from appliance.groove import GM_NOTES, HIT, STEPS, Groove
+from appliance.transport import InternalClock
+from tests.conftest import make_engine
+
+STEP = 0.125  # seconds per step at 120 BPM
+
+
+def note(n: int = 60, velocity: int = 100, channel: int = 0) -> mido.Message:
+    return mido.Message("note_on", note=n, velocity=velocity, channel=channel)
+
+
+def run(engine: Engine, start: float, end: float, dt: float = 0.005, notes=()) -> list:
+    """Tick from start to end, playing (time, message) notes on the way."""
+    pending = sorted(notes, key=lambda item: item[0])
+    events, now = [], start
+    while now < end:
+        while pending and pending[0][0] <= now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        events.extend(engine.tick(now))
+        now += dt
+    return events
+
+
+def phrase(start_step: int, count: int, every: int = 3) -> list:
+    return [((start_step + i * every) * STEP + 0.004, note(60 + i % 12, 60 + 5 * (i % 12)))
+            for i in range(count)]
+
+
+def test_the_box_plays_from_the_prior_before_anything_is_played(generator) -> None:
+    engine = make_engine(generator)
+    events = run(engine, 0.0, 4.0)
+    assert engine.groove.is_empty
+    assert engine.pattern.hits > 0, "with nothing played the box still plays a pattern from the prior"
+    assert any(e.message.type == "note_on" for e in events)
+    assert {e.message.note for e in events} <= set(GM_NOTES)
+
+
+def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 1.0)
+    prior_pattern = engine.pattern
+    run(engine, 1.0, 8.0, notes=phrase(10, 14))
+    assert engine.groove.hits >= 10
+    assert engine.stats()["generations"] >= 2
+    assert engine.pattern is not prior_pattern
+
+
+def test_a_fast_generator_never_misses_a_swap_point(generator) -> None:
+    for swap_at in ("step", "bar"):
+        engine = make_engine(generator, settings=EngineSettings(swap_at=swap_at))
+        run(engine, 0.0, 16.0, notes=phrase(3, 40, every=2))
+        stats = engine.stats()
+        assert stats["generations"] >= 20
+        assert stats["misses"] == 0
+
+
+def test_a_slow_generator_counts_misses_and_the_beat_goes_on(generator) -> None:
+    slow = make_engine(generator, latency=3 * STEP)  # a result takes three steps to come back
+    events = run(slow, 0.0, 12.0, notes=phrase(3, 30, every=2))
+    stats = slow.stats()
+    assert stats["misses"] > 0
+    assert stats["generations"] > 0
+    # the beat never stopped: a pattern's notes kept coming in every bar
+    bars = {int(e.time // (16 * STEP)) for e in events if e.message.type == "note_on"}
+    assert bars >= set(range(1, 6))
+
+
+def test_regenerations_coalesce_one_running_at_most_one_waiting(generator) -> None:
+    engine = make_engine(generator, latency=10.0)
+    engine.tick(0.0)  # the first (prior) generation starts and takes 10 s
+    for i in range(20):  # twenty new grooves while it runs
+        engine.handle(note(60, 40 + i), 0.5 + i * STEP)
+    run(engine, 0.0, 31.0, dt=0.05)
+    # the first run, then only the newest waiting request: 2 generations, not 21
+    assert engine.stats()["generations"] == 2
+
+
+def test_freeze_holds_the_pattern_while_the_looper_keeps_listening(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 2.0, notes=phrase(2, 4))
+    assert engine.freeze() is True
+    held = engine.pattern
+    generations = engine.stats()["generations"]
+    run(engine, 2.0, 8.0, notes=phrase(20, 12))
+    assert engine.pattern is held
+    assert engine.stats()["generations"] == generations
+    assert engine.groove.hits >= 12  # recorded while frozen
+    engine.freeze(False)
+    run(engine, 8.0, 9.0)
+    assert engine.stats()["generations"] == generations + 1
+
+
+def test_clear_empties_the_overdub_and_resample_changes_only_eps(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 4.0, notes=phrase(2, 10))
+    groove, eps = engine.groove, engine.eps
+    engine.resample()
+    run(engine, 4.0, 5.0)
+    assert engine.groove == groove
+    assert not np.array_equal(engine.eps, eps)
+    engine.clear()
+    run(engine, 5.0, 6.0)
+    assert engine.groove.is_empty
+    assert engine.pattern.hits > 0  # from the prior
+
+
+def test_input_channel_filter_and_note_on_velocity_zero(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(input_channel=2))
+    engine.tick(0.0)
+    engine.handle(note(60, 100, channel=0), 0.01)      # channel 1: filtered out
+    engine.handle(note(60, 0, channel=1), 0.02)        # velocity 0: a note-off
+    engine.handle(mido.Message("control_change", control=1, value=3), 0.03)
+    assert engine.groove.is_empty
+    engine.handle(note(60, 100, channel=1), 0.04)      # channel 2
+    assert engine.groove.hits == 1
+
+
+def test_controls_change_the_next_pattern(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 4.0, notes=phrase(2, 10))
+    engine.set_controls(density=1.0)
+    run(engine, 4.0, 5.0)
+    dense = engine.pattern.hits
+    engine.set_controls(density=0.0)
+    run(engine, 5.0, 6.0)
+    assert engine.pattern.hits <= dense
+    engine.set_controls(humanise=0.0)
+    run(engine, 6.0, 7.0)
+    assert not engine.pattern.steps[..., 2].any()
+
+
+def test_restore_gives_back_the_same_pattern(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 4.0, notes=phrase(2, 10))
+    saved = (engine.groove, engine.eps, engine.controls, engine.frozen)
+    pattern = engine.pattern
+    fresh = Engine(generator, InternalClock(bpm=120.0), executor=VirtualExecutor(), clock=lambda: 0.0)
+    fresh.restore(groove=saved[0], eps=saved[1], controls=saved[2], frozen=saved[3])
+    run(fresh, 0.0, 0.5)
+    assert fresh.pattern == pattern
+
+
+def test_update_settings_live_keeps_the_beat(generator) -> None:
+    engine = make_engine(generator, controls=Controls(density=0.9))
+    events = run(engine, 0.0, 4.0)
+    engine.update_settings(notes=(35, 40, 44, 46, 41, 45, 48, 57, 59), swap_at="bar", forget_passes=2)
+    later = run(engine, 4.0, 8.0)
+    assert events and later
+    assert {e.message.note for e in later if e.time > 4.2} <= {35, 40, 44, 46, 41, 45, 48, 57, 59}
+    assert engine.groove == Groove.empty() and engine.pattern.steps[..., HIT].sum() > 0
+    assert STEPS == 32

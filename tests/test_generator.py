@@ -1,0 +1,113 @@
+"""The generator: the model contract, z sampling, the controls, and a missing or corrupt model."""
+from pathlib import Path
+import shutil
+
+import numpy as np
+import pytest
+
+from appliance.generator import MODEL_FILES, Controls, Generator, ModelError, effective_thresholds, shape_pattern
+from appliance.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
+
+
+def groove_of(steps: dict[int, tuple[float, float]]) -> Groove:
+    array = np.zeros((STEPS, 3), np.float32)
+    for step, (velocity, offset) in steps.items():
+        array[step] = (1, velocity, offset)
+    return Groove(array)
+
+
+GROOVE = groove_of({0: (0.9, 0.0), 4: (0.6, 0.1), 8: (0.8, -0.05), 12: (0.5, 0.0), 16: (0.9, 0.02),
+                    22: (0.7, 0.1), 24: (0.8, 0.0), 28: (0.6, -0.1)})
+
+
+def test_the_shipped_model_follows_the_contract(generator: Generator) -> None:
+    card = generator.card
+    assert card["latent_size"] == generator.latent_size > 0
+    assert len(card["thresholds"]) == NUM_VOICES
+    mu, logvar = generator.encode(GROOVE)
+    assert mu.shape == logvar.shape == (generator.latent_size,)
+    hits, velocities, offsets = generator.decode(mu)
+    for array in (hits, velocities, offsets):
+        assert array.shape == (STEPS, NUM_VOICES)
+    assert (0 <= hits).all() and (hits <= 1).all()
+    assert (0 <= velocities).all() and (velocities <= 1).all()
+    assert (-0.5 <= offsets).all() and (offsets <= 0.5).all()
+
+
+def test_same_eps_same_pattern_new_eps_new_variation(generator: Generator) -> None:
+    eps = generator.new_eps()
+    first = generator.generate(GROOVE, Controls(), eps)
+    assert generator.generate(GROOVE, Controls(), eps) == first
+    others = [generator.generate(GROOVE, Controls(temperature=2.0), generator.new_eps()) for _ in range(8)]
+    assert any(other != first for other in others)
+
+
+def test_an_empty_groove_samples_from_the_prior(generator: Generator) -> None:
+    eps = generator.new_eps()
+    z = generator.latent(Groove.empty(), Controls(temperature=0.5), eps)
+    assert np.allclose(z, 0.5 * eps)
+    z_groove = generator.latent(GROOVE, Controls(temperature=0.0), eps)
+    assert np.allclose(z_groove, generator.encode(GROOVE)[0])
+
+
+def test_density_moves_the_thresholds_monotonically() -> None:
+    tuned = np.full(NUM_VOICES, 0.4, np.float32)
+    assert np.allclose(effective_thresholds(tuned, Controls(density=0.5)), tuned)
+    lows = [effective_thresholds(tuned, Controls(density=d))[0] for d in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert lows == sorted(lows, reverse=True)
+
+
+def test_controls_shape_the_pattern() -> None:
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
+    velocities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
+    offsets = (rng.random((STEPS, NUM_VOICES)) - 0.5).astype(np.float32)
+    tuned = np.full(NUM_VOICES, 0.5, np.float32)
+    plain = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
+    assert plain.hits == int((probabilities >= 0.5).sum())
+    on_grid = shape_pattern(probabilities, velocities, offsets, tuned, Controls(humanise=0.0))
+    assert not on_grid.steps[..., OFFSET].any()
+    capped = shape_pattern(probabilities, velocities, offsets, tuned, Controls(max_hits_per_voice=2))
+    assert (capped.steps[..., HIT].sum(axis=0) <= 2).all()
+    # the kept hits are the most likely ones
+    kick = probabilities[:, 0]
+    kept = np.flatnonzero(capped.steps[:, 0, HIT])
+    assert set(kept) <= set(np.argsort(-kick)[:2])
+    soft = shape_pattern(probabilities, velocities, offsets, tuned, Controls(velocity_scale=0.5))
+    hit = plain.steps[..., HIT] > 0
+    assert np.allclose(soft.steps[..., VELOCITY][hit], plain.steps[..., VELOCITY][hit] * 0.5, atol=1e-6)
+    override = shape_pattern(probabilities, velocities, offsets, tuned, Controls(thresholds=(0.99,) * 9))
+    assert override.hits == int((probabilities >= 0.99).sum())
+
+
+@pytest.mark.parametrize("bad", [dict(density=1.5), dict(temperature=-1), dict(max_hits_per_voice=33),
+                                 dict(thresholds=(0.5,) * 3), dict(humanise=3)])
+def test_controls_out_of_range_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Controls(**bad)
+
+
+def test_a_missing_model_names_the_path_and_the_files_expected(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as error:
+        Generator(tmp_path / "nowhere")
+    message = str(error.value)
+    assert "nowhere" in message and all(name in message for name in MODEL_FILES)
+
+
+def test_an_incomplete_or_corrupt_model_is_one_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_model_dir, partial)
+    (partial / "decoder.int8.onnx").unlink()
+    with pytest.raises(ModelError, match="lacks decoder.int8.onnx"):
+        Generator(partial)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, corrupt)
+    (corrupt / "encoder.int8.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="encoder.int8.onnx: onnxruntime cannot load it"):
+        Generator(corrupt)
+    (corrupt / "encoder.int8.onnx").write_bytes((tiny_model_dir / "encoder.int8.onnx").read_bytes())
+    (corrupt / "model.json").write_text("{broken")
+    with pytest.raises(ModelError, match="model.json: not a readable model card"):
+        Generator(corrupt)
+    with pytest.raises(ModelError, match="precision"):
+        Generator(tiny_model_dir, precision="fp16")

@@ -1,0 +1,68 @@
+"""The grid: quantising timed notes onto the 2-bar loop, and the Groove/Pattern types."""
+import math
+
+from hypothesis import given, strategies as st
+import numpy as np
+import pytest
+
+from appliance.groove import GM_NOTES, STEPS, VOICES, Groove, Pattern, loop_pass, quantise
+
+positions = st.floats(min_value=0.0, max_value=STEPS * 50, allow_nan=False, allow_infinity=False)
+
+
+@given(positions)
+def test_a_quantised_note_lands_within_half_a_step(position: float) -> None:
+    step, offset = quantise(position)
+    assert 0 <= step < STEPS
+    assert -0.5 <= offset < 0.5
+    # back to a time: the same pass, the step plus its offset, is where the note was played
+    rebuilt = loop_pass(position) * STEPS + step + offset
+    assert rebuilt == pytest.approx(position, abs=1e-6)
+    nearest = loop_pass(position) * STEPS + step
+    assert abs(nearest - position) <= 0.5 + 1e-9
+
+
+@given(st.integers(min_value=1, max_value=40), st.floats(min_value=1e-3, max_value=0.499))
+def test_a_note_just_before_the_loop_point_is_step_zero_of_the_next_pass(passes: int, early: float) -> None:
+    position = passes * STEPS - early
+    step, offset = quantise(position)
+    assert step == 0
+    assert offset == pytest.approx(-early, abs=1e-9)
+    assert loop_pass(position) == passes
+
+
+def test_exact_half_step_rounds_forward() -> None:
+    assert quantise(3.5) == (4, -0.5)
+    assert quantise(STEPS - 0.5) == (0, -0.5)
+
+
+def test_voice_order_and_general_midi_notes_follow_the_design() -> None:
+    assert VOICES == ("kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom", "high_tom",
+                      "crash", "ride")
+    assert GM_NOTES == (36, 38, 42, 46, 43, 47, 50, 49, 51)
+
+
+def test_groove_and_pattern_are_immutable_and_compare_by_value() -> None:
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[4] = (1, 0.8, 0.1)
+    groove = Groove(steps)
+    steps[4] = 0  # the caller's array is copied
+    assert groove.hits == 1 and not groove.is_empty
+    assert groove == Groove(groove.steps)
+    with pytest.raises(ValueError):
+        groove.steps[0, 0] = 1
+    with pytest.raises(ValueError):
+        Pattern(np.zeros((STEPS, 3)))
+    assert Groove.empty().is_empty
+
+
+def test_pattern_grid_shows_velocity_by_character() -> None:
+    steps = np.zeros((STEPS, len(VOICES), 3), np.float32)
+    steps[0, 0] = (1, 1.0, 0)
+    steps[4, 1] = (1, 0.1, 0)
+    lines = Pattern(steps).grid().splitlines()
+    assert len(lines) == 1 + len(VOICES)
+    kick, snare = lines[1], lines[2]
+    assert kick.startswith("kick") and kick[11] == "#"
+    assert snare[11 + 4] == "."
+    assert math.isclose(len(kick), len(snare))

@@ -1,0 +1,150 @@
+"""The player: exactly the pattern's hits, at the right times, every note-on with its note-off."""
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from appliance.groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Pattern
+from appliance.player import Player, PlayerSettings
+from appliance.transport import InternalClock, seconds_per_step
+
+
+def pattern_with(cells: dict[tuple[int, int], tuple[float, float]]) -> Pattern:
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    for (step, voice), (velocity, offset) in cells.items():
+        steps[step, voice] = (1, velocity, offset)
+    return Pattern(steps)
+
+
+def play(player: Player, until: float, window: float) -> list:
+    events, now = [], 0.0
+    while now < until:
+        events.extend(player.schedule(now))
+        now += window
+    return events
+
+
+CELLS = {(0, 0): (1.0, -0.25), (4, 1): (0.5, 0.2), (10, 2): (0.3, 0.0), (31, 8): (0.8, 0.4)}
+
+
+@given(st.sampled_from([60.0, 97.0, 120.0, 240.0]), st.floats(0.001, 0.06))
+@settings(max_examples=40, deadline=None)
+def test_the_player_emits_exactly_the_patterns_hits_at_the_right_times(bpm: float, window: float) -> None:
+    clock = InternalClock(bpm=bpm, start=0.0)
+    player = Player(clock, PlayerSettings(lookahead=0.05, max_late=1.0), pattern_with(CELLS))
+    loops = 3
+    length = clock.time_at(loops * STEPS - 0.5) - 0.05 - 1e-9
+    events = play(player, length, window) + player.drain()
+    ons = [e for e in events if e.message.type == "note_on"]
+    expected = sorted(
+        (clock.time_at(loop * STEPS + step + float(np.float32(offset))), GM_NOTES[voice],
+         max(1, round(float(np.float32(velocity)) * 127)))
+        for loop in range(loops) for (step, voice), (velocity, offset) in CELLS.items())
+    # the first step 0 has a negative offset, so it falls before the start: late, but within max_late
+    got = sorted((e.time, e.message.note, e.message.velocity) for e in ons)
+    assert [(n, v) for _, n, v in got] == [(n, v) for _, n, v in expected]
+    for (t_got, _, _), (t_want, _, _) in zip(got, expected):
+        assert t_got == pytest.approx(t_want, abs=1e-9)
+    assert all(e.message.channel == 9 for e in events)
+
+
+@given(st.lists(st.floats(0.001, 0.07), min_size=5, max_size=200))
+@settings(max_examples=60, deadline=None)
+def test_nothing_is_emitted_twice_or_lost_across_window_boundaries(windows: list[float]) -> None:
+    clock = InternalClock(bpm=133.0, start=0.0)
+    player = Player(clock, PlayerSettings(max_late=10.0), pattern_with(CELLS))
+    now, events = 0.0, []
+    for window in windows:
+        events.extend(player.schedule(now))
+        last, now = now, now + window
+    horizon = clock.position(last + player.settings.lookahead)
+    events.extend(player.drain())
+    times = [e.time for e in events]
+    assert times == sorted(times)
+    ons = [(round(e.time, 9), e.message.note) for e in events if e.message.type == "note_on"]
+    assert len(ons) == len(set(ons))
+    scheduled_steps = range(0, player.next_step)
+    expected = sum(1 for s in scheduled_steps for (step, _v) in CELLS if s % STEPS == step)
+    assert len(ons) == expected
+    # every step whose earliest note falls inside the last window was scheduled, and no more
+    assert player.next_step - 1.5 <= horizon < player.next_step - 0.5
+
+
+@given(st.lists(st.tuples(st.integers(0, STEPS - 1), st.integers(0, NUM_VOICES - 1),
+                          st.floats(-0.5, 0.499)), min_size=1, max_size=40),
+       st.sampled_from([0.1, 0.5, 1.0]))
+@settings(max_examples=60, deadline=None)
+def test_every_note_on_has_its_note_off_and_a_note_never_overlaps_itself(cells, gate: float) -> None:
+    pattern = pattern_with({(s, v): (0.7, o) for s, v, o in cells})
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(gate=gate, max_late=10.0), pattern)
+    events = play(player, 9.0, 0.013) + player.drain()
+    sounding: dict[int, int] = {}
+    for event in events:
+        note = event.message.note
+        if event.message.type == "note_on":
+            assert sounding.get(note, 0) == 0, "a note-on while the same note still sounds"
+            sounding[note] = 1
+        else:
+            assert sounding.get(note, 0) == 1, "a note-off with no note-on"
+            sounding[note] = 0
+    assert not any(sounding.values())
+
+
+def test_a_swap_never_happens_mid_step_and_waits_for_the_bar_when_asked() -> None:
+    first = pattern_with({(s, 0): (1.0, 0.0) for s in range(STEPS)})
+    second = pattern_with({(s, 1): (1.0, 0.0) for s in range(STEPS)})
+    for swap_at, every in (("step", 1), ("bar", 16)):
+        clock = InternalClock(bpm=120.0, start=0.0)
+        player = Player(clock, PlayerSettings(swap_at=swap_at, max_late=10.0), first)
+        events, now = [], 0.0
+        while now < 4.0:
+            if abs(now - 1.003) < 1e-9:
+                player.offer(second)
+            events.extend(player.schedule(now))
+            now = round(now + 0.001, 3)
+        by_step: dict[int, set[int]] = {}
+        for e in events:
+            if e.message.type == "note_on":
+                step = round(clock.position(e.time))
+                by_step.setdefault(step, set()).add(e.message.note)
+        assert all(len(notes) == 1 for notes in by_step.values())  # one pattern a step
+        switched = min(step for step, notes in by_step.items() if notes == {GM_NOTES[1]})
+        assert switched % every == 0
+        assert all(notes == {GM_NOTES[0]} for step, notes in by_step.items() if step < switched)
+        assert all(notes == {GM_NOTES[1]} for step, notes in by_step.items() if step >= switched)
+
+
+def test_two_voices_on_one_note_play_once_the_louder() -> None:
+    settings_ = PlayerSettings(notes=(36, 38, 42, 42, 45, 45, 45, 49, 51), max_late=10.0)
+    pattern = pattern_with({(2, 2): (0.3, 0.0), (2, 3): (0.9, 0.1)})
+    player = Player(InternalClock(bpm=120.0), settings_, pattern)
+    events = play(player, 1.0, 0.01) + player.drain()
+    ons = [e for e in events if e.message.type == "note_on"]
+    assert len(ons) == 1 and ons[0].message.note == 42 and ons[0].message.velocity == round(0.9 * 127)
+
+
+def test_per_voice_channels_and_a_stopped_transport_plays_nothing_new() -> None:
+    channels = tuple(range(1, NUM_VOICES + 1))
+    clock = InternalClock(bpm=120.0)
+    player = Player(clock, PlayerSettings(channels=channels, max_late=10.0), pattern_with(CELLS))
+    events = play(player, 4.5, 0.01)
+    assert {(e.message.note, e.message.channel) for e in events if e.message.type == "note_on"} == {
+        (GM_NOTES[v], v) for (_s, v) in CELLS}
+    clock.stop(4.5)
+    later = []
+    for tick in range(300):
+        later.extend(player.schedule(4.5 + tick * 0.01))
+    assert not [e for e in later if e.message.type == "note_on" and e.time > 4.5 + 0.06]
+    assert seconds_per_step(120.0) == 0.125
+
+
+def test_all_notes_off_silences_what_sounds() -> None:
+    player = Player(InternalClock(bpm=60.0), PlayerSettings(gate=1.0, max_late=10.0),
+                    pattern_with({(0, 0): (1.0, 0.0), (0, 1): (1.0, 0.0)}))
+    events = player.schedule(0.0)
+    assert {e.message.type for e in events} == {"note_on"}
+    offs = player.all_notes_off()
+    assert sorted(m.note for m in offs) == [GM_NOTES[0], GM_NOTES[1]]
+    assert all(m.type == "note_off" for m in offs)
+    assert player.drain() == []
+    assert HIT == 0 and VELOCITY == 1 and OFFSET == 2
