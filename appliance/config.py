@@ -54,10 +54,11 @@ UART_PINS = {14: "UART TX", 15: "UART RX"}
 def opt(default: Any = MISSING, *, range: tuple[float, float] | None = None,
         choices: tuple[str, ...] | None = None, doc: str = "",
         key_range: tuple[int, int] | None = None, key_choices: tuple[str, ...] | None = None,
-        length: int | None = None, factory: Callable[[], Any] | None = None) -> Any:
+        length: int | None = None, factory: Callable[[], Any] | None = None,
+        normalise: Callable[[str], str] | None = None) -> Any:
     """A config key: its default and what is allowed (checked by :func:`load`)."""
     meta = dict(range=range, choices=choices, doc=doc, key_range=key_range,
-                key_choices=key_choices, length=length)
+                key_choices=key_choices, length=length, normalise=normalise)
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -102,7 +103,7 @@ class PlayerConfig:
     lookahead_ms: float = opt(50.0, range=(1.0, 500.0))
     gate_steps: float = opt(0.5, range=(0.05, 4.0))
     channel: int = opt(10, range=(1, 16))
-    drum_map: str = opt("gm", choices=tuple(drummaps.names()))
+    drum_map: str = opt("gm", choices=tuple(drummaps.names()), normalise=drummaps.canonical)
     notes: dict[str, int] = opt(factory=dict, range=(0, 127), key_choices=VOICES)
 
 
@@ -372,6 +373,8 @@ class _Builder:
             self.problem(node, path, f"expected {_kind(tp)}, got {_describe(raw)}{hint}")
             return default
         value = float(raw) if tp is float else raw
+        if tp is str and meta.get("normalise") is not None:
+            value = meta["normalise"](value)
         rng = meta.get("range")
         if rng is not None and tp in (int, float) and not (rng[0] <= value <= rng[1]):
             self.problem(node, path, f"{_fmt_num(value)} is not in {_fmt_num(rng[0])}..{_fmt_num(rng[1])}")
@@ -518,6 +521,8 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
         line = f":{mark.line + 1}" if mark is not None else ""
         col = f" (column {mark.column + 1})" if mark is not None else ""
         what = e.problem or e.context or "cannot be read"
+        if "'\\t'" in what:
+            what += "; indent with spaces, not tabs"
         raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}"]) from None
     except yaml.YAMLError as e:   # e.g. a tab or a control character
         raise ConfigError([f"{filename}: bad YAML: {e}"]) from None

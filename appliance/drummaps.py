@@ -106,6 +106,14 @@ def names() -> list[str]:
     return sorted(PRESETS)
 
 
+def canonical(name: str) -> str:
+    """The preset's own spelling of ``name`` (aliases, case, ``_`` and spaces forgiven);
+    ``name`` unchanged when it is no preset."""
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    key = ALIASES.get(key, key)
+    return key if key in PRESETS else name
+
+
 def get(name: str) -> DrumMap:
     """The preset called ``name`` (case and ``_``/space insensitive); KeyError with a
     did-you-mean otherwise."""

@@ -1,0 +1,196 @@
+"""The YAML schema: defaults, one clear error per kind of mistake, the example file, check."""
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, is_dataclass
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+import pytest
+
+from appliance import config as cfg
+from appliance.config import Config, ConfigError, check_main, load, loads
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "config.yaml"
+
+
+def errors_of(text: str, tmp_path: Path, name: str = "config.yaml") -> list[str]:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    return [line.replace(str(tmp_path) + "/", "") for line in info.value.problems]
+
+
+def test_empty_file_is_every_default(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("# nothing set\n")
+    config = load(path)
+    assert config == Config()
+    assert config.player.channel == 10 and config.tempo.bpm == 120.0
+    assert config.model.precision == "int8" and config.state.dir == "/var/lib/groovebox"
+
+
+def test_tree_is_frozen_dataclasses() -> None:
+    config = Config()
+    assert is_dataclass(config.player)
+    with pytest.raises(FrozenInstanceError):
+        config.player.channel = 3  # type: ignore[misc]
+
+
+def test_values_are_read_with_their_types(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "tempo: {bpm: 96, clock: auto, send_clock: true}\n"
+        "player:\n  channel: 11\n  drum_map: TR-8S\n  notes: {ride: 53}\n"
+        "midi:\n  inputs: Keystation\n  outputs: [TR-8S, 'Midi Through']\n"
+        "midi_map:\n  channel: 16\n  cc: {21: density, 64: freeze}\n  notes: {36: resample}\n"
+        "model: {dir: ../models/groove-vae, seed: 7}\n")
+    c = load(path)
+    assert c.tempo.bpm == 96.0 and isinstance(c.tempo.bpm, float)
+    assert c.tempo.clock == "auto" and c.tempo.send_clock is True
+    assert c.player.notes == {"ride": 53}
+    assert c.midi.inputs == ("Keystation",) and c.midi.outputs == ("TR-8S", "Midi Through")
+    assert c.midi_map.cc == {21: "density", 64: "freeze"} and c.midi_map.notes == {36: "resample"}
+    # relative paths are taken from the config file's directory
+    assert c.model.dir == str((tmp_path / "../models/groove-vae").resolve())
+    assert c.model.seed == 7
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    errors = errors_of("player:\n  channel: ten\n", tmp_path)
+    assert errors == ["config.yaml:2 player.channel: expected a whole number, got 'ten' (text); "
+                      "write a plain number without quotes or units"]
+    errors = errors_of("tempo:\n  send_clock: maybe\n", tmp_path)
+    assert errors[0].startswith("config.yaml:2 tempo.send_clock: expected true or false")
+    errors = errors_of("player:\n  channel: 9.5\n", tmp_path)
+    assert errors[0].startswith("config.yaml:2 player.channel: expected a whole number, got 9.5")
+    errors = errors_of("generator: 3\n", tmp_path)
+    assert errors[0].startswith("config.yaml:1 generator: expected a mapping of keys (density,")
+
+
+def test_out_of_range(tmp_path: Path) -> None:
+    text = "model:\n  precision: int8\n" + "\n" * 11 + "player:\n  channel: 17\n"
+    assert errors_of(text, tmp_path) == ["config.yaml:15 player.channel: 17 is not in 1..16"]
+    assert errors_of("tempo: {bpm: 20}\n", tmp_path) == ["config.yaml:1 tempo.bpm: 20 is not in 40..300"]
+    assert errors_of("generator:\n  density: 1.5\n", tmp_path) == [
+        "config.yaml:2 generator.density: 1.5 is not in 0..1"]
+
+
+def test_unknown_key_with_did_you_mean(tmp_path: Path) -> None:
+    assert errors_of("player:\n  chanel: 3\n", tmp_path) == [
+        "config.yaml:2 player.chanel: unknown key; did you mean 'channel'?"]
+    assert errors_of("tempos: {bpm: 100}\n", tmp_path) == [
+        "config.yaml:1 tempos: unknown key; did you mean 'tempo'?"]
+    # nothing close: the allowed keys are listed instead
+    errors = errors_of("din:\n  zzz: 1\n", tmp_path)
+    assert errors == ["config.yaml:2 din.zzz: unknown key (allowed: enabled, device, baud, input, output)"]
+
+
+def test_unknown_choice_with_did_you_mean(tmp_path: Path) -> None:
+    errors = errors_of("player: {drum_map: tr8x}\n", tmp_path)
+    assert errors[0].startswith("config.yaml:1 player.drum_map: 'tr8x' is not allowed; did you mean 'tr-8s'?")
+    errors = errors_of("player:\n  notes:\n    kik: 36\n", tmp_path)
+    assert errors[0].startswith("config.yaml:3 player.notes.kik: 'kik' is not allowed; did you mean 'kick'?")
+    errors = errors_of("midi_map:\n  cc:\n    74: densty\n", tmp_path)
+    assert errors[0].startswith("config.yaml:3 midi_map.cc.74: 'densty' is not allowed; did you mean 'density'?")
+
+
+def test_bad_yaml_syntax_names_its_line(tmp_path: Path) -> None:
+    errors = errors_of("tempo:\n  bpm: 120\n   clock: internal\n", tmp_path)
+    assert len(errors) == 1
+    assert re.match(r"config\.yaml:3: bad YAML: mapping values are not allowed here", errors[0])
+    errors = errors_of("player: {channel: 3\nlog_level: info\n", tmp_path)
+    assert re.match(r"config\.yaml:\d+: bad YAML: ", errors[0])
+    errors = errors_of("tempo:\n\tbpm: 120\n", tmp_path)
+    assert re.match(r"config\.yaml:2: bad YAML: .*tab", errors[0])
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    errors = errors_of("player:\n  channel: 3\n  channel: 4\n", tmp_path)
+    assert errors == ["config.yaml:3 player.channel: appears twice; keep one"]
+
+
+def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
+    errors = errors_of("player: {channel: 0}\ntempo: {bpm: 1000}\nlog_level: loud\n", tmp_path)
+    assert [e.split(" ")[0] for e in errors] == ["config.yaml:1", "config.yaml:2", "config.yaml:3"]
+
+
+def test_knob_needs_exactly_one_source(tmp_path: Path) -> None:
+    errors = errors_of("gpio:\n  knobs:\n    density: {invert: true}\n", tmp_path)
+    assert errors == ["config.yaml:3 gpio.knobs.density: give exactly one of mcp3008: CHANNEL (a pot) "
+                      "or encoder: [PIN_A, PIN_B] (a rotary encoder)"]
+
+
+def test_pin_conflicts(tmp_path: Path) -> None:
+    errors = errors_of("gpio:\n  buttons: {freeze: 17, clear: 17}\n", tmp_path)
+    assert errors == ["config.yaml:2 gpio.buttons.clear: GPIO17 is already used by gpio.buttons.freeze"]
+    errors = errors_of("gpio:\n  buttons:\n    freeze: 10\n", tmp_path)
+    assert errors == ["config.yaml:3 gpio.buttons.freeze: GPIO10 is the MCP3008's SPI MOSI; pick another pin"]
+    errors = errors_of("din: {enabled: true}\ngpio:\n  buttons:\n    tap: 14\n", tmp_path)
+    assert errors == ["config.yaml:4 gpio.buttons.tap: GPIO14 is the DIN MIDI UART TX; pick another pin"]
+    # encoders instead of pots free the SPI pins
+    path = tmp_path / "enc.yaml"
+    path.write_text("gpio:\n  knobs:\n    density: {encoder: [10, 11]}\n    variation: null\n"
+                    "    tempo: null\n    humanise: null\n")
+    assert load(path).gpio.knobs.density.encoder == (10, 11)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path / "missing.yaml")
+    assert "missing.yaml: cannot read" in str(info.value)
+
+
+def test_engine_settings_and_controls_mapping() -> None:
+    c = loads("player: {drum_map: volca-drum, lookahead_ms: 80, gate_steps: 0.25, notes: {kick: 48}}\n"
+              "loop: {input_channel: 0, swap_at: step, forget_passes: 3}\n"
+              "generator: {variation: 1.5, density: 0.7}\n")
+    s = c.engine_settings()
+    assert s.lookahead == pytest.approx(0.08) and s.gate == 0.25 and s.swap_at == "step"
+    assert s.input_channel is None and s.forget_passes == 3
+    assert s.notes[0] == 48 and s.channels[:4] == (1, 2, 3, 4)
+    controls = c.controls()
+    assert controls.temperature == 1.5 and controls.density == 0.7
+    c2 = loads("player: {channel: 5}\nloop: {input_channel: 2}\n")
+    assert c2.engine_settings().channels == (5,) * 9
+    assert c2.engine_settings().input_channel == 2
+
+
+def test_example_documents_every_key_with_its_default() -> None:
+    config = load(EXAMPLE)
+    assert config == Config(), "examples/config.yaml must hold exactly the defaults"
+    text = EXAMPLE.read_text()
+    for key in cfg.flatten(Config()):
+        leaf = key.split(".")[-1]
+        assert re.search(rf"[\s{{]{re.escape(leaf)}:", text), f"{key} is not in the example"
+    # every key line carries a comment (on it or just above it)
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*[a-z_]+:", line) and "#" not in line:
+            assert lines[i - 1].strip().startswith("#"), f"line {i + 1} has no comment: {line!r}"
+
+
+def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("player: {drum_map: tr-8s}\nmidi_map: {cc: {21: density}}\n")
+    assert check_main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "kick=36/ch10" in out and "CC 21 -> density" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("player: {chanel: 3}\n")
+    assert check_main([str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml:1 player.chanel: unknown key; did you mean 'channel'?" in err
+    assert check_main([]) == 2
+
+
+def test_check_as_a_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("player:\n  channel: 17\n")
+    run = subprocess.run([sys.executable, "-m", "appliance.config", "check", str(bad)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 1
+    assert f"{bad}:2 player.channel: 17 is not in 1..16" in run.stderr
