@@ -300,7 +300,8 @@ class Engine:
                 self._ask(self._clock(), force=True)
 
     def stats(self) -> dict:
-        latencies = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
+        with self._lock:
+            latencies = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
         return {
             "generations": self._generations,
             "misses": self._misses,

@@ -119,7 +119,8 @@ class Player:
         return self._pop_until(math.inf)
 
     def _schedule_step(self, step: int, now: float) -> None:
-        every = SWAP_EVERY[self.settings.swap_at]
+        settings = self.settings  # read once: a live settings change lands between steps
+        every = SWAP_EVERY[settings.swap_at]
         offered = self._offered
         if step % every == 0 and offered is not None and offered is not self._pattern:
             self._pattern = offered
@@ -130,17 +131,17 @@ class Player:
             hit, velocity, offset = cells[voice, HIT], cells[voice, VELOCITY], cells[voice, OFFSET]
             if hit < 0.5:
                 continue
-            key = (self.settings.channels[voice] - 1, self.settings.notes[voice])
+            key = (settings.channels[voice] - 1, settings.notes[voice])
             if key not in chosen or velocity > chosen[key][0]:  # two voices on one note: the louder
                 chosen[key] = (float(velocity), float(offset))
         time_at = self.transport.time_at
         for (channel, note), (velocity, offset) in chosen.items():
             on_position = step + offset
             on_time = time_at(on_position)
-            if now - on_time > self.settings.max_late:
+            if now - on_time > settings.max_late:
                 self.late_drops += 1
                 continue
-            off_position = max(on_position, min(on_position + self.settings.gate, step + 0.5))
+            off_position = max(on_position, min(on_position + settings.gate, step + 0.5))
             midi_velocity = max(1, min(127, round(velocity * 127)))
             self._push(on_time, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
             self._push(time_at(off_position), mido.Message("note_off", channel=channel, note=note, velocity=0))
