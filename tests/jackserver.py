@@ -4,7 +4,7 @@
 the tests start), so every JACK client the tests make talks to this server and never to a
 desktop's. The server is killed when the session ends.
 
-Import the fixture into a test module: ``from jackserver import jack  # noqa: F401``.
+Import the fixture into a test module: ``from tests.jackserver import jack  # noqa: F401``.
 """
 from __future__ import annotations
 

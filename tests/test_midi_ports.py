@@ -9,10 +9,7 @@ import pytest
 
 from appliance.midi.ports import MidiPorts, RtMidiBackend, matches, port_key, resolve_api
 
-try:
-    from jackserver import Player, Recorder, connect, jack, wait_until  # noqa: F401
-except ImportError:  # tests/ imported as a package
-    from tests.jackserver import Player, Recorder, connect, jack, wait_until  # noqa: F401
+from tests.jackserver import Player, Recorder, connect, jack, wait_until  # noqa: F401
 
 
 class Inbox:

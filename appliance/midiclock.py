@@ -1,0 +1,377 @@
+"""MIDI clock: follow an external one, or be the master and send one.
+
+:class:`MidiClockFollower` is a :class:`~appliance.transport.Transport` driven by MIDI clock
+(24 ppqn, so 6 clocks a sixteenth step), Start / Stop / Continue and Song Position Pointer.
+Its tempo and phase come from a least-squares line through the last beat of clock arrivals:
+jitter averages out, and a tempo change has fully settled one beat later.
+
+Positions never go backwards. The loop is two bars, so a Start ("bar 1, beat 1") moves the
+position forward to the next loop start rather than back to 0, and a Song Position Pointer
+forward to the next position with the same place in the loop. Each such jump bumps
+``relocations`` so that the player can re-locate instead of catching up.
+
+:class:`ClockSwitch` is the transport the engine gets: ``internal`` (the box's own clock),
+``external`` (only MIDI clock), or ``auto`` (internal until a MIDI clock arrives, then follow
+it; if the clock is lost while playing, carry on at its last tempo without a gap).
+
+:class:`ClockSender` turns a transport into the clock a master sends (24 ppqn, Start, Stop).
+"""
+from __future__ import annotations
+
+from collections import deque
+import logging
+import math
+import threading
+import time
+from typing import Callable
+
+import mido
+
+from .groove import STEPS
+from .transport import InternalClock, Transport, check_bpm, seconds_per_step
+
+log = logging.getLogger(__name__)
+
+PPQN = 24
+CLOCKS_PER_STEP = 6
+CLOCK_TYPES = frozenset({"clock", "start", "stop", "continue", "songpos"})
+
+IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
+
+
+def forward_to(current: float, loop_position: float) -> float:
+    """The first absolute position ≥ current that sits at ``loop_position`` in the loop."""
+    return current + ((loop_position - current) % STEPS)
+
+
+class MidiClockFollower(Transport):
+    """A transport that follows MIDI clock. Feed it every clock message with ``feed``.
+
+    States: idle (no clock, or lost), playing, stopped. Ticks while idle start it playing
+    from where ``adopt`` says (the box's own position, so that a clock without a Start
+    joins in without a jump). Ticks while stopped only update the tempo.
+    """
+
+    def __init__(self, bpm: float = 120.0, *, window: int = PPQN, lost_after: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic,
+                 adopt: Callable[[float], float | None] | None = None) -> None:
+        super().__init__(bpm=bpm, start=0.0, running=False)
+        self.window = max(2, window)
+        self.lost_after = lost_after
+        self.clock = clock
+        self.adopt = adopt
+        self._ticks: deque[tuple[int, float]] = deque(maxlen=self.window)
+        self._n = -1                      # index of the last tick heard
+        self._fit = (0.0, seconds_per_step(bpm) / CLOCKS_PER_STEP)   # t = a + b·n
+        self._state = IDLE
+        self._anchored = False            # a tick has fixed the position since the last Start
+        self._ref_n = 0                   # at tick _ref_n ...
+        self._ref_pos = 0.0               # ... the position was _ref_pos
+        self._pending: float | None = None   # loop position the next tick will be at
+        self._held = 0.0                  # position while not playing
+        self._song_position: float | None = None
+        self._last_tick = -math.inf
+        self.relocations = 0
+        self.ticks_heard = 0
+
+    # -- the Transport interface --------------------------------------------------------------
+    @property
+    def bpm(self) -> float:
+        return 60.0 / (self._fit[1] * PPQN)
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            self._check_lost(self.clock())
+            return self._state
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            self._check_lost(self.clock())
+            return self._state == PLAYING and self._anchored
+
+    @property
+    def last_tick_time(self) -> float:
+        return self._last_tick
+
+    @property
+    def lost(self) -> bool:
+        return self.clock() - self._last_tick > self.lost_after
+
+    def position(self, t: float) -> float:
+        with self._lock:
+            if self._state != PLAYING or not self._anchored:
+                return self._held
+            a, b = self._fit
+            n = (t - a) / b
+            # Never extrapolate more than a beat past the last tick heard.
+            n = min(n, self._n + PPQN)
+            return self._ref_pos + (n - self._ref_n) / CLOCKS_PER_STEP
+
+    def time_at(self, position: float) -> float:
+        with self._lock:
+            a, b = self._fit
+            if self._state != PLAYING or not self._anchored:
+                return self.clock() + (position - self._held) * CLOCKS_PER_STEP * b
+            n = self._ref_n + (position - self._ref_pos) * CLOCKS_PER_STEP
+            return a + b * n
+
+    # -- MIDI in ------------------------------------------------------------------------------
+    def feed(self, message: mido.Message, t: float) -> bool:
+        """Take a clock, start, stop, continue or songpos message; False for anything else."""
+        kind = message.type
+        if kind == "clock":
+            self.tick(t)
+        elif kind == "start":
+            self.start(t)
+        elif kind == "continue":
+            self.resume(t)
+        elif kind == "stop":
+            self.stop(t)
+        elif kind == "songpos":
+            self.song_position(message.pos)
+        else:
+            return False
+        return True
+
+    def tick(self, t: float) -> None:
+        with self._lock:
+            self._check_lost(t)
+            self._n += 1
+            self.ticks_heard += 1
+            self._last_tick = t
+            self._ticks.append((self._n, t))
+            self._refit()
+            if self._state == IDLE and len(self._ticks) >= 2:
+                # A clock without a Start: join it where the box already is.
+                self._adopt(t)
+                self._pending = self._held % STEPS
+                self._state = PLAYING
+                self._anchored = False
+                log.info("following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
+            if self._state == PLAYING and self._pending is not None:
+                self._anchor_here(self._pending)
+
+    def start(self, t: float) -> None:
+        with self._lock:
+            self._check_lost(t)
+            self._song_position = None
+            self._hold(t)
+            self._adopt(t)
+            self._state, self._anchored, self._pending = PLAYING, False, 0.0
+            log.info("MIDI Start")
+
+    def resume(self, t: float) -> None:
+        with self._lock:
+            self._check_lost(t)
+            self._hold(t)
+            self._adopt(t)
+            where = self._song_position if self._song_position is not None else self._held % STEPS
+            self._song_position = None
+            self._state, self._anchored, self._pending = PLAYING, False, where % STEPS
+            log.info("MIDI Continue")
+
+    def stop(self, t: float) -> None:
+        with self._lock:
+            self._hold(t)
+            self._state, self._pending = STOPPED, None
+            log.info("MIDI Stop")
+
+    def song_position(self, sixteenths: int) -> None:
+        """Song Position Pointer: MIDI beats (sixteenths) since the song start = our steps."""
+        with self._lock:
+            self._song_position = float(sixteenths)
+
+    # -- internals (caller holds the lock) ----------------------------------------------------
+    def _hold(self, t: float) -> None:
+        """Freeze the position where it is now (for a stop or before a relocation)."""
+        if self._state == PLAYING and self._anchored:
+            a, b = self._fit
+            n = min((t - a) / b, self._n + PPQN)
+            self._held = max(self._held, self._ref_pos + (n - self._ref_n) / CLOCKS_PER_STEP)
+
+    def _adopt(self, t: float) -> None:
+        """Never behind the position the box is already playing at (see ``adopt``)."""
+        if self.adopt is not None:
+            here = self.adopt(t)
+            if here is not None:
+                self._held = max(self._held, here)
+
+    def _anchor_here(self, loop_position: float) -> None:
+        target = forward_to(self._held, loop_position)
+        self.relocations += 1
+        self._ref_n, self._ref_pos = self._n, target
+        self._held = target
+        self._anchored, self._pending = True, None
+
+    def _refit(self) -> None:
+        ticks = self._ticks
+        if len(ticks) < 2:
+            n, t = ticks[-1]
+            b = self._fit[1]
+            self._fit = (t - b * n, b)
+            return
+        count = len(ticks)
+        mean_n = sum(n for n, _ in ticks) / count
+        mean_t = sum(t for _, t in ticks) / count
+        snn = sum((n - mean_n) ** 2 for n, _ in ticks)
+        snt = sum((n - mean_n) * (t - mean_t) for n, t in ticks)
+        b = snt / snn
+        low, high = 60.0 / (300.0 * PPQN), 60.0 / (20.0 * PPQN)
+        if not low <= b <= high:     # nonsense (a burst of clocks): keep the last tempo
+            b = self._fit[1]
+        self._fit = (mean_t - b * mean_n, b)
+
+    def _check_lost(self, now: float) -> None:
+        if self._state == PLAYING and now - self._last_tick > self.lost_after \
+                and self._last_tick > -math.inf:
+            self._hold(self._last_tick)
+            self._state, self._anchored = IDLE, False
+            self._ticks.clear()
+            log.warning("MIDI clock lost (nothing for %.1f s); check the clock source's cable",
+                        now - self._last_tick)
+
+
+class ClockSwitch(Transport):
+    """The transport the engine plays on: internal, external or auto (see module doc)."""
+
+    MODES = ("internal", "external", "auto")
+
+    def __init__(self, mode: str = "auto", bpm: float = 120.0, *,
+                 clock: Callable[[], float] = time.monotonic, lost_after: float = 0.5) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"tempo.clock {mode!r} is not one of {', '.join(self.MODES)}")
+        super().__init__(bpm=check_bpm(bpm), start=clock(), running=True)
+        self.mode = mode
+        self.clock = clock
+        now = clock()
+        self._source = "external" if mode == "external" else "internal"
+        self.internal = InternalClock(bpm=bpm, start=now)
+        self.follower = MidiClockFollower(bpm=bpm, clock=clock, lost_after=lost_after,
+                                          adopt=self._adopt)
+        self._switch_lock = threading.RLock()
+        self._base_relocations = 0
+        self._relocations = 0
+        if mode == "external":
+            self.internal.stop(now)
+
+    def _adopt(self, t: float) -> float | None:
+        """Where the box is while it plays on its own clock (the follower joins from here)."""
+        if self._source == "internal" and self.internal.running:
+            return self.internal.position(t)
+        return None
+
+    # -- what is playing ----------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        self._update()
+        return self._source
+
+    def _active(self) -> Transport:
+        self._update()
+        return self.follower if self._source == "external" else self.internal
+
+    def _update(self) -> None:
+        if self.mode != "auto":
+            return
+        with self._switch_lock:
+            state = self.follower.state
+            if self._source == "internal" and state == PLAYING and self.follower.running:
+                self._source = "external"
+                self._relocations += 1
+                log.info("clock: following MIDI clock at %.1f BPM", self.follower.bpm)
+            elif self._source == "external" and state == IDLE:
+                # Carry on from the last tick heard, at the last tempo: no gap, no jump.
+                since = self.follower.last_tick_time
+                where = self.follower.position(since)
+                self.internal.set_bpm(_clamp_bpm(self.follower.bpm), since)
+                self.internal.start(since, position=where)
+                self._source = "internal"
+                self._relocations += 1
+                log.info("clock: MIDI clock gone, carrying on at %.1f BPM on the internal clock",
+                         self.internal.bpm)
+
+    @property
+    def relocations(self) -> int:
+        """Bumped whenever the position may have jumped (a Start, a song position, a switch)."""
+        self._update()
+        return self._relocations + self.follower.relocations
+
+    @property
+    def bpm(self) -> float:
+        return self._active().bpm
+
+    @property
+    def running(self) -> bool:
+        return self._active().running
+
+    def position(self, t: float) -> float:
+        return self._active().position(t)
+
+    def time_at(self, position: float) -> float:
+        return self._active().time_at(position)
+
+    # -- input and control --------------------------------------------------------------------
+    def feed(self, message: mido.Message, t: float) -> bool:
+        """MIDI clock in; False for messages that are not about the clock (or when internal)."""
+        if message.type not in CLOCK_TYPES:
+            return False
+        if self.mode == "internal":
+            return True                    # consumed, ignored: the box is its own master
+        with self._switch_lock:
+            self.follower.feed(message, t)
+        self._update()
+        return True
+
+    def set_bpm(self, bpm: float, now: float) -> None:
+        """The internal tempo (an external clock sets its own)."""
+        self.internal.set_bpm(bpm, now)
+
+    def start(self, now: float, position: float = 0.0) -> None:
+        self.internal.start(now, forward_to(self.internal.position(now), position % STEPS))
+        self._relocations += 1
+
+    def stop(self, now: float) -> None:
+        self.internal.stop(now)
+
+
+def _clamp_bpm(bpm: float) -> float:
+    return min(300.0, max(40.0, bpm))
+
+
+class ClockSender:
+    """Master clock out: 24 ppqn from the transport, Start when it starts, Stop when it stops.
+
+    ``due(until)`` returns (time, message) pairs up to ``until``, each once; the player
+    thread merges them with the drum events.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._next: int | None = None     # next clock index (position · 6)
+        self._was_running = False
+
+    def due(self, now: float, until: float) -> list[tuple[float, mido.Message]]:
+        out: list[tuple[float, mido.Message]] = []
+        transport = self.transport
+        running = transport.running
+        if running and not self._was_running:
+            position = transport.position(now)
+            self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)
+            out.append((now, mido.Message("songpos", pos=int(position) % STEPS % 16384)))
+            out.append((now, mido.Message("continue" if int(position) % STEPS else "start")))
+        elif not running and self._was_running:
+            out.append((now, mido.Message("stop")))
+            self._next = None
+        self._was_running = running
+        if not running or self._next is None:
+            return out
+        position = transport.position(now)
+        if position * CLOCKS_PER_STEP - self._next > PPQN * 4 or position * CLOCKS_PER_STEP < self._next - PPQN * 4:
+            self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)    # jumped: re-locate
+        horizon = transport.position(until) * CLOCKS_PER_STEP
+        while self._next <= horizon:
+            out.append((transport.time_at(self._next / CLOCKS_PER_STEP), mido.Message("clock")))
+            self._next += 1
+        return out

@@ -1,0 +1,262 @@
+"""The MIDI clock follower, the internal/external/auto switch and the clock sender, on a
+virtual clock (deterministic: the times are the test's)."""
+from __future__ import annotations
+
+import random
+
+import mido
+import pytest
+
+from appliance.groove import STEPS
+from appliance.midiclock import ClockSender, ClockSwitch, MidiClockFollower, forward_to
+from appliance.transport import Transport
+
+CLOCK, START, STOP, CONTINUE = (mido.Message(k) for k in ("clock", "start", "stop", "continue"))
+
+
+class Now:
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def approx_loop(expected: float, abs: float = 1e-6):
+    """A place in the loop, where 31.999999 and 0.0 are the same place."""
+    class Near:
+        def __eq__(self, got: float) -> bool:
+            d = (got - expected) % STEPS
+            return min(d, STEPS - d) <= abs
+
+        def __repr__(self) -> str:
+            return f"{expected} ± {abs} (mod {STEPS})"
+    return Near()
+
+
+def tick_period(bpm: float) -> float:
+    return 60.0 / bpm / 24
+
+
+class Source:
+    """A clock source on the virtual clock: ticks at a tempo, with optional jitter."""
+
+    def __init__(self, target, now: Now, bpm: float, jitter: float = 0.0, seed: int = 1) -> None:
+        self.target, self.now, self.bpm, self.jitter = target, now, bpm, jitter
+        self.rng = random.Random(seed)
+        self.ideal = now.t           # ideal time of the last tick sent
+        self.sent = 0
+
+    def send(self, message: mido.Message) -> None:
+        self.target.feed(message, self.now.t)
+
+    def ticks(self, count: int) -> list[float]:
+        """Send ``count`` ticks; returns their ideal (jitter-free) times."""
+        times = []
+        for _ in range(count):
+            self.ideal += tick_period(self.bpm)
+            times.append(self.ideal)
+            self.now.t = self.ideal + self.rng.uniform(-self.jitter, self.jitter)
+            self.target.feed(CLOCK, self.now.t)
+            self.sent += 1
+        self.now.t = self.ideal
+        return times
+
+
+def test_is_a_transport():
+    assert isinstance(MidiClockFollower(), Transport)
+    assert isinstance(ClockSwitch("auto"), Transport)
+
+
+def test_forward_to_never_goes_back():
+    assert forward_to(0.0, 0.0) == 0.0
+    assert forward_to(33.0, 0.0) == 64.0
+    assert forward_to(40.0, 8.0) == 40.0
+    assert forward_to(41.0, 8.0) == 72.0
+
+
+def test_start_anchors_bar_one_at_the_first_tick():
+    now = Now(10.0)
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100)
+    src.send(STOP)
+    src.ticks(30)                        # clock while stopped: tempo only
+    assert not f.running
+    assert f.bpm == pytest.approx(100, abs=0.01)
+    src.send(START)
+    assert not f.running                 # playing from the first tick after Start
+    ideal = src.ticks(1)[0]
+    assert f.running
+    assert f.position(ideal) % STEPS == approx_loop(0.0, abs=1e-6)
+    start = f.position(ideal)
+    times = src.ticks(6 * 20)
+    for k, t in enumerate(times, start=1):
+        assert f.position(t) - start == pytest.approx(k / 6, abs=1e-6)
+    assert f.time_at(start + 21) == pytest.approx(ideal + 21 * 6 * tick_period(100), abs=1e-6)
+
+
+@pytest.mark.parametrize("jitter_ms", [0.0, 1.0, 2.0])
+def test_settles_within_two_beats_of_a_tempo_change_and_ignores_jitter(jitter_ms):
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100, jitter=jitter_ms / 1000)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(24 * 4 - 1)
+    assert f.bpm == pytest.approx(100, abs=0.5)
+    src.bpm = 140                       # the source speeds up
+    src.ticks(48)                       # two beats later ...
+    assert f.bpm == pytest.approx(140, abs=0.5)
+    # ... and the position follows the source's grid: its next beat is where the box thinks.
+    ideal = src.ideal
+    on_grid = f.position(ideal) - base
+    assert on_grid == pytest.approx(round(on_grid * 6) / 6, abs=0.03)
+    assert round(on_grid * 6) == src.sent - 1
+    # Steps ahead are predicted at the new tempo.
+    p = f.position(ideal)
+    assert f.time_at(p + 4) - f.time_at(p) == pytest.approx(4 * 6 * tick_period(140), rel=0.01)
+
+
+def test_jitter_does_not_wobble_the_tempo():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 120, jitter=0.002, seed=7)
+    src.send(START)
+    src.ticks(48)
+    seen = []
+    for _ in range(200):
+        src.ticks(1)
+        seen.append(f.bpm)
+    assert max(seen) - min(seen) < 2.0
+    assert sum(seen) / len(seen) == pytest.approx(120, abs=0.3)
+
+
+def test_stop_holds_and_continue_resumes_where_it_stopped():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 120)
+    src.send(START)
+    src.ticks(6 * 5 + 1)               # five steps in
+    src.send(STOP)
+    held = f.position(now.t)
+    assert not f.running
+    src.ticks(50)                      # the master keeps its clock going while stopped
+    assert f.position(now.t) == held
+    src.send(CONTINUE)
+    first = src.ticks(1)[0]
+    assert f.running
+    assert f.position(first) == pytest.approx(held, abs=1e-6)
+
+
+def test_song_position_then_continue_and_positions_never_go_back():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 120)
+    src.send(START)
+    src.ticks(6 * 20 + 1)
+    src.send(STOP)
+    before = f.position(now.t)
+    src.send(mido.Message("songpos", pos=64 + 8))    # bar 5, beat 3 → step 8 of the loop
+    src.send(CONTINUE)
+    first = src.ticks(1)[0]
+    after = f.position(first)
+    assert after % STEPS == approx_loop(8.0)
+    assert after >= before
+    relocations = f.relocations
+    src.send(START)                                  # restart: bar 1 again, forwards
+    first = src.ticks(1)[0]
+    assert f.position(first) % STEPS == approx_loop(0.0)
+    assert f.position(first) >= after
+    assert f.relocations == relocations + 1
+
+
+def test_clock_without_start_is_followed_and_a_lost_clock_stops():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now, lost_after=0.5)
+    src = Source(f, now, 90)
+    src.ticks(2)
+    assert f.running
+    src.ticks(24)
+    assert f.bpm == pytest.approx(90, abs=0.01)
+    now.t += 0.6                                     # the cable is pulled
+    assert not f.running
+    assert f.state == "idle"
+
+
+def test_switch_auto_follows_a_clock_and_falls_back_without_a_jump():
+    now = Now(100.0)
+    sw = ClockSwitch("auto", bpm=120, clock=now, lost_after=0.5)
+    assert sw.source == "internal" and sw.running
+    now.t += 3.3                                      # the box plays on its own for a while
+    own = sw.position(now.t)
+    assert own == pytest.approx(3.3 / (60 / 120 / 4))
+    src = Source(sw, now, 100)
+    sw.feed(START, now.t)
+    first = src.ticks(1)[0]
+    assert sw.source == "external"
+    assert sw.position(first) % STEPS == approx_loop(0.0)
+    assert sw.position(first) >= own                  # forward to the next loop start
+    src.ticks(24 * 3)
+    assert sw.bpm == pytest.approx(100, abs=0.1)
+    last = now.t
+    where = sw.position(last)
+    now.t += 0.7                                      # the master vanishes mid-song
+    assert sw.source == "internal"
+    assert sw.running
+    assert sw.bpm == pytest.approx(100, abs=0.1)
+    # The internal clock carries on from where the follower was (held at the last tick).
+    assert sw.position(now.t) == pytest.approx(where + 0.7 / (60 / 100 / 4), abs=0.05)
+
+
+def test_switch_auto_stop_from_the_master_stops_the_box():
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    src = Source(sw, now, 120)
+    sw.feed(START, now.t)
+    src.ticks(10)
+    sw.feed(STOP, now.t)
+    assert not sw.running
+    assert sw.source == "external"
+    src.ticks(100)
+    assert not sw.running
+
+
+def test_switch_internal_ignores_clock_and_external_waits_for_one():
+    now = Now()
+    internal = ClockSwitch("internal", bpm=110, clock=now)
+    src = Source(internal, now, 140)
+    internal.feed(START, now.t)
+    src.ticks(48)
+    assert internal.source == "internal" and internal.bpm == 110 and internal.running
+    assert internal.feed(mido.Message("note_on"), now.t) is False
+
+    external = ClockSwitch("external", bpm=110, clock=now)
+    assert not external.running and external.source == "external"
+    src = Source(external, now, 140)
+    external.feed(START, now.t)
+    src.ticks(48)
+    assert external.running and external.bpm == pytest.approx(140, abs=0.01)
+    now.t += 1.0
+    assert not external.running and external.source == "external"
+
+    with pytest.raises(ValueError, match="internal, external, auto"):
+        ClockSwitch("sometimes")
+
+
+def test_clock_sender_sends_24_ppqn_start_and_stop():
+    now = Now()
+    sw = ClockSwitch("internal", bpm=120, clock=now)
+    sender = ClockSender(sw)
+    out = sender.due(now.t, now.t + 1.0)              # one second = 2 beats = 48 clocks
+    kinds = [m.type for _, m in out]
+    assert kinds[:2] == ["songpos", "start"]
+    clocks = [t for t, m in out if m.type == "clock"]
+    assert len(clocks) == 49                          # 0 .. 1.0 s inclusive
+    gaps = {round(b - a, 9) for a, b in zip(clocks, clocks[1:])}
+    assert gaps == {round(tick_period(120), 9)}
+    again = sender.due(now.t, now.t + 1.0)
+    assert again == []                                # each clock once
+    now.t = 1.5
+    sw.stop(now.t)
+    assert [m.type for _, m in sender.due(now.t, now.t + 0.1)] == ["stop"]
