@@ -172,7 +172,7 @@ class LiveState:
 
 
 def _groove_json(groove: Groove) -> list[list[float]]:
-    return [[round(float(x), 6) for x in row] for row in groove.steps]
+    return [[float(x) for x in row] for row in groove.steps]   # float32 → float64 is exact
 
 
 def _groove_from(data: Any) -> Groove:

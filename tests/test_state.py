@@ -1,0 +1,254 @@
+"""State on disk: round trip, every truncation, kill -9 mid-save, autosave rate, scenes."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from appliance.generator import Controls
+from appliance.groove import STEPS, Groove
+from appliance.state import (Autosaver, LiveState, Scene, Scenes, StateStore, decode, encode,
+                             snapshot)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def a_groove(seed: int) -> Groove:
+    rng = np.random.default_rng(seed)
+    steps = np.zeros((STEPS, 3), np.float32)
+    hits = rng.random(STEPS) < 0.4
+    steps[hits, 0] = 1
+    steps[hits, 1] = rng.uniform(0.2, 1.0, hits.sum())
+    steps[hits, 2] = rng.uniform(-0.5, 0.49, hits.sum())
+    return Groove(steps)
+
+
+def a_state(seed: int = 1, scenes: int = 2) -> LiveState:
+    rng = np.random.default_rng(seed)
+    return LiveState(
+        groove=a_groove(seed), eps=tuple(float(x) for x in rng.standard_normal(64)),
+        controls={"density": 0.7, "temperature": 1.3, "humanise": 0.5},
+        frozen=bool(seed % 2), bpm=100.0 + seed,
+        scenes={i: Scene(a_groove(seed + i), tuple(float(x) for x in rng.standard_normal(64)),
+                         {"density": 0.25}) for i in range(1, scenes + 1)})
+
+
+def same(a: LiveState, b: LiveState) -> bool:
+    return encode(a) == encode(b)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    state = a_state()
+    store.save(state)
+    back = store.load()
+    assert back is not None and same(back, state)
+    assert back.groove == state.groove and back.bpm == state.bpm and back.frozen == state.frozen
+    assert Controls(**back.controls).temperature == 1.3
+
+
+def test_no_file_starts_clean(tmp_path: Path) -> None:
+    assert StateStore(tmp_path / "never-made").load() is None
+
+
+def test_cut_at_every_byte_offset_never_stops_the_start(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    data = encode(a_state(scenes=0))
+    store = StateStore(tmp_path)
+    caplog.set_level(logging.WARNING, logger="appliance.state")
+    for cut in range(len(data)):
+        store.path.write_bytes(data[:cut])
+        caplog.clear()
+        assert store.load() is None, f"a file cut at byte {cut} was taken as good"
+        assert not store.path.exists(), "the cut file must be set aside"
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "set aside as" in lines[0] and "starting clean" in lines[0]
+    # the box goes on saving and loading after all that
+    store.save(a_state(3))
+    assert same(store.load(), a_state(3))
+    assert len(list(tmp_path.glob("state.json.corrupt-*"))) <= 5
+
+
+def test_every_flipped_byte_is_caught(tmp_path: Path) -> None:
+    data = bytearray(encode(a_state(scenes=0)))
+    store = StateStore(tmp_path)
+    for i in range(0, len(data), 7):
+        bad = bytearray(data)
+        bad[i] ^= 0x5A
+        store.path.write_bytes(bytes(bad))
+        assert store.load() is None
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"\x00" * 100, b"{}", b"groovebox-state 2 sha256=00 bytes=2\n{}",
+    b"groovebox-state 1 sha256=zz bytes=x\n{}", "é".encode() * 10,
+])
+def test_garbage_is_set_aside(tmp_path: Path, body: bytes) -> None:
+    store = StateStore(tmp_path)
+    store.path.write_bytes(body)
+    assert store.load() is None
+    assert list(tmp_path.glob("state.json.corrupt-*"))
+
+
+def test_good_checksum_bad_values_is_set_aside(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    good = a_state().to_json()
+    for broken in ({**good, "bpm": 1000}, {**good, "groove": [[2, 0, 0]] * STEPS},
+                   {**good, "controls": {"density": 7}}, {**good, "eps": ["x"]},
+                   {**good, "frozen": "yes"}, [1, 2, 3]):
+        body = json.dumps(broken).encode()
+        head = f"groovebox-state 1 sha256={hashlib.sha256(body).hexdigest()} bytes={len(body)}\n"
+        StateStore(tmp_path).path.write_bytes(head.encode() + body)
+        assert StateStore(tmp_path).load() is None
+
+
+CHILD = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {root!r})
+    from tests.test_state import a_state
+    from appliance import state as st
+
+    where = sys.argv[2]
+    store = st.StateStore(sys.argv[1])
+    real_write, real_replace, real_fsync_dir = os.write, os.replace, st.fsync_dir
+
+    def announce(what):
+        sys.stdout.write(what + "\\n"); sys.stdout.flush(); time.sleep(60)
+
+    def slow_write(fd, data):           # write a little at a time, stop halfway and wait
+        n = real_write(fd, bytes(data[:512]))
+        if where == "write" and n < len(data):
+            announce("mid-write")
+        return n
+
+    def replace(a, b):
+        if where == "rename":
+            announce("before-rename")
+        real_replace(a, b)
+
+    def fsync_dir(d):
+        real_fsync_dir(d)
+        if where == "dirsync":
+            announce("after-rename")
+
+    os.write = slow_write
+    os.replace = replace
+    st.fsync_dir = fsync_dir
+    st.os.write = slow_write
+    store.save(a_state(2, scenes=8))
+""")
+
+
+@pytest.mark.parametrize("where,expect", [("write", 1), ("rename", 1), ("dirsync", 2)])
+def test_kill_9_in_the_middle_of_a_save_keeps_the_previous_state(
+        tmp_path: Path, where: str, expect: int) -> None:
+    store = StateStore(tmp_path)
+    store.save(a_state(1, scenes=8))          # the previous state
+    child = tmp_path / "child.py"
+    child.write_text(CHILD.format(root=str(ROOT)))
+    proc = subprocess.Popen([sys.executable, str(child), str(tmp_path), where],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line in ("mid-write", "before-rename", "after-rename"), line
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if where == "write":
+        assert list(tmp_path.glob(".state.json.tmp-*")), "the kill must land mid-save"
+    back = store.load()
+    assert back is not None, "a kill -9 mid-save lost the state"
+    assert same(back, a_state(expect, scenes=8))
+    assert not list(tmp_path.glob(".state.json.tmp-*")), "the dead save's temp file is cleaned up"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_autosaver_saves_changes_at_most_every_few_seconds(tmp_path: Path) -> None:
+    clock = FakeClock()
+    current = {"state": a_state(1)}
+    saver = Autosaver(StateStore(tmp_path), lambda: current["state"], every_s=5.0, clock=clock)
+    assert saver.maybe_save() is True and saver.saves == 1
+    assert saver.maybe_save() is False           # nothing changed
+    current["state"] = a_state(2)
+    clock.now = 3.0
+    assert saver.maybe_save() is False           # changed, but too soon
+    clock.now = 5.0
+    assert saver.maybe_save() is True and saver.saves == 2
+    current["state"] = a_state(3)
+    clock.now = 6.0
+    saver.close()                                # the exit save ignores the rate limit
+    assert saver.saves == 3
+    assert same(StateStore(tmp_path).load(), a_state(3))
+
+
+def test_autosaver_survives_a_disk_that_refuses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    saver = Autosaver(StateStore(blocker / "state"), lambda: a_state(1), every_s=1.0, clock=FakeClock())
+    assert saver.save_now() is False
+    assert saver.save_now() is False
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "the box plays on" in errors[0].getMessage()
+
+
+def test_autosaver_thread_saves_on_poke_and_close(tmp_path: Path) -> None:
+    current = {"state": a_state(1)}
+    store = StateStore(tmp_path)
+    saver = Autosaver(store, lambda: current["state"], every_s=1.0).start()
+    current["state"] = a_state(4)
+    saver.poke()
+    saver.close()
+    assert same(store.load(), a_state(4))
+
+
+class RecordingEngine:
+    """Just the engine's state surface, to check what scenes and restore pass on."""
+
+    def __init__(self) -> None:
+        self.groove = a_groove(9)
+        self.eps = np.arange(64, dtype=np.float32) / 64
+        self.controls = Controls(density=0.6)
+        self.frozen = False
+        self.restored: list[dict] = []
+
+    def restore(self, **kw: object) -> None:
+        self.restored.append(kw)
+
+
+def test_scenes_store_and_recall(tmp_path: Path) -> None:
+    engine = RecordingEngine()
+    scenes = Scenes(4)
+    poked = []
+    scenes.on_change.append(lambda: poked.append(1))
+    assert scenes.recall(2, engine) is False
+    scenes.store(2, engine)
+    assert poked == [1]
+    engine.groove = Groove.empty()
+    assert scenes.recall(2, engine) is True
+    got = engine.restored[-1]
+    assert got["groove"] == a_groove(9)
+    assert np.allclose(got["eps"], engine.eps) and got["controls"] == Controls(density=0.6)
+    with pytest.raises(ValueError):
+        scenes.store(5, engine)
+    # scenes go through the state file
+    store = StateStore(tmp_path)
+    store.save(snapshot(engine, None, scenes))
+    again = Scenes(4, store.load().scenes)
+    assert again.get(2) is not None and again.get(2).groove == a_groove(9)
