@@ -46,6 +46,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
+        self.scale = 1.0 / math.sqrt(cfg.d_model // cfg.n_heads)
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
@@ -60,7 +61,7 @@ class Block(nn.Module):
         q = q.reshape(b, t, h, d // h).transpose(1, 2)
         k = k.reshape(b, t, h, d // h).transpose(1, 2)
         v = v.reshape(b, t, h, d // h).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // h))
+        att = (q @ k.transpose(-2, -1)) * self.scale
         att = self.drop(att.softmax(dim=-1))
         y = (att @ v).transpose(1, 2).reshape(b, t, d)
         return self.proj(y)

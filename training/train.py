@@ -119,7 +119,16 @@ def train(args: argparse.Namespace) -> Path:
     aug = ds.Augment.none() if args.no_augment else ds.Augment()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    _log_to(out / "train.log")
+    handler = _log_to(out / "train.log")
+    try:
+        return _train(args, cfg, mcfg, lcfg, aug, out)
+    finally:
+        logging.getLogger("training").removeHandler(handler)
+        handler.close()
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: LossConfig,
+           aug: ds.Augment, out: Path) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
 
@@ -224,13 +233,15 @@ def _save(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def _log_to(path: Path) -> None:
-    root = logging.getLogger()
-    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
-               for h in root.handlers):
-        fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        root.addHandler(fh)
+def _log_to(path: Path) -> logging.Handler:
+    """Mirror the training package's log into <out>/train.log (removed again when the run ends)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    pkg = logging.getLogger("training")
+    pkg.setLevel(logging.INFO)
+    pkg.addHandler(handler)
+    return handler
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,78 @@
+"""Model benchmark: encoder + decoder latency for one groove on one thread, int8 and fp32, and
+the size of the model on disk.
+
+    python -m benchmarks.model [model_dir] [--runs 2000]
+
+Times one encoder run plus one decoder run (the work of one generation) through onnxruntime
+with intra_op_num_threads = 1, on 64 synthetic grooves in turn (latency does not depend on the
+values). Needs numpy and onnxruntime only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "groove-vae"
+
+
+def _grooves(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    g = np.zeros((n, 32, 3), np.float32)
+    g[..., 0] = rng.random((n, 32)) < 0.5
+    g[..., 1] = g[..., 0] * rng.uniform(0.2, 1.0, (n, 32))
+    g[..., 2] = g[..., 0] * rng.uniform(-0.3, 0.3, (n, 32))
+    return g
+
+
+def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> dict:
+    import onnxruntime as ort
+
+    suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    enc = ort.InferenceSession(str(model_dir / f"encoder{suffix}"), opts, providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(model_dir / f"decoder{suffix}"), opts, providers=["CPUExecutionProvider"])
+    grooves = _grooves(64)
+    times = []
+    for i in range(warmup + runs):
+        g = grooves[i % len(grooves)][None]
+        t0 = time.perf_counter()
+        mu, _ = enc.run(["mu", "logvar"], {"groove": g})
+        dec.run(["hits", "velocities", "offsets"], {"z": mu})
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    ms = np.asarray(times) * 1e3
+    size = sum((model_dir / f"{p}{suffix}").stat().st_size for p in ("encoder", "decoder"))
+    return {"precision": precision, "runs": runs, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "bytes": int(size)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", type=Path, nargs="?", default=DEFAULT_MODEL)
+    p.add_argument("--runs", type=int, default=2000)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = p.parse_args(argv)
+    results = [measure(args.model_dir, precision, args.runs) for precision in ("int8", "fp32")]
+    if args.json:
+        print(json.dumps(results))
+        return
+    name = json.loads((args.model_dir / "model.json").read_text()).get("name", args.model_dir.name)
+    print(f"model {name} ({args.model_dir}): encoder + decoder, one groove, one thread, {args.runs} runs")
+    print(f"{'precision':<10} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'size on disk':>14}")
+    for r in results:
+        print(f"{r['precision']:<10} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['mean_ms']:8.3f} "
+              f"{r['bytes'] / 1e6:11.2f} MB")
+    int8, fp32 = results
+    print(f"int8/fp32: p50 {int8['p50_ms'] / fp32['p50_ms']:.2f}x, size {int8['bytes'] / fp32['bytes']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

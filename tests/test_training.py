@@ -1,0 +1,127 @@
+"""Smoke training on a handful of real GMD windows: one epoch, resume, export (fp32 + int8),
+parity, and the exported model loaded and played through appliance.generator."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is in the train extra (make .venv/.dev installs it)")
+
+from appliance.generator import Controls, Generator  # noqa: E402
+from appliance.groove import STEPS, Groove, Pattern  # noqa: E402
+from training import dataset as ds  # noqa: E402
+from training import export as ex  # noqa: E402
+from training import train as tr  # noqa: E402
+
+TINY = ["--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "64", "--latent-size", "16",
+        "--batch-size", "32", "--limit", "96", "--val-limit", "64", "--threads", "1", "--seed", "5"]
+
+
+def _need_gmd() -> None:
+    if not (ds.gmd_dir() / "info.csv").is_file():
+        pytest.skip(f"GMD_DIR {ds.gmd_dir()} is missing: the smoke training needs the Groove MIDI Dataset")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _need_gmd()
+    out = tmp_path_factory.mktemp("smoke-run")
+    tr.main(["--out", str(out), "--epochs", "1", *TINY])
+    return out
+
+
+@pytest.fixture(scope="module")
+def smoke_model(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("smoke-model")
+    val = ds.load_split("validation").subset(64)
+    ex.export(smoke_run / "best.pt", out, name="smoke", val=val)
+    return out
+
+
+def test_one_epoch_writes_checkpoints_and_history(smoke_run: Path) -> None:
+    assert (smoke_run / "last.pt").is_file() and (smoke_run / "best.pt").is_file()
+    rows = [json.loads(line) for line in (smoke_run / "history.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["epoch"] == 1
+    for key in ("train_loss", "val_recon", "val_f1", "val_vel_mse", "val_off_mse"):
+        assert np.isfinite(rows[0][key]), key
+    assert 0.0 <= rows[0]["val_f1"] <= 1.0
+    assert "epoch   1" in (smoke_run / "train.log").read_text()
+
+
+def test_training_is_seeded(smoke_run: Path, tmp_path: Path) -> None:
+    tr.main(["--out", str(tmp_path), "--epochs", "1", *TINY])
+    a = torch.load(smoke_run / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_the_same_command_resumes(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    tr.main(["--out", str(run), "--epochs", "2", *TINY])
+    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    state = torch.load(run / "last.pt", weights_only=False)["state"]
+    assert state["epoch"] == 2 and state["seconds"] >= rows[0]["seconds"]
+
+
+def test_resume_with_another_architecture_is_refused(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    args = [a if a != "16" else "8" for a in TINY]  # another latent size
+    with pytest.raises(SystemExit, match="use --fresh"):
+        tr.main(["--out", str(run), "--epochs", "2", *args])
+
+
+def test_export_writes_the_contract(smoke_model: Path) -> None:
+    import onnx
+    for name in ex.FILES:
+        assert (smoke_model / name).is_file(), name
+    card = json.loads((smoke_model / "model.json").read_text())
+    assert card["latent_size"] == 16 and card["steps"] == STEPS
+    assert card["voices"][0] == "kick" and card["notes"] == [36, 38, 42, 46, 43, 47, 50, 49, 51]
+    assert len(card["thresholds"]) == 9 and all(0 < t < 1 for t in card["thresholds"])
+    for key in ("data", "command", "commit", "epochs", "seconds"):
+        assert key in card["training"], key
+    assert card["metrics"]["parity"]["int8_f1_drop"] <= 0.01
+    for part, inputs, outputs in (("encoder", ["groove"], ["mu", "logvar"]),
+                                  ("decoder", ["z"], ["hits", "velocities", "offsets"])):
+        for suffix in (".onnx", ".int8.onnx"):
+            m = onnx.load(str(smoke_model / f"{part}{suffix}"))
+            assert [i.name for i in m.graph.input] == inputs
+            assert [o.name for o in m.graph.output] == outputs
+            assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
+            assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    int8_ops = {n.op_type for n in onnx.load(str(smoke_model / "decoder.int8.onnx")).graph.node}
+    assert int8_ops & {"MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul"}, int8_ops
+
+
+def test_exported_model_has_a_dynamic_batch(smoke_model: Path) -> None:
+    from training.onnx_model import OnnxModel
+    m = OnnxModel(smoke_model, "int8")
+    mu, logvar = m.encode(np.zeros((5, STEPS, 3), np.float32))
+    assert mu.shape == logvar.shape == (5, 16)
+    hits, vel, off = m.decode(mu)
+    assert hits.shape == vel.shape == off.shape == (5, STEPS, 9)
+    assert hits.min() >= 0 and hits.max() <= 1 and vel.min() >= 0 and vel.max() <= 1
+    assert off.min() >= -0.5 and off.max() <= 0.5
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_the_generator_plays_the_exported_model(smoke_model: Path, precision: str) -> None:
+    gen = Generator(smoke_model, precision=precision, seed=3)
+    assert gen.latent_size == 16
+    val = ds.load_split("validation")
+    pattern = gen.generate(Groove(val.grooves[0]), Controls(), gen.new_eps())
+    assert isinstance(pattern, Pattern)
+    loud = gen.generate(Groove(val.grooves[0]), Controls(density=1.0), np.zeros(16, np.float32))
+    quiet = gen.generate(Groove(val.grooves[0]), Controls(density=0.0), np.zeros(16, np.float32))
+    assert loud.hits >= quiet.hits
+    prior = gen.generate(Groove.empty(), Controls(), gen.new_eps(), prior=True)
+    assert isinstance(prior, Pattern)
