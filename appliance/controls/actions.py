@@ -1,0 +1,171 @@
+"""What a button, a pad or a knob does to the engine, shared by GPIO and MIDI-mapped controls.
+
+Actions (by name, see :data:`appliance.config.ACTIONS`): freeze (toggle), clear, resample,
+prior (from scratch), tap (tap tempo), scene_N (recall), store_scene_N.  Knobs
+(:data:`appliance.config.KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
+(an encoder): density 0..1, variation (temperature) 0..2, humanise 0..2, velocity_scale 0..2,
+tempo over ``gpio.tempo_range`` bpm (internal clock only).
+
+Knob changes go to ``engine.set_controls``; the engine regenerates and the player swaps the
+new pattern in at its next step/bar boundary, so turning a knob never clicks or stutters.
+Changes smaller than one part in 256 of the range are dropped (pot noise would otherwise ask
+for a regeneration every few milliseconds).
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+#: knob → (Controls field, low, high); tempo is handled apart.
+KNOB_FIELDS: dict[str, tuple[str, float, float]] = {
+    "density": ("density", 0.0, 1.0),
+    "variation": ("temperature", 0.0, 2.0),
+    "humanise": ("humanise", 0.0, 2.0),
+    "velocity_scale": ("velocity_scale", 0.0, 2.0),
+}
+DETENTS_PER_SWEEP = 32   #: encoder detents from one end of a knob's range to the other
+DEADBAND = 1.0 / 256     #: smaller knob moves than this (0..1) are ignored
+
+
+class TapTempo:
+    """Two or more taps set the tempo: 60 / the median gap of the last four gaps.
+
+    A gap longer than ``timeout_s`` starts a new count."""
+
+    def __init__(self, timeout_s: float = 2.0, low: float = 40.0, high: float = 300.0) -> None:
+        self.timeout_s = timeout_s
+        self.low, self.high = low, high
+        self._taps: list[float] = []
+
+    def tap(self, now: float) -> float | None:
+        if self._taps and now - self._taps[-1] > self.timeout_s:
+            self._taps.clear()
+        self._taps.append(now)
+        self._taps = self._taps[-5:]
+        if len(self._taps) < 2:
+            return None
+        gaps = [b - a for a, b in zip(self._taps, self._taps[1:])]
+        gap = statistics.median(gaps)
+        if gap <= 0:
+            return None
+        return min(self.high, max(self.low, 60.0 / gap))
+
+
+class Actions:
+    """The box's verbs, called from GPIO callbacks, the MIDI map and the control socket."""
+
+    def __init__(self, engine: Any, transport: Any, scenes: Any = None,
+                 tempo_range: tuple[float, float] = (60.0, 180.0),
+                 clock: Callable[[], float] = time.monotonic, follows_external_clock: bool = False) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.scenes = scenes
+        self.tempo_range = (float(tempo_range[0]), float(tempo_range[1]))
+        self.clock = clock
+        self.follows_external_clock = follows_external_clock
+        self.tap_tempo = TapTempo()
+        self.on_action: list[Callable[[str], None]] = []
+        self._lock = threading.RLock()
+        self._warned_tempo = False
+
+    # -- buttons
+
+    def do(self, action: str) -> None:
+        """Run an action by name (``freeze``, ``scene_2``, ``store_scene_1`` ...)."""
+        if action.startswith("store_scene_"):
+            self.store_scene(int(action.rsplit("_", 1)[1]))
+        elif action.startswith("scene_"):
+            self.recall_scene(int(action.rsplit("_", 1)[1]))
+        elif action in ("freeze", "clear", "resample", "prior", "tap"):
+            getattr(self, action)()
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        for callback in list(self.on_action):
+            try:
+                callback(action)
+            except Exception:
+                log.exception("controls: on_action callback failed")
+
+    def freeze(self) -> bool:
+        return self.engine.freeze()
+
+    def clear(self) -> None:
+        self.engine.clear()
+
+    def resample(self) -> None:
+        self.engine.resample()
+
+    def prior(self) -> None:
+        self.engine.prior()
+
+    def tap(self) -> None:
+        now = self.clock()
+        with self._lock:
+            bpm = self.tap_tempo.tap(now)
+        if bpm is not None:
+            self.set_bpm(bpm, now)
+
+    def recall_scene(self, slot: int) -> bool:
+        if self.scenes is None or not 1 <= slot <= self.scenes.slots:
+            log.info("controls: no scene %d (state.scenes sets how many)", slot)
+            return False
+        return bool(self.scenes.recall(slot, self.engine))
+
+    def store_scene(self, slot: int) -> bool:
+        if self.scenes is None or not 1 <= slot <= self.scenes.slots:
+            log.info("controls: no scene %d (state.scenes sets how many)", slot)
+            return False
+        self.scenes.store(slot, self.engine)
+        return True
+
+    # -- knobs
+
+    def knob_value(self, name: str) -> float:
+        """Where the knob's parameter stands now, as 0..1 of its range."""
+        if name == "tempo":
+            low, high = self.tempo_range
+            return min(1.0, max(0.0, (float(self.transport.bpm) - low) / (high - low)))
+        field, low, high = KNOB_FIELDS[name]
+        return (float(getattr(self.engine.controls, field)) - low) / (high - low)
+
+    def knob(self, name: str, position: float) -> bool:
+        """Set a knob to ``position`` 0..1 of its range; False when the move is too small."""
+        position = min(1.0, max(0.0, float(position)))
+        with self._lock:
+            if abs(position - self.knob_value(name)) < DEADBAND:
+                return False
+            if name == "tempo":
+                low, high = self.tempo_range
+                return self.set_bpm(round(low + position * (high - low), 1), self.clock())
+            field, low, high = KNOB_FIELDS[name]
+            value = low + position * (high - low)
+            self.engine.set_controls(**{field: round(value, 4)})
+            return True
+
+    def nudge(self, name: str, detents: int) -> bool:
+        """Turn a knob by encoder detents (one sweep is :data:`DETENTS_PER_SWEEP`); tempo
+        moves 1 bpm a detent."""
+        if name == "tempo":
+            with self._lock:
+                low, high = self.tempo_range
+                bpm = min(high, max(low, round(float(self.transport.bpm)) + detents))
+                return self.set_bpm(bpm, self.clock())
+        return self.knob(name, self.knob_value(name) + detents / DETENTS_PER_SWEEP)
+
+    def set_bpm(self, bpm: float, now: float) -> bool:
+        if self.follows_external_clock or not hasattr(self.transport, "set_bpm"):
+            if not self._warned_tempo:
+                log.info("controls: tempo follows the MIDI clock in; the tempo knob and tap "
+                         "are ignored (tempo.clock: internal to use them)")
+                self._warned_tempo = True
+            return False
+        if abs(float(self.transport.bpm) - bpm) < 0.05:
+            return False
+        self.transport.set_bpm(bpm, now)
+        log.debug("tempo %.1f bpm", bpm)
+        return True

@@ -1,0 +1,216 @@
+"""The keyboard's own knobs, pads and keys as the box's controls, and learn mode.
+
+The table comes from ``midi_map`` in the config ({cc: action or knob}, {note: action}, on
+``midi_map.channel`` or any channel).  ``groovebox learn ACTION`` arms :meth:`MidiMap.learn`;
+the next CC (or note, for an action) the box sees is bound to it, kept in
+``state.dir/midimap.json`` (written atomically), and wins over the config's table.  Learning
+an action or knob again moves it.
+
+The service hands every incoming message to :meth:`MidiMap.handle` *before* the engine:
+True means the message was a control and must not be recorded into the groove.
+
+  - a CC bound to a knob sets it: 0..127 sweeps the knob's range;
+  - a CC bound to an action fires when its value crosses 64 upwards (a pad or a button
+    sending 127/0, a sustain pedal);
+  - a note bound to an action fires on note-on; its note-off is swallowed too.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from pathlib import Path
+import threading
+import time
+from typing import Any, Callable
+
+from appliance.config import ACTIONS, KNOBS, MidiMapConfig
+from appliance.controls.actions import Actions
+from appliance.state import atomic_write
+
+log = logging.getLogger(__name__)
+
+LEARNED_FILE = "midimap.json"
+Key = tuple[str, int, int]   #: ("cc" | "note", number 0..127, channel 1..16 or 0 = any)
+
+
+class MidiMap:
+    def __init__(self, config: MidiMapConfig, actions: Actions, learned_path: str | Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.actions = actions
+        self.learned_path = Path(learned_path) if learned_path is not None else None
+        self.clock = clock
+        self.on_message: list[Callable[[float], None]] = []
+        self.on_learned: list[Callable[[str, str], None]] = []
+        self._lock = threading.RLock()
+        self._table: dict[Key, str] = {}
+        for number, name in config.cc.items():
+            self._table[("cc", number, config.channel)] = name
+        for number, name in config.notes.items():
+            self._table[("note", number, config.channel)] = name
+        self._learned: dict[Key, str] = self._load_learned()
+        self._cc_values: dict[Key, int] = {}
+        self._learning: str | None = None
+        self._learn_since = 0.0
+
+    # -- the table
+
+    def bindings(self) -> dict[Key, str]:
+        """Everything bound: the config's table overlaid with what was learned."""
+        with self._lock:
+            merged = dict(self._table)
+            learned_names = set(self._learned.values())
+            merged = {k: v for k, v in merged.items() if v not in learned_names}
+            merged.update(self._learned)
+            return merged
+
+    def describe(self) -> list[str]:
+        out = []
+        for (kind, number, channel), name in sorted(self.bindings().items()):
+            where = f"channel {channel}" if channel else "any channel"
+            out.append(f"{kind.upper() if kind == 'cc' else kind} {number} ({where}) -> {name}")
+        return out
+
+    def _lookup(self, kind: str, number: int, channel: int) -> tuple[Key, str] | None:
+        bindings = self.bindings()
+        for key in ((kind, number, channel), (kind, number, 0)):
+            if key in bindings:
+                return key, bindings[key]
+        return None
+
+    # -- learn mode
+
+    @property
+    def learning(self) -> str | None:
+        return self._learning
+
+    def learn(self, action: str, now: float | None = None) -> str:
+        """Bind the next CC or note to ``action`` (or knob). Returns what to tell the player;
+        ValueError with a did-you-mean for an unknown name."""
+        if action not in ACTIONS and action not in KNOBS:
+            close = difflib.get_close_matches(action, [*ACTIONS, *KNOBS], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"cannot learn '{action}'{hint} (actions: {', '.join(ACTIONS[:5])}, "
+                             f"scene_N, store_scene_N; knobs: {', '.join(KNOBS)})")
+        with self._lock:
+            self._learning = action
+            self._learn_since = self.clock() if now is None else now
+        what = "turn a knob (CC)" if action in KNOBS else "press a pad or key, or move a CC"
+        log.info("midi map: learning %s: %s within %.0f s", action, what,
+                 self.config.learn_timeout_s)
+        return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
+
+    def cancel_learn(self) -> None:
+        with self._lock:
+            self._learning = None
+
+    def forget(self, action: str) -> bool:
+        """Drop what was learned for ``action`` (the config's table applies again)."""
+        with self._lock:
+            keys = [k for k, v in self._learned.items() if v == action]
+            for k in keys:
+                del self._learned[k]
+            if keys:
+                self._save_learned()
+            return bool(keys)
+
+    def _bind(self, key: Key, action: str) -> None:
+        with self._lock:
+            for k in [k for k, v in self._learned.items() if v == action or k == key]:
+                del self._learned[k]
+            self._learned[key] = action
+            self._learning = None
+            self._save_learned()
+        kind, number, channel = key
+        log.info("midi map: %s %d on channel %d now %s", kind, number, channel, action)
+        for callback in list(self.on_learned):
+            callback(action, f"{kind} {number} channel {channel}")
+
+    # -- messages
+
+    def handle(self, message: Any, t: float) -> bool:
+        """A message from the keyboard; True if it was a control (do not record it)."""
+        for callback in list(self.on_message):
+            try:
+                callback(t)
+            except Exception:
+                log.exception("midi map: on_message callback failed")
+        kind = message.type
+        if kind not in ("note_on", "note_off", "control_change"):
+            return False
+        channel = message.channel + 1
+        is_cc = kind == "control_change"
+        number = message.control if is_cc else message.note
+        value = message.value if is_cc else message.velocity
+        note_on = kind == "note_on" and value > 0
+        with self._lock:
+            if self._learning is not None:
+                if t - self._learn_since > self.config.learn_timeout_s:
+                    log.info("midi map: nothing learned for %s (timed out)", self._learning)
+                    self._learning = None
+                elif is_cc or note_on:
+                    if not is_cc and self._learning in KNOBS:
+                        log.info("midi map: %s needs a knob (a CC), not a note; still listening",
+                                 self._learning)
+                    else:
+                        key: Key = ("cc" if is_cc else "note", number, channel)
+                        self._bind(key, self._learning)
+                        if is_cc:
+                            self._cc_values[key] = value
+                        return True
+            found = self._lookup("cc" if is_cc else "note", number, channel)
+            if found is None:
+                return False
+            key, name = found
+            if is_cc:
+                last = self._cc_values.get(key, 0)
+                self._cc_values[key] = value
+        try:
+            if is_cc and name in KNOBS:
+                self.actions.knob(name, value / 127.0)
+            elif is_cc:
+                if last < 64 <= value:
+                    self.actions.do(name)
+            elif note_on:
+                self.actions.do(name)
+        except Exception:
+            log.exception("midi map: %s failed", name)
+        return True
+
+    # -- learned bindings on disk
+
+    def _load_learned(self) -> dict[Key, str]:
+        if self.learned_path is None or not self.learned_path.exists():
+            return {}
+        try:
+            data = json.loads(self.learned_path.read_text())
+            out: dict[Key, str] = {}
+            for item in data["bindings"]:
+                kind, number, channel, name = item["kind"], int(item["number"]), int(item["channel"]), item["action"]
+                if kind not in ("cc", "note") or not 0 <= number <= 127 or not 0 <= channel <= 16 \
+                        or (name not in ACTIONS and name not in KNOBS) or (kind == "note" and name in KNOBS):
+                    raise ValueError(f"bad binding {item!r}")
+                out[(kind, number, channel)] = name
+            return out
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            aside = self.learned_path.with_name(self.learned_path.name + ".corrupt")
+            try:
+                self.learned_path.replace(aside)
+            except OSError:
+                pass
+            log.warning("midi map: %s is unusable (%s); set aside as %s; learned bindings "
+                        "start empty", self.learned_path, e, aside)
+            return {}
+
+    def _save_learned(self) -> None:
+        if self.learned_path is None:
+            return
+        data = {"bindings": [{"kind": k, "number": n, "channel": c, "action": a}
+                             for (k, n, c), a in sorted(self._learned.items())]}
+        try:
+            self.learned_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.learned_path, (json.dumps(data, indent=1) + "\n").encode())
+        except OSError as e:
+            log.error("midi map: cannot save learned bindings to %s: %s (they last until "
+                      "the next restart)", self.learned_path, e)

@@ -1,0 +1,408 @@
+"""The front panel through gpiozero's real classes on its MockFactory: every button, encoder,
+MCP3008 channel and LED, driven at the pin (and, for the MCP3008, at the SPI bit) level."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mido
+import pytest
+from gpiozero.pins.mock import MockFactory, MockSPIDevice
+
+from appliance import config as cfg
+from appliance.config import GpioConfig, KnobConfig, KnobsConfig, LedsConfig
+from appliance.controls import start
+from appliance.controls.actions import Actions
+from appliance.controls.gpio import NoPinFactory, Panel, make_pin_factory
+from appliance.generator import Controls
+from appliance.state import Scenes
+from tests.conftest import make_engine
+
+
+class MockMCP3008(MockSPIDevice):
+    """The chip's side of the SPI conversation (start bit, single/diff, 3 channel bits,
+    then a null bit and 10 result bits), answering from ``voltages``."""
+
+    def __init__(self, factory: MockFactory, clock: int = 11, mosi: int = 10, miso: int = 9,
+                 select: int = 8, vref: float = 3.3) -> None:
+        super().__init__(clock, mosi, miso, select, pin_factory=factory)
+        self.vref = vref
+        self.voltages = [0.0] * 8
+        self.state = "idle"
+
+    def set(self, channel: int, fraction: float) -> None:
+        self.voltages[channel] = fraction * self.vref
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.state = "idle"
+
+    def on_bit(self) -> None:
+        if self.state == "idle":
+            if self.rx_buf[-1]:
+                self.state = "mode"
+                self.rx_buf = []
+        elif self.state == "mode":
+            self.state = "single" if self.rx_buf[-1] else "diff"
+            self.rx_buf = []
+        elif self.state in ("single", "diff"):
+            if len(self.rx_buf) == 3:
+                channel = self.rx_word()
+                volts = min(max(self.voltages[channel], 0.0), self.vref)
+                self.tx_word(round(volts / self.vref * 1023), 12)   # sample, null, 10 bits
+                self.state = "result"
+        elif self.state == "result":
+            if not self.tx_buf:
+                self.state = "idle"
+                self.rx_buf = []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def panel_config(**changes: object) -> GpioConfig:
+    base = GpioConfig(
+        buttons={"freeze": 17, "clear": 27, "resample": 22, "tap": 23, "scene_1": 24,
+                 "store_scene_1": 25},
+        knobs=KnobsConfig(density=KnobConfig(mcp3008=0), variation=KnobConfig(mcp3008=1),
+                          tempo=KnobConfig(mcp3008=2), humanise=KnobConfig(mcp3008=3),
+                          velocity_scale=KnobConfig(encoder=(20, 21))),
+        leds=LedsConfig(beat=5, freeze=6, activity=13), pickup=False, smoothing=0.0)
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def rig(generator):
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    clock = Clock()
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    engine.tick(0.0)
+    scenes = Scenes(4)
+    actions = Actions(engine, engine.transport, scenes, tempo_range=(60.0, 180.0), clock=clock)
+    panel = Panel(panel_config(), actions, pin_factory=factory, clock=clock)
+    yield factory, chip, clock, engine, panel
+    panel.close()
+    chip.close()
+    engine.close()
+
+
+def press(factory: MockFactory, pin: int) -> None:
+    factory.pin(pin).drive_low()
+
+
+def release(factory: MockFactory, pin: int) -> None:
+    factory.pin(pin).drive_high()
+
+
+def click(factory: MockFactory, clock: Clock, pin: int) -> None:
+    press(factory, pin)
+    clock.now += 0.1
+    release(factory, pin)
+    clock.now += 0.1
+
+
+def test_freeze_button_toggles_and_the_freeze_led_follows(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    assert engine.frozen is False
+    click(factory, clock, 17)
+    assert engine.frozen is True
+    panel.poll()
+    assert factory.pin(6).state is True
+    click(factory, clock, 17)
+    panel.poll()
+    assert engine.frozen is False and factory.pin(6).state is False
+
+
+def test_buttons_are_debounced(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    # a contact that chatters for 5 ms: one press
+    for _ in range(5):
+        press(factory, 17)
+        clock.now += 0.001
+        release(factory, 17)
+        clock.now += 0.001
+    press(factory, 17)
+    clock.now += 0.2
+    panel.poll()
+    release(factory, 17)
+    clock.now += 0.2
+    panel.poll()
+    assert engine.frozen is True, "a chattering press must count once"
+
+
+def test_a_bounce_ending_released_is_settled_by_the_poll(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    press(factory, 17)
+    clock.now += 0.002
+    release(factory, 17)          # ignored as a bounce; the pin now reads released
+    clock.now += 0.05
+    panel.poll()                  # the poll notices and settles the release
+    assert panel.buttons["freeze"].pressed is False
+    clock.now += 0.05
+    click(factory, clock, 17)     # so the next press counts
+    assert engine.frozen is False  # pressed twice in all: on, then off
+
+
+def test_clear_button_empties_the_groove(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    engine.handle(mido.Message("note_on", note=60, velocity=100), 0.01)
+    assert engine.groove.hits == 1
+    click(factory, clock, 27)
+    assert engine.groove.hits == 0
+
+
+def test_resample_tap_is_new_eps_and_hold_is_from_the_prior(rig, monkeypatch) -> None:
+    factory, chip, clock, engine, panel = rig
+    calls = []
+    monkeypatch.setattr(engine, "resample", lambda: calls.append("resample"))
+    monkeypatch.setattr(engine, "prior", lambda: calls.append("prior"))
+    click(factory, clock, 22)
+    assert calls == ["resample"]
+    press(factory, 22)
+    clock.now += 0.5
+    panel.poll()
+    assert calls == ["resample"]          # not held long enough yet
+    clock.now += 0.6
+    panel.poll()
+    assert calls == ["resample", "prior"]  # fires while still held
+    release(factory, 22)
+    clock.now += 0.1
+    panel.poll()
+    assert calls == ["resample", "prior"]  # and the release adds nothing
+
+
+def test_tap_button_sets_the_tempo(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    for _ in range(4):
+        press(factory, 23)
+        clock.now += 0.05
+        release(factory, 23)
+        clock.now += 0.45                  # a tap every 0.5 s = 120 bpm ...
+    assert engine.transport.bpm == pytest.approx(120.0)
+    for _ in range(4):
+        press(factory, 23)
+        clock.now += 0.05
+        release(factory, 23)
+        clock.now += 0.55                  # ... every 0.6 s = 100 bpm
+    assert engine.transport.bpm == pytest.approx(100.0, abs=0.5)
+
+
+def test_scene_buttons_store_and_recall(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    engine.handle(mido.Message("note_on", note=60, velocity=100), 0.01)
+    click(factory, clock, 25)              # store scene 1
+    click(factory, clock, 27)              # clear
+    assert engine.groove.hits == 0
+    click(factory, clock, 24)              # recall scene 1
+    assert engine.groove.hits == 1
+
+
+@pytest.mark.parametrize("name,channel,field,low,high", [
+    ("density", 0, "density", 0.0, 1.0),
+    ("variation", 1, "temperature", 0.0, 2.0),
+    ("humanise", 3, "humanise", 0.0, 2.0),
+])
+def test_every_mcp3008_pot_moves_its_control(rig, name, channel, field, low, high) -> None:
+    factory, chip, clock, engine, panel = rig
+    for fraction in (0.0, 0.25, 1.0):
+        chip.set(channel, fraction)
+        panel.poll()
+        assert getattr(engine.controls, field) == pytest.approx(low + fraction * (high - low), abs=0.01)
+
+
+def test_tempo_pot_spans_the_tempo_range(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    chip.set(2, 0.5)
+    panel.poll()
+    assert engine.transport.bpm == pytest.approx(120.0, abs=0.2)
+    chip.set(2, 1.0)
+    panel.poll()
+    assert engine.transport.bpm == pytest.approx(180.0, abs=0.2)
+
+
+def test_pot_noise_is_smoothed_and_ignored(generator) -> None:
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator)
+    actions = Actions(engine, engine.transport)
+    calls = []
+    real = engine.set_controls
+    engine.set_controls = lambda **kw: calls.append(kw) or real(**kw)  # type: ignore[method-assign]
+    panel = Panel(panel_config(smoothing=0.5, buttons={}), actions, pin_factory=factory, clock=Clock())
+    try:
+        chip.set(0, 0.5)
+        for i in range(20):              # one ADC count of jitter
+            chip.set(0, 0.5 + (i % 2) / 1023)
+            panel.poll()
+        assert len([c for c in calls if "density" in c]) == 0, "jitter must not regenerate"
+        chip.set(0, 0.9)
+        values = []
+        for _ in range(8):
+            panel.poll()
+            values.append(engine.controls.density)
+        assert values[0] < 0.9 and values[-1] == pytest.approx(0.9, abs=0.01)
+        assert values == sorted(values), "smoothing glides, it does not jump about"
+    finally:
+        panel.close()
+        chip.close()
+
+
+def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    panel = Panel(panel_config(pickup=True, buttons={}), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=Clock())
+    try:
+        chip.set(0, 0.1)
+        panel.poll()
+        assert engine.controls.density == 0.5        # a pot far off does nothing ...
+        chip.set(0, 0.3)
+        panel.poll()
+        assert engine.controls.density == 0.5
+        chip.set(0, 0.6)                             # ... until it passes the value
+        panel.poll()
+        assert engine.controls.density == pytest.approx(0.6, abs=0.01)
+        engine.set_controls(density=0.2)             # moved elsewhere (a CC): pick up again
+        chip.set(0, 0.7)
+        panel.poll()
+        assert engine.controls.density == 0.2
+    finally:
+        panel.close()
+        chip.close()
+
+
+def test_invert_turns_a_pot_round(generator) -> None:
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator)
+    knobs = replace(panel_config().knobs, density=KnobConfig(mcp3008=0, invert=True))
+    panel = Panel(panel_config(knobs=knobs, buttons={}), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=Clock())
+    try:
+        chip.set(0, 0.2)
+        panel.poll()
+        assert engine.controls.density == pytest.approx(0.8, abs=0.01)
+    finally:
+        panel.close()
+        chip.close()
+
+
+def turn(factory: MockFactory, a: int, b: int, detents: int) -> None:
+    """Quadrature at the pins: clockwise is A then B going low, then A then B going high."""
+    pa, pb = factory.pin(a), factory.pin(b)
+    for _ in range(abs(detents)):
+        first, second = (pa, pb) if detents > 0 else (pb, pa)
+        first.drive_low()
+        second.drive_low()
+        first.drive_high()
+        second.drive_high()
+
+
+def test_rotary_encoder_nudges_its_knob(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    start = engine.controls.velocity_scale
+    turn(factory, 20, 21, +4)
+    assert engine.controls.velocity_scale == pytest.approx(start + 4 * 2.0 / 32, abs=1e-3)
+    turn(factory, 20, 21, -6)
+    assert engine.controls.velocity_scale == pytest.approx(start - 2 * 2.0 / 32, abs=1e-3)
+
+
+def test_every_knob_can_be_an_encoder(generator) -> None:
+    factory = MockFactory()
+    engine = make_engine(generator, bpm=120.0)
+    pins = {"density": (5, 6), "variation": (12, 13), "tempo": (16, 19), "humanise": (20, 21),
+            "velocity_scale": (24, 25)}
+    knobs = KnobsConfig(**{k: KnobConfig(encoder=v) for k, v in pins.items()})
+    gpio = panel_config(knobs=knobs, buttons={}, leds=LedsConfig(None, None, None))
+    panel = Panel(gpio, Actions(engine, engine.transport), pin_factory=factory, clock=Clock())
+    try:
+        before = engine.controls
+        for name, (a, b) in pins.items():
+            turn(factory, a, b, +2)
+        after = engine.controls
+        assert after.density > before.density and after.temperature > before.temperature
+        assert after.humanise > before.humanise and after.velocity_scale > before.velocity_scale
+        assert engine.transport.bpm == pytest.approx(122.0)
+    finally:
+        panel.close()
+
+
+def test_beat_led_every_quarter_accented_at_the_loop_start(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    chip.set(2, 0.5)                               # the tempo pot at 120 bpm
+    panel.poll(0.0)
+    assert engine.transport.bpm == pytest.approx(120.0, abs=0.2)
+    led = factory.pin(5)
+    step = 60.0 / engine.transport.bpm / 4
+    lit = {}
+    for i in range(64):                            # two loops, at each 16th's middle
+        t = (i + 0.5) * step
+        panel.poll(t)
+        lit[i] = led.state
+    on = [i for i in range(32) if lit[i]]
+    assert on == [0, 1, 2, 4, 8, 12, 16, 20, 24, 28], on   # 3 steps at the loop start, 1 a beat
+    assert [i - 32 for i in range(32, 64) if lit[i]] == on
+
+
+def test_activity_led_flickers_on_midi_in(rig) -> None:
+    factory, chip, clock, engine, panel = rig
+    led = factory.pin(13)
+    panel.activity(1.0)
+    assert led.state is True
+    panel.poll(1.02)
+    assert led.state is True
+    panel.poll(1.06)
+    assert led.state is False
+
+
+def test_start_builds_the_panel_from_the_config(generator, tmp_path) -> None:
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator)
+    config = replace(cfg.Config(), state=replace(cfg.Config().state, dir=str(tmp_path)))
+    handle = start(config, engine, engine.transport, pin_factory=factory, threads=False)
+    try:
+        assert handle.panel is not None
+        assert set(handle.panel.buttons) == {"freeze", "clear", "resample", "tap"}
+        assert set(handle.panel.knobs) == {"density", "variation", "tempo", "humanise"}
+        assert set(handle.panel.leds) == {"beat", "freeze", "activity"}
+        # a MIDI message flickers the activity LED through the MIDI map
+        handle.handle(mido.Message("note_on", note=60, velocity=90), 0.0)
+        assert factory.pin(13).state is True
+    finally:
+        handle.close()
+        chip.close()
+    # closing frees every pin: a second panel can take them
+    again = start(config, engine, engine.transport, pin_factory=factory, threads=False)
+    again.close()
+
+
+def test_no_gpio_here_leaves_the_box_playing(generator, tmp_path, caplog, monkeypatch) -> None:
+    engine = make_engine(generator)
+    config = replace(cfg.Config(), state=replace(cfg.Config().state, dir=str(tmp_path)),
+                     gpio=replace(cfg.Config().gpio, pin_factory="lgpio"))
+
+    def broken(name: str):
+        raise NoPinFactory("no GPIO pin factory (lgpio): No module named 'lgpio'; "
+                           "on Raspberry Pi OS: sudo apt install python3-lgpio")
+    monkeypatch.setattr("appliance.controls.gpio.make_pin_factory", broken)
+    handle = start(config, engine, engine.transport, threads=False)
+    assert handle.panel is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "python3-lgpio" in warnings[0] and "MIDI-mapped" in warnings[0]
+    handle.close()
+
+
+def test_make_pin_factory_names() -> None:
+    assert isinstance(make_pin_factory("mock"), MockFactory)
+    try:
+        import lgpio  # noqa: F401
+    except ImportError:
+        with pytest.raises(NoPinFactory, match="python3-lgpio"):
+            make_pin_factory("lgpio")
