@@ -1,0 +1,165 @@
+"""MIDI-mapped controls: the config's table, consumed messages, learn mode, learned bindings."""
+from __future__ import annotations
+
+from dataclasses import replace
+import json
+from pathlib import Path
+
+import mido
+import pytest
+
+from appliance.config import MidiMapConfig, loads
+from appliance.controls import start
+from appliance.controls.actions import Actions
+from appliance.controls.midimap import MidiMap
+from appliance.generator import Controls
+from appliance.state import Scenes
+from tests.conftest import make_engine
+
+
+def cc(control: int, value: int, channel: int = 0) -> mido.Message:
+    return mido.Message("control_change", control=control, value=value, channel=channel)
+
+
+def on(note: int, velocity: int = 100, channel: int = 0) -> mido.Message:
+    return mido.Message("note_on", note=note, velocity=velocity, channel=channel)
+
+
+def off(note: int, channel: int = 0) -> mido.Message:
+    return mido.Message("note_off", note=note, channel=channel)
+
+
+@pytest.fixture
+def box(generator, tmp_path):
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    engine.tick(0.0)
+    actions = Actions(engine, engine.transport, Scenes(4), clock=lambda: 0.0)
+    config = MidiMapConfig(channel=0, cc={21: "density", 22: "variation", 23: "tempo", 64: "freeze"},
+                           notes={36: "clear", 37: "scene_1", 38: "store_scene_1"})
+    midimap = MidiMap(config, actions, learned_path=tmp_path / "midimap.json", clock=lambda: 0.0)
+    yield engine, midimap, tmp_path
+    engine.close()
+
+
+def test_cc_turns_a_knob_and_is_consumed(box) -> None:
+    engine, midimap, _ = box
+    assert midimap.handle(cc(21, 127), 0.1) is True
+    assert engine.controls.density == 1.0
+    assert midimap.handle(cc(22, 0), 0.1) is True
+    assert engine.controls.temperature == 0.0
+    assert midimap.handle(cc(23, 127), 0.1) is True
+    assert engine.transport.bpm == 180.0
+
+
+def test_cc_as_a_button_fires_when_crossing_64(box) -> None:
+    engine, midimap, _ = box
+    assert engine.frozen is False
+    midimap.handle(cc(64, 127), 0.1)
+    assert engine.frozen is True
+    midimap.handle(cc(64, 100), 0.1)        # still down: nothing
+    assert engine.frozen is True
+    midimap.handle(cc(64, 0), 0.2)
+    midimap.handle(cc(64, 127), 0.3)
+    assert engine.frozen is False
+
+
+def test_mapped_notes_fire_and_are_not_recorded(box) -> None:
+    engine, midimap, _ = box
+    engine.handle(on(60), 0.01)
+    assert engine.groove.hits == 1
+    assert midimap.handle(on(38), 0.1) is True      # store scene 1
+    assert midimap.handle(off(38), 0.15) is True    # its note-off is swallowed too
+    assert midimap.handle(on(36), 0.2) is True      # clear
+    assert engine.groove.hits == 0
+    assert midimap.handle(on(37), 0.3) is True      # recall scene 1
+    assert engine.groove.hits == 1
+
+
+def test_unmapped_messages_pass_through(box) -> None:
+    engine, midimap, _ = box
+    assert midimap.handle(on(60), 0.1) is False
+    assert midimap.handle(off(60), 0.1) is False
+    assert midimap.handle(cc(1, 64), 0.1) is False
+    assert midimap.handle(mido.Message("pitchwheel", pitch=100), 0.1) is False
+    assert engine.controls.density == 0.5
+
+
+def test_a_control_channel_leaves_the_keyboard_alone(generator, tmp_path) -> None:
+    engine = make_engine(generator)
+    actions = Actions(engine, engine.transport)
+    midimap = MidiMap(MidiMapConfig(channel=10, notes={36: "freeze"}), actions, clock=lambda: 0.0)
+    assert midimap.handle(on(36, channel=0), 0.1) is False   # a C2 played on channel 1
+    assert engine.frozen is False
+    assert midimap.handle(on(36, channel=9), 0.1) is True    # the pad on channel 10
+    assert engine.frozen is True
+
+
+def test_learn_binds_the_next_cc_and_keeps_it(box) -> None:
+    engine, midimap, tmp_path = box
+    assert "learning humanise" in midimap.learn("humanise")
+    assert midimap.learning == "humanise"
+    assert midimap.handle(on(72), 0.1) is False              # a note cannot be a knob ...
+    assert midimap.learning == "humanise"                    # ... so it keeps listening
+    assert midimap.handle(cc(74, 10, channel=2), 0.2) is True
+    assert midimap.learning is None
+    assert midimap.handle(cc(74, 127, channel=2), 0.3) is True
+    assert engine.controls.humanise == 2.0
+    saved = json.loads((tmp_path / "midimap.json").read_text())
+    assert saved == {"bindings": [{"kind": "cc", "number": 74, "channel": 3, "action": "humanise"}]}
+    # a new map (a restart) knows it
+    again = MidiMap(MidiMapConfig(), midimap.actions, learned_path=tmp_path / "midimap.json")
+    assert again.bindings()[("cc", 74, 3)] == "humanise"
+
+
+def test_learn_a_note_for_an_action_and_relearn_moves_it(box) -> None:
+    engine, midimap, tmp_path = box
+    midimap.learn("freeze")
+    assert midimap.handle(on(48, channel=9), 0.1) is True     # bound, not recorded
+    assert engine.frozen is False                             # the learning press does nothing
+    assert midimap.handle(off(48, channel=9), 0.15) is True
+    midimap.handle(on(48, channel=9), 0.2)
+    assert engine.frozen is True
+    midimap.learn("freeze")
+    midimap.handle(on(49, channel=9), 0.3)
+    assert midimap.handle(on(48, channel=9), 0.4) is False    # moved away from 48
+    # the learned freeze replaced the config's CC 64 freeze
+    assert ("cc", 64, 0) not in midimap.bindings()
+
+
+def test_learn_times_out_and_unknown_names_suggest(box) -> None:
+    engine, midimap, _ = box
+    midimap.learn("resample", now=0.0)
+    assert midimap.handle(on(90), 100.0) is False             # too late: a played note
+    assert midimap.learning is None
+    with pytest.raises(ValueError, match="did you mean 'resample'"):
+        midimap.learn("resampel")
+
+
+def test_a_corrupt_learned_file_is_set_aside(tmp_path, generator, caplog) -> None:
+    path = tmp_path / "midimap.json"
+    path.write_text('{"bindings": [{"kind": "cc", "number": 400')
+    engine = make_engine(generator)
+    midimap = MidiMap(MidiMapConfig(cc={1: "density"}), Actions(engine, engine.transport),
+                      learned_path=path)
+    assert midimap.bindings() == {("cc", 1, 0): "density"}
+    assert (tmp_path / "midimap.json.corrupt").exists()
+    assert any("set aside" in r.getMessage() for r in caplog.records)
+
+
+def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\n"
+                   "midi_map:\n  cc: {21: density}\n  notes: {40: freeze}\n")
+    engine = make_engine(generator)
+    handle = start(config, engine, engine.transport, threads=False)
+    try:
+        assert handle.panel is None
+        assert handle.handle(cc(21, 0), 0.0) is True and engine.controls.density == 0.0
+        assert handle.handle(on(40), 0.0) is True and engine.frozen is True
+        assert "learning tap" in handle.learn("tap")
+        new = replace(config, midi_map=replace(config.midi_map, cc={22: "density"}))
+        assert handle.reconfigure(new) == ["midi_map"]
+        assert handle.midimap.learning == "tap"               # learning survives a reload
+        handle.midimap.cancel_learn()
+        assert handle.handle(cc(22, 127), 0.0) is True and engine.controls.density == 1.0
+    finally:
+        handle.close()
