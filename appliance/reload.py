@@ -1,0 +1,165 @@
+"""SIGHUP: apply a changed config to the running box without dropping the beat.
+
+What the service calls on SIGHUP (``systemctl reload groovebox``)::
+
+    changed = appliance.reload.reload_file(config_path, engine, transport,
+                                           controls=controls, autosaver=autosaver)
+
+or, when it loads the file itself::
+
+    try:
+        new = appliance.config.load(config_path)
+    except appliance.config.ConfigError as e:
+        ...   # log it; the old config stays
+    else:
+        changed = appliance.reload.apply_config(new, engine, transport, old=current,
+                                                controls=controls, autosaver=autosaver)
+
+Live (the engine takes them at its next step; the player never stops):
+  generator.* → engine.set_controls (only the keys that changed in the file, so a knob
+  turned since is left alone); loop.*, player.* → engine.update_settings; tempo.bpm →
+  the internal clock (position stays continuous); gpio.*, midi_map.* → the controls are
+  rebuilt; state.save_every_s, state.scenes, log_level.
+Restart needed (logged as a warning, listed with "(restart)"): model.*, midi.*, din.*,
+tempo.clock, tempo.send_clock, state.dir, control.socket.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+import logging
+import os
+import time
+from typing import Any
+import weakref
+
+from appliance.config import Config, ConfigError, flatten, load
+
+log = logging.getLogger(__name__)
+
+RESTART_PREFIXES = ("model.", "midi.", "din.", "tempo.clock", "tempo.send_clock", "state.dir",
+                    "control.")
+
+_applied: "weakref.WeakKeyDictionary[Any, Config]" = weakref.WeakKeyDictionary()
+
+
+def remember(config: Config, engine: Any) -> None:
+    """Note the config the engine was started with (apply_config uses it as ``old``)."""
+    _applied[engine] = config
+
+
+def needs_restart(key: str) -> bool:
+    return key.startswith(RESTART_PREFIXES)
+
+
+def diff(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    a, b = flatten(old), flatten(new)
+    return {k: (a[k], b[k]) for k in b if a.get(k) != b[k]}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config | None = None,
+                 controls: Any = None, autosaver: Any = None, now: float | None = None) -> list[str]:
+    """Apply ``new_config``; returns one line per changed key (``"player.channel: 10 → 11"``,
+    ``"model.dir: … (restart)"``)."""
+    old = old if old is not None else _applied.get(engine)
+    if old is None:
+        old = _baseline(engine, transport, new_config)
+    changes = diff(old, new_config)
+    lines = []
+    for key, (before, after) in changes.items():
+        line = f"{key}: {_show(before)} → {_show(after)}"
+        if needs_restart(key):
+            line += " (restart)"
+        lines.append(line)
+    restart = [k for k in changes if needs_restart(k)]
+    if restart:
+        log.warning("reload: %s changed; takes effect after `sudo systemctl restart groovebox`",
+                    ", ".join(restart))
+
+    # the drummer's knobs: only what the file changed
+    old_controls, new_controls = old.controls_dict(), new_config.controls_dict()
+    control_changes = {k: v for k, v in new_controls.items() if old_controls.get(k) != v}
+    if control_changes:
+        engine.set_controls(**control_changes)
+
+    # loop and player settings
+    old_settings, new_settings = _settings(old), new_config.engine_settings()
+    setting_changes = {f.name: getattr(new_settings, f.name) for f in fields(new_settings)
+                       if getattr(new_settings, f.name) != getattr(old_settings, f.name)}
+    if setting_changes:
+        engine.update_settings(**setting_changes)
+
+    # tempo of the internal clock
+    if ("tempo.bpm" in changes and new_config.tempo.clock != "external"
+            and hasattr(transport, "set_bpm")):
+        transport.set_bpm(new_config.tempo.bpm, time.monotonic() if now is None else now)
+
+    if "log_level" in changes:
+        logging.getLogger().setLevel(new_config.log_level.upper())
+    if autosaver is not None and "state.save_every_s" in changes:
+        autosaver.every_s = new_config.state.save_every_s
+    if controls is not None:
+        if "state.scenes" in changes and getattr(controls, "scenes", None) is not None:
+            controls.scenes.slots = new_config.state.scenes
+        controls.reconfigure(new_config)
+
+    _applied[engine] = new_config
+    if lines:
+        log.info("reload: %s", "; ".join(lines))
+    else:
+        log.info("reload: nothing changed")
+    return lines
+
+
+def reload_file(path: str | os.PathLike[str], engine: Any, transport: Any, **kw: Any) -> list[str]:
+    """Load ``path`` and apply it; an invalid file is refused (each problem logged as an
+    error, the running config untouched) and an empty list is returned."""
+    try:
+        new = load(path)
+    except ConfigError as e:
+        for problem in e.problems:
+            log.error("reload refused, the old config stays: %s", problem)
+        return []
+    return apply_config(new, engine, transport, **kw)
+
+
+def _settings(config: Config) -> Any:
+    return config.engine_settings()
+
+
+def _baseline(engine: Any, transport: Any, new: Config) -> Config:
+    """No remembered config: compare with what the engine runs now, so everything that
+    differs is applied (the knobs included)."""
+    from dataclasses import replace
+    settings = engine.settings
+    controls = engine.controls
+
+    class _Current(Config):   # a Config whose core mapping is the engine's own state
+        def engine_settings(self) -> Any:
+            return settings
+
+        def controls_dict(self) -> dict[str, Any]:
+            return {"density": controls.density, "temperature": controls.temperature,
+                    "velocity_scale": controls.velocity_scale, "humanise": controls.humanise,
+                    "max_hits_per_voice": controls.max_hits_per_voice,
+                    "thresholds": controls.thresholds}
+
+    current = _Current(**{f.name: getattr(new, f.name) for f in fields(Config)})
+    return replace(
+        current,
+        tempo=replace(new.tempo, bpm=float(transport.bpm)),
+        generator=replace(new.generator, density=controls.density, variation=controls.temperature,
+                          velocity_scale=controls.velocity_scale, humanise=controls.humanise,
+                          max_hits_per_voice=controls.max_hits_per_voice,
+                          thresholds=controls.thresholds),
+        loop=replace(new.loop, swap_at=settings.swap_at, forget_passes=settings.forget_passes,
+                     input_channel=settings.input_channel or 0),
+        player=replace(new.player, lookahead_ms=settings.lookahead * 1000.0,
+                       gate_steps=settings.gate))

@@ -1,0 +1,156 @@
+"""SIGHUP reload on a virtual clock: the beat goes on, only what changed is applied."""
+from __future__ import annotations
+
+from dataclasses import replace
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.config import Config, loads
+from appliance.controls import start
+from appliance.engine import Engine, VirtualExecutor
+from appliance.groove import VOICES
+from appliance.reload import apply_config, reload_file, remember
+from appliance.state import Autosaver, LiveState, StateStore
+from appliance.transport import InternalClock
+
+DT = 0.005
+
+
+def engine_for(generator, config: Config, eps: np.ndarray) -> Engine:
+    engine = Engine(generator, InternalClock(bpm=config.tempo.bpm, start=0.0),
+                    config.engine_settings(), config.controls(), executor=VirtualExecutor(),
+                    clock=lambda: 0.0)
+    engine.restore(eps=eps)
+    remember(config, engine)
+    return engine
+
+
+def run(engine: Engine, start: float, end: float) -> list:
+    events, now = [], start
+    while now < end - 1e-9:
+        events.extend(engine.tick(now))
+        now += DT
+    return events
+
+
+def hits(events: list) -> list[tuple[float, int, int]]:
+    return sorted((round(e.time, 6), e.message.note, e.message.channel)
+                  for e in events if e.message.type == "note_on" and e.message.velocity > 0)
+
+
+BASE = loads("generator: {density: 0.8}\nplayer: {drum_map: gm}\ngpio: {enabled: false}\n")
+
+
+def test_a_reload_keeps_the_beat(generator) -> None:
+    eps = generator.new_eps()
+    steady = engine_for(generator, BASE, eps)
+    reloaded = engine_for(generator, BASE, eps)
+    reload_at = 4.02                      # in the middle of the loop, between steps
+    before = run(steady, 0.0, 8.0)
+    first = run(reloaded, 0.0, reload_at)
+    new = replace(BASE, player=replace(BASE.player, channel=11, notes={"kick": 35},
+                                       lookahead_ms=80.0))
+    changed = apply_config(new, reloaded, reloaded.transport, now=reload_at)
+    assert set(changed) == {"player.channel: 10 → 11", "player.lookahead_ms: 50 → 80",
+                            "player.notes: {} → {'kick': 35}"}
+    second = run(reloaded, reload_at, 8.0)
+    assert hits(before), "the engine must be playing"
+    # the same hits at the same times, none dropped, none doubled; from the step after the
+    # reload on they come on channel 11 (index 10) with the kick on 35
+    got, steady_hits = hits(first + second), hits(before)
+    assert [t for t, _, _ in got] == [t for t, _, _ in steady_hits], "the beat must not move"
+    settled = reload_at + 0.125 + 0.08     # one step plus the new look-ahead
+    renamed = 0
+    for (t, note, channel), (_, note0, channel0) in zip(got, steady_hits):
+        new_mapping = (35 if note0 == 36 else note0, 10)
+        if t > settled:
+            assert (note, channel) == new_mapping, t
+            renamed += note == 35
+        else:
+            assert (note, channel) in ((note0, channel0), new_mapping), t
+    assert renamed, "the kick plays on with its new note"
+    steady.close()
+    reloaded.close()
+
+
+def test_density_applies_and_knobs_turned_since_are_left_alone(generator) -> None:
+    eps = generator.new_eps()
+    engine = engine_for(generator, BASE, eps)
+    run(engine, 0.0, 1.0)
+    engine.set_controls(temperature=1.7)           # a knob turned on stage
+    new = replace(BASE, generator=replace(BASE.generator, density=0.3))
+    assert apply_config(new, engine, engine.transport, now=1.0) == ["generator.density: 0.8 → 0.3"]
+    assert engine.controls.density == 0.3 and engine.controls.temperature == 1.7
+    events = run(engine, 1.0, 6.0)
+    assert hits(events), "still playing after the reload"
+    engine.close()
+
+
+def test_tempo_reload_keeps_the_position_continuous(generator) -> None:
+    engine = engine_for(generator, BASE, generator.new_eps())
+    run(engine, 0.0, 2.0)
+    position = engine.transport.position(2.0)
+    apply_config(replace(BASE, tempo=replace(BASE.tempo, bpm=90.0)), engine, engine.transport, now=2.0)
+    assert engine.transport.bpm == 90.0
+    assert engine.transport.position(2.0) == pytest.approx(position)
+    engine.close()
+
+
+def test_restart_only_keys_are_reported(generator, caplog) -> None:
+    engine = engine_for(generator, BASE, generator.new_eps())
+    new = replace(BASE, model=replace(BASE.model, precision="fp32"),
+                  midi=replace(BASE.midi, inputs=("Keystation",)))
+    caplog.set_level(logging.WARNING, logger="appliance.reload")
+    changed = apply_config(new, engine, engine.transport, now=0.0)
+    assert "model.precision: int8 → fp32 (restart)" in changed
+    assert "midi.inputs: [] → [Keystation] (restart)" in changed
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "systemctl restart groovebox" in warnings[0]
+    engine.close()
+
+
+def test_an_invalid_file_is_refused_and_the_old_config_stays(generator, tmp_path: Path,
+                                                             caplog) -> None:
+    engine = engine_for(generator, BASE, generator.new_eps())
+    path = tmp_path / "config.yaml"
+    path.write_text("generator:\n  density: 0.2\nplayer:\n  channel: 17\n")
+    before = (engine.controls, engine.settings)
+    assert reload_file(path, engine, engine.transport) == []
+    assert (engine.controls, engine.settings) == before
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [f"reload refused, the old config stays: {path}:4 player.channel: 17 is not in 1..16"]
+    engine.close()
+
+
+def test_without_a_remembered_config_the_engine_state_is_the_baseline(generator) -> None:
+    engine = Engine(generator, InternalClock(bpm=120.0, start=0.0), executor=VirtualExecutor(),
+                    clock=lambda: 0.0)
+    new = loads("generator: {density: 0.9}\nplayer: {drum_map: tr-8s, channel: 10}\n"
+                "loop: {swap_at: bar}\n")
+    changed = apply_config(new, engine, engine.transport, now=0.0)
+    assert "generator.density: 0.5 → 0.9" in changed
+    assert engine.controls.density == 0.9 and engine.settings.swap_at == "bar"
+    engine.close()
+
+
+def test_reload_rebuilds_controls_and_the_autosaver_rate(generator, tmp_path: Path) -> None:
+    config = replace(BASE, state=replace(BASE.state, dir=str(tmp_path)))
+    engine = engine_for(generator, config, generator.new_eps())
+    controls = start(config, engine, engine.transport, threads=False)
+    saver = Autosaver(StateStore(tmp_path), lambda: LiveState(), every_s=5.0)
+    new = replace(config, midi_map=replace(config.midi_map, cc={21: "density"}),
+                  state=replace(config.state, save_every_s=2.0))
+    apply_config(new, engine, engine.transport, controls=controls, autosaver=saver, now=0.0)
+    assert saver.every_s == 2.0
+    assert controls.midimap.bindings() == {("cc", 21, 0): "density"}
+    controls.close()
+    engine.close()
+
+
+def test_voice_order_is_what_the_notes_override_uses() -> None:
+    c = loads("player: {notes: {ride: 59}}\n")
+    notes, _ = c.drum_notes()
+    assert notes[VOICES.index("ride")] == 59
