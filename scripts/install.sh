@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# make install: put groovebox on a Raspberry Pi (Raspberry Pi OS Bookworm or later, as root).
+#
+#   sudo make install                  the real thing, on the Pi
+#   make install DRY_RUN=1             print every step, change nothing
+#   make install DESTDIR=/tmp/root     files only, under /tmp/root: no apt, no users, no venv,
+#                                      no systemctl (packaging, tests)
+#   IN_IMAGE=1 (set by image/build.sh) inside an SD-card image's chroot: everything but
+#                                      starting the service
+#
+# What it does:
+#   1. apt: python3-venv, python3-lgpio and python3-spidev (GPIO/SPI from Debian: lgpio is not
+#      pip-installable everywhere), libasound2 and libjack (python-rtmidi), alsa-utils
+#   2. a system user `groovebox` in the groups audio, dialout, gpio, spi
+#   3. the code in $PREFIX (/opt/groovebox) and a venv $PREFIX/.venv with only the runtime
+#      set from pyproject.toml (--system-site-packages, so Debian's lgpio/spidev are seen)
+#   4. the model in $PREFIX/models/groove-vae
+#   5. /etc/groovebox/config.yaml from examples/config.yaml if there is none (an existing one
+#      is kept and checked; the new example goes next to it as config.yaml.example)
+#   6. the systemd unit, the udev rules, the boot config (UART MIDI, SPI, serial console off)
+#   7. systemctl enable (and restart, unless IN_IMAGE=1)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+DESTDIR=${DESTDIR%/}
+DRY_RUN=${DRY_RUN:-0}
+IN_IMAGE=${IN_IMAGE:-0}
+PREFIX=${PREFIX:-/opt/groovebox}
+ETC_DIR=${ETC_DIR:-/etc/groovebox}
+STATE_DIR=${STATE_DIR:-/var/lib/groovebox}
+PYTHON=${PYTHON:-python3}
+MODEL=${MODEL:-$REPO/models/groove-vae}
+SERVICE_USER=groovebox
+APT_PACKAGES=(python3 python3-venv python3-lgpio python3-spidev libasound2 libjack-jackd2-0 alsa-utils)
+GROUPS_WANTED=(audio dialout gpio spi)
+MODEL_FILES=(encoder.onnx decoder.onnx encoder.int8.onnx decoder.int8.onnx model.json)
+MARK_BEGIN="# >>> groovebox >>>"
+MARK_END="# <<< groovebox <<<"
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: %s\n' "$*" >&2; exit 1; }
+dry() { [ "$DRY_RUN" = 1 ]; }
+staged() { [ -n "$DESTDIR" ]; }
+# run CMD...: do it, or print it on a dry run
+run() {
+  if dry; then printf '+ %s\n' "$*"; else "$@"; fi
+}
+# skip WHY CMD...: steps that only make sense on the real system
+system() {
+  if staged; then printf '(DESTDIR) skipped: %s\n' "$*"; else run "$@"; fi
+}
+
+# --- checks before touching anything
+[ -d "$REPO/appliance" ] || die "run me from a groovebox checkout ($REPO has no appliance/)"
+[ -f "$REPO/systemd/groovebox.service" ] || die "systemd/groovebox.service is missing from $REPO"
+for f in "${MODEL_FILES[@]}"; do
+  [ -f "$MODEL/$f" ] || die "the model is incomplete: $MODEL/$f is missing (make train, or MODEL=DIR)"
+done
+if ! staged && ! dry && [ "$(id -u)" -ne 0 ]; then
+  die "needs root: sudo make install (or DRY_RUN=1 to see the steps, DESTDIR=DIR to stage files)"
+fi
+
+# --- 1. Debian packages
+if staged; then
+  say "(DESTDIR) skipped: apt-get install ${APT_PACKAGES[*]}"
+else
+  run env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  if ! run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}"; then
+    # python3-lgpio is missing on old images: gpiozero then falls back to RPi.GPIO / native,
+    # and where nothing works the front panel is off (one log line) and MIDI controls remain.
+    say "some packages failed; retrying without python3-lgpio python3-spidev (front panel may be off)"
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      python3 python3-venv libasound2 alsa-utils
+  fi
+fi
+
+# --- 2. the service user
+if staged; then
+  say "(DESTDIR) skipped: system user $SERVICE_USER in groups ${GROUPS_WANTED[*]}"
+else
+  for g in "${GROUPS_WANTED[@]}"; do
+    getent group "$g" >/dev/null 2>&1 || run groupadd --system "$g"
+  done
+  if ! getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
+    run useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+      --shell /usr/sbin/nologin --comment "groovebox drum machine" "$SERVICE_USER"
+  fi
+  run usermod -a -G "$(IFS=,; echo "${GROUPS_WANTED[*]}")" "$SERVICE_USER"
+fi
+
+# --- 3. the code and its venv (only the runtime set)
+D_PREFIX="$DESTDIR$PREFIX"
+run install -d -m 0755 "$D_PREFIX"
+if dry; then
+  printf '+ copy pyproject.toml README.md appliance/ to %s\n' "$D_PREFIX"
+else
+  rm -rf "$D_PREFIX/appliance"
+  tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md appliance \
+    | tar -C "$D_PREFIX" --no-same-owner -xf -
+fi
+if staged; then
+  say "(DESTDIR) skipped: $PYTHON -m venv --system-site-packages $PREFIX/.venv; pip install $PREFIX"
+else
+  run "$PYTHON" -m venv --system-site-packages "$PREFIX/.venv"
+  run "$PREFIX/.venv/bin/pip" install --quiet --no-cache-dir --upgrade pip
+  # the runtime set from pyproject.toml's dependencies (pinned with ==); no dev, no train
+  run "$PREFIX/.venv/bin/pip" install --quiet --no-cache-dir "$PREFIX"
+fi
+
+# --- 4. the model
+run install -d -m 0755 "$D_PREFIX/models/groove-vae"
+for f in "${MODEL_FILES[@]}"; do
+  run install -m 0644 "$MODEL/$f" "$D_PREFIX/models/groove-vae/$f"
+done
+[ -f "$MODEL/README.md" ] && run install -m 0644 "$MODEL/README.md" "$D_PREFIX/models/groove-vae/README.md"
+
+# --- 5. the config: never overwrite the player's own
+D_ETC="$DESTDIR$ETC_DIR"
+run install -d -m 0755 "$D_ETC"
+if [ -e "$D_ETC/config.yaml" ]; then
+  say "keeping $ETC_DIR/config.yaml; the current example is $ETC_DIR/config.yaml.example"
+  run install -m 0644 "$REPO/examples/config.yaml" "$D_ETC/config.yaml.example"
+  if ! staged && ! dry; then
+    "$PREFIX/.venv/bin/python" -m appliance.config check "$ETC_DIR/config.yaml" \
+      || say "WARNING: $ETC_DIR/config.yaml has problems (above); the service will refuse it"
+  fi
+else
+  run install -m 0644 "$REPO/examples/config.yaml" "$D_ETC/config.yaml"
+fi
+
+# --- 6. systemd unit, udev rules, state directory
+run install -d -m 0755 "$DESTDIR/etc/systemd/system" "$DESTDIR/etc/udev/rules.d"
+run install -m 0644 "$REPO/systemd/groovebox.service" "$DESTDIR/etc/systemd/system/groovebox.service"
+run install -m 0644 "$REPO/firmware_config/99-groovebox.rules" "$DESTDIR/etc/udev/rules.d/99-groovebox.rules"
+if staged; then
+  run install -d -m 0750 "$DESTDIR$STATE_DIR"
+else
+  run install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
+fi
+
+# --- boot config: UART MIDI, SPI, serial console off
+BOOT=""
+for candidate in "$DESTDIR/boot/firmware" "$DESTDIR/boot"; do
+  if [ -f "$candidate/config.txt" ]; then BOOT=$candidate; break; fi
+done
+REBOOT=0
+if [ -z "$BOOT" ]; then
+  say "no config.txt under $DESTDIR/boot/firmware or $DESTDIR/boot (not a Pi?): boot config skipped"
+else
+  block=$(cat "$REPO/firmware_config/config.txt.groovebox")
+  current=$(cat "$BOOT/config.txt")
+  # drop an earlier groovebox block, then append the current one
+  without=$(printf '%s\n' "$current" | awk -v b="$MARK_BEGIN" -v e="$MARK_END" '
+    index($0, b) == 1 { skip = 1; next }
+    skip && index($0, e) == 1 { skip = 0; next }
+    !skip { print }')
+  wanted=$(printf '%s\n%s\n' "${without%$'\n'}" "$block")
+  if [ "$wanted" != "$current" ]; then
+    if dry; then
+      printf '+ write the groovebox block into %s/config.txt\n' "$BOOT"
+    else
+      [ -f "$BOOT/config.txt.groovebox-bak" ] || cp -p "$BOOT/config.txt" "$BOOT/config.txt.groovebox-bak"
+      printf '%s\n' "$wanted" > "$BOOT/config.txt.new" && mv "$BOOT/config.txt.new" "$BOOT/config.txt"
+    fi
+    REBOOT=1
+  fi
+  if [ -f "$BOOT/cmdline.txt" ] && grep -Eq 'console=(serial0|ttyAMA0),[0-9]+' "$BOOT/cmdline.txt"; then
+    if dry; then
+      printf '+ remove the serial console from %s/cmdline.txt\n' "$BOOT"
+    else
+      [ -f "$BOOT/cmdline.txt.groovebox-bak" ] || cp -p "$BOOT/cmdline.txt" "$BOOT/cmdline.txt.groovebox-bak"
+      sed -E 's/ ?console=(serial0|ttyAMA0),[0-9]+//g' "$BOOT/cmdline.txt" > "$BOOT/cmdline.txt.new"
+      mv "$BOOT/cmdline.txt.new" "$BOOT/cmdline.txt"
+    fi
+    REBOOT=1
+  fi
+fi
+
+# --- 7. systemd
+if staged; then
+  say "(DESTDIR) skipped: systemctl enable groovebox; serial getty and hciuart disabled"
+else
+  for unit in serial-getty@ttyAMA0.service serial-getty@serial0.service hciuart.service; do
+    run systemctl disable --quiet "$unit" 2>/dev/null || true
+    run systemctl mask --quiet "$unit" 2>/dev/null || true
+  done
+  run systemctl enable --quiet groovebox.service
+  if [ "$IN_IMAGE" != 1 ]; then
+    run systemctl daemon-reload
+    run udevadm control --reload-rules || true
+    run udevadm trigger || true
+    run systemctl restart groovebox.service
+  fi
+fi
+
+say "done: code in $PREFIX, config in $ETC_DIR/config.yaml, state in $STATE_DIR"
+if [ "$REBOOT" = 1 ] && [ "$IN_IMAGE" != 1 ] && ! staged; then
+  say "the boot config changed (UART MIDI / SPI): reboot once to load it (sudo reboot)"
+fi

@@ -1,0 +1,183 @@
+"""make install / image / flash, checked here without touching this machine's /etc, /opt, /boot."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from appliance.config import Config, load
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_PATHS = [Path("/etc/groovebox"), Path("/opt/groovebox"),
+              Path("/etc/systemd/system/groovebox.service"),
+              Path("/etc/udev/rules.d/99-groovebox.rules")]
+
+
+def untouched() -> dict[Path, bool]:
+    return {p: p.exists() for p in REAL_PATHS}
+
+
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=120)
+
+
+def fake_pi_boot(root: Path) -> Path:
+    boot = root / "boot" / "firmware"
+    boot.mkdir(parents=True)
+    (boot / "config.txt").write_text("# Raspberry Pi OS\ndtparam=audio=on\ncamera_auto_detect=1\n")
+    (boot / "cmdline.txt").write_text(
+        "console=serial0,115200 console=tty1 root=PARTUUID=abc-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
+    return boot
+
+
+def test_dry_run_prints_every_step_and_changes_nothing() -> None:
+    before = untouched()
+    run = make("install", "DRY_RUN=1")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    for step in ("apt-get install", "python3-lgpio", "useradd --system", "groovebox",
+                 "-m venv --system-site-packages /opt/groovebox/.venv",
+                 "/opt/groovebox/.venv/bin/pip install", "/opt/groovebox/models/groove-vae/encoder.onnx",
+                 "/etc/groovebox", "/etc/systemd/system/groovebox.service",
+                 "99-groovebox.rules", "systemctl enable --quiet groovebox.service"):
+        assert step in out, f"the plan lacks {step!r}"
+    assert untouched() == before
+
+
+def test_destdir_stages_every_file(tmp_path: Path) -> None:
+    before = untouched()
+    root = tmp_path / "root"
+    boot = fake_pi_boot(root)
+    run = make("install", f"DESTDIR={root}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert untouched() == before
+    opt = root / "opt" / "groovebox"
+    assert (opt / "appliance" / "config.py").is_file() and (opt / "pyproject.toml").is_file()
+    assert not list(opt.rglob("__pycache__"))
+    for f in ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json"):
+        assert (opt / "models" / "groove-vae" / f).is_file()
+    config = root / "etc" / "groovebox" / "config.yaml"
+    assert config.read_text() == (REPO / "examples" / "config.yaml").read_text()
+    loaded = load(config)
+    assert loaded == Config()
+    # the config's defaults point where the installer put things, and the unit agrees
+    assert loaded.model.dir == "/opt/groovebox/models/groove-vae"
+    unit = (root / "etc" / "systemd" / "system" / "groovebox.service").read_text()
+    assert "ExecStart=/opt/groovebox/.venv/bin/groovebox run --config /etc/groovebox/config.yaml" in unit
+    assert f"StateDirectory={Path(loaded.state.dir).name}" in unit
+    assert (root / "etc" / "udev" / "rules.d" / "99-groovebox.rules").is_file()
+    assert (root / "var" / "lib" / "groovebox").is_dir()
+    boot_config = (boot / "config.txt").read_text()
+    assert "dtparam=audio=on" in boot_config                      # the user's lines stay
+    assert "dtoverlay=midi-uart0" in boot_config and "dtparam=spi=on" in boot_config
+    assert "enable_uart=1" in boot_config and "dtoverlay=midi-uart0-pi5" in boot_config
+    cmdline = (boot / "cmdline.txt").read_text()
+    assert "console=serial0" not in cmdline and "console=tty1" in cmdline and "rootwait" in cmdline
+    assert (boot / "cmdline.txt.groovebox-bak").read_text().startswith("console=serial0,115200")
+
+
+def test_install_twice_keeps_the_players_config_and_one_boot_block(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    boot = fake_pi_boot(root)
+    assert make("install", f"DESTDIR={root}").returncode == 0
+    config = root / "etc" / "groovebox" / "config.yaml"
+    config.write_text("player:\n  drum_map: tr-8s\n")
+    first_boot = (boot / "config.txt").read_text()
+    again = make("install", f"DESTDIR={root}")
+    assert again.returncode == 0, again.stderr
+    assert config.read_text() == "player:\n  drum_map: tr-8s\n"
+    assert (root / "etc" / "groovebox" / "config.yaml.example").is_file()
+    assert "keeping /etc/groovebox/config.yaml" in again.stdout
+    boot_config = (boot / "config.txt").read_text()
+    assert boot_config == first_boot
+    assert boot_config.count("# >>> groovebox >>>") == 1
+
+
+def test_an_updated_boot_block_replaces_the_old_one(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    boot = fake_pi_boot(root)
+    (boot / "config.txt").write_text("dtparam=audio=on\n# >>> groovebox >>>\ndtoverlay=old-thing\n"
+                                     "# <<< groovebox <<<\nhdmi_force_hotplug=1\n")
+    assert make("install", f"DESTDIR={root}").returncode == 0
+    text = (boot / "config.txt").read_text()
+    assert "old-thing" not in text and "hdmi_force_hotplug=1" in text and "dtparam=audio=on" in text
+    assert text.count("# >>> groovebox >>>") == 1
+
+
+def test_no_boot_partition_is_not_an_error(tmp_path: Path) -> None:
+    run = make("install", f"DESTDIR={tmp_path / 'root'}")
+    assert run.returncode == 0
+    assert "boot config skipped" in run.stdout
+
+
+def test_a_missing_model_stops_before_anything_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    env = {"MODEL": str(tmp_path / "no-model"), "DESTDIR": str(root)}
+    run = subprocess.run(["bash", str(REPO / "scripts" / "install.sh")], capture_output=True,
+                         text=True, env={**os.environ, **env})
+    assert run.returncode == 1
+    assert "the model is incomplete" in run.stderr and "encoder.onnx" in run.stderr
+    assert not root.exists()
+
+
+def test_image_needs_a_base_image_and_plans_its_steps(tmp_path: Path) -> None:
+    run = make("image")
+    assert run.returncode != 0 and "BASE_IMAGE is not set" in run.stderr
+    base = tmp_path / "raspios-lite.img"
+    base.write_bytes(b"\0" * 4096)
+    run = make("image", f"BASE_IMAGE={base}", f"IMG={tmp_path / 'out.img'}", "DRY_RUN=1")
+    assert run.returncode == 0, run.stderr
+    for step in ("truncate -s +1536M", "parted -s", "resizepart 2", "losetup --find --show --partscan",
+                 "resize2fs", "chroot", "IN_IMAGE=1 bash /usr/src/groovebox/scripts/install.sh",
+                 "boot/firmware/ssh"):
+        assert step in run.stdout, step
+    assert not (tmp_path / "out.img").exists()
+
+
+def test_flash_refuses_what_is_not_an_sd_card(tmp_path: Path) -> None:
+    image = tmp_path / "groovebox.img"
+    image.write_bytes(os.urandom(64 * 1024))
+    run = make("flash", f"IMG={image}")
+    assert run.returncode != 0 and "DEVICE is not set" in run.stderr
+    run = make("flash", f"IMG={image}", f"DEVICE={tmp_path / 'plain-file'}")
+    assert run.returncode != 0 and "is not a block device" in run.stderr
+    root_source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "/"], capture_output=True,
+                                 text=True).stdout.strip()
+    if root_source.startswith("/dev/") and Path(root_source).is_block_device():
+        run = make("flash", f"IMG={image}", f"DEVICE={root_source}", "YES=1")
+        assert run.returncode != 0
+        assert re.search(r"is a partition|holds /|mounted partitions", run.stderr), run.stderr
+
+
+def test_flash_writes_and_verifies(tmp_path: Path) -> None:
+    image = tmp_path / "groovebox.img"
+    image.write_bytes(os.urandom(256 * 1024))
+    card = tmp_path / "card.bin"
+    run = make("flash", f"IMG={image}", f"DEVICE={card}", "YES=1",
+               env={"FLASH_TO_FILE": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "done and verified" in run.stdout
+    assert card.read_bytes() == image.read_bytes()
+    # without YES and without a terminal it asks nobody and writes nothing
+    card2 = tmp_path / "card2.bin"
+    run = subprocess.run(["bash", str(REPO / "image" / "flash.sh")], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL,
+                         env={**os.environ, "IMG": str(image), "DEVICE": str(card2), "FLASH_TO_FILE": "1"})
+    assert run.returncode == 2 and "YES=1" in run.stderr
+    assert not card2.exists() or card2.stat().st_size == 0
+
+
+def test_scripts_pass_shellcheck_if_present() -> None:
+    tool = shutil.which("shellcheck")
+    scripts = [REPO / "scripts" / "install.sh", REPO / "image" / "build.sh", REPO / "image" / "flash.sh"]
+    for script in scripts:
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if tool is not None:
+        run = subprocess.run([tool, "-S", "error", *map(str, scripts)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout
