@@ -53,14 +53,19 @@ train: $(VENV)/.dev
 evaluate: $(VENV)/.dev
 	$(PY) -m training.evaluate
 
+# install: on the Pi, as root. DRY_RUN=1 prints the steps; DESTDIR=DIR stages the files only.
 install:
-	@echo "make install: not built yet (issue 5: controls, configuration and state)"; exit 2
+	DESTDIR="$(DESTDIR)" DRY_RUN="$(DRY_RUN)" bash scripts/install.sh
 
+# image: BASE_IMAGE=raspios-lite-arm64.img[.xz] (downloaded by you); writes $(IMG).
+IMG ?= build/groovebox.img
 image:
-	@echo "make image: not built yet (issue 5)"; exit 2
+	BASE_IMAGE="$(BASE_IMAGE)" IMG="$(IMG)" DRY_RUN="$(DRY_RUN)" bash image/build.sh
 
+# flash: DEVICE=/dev/sdX (a removable card, asked to confirm; YES=1 skips the question).
 flash:
-	@echo "make flash: not built yet (issue 5)"; exit 2
+	DEVICE="$(DEVICE)" IMG="$(IMG)" YES="$(YES)" DRY_RUN="$(DRY_RUN)" bash image/flash.sh
+
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info
