@@ -32,6 +32,15 @@ class EngineSettings:
     input_channel: int | None = None                #: keyboard channel 1..16; None hears all
     forget_passes: int = 0                          #: 0 keeps the overdub forever
 
+    def __post_init__(self) -> None:
+        if not 0 < self.lookahead <= 1:
+            raise ValueError(f"lookahead {self.lookahead} s is not in (0, 1]")
+        if self.input_channel is not None and not 1 <= self.input_channel <= 16:
+            raise ValueError(f"input_channel {self.input_channel} is not in 1..16 (None hears all)")
+        if self.forget_passes < 0:
+            raise ValueError(f"forget_passes {self.forget_passes} must be 0 (never) or more")
+        self.player_settings()  # checks notes, channels, gate and swap_at
+
     def player_settings(self) -> PlayerSettings:
         return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), gate=self.gate,
                               swap_at=self.swap_at, lookahead=self.lookahead)
@@ -46,7 +55,8 @@ class Job:
     eps: np.ndarray
     prior: bool
     asked_at: float
-    target_step: int  #: the swap boundary this result is meant for
+    target_step: int | None  #: the swap boundary this result is meant for (None before the first tick)
+    force: bool = False      #: an explicit request (resample, prior, restore) that a freeze lets through
 
 
 Done = Callable[[Pattern, float], None]
@@ -234,6 +244,9 @@ class Engine:
         """Freeze holds the pattern; the looper keeps listening. None toggles."""
         with self._lock:
             self._frozen = (not self._frozen) if on is None else bool(on)
+            if self._frozen:  # what is on its way must not replace the held pattern
+                self._waiting = None
+                self._player.offer(None)
             log.info("freeze %s", "on" if self._frozen else "off")
             self._notify("freeze")
             if not self._frozen:
@@ -274,10 +287,12 @@ class Engine:
     def update_settings(self, **changes: object) -> EngineSettings:
         """Change settings live; the player takes them at its next step, the beat goes on."""
         with self._lock:
-            self._settings = replace(self._settings, **changes)
-            self._player.settings = self._settings.player_settings()
-            self._looper.forget_passes = self._settings.forget_passes
-            return self._settings
+            settings = replace(self._settings, **changes)  # raises ValueError before anything changes
+            player_settings = settings.player_settings()
+            self._settings = settings
+            self._player.settings = player_settings
+            self._looper.forget_passes = settings.forget_passes
+            return settings
 
     def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
                 controls: Controls | None = None, frozen: bool | None = None) -> None:
@@ -322,8 +337,8 @@ class Engine:
         """Ask for a new pattern (caller holds the lock)."""
         if self._frozen and not force:
             return
-        job = Job(self._looper.groove, self._controls, self._eps, self._prior, t,
-                  self._player.next_boundary(slack=1))
+        target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
+        job = Job(self._looper.groove, self._controls, self._eps, self._prior, t, target, force)
         if self._busy:
             self._waiting = job
         else:
@@ -339,11 +354,11 @@ class Engine:
         with self._lock:
             if pattern is None:
                 self._failures += 1
-            else:
+            elif not self._frozen or job.force:
                 self._player.offer(pattern)
                 self._generations += 1
                 self._latencies_ms.append((done_at - job.asked_at) * 1000.0)
-                if self._player.next_boundary() > job.target_step:
+                if job.target_step is not None and self._player.next_boundary() > job.target_step:
                     self._misses += 1
             self._busy = False
             if self._waiting is not None:

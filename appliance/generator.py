@@ -107,9 +107,23 @@ class Generator:
                 raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
                                  "re-export the model (make train / training/export.py)") from error
         self._encoder, self._decoder = sessions
+        self._check_contract()
         self._rng = np.random.default_rng(seed)
         log.info("model %s (%s, z=%d) loaded from %s", self.card.get("name", "?"), precision,
                  self.latent_size, self.model_dir)
+
+    def _check_contract(self) -> None:
+        """One encode and decode at load: the graphs must match the card and the contract."""
+        try:
+            mu, logvar = self.encode(Groove.empty())
+            outputs = self.decode(np.zeros(self.latent_size, np.float32))
+        except Exception as error:  # onnxruntime's own exception types
+            raise ModelError(f"{self.model_dir}: the {self.precision} graphs do not run with latent_size "
+                             f"{self.latent_size} from model.json ({str(error).splitlines()[0]})") from error
+        shapes = [mu.shape, logvar.shape] + [o.shape for o in outputs]
+        wanted = [(self.latent_size,)] * 2 + [(STEPS, NUM_VOICES)] * 3
+        if shapes != wanted:
+            raise ModelError(f"{self.model_dir}: the graphs give shapes {shapes}, the contract wants {wanted}")
 
     def new_eps(self) -> np.ndarray:
         """A fresh draw of the noise that picks one variation of z."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import heapq
 import itertools
 import math
+import threading
 
 import mido
 
@@ -49,20 +50,27 @@ class Player:
     negative offset can play it). Every step is played from one pattern; a pattern offered
     with ``offer`` is taken at the next step (or bar) boundary the player schedules. Every
     note-on gets its note-off, at most half a step after the step, so the same note never
-    overlaps itself.
+    overlaps itself. Queued notes are kept as positions, so a tempo change moves them too.
+    When the transport stops, queued note-ons are dropped, sounding notes are released, and
+    Continue picks up at the step where it stopped.
     """
+
+    JUMP = 0.5  #: a backwards move larger than this (steps) is a relocation, not clock jitter
 
     def __init__(self, transport: Transport, settings: PlayerSettings = PlayerSettings(),
                  pattern: Pattern | None = None) -> None:
         self.transport = transport
         self.settings = settings
         self._pattern = pattern or Pattern.empty()
+        self._waiting_for_first = pattern is None  # nothing plays until the first pattern
         self._offered: Pattern | None = None
         self._next_step: int | None = None
         self._last_position: float | None = None
-        self._queue: list[tuple[float, int, mido.Message]] = []
+        self._was_running = False
+        self._queue: list[tuple[float, int, mido.Message]] = []  # (position, seq, message)
         self._seq = itertools.count()
         self._sounding: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
         self.swaps = 0
         self.late_drops = 0
 
@@ -76,8 +84,8 @@ class Player:
         """The next absolute step not yet scheduled (None before the first tick)."""
         return self._next_step
 
-    def offer(self, pattern: Pattern) -> None:
-        """Hand over a new pattern; thread-safe (one reference swap)."""
+    def offer(self, pattern: Pattern | None) -> None:
+        """Hand over a new pattern (None withdraws one not yet taken); one reference swap."""
         self._offered = pattern
 
     def next_boundary(self, slack: int = 0) -> int:
@@ -86,44 +94,67 @@ class Player:
         first = (self._next_step if self._next_step is not None else 0) + slack
         return -(-first // every) * every
 
-    def locate(self, position: float) -> None:
-        """The transport jumped (start, song position): schedule from here on."""
-        self._next_step = math.ceil(position - 1e-9)
-
     def schedule(self, now: float) -> list[Event]:
         """Every event due up to now + look-ahead that was not returned before, in time order."""
-        transport = self.transport
-        if transport.running:
+        with self._lock:
+            transport = self.transport
+            if not transport.running:
+                return self._stopped(now)
             position = transport.position(now)
-            jumped = self._last_position is not None and (
-                position < self._last_position - 1e-6 or position > self._next_step + STEPS)
-            if self._next_step is None or jumped:
-                self.locate(position)
-            self._last_position = position
+            self._was_running = True
+            if self._next_step is None:
+                self._locate(position)
+            elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
+                self._locate(position)
+                self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
+                heapq.heapify(self._queue)
+            self._last_position = max(self._last_position, position)
             horizon = transport.position(now + self.settings.lookahead)
             while self._next_step - 0.5 <= horizon:
                 self._schedule_step(self._next_step, now)
                 self._next_step += 1
-        return self._pop_until(now + self.settings.lookahead)
+            return self._pop_until(horizon)
 
     def all_notes_off(self) -> list[mido.Message]:
         """Note-offs for every note still sounding; the pending schedule is dropped."""
-        offs = [mido.Message("note_off", channel=channel, note=note, velocity=0)
-                for (channel, note) in sorted(self._sounding)]
-        self._sounding.clear()
-        self._queue.clear()
-        return offs
+        with self._lock:
+            offs = [mido.Message("note_off", channel=channel, note=note, velocity=0)
+                    for (channel, note) in sorted(self._sounding)]
+            self._sounding.clear()
+            self._queue.clear()
+            return offs
 
     def drain(self) -> list[Event]:
         """Everything still queued (the last note-offs), for the end of a render."""
-        return self._pop_until(math.inf)
+        with self._lock:
+            return self._pop_until(math.inf)
+
+    def _locate(self, position: float) -> None:
+        self._next_step = math.ceil(position - 1e-9)
+        self._last_position = position
+
+    def _stopped(self, now: float) -> list[Event]:
+        """The transport stopped: no new notes; release what sounds; resume where it stopped."""
+        if not self._was_running:
+            return []
+        self._was_running = False
+        position = self.transport.position(now)
+        self._locate(position)
+        offs = [Event(now, message) for _, _, message in sorted(self._queue)
+                if message.type == "note_off"]
+        self._queue.clear()
+        self._sounding.clear()
+        return offs
 
     def _schedule_step(self, step: int, now: float) -> None:
         settings = self.settings  # read once: a live settings change lands between steps
         every = SWAP_EVERY[settings.swap_at]
         offered = self._offered
-        if step % every == 0 and offered is not None and offered is not self._pattern:
+        # Before the first pattern arrives nothing plays, so the first one may start at any step.
+        if offered is not None and offered is not self._pattern and (
+                step % every == 0 or self._waiting_for_first):
             self._pattern = offered
+            self._waiting_for_first = False
             self.swaps += 1
         cells = self._pattern.steps[step % STEPS]
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
@@ -134,25 +165,24 @@ class Player:
             key = (settings.channels[voice] - 1, settings.notes[voice])
             if key not in chosen or velocity > chosen[key][0]:  # two voices on one note: the louder
                 chosen[key] = (float(velocity), float(offset))
-        time_at = self.transport.time_at
         for (channel, note), (velocity, offset) in chosen.items():
             on_position = step + offset
-            on_time = time_at(on_position)
-            if now - on_time > settings.max_late:
+            if now - self.transport.time_at(on_position) > settings.max_late:
                 self.late_drops += 1
                 continue
             off_position = max(on_position, min(on_position + settings.gate, step + 0.5))
             midi_velocity = max(1, min(127, round(velocity * 127)))
-            self._push(on_time, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
-            self._push(time_at(off_position), mido.Message("note_off", channel=channel, note=note, velocity=0))
+            self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
+            self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
 
-    def _push(self, time: float, message: mido.Message) -> None:
-        heapq.heappush(self._queue, (time, next(self._seq), message))
+    def _push(self, position: float, message: mido.Message) -> None:
+        heapq.heappush(self._queue, (position, next(self._seq), message))
 
-    def _pop_until(self, until: float) -> list[Event]:
+    def _pop_until(self, horizon: float) -> list[Event]:
+        """Pop every queued note up to a position, timed by the transport's current tempo."""
         events = []
-        while self._queue and self._queue[0][0] <= until:
-            time, _, message = heapq.heappop(self._queue)
+        while self._queue and self._queue[0][0] <= horizon:
+            position, _, message = heapq.heappop(self._queue)
             key = (message.channel, message.note)
             if message.type == "note_on":
                 self._sounding[key] = self._sounding.get(key, 0) + 1
@@ -160,5 +190,5 @@ class Player:
                 self._sounding[key] -= 1
                 if not self._sounding[key]:
                     del self._sounding[key]
-            events.append(Event(time, message))
+            events.append(Event(self.transport.time_at(position), message))
         return events

@@ -54,7 +54,7 @@ def read_performance(path: Path) -> Performance:
     except FileNotFoundError:
         raise RenderError(f"{path}: no such file") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
-        raise RenderError(f"{path}: not a MIDI file ({error})") from None
+        raise RenderError(f"{path}: not a MIDI file ({str(error) or 'the file ends early'})") from None
     tracks = midi.tracks
     if midi.type == 2:
         with_notes = [track for track in tracks if any(m.type == "note_on" for m in track)]
@@ -101,13 +101,16 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     if performance.drum_channel_only:
         log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
 
-    length = max(STEPS, math.ceil((performance.notes[-1][0] + 1e-9) / STEPS) * STEPS)
+    last_onset = max(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
+    length = max(STEPS, math.ceil((last_onset + 0.5) / STEPS) * STEPS)  # whole loops, by the last note-on
     total_steps = length * passes
     generator = Generator(model_dir, precision=precision, seed=seed)
     transport = InternalClock(bpm=bpm, start=0.0)
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
-    inputs = [(transport.time_at(position + k * length), message)
+    # Each pass ends at the loop point: what was still held then is let go there, except in the last.
+    inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * length),
+               message)
               for k in range(passes) for position, message in performance.notes]
 
     started = time.perf_counter()
@@ -124,7 +127,10 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     wall = time.perf_counter() - started
     engine.close()
 
-    write_file(path_out, bpm, inputs, drums)
+    try:
+        write_file(path_out, bpm, inputs, drums)
+    except OSError as error:
+        raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
     return RenderResult(engine.pattern, total_steps // STEPS_PER_BAR, bpm, wall, engine.stats())
 
 

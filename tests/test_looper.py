@@ -17,7 +17,8 @@ def test_a_louder_note_on_the_same_step_replaces_a_softer_one() -> None:
     assert looper.groove.steps[4, VELOCITY] == pytest.approx(0.9)
 
 
-@given(st.lists(st.tuples(st.floats(-0.45, 0.45), st.floats(0.01, 1.0)), min_size=1, max_size=6))
+@given(st.lists(st.tuples(st.floats(-0.45, 0.45), st.integers(1, 127).map(lambda v: v / 127)),
+                min_size=1, max_size=6))
 def test_a_chord_collapses_to_its_loudest_note_and_that_notes_offset(chord: list[tuple[float, float]]) -> None:
     looper = Looper()
     for offset, velocity in chord:

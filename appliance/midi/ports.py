@@ -67,12 +67,12 @@ class PortBackend(ABC):
     client_name: str = "groovebox"
 
     @abstractmethod
-    def sources(self) -> list[str]:
-        """Ports the box could read from (other clients' outputs)."""
+    def sources(self, own: bool = False) -> list[str]:
+        """Ports the box could read from (other clients' outputs; ``own`` adds ours)."""
 
     @abstractmethod
-    def destinations(self) -> list[str]:
-        """Ports the box could write to (other clients' inputs)."""
+    def destinations(self, own: bool = False) -> list[str]:
+        """Ports the box could write to (other clients' inputs; ``own`` adds ours)."""
 
     @abstractmethod
     def open_input(self, name: str, callback: RawCallback) -> InputHandle: ...
@@ -183,13 +183,13 @@ class RtMidiBackend(PortBackend):
                     "is the ALSA sequencer there? (/dev/snd/seq, snd-seq module, audio group)")
             raise PortError(f"cannot open the {self.api.upper()} MIDI system ({exc}); {hint}") from exc
 
-    def sources(self) -> list[str]:
+    def sources(self, own: bool = False) -> list[str]:
         with self._lock:
-            return [n for n in self._lister_in.get_ports() if not self.is_own(n)]
+            return [n for n in self._lister_in.get_ports() if own or not self.is_own(n)]
 
-    def destinations(self) -> list[str]:
+    def destinations(self, own: bool = False) -> list[str]:
         with self._lock:
-            return [n for n in self._lister_out.get_ports() if not self.is_own(n)]
+            return [n for n in self._lister_out.get_ports() if own or not self.is_own(n)]
 
     def _new_in(self, callback: RawCallback):
         rtmidi = _rtmidi()
@@ -264,8 +264,10 @@ class MidiPorts:
     def __init__(self, backend: PortBackend, inputs: Sequence[str] = (),
                  outputs: Sequence[str] = (), *, virtual: bool = False,
                  on_message: MessageCallback | None = None, scan_interval: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 ignore: Sequence[str] = ("Midi Through",)) -> None:
         self.backend = backend
+        self.ignore = list(ignore)
         self.input_patterns = list(inputs)
         self.output_patterns = list(outputs)
         self.virtual = virtual
@@ -277,6 +279,7 @@ class MidiPorts:
         self._outputs: dict[str, _Connection] = {}
         self._virtual_in: InputHandle | None = None
         self._virtual_out: OutputHandle | None = None
+        self._virtual_in_name = self._virtual_out_name = ""
         self._lock = threading.Lock()          # guards the connection tables
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -285,10 +288,17 @@ class MidiPorts:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         if self.virtual:
+            # Learn the names the MIDI system gave our ports (JACK numbers clashing clients).
+            before = set(self.backend.destinations(own=True))
             self._virtual_in = self.backend.open_virtual_input("in", self._raw_in)
+            self._virtual_in_name = _new_port(before, self.backend.destinations(own=True),
+                                              f"{self.backend.client_name}:in")
+            before = set(self.backend.sources(own=True))
             self._virtual_out = self.backend.open_virtual_output("out")
-            log.info("virtual MIDI ports %s:in and %s:out open", self.backend.client_name,
-                     self.backend.client_name)
+            self._virtual_out_name = _new_port(before, self.backend.sources(own=True),
+                                               f"{self.backend.client_name}:out")
+            log.info("virtual MIDI ports open: %s (play into it), %s (drums out)",
+                     self._virtual_in_name, self._virtual_out_name)
         self.scan()
         self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
         self._thread.start()
@@ -313,9 +323,9 @@ class MidiPorts:
             ins = [c.name for c in self._inputs.values()]
             outs = [c.name for c in self._outputs.values()]
         if self._virtual_in is not None:
-            ins.append(f"{self.backend.client_name}:in (virtual)")
+            ins.append(f"{self._virtual_in_name} (virtual)")
         if self._virtual_out is not None:
-            outs.append(f"{self.backend.client_name}:out (virtual)")
+            outs.append(f"{self._virtual_out_name} (virtual)")
         return {"inputs": ins, "outputs": outs}
 
     # -- output -------------------------------------------------------------------------------
@@ -366,15 +376,28 @@ class MidiPorts:
         self._sync(self._outputs, destinations, self.output_patterns, "output")
         missing = tuple(
             [("input", p) for p in self.input_patterns
-             if not any(matches(p, n) for n in sources)]
+             if not any(self._wanted(n, [p]) for n in sources)]
             + [("output", p) for p in self.output_patterns
-               if not any(matches(p, n) for n in destinations)])
+               if not any(self._wanted(n, [p]) for n in destinations)])
         if missing and (missing, tuple(sources), tuple(destinations)) != self._last_missing:
             for kind, pattern in missing:
                 there = sources if kind == "input" else destinations
-                log.warning("no MIDI %s matches %r yet; waiting. %ss now: %s", kind, pattern,
-                            kind, ", ".join(map(repr, there)) or "none")
+                what = (f"no MIDI {kind} to connect to yet" if _is_wildcard(pattern)
+                        else f"no MIDI {kind} matches {pattern!r} yet")
+                log.warning("%s; waiting. %ss now: %s", what, kind,
+                            ", ".join(map(repr, there)) or "none")
         self._last_missing = (missing, tuple(sources), tuple(destinations)) if missing else ()
+
+    def _wanted(self, name: str, patterns: list[str]) -> bool:
+        """A port is wanted when a pattern matches it; a bare ``*`` skips the ``ignore``
+        list (ALSA's Midi Through would loop the drums back into the groove)."""
+        for pattern in patterns:
+            if not matches(pattern, name) and not _is_wildcard(pattern):
+                continue
+            if _is_wildcard(pattern) and any(matches(i, name) for i in self.ignore):
+                continue
+            return True
+        return False
 
     def _sync(self, table: dict[str, _Connection], available: list[str],
               patterns: list[str], kind: str) -> None:
@@ -386,7 +409,7 @@ class MidiPorts:
             log.warning("MIDI %s %r gone; will reconnect when it is back", kind, c.name)
             _quietly(c.handle.close)
         for name in available:
-            if name in table or not any(matches(p, name) for p in patterns):
+            if name in table or not self._wanted(name, patterns):
                 continue
             try:
                 handle = (self.backend.open_input(name, self._raw_in) if kind == "input"
@@ -398,6 +421,15 @@ class MidiPorts:
                 table[name] = _Connection(name, handle)
             self.stats.reconnects += 1
             log.info("MIDI %s connected: %r", kind, name)
+
+
+def _new_port(before: set[str], after: list[str], fallback: str) -> str:
+    new = [port_key(n) for n in after if n not in before]
+    return new[0] if len(new) == 1 else fallback
+
+
+def _is_wildcard(pattern: str) -> bool:
+    return pattern.strip() in ("*", "")
 
 
 def _quietly(fn: Callable[[], object]) -> None:
