@@ -67,8 +67,14 @@ def _show(value: Any) -> str:
 def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config | None = None,
                  controls: Any = None, autosaver: Any = None, now: float | None = None) -> list[str]:
     """Apply ``new_config``; returns one line per changed key (``"player.channel: 10 → 11"``,
-    ``"model.dir: … (restart)"``)."""
-    old = old if old is not None else _applied.get(engine)
+    ``"model.dir: … (restart)"``).
+
+    ``old`` is the config running now; without it, the last config applied to this engine
+    (or given to :func:`remember`), else ``controls.config``, else the engine's own state."""
+    if old is None:
+        old = _applied.get(engine)
+    if old is None:   # the controls know the config they were started (or last reloaded) with
+        old = getattr(controls, "config", None)
     if old is None:
         old = _baseline(engine, transport, new_config)
     changes = diff(old, new_config)

@@ -154,3 +154,18 @@ def test_voice_order_is_what_the_notes_override_uses() -> None:
     c = loads("player: {notes: {ride: 59}}\n")
     notes, _ = c.drum_notes()
     assert notes[VOICES.index("ride")] == 59
+
+
+def test_the_controls_remember_the_running_config(generator, tmp_path: Path) -> None:
+    """The service passes only controls=: knobs turned since start survive a reload."""
+    config = replace(BASE, state=replace(BASE.state, dir=str(tmp_path)))
+    engine = Engine(generator, InternalClock(bpm=120.0, start=0.0), config.engine_settings(),
+                    config.controls(), executor=VirtualExecutor(), clock=lambda: 0.0)
+    controls = start(config, engine, engine.transport, threads=False)
+    engine.set_controls(density=0.1)               # a knob on stage
+    new = replace(config, player=replace(config.player, channel=12))
+    assert apply_config(new, engine, engine.transport, controls=controls, now=0.0) == [
+        "player.channel: 10 → 12"]
+    assert engine.controls.density == 0.1 and engine.settings.channels == (12,) * 9
+    controls.close()
+    engine.close()
