@@ -158,7 +158,8 @@ class Actions:
         return self.knob(name, self.knob_value(name) + detents / DETENTS_PER_SWEEP)
 
     def set_bpm(self, bpm: float, now: float) -> bool:
-        if self.follows_external_clock or not hasattr(self.transport, "set_bpm"):
+        following = self.follows_external_clock or getattr(self.transport, "source", None) == "external"
+        if following or not hasattr(self.transport, "set_bpm"):
             if not self._warned_tempo:
                 log.info("controls: tempo follows the MIDI clock in; the tempo knob and tap "
                          "are ignored (tempo.clock: internal to use them)")
