@@ -561,9 +561,15 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_main(args: list[str]) -> int:
+def check_main(args: Any) -> int:
     """``groovebox config check FILE``: 0 and a summary when the file is good, 1 and one
-    line per problem when not, 2 on a usage mistake."""
+    line per problem when not, 2 on a usage mistake.
+
+    ``args`` is the argument list (``["check", FILE]`` or ``[FILE]``) or an argparse
+    namespace with a ``file`` attribute (what ``appliance.cli`` passes)."""
+    if hasattr(args, "file"):
+        args = [str(args.file)]
+    args = list(args)
     if args and args[0] == "check":
         args = args[1:]
     if len(args) != 1 or args[0] in ("-h", "--help"):

@@ -194,3 +194,16 @@ def test_check_as_a_command(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 1
     assert f"{bad}:2 player.channel: 17 is not in 1..16" in run.stderr
+
+
+def test_groovebox_config_check_through_the_cli(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tempo:\n  bpm: fast\n")
+    groovebox = Path(sys.executable).parent / "groovebox"
+    run = subprocess.run([str(groovebox), "config", "check", str(bad)], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert f"{bad}:2 tempo.bpm: expected a number, got 'fast' (text)" in run.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("tempo: {bpm: 99}\n")
+    run = subprocess.run([str(groovebox), "config", "check", str(good)], capture_output=True, text=True)
+    assert run.returncode == 0 and "OK" in run.stdout
