@@ -205,6 +205,7 @@ class Config:
     control: ControlConfig = opt(factory=ControlConfig)
     log_level: str = opt("info", choices=("debug", "info", "warning", "error"))
     source: str | None = field(default=None, compare=False, repr=False)  #: file it came from
+    source_text: str | None = field(default=None, compare=False, repr=False)  #: and its text
 
     # --- the mapping onto the core, so the service does not repeat it
 
@@ -483,7 +484,7 @@ class _Builder:
 
 
 def _fields(cls: type) -> list[Any]:
-    return [f for f in fields(cls) if f.name != "source"]
+    return [f for f in fields(cls) if f.name not in ("source", "source_text")]
 
 
 def _default(f: Any) -> Any:
@@ -530,7 +531,7 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
     config = builder.build(Config, root, "")
     if builder.problems:
         raise ConfigError(builder.problems)
-    config = replace(config, source=filename)
+    config = replace(config, source=filename, source_text=text)
     return _resolve_paths(config, base) if base is not None else config
 
 
@@ -542,6 +543,59 @@ def load(path: str | os.PathLike[str]) -> Config:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{p}: cannot read: {e}"]) from None
     return loads(text, filename=str(p), base=p.resolve().parent)
+
+
+LAST_GOOD = "config.last-good.yaml"
+
+
+def save_last_good(config: Config) -> Path | None:
+    """Keep a copy of a config that loaded (``state.dir/config.last-good.yaml``, written
+    atomically) for :func:`load_with_fallback`. None when there is nothing to keep or the
+    directory is not writable (logged)."""
+    if config.source_text is None:
+        return None
+    from appliance.state import atomic_write
+    target = Path(config.state.dir) / LAST_GOOD
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.read_text(encoding="utf-8") == config.source_text:
+            return target
+        atomic_write(target, config.source_text.encode("utf-8"))
+    except OSError as e:
+        log.warning("config: cannot keep a last-good copy in %s: %s", target.parent, e)
+        return None
+    return target
+
+
+def load_with_fallback(path: str | os.PathLike[str],
+                       fallback_dir: str | os.PathLike[str] | None = None) -> tuple[Config, list[str]]:
+    """For starting the service: the config at ``path``, or, when it has mistakes, the last
+    one that loaded (kept in ``state.dir``), or else the defaults; the box starts either
+    way. Returns (config, problems); problems are logged as one error line.
+
+    ``fallback_dir`` is where to look for the last good copy when the broken file cannot
+    say (default: the default ``state.dir``, /var/lib/groovebox)."""
+    p = Path(path)
+    try:
+        config = load(p)
+    except ConfigError as e:
+        problems = e.problems
+    else:
+        save_last_good(config)
+        return config, []
+    keep = Path(fallback_dir if fallback_dir is not None else Config().state.dir) / LAST_GOOD
+    fallback: Config | None = None
+    if keep.exists():
+        try:
+            text = keep.read_text(encoding="utf-8")
+            fallback = loads(text, filename=str(keep), base=p.resolve().parent)
+        except (OSError, UnicodeDecodeError, ConfigError):
+            fallback = None
+    using = f"running with the last good config ({keep})" if fallback is not None else \
+        "running with the defaults"
+    log.error("config: %s; %s. Fix the file, check it with `groovebox config check %s`, then "
+              "`systemctl reload groovebox`", "; ".join(problems), using, p)
+    return (fallback if fallback is not None else Config()), problems
 
 
 def defaults() -> Config:

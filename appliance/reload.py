@@ -133,7 +133,10 @@ def reload_file(path: str | os.PathLike[str], engine: Any, transport: Any, **kw:
         for problem in e.problems:
             log.error("reload refused, the old config stays: %s", problem)
         return []
-    return apply_config(new, engine, transport, **kw)
+    changed = apply_config(new, engine, transport, **kw)
+    from appliance.config import save_last_good
+    save_last_good(new)
+    return changed
 
 
 def _settings(config: Config) -> Any:

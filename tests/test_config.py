@@ -207,3 +207,26 @@ def test_groovebox_config_check_through_the_cli(tmp_path: Path) -> None:
     good.write_text("tempo: {bpm: 99}\n")
     run = subprocess.run([str(groovebox), "config", "check", str(good)], capture_output=True, text=True)
     assert run.returncode == 0 and "OK" in run.stdout
+
+
+def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog) -> None:
+    import logging
+    from appliance.config import load_with_fallback
+    state = tmp_path / "state"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state: {{dir: {state}}}\nplayer: {{drum_map: tr-8s, channel: 9}}\n")
+    config, problems = load_with_fallback(path, fallback_dir=state)
+    assert problems == [] and config.player.channel == 9
+    assert (state / "config.last-good.yaml").read_text() == path.read_text()
+    path.write_text(f"state: {{dir: {state}}}\nplayer: {{drum_map: tr-8s, channel: 99}}\n")
+    caplog.set_level(logging.ERROR, logger="appliance.config")
+    config, problems = load_with_fallback(path, fallback_dir=state)
+    assert problems == [f"{path}:2 player.channel: 99 is not in 1..16"]
+    assert config.player.channel == 9 and config.player.drum_map == "tr-8s"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "99 is not in 1..16" in lines[0] and "last good" in lines[0]
+    # the broken file did not replace the good copy
+    assert "channel: 9}" in (state / "config.last-good.yaml").read_text()
+    # nothing kept at all: the defaults, and still a start
+    config, problems = load_with_fallback(path, fallback_dir=tmp_path / "empty")
+    assert problems and config == Config()
