@@ -16,6 +16,14 @@ key with its default (a test loads it and compares it with ``Config()``).
 
 Relative paths in the file (``model.dir``, ``state.dir``, ``control.socket``) are taken
 relative to the directory that holds the config file.
+
+What the service calls:
+  - at start: ``config, problems = load_with_fallback(path)``: a broken file never stops
+    the box; it runs the last config that loaded (kept as ``state.dir/config.last-good.yaml``)
+    or the defaults, and one error line says what to fix;
+  - on SIGHUP: ``appliance.reload.reload_file(path, engine, transport, controls=...)``
+    (refuses a broken file, keeps the old config, updates the last-good copy), or
+    ``load`` + ``appliance.reload.apply_config`` + ``save_last_good``.
 """
 from __future__ import annotations
 

@@ -47,6 +47,8 @@ def test_dry_run_prints_every_step_and_changes_nothing() -> None:
                  "/etc/groovebox", "/etc/systemd/system/groovebox.service",
                  "99-groovebox.rules", "systemctl enable --quiet groovebox.service"):
         assert step in out, f"the plan lacks {step!r}"
+    pip_lines = [line for line in out.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert pip_lines and all("[" not in line for line in pip_lines), "only the runtime set, no extras"
     assert untouched() == before
 
 
