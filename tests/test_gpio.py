@@ -406,3 +406,22 @@ def test_make_pin_factory_names() -> None:
     except ImportError:
         with pytest.raises(NoPinFactory, match="python3-lgpio"):
             make_pin_factory("lgpio")
+
+
+def test_a_failing_knob_is_logged_once_and_the_rest_goes_on(rig, caplog) -> None:
+    factory, chip, clock, engine, panel = rig
+    pot = panel.knobs["density"]
+    real = pot.read
+
+    def broken() -> float:
+        raise OSError("SPI transfer failed")
+    pot.read = broken
+    chip.set(1, 1.0)
+    for _ in range(5):
+        panel.poll()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "density" in errors[0]
+    assert engine.controls.temperature == pytest.approx(2.0, abs=0.01)   # the others still read
+    pot.read = real
+    panel.poll()
+    assert any("reads again" in r.getMessage() for r in caplog.records)

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from typing import Any, Callable
+import warnings
 
 from appliance.config import KNOBS, GpioConfig
 from appliance.controls.actions import DEADBAND, Actions
@@ -44,6 +45,12 @@ class NoPinFactory(RuntimeError):
 
 def make_pin_factory(name: str) -> Any:
     """A gpiozero pin factory for ``gpio.pin_factory`` (None = gpiozero's own choice)."""
+    with warnings.catch_warnings():   # gpiozero warns once per factory it falls back from
+        warnings.simplefilter("ignore")
+        return _make_pin_factory(name)
+
+
+def _make_pin_factory(name: str) -> Any:
     try:
         if name == "mock":
             from gpiozero.pins.mock import MockFactory
@@ -208,6 +215,7 @@ class Panel:
         self.knobs: dict[str, _Pot | _Encoder] = {}
         self.leds: dict[str, Any] = {}
         self._activity_until = -1e9
+        self._failing: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
@@ -263,8 +271,15 @@ class Panel:
         for knob in list(self.knobs.values()):
             try:
                 knob.poll(now)
-            except Exception:
-                log.exception("gpio: reading knob %s failed", knob.name)
+            except Exception as e:
+                if knob.name not in self._failing:   # once, not every poll
+                    self._failing.add(knob.name)
+                    log.error("gpio: reading knob %s failed: %s (the knob is ignored until "
+                              "it reads again)", knob.name, e)
+            else:
+                if knob.name in self._failing:
+                    self._failing.discard(knob.name)
+                    log.info("gpio: knob %s reads again", knob.name)
         self._drive_leds(now)
 
     def beat_lit(self, now: float) -> bool:
