@@ -152,7 +152,8 @@ def test_flash_refuses_what_is_not_an_sd_card(tmp_path: Path) -> None:
     root_source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "/"], capture_output=True,
                                  text=True).stdout.strip()
     if root_source.startswith("/dev/") and Path(root_source).is_block_device():
-        run = make("flash", f"IMG={image}", f"DEVICE={root_source}", "YES=1")
+        # DRY_RUN: even if a refusal failed, nothing would be written to this machine's disk
+        run = make("flash", f"IMG={image}", f"DEVICE={root_source}", "DRY_RUN=1")
         assert run.returncode != 0
         assert re.search(r"is a partition|holds /|mounted partitions", run.stderr), run.stderr
 
