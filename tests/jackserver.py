@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -69,7 +70,7 @@ def start_server() -> JackServer:
         os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
         log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)
         process = subprocess.Popen(
-            [jackd, "--no-realtime", "--name", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+            [jackd, "--no-realtime", "--name", name, "-d", "dummy", "-r", "48000", "-p", "64"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ),
             start_new_session=True)
         server = JackServer(name, process, log.name)
@@ -165,3 +166,137 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float
             return True
         time.sleep(step)
     return predicate()
+
+
+# --- the service as a real process ------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class NotifyListener:
+    """A NOTIFY_SOCKET the test owns: collects the service's READY=1, WATCHDOG=1, ..."""
+
+    def __init__(self, directory: str) -> None:
+        import socket
+        self.path = os.path.join(directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import socket
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                for line in data.decode().splitlines():
+                    self.messages.append((time.monotonic(), line))
+                self._cond.notify_all()
+
+    def wait_for(self, line: str, count: int = 1, timeout: float = 60.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: sum(1 for _, m in self.messages if m == line) >= count, timeout)
+
+    def count(self, line: str) -> int:
+        with self._cond:
+            return sum(1 for _, m in self.messages if m == line)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+class ServiceProcess:
+    """``groovebox run --config FILE`` as a child process on the test's JACK server."""
+
+    def __init__(self, server: JackServer, directory: str, config_text: str,
+                 watchdog_usec: int | None = None) -> None:
+        self.directory = directory
+        self.config_path = os.path.join(directory, "config.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.socket_path = os.path.join(directory, "control.sock")
+        self.notify = NotifyListener(directory)
+        self.log_path = os.path.join(directory, "service.log")
+        env = server.env()
+        env["NOTIFY_SOCKET"] = self.notify.path
+        env.pop("RUNTIME_DIRECTORY", None)
+        if watchdog_usec is not None:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance.cli", "run", "--config", self.config_path],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.notify.wait_for("READY=1", timeout=0.5):
+                return
+            if self.proc.poll() is not None:
+                break
+        raise AssertionError(f"service not READY (exit {self.proc.poll()}):\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def request(self, command: str, **fields):
+        from appliance.control import request
+        return request(command, self.socket_path, **fields)
+
+    def status(self) -> dict:
+        return self.request("status")["status"]
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.notify.close()
+        self._log.close()
+        return self.proc.returncode
+
+
+def expected_hits(status: dict, t0: float, t1: float) -> list[tuple[float, int, int]]:
+    """(ideal time, channel 0..15, note) of every pattern hit between t0 and t1, from a
+    status answer (the pattern, the tempo, and the position at the status' time)."""
+    sps = 60.0 / status["bpm"] / 4
+    anchor_t, anchor_p = status["now"], status["position"]
+    out = []
+    first = int((t0 - anchor_t) / sps + anchor_p) - 40
+    last = int((t1 - anchor_t) / sps + anchor_p) + 40
+    for step, voice, _velocity, offset in status["pattern"]:
+        note = status["notes"][voice]
+        channel = status["channels"][voice] - 1
+        k = first - (first % 32) + step
+        while k <= last:
+            t = anchor_t + (k + offset - anchor_p) * sps
+            if t0 <= t <= t1:
+                out.append((t, channel, note))
+            k += 32
+    return sorted(out)

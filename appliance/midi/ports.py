@@ -20,7 +20,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import mido
 
@@ -135,7 +135,8 @@ def resolve_api(api: str) -> str:
 
 
 class _RtInput(InputHandle):
-    def __init__(self, midi_in) -> None:
+    def __init__(self, backend: "RtMidiBackend", midi_in) -> None:
+        self._backend = backend
         self._in = midi_in
 
     def close(self) -> None:
@@ -143,11 +144,12 @@ class _RtInput(InputHandle):
         if midi_in is not None:
             midi_in.cancel_callback()
             midi_in.close_port()
-            midi_in.delete()
+            self._backend._release(self._backend._spare_in, midi_in)
 
 
 class _RtOutput(OutputHandle):
-    def __init__(self, midi_out) -> None:
+    def __init__(self, backend: "RtMidiBackend", midi_out) -> None:
+        self._backend = backend
         self._out = midi_out
 
     def send(self, data: Sequence[int]) -> None:
@@ -159,13 +161,19 @@ class _RtOutput(OutputHandle):
         out, self._out = self._out, None
         if out is not None:
             out.close_port()
-            out.delete()
+            self._backend._release(self._backend._spare_out, out)
 
 
 class RtMidiBackend(PortBackend):
-    """python-rtmidi on ``alsa`` (the Pi) or ``jack`` (tests, desktops)."""
+    """python-rtmidi on ``alsa`` (the Pi) or ``jack`` (tests, desktops).
 
-    def __init__(self, api: str = "alsa", client_name: str = "groovebox") -> None:
+    python-rtmidi holds the GIL while it talks to the MIDI system, and making a client is
+    slow on JACK (10–100 ms): long enough to make the player late. So rtmidi objects are
+    made ahead (``spares``) and kept for reuse when a port goes away, and a hotplug only
+    opens or closes a port on an object that already exists (1–3 ms on JACK, µs on ALSA).
+    """
+
+    def __init__(self, api: str = "alsa", client_name: str = "groovebox", spares: int = 1) -> None:
         rtmidi = _rtmidi()
         self.api = resolve_api(api)
         self.client_name = client_name
@@ -173,6 +181,8 @@ class RtMidiBackend(PortBackend):
         if self._api not in rtmidi.get_compiled_api():
             raise PortError(f"python-rtmidi was built without {self.api.upper()} support")
         self._lock = threading.Lock()
+        self._spare_in: list = []
+        self._spare_out: list = []
         try:
             self._lister_in = rtmidi.MidiIn(self._api, name=client_name)
             self._lister_out = rtmidi.MidiOut(self._api, name=client_name)
@@ -182,6 +192,9 @@ class RtMidiBackend(PortBackend):
                     if self.api == "jack" else
                     "is the ALSA sequencer there? (/dev/snd/seq, snd-seq module, audio group)")
             raise PortError(f"cannot open the {self.api.upper()} MIDI system ({exc}); {hint}") from exc
+        for _ in range(spares):
+            self._spare_in.append(self._make_in())
+            self._spare_out.append(self._make_out())
 
     def sources(self, own: bool = False) -> list[str]:
         with self._lock:
@@ -191,50 +204,70 @@ class RtMidiBackend(PortBackend):
         with self._lock:
             return [n for n in self._lister_out.get_ports() if own or not self.is_own(n)]
 
-    def _new_in(self, callback: RawCallback):
+    def _make_in(self):
         rtmidi = _rtmidi()
         midi_in = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=1024)
         midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+        return midi_in
+
+    def _make_out(self):
+        return _rtmidi().MidiOut(self._api, name=self.client_name)
+
+    def _take(self, spares: list, make: Callable[[], Any]):
+        with self._lock:
+            if spares:
+                return spares.pop()
+        return make()
+
+    def _release(self, spares: list, obj) -> None:
+        with self._lock:
+            spares.append(obj)
+
+    def _take_in(self, callback: RawCallback):
+        midi_in = self._take(self._spare_in, self._make_in)
         midi_in.set_callback(lambda event, _data: callback(event[0]))
         return midi_in
 
     def open_input(self, name: str, callback: RawCallback) -> InputHandle:
         rtmidi = _rtmidi()
-        midi_in = self._new_in(callback)
+        midi_in = self._take_in(callback)
         try:
             index = midi_in.get_ports().index(name)
             midi_in.open_port(index, "in")
         except (ValueError, rtmidi.RtMidiError) as exc:
-            midi_in.delete()
+            midi_in.cancel_callback()
+            self._release(self._spare_in, midi_in)
             raise PortError(f"cannot open MIDI input {name!r}: {exc}") from exc
-        return _RtInput(midi_in)
+        return _RtInput(self, midi_in)
 
     def open_output(self, name: str) -> OutputHandle:
         rtmidi = _rtmidi()
-        midi_out = rtmidi.MidiOut(self._api, name=self.client_name)
+        midi_out = self._take(self._spare_out, self._make_out)
         try:
             index = midi_out.get_ports().index(name)
             midi_out.open_port(index, "out")
         except (ValueError, rtmidi.RtMidiError) as exc:
-            midi_out.delete()
+            self._release(self._spare_out, midi_out)
             raise PortError(f"cannot open MIDI output {name!r}: {exc}") from exc
-        return _RtOutput(midi_out)
+        return _RtOutput(self, midi_out)
 
     def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle:
-        midi_in = self._new_in(callback)
+        midi_in = self._take_in(callback)
         midi_in.open_virtual_port(name)
-        return _RtInput(midi_in)
+        return _RtInput(self, midi_in)
 
     def open_virtual_output(self, name: str) -> OutputHandle:
-        rtmidi = _rtmidi()
-        midi_out = rtmidi.MidiOut(self._api, name=self.client_name)
+        midi_out = self._take(self._spare_out, self._make_out)
         midi_out.open_virtual_port(name)
-        return _RtOutput(midi_out)
+        return _RtOutput(self, midi_out)
 
     def close(self) -> None:
         with self._lock:
-            self._lister_in.delete()
-            self._lister_out.delete()
+            objects = [self._lister_in, self._lister_out, *self._spare_in, *self._spare_out]
+            self._spare_in.clear()
+            self._spare_out.clear()
+        for obj in objects:
+            _quietly(obj.delete)
 
 
 # --- the ports the box plays through ---------------------------------------------------------
@@ -265,8 +298,10 @@ class MidiPorts:
                  outputs: Sequence[str] = (), *, virtual: bool = False,
                  on_message: MessageCallback | None = None, scan_interval: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
-                 ignore: Sequence[str] = ("Midi Through",)) -> None:
+                 ignore: Sequence[str] = ("Midi Through",),
+                 quiet: Callable[[], None] | None = None) -> None:
         self.backend = backend
+        self.quiet = quiet
         self.ignore = list(ignore)
         self.input_patterns = list(inputs)
         self.output_patterns = list(outputs)
@@ -368,8 +403,18 @@ class MidiPorts:
             except Exception:
                 log.exception("MIDI port scan failed; trying again")
 
+    def _wait_quiet(self) -> None:
+        """rtmidi holds the GIL while it talks to the MIDI system: wait for a gap between
+        two notes (``quiet``, from the player) so that the drums are never late for it."""
+        if self.quiet is not None:
+            try:
+                self.quiet()
+            except Exception:
+                log.debug("quiet gate failed", exc_info=True)
+
     def scan(self) -> None:
         """Close ports that vanished, open the ones that match and are not open yet."""
+        self._wait_quiet()
         sources = self.backend.sources()
         destinations = self.backend.destinations()
         self._sync(self._inputs, sources, self.input_patterns, "input")
@@ -407,10 +452,12 @@ class MidiPorts:
             closing = [table.pop(key) for key in gone]
         for c in closing:
             log.warning("MIDI %s %r gone; will reconnect when it is back", kind, c.name)
+            self._wait_quiet()
             _quietly(c.handle.close)
         for name in available:
             if name in table or not self._wanted(name, patterns):
                 continue
+            self._wait_quiet()
             try:
                 handle = (self.backend.open_input(name, self._raw_in) if kind == "input"
                           else self.backend.open_output(name))

@@ -1,0 +1,548 @@
+"""The daemon, ``groovebox run``: wires the adapters to the engine and keeps the beat.
+
+Threads:
+  - the player thread (SCHED_FIFO where allowed) calls ``engine.tick(now)``, keeps the
+    returned events in a heap, sleeps until the earliest is due and sends it; it never
+    waits for the model;
+  - MIDI input callbacks (rtmidi's thread, the DIN reader) feed the clock, the MIDI map
+    and ``engine.handle(message, arrival_time)``;
+  - the engine's inference worker, the hotplug watcher, the control socket, the autosaver;
+  - the main thread handles signals and pings the systemd watchdog while the player thread
+    is alive and not stuck.
+
+systemd: ``READY=1`` once the model is loaded and the ports are open; ``WATCHDOG=1`` every
+half WatchdogSec; ``RELOADING=1``/``READY=1`` around a SIGHUP reload; ``STOPPING=1`` on
+SIGTERM, after which every sounding note gets its note-off before the process exits.
+"""
+from __future__ import annotations
+
+import argparse
+from collections import deque
+import heapq
+import itertools
+import logging
+import math
+import os
+from pathlib import Path
+import signal
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+import mido
+import numpy as np
+
+from .control import ControlServer, default_socket_path
+from .engine import Engine
+from .generator import Generator, ModelError
+from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
+from .midi.din import DinPort
+from .midi.ports import MidiPorts, PortError, RtMidiBackend
+from .midiclock import ClockSender, ClockSwitch
+from . import realtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("/etc/groovebox/config.yaml")
+TICK_S = 0.005            #: the player wakes at least this often to ask the engine for events
+QUIET_GAP_S = 0.015       #: a gap between notes long enough to open a MIDI port in
+STUCK_S = 2.0             #: a player heartbeat older than this stops the watchdog pings
+FLUSH_S = 0.05            #: time for the last note-offs to leave before the ports close
+
+
+# --- systemd notify --------------------------------------------------------------------------
+
+def sd_notify(state: str) -> bool:
+    """Send one notify datagram to $NOTIFY_SOCKET (no systemd package needed)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        return True
+    except OSError as exc:
+        log.warning("systemd notify failed (%s): %s", address.lstrip("\0"), exc)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """Half of WatchdogSec, when systemd asked for pings for this process."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    try:
+        return max(0.05, int(usec) / 1e6 / 2)
+    except ValueError:
+        return None
+
+
+# --- the player thread -----------------------------------------------------------------------
+
+class PlayerThread(threading.Thread):
+    """engine.tick → a heap of events → each sent when due. All notes off on stop and exit."""
+
+    def __init__(self, engine: Engine, transport: Any, send: Callable[[mido.Message], None], *,
+                 clock_sender: ClockSender | None = None, use_realtime: bool = True,
+                 clock: Callable[[], float] = time.monotonic, timing_log: int = 4096) -> None:
+        super().__init__(name="groovebox-player", daemon=True)
+        self.engine = engine
+        self.transport = transport
+        self.send = send
+        self.clock_sender = clock_sender
+        self.use_realtime = use_realtime
+        self.clock = clock
+        self.heartbeat = clock()
+        self.realtime = False
+        self.sent = 0
+        self.tick_errors = 0
+        #: (ideal time, sent time, channel, note) of recent note-ons: the player's own view
+        self.timing: deque[tuple[float, float, int, int]] = deque(maxlen=timing_log)
+        self._stop_event = threading.Event()
+        self._off_lock = threading.Lock()
+        self._next_due = 0.0   # when the player next has to send something (or may have to)
+
+    def wait_for_gap(self, gap: float = QUIET_GAP_S, timeout: float = 1.0) -> bool:
+        """Block until nothing is due for ``gap`` seconds (True), or ``timeout`` (False).
+
+        For work that holds the GIL in one piece (rtmidi opening a port): done in the gap
+        between two notes, it never makes a note late."""
+        clock = self.clock
+        deadline = clock() + timeout
+        while self.is_alive():
+            now = clock()
+            ahead = self._next_due - now
+            if ahead >= gap:
+                return True
+            if now >= deadline:
+                return False
+            time.sleep(min(max(ahead, 0.0) + 0.0005, 0.005, max(deadline - now, 0.0)))
+        return True
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        if self.use_realtime:
+            self.realtime = realtime.make_current_thread_realtime()
+        heap: list[tuple[float, int, mido.Message]] = []
+        seq = itertools.count()
+        transport, engine, clock = self.transport, self.engine, self.clock
+        relocations = getattr(transport, "relocations", 0)
+        was_running = transport.running
+        lookahead = engine.settings.lookahead
+        try:
+            while not self._stop_event.is_set():
+                now = clock()
+                self.heartbeat = now
+                running = transport.running
+                if was_running and not running:
+                    heap.clear()
+                    self.notes_off()
+                moved = getattr(transport, "relocations", 0)
+                if moved != relocations:
+                    relocations = moved
+                    if running:
+                        engine.player.locate(transport.position(now))
+                was_running = running
+                try:
+                    for event in engine.tick(now):
+                        heapq.heappush(heap, (event.time, next(seq), event.message))
+                except Exception:
+                    self.tick_errors += 1
+                    if self.tick_errors in (1, 100) or self.tick_errors % 10000 == 0:
+                        log.exception("engine.tick failed (%d times); the player carries on",
+                                      self.tick_errors)
+                if self.clock_sender is not None and getattr(transport, "source", "internal") == "internal":
+                    for when, message in self.clock_sender.due(now, now + lookahead):
+                        heapq.heappush(heap, (when, next(seq), message))
+                now = clock()
+                while heap and heap[0][0] <= now:
+                    due, _, message = heapq.heappop(heap)
+                    self.send(message)
+                    self.sent += 1
+                    if message.type == "note_on":
+                        self.timing.append((due, clock(), message.channel, message.note))
+                    now = clock()
+                # Events come back from tick at most a look-ahead early: with an empty heap
+                # nothing is due before now + look-ahead − one tick.
+                self._next_due = min(heap[0][0] if heap else math.inf,
+                                     now + lookahead - TICK_S)
+                wake = min(heap[0][0] if heap else math.inf, now + TICK_S)
+                wait = wake - clock()
+                if wait > 0:
+                    self._stop_event.wait(wait)
+        finally:
+            heap.clear()
+            self.notes_off()
+
+    def notes_off(self) -> None:
+        """A note-off for every note the engine has let sound (idempotent)."""
+        with self._off_lock:
+            for message in self.engine.all_notes_off():
+                self.send(message)
+
+    def timing_ms(self) -> dict[str, float] | None:
+        if not self.timing:
+            return None
+        errors = np.abs(np.array([sent - ideal for ideal, sent, _, _ in list(self.timing)])) * 1000
+        return {"p50": float(np.percentile(errors, 50)), "p99": float(np.percentile(errors, 99)),
+                "max": float(errors.max()), "count": int(errors.size)}
+
+
+# --- the service -----------------------------------------------------------------------------
+
+class Service:
+    """Everything the box runs, wired. ``start()`` brings it up, ``close()`` takes it down."""
+
+    def __init__(self, config: Any, config_path: Path | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.started_at = clock()
+        self.generator: Generator | None = None
+        self.transport: ClockSwitch | None = None
+        self.engine: Engine | None = None
+        self.ports: MidiPorts | None = None
+        self.din: DinPort | None = None
+        self.controls: Any = None
+        self.scenes: Any = None
+        self.autosaver: Any = None
+        self.control_server: ControlServer | None = None
+        self.player: PlayerThread | None = None
+        self.inputs_seen = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload_asked = False
+        self._closed = False
+
+    # -- bring up ---------------------------------------------------------------------------
+    def start(self) -> None:
+        c = self.config
+        realtime.shorten_gil_switch_interval()
+        self.generator = Generator(c.model.dir, precision=c.model.precision, seed=c.model.seed)
+        self.transport = ClockSwitch(c.tempo.clock, c.tempo.bpm, clock=self.clock)
+        self.engine = Engine(self.generator, self.transport, settings=c.engine_settings(),
+                             controls=c.controls(), clock=self.clock)
+        self._restore_state()
+        self._start_controls()
+        self._open_usb()
+        self._open_din()
+        self._start_control_socket()
+        sender = ClockSender(self.transport) if c.tempo.send_clock else None
+        self.player = PlayerThread(self.engine, self.transport, self.send, clock_sender=sender,
+                                   clock=self.clock)
+        self.player.start()
+        log.info("groovebox playing: %.1f BPM, clock %s, %s", self.transport.bpm,
+                 c.tempo.clock, self._ports_line())
+        sd_notify(f"READY=1\nSTATUS=playing at {self.transport.bpm:.1f} BPM; {self._ports_line()}")
+
+    def _restore_state(self) -> None:
+        c = self.config
+        try:
+            from .state import Autosaver, Scenes, StateStore, snapshot
+        except ImportError as exc:
+            log.warning("state: not available (%s); the live state is not kept", exc)
+            return
+        try:
+            store = StateStore(c.state.dir)
+            saved = store.load()
+        except Exception as exc:  # the state is never a reason not to start
+            log.warning("state: cannot use %s (%s); starting clean, not saving", c.state.dir, exc)
+            return
+        self.scenes = Scenes(c.state.scenes, saved.scenes if saved else None)
+        if saved is not None:
+            saved.apply(self.engine, self.transport, now=self.clock())
+            log.info("state: restored from %s", c.state.dir)
+        engine, transport, scenes = self.engine, self.transport, self.scenes
+        self.autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
+                                   every_s=c.state.save_every_s).start()
+        engine.on_change.append(lambda kind: self.autosaver.poke())
+        if hasattr(scenes, "on_change"):
+            scenes.on_change.append(self.autosaver.poke)
+
+    def _start_controls(self) -> None:
+        try:
+            from . import controls
+            self.controls = controls.start(self.config, self.engine, self.transport,
+                                           scenes=self.scenes)
+        except ImportError as exc:
+            log.warning("controls: not available (%s); buttons and the MIDI map are off", exc)
+        except Exception:
+            log.exception("controls: failed to start; buttons and the MIDI map are off")
+
+    def _open_usb(self) -> None:
+        m = self.config.midi
+        backend = None
+        try:
+            backend = RtMidiBackend(m.api, client_name=m.client_name)
+        except PortError as first:
+            other = "jack" if m.api == "alsa" else "alsa"
+            try:
+                backend = RtMidiBackend(other, client_name=m.client_name)
+                log.warning("USB MIDI: %s; %s works here, using it (set midi.api: %s)",
+                            first, other.upper(), other)
+            except PortError:
+                log.error("USB MIDI off: %s", first)
+        if backend is None:
+            return
+        self.ports = MidiPorts(backend, inputs=tuple(m.inputs) or ("*",),
+                               outputs=tuple(m.outputs) or ("*",), virtual=m.virtual,
+                               on_message=self.on_input, quiet=self._quiet)
+        try:
+            self.ports.start()
+        except Exception as exc:
+            log.error("USB MIDI off: cannot open ports (%s)", exc)
+            self.ports.close()
+            self.ports = None
+
+    def _quiet(self) -> None:
+        if self.player is not None:
+            self.player.wait_for_gap()
+
+    def _open_din(self) -> None:
+        d = self.config.din
+        if not d.enabled:
+            return
+        din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self.on_input)
+        if din.open():
+            self.din = din
+
+    def _start_control_socket(self) -> None:
+        path = default_socket_path(self.config.control.socket)
+        try:
+            self.control_server = ControlServer(path, self).start()
+        except OSError as exc:
+            log.error("control socket off: %s (groovebox status will not reach this box)", exc)
+
+    def _ports_line(self) -> str:
+        usb = self.ports.connected() if self.ports is not None else {"inputs": [], "outputs": []}
+        din = f", DIN {self.din.device}" if self.din is not None else ""
+        return (f"in: {', '.join(usb['inputs']) or 'waiting'}; "
+                f"out: {', '.join(usb['outputs']) or 'waiting'}{din}")
+
+    # -- MIDI ---------------------------------------------------------------------------------
+    def on_input(self, message: mido.Message, t: float) -> None:
+        """Every message from every input (rtmidi's thread, the DIN reader)."""
+        self.inputs_seen += 1
+        transport, engine = self.transport, self.engine
+        if transport is None or engine is None:
+            return
+        if transport.feed(message, t):
+            return
+        if message.type not in ("note_on", "note_off", "control_change", "program_change",
+                                "pitchwheel", "aftertouch", "polytouch"):
+            return
+        controls = self.controls
+        if controls is not None:
+            try:
+                if controls.handle(message, t):
+                    return
+            except Exception:
+                log.exception("controls failed on %s", message)
+        engine.handle(message, t)
+
+    def send(self, message: mido.Message) -> None:
+        if self.ports is not None:
+            self.ports.send(message)
+        if self.din is not None:
+            self.din.send(message)
+
+    # -- run until a signal -----------------------------------------------------------------
+    def run_forever(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+        interval = watchdog_interval()
+        period = min(interval or 1.0, 1.0)
+        warned = False
+        while not self._stop.is_set():
+            self._wake.wait(period)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self._reload_asked:
+                self._reload_asked = False
+                self.reload()
+            if interval is not None:
+                if self.player_healthy():
+                    sd_notify("WATCHDOG=1")
+                    warned = False
+                elif not warned:
+                    log.error("player thread %s: no more watchdog pings, systemd will restart "
+                              "the box", "is dead" if not self.player.is_alive() else "is stuck")
+                    warned = True
+        sd_notify("STOPPING=1")
+        log.info("stopping: all notes off")
+        self.close()
+        return 0
+
+    def player_healthy(self) -> bool:
+        player = self.player
+        return (player is not None and player.is_alive()
+                and self.clock() - player.heartbeat < STUCK_S)
+
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _on_reload_signal(self, signum: int, _frame: Any) -> None:
+        self._reload_asked = True
+        self._wake.set()
+
+    def reload(self) -> None:
+        """SIGHUP: read the config again; a bad file is refused and the old one kept."""
+        if self.config_path is None:
+            log.warning("reload: started without a config file; nothing to reload")
+            return
+        sd_notify("RELOADING=1")
+        try:
+            from .config import ConfigError, load
+            try:
+                new = load(self.config_path)
+            except ConfigError as exc:
+                log.error("reload refused, the box keeps its running config: %s",
+                          " | ".join(str(exc).splitlines()))
+                return
+            try:
+                from .reload import apply_config
+            except ImportError as exc:
+                log.warning("reload: live apply not available (%s); restart to apply", exc)
+                return
+            apply_config(new, self.engine, self.transport, controls=self.controls)
+            self.config = new
+            log.info("config reloaded from %s", self.config_path)
+        except Exception:
+            log.exception("reload failed; the box keeps playing")
+        finally:
+            sd_notify("READY=1")
+
+    # -- take down ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.player is not None:
+            self.player.stop()
+            self.player.join(timeout=5)
+            if self.player.is_alive():
+                log.error("player thread did not stop; sending note-offs from here")
+                self.player.notes_off()
+        elif self.engine is not None:
+            for message in self.engine.all_notes_off():
+                self.send(message)
+        time.sleep(FLUSH_S)                 # let the last note-offs leave the MIDI system
+        for part in (self.control_server, self.controls, self.ports, self.din, self.autosaver):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    log.exception("closing %s failed", type(part).__name__)
+        if self.engine is not None:
+            self.engine.close()
+
+    # -- the control socket ---------------------------------------------------------------------
+    def control(self, command: str, request: dict[str, Any]) -> dict[str, Any]:
+        engine = self.engine
+        assert engine is not None
+        actions = getattr(self.controls, "actions", None)
+        if command == "status":
+            return {"status": self.status()}
+        if command == "timing":
+            player = self.player
+            return {"timing": list(player.timing) if player else [], "clock": "monotonic"}
+        if command == "learn":
+            if self.controls is None:
+                raise ValueError("MIDI learn is not available (controls are off; see the log)")
+            return {"message": self.controls.learn(str(request.get("action", "")))}
+        if command in ("freeze", "clear", "resample", "prior"):
+            if actions is not None:
+                actions.do(command)
+            else:
+                getattr(engine, command)()
+            if command == "freeze":
+                return {"frozen": engine.frozen}
+            return {"message": {"clear": "overdub cleared", "resample": "new variation",
+                                "prior": "playing from scratch"}[command]}
+        raise ValueError(f"unknown command {command!r}")
+
+    def status(self) -> dict[str, Any]:
+        engine, transport = self.engine, self.transport
+        assert engine is not None and transport is not None
+        now = self.clock()
+        position = transport.position(now)
+        ports = self.ports.connected() if self.ports is not None else {"inputs": [], "outputs": []}
+        pattern = engine.pattern.steps
+        hits = [[int(s), int(v), round(float(pattern[s, v, VELOCITY]), 4),
+                 round(float(pattern[s, v, OFFSET]), 4)]
+                for s in range(STEPS) for v in range(NUM_VOICES) if pattern[s, v, HIT] > 0.5]
+        settings = engine.settings
+        return {
+            "running": transport.running,
+            "bpm": round(transport.bpm, 3),
+            "clock_mode": transport.mode,
+            "clock_source": transport.source,
+            "now": now,
+            "position": position,
+            "step": int(math.floor(position)) % STEPS,
+            "ports": ports,
+            "din": (f"{self.din.device} ({'connected' if self.din.connected else 'lost'})"
+                    if self.din is not None else None),
+            "frozen": engine.frozen,
+            "engine": engine.stats(),
+            "groove_grid": engine.groove.grid(),
+            "pattern_grid": engine.pattern.grid(),
+            "pattern": hits,
+            "voices": list(VOICES),
+            "notes": list(settings.notes),
+            "channels": list(settings.channels),
+            "output_timing_ms": self.player.timing_ms() if self.player else None,
+            "realtime": bool(self.player and self.player.realtime),
+            "inputs_seen": self.inputs_seen,
+            "uptime_s": round(now - self.started_at, 1),
+        }
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+def _load_config(path: Path | None) -> tuple[Any, Path | None]:
+    from .config import Config, load
+    if path is None:
+        if DEFAULT_CONFIG.exists():
+            return load(DEFAULT_CONFIG), DEFAULT_CONFIG
+        log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
+        return Config(), None
+    return load(path), path
+
+
+def main(args: argparse.Namespace) -> int:
+    """``groovebox run [--config FILE]``: play until SIGTERM. 0 on a clean stop, 2 on a bad
+    config, 1 when the box cannot start (the log says why)."""
+    from .config import ConfigError
+    try:
+        config, path = _load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            log.error("%s", line)
+        return 2
+    cli_level = getattr(args, "log_level", None)
+    if cli_level in (None, "info") and not os.environ.get("GROOVEBOX_LOG_LEVEL"):
+        logging.getLogger().setLevel(config.log_level.upper())
+    service = Service(config, path)
+    try:
+        service.start()
+    except ModelError as exc:
+        log.error("cannot start: %s", exc)
+        service.close()
+        return 1
+    except Exception:
+        log.exception("cannot start")
+        service.close()
+        return 1
+    return service.run_forever()
