@@ -425,3 +425,23 @@ def test_a_failing_knob_is_logged_once_and_the_rest_goes_on(rig, caplog) -> None
     pot.read = real
     panel.poll()
     assert any("reads again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("channel", range(8))
+def test_any_of_the_eight_mcp3008_channels_can_carry_a_knob(generator, channel: int) -> None:
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator)
+    knobs = KnobsConfig(density=KnobConfig(mcp3008=channel), variation=None, tempo=None,
+                        humanise=None, velocity_scale=None)
+    panel = Panel(panel_config(knobs=knobs, buttons={}), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=Clock())
+    try:
+        for other in range(8):
+            chip.set(other, 0.9)      # every other channel far off ...
+        chip.set(channel, 0.3)        # ... only ours says 0.3
+        panel.poll()
+        assert engine.controls.density == pytest.approx(0.3, abs=0.01)
+    finally:
+        panel.close()
+        chip.close()
