@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import mido
+import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
@@ -445,3 +446,39 @@ def test_any_of_the_eight_mcp3008_channels_can_carry_a_knob(generator, channel: 
     finally:
         panel.close()
         chip.close()
+
+
+def test_sweeping_a_pot_while_playing_keeps_every_hit_on_its_step_once(generator) -> None:
+    """Virtual clock: the density pot swept up and down while the engine plays; each new
+    pattern comes in at a swap point, so no note is doubled and none is cut off."""
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator, controls=Controls(density=0.5, humanise=0.0))  # on the grid
+    knobs = KnobsConfig(density=KnobConfig(mcp3008=0), variation=None, tempo=None,
+                        humanise=None, velocity_scale=None)
+    clock = Clock()
+    panel = Panel(panel_config(knobs=knobs, buttons={}, smoothing=0.3), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=clock)
+    events = []
+    try:
+        t = 0.0
+        while t < 8.0:
+            if int(t / 0.02) != int((t - 0.005) / 0.02):        # the panel's 20 ms poll
+                chip.set(0, 0.5 + 0.45 * np.sin(t * 3.0))
+                clock.now = t
+                panel.poll(t)
+            events.extend(engine.tick(t))
+            t += 0.005
+    finally:
+        panel.close()
+        chip.close()
+    step = 60.0 / engine.transport.bpm / 4
+    ons = [e for e in events if e.message.type == "note_on" and e.message.velocity > 0]
+    offs = [e for e in events if e.message.type == "note_off" or
+            (e.message.type == "note_on" and e.message.velocity == 0)]
+    assert engine.stats()["generations"] > 5, "the sweep must have regenerated the pattern"
+    assert len(ons) > 20 and abs(len(ons) - len(offs)) <= 9   # every note ends (bar the last few)
+    slots = [(e.message.note, round(e.time / step, 6)) for e in ons]
+    assert all(float(pos).is_integer() for _, pos in slots), "every hit on a step"
+    assert len(slots) == len(set(slots)), "a voice played twice on one step"
+    assert [e.time for e in events] == sorted(e.time for e in events)
