@@ -48,10 +48,10 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/groovebox run --config examples/desktop.yaml
 
 train: $(VENV)/.dev
-	$(PY) -m training.train
+	$(PY) -m training.train && $(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae && $(PY) -m training.evaluate models/groove-vae
 
 evaluate: $(VENV)/.dev
-	$(PY) -m training.evaluate
+	$(PY) -m training.evaluate models/groove-vae
 
 # install: on the Pi, as root. DRY_RUN=1 prints the steps; DESTDIR=DIR stages the files only.
 install:
@@ -65,7 +65,6 @@ image:
 # flash: DEVICE=/dev/sdX (a removable card, asked to confirm; YES=1 skips the question).
 flash:
 	DEVICE="$(DEVICE)" IMG="$(IMG)" YES="$(YES)" DRY_RUN="$(DRY_RUN)" bash image/flash.sh
-
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info

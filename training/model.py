@@ -20,12 +20,12 @@ from appliance.groove import NUM_VOICES, STEPS
 
 @dataclass
 class ModelConfig:
-    d_model: int = 96          # width of every token (one token per sixteenth step)
+    d_model: int = 128         # width of every token (one token per sixteenth step)
     n_heads: int = 4
-    n_layers: int = 2          # Transformer blocks in the encoder, and again in the decoder
+    n_layers: int = 3          # Transformer blocks in the encoder, and again in the decoder
     d_ff: int = 256            # width of the feed-forward layer of a block
-    dropout: float = 0.1
-    latent_size: int = 64      # Z
+    dropout: float = 0.2
+    latent_size: int = 128     # Z
     steps: int = STEPS
     voices: int = NUM_VOICES
 
@@ -35,7 +35,7 @@ class LossConfig:
     pos_weight: float = 1.0    # weight of a hit cell in the hit BCE (thresholds are tuned afterwards)
     velocity_weight: float = 40.0  # per hit cell, squared error
     offset_weight: float = 80.0    # per hit cell, squared error
-    beta: float = 0.2          # KL weight after annealing
+    beta: float = 0.05         # KL weight after annealing (low: z must carry the expression)
     warmup_epochs: int = 6     # β rises linearly from 0 to `beta` over these epochs
     free_nats: float = 48.0    # KL below this many nats per groove is free (GrooVAE's free bits)
 
