@@ -3,6 +3,7 @@ MCP3008 channel and LED, driven at the pin (and, for the MCP3008, at the SPI bit
 from __future__ import annotations
 
 from dataclasses import replace
+import gc
 
 import mido
 import numpy as np
@@ -55,6 +56,17 @@ class MockMCP3008(MockSPIDevice):
             if not self.tx_buf:
                 self.state = "idle"
                 self.rx_buf = []
+
+
+@pytest.fixture(autouse=True)
+def fresh_pins():
+    """Each test on its own MockFactory, also as gpiozero's global default (its software
+    SPI bus consults that one), and nothing left over for the next test."""
+    from gpiozero import Device
+    saved = Device.pin_factory
+    yield
+    gc.collect()
+    Device.pin_factory = saved
 
 
 class Clock:
@@ -482,3 +494,26 @@ def test_sweeping_a_pot_while_playing_keeps_every_hit_on_its_step_once(generator
     assert all(float(pos).is_integer() for _, pos in slots), "every hit on a step"
     assert len(slots) == len(set(slots)), "a voice played twice on one step"
     assert [e.time for e in events] == sorted(e.time for e in events)
+
+
+def test_reconfigure_rebuilds_the_panel_on_the_same_pins(generator, tmp_path) -> None:
+    """A reload with a changed gpio: section closes every part and opens them again (no
+    pin left reserved; garbage collection switched off to prove it does not help)."""
+    gc.disable()
+    try:
+        factory = MockFactory()
+        chip = MockMCP3008(factory)
+        engine = make_engine(generator)
+        config = replace(cfg.Config(), state=replace(cfg.Config().state, dir=str(tmp_path)))
+        handle = start(config, engine, engine.transport, pin_factory=factory, threads=False)
+        for hold in (1.5, 2.0, 2.5):
+            config = replace(config, gpio=replace(config.gpio, hold_s=hold))
+            assert handle.reconfigure(config) == ["gpio"]
+            assert handle.panel is not None and handle.panel.hold_s == hold
+        click = factory.pin(17)
+        click.drive_low()
+        assert engine.frozen is True
+        handle.close()
+        chip.close()
+    finally:
+        gc.enable()
