@@ -125,3 +125,24 @@ def test_the_generator_plays_the_exported_model(smoke_model: Path, precision: st
     assert loud.hits >= quiet.hits
     prior = gen.generate(Groove.empty(), Controls(), gen.new_eps(), prior=True)
     assert isinstance(prior, Pattern)
+
+
+def test_evaluate_reports_model_and_baselines(smoke_model: Path) -> None:
+    from training.evaluate import evaluate, markdown
+    results = evaluate(smoke_model, ds.load_split("validation").subset(48))
+    for precision in ("fp32", "int8"):
+        r = results[precision]
+        assert r["windows"] == 48
+        assert 0.0 <= r["hit"]["f1"] <= 1.0 and set(r["f1_per_voice"]) == set(json.loads(
+            (smoke_model / "model.json").read_text())["voices"])
+        assert r["baselines"]["silence"]["f1"] == 0.0
+        assert "copy_groove" in r["baselines"]
+    table = markdown(results)
+    assert "copy-the-groove" in table and "silence" in table and "model int8" in table
+
+
+def test_benchmark_prints_latency_and_size(smoke_model: Path, capsys: pytest.CaptureFixture) -> None:
+    from benchmarks import model as bench
+    bench.main([str(smoke_model), "--runs", "20"])
+    out = capsys.readouterr().out
+    assert "int8" in out and "fp32" in out and "p50 ms" in out and "MB" in out

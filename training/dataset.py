@@ -204,6 +204,9 @@ def build_split(root: Path, split: str, files: list[FileEntry] | None = None) ->
                  skipped)
 
 
+_LOADED: dict[Path, Split] = {}  # cache files already read by this process
+
+
 def load_split(split: str, root: str | os.PathLike | None = None, cache_dir: Path | None = CACHE_DIR) -> Split:
     """Windows of one split, from the cache when the file list and rules have not changed."""
     base = gmd_dir(root)
@@ -212,11 +215,17 @@ def load_split(split: str, root: str | os.PathLike | None = None, cache_dir: Pat
                                                        for f in files]])
     key = hashlib.sha1(key_src.encode()).hexdigest()[:12]
     path = cache_dir / f"gmd-{split}-{key}.npz" if cache_dir is not None else None
+    if path is not None and path in _LOADED:
+        return _LOADED[path]
     if path is not None and path.exists():
         z = np.load(path, allow_pickle=False)
         meta = json.loads(str(z["meta"]))
         log.info("%s: %d windows from cache %s", split, len(z["patterns"]), path)
-        return Split(split, z["patterns"], z["grooves"], z["file_ids"], meta["files"], meta["skipped"])
+        loaded = Split(split, z["patterns"], z["grooves"], z["file_ids"], meta["files"], meta["skipped"])
+        for array in (loaded.patterns, loaded.grooves, loaded.file_ids):
+            array.flags.writeable = False  # shared by every caller in this process
+        _LOADED[path] = loaded
+        return loaded
     log.info("%s: parsing %d MIDI files under %s", split, len(files), base)
     data = build_split(base, split, files)
     if path is not None:
