@@ -146,3 +146,14 @@ def test_benchmark_prints_latency_and_size(smoke_model: Path, capsys: pytest.Cap
     bench.main([str(smoke_model), "--runs", "20"])
     out = capsys.readouterr().out
     assert "int8" in out and "fp32" in out and "p50 ms" in out and "MB" in out
+
+
+def test_training_on_a_missing_gmd_dir_names_it(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"training: GMD_DIR .*nowhere does not exist"):
+        tr.main(["--out", str(tmp_path / "run"), "--gmd-dir", str(tmp_path / "nowhere"), *TINY])
+
+
+def test_evaluate_without_a_model_names_the_directory(tmp_path: Path) -> None:
+    from training import evaluate
+    with pytest.raises(SystemExit, match="holds no model.json"):
+        evaluate.main([str(tmp_path)])
