@@ -5,10 +5,11 @@
 Its tempo and phase come from a least-squares line through the last beat of clock arrivals:
 jitter averages out, and a tempo change has fully settled one beat later.
 
-Positions never go backwards. The loop is two bars, so a Start ("bar 1, beat 1") moves the
-position forward to the next loop start rather than back to 0, and a Song Position Pointer
-forward to the next position with the same place in the loop. Each such jump bumps
-``relocations`` so that the player can re-locate instead of catching up.
+Positions never go backwards (the looper counts passes). The loop is two bars, so a Start
+("bar 1, beat 1") moves the position forward to a loop start rather than back to 0, and a
+Song Position Pointer forward to a position with the same place in the loop; a move is
+always more than a loop long, which the player takes as a relocation (see :func:`jump_to`).
+Each anchoring bumps ``relocations``.
 
 :class:`ClockSwitch` is the transport the engine gets: ``internal`` (the box's own clock),
 ``external`` (only MIDI clock), or ``auto`` (internal until a MIDI clock arrives, then follow
@@ -42,6 +43,15 @@ IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
 def forward_to(current: float, loop_position: float) -> float:
     """The first absolute position ≥ current that sits at ``loop_position`` in the loop."""
     return current + ((loop_position - current) % STEPS)
+
+
+def jump_to(current: float, loop_position: float) -> float:
+    """Where a Start or a song position puts the box: ``current`` when it is already there,
+    else forwards to that place in the loop, two loops further on, so that the player sees a
+    relocation (a move of more than a loop) instead of steps to catch up, and the looper
+    sees its passes go on."""
+    target = forward_to(current, loop_position)
+    return target if target == current else target + 2 * STEPS
 
 
 class MidiClockFollower(Transport):
@@ -199,7 +209,7 @@ class MidiClockFollower(Transport):
                 self._held = max(self._held, here)
 
     def _anchor_here(self, loop_position: float) -> None:
-        target = forward_to(self._held, loop_position)
+        target = jump_to(self._held, loop_position)
         self.relocations += 1
         self._ref_n, self._ref_pos = self._n, target
         self._held = target
@@ -329,7 +339,7 @@ class ClockSwitch(Transport):
         self.internal.set_bpm(bpm, now)
 
     def start(self, now: float, position: float = 0.0) -> None:
-        self.internal.start(now, forward_to(self.internal.position(now), position % STEPS))
+        self.internal.start(now, jump_to(self.internal.position(now), position % STEPS))
         self._relocations += 1
 
     def stop(self, now: float) -> None:

@@ -13,9 +13,9 @@ import sys
 
 log = logging.getLogger(__name__)
 
-#: Python threads wait for the GIL at most this long before the interpreter asks the holder
-#: to let go (default 5 ms): the player thread must not wait that long behind inference.
-SWITCH_INTERVAL_S = 0.0005
+#: A thread waiting for the GIL asks the holder to let go after this long (default 5 ms):
+#: the player thread, woken for a note, must not wait longer than this behind another thread.
+SWITCH_INTERVAL_S = 0.0001
 
 
 def allowed_priority() -> int:
@@ -68,3 +68,26 @@ def is_realtime() -> bool:
 
 def shorten_gil_switch_interval() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
+#: Every thread of the box shares one GIL with the player: a thread descheduled by a busy
+#: CPU while it holds the GIL makes the player late (priority inversion). A lower nice value
+#: for the whole process (still SCHED_OTHER, like an audio daemon) keeps such windows short.
+NICE = -10
+
+
+def raise_process_priority(nice: int = NICE) -> bool:
+    """Set the process's nice value to ``nice`` (inherited by threads made afterwards) when
+    it is higher; the unit sets Nice= itself, elsewhere it needs root or RLIMIT_NICE."""
+    if not hasattr(os, "setpriority"):
+        return False
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current <= nice:
+        return True
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        log.info("nice %d not allowed (running at %d); set Nice= in the unit for steadier "
+                 "timing on a busy machine", nice, current)
+        return False
+    return True

@@ -48,7 +48,7 @@ DEFAULT_CONFIG = Path("/etc/groovebox/config.yaml")
 TICK_S = 0.005            #: the player wakes at least this often to ask the engine for events
 QUIET_GAP_S = 0.015       #: a gap between notes long enough to open a MIDI port in
 STUCK_S = 2.0             #: a player heartbeat older than this stops the watchdog pings
-FLUSH_S = 0.05            #: time for the last note-offs to leave before the ports close
+FLUSH_S = 0.25            #: time for the last note-offs to leave before the ports close
 
 
 # --- systemd notify --------------------------------------------------------------------------
@@ -106,6 +106,9 @@ class PlayerThread(threading.Thread):
         self._stop_event = threading.Event()
         self._off_lock = threading.Lock()
         self._next_due = 0.0   # when the player next has to send something (or may have to)
+        self._seq = itertools.count()
+        self._was_running = transport.running
+        self._sounding: dict[tuple[int, int], int] = {}
 
     def wait_for_gap(self, gap: float = QUIET_GAP_S, timeout: float = 1.0) -> bool:
         """Block until nothing is due for ``gap`` seconds (True), or ``timeout`` (False).
@@ -131,66 +134,88 @@ class PlayerThread(threading.Thread):
         if self.use_realtime:
             self.realtime = realtime.make_current_thread_realtime()
         heap: list[tuple[float, int, mido.Message]] = []
-        seq = itertools.count()
-        transport, engine, clock = self.transport, self.engine, self.clock
-        relocations = getattr(transport, "relocations", 0)
-        was_running = transport.running
-        lookahead = engine.settings.lookahead
         try:
             while not self._stop_event.is_set():
-                now = clock()
-                self.heartbeat = now
-                running = transport.running
-                if was_running and not running:
-                    heap.clear()
-                    self.notes_off()
-                moved = getattr(transport, "relocations", 0)
-                if moved != relocations:
-                    relocations = moved
-                    if running:
-                        engine.player.locate(transport.position(now))
-                was_running = running
                 try:
-                    for event in engine.tick(now):
-                        heapq.heappush(heap, (event.time, next(seq), event.message))
-                except Exception:
+                    self._cycle(heap)
+                except Exception:  # nothing may stop the beat: log, and go on
                     self.tick_errors += 1
-                    if self.tick_errors in (1, 100) or self.tick_errors % 10000 == 0:
-                        log.exception("engine.tick failed (%d times); the player carries on",
+                    if self.tick_errors in (1, 10, 100) or self.tick_errors % 10000 == 0:
+                        log.exception("player cycle failed (%d times); the player carries on",
                                       self.tick_errors)
-                if self.clock_sender is not None and getattr(transport, "source", "internal") == "internal":
-                    for when, message in self.clock_sender.due(now, now + lookahead):
-                        heapq.heappush(heap, (when, next(seq), message))
-                now = clock()
-                while heap and heap[0][0] <= now:
-                    due, _, message = heapq.heappop(heap)
-                    self.send(message)
-                    self.sent += 1
-                    if message.type == "note_on":
-                        self.timing.append((due, clock(), message.channel, message.note))
-                    now = clock()
-                # Events come back from tick at most a look-ahead early: with an empty heap
-                # nothing is due before now + look-ahead − one tick.
-                self._next_due = min(heap[0][0] if heap else math.inf,
-                                     now + lookahead - TICK_S)
-                wake = min(heap[0][0] if heap else math.inf, now + TICK_S)
-                wait = wake - clock()
-                if wait > 0:
-                    self._stop_event.wait(wait)
+                    self._stop_event.wait(TICK_S)
         finally:
-            heap.clear()
-            self.notes_off()
+            self._release(heap)
+
+    def _cycle(self, heap: list[tuple[float, int, mido.Message]]) -> None:
+        """One turn: ask the engine, send what is due, sleep until the next thing is."""
+        transport, engine, clock = self.transport, self.engine, self.clock
+        now = clock()
+        self.heartbeat = now
+        self._send_due(heap)            # what is due goes out before any other work
+        running = transport.running
+        if self._was_running and not running:
+            self._release(heap)
+        self._was_running = running
+        lookahead = engine.settings.lookahead
+        for event in engine.tick(now):
+            heapq.heappush(heap, (event.time, next(self._seq), event.message))
+        if self.clock_sender is not None and getattr(transport, "source", "internal") == "internal":
+            for when, message in self.clock_sender.due(now, now + lookahead):
+                heapq.heappush(heap, (when, next(self._seq), message))
+        self._send_due(heap)
+        now = clock()
+        # Events come back from tick at most a look-ahead early: with an empty heap nothing
+        # is due before now + look-ahead − one tick.
+        self._next_due = min(heap[0][0] if heap else math.inf, now + lookahead - TICK_S)
+        wait = min(heap[0][0] if heap else math.inf, now + TICK_S) - clock()
+        if wait > 0:
+            self._stop_event.wait(wait)
+
+    def _send_due(self, heap: list[tuple[float, int, mido.Message]]) -> None:
+        clock = self.clock
+        while heap and heap[0][0] <= clock():
+            due, _, message = heapq.heappop(heap)
+            self._out(message)
+            if message.type == "note_on":
+                self.timing.append((due, clock(), message.channel, message.note))
+
+    def _out(self, message: mido.Message) -> None:
+        """Send, keeping count of the notes that sound (the last line against hanging notes)."""
+        self.send(message)
+        self.sent += 1
+        if message.type == "note_on" and message.velocity > 0:
+            key = (message.channel, message.note)
+            self._sounding[key] = self._sounding.get(key, 0) + 1
+        elif message.type in ("note_off", "note_on"):
+            key = (message.channel, message.note)
+            if self._sounding.get(key, 0) > 1:
+                self._sounding[key] -= 1
+            else:
+                self._sounding.pop(key, None)
+
+    def _release(self, heap: list[tuple[float, int, mido.Message]]) -> None:
+        """Stop or exit: drop what was to be played, send every note-off now."""
+        offs = [message for _, _, message in sorted(heap) if message.type == "note_off"]
+        heap.clear()
+        for message in offs:
+            self._out(message)
+        self.notes_off()
 
     def notes_off(self) -> None:
-        """A note-off for every note the engine has let sound (idempotent)."""
+        """A note-off for every note still sounding: the engine's and those this thread
+        sent without their note-off yet (idempotent)."""
         with self._off_lock:
-            for message in self.engine.all_notes_off():
-                self.send(message)
+            offs = {(m.channel, m.note) for m in self.engine.all_notes_off()}
+            offs.update(self._sounding)
+            self._sounding.clear()
+            for channel, note in sorted(offs):
+                self.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
 
     def timing_ms(self) -> dict[str, float] | None:
         if not self.timing:
             return None
-        errors = np.abs(np.array([sent - ideal for ideal, sent, _, _ in list(self.timing)])) * 1000
+        errors = np.abs(np.array([sent - ideal for ideal, sent, *_ in list(self.timing)])) * 1000
         return {"p50": float(np.percentile(errors, 50)), "p99": float(np.percentile(errors, 99)),
                 "max": float(errors.max()), "count": int(errors.size)}
 
@@ -226,6 +251,7 @@ class Service:
     def start(self) -> None:
         c = self.config
         realtime.shorten_gil_switch_interval()
+        realtime.raise_process_priority()
         self.generator = Generator(c.model.dir, precision=c.model.precision, seed=c.model.seed)
         self.transport = ClockSwitch(c.tempo.clock, c.tempo.bpm, clock=self.clock)
         self.engine = Engine(self.generator, self.transport, settings=c.engine_settings(),
@@ -355,10 +381,13 @@ class Service:
             self.din.send(message)
 
     # -- run until a signal -----------------------------------------------------------------
-    def run_forever(self) -> int:
+    def install_signal_handlers(self) -> None:
+        """Before READY=1: a signal sent as soon as the box is up must find them."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def run_forever(self) -> int:
         interval = watchdog_interval()
         period = min(interval or 1.0, 1.0)
         warned = False
@@ -367,6 +396,10 @@ class Service:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if self.player is not None and not self.player.is_alive():
+                log.error("player thread died; exiting so that systemd restarts the box")
+                self.close()
+                return 1
             if self._reload_asked:
                 self._reload_asked = False
                 self.reload()
@@ -535,6 +568,7 @@ def main(args: argparse.Namespace) -> int:
     if cli_level in (None, "info") and not os.environ.get("GROOVEBOX_LOG_LEVEL"):
         logging.getLogger().setLevel(config.log_level.upper())
     service = Service(config, path)
+    service.install_signal_handlers()
     try:
         service.start()
     except ModelError as exc:

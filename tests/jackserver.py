@@ -70,7 +70,7 @@ def start_server() -> JackServer:
         os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
         log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)
         process = subprocess.Popen(
-            [jackd, "--no-realtime", "--name", name, "-d", "dummy", "-r", "48000", "-p", "64"],
+            [jackd, "--no-realtime", "--name", name, "--port-max", "128", "-d", "dummy", "-r", "48000", "-p", "64"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ),
             start_new_session=True)
         server = JackServer(name, process, log.name)
@@ -101,26 +101,44 @@ def jack():
 # --- small JACK clients the tests play the keyboard and the drum machine with ----------------
 
 class Recorder:
-    """A JACK client with one MIDI input; remembers (arrival time, message)."""
+    """A JACK client with one MIDI input; remembers (arrival time, message).
+
+    It polls rtmidi from its own thread instead of taking callbacks: a Python callback in
+    JACK's process thread that waits for the GIL garbles bursts. Arrival times come from
+    rtmidi's C-side time stamps (the JACK cycle), not from when Python got round to it."""
 
     def __init__(self, client: str, port: str = "in") -> None:
         import rtmidi
+        from appliance.midi.ports import ArrivalClock
         self.events: list[tuple[float, mido.Message]] = []
         self._cond = threading.Condition()
-        self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client)
+        self._arrival = ArrivalClock()
+        self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client, queue_size_limit=65536)
         self._in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._in.set_callback(self._got)
         self._in.open_virtual_port(port)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
 
-    def _got(self, event, _data) -> None:
-        t = time.monotonic()
-        try:
-            message = mido.Message.from_bytes(event[0])
-        except ValueError:
-            return
-        with self._cond:
-            self.events.append((t, message))
-            self._cond.notify_all()
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            got = False
+            while True:
+                event = self._in.get_message()
+                if event is None:
+                    break
+                got = True
+                data, delta = event
+                t = self._arrival.stamp(delta)
+                try:
+                    message = mido.Message.from_bytes(data)
+                except ValueError:
+                    continue
+                with self._cond:
+                    self.events.append((t, message))
+                    self._cond.notify_all()
+            if not got:
+                self._stop.wait(0.0005)
 
     def wait_for(self, predicate: Callable[[list[tuple[float, mido.Message]]], bool],
                  timeout: float = 20.0) -> list[tuple[float, mido.Message]]:
@@ -133,7 +151,8 @@ class Recorder:
             self.events.clear()
 
     def close(self) -> None:
-        self._in.cancel_callback()
+        self._stop.set()
+        self._thread.join(timeout=5)
         self._in.close_port()
         self._in.delete()
 

@@ -8,7 +8,7 @@ import mido
 import pytest
 
 from appliance.groove import STEPS
-from appliance.midiclock import ClockSender, ClockSwitch, MidiClockFollower, forward_to
+from appliance.midiclock import ClockSender, ClockSwitch, MidiClockFollower, forward_to, jump_to
 from appliance.transport import Transport
 
 CLOCK, START, STOP, CONTINUE = (mido.Message(k) for k in ("clock", "start", "stop", "continue"))
@@ -73,6 +73,10 @@ def test_forward_to_never_goes_back():
     assert forward_to(33.0, 0.0) == 64.0
     assert forward_to(40.0, 8.0) == 40.0
     assert forward_to(41.0, 8.0) == 72.0
+    # A real move is always more than a loop long: the player relocates instead of catching up.
+    assert jump_to(64.0, 0.0) == 64.0
+    assert jump_to(65.0, 0.0) == 96.0 + 64.0
+    assert jump_to(63.5, 0.0) == 64.0 + 64.0
 
 
 def test_start_anchors_bar_one_at_the_first_tick():

@@ -57,7 +57,39 @@ class OutputHandle(ABC):
     def close(self) -> None: ...
 
 
-RawCallback = Callable[[list[int]], None]
+RawCallback = Callable[[list[int], float], None]   #: (bytes, arrival time on the clock)
+
+
+class ArrivalClock:
+    """Arrival times from the MIDI system's own time stamps, on our monotonic clock.
+
+    rtmidi gives each message the time since the previous one, measured in C when the
+    message came in (JACK: the process cycle; ALSA: the sequencer's time stamp), before any
+    Python runs. Summed up, that is a timeline free of GIL and polling delays; its offset to
+    our clock is the smallest lag seen (a message can never arrive before it was sent), let
+    slowly rise (100 ppm) in case the two clocks drift apart.
+    """
+
+    DRIFT = 1e-4
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._line = 0.0
+        self._offset: float | None = None
+        self._last_now = 0.0
+
+    def stamp(self, delta: float) -> float:
+        now = self.clock()
+        if self._offset is None:
+            self._line = 0.0
+            self._offset = now
+        else:
+            self._line += max(0.0, delta)
+            lag = now - self._line
+            allowed = self._offset + self.DRIFT * max(0.0, now - self._last_now)
+            self._offset = min(lag, allowed)
+        self._last_now = now
+        return self._line + self._offset
 
 
 class PortBackend(ABC):
@@ -135,15 +167,35 @@ def resolve_api(api: str) -> str:
 
 
 class _RtInput(InputHandle):
-    def __init__(self, backend: "RtMidiBackend", midi_in) -> None:
+    def __init__(self, backend: "RtMidiBackend", midi_in, callback: RawCallback) -> None:
         self._backend = backend
         self._in = midi_in
+        self.callback = callback
+        self.arrival = ArrivalClock()
+        self._lock = threading.Lock()
+
+    def poll(self, limit: int) -> int:
+        """Hand over what rtmidi queued (at most ``limit`` messages); how many there were."""
+        with self._lock:
+            midi_in = self._in
+            count = 0
+            while midi_in is not None and count < limit:
+                event = midi_in.get_message()
+                if event is None:
+                    break
+                data, delta = event
+                self.callback(data, self.arrival.stamp(delta))
+                count += 1
+            return count
 
     def close(self) -> None:
-        midi_in, self._in = self._in, None
+        self._backend._forget(self)
+        with self._lock:
+            midi_in, self._in = self._in, None
         if midi_in is not None:
-            midi_in.cancel_callback()
             midi_in.close_port()
+            while midi_in.get_message() is not None:   # nothing stale for the next user
+                pass
             self._backend._release(self._backend._spare_in, midi_in)
 
 
@@ -171,10 +223,24 @@ class RtMidiBackend(PortBackend):
     slow on JACK (10–100 ms): long enough to make the player late. So rtmidi objects are
     made ahead (``spares``) and kept for reuse when a port goes away, and a hotplug only
     opens or closes a port on an object that already exists (1–3 ms on JACK, µs on ALSA).
+
+    Inputs are polled from one thread ("midi-in"), never called back from rtmidi's thread:
+    on JACK that thread is the process callback, and a Python callback waiting there for
+    the GIL stalls the JACK graph and garbles bursts (a chord arrives as its first note
+    three times). rtmidi's queue (``QUEUE`` messages an input) bounds a flood; arrival
+    times come from rtmidi's own time stamps (:class:`ArrivalClock`), so polling adds
+    at most ``poll_s`` of latency and nothing to the timing.
     """
 
-    def __init__(self, api: str = "alsa", client_name: str = "groovebox", spares: int = 1) -> None:
+    QUEUE = 1024
+
+    def __init__(self, api: str = "alsa", client_name: str = "groovebox", spares: int = 1,
+                 poll_s: float = 0.001) -> None:
         rtmidi = _rtmidi()
+        self.poll_s = poll_s
+        self._inputs: list[_RtInput] = []
+        self._poll_stop = threading.Event()
+        self._poller: threading.Thread | None = None
         self.api = resolve_api(api)
         self.client_name = client_name
         self._api = rtmidi.API_LINUX_ALSA if self.api == "alsa" else rtmidi.API_UNIX_JACK
@@ -206,7 +272,7 @@ class RtMidiBackend(PortBackend):
 
     def _make_in(self):
         rtmidi = _rtmidi()
-        midi_in = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=1024)
+        midi_in = rtmidi.MidiIn(self._api, name=self.client_name, queue_size_limit=self.QUEUE)
         midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
         return midi_in
 
@@ -223,22 +289,42 @@ class RtMidiBackend(PortBackend):
         with self._lock:
             spares.append(obj)
 
-    def _take_in(self, callback: RawCallback):
-        midi_in = self._take(self._spare_in, self._make_in)
-        midi_in.set_callback(lambda event, _data: callback(event[0]))
-        return midi_in
+    def _watch(self, handle: _RtInput) -> _RtInput:
+        with self._lock:
+            self._inputs.append(handle)
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="midi-in", daemon=True)
+                self._poller.start()
+        return handle
+
+    def _forget(self, handle: _RtInput) -> None:
+        with self._lock:
+            if handle in self._inputs:
+                self._inputs.remove(handle)
+
+    def _poll(self) -> None:
+        while not self._poll_stop.is_set():
+            with self._lock:
+                inputs = list(self._inputs)
+            busy = False
+            for handle in inputs:
+                try:
+                    busy |= handle.poll(256) > 0
+                except Exception:
+                    log.exception("MIDI input poll failed")
+            if not busy:
+                self._poll_stop.wait(self.poll_s)
 
     def open_input(self, name: str, callback: RawCallback) -> InputHandle:
         rtmidi = _rtmidi()
-        midi_in = self._take_in(callback)
+        midi_in = self._take(self._spare_in, self._make_in)
         try:
             index = midi_in.get_ports().index(name)
             midi_in.open_port(index, "in")
         except (ValueError, rtmidi.RtMidiError) as exc:
-            midi_in.cancel_callback()
             self._release(self._spare_in, midi_in)
             raise PortError(f"cannot open MIDI input {name!r}: {exc}") from exc
-        return _RtInput(self, midi_in)
+        return self._watch(_RtInput(self, midi_in, callback))
 
     def open_output(self, name: str) -> OutputHandle:
         rtmidi = _rtmidi()
@@ -252,9 +338,9 @@ class RtMidiBackend(PortBackend):
         return _RtOutput(self, midi_out)
 
     def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle:
-        midi_in = self._take_in(callback)
+        midi_in = self._take(self._spare_in, self._make_in)
         midi_in.open_virtual_port(name)
-        return _RtInput(self, midi_in)
+        return self._watch(_RtInput(self, midi_in, callback))
 
     def open_virtual_output(self, name: str) -> OutputHandle:
         midi_out = self._take(self._spare_out, self._make_out)
@@ -262,6 +348,9 @@ class RtMidiBackend(PortBackend):
         return _RtOutput(self, midi_out)
 
     def close(self) -> None:
+        self._poll_stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
         with self._lock:
             objects = [self._lister_in, self._lister_out, *self._spare_in, *self._spare_out]
             self._spare_in.clear()
@@ -378,8 +467,7 @@ class MidiPorts:
                 log.debug("send failed: %s", exc)
 
     # -- input --------------------------------------------------------------------------------
-    def _raw_in(self, data: list[int]) -> None:
-        t = self.clock()
+    def _raw_in(self, data: list[int], t: float) -> None:
         try:
             message = mido.Message.from_bytes(data)
         except (ValueError, TypeError, IndexError):

@@ -1,0 +1,144 @@
+"""External MIDI clock, live: a clock source on JACK at 100 then 140 BPM; the service follows
+it, and its drums land on the source's grid (at the right steps of the loop)."""
+from __future__ import annotations
+
+import time
+
+from tests.jackserver import REPO, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
+
+TOLERANCE_S = 0.010
+
+
+SOURCE = r"""
+import json, os, sys, time
+import rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="clk-src")
+out.open_virtual_port("out")
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+except (OSError, AttributeError):
+    pass
+plan = json.loads(sys.argv[1])          # [[bpm, clocks], ...]
+print("ready", flush=True)
+sys.stdin.readline()
+sent = []
+due = time.monotonic() + 0.05
+out.send_message([0xFA])                # Start
+for bpm, clocks in plan:
+    for _ in range(clocks):
+        due += 60.0 / bpm / 24
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(left if left < 0.002 else left - 0.001)
+        sent.append(time.monotonic())
+        out.send_message([0xF8])
+print(json.dumps(sent), flush=True)
+sys.stdin.readline()                    # stay until told (the port vanishing is a cable pull)
+"""
+
+
+class ClockSource:
+    """A MIDI clock master in its own process (its timing is not disturbed by this one):
+    Start, then 24 clocks a beat following a plan of (bpm, clocks); remembers its send times."""
+
+    def __init__(self, jack, plan: list[tuple[float, int]]) -> None:
+        import json
+        import subprocess
+        import sys
+        self.proc = subprocess.Popen([sys.executable, "-c", SOURCE, json.dumps(plan)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=jack.env())
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.ticks: list[float] = []
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> None:
+        import json
+        self.ticks = json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("bye\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.proc.kill()
+
+
+def test_follows_100_then_140_bpm_and_plays_on_the_sources_grid(jack, tmp_path):
+    drums = Recorder("clk-drums")
+    config = f"""
+model: {{dir: {REPO}/models/groove-vae, seed: 11}}
+generator: {{density: 0.7, humanise: 0.0}}
+tempo: {{bpm: 120, clock: external}}
+loop: {{swap_at: step}}
+midi: {{api: jack, client_name: gb-clk, inputs: [clk-src], outputs: [clk-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    change = 6 * 24                                        # six beats at 100, eight at 140
+    source = ClockSource(jack, [(100.0, change), (140.0, 8 * 24)])
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-src:out"], 10)
+        assert not service.status()["running"]            # external: waits for a clock
+        source.go()
+        started = time.monotonic()
+        time.sleep(started + 5.5 * 0.6 - time.monotonic())
+        at_100 = service.status()
+        time.sleep(started + 6 * 0.6 + 7.5 * 60 / 140 - time.monotonic())
+        at_140 = service.status()
+        source.finish()                                    # the clock stops (no Stop sent)
+        silent_at = source.ticks[-1]
+        assert wait_until(lambda: not service.status()["running"], 10)
+        time.sleep(1.0)
+        stopped = service.status()
+    finally:
+        code = service.stop()
+        source.close()
+    events = list(drums.events)
+    drums.close()
+    assert code == 0, service.log()[-3000:]
+
+    assert at_100["clock_source"] == "external" and at_100["running"]
+    assert abs(at_100["bpm"] - 100) < 1.0, at_100["bpm"]
+    assert abs(at_140["bpm"] - 140) < 1.0, at_140["bpm"]
+    assert not stopped["running"]
+
+    ticks = source.ticks
+    settled = [(ticks[48], ticks[change - 1]), (ticks[change + 48], ticks[-1])]
+    pattern = {(step, at_140["notes"][voice]) for step, voice, _v, _o in at_140["pattern"]}
+    assert pattern, "the model played nothing"
+    checked = 0
+    for t, m in events:
+        if m.type != "note_on" or m.velocity == 0:
+            continue
+        if not any(a <= t <= b for a, b in settled):
+            continue
+        n = min(range(len(ticks)), key=lambda i: abs(ticks[i] - t))
+        error = t - ticks[n]
+        assert abs(error) <= TOLERANCE_S, f"note {m.note} {error * 1000:.1f} ms off the clock"
+        assert n % 6 == 0, f"note {m.note} on clock {n}, not on a sixteenth"
+        assert ((n // 6) % 32, m.note) in pattern, f"note {m.note} on step {(n // 6) % 32}"
+        checked += 1
+    assert checked >= 10
+    # The clock went away: the drums stopped (one step's slack) and no note was left hanging.
+    late = [t for t, m in events if m.type == "note_on" and m.velocity > 0 and t > silent_at + 1.0]
+    assert late == []
+    on = {}
+    for _, m in events:
+        if m.type in ("note_on", "note_off"):
+            key = (m.channel, m.note)
+            on[key] = on.get(key, 0) + (1 if m.type == "note_on" and m.velocity > 0 else -1)
+    assert [k for k, v in on.items() if v > 0] == [], "notes left hanging"

@@ -1,0 +1,117 @@
+"""The service and systemd: READY and WATCHDOG through a NOTIFY_SOCKET the test listens on,
+SIGTERM → every sounding note gets its note-off; a missing serial device leaves DIN off with
+one log line while USB plays on; a bad config refuses to start with the line that is wrong."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests.jackserver import REPO, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
+
+
+def test_ready_watchdog_sigterm_all_notes_off_and_din_missing(jack, tmp_path):
+    drums = Recorder("sig-drums")
+    # Slow and dense: at 40 BPM a step lasts 375 ms and every note sounds for half of it,
+    # so a SIGTERM nearly always finds notes sounding.
+    config = f"""
+model: {{dir: {REPO}/models/groove-vae, seed: 5}}
+generator: {{density: 1.0}}
+tempo: {{bpm: 40, clock: internal}}
+loop: {{swap_at: step}}
+midi: {{api: jack, client_name: gb-sig, inputs: [sig-keys], outputs: [sig-drums]}}
+din: {{enabled: true, device: /dev/ttyGROOVEBOX-MISSING}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config, watchdog_usec=1_000_000)
+    try:
+        service.wait_ready()
+        ready_at = next(t for t, m in service.notify.messages if m == "READY=1")
+        assert service.notify.wait_for("WATCHDOG=1", count=3, timeout=20)
+        pings = [t for t, m in service.notify.messages if m == "WATCHDOG=1"]
+        assert pings[0] >= ready_at
+        # Pings come every half WatchdogSec (0.5 s), well inside the 1 s limit.
+        assert max(b - a for a, b in zip(pings, pings[1:])) < 1.0
+        # USB plays although DIN is off.
+        assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 3, 30)
+        # Wait for a moment when a note is sounding, then SIGTERM.
+        def sounding(events) -> set[tuple[int, int]]:
+            on: dict[tuple[int, int], int] = {}
+            for _, m in events:
+                key = (m.channel, getattr(m, "note", -1))
+                if m.type == "note_on" and m.velocity > 0:
+                    on[key] = on.get(key, 0) + 1
+                elif m.type in ("note_on", "note_off") and on.get(key):
+                    on[key] -= 1
+            return {k for k, n in on.items() if n > 0}
+        assert wait_until(lambda: bool(sounding(drums.events)), 30, step=0.002)
+        held = sounding(drums.events)
+        service.proc.send_signal(signal.SIGTERM)
+        code = service.proc.wait(timeout=30)
+    finally:
+        code = service.stop()
+    time.sleep(0.2)
+    events = list(drums.events)
+    drums.close()
+    log = service.log()
+    assert code == 0, log[-3000:]
+    assert service.notify.count("STOPPING=1") == 1
+    assert held, "no note was sounding at SIGTERM"
+    assert sounding(events) == set(), f"notes left hanging: {sounding(events)}"
+    din_lines = [l for l in log.splitlines() if "DIN" in l]
+    assert len(din_lines) == 1 and "DIN MIDI off" in din_lines[0]
+    assert "/dev/ttyGROOVEBOX-MISSING" in din_lines[0]
+    assert "stopping: all notes off" in log
+
+
+def test_a_bad_config_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("tempo:\n  bpm: 900\n")
+    done = subprocess.run([sys.executable, "-m", "appliance.cli", "run", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2
+    assert f"{path}:2 tempo.bpm: 900 is not in 40..300" in done.stdout + done.stderr
+
+
+def test_a_missing_model_says_which_files(tmp_path, jack):
+    path = tmp_path / "nomodel.yaml"
+    path.write_text(f"model: {{dir: {tmp_path}/none}}\nmidi: {{api: jack}}\n"
+                    f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}/s}}\n"
+                    f"control: {{socket: {tmp_path}/c.sock}}\n")
+    done = subprocess.run([sys.executable, "-m", "appliance.cli", "run", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env=jack.env())
+    assert done.returncode == 1
+    assert "model directory" in done.stdout and "encoder.onnx" in done.stdout
+
+
+def test_sighup_with_a_broken_file_keeps_playing(jack, tmp_path):
+    drums = Recorder("hup-drums")
+    config = f"""
+model: {{dir: {REPO}/models/groove-vae, seed: 5}}
+tempo: {{bpm: 200}}
+midi: {{api: jack, client_name: gb-hup, inputs: [hup-keys], outputs: [hup-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        with open(service.config_path, "a") as f:
+            f.write("player: {channel: 99}\n")
+        service.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in service.log(), 20)
+        assert service.notify.wait_for("READY=1", count=2, timeout=20)
+        drums.clear()
+        assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 2, 20)
+        assert service.proc.poll() is None
+        assert service.status()["running"]
+    finally:
+        code = service.stop()
+        drums.close()
+    line = next(l for l in service.log().splitlines() if "reload refused" in l)
+    assert "player.channel: 99 is not in 1..16" in line
+    assert code == 0
