@@ -157,3 +157,15 @@ def test_evaluate_without_a_model_names_the_directory(tmp_path: Path) -> None:
     from training import evaluate
     with pytest.raises(SystemExit, match="holds no model.json"):
         evaluate.main([str(tmp_path)])
+
+
+def test_weight_average_is_shipped_and_resumes(tmp_path: Path) -> None:
+    _need_gmd()
+    run = tmp_path / "ema"
+    tr.main(["--out", str(run), "--epochs", "1", "--ema", "0.99", *TINY])
+    first = torch.load(run / "last.pt", weights_only=False)
+    assert set(first["raw_model"]) == set(first["model"])
+    assert any(not torch.equal(first["raw_model"][k], first["model"][k]) for k in first["model"])
+    tr.main(["--out", str(run), "--epochs", "2", "--ema", "0.99", *TINY])
+    second = torch.load(run / "last.pt", weights_only=False)
+    assert second["state"]["epoch"] == 2 and second["state"]["step"] == 2 * first["state"]["step"]

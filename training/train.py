@@ -12,6 +12,7 @@ over resumes) so a run always ends with a usable checkpoint.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -47,6 +48,7 @@ class TrainConfig:
     max_minutes: float = 85.0   # wall-clock cap on training, summed over resumes
     seed: int = 1
     threads: int = 2
+    ema: float = 0.0            # > 0: validate, keep and ship an exponential moving average of the weights
     limit: int = 0              # use only the first N training windows (0 = all); for smoke runs
     val_limit: int = 0
 
@@ -57,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gmd-dir", default=None, help="default: $GMD_DIR or ../shared/data/gmd")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--no-augment", action="store_true", help="train on the drummers' own grooves only")
+    for f in dataclasses.fields(ds.Augment):
+        if f.name.startswith("p_"):
+            p.add_argument("--" + f.name.replace("_", "-"), type=float, default=f.default,
+                           help=f"augmentation probability (default {f.default})")
     for f in dataclasses.fields(TrainConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     for f in dataclasses.fields(ModelConfig):
@@ -117,7 +123,8 @@ def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig) -> dict:
 
 def train(args: argparse.Namespace) -> Path:
     cfg, mcfg, lcfg = _pick(TrainConfig, args), _pick(ModelConfig, args), _pick(LossConfig, args)
-    aug = ds.Augment.none() if args.no_augment else ds.Augment()
+    aug = ds.Augment.none() if args.no_augment else ds.Augment(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ds.Augment) if f.name.startswith("p_")})
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     handler = _log_to(out / "train.log")
@@ -143,6 +150,9 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
              asdict(aug) if aug.active else "off")
 
     model = GrooveVAE(mcfg)
+    ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
+    if ema is not None:
+        ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "rng": None}
@@ -152,7 +162,9 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
         if ckpt["model_config"] != asdict(mcfg):
             raise SystemExit(f"{ckpt_path} was trained with {ckpt['model_config']}, not {asdict(mcfg)}; "
                              f"use --fresh or another --out")
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("raw_model", ckpt["model"]))
+        if ema is not None:
+            ema.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         torch.set_rng_state(ckpt["torch_rng"])
@@ -190,10 +202,16 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
             parts["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            state["step"] = state.get("step", 0) + 1
+            if ema is not None:  # the average warms up: early on it follows the weights closely
+                decay = min(cfg.ema, (1 + state["step"]) / (10 + state["step"]))
+                with torch.no_grad():
+                    for pe, pm in zip(ema.parameters(), model.parameters()):
+                        pe.lerp_(pm, 1.0 - decay)
             for k in sums:
                 sums[k] += float(parts[k].detach())
         train_metrics = {f"train_{k}": v / steps_per_epoch for k, v in sums.items()}
-        val_metrics = validate(model, val_set, lcfg)
+        val_metrics = validate(ema if ema is not None else model, val_set, lcfg)
         state["seconds"] += time.monotonic() - t0
         state["epoch"] = epoch + 1
         score = val_metrics["val_f1"]  # the headline metric: pooled hit F1, thresholds tuned on validation
@@ -214,7 +232,8 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
                  "  *best*" if improved else "")
         with (out / "history.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
-        ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+        ckpt = {"model": (ema if ema is not None else model).state_dict(),
+                **({"raw_model": model.state_dict()} if ema is not None else {}), "optimizer": opt.state_dict(), "state": state,
                 "torch_rng": torch.get_rng_state(), "model_config": asdict(mcfg), "loss_config": asdict(lcfg),
                 "train_config": asdict(cfg), "augment": asdict(aug) if aug.active else None,
                 "command": command, "train_windows": len(train_set), "val_windows": len(val_set),
