@@ -142,6 +142,7 @@ class ControlServer:
                     reply = {"ok": False, "error": f"bad request: {exc}"}
                 try:
                     conn.sendall(json.dumps(reply).encode() + b"\n")
+                    _drain(conn)
                 except OSError:
                     pass
 
@@ -173,6 +174,22 @@ def _read_line(conn: socket.socket) -> bytes:
         if len(data) > MAX_REQUEST:
             raise ValueError("request too long")
     return data.split(b"\n", 1)[0]
+
+
+def _drain(conn: socket.socket, limit: int = 1 << 20) -> None:
+    """Read what the client still sends (briefly, boundedly) so that closing does not reset
+    the connection before it has read the answer."""
+    conn.shutdown(socket.SHUT_WR)
+    conn.settimeout(0.2)
+    seen = 0
+    try:
+        while seen < limit:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            seen += len(chunk)
+    except OSError:
+        return
 
 
 def _answers(path: Path) -> bool:

@@ -33,7 +33,9 @@ from typing import Any, Callable
 import mido
 import numpy as np
 
+from .config import Config, ConfigError, load as load_config
 from .control import ControlServer, default_socket_path
+from .controls import start as start_controls
 from .engine import Engine
 from .generator import Generator, ModelError
 from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
@@ -41,6 +43,8 @@ from .midi.din import DinPort
 from .midi.ports import MidiPorts, PortError, RtMidiBackend
 from .midiclock import ClockSender, ClockSwitch
 from . import realtime
+from .reload import apply_config, remember
+from .state import Autosaver, Scenes, StateStore, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +260,7 @@ class Service:
         self.transport = ClockSwitch(c.tempo.clock, c.tempo.bpm, clock=self.clock)
         self.engine = Engine(self.generator, self.transport, settings=c.engine_settings(),
                              controls=c.controls(), clock=self.clock)
+        remember(c, self.engine)
         self._restore_state()
         self._start_controls()
         self._open_usb()
@@ -271,11 +276,6 @@ class Service:
 
     def _restore_state(self) -> None:
         c = self.config
-        try:
-            from .state import Autosaver, Scenes, StateStore, snapshot
-        except ImportError as exc:
-            log.warning("state: not available (%s); the live state is not kept", exc)
-            return
         try:
             store = StateStore(c.state.dir)
             saved = store.load()
@@ -295,11 +295,8 @@ class Service:
 
     def _start_controls(self) -> None:
         try:
-            from . import controls
-            self.controls = controls.start(self.config, self.engine, self.transport,
+            self.controls = start_controls(self.config, self.engine, self.transport,
                                            scenes=self.scenes)
-        except ImportError as exc:
-            log.warning("controls: not available (%s); buttons and the MIDI map are off", exc)
         except Exception:
             log.exception("controls: failed to start; buttons and the MIDI map are off")
 
@@ -436,21 +433,17 @@ class Service:
             return
         sd_notify("RELOADING=1")
         try:
-            from .config import ConfigError, load
             try:
-                new = load(self.config_path)
+                new = load_config(self.config_path)
             except ConfigError as exc:
                 log.error("reload refused, the box keeps its running config: %s",
                           " | ".join(str(exc).splitlines()))
                 return
-            try:
-                from .reload import apply_config
-            except ImportError as exc:
-                log.warning("reload: live apply not available (%s); restart to apply", exc)
-                return
-            apply_config(new, self.engine, self.transport, controls=self.controls)
+            changed = apply_config(new, self.engine, self.transport, old=self.config,
+                                   controls=self.controls, autosaver=self.autosaver)
             self.config = new
-            log.info("config reloaded from %s", self.config_path)
+            log.info("config reloaded from %s: %s", self.config_path,
+                     "; ".join(changed) if changed else "nothing changed")
         except Exception:
             log.exception("reload failed; the box keeps playing")
         finally:
@@ -544,20 +537,18 @@ class Service:
 
 # --- entry point -----------------------------------------------------------------------------
 
-def _load_config(path: Path | None) -> tuple[Any, Path | None]:
-    from .config import Config, load
+def _load_config(path: Path | None) -> tuple[Config, Path | None]:
     if path is None:
         if DEFAULT_CONFIG.exists():
-            return load(DEFAULT_CONFIG), DEFAULT_CONFIG
+            return load_config(DEFAULT_CONFIG), DEFAULT_CONFIG
         log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
         return Config(), None
-    return load(path), path
+    return load_config(path), path
 
 
 def main(args: argparse.Namespace) -> int:
     """``groovebox run [--config FILE]``: play until SIGTERM. 0 on a clean stop, 2 on a bad
     config, 1 when the box cannot start (the log says why)."""
-    from .config import ConfigError
     try:
         config, path = _load_config(getattr(args, "config", None))
     except ConfigError as exc:

@@ -74,10 +74,10 @@ class ClockSource:
                 self.proc.kill()
 
 
-def test_follows_100_then_140_bpm_and_plays_on_the_sources_grid(jack, tmp_path):
+def test_follows_100_then_140_bpm_and_plays_on_the_sources_grid(jack, tmp_path, tiny_model_dir):
     drums = Recorder("clk-drums")
     config = f"""
-model: {{dir: {REPO}/models/groove-vae, seed: 11}}
+model: {{dir: {tiny_model_dir}, seed: 11}}
 generator: {{density: 0.7, humanise: 0.0}}
 tempo: {{bpm: 120, clock: external}}
 loop: {{swap_at: step}}

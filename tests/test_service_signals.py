@@ -1,4 +1,4 @@
-"""The service and systemd: READY and WATCHDOG through a NOTIFY_SOCKET the test listens on,
+"""The service and systemd (on the tiny plumbing model; the shipped one plays in test_service_live): READY and WATCHDOG through a NOTIFY_SOCKET the test listens on,
 SIGTERM → every sounding note gets its note-off; a missing serial device leaves DIN off with
 one log line while USB plays on; a bad config refuses to start with the line that is wrong."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ import time
 from tests.jackserver import REPO, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
 
 
-def test_ready_watchdog_sigterm_all_notes_off_and_din_missing(jack, tmp_path):
+def test_ready_watchdog_sigterm_all_notes_off_and_din_missing(jack, tmp_path, tiny_model_dir):
     drums = Recorder("sig-drums")
     # Slow and dense: at 40 BPM a step lasts 375 ms and every note sounds for half of it,
     # so a SIGTERM nearly always finds notes sounding.
     config = f"""
-model: {{dir: {REPO}/models/groove-vae, seed: 5}}
+model: {{dir: {tiny_model_dir}, seed: 5}}
 generator: {{density: 1.0}}
 tempo: {{bpm: 40, clock: internal}}
 loop: {{swap_at: step}}
@@ -87,10 +87,10 @@ def test_a_missing_model_says_which_files(tmp_path, jack):
     assert "model directory" in done.stdout and "encoder.onnx" in done.stdout
 
 
-def test_sighup_with_a_broken_file_keeps_playing(jack, tmp_path):
+def test_sighup_with_a_broken_file_keeps_playing(jack, tmp_path, tiny_model_dir):
     drums = Recorder("hup-drums")
     config = f"""
-model: {{dir: {REPO}/models/groove-vae, seed: 5}}
+model: {{dir: {tiny_model_dir}, seed: 5}}
 tempo: {{bpm: 200}}
 midi: {{api: jack, client_name: gb-hup, inputs: [hup-keys], outputs: [hup-drums]}}
 gpio: {{enabled: false}}
@@ -109,9 +109,17 @@ control: {{socket: {tmp_path}/control.sock}}
         assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 2, 20)
         assert service.proc.poll() is None
         assert service.status()["running"]
+        # A good file is applied live: the new tempo, the beat never stops.
+        with open(service.config_path, "w") as f:
+            f.write(config.replace("bpm: 200", "bpm: 150"))
+        service.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: service.status()["bpm"] == 150.0, 20)
+        assert service.notify.wait_for("READY=1", count=3, timeout=20)
+        assert service.status()["running"]
     finally:
         code = service.stop()
         drums.close()
     line = next(l for l in service.log().splitlines() if "reload refused" in l)
     assert "player.channel: 99 is not in 1..16" in line
+    assert "tempo.bpm: 200 → 150" in service.log()
     assert code == 0

@@ -1,0 +1,167 @@
+"""The control socket on its own: the protocol, bad requests, the socket file's mode, stale
+sockets, a second box, and the client's messages when no box is there."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import stat
+import threading
+
+import pytest
+
+from appliance.control import (ControlError, ControlServer, client_main, default_socket_path,
+                               format_status, request)
+
+
+class FakeBox:
+    """Stands in for the service behind the socket (the protocol is what is tested here; the
+    real service answers the same calls in test_service_live)."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self.calls: list[str] = []
+
+    def control(self, command: str, req: dict) -> dict:
+        self.calls.append(command)
+        if command == "freeze":
+            self.frozen = not self.frozen
+            return {"frozen": self.frozen}
+        if command == "learn":
+            if req.get("action") not in ("clear", "density"):
+                raise ValueError(f"unknown action {req.get('action')!r}; did you mean 'clear'?")
+            return {"message": f"learning {req['action']}: move a knob"}
+        if command == "status":
+            return {"status": {"running": True, "bpm": 118.0, "clock_source": "internal",
+                               "clock_mode": "auto", "step": 3, "ports": {"inputs": ["keys"],
+                               "outputs": ["drums"]}, "frozen": self.frozen,
+                               "engine": {"latency_ms_p50": 2.0, "latency_ms_p99": 3.5,
+                                          "generations": 7, "misses": 1},
+                               "groove_grid": "groove  x", "pattern_grid": "kick  x"}}
+        if command == "resample":
+            raise RuntimeError("boom")
+        return {"message": f"{command}: done"}
+
+
+@pytest.fixture
+def server(tmp_path):
+    box = FakeBox()
+    srv = ControlServer(tmp_path / "run" / "control.sock", box).start()
+    yield srv, box
+    srv.close()
+
+
+def raw(path, data: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return json.loads(reply)
+
+
+def test_socket_file_is_0660(server):
+    srv, _ = server
+    mode = stat.S_IMODE(os.stat(srv.path).st_mode)
+    assert stat.S_ISSOCK(os.stat(srv.path).st_mode)
+    assert mode == 0o660
+
+
+def test_actions_and_status_round_trip(server, capsys):
+    srv, box = server
+    assert request("freeze", srv.path)["frozen"] is True
+    assert client_main(argparse.Namespace(command="freeze", socket=srv.path)) == 0
+    assert capsys.readouterr().out == "freeze off\n"
+    assert client_main(argparse.Namespace(command="clear", socket=srv.path)) == 0
+    assert capsys.readouterr().out == "clear: done\n"
+    assert client_main(argparse.Namespace(command="status", socket=srv.path)) == 0
+    out = capsys.readouterr().out
+    assert "118.0 BPM" in out and "inference p50 2.0 ms, p99 3.5 ms" in out
+    assert "1 deadline misses" in out and "kick  x" in out
+    assert box.calls == ["freeze", "freeze", "clear", "status"]
+
+
+def test_learn_passes_the_action_and_the_refusal(server, capsys):
+    srv, _ = server
+    assert client_main(argparse.Namespace(command="learn", action="density", socket=srv.path)) == 0
+    assert "learning density" in capsys.readouterr().out
+    assert client_main(argparse.Namespace(command="learn", action="clera", socket=srv.path)) == 1
+    assert "did you mean 'clear'" in capsys.readouterr().err
+
+
+def test_bad_requests_get_one_line_and_the_server_lives_on(server):
+    srv, _ = server
+    assert raw(srv.path, b"not json\n") == {"ok": False, "error": "bad request: not a JSON line"}
+    assert "unknown command" in raw(srv.path, b'{"command": "explode"}\n')["error"]
+    assert "unknown command" in raw(srv.path, b'[1, 2]\n')["error"]
+    assert raw(srv.path, b"\xff\xfe\n")["ok"] is False
+    assert "too long" in raw(srv.path, b"x" * (200 * 1024))["error"]
+    failed = raw(srv.path, b'{"command": "resample"}\n')
+    assert failed == {"ok": False, "error": "RuntimeError: boom"}
+    # A client that connects and says nothing only loses its own answer.
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(str(srv.path))
+    try:
+        assert request("status", srv.path)["status"]["bpm"] == 118.0
+    finally:
+        silent.close()
+
+
+def test_many_clients_at_once(server):
+    srv, _ = server
+    results = []
+
+    def one() -> None:
+        results.append(request("status", srv.path, timeout=30)["ok"])
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [True] * 20
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
+    path = tmp_path / "control.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))
+    dead.close()                        # a crash left the file behind
+    first = ControlServer(path, FakeBox()).start()
+    try:
+        assert request("status", path)["ok"]
+        with pytest.raises(OSError, match="another groovebox is already answering"):
+            ControlServer(path, FakeBox()).start()
+        assert request("status", path)["ok"]
+    finally:
+        first.close()
+    assert not path.exists()
+    path.write_text("not a socket")
+    with pytest.raises(OSError, match="not a socket"):
+        ControlServer(path, FakeBox()).start()
+
+
+def test_no_box_running_says_what_to_do(tmp_path, capsys):
+    with pytest.raises(ControlError, match="no running groovebox found"):
+        request("status", tmp_path / "none.sock")
+    assert client_main(argparse.Namespace(command="status", socket=tmp_path / "none.sock")) == 2
+    err = capsys.readouterr().err
+    assert "systemctl status groovebox" in err and str(tmp_path / "none.sock") in err
+
+
+def test_default_socket_path(monkeypatch, tmp_path):
+    assert default_socket_path("/x/y.sock").as_posix() == "/x/y.sock"
+    monkeypatch.setenv("RUNTIME_DIRECTORY", f"{tmp_path}/a:{tmp_path}/b")
+    assert default_socket_path(None) == tmp_path / "a" / "control.sock"
+
+
+def test_status_formatting_survives_missing_fields():
+    text = format_status({})
+    assert "stopped" in text and "inputs:  none" in text
