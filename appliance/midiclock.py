@@ -367,10 +367,16 @@ class ClockSender:
         transport = self.transport
         running = transport.running
         if running and not self._was_running:
-            position = transport.position(now)
-            self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)
-            out.append((now, mido.Message("songpos", pos=int(position) % STEPS % 16384)))
-            out.append((now, mido.Message("continue" if int(position) % STEPS else "start")))
+            # Start (or Song Position + Continue) just before the next sixteenth; the first
+            # clock after it is that sixteenth, as a slave expects.
+            step = math.ceil(transport.position(now) - 1e-9)
+            self._next = step * CLOCKS_PER_STEP
+            at = max(now, transport.time_at(step) - 0.001)
+            if step % STEPS:
+                out.append((at, mido.Message("songpos", pos=step % STEPS)))
+                out.append((at, mido.Message("continue")))
+            else:
+                out.append((at, mido.Message("start")))
         elif not running and self._was_running:
             out.append((now, mido.Message("stop")))
             self._next = None

@@ -150,6 +150,8 @@ class PlayerThread(threading.Thread):
                     self._stop_event.wait(TICK_S)
         finally:
             self._release(heap)
+            if self.clock_sender is not None and getattr(self.transport, "source", "internal") == "internal":
+                self.send(mido.Message("stop"))      # the master goes away: tell the slaves
 
     def _cycle(self, heap: list[tuple[float, int, mido.Message]]) -> None:
         """One turn: ask the engine, send what is due, sleep until the next thing is."""

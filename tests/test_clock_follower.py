@@ -254,7 +254,7 @@ def test_clock_sender_sends_24_ppqn_start_and_stop():
     sender = ClockSender(sw)
     out = sender.due(now.t, now.t + 1.0)              # one second = 2 beats = 48 clocks
     kinds = [m.type for _, m in out]
-    assert kinds[:2] == ["songpos", "start"]
+    assert kinds[0] == "start"
     clocks = [t for t, m in out if m.type == "clock"]
     assert len(clocks) == 49                          # 0 .. 1.0 s inclusive
     gaps = {round(b - a, 9) for a, b in zip(clocks, clocks[1:])}
@@ -264,3 +264,19 @@ def test_clock_sender_sends_24_ppqn_start_and_stop():
     now.t = 1.5
     sw.stop(now.t)
     assert [m.type for _, m in sender.due(now.t, now.t + 0.1)] == ["stop"]
+
+
+def test_clock_sender_joining_mid_loop_sends_song_position_then_continue():
+    now = Now(0.0)
+    sw = ClockSwitch("internal", bpm=120, clock=now)
+    sw.stop(0.0)
+    sender = ClockSender(sw)
+    assert sender.due(0.0, 0.1) == []
+    now.t = 1.0
+    sw.internal.start(1.0, position=5.4)              # somewhere in the loop
+    out = sender.due(1.0, 1.2)
+    assert [m.type for _, m in out[:2]] == ["songpos", "continue"]
+    assert out[0][1].pos == 6                         # the next sixteenth
+    first_clock = next(t for t, m in out if m.type == "clock")
+    assert first_clock == pytest.approx(sw.time_at(6.0))
+    assert out[1][0] < first_clock                    # Continue before that clock

@@ -142,3 +142,42 @@ control: {{socket: {tmp_path}/control.sock}}
             key = (m.channel, m.note)
             on[key] = on.get(key, 0) + (1 if m.type == "note_on" and m.velocity > 0 else -1)
     assert [k for k, v in on.items() if v > 0] == [], "notes left hanging"
+
+
+def test_as_master_sends_start_24_clocks_a_beat_and_stop(jack, tmp_path, tiny_model_dir):
+    slave = Recorder("clk-slave")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 2}}
+generator: {{density: 0.8, humanise: 0.0}}
+tempo: {{bpm: 150, clock: internal, send_clock: true}}
+midi: {{api: jack, client_name: gb-master, inputs: [nothing], outputs: [clk-slave]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert slave.wait_for(lambda ev: sum(m.type == "clock" for _, m in ev) >= 24 * 6, 30)
+    finally:
+        code = service.stop()
+    time.sleep(0.2)
+    events = list(slave.events)
+    slave.close()
+    assert code == 0, service.log()[-2000:]
+    kinds = [m.type for _, m in events]
+    assert "start" in kinds or "continue" in kinds
+    assert kinds[-1] == "stop"
+    clocks = [t for t, m in events if m.type == "clock"]
+    gaps = [b - a for a, b in zip(clocks, clocks[1:])]
+    period = 60.0 / 150 / 24
+    assert abs(sum(gaps) / len(gaps) - period) < 0.0005
+    assert max(abs(g - period) for g in gaps) < 0.005
+    # Drums on the grid the clock draws: every note-on within 3 ms of a sixth clock
+    # (humanise 0), counting from the first clock after Start.
+    first = clocks[0]
+    notes = [t for t, m in events if m.type == "note_on" and m.velocity > 0 and t >= first]
+    assert notes
+    for t in notes:
+        k = round((t - first) / period)
+        assert abs(t - (first + k * period)) < 0.003 and k % 6 == 0
