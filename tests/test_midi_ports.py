@@ -180,3 +180,36 @@ def test_garbage_from_usb_is_counted_and_logged_and_the_port_keeps_working(backe
         ports.close()
         keys.close()
     assert "malformed MIDI" in caplog.text
+
+
+def test_drum_machine_unplugged_and_back_gets_the_drums_again(backend):
+    drums = Recorder("drum-f")
+    ports = MidiPorts(backend, outputs=["drum-f"], scan_interval=0.2)
+    try:
+        ports.start()
+        ports.send(mido.Message("note_on", channel=9, note=36, velocity=1))
+        assert drums.wait_for(lambda ev: len(ev) >= 1)
+        drums.close()                                   # the drum machine is unplugged
+        assert wait_until(lambda: ports.connected()["outputs"] == [], timeout=10)
+        ports.send(mido.Message("note_on", channel=9, note=37, velocity=1))   # goes nowhere, no error
+        drums = Recorder("drum-f")                      # ... and back
+        assert wait_until(lambda: ports.connected()["outputs"] == ["drum-f:in"], timeout=10)
+        ports.send(mido.Message("note_on", channel=9, note=38, velocity=1))
+        got = drums.wait_for(lambda ev: len(ev) >= 1)
+        assert [m.note for _, m in got] == [38]
+    finally:
+        ports.close()
+        drums.close()
+
+
+def test_arrival_times_come_from_the_midi_systems_stamps():
+    from appliance.midi.ports import ArrivalClock
+    now = [100.0]
+    clock = ArrivalClock(lambda: now[0])
+    assert clock.stamp(0.0) == 100.0
+    now[0] = 100.5 + 0.004            # polled 4 ms late: the stamp says 0.5 s after the first
+    assert clock.stamp(0.5) == pytest.approx(100.5)
+    now[0] = 100.6 + 0.0001           # a quicker delivery tightens the offset
+    assert clock.stamp(0.1) == pytest.approx(100.6, abs=0.0002)
+    now[0] = 100.7 + 0.0001
+    assert clock.stamp(0.1) <= now[0]  # never in the future

@@ -252,3 +252,11 @@ def test_a_flood_of_notes_neither_grows_memory_nor_breaks_the_beat(box):
     assert late == [], f"drum hits lost or late during the flood: {late[:10]}"
     assert service.rss_mb() - rss_before < 40, "memory grew with the flood"
     service.request("freeze")
+
+
+def test_a_keyboard_on_din_is_heard_too(box):
+    service, _keys, _drums, din = box
+    before = service.status()["inputs_seen"]
+    # Running status and a clock byte inside a note, as a real DIN keyboard might send.
+    os.write(din.master, bytes([0x90, 50, 0xF8, 90, 52, 91, 0x80, 50, 0]))
+    assert wait_until(lambda: service.status()["inputs_seen"] >= before + 3, 10)
