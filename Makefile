@@ -45,6 +45,8 @@ bench: $(VENV)/.dev apt-test
 	$(PY) -m benchmarks
 
 run: $(VENV)/.runtime
+	@echo "groovebox: playing with examples/desktop.yaml (virtual ports on JACK or ALSA, whichever runs)."
+	@echo "  Ctrl-C stops it; from another terminal: $(VENV)/bin/groovebox status | freeze | clear | resample"
 	$(VENV)/bin/groovebox run --config examples/desktop.yaml
 
 train: $(VENV)/.dev
