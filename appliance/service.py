@@ -4,8 +4,8 @@ Threads:
   - the player thread (SCHED_FIFO where allowed) calls ``engine.tick(now)``, keeps the
     returned events in a heap, sleeps until the earliest is due and sends it; it never
     waits for the model;
-  - MIDI input callbacks (rtmidi's thread, the DIN reader) feed the clock, the MIDI map
-    and ``engine.handle(message, arrival_time)``;
+  - MIDI input (the rtmidi poller, the DIN reader) feeds the clock, the MIDI map and
+    ``engine.handle(message, arrival_time)``, arrival times from the MIDI system's stamps;
   - the engine's inference worker, the hotplug watcher, the control socket, the autosaver;
   - the main thread handles signals and pings the systemd watchdog while the player thread
     is alive and not stuck.
