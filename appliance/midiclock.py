@@ -216,22 +216,24 @@ class MidiClockFollower(Transport):
         self._anchored, self._pending = True, None
 
     def _refit(self) -> None:
-        ticks = self._ticks
+        """Least squares through the window, then again without the late stragglers: a
+        clock can arrive late (a busy sender, a delayed cycle) but never early, so ticks
+        well above the line are delays, not tempo."""
+        ticks = list(self._ticks)
         if len(ticks) < 2:
             n, t = ticks[-1]
             b = self._fit[1]
             self._fit = (t - b * n, b)
             return
-        count = len(ticks)
-        mean_n = sum(n for n, _ in ticks) / count
-        mean_t = sum(t for _, t in ticks) / count
-        snn = sum((n - mean_n) ** 2 for n, _ in ticks)
-        snt = sum((n - mean_n) * (t - mean_t) for n, t in ticks)
-        b = snt / snn
+        a, b = _line(ticks)
+        on_time = [(n, t) for n, t in ticks if t - (a + b * n) <= LATE_S]
+        if len(on_time) >= max(2, len(ticks) // 2) and len(on_time) < len(ticks):
+            a, b = _line(on_time)
         low, high = 60.0 / (300.0 * PPQN), 60.0 / (20.0 * PPQN)
         if not low <= b <= high:     # nonsense (a burst of clocks): keep the last tempo
             b = self._fit[1]
-        self._fit = (mean_t - b * mean_n, b)
+            a = min(t - b * n for n, t in ticks)
+        self._fit = (a, b)
 
     def _check_lost(self, now: float) -> None:
         if self._state == PLAYING and now - self._last_tick > self.lost_after \
@@ -241,6 +243,20 @@ class MidiClockFollower(Transport):
             self._ticks.clear()
             log.warning("MIDI clock lost (nothing for %.1f s); check the clock source's cable",
                         now - self._last_tick)
+
+
+LATE_S = 0.0015   #: a clock this far behind the fitted line is a straggler
+
+
+def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(a, b) of t = a + b·n by least squares."""
+    count = len(points)
+    mean_n = sum(n for n, _ in points) / count
+    mean_t = sum(t for _, t in points) / count
+    snn = sum((n - mean_n) ** 2 for n, _ in points)
+    snt = sum((n - mean_n) * (t - mean_t) for n, t in points)
+    b = snt / snn if snn else 0.0
+    return mean_t - b * mean_n, b
 
 
 class ClockSwitch(Transport):

@@ -280,3 +280,25 @@ def test_clock_sender_joining_mid_loop_sends_song_position_then_continue():
     first_clock = next(t for t, m in out if m.type == "clock")
     assert first_clock == pytest.approx(sw.time_at(6.0))
     assert out[1][0] < first_clock                    # Continue before that clock
+
+
+def test_late_stragglers_do_not_move_the_grid():
+    """A busy sender or a delayed cycle delivers some clocks late (never early): the grid
+    stays where the on-time clocks put it."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 120)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(47)
+    period = tick_period(120)
+    for k in range(96):
+        src.ideal += period
+        late = 0.006 if k % 10 in (3, 4, 5) else 0.0   # bursts of three late clocks
+        now.t = src.ideal + late
+        f.feed(CLOCK, now.t)
+        now.t = src.ideal
+        # The grid: where the box puts the next sixteenth, against the source's truth.
+        assert f.position(src.ideal) - base == pytest.approx((48 + k) / 6, abs=0.02)
+    assert f.bpm == pytest.approx(120, abs=0.5)
