@@ -189,6 +189,11 @@ class Engine:
         return self._frozen
 
     @property
+    def from_prior(self) -> bool:
+        """True while the pattern comes from the prior (after ``prior()``, until the groove changes)."""
+        return self._prior
+
+    @property
     def settings(self) -> EngineSettings:
         return self._settings
 
@@ -295,8 +300,10 @@ class Engine:
             return settings
 
     def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
-                controls: Controls | None = None, frozen: bool | None = None) -> None:
-        """Start from a saved state: the same groove, z noise and knobs give the same pattern."""
+                controls: Controls | None = None, frozen: bool | None = None,
+                prior: bool | None = None, pattern: Pattern | None = None) -> None:
+        """Start from a saved state: the same groove, z noise, knobs and prior flag give the same
+        pattern. A saved ``pattern`` (the one held by a freeze) is played as it is, not regenerated."""
         with self._lock:
             if groove is not None:
                 self._looper.load(groove)
@@ -311,7 +318,12 @@ class Engine:
                 self._controls = controls
             if frozen is not None:
                 self._frozen = bool(frozen)
-            if self._started:
+            if prior is not None:
+                self._prior = bool(prior)
+            if pattern is not None:
+                self._player.offer(pattern)
+                self._started = True  # nothing to generate: this is what was playing
+            elif self._started:
                 self._ask(self._clock(), force=True)
 
     def stats(self) -> dict:

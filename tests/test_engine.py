@@ -159,3 +159,24 @@ def test_update_settings_live_keeps_the_beat(generator) -> None:
     assert {e.message.note for e in late_ons} <= set(remap)
     # nothing was played again for more than one pass: the overdub forgot it
     assert engine.groove.is_empty
+
+
+def test_restore_brings_back_the_prior_flag_and_a_frozen_pattern(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, 4.0, notes=phrase(2, 10))
+    engine.prior()
+    run(engine, 4.0, 5.0)
+    assert engine.from_prior
+    fresh = make_engine(generator)
+    fresh.restore(groove=engine.groove, eps=engine.eps, controls=engine.controls, prior=engine.from_prior)
+    run(fresh, 0.0, 0.5)
+    assert fresh.pattern == engine.pattern and fresh.from_prior
+    # frozen: the held pattern comes back as it was, even though the groove moved on meanwhile
+    engine.freeze(True)
+    held = engine.pattern
+    run(engine, 5.0, 8.0, notes=phrase(42, 8))
+    thawed = make_engine(generator)
+    thawed.restore(groove=engine.groove, eps=engine.eps, controls=engine.controls, frozen=True,
+                   prior=engine.from_prior, pattern=held)
+    run(thawed, 0.0, 0.5)
+    assert thawed.pattern == held and thawed.frozen
