@@ -290,6 +290,36 @@ def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
         chip.close()
 
 
+def test_a_pot_unpicked_from_elsewhere_does_not_see_a_false_crossing(generator) -> None:
+    """Picked up by crossing downwards, then a CC/scene moves the value below the resting pot:
+    the side seen before the change must not count as a crossing on the next poll."""
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    panel = Panel(panel_config(pickup=True, buttons={}), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=Clock())
+    try:
+        chip.set(0, 0.9)
+        panel.poll()
+        assert engine.controls.density == 0.5        # above the value: not picked up
+        chip.set(0, 0.4)
+        panel.poll()                                 # crossed downwards: picked up
+        assert engine.controls.density == pytest.approx(0.4, abs=0.01)
+        chip.set(0, 0.9)
+        panel.poll()
+        assert engine.controls.density == pytest.approx(0.9, abs=0.01)
+        engine.set_controls(density=0.2)             # a CC or a scene moves it away
+        for _ in range(3):                           # the pot rests where it was
+            panel.poll()
+            assert engine.controls.density == 0.2
+        chip.set(0, 0.21)                            # reaching the new value picks it up again
+        panel.poll()
+        assert engine.controls.density == pytest.approx(0.21, abs=0.01)
+    finally:
+        panel.close()
+        chip.close()
+
+
 def test_invert_turns_a_pot_round(generator) -> None:
     factory = MockFactory()
     chip = MockMCP3008(factory)

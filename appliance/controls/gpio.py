@@ -151,6 +151,7 @@ class _Pot:
             # moved from elsewhere (a CC, a scene, a restore): pick up again
             self.picked_up = not self.panel.config.pickup
             self.sent = None
+            self.last_side = None   # a side seen before the change is no crossing now
         if not self.picked_up:
             side = 1 if position > current else -1
             crossed = self.last_side is not None and side != self.last_side
