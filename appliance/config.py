@@ -17,13 +17,31 @@ key with its default (a test loads it and compares it with ``Config()``).
 Relative paths in the file (``model.dir``, ``state.dir``, ``control.socket``) are taken
 relative to the directory that holds the config file.
 
+A file that loads is also one the core accepts: :func:`loads` builds ``engine_settings()``
+and ``controls()`` and turns anything they refuse into one problem line at the key that feeds
+it, so a config that passes ``config check`` never fails when the service starts.
+
 What the service calls:
   - at start: ``config, problems = load_with_fallback(path)``: a broken file never stops
     the box; it runs the last config that loaded (kept as ``state.dir/config.last-good.yaml``)
-    or the defaults, and one error line says what to fix;
+    or the defaults, and one error line says what to fix. When the file is good,
+    ``load_with_fallback`` has already called ``save_last_good`` for it;
   - on SIGHUP: ``appliance.reload.reload_file(path, engine, transport, controls=...)``
     (refuses a broken file, keeps the old config, updates the last-good copy), or
-    ``load`` + ``appliance.reload.apply_config`` + ``save_last_good``.
+    ``load`` + ``appliance.reload.apply_config`` and then ``save_last_good(config)``.
+
+``save_last_good(config)`` usage notes:
+  - call it only after a config has been *applied* successfully (after start-up with it,
+    or after a reload that went through), never for a file that was refused: the copy is
+    what the next start falls back to;
+  - it writes ``config.source_text`` (the file exactly as loaded, comments and all)
+    atomically to ``config.state.dir/config.last-good.yaml``; a config built in code (no
+    ``source_text``) is not kept (returns None);
+  - it never raises: an unwritable ``state.dir`` is one warning line and None; an unchanged
+    copy is not rewritten (no flash wear on every SIGHUP);
+  - ``load_with_fallback(path, fallback_dir=...)`` reads the copy back from the *default*
+    ``state.dir`` unless told otherwise (a broken file cannot say where its state is), so a
+    service with a non-default ``state.dir`` should pass ``fallback_dir``.
 """
 from __future__ import annotations
 
@@ -63,10 +81,11 @@ def opt(default: Any = MISSING, *, range: tuple[float, float] | None = None,
         choices: tuple[str, ...] | None = None, doc: str = "",
         key_range: tuple[int, int] | None = None, key_choices: tuple[str, ...] | None = None,
         length: int | None = None, factory: Callable[[], Any] | None = None,
-        normalise: Callable[[str], str] | None = None) -> Any:
-    """A config key: its default and what is allowed (checked by :func:`load`)."""
+        normalise: Callable[[str], str] | None = None, above: bool = False) -> Any:
+    """A config key: its default and what is allowed (checked by :func:`load`).
+    ``above``: the low end of ``range`` itself is not allowed (``(0, 1]``)."""
     meta = dict(range=range, choices=choices, doc=doc, key_range=key_range,
-                key_choices=key_choices, length=length, normalise=normalise)
+                key_choices=key_choices, length=length, normalise=normalise, above=above)
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -109,7 +128,8 @@ class LoopConfig:
 @dataclass(frozen=True)
 class PlayerConfig:
     lookahead_ms: float = opt(50.0, range=(1.0, 500.0))
-    gate_steps: float = opt(0.5, range=(0.05, 4.0))
+    gate_steps: float = opt(0.5, range=(0.0, 1.0), above=True,
+                            doc="note length in steps, more than 0 and at most 1")
     channel: int = opt(10, range=(1, 16))
     drum_map: str = opt("gm", choices=tuple(drummaps.names()), normalise=drummaps.canonical)
     notes: dict[str, int] = opt(factory=dict, range=(0, 127), key_choices=VOICES)
@@ -150,12 +170,22 @@ class KnobsConfig:
     humanise: KnobConfig | None = opt(factory=lambda: KnobConfig(mcp3008=3))
     velocity_scale: KnobConfig | None = opt(None)
 
+    @classmethod
+    def none(cls) -> "KnobsConfig":
+        """``knobs: null`` (or an empty ``knobs:``): no knobs at all."""
+        return cls(**{name: None for name in KNOBS})
+
 
 @dataclass(frozen=True)
 class LedsConfig:
     beat: int | None = opt(5, range=PINS)
     freeze: int | None = opt(6, range=PINS)
     activity: int | None = opt(13, range=PINS)
+
+    @classmethod
+    def none(cls) -> "LedsConfig":
+        """``leds: null`` (or an empty ``leds:``): no LEDs at all."""
+        return cls(beat=None, freeze=None, activity=None)
 
 
 @dataclass(frozen=True)
@@ -168,8 +198,9 @@ class GpioConfig:
     hold_s: float = opt(1.0, range=(0.2, 5.0), doc="resample held this long plays from the prior")
     bounce_ms: float = opt(20.0, range=(0.0, 200.0))
     knobs: KnobsConfig = opt(factory=KnobsConfig)
-    spi_port: int = opt(0, range=(0, 1))
-    spi_device: int = opt(0, range=(0, 1))
+    spi_port: int = opt(0, range=(0, 0), doc="SPI0 on GPIO7..11: the boot config and the udev "
+                                               "rule set up spidev0.0 and spidev0.1 only")
+    spi_device: int = opt(0, range=(0, 1), doc="chip select: 0 = CE0 (GPIO8), 1 = CE1 (GPIO7)")
     knob_poll_ms: float = opt(20.0, range=(5.0, 500.0))
     smoothing: float = opt(0.3, range=(0.0, 0.95), doc="0 = raw; higher = smoother, slower")
     pickup: bool = opt(True, doc="a pot takes over only once it reaches the current value")
@@ -357,6 +388,9 @@ class _Builder:
                 return self.build(inner, node, path)
             return self.value(inner, meta, node, path, default)
         if is_dataclass(tp):
+            if (hasattr(tp, "none") and isinstance(node, yaml.ScalarNode)
+                    and node.tag.endswith(":null")):
+                return tp.none()   # `leds: null` means no LEDs, not the defaults
             return self.build(tp, node, path)
         if origin is tuple:
             return self.sequence(args[0], meta, node, path, default)
@@ -385,6 +419,15 @@ class _Builder:
         if tp is str and meta.get("normalise") is not None:
             value = meta["normalise"](value)
         rng = meta.get("range")
+        if rng is not None and tp in (int, float) and meta.get("above") and not (rng[0] < value <= rng[1]):
+            self.problem(node, path, f"{_fmt_num(value)} is not in ({_fmt_num(rng[0])}, {_fmt_num(rng[1])}]"
+                                     f" (more than {_fmt_num(rng[0])}, at most {_fmt_num(rng[1])})")
+            return default
+        if rng is not None and tp in (int, float) and rng[0] == rng[1] and value != rng[0]:
+            doc = meta.get("doc")
+            self.problem(node, path, f"{_fmt_num(value)} is not allowed; only {_fmt_num(rng[0])}"
+                                     + (f" ({doc})" if doc else ""))
+            return default
         if rng is not None and tp in (int, float) and not (rng[0] <= value <= rng[1]):
             self.problem(node, path, f"{_fmt_num(value)} is not in {_fmt_num(rng[0])}..{_fmt_num(rng[1])}")
             return default
@@ -448,32 +491,45 @@ class _Builder:
             self.problem(node, path, "give exactly one of mcp3008: CHANNEL (a pot) or "
                                      "encoder: [PIN_A, PIN_B] (a rotary encoder)")
 
+    def written(self, path: str) -> bool:
+        """Whether the file itself has the key at ``path`` (not just its default)."""
+        return path in self.lines
+
+    def clash(self, path: str, first: str, second: str, text: str) -> None:
+        """``second`` wants what ``first`` already has: one problem, at the key the user
+        wrote (the later one when both are written), naming the other and saying when it
+        is only a default."""
+        a, b = f"{path}.{first}", f"{path}.{second}"
+        here, there = (a, b) if self.written(a) and not self.written(b) else (b, a)
+        if self.written(there):
+            other = there
+        elif there.startswith(f"{path}.buttons."):
+            other = f"{there} (a default button; the buttons you list under {path}.buttons replace all the defaults)"
+        else:
+            other = f"{there} (a default; give it another value, or null to leave it out)"
+        self.problem_at(here, f"{text} is already used by {other}")
+
     def _check_GpioConfig(self, obj: GpioConfig, node: yaml.Node, path: str,
                           keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         used: dict[int, str] = {}
+        channels: dict[int, str] = {}
         uses_spi = False
-
-        def claim(pin: int | None, what: str) -> None:
-            if pin is None:
-                return
+        for pin, what in gpio_claims(obj):
             if pin in used:
-                self.problem_at(f"{path}.{what}", f"GPIO{pin} is already used by {path}.{used[pin]}")
+                self.clash(path, used[pin], what, f"GPIO{pin}")
             else:
                 used[pin] = what
-        for action, pin in obj.buttons.items():
-            claim(pin, f"buttons.{action}")
         for name in KNOBS:
             knob = getattr(obj.knobs, name)
-            if knob is None:
+            if knob is None or knob.mcp3008 is None:
                 continue
-            if knob.encoder is not None:
-                claim(knob.encoder[0], f"knobs.{name}.encoder")
-                claim(knob.encoder[1], f"knobs.{name}.encoder")
+            uses_spi = True
+            what = f"knobs.{name}.mcp3008"
+            if knob.mcp3008 in channels:
+                self.clash(path, channels[knob.mcp3008], what, f"MCP3008 channel {knob.mcp3008}")
             else:
-                uses_spi = True
-        for name in ("beat", "freeze", "activity"):
-            claim(getattr(obj.leds, name), f"leds.{name}")
-        if uses_spi and obj.spi_port == 0:
+                channels[knob.mcp3008] = what
+        if uses_spi:
             for pin, what in SPI0_PINS.items():
                 if pin in used:
                     self.problem_at(f"{path}.{used[pin]}",
@@ -485,10 +541,52 @@ class _Builder:
     def _check_Config(self, obj: Config, node: yaml.Node, path: str,
                       keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         if obj.din.enabled and obj.gpio.enabled:
-            for pin, what in UART_PINS.items():
-                for name, p in obj.gpio.buttons.items():
-                    if p == pin:
-                        self.problem_at(f"gpio.buttons.{name}", f"GPIO{pin} is the DIN MIDI {what}; pick another pin")
+            for p, what in gpio_claims(obj.gpio):
+                if p in UART_PINS:
+                    self.problem_at(f"gpio.{what}", f"GPIO{p} is the DIN MIDI {UART_PINS[p]}; pick another pin")
+        if self.problems:
+            return
+        # what the core itself checks: a config that loads must never fail there
+        for build, where in ((obj.engine_settings, "player"), (obj.controls, "generator")):
+            try:
+                build()
+            except (ValueError, KeyError, TypeError) as e:
+                text = str(e.args[0]) if e.args else str(e)
+                self.problem_at(_core_key(text, where), text)
+
+
+#: words in the core's ValueErrors → the config key that feeds them
+_CORE_KEYS = (
+    ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
+    ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"),
+    ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
+    ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),
+    ("density", "generator.density"), ("temperature", "generator.variation"),
+    ("velocity_scale", "generator.velocity_scale"), ("humanise", "generator.humanise"),
+    ("thresholds", "generator.thresholds"),
+)
+
+
+def _core_key(text: str, fallback: str) -> str:
+    for word, key in _CORE_KEYS:
+        if word in text:
+            return key
+    return fallback
+
+
+def gpio_claims(gpio: GpioConfig) -> list[tuple[int, str]]:
+    """Every header pin the panel takes, as (pin, key under ``gpio``), in file order."""
+    claims: list[tuple[int, str]] = [(pin, f"buttons.{action}") for action, pin in gpio.buttons.items()]
+    for name in KNOBS:
+        knob = getattr(gpio.knobs, name)
+        if knob is not None and knob.encoder is not None:
+            claims += [(knob.encoder[0], f"knobs.{name}.encoder"),
+                       (knob.encoder[1], f"knobs.{name}.encoder")]
+    for name in ("beat", "freeze", "activity"):
+        pin = getattr(gpio.leds, name)
+        if pin is not None:
+            claims.append((pin, f"leds.{name}"))
+    return claims
 
 
 def _fields(cls: type) -> list[Any]:

@@ -230,3 +230,121 @@ def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog
     # nothing kept at all: the defaults, and still a start
     config, problems = load_with_fallback(path, fallback_dir=tmp_path / "empty")
     assert problems and config == Config()
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _leaves(obj, path=()):
+    for f in cfg._fields(type(obj)):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            yield from _leaves(value, path + (f.name,))
+        else:
+            yield path + (f.name,), f, value
+
+
+def test_gate_steps_is_more_than_0_and_at_most_1(tmp_path: Path) -> None:
+    for bad in (2.0, 0, 1.01):
+        errors = errors_of(f"player:\n  gate_steps: {bad}\n", tmp_path)
+        assert errors == [f"config.yaml:2 player.gate_steps: {cfg._fmt_num(bad)} is not in (0, 1] "
+                          "(more than 0, at most 1)"]
+    for good in (0.01, 1):
+        assert loads(f"player: {{gate_steps: {good}}}\n").engine_settings().gate == good
+
+
+def test_every_value_the_schema_allows_is_allowed_by_the_core(tmp_path: Path) -> None:
+    """Each ranged number at both ends of its range: if the file checks OK, the core's own
+    EngineSettings, Controls and clock take it too (a config that checks OK must start)."""
+    import yaml
+    from appliance.midiclock import ClockSwitch
+    tried = 0
+    for path, f, default in _leaves(Config()):
+        rng = f.metadata.get("range")
+        if rng is None or f.metadata.get("length") or isinstance(default, (dict, tuple)):
+            continue
+        if f.name == "seed" or default is None or path[0] == "gpio":
+            continue   # pins and channels are the panel's, not the core's
+        ends = [rng[1]] if f.metadata.get("above") else [rng[0], rng[1]]
+        for end in ends:
+            value = type(default)(end)
+            doc: dict = {}
+            node = doc
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+            config = loads(yaml.safe_dump(doc))
+            config.engine_settings()
+            config.controls()
+            ClockSwitch(config.tempo.clock, config.tempo.bpm)
+            tried += 1
+    assert tried > 20
+
+
+def test_a_value_the_core_refuses_is_one_problem_at_its_key(tmp_path: Path, monkeypatch) -> None:
+    """Should the core ever refuse what the schema lets through, load() says so at the key
+    (and config check fails) instead of the service failing to start."""
+    def refuse(self):
+        raise ValueError("gate must be in (0, 1] steps")
+    monkeypatch.setattr(Config, "engine_settings", refuse)
+    errors = errors_of("# the box\nplayer:\n  channel: 3\n  gate_steps: 0.9\n", tmp_path)
+    assert errors == ["config.yaml:4 player.gate_steps: gate must be in (0, 1] steps"]
+    monkeypatch.undo()
+
+    def refuse_controls(self):
+        raise ValueError("density 2 is not in 0..1")
+    monkeypatch.setattr(Config, "controls", refuse_controls)
+    errors = errors_of("generator:\n  density: 1\n", tmp_path)
+    assert errors == ["config.yaml:2 generator.density: density 2 is not in 0..1"]
+
+
+def test_null_leds_and_knobs_mean_none(tmp_path: Path) -> None:
+    none = cfg.LedsConfig(beat=None, freeze=None, activity=None)
+    assert loads("gpio:\n  leds: null\n").gpio.leds == none
+    assert loads("gpio:\n  leds:\n").gpio.leds == none
+    no_knobs = loads("gpio:\n  knobs: null\n").gpio.knobs
+    assert all(getattr(no_knobs, name) is None for name in cfg.KNOBS)
+    assert loads("gpio:\n  knobs:\n").gpio.knobs == no_knobs
+    assert loads("gpio:\n  buttons: null\n").gpio.buttons == {}
+    # with no LEDs, their default pins are free for buttons
+    assert loads("gpio:\n  leds: null\n  buttons: {freeze: 5}\n").gpio.buttons == {"freeze": 5}
+
+
+def test_two_pots_on_one_mcp3008_channel_are_refused(tmp_path: Path) -> None:
+    errors = errors_of("gpio:\n  knobs:\n    density: {mcp3008: 0}\n    variation: {mcp3008: 0}\n",
+                       tmp_path)
+    assert errors == ["config.yaml:4 gpio.knobs.variation.mcp3008: MCP3008 channel 0 is already "
+                      "used by gpio.knobs.density.mcp3008"]
+    # against a default knob the error is at the knob the user wrote, naming the default
+    errors = errors_of("gpio:\n  knobs:\n    velocity_scale:\n      mcp3008: 2\n", tmp_path)
+    assert errors == ["config.yaml:4 gpio.knobs.velocity_scale.mcp3008: MCP3008 channel 2 is "
+                      "already used by gpio.knobs.tempo.mcp3008 (a default; give it another "
+                      "value, or null to leave it out)"]
+
+
+def test_a_clash_with_a_default_is_reported_where_the_user_wrote(tmp_path: Path) -> None:
+    errors = errors_of("log_level: info\ngpio:\n  buttons: {freeze: 5}\n", tmp_path)
+    assert errors == ["config.yaml:3 gpio.buttons.freeze: GPIO5 is already used by gpio.leds.beat "
+                      "(a default; give it another value, or null to leave it out)"]
+    errors = errors_of("gpio:\n  leds:\n    activity: 17\n", tmp_path)
+    assert errors == ["config.yaml:3 gpio.leds.activity: GPIO17 is already used by "
+                      "gpio.buttons.freeze (a default button; the buttons you list under "
+                      "gpio.buttons replace all the defaults)"]
+    errors = errors_of("gpio:\n  knobs:\n    velocity_scale: {encoder: [6, 26]}\n", tmp_path)
+    assert errors[0].startswith("config.yaml:3 gpio.knobs.velocity_scale.encoder: GPIO6 is "
+                                "already used by gpio.leds.freeze (a default")
+    # both written: at the later one, as before
+    errors = errors_of("gpio:\n  leds: {beat: 20}\n  buttons: {tap: 20}\n", tmp_path)
+    assert errors == ["config.yaml:2 gpio.leds.beat: GPIO20 is already used by gpio.buttons.tap"]
+
+
+def test_spi_is_spidev0_only_and_the_defaults_fit_it(tmp_path: Path) -> None:
+    errors = errors_of("gpio:\n  spi_port: 1\n", tmp_path)
+    assert len(errors) == 1 and errors[0].startswith("config.yaml:2 gpio.spi_port: 1 is not allowed; only 0")
+    assert loads("gpio: {spi_device: 1}\n").gpio.spi_device == 1
+    rules = (ROOT / "firmware_config" / "99-groovebox.rules").read_text()
+    assert 'KERNEL=="spidev0.[01]"' in rules
+    # the default panel keeps off SPI0 and the UART, with DIN MIDI on or off
+    defaults = cfg.GpioConfig()
+    pins = {pin for pin, _ in cfg.gpio_claims(defaults)}
+    assert not pins & set(cfg.SPI0_PINS) and not pins & set(cfg.UART_PINS)
+    assert loads("din: {enabled: true}\n").din.enabled
