@@ -1,7 +1,15 @@
 """The live state on disk: saved atomically, restored on start, never a reason not to start.
 
-What is kept: the groove, the z noise (eps), the knobs (Controls), freeze, the tempo, and the
-scenes (a few slots of groove + eps + knobs, stored and recalled from buttons or MIDI).
+What is kept: the groove, the z noise (eps), the knobs (Controls), freeze, whether the pattern
+came from the prior, the tempo of the internal clock, and the scenes (a few slots of groove +
+eps + knobs + prior, stored and recalled from buttons or MIDI).  While frozen, the pattern
+being held is kept too, and played back as it is: the groove may have moved on since the
+freeze (the looper keeps listening), so regenerating would not give the same drums.  Restoring
+a state, or recalling a scene, gives back the pattern that was playing.
+
+The tempo saved is the internal clock's (clamped to 40..300 BPM), never a followed MIDI
+clock's, which may be slower or faster than the internal clock allows; a saved tempo that is
+out of range is dropped with one log line, the rest of the state is kept.
 
 A save writes a temp file in the same directory, fsyncs it, renames it over ``state.json``
 and fsyncs the directory, so a pulled power cord or a kill -9 leaves either the old state or
@@ -38,7 +46,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from appliance.groove import STEPS, Groove
+from appliance.groove import NUM_VOICES, STEPS, Groove, Pattern
+from appliance.transport import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
 
@@ -98,27 +107,38 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 @dataclass(frozen=True)
 class Scene:
-    """One slot: a groove, its z noise and the knobs."""
+    """One slot: a groove, its z noise, the knobs and the prior flag; and, when it was stored
+    while frozen, the pattern being held (played back as it is)."""
 
     groove: Groove
     eps: tuple[float, ...] | None = None
     controls: Mapping[str, Any] = field(default_factory=dict)
+    prior: bool = False
+    pattern: Pattern | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"groove": _groove_json(self.groove), "eps": self.eps,
-                "controls": dict(self.controls)}
+        out = {"groove": _groove_json(self.groove), "eps": self.eps,
+               "controls": dict(self.controls), "prior": self.prior}
+        if self.pattern is not None:
+            out["pattern"] = _pattern_json(self.pattern)
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> "Scene":
         if not isinstance(data, dict):
             raise StateError("a scene is not a mapping")
         return cls(groove=_groove_from(data.get("groove")), eps=_eps_from(data.get("eps")),
-                   controls=_controls_from(data.get("controls")))
+                   controls=_controls_from(data.get("controls")),
+                   prior=_flag_from(data.get("prior", False), "prior"),
+                   pattern=_pattern_from(data.get("pattern")))
 
     def apply(self, engine: Any) -> None:
+        """Recall: the prior flag is set explicitly (False too), so a scene stored from the
+        groove is not played from the prior because the box was on the prior when recalled."""
         engine.restore(groove=self.groove,
                        eps=None if self.eps is None else np.asarray(self.eps, np.float32),
-                       controls=_controls_obj(self.controls))
+                       controls=_controls_obj(self.controls), prior=self.prior,
+                       pattern=self.pattern)
 
 
 @dataclass(frozen=True)
@@ -129,12 +149,18 @@ class LiveState:
     frozen: bool = False
     bpm: float | None = None
     scenes: Mapping[int, Scene] = field(default_factory=dict)
+    prior: bool = False
+    pattern: Pattern | None = None   #: the held pattern, kept only while frozen
 
     def apply(self, engine: Any, transport: Any = None, now: float | None = None) -> None:
-        """Put this state back into a running engine (and an internal clock's tempo)."""
+        """Put this state back into a running engine (and an internal clock's tempo): the
+        same groove, z noise, knobs and prior flag give the same pattern; a frozen state
+        plays the pattern it held."""
         engine.restore(groove=self.groove,
                        eps=None if self.eps is None else np.asarray(self.eps, np.float32),
-                       controls=_controls_obj(self.controls), frozen=self.frozen)
+                       controls=_controls_obj(self.controls), frozen=self.frozen,
+                       prior=self.prior,
+                       pattern=self.pattern if self.frozen else None)
         if self.bpm is not None and transport is not None and hasattr(transport, "set_bpm"):
             try:
                 transport.set_bpm(self.bpm, time.monotonic() if now is None else now)
@@ -142,20 +168,29 @@ class LiveState:
                 log.warning("state: saved tempo not restored: %s", e)
 
     def to_json(self) -> dict[str, Any]:
-        return {"groove": _groove_json(self.groove), "eps": self.eps,
-                "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
-                "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
+        out = {"groove": _groove_json(self.groove), "eps": self.eps,
+               "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
+               "prior": self.prior,
+               "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
+        if self.frozen and self.pattern is not None:
+            out["pattern"] = _pattern_json(self.pattern)
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> "LiveState":
         if not isinstance(data, dict):
             raise StateError("the body is not a mapping")
         bpm = data.get("bpm")
-        if bpm is not None and not (isinstance(bpm, (int, float)) and 40 <= bpm <= 300):
-            raise StateError(f"tempo {bpm!r} is not in 40..300")
+        if bpm is not None and not (isinstance(bpm, (int, float)) and not isinstance(bpm, bool)
+                                    and MIN_BPM <= bpm <= MAX_BPM):
+            log.warning("state: saved tempo %r is not in %g..%g BPM; keeping the configured "
+                        "tempo (the rest of the state is restored)", bpm, MIN_BPM, MAX_BPM)
+            bpm = None
         frozen = data.get("frozen", False)
         if not isinstance(frozen, bool):
             raise StateError("freeze is not true/false")
+        prior = _flag_from(data.get("prior", False), "prior")
+        pattern = _pattern_from(data.get("pattern")) if frozen else None
         scenes_raw = data.get("scenes") or {}
         if not isinstance(scenes_raw, dict):
             raise StateError("scenes is not a mapping")
@@ -168,7 +203,8 @@ class LiveState:
             scenes[slot] = Scene.from_json(value)
         return cls(groove=_groove_from(data.get("groove")), eps=_eps_from(data.get("eps")),
                    controls=_controls_from(data.get("controls")), frozen=frozen,
-                   bpm=None if bpm is None else float(bpm), scenes=scenes)
+                   bpm=None if bpm is None else float(bpm), scenes=scenes, prior=prior,
+                   pattern=pattern)
 
 
 def _groove_json(groove: Groove) -> list[list[float]]:
@@ -188,6 +224,32 @@ def _groove_from(data: Any) -> Groove:
             | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5)).any():
         raise StateError("the groove has values out of range")
     return Groove(steps.astype(np.float32))
+
+
+def _flag_from(data: Any, what: str) -> bool:
+    if not isinstance(data, bool):
+        raise StateError(f"{what} is not true/false")
+    return data
+
+
+def _pattern_json(pattern: Pattern) -> list[list[list[float]]]:
+    return [[[float(x) for x in voice] for voice in step] for step in pattern.steps]
+
+
+def _pattern_from(data: Any) -> Pattern | None:
+    """A held pattern; one that does not fit is dropped (logged): it is regenerated instead."""
+    if data is None:
+        return None
+    try:
+        steps = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        steps = None
+    if (steps is None or steps.shape != (STEPS, NUM_VOICES, 3) or not np.isfinite(steps).all()
+            or ((steps[..., 0] < 0) | (steps[..., 0] > 1) | (steps[..., 1] < 0) | (steps[..., 1] > 1)
+                | (steps[..., 2] < -0.5) | (steps[..., 2] > 0.5)).any()):
+        log.warning("state: the saved held pattern does not fit; it is made again from the groove")
+        return None
+    return Pattern(steps.astype(np.float32))
 
 
 def _eps_from(data: Any) -> tuple[float, ...] | None:
@@ -348,8 +410,11 @@ class Scenes:
 
     def store(self, slot: int, engine: Any) -> Scene:
         self._check(slot)
+        frozen = bool(getattr(engine, "frozen", False))
         scene = Scene(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
-                      controls=controls_json(engine.controls))
+                      controls=controls_json(engine.controls),
+                      prior=bool(getattr(engine, "from_prior", False)),
+                      pattern=engine.pattern if frozen else None)
         with self._lock:
             self._scenes[slot] = scene
         log.info("scene %d stored (%d groove hits)", slot, scene.groove.hits)
@@ -379,10 +444,28 @@ class Scenes:
 
 def snapshot(engine: Any, transport: Any = None, scenes: Scenes | None = None) -> LiveState:
     """The live state of a running engine, ready to save."""
+    frozen = bool(engine.frozen)
     return LiveState(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
-                     controls=controls_json(engine.controls), frozen=bool(engine.frozen),
-                     bpm=None if transport is None else float(transport.bpm),
-                     scenes={} if scenes is None else scenes.snapshot())
+                     controls=controls_json(engine.controls), frozen=frozen,
+                     bpm=internal_bpm(transport),
+                     scenes={} if scenes is None else scenes.snapshot(),
+                     prior=bool(getattr(engine, "from_prior", False)),
+                     pattern=engine.pattern if frozen else None)
+
+
+def internal_bpm(transport: Any) -> float | None:
+    """The tempo worth saving: the internal clock's (a ``ClockSwitch`` keeps it in
+    ``.internal`` even while it follows a MIDI clock), clamped to 40..300 BPM."""
+    if transport is None:
+        return None
+    clock = getattr(transport, "internal", transport)
+    try:
+        bpm = float(clock.bpm)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not math.isfinite(bpm):
+        return None
+    return min(max(bpm, MIN_BPM), MAX_BPM)
 
 
 # --------------------------------------------------------------------------- the autosaver

@@ -101,7 +101,7 @@ def test_good_checksum_bad_values_is_set_aside(tmp_path: Path) -> None:
     import hashlib
     import json
     good = a_state().to_json()
-    for broken in ({**good, "bpm": 1000}, {**good, "groove": [[2, 0, 0]] * STEPS},
+    for broken in ({**good, "prior": "yes"}, {**good, "groove": [[2, 0, 0]] * STEPS},
                    {**good, "controls": {"density": 7}}, {**good, "eps": ["x"]},
                    {**good, "frozen": "yes"}, [1, 2, 3]):
         body = json.dumps(broken).encode()
@@ -252,3 +252,129 @@ def test_scenes_store_and_recall(tmp_path: Path) -> None:
     store.save(snapshot(engine, None, scenes))
     again = Scenes(4, store.load().scenes)
     assert again.get(2) is not None and again.get(2).groove == a_groove(9)
+
+
+# --------------------------------------------------------------------------- tempo and restore
+
+def _write_body(store: StateStore, data: object) -> None:
+    import hashlib
+    import json
+    body = json.dumps(data).encode()
+    head = f"groovebox-state 1 sha256={hashlib.sha256(body).hexdigest()} bytes={len(body)}\n"
+    store.path.write_bytes(head.encode() + body)
+
+
+def test_a_bad_saved_tempo_is_dropped_not_the_state(tmp_path: Path, caplog) -> None:
+    good = a_state().to_json()
+    store = StateStore(tmp_path)
+    for bpm in (35.0, 1000, "fast", True):
+        _write_body(store, {**good, "bpm": bpm})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="appliance.state"):
+            back = store.load()
+        assert back is not None, f"bpm {bpm!r} threw the whole state away"
+        assert back.bpm is None and back.groove == a_state().groove and len(back.scenes) == 2
+        assert [r.message for r in caplog.records if "tempo" in r.message] and len(caplog.records) == 1
+        assert not list(tmp_path.glob("state.json.corrupt-*"))
+
+
+def test_the_internal_clocks_tempo_is_saved_not_a_followed_clocks() -> None:
+    import mido
+    from appliance.midiclock import ClockSwitch
+    engine = RecordingEngine()
+    switch = ClockSwitch("external", 120.0, clock=lambda: 0.0)
+    t, dt = 0.0, 60 / 35 / 24                       # a drum machine's clock at 35 BPM
+    switch.feed(mido.Message("start"), t)
+    for _ in range(100):
+        switch.feed(mido.Message("clock"), t)
+        t += dt
+    assert switch.bpm < 40
+    state = snapshot(engine, switch, None)
+    assert state.bpm == 120.0
+    assert decode(encode(state)).bpm == 120.0      # and it reads back
+
+    class Slow:                                     # any transport: clamped into 40..300
+        bpm = 20.0
+    assert snapshot(engine, Slow(), None).bpm == 40.0
+    Slow.bpm = 400.0
+    assert snapshot(engine, Slow(), None).bpm == 300.0
+
+
+def _run(engine, t0: float, t1: float, notes: tuple[int, ...] = (), velocity: int = 100) -> None:
+    import mido
+    for i in notes:
+        engine.handle(mido.Message("note_on", note=60, velocity=velocity), t0 + i * 0.125)
+    t = t0
+    while t < t1:
+        engine.tick(t)
+        t += 0.01
+
+
+def _restored(generator, state: LiveState):
+    """A fresh real engine started from the state as it comes back from the file."""
+    from tests.conftest import make_engine
+    back = decode(encode(state))
+    engine = make_engine(generator)
+    back.apply(engine, engine.transport, now=0.0)
+    _run(engine, 0.0, 0.5)
+    return engine, back
+
+
+def test_restore_into_a_real_engine_gives_back_the_same_pattern(generator) -> None:
+    from tests.conftest import make_engine
+    # plain: groove + z + knobs
+    engine = make_engine(generator, controls=Controls(density=0.7))
+    _run(engine, 0.0, 4.0, notes=tuple(range(0, 32, 3)))
+    again, _ = _restored(generator, snapshot(engine, engine.transport))
+    assert again.pattern == engine.pattern and not again.from_prior
+    assert again.controls == engine.controls
+
+    # after "hold resample": from the prior, until the groove changes
+    engine.prior()
+    _run(engine, 4.0, 8.0)
+    assert engine.from_prior
+    again, back = _restored(generator, snapshot(engine, engine.transport))
+    assert back.prior and again.from_prior and again.pattern == engine.pattern
+
+    # frozen, while the groove moved on (the looper keeps listening): the held pattern
+    engine = make_engine(generator)
+    _run(engine, 0.0, 4.0, notes=tuple(range(0, 32, 4)))
+    engine.freeze(True)
+    held = engine.pattern
+    _run(engine, 4.0, 8.0, notes=tuple(range(1, 32, 2)), velocity=110)
+    assert engine.pattern == held and engine.groove.hits > 8
+    again, back = _restored(generator, snapshot(engine, engine.transport))
+    assert back.pattern == held and again.frozen and again.pattern == held
+    # and unfreezing follows the groove that was played meanwhile, as it would have live
+    again.freeze(False)
+    engine.freeze(False)
+    _run(again, 0.5, 2.0)
+    _run(engine, 8.0, 9.5)
+    assert again.pattern == engine.pattern
+
+    # a recalled scene, stored plain, recalled after a prior: the stored pattern
+    engine = make_engine(generator)
+    _run(engine, 0.0, 4.0, notes=tuple(range(0, 32, 3)))
+    scenes = Scenes(4)
+    scenes.store(1, engine)
+    stored = engine.pattern
+    engine.prior()
+    _run(engine, 4.0, 8.0)
+    assert engine.pattern != stored
+    saved = Scenes(4, decode(encode(snapshot(engine, engine.transport, scenes))).scenes)
+    assert saved.recall(1, engine)
+    _run(engine, 8.0, 12.0)
+    assert engine.pattern == stored and not engine.from_prior
+
+    # a scene stored while frozen gives back the held pattern
+    engine.freeze(True)
+    held = engine.pattern
+    _run(engine, 12.0, 16.0, notes=tuple(range(1, 32, 2)), velocity=110)
+    scenes.store(2, engine)
+    engine.freeze(False)
+    _run(engine, 16.0, 20.0)
+    assert engine.pattern != held
+    saved = Scenes(4, decode(encode(snapshot(engine, engine.transport, scenes))).scenes)
+    assert saved.recall(2, engine)
+    _run(engine, 20.0, 24.0)
+    assert engine.pattern == held
