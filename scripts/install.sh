@@ -17,8 +17,17 @@
 #   4. the model in $PREFIX/models/groove-vae
 #   5. /etc/groovebox/config.yaml from examples/config.yaml if there is none (an existing one
 #      is kept and checked; the new example goes next to it as config.yaml.example)
-#   6. the systemd unit, the udev rules, the boot config (UART MIDI, SPI, serial console off)
-#   7. systemctl enable (and restart, unless IN_IMAGE=1)
+#   6. the systemd unit (with PREFIX, ETC_DIR and STATE_DIR written into it), the udev rules,
+#      the boot config (UART MIDI, SPI, serial console off)
+#   7. the `groovebox` command: /usr/local/bin/groovebox -> $PREFIX/.venv/bin/groovebox; the
+#      user who ran sudo ($SUDO_USER) joins the group groovebox, so that `groovebox status`,
+#      `groovebox learn` etc. reach the control socket (/run/groovebox, mode 0750/0660)
+#   8. systemctl enable (and restart, unless IN_IMAGE=1)
+#
+# PREFIX (/opt/groovebox), ETC_DIR (/etc/groovebox) and STATE_DIR (/var/lib/groovebox) may be
+# changed; the installed unit and a freshly installed config.yaml follow them. STATE_DIR must
+# be under /var/lib (systemd's StateDirectory=, the one place the hardened unit may write), and
+# none of them under /home or /root (ProtectHome= hides those from the service).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +38,10 @@ IN_IMAGE=${IN_IMAGE:-0}
 PREFIX=${PREFIX:-/opt/groovebox}
 ETC_DIR=${ETC_DIR:-/etc/groovebox}
 STATE_DIR=${STATE_DIR:-/var/lib/groovebox}
+PREFIX=${PREFIX%/}
+ETC_DIR=${ETC_DIR%/}
+STATE_DIR=${STATE_DIR%/}
+BIN_LINK=/usr/local/bin/groovebox
 PYTHON=${PYTHON:-python3}
 MODEL=${MODEL:-$REPO/models/groove-vae}
 SERVICE_USER=groovebox
@@ -57,6 +70,18 @@ system() {
 for f in "${MODEL_FILES[@]}"; do
   [ -f "$MODEL/$f" ] || die "the model is incomplete: $MODEL/$f is missing (make train, or MODEL=DIR)"
 done
+for pair in "PREFIX=$PREFIX" "ETC_DIR=$ETC_DIR" "STATE_DIR=$STATE_DIR"; do
+  name=${pair%%=*} value=${pair#*=}
+  [[ $value =~ ^/[A-Za-z0-9._+/-]+$ ]] && [[ ! $value =~ (^|/)\.\.?(/|$) ]] \
+    || die "$name=$value: give an absolute path of letters, digits and . _ + - / (it goes into the systemd unit)"
+  case "$value/" in
+    /home/*|/root/*|/run/user/*) die "$name=$value: the unit's ProtectHome=yes hides it from the service; pick a path outside /home and /root" ;;
+  esac
+done
+case "$STATE_DIR" in
+  /var/lib/?*) STATE_REL=${STATE_DIR#/var/lib/} ;;
+  *) die "STATE_DIR=$STATE_DIR: must be under /var/lib (the unit's StateDirectory= is the only place the hardened service may write)" ;;
+esac
 if ! staged && ! dry && [ "$(id -u)" -ne 0 ]; then
   die "needs root: sudo make install (or DRY_RUN=1 to see the steps, DESTDIR=DIR to stage files)"
 fi
@@ -117,21 +142,58 @@ done
 
 # --- 5. the config: never overwrite the player's own
 D_ETC="$DESTDIR$ETC_DIR"
+# the example with this install's paths (the example's own are the defaults)
+config_text() {
+  sed -e "s|^\(  dir: \)/opt/groovebox/models/groove-vae\$|\1$PREFIX/models/groove-vae|" \
+      -e "s|^\(  dir: \)/var/lib/groovebox\$|\1$STATE_DIR|" "$REPO/examples/config.yaml"
+}
+write_config() {   # write_config TARGET
+  if dry; then
+    printf '+ install -m 0644 %s %s (model.dir %s, state.dir %s)\n' "$REPO/examples/config.yaml" "$1" \
+      "$PREFIX/models/groove-vae" "$STATE_DIR"
+  else
+    config_text > "$1.new" && chmod 0644 "$1.new" && mv "$1.new" "$1"
+  fi
+}
 run install -d -m 0755 "$D_ETC"
 if [ -e "$D_ETC/config.yaml" ]; then
   say "keeping $ETC_DIR/config.yaml; the current example is $ETC_DIR/config.yaml.example"
-  run install -m 0644 "$REPO/examples/config.yaml" "$D_ETC/config.yaml.example"
+  write_config "$D_ETC/config.yaml.example"
+  if ! grep -Eq "^[[:space:]]*dir:[[:space:]]*[\"']?$STATE_DIR[\"']?[[:space:]]*(#.*)?\$" "$D_ETC/config.yaml" \
+      && [ "$STATE_DIR" != /var/lib/groovebox ]; then
+    say "WARNING: $ETC_DIR/config.yaml does not set state.dir: $STATE_DIR; the service can only write there"
+  fi
   if ! staged && ! dry; then
     "$PREFIX/.venv/bin/python" -m appliance.config check "$ETC_DIR/config.yaml" \
       || say "WARNING: $ETC_DIR/config.yaml has problems (above); the service will refuse it"
   fi
 else
-  run install -m 0644 "$REPO/examples/config.yaml" "$D_ETC/config.yaml"
+  write_config "$D_ETC/config.yaml"
 fi
 
 # --- 6. systemd unit, udev rules, state directory
 run install -d -m 0755 "$DESTDIR/etc/systemd/system" "$DESTDIR/etc/udev/rules.d"
-run install -m 0644 "$REPO/systemd/groovebox.service" "$DESTDIR/etc/systemd/system/groovebox.service"
+# the unit with this install's paths written in (its own are the defaults)
+D_UNIT="$DESTDIR/etc/systemd/system/groovebox.service"
+unit_text() {
+  sed -e "s|/opt/groovebox|$PREFIX|g" \
+      -e "s|/etc/groovebox/config.yaml|$ETC_DIR/config.yaml|g" \
+      -e "s|^StateDirectory=groovebox\$|StateDirectory=$STATE_REL|" \
+      -e "s|^WorkingDirectory=/var/lib/groovebox\$|WorkingDirectory=$STATE_DIR|" \
+      "$REPO/systemd/groovebox.service"
+}
+unit=$(unit_text)
+for want in "ExecStart=$PREFIX/.venv/bin/groovebox run --config $ETC_DIR/config.yaml" \
+            "StateDirectory=$STATE_REL" "WorkingDirectory=$STATE_DIR"; do
+  grep -qxF "$want" <<<"$unit" \
+    || die "systemd/groovebox.service has no line the installer can turn into '$want'; fix the installer"
+done
+if dry; then
+  printf '+ install -m 0644 %s %s (ExecStart=%s/.venv/bin/groovebox run --config %s/config.yaml, StateDirectory=%s)\n' \
+    "$REPO/systemd/groovebox.service" "$D_UNIT" "$PREFIX" "$ETC_DIR" "$STATE_REL"
+else
+  printf '%s\n' "$unit" > "$D_UNIT.new" && chmod 0644 "$D_UNIT.new" && mv "$D_UNIT.new" "$D_UNIT"
+fi
 run install -m 0644 "$REPO/firmware_config/99-groovebox.rules" "$DESTDIR/etc/udev/rules.d/99-groovebox.rules"
 if staged; then
   run install -d -m 0750 "$DESTDIR$STATE_DIR"
@@ -177,7 +239,24 @@ else
   fi
 fi
 
-# --- 7. systemd
+# --- 7. the groovebox command, and the login user in the group groovebox
+run install -d -m 0755 "$DESTDIR/usr/local/bin"
+run ln -sfn "$PREFIX/.venv/bin/groovebox" "$DESTDIR$BIN_LINK"
+LOGIN_USER=${SUDO_USER:-}
+[ "$LOGIN_USER" = root ] && LOGIN_USER=""
+JOINED=""
+if [ -z "$LOGIN_USER" ]; then
+  :
+elif staged || [ "$IN_IMAGE" = 1 ]; then
+  say "(DESTDIR or image) skipped: usermod -a -G $SERVICE_USER $LOGIN_USER"
+elif dry || getent passwd "$LOGIN_USER" >/dev/null 2>&1; then
+  run usermod -a -G "$SERVICE_USER" "$LOGIN_USER"
+  JOINED=$LOGIN_USER
+else
+  say "no user $LOGIN_USER on this system: not added to the group $SERVICE_USER"
+fi
+
+# --- 8. systemd
 if staged; then
   say "(DESTDIR) skipped: systemctl enable groovebox; serial getty and hciuart disabled"
 else
@@ -195,6 +274,13 @@ else
 fi
 
 say "done: code in $PREFIX, config in $ETC_DIR/config.yaml, state in $STATE_DIR"
+say "the command: $BIN_LINK -> $PREFIX/.venv/bin/groovebox (groovebox status, groovebox learn ACTION, ...)"
+if [ -n "$JOINED" ]; then
+  say "added $JOINED to the group $SERVICE_USER, so that groovebox status / learn / freeze reach the box"
+  say "without sudo: log out and back in (or run: newgrp $SERVICE_USER) for it to take effect"
+else
+  say "to talk to the box without sudo, join its group: sudo usermod -a -G $SERVICE_USER USER (then log in again)"
+fi
 if [ "$REBOOT" = 1 ] && [ "$IN_IMAGE" != 1 ] && ! staged; then
   say "the boot config changed (UART MIDI / SPI): reboot once to load it (sudo reboot)"
 fi

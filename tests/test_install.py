@@ -6,6 +6,7 @@ from pathlib import Path
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +15,7 @@ from appliance.config import Config, load
 REPO = Path(__file__).resolve().parents[1]
 REAL_PATHS = [Path("/etc/groovebox"), Path("/opt/groovebox"),
               Path("/etc/systemd/system/groovebox.service"),
-              Path("/etc/udev/rules.d/99-groovebox.rules")]
+              Path("/etc/udev/rules.d/99-groovebox.rules"), Path("/usr/local/bin/groovebox")]
 
 
 def untouched() -> dict[Path, bool]:
@@ -184,3 +185,92 @@ def test_scripts_pass_shellcheck_if_present() -> None:
     if tool is not None:
         run = subprocess.run([tool, "-S", "error", *map(str, scripts)], capture_output=True, text=True)
         assert run.returncode == 0, run.stdout
+
+
+# --------------------------------------------------------------------------- paths, command, group
+
+def install_sh(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PREFIX", "ETC_DIR", "STATE_DIR", "SUDO_USER", "DESTDIR", "DRY_RUN")}
+    assert env.get("DESTDIR") or env.get("DRY_RUN") == "1", "never the real thing from a test"
+    return subprocess.run(["bash", str(REPO / "scripts" / "install.sh")], capture_output=True,
+                          text=True, env={**clean, **env}, timeout=120)
+
+
+def test_destdir_links_the_command_and_says_how_to_join_the_group(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    run = install_sh({"DESTDIR": str(root)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    link = root / "usr" / "local" / "bin" / "groovebox"
+    assert link.is_symlink() and os.readlink(link) == "/opt/groovebox/.venv/bin/groovebox"
+    assert "/usr/local/bin/groovebox -> /opt/groovebox/.venv/bin/groovebox" in run.stdout
+    assert "usermod -a -G groovebox USER" in run.stdout
+    # again: the link is replaced, not nested
+    assert install_sh({"DESTDIR": str(root)}).returncode == 0
+    assert os.readlink(link) == "/opt/groovebox/.venv/bin/groovebox"
+
+
+def test_dry_run_adds_the_sudo_user_to_the_group_and_says_so() -> None:
+    before = untouched()
+    run = install_sh({"DRY_RUN": "1", "SUDO_USER": "alice"})
+    assert run.returncode == 0, run.stderr
+    assert "+ usermod -a -G groovebox alice" in run.stdout
+    assert "+ ln -sfn /opt/groovebox/.venv/bin/groovebox /usr/local/bin/groovebox" in run.stdout
+    assert "added alice to the group groovebox" in run.stdout and "log out and back in" in run.stdout
+    # sudo from root, or no sudo at all: nobody is added
+    for env in ({"DRY_RUN": "1", "SUDO_USER": "root"}, {"DRY_RUN": "1"}):
+        run = install_sh(env)
+        assert run.returncode == 0 and "usermod -a -G groovebox " not in run.stdout.replace(
+            "usermod -a -G groovebox USER", "")
+    assert untouched() == before
+
+
+def test_prefix_etc_and_state_dir_are_carried_into_the_unit_and_the_config(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    env = {"DESTDIR": str(root), "PREFIX": "/srv/gb/", "ETC_DIR": "/etc/gb",
+           "STATE_DIR": "/var/lib/gb-state"}
+    run = install_sh(env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (root / "srv" / "gb" / "appliance" / "config.py").is_file()
+    unit = (root / "etc" / "systemd" / "system" / "groovebox.service").read_text()
+    assert "ExecStart=/srv/gb/.venv/bin/groovebox run --config /etc/gb/config.yaml" in unit
+    assert "\nStateDirectory=gb-state\n" in unit and "\nWorkingDirectory=/var/lib/gb-state\n" in unit
+    assert "/opt/groovebox" not in unit and "/var/lib/groovebox" not in unit
+    # everything else is the shipped unit
+    shipped = (REPO / "systemd" / "groovebox.service").read_text()
+    back = (unit.replace("/srv/gb", "/opt/groovebox").replace("/etc/gb/", "/etc/groovebox/")
+            .replace("StateDirectory=gb-state", "StateDirectory=groovebox")
+            .replace("/var/lib/gb-state", "/var/lib/groovebox"))
+    assert back == shipped
+    config = load(root / "etc" / "gb" / "config.yaml")
+    assert config.model.dir == "/srv/gb/models/groove-vae" and config.state.dir == "/var/lib/gb-state"
+    assert os.readlink(root / "usr" / "local" / "bin" / "groovebox") == "/srv/gb/.venv/bin/groovebox"
+    # systemd accepts the rewritten unit (ExecStart pointed at this checkout's command)
+    tool = shutil.which("systemd-analyze")
+    here = Path(sys.executable).parent / "groovebox"
+    if tool is not None and here.exists():
+        target = tmp_path / "groovebox.service"
+        target.write_text(unit.replace("/srv/gb/.venv/bin/groovebox", str(here)))
+        done = subprocess.run([tool, "verify", str(target)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert not [l for l in (done.stdout + done.stderr).splitlines() if "groovebox.service" in l]
+    # a player's own config that does not point at the state dir gets a warning on reinstall
+    (root / "etc" / "gb" / "config.yaml").write_text("player: {channel: 9}\n")
+    again = install_sh(env)
+    assert again.returncode == 0 and "does not set state.dir: /var/lib/gb-state" in again.stdout
+
+
+@pytest.mark.parametrize("env,says", [
+    ({"STATE_DIR": "/srv/state"}, "must be under /var/lib"),
+    ({"STATE_DIR": "/var/lib/"}, "must be under /var/lib"),
+    ({"PREFIX": "/opt/my box"}, "give an absolute path"),
+    ({"PREFIX": "opt/groovebox"}, "give an absolute path"),
+    ({"ETC_DIR": "/etc/../tmp/gb"}, "give an absolute path"),
+    ({"PREFIX": "/home/me/groovebox"}, "ProtectHome"),
+])
+def test_paths_the_unit_cannot_use_are_refused_before_anything_is_written(
+        tmp_path: Path, env: dict[str, str], says: str) -> None:
+    root = tmp_path / "root"
+    run = install_sh({"DESTDIR": str(root), **env})
+    assert run.returncode == 1 and says in run.stderr, run.stderr
+    assert not root.exists()
