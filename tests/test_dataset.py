@@ -94,12 +94,27 @@ def test_real_gmd_files_window_and_flatten() -> None:
 
 def test_cache_round_trip(tmp_path: Path) -> None:
     root = gmd_root()
-    first = ds.load_split("validation", root, cache_dir=tmp_path)
-    assert list(tmp_path.glob("gmd-validation-*.npz"))
-    second = ds.load_split("validation", root, cache_dir=tmp_path)
+    small = tmp_path / "gmd"   # three real validation files behind a three-line info.csv
+    small.mkdir()
+    with (root / "info.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if r["split"] == "validation" and r["beat_type"] == "beat"
+                and r["time_signature"] == "4-4"][:3]
+        fields = reader.fieldnames
+    with (small / "info.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for drummer in {r["midi_filename"].split("/")[0] for r in rows}:
+        (small / drummer).symlink_to(root / drummer)
+    cache = tmp_path / "cache"
+    first = ds.load_split("validation", small, cache_dir=cache)
+    assert len(list(cache.glob("gmd-validation-*.npz"))) == 1
+    ds._LOADED.clear()     # read it back from disk, not from this process's memory
+    second = ds.load_split("validation", small, cache_dir=cache)
     np.testing.assert_array_equal(first.patterns, second.patterns)
     np.testing.assert_array_equal(first.grooves, second.grooves)
-    assert first.files == second.files
+    assert first.files == second.files and len(first.files) == 3
 
 
 def test_augment_is_seeded_and_keeps_grooves_valid() -> None:

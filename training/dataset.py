@@ -244,12 +244,12 @@ def load_split(split: str, root: str | os.PathLike | None = None, cache_dir: Pat
 
 @dataclass(frozen=True)
 class Augment:
-    p_subset: float = 0.4     # groove from a random subset of the voices (a keyboard plays a few parts)
+    p_subset: float = 0.2     # groove from a random subset of the voices (a keyboard plays a few parts)
     keep_voice: float = 0.5   # probability of keeping each voice in a subset
-    p_curve: float = 0.3      # a different velocity curve: v' = clip(gain · v^gamma)
+    p_curve: float = 0.15     # a different velocity curve: v' = clip(gain · v^gamma)
     gamma: tuple[float, float] = (0.6, 1.6)
     gain: tuple[float, float] = (0.85, 1.15)
-    p_jitter: float = 0.3     # timing jitter added to the groove's offsets
+    p_jitter: float = 0.15    # timing jitter added to the groove's offsets
     jitter: float = 0.04      # standard deviation, in steps
 
     @classmethod

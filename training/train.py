@@ -38,17 +38,17 @@ DEFAULT_OUT = REPO / "training" / "runs" / "groove-vae"
 
 @dataclass
 class TrainConfig:
-    epochs: int = 80
+    epochs: int = 45
     batch_size: int = 64
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     patience: int = 15          # epochs without a better validation F1 before stopping
-    max_minutes: float = 85.0   # wall-clock cap on training, summed over resumes
+    max_minutes: float = 60.0   # wall-clock cap on training, summed over resumes
     seed: int = 1
     threads: int = 2
-    ema: float = 0.0            # > 0: validate, keep and ship an exponential moving average of the weights
+    ema: float = 0.999          # > 0: validate, keep and ship an exponential moving average of the weights
     limit: int = 0              # use only the first N training windows (0 = all); for smoke runs
     val_limit: int = 0
 
