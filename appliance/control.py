@@ -21,6 +21,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,7 +104,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, self.mode)
-        sock.listen(8)
+        sock.listen(64)
         sock.settimeout(0.5)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="control-socket", daemon=True)
@@ -220,7 +221,7 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(str(path))
+            _connect(sock, path, timeout)
             sock.sendall(json.dumps({"command": command, **fields}).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
@@ -241,6 +242,19 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "the box refused"))
     return reply
+
+
+def _connect(sock: socket.socket, path: Path, timeout: float) -> None:
+    """Connect, waiting out a full backlog (many clients at once on a busy box)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def format_status(status: dict[str, Any]) -> str:

@@ -40,7 +40,8 @@ from .engine import Engine
 from .generator import Generator, ModelError
 from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
 from .midi.din import DinPort
-from .midi.ports import MidiPorts, PortError, RtMidiBackend
+from .midi.backends import open_backend
+from .midi.ports import MidiPorts, PortError
 from .midiclock import ClockSender, ClockSwitch
 from . import realtime
 from .reload import apply_config, remember
@@ -306,11 +307,11 @@ class Service:
         m = self.config.midi
         backend = None
         try:
-            backend = RtMidiBackend(m.api, client_name=m.client_name)
+            backend = open_backend(m.api, client_name=m.client_name)
         except PortError as first:
             other = "jack" if m.api == "alsa" else "alsa"
             try:
-                backend = RtMidiBackend(other, client_name=m.client_name)
+                backend = open_backend(other, client_name=m.client_name)
                 log.warning("USB MIDI: %s; %s works here, using it (set midi.api: %s)",
                             first, other.upper(), other)
             except PortError:

@@ -184,8 +184,13 @@ class Player:
 
 
 def connect(server: JackServer, source: str, destination: str) -> None:
-    subprocess.run(["jack_connect", source, destination], env=server.env(), check=True,
-                   capture_output=True, timeout=20)
+    """Connect two ports (already connected is fine)."""
+    done = subprocess.run(["jack_connect", source, destination], env=server.env(),
+                          capture_output=True, text=True, timeout=20)
+    if done.returncode != 0 and "already" not in (done.stdout + done.stderr).lower():
+        listing = subprocess.run(["jack_lsp", "-c", source], env=server.env(),
+                                 capture_output=True, text=True, timeout=20).stdout
+        assert destination in listing, f"jack_connect {source} {destination}: {done.stderr}"
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> bool:

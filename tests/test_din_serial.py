@@ -172,3 +172,25 @@ def test_a_vanished_device_is_reopened(tmp_path, caplog):
                 pass
     assert any("DIN MIDI lost" in r.getMessage() for r in caplog.records)
     assert any("DIN MIDI back" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stuck_uart_never_blocks_the_player(pty_pair, caplog):
+    """Nobody reads the far end: the tty buffer fills, writes time out; send() still returns
+    at once every time (a bounded queue in front of a writer thread) and counts the drops."""
+    master, name = pty_pair
+    port = DinPort(name, 38400, input=False)
+    assert port.open()
+    try:
+        slowest = 0.0
+        for i in range(20000):
+            t = time.monotonic()
+            port.send(mido.Message("note_on", channel=9, note=36 + i % 40, velocity=1 + i % 126))
+            slowest = max(slowest, time.monotonic() - t)
+        assert slowest < 0.05, "send() waited for the UART"
+        assert port.dropped + port.write_errors > 0
+        assert "DIN MIDI" in caplog.text
+        # The far end wakes up: the wire carries MIDI again.
+        drained = read_master(master, 1, timeout=5)
+        assert drained
+    finally:
+        port.close()

@@ -40,9 +40,15 @@ def test_api_names_are_checked(jack):
         resolve_api("coreaudio")
 
 
-@pytest.fixture
-def backend(jack):
-    b = RtMidiBackend("jack", client_name="groovebox")
+@pytest.fixture(params=["jack-patchbay", "rtmidi-ports"])
+def backend(jack, request):
+    """Both ways the box can sit on JACK: two fixed ports patched through libjack (what the
+    service uses), and rtmidi opening a port per connection (what it does on ALSA)."""
+    if request.param == "jack-patchbay":
+        from appliance.midi.jack import JackBackend
+        b = JackBackend(client_name="groovebox")
+    else:
+        b = RtMidiBackend("jack", client_name="groovebox")
     yield b
 
 

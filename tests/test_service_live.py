@@ -151,8 +151,9 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box):
     offs = [m for _t, m in drums.events if m.type == "note_off"
             or (m.type == "note_on" and m.velocity == 0)]
     assert len(offs) >= len(got) - 9
-    din_notes = [m for m in din.messages[din_before:] if m.type == "note_on" and m.velocity > 0]
-    assert len(din_notes) >= len(want) - 9
+    def din_notes() -> int:
+        return sum(1 for m in din.messages[din_before:] if m.type == "note_on" and m.velocity > 0)
+    assert wait_until(lambda: din_notes() >= len(want) - 9, 10), (din_notes(), len(want))
     service.request("freeze")
 
 

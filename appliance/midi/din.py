@@ -2,13 +2,15 @@
 
 With the ``midi-uart0`` overlay a requested 38400 baud puts 31250 on the wire, hence a
 configurable baud rate. Input bytes go through :class:`MidiParser` on a reader thread;
-output uses running status (refreshed every second so a receiver that missed a status byte
+output goes through a bounded queue to a writer thread (the player never waits for the
+UART), with running status (refreshed every second so a receiver that missed a status byte
 recovers). A missing device leaves DIN off with one log line; a device that vanishes while
 open is retried every ``retry_s`` seconds, quietly, and comes back on its own.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from typing import Callable
@@ -50,6 +52,9 @@ class DinPort:
         self._last_status_write = 0.0
         self.write_errors = 0
         self.sent = 0
+        self.dropped = 0
+        self._outbox: queue.Queue[mido.Message | None] = queue.Queue(maxsize=1024)
+        self._writer: threading.Thread | None = None
 
     @property
     def connected(self) -> bool:
@@ -60,6 +65,8 @@ class DinPort:
             return False
         self._thread = threading.Thread(target=self._run, name="din-midi", daemon=True)
         self._thread.start()
+        self._writer = threading.Thread(target=self._write_loop, name="din-midi-out", daemon=True)
+        self._writer.start()
         return True
 
     def _open_serial(self, first: bool) -> bool:
@@ -83,9 +90,35 @@ class DinPort:
         return True
 
     def send(self, message: mido.Message) -> None:
-        """Write one message (running status). Never raises; a stuck device drops it."""
-        if not self.output:
+        """Queue one message for the writer thread; never blocks, never raises. A full queue
+        (a stuck UART) drops the message and counts it."""
+        if not self.output or self._serial is None:
             return
+        try:
+            self._outbox.put_nowait(message)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("DIN MIDI output stuck on %s: %d message(s) dropped", self.device,
+                            self.dropped)
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._outbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if message is None:
+                return
+            self._write(message)
+
+    def flush(self, timeout: float = 1.0) -> None:
+        """Wait (a little) until the queued messages are written."""
+        deadline = self.clock() + timeout
+        while not self._outbox.empty() and self.clock() < deadline:
+            time.sleep(0.005)
+
+    def _write(self, message: mido.Message) -> None:
         with self._write_lock:
             port = self._serial
             if port is None:
@@ -143,9 +176,12 @@ class DinPort:
                 pass
 
     def close(self) -> None:
+        if self._writer is not None:
+            self.flush()                 # the last note-offs go out first
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        for thread in (self._thread, self._writer):
+            if thread is not None:
+                thread.join(timeout=2.0)
         self._drop_serial()
 
 

@@ -411,7 +411,13 @@ class MidiPorts:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        if self.virtual:
+        if self.virtual and hasattr(self.backend, "virtual_names"):
+            self._virtual_in = self.backend.open_virtual_input("in", self._raw_in)
+            self._virtual_out = self.backend.open_virtual_output("out")
+            self._virtual_in_name, self._virtual_out_name = self.backend.virtual_names()
+            log.info("virtual MIDI ports open: %s (play into it), %s (drums out)",
+                     self._virtual_in_name, self._virtual_out_name)
+        elif self.virtual:
             # Learn the names the MIDI system gave our ports (JACK numbers clashing clients).
             before = set(self.backend.destinations(own=True))
             self._virtual_in = self.backend.open_virtual_input("in", self._raw_in)
@@ -456,12 +462,18 @@ class MidiPorts:
     def send(self, message: mido.Message) -> None:
         data = message.bytes()
         with self._lock:
-            targets = [c.handle for c in self._outputs.values()]
+            handles = [c.handle for c in self._outputs.values()]
         if self._virtual_out is not None:
-            targets.append(self._virtual_out)
-        for handle in targets:
+            handles.append(self._virtual_out)
+        # Handles that share one port (JACK: patches of the box's one output) send once.
+        sinks: dict[int, Any] = {}
+        for handle in handles:
+            sink = getattr(handle, "sink", handle)
+            if sink is not None:
+                sinks.setdefault(id(sink), sink)
+        for sink in sinks.values():
             try:
-                handle.send(data)  # type: ignore[union-attr]
+                sink.send(data)
                 self.stats.sent += 1
             except Exception as exc:  # a port pulled between two scans
                 log.debug("send failed: %s", exc)

@@ -1,0 +1,15 @@
+"""Which MIDI system the box talks to: ``open_backend(api, client_name)``."""
+from __future__ import annotations
+
+from .ports import PortBackend, RtMidiBackend, resolve_api
+
+
+def open_backend(api: str, client_name: str = "groovebox") -> PortBackend:
+    """``alsa`` (the Pi: rtmidi ports, quick to open), ``jack`` (two fixed ports, patched;
+    see jack.py) or ``auto`` (JACK when a JACK server runs, else ALSA). Raises PortError
+    with what to fix."""
+    api = resolve_api(api)
+    if api == "jack":
+        from .jack import JackBackend
+        return JackBackend(client_name)
+    return RtMidiBackend("alsa", client_name)

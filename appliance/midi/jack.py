@@ -1,0 +1,264 @@
+"""JACK without stalls: the box's two MIDI ports made once, hotplug done by patching.
+
+On JACK, making, opening or closing a port is a round trip to the server, and python-rtmidi
+holds the GIL through it; on a busy machine that took 1.9 s in a test, and the player
+(which needs the GIL to send) stalled with it. So on JACK the box registers one input and
+one output port at start (rtmidi virtual ports) and never touches them again; following
+keyboards and drum machines as they come and go is done by connecting and disconnecting
+other clients' ports to those two, through libjack called with ctypes, which lets go of
+the GIL in every call. (On ALSA, opening a port is a quick local call: see ports.py.)
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import logging
+import os
+import threading
+from typing import Any, Sequence
+
+from .ports import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback, _RtInput,
+                    _rtmidi)
+
+log = logging.getLogger(__name__)
+
+_NO_START_SERVER = 0x01
+_IS_INPUT, _IS_OUTPUT = 0x1, 0x2
+_MIDI_TYPE = b"8 bit raw midi"
+_EEXIST = 17
+
+
+def _libjack() -> ctypes.CDLL:
+    """The libjack python-rtmidi was built with (one copy in the process), else the system's."""
+    rtmidi = _rtmidi()
+    site = os.path.dirname(os.path.dirname(os.path.abspath(rtmidi.__file__)))
+    candidates = sorted(glob.glob(os.path.join(site, "python_rtmidi*", "libjack*.so*")))
+    system = ctypes.util.find_library("jack")
+    if system:
+        candidates.append(system)
+    for path in candidates:
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    raise PortError("libjack not found (install libjack-jackd2-0)")
+
+
+class JackPatchbay:
+    """A JACK client without ports that lists MIDI ports and connects them (GIL-free)."""
+
+    def __init__(self, name: str) -> None:
+        lib = _libjack()
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        self._lib = lib
+        self._lock = threading.Lock()
+        status = ctypes.c_int(0)
+        self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
+        if not self._client:
+            raise PortError(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
+                            "is the JACK server running? (jackd -d dummy, or start it from "
+                            "your desktop)")
+
+    def _ports(self, flags: int) -> list[str]:
+        with self._lock:
+            if not self._client:
+                return []
+            found = self._lib.jack_get_ports(self._client, None, _MIDI_TYPE, flags)
+            names: list[str] = []
+            if found:
+                i = 0
+                while found[i]:
+                    names.append(found[i].decode(errors="replace"))
+                    i += 1
+                self._lib.jack_free(ctypes.cast(found, ctypes.c_void_p))
+            return names
+
+    def sources(self) -> list[str]:
+        """MIDI ports that send (other clients' outputs)."""
+        return self._ports(_IS_OUTPUT)
+
+    def destinations(self) -> list[str]:
+        return self._ports(_IS_INPUT)
+
+    def connect(self, source: str, destination: str) -> None:
+        with self._lock:
+            code = self._lib.jack_connect(self._client, source.encode(), destination.encode())
+        if code not in (0, _EEXIST):
+            raise PortError(f"cannot connect {source!r} to {destination!r} (JACK error {code})")
+
+    def disconnect(self, source: str, destination: str) -> None:
+        with self._lock:
+            self._lib.jack_disconnect(self._client, source.encode(), destination.encode())
+
+    def connected(self, source: str, destination: str) -> bool:
+        with self._lock:
+            port = self._lib.jack_port_by_name(self._client, source.encode())
+            return bool(port) and bool(self._lib.jack_port_connected_to(port, destination.encode()))
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client:
+            self._lib.jack_client_close(client)
+
+
+class _Patch(InputHandle, OutputHandle):
+    """A connection between another client's port and one of ours."""
+
+    def __init__(self, backend: "JackBackend", source: str, destination: str,
+                 sink: Any = None) -> None:
+        self._backend = backend
+        self.source, self.destination = source, destination
+        self.sink = sink
+
+    def send(self, data: Sequence[int]) -> None:
+        if self.sink is not None:
+            self.sink.send(data)
+
+    def close(self) -> None:
+        self._backend._unpatch(self.source, self.destination)
+
+
+class _SharedOutput(OutputHandle):
+    def __init__(self, midi_out) -> None:
+        self._out = midi_out
+
+    def send(self, data: Sequence[int]) -> None:
+        out = self._out
+        if out is not None:
+            out.send_message(data)
+
+    def close(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            out.close_port()
+            out.delete()
+
+
+class JackBackend(PortBackend):
+    """The box on JACK: one input and one output port, patched to what matches.
+
+    Every handle it returns shares those two ports: an output handle's ``sink`` is the one
+    output, so :class:`MidiPorts` sends each message once whatever is connected to it.
+    """
+
+    api = "jack"
+
+    def __init__(self, client_name: str = "groovebox", poll_s: float = 0.001) -> None:
+        rtmidi = _rtmidi()
+        if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+            raise PortError("python-rtmidi was built without JACK support")
+        self.client_name = client_name
+        self.poll_s = poll_s
+        self.patchbay = JackPatchbay(f"{client_name}-patchbay")
+        self._callback: RawCallback | None = None
+        before_sources, before_destinations = set(self.patchbay.sources()), set(self.patchbay.destinations())
+        try:
+            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=1024)
+            midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+            midi_in.open_virtual_port("in")
+            midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client_name)
+            midi_out.open_virtual_port("out")
+        except rtmidi.RtMidiError as exc:
+            self.patchbay.close()
+            raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
+        self.input_port = _only(set(self.patchbay.destinations()) - before_destinations, "input")
+        self.output_port = _only(set(self.patchbay.sources()) - before_sources, "output")
+        self._own = {self.input_port, self.output_port}
+        self._input = _RtInput(self, midi_in, self._deliver)
+        self._output = _SharedOutput(midi_out)
+        self._patches: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="midi-in", daemon=True)
+        self._poller.start()
+        log.info("JACK ports %s and %s", self.input_port, self.output_port)
+
+    # -- the data path ------------------------------------------------------------------------
+    def _deliver(self, data: list[int], t: float) -> None:
+        callback = self._callback
+        if callback is not None:
+            callback(data, t)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self._input.poll(256) > 0
+            except Exception:
+                log.exception("MIDI input poll failed")
+                busy = False
+            if not busy:
+                self._stop.wait(self.poll_s)
+
+    # _RtInput.close calls these: the shared input is closed only with the backend.
+    _spare_in = None
+
+    def _forget(self, handle: Any) -> None:
+        pass
+
+    def _release(self, spares: Any, obj: Any) -> None:
+        obj.delete()
+
+    # -- PortBackend --------------------------------------------------------------------------
+    def is_own(self, name: str) -> bool:
+        return name in self._own or super().is_own(name)
+
+    def sources(self, own: bool = False) -> list[str]:
+        return [n for n in self.patchbay.sources() if own or not self.is_own(n)]
+
+    def destinations(self, own: bool = False) -> list[str]:
+        return [n for n in self.patchbay.destinations() if own or not self.is_own(n)]
+
+    def open_input(self, name: str, callback: RawCallback) -> InputHandle:
+        self._callback = callback
+        self.patchbay.connect(name, self.input_port)
+        with self._lock:
+            self._patches.add((name, self.input_port))
+        return _Patch(self, name, self.input_port)
+
+    def open_output(self, name: str) -> OutputHandle:
+        self.patchbay.connect(self.output_port, name)
+        with self._lock:
+            self._patches.add((self.output_port, name))
+        return _Patch(self, self.output_port, name, sink=self._output)
+
+    def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle:
+        self._callback = callback
+        return _Patch(self, "", self.input_port)
+
+    def open_virtual_output(self, name: str) -> OutputHandle:
+        return _Patch(self, self.output_port, "", sink=self._output)
+
+    def virtual_names(self) -> tuple[str, str]:
+        return self.input_port, self.output_port
+
+    def _unpatch(self, source: str, destination: str) -> None:
+        if not source or not destination:
+            return
+        with self._lock:
+            self._patches.discard((source, destination))
+        self.patchbay.disconnect(source, destination)   # gone already: JACK says so, fine
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poller.join(timeout=5)
+        self._input.close()
+        self._output.close()
+        self.patchbay.close()
+
+
+def _only(names: set[str], what: str) -> str:
+    if len(names) != 1:
+        raise PortError(f"cannot tell which JACK {what} port is ours ({sorted(names)})")
+    return next(iter(names))
