@@ -261,3 +261,23 @@ def test_a_keyboard_on_din_is_heard_too(box):
     # Running status and a clock byte inside a note, as a real DIN keyboard might send.
     os.write(din.master, bytes([0x90, 50, 0xF8, 90, 52, 91, 0x80, 50, 0]))
     assert wait_until(lambda: service.status()["inputs_seen"] >= before + 3, 10)
+
+
+def test_learn_binds_a_knob_of_the_keyboard_to_an_action(box, capsys):
+    import argparse
+
+    from appliance.control import client_main
+    service, keys, _drums, _din = box
+    assert client_main(argparse.Namespace(command="learn", action="clear",
+                                          socket=service.socket_path)) == 0
+    assert "learning clear" in capsys.readouterr().out
+    keys.send(mido.Message("control_change", control=20, value=127))   # this CC is now "clear"
+    assert wait_until(lambda: "now clear" in service.log(), 10)
+    keys.send(mido.Message("control_change", control=20, value=0))
+    keys.send(mido.Message("note_on", note=61, velocity=127))
+    assert wait_until(lambda: service.status()["engine"]["groove_hits"] >= 1, 10)
+    keys.send(mido.Message("control_change", control=20, value=127))   # press: clear
+    assert wait_until(lambda: service.status()["engine"]["groove_hits"] == 0, 10)
+    assert client_main(argparse.Namespace(command="learn", action="frezee",
+                                          socket=service.socket_path)) == 1
+    assert "did you mean 'freeze'" in capsys.readouterr().err

@@ -379,14 +379,14 @@ class _Connection:
 class MidiPorts:
     """Inputs and outputs chosen by name patterns, kept connected across unplug/replug.
 
-    ``on_message(message, t)`` is called on the MIDI system's thread with the arrival time
-    on ``clock``. ``send(message)`` goes to every connected output and the virtual output.
+    ``on_message(message, t)`` is called from the input poller with the arrival time on
+    time.monotonic's clock (from the MIDI system's own stamps). ``send(message)`` goes to
+    every connected output and the virtual output, once per port.
     """
 
     def __init__(self, backend: PortBackend, inputs: Sequence[str] = (),
                  outputs: Sequence[str] = (), *, virtual: bool = False,
                  on_message: MessageCallback | None = None, scan_interval: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic,
                  ignore: Sequence[str] = ("Midi Through",),
                  quiet: Callable[[], None] | None = None) -> None:
         self.backend = backend
@@ -397,7 +397,6 @@ class MidiPorts:
         self.virtual = virtual
         self.on_message = on_message
         self.scan_interval = scan_interval
-        self.clock = clock
         self.stats = PortStats()
         self._inputs: dict[str, _Connection] = {}
         self._outputs: dict[str, _Connection] = {}
