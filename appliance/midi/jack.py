@@ -176,7 +176,7 @@ class JackBackend(PortBackend):
         self.input_port = _only(set(self.patchbay.destinations()) - before_destinations, "input")
         self.output_port = _only(set(self.patchbay.sources()) - before_sources, "output")
         self._own = {self.input_port, self.output_port}
-        self._input = _RtInput(self, midi_in, self._deliver)
+        self._input = _RtInput(midi_in, self._deliver, lambda _handle, obj: obj.delete())
         self._output = _SharedOutput(midi_out)
         self._patches: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -200,15 +200,6 @@ class JackBackend(PortBackend):
                 busy = False
             if not busy:
                 self._stop.wait(self.poll_s)
-
-    # _RtInput.close calls these: the shared input is closed only with the backend.
-    _spare_in = None
-
-    def _forget(self, handle: Any) -> None:
-        pass
-
-    def _release(self, spares: Any, obj: Any) -> None:
-        obj.delete()
 
     # -- PortBackend --------------------------------------------------------------------------
     def is_own(self, name: str) -> bool:

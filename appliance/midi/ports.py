@@ -167,8 +167,12 @@ def resolve_api(api: str) -> str:
 
 
 class _RtInput(InputHandle):
-    def __init__(self, backend: "RtMidiBackend", midi_in, callback: RawCallback) -> None:
-        self._backend = backend
+    """One rtmidi input, polled (see RtMidiBackend). ``on_close(handle, midi_in)`` is told
+    once the port is closed, to stop polling it and keep the object for reuse."""
+
+    def __init__(self, midi_in, callback: RawCallback,
+                 on_close: Callable[["_RtInput", Any], None]) -> None:
+        self._on_close = on_close
         self._in = midi_in
         self.callback = callback
         self.arrival = ArrivalClock()
@@ -189,14 +193,13 @@ class _RtInput(InputHandle):
             return count
 
     def close(self) -> None:
-        self._backend._forget(self)
         with self._lock:
             midi_in, self._in = self._in, None
         if midi_in is not None:
             midi_in.close_port()
             while midi_in.get_message() is not None:   # nothing stale for the next user
                 pass
-            self._backend._release(self._backend._spare_in, midi_in)
+            self._on_close(self, midi_in)
 
 
 class _RtOutput(OutputHandle):
@@ -297,10 +300,11 @@ class RtMidiBackend(PortBackend):
                 self._poller.start()
         return handle
 
-    def _forget(self, handle: _RtInput) -> None:
+    def _input_closed(self, handle: _RtInput, midi_in: Any) -> None:
         with self._lock:
             if handle in self._inputs:
                 self._inputs.remove(handle)
+            self._spare_in.append(midi_in)
 
     def _poll(self) -> None:
         while not self._poll_stop.is_set():
@@ -324,7 +328,7 @@ class RtMidiBackend(PortBackend):
         except (ValueError, rtmidi.RtMidiError) as exc:
             self._release(self._spare_in, midi_in)
             raise PortError(f"cannot open MIDI input {name!r}: {exc}") from exc
-        return self._watch(_RtInput(self, midi_in, callback))
+        return self._watch(_RtInput(midi_in, callback, self._input_closed))
 
     def open_output(self, name: str) -> OutputHandle:
         rtmidi = _rtmidi()
@@ -340,7 +344,7 @@ class RtMidiBackend(PortBackend):
     def open_virtual_input(self, name: str, callback: RawCallback) -> InputHandle:
         midi_in = self._take(self._spare_in, self._make_in)
         midi_in.open_virtual_port(name)
-        return self._watch(_RtInput(self, midi_in, callback))
+        return self._watch(_RtInput(midi_in, callback, self._input_closed))
 
     def open_virtual_output(self, name: str) -> OutputHandle:
         midi_out = self._take(self._spare_out, self._make_out)
