@@ -169,3 +169,12 @@ def test_weight_average_is_shipped_and_resumes(tmp_path: Path) -> None:
     tr.main(["--out", str(run), "--epochs", "2", "--ema", "0.99", *TINY])
     second = torch.load(run / "last.pt", weights_only=False)
     assert second["state"]["epoch"] == 2 and second["state"]["step"] == 2 * first["state"]["step"]
+
+
+def test_fine_tuning_starts_from_a_checkpoint(smoke_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ft"
+    tr.main(["--out", str(run), "--init", str(smoke_run / "best.pt"), "--epochs", "1", "--no-augment",
+             "--lr", "1e-4", *TINY])
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["init"]["checkpoint"] == str(smoke_run / "best.pt") and ckpt["init"]["epochs"] == 1
+    assert ckpt["augment"] is None and ckpt["state"]["epoch"] == 1

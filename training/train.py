@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--gmd-dir", default=None, help="default: $GMD_DIR or ../shared/data/gmd")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this checkpoint's (averaged) weights with a new optimiser: fine-tuning")
     p.add_argument("--no-augment", action="store_true", help="train on the drummers' own grooves only")
     for f in dataclasses.fields(ds.Augment):
         if f.name.startswith("p_"):
@@ -157,6 +159,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
     state = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "rng": None}
     ckpt_path = out / "last.pt"
+    init_info = None
     if ckpt_path.exists() and not args.fresh:
         ckpt = torch.load(ckpt_path, weights_only=False)
         if ckpt["model_config"] != asdict(mcfg):
@@ -167,8 +170,19 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
             ema.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        init_info = ckpt.get("init")
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed from %s at epoch %d (%.0f s trained)", ckpt_path, state["epoch"], state["seconds"])
+    elif args.init is not None:
+        init = torch.load(args.init, weights_only=False)
+        if init["model_config"] != asdict(mcfg):
+            raise SystemExit(f"{args.init} has the architecture {init['model_config']}, not {asdict(mcfg)}")
+        model.load_state_dict(init["model"])
+        if ema is not None:
+            ema.load_state_dict(init["model"])
+        log.info("initialised from %s (epoch %d of its run)", args.init, init["state"]["epoch"])
+        init_info = {"checkpoint": str(args.init), "epochs": init["state"]["epoch"],
+                     "seconds": init["state"]["seconds"], "command": init.get("command")}
     rng = np.random.default_rng(cfg.seed)
     if state["rng"] is not None:
         rng.bit_generator.state = state["rng"]
@@ -236,7 +250,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
                 **({"raw_model": model.state_dict()} if ema is not None else {}), "optimizer": opt.state_dict(), "state": state,
                 "torch_rng": torch.get_rng_state(), "model_config": asdict(mcfg), "loss_config": asdict(lcfg),
                 "train_config": asdict(cfg), "augment": asdict(aug) if aug.active else None,
-                "command": command, "train_windows": len(train_set), "val_windows": len(val_set),
+                "command": command, "init": init_info, "train_windows": len(train_set), "val_windows": len(val_set),
                 "skipped_files": train_set.skipped + val_set.skipped}
         _save(ckpt, ckpt_path)
         if improved:
