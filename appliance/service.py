@@ -50,7 +50,7 @@ from .state import Autosaver, Scenes, StateStore, snapshot
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/groovebox/config.yaml")
-TICK_S = 0.005            #: the player wakes at least this often to ask the engine for events
+TICK_S = 0.010            #: the player wakes at least this often to ask the engine for events
 QUIET_GAP_S = 0.015       #: a gap between notes long enough to open a MIDI port in
 STUCK_S = 2.0             #: a player heartbeat older than this stops the watchdog pings
 FLUSH_S = 0.25            #: time for the last note-offs to leave before the ports close

@@ -155,7 +155,7 @@ class JackBackend(PortBackend):
 
     api = "jack"
 
-    def __init__(self, client_name: str = "groovebox", poll_s: float = 0.001) -> None:
+    def __init__(self, client_name: str = "groovebox", poll_s: float = 0.002) -> None:
         rtmidi = _rtmidi()
         if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
             raise PortError("python-rtmidi was built without JACK support")

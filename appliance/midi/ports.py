@@ -238,7 +238,7 @@ class RtMidiBackend(PortBackend):
     QUEUE = 1024
 
     def __init__(self, api: str = "alsa", client_name: str = "groovebox", spares: int = 1,
-                 poll_s: float = 0.001) -> None:
+                 poll_s: float = 0.002) -> None:
         rtmidi = _rtmidi()
         self.poll_s = poll_s
         self._inputs: list[_RtInput] = []
