@@ -243,6 +243,7 @@ class Service:
         self.engine: Engine | None = None
         self.ports: MidiPorts | None = None
         self.din: DinPort | None = None
+        self.din_off: str | None = None      #: why DIN is off although enabled
         self.controls: Any = None
         self.scenes: Any = None
         self.autosaver: Any = None
@@ -339,6 +340,8 @@ class Service:
         din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self.on_input)
         if din.open():
             self.din = din
+        else:
+            self.din_off = f"off: cannot open {d.device} (see the log)"
 
     def _start_control_socket(self) -> None:
         path = default_socket_path(self.config.control.socket)
@@ -522,7 +525,7 @@ class Service:
             "step": int(math.floor(position)) % STEPS,
             "ports": ports,
             "din": (f"{self.din.device} ({'connected' if self.din.connected else 'lost'})"
-                    if self.din is not None else None),
+                    if self.din is not None else self.din_off),
             "frozen": engine.frozen,
             "engine": engine.stats(),
             "groove_grid": engine.groove.grid(),

@@ -53,7 +53,7 @@ def read_master(fd: int, n: int, timeout: float = 10.0) -> bytes:
     return out
 
 
-def test_input_running_status_garbage_sysex_and_realtime(pty_pair):
+def test_input_running_status_garbage_sysex_and_realtime(pty_pair, caplog):
     master, name = pty_pair
     inbox = Inbox()
     port = DinPort(name, 38400, on_message=inbox)
@@ -82,6 +82,9 @@ def test_input_running_status_garbage_sysex_and_realtime(pty_pair):
     ][:len(got)]
     assert len(got) == 8
     assert port.parser.stats.dropped_bytes == 4
+    # Garbage gets one line that says what to check (and not one per byte).
+    lines = [r.getMessage() for r in caplog.records if "stray byte" in r.getMessage()]
+    assert 1 <= len(lines) <= 2 and "din.baud" in lines[0]
 
 
 def test_output_uses_running_status_and_round_trips(pty_pair):

@@ -35,6 +35,7 @@ control: {{socket: {tmp_path}/control.sock}}
         assert pings[0] >= ready_at
         # Pings come every half WatchdogSec (0.5 s), well inside the 1 s limit.
         assert max(b - a for a, b in zip(pings, pings[1:])) < 1.0
+        assert service.status()["din"].startswith("off: cannot open /dev/ttyGROOVEBOX-MISSING")
         # USB plays although DIN is off.
         assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 3, 30)
         # Wait for a moment when a note is sounding, then SIGTERM.

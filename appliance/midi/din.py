@@ -53,6 +53,7 @@ class DinPort:
         self.write_errors = 0
         self.sent = 0
         self.dropped = 0
+        self._garbage_reported = 0
         self._outbox: queue.Queue[mido.Message | None] = queue.Queue(maxsize=1024)
         self._writer: threading.Thread | None = None
 
@@ -165,6 +166,16 @@ class DinPort:
                         self.on_message(message, t)
                     except Exception:  # a bug downstream must not kill the reader
                         log.exception("DIN MIDI input handler failed")
+            self._report_garbage()
+
+    def _report_garbage(self) -> None:
+        stats = self.parser.stats
+        bad = stats.dropped_bytes + stats.broken_sysex
+        if bad and (self._garbage_reported == 0 or bad >= 10 * self._garbage_reported):
+            self._garbage_reported = bad
+            log.warning("DIN MIDI on %s: %d stray byte(s) dropped so far, %d good messages; "
+                        "if this grows, check din.baud (38400 with the midi-uart0 overlay) and "
+                        "the MIDI IN wiring (optocoupler)", self.device, bad, stats.messages)
 
     def _drop_serial(self) -> None:
         with self._write_lock:

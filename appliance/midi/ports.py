@@ -488,7 +488,8 @@ class MidiPorts:
         except (ValueError, TypeError, IndexError):
             self.stats.bad_messages += 1
             if self.stats.bad_messages in (1, 10, 100) or self.stats.bad_messages % 10000 == 0:
-                log.warning("ignored %d malformed MIDI message(s) from USB, e.g. %s",
+                log.warning("ignored %d malformed MIDI message(s) from USB, e.g. %s; the "
+                            "box plays on (a faulty device or cable if it keeps growing)",
                             self.stats.bad_messages, bytes(data[:8]).hex(" "))
             return
         self.stats.received += 1
