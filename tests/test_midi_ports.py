@@ -219,3 +219,24 @@ def test_arrival_times_come_from_the_midi_systems_stamps():
     assert clock.stamp(0.1) == pytest.approx(100.6, abs=0.0002)
     now[0] = 100.7 + 0.0001
     assert clock.stamp(0.1) <= now[0]  # never in the future
+
+
+def test_a_connection_lost_between_two_scans_is_made_again(jack):
+    """On JACK, a keyboard replugged faster than the scan (or a connection undone by hand
+    in a patchbay) keeps its name but loses the connection: the box makes it again."""
+    import subprocess
+    from appliance.midi.jack import JackBackend
+    backend = JackBackend(client_name="groovebox")
+    inbox = Inbox()
+    keys = Player("keys-g")
+    ports = MidiPorts(backend, inputs=["keys-g"], on_message=inbox, scan_interval=0.2)
+    try:
+        ports.start()
+        subprocess.run(["jack_disconnect", "keys-g:out", backend.input_port], env=jack.env(),
+                       check=True, capture_output=True, timeout=20)
+        assert wait_until(lambda: backend.patchbay.connected("keys-g:out", backend.input_port), 10)
+        keys.send(mido.Message("note_on", note=70, velocity=70))
+        assert wait_until(lambda: inbox.notes() == [70])
+    finally:
+        ports.close()
+        keys.close()

@@ -126,6 +126,12 @@ class _Patch(InputHandle, OutputHandle):
         if self.sink is not None:
             self.sink.send(data)
 
+    def alive(self) -> bool:
+        """Still connected (a port replugged between two scans loses its connections)."""
+        if not self.source or not self.destination:
+            return True
+        return self._backend.patchbay.connected(self.source, self.destination)
+
     def close(self) -> None:
         self._backend._unpatch(self.source, self.destination)
 

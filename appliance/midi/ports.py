@@ -550,12 +550,20 @@ class MidiPorts:
 
     def _sync(self, table: dict[str, _Connection], available: list[str],
               patterns: list[str], kind: str) -> None:
-        present = {n: n for n in available}
+        present = set(available)
         with self._lock:
-            gone = [key for key, c in table.items() if c.name not in present]
-            closing = [table.pop(key) for key in gone]
+            current = list(table.items())
+        # Gone from the list, or (JACK) replugged between two scans so that the connection
+        # went with the old port although the name is back: close, and open again below.
+        gone = [key for key, c in current
+                if c.name not in present or not getattr(c.handle, "alive", lambda: True)()]
+        with self._lock:
+            closing = [table.pop(key) for key in gone if key in table]
         for c in closing:
-            log.warning("MIDI %s %r gone; will reconnect when it is back", kind, c.name)
+            if c.name in present:
+                log.warning("MIDI %s %r was replugged; reconnecting", kind, c.name)
+            else:
+                log.warning("MIDI %s %r gone; will reconnect when it is back", kind, c.name)
             self._wait_quiet()
             _quietly(c.handle.close)
         for name in available:
