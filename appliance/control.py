@@ -277,9 +277,12 @@ def format_status(status: dict[str, Any]) -> str:
                  f"{stats.get('generations', 0)} patterns, "
                  f"{stats.get('misses', 0)} deadline misses since start")
     timing = status.get("output_timing_ms")
+    priority = "real-time (SCHED_FIFO)" if status.get("realtime") else "normal priority"
     if timing:
-        lines.append(f"output timing (player's view): p50 {timing['p50']:.2f} ms, "
-                     f"p99 {timing['p99']:.2f} ms, max {timing['max']:.2f} ms")
+        lines.append(f"player {priority}; notes sent p50 {timing['p50']:.2f} ms, "
+                     f"p99 {timing['p99']:.2f} ms, max {timing['max']:.2f} ms off schedule")
+    else:
+        lines.append(f"player {priority}")
     lines.append("")
     lines.append(status.get("groove_grid", ""))
     lines.append("")
