@@ -82,7 +82,7 @@ def parity_check(model: GrooveVAE, model_dir: Path, grooves: np.ndarray, true_hi
     """torch vs fp32 vs int8 on these grooves; raises ParityError past the tolerances."""
     t_probs, t_vel, t_off = predict(model, grooves)
     with torch.no_grad():
-        t_mu, t_logvar = (a.numpy() for a in model.encoder(torch.from_numpy(grooves)))
+        t_mu, t_logvar = (a.numpy() for a in model.encoder(torch.tensor(grooves)))
     fp32, int8 = OnnxModel(model_dir, "fp32", threads=2), OnnxModel(model_dir, "int8", threads=2)
     f_mu, f_logvar = fp32.encode(grooves)
     f_probs, f_vel, f_off = fp32.predict(grooves)

@@ -93,7 +93,7 @@ def predict(model: GrooveVAE, grooves: np.ndarray, batch: int = 512) -> tuple[np
     model.eval()
     outs = [], [], []
     for i in range(0, len(grooves), batch):
-        out = model(torch.from_numpy(grooves[i:i + batch]), sample=False)
+        out = model(torch.tensor(grooves[i:i + batch]), sample=False)
         outs[0].append(torch.sigmoid(out["logits"]).numpy())
         outs[1].append(out["velocities"].numpy())
         outs[2].append(out["offsets"].numpy())
@@ -103,10 +103,10 @@ def predict(model: GrooveVAE, grooves: np.ndarray, batch: int = 512) -> tuple[np
 @torch.no_grad()
 def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig) -> dict:
     model.eval()
-    pats = torch.from_numpy(val.patterns)
+    pats = torch.tensor(val.patterns)  # a copy: cached arrays are read-only
     total = {"recon": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
     for i in range(0, len(val), 512):
-        out = model(torch.from_numpy(val.grooves[i:i + 512]), sample=False)
+        out = model(torch.tensor(val.grooves[i:i + 512]), sample=False)
         parts = vae_loss(out, pats[i:i + 512], loss_cfg, beta=0.0)
         n = len(pats[i:i + 512])
         for k in total:
