@@ -1,10 +1,12 @@
 """USB MIDI ports, chosen by name, reconnected when they come back.
 
 Written like gpiozero: :class:`MidiPorts` (the musician-facing object) works against an
-abstract :class:`PortBackend`; :class:`RtMidiBackend` is the real one (python-rtmidi on ALSA
-for the Pi, on JACK for tests and desktops). Ports are chosen by name patterns matched
-against the port name with ALSA's changing ``client:port`` numbers stripped, so a keyboard
-plugged into another socket is still the same keyboard.
+abstract :class:`PortBackend`. The real ones: :class:`RtMidiBackend` (python-rtmidi, a port
+per connection; what the Pi uses on ALSA) and :class:`~appliance.midi.jack.JackBackend`
+(JACK: two fixed ports, patched); ``appliance.midi.backends.open_backend`` picks one. Ports
+are chosen by name patterns matched against the port name with ALSA's changing
+``client:port`` numbers stripped, so a keyboard plugged into another socket is still the
+same keyboard.
 
 rtmidi does not report removals, so a watcher thread looks at the port list every
 ``scan_interval`` seconds: a port that vanished is closed, one that (re)appears and matches a
@@ -220,7 +222,8 @@ class _RtOutput(OutputHandle):
 
 
 class RtMidiBackend(PortBackend):
-    """python-rtmidi on ``alsa`` (the Pi) or ``jack`` (tests, desktops).
+    """python-rtmidi on ``alsa`` (the Pi), or ``jack`` (works, but see jack.py for why the
+    service uses JackBackend there).
 
     python-rtmidi holds the GIL while it talks to the MIDI system, and making a client is
     slow on JACK (10–100 ms): long enough to make the player late. So rtmidi objects are
