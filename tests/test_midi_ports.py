@@ -9,7 +9,7 @@ import pytest
 
 from appliance.midi.ports import MidiPorts, RtMidiBackend, matches, port_key, resolve_api
 
-from tests.jackserver import Player, Recorder, connect, jack, wait_until  # noqa: F401
+from tests.jackserver import REPO, Player, Recorder, connect, jack, wait_until  # noqa: F401
 
 
 class Inbox:
@@ -240,3 +240,39 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
     finally:
         ports.close()
         keys.close()
+
+
+GONE = r"""
+import logging, os, signal, subprocess, sys, time
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
+name = f"groovebox-gone-{os.getpid()}"
+os.environ["JACK_DEFAULT_SERVER"] = name
+jackd = subprocess.Popen(["jackd", "--no-realtime", "--name", name, "-d", "dummy", "-p", "256"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(100):
+    if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
+        break
+    time.sleep(0.1)
+from appliance.midi.jack import JackBackend
+from appliance.midi.ports import MidiPorts
+ports = MidiPorts(JackBackend("groovebox"), inputs=["keys"], outputs=["drums"], scan_interval=0.1)
+ports.start()
+jackd.send_signal(signal.SIGKILL)      # the JACK server dies under the box
+jackd.wait()
+time.sleep(2.0)
+import mido
+ports.send(mido.Message("note_on", note=1))   # harmless
+print("STILL HERE", ports.backend.gone, flush=True)
+ports.close()
+print("CLOSED", flush=True)
+"""
+
+
+def test_the_jack_server_dying_is_one_log_line_and_no_crash(jack):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", GONE], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env=jack.env())
+    out = done.stdout
+    assert "STILL HERE True" in out and "CLOSED" in out, out + done.stderr[-2000:]
+    assert out.count("the MIDI system went away") == 1

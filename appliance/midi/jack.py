@@ -27,6 +27,7 @@ _NO_START_SERVER = 0x01
 _IS_INPUT, _IS_OUTPUT = 0x1, 0x2
 _MIDI_TYPE = b"8 bit raw midi"
 _EEXIST = 17
+_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def _libjack() -> ctypes.CDLL:
@@ -61,7 +62,9 @@ class JackPatchbay:
         lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
         self._lib = lib
+        self.gone = False
         self._lock = threading.Lock()
         status = ctypes.c_int(0)
         self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
@@ -69,10 +72,15 @@ class JackPatchbay:
             raise PortError(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
                             "is the JACK server running? (jackd -d dummy, or start it from "
                             "your desktop)")
+        self._on_shutdown = _SHUTDOWN(self._shutdown)   # kept: JACK holds the pointer
+        lib.jack_on_shutdown(self._client, self._on_shutdown, None)
+
+    def _shutdown(self, _arg: Any) -> None:
+        self.gone = True
 
     def _ports(self, flags: int) -> list[str]:
         with self._lock:
-            if not self._client:
+            if not self._client or self.gone:
                 return []
             found = self._lib.jack_get_ports(self._client, None, _MIDI_TYPE, flags)
             names: list[str] = []
@@ -92,16 +100,22 @@ class JackPatchbay:
         return self._ports(_IS_INPUT)
 
     def connect(self, source: str, destination: str) -> None:
+        if self.gone:
+            raise PortError("the JACK server is gone")
         with self._lock:
             code = self._lib.jack_connect(self._client, source.encode(), destination.encode())
         if code not in (0, _EEXIST):
             raise PortError(f"cannot connect {source!r} to {destination!r} (JACK error {code})")
 
     def disconnect(self, source: str, destination: str) -> None:
+        if self.gone:
+            return
         with self._lock:
             self._lib.jack_disconnect(self._client, source.encode(), destination.encode())
 
     def connected(self, source: str, destination: str) -> bool:
+        if self.gone:
+            return True      # nothing to repair until the box is restarted
         with self._lock:
             port = self._lib.jack_port_by_name(self._client, source.encode())
             return bool(port) and bool(self._lib.jack_port_connected_to(port, destination.encode()))
@@ -109,7 +123,7 @@ class JackPatchbay:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client:
+        if client and not self.gone:
             self._lib.jack_client_close(client)
 
 
@@ -208,6 +222,11 @@ class JackBackend(PortBackend):
                 self._stop.wait(self.poll_s)
 
     # -- PortBackend --------------------------------------------------------------------------
+    @property
+    def gone(self) -> bool:
+        """The JACK server went away (shut down or crashed)."""
+        return self.patchbay.gone
+
     def is_own(self, name: str) -> bool:
         return name in self._own or super().is_own(name)
 
@@ -250,8 +269,9 @@ class JackBackend(PortBackend):
     def close(self) -> None:
         self._stop.set()
         self._poller.join(timeout=5)
-        self._input.close()
-        self._output.close()
+        if not self.gone:          # a dead server's clients are left to the exit
+            self._input.close()
+            self._output.close()
         self.patchbay.close()
 
 

@@ -505,6 +505,10 @@ class MidiPorts:
     # -- hotplug ------------------------------------------------------------------------------
     def _watch(self) -> None:
         while not self._stop.wait(self.scan_interval):
+            if getattr(self.backend, "gone", False):
+                log.error("the MIDI system went away (JACK server stopped): USB MIDI is off "
+                          "until groovebox is restarted; DIN and the beat carry on")
+                return
             try:
                 self.scan()
             except Exception:
