@@ -181,3 +181,39 @@ control: {{socket: {tmp_path}/control.sock}}
     for t in notes:
         k = round((t - first) / period)
         assert abs(t - (first + k * period)) < 0.003 and k % 6 == 0
+
+
+def test_auto_follows_a_clock_then_carries_on_alone_when_it_goes(jack, tmp_path, tiny_model_dir):
+    drums = Recorder("auto-drums")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 4}}
+generator: {{density: 0.8}}
+tempo: {{bpm: 120, clock: auto}}
+midi: {{api: jack, client_name: gb-auto, inputs: [clk-src], outputs: [auto-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    source = ClockSource(jack, [(96.0, 24 * 5)])             # five beats at 96, then silence
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        before = service.status()
+        assert before["running"] and before["clock_source"] == "internal" and before["bpm"] == 120
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-src:out"], 10)
+        source.go()
+        assert wait_until(lambda: service.status()["clock_source"] == "external", 10)
+        source.finish()                                        # the master vanishes, no Stop
+        following = service.status()
+        assert abs(following["bpm"] - 96) < 1.0
+        assert wait_until(lambda: service.status()["clock_source"] == "internal", 10)
+        alone = service.status()
+        assert alone["running"] and abs(alone["bpm"] - 96) < 1.0   # at the master's tempo
+        drums.clear()
+        assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 4, 20)
+    finally:
+        code = service.stop()
+        source.close()
+        drums.close()
+    assert code == 0, service.log()[-2000:]
+    assert "carrying on at 96" in service.log()
