@@ -252,8 +252,10 @@ log_level: warning
     q50, q99, qmax = (x * 1000 for x in _percentiles(quiet_errors))
     s50, s99, smax = (x * 1000 for x in _percentiles(sent_errors))
     signed = float(np.median(hog_errors)) * 1000
+    card = json.loads((REPO / "models" / "groove-vae" / "model.json").read_text())
     print(f"live: groovebox run on JACK (dummy, 48 kHz, {PERIOD}-frame periods, jackd {jack_mode}); "
-          f"player thread {'SCHED_FIFO' if realtime else 'NOT real-time'}; {BPM:g} BPM, int8 model")
+          f"player thread {'SCHED_FIFO' if realtime else 'NOT real-time'}; {BPM:g} BPM; "
+          f"model {card.get('name', '?')} z={card.get('latent_size', '?')} int8")
     print(f"(a) note in -> new pattern live: p50 {a50:.2f} ms, p99 {a99:.2f} ms "
           f"({notes_quiet} notes, {quiet_stats['generations']} patterns, {quiet_stats['misses']} misses) "
           f"[target p99 <= 20 ms: {'ok' if a99 <= 20 else 'MISSED'}]")
