@@ -33,7 +33,7 @@ from typing import Any, Callable
 import mido
 import numpy as np
 
-from .config import Config, ConfigError, load as load_config
+from .config import Config, ConfigError, load as load_config, load_with_fallback, save_last_good
 from .control import ControlServer, default_socket_path
 from .controls import start as start_controls
 from .engine import Engine
@@ -448,6 +448,7 @@ class Service:
             changed = apply_config(new, self.engine, self.transport, old=self.config,
                                    controls=self.controls, autosaver=self.autosaver)
             self.config = new
+            save_last_good(new)
             log.info("config reloaded from %s: %s", self.config_path,
                      "; ".join(changed) if changed else "nothing changed")
         except Exception:
@@ -544,17 +545,22 @@ class Service:
 # --- entry point -----------------------------------------------------------------------------
 
 def _load_config(path: Path | None) -> tuple[Config, Path | None]:
+    """The config to start with. A broken file never keeps the box silent: it starts on the last
+    config that loaded (kept in $STATE_DIRECTORY, systemd's StateDirectory) or the defaults,
+    and one error line says what to fix."""
     if path is None:
-        if DEFAULT_CONFIG.exists():
-            return load_config(DEFAULT_CONFIG), DEFAULT_CONFIG
-        log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
-        return Config(), None
-    return load_config(path), path
+        if not DEFAULT_CONFIG.exists():
+            log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
+            return Config(), None
+        path = DEFAULT_CONFIG
+    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or None
+    config, _problems = load_with_fallback(path, fallback_dir=state_directory)
+    return config, path
 
 
 def main(args: argparse.Namespace) -> int:
-    """``groovebox run [--config FILE]``: play until SIGTERM. 0 on a clean stop, 2 on a bad
-    config, 1 when the box cannot start (the log says why)."""
+    """``groovebox run [--config FILE]``: play until SIGTERM. 0 on a clean stop, 1 when the box
+    cannot start (the log says why). A broken config starts the box on the last good one."""
     try:
         config, path = _load_config(getattr(args, "config", None))
     except ConfigError as exc:
