@@ -248,7 +248,7 @@ logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s
 name = f"groovebox-gone-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = name
 jackd = subprocess.Popen(["jackd", "--no-realtime", "--name", name, "-d", "dummy", "-p", "256"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=sys.stderr, stderr=subprocess.STDOUT)
 for _ in range(100):
     if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
         break
@@ -257,8 +257,8 @@ from appliance.midi.jack import JackBackend
 from appliance.midi.ports import MidiPorts
 ports = MidiPorts(JackBackend("groovebox"), inputs=["keys"], outputs=["drums"], scan_interval=0.1)
 ports.start()
-jackd.send_signal(signal.SIGKILL)      # the JACK server dies under the box
-jackd.wait()
+jackd.send_signal(signal.SIGTERM)      # the JACK server goes away under the box
+jackd.wait()                           # (SIGTERM: a killed jackd leaves its shared memory behind)
 time.sleep(2.0)
 import mido
 ports.send(mido.Message("note_on", note=1))   # harmless
