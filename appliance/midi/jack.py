@@ -19,7 +19,7 @@ import threading
 from typing import Any, Sequence
 
 from .ports import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback, _RtInput,
-                    _rtmidi)
+                    _RtOutput, _rtmidi)
 
 log = logging.getLogger(__name__)
 
@@ -150,20 +150,14 @@ class _Patch(InputHandle, OutputHandle):
         self._backend._unpatch(self.source, self.destination)
 
 
-class _SharedOutput(OutputHandle):
+class _SharedOutput(_RtOutput):
+    """The box's one JACK output port: not pooled, deleted on close."""
+
     def __init__(self, midi_out) -> None:
-        self._out = midi_out
+        super().__init__(None, midi_out)
 
-    def send(self, data: Sequence[int]) -> None:
-        out = self._out
-        if out is not None:
-            out.send_message(data)
-
-    def close(self) -> None:
-        out, self._out = self._out, None
-        if out is not None:
-            out.close_port()
-            out.delete()
+    def _release(self, out) -> None:
+        out.delete()
 
 
 class JackBackend(PortBackend):

@@ -205,7 +205,9 @@ class _RtInput(InputHandle):
 
 
 class _RtOutput(OutputHandle):
-    def __init__(self, backend: "RtMidiBackend", midi_out) -> None:
+    """An rtmidi output; on close the port goes back to the backend's pool."""
+
+    def __init__(self, backend: "RtMidiBackend | None", midi_out) -> None:
         self._backend = backend
         self._out = midi_out
 
@@ -218,7 +220,10 @@ class _RtOutput(OutputHandle):
         out, self._out = self._out, None
         if out is not None:
             out.close_port()
-            self._backend._release(self._backend._spare_out, out)
+            self._release(out)
+
+    def _release(self, out) -> None:
+        self._backend._release(self._backend._spare_out, out)
 
 
 class RtMidiBackend(PortBackend):
