@@ -37,7 +37,7 @@ NOTE_EVERY_S = 0.15
 OBSERVER = r"""
 import json, os, sys, time
 import rtmidi
-from appliance.midi.ports import ArrivalClock
+from appliance.io.midi.ports import ArrivalClock
 try:
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(30))
 except (OSError, AttributeError):
@@ -196,7 +196,7 @@ state: {{dir: {work}/state}}
 control: {{socket: {sock}}}
 log_level: warning
 """)
-        service = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config",
+        service = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
                                     str(work / "config.yaml")], env=env, cwd=REPO,
                                    stdout=open(work / "service.log", "w"), stderr=subprocess.STDOUT)
         procs.append(service)

@@ -5,8 +5,8 @@ from pathlib import Path
 import statistics
 import tempfile
 
-from appliance.cli import default_model_dir
-from appliance.render import render
+from appliance.box.cli import default_model_dir
+from appliance.core.render import render
 
 PHRASE = Path(__file__).resolve().parent.parent / "examples" / "keyboard_phrase.mid"
 RUNS = 5

@@ -164,7 +164,7 @@ if [ -e "$D_ETC/config.yaml" ]; then
     say "WARNING: $ETC_DIR/config.yaml does not set state.dir: $STATE_DIR; the service can only write there"
   fi
   if ! staged && ! dry; then
-    "$PREFIX/.venv/bin/python" -m appliance.config check "$ETC_DIR/config.yaml" \
+    "$PREFIX/.venv/bin/python" -m appliance.box.config check "$ETC_DIR/config.yaml" \
       || say "WARNING: $ETC_DIR/config.yaml has problems (above); the service will refuse it"
   fi
 else

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli import default_model_dir
-from appliance.engine import Engine, EngineSettings, VirtualExecutor
-from appliance.generator import Controls, Generator
-from appliance.transport import InternalClock
+from appliance.box.cli import default_model_dir
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.generator import Controls, Generator
+from appliance.core.transport import InternalClock
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -119,7 +119,7 @@ class Recorder:
 
     def __init__(self, client: str, port: str = "in") -> None:
         import rtmidi
-        from appliance.midi.ports import ArrivalClock
+        from appliance.io.midi.ports import ArrivalClock
         self.events: list[tuple[float, mido.Message]] = []
         self._cond = threading.Condition()
         self._arrival = ArrivalClock()
@@ -270,7 +270,7 @@ class ServiceProcess:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance.cli", "run", "--config", self.config_path],
+            [sys.executable, "-m", "appliance.box.cli", "run", "--config", self.config_path],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
 
@@ -290,7 +290,7 @@ class ServiceProcess:
             return f.read()
 
     def request(self, command: str, **fields):
-        from appliance.control import request
+        from appliance.box.control_socket import request
         return request(command, self.socket_path, **fields)
 
     def status(self) -> dict:

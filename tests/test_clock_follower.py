@@ -7,9 +7,9 @@ import random
 import mido
 import pytest
 
-from appliance.groove import STEPS
-from appliance.midiclock import ClockSender, ClockSwitch, MidiClockFollower, forward_to, jump_to
-from appliance.transport import Transport
+from appliance.core.groove import STEPS
+from appliance.core.clock import ClockSender, ClockSwitch, MidiClockFollower, forward_to, jump_to
+from appliance.core.transport import Transport
 
 CLOCK, START, STOP, CONTINUE = (mido.Message(k) for k in ("clock", "start", "stop", "continue"))
 

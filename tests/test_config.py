@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from appliance import config as cfg
-from appliance.config import Config, ConfigError, check_main, load, loads
+from appliance.box import config as cfg
+from appliance.box.config import Config, ConfigError, check_main, load, loads
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "config.yaml"
@@ -190,7 +190,7 @@ def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_as_a_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("player:\n  channel: 17\n")
-    run = subprocess.run([sys.executable, "-m", "appliance.config", "check", str(bad)],
+    run = subprocess.run([sys.executable, "-m", "appliance.box.config", "check", str(bad)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 1
     assert f"{bad}:2 player.channel: 17 is not in 1..16" in run.stderr
@@ -211,7 +211,7 @@ def test_groovebox_config_check_through_the_cli(tmp_path: Path) -> None:
 
 def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog) -> None:
     import logging
-    from appliance.config import load_with_fallback
+    from appliance.box.config import load_with_fallback
     state = tmp_path / "state"
     path = tmp_path / "config.yaml"
     path.write_text(f"state: {{dir: {state}}}\nplayer: {{drum_map: tr-8s, channel: 9}}\n")
@@ -219,7 +219,7 @@ def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog
     assert problems == [] and config.player.channel == 9
     assert (state / "config.last-good.yaml").read_text() == path.read_text()
     path.write_text(f"state: {{dir: {state}}}\nplayer: {{drum_map: tr-8s, channel: 99}}\n")
-    caplog.set_level(logging.ERROR, logger="appliance.config")
+    caplog.set_level(logging.ERROR, logger="appliance.box.config")
     config, problems = load_with_fallback(path, fallback_dir=state)
     assert problems == [f"{path}:2 player.channel: 99 is not in 1..16"]
     assert config.player.channel == 9 and config.player.drum_map == "tr-8s"
@@ -256,7 +256,7 @@ def test_every_value_the_schema_allows_is_allowed_by_the_core(tmp_path: Path) ->
     """Each ranged number at both ends of its range: if the file checks OK, the core's own
     EngineSettings, Controls and clock take it too (a config that checks OK must start)."""
     import yaml
-    from appliance.midiclock import ClockSwitch
+    from appliance.core.clock import ClockSwitch
     tried = 0
     for path, f, default in _leaves(Config()):
         rng = f.metadata.get("range")

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from appliance.control import (ControlError, ControlServer, client_main, default_socket_path,
+from appliance.box.control_socket import (ControlError, ControlServer, client_main, default_socket_path,
                                format_status, request)
 
 

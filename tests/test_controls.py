@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
-from appliance.controls.actions import DETENTS_PER_SWEEP, Actions, TapTempo
-from appliance.generator import Controls
-from appliance.midiclock import ClockSwitch
-from appliance.state import Scenes
+from appliance.core.actions import DETENTS_PER_SWEEP, Actions, TapTempo
+from appliance.core.generator import Controls
+from appliance.core.clock import ClockSwitch
+from appliance.box.state import Scenes
 from tests.conftest import make_engine
 
 
@@ -60,7 +60,7 @@ def test_tempo_controls_leave_an_external_clock_alone(generator, caplog) -> None
     engine = make_engine(generator)
     switch = ClockSwitch("external", 120.0, clock=lambda: 0.0)
     actions = Actions(engine, switch, clock=lambda: 0.0, follows_external_clock=True)
-    caplog.set_level(logging.INFO, logger="appliance.controls.actions")
+    caplog.set_level(logging.INFO, logger="appliance.core.actions")
     assert actions.knob("tempo", 1.0) is False
     actions.tap()
     actions.tap()

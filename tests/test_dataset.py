@@ -9,7 +9,7 @@ import mido
 import numpy as np
 import pytest
 
-from appliance.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
 from training import dataset as ds
 
 KICK, SNARE, CLOSED = VOICES.index("kick"), VOICES.index("snare"), VOICES.index("closed_hat")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mido
 from hypothesis import given, settings, strategies as st
 
-from appliance.midi.parser import MidiEncoder, MidiParser
+from appliance.io.midi.parser import MidiEncoder, MidiParser
 
 
 def kinds(messages):

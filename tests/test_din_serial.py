@@ -11,7 +11,7 @@ import tty
 import mido
 import pytest
 
-from appliance.midi.din import DinPort
+from appliance.io.midi.din import DinPort
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_output_uses_running_status_and_round_trips(pty_pair):
         port.close()
     # One status byte for the whole burst (note-offs go as note-on velocity 0).
     assert raw == bytes([0x99, 36, 100, 38, 100, 42, 100, 36, 0, 38, 0, 42, 0])
-    from appliance.midi.parser import MidiParser
+    from appliance.io.midi.parser import MidiParser
     back = MidiParser().feed(raw)
     assert [(m.note, m.velocity) for m in back] == [(36, 100), (38, 100), (42, 100),
                                                    (36, 0), (38, 0), (42, 0)]
@@ -128,7 +128,7 @@ def test_missing_device_is_one_clear_log_line(caplog):
     assert port.open() is False
     port.send(mido.Message("note_on", note=1))   # harmless while off
     port.close()
-    lines = [r for r in caplog.records if r.name == "appliance.midi.din"]
+    lines = [r for r in caplog.records if r.name == "appliance.io.midi.din"]
     assert len(lines) == 1
     assert "DIN MIDI off" in lines[0].getMessage()
     assert "/dev/does-not-exist-groovebox" in lines[0].getMessage()

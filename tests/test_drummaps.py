@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import drummaps
-from appliance.groove import GM_NOTES, NUM_VOICES, VOICES
+from appliance.core import drummaps
+from appliance.core.groove import GM_NOTES, NUM_VOICES, VOICES
 
 
 @pytest.mark.parametrize("name", drummaps.names())

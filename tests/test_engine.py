@@ -2,10 +2,10 @@
 import mido
 import numpy as np
 
-from appliance.engine import Engine, EngineSettings, VirtualExecutor
-from appliance.generator import Controls
-from appliance.groove import GM_NOTES
-from appliance.transport import InternalClock
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.generator import Controls
+from appliance.core.groove import GM_NOTES
+from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 
 STEP = 0.125  # seconds per step at 120 BPM

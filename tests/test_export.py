@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra (make .venv/.dev installs it)")
 
-from appliance.groove import NUM_VOICES, STEPS  # noqa: E402
+from appliance.core.groove import NUM_VOICES, STEPS  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training import export as ex  # noqa: E402
 from training.model import GrooveVAE, ModelConfig  # noqa: E402

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from appliance.generator import MODEL_FILES, Controls, Generator, ModelError, effective_thresholds, shape_pattern
-from appliance.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
+from appliance.core.generator import MODEL_FILES, Controls, Generator, ModelError, effective_thresholds, shape_pattern
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
 
 
 def groove_of(steps: dict[int, tuple[float, float]]) -> Groove:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
-from appliance import config as cfg
-from appliance.config import GpioConfig, KnobConfig, KnobsConfig, LedsConfig
-from appliance.controls import start
-from appliance.controls.actions import Actions
-from appliance.controls.gpio import NoPinFactory, Panel, make_pin_factory
-from appliance.generator import Controls
-from appliance.state import Scenes
+from appliance.box import config as cfg
+from appliance.box.config import GpioConfig, KnobConfig, KnobsConfig, LedsConfig
+from appliance.box.controls import start
+from appliance.core.actions import Actions
+from appliance.io.panel import NoPinFactory, Panel, make_pin_factory
+from appliance.core.generator import Controls
+from appliance.box.state import Scenes
 from tests.conftest import make_engine
 
 
@@ -434,7 +434,7 @@ def test_no_gpio_here_leaves_the_box_playing(generator, tmp_path, caplog, monkey
     def broken(name: str):
         raise NoPinFactory("no GPIO pin factory (lgpio): No module named 'lgpio'; "
                            "on Raspberry Pi OS: sudo apt install python3-lgpio")
-    monkeypatch.setattr("appliance.controls.gpio.make_pin_factory", broken)
+    monkeypatch.setattr("appliance.io.panel.make_pin_factory", broken)
     handle = start(config, engine, engine.transport, threads=False)
     assert handle.panel is None
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from appliance.groove import GM_NOTES, STEPS, VOICES, Groove, Pattern, loop_pass, quantise
+from appliance.core.groove import GM_NOTES, STEPS, VOICES, Groove, Pattern, loop_pass, quantise
 
 positions = st.floats(min_value=0.0, max_value=STEPS * 50, allow_nan=False, allow_infinity=False)
 

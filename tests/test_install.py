@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from appliance.config import Config, load
+from appliance.box.config import Config, load
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_PATHS = [Path("/etc/groovebox"), Path("/opt/groovebox"),
@@ -61,7 +61,7 @@ def test_destdir_stages_every_file(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert untouched() == before
     opt = root / "opt" / "groovebox"
-    assert (opt / "appliance" / "config.py").is_file() and (opt / "pyproject.toml").is_file()
+    assert (opt / "appliance" / "box" / "config.py").is_file() and (opt / "pyproject.toml").is_file()
     assert not list(opt.rglob("__pycache__"))
     for f in ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json"):
         assert (opt / "models" / "groove-vae" / f).is_file()
@@ -231,7 +231,7 @@ def test_prefix_etc_and_state_dir_are_carried_into_the_unit_and_the_config(tmp_p
            "STATE_DIR": "/var/lib/gb-state"}
     run = install_sh(env)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (root / "srv" / "gb" / "appliance" / "config.py").is_file()
+    assert (root / "srv" / "gb" / "appliance" / "box" / "config.py").is_file()
     unit = (root / "etc" / "systemd" / "system" / "groovebox.service").read_text()
     assert "ExecStart=/srv/gb/.venv/bin/groovebox run --config /etc/gb/config.yaml" in unit
     assert "\nStateDirectory=gb-state\n" in unit and "\nWorkingDirectory=/var/lib/gb-state\n" in unit

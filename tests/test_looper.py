@@ -2,8 +2,8 @@
 from hypothesis import given, strategies as st
 import pytest
 
-from appliance.groove import HIT, OFFSET, STEPS, VELOCITY
-from appliance.looper import Looper
+from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY
+from appliance.core.looper import Looper
 
 
 def test_a_louder_note_on_the_same_step_replaces_a_softer_one() -> None:

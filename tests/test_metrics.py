@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from appliance.groove import NUM_VOICES, STEPS
+from appliance.core.groove import NUM_VOICES, STEPS
 from training.metrics import expression_mse, hit_scores, offset_spread, prf, report, tune_thresholds, voices_per_window
 
 

@@ -7,7 +7,7 @@ import threading
 import mido
 import pytest
 
-from appliance.midi.ports import MidiPorts, RtMidiBackend, matches, port_key, resolve_api
+from appliance.io.midi.ports import MidiPorts, RtMidiBackend, matches, port_key, resolve_api
 
 from tests.jackserver import REPO, Player, Recorder, connect, jack, wait_until  # noqa: F401
 
@@ -45,7 +45,7 @@ def backend(jack, request):
     """Both ways the box can sit on JACK: two fixed ports patched through libjack (what the
     service uses), and rtmidi opening a port per connection (what it does on ALSA)."""
     if request.param == "jack-patchbay":
-        from appliance.midi.jack import JackBackend
+        from appliance.io.midi.jack import JackBackend
         b = JackBackend(client_name="groovebox")
     else:
         b = RtMidiBackend("jack", client_name="groovebox")
@@ -209,7 +209,7 @@ def test_drum_machine_unplugged_and_back_gets_the_drums_again(backend):
 
 
 def test_arrival_times_come_from_the_midi_systems_stamps():
-    from appliance.midi.ports import ArrivalClock
+    from appliance.io.midi.ports import ArrivalClock
     now = [100.0]
     clock = ArrivalClock(lambda: now[0])
     assert clock.stamp(0.0) == 100.0
@@ -225,7 +225,7 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
     """On JACK, a keyboard replugged faster than the scan (or a connection undone by hand
     in a patchbay) keeps its name but loses the connection: the box makes it again."""
     import subprocess
-    from appliance.midi.jack import JackBackend
+    from appliance.io.midi.jack import JackBackend
     backend = JackBackend(client_name="groovebox")
     inbox = Inbox()
     keys = Player("keys-g")
@@ -253,8 +253,8 @@ for _ in range(100):
     if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
         break
     time.sleep(0.1)
-from appliance.midi.jack import JackBackend
-from appliance.midi.ports import MidiPorts
+from appliance.io.midi.jack import JackBackend
+from appliance.io.midi.ports import MidiPorts
 ports = MidiPorts(JackBackend("groovebox"), inputs=["keys"], outputs=["drums"], scan_interval=0.1)
 ports.start()
 jackd.send_signal(signal.SIGTERM)      # the JACK server goes away under the box

@@ -8,12 +8,12 @@ from pathlib import Path
 import mido
 import pytest
 
-from appliance.config import MidiMapConfig, loads
-from appliance.controls import start
-from appliance.controls.actions import Actions
-from appliance.controls.midimap import MidiMap
-from appliance.generator import Controls
-from appliance.state import Scenes
+from appliance.box.config import MidiMapConfig, loads
+from appliance.box.controls import start
+from appliance.core.actions import Actions
+from appliance.io.midimap import MidiMap
+from appliance.core.generator import Controls
+from appliance.box.state import Scenes
 from tests.conftest import make_engine
 
 

@@ -3,9 +3,9 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
-from appliance.groove import GM_NOTES, NUM_VOICES, STEPS, Pattern
-from appliance.player import Player, PlayerSettings
-from appliance.transport import InternalClock
+from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, Pattern
+from appliance.core.player import Player, PlayerSettings
+from appliance.core.transport import InternalClock
 
 
 def pattern_with(cells: dict[tuple[int, int], tuple[float, float]]) -> Pattern:

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.config import Config, loads
-from appliance.controls import start
-from appliance.engine import Engine, VirtualExecutor
-from appliance.groove import VOICES
-from appliance.reload import apply_config, reload_file, remember
-from appliance.state import Autosaver, LiveState, StateStore
-from appliance.transport import InternalClock
+from appliance.box.config import Config, loads
+from appliance.box.controls import start
+from appliance.core.engine import Engine, VirtualExecutor
+from appliance.core.groove import VOICES
+from appliance.box.reload import apply_config, reload_file, remember
+from appliance.box.state import Autosaver, LiveState, StateStore
+from appliance.core.transport import InternalClock
 
 DT = 0.005
 
@@ -103,7 +103,7 @@ def test_restart_only_keys_are_reported(generator, caplog) -> None:
     engine = engine_for(generator, BASE, generator.new_eps())
     new = replace(BASE, model=replace(BASE.model, precision="fp32"),
                   midi=replace(BASE.midi, inputs=("Keystation",)))
-    caplog.set_level(logging.WARNING, logger="appliance.reload")
+    caplog.set_level(logging.WARNING, logger="appliance.box.reload")
     changed = apply_config(new, engine, engine.transport, now=0.0)
     assert "model.precision: int8 → fp32 (restart)" in changed
     assert "midi.inputs: [] → [Keystation] (restart)" in changed

@@ -6,9 +6,9 @@ import sys
 import mido
 import pytest
 
-from appliance.cli import main
-from appliance.groove import GM_NOTES
-from appliance.render import render
+from appliance.box.cli import main
+from appliance.core.groove import GM_NOTES
+from appliance.core.render import render
 
 REPO = Path(__file__).resolve().parent.parent
 PHRASE = REPO / "examples" / "keyboard_phrase.mid"
@@ -98,7 +98,7 @@ def test_bad_files_give_one_clear_line_and_no_traceback(content, message, model_
         midi.save(str(source))
     else:
         source.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "appliance.cli", "render", str(source), "-o",
+    done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "render", str(source), "-o",
                            str(tmp_path / "o.mid"), "--model", str(model_dir)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

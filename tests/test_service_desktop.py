@@ -23,14 +23,14 @@ def test_desktop_config_plays_through_its_virtual_ports(jack, tmp_path):
     env.update(NOTIFY_SOCKET=notify.path, RUNTIME_DIRECTORY=str(tmp_path / "run"))
     (tmp_path / "run").mkdir()
     log = open(tmp_path / "service.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
                              str(examples / "desktop.yaml")], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     keys = Player("desk-keys")
     synth = Recorder("desk-synth")
     try:
         assert notify.wait_for("READY=1", timeout=90), (tmp_path / "service.log").read_text()
-        from appliance.control import request
+        from appliance.box.control_socket import request
         status = request("status", tmp_path / "run" / "control.sock")["status"]
         ins, outs = status["ports"]["inputs"], status["ports"]["outputs"]
         virtual_in = next(p for p in ins if p.endswith("(virtual)")).split(" ")[0]

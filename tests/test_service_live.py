@@ -11,7 +11,7 @@ import tty
 import mido
 import pytest
 
-from appliance.midi.parser import MidiParser
+from appliance.io.midi.parser import MidiParser
 from tests.jackserver import (REPO, Player, Recorder, ServiceProcess, expected_hits, jack,  # noqa: F401
                               wait_until)
 
@@ -160,7 +160,7 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box):
 def test_control_commands_act_on_the_running_box(box, capsys):
     import argparse
 
-    from appliance.control import client_main
+    from appliance.box.control_socket import client_main
     service, _keys, _drums, _din = box
 
     def run(command: str) -> str:
@@ -191,7 +191,7 @@ def test_status_through_the_cli_binary(box):
     import subprocess
     import sys
     service, *_ = box
-    done = subprocess.run([sys.executable, "-m", "appliance.cli", "status", "--socket",
+    done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "status", "--socket",
                            service.socket_path], capture_output=True, text=True, timeout=60,
                           cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -267,7 +267,7 @@ def test_a_keyboard_on_din_is_heard_too(box):
 def test_learn_binds_a_knob_of_the_keyboard_to_an_action(box, capsys):
     import argparse
 
-    from appliance.control import client_main
+    from appliance.box.control_socket import client_main
     service, keys, _drums, _din = box
     assert client_main(argparse.Namespace(command="learn", action="clear",
                                           socket=service.socket_path)) == 0

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from appliance.service import PlayerThread, Service, sd_notify, watchdog_interval
+from appliance.box.service import PlayerThread, Service, sd_notify, watchdog_interval
 
 
 def listen(address: str) -> socket.socket:

@@ -11,16 +11,16 @@ import time
 import mido
 import pytest
 
-from appliance import realtime
-from appliance.engine import Engine, EngineSettings
-from appliance.generator import Generator
-from appliance.service import PlayerThread
-from appliance.transport import InternalClock
+from appliance.box import realtime
+from appliance.core.engine import Engine, EngineSettings
+from appliance.core.generator import Generator
+from appliance.box.service import PlayerThread
+from appliance.core.transport import InternalClock
 
 PROBE = r"""
 import logging, os, resource, sys, threading
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
-from appliance import realtime
+from appliance.box import realtime
 if sys.argv[1] == "unprivileged":
     resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
     if os.geteuid() == 0:           # root ignores the limit: become nobody

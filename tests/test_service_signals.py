@@ -106,7 +106,7 @@ def test_a_missing_model_says_which_files(tmp_path, jack):
     path.write_text(f"model: {{dir: {tmp_path}/none}}\nmidi: {{api: jack}}\n"
                     f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}/s}}\n"
                     f"control: {{socket: {tmp_path}/c.sock}}\n")
-    done = subprocess.run([sys.executable, "-m", "appliance.cli", "run", "--config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "run", "--config", str(path)],
                           capture_output=True, text=True, timeout=120, cwd=REPO, env=jack.env())
     assert done.returncode == 1
     assert "model directory" in done.stdout and "encoder.onnx" in done.stdout

@@ -12,9 +12,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from appliance.generator import Controls
-from appliance.groove import STEPS, Groove
-from appliance.state import (Autosaver, LiveState, Scene, Scenes, StateStore, decode, encode,
+from appliance.core.generator import Controls
+from appliance.core.groove import STEPS, Groove
+from appliance.box.state import (Autosaver, LiveState, Scene, Scenes, StateStore, decode, encode,
                              snapshot)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_cut_at_every_byte_offset_never_stops_the_start(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     data = encode(a_state(scenes=0))
     store = StateStore(tmp_path)
-    caplog.set_level(logging.WARNING, logger="appliance.state")
+    caplog.set_level(logging.WARNING, logger="appliance.box.state")
     for cut in range(len(data)):
         store.path.write_bytes(data[:cut])
         caplog.clear()
@@ -114,7 +114,7 @@ CHILD = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {root!r})
     from tests.test_state import a_state
-    from appliance import state as st
+    from appliance.box import state as st
 
     where = sys.argv[2]
     store = st.StateStore(sys.argv[1])
@@ -270,7 +270,7 @@ def test_a_bad_saved_tempo_is_dropped_not_the_state(tmp_path: Path, caplog) -> N
     for bpm in (35.0, 1000, "fast", True):
         _write_body(store, {**good, "bpm": bpm})
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="appliance.state"):
+        with caplog.at_level(logging.WARNING, logger="appliance.box.state"):
             back = store.load()
         assert back is not None, f"bpm {bpm!r} threw the whole state away"
         assert back.bpm is None and back.groove == a_state().groove and len(back.scenes) == 2
@@ -280,7 +280,7 @@ def test_a_bad_saved_tempo_is_dropped_not_the_state(tmp_path: Path, caplog) -> N
 
 def test_the_internal_clocks_tempo_is_saved_not_a_followed_clocks() -> None:
     import mido
-    from appliance.midiclock import ClockSwitch
+    from appliance.core.clock import ClockSwitch
     engine = RecordingEngine()
     switch = ClockSwitch("external", 120.0, clock=lambda: 0.0)
     t, dt = 0.0, 60 / 35 / 24                       # a drum machine's clock at 35 BPM

@@ -7,12 +7,12 @@ import mido
 import numpy as np
 import pytest
 
-from appliance.engine import EngineSettings
-from appliance.generator import Generator, ModelError
-from appliance.groove import NUM_VOICES, STEPS, Pattern
-from appliance.player import Player, PlayerSettings
-from appliance.render import render
-from appliance.transport import InternalClock
+from appliance.core.engine import EngineSettings
+from appliance.core.generator import Generator, ModelError
+from appliance.core.groove import NUM_VOICES, STEPS, Pattern
+from appliance.core.player import Player, PlayerSettings
+from appliance.core.render import render
+from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 from tests.test_engine import phrase, run
 
@@ -148,7 +148,7 @@ def test_a_loop_is_measured_by_its_last_note_on_and_bad_outputs_are_clear(model_
     midi.save(str(tmp_path / "two_bars.mid"))
     result = render(tmp_path / "two_bars.mid", tmp_path / "out.mid", model_dir=model_dir, passes=2, seed=1)
     assert result.bars == 4
-    from appliance.render import RenderError
+    from appliance.core.render import RenderError
     with pytest.raises(RenderError, match="cannot write the drum file"):
         render(tmp_path / "two_bars.mid", tmp_path, model_dir=model_dir)
     (tmp_path / "empty.mid").write_bytes(b"")

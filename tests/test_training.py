@@ -1,5 +1,5 @@
 """Smoke training on a handful of real GMD windows: one epoch, resume, export (fp32 + int8),
-parity, and the exported model loaded and played through appliance.generator."""
+parity, and the exported model loaded and played through appliance.core.generator."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra (make .venv/.dev installs it)")
 
-from appliance.generator import Controls, Generator  # noqa: E402
-from appliance.groove import STEPS, Groove, Pattern  # noqa: E402
+from appliance.core.generator import Controls, Generator  # noqa: E402
+from appliance.core.groove import STEPS, Groove, Pattern  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training import export as ex  # noqa: E402
 from training import train as tr  # noqa: E402

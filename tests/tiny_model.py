@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from appliance.groove import GM_NOTES, NUM_VOICES, STEPS, VOICES
+from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, VOICES
 
 LATENT = 8
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from appliance.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.groove import VOICES
+from appliance.core.groove import VOICES
 from training import dataset as ds
 from training.metrics import report
 from training.onnx_model import OnnxModel

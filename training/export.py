@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from appliance.groove import GM_NOTES, HIT, STEPS, VOICES
+from appliance.core.groove import GM_NOTES, HIT, STEPS, VOICES
 from training import dataset as ds
 from training.metrics import hit_scores, tune_thresholds
 from training.onnx_model import OnnxModel

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.groove import HIT, NUM_VOICES, OFFSET, VELOCITY, VOICES
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, VELOCITY, VOICES
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 

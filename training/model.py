@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from appliance.groove import NUM_VOICES, STEPS
+from appliance.core.groove import NUM_VOICES, STEPS
 
 
 @dataclass

@@ -24,9 +24,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from appliance.config import ACTIONS, KNOBS, MidiMapConfig
-from appliance.controls.actions import Actions
-from appliance.state import atomic_write
+from appliance.box.config import ACTIONS, KNOBS, MidiMapConfig
+from appliance.core.actions import Actions
+from appliance.box.state import atomic_write
 
 log = logging.getLogger(__name__)
 

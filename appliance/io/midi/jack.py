@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any, Sequence
 
-from .ports import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback, _RtInput,
+from appliance.io.midi.ports import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback, _RtInput,
                     _RtOutput, _rtmidi)
 
 log = logging.getLogger(__name__)

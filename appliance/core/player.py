@@ -9,8 +9,8 @@ import threading
 
 import mido
 
-from .groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Pattern
-from .transport import Transport
+from appliance.core.groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Pattern
+from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "bar": STEPS_PER_BAR}
 

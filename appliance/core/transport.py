@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from .groove import STEPS_PER_BEAT
+from appliance.core.groove import STEPS_PER_BEAT
 
 MIN_BPM = 40.0
 MAX_BPM = 300.0

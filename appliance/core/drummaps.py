@@ -1,7 +1,7 @@
 """Drum maps: which note (and channel) each of the nine voices plays on a given drum machine.
 
 Chosen by name in the config (``player.drum_map``); ``player.notes`` overrides single voices.
-Voice order is :data:`appliance.groove.VOICES`: kick, snare, closed hat, open hat, low tom,
+Voice order is :data:`appliance.core.groove.VOICES`: kick, snare, closed hat, open hat, low tom,
 mid tom, high tom, crash, ride.
 
 Where a machine has fewer sounds than nine voices, the nearest sound doubles up (e.g. the
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import difflib
 
-from appliance.groove import GM_NOTES, NUM_VOICES, VOICES
+from appliance.core.groove import GM_NOTES, NUM_VOICES, VOICES
 
 
 @dataclass(frozen=True)

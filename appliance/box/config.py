@@ -1,6 +1,6 @@
 """The box's one YAML file, as a tree of frozen dataclasses with a default for every key.
 
-    config = appliance.config.load("/etc/groovebox/config.yaml")   # raises ConfigError
+    config = appliance.box.config.load("/etc/groovebox/config.yaml")   # raises ConfigError
     config.player.channel                                           # 10
     engine = Engine(generator, transport, settings=config.engine_settings(),
                     controls=config.controls())
@@ -26,9 +26,9 @@ What the service calls:
     the box; it runs the last config that loaded (kept as ``state.dir/config.last-good.yaml``)
     or the defaults, and one error line says what to fix. When the file is good,
     ``load_with_fallback`` has already called ``save_last_good`` for it;
-  - on SIGHUP: ``appliance.reload.reload_file(path, engine, transport, controls=...)``
+  - on SIGHUP: ``appliance.box.reload.reload_file(path, engine, transport, controls=...)``
     (refuses a broken file, keeps the old config, updates the last-good copy), or
-    ``load`` + ``appliance.reload.apply_config`` and then ``save_last_good(config)``.
+    ``load`` + ``appliance.box.reload.apply_config`` and then ``save_last_good(config)``.
 
 ``save_last_good(config)`` usage notes:
   - call it only after a config has been *applied* successfully (after start-up with it,
@@ -58,8 +58,8 @@ from typing import Any, Callable, Union
 
 import yaml
 
-from appliance import drummaps
-from appliance.groove import NUM_VOICES, VOICES
+from appliance.core import drummaps
+from appliance.core.groove import NUM_VOICES, VOICES
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +253,8 @@ class Config:
         return drummaps.resolve(self.player.drum_map, self.player.notes, self.player.channel)
 
     def engine_settings(self) -> Any:
-        """``appliance.engine.EngineSettings`` for this config."""
-        from appliance.engine import EngineSettings
+        """``appliance.core.engine.EngineSettings`` for this config."""
+        from appliance.core.engine import EngineSettings
         notes, channels = self.drum_notes()
         return EngineSettings(
             swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
@@ -263,8 +263,8 @@ class Config:
             forget_passes=self.loop.forget_passes)
 
     def controls(self) -> Any:
-        """``appliance.generator.Controls`` for this config (variation → temperature)."""
-        from appliance.generator import Controls
+        """``appliance.core.generator.Controls`` for this config (variation → temperature)."""
+        from appliance.core.generator import Controls
         return Controls(**self.controls_dict())
 
     def controls_dict(self) -> dict[str, Any]:
@@ -660,7 +660,7 @@ def save_last_good(config: Config) -> Path | None:
     directory is not writable (logged)."""
     if config.source_text is None:
         return None
-    from appliance.state import atomic_write
+    from appliance.box.state import atomic_write
     target = Path(config.state.dir) / LAST_GOOD
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -726,7 +726,7 @@ def check_main(args: Any) -> int:
     line per problem when not, 2 on a usage mistake.
 
     ``args`` is the argument list (``["check", FILE]`` or ``[FILE]``) or an argparse
-    namespace with a ``file`` attribute (what ``appliance.cli`` passes)."""
+    namespace with a ``file`` attribute (what ``appliance.box.cli`` passes)."""
     if hasattr(args, "file"):
         args = [str(args.file)]
     args = list(args)
@@ -757,5 +757,5 @@ def check_main(args: Any) -> int:
     return 0
 
 
-if __name__ == "__main__":   # python -m appliance.config check FILE
+if __name__ == "__main__":   # python -m appliance.box.config check FILE
     raise SystemExit(check_main(sys.argv[1:]))

@@ -2,8 +2,8 @@
 
 Written like gpiozero: :class:`MidiPorts` (the musician-facing object) works against an
 abstract :class:`PortBackend`. The real ones: :class:`RtMidiBackend` (python-rtmidi, a port
-per connection; what the Pi uses on ALSA) and :class:`~appliance.midi.jack.JackBackend`
-(JACK: two fixed ports, patched); ``appliance.midi.backends.open_backend`` picks one. Ports
+per connection; what the Pi uses on ALSA) and :class:`~appliance.io.midi.jack.JackBackend`
+(JACK: two fixed ports, patched); ``appliance.io.midi.backends.open_backend`` picks one. Ports
 are chosen by name patterns matched against the port name with ALSA's changing
 ``client:port`` numbers stripped, so a keyboard plugged into another socket is still the
 same keyboard.

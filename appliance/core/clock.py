@@ -1,6 +1,6 @@
 """MIDI clock: follow an external one, or be the master and send one.
 
-:class:`MidiClockFollower` is a :class:`~appliance.transport.Transport` driven by MIDI clock
+:class:`MidiClockFollower` is a :class:`~appliance.core.transport.Transport` driven by MIDI clock
 (24 ppqn, so 6 clocks a sixteenth step), Start / Stop / Continue and Song Position Pointer.
 Its tempo and phase come from a least-squares line through the last beat of clock arrivals:
 jitter averages out, and a tempo change has fully settled one beat later.
@@ -28,8 +28,8 @@ from typing import Callable
 
 import mido
 
-from .groove import STEPS
-from .transport import InternalClock, Transport, check_bpm, seconds_per_step
+from appliance.core.groove import STEPS
+from appliance.core.transport import InternalClock, Transport, check_bpm, seconds_per_step
 
 log = logging.getLogger(__name__)
 

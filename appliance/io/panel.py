@@ -12,7 +12,7 @@ Buttons (to ground, internal pull-ups):
   - freeze toggles; clear empties the overdub; resample draws a new z on release, and held
     for ``gpio.hold_s`` plays from the prior instead (fires as soon as the hold is reached);
   - tap is tap tempo (a fourth button; two taps or more set the internal clock);
-  - any action of :data:`appliance.config.ACTIONS` can have a button (scenes too).
+  - any action of :data:`appliance.box.config.ACTIONS` can have a button (scenes too).
 Knobs: a pot on an MCP3008 channel (read every ``gpio.knob_poll_ms``, smoothed, with
 pickup so nothing jumps after a restore) or a rotary encoder (detents nudge the value).
 LEDs: beat (each quarter; held longer at the loop start), freeze (lit while frozen),
@@ -26,8 +26,8 @@ import time
 from typing import Any, Callable
 import warnings
 
-from appliance.config import KNOBS, GpioConfig
-from appliance.controls.actions import DEADBAND, Actions
+from appliance.box.config import KNOBS, GpioConfig
+from appliance.core.actions import DEADBAND, Actions
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """What a button, a pad or a knob does to the engine, shared by GPIO and MIDI-mapped controls.
 
-Actions (by name, see :data:`appliance.config.ACTIONS`): freeze (toggle), clear, resample,
+Actions (by name, see :data:`appliance.box.config.ACTIONS`): freeze (toggle), clear, resample,
 prior (from scratch), tap (tap tempo), scene_N (recall), store_scene_N.  Knobs
-(:data:`appliance.config.KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
+(:data:`appliance.box.config.KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
 (an encoder): density 0..1, variation (temperature) 0..2, humanise 0..2, velocity_scale 0..2,
 tempo over ``gpio.tempo_range`` bpm (internal clock only).
 

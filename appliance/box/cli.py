@@ -16,13 +16,13 @@ def default_model_dir() -> Path:
     """$GROOVEBOX_MODEL_DIR, else the models/ beside the package (a checkout or /opt/groovebox)."""
     if os.environ.get("GROOVEBOX_MODEL_DIR"):
         return Path(os.environ["GROOVEBOX_MODEL_DIR"])
-    return Path(__file__).resolve().parent.parent / "models" / MODEL_NAME
+    return Path(__file__).resolve().parents[2] / "models" / MODEL_NAME
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .engine import EngineSettings
-    from .generator import Controls, ModelError
-    from .render import RenderError, render
+    from appliance.core.engine import EngineSettings
+    from appliance.core.generator import Controls, ModelError
+    from appliance.core.render import RenderError, render
 
     try:
         controls = Controls(density=args.density, temperature=args.variation, humanise=args.humanise,
@@ -47,17 +47,17 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
-    from . import service
+    from appliance.box import service
     return service.main(args)
 
 
 def _client(args: argparse.Namespace) -> int:
-    from . import control
+    from appliance.box import control_socket as control
     return control.client_main(args)
 
 
 def _config(args: argparse.Namespace) -> int:
-    from . import config
+    from appliance.box import config
     return config.check_main(args)
 
 

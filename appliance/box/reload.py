@@ -2,17 +2,17 @@
 
 What the service calls on SIGHUP (``systemctl reload groovebox``)::
 
-    changed = appliance.reload.reload_file(config_path, engine, transport,
+    changed = appliance.box.reload.reload_file(config_path, engine, transport,
                                            controls=controls, autosaver=autosaver)
 
 or, when it loads the file itself::
 
     try:
-        new = appliance.config.load(config_path)
-    except appliance.config.ConfigError as e:
+        new = appliance.box.config.load(config_path)
+    except appliance.box.config.ConfigError as e:
         ...   # log it; the old config stays
     else:
-        changed = appliance.reload.apply_config(new, engine, transport, old=current,
+        changed = appliance.box.reload.apply_config(new, engine, transport, old=current,
                                                 controls=controls, autosaver=autosaver)
 
 Live (the engine takes them at its next step; the player never stops):
@@ -32,7 +32,7 @@ import time
 from typing import Any
 import weakref
 
-from appliance.config import Config, ConfigError, flatten, load
+from appliance.box.config import Config, ConfigError, flatten, load
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def reload_file(path: str | os.PathLike[str], engine: Any, transport: Any, **kw:
             log.error("reload refused, the old config stays: %s", problem)
         return []
     changed = apply_config(new, engine, transport, **kw)
-    from appliance.config import save_last_good
+    from appliance.box.config import save_last_good
     save_last_good(new)
     return changed
 

@@ -33,19 +33,19 @@ from typing import Any, Callable
 import mido
 import numpy as np
 
-from .config import Config, ConfigError, load as load_config, load_with_fallback, save_last_good
-from .control import ControlServer, default_socket_path
-from .controls import start as start_controls
-from .engine import Engine
-from .generator import Generator, ModelError
-from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
-from .midi.din import DinPort
-from .midi.backends import open_backend
-from .midi.ports import MidiPorts, PortError
-from .midiclock import ClockSender, ClockSwitch
-from . import realtime
-from .reload import apply_config, remember
-from .state import Autosaver, Scenes, StateStore, snapshot
+from appliance.box.config import Config, ConfigError, load as load_config, load_with_fallback, save_last_good
+from appliance.box.control_socket import ControlServer, default_socket_path
+from appliance.box.controls import start as start_controls
+from appliance.core.engine import Engine
+from appliance.core.generator import Generator, ModelError
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
+from appliance.io.midi.din import DinPort
+from appliance.io.midi.backends import open_backend
+from appliance.io.midi.ports import MidiPorts, PortError
+from appliance.core.clock import ClockSender, ClockSwitch
+from appliance.box import realtime
+from appliance.box.reload import apply_config, remember
+from appliance.box.state import Autosaver, Scenes, StateStore, snapshot
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Callable
 import mido
 import serial
 
-from .parser import MidiEncoder, MidiParser
+from appliance.io.midi.parser import MidiEncoder, MidiParser
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import time
 
 import mido
 
-from .engine import Engine, EngineSettings, VirtualExecutor
-from .generator import Controls, Generator
-from .groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, Pattern
-from .transport import InternalClock, check_bpm
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.generator import Controls, Generator
+from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, Pattern
+from appliance.core.transport import InternalClock, check_bpm
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,13 @@
 
 What the service calls::
 
-    controls = appliance.controls.start(config, engine, transport, scenes=scenes)
+    controls = appliance.box.controls.start(config, engine, transport, scenes=scenes)
     # every incoming MIDI message, before the engine sees it:
     if not controls.handle(message, t):
         engine.handle(message, t)
     # `groovebox learn ACTION` over the control socket:
     reply = controls.learn(action)          # ValueError (with a did-you-mean) → send it back
-    # on SIGHUP, through appliance.reload.apply_config(..., controls=controls)
+    # on SIGHUP, through appliance.box.reload.apply_config(..., controls=controls)
     controls.reconfigure(new_config)
     controls.close()                        # on exit
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import time
 from typing import Any, Callable
 
-from appliance.controls.actions import Actions
-from appliance.controls.midimap import LEARNED_FILE, MidiMap
+from appliance.core.actions import Actions
+from appliance.io.midimap import LEARNED_FILE, MidiMap
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class ControlsHandle:
         if not config.gpio.enabled:
             log.info("gpio: front panel disabled (gpio.enabled: false)")
             return
-        from appliance.controls.gpio import NoPinFactory, Panel
+        from appliance.io.panel import NoPinFactory, Panel
         try:
             self.panel = Panel(config.gpio, self.actions, pin_factory=self._pin_factory,
                                clock=self.clock)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Which MIDI system the box talks to: ``open_backend(api, client_name)``."""
 from __future__ import annotations
 
-from .ports import PortBackend, RtMidiBackend, resolve_api
+from appliance.io.midi.ports import PortBackend, RtMidiBackend, resolve_api
 
 
 def open_backend(api: str, client_name: str = "groovebox") -> PortBackend:
@@ -10,6 +10,6 @@ def open_backend(api: str, client_name: str = "groovebox") -> PortBackend:
     with what to fix."""
     api = resolve_api(api)
     if api == "jack":
-        from .jack import JackBackend
+        from appliance.io.midi.jack import JackBackend
         return JackBackend(client_name)
     return RtMidiBackend("alsa", client_name)

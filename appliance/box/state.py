@@ -46,8 +46,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from appliance.groove import NUM_VOICES, STEPS, Groove, Pattern
-from appliance.transport import MAX_BPM, MIN_BPM
+from appliance.core.groove import NUM_VOICES, STEPS, Groove, Pattern
+from appliance.core.transport import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +277,14 @@ def _controls_from(data: Any) -> dict[str, Any]:
 
 
 def _controls_fields() -> set[str]:
-    from appliance.generator import Controls
+    from appliance.core.generator import Controls
     return {f.name for f in fields(Controls)}
 
 
 def _controls_obj(data: Mapping[str, Any]) -> Any:
     if not data:
         return None
-    from appliance.generator import Controls
+    from appliance.core.generator import Controls
     return Controls(**dict(data))
 
 

@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 
-from .groove import HIT, STEPS, VELOCITY, Groove, loop_pass, quantise
+from appliance.core.groove import HIT, STEPS, VELOCITY, Groove, loop_pass, quantise
 
 
 class Looper:

@@ -11,11 +11,11 @@ from typing import Callable, Protocol
 import mido
 import numpy as np
 
-from .generator import Controls, Generator
-from .groove import GM_NOTES, NUM_VOICES, Groove, Pattern
-from .looper import Looper
-from .player import Event, Player, PlayerSettings
-from .transport import Transport
+from appliance.core.generator import Controls, Generator
+from appliance.core.groove import GM_NOTES, NUM_VOICES, Groove, Pattern
+from appliance.core.looper import Looper
+from appliance.core.player import Event, Player, PlayerSettings
+from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
 
