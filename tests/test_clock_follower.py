@@ -8,7 +8,8 @@ import mido
 import pytest
 
 from appliance.core.groove import STEPS
-from appliance.core.clock import ClockSender, ClockSwitch, MidiClockFollower, forward_to, jump_to
+from appliance.core.clock import ClockSwitch, MidiClockFollower, forward_to, jump_to
+from appliance.io.midi.clock import ClockSender, feed_clock
 from appliance.core.transport import Transport
 
 CLOCK, START, STOP, CONTINUE = (mido.Message(k) for k in ("clock", "start", "stop", "continue"))
@@ -48,7 +49,7 @@ class Source:
         self.sent = 0
 
     def send(self, message: mido.Message) -> None:
-        self.target.feed(message, self.now.t)
+        feed_clock(self.target, message, self.now.t)
 
     def ticks(self, count: int) -> list[float]:
         """Send ``count`` ticks; returns their ideal (jitter-free) times."""
@@ -57,7 +58,7 @@ class Source:
             self.ideal += tick_period(self.bpm)
             times.append(self.ideal)
             self.now.t = self.ideal + self.rng.uniform(-self.jitter, self.jitter)
-            self.target.feed(CLOCK, self.now.t)
+            feed_clock(self.target, CLOCK, self.now.t)
             self.sent += 1
         self.now.t = self.ideal
         return times
@@ -196,7 +197,7 @@ def test_switch_auto_follows_a_clock_and_falls_back_without_a_jump():
     own = sw.position(now.t)
     assert own == pytest.approx(3.3 / (60 / 120 / 4))
     src = Source(sw, now, 100)
-    sw.feed(START, now.t)
+    feed_clock(sw, START, now.t)
     first = src.ticks(1)[0]
     assert sw.source == "external"
     assert sw.position(first) % STEPS == approx_loop(0.0)
@@ -217,9 +218,9 @@ def test_switch_auto_stop_from_the_master_stops_the_box():
     now = Now()
     sw = ClockSwitch("auto", bpm=120, clock=now)
     src = Source(sw, now, 120)
-    sw.feed(START, now.t)
+    feed_clock(sw, START, now.t)
     src.ticks(10)
-    sw.feed(STOP, now.t)
+    feed_clock(sw, STOP, now.t)
     assert not sw.running
     assert sw.source == "external"
     src.ticks(100)
@@ -230,15 +231,15 @@ def test_switch_internal_ignores_clock_and_external_waits_for_one():
     now = Now()
     internal = ClockSwitch("internal", bpm=110, clock=now)
     src = Source(internal, now, 140)
-    internal.feed(START, now.t)
+    feed_clock(internal, START, now.t)
     src.ticks(48)
     assert internal.source == "internal" and internal.bpm == 110 and internal.running
-    assert internal.feed(mido.Message("note_on"), now.t) is False
+    assert feed_clock(internal, mido.Message("note_on"), now.t) is False
 
     external = ClockSwitch("external", bpm=110, clock=now)
     assert not external.running and external.source == "external"
     src = Source(external, now, 140)
-    external.feed(START, now.t)
+    feed_clock(external, START, now.t)
     src.ticks(48)
     assert external.running and external.bpm == pytest.approx(140, abs=0.01)
     now.t += 1.0
@@ -297,7 +298,7 @@ def test_late_stragglers_do_not_move_the_grid():
         src.ideal += period
         late = 0.006 if k % 10 in (3, 4, 5) else 0.0   # bursts of three late clocks
         now.t = src.ideal + late
-        f.feed(CLOCK, now.t)
+        feed_clock(f, CLOCK, now.t)
         now.t = src.ideal
         # The grid: where the box puts the next sixteenth, against the source's truth.
         assert f.position(src.ideal) - base == pytest.approx((48 + k) / 6, abs=0.02)

@@ -8,7 +8,7 @@ import pytest
 from appliance.core.actions import DETENTS_PER_SWEEP, Actions, TapTempo
 from appliance.core.generator import Controls
 from appliance.core.clock import ClockSwitch
-from appliance.box.state import Scenes
+from appliance.box.scenes import Scenes
 from tests.conftest import make_engine
 
 

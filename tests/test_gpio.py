@@ -16,7 +16,7 @@ from appliance.box.controls import start
 from appliance.core.actions import Actions
 from appliance.io.panel import NoPinFactory, Panel, make_pin_factory
 from appliance.core.generator import Controls
-from appliance.box.state import Scenes
+from appliance.box.scenes import Scenes
 from tests.conftest import make_engine
 
 

@@ -7,7 +7,10 @@ import socket
 import threading
 import time
 
-from appliance.box.service import PlayerThread, Service, sd_notify, watchdog_interval
+from appliance.box.notify import sd_notify, watchdog_interval
+from appliance.box.player_thread import PlayerThread
+from appliance.box.config import Config
+from appliance.box.service import Service
 
 
 def listen(address: str) -> socket.socket:
@@ -68,7 +71,7 @@ class Stuck(threading.Thread):
 
 
 def test_health_needs_a_live_and_beating_player():
-    service = Service(config=None)
+    service = Service(Config())
     assert not service.player_healthy()               # no player yet
     stuck = Stuck()
     stuck.start()

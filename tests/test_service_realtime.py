@@ -14,7 +14,7 @@ import pytest
 from appliance.box import realtime
 from appliance.core.engine import Engine, EngineSettings
 from appliance.core.generator import Generator
-from appliance.box.service import PlayerThread
+from appliance.box.player_thread import PlayerThread
 from appliance.core.transport import InternalClock
 
 PROBE = r"""

@@ -14,8 +14,8 @@ import pytest
 
 from appliance.core.generator import Controls
 from appliance.core.groove import STEPS, Groove
-from appliance.box.state import (Autosaver, LiveState, Scene, Scenes, StateStore, decode, encode,
-                             snapshot)
+from appliance.box.scenes import Scene, Scenes
+from appliance.box.state import Autosaver, LiveState, StateStore, decode, encode, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,10 +115,11 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests.test_state import a_state
     from appliance.box import state as st
+    from appliance.io import files
 
     where = sys.argv[2]
     store = st.StateStore(sys.argv[1])
-    real_write, real_replace, real_fsync_dir = os.write, os.replace, st.fsync_dir
+    real_write, real_replace, real_fsync_dir = os.write, os.replace, files.fsync_dir
 
     def announce(what):
         sys.stdout.write(what + "\\n"); sys.stdout.flush(); time.sleep(60)
@@ -141,8 +142,8 @@ CHILD = textwrap.dedent("""
 
     os.write = slow_write
     os.replace = replace
-    st.fsync_dir = fsync_dir
-    st.os.write = slow_write
+    files.fsync_dir = fsync_dir
+    files.os.write = slow_write
     store.save(a_state(2, scenes=8))
 """)
 
@@ -226,6 +227,7 @@ class RecordingEngine:
         self.eps = np.arange(64, dtype=np.float32) / 64
         self.controls = Controls(density=0.6)
         self.frozen = False
+        self.from_prior = False
         self.restored: list[dict] = []
 
     def restore(self, **kw: object) -> None:
@@ -281,12 +283,13 @@ def test_a_bad_saved_tempo_is_dropped_not_the_state(tmp_path: Path, caplog) -> N
 def test_the_internal_clocks_tempo_is_saved_not_a_followed_clocks() -> None:
     import mido
     from appliance.core.clock import ClockSwitch
+    from appliance.io.midi.clock import feed_clock
     engine = RecordingEngine()
     switch = ClockSwitch("external", 120.0, clock=lambda: 0.0)
     t, dt = 0.0, 60 / 35 / 24                       # a drum machine's clock at 35 BPM
-    switch.feed(mido.Message("start"), t)
+    feed_clock(switch, mido.Message("start"), t)
     for _ in range(100):
-        switch.feed(mido.Message("clock"), t)
+        feed_clock(switch, mido.Message("clock"), t)
         t += dt
     assert switch.bpm < 40
     state = snapshot(engine, switch, None)
@@ -294,9 +297,9 @@ def test_the_internal_clocks_tempo_is_saved_not_a_followed_clocks() -> None:
     assert decode(encode(state)).bpm == 120.0      # and it reads back
 
     class Slow:                                     # any transport: clamped into 40..300
-        bpm = 20.0
+        own_bpm = 20.0
     assert snapshot(engine, Slow(), None).bpm == 40.0
-    Slow.bpm = 400.0
+    Slow.own_bpm = 400.0
     assert snapshot(engine, Slow(), None).bpm == 300.0
 
 

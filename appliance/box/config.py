@@ -59,17 +59,12 @@ from typing import Any, Callable, Union
 import yaml
 
 from appliance.core import drummaps
+from appliance.core.actions import ACTIONS, KNOBS
+from appliance.io.files import atomic_write
 from appliance.core.groove import NUM_VOICES, VOICES
 
 log = logging.getLogger(__name__)
 
-#: Things a button, a pad or a note can do.
-ACTIONS: tuple[str, ...] = (
-    "freeze", "clear", "resample", "prior", "tap",
-    *(f"scene_{i}" for i in range(1, 9)), *(f"store_scene_{i}" for i in range(1, 9)),
-)
-#: Things a knob (pot, encoder or CC) can turn.
-KNOBS: tuple[str, ...] = ("density", "variation", "tempo", "humanise", "velocity_scale")
 PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "pigpio", "native", "mock")
 #: BCM GPIO numbers the 40-pin header offers.
 PINS = (2, 27)
@@ -660,7 +655,6 @@ def save_last_good(config: Config) -> Path | None:
     directory is not writable (logged)."""
     if config.source_text is None:
         return None
-    from appliance.box.state import atomic_write
     target = Path(config.state.dir) / LAST_GOOD
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,12 @@
 
 What is kept: the groove, the z noise (eps), the knobs (Controls), freeze, whether the pattern
 came from the prior, the tempo of the internal clock, and the scenes (a few slots of groove +
-eps + knobs + prior, stored and recalled from buttons or MIDI).  While frozen, the pattern
+eps + knobs + prior, stored and recalled from buttons or MIDI: ``appliance.box.scenes``).  While frozen, the pattern
 being held is kept too, and played back as it is: the groove may have moved on since the
 freeze (the looper keeps listening), so regenerating would not give the same drums.  Restoring
 a state, or recalling a scene, gives back the pattern that was playing.
 
-The tempo saved is the internal clock's (clamped to 40..300 BPM), never a followed MIDI
+The tempo saved is the internal clock's (clamped to MIN_BPM..MAX_BPM, 40..300), never a followed MIDI
 clock's, which may be slower or faster than the internal clock allows; a saved tempo that is
 out of range is dropped with one log line, the rest of the state is kept.
 
@@ -33,7 +33,7 @@ What the service calls::
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 import hashlib
 import json
 import logging
@@ -46,8 +46,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from appliance.core.groove import NUM_VOICES, STEPS, Groove, Pattern
-from appliance.core.transport import MAX_BPM, MIN_BPM
+from appliance.box.codec import (StateError, controls_from, controls_json, controls_obj, eps_from,
+                                 flag_from, groove_from, groove_json, pattern_from, pattern_json)
+from appliance.box.scenes import Scene, Scenes
+from appliance.core.engine import Engine
+from appliance.core.groove import Groove, Pattern
+from appliance.core.transport import MAX_BPM, MIN_BPM, Transport, clamp_bpm
+from appliance.io.files import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,89 +62,7 @@ STATE_FILE = "state.json"
 KEEP_CORRUPT = 5  #: set-aside files kept; older ones are removed
 
 
-class StateError(Exception):
-    """A state file that cannot be used (cut short, corrupt, or not ours)."""
-
-
-# --------------------------------------------------------------------------- atomic files
-
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one.
-
-    temp file in the same directory → write → fsync → rename over ``path`` → fsync the
-    directory (so the rename itself survives a power cut)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    try:
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:   # some filesystems refuse fsync on a directory
-        pass
-    finally:
-        os.close(dfd)
-
-
 # --------------------------------------------------------------------------- what is saved
-
-@dataclass(frozen=True)
-class Scene:
-    """One slot: a groove, its z noise, the knobs and the prior flag; and, when it was stored
-    while frozen, the pattern being held (played back as it is)."""
-
-    groove: Groove
-    eps: tuple[float, ...] | None = None
-    controls: Mapping[str, Any] = field(default_factory=dict)
-    prior: bool = False
-    pattern: Pattern | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"groove": _groove_json(self.groove), "eps": self.eps,
-               "controls": dict(self.controls), "prior": self.prior}
-        if self.pattern is not None:
-            out["pattern"] = _pattern_json(self.pattern)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any) -> "Scene":
-        if not isinstance(data, dict):
-            raise StateError("a scene is not a mapping")
-        return cls(groove=_groove_from(data.get("groove")), eps=_eps_from(data.get("eps")),
-                   controls=_controls_from(data.get("controls")),
-                   prior=_flag_from(data.get("prior", False), "prior"),
-                   pattern=_pattern_from(data.get("pattern")))
-
-    def apply(self, engine: Any) -> None:
-        """Recall: the prior flag is set explicitly (False too), so a scene stored from the
-        groove is not played from the prior because the box was on the prior when recalled."""
-        engine.restore(groove=self.groove,
-                       eps=None if self.eps is None else np.asarray(self.eps, np.float32),
-                       controls=_controls_obj(self.controls), prior=self.prior,
-                       pattern=self.pattern)
-
 
 @dataclass(frozen=True)
 class LiveState:
@@ -152,28 +75,29 @@ class LiveState:
     prior: bool = False
     pattern: Pattern | None = None   #: the held pattern, kept only while frozen
 
-    def apply(self, engine: Any, transport: Any = None, now: float | None = None) -> None:
+    def apply(self, engine: Engine, transport: Transport | None = None,
+              now: float | None = None) -> None:
         """Put this state back into a running engine (and an internal clock's tempo): the
         same groove, z noise, knobs and prior flag give the same pattern; a frozen state
         plays the pattern it held."""
         engine.restore(groove=self.groove,
                        eps=None if self.eps is None else np.asarray(self.eps, np.float32),
-                       controls=_controls_obj(self.controls), frozen=self.frozen,
+                       controls=controls_obj(self.controls), frozen=self.frozen,
                        prior=self.prior,
                        pattern=self.pattern if self.frozen else None)
-        if self.bpm is not None and transport is not None and hasattr(transport, "set_bpm"):
+        if self.bpm is not None and transport is not None:
             try:
                 transport.set_bpm(self.bpm, time.monotonic() if now is None else now)
             except ValueError as e:
                 log.warning("state: saved tempo not restored: %s", e)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"groove": _groove_json(self.groove), "eps": self.eps,
+        out = {"groove": groove_json(self.groove), "eps": self.eps,
                "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
                "prior": self.prior,
                "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
         if self.frozen and self.pattern is not None:
-            out["pattern"] = _pattern_json(self.pattern)
+            out["pattern"] = pattern_json(self.pattern)
         return out
 
     @classmethod
@@ -189,8 +113,8 @@ class LiveState:
         frozen = data.get("frozen", False)
         if not isinstance(frozen, bool):
             raise StateError("freeze is not true/false")
-        prior = _flag_from(data.get("prior", False), "prior")
-        pattern = _pattern_from(data.get("pattern")) if frozen else None
+        prior = flag_from(data.get("prior", False), "prior")
+        pattern = pattern_from(data.get("pattern")) if frozen else None
         scenes_raw = data.get("scenes") or {}
         if not isinstance(scenes_raw, dict):
             raise StateError("scenes is not a mapping")
@@ -201,98 +125,10 @@ class LiveState:
             except ValueError:
                 raise StateError(f"scene slot {key!r} is not a number") from None
             scenes[slot] = Scene.from_json(value)
-        return cls(groove=_groove_from(data.get("groove")), eps=_eps_from(data.get("eps")),
-                   controls=_controls_from(data.get("controls")), frozen=frozen,
+        return cls(groove=groove_from(data.get("groove")), eps=eps_from(data.get("eps")),
+                   controls=controls_from(data.get("controls")), frozen=frozen,
                    bpm=None if bpm is None else float(bpm), scenes=scenes, prior=prior,
                    pattern=pattern)
-
-
-def _groove_json(groove: Groove) -> list[list[float]]:
-    return [[float(x) for x in row] for row in groove.steps]   # float32 → float64 is exact
-
-
-def _groove_from(data: Any) -> Groove:
-    if data is None:
-        return Groove.empty()
-    try:
-        steps = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise StateError("the groove is not a table of numbers") from None
-    if steps.shape != (STEPS, 3) or not np.isfinite(steps).all():
-        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 3)")
-    if ((steps[:, 0] < 0) | (steps[:, 0] > 1) | (steps[:, 1] < 0) | (steps[:, 1] > 1)
-            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5)).any():
-        raise StateError("the groove has values out of range")
-    return Groove(steps.astype(np.float32))
-
-
-def _flag_from(data: Any, what: str) -> bool:
-    if not isinstance(data, bool):
-        raise StateError(f"{what} is not true/false")
-    return data
-
-
-def _pattern_json(pattern: Pattern) -> list[list[list[float]]]:
-    return [[[float(x) for x in voice] for voice in step] for step in pattern.steps]
-
-
-def _pattern_from(data: Any) -> Pattern | None:
-    """A held pattern; one that does not fit is dropped (logged): it is regenerated instead."""
-    if data is None:
-        return None
-    try:
-        steps = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        steps = None
-    if (steps is None or steps.shape != (STEPS, NUM_VOICES, 3) or not np.isfinite(steps).all()
-            or ((steps[..., 0] < 0) | (steps[..., 0] > 1) | (steps[..., 1] < 0) | (steps[..., 1] > 1)
-                | (steps[..., 2] < -0.5) | (steps[..., 2] > 0.5)).any()):
-        log.warning("state: the saved held pattern does not fit; it is made again from the groove")
-        return None
-    return Pattern(steps.astype(np.float32))
-
-
-def _eps_from(data: Any) -> tuple[float, ...] | None:
-    if data is None:
-        return None
-    if not isinstance(data, list) or not data or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-            for x in data):
-        raise StateError("eps is not a list of numbers")
-    return tuple(float(x) for x in data)
-
-
-def _controls_from(data: Any) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise StateError("controls is not a mapping")
-    known = _controls_fields()
-    out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
-    try:
-        _controls_obj(out)
-    except (TypeError, ValueError) as e:
-        raise StateError(f"controls: {e}") from None
-    return out
-
-
-def _controls_fields() -> set[str]:
-    from appliance.core.generator import Controls
-    return {f.name for f in fields(Controls)}
-
-
-def _controls_obj(data: Mapping[str, Any]) -> Any:
-    if not data:
-        return None
-    from appliance.core.generator import Controls
-    return Controls(**dict(data))
-
-
-def controls_json(controls: Any) -> dict[str, Any]:
-    d = asdict(controls)
-    if d.get("thresholds") is not None:
-        d["thresholds"] = [float(x) for x in d["thresholds"]]
-    return d
 
 
 # --------------------------------------------------------------------------- the file format
@@ -392,80 +228,25 @@ class StateStore:
                 pass
 
 
-# --------------------------------------------------------------------------- scenes
-
-class Scenes:
-    """A few slots of groove + eps + knobs, stored and recalled from buttons or MIDI."""
-
-    def __init__(self, slots: int = 4, saved: Mapping[int, Scene] | None = None) -> None:
-        self.slots = slots
-        self._lock = threading.Lock()
-        self._scenes: dict[int, Scene] = {k: v for k, v in (saved or {}).items()
-                                          if 1 <= k <= slots}
-        self.on_change: list[Callable[[], None]] = []
-
-    def _check(self, slot: int) -> None:
-        if not 1 <= slot <= self.slots:
-            raise ValueError(f"scene {slot} is not in 1..{self.slots}")
-
-    def store(self, slot: int, engine: Any) -> Scene:
-        self._check(slot)
-        frozen = bool(getattr(engine, "frozen", False))
-        scene = Scene(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
-                      controls=controls_json(engine.controls),
-                      prior=bool(getattr(engine, "from_prior", False)),
-                      pattern=engine.pattern if frozen else None)
-        with self._lock:
-            self._scenes[slot] = scene
-        log.info("scene %d stored (%d groove hits)", slot, scene.groove.hits)
-        for callback in list(self.on_change):
-            callback()
-        return scene
-
-    def recall(self, slot: int, engine: Any) -> bool:
-        self._check(slot)
-        with self._lock:
-            scene = self._scenes.get(slot)
-        if scene is None:
-            log.info("scene %d is empty; nothing recalled", slot)
-            return False
-        scene.apply(engine)
-        log.info("scene %d recalled", slot)
-        return True
-
-    def get(self, slot: int) -> Scene | None:
-        with self._lock:
-            return self._scenes.get(slot)
-
-    def snapshot(self) -> dict[int, Scene]:
-        with self._lock:
-            return dict(self._scenes)
-
-
-def snapshot(engine: Any, transport: Any = None, scenes: Scenes | None = None) -> LiveState:
+def snapshot(engine: Engine, transport: Transport | None = None,
+             scenes: Scenes | None = None) -> LiveState:
     """The live state of a running engine, ready to save."""
     frozen = bool(engine.frozen)
     return LiveState(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
                      controls=controls_json(engine.controls), frozen=frozen,
                      bpm=internal_bpm(transport),
                      scenes={} if scenes is None else scenes.snapshot(),
-                     prior=bool(getattr(engine, "from_prior", False)),
+                     prior=bool(engine.from_prior),
                      pattern=engine.pattern if frozen else None)
 
 
-def internal_bpm(transport: Any) -> float | None:
-    """The tempo worth saving: the internal clock's (a ``ClockSwitch`` keeps it in
-    ``.internal`` even while it follows a MIDI clock), clamped to 40..300 BPM."""
-    if transport is None:
+def internal_bpm(transport: Transport | None) -> float | None:
+    """The tempo worth saving: the box's own clock's (:attr:`Transport.own_bpm`, kept even
+    while it follows a MIDI clock), clamped to MIN_BPM..MAX_BPM."""
+    bpm = None if transport is None else transport.own_bpm
+    if bpm is None or not math.isfinite(bpm):
         return None
-    clock = getattr(transport, "internal", transport)
-    try:
-        bpm = float(clock.bpm)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    if not math.isfinite(bpm):
-        return None
-    return min(max(bpm, MIN_BPM), MAX_BPM)
+    return clamp_bpm(bpm)
 
 
 # --------------------------------------------------------------------------- the autosaver

@@ -1,8 +1,8 @@
 """What a button, a pad or a knob does to the engine, shared by GPIO and MIDI-mapped controls.
 
-Actions (by name, see :data:`appliance.box.config.ACTIONS`): freeze (toggle), clear, resample,
+Actions (by name, see :data:`ACTIONS`): freeze (toggle), clear, resample,
 prior (from scratch), tap (tap tempo), scene_N (recall), store_scene_N.  Knobs
-(:data:`appliance.box.config.KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
+(:data:`KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
 (an encoder): density 0..1, variation (temperature) 0..2, humanise 0..2, velocity_scale 0..2,
 tempo over ``gpio.tempo_range`` bpm (internal clock only).
 
@@ -14,12 +14,23 @@ for a regeneration every few milliseconds).
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable, Protocol
+
+from appliance.core.engine import Engine
+from appliance.core.tap import TapTempo
+from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
+
+#: Things a button, a pad or a note can do.
+ACTIONS: tuple[str, ...] = (
+    "freeze", "clear", "resample", "prior", "tap",
+    *(f"scene_{i}" for i in range(1, 9)), *(f"store_scene_{i}" for i in range(1, 9)),
+)
+#: Things a knob (pot, encoder or CC) can turn.
+KNOBS: tuple[str, ...] = ("density", "variation", "tempo", "humanise", "velocity_scale")
 
 #: knob → (Controls field, low, high); tempo is handled apart.
 KNOB_FIELDS: dict[str, tuple[str, float, float]] = {
@@ -32,34 +43,21 @@ DETENTS_PER_SWEEP = 32   #: encoder detents from one end of a knob's range to th
 DEADBAND = 1.0 / 256     #: smaller knob moves than this (0..1) are ignored
 
 
-class TapTempo:
-    """Two or more taps set the tempo: 60 / the median gap of the last four gaps.
+class SceneSlots(Protocol):
+    """What the actions need of the scene store (``appliance.box.scenes.Scenes``): how many
+    slots there are, and storing and recalling the engine's music in one."""
 
-    A gap longer than ``timeout_s`` starts a new count."""
+    slots: int
 
-    def __init__(self, timeout_s: float = 2.0, low: float = 40.0, high: float = 300.0) -> None:
-        self.timeout_s = timeout_s
-        self.low, self.high = low, high
-        self._taps: list[float] = []
+    def store(self, slot: int, engine: Engine) -> object: ...
 
-    def tap(self, now: float) -> float | None:
-        if self._taps and now - self._taps[-1] > self.timeout_s:
-            self._taps.clear()
-        self._taps.append(now)
-        self._taps = self._taps[-5:]
-        if len(self._taps) < 2:
-            return None
-        gaps = [b - a for a, b in zip(self._taps, self._taps[1:])]
-        gap = statistics.median(gaps)
-        if gap <= 0:
-            return None
-        return min(self.high, max(self.low, 60.0 / gap))
+    def recall(self, slot: int, engine: Engine) -> bool: ...
 
 
 class Actions:
     """The box's verbs, called from GPIO callbacks, the MIDI map and the control socket."""
 
-    def __init__(self, engine: Any, transport: Any, scenes: Any = None,
+    def __init__(self, engine: Engine, transport: Transport, scenes: SceneSlots | None = None,
                  tempo_range: tuple[float, float] = (60.0, 180.0),
                  clock: Callable[[], float] = time.monotonic, follows_external_clock: bool = False) -> None:
         self.engine = engine
@@ -158,8 +156,7 @@ class Actions:
         return self.knob(name, self.knob_value(name) + detents / DETENTS_PER_SWEEP)
 
     def set_bpm(self, bpm: float, now: float) -> bool:
-        following = self.follows_external_clock or getattr(self.transport, "source", None) == "external"
-        if following or not hasattr(self.transport, "set_bpm"):
+        if self.follows_external_clock or self.transport.source == "external":
             if not self._warned_tempo:
                 log.info("controls: tempo follows the MIDI clock in; the tempo knob and tap "
                          "are ignored (tempo.clock: internal to use them)")

@@ -1,4 +1,7 @@
-"""MIDI clock: follow an external one, or be the master and send one.
+"""MIDI clock, followed: the tempo and position a clock source implies, and the switch.
+
+No MIDI bytes here: ``appliance.io.midi.clock`` turns messages into :meth:`heard` calls
+and sends the box's own clock (:class:`~appliance.io.midi.clock.ClockSender`).
 
 :class:`MidiClockFollower` is a :class:`~appliance.core.transport.Transport` driven by MIDI clock
 (24 ppqn, so 6 clocks a sixteenth step), Start / Stop / Continue and Song Position Pointer.
@@ -14,8 +17,6 @@ Each anchoring bumps ``relocations``.
 :class:`ClockSwitch` is the transport the engine gets: ``internal`` (the box's own clock),
 ``external`` (only MIDI clock), or ``auto`` (internal until a MIDI clock arrives, then follow
 it; if the clock is lost while playing, carry on at its last tempo without a gap).
-
-:class:`ClockSender` turns a transport into the clock a master sends (24 ppqn, Start, Stop).
 """
 from __future__ import annotations
 
@@ -26,16 +27,16 @@ import threading
 import time
 from typing import Callable
 
-import mido
-
 from appliance.core.groove import STEPS
-from appliance.core.transport import InternalClock, Transport, check_bpm, seconds_per_step
+from appliance.core.transport import (MAX_BPM, InternalClock, Transport, check_bpm, clamp_bpm,
+                                      seconds_per_step)
 
 log = logging.getLogger(__name__)
 
 PPQN = 24
 CLOCKS_PER_STEP = 6
-CLOCK_TYPES = frozenset({"clock", "start", "stop", "continue", "songpos"})
+#: what a clock source says: a tick (24 a beat), Start, Stop, Continue, Song Position Pointer
+CLOCK_EVENTS = frozenset({"clock", "start", "stop", "continue", "songpos"})
 
 IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
 
@@ -55,7 +56,7 @@ def jump_to(current: float, loop_position: float) -> float:
 
 
 class MidiClockFollower(Transport):
-    """A transport that follows MIDI clock. Feed it every clock message with ``feed``.
+    """A transport that follows MIDI clock. Tell it every clock event with :meth:`heard`.
 
     States: idle (no clock, or lost), playing, stopped. Ticks while idle start it playing
     from where ``adopt`` says (the box's own position, so that a clock without a Start
@@ -65,7 +66,7 @@ class MidiClockFollower(Transport):
     def __init__(self, bpm: float = 120.0, *, window: int = PPQN, lost_after: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  adopt: Callable[[float], float | None] | None = None) -> None:
-        super().__init__(bpm=bpm, start=0.0, running=False)
+        self._lock = threading.Lock()
         self.window = max(2, window)
         self.lost_after = lost_after
         self.clock = clock
@@ -82,7 +83,6 @@ class MidiClockFollower(Transport):
         self._song_position: float | None = None
         self._last_tick = -math.inf
         self.relocations = 0
-        self.ticks_heard = 0
 
     # -- the Transport interface --------------------------------------------------------------
     @property
@@ -106,8 +106,15 @@ class MidiClockFollower(Transport):
         return self._last_tick
 
     @property
-    def lost(self) -> bool:
-        return self.clock() - self._last_tick > self.lost_after
+    def source(self) -> str:
+        return "external"
+
+    @property
+    def own_bpm(self) -> None:
+        return None
+
+    def set_bpm(self, bpm: float, now: float) -> None:
+        """Nothing to set: the clock source keeps the tempo."""
 
     def position(self, t: float) -> float:
         with self._lock:
@@ -127,29 +134,26 @@ class MidiClockFollower(Transport):
             n = self._ref_n + (position - self._ref_pos) * CLOCKS_PER_STEP
             return a + b * n
 
-    # -- MIDI in ------------------------------------------------------------------------------
-    def feed(self, message: mido.Message, t: float) -> bool:
-        """Take a clock, start, stop, continue or songpos message; False for anything else."""
-        kind = message.type
-        if kind == "clock":
+    # -- what the clock source says -----------------------------------------------------------
+    def heard(self, event: str, t: float, song_position: int = 0) -> None:
+        """One of :data:`CLOCK_EVENTS` arrived at ``t`` (``song_position`` for ``songpos``)."""
+        if event == "clock":
             self.tick(t)
-        elif kind == "start":
+        elif event == "start":
             self.start(t)
-        elif kind == "continue":
+        elif event == "continue":
             self.resume(t)
-        elif kind == "stop":
+        elif event == "stop":
             self.stop(t)
-        elif kind == "songpos":
-            self.song_position(message.pos)
+        elif event == "songpos":
+            self.song_position(song_position)
         else:
-            return False
-        return True
+            raise ValueError(f"{event!r} is not a clock event")
 
     def tick(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
             self._n += 1
-            self.ticks_heard += 1
             self._last_tick = t
             self._ticks.append((self._n, t))
             self._refit()
@@ -229,7 +233,7 @@ class MidiClockFollower(Transport):
         on_time = [(n, t) for n, t in ticks if t - (a + b * n) <= LATE_S]
         if len(on_time) >= max(2, len(ticks) // 2) and len(on_time) < len(ticks):
             a, b = _line(on_time)
-        low, high = 60.0 / (300.0 * PPQN), 60.0 / (20.0 * PPQN)
+        low, high = 60.0 / (MAX_BPM * PPQN), 60.0 / (20.0 * PPQN)   # 20: a slow clock is still followed
         if not low <= b <= high:     # nonsense (a burst of clocks): keep the last tempo
             b = self._fit[1]
             a = min(t - b * n for n, t in ticks)
@@ -268,7 +272,7 @@ class ClockSwitch(Transport):
                  clock: Callable[[], float] = time.monotonic, lost_after: float = 0.5) -> None:
         if mode not in self.MODES:
             raise ValueError(f"tempo.clock {mode!r} is not one of {', '.join(self.MODES)}")
-        super().__init__(bpm=check_bpm(bpm), start=clock(), running=True)
+        check_bpm(bpm)
         self.mode = mode
         self.clock = clock
         now = clock()
@@ -277,7 +281,6 @@ class ClockSwitch(Transport):
         self.follower = MidiClockFollower(bpm=bpm, clock=clock, lost_after=lost_after,
                                           adopt=self._adopt)
         self._switch_lock = threading.RLock()
-        self._base_relocations = 0
         self._relocations = 0
         if mode == "external":
             self.internal.stop(now)
@@ -311,7 +314,7 @@ class ClockSwitch(Transport):
                 # Carry on from the last tick heard, at the last tempo: no gap, no jump.
                 since = self.follower.last_tick_time
                 where = self.follower.position(since)
-                self.internal.set_bpm(_clamp_bpm(self.follower.bpm), since)
+                self.internal.set_bpm(clamp_bpm(self.follower.bpm), since)
                 self.internal.start(since, position=where)
                 self._source = "internal"
                 self._relocations += 1
@@ -338,17 +341,20 @@ class ClockSwitch(Transport):
     def time_at(self, position: float) -> float:
         return self._active().time_at(position)
 
+    @property
+    def own_bpm(self) -> float:
+        """The internal clock's tempo, kept while a MIDI clock is followed."""
+        return self.internal.bpm
+
     # -- input and control --------------------------------------------------------------------
-    def feed(self, message: mido.Message, t: float) -> bool:
-        """MIDI clock in; False for messages that are not about the clock (or when internal)."""
-        if message.type not in CLOCK_TYPES:
-            return False
+    def heard(self, event: str, t: float, song_position: int = 0) -> None:
+        """A clock event (see :meth:`MidiClockFollower.heard`); ignored when internal: the
+        box is its own master."""
         if self.mode == "internal":
-            return True                    # consumed, ignored: the box is its own master
+            return
         with self._switch_lock:
-            self.follower.feed(message, t)
+            self.follower.heard(event, t, song_position)
         self._update()
-        return True
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """The internal tempo (an external clock sets its own)."""
@@ -360,50 +366,3 @@ class ClockSwitch(Transport):
 
     def stop(self, now: float) -> None:
         self.internal.stop(now)
-
-
-def _clamp_bpm(bpm: float) -> float:
-    return min(300.0, max(40.0, bpm))
-
-
-class ClockSender:
-    """Master clock out: 24 ppqn from the transport, Start when it starts, Stop when it stops.
-
-    ``due(until)`` returns (time, message) pairs up to ``until``, each once; the player
-    thread merges them with the drum events.
-    """
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-        self._next: int | None = None     # next clock index (position · 6)
-        self._was_running = False
-
-    def due(self, now: float, until: float) -> list[tuple[float, mido.Message]]:
-        out: list[tuple[float, mido.Message]] = []
-        transport = self.transport
-        running = transport.running
-        if running and not self._was_running:
-            # Start (or Song Position + Continue) just before the next sixteenth; the first
-            # clock after it is that sixteenth, as a slave expects.
-            step = math.ceil(transport.position(now) - 1e-9)
-            self._next = step * CLOCKS_PER_STEP
-            at = max(now, transport.time_at(step) - 0.001)
-            if step % STEPS:
-                out.append((at, mido.Message("songpos", pos=step % STEPS)))
-                out.append((at, mido.Message("continue")))
-            else:
-                out.append((at, mido.Message("start")))
-        elif not running and self._was_running:
-            out.append((now, mido.Message("stop")))
-            self._next = None
-        self._was_running = running
-        if not running or self._next is None:
-            return out
-        position = transport.position(now)
-        if position * CLOCKS_PER_STEP - self._next > PPQN * 4 or position * CLOCKS_PER_STEP < self._next - PPQN * 4:
-            self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)    # jumped: re-locate
-        horizon = transport.position(until) * CLOCKS_PER_STEP
-        while self._next <= horizon:
-            out.append((transport.time_at(self._next / CLOCKS_PER_STEP), mido.Message("clock")))
-            self._next += 1
-        return out

@@ -1,12 +1,13 @@
 """Tempo and position: the interface every clock offers, and the box's own internal clock."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import threading
 
 from appliance.core.groove import STEPS_PER_BEAT
 
-MIN_BPM = 40.0
-MAX_BPM = 300.0
+MIN_BPM = 40.0   #: the slowest tempo the box plays (config, knobs, tap, saved state, clock follower)
+MAX_BPM = 300.0  #: the fastest
 
 
 def check_bpm(bpm: float) -> float:
@@ -16,16 +17,63 @@ def check_bpm(bpm: float) -> float:
     return bpm
 
 
+def clamp_bpm(bpm: float) -> float:
+    """``bpm`` brought into MIN_BPM..MAX_BPM (a tap, a followed clock, a saved tempo)."""
+    return min(MAX_BPM, max(MIN_BPM, float(bpm)))
+
+
 def seconds_per_step(bpm: float) -> float:
     return 60.0 / bpm / STEPS_PER_BEAT
 
 
-class Transport:
-    """Where the band is: tempo, running or not, and the map between time and position.
+class Transport(ABC):
+    """Where the band is: what the engine, the player, the controls and the state read.
 
     Position is in sixteenth steps since the start and keeps growing past the loop length;
-    the engine wraps it. Times are seconds on the caller's clock.
+    the engine wraps it. Times are seconds on the caller's clock. An implementation must
+    provide (all thread-safe: the player, MIDI input and the controls call them at once):
+
+    - :attr:`bpm`: the tempo playing now;
+    - :attr:`running`: whether the band plays (stopped: the position holds);
+    - :meth:`position` and :meth:`time_at`: the map between time and position, and back,
+      at the current tempo;
+    - :attr:`source`: ``"internal"`` while the box keeps time itself, ``"external"`` while
+      it follows a MIDI clock (tempo knobs and tap are ignored then, and the box sends no
+      clock of its own);
+    - :attr:`own_bpm`: the tempo of the box's own clock, what :meth:`set_bpm` sets and what
+      is saved (None for a transport without a clock of its own);
+    - :meth:`set_bpm`: set the box's own tempo from ``now``, with no jump in position
+      (ValueError outside :data:`MIN_BPM`..:data:`MAX_BPM`).
     """
+
+    @property
+    @abstractmethod
+    def bpm(self) -> float: ...
+
+    @property
+    @abstractmethod
+    def running(self) -> bool: ...
+
+    @abstractmethod
+    def position(self, t: float) -> float: ...
+
+    @abstractmethod
+    def time_at(self, position: float) -> float: ...
+
+    @property
+    @abstractmethod
+    def source(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def own_bpm(self) -> float | None: ...
+
+    @abstractmethod
+    def set_bpm(self, bpm: float, now: float) -> None: ...
+
+
+class InternalClock(Transport):
+    """The box's own clock: a steady tempo that can be changed without a jump in position."""
 
     def __init__(self, bpm: float = 120.0, start: float = 0.0, running: bool = True) -> None:
         self._lock = threading.Lock()
@@ -42,6 +90,14 @@ class Transport:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def source(self) -> str:
+        return "internal"
+
+    @property
+    def own_bpm(self) -> float:
+        return self._bpm
+
     def position(self, t: float) -> float:
         with self._lock:
             if not self._running:
@@ -52,15 +108,6 @@ class Transport:
         with self._lock:
             return self._anchor_time + (position - self._anchor_position) * seconds_per_step(self._bpm)
 
-    def _reanchor(self, now: float, position: float, bpm: float, running: bool) -> None:
-        with self._lock:
-            self._anchor_time, self._anchor_position = float(now), float(position)
-            self._bpm, self._running = bpm, running
-
-
-class InternalClock(Transport):
-    """The box's own clock: a steady tempo that can be changed without a jump in position."""
-
     def set_bpm(self, bpm: float, now: float) -> None:
         bpm = check_bpm(bpm)
         self._reanchor(now, self.position(now), bpm, self._running)
@@ -70,3 +117,8 @@ class InternalClock(Transport):
 
     def stop(self, now: float) -> None:
         self._reanchor(now, self.position(now), self._bpm, False)
+
+    def _reanchor(self, now: float, position: float, bpm: float, running: bool) -> None:
+        with self._lock:
+            self._anchor_time, self._anchor_position = float(now), float(position)
+            self._bpm, self._running = bpm, running

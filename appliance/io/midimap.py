@@ -22,11 +22,10 @@ import logging
 from pathlib import Path
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 
-from appliance.box.config import ACTIONS, KNOBS, MidiMapConfig
-from appliance.core.actions import Actions
-from appliance.box.state import atomic_write
+from appliance.core.actions import ACTIONS, KNOBS, Actions
+from appliance.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,21 @@ LEARNED_FILE = "midimap.json"
 Key = tuple[str, int, int]   #: ("cc" | "note", number 0..127, channel 1..16 or 0 = any)
 
 
+class MidiMapSettings(Protocol):
+    """What the map reads of its settings (``appliance.box.config.MidiMapConfig``)."""
+
+    @property
+    def channel(self) -> int: ...
+    @property
+    def cc(self) -> Mapping[int, str]: ...
+    @property
+    def notes(self) -> Mapping[int, str]: ...
+    @property
+    def learn_timeout_s(self) -> float: ...
+
+
 class MidiMap:
-    def __init__(self, config: MidiMapConfig, actions: Actions, learned_path: str | Path | None = None,
+    def __init__(self, config: MidiMapSettings, actions: Actions, learned_path: str | Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.actions = actions

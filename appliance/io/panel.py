@@ -12,7 +12,7 @@ Buttons (to ground, internal pull-ups):
   - freeze toggles; clear empties the overdub; resample draws a new z on release, and held
     for ``gpio.hold_s`` plays from the prior instead (fires as soon as the hold is reached);
   - tap is tap tempo (a fourth button; two taps or more set the internal clock);
-  - any action of :data:`appliance.box.config.ACTIONS` can have a button (scenes too).
+  - any action of :data:`appliance.core.actions.ACTIONS` can have a button (scenes too).
 Knobs: a pot on an MCP3008 channel (read every ``gpio.knob_poll_ms``, smoothed, with
 pickup so nothing jumps after a restore) or a rotary encoder (detents nudge the value).
 LEDs: beat (each quarter; held longer at the loop start), freeze (lit while frozen),
@@ -23,20 +23,60 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 import warnings
 
-from appliance.box.config import KNOBS, GpioConfig
-from appliance.core.actions import DEADBAND, Actions
+from appliance.core.actions import DEADBAND, KNOBS, Actions
+from appliance.core.engine import Engine
+from appliance.core.transport import Transport
+from appliance.core.groove import STEPS, STEPS_PER_BEAT
 
 log = logging.getLogger(__name__)
 
-STEPS_PER_BEAT = 4
-LOOP_STEPS = 32
 BEAT_FLASH_STEPS = 1.0      #: a beat LED flash lasts one 16th ...
 ACCENT_FLASH_STEPS = 3.0    #: ... and three at the loop start
 ACTIVITY_FLASH_S = 0.05
 PICKUP_WINDOW = 0.02        #: a pot within this of the current value takes over
+
+
+class KnobSettings(Protocol):
+    """One knob: a pot on an MCP3008 channel, or a rotary encoder on two pins."""
+
+    @property
+    def mcp3008(self) -> int | None: ...
+    @property
+    def encoder(self) -> tuple[int, ...] | None: ...
+    @property
+    def invert(self) -> bool: ...
+
+
+class PanelSettings(Protocol):
+    """What the panel reads of its settings (``appliance.box.config.GpioConfig``, the
+    ``gpio:`` section): ``knobs`` has a :class:`KnobSettings` or None for each name in
+    :data:`~appliance.core.actions.KNOBS`, ``leds`` a pin or None for beat, freeze, activity."""
+
+    @property
+    def pin_factory(self) -> str: ...
+    @property
+    def buttons(self) -> Mapping[str, int]: ...
+    @property
+    def hold_s(self) -> float: ...
+    @property
+    def bounce_ms(self) -> float: ...
+    @property
+    def knobs(self) -> Any: ...
+    @property
+    def leds(self) -> Any: ...
+    @property
+    def spi_port(self) -> int: ...
+    @property
+    def spi_device(self) -> int: ...
+    @property
+    def knob_poll_ms(self) -> float: ...
+    @property
+    def smoothing(self) -> float: ...
+    @property
+    def pickup(self) -> bool: ...
 
 
 class NoPinFactory(RuntimeError):
@@ -193,8 +233,8 @@ class Panel:
     """Buttons, knobs and LEDs built from ``config.gpio``; :meth:`poll` reads pots and drives
     LEDs (a thread calls it every ``knob_poll_ms`` once :meth:`start` is called)."""
 
-    def __init__(self, config: GpioConfig, actions: Actions, engine: Any = None,
-                 transport: Any = None, pin_factory: Any = None,
+    def __init__(self, config: PanelSettings, actions: Actions, engine: Engine | None = None,
+                 transport: Transport | None = None, pin_factory: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         from gpiozero import LED
         self.config = config
@@ -284,11 +324,11 @@ class Panel:
         self._drive_leds(now)
 
     def beat_lit(self, now: float) -> bool:
-        if not getattr(self.transport, "running", True):
+        if not self.transport.running:
             return False
         position = float(self.transport.position(now))
         in_beat = position % STEPS_PER_BEAT
-        loop_start = position % LOOP_STEPS < STEPS_PER_BEAT
+        loop_start = position % STEPS < STEPS_PER_BEAT
         return in_beat < (ACCENT_FLASH_STEPS if loop_start else BEAT_FLASH_STEPS)
 
     def _drive_leds(self, now: float) -> None:

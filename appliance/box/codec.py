@@ -1,0 +1,108 @@
+"""JSON for the music the box keeps (state file, scenes): grooves, patterns, z noise, knobs.
+
+Readers check what they read: a value out of range raises :class:`StateError`, never a
+half-built groove.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+import logging
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from appliance.core.generator import Controls
+from appliance.core.groove import NUM_VOICES, STEPS, Groove, Pattern
+
+log = logging.getLogger("appliance.box.state")
+
+
+class StateError(Exception):
+    """A state file that cannot be used (cut short, corrupt, or not ours)."""
+
+
+def groove_json(groove: Groove) -> list[list[float]]:
+    return [[float(x) for x in row] for row in groove.steps]   # float32 → float64 is exact
+
+
+def groove_from(data: Any) -> Groove:
+    if data is None:
+        return Groove.empty()
+    try:
+        steps = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StateError("the groove is not a table of numbers") from None
+    if steps.shape != (STEPS, 3) or not np.isfinite(steps).all():
+        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 3)")
+    if ((steps[:, 0] < 0) | (steps[:, 0] > 1) | (steps[:, 1] < 0) | (steps[:, 1] > 1)
+            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5)).any():
+        raise StateError("the groove has values out of range")
+    return Groove(steps.astype(np.float32))
+
+
+def flag_from(data: Any, what: str) -> bool:
+    if not isinstance(data, bool):
+        raise StateError(f"{what} is not true/false")
+    return data
+
+
+def pattern_json(pattern: Pattern) -> list[list[list[float]]]:
+    return [[[float(x) for x in voice] for voice in step] for step in pattern.steps]
+
+
+def pattern_from(data: Any) -> Pattern | None:
+    """A held pattern; one that does not fit is dropped (logged): it is regenerated instead."""
+    if data is None:
+        return None
+    try:
+        steps = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        steps = None
+    if (steps is None or steps.shape != (STEPS, NUM_VOICES, 3) or not np.isfinite(steps).all()
+            or ((steps[..., 0] < 0) | (steps[..., 0] > 1) | (steps[..., 1] < 0) | (steps[..., 1] > 1)
+                | (steps[..., 2] < -0.5) | (steps[..., 2] > 0.5)).any()):
+        log.warning("state: the saved held pattern does not fit; it is made again from the groove")
+        return None
+    return Pattern(steps.astype(np.float32))
+
+
+def eps_from(data: Any) -> tuple[float, ...] | None:
+    if data is None:
+        return None
+    if not isinstance(data, list) or not data or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for x in data):
+        raise StateError("eps is not a list of numbers")
+    return tuple(float(x) for x in data)
+
+
+def controls_from(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StateError("controls is not a mapping")
+    known = _controls_fields()
+    out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    try:
+        controls_obj(out)
+    except (TypeError, ValueError) as e:
+        raise StateError(f"controls: {e}") from None
+    return out
+
+
+def _controls_fields() -> set[str]:
+    return {f.name for f in fields(Controls)}
+
+
+def controls_obj(data: Mapping[str, Any]) -> Controls | None:
+    if not data:
+        return None
+    return Controls(**dict(data))
+
+
+def controls_json(controls: Controls) -> dict[str, Any]:
+    d = asdict(controls)
+    if d.get("thresholds") is not None:
+        d["thresholds"] = [float(x) for x in d["thresholds"]]
+    return d

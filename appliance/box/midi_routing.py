@@ -1,0 +1,131 @@
+"""The box's MIDI: the USB ports and the DIN port opened from the config, every message in
+routed (clock → controls → engine), every message out sent to every port."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import mido
+
+from appliance.box.config import Config
+from appliance.box.controls import ControlsHandle
+from appliance.core.clock import ClockSwitch
+from appliance.core.engine import Engine
+from appliance.io.midi.backends import open_backend
+from appliance.io.midi.clock import feed_clock
+from appliance.io.midi.din import DinPort
+from appliance.io.midi.ports import MidiPorts, PortBackend, PortError
+
+log = logging.getLogger("appliance.box.service")
+
+#: what the controls and the engine may take; anything else in is dropped
+PLAYED = frozenset({"note_on", "note_off", "control_change", "program_change", "pitchwheel",
+                    "aftertouch", "polytouch"})
+
+
+class MidiRouting:
+    """USB MIDI and DIN for one config. ``controls`` (the MIDI map) may be set later."""
+
+    def __init__(self, config: Config, transport: ClockSwitch, engine: Engine, *,
+                 controls: ControlsHandle | None = None,
+                 quiet: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.transport = transport
+        self.engine = engine
+        self.controls = controls
+        self.quiet = quiet
+        self.ports: MidiPorts | None = None
+        self.din: DinPort | None = None
+        self.din_off: str | None = None      #: why DIN is off although enabled
+        self.inputs_seen = 0
+
+    def open(self) -> None:
+        self._open_usb()
+        self._open_din()
+
+    # -- in -----------------------------------------------------------------------------------
+    def on_input(self, message: mido.Message, t: float) -> None:
+        """Every message from every input (the rtmidi poller, the DIN reader)."""
+        self.inputs_seen += 1
+        if feed_clock(self.transport, message, t) or message.type not in PLAYED:
+            return
+        controls = self.controls
+        if controls is not None:
+            try:
+                if controls.handle(message, t):
+                    return
+            except Exception:
+                log.exception("controls failed on %s", message)
+        self.engine.handle(message, t)
+
+    # -- out ----------------------------------------------------------------------------------
+    def send(self, message: mido.Message) -> None:
+        if self.ports is not None:
+            self.ports.send(message)
+        if self.din is not None:
+            self.din.send(message)
+
+    # -- what is connected --------------------------------------------------------------------
+    def connected(self) -> dict[str, list[str]]:
+        return self.ports.connected() if self.ports is not None else {"inputs": [], "outputs": []}
+
+    def din_status(self) -> str | None:
+        if self.din is None:
+            return self.din_off
+        return f"{self.din.device} ({'connected' if self.din.connected else 'lost'})"
+
+    def ports_line(self) -> str:
+        usb = self.connected()
+        din = f", DIN {self.din.device}" if self.din is not None else ""
+        return (f"in: {', '.join(usb['inputs']) or 'waiting'}; "
+                f"out: {', '.join(usb['outputs']) or 'waiting'}{din}")
+
+    def close(self) -> None:
+        for part in (self.ports, self.din):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    log.exception("closing %s failed", type(part).__name__)
+
+    # -- opening ------------------------------------------------------------------------------
+    def _backend(self) -> PortBackend | None:
+        """The configured MIDI system, else the other one when it works here (logged)."""
+        m = self.config.midi
+        try:
+            return open_backend(m.api, client_name=m.client_name)
+        except PortError as first:
+            other = "jack" if m.api == "alsa" else "alsa"
+            try:
+                backend = open_backend(other, client_name=m.client_name)
+            except PortError:
+                log.error("USB MIDI off: %s", first)
+                return None
+            log.warning("USB MIDI: %s; %s works here, using it (set midi.api: %s)",
+                        first, other.upper(), other)
+            return backend
+
+    def _open_usb(self) -> None:
+        backend = self._backend()
+        if backend is None:
+            return
+        m = self.config.midi
+        self.ports = MidiPorts(backend, inputs=tuple(m.inputs) or ("*",),
+                               outputs=tuple(m.outputs) or ("*",), virtual=m.virtual,
+                               on_message=self.on_input, quiet=self.quiet)
+        try:
+            self.ports.start()
+        except Exception as exc:
+            log.error("USB MIDI off: cannot open ports (%s)", exc)
+            self.ports.close()
+            self.ports = None
+
+    def _open_din(self) -> None:
+        d = self.config.din
+        if not d.enabled:
+            return
+        din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self.on_input)
+        if din.open():
+            self.din = din
+        else:
+            self.din_off = f"off: cannot open {d.device} (see the log)"

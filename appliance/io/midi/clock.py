@@ -1,0 +1,66 @@
+"""MIDI clock on the wire: clock messages in (to the core's follower), the box's clock out.
+
+The following itself (tempo from the ticks, Start/Stop, the switch between the box's own
+clock and a followed one) is :mod:`appliance.core.clock`; this module only translates.
+"""
+from __future__ import annotations
+
+import math
+
+import mido
+
+from appliance.core.clock import CLOCK_EVENTS, CLOCKS_PER_STEP, PPQN, ClockSwitch, MidiClockFollower
+from appliance.core.groove import STEPS
+from appliance.core.transport import Transport
+
+
+def feed_clock(transport: ClockSwitch | MidiClockFollower, message: mido.Message, t: float) -> bool:
+    """Hand a clock, start, stop, continue or songpos message to the follower; False for
+    anything else (a message for the engine or the controls)."""
+    if message.type not in CLOCK_EVENTS:
+        return False
+    transport.heard(message.type, t, message.pos if message.type == "songpos" else 0)
+    return True
+
+
+class ClockSender:
+    """Master clock out: 24 ppqn from the transport, Start when it starts, Stop when it stops.
+
+    ``due(until)`` returns (time, message) pairs up to ``until``, each once; the player
+    thread merges them with the drum events.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._next: int | None = None     # next clock index (position · 6)
+        self._was_running = False
+
+    def due(self, now: float, until: float) -> list[tuple[float, mido.Message]]:
+        out: list[tuple[float, mido.Message]] = []
+        transport = self.transport
+        running = transport.running
+        if running and not self._was_running:
+            # Start (or Song Position + Continue) just before the next sixteenth; the first
+            # clock after it is that sixteenth, as a slave expects.
+            step = math.ceil(transport.position(now) - 1e-9)
+            self._next = step * CLOCKS_PER_STEP
+            at = max(now, transport.time_at(step) - 0.001)
+            if step % STEPS:
+                out.append((at, mido.Message("songpos", pos=step % STEPS)))
+                out.append((at, mido.Message("continue")))
+            else:
+                out.append((at, mido.Message("start")))
+        elif not running and self._was_running:
+            out.append((now, mido.Message("stop")))
+            self._next = None
+        self._was_running = running
+        if not running or self._next is None:
+            return out
+        position = transport.position(now)
+        if position * CLOCKS_PER_STEP - self._next > PPQN * 4 or position * CLOCKS_PER_STEP < self._next - PPQN * 4:
+            self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)    # jumped: re-locate
+        horizon = transport.position(until) * CLOCKS_PER_STEP
+        while self._next <= horizon:
+            out.append((transport.time_at(self._next / CLOCKS_PER_STEP), mido.Message("clock")))
+            self._next += 1
+        return out
