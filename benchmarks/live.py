@@ -37,7 +37,7 @@ NOTE_EVERY_S = 0.15
 OBSERVER = r"""
 import json, os, sys, time
 import rtmidi
-from appliance.io.midi.ports import ArrivalClock
+from appliance.io.midi.backend import ArrivalClock
 try:
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(30))
 except (OSError, AttributeError):

@@ -119,7 +119,7 @@ class Recorder:
 
     def __init__(self, client: str, port: str = "in") -> None:
         import rtmidi
-        from appliance.io.midi.ports import ArrivalClock
+        from appliance.io.midi.backend import ArrivalClock
         self.events: list[tuple[float, mido.Message]] = []
         self._cond = threading.Condition()
         self._arrival = ArrivalClock()

@@ -7,7 +7,9 @@ import threading
 import mido
 import pytest
 
-from appliance.io.midi.ports import MidiPorts, RtMidiBackend, matches, port_key, resolve_api
+from appliance.io.midi.backend import matches, port_key
+from appliance.io.midi.ports import MidiPorts
+from appliance.io.midi.rtmidi_backend import RtMidiBackend, resolve_api
 
 from tests.jackserver import REPO, Player, Recorder, connect, jack, wait_until  # noqa: F401
 
@@ -209,7 +211,7 @@ def test_drum_machine_unplugged_and_back_gets_the_drums_again(backend):
 
 
 def test_arrival_times_come_from_the_midi_systems_stamps():
-    from appliance.io.midi.ports import ArrivalClock
+    from appliance.io.midi.backend import ArrivalClock
     now = [100.0]
     clock = ArrivalClock(lambda: now[0])
     assert clock.stamp(0.0) == 100.0

@@ -14,7 +14,8 @@ from appliance.core.engine import Engine
 from appliance.io.midi.backends import open_backend
 from appliance.io.midi.clock import feed_clock
 from appliance.io.midi.din import DinPort
-from appliance.io.midi.ports import MidiPorts, PortBackend, PortError
+from appliance.io.midi.backend import PortBackend, PortError
+from appliance.io.midi.ports import MidiPorts
 
 log = logging.getLogger("appliance.box.service")
 

@@ -1,7 +1,8 @@
 """Which MIDI system the box talks to: ``open_backend(api, client_name)``."""
 from __future__ import annotations
 
-from appliance.io.midi.ports import PortBackend, RtMidiBackend, resolve_api
+from appliance.io.midi.backend import PortBackend
+from appliance.io.midi.rtmidi_backend import RtMidiBackend, resolve_api
 
 
 def open_backend(api: str, client_name: str = "groovebox") -> PortBackend:

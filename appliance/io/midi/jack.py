@@ -5,126 +5,97 @@ holds the GIL through it; on a busy machine that took 1.9 s in a test, and the p
 (which needs the GIL to send) stalled with it. So on JACK the box registers one input and
 one output port at start (rtmidi virtual ports) and never touches them again; following
 keyboards and drum machines as they come and go is done by connecting and disconnecting
-other clients' ports to those two, through libjack called with ctypes, which lets go of
-the GIL in every call. (On ALSA, opening a port is a quick local call: see ports.py.)
+other clients' ports to those two, through the JACK-Client package (CFFI, which lets go
+of the GIL in every call into libjack). (On ALSA, opening a port is a quick local call:
+see rtmidi_backend.py.)
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import glob
 import logging
-import os
 import threading
 from typing import Any, Sequence
 
-from appliance.io.midi.ports import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback, _RtInput,
-                    _RtOutput, _rtmidi)
+from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
+                                       VirtualPorts)
+from appliance.io.midi.rtmidi_backend import _RtInput, _RtOutput, _rtmidi
 
 log = logging.getLogger(__name__)
 
-_NO_START_SERVER = 0x01
-_IS_INPUT, _IS_OUTPUT = 0x1, 0x2
-_MIDI_TYPE = b"8 bit raw midi"
-_EEXIST = 17
-_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
-
-def _libjack() -> ctypes.CDLL:
-    """The libjack python-rtmidi was built with (one copy in the process), else the system's."""
-    rtmidi = _rtmidi()
-    site = os.path.dirname(os.path.dirname(os.path.abspath(rtmidi.__file__)))
-    candidates = sorted(glob.glob(os.path.join(site, "python_rtmidi*", "libjack*.so*")))
-    system = ctypes.util.find_library("jack")
-    if system:
-        candidates.append(system)
-    for path in candidates:
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    raise PortError("libjack not found (install libjack-jackd2-0)")
+def _jack() -> Any:
+    try:
+        import jack   # JACK-Client: the edge, only this module imports it
+    except OSError as exc:   # it loads libjack when imported
+        raise PortError(f"libjack not found ({exc}); install libjack-jackd2-0") from None
+    return jack
 
 
 class JackPatchbay:
     """A JACK client without ports that lists MIDI ports and connects them (GIL-free)."""
 
     def __init__(self, name: str) -> None:
-        lib = _libjack()
-        lib.jack_client_open.restype = ctypes.c_void_p
-        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
-        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-        lib.jack_free.argtypes = [ctypes.c_void_p]
-        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-        lib.jack_disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-        lib.jack_port_by_name.restype = ctypes.c_void_p
-        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
-        self._lib = lib
+        jack = self._jack = _jack()
         self.gone = False
         self._lock = threading.Lock()
-        status = ctypes.c_int(0)
-        self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
-        if not self._client:
-            raise PortError(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
-                            "is the JACK server running? (jackd -d dummy, or start it from "
-                            "your desktop)")
-        self._on_shutdown = _SHUTDOWN(self._shutdown)   # kept: JACK holds the pointer
-        lib.jack_on_shutdown(self._client, self._on_shutdown, None)
+        try:
+            self._client = jack.Client(name, no_start_server=True)
+        except jack.JackError as exc:
+            raise PortError(f"cannot open the JACK MIDI system ({exc}); is the JACK server "
+                            "running? (jackd -d dummy, or start it from your desktop)") from None
+        self._client.set_shutdown_callback(self._shutdown)
 
-    def _shutdown(self, _arg: Any) -> None:
+    def _shutdown(self, _status: Any, _reason: str) -> None:
         self.gone = True
 
-    def _ports(self, flags: int) -> list[str]:
+    def _ports(self, is_input: bool) -> list[str]:
         with self._lock:
-            if not self._client or self.gone:
+            if self._client is None or self.gone:
                 return []
-            found = self._lib.jack_get_ports(self._client, None, _MIDI_TYPE, flags)
-            names: list[str] = []
-            if found:
-                i = 0
-                while found[i]:
-                    names.append(found[i].decode(errors="replace"))
-                    i += 1
-                self._lib.jack_free(ctypes.cast(found, ctypes.c_void_p))
-            return names
+            return [p.name for p in self._client.get_ports(is_midi=True, is_input=is_input,
+                                                           is_output=not is_input)]
 
     def sources(self) -> list[str]:
         """MIDI ports that send (other clients' outputs)."""
-        return self._ports(_IS_OUTPUT)
+        return self._ports(is_input=False)
 
     def destinations(self) -> list[str]:
-        return self._ports(_IS_INPUT)
+        return self._ports(is_input=True)
 
     def connect(self, source: str, destination: str) -> None:
         if self.gone:
             raise PortError("the JACK server is gone")
-        with self._lock:
-            code = self._lib.jack_connect(self._client, source.encode(), destination.encode())
-        if code not in (0, _EEXIST):
-            raise PortError(f"cannot connect {source!r} to {destination!r} (JACK error {code})")
+        try:
+            with self._lock:
+                self._client.connect(source, destination)
+        except self._jack.JackErrorCode as exc:
+            if exc.code != 17:       # EEXIST: connected already, which is what we want
+                raise PortError(f"cannot connect {source!r} to {destination!r} ({exc})") from None
+        except self._jack.JackError as exc:
+            raise PortError(f"cannot connect {source!r} to {destination!r} ({exc})") from None
 
     def disconnect(self, source: str, destination: str) -> None:
         if self.gone:
             return
-        with self._lock:
-            self._lib.jack_disconnect(self._client, source.encode(), destination.encode())
+        try:
+            with self._lock:
+                self._client.disconnect(source, destination)
+        except self._jack.JackError:
+            pass                     # gone already: JACK says so, fine
 
     def connected(self, source: str, destination: str) -> bool:
         if self.gone:
             return True      # nothing to repair until the box is restarted
-        with self._lock:
-            port = self._lib.jack_port_by_name(self._client, source.encode())
-            return bool(port) and bool(self._lib.jack_port_connected_to(port, destination.encode()))
+        try:
+            with self._lock:
+                return any(p.name == destination for p in self._client.get_all_connections(source))
+        except self._jack.JackError:   # the source port is gone
+            return False
 
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client and not self.gone:
-            self._lib.jack_client_close(client)
+        if client is not None and not self.gone:
+            client.close()
 
 
 class _Patch(InputHandle, OutputHandle):
@@ -134,11 +105,16 @@ class _Patch(InputHandle, OutputHandle):
                  sink: Any = None) -> None:
         self._backend = backend
         self.source, self.destination = source, destination
-        self.sink = sink
+        self._sink = sink
+
+    @property
+    def sink(self) -> OutputHandle:
+        """The box's one output, whatever this patch connects it to."""
+        return self._sink if self._sink is not None else self
 
     def send(self, data: Sequence[int]) -> None:
-        if self.sink is not None:
-            self.sink.send(data)
+        if self._sink is not None:
+            self._sink.send(data)
 
     def alive(self) -> bool:
         """Still connected (a port replugged between two scans loses its connections)."""
@@ -250,15 +226,17 @@ class JackBackend(PortBackend):
     def open_virtual_output(self, name: str) -> OutputHandle:
         return _Patch(self, self.output_port, "", sink=self._output)
 
-    def virtual_names(self) -> tuple[str, str]:
-        return self.input_port, self.output_port
+    def open_virtual(self, callback: RawCallback) -> VirtualPorts:
+        """The box's two JACK ports themselves, under the names JACK gave them."""
+        return VirtualPorts(self.open_virtual_input("in", callback),
+                            self.open_virtual_output("out"), self.input_port, self.output_port)
 
     def _unpatch(self, source: str, destination: str) -> None:
         if not source or not destination:
             return
         with self._lock:
             self._patches.discard((source, destination))
-        self.patchbay.disconnect(source, destination)   # gone already: JACK says so, fine
+        self.patchbay.disconnect(source, destination)
 
     def close(self) -> None:
         self._stop.set()
