@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.core.model_files import graph_path, open_session
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "groove-vae"
 
@@ -30,15 +32,8 @@ def _grooves(n: int, seed: int = 0) -> np.ndarray:
 
 
 def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> dict:
-    import onnxruntime as ort
-
-    suffix = ".int8.onnx" if precision == "int8" else ".onnx"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    enc = ort.InferenceSession(str(model_dir / f"encoder{suffix}"), opts, providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(model_dir / f"decoder{suffix}"), opts, providers=["CPUExecutionProvider"])
+    enc = open_session(graph_path(model_dir, "encoder", precision))
+    dec = open_session(graph_path(model_dir, "decoder", precision))
     grooves = _grooves(64)
     times = []
     for i in range(warmup + runs):

@@ -35,7 +35,8 @@ case "$BASE_IMAGE" in
   *.img|*.img.xz) ;;
   *) die "BASE_IMAGE must be a .img or .img.xz (got $BASE_IMAGE)" 2 ;;
 esac
-for f in encoder.onnx decoder.onnx encoder.int8.onnx decoder.int8.onnx model.json; do
+# the model directory's files, from their one definition (appliance/core/model_files.py)
+for f in $(cd "$REPO" && python3 -m appliance.core.model_files); do
   [ -f "$REPO/models/groove-vae/$f" ] || die "the model is incomplete: models/groove-vae/$f is missing" 2
 done
 

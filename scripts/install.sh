@@ -47,7 +47,8 @@ MODEL=${MODEL:-$REPO/models/groove-vae}
 SERVICE_USER=groovebox
 APT_PACKAGES=(python3 python3-venv python3-lgpio python3-spidev libasound2 libjack-jackd2-0 alsa-utils)
 GROUPS_WANTED=(audio dialout gpio spi)
-MODEL_FILES=(encoder.onnx decoder.onnx encoder.int8.onnx decoder.int8.onnx model.json)
+# the model directory's files, from their one definition (appliance/core/model_files.py)
+mapfile -t MODEL_FILES < <(cd "$REPO" && "$PYTHON" -m appliance.core.model_files)
 MARK_BEGIN="# >>> groovebox >>>"
 MARK_END="# <<< groovebox <<<"
 
@@ -67,6 +68,7 @@ system() {
 # --- checks before touching anything
 [ -d "$REPO/appliance" ] || die "run me from a groovebox checkout ($REPO has no appliance/)"
 [ -f "$REPO/systemd/groovebox.service" ] || die "systemd/groovebox.service is missing from $REPO"
+[ "${#MODEL_FILES[@]}" -gt 0 ] || die "cannot read the model file list with $PYTHON (is python3 installed?)"
 for f in "${MODEL_FILES[@]}"; do
   [ -f "$MODEL/$f" ] || die "the model is incomplete: $MODEL/$f is missing (make train, or MODEL=DIR)"
 done

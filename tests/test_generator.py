@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from appliance.core.generator import MODEL_FILES, Controls, Generator, ModelError, effective_thresholds, shape_pattern
+from appliance.core.model_files import MODEL_FILES
+from appliance.core.generator import Controls, Generator, ModelError, effective_thresholds, shape_pattern
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
 
 

@@ -12,7 +12,7 @@ from appliance.box.config import Config, loads
 from appliance.box.controls import start
 from appliance.core.engine import Engine, VirtualExecutor
 from appliance.core.groove import VOICES
-from appliance.box.reload import apply_config, reload_file, remember
+from appliance.box.reload import apply_config, reload_file
 from appliance.box.state import Autosaver, LiveState, StateStore
 from appliance.core.transport import InternalClock
 
@@ -24,7 +24,6 @@ def engine_for(generator, config: Config, eps: np.ndarray) -> Engine:
                     config.engine_settings(), config.controls(), executor=VirtualExecutor(),
                     clock=lambda: 0.0)
     engine.restore(eps=eps)
-    remember(config, engine)
     return engine
 
 
@@ -53,7 +52,7 @@ def test_a_reload_keeps_the_beat(generator) -> None:
     first = run(reloaded, 0.0, reload_at)
     new = replace(BASE, player=replace(BASE.player, channel=11, notes={"kick": 35},
                                        lookahead_ms=80.0))
-    changed = apply_config(new, reloaded, reloaded.transport, now=reload_at)
+    changed = apply_config(new, reloaded, reloaded.transport, old=BASE, now=reload_at)
     assert set(changed) == {"player.channel: 10 → 11", "player.lookahead_ms: 50 → 80",
                             "player.notes: {} → {'kick': 35}"}
     second = run(reloaded, reload_at, 8.0)
@@ -82,7 +81,7 @@ def test_density_applies_and_knobs_turned_since_are_left_alone(generator) -> Non
     run(engine, 0.0, 1.0)
     engine.set_controls(temperature=1.7)           # a knob turned on stage
     new = replace(BASE, generator=replace(BASE.generator, density=0.3))
-    assert apply_config(new, engine, engine.transport, now=1.0) == ["generator.density: 0.8 → 0.3"]
+    assert apply_config(new, engine, engine.transport, old=BASE, now=1.0) == ["generator.density: 0.8 → 0.3"]
     assert engine.controls.density == 0.3 and engine.controls.temperature == 1.7
     events = run(engine, 1.0, 6.0)
     assert hits(events), "still playing after the reload"
@@ -93,7 +92,8 @@ def test_tempo_reload_keeps_the_position_continuous(generator) -> None:
     engine = engine_for(generator, BASE, generator.new_eps())
     run(engine, 0.0, 2.0)
     position = engine.transport.position(2.0)
-    apply_config(replace(BASE, tempo=replace(BASE.tempo, bpm=90.0)), engine, engine.transport, now=2.0)
+    apply_config(replace(BASE, tempo=replace(BASE.tempo, bpm=90.0)), engine, engine.transport,
+                 old=BASE, now=2.0)
     assert engine.transport.bpm == 90.0
     assert engine.transport.position(2.0) == pytest.approx(position)
     engine.close()
@@ -104,7 +104,7 @@ def test_restart_only_keys_are_reported(generator, caplog) -> None:
     new = replace(BASE, model=replace(BASE.model, precision="fp32"),
                   midi=replace(BASE.midi, inputs=("Keystation",)))
     caplog.set_level(logging.WARNING, logger="appliance.box.reload")
-    changed = apply_config(new, engine, engine.transport, now=0.0)
+    changed = apply_config(new, engine, engine.transport, old=BASE, now=0.0)
     assert "model.precision: int8 → fp32 (restart)" in changed
     assert "midi.inputs: [] → [Keystation] (restart)" in changed
     warnings = [r.getMessage() for r in caplog.records]
@@ -118,10 +118,10 @@ def test_an_invalid_file_is_refused_and_the_old_config_stays(generator, tmp_path
     path = tmp_path / "config.yaml"
     path.write_text("generator:\n  density: 0.2\nplayer:\n  channel: 17\n")
     before = (engine.controls, engine.settings)
-    assert reload_file(path, engine, engine.transport) == []
+    assert reload_file(path, BASE, engine, engine.transport) is BASE
     assert (engine.controls, engine.settings) == before
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert errors == [f"reload refused, the old config stays: {path}:4 player.channel: 17 is not in 1..16"]
+    assert len(errors) == 1 and f"{path}:4 player.channel: 17 is not in 1..16" in errors[0]
     engine.close()
 
 

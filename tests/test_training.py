@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="torch is in the train extra (make .
 
 from appliance.core.generator import Controls, Generator  # noqa: E402
 from appliance.core.groove import STEPS, Groove, Pattern  # noqa: E402
+from appliance.core.model_files import MODEL_FILES  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training import export as ex  # noqa: E402
 from training import train as tr  # noqa: E402
@@ -82,7 +83,7 @@ def test_resume_with_another_architecture_is_refused(smoke_run: Path, tmp_path: 
 
 def test_export_writes_the_contract(smoke_model: Path) -> None:
     import onnx
-    for name in ex.FILES:
+    for name in MODEL_FILES:
         assert (smoke_model / name).is_file(), name
     card = json.loads((smoke_model / "model.json").read_text())
     assert card["latent_size"] == 16 and card["steps"] == STEPS

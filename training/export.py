@@ -33,7 +33,6 @@ log = logging.getLogger("training.export")
 
 REPO = Path(__file__).resolve().parent.parent
 OPSET = 17
-FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
 
 
 class ParityError(Exception):

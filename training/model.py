@@ -9,7 +9,7 @@ LossConfig. Attention is written out by hand (no fused kernels) so the ONNX grap
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -169,6 +169,3 @@ class DecoderGraph(nn.Module):
         logits, vel, off = self.decoder(z)
         return torch.sigmoid(logits), vel, off
 
-
-def config_dict(cfg: ModelConfig) -> dict:
-    return asdict(cfg)

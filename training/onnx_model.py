@@ -5,21 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from appliance.core.model_files import graph_path, open_session
 
 
 class OnnxModel:
     """The exported encoder + decoder pair run through onnxruntime (mu as z, like temperature 0)."""
 
     def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 1) -> None:
-        suffix = ".int8.onnx" if precision == "int8" else ".onnx"
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.encoder = ort.InferenceSession(str(model_dir / f"encoder{suffix}"), opts,
-                                            providers=["CPUExecutionProvider"])
-        self.decoder = ort.InferenceSession(str(model_dir / f"decoder{suffix}"), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.encoder = open_session(graph_path(model_dir, "encoder", precision), threads)
+        self.decoder = open_session(graph_path(model_dir, "decoder", precision), threads)
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves.astype(np.float32)})

@@ -60,8 +60,11 @@ import yaml
 
 from appliance.core import drummaps
 from appliance.core.actions import ACTIONS, KNOBS
+from appliance.core.engine import EngineSettings
+from appliance.core.generator import Controls
 from appliance.io.files import atomic_write
 from appliance.core.groove import NUM_VOICES, VOICES
+from appliance.core.transport import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class TempoConfig:
-    bpm: float = opt(120.0, range=(40.0, 300.0))
+    bpm: float = opt(120.0, range=(MIN_BPM, MAX_BPM))
     clock: str = opt("internal", choices=("internal", "external", "auto"))
     send_clock: bool = opt(False)
 
@@ -199,7 +202,7 @@ class GpioConfig:
     knob_poll_ms: float = opt(20.0, range=(5.0, 500.0))
     smoothing: float = opt(0.3, range=(0.0, 0.95), doc="0 = raw; higher = smoother, slower")
     pickup: bool = opt(True, doc="a pot takes over only once it reaches the current value")
-    tempo_range: tuple[float, ...] = opt(factory=lambda: (60.0, 180.0), range=(40.0, 300.0),
+    tempo_range: tuple[float, ...] = opt(factory=lambda: (60.0, 180.0), range=(MIN_BPM, MAX_BPM),
                                          length=2)
     leds: LedsConfig = opt(factory=LedsConfig)
 
@@ -247,9 +250,8 @@ class Config:
         """(notes, channels), 9 each, from the drum map, ``player.notes`` and ``player.channel``."""
         return drummaps.resolve(self.player.drum_map, self.player.notes, self.player.channel)
 
-    def engine_settings(self) -> Any:
-        """``appliance.core.engine.EngineSettings`` for this config."""
-        from appliance.core.engine import EngineSettings
+    def engine_settings(self) -> EngineSettings:
+        """The engine's settings for this config."""
         notes, channels = self.drum_notes()
         return EngineSettings(
             swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
@@ -257,9 +259,8 @@ class Config:
             input_channel=self.loop.input_channel or None,
             forget_passes=self.loop.forget_passes)
 
-    def controls(self) -> Any:
-        """``appliance.core.generator.Controls`` for this config (variation → temperature)."""
-        from appliance.core.generator import Controls
+    def controls(self) -> Controls:
+        """The generator's controls for this config (variation → temperature)."""
         return Controls(**self.controls_dict())
 
     def controls_dict(self) -> dict[str, Any]:

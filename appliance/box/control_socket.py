@@ -84,7 +84,6 @@ class ControlServer:
         self.path = Path(path)
         self.target = target
         self.mode = mode
-        self.requests = 0
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -148,7 +147,6 @@ class ControlServer:
                     pass
 
     def _answer(self, raw: bytes) -> dict[str, Any]:
-        self.requests += 1
         try:
             request = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

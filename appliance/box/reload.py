@@ -2,18 +2,11 @@
 
 What the service calls on SIGHUP (``systemctl reload groovebox``)::
 
-    changed = appliance.box.reload.reload_file(config_path, engine, transport,
-                                           controls=controls, autosaver=autosaver)
+    config = appliance.box.reload.reload_file(config_path, config, engine, transport,
+                                              controls=controls, autosaver=autosaver)
 
-or, when it loads the file itself::
-
-    try:
-        new = appliance.box.config.load(config_path)
-    except appliance.box.config.ConfigError as e:
-        ...   # log it; the old config stays
-    else:
-        changed = appliance.box.reload.apply_config(new, engine, transport, old=current,
-                                                controls=controls, autosaver=autosaver)
+which loads the file (a broken one is refused: one error line, the running config stays),
+applies it with :func:`apply_config` and keeps it as the last good config.
 
 Live (the engine takes them at its next step; the player never stops):
   generator.* → engine.set_controls (only the keys that changed in the file, so a knob
@@ -25,26 +18,22 @@ tempo.clock, tempo.send_clock, state.dir, control.socket.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 import logging
 import os
 import time
 from typing import Any
-import weakref
 
-from appliance.box.config import Config, ConfigError, flatten, load
+from appliance.box.config import Config, ConfigError, flatten, load, save_last_good
+from appliance.box.controls import ControlsHandle
+from appliance.box.state import Autosaver
+from appliance.core.engine import Engine, EngineSettings
+from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
 
 RESTART_PREFIXES = ("model.", "midi.", "din.", "tempo.clock", "tempo.send_clock", "state.dir",
                     "control.")
-
-_applied: "weakref.WeakKeyDictionary[Any, Config]" = weakref.WeakKeyDictionary()
-
-
-def remember(config: Config, engine: Any) -> None:
-    """Note the config the engine was started with (apply_config uses it as ``old``)."""
-    _applied[engine] = config
 
 
 def needs_restart(key: str) -> bool:
@@ -64,17 +53,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config | None = None,
-                 controls: Any = None, autosaver: Any = None, now: float | None = None) -> list[str]:
+def apply_config(new_config: Config, engine: Engine, transport: Transport, *,
+                 old: Config | None = None, controls: ControlsHandle | None = None,
+                 autosaver: Autosaver | None = None, now: float | None = None) -> list[str]:
     """Apply ``new_config``; returns one line per changed key (``"player.channel: 10 → 11"``,
     ``"model.dir: … (restart)"``).
 
-    ``old`` is the config running now; without it, the last config applied to this engine
-    (or given to :func:`remember`), else ``controls.config``, else the engine's own state."""
-    if old is None:
-        old = _applied.get(engine)
-    if old is None:   # the controls know the config they were started (or last reloaded) with
-        old = getattr(controls, "config", None)
+    ``old`` is the config running now; without it, the config the controls were started (or
+    last reloaded) with, else the engine's own state."""
+    if old is None and controls is not None:
+        old = controls.config
     if old is None:
         old = _baseline(engine, transport, new_config)
     changes = diff(old, new_config)
@@ -103,8 +91,7 @@ def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config
         engine.update_settings(**setting_changes)
 
     # tempo of the internal clock
-    if ("tempo.bpm" in changes and new_config.tempo.clock != "external"
-            and hasattr(transport, "set_bpm")):
+    if "tempo.bpm" in changes and new_config.tempo.clock != "external":
         transport.set_bpm(new_config.tempo.bpm, time.monotonic() if now is None else now)
 
     if "log_level" in changes:
@@ -112,11 +99,10 @@ def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config
     if autosaver is not None and "state.save_every_s" in changes:
         autosaver.every_s = new_config.state.save_every_s
     if controls is not None:
-        if "state.scenes" in changes and getattr(controls, "scenes", None) is not None:
+        if "state.scenes" in changes and controls.scenes is not None:
             controls.scenes.slots = new_config.state.scenes
         controls.reconfigure(new_config)
 
-    _applied[engine] = new_config
     if lines:
         log.info("reload: %s", "; ".join(lines))
     else:
@@ -124,34 +110,34 @@ def apply_config(new_config: Config, engine: Any, transport: Any, *, old: Config
     return lines
 
 
-def reload_file(path: str | os.PathLike[str], engine: Any, transport: Any, **kw: Any) -> list[str]:
-    """Load ``path`` and apply it; an invalid file is refused (each problem logged as an
-    error, the running config untouched) and an empty list is returned."""
+def reload_file(path: str | os.PathLike[str], running: Config, engine: Engine,
+                transport: Transport, **kw: Any) -> Config:
+    """Load ``path`` and apply it over ``running``; returns the config that runs now. A
+    broken file is refused (one error line, every problem in it) and ``running`` stays;
+    one that applies is kept as the last good config."""
     try:
         new = load(path)
     except ConfigError as e:
-        for problem in e.problems:
-            log.error("reload refused, the old config stays: %s", problem)
-        return []
-    changed = apply_config(new, engine, transport, **kw)
-    from appliance.box.config import save_last_good
+        log.error("reload refused, the box keeps its running config: %s", " | ".join(e.problems))
+        return running
+    changed = apply_config(new, engine, transport, old=running, **kw)
     save_last_good(new)
-    return changed
+    log.info("config reloaded from %s: %s", path, "; ".join(changed) if changed else "nothing changed")
+    return new
 
 
-def _settings(config: Config) -> Any:
+def _settings(config: Config) -> EngineSettings:
     return config.engine_settings()
 
 
-def _baseline(engine: Any, transport: Any, new: Config) -> Config:
-    """No remembered config: compare with what the engine runs now, so everything that
+def _baseline(engine: Engine, transport: Transport, new: Config) -> Config:
+    """No running config given: compare with what the engine runs now, so everything that
     differs is applied (the knobs included)."""
-    from dataclasses import replace
     settings = engine.settings
     controls = engine.controls
 
     class _Current(Config):   # a Config whose core mapping is the engine's own state
-        def engine_settings(self) -> Any:
+        def engine_settings(self) -> EngineSettings:
             return settings
 
         def controls_dict(self) -> dict[str, Any]:

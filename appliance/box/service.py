@@ -28,13 +28,13 @@ from typing import Any, Callable
 
 
 from appliance.box import commands, realtime
-from appliance.box.config import Config, ConfigError, load as load_config, load_with_fallback, save_last_good
+from appliance.box.config import Config, ConfigError, load_with_fallback
 from appliance.box.control_socket import ControlServer, default_socket_path
 from appliance.box.controls import ControlsHandle, start as start_controls
 from appliance.box.midi_routing import MidiRouting
 from appliance.box.notify import sd_notify, watchdog_interval
 from appliance.box.player_thread import PlayerThread
-from appliance.box.reload import apply_config, remember
+from appliance.box.reload import reload_file
 from appliance.box.scenes import Scenes
 from appliance.box.state import Autosaver, StateStore, snapshot
 from appliance.core.clock import ClockSwitch
@@ -83,7 +83,6 @@ class Service:
         self.transport = ClockSwitch(c.tempo.clock, c.tempo.bpm, clock=self.clock)
         self.engine = Engine(self.generator, self.transport, settings=c.engine_settings(),
                              controls=c.controls(), clock=self.clock)
-        remember(c, self.engine)
         self._restore_state()
         self._start_controls()
         self.midi = MidiRouting(c, self.transport, self.engine, controls=self.controls,
@@ -190,20 +189,11 @@ class Service:
         if self.config_path is None:
             log.warning("reload: started without a config file; nothing to reload")
             return
+        assert self.engine is not None and self.transport is not None
         sd_notify("RELOADING=1")
         try:
-            try:
-                new = load_config(self.config_path)
-            except ConfigError as exc:
-                log.error("reload refused, the box keeps its running config: %s",
-                          " | ".join(str(exc).splitlines()))
-                return
-            changed = apply_config(new, self.engine, self.transport, old=self.config,
-                                   controls=self.controls, autosaver=self.autosaver)
-            self.config = new
-            save_last_good(new)
-            log.info("config reloaded from %s: %s", self.config_path,
-                     "; ".join(changed) if changed else "nothing changed")
+            self.config = reload_file(self.config_path, self.config, self.engine, self.transport,
+                                      controls=self.controls, autosaver=self.autosaver)
         except Exception:
             log.exception("reload failed; the box keeps playing")
         finally:

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
+from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 
 log = logging.getLogger(__name__)
 
-MODEL_FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
-PRECISIONS = ("int8", "fp32")
 DENSITY_SPAN = 6.0  #: density 0..1 moves each voice's threshold by ±3 in logit space
 
 
@@ -80,7 +79,6 @@ class Generator:
     """
 
     def __init__(self, model_dir: str | Path, precision: str = "int8", seed: int | None = None) -> None:
-        import onnxruntime as ort  # imported here so that modules that only read patterns stay light
 
         self.model_dir = Path(model_dir)
         if precision not in PRECISIONS:
@@ -93,16 +91,11 @@ class Generator:
         self.card = read_card(self.model_dir)
         self.latent_size = int(self.card["latent_size"])
         self.thresholds = np.asarray(self.card["thresholds"], np.float32)
-        suffix = ".int8.onnx" if precision == "int8" else ".onnx"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         sessions = []
         for part in ("encoder", "decoder"):
-            path = self.model_dir / f"{part}{suffix}"
+            path = graph_path(self.model_dir, part, precision)
             try:
-                sessions.append(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
+                sessions.append(open_session(path))
             except Exception as error:  # onnxruntime raises its own exception types
                 raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
                                  "re-export the model (make train / training/export.py)") from error

@@ -33,10 +33,6 @@ class Looper:
     def groove(self) -> Groove:
         return self._groove
 
-    @property
-    def current_pass(self) -> int:
-        return self._pass
-
     def record(self, position: float, velocity: float) -> bool:
         """A note-on at an absolute position (steps) with velocity 0..1; True if the groove changed."""
         step, offset = quantise(position)

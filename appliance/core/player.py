@@ -71,7 +71,6 @@ class Player:
         self._seq = itertools.count()
         self._sounding: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
-        self.swaps = 0
         self.late_drops = 0
 
     @property
@@ -155,7 +154,6 @@ class Player:
                 step % every == 0 or self._waiting_for_first):
             self._pattern = offered
             self._waiting_for_first = False
-            self.swaps += 1
         cells = self._pattern.steps[step % STEPS]
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):

@@ -77,13 +77,6 @@ class MidiMap:
             merged.update(self._learned)
             return merged
 
-    def describe(self) -> list[str]:
-        out = []
-        for (kind, number, channel), name in sorted(self.bindings().items()):
-            where = f"channel {channel}" if channel else "any channel"
-            out.append(f"{kind.upper() if kind == 'cc' else kind} {number} ({where}) -> {name}")
-        return out
-
     def _lookup(self, kind: str, number: int, channel: int) -> tuple[Key, str] | None:
         bindings = self.bindings()
         for key in ((kind, number, channel), (kind, number, 0)):
@@ -116,16 +109,6 @@ class MidiMap:
     def cancel_learn(self) -> None:
         with self._lock:
             self._learning = None
-
-    def forget(self, action: str) -> bool:
-        """Drop what was learned for ``action`` (the config's table applies again)."""
-        with self._lock:
-            keys = [k for k, v in self._learned.items() if v == action]
-            for k in keys:
-                del self._learned[k]
-            if keys:
-                self._save_learned()
-            return bool(keys)
 
     def _bind(self, key: Key, action: str) -> None:
         with self._lock:

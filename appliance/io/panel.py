@@ -20,6 +20,7 @@ activity (flickers on MIDI in; :meth:`Panel.activity`).
 """
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 import logging
 import threading
 import time
@@ -91,26 +92,17 @@ def make_pin_factory(name: str) -> Any:
 
 
 def _make_pin_factory(name: str) -> Any:
+    from gpiozero import Device
     try:
-        if name == "mock":
-            from gpiozero.pins.mock import MockFactory
-            return MockFactory()
-        if name == "lgpio":
-            from gpiozero.pins.lgpio import LGPIOFactory
-            return LGPIOFactory()
-        if name == "rpigpio":
-            from gpiozero.pins.rpigpio import RPiGPIOFactory
-            return RPiGPIOFactory()
-        if name == "pigpio":
-            from gpiozero.pins.pigpio import PiGPIOFactory
-            return PiGPIOFactory()
-        if name == "native":
-            from gpiozero.pins.native import NativeFactory
-            return NativeFactory()
-        from gpiozero import Device
-        if Device.pin_factory is None:
-            Device.pin_factory = Device._default_pin_factory()
-        return Device.pin_factory
+        if name == "auto":
+            # gpiozero's own choice, in its own order (and $GPIOZERO_PIN_FACTORY if set)
+            Device.ensure_pin_factory()
+            return Device.pin_factory
+        # gpiozero's registry of factories by name (what $GPIOZERO_PIN_FACTORY names)
+        for entry in entry_points(group="gpiozero_pin_factories"):
+            if entry.name == name:
+                return entry.load()()
+        raise LookupError(f"gpiozero knows no pin factory {name!r}")
     except Exception as e:   # ImportError, BadPinFactory, OSError from /dev/gpiochip*
         hint = ("on Raspberry Pi OS: sudo apt install python3-lgpio" if name in ("auto", "lgpio")
                 else f"is the {name} library installed?")

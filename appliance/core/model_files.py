@@ -1,0 +1,36 @@
+"""What a model directory holds and how onnxruntime opens it: the contract between training
+(which writes the directory) and the box (which loads it), kept here once.
+
+Importing this module imports nothing else (shell scripts read :data:`MODEL_FILES` with
+``python3 -c``); onnxruntime is imported when a session is opened.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: every file of a model directory (the install and the image copy exactly these)
+MODEL_FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
+PRECISIONS = ("int8", "fp32")
+CARD = "model.json"
+
+
+def graph_path(model_dir: str | Path, part: str, precision: str) -> Path:
+    """``encoder`` or ``decoder`` at ``int8`` or ``fp32``."""
+    return Path(model_dir) / (f"{part}.int8.onnx" if precision == "int8" else f"{part}.onnx")
+
+
+def open_session(path: str | Path, threads: int = 1) -> Any:
+    """An onnxruntime session on the CPU: ``threads`` for one inference, one at a time (the
+    box runs one inference at a time on one core; training's checks may use more), and
+    only onnxruntime's errors in the log."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+if __name__ == "__main__":   # python3 -m appliance.core.model_files: the file list, one a line
+    print("\n".join(MODEL_FILES))
