@@ -44,7 +44,7 @@ def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> di
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1e3
-    size = sum((model_dir / f"{p}{suffix}").stat().st_size for p in ("encoder", "decoder"))
+    size = sum(graph_path(model_dir, p, precision).stat().st_size for p in ("encoder", "decoder"))
     return {"precision": precision, "runs": runs, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "bytes": int(size)}
 
