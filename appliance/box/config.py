@@ -316,6 +316,7 @@ class _Builder:
         self.problems: list[str] = []
         self.lines: dict[str, int] = {}
         self._loader = yaml.SafeLoader("")
+        self.checks = _Checks(self)
 
     def where(self, node: yaml.Node | None, path: str) -> str:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
@@ -364,10 +365,7 @@ class _Builder:
             values[key] = self.value(hints[key], f.metadata, value_node, key_path,
                                      default=_default(f))
         obj = cls(**values)
-        check = getattr(self, f"_check_{cls.__name__}", None)
-        if check is not None:
-            check(obj, node, path, {k.value: (k, v) for k, v in node.value
-                                    if isinstance(k, yaml.ScalarNode)})
+        self.checks.run(obj, node, path)
         return obj
 
     # -- one value of a given type
@@ -479,17 +477,27 @@ class _Builder:
             out[key] = self.value(val_tp, meta, value_node, key_path, None)
         return default if len(self.problems) > before else out
 
-    # -- checks that span keys
 
-    def _check_KnobConfig(self, obj: KnobConfig, node: yaml.Node, path: str,
-                          keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+class _Checks:
+    """Checks that span keys (a pin taken twice, the SPI pins, what the core refuses), run on
+    each dataclass once it is built; the problems go to the builder's list."""
+
+    def __init__(self, builder: "_Builder") -> None:
+        self.builder = builder
+
+    def run(self, obj: Any, node: yaml.Node, path: str) -> None:
+        check = {KnobConfig: self.knob, GpioConfig: self.gpio, Config: self.config}.get(type(obj))
+        if check is not None:
+            check(obj, node, path)
+
+    def knob(self, obj: KnobConfig, node: yaml.Node, path: str) -> None:
         if (obj.mcp3008 is None) == (obj.encoder is None):
-            self.problem(node, path, "give exactly one of mcp3008: CHANNEL (a pot) or "
-                                     "encoder: [PIN_A, PIN_B] (a rotary encoder)")
+            self.builder.problem(node, path, "give exactly one of mcp3008: CHANNEL (a pot) or "
+                                             "encoder: [PIN_A, PIN_B] (a rotary encoder)")
 
     def written(self, path: str) -> bool:
         """Whether the file itself has the key at ``path`` (not just its default)."""
-        return path in self.lines
+        return path in self.builder.lines
 
     def clash(self, path: str, first: str, second: str, text: str) -> None:
         """``second`` wants what ``first`` already has: one problem, at the key the user
@@ -503,10 +511,9 @@ class _Builder:
             other = f"{there} (a default button; the buttons you list under {path}.buttons replace all the defaults)"
         else:
             other = f"{there} (a default; give it another value, or null to leave it out)"
-        self.problem_at(here, f"{text} is already used by {other}")
+        self.builder.problem_at(here, f"{text} is already used by {other}")
 
-    def _check_GpioConfig(self, obj: GpioConfig, node: yaml.Node, path: str,
-                          keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+    def gpio(self, obj: GpioConfig, node: yaml.Node, path: str) -> None:
         used: dict[int, str] = {}
         channels: dict[int, str] = {}
         uses_spi = False
@@ -528,19 +535,18 @@ class _Builder:
         if uses_spi:
             for pin, what in SPI0_PINS.items():
                 if pin in used:
-                    self.problem_at(f"{path}.{used[pin]}",
-                                    f"GPIO{pin} is the MCP3008's {what}; pick another pin")
+                    self.builder.problem_at(f"{path}.{used[pin]}",
+                                            f"GPIO{pin} is the MCP3008's {what}; pick another pin")
         lo, hi = obj.tempo_range
         if lo >= hi:
-            self.problem_at(f"{path}.tempo_range", f"the low end ({_fmt_num(lo)}) must be below the high end ({_fmt_num(hi)})")
+            self.builder.problem_at(f"{path}.tempo_range", f"the low end ({_fmt_num(lo)}) must be below the high end ({_fmt_num(hi)})")
 
-    def _check_Config(self, obj: Config, node: yaml.Node, path: str,
-                      keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+    def config(self, obj: Config, node: yaml.Node, path: str) -> None:
         if obj.din.enabled and obj.gpio.enabled:
             for p, what in gpio_claims(obj.gpio):
                 if p in UART_PINS:
-                    self.problem_at(f"gpio.{what}", f"GPIO{p} is the DIN MIDI {UART_PINS[p]}; pick another pin")
-        if self.problems:
+                    self.builder.problem_at(f"gpio.{what}", f"GPIO{p} is the DIN MIDI {UART_PINS[p]}; pick another pin")
+        if self.builder.problems:
             return
         # what the core itself checks: a config that loads must never fail there
         for build, where in ((obj.engine_settings, "player"), (obj.controls, "generator")):
@@ -548,7 +554,7 @@ class _Builder:
                 build()
             except (ValueError, KeyError, TypeError) as e:
                 text = str(e.args[0]) if e.args else str(e)
-                self.problem_at(_core_key(text, where), text)
+                self.builder.problem_at(_core_key(text, where), text)
 
 
 #: words in the core's ValueErrors → the config key that feeds them

@@ -22,8 +22,15 @@ from pathlib import Path
 import time
 from typing import Any, Callable
 
+import mido
+
+from appliance.box.config import Config
+from appliance.box.scenes import Scenes
 from appliance.core.actions import Actions
+from appliance.core.engine import Engine
+from appliance.core.transport import Transport
 from appliance.io.midimap import LEARNED_FILE, MidiMap
+from appliance.io.panel import NoPinFactory, Panel
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,7 @@ __all__ = ["Actions", "ControlsHandle", "MidiMap", "start"]
 class ControlsHandle:
     """What :func:`start` returns: the actions, the MIDI map and the GPIO panel (or None)."""
 
-    def __init__(self, config: Any, engine: Any, transport: Any, scenes: Any,
+    def __init__(self, config: Config, engine: Engine, transport: Transport, scenes: Scenes | None,
                  pin_factory: Any, clock: Callable[[], float], threads: bool) -> None:
         self.engine = engine
         self.transport = transport
@@ -41,28 +48,27 @@ class ControlsHandle:
         self.clock = clock
         self._pin_factory = pin_factory
         self._threads = threads
-        self.panel: Any = None
+        self.panel: Panel | None = None
         self.config = config
         self.actions = self._actions(config)
         self.midimap = self._midimap(config)
         self._open_panel(config)
 
-    def _actions(self, config: Any) -> Actions:
+    def _actions(self, config: Config) -> Actions:
         return Actions(self.engine, self.transport, self.scenes,
                        tempo_range=tuple(config.gpio.tempo_range), clock=self.clock,
                        follows_external_clock=config.tempo.clock == "external")
 
-    def _midimap(self, config: Any) -> MidiMap:
+    def _midimap(self, config: Config) -> MidiMap:
         midimap = MidiMap(config.midi_map, self.actions,
                           learned_path=Path(config.state.dir) / LEARNED_FILE, clock=self.clock)
         midimap.on_message.append(self._activity)
         return midimap
 
-    def _open_panel(self, config: Any) -> None:
+    def _open_panel(self, config: Config) -> None:
         if not config.gpio.enabled:
             log.info("gpio: front panel disabled (gpio.enabled: false)")
             return
-        from appliance.io.panel import NoPinFactory, Panel
         try:
             self.panel = Panel(config.gpio, self.actions, pin_factory=self._pin_factory,
                                clock=self.clock)
@@ -83,7 +89,7 @@ class ControlsHandle:
 
     # -- what the service calls
 
-    def handle(self, message: Any, t: float) -> bool:
+    def handle(self, message: mido.Message, t: float) -> bool:
         """True when ``message`` was a control (do not record it into the groove)."""
         return self.midimap.handle(message, t)
 
@@ -93,7 +99,7 @@ class ControlsHandle:
     def do(self, action: str) -> None:
         self.actions.do(action)
 
-    def reconfigure(self, config: Any) -> list[str]:
+    def reconfigure(self, config: Config) -> list[str]:
         """Apply new gpio/midi_map/tempo settings: the panel is rebuilt, the map reloaded.
         The engine is untouched, so the beat goes on."""
         changed = []
@@ -121,7 +127,7 @@ class ControlsHandle:
             self.panel = None
 
 
-def start(config: Any, engine: Any, transport: Any, *, scenes: Any = None,
+def start(config: Config, engine: Engine, transport: Transport, *, scenes: Scenes | None = None,
           pin_factory: Any = None, clock: Callable[[], float] = time.monotonic,
           threads: bool = True) -> ControlsHandle:
     """Build the controls for ``config`` around a running engine.
