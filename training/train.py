@@ -137,11 +137,24 @@ def train(args: argparse.Namespace) -> Path:
         handler.close()
 
 
-def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: LossConfig,
-           aug: ds.Augment, out: Path) -> Path:
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+@dataclass
+class _Run:
+    """One training run: the model, its average, the optimiser and the resumable state."""
 
+    model: GrooveVAE
+    ema: GrooveVAE | None
+    opt: torch.optim.Optimizer
+    state: dict
+    init_info: dict | None
+    rng: np.random.Generator
+
+    @property
+    def scored(self) -> GrooveVAE:
+        """The weights that are validated and saved: the average when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+
+def _load_windows(args: argparse.Namespace, cfg: TrainConfig, aug: ds.Augment) -> tuple[ds.Split, ds.Split]:
     train_set = ds.load_split("train", args.gmd_dir)
     val_set = ds.load_split("validation", args.gmd_dir)
     if cfg.limit:
@@ -150,7 +163,11 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
         val_set = val_set.subset(cfg.val_limit)
     log.info("windows: train %d, validation %d; augment %s", len(train_set), len(val_set),
              asdict(aug) if aug.active else "off")
+    return train_set, val_set
 
+
+def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_path: Path) -> _Run:
+    """A new run, or the one in ``ckpt_path`` resumed, or one started from ``--init``."""
     model = GrooveVAE(mcfg)
     ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
     if ema is not None:
@@ -158,7 +175,6 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "rng": None}
-    ckpt_path = out / "last.pt"
     init_info = None
     if ckpt_path.exists() and not args.fresh:
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -187,74 +203,106 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
     if state["rng"] is not None:
         rng.bit_generator.state = state["rng"]
     log.info("model: %d parameters, %s", model.num_parameters(), asdict(mcfg))
-    command = "python -m training.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return _Run(model, ema, opt, state, init_info, rng)
 
+
+def _should_stop(run: _Run, cfg: TrainConfig) -> bool:
+    state, epoch = run.state, run.state["epoch"]
+    if state["bad_epochs"] >= cfg.patience:
+        log.info("early stop: no better validation F1 for %d epochs", cfg.patience)
+        return True
+    per_epoch = state["seconds"] / epoch if epoch else 0.0
+    if state["seconds"] + per_epoch > cfg.max_minutes * 60:
+        log.info("stop: the next epoch would pass --max-minutes %.0f", cfg.max_minutes)
+        return True
+    return False
+
+
+def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossConfig,
+                 aug: ds.Augment) -> dict:
+    """One pass over the training windows; the mean losses."""
+    model, opt, state, rng, epoch = run.model, run.opt, run.state, run.rng, run.state["epoch"]
+    model.train()
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    while state["epoch"] < cfg.epochs:
-        epoch = state["epoch"]
-        if state["bad_epochs"] >= cfg.patience:
-            log.info("early stop: no better validation F1 for %d epochs", cfg.patience)
-            break
-        per_epoch = state["seconds"] / epoch if epoch else 0.0
-        if state["seconds"] + per_epoch > cfg.max_minutes * 60:
-            log.info("stop: the next epoch would pass --max-minutes %.0f", cfg.max_minutes)
-            break
+    order = rng.permutation(len(train_set))
+    sums = {"loss": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
+    for i in range(steps_per_epoch):
+        idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
+        pats = train_set.patterns[idx]
+        grooves = ds.augment_grooves(pats, rng, aug) if aug.active else train_set.grooves[idx]
+        frac = epoch + i / steps_per_epoch
+        for g in opt.param_groups:
+            g["lr"] = lr_at(frac, cfg)
+        out_t = model(torch.from_numpy(grooves))
+        parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg))
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        state["step"] = state.get("step", 0) + 1
+        if run.ema is not None:  # the average warms up: early on it follows the weights closely
+            decay = min(cfg.ema, (1 + state["step"]) / (10 + state["step"]))
+            with torch.no_grad():
+                for pe, pm in zip(run.ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1.0 - decay)
+        for k in sums:
+            sums[k] += float(parts[k].detach())
+    return {f"train_{k}": v / steps_per_epoch for k, v in sums.items()}
+
+
+def _record_epoch(run: _Run, cfg: TrainConfig, lcfg: LossConfig, seconds: float,
+                  train_metrics: dict, val_metrics: dict, out: Path) -> tuple[dict, bool]:
+    """Update the state with one finished epoch, log it and append it to history.jsonl;
+    (the history row, whether it is the best so far)."""
+    state, epoch = run.state, run.state["epoch"]
+    state["seconds"] += seconds
+    state["epoch"] = epoch + 1
+    score = val_metrics["val_f1"]  # the headline metric: pooled hit F1, thresholds tuned on validation
+    improved = score > state["best"] + 1e-4
+    if improved:
+        state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    row = {"epoch": epoch + 1, "seconds": round(state["seconds"], 1), "lr": lr_at(epoch + 1, cfg),
+           "beta": beta_at(epoch + 1, lcfg), **train_metrics, **val_metrics}
+    state["history"].append(row)
+    state["rng"] = run.rng.bit_generator.state
+    log.info("epoch %3d  %5.0fs  train loss %.2f (bce %.2f vel %.3f off %.3f kl %.1f)  "
+             "val recon %.2f  F1 %.3f  vel %.4f  off %.4f%s", epoch + 1, state["seconds"],
+             train_metrics["train_loss"], train_metrics["train_bce"], train_metrics["train_vel"],
+             train_metrics["train_off"], train_metrics["train_kl"], val_metrics["val_recon"],
+             val_metrics["val_f1"], val_metrics["val_vel_mse"], val_metrics["val_off_mse"],
+             "  *best*" if improved else "")
+    with (out / "history.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row, improved
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: LossConfig,
+           aug: ds.Augment, out: Path) -> Path:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    train_set, val_set = _load_windows(args, cfg, aug)
+    ckpt_path = out / "last.pt"
+    run = _start(args, cfg, mcfg, ckpt_path)
+    command = "python -m training.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    while run.state["epoch"] < cfg.epochs and not _should_stop(run, cfg):
         t0 = time.monotonic()
-        model.train()
-        order = rng.permutation(len(train_set))
-        sums = {"loss": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
-        for i in range(steps_per_epoch):
-            idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
-            pats = train_set.patterns[idx]
-            grooves = ds.augment_grooves(pats, rng, aug) if aug.active else train_set.grooves[idx]
-            frac = epoch + i / steps_per_epoch
-            for g in opt.param_groups:
-                g["lr"] = lr_at(frac, cfg)
-            out_t = model(torch.from_numpy(grooves))
-            parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg))
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            state["step"] = state.get("step", 0) + 1
-            if ema is not None:  # the average warms up: early on it follows the weights closely
-                decay = min(cfg.ema, (1 + state["step"]) / (10 + state["step"]))
-                with torch.no_grad():
-                    for pe, pm in zip(ema.parameters(), model.parameters()):
-                        pe.lerp_(pm, 1.0 - decay)
-            for k in sums:
-                sums[k] += float(parts[k].detach())
-        train_metrics = {f"train_{k}": v / steps_per_epoch for k, v in sums.items()}
-        val_metrics = validate(ema if ema is not None else model, val_set, lcfg)
-        state["seconds"] += time.monotonic() - t0
-        state["epoch"] = epoch + 1
-        score = val_metrics["val_f1"]  # the headline metric: pooled hit F1, thresholds tuned on validation
-        improved = score > state["best"] + 1e-4
-        if improved:
-            state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        row = {"epoch": epoch + 1, "seconds": round(state["seconds"], 1), "lr": lr_at(epoch + 1, cfg),
-               "beta": beta_at(epoch + 1, lcfg), **train_metrics, **val_metrics}
-        state["history"].append(row)
-        state["rng"] = rng.bit_generator.state
-        log.info("epoch %3d  %5.0fs  train loss %.2f (bce %.2f vel %.3f off %.3f kl %.1f)  "
-                 "val recon %.2f  F1 %.3f  vel %.4f  off %.4f%s", epoch + 1, state["seconds"],
-                 train_metrics["train_loss"], train_metrics["train_bce"], train_metrics["train_vel"],
-                 train_metrics["train_off"], train_metrics["train_kl"], val_metrics["val_recon"],
-                 val_metrics["val_f1"], val_metrics["val_vel_mse"], val_metrics["val_off_mse"],
-                 "  *best*" if improved else "")
-        with (out / "history.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        ckpt = {"model": (ema if ema is not None else model).state_dict(),
-                **({"raw_model": model.state_dict()} if ema is not None else {}), "optimizer": opt.state_dict(), "state": state,
+        train_metrics = _train_epoch(run, train_set, cfg, lcfg, aug)
+        val_metrics = validate(run.scored, val_set, lcfg)
+        _, improved = _record_epoch(run, cfg, lcfg, time.monotonic() - t0, train_metrics,
+                                    val_metrics, out)
+        ckpt = {"model": run.scored.state_dict(),
+                **({"raw_model": run.model.state_dict()} if run.ema is not None else {}),
+                "optimizer": run.opt.state_dict(), "state": run.state,
                 "torch_rng": torch.get_rng_state(), "model_config": asdict(mcfg), "loss_config": asdict(lcfg),
                 "train_config": asdict(cfg), "augment": asdict(aug) if aug.active else None,
-                "command": command, "init": init_info, "train_windows": len(train_set), "val_windows": len(val_set),
-                "skipped_files": train_set.skipped + val_set.skipped}
+                "command": command, "init": run.init_info, "train_windows": len(train_set),
+                "val_windows": len(val_set), "skipped_files": train_set.skipped + val_set.skipped}
         _save(ckpt, ckpt_path)
         if improved:
             _save(ckpt, out / "best.pt")
+    state = run.state
     summary = {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                "best_val_f1": state["best"], "command": command}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
