@@ -167,26 +167,10 @@ def _match(observed: list, timing: list, t0: float, t1: float) -> tuple[list[flo
     return errors, unmatched
 
 
-def main() -> None:
-    import rtmidi
-
-    work = Path(tempfile.mkdtemp(prefix="groovebox-bench-"))
-    name = f"groovebox-bench-{os.getpid()}"
-    jack, jack_mode = _start_jack(name, work / "jackd.log")
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1",
-               PYTHONPATH=str(REPO))
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    procs: list[subprocess.Popen] = []
-    keys = None
-    try:
-        observer = subprocess.Popen([sys.executable, "-c", OBSERVER], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
-        procs.append(observer)
-        assert observer.stdout.readline().strip() == "ready"
-        keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-keys")
-        keys.open_virtual_port("out")
-        sock = work / "control.sock"
-        (work / "config.yaml").write_text(f"""
+def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path, dict]:
+    """``groovebox run`` on the bench's ports; (process, control socket, first status)."""
+    sock = work / "control.sock"
+    (work / "config.yaml").write_text(f"""
 model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
 tempo: {{bpm: {BPM}, clock: internal}}
 loop: {{swap_at: step}}
@@ -196,57 +180,69 @@ state: {{dir: {work}/state}}
 control: {{socket: {sock}}}
 log_level: warning
 """)
-        service = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
-                                    str(work / "config.yaml")], env=env, cwd=REPO,
-                                   stdout=open(work / "service.log", "w"), stderr=subprocess.STDOUT)
+    service = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
+                                str(work / "config.yaml")], env=env, cwd=REPO,
+                               stdout=open(work / "service.log", "w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise RuntimeError(f"service exited: {(work / 'service.log').read_text()[-2000:]}")
+        try:
+            status = _request(sock, "status")["status"]
+            if status["ports"]["inputs"] and status["ports"]["outputs"]:
+                return service, sock, status
+        except OSError:
+            pass
+        time.sleep(0.2)
+    service.kill()
+    raise RuntimeError("service not up in 120 s")
+
+
+def _run(work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> dict:
+    """Start everything, play the quiet phase and the loaded one; what was measured."""
+    import rtmidi
+    observer = subprocess.Popen([sys.executable, "-c", OBSERVER], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    procs.append(observer)
+    assert observer.stdout.readline().strip() == "ready"
+    keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-keys")
+    keys.open_virtual_port("out")
+    try:
+        service, sock, status = _start_service(work, env)
         procs.append(service)
-        deadline = time.monotonic() + 120
-        status = None
-        while time.monotonic() < deadline:
-            if service.poll() is not None:
-                raise RuntimeError(f"service exited: {(work / 'service.log').read_text()[-2000:]}")
-            try:
-                status = _request(sock, "status")["status"]
-                if status["ports"]["inputs"] and status["ports"]["outputs"]:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("service not up in 120 s")
-        realtime = status["realtime"]
         player = Keyboard(keys, np.random.default_rng(7), total=int(2 * PHASE_S / NOTE_EVERY_S) + 10)
         time.sleep(1.0)
-
         # Phase 1: quiet machine. Phase 2: the same, with a busy process on every core.
-        t_quiet = time.monotonic()
-        notes_quiet = player.play(PHASE_S)
-        quiet_stats = _request(sock, "status")["status"]["engine"]
+        r = {"realtime": status["realtime"], "t_quiet": time.monotonic()}
+        r["notes_quiet"] = player.play(PHASE_S)
+        r["quiet_stats"] = _request(sock, "status")["status"]["engine"]
         hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)]
         procs.extend(hogs)
+        r["hogs"] = len(hogs)
         time.sleep(0.5)
-        t_hog = time.monotonic()
-        notes_hog = player.play(PHASE_S)
-        t_end = time.monotonic()
+        r["t_hog"] = time.monotonic()
+        r["notes_hog"] = player.play(PHASE_S)
+        r["t_end"] = time.monotonic()
         for hog in hogs:
             _stop(hog, signal.SIGKILL)
-        final = _request(sock, "status")["status"]
-        timing = _request(sock, "timing")["timing"]
-        rss = _rss(service.pid)
+        r["final"] = _request(sock, "status")["status"]
+        r["timing"] = _request(sock, "timing")["timing"]
+        r["rss"] = _rss(service.pid)
         observer.stdin.write("stop\n")
         observer.stdin.flush()
-        observed = json.loads(observer.stdout.readline())
+        r["observed"] = json.loads(observer.stdout.readline())
+        return r
     finally:
-        if keys is not None:
-            keys.close_port()
-            keys.delete()
-        for proc in reversed(procs):
-            _stop(proc)
-        _stop(jack)
+        keys.close_port()
+        keys.delete()
 
-    sent_errors = [e[1] - e[0] for e in timing if t_hog <= e[0] <= t_end] or [0]  #  if t_hog <= ideal <= t_end]
-    quiet_errors, quiet_unmatched = _match(observed, timing, t_quiet, t_hog)
-    hog_errors, hog_unmatched = _match(observed, timing, t_hog, t_end)
+
+def _report(r: dict, jack_mode: str) -> None:
+    timing, t_quiet, t_hog, t_end = r["timing"], r["t_quiet"], r["t_hog"], r["t_end"]
+    quiet_stats, final, rss = r["quiet_stats"], r["final"], r["rss"]
+    sent_errors = [e[1] - e[0] for e in timing if t_hog <= e[0] <= t_end] or [0]
+    quiet_errors, _quiet_unmatched = _match(r["observed"], timing, t_quiet, t_hog)
+    hog_errors, hog_unmatched = _match(r["observed"], timing, t_hog, t_end)
     a50, a99 = quiet_stats["latency_ms_p50"], quiet_stats["latency_ms_p99"]
     b50, b99, bmax = (x * 1000 for x in _percentiles(hog_errors))
     q50, q99, qmax = (x * 1000 for x in _percentiles(quiet_errors))
@@ -254,16 +250,16 @@ log_level: warning
     signed = float(np.median(hog_errors)) * 1000
     card = json.loads((REPO / "models" / "groove-vae" / "model.json").read_text())
     print(f"live: groovebox run on JACK (dummy, 48 kHz, {PERIOD}-frame periods, jackd {jack_mode}); "
-          f"player thread {'SCHED_FIFO' if realtime else 'NOT real-time'}; {BPM:g} BPM; "
+          f"player thread {'SCHED_FIFO' if r['realtime'] else 'NOT real-time'}; {BPM:g} BPM; "
           f"model {card.get('name', '?')} z={card.get('latent_size', '?')} int8")
     print(f"(a) note in -> new pattern live: p50 {a50:.2f} ms, p99 {a99:.2f} ms "
-          f"({notes_quiet} notes, {quiet_stats['generations']} patterns, {quiet_stats['misses']} misses) "
+          f"({r['notes_quiet']} notes, {quiet_stats['generations']} patterns, {quiet_stats['misses']} misses) "
           f"[target p99 <= 20 ms: {'ok' if a99 <= 20 else 'MISSED'}]")
     print(f"    with the CPU hogs: p50 {final['engine']['latency_ms_p50']:.2f} ms, "
           f"p99 {final['engine']['latency_ms_p99']:.2f} ms over both phases "
           f"({final['engine']['generations']} patterns, {final['engine']['misses']} misses)")
     print(f"(b) output timing error at a separate JACK client, inference on every note "
-          f"({notes_hog} notes) and {len([p for p in procs if p.args[-1] == HOG])} CPU hogs: "
+          f"({r['notes_hog']} notes) and {r['hogs']} CPU hogs: "
           f"p50 {b50:.3f} ms, p99 {b99:.3f} ms, max {bmax:.3f} ms over {len(hog_errors)} notes "
           f"(median signed {signed:+.3f} ms, {hog_unmatched} unmatched) "
           f"[target p99 <= 1 ms: {'ok' if b99 <= 1 else 'MISSED'}]")
@@ -275,6 +271,23 @@ log_level: warning
           f"{rss.get('RssShmem', 0):.1f} MB JACK server shared memory "
           f"[target <= 150 MB: {'ok' if rss.get('VmRSS', 0) <= 150 else 'MISSED'}"
           f"{'' if rss.get('VmRSS', 0) <= 150 else f', own memory {own:.0f} MB ok' if own <= 150 else ''}]")
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="groovebox-bench-"))
+    name = f"groovebox-bench-{os.getpid()}"
+    jack, jack_mode = _start_jack(name, work / "jackd.log")
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1",
+               PYTHONPATH=str(REPO))
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    procs: list[subprocess.Popen] = []
+    try:
+        measured = _run(work, env, procs)
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        _stop(jack)
+    _report(measured, jack_mode)
     shutil.rmtree(work, ignore_errors=True)
 
 
