@@ -1,6 +1,6 @@
 # groovebox — every target sets up what it needs.
 #   make demo      render the example keyboard performance into a drum part
-#   make test      the whole test suite (installs jackd2 where missing and root)
+#   make test      the import contracts (lint-imports), then the whole test suite (installs jackd2 where missing and root)
 #   make bench     benchmarks, printed as percentiles and ratios measured in one run
 #   make run       the live service in the foreground with a desktop config
 #   make train     train the model on GMD (long: run it in the background, see models/README.md)
@@ -39,6 +39,7 @@ demo: $(VENV)/.runtime
 	$(VENV)/bin/groovebox render examples/keyboard_phrase.mid -o out/demo_drums.mid --passes 2 --seed 7
 
 test: $(VENV)/.dev apt-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.dev apt-test

@@ -7,7 +7,7 @@ import platform
 import os
 import sys
 
-SECTIONS = ("benchmarks.render", "benchmarks.model", "benchmarks.live")
+SECTIONS = ("benchmarks.render", "benchmarks.model", "benchmarks.live", "benchmarks.hotplug")
 
 
 def main() -> int:
