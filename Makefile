@@ -45,10 +45,9 @@ test: $(VENV)/.dev apt-test
 bench: $(VENV)/.dev apt-test
 	$(PY) -m benchmarks
 
+# run: ALSA where /dev/snd/seq is, else JACK (a running server, or one it starts); see scripts/run.sh.
 run: $(VENV)/.runtime
-	@echo "groovebox: playing with examples/desktop.yaml (virtual ports on JACK or ALSA, whichever runs)."
-	@echo "  Ctrl-C stops it; from another terminal: $(VENV)/bin/groovebox status | freeze | clear | resample"
-	$(VENV)/bin/groovebox run --config examples/desktop.yaml
+	@VENV=$(VENV) bash scripts/run.sh
 
 train: $(VENV)/.dev
 	$(PY) -m training.train && $(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae && $(PY) -m training.evaluate models/groove-vae

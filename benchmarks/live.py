@@ -173,6 +173,7 @@ def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, P
     (work / "config.yaml").write_text(f"""
 model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
 tempo: {{bpm: {BPM}, clock: internal}}
+start: {{mode: now}}
 loop: {{swap_at: step}}
 midi: {{api: jack, client_name: gb-bench, inputs: [bench-keys], outputs: [bench-drums]}}
 gpio: {{enabled: false}}

@@ -258,6 +258,9 @@ class ServiceProcess:
                  watchdog_usec: int | None = None) -> None:
         self.directory = directory
         self.config_path = os.path.join(directory, "config.yaml")
+        if not any(line.startswith("start:") for line in config_text.splitlines()):
+            # These tests want drums from the start: not the stage default (first-note).
+            config_text = config_text.rstrip("\n") + "\nstart:\n  mode: now\n"
         with open(self.config_path, "w") as f:
             f.write(config_text)
         self.socket_path = os.path.join(directory, "control.sock")

@@ -1,5 +1,6 @@
 """`make run`'s config (examples/desktop.yaml): the box comes up with virtual ports on
-whichever MIDI system is there, and a keyboard connected to them is heard."""
+whichever MIDI system is there, named as the docs say, waits for the first note, and a
+keyboard connected to them starts the drums."""
 from __future__ import annotations
 
 import os
@@ -35,19 +36,25 @@ def test_desktop_config_plays_through_its_virtual_ports(jack, tmp_path):
         ins, outs = status["ports"]["inputs"], status["ports"]["outputs"]
         virtual_in = next(p for p in ins if p.endswith("(virtual)")).split(" ")[0]
         virtual_out = next(p for p in outs if p.endswith("(virtual)")).split(" ")[0]
+        # The names the README and examples/desktop.yaml give (JACK: the output has its own client).
+        assert (virtual_in, virtual_out) == ("groovebox:in", "groovebox-out:out"), status["ports"]
+        assert {"groovebox:in", "groovebox-out:out"} <= set(jack.ports())
         # outputs: [] means every output: the soft synth gets the drums without wiring.
+        sock = tmp_path / "run" / "control.sock"
         assert wait_until(lambda: "desk-synth:in" in request(
-            "status", tmp_path / "run" / "control.sock")["status"]["ports"]["outputs"], 10)
-        assert synth.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 30)
+            "status", sock)["status"]["ports"]["outputs"], 10)
+        # The stage default: silent, and status says why, until the keyboard plays.
+        assert "first note" in request("status", sock)["status"]["engine"]["waiting_for"]
+        assert not synth.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 1.0)
         # inputs: [] hears every keyboard, through the box's own input port (wiring it by
         # hand as well changes nothing).
         assert wait_until(lambda: "desk-keys:out" in request(
-            "status", tmp_path / "run" / "control.sock")["status"]["ports"]["inputs"], 10)
+            "status", sock)["status"]["ports"]["inputs"], 10)
         connect(jack, "desk-keys:out", virtual_in)
-        seen = request("status", tmp_path / "run" / "control.sock")["status"]["inputs_seen"]
+        seen = request("status", sock)["status"]["inputs_seen"]
         keys.send(mido.Message("note_on", note=60, velocity=100))
-        assert wait_until(lambda: request("status", tmp_path / "run" / "control.sock")
-                          ["status"]["inputs_seen"] >= seen + 1, 10)
+        assert wait_until(lambda: request("status", sock)["status"]["inputs_seen"] >= seen + 1, 10)
+        assert synth.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 30)
         assert virtual_out
         assert (tmp_path / "out" / "state").is_dir()        # state under out/, as documented
     finally:

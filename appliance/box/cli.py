@@ -85,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="the live service")
     run.add_argument("--config", type=Path, help="YAML config (default /etc/groovebox/config.yaml)")
+    run.add_argument("--midi-api", choices=["alsa", "jack"],
+                     help="use this MIDI system whatever midi.api says (make run: JACK without ALSA)")
     run.set_defaults(func=_service)
 
     for name, text in (("status", "tempo, ports, groove and pattern of the running box"),

@@ -2,9 +2,11 @@
 control socket's commands, answered from the running box."""
 from __future__ import annotations
 
+from dataclasses import asdict
 import math
 from typing import TYPE_CHECKING, Any
 
+from appliance.box.diagnose import PortsView, keyboard_problem, why_silent
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ def status(box: "Service") -> dict[str, Any]:
     assert engine is not None and transport is not None
     now = box.clock()
     position = transport.position(now)
+    view = midi.view() if midi is not None else PortsView(usb_off="not started")
+    stats = engine.stats()
+    groove = engine.groove.steps
     pattern = engine.pattern.steps
     hits = [[int(s), int(v), round(float(pattern[s, v, VELOCITY]), 4),
              round(float(pattern[s, v, OFFSET]), 4)]
@@ -57,10 +62,10 @@ def status(box: "Service") -> dict[str, Any]:
         "now": now,
         "position": position,
         "step": int(math.floor(position)) % STEPS,
-        "ports": midi.connected() if midi is not None else {"inputs": [], "outputs": []},
-        "din": midi.din_status() if midi is not None else None,
+        "ports": {"inputs": list(view.inputs), "outputs": list(view.outputs)},
+        "din": view.din,
         "frozen": engine.frozen,
-        "engine": engine.stats(),
+        "engine": stats,
         "groove_grid": engine.groove.grid(),
         "pattern_grid": engine.pattern.grid(),
         "pattern": hits,
@@ -71,4 +76,16 @@ def status(box: "Service") -> dict[str, Any]:
         "realtime": bool(player and player.realtime),
         "inputs_seen": midi.inputs_seen if midi is not None else 0,
         "uptime_s": round(now - box.started_at, 1),
+        "groove": [[int(s), round(float(groove[s, VELOCITY]), 4), round(float(groove[s, OFFSET]), 4)]
+                   for s in range(STEPS) if groove[s, HIT] > 0.5],
+        "controls": {k: v for k, v in asdict(engine.controls).items() if k != "thresholds"},
+        "why_silent": why_silent(
+            running=transport.running, clock_mode=transport.mode, clock_source=transport.source,
+            waiting_for=stats["waiting_for"], frozen=stats["frozen"],
+            pattern_hits=stats["pattern_hits"], groove_hits=stats["groove_hits"],
+            density=engine.controls.density, ports=view),
+        "keyboard": keyboard_problem(view),
+        "midi": {"api": view.api, "inputs": list(view.input_patterns),
+                 "outputs": list(view.output_patterns), "sources": list(view.sources),
+                 "destinations": list(view.destinations), "connect": list(view.hints)},
     }

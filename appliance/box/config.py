@@ -62,6 +62,7 @@ from appliance.core import drummaps
 from appliance.core.actions import ACTIONS, KNOBS
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Controls
+from appliance.core.start import StartSettings
 from appliance.io.files import atomic_write
 from appliance.core.groove import NUM_VOICES, VOICES
 from appliance.core.transport import MAX_BPM, MIN_BPM
@@ -114,6 +115,19 @@ class TempoConfig:
     bpm: float = opt(120.0, range=(MIN_BPM, MAX_BPM))
     clock: str = opt("internal", choices=("internal", "external", "auto"))
     send_clock: bool = opt(False)
+
+
+@dataclass(frozen=True)
+class StartConfig:
+    """How the box starts playing (see appliance/core/start.py)."""
+
+    mode: str = opt("first-note", choices=("first-note", "count-in", "now"),
+                    doc="first-note = silent until the keyboard plays, that note is beat one; "
+                        "count-in = N quarter notes set the tempo, the loop starts on the next "
+                        "bar; now = play from the moment the box is up")
+    count_in_notes: tuple[int, ...] = opt(factory=tuple, range=(0, 127),
+                                          doc="keys/pads that count in; empty = any key")
+    count_in_beats: int = opt(4, range=(2, 8))
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,7 @@ class Config:
     model: ModelConfig = opt(factory=ModelConfig)
     generator: GeneratorConfig = opt(factory=GeneratorConfig)
     tempo: TempoConfig = opt(factory=TempoConfig)
+    start: StartConfig = opt(factory=StartConfig)
     loop: LoopConfig = opt(factory=LoopConfig)
     player: PlayerConfig = opt(factory=PlayerConfig)
     midi: MidiConfig = opt(factory=MidiConfig)
@@ -258,6 +273,12 @@ class Config:
             gate=self.player.gate_steps, notes=notes, channels=channels,
             input_channel=self.loop.input_channel or None,
             forget_passes=self.loop.forget_passes)
+
+    def start_settings(self) -> StartSettings:
+        """The core's start behaviour; an external clock starts the box itself."""
+        mode = "now" if self.tempo.clock == "external" else self.start.mode
+        return StartSettings(mode=mode, count_in_notes=tuple(self.start.count_in_notes),
+                             count_in_beats=self.start.count_in_beats)
 
     def controls(self) -> Controls:
         """The generator's controls for this config (variation → temperature)."""

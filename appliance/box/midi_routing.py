@@ -9,11 +9,13 @@ import mido
 
 from appliance.box.config import Config
 from appliance.box.controls import ControlsHandle
+from appliance.box.diagnose import PortsView
 from appliance.core.clock import ClockSwitch
 from appliance.core.engine import Engine
 from appliance.io.midi.backends import open_backend
 from appliance.io.midi.clock import feed_clock
 from appliance.io.midi.din import DinPort
+from appliance.io.midi.hints import alsa_sequencer_present, connect_hints, no_midi_system
 from appliance.io.midi.backend import PortBackend, PortError
 from appliance.io.midi.ports import MidiPorts
 
@@ -38,6 +40,7 @@ class MidiRouting:
         self.ports: MidiPorts | None = None
         self.din: DinPort | None = None
         self.din_off: str | None = None      #: why DIN is off although enabled
+        self.usb_off = ""                    #: why USB MIDI is off
         self.inputs_seen = 0
 
     def open(self) -> None:
@@ -75,6 +78,36 @@ class MidiRouting:
             return self.din_off
         return f"{self.din.device} ({'connected' if self.din.connected else 'lost'})"
 
+    def connect_hints(self) -> list[str]:
+        """Which port to connect to which, with the command (the log at start, status)."""
+        ports = self.ports
+        if ports is None:
+            return [] if alsa_sequencer_present() else [no_midi_system()]
+        box_in, box_out = ports.virtual_names
+        if not box_in:
+            return []
+        sources, destinations = ports.seen
+        connected = ports.connected()
+        heard = [n for n in connected["inputs"] if not n.endswith("(virtual)")]
+        played_to = [n for n in connected["outputs"] if not n.endswith("(virtual)")]
+        return connect_hints(ports.backend.api, box_in, box_out, sources, destinations,
+                             heard, played_to)
+
+    def view(self) -> PortsView:
+        """The MIDI side as status shows it, from what the ports already keep (cheap)."""
+        ports, din = self.ports, self.din
+        common = dict(din=self.din_status(), din_ok=din is not None and din.connected,
+                      hints=tuple(self.connect_hints()))
+        if ports is None:
+            return PortsView(usb_off=self.usb_off or "see the log", **common)
+        connected = ports.connected()
+        sources, destinations = ports.seen
+        inputs, outputs = ports.patterns
+        return PortsView(api=ports.backend.api, input_patterns=tuple(inputs),
+                         output_patterns=tuple(outputs), sources=tuple(sources),
+                         destinations=tuple(destinations), inputs=tuple(connected["inputs"]),
+                         outputs=tuple(connected["outputs"]), **common)
+
     def ports_line(self) -> str:
         usb = self.connected()
         din = f", DIN {self.din.device}" if self.din is not None else ""
@@ -100,7 +133,11 @@ class MidiRouting:
             try:
                 backend = open_backend(other, client_name=m.client_name)
             except PortError:
+                self.usb_off = str(first)
                 log.error("USB MIDI off: %s", first)
+                if not alsa_sequencer_present():
+                    self.usb_off = no_midi_system()
+                    log.error("USB MIDI off: %s", self.usb_off)
                 return None
             log.warning("USB MIDI: %s; %s works here, using it (set midi.api: %s)",
                         first, other.upper(), other)
@@ -117,9 +154,13 @@ class MidiRouting:
         try:
             self.ports.start()
         except Exception as exc:
+            self.usb_off = f"cannot open ports ({exc})"
             log.error("USB MIDI off: cannot open ports (%s)", exc)
             self.ports.close()
             self.ports = None
+            return
+        for line in self.connect_hints():
+            log.info("%s", line)
 
     def _open_din(self) -> None:
         d = self.config.din

@@ -14,7 +14,7 @@ Live (the engine takes them at its next step; the player never stops):
   the internal clock (position stays continuous); gpio.*, midi_map.* → the controls are
   rebuilt; state.save_every_s, state.scenes, log_level.
 Restart needed (logged as a warning, listed with "(restart)"): model.*, midi.*, din.*,
-tempo.clock, tempo.send_clock, state.dir, control.socket.
+tempo.clock, tempo.send_clock, state.dir, control.socket, start.* (it is how the box starts).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from appliance.core.transport import Transport
 log = logging.getLogger(__name__)
 
 RESTART_PREFIXES = ("model.", "midi.", "din.", "tempo.clock", "tempo.send_clock", "state.dir",
-                    "control.")
+                    "control.", "start.")
 
 
 def needs_restart(key: str) -> bool:

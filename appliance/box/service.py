@@ -17,6 +17,7 @@ SIGTERM, after which every sounding note gets its note-off before the process ex
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import logging
 import os
 from pathlib import Path
@@ -40,6 +41,7 @@ from appliance.box.state import Autosaver, StateStore, snapshot
 from appliance.core.clock import ClockSwitch
 from appliance.core.engine import Engine
 from appliance.core.generator import Generator, ModelError
+from appliance.core.start import Starter
 from appliance.io.midi.clock import ClockSender
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,11 @@ class Service:
         realtime.raise_process_priority()
         self.generator = Generator(c.model.dir, precision=c.model.precision, seed=c.model.seed)
         self.transport = ClockSwitch(c.tempo.clock, c.tempo.bpm, clock=self.clock)
+        start = c.start_settings()
+        starter = (Starter(start, self.transport, now=self.clock()) if start.mode != "now"
+                   else None)
         self.engine = Engine(self.generator, self.transport, settings=c.engine_settings(),
-                             controls=c.controls(), clock=self.clock)
+                             controls=c.controls(), clock=self.clock, starter=starter)
         self._restore_state()
         self._start_controls()
         self.midi = MidiRouting(c, self.transport, self.engine, controls=self.controls,
@@ -94,8 +99,10 @@ class Service:
                                    clock_sender=sender, clock=self.clock)
         self.player.start()
         ports = self.midi.ports_line()
-        log.info("groovebox playing: %.1f BPM, clock %s, %s", self.transport.bpm, c.tempo.clock, ports)
-        sd_notify(f"READY=1\nSTATUS=playing at {self.transport.bpm:.1f} BPM; {ports}")
+        doing = f"ready, {starter.describe()}" if starter is not None else "playing"
+        log.info("groovebox %s: %.1f BPM, clock %s, %s", doing, self.transport.bpm, c.tempo.clock,
+                 ports)
+        sd_notify(f"READY=1\nSTATUS={doing} at {self.transport.bpm:.1f} BPM; {ports}")
 
     def _restore_state(self) -> None:
         c = self.config
@@ -256,6 +263,8 @@ def main(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             log.error("%s", line)
         return 2
+    if getattr(args, "midi_api", None):
+        config = replace(config, midi=replace(config.midi, api=args.midi_api))
     cli_level = getattr(args, "log_level", None)
     if cli_level in (None, "info") and not os.environ.get("GROOVEBOX_LOG_LEVEL"):
         logging.getLogger().setLevel(config.log_level.upper())

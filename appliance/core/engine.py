@@ -15,6 +15,7 @@ from appliance.core.generator import Controls, Generator
 from appliance.core.groove import GM_NOTES, NUM_VOICES, Groove, Pattern
 from appliance.core.looper import Looper
 from appliance.core.player import Event, Player, PlayerSettings
+from appliance.core.start import Starter
 from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,10 @@ class Engine:
 
     def __init__(self, generator: Generator, transport: Transport,
                  settings: EngineSettings = EngineSettings(), controls: Controls = Controls(),
-                 executor: Executor | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 executor: Executor | None = None, clock: Callable[[], float] = time.monotonic,
+                 starter: Starter | None = None) -> None:
         self.generator = generator
+        self.starter = starter  #: holds the clock until the player starts (None: plays at once)
         self._transport = transport
         self._settings = settings
         self._controls = controls
@@ -213,6 +216,11 @@ class Engine:
         wanted = self._settings.input_channel
         if wanted is not None and message.channel != wanted - 1:
             return
+        starter = self.starter
+        if starter is not None and starter.waiting:
+            self._player.cue()      # the note that starts the loop is its downbeat: play it
+            if starter.hear(message.note, t):
+                return              # a count-in tap, not part of the groove
         if not self._transport.running:
             return
         with self._lock:
@@ -229,6 +237,8 @@ class Engine:
             if not self._started:
                 self._started = True
                 self._ask(t, force=True)
+        if self.starter is not None:
+            self.starter.tick(t, self._settings.lookahead)
         self._executor.poll(t)
         if self._transport.running and self._looper.advance(self._transport.position(t)):
             with self._lock:
@@ -328,7 +338,8 @@ class Engine:
 
     def stats(self) -> dict:
         with self._lock:
-            latencies = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
+            latencies = tuple(self._latencies_ms)     # the copy only: the maths is outside the lock
+        latencies = np.array(latencies) if latencies else np.zeros(1)
         return {
             "generations": self._generations,
             "misses": self._misses,
@@ -339,6 +350,7 @@ class Engine:
             "groove_hits": self.groove.hits,
             "frozen": self._frozen,
             "late_drops": self._player.late_drops,
+            "waiting_for": self.starter.describe() if self.starter is not None else "",
         }
 
     def close(self) -> None:

@@ -71,6 +71,7 @@ class Player:
         self._seq = itertools.count()
         self._sounding: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
+        self._cued = False
         self.late_drops = 0
 
     @property
@@ -86,6 +87,12 @@ class Player:
     def offer(self, pattern: Pattern | None) -> None:
         """Hand over a new pattern (None withdraws one not yet taken); one reference swap."""
         self._offered = pattern
+
+    def cue(self) -> None:
+        """The transport is about to start on a downbeat that may be a moment past by the time
+        the player looks (the player's first note starts the loop): play that step, up to
+        ``max_late`` late, rather than skip it. Only a player that has not run yet takes it."""
+        self._cued = True
 
     def next_boundary(self, slack: int = 0) -> int:
         """The first swap boundary at least ``slack`` steps past what is already scheduled."""
@@ -103,6 +110,10 @@ class Player:
             self._was_running = True
             if self._next_step is None:
                 self._locate(position)
+                if self._cued:
+                    earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
+                    self._next_step = min(self._next_step, math.ceil(earliest - 1e-9))
+                    self._cued = False
             elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
                 self._locate(position)
                 self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]

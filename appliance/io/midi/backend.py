@@ -126,6 +126,8 @@ class PortBackend(ABC):
 
     #: the name our own ports show under, so that the box never connects to itself
     client_name: str = "groovebox"
+    #: "alsa" or "jack": which connect tool a person uses (aconnect, jack_connect)
+    api: str = ""
 
     @abstractmethod
     def sources(self, own: bool = False) -> list[str]:

@@ -136,8 +136,17 @@ class _SharedOutput(_RtOutput):
         out.delete()
 
 
+def output_client(client_name: str) -> str:
+    """The JACK client of the box's output. rtmidi makes one JACK client per port and JACK
+    client names are unique, so the output cannot share the input's: it is named here
+    (``groovebox-out:out``) rather than left to JACK's numbering (``groovebox-01:out``)."""
+    return f"{client_name}-out"
+
+
 class JackBackend(PortBackend):
     """The box on JACK: one input and one output port, patched to what matches.
+
+    Its ports are ``<client_name>:in`` (play into it) and ``<client_name>-out:out`` (the drums).
 
     Every handle it returns shares those two ports: an output handle's ``sink`` is the one
     output, so :class:`MidiPorts` sends each message once whatever is connected to it.
@@ -158,7 +167,7 @@ class JackBackend(PortBackend):
             midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=1024)
             midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
             midi_in.open_virtual_port("in")
-            midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client_name)
+            midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=output_client(client_name))
             midi_out.open_virtual_port("out")
         except rtmidi.RtMidiError as exc:
             self.patchbay.close()

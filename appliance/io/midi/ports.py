@@ -148,6 +148,8 @@ class MidiPorts:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_missing: tuple = ()
+        #: the other clients' ports at the last scan: (sources, destinations); read by status
+        self.seen: tuple[list[str], list[str]] = ([], [])
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +181,18 @@ class MidiPorts:
             ins.append(f"{virtual.input_name} (virtual)")
             outs.append(f"{virtual.output_name} (virtual)")
         return {"inputs": ins, "outputs": outs}
+
+    @property
+    def virtual_names(self) -> tuple[str, str]:
+        """The box's own ports (play into the first, the drums come out of the second);
+        empty strings when ``virtual`` is off."""
+        virtual = self._virtual
+        return (virtual.input_name, virtual.output_name) if virtual is not None else ("", "")
+
+    @property
+    def patterns(self) -> tuple[list[str], list[str]]:
+        """The name patterns of the inputs and outputs the box connects to."""
+        return list(self._inputs.patterns), list(self._outputs.patterns)
 
     # -- output -------------------------------------------------------------------------------
     def send(self, message: mido.Message) -> None:
@@ -242,6 +256,7 @@ class MidiPorts:
         self._wait_quiet()
         sources = self.backend.sources()
         destinations = self.backend.destinations()
+        self.seen = (list(sources), list(destinations))
         self._inputs.sync(sources)
         self._outputs.sync(destinations)
         missing = tuple(self._inputs.missing(sources) + self._outputs.missing(destinations))

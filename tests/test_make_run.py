@@ -1,0 +1,119 @@
+"""`make run` (scripts/run.sh) where there is no ALSA sequencer: it starts a JACK server and
+stops it again, or uses the one that runs, or says in one line what to install; the box logs
+which ports to connect with the command, with the real port names."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from tests.jackserver import REPO, jack, wait_until  # noqa: F401
+
+SCRIPT = os.path.join(REPO, "scripts", "run.sh")
+VENV = os.path.join(REPO, ".venv")
+
+
+class Run:
+    """scripts/run.sh as `make run` starts it, in its own session (Ctrl-C is SIGINT to it)."""
+
+    def __init__(self, tmp_path, env: dict[str, str]) -> None:
+        examples = tmp_path / "examples"
+        examples.mkdir(exist_ok=True)
+        shutil.copy(os.path.join(REPO, "examples", "desktop.yaml"), examples / "desktop.yaml")
+        if not (tmp_path / "models").exists():
+            os.symlink(os.path.join(REPO, "models"), tmp_path / "models")
+        (tmp_path / "run").mkdir(exist_ok=True)
+        env = dict(env, VENV=VENV, CONFIG=str(examples / "desktop.yaml"),
+                   SEQ_DEVICE=str(tmp_path / "no-seq"), RUNTIME_DIRECTORY=str(tmp_path / "run"))
+        self.proc = subprocess.Popen(["bash", SCRIPT], cwd=REPO, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def ctrl_c(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+
+
+def jack_state(env: dict[str, str]) -> str:
+    return subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True,
+                          timeout=20).stdout.strip()
+
+
+def test_without_alsa_it_starts_jack_prints_the_ports_and_stops_jack(tmp_path):
+    env = dict(os.environ, JACK_DEFAULT_SERVER=f"groovebox-run-{os.getpid()}",
+               JACK_NO_AUDIO_RESERVATION="1")
+    assert jack_state(env) == "not running"
+    run = Run(tmp_path, env)
+    try:
+        assert wait_until(lambda: "drums:" in run.text() or run.proc.poll() is not None, 120), \
+            run.text()
+        text = run.text()
+        assert "starting a JACK server" in text, text
+        assert jack_state(env) == "running"
+        # The connect lines: the real port names and the tool that connects them.
+        keyboard = next(line for line in run.lines if "keyboard:" in line)
+        drums = next(line for line in run.lines if "drums:" in line)
+        assert "jack_connect" in keyboard and "groovebox:in" in keyboard, keyboard
+        assert "jack_connect" in drums and "groovebox-out:out" in drums, drums
+        ports = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True,
+                               timeout=20).stdout.split()
+        assert {"groovebox:in", "groovebox-out:out"} <= set(ports), ports
+        assert "USB MIDI off" not in text
+    finally:
+        code = run.ctrl_c()
+    assert code == 0, run.text()[-3000:]
+    assert wait_until(lambda: jack_state(env) == "not running", 20), "the JACK server it started is stopped"
+    assert "all notes off" in run.text()
+
+
+def test_without_alsa_it_uses_the_jack_server_that_runs(jack, tmp_path):
+    run = Run(tmp_path, jack.env())
+    try:
+        assert wait_until(lambda: "drums:" in run.text() or run.proc.poll() is not None, 120), \
+            run.text()
+        assert "using the JACK server that runs" in run.text()
+        assert "starting a JACK server" not in run.text()
+        assert "groovebox-out:out" in jack.ports()
+    finally:
+        code = run.ctrl_c()
+    assert code == 0, run.text()[-3000:]
+    assert jack_state(jack.env()) == "running", "a server it did not start is left alone"
+
+
+def test_without_alsa_or_jack_and_not_root_it_says_what_to_install(tmp_path):
+    # A PATH with the tools the script uses but no jackd, and an `id` that is not root.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "jack_wait", "mktemp", "tail", "tr", "sleep", "seq", "setsid"):
+        found = shutil.which(tool)
+        assert found, tool
+        os.symlink(found, bin_dir / tool)
+    (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")
+    (bin_dir / "id").chmod(0o755)
+    env = dict(os.environ, PATH=str(bin_dir), JACK_DEFAULT_SERVER=f"groovebox-none-{os.getpid()}")
+    started = time.monotonic()
+    done = subprocess.run([shutil.which("bash"), SCRIPT], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env=dict(env, VENV=VENV, SEQ_DEVICE=str(tmp_path / "no-seq")))
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "sudo apt-get install jackd2" in lines[0] and "make run" in lines[0]
+    assert time.monotonic() - started < 30

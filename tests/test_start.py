@@ -1,0 +1,114 @@
+"""Start behaviours on a virtual clock: play at once, wait for the first note, count in."""
+import mido
+import pytest
+
+from appliance.core.clock import ClockSwitch
+from appliance.core.engine import Engine, VirtualExecutor
+from appliance.core.start import Starter, StartSettings
+from appliance.core.transport import InternalClock
+
+
+def note(n: int = 60, velocity: int = 100) -> mido.Message:
+    return mido.Message("note_on", note=n, velocity=velocity)
+
+
+def engine_with(generator, mode: str, transport=None, **settings) -> Engine:
+    transport = transport if transport is not None else InternalClock(bpm=120.0, start=0.0)
+    starter = Starter(StartSettings(mode=mode, **settings), transport, now=0.0)
+    return Engine(generator, transport, executor=VirtualExecutor(0.0), clock=lambda: 0.0,
+                  starter=starter)
+
+
+def run(engine: Engine, start: float, end: float, notes=(), dt: float = 0.005) -> list:
+    pending = sorted(notes, key=lambda item: item[0])
+    events, now = [], start
+    while now < end:
+        while pending and pending[0][0] <= now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        events.extend(engine.tick(now))
+        now += dt
+    return events
+
+
+def note_ons(events) -> list:
+    return [e for e in events if e.message.type == "note_on"]
+
+
+def test_now_plays_at_once(generator) -> None:
+    engine = engine_with(generator, "now")
+    assert note_ons(run(engine, 0.0, 1.0))
+    assert engine.stats()["waiting_for"] == ""
+
+
+def test_first_note_waits_in_silence_and_that_note_is_beat_one(generator) -> None:
+    engine = engine_with(generator, "first-note")
+    assert not note_ons(run(engine, 0.0, 3.0)), "nothing plays before the player does"
+    assert "first note" in engine.stats()["waiting_for"]
+    first = 3.0012                                   # between two player turns, as in life
+    events = run(engine, 3.0, 5.0, notes=[(first, note(48))])
+    ons = note_ons(events)
+    assert ons, "the first note starts the drums"
+    assert engine.groove.steps[0, 0] == 1.0, "the first note lands on step one of the groove"
+    # The downbeat is played (not skipped although it was a moment past at the next turn):
+    # the pattern's step-0 hits come out within a player turn of the note.
+    assert min(e.time for e in ons) - first < 0.06
+    assert engine.transport.position(first) == pytest.approx(0.0)
+    assert engine.stats()["waiting_for"] == ""
+
+
+def test_count_in_sets_the_tempo_and_starts_on_the_next_bar(generator) -> None:
+    engine = engine_with(generator, "count-in", count_in_notes=(36,))
+    beat = 60.0 / 96.0                               # the band's tempo: 96 BPM
+    t0 = 2.0
+    taps = [(t0 + i * beat, note(36, 110)) for i in range(4)]
+    stray = [(1.0, note(60))]                        # another key before the count: ignored
+    events = run(engine, 0.0, t0 + 3 * beat + 0.01, notes=stray + taps)
+    assert not note_ons(events), "the count-in itself is silent"
+    assert "next bar" in engine.stats()["waiting_for"]
+    downbeat = t0 + 4 * beat
+    events = run(engine, t0 + 3 * beat + 0.01, downbeat + 4.0)
+    ons = note_ons(events)
+    assert ons and min(e.time for e in ons) >= downbeat - beat / 8, "nothing before the bar"
+    assert engine.transport.bpm == pytest.approx(96.0, abs=0.01)
+    assert engine.transport.position(downbeat) == pytest.approx(0.0)
+    assert engine.groove.is_empty, "count-in taps are not part of the groove"
+    # The pattern's step-0 hits sound on the downbeat itself (offsets are within half a step).
+    first = min(e.time for e in ons)
+    assert abs(first - downbeat) <= 0.5 * beat / 4 + 1e-6
+
+
+def test_count_in_starts_over_after_a_long_gap_and_ignores_double_hits(generator) -> None:
+    engine = engine_with(generator, "count-in", count_in_beats=4)   # any key counts
+    beat = 0.5
+    taps = [(1.0, note()), (1.5, note()),                       # a false start ...
+            (5.0, note()), (5.03, note()),                       # ... then a flam on beat one
+            (5.5, note()), (6.0, note()), (6.5, note())]
+    run(engine, 0.0, 6.6, notes=taps)
+    assert not engine.transport.running
+    assert "next bar" in engine.stats()["waiting_for"]
+    run(engine, 6.6, 7.2)
+    assert engine.transport.running and engine.transport.bpm == pytest.approx(120.0)
+    assert engine.transport.position(7.0) == pytest.approx(0.0)
+
+
+def test_a_midi_clock_that_starts_first_starts_the_box(generator) -> None:
+    now = [0.0]
+    switch = ClockSwitch("auto", 120.0, clock=lambda: now[0])
+    engine = engine_with(generator, "count-in", transport=switch)
+    assert not switch.running
+    t = 1.0
+    switch.feed(mido.Message("start"), t)
+    for i in range(48):                                          # two beats of clock at 120
+        switch.feed(mido.Message("clock"), t + i * 0.5 / 24)
+    now[0] = t + 47 * 0.5 / 24
+    assert switch.running
+    run(engine, now[0], now[0] + 0.05)
+    assert engine.stats()["waiting_for"] == ""
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="start mode"):
+        StartSettings(mode="later")
+    with pytest.raises(ValueError, match="2..8"):
+        StartSettings(mode="count-in", count_in_beats=1)
