@@ -1,4 +1,4 @@
-"""groovebox run | render | status | freeze | clear | resample | prior | learn | config check"""
+"""groovebox run | render | status | monitor | freeze | clear | resample | prior | learn | config check"""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,11 @@ def _client(args: argparse.Namespace) -> int:
     return control.client_main(args)
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from appliance.box import monitor
+    return monitor.main(args)
+
+
 def _config(args: argparse.Namespace) -> int:
     from appliance.box import config
     return config.check_main(args)
@@ -95,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
         client = commands.add_parser(name, help=text)
         client.add_argument("--socket", type=Path, help="control socket of the running box")
         client.set_defaults(func=_client)
+    monitor = commands.add_parser("monitor", help="the running box live: groove, pattern, tempo, "
+                                  "knobs, timing, ports (Ctrl-C leaves)")
+    monitor.add_argument("--socket", type=Path, help="control socket of the running box")
+    monitor.add_argument("--rate", type=float, default=4.0, help="screens a second (default 4)")
+    monitor.add_argument("--once", action="store_true", help="print one screen and leave")
+    monitor.set_defaults(func=_monitor)
     learn = commands.add_parser("learn", help="bind the next CC or note the box sees to ACTION")
     learn.add_argument("action", help="e.g. freeze, clear, resample, density")
     learn.add_argument("--socket", type=Path)

@@ -262,6 +262,8 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"groovebox {playing} at {status.get('bpm', 0):.1f} BPM, clock "
                  f"{status.get('clock_source', '?')} ({status.get('clock_mode', '?')}), "
                  f"step {status.get('step', 0) + 1}/32")
+    for reason in status.get("why_silent") or []:
+        lines.append(f"silent:  {reason}")
     ports = status.get("ports", {})
     lines.append("inputs:  " + (", ".join(ports.get("inputs", [])) or "none"))
     lines.append("outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
@@ -281,6 +283,8 @@ def format_status(status: dict[str, Any]) -> str:
                      f"p99 {timing['p99']:.2f} ms, max {timing['max']:.2f} ms off schedule")
     else:
         lines.append(f"player {priority}")
+    for hint in status.get("midi", {}).get("connect", []):
+        lines.append(f"connect: {hint}")
     lines.append("")
     lines.append(status.get("groove_grid", ""))
     lines.append("")

@@ -1,0 +1,141 @@
+"""`groovebox monitor` draws a running box live from its control socket (in a pseudo-terminal,
+as over SSH), and `groovebox status` says why nothing plays when nothing does."""
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from appliance.box.diagnose import PortsView, why_silent
+from tests.jackserver import REPO, Player, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
+
+
+def cli(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.box.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_monitor_draws_the_running_box_in_a_terminal(jack, tmp_path, tiny_model_dir):
+    drums = Recorder("mon-drums")
+    keys = Player("mon-keys")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 3}}
+generator: {{density: 0.9}}
+tempo: {{bpm: 100, clock: internal}}
+start: {{mode: now}}
+midi: {{api: jack, client_name: gb-mon, inputs: [mon-keys], outputs: [mon-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    pid = None
+    try:
+        service.wait_ready()
+        assert drums.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 30)
+        pid, fd = pty.fork()
+        if pid == 0:                                        # the child: the monitor in a tty
+            os.chdir(REPO)
+            os.environ.update(COLUMNS="100", LINES="40", TERM="xterm-256color")
+            os.execv(sys.executable, [sys.executable, "-m", "appliance.box.cli", "monitor",
+                                      "--socket", service.socket_path, "--rate", "8"])
+        screen = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(fd, 65536)
+                except OSError:
+                    break
+            text = ANSI.sub("", screen.decode("utf-8", "replace"))
+            if len(set(re.findall(r"step\s+(\d+)/32", text))) >= 3 and "mon-drums" in text:
+                break
+        text = ANSI.sub("", screen.decode("utf-8", "replace"))
+        os.kill(pid, signal.SIGINT)
+        _, code = os.waitpid(pid, 0)
+        pid = None
+        assert os.waitstatus_to_exitcode(code) == 0
+        assert "playing" in text and "100.0 BPM" in text, text[-3000:]
+        assert "clock internal" in text
+        for voice in ("kick", "snare", "closed_hat", "ride"):
+            assert voice in text, voice
+        assert any(level in text for level in "▁▂▃▄▅▆▇█"), "the pattern's velocities are drawn"
+        assert "density" in text and "0.90" in text, "the knobs"
+        assert "inference" in text and "notes out" in text
+        assert "mon-drums:in" in text and "mon-keys:out" in text, "the ports"
+        # Live: the play head moved between screens.
+        assert len(set(re.findall(r"step\s+(\d+)/32", text))) >= 3, text[-2000:]
+        assert "silent:" not in text
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        service.stop()
+        drums.close()
+        keys.close()
+
+
+def test_status_says_why_nothing_plays(jack, tmp_path, tiny_model_dir):
+    keys = Player("why-keys")
+    drums = Recorder("why-drums")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 3}}
+start: {{mode: first-note}}
+midi: {{api: jack, client_name: gb-why, inputs: [Keystation], outputs: [why-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: "why-keys:out" in service.status()["midi"]["sources"], 10)
+        status = service.status()
+        reasons = " | ".join(status["why_silent"])
+        assert "first note" in reasons
+        assert "no keyboard seen" in reasons and "'Keystation'" in reasons and "why-keys:out" in reasons
+        out = cli("status", "--socket", service.socket_path, env=jack.env())
+        assert out.returncode == 0
+        assert "silent:" in out.stdout and "Keystation" in out.stdout
+        once = cli("monitor", "--once", "--socket", service.socket_path, env=jack.env())
+        assert once.returncode == 0 and "first note" in once.stdout, once.stdout + once.stderr
+    finally:
+        service.stop()
+        keys.close()
+        drums.close()
+
+
+PORTS = PortsView(api="jack", input_patterns=("keys",), output_patterns=("*",),
+                  sources=("a2j:Keystation",), destinations=("synth:in",),
+                  inputs=("gb:in (virtual)",), outputs=("synth:in",))
+
+
+def reasons(**changes) -> list[str]:
+    state = dict(running=True, clock_mode="internal", clock_source="internal", waiting_for="",
+                 frozen=False, pattern_hits=12, groove_hits=3, density=0.5, ports=PORTS)
+    state.update(changes)
+    return why_silent(**state)
+
+
+def test_why_silent_names_each_reason():
+    assert reasons() == [], "the drums play: nothing to say"
+    assert any("MIDI clock" in r for r in reasons(running=False, clock_mode="external",
+                                                   clock_source="external"))
+    assert any("frozen on an empty pattern" in r for r in reasons(frozen=True, pattern_hits=0))
+    assert any("pattern is empty" in r for r in reasons(pattern_hits=0))
+    nowhere = PortsView(api="jack", output_patterns=("TR-8S",), destinations=("synth:in",))
+    text = " ".join(reasons(ports=nowhere))
+    assert "drums go nowhere" in text and "'TR-8S'" in text and "synth:in" in text
+    # No keyboard is worth saying whenever the box is silent.
+    waiting = " ".join(reasons(waiting_for="waiting for the first note"))
+    assert "no keyboard seen" in waiting and "a2j:Keystation" in waiting and "gb:in" in waiting
+    off = " ".join(reasons(ports=PortsView(usb_off="no MIDI system here"), running=False))
+    assert "USB MIDI is off (no MIDI system here)" in off
