@@ -98,9 +98,9 @@ def test_a_midi_clock_that_starts_first_starts_the_box(generator) -> None:
     engine = engine_with(generator, "count-in", transport=switch)
     assert not switch.running
     t = 1.0
-    switch.feed(mido.Message("start"), t)
+    switch.heard("start", t)
     for i in range(48):                                          # two beats of clock at 120
-        switch.feed(mido.Message("clock"), t + i * 0.5 / 24)
+        switch.heard("clock", t + i * 0.5 / 24)
     now[0] = t + 47 * 0.5 / 24
     assert switch.running
     run(engine, now[0], now[0] + 0.05)
