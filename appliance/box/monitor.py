@@ -9,6 +9,7 @@ request at a time, so watching never slows the player. Ctrl-C leaves.
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from typing import Any
 
@@ -138,8 +139,17 @@ def waiting_frame(error: str) -> Text:
     return Text(f"groovebox monitor: {error}\n(trying again; Ctrl-C leaves)", style="bold red")
 
 
+def _leave(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
     """``groovebox monitor [--socket PATH] [--rate HZ] [--once]``."""
+    # Ctrl-C, a kill, or the SSH session going away all leave cleanly (the terminal restored),
+    # even when started from something that ignored SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _leave)
     console = Console()
     rate = max(0.5, min(float(getattr(args, "rate", 4.0)), 20.0))
     socket_path = getattr(args, "socket", None)
