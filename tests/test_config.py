@@ -348,3 +348,19 @@ def test_spi_is_spidev0_only_and_the_defaults_fit_it(tmp_path: Path) -> None:
     pins = {pin for pin, _ in cfg.gpio_claims(defaults)}
     assert not pins & set(cfg.SPI0_PINS) and not pins & set(cfg.UART_PINS)
     assert loads("din: {enabled: true}\n").din.enabled
+
+
+def test_start_keys_are_checked_with_a_clear_error(tmp_path: Path) -> None:
+    assert Config().start.mode == "first-note", "the stage default: wait for the player"
+    config = loads("start: {mode: count-in, count_in_notes: [36], count_in_beats: 4}\n")
+    settings = config.start_settings()
+    assert (settings.mode, settings.count_in_notes, settings.count_in_beats) == ("count-in", (36,), 4)
+    assert loads("tempo: {clock: external}\n").start_settings().mode == "now", \
+        "an external clock's Start starts the box"
+    errors = errors_of("start:\n  mode: later\n", tmp_path)
+    assert len(errors) == 1 and "config.yaml:2 start.mode" in errors[0] and "count-in" in errors[0]
+    errors = errors_of("start: {count_in_beats: 12}\n", tmp_path)
+    assert len(errors) == 1 and "start.count_in_beats" in errors[0] and "2..8" in errors[0]
+    errors = errors_of("start: {mode: count-in, count_in_notes: [36]}\n"
+                       "midi_map: {notes: {36: freeze}}\n", tmp_path)
+    assert len(errors) == 1 and "start.count_in_notes" in errors[0] and "freeze" in errors[0]

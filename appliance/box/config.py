@@ -567,10 +567,17 @@ class _Checks:
             for p, what in gpio_claims(obj.gpio):
                 if p in UART_PINS:
                     self.builder.problem_at(f"gpio.{what}", f"GPIO{p} is the DIN MIDI {UART_PINS[p]}; pick another pin")
+        mapped = {n: a for n, a in obj.midi_map.notes.items() if n in obj.start.count_in_notes}
+        if obj.start.mode == "count-in":
+            for note, action in sorted(mapped.items()):
+                self.builder.problem_at(
+                    "start.count_in_notes", f"note {note} is mapped to {action} (midi_map.notes); "
+                    "the map takes it first, so it could never count in: pick another note")
         if self.builder.problems:
             return
         # what the core itself checks: a config that loads must never fail there
-        for build, where in ((obj.engine_settings, "player"), (obj.controls, "generator")):
+        for build, where in ((obj.engine_settings, "player"), (obj.controls, "generator"),
+                             (obj.start_settings, "start")):
             try:
                 build()
             except (ValueError, KeyError, TypeError) as e:

@@ -22,6 +22,7 @@ log = logging.getLogger("appliance.box.service")
 
 TICK_S = 0.010            #: the player wakes at least this often to ask the engine for events
 QUIET_GAP_S = 0.015       #: a gap between notes long enough to open a MIDI port in
+TIMING_EVERY_S = 1.0      #: the output-timing percentiles in status are at most this old
 
 
 class PlayerThread(threading.Thread):
@@ -47,6 +48,7 @@ class PlayerThread(threading.Thread):
         self.tick_errors = 0
         #: (ideal time, sent time, channel, note) of recent note-ons: the player's own view
         self.timing: deque[tuple[float, float, int, int]] = deque(maxlen=timing_log)
+        self._timing_cache: tuple[float, dict[str, float]] | None = None
         self._stop_event = threading.Event()
         self._off_lock = threading.Lock()
         self._next_due = 0.0   # when the player next has to send something (or may have to)
@@ -143,8 +145,19 @@ class PlayerThread(threading.Thread):
                 self._out(mido.Message("note_off", channel=channel, note=note, velocity=0))
 
     def timing_ms(self) -> dict[str, float] | None:
+        """Percentiles of how far recent note-ons left off schedule. Reduced at most once
+        a second (a few ms of numpy over 4096 entries): ``groovebox monitor`` asks for the
+        status several times a second, and every call holds the GIL the player needs."""
+        now = self.clock()
+        cached = self._timing_cache
+        if cached is not None and now - cached[0] < TIMING_EVERY_S:
+            return cached[1]
         if not self.timing:
             return None
-        errors = np.abs(np.array([sent - ideal for ideal, sent, *_ in list(self.timing)])) * 1000
-        return {"p50": float(np.percentile(errors, 50)), "p99": float(np.percentile(errors, 99)),
-                "max": float(errors.max()), "count": int(errors.size)}
+        errors = np.abs(np.fromiter((sent - ideal for ideal, sent, *_ in list(self.timing)),
+                                    np.float64)) * 1000
+        p50, p99 = np.percentile(errors, (50, 99))
+        result = {"p50": float(p50), "p99": float(p99), "max": float(errors.max()),
+                  "count": int(errors.size)}
+        self._timing_cache = (now, result)
+        return result
