@@ -40,6 +40,7 @@ def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, P
 model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
 generator: {{density: 0.8}}
 tempo: {{bpm: {BPM}, clock: internal}}
+start: {{mode: now}}
 loop: {{swap_at: step}}
 midi: {{api: jack, client_name: gb-hotplug, inputs: [bench-keys], outputs: [bench-drums]}}
 gpio: {{enabled: false}}
