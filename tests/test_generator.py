@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from appliance.core.model_files import MODEL_FILES
-from appliance.core.generator import Controls, Generator, ModelError, effective_thresholds, shape_pattern
+from appliance.core.generator import (Calibration, Controls, Generator, ModelError, density_multiple, shape_pattern,
+                                      target_hits)
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
 
 
@@ -51,11 +52,13 @@ def test_an_empty_groove_samples_from_the_prior(generator: Generator) -> None:
     assert np.allclose(z_groove, generator.encode(GROOVE)[0])
 
 
-def test_density_moves_the_thresholds_monotonically() -> None:
-    tuned = np.full(NUM_VOICES, 0.4, np.float32)
-    assert np.allclose(effective_thresholds(tuned, Controls(density=0.5)), tuned)
-    lows = [effective_thresholds(tuned, Controls(density=d))[0] for d in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    assert lows == sorted(lows, reverse=True)
+def test_density_asks_for_a_multiple_of_the_drummers_hits() -> None:
+    assert [density_multiple(d) for d in (0.0, 0.25, 0.5, 0.75, 1.0)] == [0.15, 0.5, 1.0, 1.5, 2.0]
+    probabilities = np.full((STEPS, NUM_VOICES), 0.1, np.float32)    # expects 28.8 hits
+    counts = [target_hits(probabilities, d, Calibration()) for d in np.linspace(0, 1, 21)]
+    assert counts == sorted(counts) and counts[10] == 29 and counts[-1] == 58
+    assert target_hits(probabilities, 0.5, Calibration(count_scale=0.5)) == 14
+    assert target_hits(np.zeros((STEPS, NUM_VOICES), np.float32), 0.0, Calibration()) == 2  # never silent
 
 
 def test_controls_shape_the_pattern() -> None:
@@ -65,20 +68,38 @@ def test_controls_shape_the_pattern() -> None:
     offsets = (rng.random((STEPS, NUM_VOICES)) - 0.5).astype(np.float32)
     tuned = np.full(NUM_VOICES, 0.5, np.float32)
     plain = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
-    assert plain.hits == int((probabilities >= 0.5).sum())
+    assert plain.hits == round(float(probabilities.sum()))
+    # the hits are the likeliest cells
+    chosen = probabilities[plain.steps[..., HIT] > 0]
+    assert chosen.min() >= probabilities[plain.steps[..., HIT] == 0].max()
     on_grid = shape_pattern(probabilities, velocities, offsets, tuned, Controls(humanise=0.0))
     assert not on_grid.steps[..., OFFSET].any()
     capped = shape_pattern(probabilities, velocities, offsets, tuned, Controls(max_hits_per_voice=2))
     assert (capped.steps[..., HIT].sum(axis=0) <= 2).all()
-    # the kept hits are the most likely ones
     kick = probabilities[:, 0]
     kept = np.flatnonzero(capped.steps[:, 0, HIT])
     assert set(kept) <= set(np.argsort(-kick)[:2])
     soft = shape_pattern(probabilities, velocities, offsets, tuned, Controls(velocity_scale=0.5))
     hit = plain.steps[..., HIT] > 0
     assert np.allclose(soft.steps[..., VELOCITY][hit], plain.steps[..., VELOCITY][hit] * 0.5, atol=1e-6)
-    override = shape_pattern(probabilities, velocities, offsets, tuned, Controls(thresholds=(0.99,) * 9))
-    assert override.hits == int((probabilities >= 0.99).sum())
+    # a voice's threshold decides how early it plays: 0.99 keeps the ride out
+    override = shape_pattern(probabilities, velocities, offsets, tuned,
+                             Controls(thresholds=(0.5,) * 8 + (0.999,)))
+    assert override.steps[:, 8, HIT].sum() < plain.steps[:, 8, HIT].sum()
+
+
+def test_flat_velocities_are_spread_as_a_drummer_plays_them() -> None:
+    rng = np.random.default_rng(1)
+    probabilities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
+    velocities = (0.6 + 0.03 * rng.standard_normal((STEPS, NUM_VOICES))).astype(np.float32)
+    offsets = np.zeros((STEPS, NUM_VOICES), np.float32)
+    tuned = np.full(NUM_VOICES, 0.5, np.float32)
+    flat = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
+    spread = shape_pattern(probabilities, velocities, offsets, tuned, Controls(), Calibration(velocity_sd=0.08))
+    hit = flat.steps[..., HIT] > 0
+    before, after = flat.steps[..., VELOCITY][hit], spread.steps[..., VELOCITY][hit]
+    assert after.std() == pytest.approx(0.08, abs=0.01) and after.mean() == pytest.approx(before.mean(), abs=0.01)
+    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))  # accents stay
 
 
 @pytest.mark.parametrize("bad", [dict(density=1.5), dict(temperature=-1), dict(max_hits_per_voice=33),

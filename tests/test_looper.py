@@ -1,20 +1,38 @@
-"""The overdub buffer: overdub, chords, forgetting, clear; freeze through the engine."""
+"""The groove memory: overdub, chords, recent passes count more, fading, a new section, rests, clear;
+then through the engine on a virtual clock: a step fades, a new groove takes over, rests thin
+the drums out, freeze holds exactly."""
 from hypothesis import given, strategies as st
+import mido
+import numpy as np
 import pytest
 
+from appliance.core.engine import EngineSettings
 from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY
-from appliance.core.looper import Looper
+from appliance.core.looper import FADE_DEPTH, Looper, Memory
+from tests.conftest import make_engine
+
+STEP = 0.125  # seconds per step at 120 BPM
+PASS = STEPS * STEP
 
 
-def test_a_louder_note_on_the_same_step_replaces_a_softer_one() -> None:
+def play_pass(looper: Looper, k: int, steps, velocity: float = 0.8) -> None:
+    """Pass k: move to it, then play these steps."""
+    looper.advance(k * STEPS)
+    for step in steps:
+        looper.record(k * STEPS + step, velocity)
+
+
+def test_within_a_pass_the_louder_note_wins_and_a_new_pass_replaces_the_old() -> None:
     looper = Looper()
     assert looper.record(4.1, 0.4)
-    assert looper.record(STEPS + 3.9, 0.9)   # the next pass, same step, louder
-    cell = looper.groove.steps[4]
-    assert cell[VELOCITY] == pytest.approx(0.9)
-    assert cell[OFFSET] == pytest.approx(-0.1, abs=1e-6)
-    assert not looper.record(2 * STEPS + 4.0, 0.5)  # softer: the louder stays
+    assert looper.record(3.9, 0.9)                   # same pass, same step, louder: replaces
     assert looper.groove.steps[4, VELOCITY] == pytest.approx(0.9)
+    assert looper.groove.steps[4, OFFSET] == pytest.approx(-0.1, abs=1e-6)
+    assert not looper.record(4.0, 0.5)               # same pass, softer: the louder stays
+    looper.advance(STEPS)
+    assert looper.record(STEPS + 4.2, 0.5)           # the next pass: as the player plays now
+    assert looper.groove.steps[4, VELOCITY] == pytest.approx(0.5)
+    assert looper.groove.steps[4, OFFSET] == pytest.approx(0.2, abs=1e-5)
 
 
 @given(st.lists(st.tuples(st.floats(-0.45, 0.45), st.integers(1, 127).map(lambda v: v / 127)),
@@ -32,29 +50,172 @@ def test_a_chord_collapses_to_its_loudest_note_and_that_notes_offset(chord: list
     assert looper.groove.hits == 1
 
 
-def test_forgetting_drops_a_step_not_played_for_n_passes() -> None:
-    looper = Looper(forget_passes=2)
-    looper.record(0.0, 0.8)    # step 0, pass 0
-    looper.record(5.0, 0.8)    # step 5, pass 0
-    for p in (1, 2):           # step 5 is played again in passes 1 and 2; step 0 is not
-        looper.advance(p * STEPS)
-        looper.record(p * STEPS + 5.0, 0.5)
-    assert looper.groove.steps[0, HIT] == 1  # 2 passes without it: not yet forgotten
-    assert looper.advance(3 * STEPS)          # the third pass without step 0
-    assert looper.groove.steps[0, HIT] == 0
-    assert looper.groove.steps[5, HIT] == 1
+@pytest.mark.parametrize("forget", [1, 2, 4, 6])
+def test_a_step_no_longer_played_fades_and_is_gone_after_the_configured_passes(forget: int) -> None:
+    looper = Looper(Memory(forget_passes=forget, section_change=0.0))
+    play_pass(looper, 0, [0, 8, 16, 24], velocity=0.8)
+    heard = []   # heard[m]: step 0 once m passes went by without it
+    for k in range(1, forget + 3):
+        play_pass(looper, k, [8, 16, 24])             # the player stopped playing step 0
+        heard.append(float(looper.groove.steps[0, VELOCITY]) if looper.groove.steps[0, HIT] else 0.0)
+    assert heard[0] == pytest.approx(0.8)
+    still = heard[1:forget]                           # missed 1..forget-1 passes: softer each pass
+    assert all(v > 0 for v in still)
+    assert still == sorted(still, reverse=True) and all(v < 0.8 for v in still)
+    if still:
+        assert still[-1] >= 0.8 * (1 - FADE_DEPTH) - 1e-6
+    assert heard[forget] == 0.0 and heard[forget + 1] == 0.0   # gone after `forget` passes
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.8)   # what is played stays as played
 
 
 def test_forget_zero_keeps_the_overdub_forever() -> None:
-    looper = Looper(forget_passes=0)
+    looper = Looper(Memory(forget_passes=0, section_change=0.0))
     looper.record(3.0, 0.7)
-    assert not looper.advance(100 * STEPS)
+    for k in range(1, 100):
+        play_pass(looper, k, [10])
     assert looper.groove.steps[3, HIT] == 1
+    assert looper.groove.steps[3, VELOCITY] == pytest.approx(0.7)
 
 
-def test_clear_empties_the_groove() -> None:
+def test_a_new_section_takes_over_after_one_pass() -> None:
+    looper = Looper(Memory(forget_passes=8, section_change=0.3))
+    verse = [0, 4, 8, 12, 16, 20, 24, 28]
+    chorus = [2, 6, 10, 14, 18, 22, 26, 30, 3]
+    for k in range(4):
+        play_pass(looper, k, verse)
+    play_pass(looper, 4, chorus)
+    looper.advance(5 * STEPS)                         # the first pass of the new section is over
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(chorus)
+
+
+def test_a_variation_of_the_groove_is_no_new_section() -> None:
+    looper = Looper(Memory(forget_passes=8, section_change=0.3))
+    groove = [0, 4, 8, 12, 16, 20, 24, 28]
+    for k in range(4):
+        play_pass(looper, k, groove)
+    play_pass(looper, 4, groove[:6] + [30])           # two steps left out, one added
+    looper.advance(5 * STEPS)
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(groove) | {30}
+
+
+def test_a_rest_ages_nothing_and_is_counted() -> None:
+    looper = Looper(Memory(forget_passes=2, section_change=0.3))
+    play_pass(looper, 0, [0, 8, 16])
+    for k in range(1, 10):                            # nine passes of silence
+        looper.advance(k * STEPS)
+    looper.advance(10 * STEPS)
+    assert looper.rest_passes == 9
+    assert looper.silence(10 * STEPS) == pytest.approx(10 * STEPS - 16)
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == {0, 8, 16}
+    looper.record(10 * STEPS + 4, 0.5)
+    assert looper.rest_passes == 0
+
+
+def test_clear_empties_the_overdub() -> None:
     looper = Looper()
     looper.record(3.0, 0.7)
     assert looper.clear()
     assert looper.groove.is_empty
+    assert looper.silence(100.0) is None
     assert not looper.clear()
+
+
+def test_memory_knobs_are_checked() -> None:
+    for bad in (dict(forget_passes=-1), dict(forget_passes=65), dict(section_change=1.5)):
+        with pytest.raises(ValueError):
+            Memory(**bad)
+    for bad in (dict(rest_thin=-0.1), dict(drift=2.0), dict(section_change=-1.0)):
+        with pytest.raises(ValueError):
+            EngineSettings(**bad)
+
+
+# -- through the engine, on a virtual clock --------------------------------------------------
+
+def note(n: int, velocity: int = 90) -> mido.Message:
+    return mido.Message("note_on", note=n, velocity=velocity)
+
+
+def off(n: int) -> mido.Message:
+    return mido.Message("note_off", note=n)
+
+
+def comp(passes: range, steps, velocity: int = 90) -> list:
+    """Short notes on these steps in every pass of the range (as (time, message))."""
+    out = []
+    for k in passes:
+        for s in steps:
+            t = (k * STEPS + s) * STEP + 0.003
+            out += [(t, note(60 + s % 12, velocity)), (t + STEP / 2, off(60 + s % 12))]
+    return out
+
+
+def run(engine, start: float, end: float, notes=(), dt: float = 0.01, watch=None) -> list:
+    pending = sorted(notes, key=lambda item: item[0])
+    seen, now = [], start
+    while now < end:
+        while pending and pending[0][0] <= now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        engine.tick(now)
+        if watch is not None:
+            seen.append((now, watch(engine)))
+        now += dt
+    return seen
+
+
+def test_engine_a_step_no_longer_played_fades_after_the_configured_passes(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(forget_passes=3))
+    notes = comp(range(0, 2), [0, 6, 12, 20, 26]) + comp(range(2, 8), [6, 12, 20, 26])
+    steps = run(engine, 0.0, 8 * PASS, notes, watch=lambda e: bool(e.groove.steps[0, HIT]))
+    gone = [t for t, present in steps if not present and t > PASS]
+    assert gone, "step 0 was never forgotten"
+    # last played in pass 1; gone once passes 2, 3 and 4 went by without it (a pass begins
+    # half a step early: a note played that early belongs to it)
+    assert 5 * PASS - STEP <= gone[0] <= 5 * PASS + STEP
+
+
+def test_engine_a_changed_groove_takes_over_within_a_pass(generator) -> None:
+    engine = make_engine(generator)   # the defaults a live player gets
+    verse, chorus = [0, 4, 8, 12, 16, 20, 24, 28], [2, 3, 6, 10, 14, 18, 22, 26, 30]
+    notes = comp(range(0, 4), verse) + comp(range(4, 8), chorus)
+    run(engine, 0.0, 5 * PASS + 0.1, notes)
+    assert set(np.flatnonzero(engine.groove.steps[:, HIT])) == set(chorus)
+    # and the drums follow: a new pattern was made from the chorus alone
+    run(engine, 5 * PASS + 0.1, 5 * PASS + 1.0)
+    assert engine.stats()["generations"] > 0
+
+
+def test_engine_freeze_holds_the_pattern_exactly(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(drift=0.5, rest_thin=0.5))
+    run(engine, 0.0, 2 * PASS, comp(range(0, 2), [0, 4, 8, 12, 16, 20, 24, 28]))
+    engine.freeze(True)
+    held = engine.pattern.steps.copy()
+    # a new section, then a long rest: nothing may reach the held pattern
+    run(engine, 2 * PASS, 8 * PASS, comp(range(2, 4), [2, 6, 10, 14, 18, 22, 26, 30]))
+    assert np.array_equal(engine.pattern.steps, held)
+    engine.freeze(False)
+    run(engine, 8 * PASS, 9 * PASS)
+    assert not np.array_equal(engine.pattern.steps, held)
+
+
+def test_engine_a_rest_thins_the_drums_out_and_the_player_brings_them_back(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(rest_thin=0.25, drift=0.0))
+    groove = [0, 3, 6, 8, 11, 14, 16, 19, 22, 24, 27, 30]
+    run(engine, 0.0, 4 * PASS, comp(range(0, 4), groove))
+    playing = engine.pattern.hits
+    seen = run(engine, 4 * PASS, 6 * PASS, watch=lambda e: e.pattern.hits)   # two passes of rest
+    thinned = seen[-1][1]
+    assert 0 < thinned < playing, f"rest: {playing} hits became {thinned} (thinner, not silent)"
+    assert engine.controls.density == 0.5                     # the knob itself is untouched
+    run(engine, 6 * PASS, 7 * PASS, comp(range(6, 7), groove))
+    assert engine.pattern.hits > thinned
+
+
+def test_engine_a_held_chord_is_no_rest(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(rest_thin=0.25, drift=0.0))
+    run(engine, 0.0, 2 * PASS, comp(range(0, 2), [0, 8, 16, 24]))
+    playing = engine.pattern.hits
+    chord = [(2 * PASS + 0.003, note(60)), (2 * PASS + 0.004, note(64)),
+             (3.9 * PASS, off(60)), (3.9 * PASS, off(64))]
+    seen = run(engine, 2 * PASS, 3.8 * PASS, chord, watch=lambda e: e.pattern.hits)
+    assert min(hits for _, hits in seen if _ > 2.2 * PASS) >= playing * 0.6

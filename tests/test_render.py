@@ -117,3 +117,122 @@ def test_a_missing_file_and_a_missing_model_are_one_line_each(tmp_path: Path, ca
         assert main(argv + ["-o", str(tmp_path / "o.mid")]) == 2
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert len(errors) == 1 and message in errors[0]
+
+
+# -- the options a musician needs: drum machine, where bar 1 falls, long silences, the memory --
+
+def ticked(path: Path) -> list[tuple[int, mido.Message]]:
+    """The drum track's messages at their absolute ticks."""
+    out, tick = [], 0
+    for message in mido.MidiFile(str(path)).tracks[1]:
+        tick += message.time
+        if message.type in ("note_on", "note_off"):
+            out.append((tick, message))
+    return out
+
+
+def shifted(source: Path, target: Path, ticks: int) -> Path:
+    """The same performance, everything ``ticks`` later (a bar 1 that is not at tick 0)."""
+    midi = mido.MidiFile(str(source))
+    for track in midi.tracks:
+        first = next(i for i, m in enumerate(track) if not m.is_meta)
+        track[first] = track[first].copy(time=track[first].time + ticks)
+    midi.save(str(target))
+    return target
+
+
+def test_drum_map_writes_the_machines_notes_and_channels(model_dir: Path, tmp_path: Path) -> None:
+    from appliance.core import drummaps
+    out = tmp_path / "volca.mid"
+    assert main(["render", str(PHRASE), "-o", str(out), "--seed", "2", "--model", str(model_dir),
+                 "--drum-map", "volca-drum"]) == 0
+    preset = drummaps.get("volca-drum")
+    ons = [m for _, m in ticked(out) if m.type == "note_on"]
+    assert ons and {m.note for m in ons} <= set(preset.notes)
+    assert {m.channel + 1 for m in ons} <= set(preset.channels) and len({m.channel for m in ons}) > 1
+    assert main(["render", str(PHRASE), "-o", str(out), "--model", str(model_dir), "--drum-map", "tr8",
+                 "--channel", "3"]) == 0
+    assert {m.channel for _, m in ticked(out)} == {2}
+    assert main(["render", str(PHRASE), "-o", str(out), "--model", str(model_dir), "--drum-map", "volka"]) == 2
+
+
+def test_a_file_whose_bar_1_is_not_at_tick_0_is_heard_on_the_right_beat(model_dir: Path, tmp_path: Path) -> None:
+    plain = render(PHRASE, tmp_path / "plain.mid", model_dir=model_dir, seed=3)
+    late = shifted(PHRASE, tmp_path / "late.mid", 480 + 240)          # a beat and a half of silence
+    moved = render(late, tmp_path / "moved.mid", model_dir=model_dir, seed=3, downbeat_ticks=720)
+    assert moved.bars == plain.bars
+    # from bar 2 on, the same part a beat and a half later (on bar 1 itself the shifted render's
+    # drummer has counted in from scratch and could not yet have heard the first notes)
+    expected = [(tick + 720, m.type, m.note, m.velocity) for tick, m in ticked(tmp_path / "plain.mid")
+                if tick >= 1920]
+    got = [(tick, m.type, m.note, m.velocity) for tick, m in ticked(tmp_path / "moved.mid") if tick >= 720 + 1920]
+    assert got == expected, "the drums are the same part, a beat and a half later"
+    # unaligned (the old behaviour): the loop starts at tick 0 and the part is not the same
+    render(late, tmp_path / "unaligned.mid", model_dir=model_dir, seed=3)
+    assert [(t, m.note) for t, m in ticked(tmp_path / "unaligned.mid")] != [(t, n) for t, _, n, _ in expected]
+
+
+def test_a_pickup_is_heard_before_bar_1_and_the_drums_come_in_on_it(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "pickup.mid"
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    track += [mido.Message("note_on", note=55, velocity=80, time=0), mido.Message("note_off", note=55, time=200),
+              mido.Message("note_on", note=57, velocity=80, time=40), mido.Message("note_off", note=57, time=200)]
+    for i in range(16):   # bar 1 at tick 480: a note every beat for four bars
+        track += [mido.Message("note_on", note=60, velocity=100 if i % 4 == 0 else 70, time=40 if i == 0 else 280),
+                  mido.Message("note_off", note=60, time=200)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(source))
+    for option in (dict(pickup_beats=1.0), dict(downbeat_ticks=480)):
+        result = render(source, tmp_path / "out.mid", model_dir=model_dir, seed=4, **option)
+        assert result.bars == 4
+        ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on"]
+        assert ons and min(ons) >= 480 - 60, "no drums before bar 1 (at most a hit pushed early)"
+        assert any(abs(t - 480) <= 60 for t in ons), "the drums come in on bar 1"
+        keyboard = [m for m in mido.MidiFile(str(tmp_path / "out.mid")).tracks[0] if m.type == "note_on"]
+        assert len(keyboard) == 18, "the pickup is kept"
+    with pytest.raises(SystemExit):   # one or the other: argparse says so
+        main(["render", str(source), "-o", str(tmp_path / "o.mid"), "--model", str(model_dir),
+              "--pickup", "1", "--downbeat", "480"])
+
+
+def test_a_long_silence_costs_nothing_and_the_drums_come_back(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "silence.mid"
+    bar = 4 * 480
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0),
+                            mido.Message("note_on", note=60, velocity=90, time=0),
+                            mido.Message("note_off", note=60, time=240),
+                            mido.Message("note_on", note=62, velocity=90, time=100_000 * bar - 240),
+                            mido.Message("note_off", note=62, time=240)])
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(source))
+    result = render(source, tmp_path / "out.mid", model_dir=model_dir, seed=5)
+    assert result.bars >= 100_000
+    ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on"]
+    # proportional to the notes: a few bars of drums after each note, none through the silence
+    assert 0 < len(ons) < 40 * 12
+    assert any(t < 10 * bar for t in ons) and any(t >= 100_000 * bar - bar for t in ons)
+    assert not any(10 * bar < t < 100_000 * bar - 2 * 32 * 120 for t in ons)
+    assert (tmp_path / "out.mid").stat().st_size < 20_000
+    offs = sum(1 for _, m in ticked(tmp_path / "out.mid") if m.type == "note_off")
+    assert offs == len(ons)
+    # --max-rest 0 plays through a (short) silence instead
+    short = tmp_path / "short.mid"
+    track[3] = track[3].copy(time=12 * bar - 240)
+    midi.save(str(short))
+    render(short, tmp_path / "through.mid", model_dir=model_dir, seed=5, max_rest_bars=0)
+    through = [t for t, m in ticked(tmp_path / "through.mid") if m.type == "note_on"]
+    assert any(9 * bar < t < 11 * bar for t in through)
+
+
+def test_the_memory_knobs_reach_the_engine(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mid"
+    base = ["render", str(PHRASE), "-o", str(out), "--seed", "6", "--model", str(model_dir), "--passes", "3"]
+    assert main(base + ["--forget", "0", "--section-change", "0", "--rest-thin", "0", "--drift", "0"]) == 0
+    still = ticked(out)
+    assert main(base + ["--forget", "2", "--drift", "0.6"]) == 0
+    assert ticked(out) != still
+    for bad in (["--forget", "-1"], ["--section-change", "2"], ["--rest-thin", "-0.5"], ["--drift", "1.5"],
+                ["--max-rest", "-1"]):
+        assert main(base + bad) == 2

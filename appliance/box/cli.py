@@ -6,6 +6,10 @@ import logging
 import os
 from pathlib import Path
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.core.engine import EngineSettings
 
 log = logging.getLogger("groovebox")
 
@@ -20,6 +24,7 @@ def default_model_dir() -> Path:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from appliance.core import drummaps
     from appliance.core.engine import EngineSettings
     from appliance.core.generator import Controls, ModelError
     from appliance.core.render import RenderError, render
@@ -27,14 +32,18 @@ def _render(args: argparse.Namespace) -> int:
     try:
         controls = Controls(density=args.density, temperature=args.variation, humanise=args.humanise,
                             velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits)
-        settings = EngineSettings(swap_at=args.swap_at)
-    except ValueError as error:
-        log.error("render: %s", error)
+        notes, channels = drummaps.resolve(args.drum_map, channel=args.channel)
+        settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
+                                  forget_passes=args.forget, section_change=args.section_change,
+                                  rest_thin=args.rest_thin, drift=args.drift)
+    except (ValueError, KeyError) as error:
+        log.error("render: %s", error.args[0] if error.args else error)
         return 2
     try:
         result = render(args.input, args.output, model_dir=args.model or default_model_dir(),
                         bpm=args.bpm, passes=args.passes, seed=args.seed, controls=controls,
-                        settings=settings, precision=args.precision)
+                        settings=settings, precision=args.precision, downbeat_ticks=args.downbeat,
+                        pickup_beats=args.pickup, max_rest_bars=args.max_rest)
     except (RenderError, ModelError) as error:
         log.error("%s", error)
         return 2
@@ -66,6 +75,16 @@ def _config(args: argparse.Namespace) -> int:
     return config.check_main(args)
 
 
+def _engine_defaults() -> "EngineSettings":
+    from appliance.core.engine import EngineSettings
+    return EngineSettings()
+
+
+def _drum_map_names() -> list[str]:
+    from appliance.core import drummaps
+    return drummaps.names()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="groovebox", description=__doc__)
     top.add_argument("--log-level", default=os.environ.get("GROOVEBOX_LOG_LEVEL", "info"),
@@ -86,6 +105,30 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--velocity-scale", type=float, default=1.0, help="0..2")
     render.add_argument("--max-hits", type=int, default=32, help="most hits per voice in 2 bars")
     render.add_argument("--swap-at", choices=["step", "bar"], default="step")
+    memory = _engine_defaults()
+    render.add_argument("--forget", type=int, default=memory.forget_passes, metavar="PASSES",
+                        help="a step the player stopped playing is gone after this many passes "
+                             f"(0 = never; default {memory.forget_passes})")
+    render.add_argument("--section-change", type=float, default=memory.section_change, metavar="OVERLAP",
+                        help="a pass sharing less than this (0..1) with the groove starts a new section "
+                             f"(0 = off; default {memory.section_change:g})")
+    render.add_argument("--rest-thin", type=float, default=memory.rest_thin, metavar="DENSITY",
+                        help="density taken off per pass with nothing played (0..1; default "
+                             f"{memory.rest_thin:g})")
+    render.add_argument("--drift", type=float, default=memory.drift,
+                        help=f"how far the variation wanders each pass (0..1; default {memory.drift:g})")
+    render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
+                        help="a silence longer than this stops the drums until the next note, and is "
+                             "skipped (0 = play through; default 8)")
+    render.add_argument("--drum-map", default="gm",
+                        help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
+    render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "
+                        "machines with a channel per part ignore it)")
+    bar1 = render.add_mutually_exclusive_group()
+    bar1.add_argument("--downbeat", type=int, metavar="TICK",
+                      help="bar 1 falls at this tick of the input file (default 0)")
+    bar1.add_argument("--pickup", type=float, metavar="BEATS",
+                      help="the first note is a pickup this many beats before bar 1")
     render.set_defaults(func=_render)
 
     run = commands.add_parser("run", help="the live service")

@@ -132,7 +132,12 @@ class StartConfig:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    forget_passes: int = opt(0, range=(0, 64))
+    forget_passes: int = opt(4, range=(0, 64),
+                             doc="passes without a step until it is forgotten; 0 = never")
+    section_change: float = opt(0.3, range=(0.0, 1.0),
+                                doc="a pass sharing less than this with the groove starts a new section; 0 = off")
+    rest_thin: float = opt(0.25, range=(0.0, 1.0), doc="density taken off per bar of rest")
+    drift: float = opt(0.2, range=(0.0, 1.0), doc="how far the variation wanders each pass")
     swap_at: str = opt("bar", choices=("step", "bar"))
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
 
@@ -272,7 +277,8 @@ class Config:
             swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
             gate=self.player.gate_steps, notes=notes, channels=channels,
             input_channel=self.loop.input_channel or None,
-            forget_passes=self.loop.forget_passes)
+            forget_passes=self.loop.forget_passes, section_change=self.loop.section_change,
+            rest_thin=self.loop.rest_thin, drift=self.loop.drift)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""
@@ -589,6 +595,7 @@ class _Checks:
 _CORE_KEYS = (
     ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
     ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"),
+    ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("drift", "loop.drift"),
     ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),
     ("density", "generator.density"), ("temperature", "generator.variation"),

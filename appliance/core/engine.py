@@ -12,13 +12,16 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
-from appliance.core.groove import GM_NOTES, NUM_VOICES, Groove, Pattern
-from appliance.core.looper import Looper
+from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS_PER_BAR, Groove, Pattern
+from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
+
+HELD_FOR = 4 * STEPS_PER_BAR  #: a key down longer than this (a stuck note) no longer keeps a rest away
+MAX_HELD = 128                #: keys tracked as held at once
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -31,16 +34,24 @@ class EngineSettings:
     notes: tuple[int, ...] = GM_NOTES               #: output note per voice
     channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
     input_channel: int | None = None                #: keyboard channel 1..16; None hears all
-    forget_passes: int = 0                          #: 0 keeps the overdub forever
+    forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
+    section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
+    rest_thin: float = 0.25      #: density taken off per bar of rest (no key down, no note), down to 0
+    drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
             raise ValueError(f"lookahead {self.lookahead} s is not in (0, 1]")
         if self.input_channel is not None and not 1 <= self.input_channel <= 16:
             raise ValueError(f"input_channel {self.input_channel} is not in 1..16 (None hears all)")
-        if self.forget_passes < 0:
-            raise ValueError(f"forget_passes {self.forget_passes} must be 0 (never) or more")
+        self.memory()  # checks forget_passes and section_change
+        for name in ("rest_thin", "drift"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} is not in 0..1")
         self.player_settings()  # checks notes, channels, gate and swap_at
+
+    def memory(self) -> Memory:
+        return Memory(forget_passes=self.forget_passes, section_change=self.section_change)
 
     def player_settings(self) -> PlayerSettings:
         return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), gate=self.gate,
@@ -154,7 +165,7 @@ class Engine:
         self._controls = controls
         self._clock = clock
         self._executor = executor if executor is not None else WorkerExecutor(clock)
-        self._looper = Looper(settings.forget_passes)
+        self._looper = Looper(settings.memory())
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -168,6 +179,8 @@ class Engine:
         self._misses = 0
         self._failures = 0
         self._latencies_ms: deque[float] = deque(maxlen=2000)
+        self._held: dict[tuple[int, int], float] = {}  # keys down → where they were struck
+        self._rest = 0                                 # bars of rest the pattern is thinned for
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -211,10 +224,14 @@ class Engine:
     # -- input -------------------------------------------------------------------------------
     def handle(self, message: mido.Message, t: float) -> None:
         """A message from the keyboard. Note-ons are recorded; everything else is ignored here."""
-        if message.type != "note_on" or message.velocity == 0:
-            return  # note-on with velocity 0 is a note-off; the groove only hears onsets
+        if message.type not in ("note_on", "note_off"):
+            return
         wanted = self._settings.input_channel
         if wanted is not None and message.channel != wanted - 1:
+            return
+        key = (message.channel, message.note)
+        if message.type == "note_off" or message.velocity == 0:
+            self._held.pop(key, None)  # the groove only hears onsets; a held key is no rest
             return
         starter = self.starter
         if starter is not None and starter.waiting:
@@ -223,8 +240,15 @@ class Engine:
                 return              # a count-in tap, not part of the groove
         if not self._transport.running:
             return
+        position = self._transport.position(t)
+        if len(self._held) < MAX_HELD or key in self._held:
+            self._held[key] = position
         with self._lock:
-            if self._looper.record(self._transport.position(t), message.velocity / 127.0):
+            if self._rest:
+                self._rest = 0
+                if not self._frozen:
+                    self._ask(t)
+            if self._looper.record(position, message.velocity / 127.0):
                 self._prior = False
                 self._notify("groove")
                 if not self._frozen:
@@ -240,16 +264,58 @@ class Engine:
         if self.starter is not None:
             self.starter.tick(t, self._settings.lookahead)
         self._executor.poll(t)
-        if self._transport.running and self._looper.advance(self._transport.position(t)):
-            with self._lock:
-                self._notify("groove")
-                if not self._frozen:
-                    self._ask(t)
+        if self._transport.running:
+            self._next_pass(t)
+            self._follow_rest(t)
         before = self._player.pattern
         events = self._player.schedule(t)
         if self._player.pattern is not before:
             self._notify("pattern")
         return events
+
+    def _next_pass(self, t: float) -> None:
+        """At a loop point: the memory moves on, z's noise drifts, a rest thins the drums."""
+        with self._lock:
+            before = self._looper.current_pass
+            changed = self._looper.advance(self._transport.position(t))
+            if self._looper.current_pass == before:
+                return
+            if changed:
+                self._notify("groove")
+            drift = self._settings.drift
+            if drift > 0 and not self._frozen and not self._looper.groove.is_empty:
+                self._eps = (np.sqrt(1.0 - drift * drift) * self._eps
+                             + drift * self.generator.new_eps()).astype(np.float32)
+                changed = True
+            if changed and not self._frozen:
+                self._ask(t)
+
+    def _rest_bars(self, position: float) -> int:
+        """Whole bars without a note-on and with no key down (0 before anything was played)."""
+        silence = self._looper.silence(position)
+        if silence is None:
+            return 0
+        if any(position - onset < HELD_FOR for onset in self._held.values()):
+            return 0
+        return int(silence // STEPS_PER_BAR)
+
+    def _follow_rest(self, t: float) -> None:
+        """A rest deepened by a bar (or ended): regenerate at the new density."""
+        if not self._settings.rest_thin:
+            return
+        rest = self._rest_bars(self._transport.position(t))
+        if rest != self._rest:
+            with self._lock:
+                self._rest = rest
+                if not self._frozen:
+                    self._ask(t)
+
+    def played_controls(self) -> Controls:
+        """The knobs as the drummer plays them now: density thinned by a rest."""
+        if not self._rest or not self._settings.rest_thin:
+            return self._controls
+        return replace(self._controls,
+                       density=max(0.0, self._controls.density - self._settings.rest_thin * self._rest))
 
     def all_notes_off(self) -> list[mido.Message]:
         return self._player.all_notes_off()
@@ -306,7 +372,7 @@ class Engine:
             player_settings = settings.player_settings()
             self._settings = settings
             self._player.settings = player_settings
-            self._looper.forget_passes = settings.forget_passes
+            self._looper.memory = settings.memory()
             return settings
 
     def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
@@ -362,7 +428,7 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        job = Job(self._looper.groove, self._controls, self._eps, self._prior, t, target, force)
+        job = Job(self._looper.groove, self.played_controls(), self._eps, self._prior, t, target, force)
         if self._busy:
             self._waiting = job
         else:

@@ -13,7 +13,36 @@ from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open
 
 log = logging.getLogger(__name__)
 
-DENSITY_SPAN = 6.0  #: density 0..1 moves each voice's threshold by ±3 in logit space
+#: density knob → how many hits, as a multiple of what GMD drummers play over such a groove:
+#: 0 sparse (not silent), 0.25 half, 0.5 as many, 0.75 one and a half times, 1 twice.
+DENSITY_CURVE = ((0.0, 0.15), (0.25, 0.5), (0.5, 1.0), (0.75, 1.5), (1.0, 2.0))
+MIN_HITS = 2            #: the sparsest pattern over a groove still plays this many hits
+MAX_SPREAD = 3.0        #: velocities are spread out at most this many times
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the model's outputs become as many hits, and as much dynamics, as a drummer plays.
+
+    Stored in model.json under ``calibration`` by ``python -m training.calibrate MODEL_DIR``
+    (fitted on the GMD validation split); a model without it plays with these defaults.
+    """
+
+    count_scale: float = 1.0   #: drummers' hits per window / the model's expected hits (Σ p), validation
+    velocity_sd: float = 0.0   #: a pattern's velocity SD (0..1) is spread out to at least this; 0 = as is
+
+    @classmethod
+    def from_card(cls, card: dict) -> "Calibration":
+        block = card.get("calibration") or {}
+        try:
+            calibration = cls(float(block.get("count_scale", 1.0)), float(block.get("velocity_sd", 0.0)))
+        except (TypeError, ValueError):
+            log.warning("model.json: calibration is unreadable; playing uncalibrated")
+            return cls()
+        if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5):
+            log.warning("model.json: calibration %s is out of range; playing uncalibrated", calibration)
+            return cls()
+        return calibration
 
 
 class ModelError(Exception):
@@ -50,11 +79,40 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def effective_thresholds(tuned: np.ndarray, controls: Controls) -> np.ndarray:
-    """Per-voice hit thresholds after the density knob (higher density → lower threshold)."""
-    base = np.asarray(controls.thresholds if controls.thresholds is not None else tuned, np.float64)
-    shifted = _logit(base) - (controls.density - 0.5) * DENSITY_SPAN
-    return (1.0 / (1.0 + np.exp(-shifted))).astype(np.float32)
+def density_multiple(density: float) -> float:
+    """How many hits the density knob asks for, as a multiple of a drummer's (DENSITY_CURVE)."""
+    knob, multiple = zip(*DENSITY_CURVE)
+    return float(np.interp(density, knob, multiple))
+
+
+def target_hits(probabilities: np.ndarray, density: float, calibration: Calibration) -> int:
+    """Hits to play over this groove: the model's expected count Σ p, scaled to what GMD drummers
+    play (``count_scale``), times the density knob's multiple."""
+    expected = float(np.sum(probabilities, dtype=np.float64)) * calibration.count_scale
+    return int(min(probabilities.size, max(MIN_HITS, round(expected * density_multiple(density)))))
+
+
+def choose_hits(probabilities: np.ndarray, thresholds: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` cells most above their voice's tuned threshold (in logit space): the same
+    order the thresholds play in, with the count set by the density. Ties: earlier step, lower voice."""
+    margin = _logit(probabilities.astype(np.float64)) - _logit(np.asarray(thresholds, np.float64))[None, :]
+    order = np.argsort(-margin, axis=None, kind="stable")
+    hits = np.zeros(probabilities.size, bool)
+    hits[order[:count]] = True
+    return hits.reshape(probabilities.shape)
+
+
+def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
+    """Spread the hits' velocities around their mean until their SD is at least ``sd`` (at most
+    MAX_SPREAD times): the model's accents and ghost notes, as far apart as a drummer plays them."""
+    if sd <= 0 or hits.sum() < 2:
+        return velocities
+    played = velocities[hits]
+    mean, now = float(played.mean()), float(played.std())
+    if now >= sd or now <= 1e-6:
+        return velocities
+    factor = min(MAX_SPREAD, sd / now)
+    return np.clip(mean + (velocities - mean) * factor, 0.02, 1.0).astype(np.float32)
 
 
 def read_card(model_dir: Path) -> dict:
@@ -91,6 +149,7 @@ class Generator:
         self.card = read_card(self.model_dir)
         self.latent_size = int(self.card["latent_size"])
         self.thresholds = np.asarray(self.card["thresholds"], np.float32)
+        self.calibration = Calibration.from_card(self.card)
         sessions = []
         for part in ("encoder", "decoder"):
             path = graph_path(self.model_dir, part, precision)
@@ -144,13 +203,19 @@ class Generator:
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
         probabilities, velocities, offsets = self.decode(self.latent(groove, controls, eps, prior))
-        return shape_pattern(probabilities, velocities, offsets, self.thresholds, controls)
+        return shape_pattern(probabilities, velocities, offsets, self.thresholds, controls, self.calibration)
 
 
 def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
-                  tuned_thresholds: np.ndarray, controls: Controls) -> Pattern:
-    """Decoder outputs [32, 9] each → Pattern, through thresholds, density and the other knobs."""
-    hits = probabilities >= effective_thresholds(tuned_thresholds, controls)[None, :]
+                  tuned_thresholds: np.ndarray, controls: Controls,
+                  calibration: Calibration = Calibration()) -> Pattern:
+    """Decoder outputs [32, 9] each → Pattern: as many hits as the density asks for (the likeliest,
+    relative to each voice's tuned threshold), velocities spread as a drummer's, then the knobs."""
+    thresholds = np.asarray(controls.thresholds if controls.thresholds is not None else tuned_thresholds,
+                            np.float32)
+    hits = choose_hits(probabilities, thresholds,
+                       target_hits(probabilities, controls.density, calibration))
+    velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     if controls.max_hits_per_voice < STEPS:
         # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
         rank = np.argsort(np.argsort(-probabilities, axis=0, kind="stable"), axis=0, kind="stable")

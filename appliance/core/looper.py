@@ -1,77 +1,189 @@
-"""The overdub buffer: every pass of the loop records onto the groove of the passes before."""
+"""The groove memory: every pass of the loop records onto the groove, and the groove follows the player.
+
+The box hears the keyboard as a 2-bar loop. A drummer who listens remembers what was played,
+but gives the last time round more weight than the time before, lets go of what the player
+stopped playing, follows a new section at once and plays less when the player rests. The
+looper does the remembering; the engine turns ``rest_passes`` into fewer drum hits.
+
+Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not others):
+
+- Overdub within a pass: a louder note on a step replaces a softer one; a chord is its loudest note.
+- Recent passes count more: the first note on a step in a new pass replaces what an earlier pass
+  left there (velocity and offset), so the groove is as loud as the player is now.
+- Fading: a step not played again fades (the velocity the model hears falls by up to half) and is
+  gone after ``forget_passes`` passes in which the player played but not that step. 0 never
+  forgets (the overdub keeps everything until ``clear``).
+- A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
+  ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
+  not played in that pass is dropped at once. 0 turns it off.
+- A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
+  ``silence`` tells the engine how long nothing was played, and the engine thins the drums out.
+- Freeze is the engine's business (it stops regenerating); the looper keeps recording while
+  frozen, so that unfreezing follows what was played meanwhile.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 import threading
 
 import numpy as np
 
-from appliance.core.groove import HIT, STEPS, VELOCITY, Groove, loop_pass, quantise
+from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY, Groove, loop_pass, quantise
+
+SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
+FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
+
+
+@dataclass(frozen=True)
+class Memory:
+    """How the looper remembers (the ``loop:`` section of the config)."""
+
+    forget_passes: int = 4        #: 0 = never; else passes played without a step until it is gone
+    section_change: float = 0.3   #: 0..1 overlap below which a pass starts a new section; 0 = off
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.forget_passes <= 64:
+            raise ValueError(f"forget_passes {self.forget_passes} is not in 0..64 (0 = never)")
+        if not 0.0 <= self.section_change <= 1.0:
+            raise ValueError(f"section_change {self.section_change} is not in 0..1 (0 = off)")
 
 
 class Looper:
-    """Hears notes at absolute positions and keeps the 2-bar groove.
+    """Hears notes at absolute positions (steps since the start) and keeps the 2-bar groove."""
 
-    - Overdub: a louder note on a step replaces a softer one (within a pass and across
-      passes); a softer note keeps the louder one but counts as playing the step again.
-    - Forgetting: with ``forget_passes`` N > 0, a step nobody played for N whole passes is
-      dropped from the groove; N = 0 keeps every step until ``clear``.
-    - Freeze is the engine's business (it stops regenerating); the looper keeps recording
-      while frozen, so that unfreezing follows what was played meanwhile.
-    """
-
-    def __init__(self, forget_passes: int = 0) -> None:
-        if forget_passes < 0:
-            raise ValueError("forget_passes must be 0 (never) or more")
-        self.forget_passes = forget_passes
+    def __init__(self, memory: Memory | int = Memory()) -> None:
+        self._memory = Memory(forget_passes=memory) if isinstance(memory, int) else memory
         self._lock = threading.Lock()
-        self._steps = np.zeros((STEPS, 3), np.float32)
-        self._last_pass = np.zeros(STEPS, np.int64)  # pass in which each step was last played
+        self._steps = np.zeros((STEPS, 3), np.float32)   # hit, velocity and offset as last played
+        self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
+        self._played = 0                                 # index of the played pass in progress
+        self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
+        self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
         self._pass = 0
+        self._rest_passes = 0
+        self._last_onset: float | None = None
         self._groove = Groove.empty()
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def memory(self) -> Memory:
+        return self._memory
+
+    @memory.setter
+    def memory(self, memory: Memory) -> None:
+        with self._lock:
+            self._memory = memory
+            self._publish()
+
+    @property
+    def forget_passes(self) -> int:
+        return self._memory.forget_passes
 
     @property
     def groove(self) -> Groove:
+        """What the model hears: remembered steps, fading ones softer."""
         return self._groove
 
+    @property
+    def current_pass(self) -> int:
+        return self._pass
+
+    @property
+    def rest_passes(self) -> int:
+        """Whole passes in a row, just finished, in which nothing was played."""
+        return self._rest_passes
+
+    def silence(self, position: float) -> float | None:
+        """Steps since the last note-on (None when nothing was played since the start or a clear)."""
+        last = self._last_onset
+        return None if last is None else max(0.0, position - last)
+
+    # -- input -------------------------------------------------------------------------------
     def record(self, position: float, velocity: float) -> bool:
         """A note-on at an absolute position (steps) with velocity 0..1; True if the groove changed."""
         step, offset = quantise(position)
         note_pass = loop_pass(position)
         with self._lock:
-            self._last_pass[step] = max(self._last_pass[step], note_pass)
+            if note_pass > self._pass:   # a note rounding onto the next loop's step 0
+                self._advance(note_pass)
+            self._rest_passes = 0
+            self._last_onset = position if self._last_onset is None else max(self._last_onset, position)
             cell = self._steps[step]
-            if cell[HIT] > 0 and velocity <= cell[VELOCITY]:
-                return False
+            fresh = not self._now[step] or cell[HIT] == 0
+            if not fresh and velocity <= cell[VELOCITY]:
+                return False     # a softer note in the same pass: the louder one stays
+            self._now[step] = True
+            self._stamp[step] = self._played
             cell[:] = (1.0, velocity, offset)
-            self._groove = Groove(self._steps)
-            return True
+            before = self._groove
+            self._publish()
+            return self._groove != before
 
     def advance(self, position: float) -> bool:
-        """Move to the pass that holds this position; forget stale steps. True if the groove changed."""
-        now_pass = loop_pass(position)
+        """Move to the pass that holds this position; fade, forget, follow a new section.
+        True if the groove changed."""
         with self._lock:
-            if now_pass <= self._pass:
-                return False
-            self._pass = now_pass
-            if not self.forget_passes:
-                return False
-            stale = (self._steps[:, HIT] > 0) & (now_pass - self._last_pass > self.forget_passes)
-            if not stale.any():
-                return False
-            self._steps[stale] = 0.0
-            self._groove = Groove(self._steps)
-            return True
+            before = self._groove
+            self._advance(loop_pass(position))
+            return self._groove != before
 
     def clear(self) -> bool:
         with self._lock:
             had_notes = bool(self._steps[:, HIT].any())
             self._steps[:] = 0.0
+            self._now[:] = False
+            self._held[:] = False
+            self._last_onset = None
             self._groove = Groove.empty()
             return had_notes
 
     def load(self, groove: Groove) -> None:
-        """Start from a saved groove (every step counts as played in the current pass)."""
+        """Start from a saved groove (every step counts as played in the pass just finished)."""
         with self._lock:
             self._steps[:] = groove.steps
-            self._last_pass[:] = self._pass
-            self._groove = Groove(self._steps)
+            self._now[:] = False
+            self._stamp[:] = self._played - 1
+            self._held = self._steps[:, HIT] > 0
+            self._publish()
+
+    # -- the memory --------------------------------------------------------------------------
+    def _advance(self, now_pass: int) -> None:
+        if now_pass <= self._pass:
+            return
+        finished = self._now.copy()
+        crossed = now_pass - self._pass
+        self._pass = now_pass
+        self._now[:] = False
+        if finished.any():
+            self._rest_passes = crossed - 1   # passes skipped by a jump held nothing either
+            self._played += 1
+            present = self._steps[:, HIT] > 0
+            change = self._memory.section_change
+            if change > 0 and finished.sum() >= SECTION_MIN_STEPS and self._held.any():
+                overlap = (finished & self._held).sum() / (finished | self._held).sum()
+                if overlap < change:
+                    self._steps[~finished & present] = 0.0   # a new section: the old groove goes
+        else:
+            self._rest_passes += crossed
+        self._forget()
+        self._held = self._steps[:, HIT] > 0
+        self._publish()
+
+    def _forget(self) -> None:
+        n = self._memory.forget_passes
+        if not n:
+            return
+        missed = self._played - 1 - self._stamp
+        stale = (self._steps[:, HIT] > 0) & (missed >= n) & ~self._now
+        self._steps[stale] = 0.0
+
+    def _publish(self) -> None:
+        """The groove the model hears: each step's velocity faded by the passes it was missed."""
+        steps = self._steps.copy()
+        n = self._memory.forget_passes
+        if n:
+            missed = np.clip(self._played - 1 - self._stamp, 0, n)
+            missed[self._now] = 0
+            fade = 1.0 - FADE_DEPTH * missed / n
+            steps[:, VELOCITY] *= np.where(steps[:, HIT] > 0, fade, 0.0).astype(np.float32)
+        self._groove = Groove(steps)

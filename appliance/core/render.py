@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 OUT_TICKS_PER_BEAT = 480
 TICK_SECONDS = 0.01  #: how often the virtual player wakes up
+MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render)
 
 
 class RenderError(Exception):
@@ -32,6 +33,7 @@ class Performance:
     bpm: float | None                         #: the file's first tempo, if it has one
     tempo_changes: int
     drum_channel_only: bool
+    ticks_per_beat: int = 480
 
 
 @dataclass(frozen=True)
@@ -76,20 +78,47 @@ def read_performance(path: Path) -> Performance:
     if not onsets:
         raise RenderError(f"{path}: no notes to hear (the file has no note-on messages)")
     bpm = round(mido.tempo2bpm(tempos[0]), 2) if tempos else None
-    return Performance(notes, bpm, max(0, len(set(tempos)) - 1), all(m.channel == 9 for m in onsets))
+    return Performance(notes, bpm, max(0, len(set(tempos)) - 1), all(m.channel == 9 for m in onsets),
+                       midi.ticks_per_beat)
+
+
+def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = None,
+                   pickup_beats: float | None = None, ticks_per_beat: int = 480) -> float:
+    """Where bar 1 falls, in steps from the file's start: at a tick (``--downbeat``), or
+    ``pickup_beats`` after the first note (``--pickup``: the first note is a pickup that many
+    beats before bar 1); tick 0 by default."""
+    if downbeat_ticks is not None and pickup_beats is not None:
+        raise RenderError("give --downbeat or --pickup, not both")
+    if downbeat_ticks is not None:
+        if downbeat_ticks < 0:
+            raise RenderError(f"--downbeat {downbeat_ticks}: a tick in the file, 0 or more")
+        return downbeat_ticks / ticks_per_beat * STEPS_PER_BEAT
+    if pickup_beats is not None:
+        if not 0 <= pickup_beats <= 64:
+            raise RenderError(f"--pickup {pickup_beats:g}: beats before bar 1, 0..64")
+        first = min(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
+        return first + pickup_beats * STEPS_PER_BEAT
+    return 0.0
 
 
 def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
            bpm: float | None = None, passes: int = 1, seed: int | None = None,
            controls: Controls = Controls(), settings: EngineSettings = EngineSettings(),
-           precision: str = "int8", latency: float = 0.0) -> RenderResult:
+           precision: str = "int8", latency: float = 0.0, downbeat_ticks: int | None = None,
+           pickup_beats: float | None = None, max_rest_bars: int = MAX_REST_BARS) -> RenderResult:
     """Play the performance ``passes`` times through the engine and write what the box plays.
 
-    The output is a type-1 file: the keyboard track as played, and the drum track.
+    The output is a type-1 file: the keyboard track as played, and the drum track, on the
+    input file's own time line. Bar 1 falls where ``downbeat_ticks``/``pickup_beats`` say (the
+    engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
+    A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
+    virtual clock skips it (0 plays through every silence).
     """
     path_in, path_out = Path(path_in), Path(path_out)
     if passes < 1:
         raise RenderError(f"--passes {passes}: play the performance at least once")
+    if max_rest_bars < 0:
+        raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
     performance = read_performance(path_in)
     try:
         bpm = check_bpm(bpm if bpm is not None else (performance.bpm or 120.0))
@@ -101,37 +130,81 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     if performance.drum_channel_only:
         log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
 
-    last_onset = max(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
-    length = max(STEPS, math.ceil((last_onset + 0.5) / STEPS) * STEPS)  # whole loops, by the last note-on
-    total_steps = length * passes
+    downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
+                              ticks_per_beat=performance.ticks_per_beat)
+    # The engine's time line: bar 1 on a loop point, whole loops of lead-in before it for a pickup.
+    lead_in = math.ceil(downbeat / STEPS) * STEPS
+    shift = lead_in - downbeat                       # engine position = file position + shift
+    notes = [(position + shift, message) for position, message in performance.notes]
+    last_onset = max(position for position, m in notes if m.type == "note_on" and m.velocity)
+    length = max(lead_in + STEPS, math.ceil((last_onset + 0.5) / STEPS) * STEPS)  # whole loops
+    song = length - lead_in                          # one pass of the song, from bar 1
+    total_steps = lead_in + song * passes
     generator = Generator(model_dir, precision=precision, seed=seed)
     transport = InternalClock(bpm=bpm, start=0.0)
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
     # Each pass ends at the loop point: what was still held then is let go there, except in the last.
-    inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * length),
+    # Later passes repeat from bar 1 (a pickup is played once, before the first).
+    inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
                message)
-              for k in range(passes) for position, message in performance.notes]
+              for k in range(passes) for position, message in notes if not (k and position < lead_in)]
+    inputs.sort(key=lambda item: item[0])
 
     started = time.perf_counter()
     drums: list[tuple[float, mido.Message]] = []
+    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
+    loop_seconds = STEPS * step_seconds
+    rest_seconds = max_rest_bars * STEPS_PER_BAR * step_seconds
     last = transport.time_at(total_steps - 0.5) - settings.lookahead - 1e-9
-    now, index = 0.0, 0
+    now, index, heard = 0.0, 0, 0.0
     while now <= last:
         while index < len(inputs) and inputs[index][0] <= now:
             engine.handle(inputs[index][1], inputs[index][0])
+            heard = inputs[index][0]
             index += 1
+        if max_rest_bars and index < len(inputs) and now - heard > rest_seconds \
+                and inputs[index][0] - now > 3 * loop_seconds:
+            # A long silence: the drums stop; the clock skips to the loop point before the next note.
+            drums.extend((event.time, event.message) for event in engine.player.drain())
+            drums.extend((now, message) for message in engine.all_notes_off())
+            now = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
+            heard = now
+            continue
         drums.extend((event.time, event.message) for event in engine.tick(now))
         now += TICK_SECONDS
     drums.extend((event.time, event.message) for event in engine.player.drain())
     wall = time.perf_counter() - started
     engine.close()
 
+    # Back onto the file's time line; the drums come in on bar 1 (a hit pushed early, just before it).
+    offset = shift * step_seconds
+    start = (lead_in - 0.5) * step_seconds - 1e-9
+    drums = [(t - offset, m) for t, m in drums if t >= start or m.type == "note_off"]
+    drums = _balanced(drums)
+    keyboard = [(t - offset, m) for t, m in inputs]
     try:
-        write_file(path_out, bpm, inputs, drums)
+        write_file(path_out, bpm, keyboard, drums)
     except OSError as error:
         raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
-    return RenderResult(engine.pattern, total_steps // STEPS_PER_BAR, bpm, wall, engine.stats())
+    return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall,
+                        engine.stats())
+
+
+def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido.Message]]:
+    """Drop note-offs whose note-on was dropped (before bar 1, or cut by a skipped silence)."""
+    sounding: dict[tuple[int, int], int] = {}
+    out = []
+    for t, message in sorted(drums, key=lambda item: item[0]):
+        key = (message.channel, message.note)
+        if message.type == "note_on":
+            sounding[key] = sounding.get(key, 0) + 1
+        elif sounding.get(key):
+            sounding[key] -= 1
+        else:
+            continue
+        out.append((t, message))
+    return out
 
 
 def write_file(path: Path, bpm: float, keyboard: list[tuple[float, mido.Message]],

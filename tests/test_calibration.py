@@ -1,0 +1,66 @@
+"""Density means something: the shipped model's calibration, checked on the GMD validation split
+(0.5 plays as many hits as the drummers did over the same grooves, 0.25 half, 0.75 one and a half
+times, 1 at most twice, 0 sparse but not silent) and velocities spread as a drummer's."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.core.generator import Calibration, Controls, shape_pattern
+from appliance.core.groove import HIT, VELOCITY
+from training import dataset as ds
+from training.onnx_model import OnnxModel
+
+WINDOWS = 500   #: validation windows checked (evenly spread over the split)
+
+
+@pytest.fixture(scope="module")
+def validation(model_dir: Path):
+    root = ds.gmd_dir()
+    if not (root / "info.csv").exists():
+        pytest.skip(f"GMD_DIR {root} is missing (no info.csv): the calibration check needs the Groove "
+                    "MIDI Dataset; set GMD_DIR to its folder")
+    split = ds.load_split("validation")
+    pick = np.linspace(0, len(split) - 1, min(WINDOWS, len(split))).astype(int)
+    patterns, grooves = split.patterns[pick], split.grooves[pick]
+    predictions = OnnxModel(model_dir, "int8").predict(grooves)
+    card = json.loads((model_dir / "model.json").read_text())
+    return patterns, predictions, card
+
+
+def hits_at(density: float, predictions, card) -> np.ndarray:
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    return np.array([shape_pattern(p, v, o, thresholds, Controls(density=density), calibration).hits
+                     for p, v, o in zip(*predictions)])
+
+
+def test_the_model_card_says_how_it_was_calibrated(model_dir: Path) -> None:
+    block = json.loads((model_dir / "model.json").read_text())["calibration"]
+    assert block["command"].startswith("python -m training.calibrate")
+    assert "validation" in block["fitted_on"]
+    assert 0.5 < block["count_scale"] < 2 and 0.1 < block["velocity_sd"] < 0.4
+
+
+def test_density_plays_multiples_of_the_drummers_hits_on_validation(validation) -> None:
+    patterns, predictions, card = validation
+    drummers = float((patterns[..., HIT] > 0.5).sum(axis=(1, 2)).mean())
+    ratio = {d: float(hits_at(d, predictions, card).mean()) / drummers for d in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    assert 0.9 <= ratio[0.5] <= 1.1, ratio
+    assert 0.4 <= ratio[0.25] <= 0.6, ratio
+    assert 1.3 <= ratio[0.75] <= 1.7, ratio
+    assert 1.6 <= ratio[1.0] <= 2.0, ratio
+    assert 0.05 <= ratio[0.0] <= 0.3, ratio
+    assert hits_at(0.0, predictions, card).min() >= 2, "density 0 is sparse, never silent"
+
+
+def test_velocities_spread_as_the_drummers_do(validation) -> None:
+    patterns, predictions, card = validation
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    played = []
+    for p, v, o in zip(*predictions):
+        steps = shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
+        played.append(steps[..., VELOCITY][steps[..., HIT] > 0])
+    assert np.concatenate(played).std() * 127 >= 24

@@ -1,0 +1,109 @@
+"""Drum statistics a drummer would recognise, from a drum part as 2-bar windows (numpy only).
+
+Input: ``windows`` [W, 32, 9, 3] (hit 0/1, velocity 0..1, offset in steps), W consecutive
+non-overlapping 2-bar windows of one performance, bar 1 first (see :func:`windows_from_notes`).
+The same code measures the box's part and GMD drummers' own performances, so the two columns
+of `make evaluate`'s table are comparable.
+
+Figures (per performance; :func:`pooled` averages over performances, weighted by windows):
+- ``hits``: hits per 2 bars, all voices; ``hits_<voice>``: per voice;
+- ``backbeat_accent``: mean velocity of snare hits on beats 2 and 4 over the mean velocity of the
+  other snare hits (nan when either is missing);
+- ``velocity_sd``: standard deviation of every hit's velocity, in MIDI units 0..127;
+- ``timing_sd_steps``: standard deviation of every hit's offset from its step, in steps;
+- ``colour_per_2_bars``: open hat, tom and crash hits per 2 bars (what a part sounds like beyond
+  kick, snare and closed hat);
+- ``fills_per_8_bars``: bars with two or more tom hits, per 8 bars; ``crashes_per_8_bars``;
+- ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES
+
+SNARE = VOICES.index("snare")
+TOMS = [VOICES.index(v) for v in ("low_tom", "mid_tom", "high_tom")]
+CRASH = VOICES.index("crash")
+COLOUR = [VOICES.index("open_hat"), *TOMS, CRASH]
+BACKBEAT_STEPS = np.array([4, 12, 20, 28])   #: beats 2 and 4 of both bars
+FILL_TOM_HITS = 2                             #: tom hits in a bar that make it a fill
+
+FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
+           "fills_per_8_bars", "crashes_per_8_bars", "identical_windows",
+           *(f"hits_{v}" for v in VOICES))
+
+
+def windows_from_notes(notes: np.ndarray, bars: int | None = None) -> np.ndarray:
+    """Notes [n, 3] (position in steps from bar 1, voice index, velocity 0..1) → [W, 32, 9, 3],
+    non-overlapping 2-bar windows from bar 1. A note belongs to the nearest step (a late note
+    just before a window lands on that window's step 0); the loudest note of a cell wins.
+    ``bars``: the performance's length (default: up to its last note)."""
+    notes = np.asarray(notes, np.float64).reshape(-1, 3)
+    if bars is None:
+        bars = int(np.floor(notes[:, 0].max() + 0.5) // STEPS_PER_BAR + 1) if len(notes) else 0
+    count = int(np.ceil(bars / 2))
+    out = np.zeros((count, STEPS, len(VOICES), 3), np.float32)
+    for position, voice, velocity in notes:
+        nearest = int(np.floor(position + 0.5))
+        window, step = divmod(nearest, STEPS)
+        if not 0 <= window < count:
+            continue
+        cell = out[window, step, int(voice)]
+        if cell[HIT] == 0 or velocity > cell[VELOCITY]:
+            cell[:] = (1.0, velocity, np.clip(position - nearest, -0.5, 0.4999))
+    return out
+
+
+def stats(windows: np.ndarray) -> dict[str, float]:
+    """The figures of one performance (see the module docstring)."""
+    windows = np.asarray(windows, np.float32)
+    n = len(windows)
+    hit = windows[..., HIT] > 0.5
+    vel = windows[..., VELOCITY]
+    out: dict[str, float] = {}
+    out["hits"] = float(hit.sum() / n) if n else float("nan")
+    for v, name in enumerate(VOICES):
+        out[f"hits_{name}"] = float(hit[..., v].sum() / n) if n else float("nan")
+    snare = hit[..., SNARE]
+    on_backbeat = np.zeros(STEPS, bool)
+    on_backbeat[BACKBEAT_STEPS] = True
+    back = vel[..., SNARE][snare & on_backbeat[None, :]]
+    other = vel[..., SNARE][snare & ~on_backbeat[None, :]]
+    out["backbeat_accent"] = (float(back.mean() / other.mean())
+                              if len(back) and len(other) and other.mean() > 0 else float("nan"))
+    out["velocity_sd"] = float(vel[hit].std() * 127) if hit.sum() > 1 else float("nan")
+    out["timing_sd_steps"] = float(windows[..., OFFSET][hit].std()) if hit.sum() > 1 else float("nan")
+    out["colour_per_2_bars"] = float(hit[..., COLOUR].sum() / n) if n else float("nan")
+    bars = hit.reshape(n * 2, STEPS_PER_BAR, len(VOICES)) if n else np.zeros((0, STEPS_PER_BAR, len(VOICES)), bool)
+    per_8 = 8.0 / max(1, 2 * n)
+    out["fills_per_8_bars"] = float((bars[..., TOMS].sum(axis=(1, 2)) >= FILL_TOM_HITS).sum() * per_8)
+    out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
+    if n > 1:
+        same = [np.array_equal(hit[i], hit[i + 1]) for i in range(n - 1)]
+        out["identical_windows"] = float(np.mean(same))
+    else:
+        out["identical_windows"] = float("nan")
+    return out
+
+
+def pooled(per_performance: list[tuple[dict[str, float], int]]) -> dict[str, float]:
+    """Figures of several performances, each weighted by its number of windows (nan ignored)."""
+    out = {}
+    for key in FIGURES:
+        values = np.array([s[key] for s, _ in per_performance], np.float64)
+        weights = np.array([w for _, w in per_performance], np.float64)
+        ok = ~np.isnan(values)
+        out[key] = float(np.average(values[ok], weights=weights[ok])) if ok.any() and weights[ok].sum() else float("nan")
+    return out
+
+
+def follow_correlation(drum_windows: np.ndarray, key_onsets: np.ndarray) -> float:
+    """Pearson r between drum hits per 2-bar window and keyboard note-ons per window
+    (does the drummer play more when the player does?)."""
+    hits = (np.asarray(drum_windows)[..., HIT] > 0.5).sum(axis=(1, 2)).astype(np.float64)
+    keys = np.asarray(key_onsets, np.float64)[: len(hits)]
+    hits = hits[: len(keys)]
+    if len(hits) < 3 or hits.std() == 0 or keys.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(hits, keys)[0, 1])
