@@ -4,7 +4,8 @@
 #   make bench     benchmarks, printed as percentiles and ratios measured in one run
 #   make run       the live service in the foreground with a desktop config
 #   make train     train the model on GMD (long: run it in the background, see models/README.md)
-#   make evaluate  metrics of the shipped model on the GMD test split
+#   make evaluate  metrics of the shipped model on the GMD test split, and the drummer playing
+#                  along to keyboard comping next to GMD drummers (validation split)
 #   make install   install the box on a Raspberry Pi (root)
 #   make image     build an SD-card image; make flash DEVICE=/dev/sdX writes it
 
@@ -50,10 +51,11 @@ run: $(VENV)/.runtime
 	@VENV=$(VENV) bash scripts/run.sh
 
 train: $(VENV)/.dev
-	$(PY) -m training.train && $(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae && $(PY) -m training.evaluate models/groove-vae
+	$(PY) -m training.train && $(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae && $(PY) -m training.calibrate models/groove-vae && $(PY) -m training.evaluate models/groove-vae
 
 evaluate: $(VENV)/.dev
 	$(PY) -m training.evaluate models/groove-vae
+	$(PY) -m training.playalong models/groove-vae
 
 # install: on the Pi, as root. DRY_RUN=1 prints the steps; DESTDIR=DIR stages the files only.
 install:
