@@ -59,7 +59,9 @@ def test_a_reload_keeps_the_beat(generator) -> None:
     assert hits(before), "the engine must be playing"
     # the same hits at the same times, none dropped, none doubled; from the step after the
     # reload on they come on channel 11 (index 10) with the kick on 35
-    got, steady_hits = hits(first + second), hits(before)
+    # (up to 8 s: past it the reloaded engine's longer look-ahead has scheduled further)
+    got = [h for h in hits(first + second) if h[0] < 8.0]
+    steady_hits = [h for h in hits(before) if h[0] < 8.0]
     assert [t for t, _, _ in got] == [t for t, _, _ in steady_hits], "the beat must not move"
     settled = reload_at + 0.125 + 0.08     # one step plus the new look-ahead
     renamed = 0
