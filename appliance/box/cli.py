@@ -85,12 +85,7 @@ def _drum_map_names() -> list[str]:
     return drummaps.names()
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="groovebox", description=__doc__)
-    top.add_argument("--log-level", default=os.environ.get("GROOVEBOX_LOG_LEVEL", "info"),
-                     choices=["debug", "info", "warning", "error"])
-    commands = top.add_subparsers(dest="command", required=True)
-
+def _render_parser(commands: argparse._SubParsersAction) -> None:
     render = commands.add_parser("render", help="play a MIDI performance through the box, faster than real time")
     render.add_argument("input", type=Path, help="a keyboard performance (.mid)")
     render.add_argument("-o", "--output", type=Path, required=True, help="where the drum file goes")
@@ -99,12 +94,18 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, help="the same seed gives the same file")
     render.add_argument("--model", type=Path, help=f"model directory (default {default_model_dir()})")
     render.add_argument("--precision", choices=["int8", "fp32"], default="int8")
-    render.add_argument("--density", type=float, default=0.5, help="0..1, 0.5 = as tuned")
+    render.add_argument("--density", type=float, default=0.5, help="0..1: 0.5 plays as many hits as GMD drummers, 0.25 half, 1 twice")
     render.add_argument("--variation", type=float, default=1.0, help="temperature 0..2")
     render.add_argument("--humanise", type=float, default=1.0, help="0 = on the grid .. 2")
     render.add_argument("--velocity-scale", type=float, default=1.0, help="0..2")
     render.add_argument("--max-hits", type=int, default=32, help="most hits per voice in 2 bars")
     render.add_argument("--swap-at", choices=["step", "bar"], default="step")
+    _musician_options(render)
+    render.set_defaults(func=_render)
+
+
+def _musician_options(render: argparse.ArgumentParser) -> None:
+    """The groove memory, the drum machine and where bar 1 falls."""
     memory = _engine_defaults()
     render.add_argument("--forget", type=int, default=memory.forget_passes, metavar="PASSES",
                         help="a step the player stopped playing is gone after this many passes "
@@ -113,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
                         help="a pass sharing less than this (0..1) with the groove starts a new section "
                              f"(0 = off; default {memory.section_change:g})")
     render.add_argument("--rest-thin", type=float, default=memory.rest_thin, metavar="DENSITY",
-                        help="density taken off per pass with nothing played (0..1; default "
+                        help="density taken off per bar with nothing played (0..1; default "
                              f"{memory.rest_thin:g})")
     render.add_argument("--drift", type=float, default=memory.drift,
                         help=f"how far the variation wanders each pass (0..1; default {memory.drift:g})")
@@ -129,7 +130,15 @@ def parser() -> argparse.ArgumentParser:
                       help="bar 1 falls at this tick of the input file (default 0)")
     bar1.add_argument("--pickup", type=float, metavar="BEATS",
                       help="the first note is a pickup this many beats before bar 1")
-    render.set_defaults(func=_render)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="groovebox", description=__doc__)
+    top.add_argument("--log-level", default=os.environ.get("GROOVEBOX_LOG_LEVEL", "info"),
+                     choices=["debug", "info", "warning", "error"])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    _render_parser(commands)
 
     run = commands.add_parser("run", help="the live service")
     run.add_argument("--config", type=Path, help="YAML config (default /etc/groovebox/config.yaml)")

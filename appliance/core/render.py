@@ -120,15 +120,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     if max_rest_bars < 0:
         raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
     performance = read_performance(path_in)
-    try:
-        bpm = check_bpm(bpm if bpm is not None else (performance.bpm or 120.0))
-    except ValueError as error:
-        raise RenderError(f"{path_in}: {error}; give --bpm") from None
-    if performance.tempo_changes:
-        log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
-                 path_in, performance.tempo_changes, bpm)
-    if performance.drum_channel_only:
-        log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
+    bpm = _tempo(performance, bpm, path_in)
 
     downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
                               ticks_per_beat=performance.ticks_per_beat)
@@ -152,30 +144,10 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     inputs.sort(key=lambda item: item[0])
 
     started = time.perf_counter()
-    drums: list[tuple[float, mido.Message]] = []
-    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
-    loop_seconds = STEPS * step_seconds
-    rest_seconds = max_rest_bars * STEPS_PER_BAR * step_seconds
-    last = transport.time_at(total_steps - 0.5) - settings.lookahead - 1e-9
-    now, index, heard = 0.0, 0, 0.0
-    while now <= last:
-        while index < len(inputs) and inputs[index][0] <= now:
-            engine.handle(inputs[index][1], inputs[index][0])
-            heard = inputs[index][0]
-            index += 1
-        if max_rest_bars and index < len(inputs) and now - heard > rest_seconds \
-                and inputs[index][0] - now > 3 * loop_seconds:
-            # A long silence: the drums stop; the clock skips to the loop point before the next note.
-            drums.extend((event.time, event.message) for event in engine.player.drain())
-            drums.extend((now, message) for message in engine.all_notes_off())
-            now = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
-            heard = now
-            continue
-        drums.extend((event.time, event.message) for event in engine.tick(now))
-        now += TICK_SECONDS
-    drums.extend((event.time, event.message) for event in engine.player.drain())
+    drums = _play(engine, transport, inputs, total_steps, settings.lookahead, max_rest_bars)
     wall = time.perf_counter() - started
     engine.close()
+    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
 
     # Back onto the file's time line; the drums come in on bar 1 (a hit pushed early, just before it).
     offset = shift * step_seconds
@@ -187,8 +159,49 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
         write_file(path_out, bpm, keyboard, drums)
     except OSError as error:
         raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
-    return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall,
-                        engine.stats())
+    return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
+
+
+def _tempo(performance: Performance, bpm: float | None, path_in: Path) -> float:
+    """The tempo to render at (given, else the file's, else 120); says what it does with the file."""
+    try:
+        bpm = check_bpm(bpm if bpm is not None else (performance.bpm or 120.0))
+    except ValueError as error:
+        raise RenderError(f"{path_in}: {error}; give --bpm") from None
+    if performance.tempo_changes:
+        log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
+                 path_in, performance.tempo_changes, bpm)
+    if performance.drum_channel_only:
+        log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
+    return bpm
+
+
+def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mido.Message]],
+          total_steps: int, lookahead: float, max_rest_bars: int) -> list[tuple[float, mido.Message]]:
+    """Run the engine on the virtual clock through the inputs; the drum events it played.
+    A silence longer than ``max_rest_bars`` stops the drums and the clock skips to the loop
+    point before the next note."""
+    drums: list[tuple[float, mido.Message]] = []
+    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
+    loop_seconds = STEPS * step_seconds
+    rest_seconds = max_rest_bars * STEPS_PER_BAR * step_seconds
+    last = transport.time_at(total_steps - 0.5) - lookahead - 1e-9
+    now, index, heard = 0.0, 0, 0.0
+    while now <= last:
+        while index < len(inputs) and inputs[index][0] <= now:
+            engine.handle(inputs[index][1], inputs[index][0])
+            heard = inputs[index][0]
+            index += 1
+        if max_rest_bars and index < len(inputs) and now - heard > rest_seconds \
+                and inputs[index][0] - now > 3 * loop_seconds:
+            drums.extend((event.time, event.message) for event in engine.player.drain())
+            drums.extend((now, message) for message in engine.all_notes_off())
+            now = heard = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
+            continue
+        drums.extend((event.time, event.message) for event in engine.tick(now))
+        now += TICK_SECONDS
+    drums.extend((event.time, event.message) for event in engine.player.drain())
+    return drums
 
 
 def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido.Message]]:
