@@ -30,7 +30,7 @@ def _cell(velocity: float | None, here: bool) -> Text:
     """One step: a bar as tall as the velocity; the play head's column is lit."""
     style = "on grey23" if here else ""
     if velocity is None:
-        return Text("·" if not here else " ", style=f"grey35 {style}".strip())
+        return Text("•", style=f"bold white {style}") if here else Text("·", style="grey35")
     level = max(1, min(len(LEVELS) - 1, round(velocity * (len(LEVELS) - 1))))
     colour = "green" if velocity < 0.45 else "yellow" if velocity < 0.8 else "red"
     return Text(LEVELS[level], style=f"bold {colour} {style}".strip())

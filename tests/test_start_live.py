@@ -1,0 +1,61 @@
+"""The count-in through the running box (JACK): four taps on a pad set the tempo, nothing sounds
+until the next bar, and the first drum note-on falls on that downbeat."""
+from __future__ import annotations
+
+import time
+
+import mido
+
+from tests.jackserver import Player, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
+
+
+def test_count_in_on_a_pad_starts_the_drums_on_the_next_bar(jack, tmp_path, tiny_model_dir):
+    drums = Recorder("cnt-drums")
+    pads = Player("cnt-pads")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 3}}
+generator: {{density: 0.9, humanise: 0.0}}
+tempo: {{bpm: 120, clock: internal}}
+start: {{mode: count-in, count_in_notes: [36], count_in_beats: 4}}
+loop: {{swap_at: step}}
+midi: {{api: jack, client_name: gb-cnt, inputs: [cnt-pads], outputs: [cnt-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: "cnt-pads:out" in service.status()["ports"]["inputs"], 10)
+        assert "count-in" in service.status()["engine"]["waiting_for"]
+        beat = 60.0 / 90.0                                   # the band's tempo: 90 BPM
+        pads.send(mido.Message("note_on", note=60, velocity=90))   # not the count-in pad
+        time.sleep(0.3)
+        taps = []
+        for _ in range(4):
+            taps.append(time.monotonic())
+            pads.send(mido.Message("note_on", note=36, velocity=110))
+            time.sleep(beat)
+        # The tempo comes from the taps as the box heard them (their arrival stamps); a busy
+        # machine moves the taps a little, so the expectation is from when they were sent.
+        played = (taps[-1] - taps[0]) / 3
+        assert wait_until(lambda: abs(service.status()["bpm"] - 60.0 / played) < 3.0, 10), \
+            (service.status()["bpm"], 60.0 / played)
+        assert drums.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 20)
+        status = service.status()
+        assert status["running"] and status["engine"]["waiting_for"] == ""
+        assert status["groove"] == [], "the count-in is not recorded into the groove"
+        first = min(t for t, m in drums.events if m.type == "note_on")
+        downbeat = taps[-1] + played
+        # Where the box put its bar line, from its own transport: position 0 (a loop start).
+        sps = 60.0 / status["bpm"] / 4
+        box_downbeat = status["now"] - (status["position"] % 32) * sps
+        while box_downbeat - first > 16 * sps:
+            box_downbeat -= 32 * sps
+        assert abs(box_downbeat - downbeat) < 0.06, (box_downbeat - downbeat)
+        assert first >= box_downbeat - 0.02, "nothing before the bar"
+        assert first - box_downbeat < 0.03, "the downbeat itself is played"
+    finally:
+        service.stop()
+        drums.close()
+        pads.close()
