@@ -1,4 +1,4 @@
-"""Checkpoint → the model directory the box loads (../shared/DESIGN.md, "Model contract").
+"""Checkpoint → the model directory the box loads (docs/ARCHITECTURE.md, "Model contract").
 
     python -m training.export training/runs/groove-vae/best.pt models/groove-vae
 

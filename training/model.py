@@ -149,7 +149,7 @@ def beta_at(epoch: float, loss: LossConfig) -> float:
     return loss.beta * min(1.0, epoch / loss.warmup_epochs)
 
 
-# ---- the two graphs the box runs (the contract in ../shared/DESIGN.md) ------------------------
+# ---- the two graphs the box runs (the contract: docs/ARCHITECTURE.md, "Model contract") ------------------------
 
 class EncoderGraph(nn.Module):
     def __init__(self, model: GrooveVAE) -> None:

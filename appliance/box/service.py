@@ -1,14 +1,16 @@
 """The daemon, ``groovebox run``: wires the adapters to the engine and keeps the beat.
 
 Threads:
-  - the player thread (SCHED_FIFO where allowed) calls ``engine.tick(now)``, keeps the
-    returned events in a heap, sleeps until the earliest is due and sends it; it never
-    waits for the model;
-  - MIDI input (the rtmidi poller, the DIN reader) feeds the clock, the MIDI map and
-    ``engine.handle(message, arrival_time)``, arrival times from the MIDI system's stamps;
-  - the engine's inference worker, the hotplug watcher, the control socket, the autosaver;
-  - the main thread handles signals and pings the systemd watchdog while the player thread
-    is alive and not stuck.
+  - the player thread (``player_thread.py``, SCHED_FIFO where allowed) calls
+    ``engine.tick(now)``, keeps the returned events in a heap, sleeps until the earliest is
+    due and sends it; it never waits for the model;
+  - MIDI input (the rtmidi poller, the DIN reader) goes through ``midi_routing.py`` to the
+    clock, the MIDI map and ``engine.handle(message, arrival_time)``, arrival times from the
+    MIDI system's stamps; the DIN writer empties the UART's output queue;
+  - the engine's inference worker, the hotplug watcher, the control socket (its commands:
+    ``commands.py``), the autosaver, the GPIO poller;
+  - the main thread handles signals and pings the systemd watchdog (``notify.py``) while the
+    player thread is alive and not stuck.
 
 systemd: ``READY=1`` once the model is loaded and the ports are open; ``WATCHDOG=1`` every
 half WatchdogSec; ``RELOADING=1``/``READY=1`` around a SIGHUP reload; ``STOPPING=1`` on

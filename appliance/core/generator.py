@@ -131,7 +131,8 @@ def read_card(model_dir: Path) -> dict:
 
 
 class Generator:
-    """Loads a model directory (see DESIGN.md's contract) and turns grooves into patterns.
+    """Loads a model directory (the files of :mod:`appliance.core.model_files`; the contract is
+    in docs/ARCHITECTURE.md, "Model contract") and turns grooves into patterns.
 
     One call at a time: the engine runs it from a single worker.
     """
