@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import mido
 
@@ -32,6 +32,9 @@ from appliance.core.transport import Transport
 from appliance.io.midimap import LEARNED_FILE, MidiMap
 from appliance.io.panel import NoPinFactory, Panel
 
+if TYPE_CHECKING:
+    from gpiozero import Factory
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Actions", "ControlsHandle", "MidiMap", "start"]
@@ -41,7 +44,7 @@ class ControlsHandle:
     """What :func:`start` returns: the actions, the MIDI map and the GPIO panel (or None)."""
 
     def __init__(self, config: Config, engine: Engine, transport: Transport, scenes: Scenes | None,
-                 pin_factory: Any, clock: Callable[[], float], threads: bool) -> None:
+                 pin_factory: "Factory | None", clock: Callable[[], float], threads: bool) -> None:
         self.engine = engine
         self.transport = transport
         self.scenes = scenes
@@ -128,7 +131,7 @@ class ControlsHandle:
 
 
 def start(config: Config, engine: Engine, transport: Transport, *, scenes: Scenes | None = None,
-          pin_factory: Any = None, clock: Callable[[], float] = time.monotonic,
+          pin_factory: "Factory | None" = None, clock: Callable[[], float] = time.monotonic,
           threads: bool = True) -> ControlsHandle:
     """Build the controls for ``config`` around a running engine.
 

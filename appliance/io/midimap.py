@@ -22,7 +22,9 @@ import logging
 from pathlib import Path
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+from typing import Callable, Mapping, Protocol
+
+import mido
 
 from appliance.core.actions import ACTIONS, KNOBS, Actions
 from appliance.io.files import atomic_write
@@ -124,7 +126,7 @@ class MidiMap:
 
     # -- messages
 
-    def handle(self, message: Any, t: float) -> bool:
+    def handle(self, message: mido.Message, t: float) -> bool:
         """A message from the keyboard; True if it was a control (do not record it)."""
         for callback in list(self.on_message):
             try:

@@ -24,13 +24,16 @@ from importlib.metadata import entry_points
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 import warnings
 
 from appliance.core.actions import DEADBAND, KNOBS, Actions
 from appliance.core.engine import Engine
 from appliance.core.transport import Transport
 from appliance.core.groove import STEPS, STEPS_PER_BEAT
+
+if TYPE_CHECKING:
+    from gpiozero import Factory
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +87,14 @@ class NoPinFactory(RuntimeError):
     """No GPIO here; the message says why and what to install."""
 
 
-def make_pin_factory(name: str) -> Any:
+def make_pin_factory(name: str) -> "Factory":
     """A gpiozero pin factory for ``gpio.pin_factory`` (None = gpiozero's own choice)."""
     with warnings.catch_warnings():   # gpiozero warns once per factory it falls back from
         warnings.simplefilter("ignore")
         return _make_pin_factory(name)
 
 
-def _make_pin_factory(name: str) -> Any:
+def _make_pin_factory(name: str) -> "Factory":
     from gpiozero import Device
     try:
         if name == "auto":
@@ -112,7 +115,7 @@ def _make_pin_factory(name: str) -> Any:
 class _PanelButton:
     """A gpiozero Button plus debouncing and press/hold/release logic on the panel's clock."""
 
-    def __init__(self, action: str, pin: int, panel: "Panel", factory: Any) -> None:
+    def __init__(self, action: str, pin: int, panel: "Panel", factory: "Factory") -> None:
         from gpiozero import Button
         self.action = action
         self.panel = panel
@@ -157,7 +160,7 @@ class _PanelButton:
 class _Pot:
     """A pot on one MCP3008 channel: smoothed, with a deadband and pickup."""
 
-    def __init__(self, name: str, channel: int, invert: bool, panel: "Panel", factory: Any,
+    def __init__(self, name: str, channel: int, invert: bool, panel: "Panel", factory: "Factory",
                  port: int, device: int) -> None:
         from gpiozero import MCP3008
         self.name = name
@@ -205,7 +208,7 @@ class _Encoder:
     """A rotary encoder: each detent nudges the knob."""
 
     def __init__(self, name: str, pins: tuple[int, ...], invert: bool, panel: "Panel",
-                 factory: Any) -> None:
+                 factory: "Factory") -> None:
         from gpiozero import RotaryEncoder
         self.name = name
         self.panel = panel
@@ -226,7 +229,7 @@ class Panel:
     LEDs (a thread calls it every ``knob_poll_ms`` once :meth:`start` is called)."""
 
     def __init__(self, config: PanelSettings, actions: Actions, engine: Engine | None = None,
-                 transport: Transport | None = None, pin_factory: Any = None,
+                 transport: Transport | None = None, pin_factory: "Factory | None" = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         from gpiozero import LED
         self.config = config

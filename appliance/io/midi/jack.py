@@ -8,6 +8,10 @@ keyboards and drum machines as they come and go is done by connecting and discon
 other clients' ports to those two, through the JACK-Client package (CFFI, which lets go
 of the GIL in every call into libjack). (On ALSA, opening a port is a quick local call:
 see rtmidi_backend.py.)
+
+JACK-Client loads the system's libjack and python-rtmidi its own bundled copy, so the
+server's shared memory is mapped twice in the process: VmRSS counts it twice (RssShmem),
+no extra physical memory is used.
 """
 from __future__ import annotations
 
@@ -102,7 +106,7 @@ class _Patch(InputHandle, OutputHandle):
     """A connection between another client's port and one of ours."""
 
     def __init__(self, backend: "JackBackend", source: str, destination: str,
-                 sink: Any = None) -> None:
+                 sink: OutputHandle | None = None) -> None:
         self._backend = backend
         self.source, self.destination = source, destination
         self._sink = sink
