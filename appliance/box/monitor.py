@@ -70,9 +70,12 @@ def _ms(value: Any) -> str:
 
 def frame(status: dict[str, Any]) -> Group:
     """One screen of the monitor, from one status answer."""
-    engine = status.get("engine", {})
+    step = status.get("step") if status.get("running", False) else None
+    return Group(*_header(status), *_grid(status, step), Text(""), _numbers(status), _ports(status))
+
+
+def _header(status: dict[str, Any]) -> list[Any]:
     running = status.get("running", False)
-    step = status.get("step") if running else None
     head = Text()
     head.append("groovebox  ", style="bold")
     head.append("▶ playing" if running else "■ stopped", style="bold green" if running else "bold red")
@@ -86,7 +89,10 @@ def frame(status: dict[str, Any]) -> Group:
     keyboard = status.get("keyboard")
     if keyboard and not status.get("why_silent"):
         parts.append(Text(keyboard, style="yellow"))
+    return parts
 
+
+def _grid(status: dict[str, Any], step: int | None) -> list[Text]:
     grid = [Text(""), _ruler()]
     groove = {int(s): float(v) for s, v, _offset in status.get("groove", [])}
     grid.append(_row("groove", groove, step))
@@ -98,8 +104,11 @@ def frame(status: dict[str, Any]) -> Group:
             cells[v][int(s)] = float(velocity)
     for name, row in zip(voices, cells):
         grid.append(_row(name, row, step))
-    parts.extend(grid)
+    return grid
 
+
+def _numbers(status: dict[str, Any]) -> Table:
+    engine = status.get("engine", {})
     table = Table.grid(padding=(0, 3))
     table.add_column()
     table.add_column()
@@ -120,8 +129,10 @@ def frame(status: dict[str, Any]) -> Group:
     numbers.append(f"player     {'real-time' if status.get('realtime') else 'normal priority'}  "
                    f"inputs heard {status.get('inputs_seen', 0)}")
     table.add_row(knobs, numbers)
-    parts.extend([Text(""), table])
+    return table
 
+
+def _ports(status: dict[str, Any]) -> Text:
     ports = status.get("ports", {})
     midi = status.get("midi", {})
     lines = Text()
@@ -131,8 +142,7 @@ def frame(status: dict[str, Any]) -> Group:
         lines.append(f"DIN  {status['din']}\n")
     for hint in midi.get("connect", []):
         lines.append(f"     {hint}\n", style="grey62")
-    parts.append(lines)
-    return Group(*parts)
+    return lines
 
 
 def waiting_frame(error: str) -> Text:
