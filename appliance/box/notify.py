@@ -34,7 +34,10 @@ def sd_notify(state: str) -> bool:
 
 
 def watchdog_interval() -> float | None:
-    """Half of WatchdogSec, when systemd asked for pings for this process."""
+    """Half of WatchdogSec, when systemd asked for pings for this process.
+
+    (sdnotify only sends; this is sd_watchdog_enabled(3), which only systemd-python has,
+    and that needs libsystemd's headers to build: four lines here instead.)"""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")
     if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):

@@ -8,6 +8,9 @@ the next status byte. Nothing it is fed can raise.
 The encoder writes running status: a channel message with the same status byte as the
 previous one goes out without it, which is what makes a dense drum part fit on a
 31250 baud wire.
+
+Written here because mido's own ``mido.Parser`` does not serve a DIN wire: it ignores
+running status (``90 3C 64 3D 64`` gives one note, not two), which every keyboard sends.
 """
 from __future__ import annotations
 
