@@ -8,14 +8,13 @@ keyboards and drum machines as they come and go is done by connecting and discon
 other clients' ports to those two, through the JACK-Client package (CFFI, which lets go
 of the GIL in every call into libjack). (On ALSA, opening a port is a quick local call:
 see rtmidi_backend.py.)
-
-JACK-Client loads the system's libjack and python-rtmidi its own bundled copy, so the
-server's shared memory is mapped twice in the process: VmRSS counts it twice (RssShmem),
-no extra physical memory is used.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import sys
 import threading
 from typing import Any, Sequence
 
@@ -27,11 +26,33 @@ log = logging.getLogger(__name__)
 
 
 def _jack() -> Any:
-    try:
-        import jack   # JACK-Client: the edge, only this module imports it
-    except OSError as exc:   # it loads libjack when imported
-        raise PortError(f"libjack not found ({exc}); install libjack-jackd2-0") from None
-    return jack
+    """The JACK-Client module, bound to the libjack python-rtmidi already uses.
+
+    python-rtmidi's wheel carries its own libjack; JACK-Client would load the system's, and
+    two copies of libjack in one process deadlocked in ``jack_client_close`` (seen in the
+    test suite under load) and map the server's shared memory twice. JACK-Client finds its
+    library with ``ctypes.util.find_library("jack")`` when imported, so that lookup is
+    pointed at rtmidi's copy for the import (no option of the library does it)."""
+    if "jack" not in sys.modules:
+        import ctypes.util
+        bundled = _rtmidi_libjack()
+        lookup = ctypes.util.find_library
+        if bundled is not None:
+            ctypes.util.find_library = lambda name: bundled if name == "jack" else lookup(name)
+        try:
+            import jack   # JACK-Client: the edge, only this module imports it
+        except OSError as exc:   # it loads libjack when imported
+            raise PortError(f"libjack not found ({exc}); install libjack-jackd2-0") from None
+        finally:
+            ctypes.util.find_library = lookup
+    return sys.modules["jack"]
+
+
+def _rtmidi_libjack() -> str | None:
+    """The libjack bundled with python-rtmidi's wheel (None: rtmidi uses the system's)."""
+    site = os.path.dirname(os.path.dirname(os.path.abspath(_rtmidi().__file__)))
+    found = sorted(glob.glob(os.path.join(site, "python_rtmidi*", "libjack*.so*")))
+    return found[0] if found else None
 
 
 class JackPatchbay:
