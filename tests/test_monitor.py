@@ -122,8 +122,10 @@ control: {{socket: {tmp_path}/control.sock}}
         out = cli("status", "--socket", service.socket_path, env=jack.env())
         assert out.returncode == 0
         assert "silent:" in out.stdout and "Keystation" in out.stdout
+        assert out.stdout.startswith("groovebox waiting")
         once = cli("monitor", "--once", "--socket", service.socket_path, env=jack.env())
         assert once.returncode == 0 and "first note" in once.stdout, once.stdout + once.stderr
+        assert "waiting" in once.stdout.splitlines()[0]
     finally:
         service.stop()
         keys.close()

@@ -258,7 +258,8 @@ def _connect(sock: socket.socket, path: Path, timeout: float) -> None:
 def format_status(status: dict[str, Any]) -> str:
     """The status as a musician reads it."""
     lines = []
-    playing = "playing" if status.get("running") else "stopped"
+    waiting = status.get("engine", {}).get("waiting_for")
+    playing = "playing" if status.get("running") else "waiting" if waiting else "stopped"
     lines.append(f"groovebox {playing} at {status.get('bpm', 0):.1f} BPM, clock "
                  f"{status.get('clock_source', '?')} ({status.get('clock_mode', '?')}), "
                  f"step {status.get('step', 0) + 1}/32")

@@ -78,7 +78,12 @@ def _header(status: dict[str, Any]) -> list[Any]:
     running = status.get("running", False)
     head = Text()
     head.append("groovebox  ", style="bold")
-    head.append("▶ playing" if running else "■ stopped", style="bold green" if running else "bold red")
+    if running:
+        head.append("▶ playing", style="bold green")
+    elif engine.get("waiting_for"):
+        head.append("◆ waiting", style="bold yellow")
+    else:
+        head.append("■ stopped", style="bold red")
     head.append(f"   {status.get('bpm', 0):.1f} BPM   clock {status.get('clock_source', '?')}"
                 f" ({status.get('clock_mode', '?')})   step {status.get('step', 0) + 1:>2}/32   ")
     frozen = status.get("frozen")
