@@ -15,7 +15,7 @@ from appliance.core.engine import Engine
 from appliance.io.midi.backends import open_backend
 from appliance.io.midi.clock import feed_clock
 from appliance.io.midi.din import DinPort
-from appliance.io.midi.hints import alsa_sequencer_present, connect_hints, no_midi_system
+from appliance.io.midi.hints import alsa_sequencer_present, connect_hints, no_midi_system, numbered
 from appliance.io.midi.backend import PortBackend, PortError
 from appliance.io.midi.ports import MidiPorts
 
@@ -41,6 +41,7 @@ class MidiRouting:
         self.din: DinPort | None = None
         self.din_off: str | None = None      #: why DIN is off although enabled
         self.usb_off = ""                    #: why USB MIDI is off
+        self._own_ports: tuple[str, str] = ("", "")   #: our virtual ports as the system lists them
         self.inputs_seen = 0
 
     def open(self) -> None:
@@ -83,7 +84,7 @@ class MidiRouting:
         ports = self.ports
         if ports is None:
             return [] if alsa_sequencer_present() else [no_midi_system()]
-        box_in, box_out = ports.virtual_names
+        box_in, box_out = self._own_ports
         if not box_in:
             return []
         sources, destinations = ports.seen
@@ -159,6 +160,10 @@ class MidiRouting:
             self.ports.close()
             self.ports = None
             return
+        box_in, box_out = self.ports.virtual_names
+        if box_in:     # once, before the player runs: listing ports is an rtmidi call on ALSA
+            self._own_ports = (numbered(box_in, backend.destinations(own=True)),
+                               numbered(box_out, backend.sources(own=True)))
         for line in self.connect_hints():
             log.info("%s", line)
 

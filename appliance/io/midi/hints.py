@@ -7,6 +7,8 @@ import re
 import shlex
 from typing import Sequence
 
+from appliance.io.midi.backend import port_key
+
 SEQ_DEVICE = "/dev/snd/seq"
 _ALSA_ADDRESS = re.compile(r"(\d+:\d+)$")
 
@@ -24,6 +26,12 @@ def alsa_sequencer_present() -> bool:
     return os.path.exists(SEQ_DEVICE)
 
 
+def numbered(name: str, listed: Sequence[str]) -> str:
+    """The name as the MIDI system lists it (ALSA: with its client:port numbers, which
+    aconnect needs), else the name itself."""
+    return next((n for n in listed if port_key(n) == name), name)
+
+
 def _address(api: str, name: str) -> str:
     """How the connect tool names a port: JACK's full name, ALSA's client:port numbers."""
     if api == "alsa":
@@ -39,8 +47,11 @@ def connect_hints(api: str, box_in: str, box_out: str, sources: Sequence[str],
     """Lines that say which port to connect to which, and the command that does it.
 
     ``sources``/``destinations`` are the other clients' ports; ``heard``/``played_to`` the
-    ones the box is connected to already (by its ``midi.inputs``/``midi.outputs`` patterns)."""
+    ones the box is connected to already (by its ``midi.inputs``/``midi.outputs`` patterns).
+    On ALSA ``box_in``/``box_out`` should carry their numbers (see :func:`numbered`)."""
     tool = "jack_connect" if api == "jack" else "aconnect"
+    sources = [n for n in sources if "midi through" not in n.lower()]          # ALSA's loopback
+    destinations = [n for n in destinations if "midi through" not in n.lower()]
     lines: list[str] = []
     into, out_of = _address(api, box_in), _address(api, box_out)
     if heard:
