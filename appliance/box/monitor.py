@@ -80,7 +80,7 @@ def _header(status: dict[str, Any]) -> list[Any]:
     head.append("groovebox  ", style="bold")
     if running:
         head.append("▶ playing", style="bold green")
-    elif engine.get("waiting_for"):
+    elif status.get("engine", {}).get("waiting_for"):
         head.append("◆ waiting", style="bold yellow")
     else:
         head.append("■ stopped", style="bold red")
