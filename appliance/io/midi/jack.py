@@ -14,12 +14,13 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Any, Sequence
 
 from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
-                                       VirtualPorts)
+                                       VirtualPorts, port_key)
 from appliance.io.midi.rtmidi_backend import _RtInput, _RtOutput, _rtmidi
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,13 @@ class JackBackend(PortBackend):
         return self.patchbay.gone
 
     def is_own(self, name: str) -> bool:
-        return name in self._own or super().is_own(name)
+        """Ours, or another box's by the same name (``groovebox-01:in``, ``groovebox-out-01:out``):
+        a box never takes another's drums for a keyboard."""
+        if name in self._own or super().is_own(name):
+            return True
+        client = port_key(name).split(":", 1)[0]
+        out = output_client(self.client_name)
+        return client == out or bool(re.fullmatch(re.escape(out) + r"-\d+", client))
 
     def sources(self, own: bool = False) -> list[str]:
         return [n for n in self.patchbay.sources() if own or not self.is_own(n)]
