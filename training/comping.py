@@ -69,7 +69,7 @@ class Song:
         return sum(bars for _, bars in self.sections)
 
 
-#: The songs `make evaluate` plays, 42–56 bars each, every one with section changes and a rest.
+#: The songs `make evaluate` plays, 38–56 bars each, every one with section changes and a rest.
 SONGS: tuple[Song, ...] = (
     Song("pop ballad", 76, (("held", 4), ("half", 8), ("eighths", 8), ("rest", 2), ("half", 8),
                             ("eighths", 8), ("held", 4))),

@@ -3,7 +3,7 @@ part's statistics next to GMD drummers' own (make evaluate).
 
     python -m training.playalong [models/groove-vae] [--densities 0 0.25 0.5 0.75 1] [--json out.json]
 
-The keyboard input is training/comping.py's songs (40–56 bars each: chords, held notes, rests,
+The keyboard input is training/comping.py's songs (38–56 bars each: chords, held notes, rests,
 section changes, a pickup), rendered by `groovebox render`'s own code on a virtual clock with the
 box's defaults (one pass, seed 1 + song index). The drummers' figures come from the GMD
 validation split's beat files, cut into 2-bar windows from each file's first bar, by the same

@@ -1,0 +1,60 @@
+"""Drum statistics on hand-made parts: what a drummer would count, counted right."""
+import numpy as np
+import pytest
+
+from appliance.core.groove import VOICES
+from training import comping, drumstats
+
+KICK, SNARE, HAT, TOM, CRASH = (VOICES.index(v) for v in ("kick", "snare", "closed_hat", "low_tom", "crash"))
+
+
+def rock(bars: int, fill_every: int = 0) -> np.ndarray:
+    """Notes [n, 3]: kick on 1 and 3, snare on 2 and 4 (loud) with a ghost on the 'a' of 2,
+    eighth-note hats; a crash on bar 1; a two-tom fill in every fill_every-th bar."""
+    notes = []
+    for bar in range(bars):
+        base = bar * 16
+        notes += [(base + 0, KICK, 0.9), (base + 8, KICK, 0.8), (base + 4, SNARE, 1.0), (base + 12, SNARE, 1.0),
+                  (base + 7.1, SNARE, 0.4)]
+        notes += [(base + s, HAT, 0.6) for s in range(0, 16, 2)]
+        if fill_every and bar % fill_every == fill_every - 1:
+            notes += [(base + 14, TOM, 0.7), (base + 15, TOM, 0.7)]
+    notes.append((0, CRASH, 1.0))
+    return np.array(notes)
+
+
+def test_a_rock_beat_counts_as_a_drummer_would() -> None:
+    windows = drumstats.windows_from_notes(rock(16, fill_every=2), bars=16)
+    assert windows.shape[0] == 8
+    s = drumstats.stats(windows)
+    assert s["hits_kick"] == 4 and s["hits_snare"] == 6 and s["hits_closed_hat"] == 16
+    assert s["backbeat_accent"] == pytest.approx(1.0 / 0.4, rel=1e-5)
+    assert s["fills_per_8_bars"] == pytest.approx(4.0)          # a fill every second bar
+    assert s["crashes_per_8_bars"] == pytest.approx(0.5)        # one crash in 16 bars
+    assert s["timing_sd_steps"] == pytest.approx(np.std([0.1] * 8 + [0.0] * (int(s["hits"]) * 8 - 8)), abs=0.01)
+    # windows 0 (crash) and the others differ; windows 1..7 repeat: 6 of 7 pairs identical
+    assert s["identical_windows"] == pytest.approx(6 / 7)
+
+
+def test_velocity_spread_is_in_midi_units_and_pooled_weights_by_windows() -> None:
+    windows = drumstats.windows_from_notes(np.array([(0, KICK, 0.2), (4, SNARE, 0.8)]), bars=2)
+    s = drumstats.stats(windows)
+    assert s["velocity_sd"] == pytest.approx(0.3 * 127, rel=1e-5)
+    pooled = drumstats.pooled([({**s, "hits": 10.0}, 1), ({**s, "hits": 40.0}, 3)])
+    assert pooled["hits"] == pytest.approx(32.5)
+
+
+def test_a_drummer_who_follows_the_keyboard_correlates() -> None:
+    windows = np.zeros((6, 32, 9, 3), np.float32)
+    for w, hits in enumerate([10, 20, 10, 20, 2, 20]):
+        windows[w, :hits, KICK, 0] = 1
+    assert drumstats.follow_correlation(windows, np.array([5, 12, 6, 11, 0, 12])) > 0.9
+
+
+def test_the_comping_songs_have_rests_sections_and_a_pickup() -> None:
+    for i, song in enumerate(comping.SONGS):
+        onsets = comping.onsets_per_window(song, seed=i)
+        assert 32 <= song.bars <= 64 and (onsets == 0).any(), song.name
+        assert len({style for style, _ in song.sections}) >= 3
+    assert any(song.pickup_beats for song in comping.SONGS)
+    assert comping.play(comping.SONGS[2], seed=2)[0][0] < 0        # the pickup comes before bar 1
