@@ -41,6 +41,7 @@ def test_the_model_card_says_how_it_was_calibrated(model_dir: Path) -> None:
     assert block["command"].startswith("python -m training.calibrate")
     assert "validation" in block["fitted_on"]
     assert 0.5 < block["count_scale"] < 2 and 0.1 < block["velocity_sd"] < 0.4
+    assert len(block["voice_bias"]) == 9
 
 
 def test_density_plays_multiples_of_the_drummers_hits_on_validation(validation) -> None:
@@ -64,3 +65,15 @@ def test_velocities_spread_as_the_drummers_do(validation) -> None:
         steps = shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
         played.append(steps[..., VELOCITY][steps[..., HIT] > 0])
     assert np.concatenate(played).std() * 127 >= 24
+
+
+def test_every_voice_plays_as_often_as_the_drummers_on_validation(validation) -> None:
+    patterns, predictions, card = validation
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    played = np.zeros(9)
+    for p, v, o in zip(*predictions):
+        played += shape_pattern(p, v, o, thresholds, Controls(), calibration).steps[..., HIT].sum(axis=0)
+    played /= len(patterns)
+    drummers = (patterns[..., HIT] > 0.5).sum(axis=1).mean(axis=0)
+    assert np.all(np.abs(played - drummers) <= 0.25 * drummers + 0.15), (played.round(2), drummers.round(2))

@@ -6,6 +6,10 @@
   the pattern) on the same grooves, pooled over the validation split. With it, density 0.5 plays
   as many hits as drummers do over such a groove (appliance/core/generator.py: ``target_hits``),
   and the density curve 0 / 0.25 / 0.5 / 0.75 / 1 → 0.15 / 0.5 / 1 / 1.5 / 2 times that.
+- ``voice_bias``: per voice, the logit a cell must clear to be among the hits; fitted so that at
+  density 0.5 every voice plays as often, over the validation grooves, as the drummers' own
+  (start: the F1-tuned thresholds, which under-play open hats, toms and crashes and over-play
+  the snare on keyboard input);
 - ``velocity_sd``: the mean, over validation windows, of the drummers' velocity SD within a window;
   a generated pattern whose velocities are closer together than that is spread out to it.
 
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core.generator import Calibration, Controls, shape_pattern
+from appliance.core.generator import Calibration, Controls, _logit, shape_pattern, target_hits
 from appliance.core.groove import HIT, VELOCITY
 from training import dataset as ds
 from training.onnx_model import OnnxModel
@@ -38,12 +42,31 @@ def predict(model_dir: Path, grooves: np.ndarray, precision: str = "int8") -> tu
     return OnnxModel(model_dir, precision, threads=2).predict(grooves)
 
 
-def fit(probabilities: np.ndarray, patterns: np.ndarray) -> Calibration:
+BIAS_ROUNDS = 60   #: fitting rounds of the voice bias
+BIAS_STEP = 0.5    #: each round moves a voice's bias by this × log(generated / drummers' hits)
+
+
+def chosen(probabilities: np.ndarray, bias: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Hits [N, 32, 9] at density 0.5 for a voice bias (what shape_pattern picks, for all windows at once)."""
+    n = len(probabilities)
+    scores = (_logit(probabilities.astype(np.float64)) - bias[None, None, :]).reshape(n, -1)
+    counts = np.array([target_hits(p, 0.5, calibration) for p in probabilities])
+    kth = -np.sort(-scores, axis=1)[np.arange(n), counts - 1]
+    return (scores >= kth[:, None]).reshape(probabilities.shape)
+
+
+def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray) -> Calibration:
     """The calibration from predictions [N, 32, 9] and the drummers' patterns [N, 32, 9, 3]."""
     true = patterns[..., HIT] > 0.5
     scale = float(true.sum() / probabilities.sum(dtype=np.float64))
     sds = [float(patterns[i][..., VELOCITY][true[i]].std()) for i in range(len(patterns)) if true[i].sum() > 1]
-    return Calibration(count_scale=round(scale, 4), velocity_sd=round(float(np.mean(sds)), 4))
+    counted = Calibration(count_scale=round(scale, 4), velocity_sd=round(float(np.mean(sds)), 4))
+    bias = _logit(np.asarray(thresholds, np.float64))
+    drummers = true.sum(axis=(0, 1)).astype(np.float64)
+    for _ in range(BIAS_ROUNDS):
+        played = chosen(probabilities, bias, counted).sum(axis=(0, 1)).astype(np.float64)
+        bias += BIAS_STEP * (np.log(played + 1) - np.log(drummers + 1))
+    return Calibration(counted.count_scale, counted.velocity_sd, tuple(round(float(b), 4) for b in bias))
 
 
 def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, patterns: np.ndarray,
@@ -51,7 +74,8 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
     """Mean hits per window at each density and the generated velocity SD, next to the drummers'."""
     true = patterns[..., HIT] > 0.5
     out: dict = {"windows": int(len(patterns)), "drummers_hits": float(true.sum(axis=(1, 2)).mean()),
-                 "drummers_velocity_sd": float(patterns[..., VELOCITY][true].std()), "hits": {}}
+                 "drummers_velocity_sd": float(patterns[..., VELOCITY][true].std()), "hits": {},
+                 "drummers_hits_per_voice": [round(float(x), 3) for x in true.sum(axis=1).mean(axis=0)]}
     for density in DENSITIES:
         controls = Controls(density=density)
         counts, vels = [], []
@@ -64,6 +88,11 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
         out["hits"][f"{density:g}"] = float(np.mean(counts))
         if density == 0.5:
             out["velocity_sd"] = float(np.concatenate(vels).std())
+    played = chosen(probabilities, np.asarray(calibration.voice_bias, np.float64), calibration) \
+        if calibration.voice_bias is not None else probabilities >= thresholds
+    out["hits_per_voice"] = [round(float(x), 3) for x in played.sum(axis=1).mean(axis=0)]
+    hit_f1 = 2 * (played & true).sum() / max(1, played.sum() + true.sum())
+    out["hit_f1_at_density_0.5"] = round(float(hit_f1), 4)
     return out
 
 
@@ -84,11 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     card = json.loads(path.read_text())
     thresholds = np.asarray(card["thresholds"], np.float32)
     probabilities, velocities, offsets = predict(args.model_dir, val.grooves)
-    calibration = Calibration.from_card(card) if args.check else fit(probabilities, val.patterns)
+    calibration = Calibration.from_card(card) if args.check else fit(probabilities, val.patterns, thresholds)
     result = figures(probabilities, velocities, offsets, val.patterns, thresholds, calibration)
     if not args.check:
         card["calibration"] = {
             "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
+            "voice_bias": list(calibration.voice_bias or []) or None,
             "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs",
             "command": COMMAND, "validation": result,
         }
@@ -101,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  density {density:>4}: {hits:5.1f} hits per 2 bars ({hits / result['drummers_hits']:.2f}×)")
     print(f"velocity SD at density 0.5: {result['velocity_sd'] * 127:.1f} of 127 "
           f"(drummers {result['drummers_velocity_sd'] * 127:.1f})")
+    print("hits per voice at density 0.5:", " ".join(f"{v} {x:.2f}/{d:.2f}" for v, x, d in zip(
+        ds.VOICES, result["hits_per_voice"], result["drummers_hits_per_voice"])), "(box/drummers)")
+    print(f"hit F1 at density 0.5 against the drummers: {result['hit_f1_at_density_0.5']:.3f}")
 
 
 if __name__ == "__main__":

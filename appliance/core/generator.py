@@ -22,7 +22,8 @@ MAX_SPREAD = 3.0        #: velocities are spread out at most this many times
 
 @dataclass(frozen=True)
 class Calibration:
-    """How the model's outputs become as many hits, and as much dynamics, as a drummer plays.
+    """How the model's outputs become as many hits, on as many voices, with as much dynamics, as a
+    drummer plays.
 
     Stored in model.json under ``calibration`` by ``python -m training.calibrate MODEL_DIR``
     (fitted on the GMD validation split); a model without it plays with these defaults.
@@ -30,16 +31,21 @@ class Calibration:
 
     count_scale: float = 1.0   #: drummers' hits per window / the model's expected hits (Σ p), validation
     velocity_sd: float = 0.0   #: a pattern's velocity SD (0..1) is spread out to at least this; 0 = as is
+    voice_bias: tuple[float, ...] | None = None  #: per-voice logit each voice's hits must clear; None = thresholds
 
     @classmethod
     def from_card(cls, card: dict) -> "Calibration":
         block = card.get("calibration") or {}
         try:
-            calibration = cls(float(block.get("count_scale", 1.0)), float(block.get("velocity_sd", 0.0)))
+            bias = block.get("voice_bias")
+            calibration = cls(float(block.get("count_scale", 1.0)), float(block.get("velocity_sd", 0.0)),
+                              None if bias is None else tuple(float(b) for b in bias))
         except (TypeError, ValueError):
             log.warning("model.json: calibration is unreadable; playing uncalibrated")
             return cls()
-        if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5):
+        if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5) or (
+                calibration.voice_bias is not None and (len(calibration.voice_bias) != NUM_VOICES
+                                                        or not all(abs(b) < 20 for b in calibration.voice_bias))):
             log.warning("model.json: calibration %s is out of range; playing uncalibrated", calibration)
             return cls()
         return calibration
@@ -92,10 +98,11 @@ def target_hits(probabilities: np.ndarray, density: float, calibration: Calibrat
     return int(min(probabilities.size, max(MIN_HITS, round(expected * density_multiple(density)))))
 
 
-def choose_hits(probabilities: np.ndarray, thresholds: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` cells most above their voice's tuned threshold (in logit space): the same
-    order the thresholds play in, with the count set by the density. Ties: earlier step, lower voice."""
-    margin = _logit(probabilities.astype(np.float64)) - _logit(np.asarray(thresholds, np.float64))[None, :]
+def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` cells most above their voice's bias (in logit space: a tuned threshold, or the
+    calibrated bias that lets each voice play as often as drummers do); the count is the density's.
+    Ties: earlier step, lower voice."""
+    margin = _logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, :]
     order = np.argsort(-margin, axis=None, kind="stable")
     hits = np.zeros(probabilities.size, bool)
     hits[order[:count]] = True
@@ -211,11 +218,15 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
                   tuned_thresholds: np.ndarray, controls: Controls,
                   calibration: Calibration = Calibration()) -> Pattern:
     """Decoder outputs [32, 9] each → Pattern: as many hits as the density asks for (the likeliest,
-    relative to each voice's tuned threshold), velocities spread as a drummer's, then the knobs."""
-    thresholds = np.asarray(controls.thresholds if controls.thresholds is not None else tuned_thresholds,
-                            np.float32)
-    hits = choose_hits(probabilities, thresholds,
-                       target_hits(probabilities, controls.density, calibration))
+    relative to each voice's calibrated bias, or the thresholds given), velocities spread as a
+    drummer's, then the knobs."""
+    if controls.thresholds is not None:
+        bias = _logit(np.asarray(controls.thresholds, np.float64))
+    elif calibration.voice_bias is not None:
+        bias = np.asarray(calibration.voice_bias, np.float64)
+    else:
+        bias = _logit(np.asarray(tuned_thresholds, np.float64))
+    hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration))
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     if controls.max_hits_per_voice < STEPS:
         # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
