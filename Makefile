@@ -1,11 +1,14 @@
 # groovebox — every target sets up what it needs.
 #   make demo      render the example keyboard performance into a drum part
-#   make test      the import contracts (lint-imports), then the whole test suite (installs jackd2 where missing and root)
+#   make test      the import contracts (lint-imports), then the whole test suite (installs jackd2,
+#                  chromium, fluidsynth where missing and root)
 #   make bench     benchmarks, printed as percentiles and ratios measured in one run
 #   make run       the live service in the foreground with a desktop config
 #   make train     train the model on GMD (long: run it in the background, see models/README.md)
 #   make evaluate  metrics of the shipped model on the GMD test split, and the drummer playing
 #                  along to keyboard comping next to GMD drummers (validation split)
+#   make report    out/report/index.html: features, heat-maps, latent map, listening set (about 7 min)
+#   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
 #   make install   install the box on a Raspberry Pi (root)
 #   make image     build an SD-card image; make flash DEVICE=/dev/sdX writes it
 
@@ -16,10 +19,10 @@ PY := $(VENV)/bin/python
 GMD_DIR ?= ../shared/data/gmd
 export GMD_DIR
 
-.PHONY: demo test bench run train evaluate install image flash apt-test clean help
+.PHONY: demo test bench run train evaluate report sweep install image flash apt-test apt-report clean help
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,15p' Makefile
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml
@@ -39,7 +42,11 @@ apt-test:
 demo: $(VENV)/.runtime
 	$(VENV)/bin/groovebox render examples/keyboard_phrase.mid -o out/demo_drums.mid --passes 2 --seed 7
 
-test: $(VENV)/.dev apt-test
+# Debian packages of the report and its test: headless Chromium, FluidSynth, a General MIDI SoundFont.
+apt-report:
+	@bash scripts/apt-install.sh chromium:chromium fluidsynth:fluidsynth fluid-soundfont-gm:/usr/share/sounds/sf2/FluidR3_GM.sf2
+
+test: $(VENV)/.dev apt-test apt-report
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
@@ -56,6 +63,14 @@ train: $(VENV)/.dev
 evaluate: $(VENV)/.dev
 	$(PY) -m training.evaluate models/groove-vae
 	$(PY) -m training.playalong models/groove-vae
+
+report: $(VENV)/.dev apt-report
+	$(PY) -m training.report models/groove-vae --out out/report
+
+# sweep: resumes its study (training/runs/sweep/study.db); SWEEP_ARGS="--storage URL --trials N --hours H".
+# Its export writes training/recipe.json (make train's architecture) and the table in models/README.md.
+sweep: $(VENV)/.dev
+	$(PY) -m training.sweep run $(SWEEP_ARGS) && $(PY) -m training.sweep export $(SWEEP_ARGS)
 
 # install: on the Pi, as root. DRY_RUN=1 prints the steps; DESTDIR=DIR stages the files only.
 install:

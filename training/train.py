@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,6 +35,19 @@ log = logging.getLogger("training.train")
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "training" / "runs" / "groove-vae"
+RECIPE = REPO / "training" / "recipe.json"  #: architecture and β chosen by the sweep (training/sweep.py export)
+
+
+def recipe_defaults(path: Path = RECIPE) -> dict:
+    """The committed recipe's values (ModelConfig / LossConfig field names); {} when there is none."""
+    if not path.exists():
+        return {}
+    recipe = json.loads(path.read_text())
+    known = {f.name for cls in (ModelConfig, LossConfig) for f in dataclasses.fields(cls)}
+    unknown = set(recipe.get("params", {})) - known
+    if unknown:
+        raise SystemExit(f"{path}: unknown recipe fields {sorted(unknown)}")
+    return dict(recipe.get("params", {}))
 
 
 @dataclass
@@ -67,11 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help=f"augmentation probability (default {f.default})")
     for f in dataclasses.fields(TrainConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    recipe = recipe_defaults()  # the sweep's choice; a flag on the command line still wins
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("steps", "voices"):
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=recipe.get(f.name, f.default))
     for f in dataclasses.fields(LossConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=recipe.get(f.name, f.default))
     return p.parse_args(argv)
 
 
@@ -123,7 +138,10 @@ def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig) -> dict:
     return metrics
 
 
-def train(args: argparse.Namespace) -> Path:
+EpochHook = Callable[[int, dict], None]  #: (epoch, validation metrics); may raise to stop (a sweep's pruner)
+
+
+def train(args: argparse.Namespace, on_epoch: EpochHook | None = None) -> Path:
     cfg, mcfg, lcfg = _pick(TrainConfig, args), _pick(ModelConfig, args), _pick(LossConfig, args)
     aug = ds.Augment.none() if args.no_augment else ds.Augment(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ds.Augment) if f.name.startswith("p_")})
@@ -131,7 +149,7 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     handler = _log_to(out / "train.log")
     try:
-        return _train(args, cfg, mcfg, lcfg, aug, out)
+        return _train(args, cfg, mcfg, lcfg, aug, out, on_epoch)
     finally:
         logging.getLogger("training").removeHandler(handler)
         handler.close()
@@ -279,7 +297,7 @@ def _record_epoch(run: _Run, cfg: TrainConfig, lcfg: LossConfig, seconds: float,
 
 
 def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: LossConfig,
-           aug: ds.Augment, out: Path) -> Path:
+           aug: ds.Augment, out: Path, on_epoch: EpochHook | None = None) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     train_set, val_set = _load_windows(args, cfg, aug)
@@ -302,6 +320,8 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
         _save(ckpt, ckpt_path)
         if improved:
             _save(ckpt, out / "best.pt")
+        if on_epoch is not None:
+            on_epoch(run.state["epoch"], val_metrics)
     state = run.state
     summary = {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "best_epoch": state["best_epoch"],
                "best_val_f1": state["best"], "command": command}
