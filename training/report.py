@@ -225,7 +225,7 @@ def heatmap_figure(figs: Figures, data: Data, voice: int) -> str:
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("velocity", fontsize=8)
     fig.colorbar(im, ax=axes, fraction=0.02, label="hits per window")
-    fig.suptitle(f"{VOICES[voice]}: where hits fall and how loud", fontsize=10)
+    fig.suptitle(f"{VOICES[voice]}: where hits fall and how loud", fontsize=10, y=1.06)
     return figs.save(fig, f"heatmap_{VOICES[voice]}.png")
 
 
