@@ -35,7 +35,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES  # noqa: E402
+from appliance.core.generator import Calibration, Controls, shape_pattern  # noqa: E402
+from appliance.core.groove import HIT, NUM_VOICES, STEPS, VELOCITY, VOICES  # noqa: E402
 from appliance.core.render import render  # noqa: E402
 from training import audio, features as feat  # noqa: E402
 from training import dataset as ds  # noqa: E402
@@ -91,9 +92,13 @@ def spread_index(n: int, k: int) -> np.ndarray:
     return np.arange(n) if k <= 0 or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
-def shape(probs: np.ndarray, vel: np.ndarray, off: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    hits = probs >= thresholds
-    return np.stack([hits, np.where(hits, vel, 0.0), np.where(hits, off, 0.0)], axis=-1).astype(np.float32)
+def shape(probs: np.ndarray, vel: np.ndarray, off: np.ndarray, card: dict) -> np.ndarray:
+    """Decoder outputs [N,32,9] → patterns [N,32,9,3] as the box shapes them (its default controls,
+    the card's thresholds and calibration)."""
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    return np.stack([shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
+                     for p, v, o in zip(probs, vel, off)]).astype(np.float32)
 
 
 def keyboard_performance(groove: np.ndarray, bpm: float, path: Path) -> None:
@@ -130,7 +135,7 @@ def load(settings: Settings, work: Path) -> Data:
         for o, a in zip(outs, model.decode(mu)):
             o.append(a)
     probs, vel, off = (np.concatenate(o) for o in outs)
-    generated = shape(probs, vel, off, np.asarray(card["thresholds"], np.float32))
+    generated = shape(probs, vel, off, card)
 
     kb_index = spread_index(len(index), settings.keyboard_windows)
     kb_grooves = ds.augment_grooves(truth[kb_index], np.random.default_rng(settings.seed), KEYBOARD_AUGMENT)
@@ -478,7 +483,8 @@ def build(settings: Settings) -> dict:
     body.append(f"<p>Model <code>{html.escape(str(settings.model_dir))}</code> ({settings.precision}, as the box runs it) "
                 f"on the Groove MIDI Dataset test split: {len(data.genres)} two-bar windows from "
                 f"{len(set(data.files))} files in {len(genres)} genres. <b>Model</b>: the drummer's own groove "
-                f"encoded, z = mu, the card's per-voice thresholds. <b>Box</b>: {n_kb} of those windows turned "
+                f"encoded, z = mu, shaped as the box shapes it (default controls, the card's thresholds and "
+                f"calibration). <b>Box</b>: {n_kb} of those windows turned "
                 f"into keyboard-like performances (a chord on every groove hit; a random subset of the voices, "
                 f"another velocity curve and timing jitter, as training.ablation's keyboard-like grooves) and "
                 f"played twice into the engine on a virtual clock with the box's default controls "
