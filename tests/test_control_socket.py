@@ -165,3 +165,118 @@ def test_default_socket_path(monkeypatch, tmp_path):
 def test_status_formatting_survives_missing_fields():
     text = format_status({})
     assert "stopped" in text and "inputs:  none" in text
+
+
+# --- hostile clients (issue 13): nothing one client does kills or starves the server ----------
+
+def test_deeply_nested_json_does_not_kill_the_server(server):
+    srv, box = server
+    reply = raw(srv.path, b"[" * 20000 + b"\n")
+    assert reply["ok"] is False and "bad request" in reply["error"]
+    reply = raw(srv.path, b'{"command": "status", "x": ' + b"{\"a\": " * 5000 + b"\n")
+    assert reply["ok"] is False
+    assert request("status", srv.path, timeout=5)["status"]["bpm"] == 118.0
+
+
+def test_an_exception_of_any_kind_loses_only_its_own_answer(tmp_path):
+    class Hostile(FakeBox):
+        def control(self, command: str, req: dict) -> dict:
+            if command == "clear":
+                raise RecursionError("deep")
+            if command == "prior":
+                raise SystemError("odd")
+            return super().control(command, req)
+
+    srv = ControlServer(tmp_path / "run" / "control.sock", Hostile()).start()
+    try:
+        assert raw(srv.path, b'{"command": "clear"}\n')["ok"] is False
+        assert raw(srv.path, b'{"command": "prior"}\n')["ok"] is False
+        assert request("status", srv.path, timeout=5)["ok"]
+    finally:
+        srv.close()
+
+
+def _wait_answer(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_status_behind_ten_idle_clients_answers_within_a_second(server):
+    import time
+    srv, _ = server
+    idle = []
+    try:
+        for _ in range(10):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(srv.path))
+            idle.append(s)
+        idle[3].sendall(b'{"comm')         # one half-way through its request
+        began = time.monotonic()
+        assert request("status", srv.path, timeout=10)["status"]["bpm"] == 118.0
+        assert time.monotonic() - began < 1.0
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_client_trickling_bytes_is_cut_off_and_blocks_nobody(server):
+    import time
+    srv, _ = server
+    trickler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    trickler.connect(str(srv.path))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        try:
+            while not stop.is_set():
+                trickler.sendall(b" ")
+                stop.wait(0.3)
+        except OSError:
+            pass                        # cut off: that is the point
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        answered = 0
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            began = time.monotonic()
+            assert request("status", srv.path, timeout=10)["ok"]
+            assert time.monotonic() - began < 1.0
+            answered += 1
+            time.sleep(0.2)
+        assert answered >= 5
+        # Its own deadline has passed: it got a one-line refusal (or the door shut).
+        reply = _wait_answer(trickler, 5)
+        assert reply == b"" or json.loads(reply)["ok"] is False
+    finally:
+        stop.set()
+        trickler.close()
+        t.join(timeout=5)
+
+
+def test_socket_directory_must_be_ours_and_private(tmp_path, caplog):
+    if os.getuid() != 0:
+        pytest.skip("needs root to make a directory owned by another user")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    os.chmod(theirs, 0o777)
+    with pytest.raises(OSError, match="not owned by"):
+        ControlServer(theirs / "control.sock", FakeBox()).start()
+    assert not (theirs / "control.sock").exists()
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    os.chmod(ours, 0o777)
+    srv = ControlServer(ours / "control.sock", FakeBox()).start()
+    try:
+        assert stat.S_IMODE(os.stat(ours).st_mode) & 0o022 == 0
+        assert request("status", srv.path, timeout=5)["ok"]
+    finally:
+        srv.close()

@@ -8,8 +8,13 @@ connection: the client sends one JSON line, the box answers one JSON line::
     {"command": "learn", "action": "clear"} → {"ok": true, ...}
     anything wrong                          → {"ok": false, "error": "one line"}
 
-The server never blocks the box: it runs on its own thread, reads at most 64 KiB with a
-2 s timeout, and a client that misbehaves only loses its own answer.
+The server never blocks the box and no client can kill or starve it: one thread serves every
+connection at once through ``selectors`` (non-blocking sockets). Each request is bounded in
+size (64 KiB), JSON nesting (8 levels) and time (2 s from connecting to the last byte of the
+answer, however slowly the bytes come); at most 32 connections are open at once (a new one
+beyond that pushes out the oldest). Whatever a request makes fail, RecursionError included,
+costs that client its answer only. The socket's directory must belong to the box and be
+writable by nobody else (one log line and no socket otherwise).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import selectors
 import socket
 import stat
 import sys
@@ -29,7 +35,10 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
-TIMEOUT_S = 2.0
+MAX_DEPTH = 8             #: JSON nesting a request may have (a real one has 1)
+TIMEOUT_S = 2.0           #: from connect to the last byte of the answer
+MAX_CLIENTS = 32          #: open connections; one more pushes out the oldest
+DRAIN_S = 0.2             #: after answering, read what the client still sends this long
 COMMANDS = ("status", "freeze", "clear", "resample", "prior", "learn", "timing")
 
 
@@ -77,19 +86,37 @@ def client_candidates(explicit: str | os.PathLike[str] | None = None) -> list[Pa
 
 # --- the server ----------------------------------------------------------------------------------
 
-class ControlServer:
-    """Serves ``target.control(command, request)`` on a UNIX socket."""
+class _Conn:
+    """One client: what it sent, what it is owed, and when its time is up."""
 
-    def __init__(self, path: str | os.PathLike[str], target: ControlTarget, mode: int = 0o660) -> None:
+    __slots__ = ("sock", "deadline", "inbuf", "outbuf", "answered", "seen")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.inbuf = b""
+        self.outbuf = b""
+        self.answered = False   # the answer is queued; from then on only draining
+        self.seen = 0
+
+
+class ControlServer:
+    """Serves ``target.control(command, request)`` on a UNIX socket (see the module doc)."""
+
+    def __init__(self, path: str | os.PathLike[str], target: ControlTarget, mode: int = 0o660,
+                 clock: Any = time.monotonic) -> None:
         self.path = Path(path)
         self.target = target
         self.mode = mode
+        self.clock = clock
+        self.dropped = 0          #: connections cut off (too slow, too many)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._conns: dict[int, _Conn] = {}
 
     def start(self) -> "ControlServer":
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        _private_directory(self.path.parent)
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):
                 raise OSError(f"another groovebox is already answering on {self.path}")
@@ -104,7 +131,7 @@ class ControlServer:
             os.umask(old)
         os.chmod(self.path, self.mode)
         sock.listen(64)
-        sock.settimeout(0.5)
+        sock.setblocking(False)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="control-socket", daemon=True)
         self._thread.start()
@@ -123,33 +150,126 @@ class ControlServer:
         except OSError:
             pass
 
+    # -- the loop -----------------------------------------------------------------------------
     def _serve(self) -> None:
         assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue
-            with conn:
-                conn.settimeout(TIMEOUT_S)
+        with selectors.DefaultSelector() as selector:
+            self._selector = selector
+            selector.register(self._sock, selectors.EVENT_READ, None)
+            while not self._stop.is_set():
                 try:
-                    reply = self._answer(_read_line(conn))
-                except (OSError, ValueError) as exc:
-                    reply = {"ok": False, "error": f"bad request: {exc}"}
-                try:
-                    conn.sendall(json.dumps(reply).encode() + b"\n")
-                    _drain(conn)
-                except OSError:
-                    pass
+                    self._turn(selector)
+                except Exception:   # the server outlives anything a client makes happen
+                    log.exception("control socket: unexpected failure; serving on")
+                    time.sleep(0.05)
+            for fd in list(self._conns):
+                self._drop(fd)
 
+    def _turn(self, selector: selectors.BaseSelector) -> None:
+        now = self.clock()
+        soonest = min((c.deadline for c in self._conns.values()), default=now + 0.5)
+        events = selector.select(timeout=max(0.0, min(0.5, soonest - now)))
+        for key, mask in events:
+            if key.data is None:
+                self._accept()
+                continue
+            conn = self._conns.get(key.fd)
+            if conn is None:
+                continue
+            try:
+                if mask & selectors.EVENT_READ:
+                    self._readable(conn)
+                if key.fd in self._conns and mask & selectors.EVENT_WRITE:
+                    self._writable(conn)
+            except OSError:
+                self._drop(conn.sock.fileno())
+        now = self.clock()
+        for fd, conn in list(self._conns.items()):
+            if now >= conn.deadline:
+                if not conn.answered:
+                    self.dropped += 1
+                    try:   # one line saying why, if it fits in the socket buffer; no waiting
+                        conn.sock.send(json.dumps({"ok": False, "error": "bad request: not a "
+                                                   f"whole line within {TIMEOUT_S:g} s"}).encode()
+                                       + b"\n")
+                    except OSError:
+                        pass
+                self._drop(fd)
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        for _ in range(64):
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            if len(self._conns) >= MAX_CLIENTS:
+                oldest = min(self._conns.values(), key=lambda c: c.deadline)
+                self.dropped += 1
+                self._drop(oldest.sock.fileno())
+            conn = _Conn(sock, self.clock() + TIMEOUT_S)
+            self._conns[sock.fileno()] = conn
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _readable(self, conn: _Conn) -> None:
+        chunk = conn.sock.recv(65536)
+        if conn.answered:                         # draining after the answer
+            conn.seen += len(chunk)
+            if not chunk or conn.seen > (1 << 20):
+                self._drop(conn.sock.fileno())
+            return
+        if chunk:
+            conn.inbuf += chunk
+            if b"\n" not in conn.inbuf and len(conn.inbuf) <= MAX_REQUEST:
+                return
+        if len(conn.inbuf.split(b"\n", 1)[0]) > MAX_REQUEST:
+            reply = {"ok": False, "error": f"bad request: request too long (at most {MAX_REQUEST} bytes)"}
+        else:
+            reply = self._answer(conn.inbuf.split(b"\n", 1)[0])
+        conn.inbuf = b""
+        conn.outbuf = json.dumps(reply).encode() + b"\n"
+        conn.answered = True
+        self._writable(conn)
+
+    def _writable(self, conn: _Conn) -> None:
+        if conn.outbuf:
+            sent = conn.sock.send(conn.outbuf)
+            conn.outbuf = conn.outbuf[sent:]
+        fd = conn.sock.fileno()
+        if conn.outbuf:
+            self._selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            return
+        # All sent: stop writing, and read what the client still sends for a moment so that
+        # closing does not reset the connection before it has read the answer.
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(fd)
+            return
+        conn.deadline = min(conn.deadline, self.clock() + DRAIN_S)
+
+    def _drop(self, fd: int) -> None:
+        conn = self._conns.pop(fd, None)
+        if conn is None:
+            return
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    # -- one request ----------------------------------------------------------------------------
     def _answer(self, raw: bytes) -> dict[str, Any]:
         try:
-            request = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            text = raw.decode("utf-8")
+            if _depth(text) > MAX_DEPTH:
+                return {"ok": False, "error": f"bad request: nested deeper than {MAX_DEPTH} levels"}
+            request = json.loads(text)
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return {"ok": False, "error": "bad request: not a JSON line"}
         if not isinstance(request, dict) or request.get("command") not in COMMANDS:
             return {"ok": False, "error": f"unknown command; one of {', '.join(COMMANDS)}"}
@@ -159,36 +279,51 @@ class ControlServer:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:   # the box keeps playing whatever a request does
             log.exception("control command %s failed", request.get("command"))
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
         return {"ok": True, **result}
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_REQUEST:
-            raise ValueError("request too long")
-    return data.split(b"\n", 1)[0]
+def _depth(text: str) -> int:
+    """How deeply the JSON text nests ``[`` and ``{`` (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
-def _drain(conn: socket.socket, limit: int = 1 << 20) -> None:
-    """Read what the client still sends (briefly, boundedly) so that closing does not reset
-    the connection before it has read the answer."""
-    conn.shutdown(socket.SHUT_WR)
-    conn.settimeout(0.2)
-    seen = 0
-    try:
-        while seen < limit:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            seen += len(chunk)
-    except OSError:
-        return
+def _private_directory(directory: Path) -> None:
+    """Make the socket's directory (0750) or check it: ours, and writable by nobody else.
+    A directory someone else owns is refused (they could swap the socket); one of ours that
+    others may write to is closed up, with one log line."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    st = directory.stat()
+    if st.st_uid != _uid():
+        raise OSError(f"{directory} is not owned by this user (uid {_uid()}, it belongs to uid "
+                      f"{st.st_uid}); remove it or set control.socket to a directory of ours")
+    if st.st_mode & stat.S_ISVTX:
+        raise OSError(f"{directory} is shared (sticky, like /tmp); give the socket a directory "
+                      "of its own (control.socket)")
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        os.chmod(directory, stat.S_IMODE(st.st_mode) & ~0o022 & 0o7777)
+        log.warning("control socket: %s was writable by others (mode %o); closed it to %o",
+                    directory, stat.S_IMODE(st.st_mode), stat.S_IMODE(directory.stat().st_mode))
 
 
 def _answers(path: Path) -> bool:
