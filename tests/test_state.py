@@ -384,3 +384,63 @@ def test_restore_into_a_real_engine_gives_back_the_same_pattern(generator) -> No
     assert saved.recall(2, engine)
     _run(engine, 20.0, 24.0)
     assert engine.pattern == held
+
+
+# --- bounds and slow starts (issue 13) ---------------------------------------------------------
+
+def _signed(body: bytes) -> bytes:
+    import hashlib
+    return (f"groovebox-state 1 sha256={hashlib.sha256(body).hexdigest()} bytes={len(body)}\n"
+            .encode() + body)
+
+
+def test_deeply_nested_json_with_a_good_checksum_is_set_aside_and_saving_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = StateStore(tmp_path)
+    store.path.write_bytes(_signed(b"[" * 100_000 + b"]" * 100_000))
+    assert store.load() is None
+    assert list(tmp_path.glob("state.json.corrupt-*"))
+    assert max(len(r.getMessage()) for r in caplog.records) < 400
+    store.save(a_state(3))                      # saving is not off: the next start has it
+    assert same(StateStore(tmp_path).load(), a_state(3))
+
+
+def test_every_list_in_the_state_file_is_bounded(tmp_path: Path) -> None:
+    import json
+    good = a_state().to_json()
+    many_scenes = {str(i): good["scenes"]["1"] for i in range(1, 1001)}
+    for broken in ({**good, "eps": [0.5] * 100_000}, {**good, "scenes": many_scenes},
+                   {**good, "controls": {f"k{i}": i for i in range(100_000)}}):
+        StateStore(tmp_path).path.write_bytes(_signed(json.dumps(broken).encode()))
+        assert StateStore(tmp_path).load() is None
+    StateStore(tmp_path).path.write_bytes(_signed(b" " * (64 << 20)))   # a 64 MiB file
+    assert StateStore(tmp_path).load() is None
+
+
+def test_nothing_is_saved_until_the_restored_state_plays(tmp_path: Path, generator) -> None:
+    """A slow start (ports, JACK) longer than save_every_s: the autosaver runs, but the first
+    save must not record the player's still-empty pattern over the held one."""
+    from tests.conftest import make_engine
+    engine = make_engine(generator)
+    _run(engine, 0.0, 4.0, notes=tuple(range(0, 32, 3)))
+    engine.freeze(True)
+    held = engine.pattern
+    assert held.hits > 0
+    store = StateStore(tmp_path)
+    store.save(snapshot(engine, engine.transport))
+
+    again = make_engine(generator)              # the restart: restored, player not yet running
+    store.load().apply(again, again.transport, now=0.0)
+    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0,
+                      clock=FakeClock(), ready=lambda: again.live)
+    assert not again.live
+    assert saver.save_now() is False and saver.maybe_save() is False
+    saver.close()                               # a crash or stop in the window: no save either
+    assert store.load().pattern == held
+    _run(again, 0.0, 0.5)                       # the player is up and plays the held pattern
+    assert again.live and again.pattern == held
+    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0,
+                      clock=FakeClock(), ready=lambda: again.live)
+    again.freeze(False)
+    assert saver.save_now() is True
+    assert store.load().frozen is False

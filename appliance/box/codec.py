@@ -67,9 +67,15 @@ def pattern_from(data: Any) -> Pattern | None:
     return Pattern(steps.astype(np.float32))
 
 
+MAX_EPS = 4096        #: z noise values (the model has a few dozen)
+MAX_CONTROLS = 64     #: knob entries in a controls mapping
+
+
 def eps_from(data: Any) -> tuple[float, ...] | None:
     if data is None:
         return None
+    if isinstance(data, list) and len(data) > MAX_EPS:
+        raise StateError(f"eps has {len(data)} values (at most {MAX_EPS})")
     if not isinstance(data, list) or not data or not all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
             for x in data):
@@ -82,6 +88,8 @@ def controls_from(data: Any) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise StateError("controls is not a mapping")
+    if len(data) > MAX_CONTROLS:
+        raise StateError(f"controls has {len(data)} entries (at most {MAX_CONTROLS})")
     known = _controls_fields()
     out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
     try:

@@ -119,8 +119,10 @@ class Service:
             saved.apply(self.engine, self.transport, now=self.clock())
             log.info("state: restored from %s", c.state.dir)
         engine, transport, scenes = self.engine, self.transport, self.scenes
+        # Nothing is saved until the player plays the restored state (a slow start must not
+        # record its still-empty pattern).
         self.autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
-                                   every_s=c.state.save_every_s).start()
+                                   every_s=c.state.save_every_s, ready=lambda: engine.live).start()
         autosaver = self.autosaver
         engine.on_change.append(lambda kind: autosaver.poke())
         self.scenes.on_change.append(autosaver.poke)

@@ -25,7 +25,8 @@ What the service calls::
     if saved is not None:
         saved.apply(engine, transport, now=time.monotonic())   # engine.restore(...) + tempo
     autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
-                          every_s=config.state.save_every_s).start()
+                          every_s=config.state.save_every_s,
+                          ready=lambda: engine.live).start()   # nothing saved before it plays
     engine.on_change.append(lambda kind: autosaver.poke())
     scenes.on_change.append(autosaver.poke)
     ...
@@ -60,6 +61,8 @@ MAGIC = "groovebox-state"
 VERSION = 1
 STATE_FILE = "state.json"
 KEEP_CORRUPT = 5  #: set-aside files kept; older ones are removed
+MAX_BYTES = 8 << 20   #: a state file is a few hundred KiB at most; anything larger is not ours
+MAX_SCENES = 64       #: scene slots a file may hold
 
 
 # --------------------------------------------------------------------------- what is saved
@@ -118,6 +121,8 @@ class LiveState:
         scenes_raw = data.get("scenes") or {}
         if not isinstance(scenes_raw, dict):
             raise StateError("scenes is not a mapping")
+        if len(scenes_raw) > MAX_SCENES:
+            raise StateError(f"{len(scenes_raw)} scenes (at most {MAX_SCENES})")
         scenes: dict[int, Scene] = {}
         for key, value in scenes_raw.items():
             try:
@@ -161,7 +166,9 @@ def decode(data: bytes) -> LiveState:
     try:
         return LiveState.from_json(json.loads(body))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StateError(f"bad JSON: {e}") from None
+        raise StateError(f"bad JSON: {str(e)[:120]}") from None
+    except RecursionError:
+        raise StateError("bad JSON: nested too deeply") from None
 
 
 class StateStore:
@@ -182,7 +189,8 @@ class StateStore:
         """The saved state, or None (no file yet, or it was unusable and set aside)."""
         self._remove_leftovers()
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
         except FileNotFoundError:
             log.info("state: no saved state at %s; starting clean", self.path)
             return None
@@ -190,6 +198,8 @@ class StateStore:
             log.error("state: cannot read %s (%s); starting clean", self.path, e)
             return None
         try:
+            if len(data) > MAX_BYTES:
+                raise StateError(f"larger than {MAX_BYTES >> 20} MiB")
             state = decode(data)
         except StateError as e:
             aside = self._set_aside()
@@ -254,13 +264,19 @@ def internal_bpm(transport: Transport | None) -> float | None:
 class Autosaver:
     """Saves the live state when it changed, at most every ``every_s`` seconds, and on close.
 
+    Nothing is written until ``ready()`` is true (the service: the player plays the restored
+    state), so a slow start never records a state the box has not reached, such as the
+    player's still-empty pattern over a held one.
+
     ``snapshot`` is called from the autosaver's own thread; it must be cheap and thread-safe
     (engine properties are)."""
 
     def __init__(self, store: StateStore, snapshot: Callable[[], LiveState],
-                 every_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.snapshot = snapshot
+        self.ready = ready
         self.every_s = float(every_s)
         self.clock = clock
         self.saves = 0
@@ -292,6 +308,8 @@ class Autosaver:
 
     def save_now(self, now: float | None = None) -> bool:
         """Save if the state changed since the last save; True if a file was written."""
+        if not self.ready():
+            return False
         with self._lock:
             try:
                 body = encode(self.snapshot())

@@ -193,6 +193,11 @@ class Engine:
         return self._player.pattern
 
     @property
+    def live(self) -> bool:
+        """True once the player plays the first pattern: the generated one, or the restored one."""
+        return self._player.has_pattern
+
+    @property
     def eps(self) -> np.ndarray:
         return self._eps.copy()
 

@@ -80,6 +80,11 @@ class Player:
         return self._pattern
 
     @property
+    def has_pattern(self) -> bool:
+        """True once the first pattern (generated or restored) has been taken to play."""
+        return not self._waiting_for_first
+
+    @property
     def next_step(self) -> int | None:
         """The next absolute step not yet scheduled (None before the first tick)."""
         return self._next_step
