@@ -364,3 +364,56 @@ def test_start_keys_are_checked_with_a_clear_error(tmp_path: Path) -> None:
     errors = errors_of("start: {mode: count-in, count_in_notes: [36]}\n"
                        "midi_map: {notes: {36: freeze}}\n", tmp_path)
     assert len(errors) == 1 and "start.count_in_notes" in errors[0] and "freeze" in errors[0]
+
+
+# --- bounds (issue 13): every list and string has a limit and one short line when past it ----
+
+def test_a_huge_list_is_one_short_line(tmp_path: Path) -> None:
+    patterns = "".join(f"    - keys{i}\n" for i in range(100_000))
+    problems = errors_of(f"midi:\n  inputs:\n{patterns}", tmp_path)
+    assert len(problems) == 1 and len(problems[0]) < 200
+    assert "midi.inputs" in problems[0] and "100000" in problems[0]
+    bad = "".join("    - [1, 2]\n" for _ in range(100_000))
+    problems = errors_of(f"midi:\n  outputs:\n{bad}", tmp_path)
+    assert len(problems) == 1 and len(problems[0]) < 200
+    many = "".join(f"    {i}: freeze\n" for i in range(100_000))
+    problems = errors_of(f"midi_map:\n  notes:\n{many}", tmp_path)
+    assert sum(len(p) for p in problems) < 2000
+
+
+def test_many_small_mistakes_are_capped(tmp_path: Path) -> None:
+    bad = "".join(f"    - {i}\n" for i in range(60))       # numbers, not text
+    problems = errors_of(f"midi:\n  inputs:\n{bad}", tmp_path)
+    assert 1 <= len(problems) <= 21 and sum(len(p) for p in problems) < 4000
+
+
+def test_long_strings_are_refused_where_they_would_fail_later(tmp_path: Path) -> None:
+    problems = errors_of(f"midi:\n  client_name: {'x' * 1000}\n", tmp_path)
+    assert len(problems) == 1 and "midi.client_name" in problems[0] and len(problems[0]) < 200
+    assert errors_of("midi:\n  client_name: 'drums:left'\n", tmp_path)
+    assert errors_of("midi:\n  client_name: ''\n", tmp_path)
+    assert load_text(tmp_path, "midi:\n  client_name: groovebox-2\n").midi.client_name == "groovebox-2"
+    problems = errors_of(f"model:\n  dir: /{'d' * 20000}\n", tmp_path)
+    assert len(problems) == 1 and len(problems[0]) < 200
+    problems = errors_of(f"midi:\n  inputs: ['{'k' * 5000}']\n", tmp_path)
+    assert len(problems) == 1 and len(problems[0]) < 200
+
+
+def load_text(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "ok.yaml"
+    path.write_text(text)
+    return load(path)
+
+
+def test_non_utf8_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"tempo:\n  bpm: 120\nmidi:\n  client_name: caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert len(info.value.problems) == 1
+    assert f"{path}:4" in info.value.problems[0] and "UTF-8" in info.value.problems[0]
+
+
+def test_deeply_nested_yaml_is_one_line(tmp_path: Path) -> None:
+    problems = errors_of("midi:\n  inputs: " + "[" * 50_000 + "]" * 50_000 + "\n", tmp_path)
+    assert len(problems) == 1 and len(problems[0]) < 200

@@ -76,15 +76,26 @@ SPI0_PINS = {7: "SPI CE1", 8: "SPI CE0", 9: "SPI MISO", 10: "SPI MOSI", 11: "SPI
 UART_PINS = {14: "UART TX", 15: "UART RX"}
 
 
+MAX_ITEMS = 64          #: items in any list or mapping unless a key says otherwise
+MAX_TEXT = 1024         #: characters in any text value unless a key says otherwise
+MAX_PROBLEMS = 20       #: problems reported one a line; the rest are counted
+#: JACK client names are at most 63 bytes and ALSA's 63; the box adds port names after a
+#: colon, so a client name is short and has no colon
+CLIENT_NAME_MAX = 32
+
+
 def opt(default: Any = MISSING, *, range: tuple[float, float] | None = None,
         choices: tuple[str, ...] | None = None, doc: str = "",
         key_range: tuple[int, int] | None = None, key_choices: tuple[str, ...] | None = None,
         length: int | None = None, factory: Callable[[], Any] | None = None,
-        normalise: Callable[[str], str] | None = None, above: bool = False) -> Any:
+        normalise: Callable[[str], str] | None = None, above: bool = False,
+        max_items: int = MAX_ITEMS, max_text: int = MAX_TEXT) -> Any:
     """A config key: its default and what is allowed (checked by :func:`load`).
-    ``above``: the low end of ``range`` itself is not allowed (``(0, 1]``)."""
+    ``above``: the low end of ``range`` itself is not allowed (``(0, 1]``).
+    ``max_items`` bounds a list or mapping, ``max_text`` each text value."""
     meta = dict(range=range, choices=choices, doc=doc, key_range=key_range,
-                key_choices=key_choices, length=length, normalise=normalise, above=above)
+                key_choices=key_choices, length=length, normalise=normalise, above=above,
+                max_items=max_items, max_text=max_text)
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -155,9 +166,12 @@ class PlayerConfig:
 @dataclass(frozen=True)
 class MidiConfig:
     api: str = opt("alsa", choices=("alsa", "jack"))
-    client_name: str = opt("groovebox")
-    inputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every input")
-    outputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every output")
+    client_name: str = opt("groovebox", max_text=CLIENT_NAME_MAX,
+                           doc="the MIDI client's name: 1..32 characters, no colon")
+    inputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every input",
+                                  max_items=32, max_text=256)
+    outputs: tuple[str, ...] = opt(factory=tuple, doc="port name patterns; empty = every output",
+                                   max_items=32, max_text=256)
     virtual: bool = opt(False)
 
 
@@ -229,8 +243,9 @@ class GpioConfig:
 @dataclass(frozen=True)
 class MidiMapConfig:
     channel: int = opt(0, range=(0, 16), doc="0 = a mapped CC/note counts on any channel")
-    cc: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS + KNOBS)
-    notes: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS)
+    cc: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS + KNOBS,
+                             max_items=128)
+    notes: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS, max_items=128)
     learn_timeout_s: float = opt(30.0, range=(1.0, 600.0))
 
 
@@ -303,7 +318,11 @@ class ConfigError(Exception):
     """A config file that cannot be used. ``problems`` holds one line per mistake."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
+        problems = [p if len(p) <= 300 else p[:297] + "..." for p in problems]
+        if len(problems) > MAX_PROBLEMS:
+            problems = problems[:MAX_PROBLEMS] + [
+                f"... and {len(problems) - MAX_PROBLEMS} more problems like these"]
+        self.problems = problems
         super().__init__("\n".join(self.problems))
 
 
@@ -315,7 +334,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"{value} (a number)"
     if isinstance(value, str):
-        return f"'{value}' (text)"
+        return f"'{value if len(value) <= 40 else value[:37] + '...'}' (text)"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -437,6 +456,10 @@ class _Builder:
             self.problem(node, path, f"expected {_kind(tp)}, got {_describe(raw)}{hint}")
             return default
         value = float(raw) if tp is float else raw
+        if tp is str and len(value) > meta.get("max_text", MAX_TEXT):
+            self.problem(node, path, f"{len(value)} characters; at most "
+                                     f"{meta.get('max_text', MAX_TEXT)}")
+            return default
         if tp is str and meta.get("normalise") is not None:
             value = meta["normalise"](value)
         rng = meta.get("range")
@@ -470,6 +493,10 @@ class _Builder:
             raw = self.scalar(node) if isinstance(node, yaml.ScalarNode) else {}
             self.problem(node, path, f"expected a list of {_kind(item_tp, plural=True)}, got {_describe(raw)}")
             return default
+        most = meta.get("max_items", MAX_ITEMS)
+        if len(node.value) > most:
+            self.problem(node, path, f"{len(node.value)} items; at most {most}")
+            return default
         length = meta.get("length")
         if length is not None and len(node.value) != length:
             self.problem(node, path, f"expected {length} {_kind(item_tp, plural=True)}, got {len(node.value)}")
@@ -487,6 +514,10 @@ class _Builder:
             return {}
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, path, "expected a mapping")
+            return default
+        most = meta.get("max_items", MAX_ITEMS)
+        if len(node.value) > most:
+            self.problem(node, path, f"{len(node.value)} entries; at most {most}")
             return default
         out: dict[Any, Any] = {}
         before = len(self.problems)
@@ -513,7 +544,8 @@ class _Checks:
         self.builder = builder
 
     def run(self, obj: Any, node: yaml.Node, path: str) -> None:
-        check = {KnobConfig: self.knob, GpioConfig: self.gpio, Config: self.config}.get(type(obj))
+        check = {KnobConfig: self.knob, GpioConfig: self.gpio, MidiConfig: self.midi,
+                 Config: self.config}.get(type(obj))
         if check is not None:
             check(obj, node, path)
 
@@ -567,6 +599,12 @@ class _Checks:
         lo, hi = obj.tempo_range
         if lo >= hi:
             self.builder.problem_at(f"{path}.tempo_range", f"the low end ({_fmt_num(lo)}) must be below the high end ({_fmt_num(hi)})")
+
+    def midi(self, obj: MidiConfig, node: yaml.Node, path: str) -> None:
+        name = obj.client_name
+        if not name.strip() or ":" in name or not name.isprintable():
+            self.builder.problem_at(f"{path}.client_name", f"'{name[:40]}' cannot name a MIDI "
+                                    f"client: 1..{CLIENT_NAME_MAX} printable characters, no colon")
 
     def config(self, obj: Config, node: yaml.Node, path: str) -> None:
         if obj.din.enabled and obj.gpio.enabled:
@@ -670,6 +708,8 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
         raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}"]) from None
     except yaml.YAMLError as e:   # e.g. a tab or a control character
         raise ConfigError([f"{filename}: bad YAML: {e}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{filename}: bad YAML: nested too deeply"]) from None
     builder = _Builder(filename)
     config = builder.build(Config, root, "")
     if builder.problems:
@@ -682,9 +722,16 @@ def load(path: str | os.PathLike[str]) -> Config:
     """Read and check the config file at ``path``; ConfigError names file:line key."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        data = p.read_bytes()
+    except OSError as e:
         raise ConfigError([f"{p}: cannot read: {e}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError([f"{p}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column "
+                           f"{column}); save the file as UTF-8"]) from None
     return loads(text, filename=str(p), base=p.resolve().parent)
 
 
