@@ -8,7 +8,7 @@ import mido
 import pytest
 
 from appliance.core.groove import STEPS
-from appliance.core.clock import ClockSwitch, MidiClockFollower, forward_to, jump_to
+from appliance.core.clock import ClockSwitch, MidiClockFollower, forward_to
 from appliance.io.midi.clock import ClockSender, feed_clock
 from appliance.core.transport import Transport
 
@@ -74,10 +74,6 @@ def test_forward_to_never_goes_back():
     assert forward_to(33.0, 0.0) == 64.0
     assert forward_to(40.0, 8.0) == 40.0
     assert forward_to(41.0, 8.0) == 72.0
-    # A real move is always more than a loop long: the player relocates instead of catching up.
-    assert jump_to(64.0, 0.0) == 64.0
-    assert jump_to(65.0, 0.0) == 96.0 + 64.0
-    assert jump_to(63.5, 0.0) == 64.0 + 64.0
 
 
 def test_start_anchors_bar_one_at_the_first_tick():
@@ -154,7 +150,7 @@ def test_stop_holds_and_continue_resumes_where_it_stopped():
     assert f.position(first) == pytest.approx(held, abs=1e-6)
 
 
-def test_song_position_then_continue_and_positions_never_go_back():
+def test_song_position_then_continue_lands_exactly_where_the_master_asked():
     now = Now()
     f = MidiClockFollower(bpm=120, clock=now)
     src = Source(f, now, 120)
@@ -166,13 +162,12 @@ def test_song_position_then_continue_and_positions_never_go_back():
     src.send(CONTINUE)
     first = src.ticks(1)[0]
     after = f.position(first)
-    assert after % STEPS == approx_loop(8.0)
-    assert after >= before
+    assert after == pytest.approx(72.0, abs=1e-6)    # exactly the song position
+    assert after != before
     relocations = f.relocations
-    src.send(START)                                  # restart: bar 1 again, forwards
+    src.send(START)                                  # restart: bar 1 again, exactly
     first = src.ticks(1)[0]
-    assert f.position(first) % STEPS == approx_loop(0.0)
-    assert f.position(first) >= after
+    assert f.position(first) == pytest.approx(0.0, abs=1e-6)
     assert f.relocations == relocations + 1
 
 
@@ -180,9 +175,10 @@ def test_clock_without_start_is_followed_and_a_lost_clock_stops():
     now = Now()
     f = MidiClockFollower(bpm=120, clock=now, lost_after=0.5)
     src = Source(f, now, 90)
-    src.ticks(2)
+    src.ticks(10)
+    assert not f.running                             # not yet a steady beat of clocks
+    src.ticks(16)
     assert f.running
-    src.ticks(24)
     assert f.bpm == pytest.approx(90, abs=0.01)
     now.t += 0.6                                     # the cable is pulled
     assert not f.running
@@ -197,11 +193,15 @@ def test_switch_auto_follows_a_clock_and_falls_back_without_a_jump():
     own = sw.position(now.t)
     assert own == pytest.approx(3.3 / (60 / 120 / 4))
     src = Source(sw, now, 100)
+    src.ticks(12)
+    assert sw.source == "internal"                    # half a beat of clock is not a master yet
+    src.ticks(13)
+    assert sw.source == "external"                    # a steady beat: joined where the box was
+    # no jump: where the internal clock had got to (within the last tick's jitter)
+    assert sw.position(now.t) == pytest.approx(own + (now.t - 103.3) / (60 / 120 / 4), abs=0.3)
     feed_clock(sw, START, now.t)
     first = src.ticks(1)[0]
-    assert sw.source == "external"
-    assert sw.position(first) % STEPS == approx_loop(0.0)
-    assert sw.position(first) >= own                  # forward to the next loop start
+    assert sw.position(first) == pytest.approx(0.0, abs=1e-6)   # bar 1, exactly, at once
     src.ticks(24 * 3)
     assert sw.bpm == pytest.approx(100, abs=0.1)
     last = now.t
@@ -219,7 +219,8 @@ def test_switch_auto_stop_from_the_master_stops_the_box():
     sw = ClockSwitch("auto", bpm=120, clock=now)
     src = Source(sw, now, 120)
     feed_clock(sw, START, now.t)
-    src.ticks(10)
+    src.ticks(30)
+    assert sw.source == "external"
     feed_clock(sw, STOP, now.t)
     assert not sw.running
     assert sw.source == "external"
@@ -303,3 +304,139 @@ def test_late_stragglers_do_not_move_the_grid():
         # The grid: where the box puts the next sixteenth, against the source's truth.
         assert f.position(src.ideal) - base == pytest.approx((48 + k) / 6, abs=0.02)
     assert f.bpm == pytest.approx(120, abs=0.5)
+
+
+# --- a clock follower that needs a real clock (issue 13) -------------------------------------
+
+def test_stray_clock_bytes_never_silence_the_box():
+    """F8 F8 F8 FC on DIN (a glitch, a loose cable) with tempo.clock: auto."""
+    now = Now(50.0)
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    for byte_time in (0.0, 0.02, 0.04):
+        feed_clock(sw, CLOCK, now.t + byte_time)
+    feed_clock(sw, STOP, now.t + 0.05)
+    for _ in range(200):                              # the next 20 s
+        now.t += 0.1
+        assert sw.running and sw.source == "internal"
+    assert sw.bpm == 120
+    # and a Start with nothing after it does not either
+    feed_clock(sw, START, now.t)
+    feed_clock(sw, CLOCK, now.t + 0.001)
+    for _ in range(20):
+        now.t += 0.1
+        assert sw.running and sw.source == "internal"
+
+
+@pytest.mark.parametrize("bpm", [30.0, 350.0])
+def test_a_steady_clock_at_an_implausible_tempo_is_not_followed(bpm):
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    src = Source(sw, now, bpm)
+    feed_clock(sw, START, now.t)
+    src.ticks(24 * 4)
+    assert sw.source == "internal" and sw.running and sw.bpm == 120
+
+
+def test_random_clock_bytes_never_take_over():
+    """Garbage on DIN: clock bytes at random moments (a Poisson stream) are no clock."""
+    rng = random.Random(3)
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    kinds = [CLOCK] * 8 + [START, STOP, CONTINUE]
+    for _ in range(5000):
+        now.t += rng.expovariate(60.0)                # 60 realtime bytes a second
+        feed_clock(sw, rng.choice(kinds), now.t)
+        assert sw.source == "internal"
+    assert sw.running and sw.bpm == 120
+
+
+def test_takes_over_after_one_steady_beat_and_hands_back_after_a_long_stop():
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    src = Source(sw, now, 100, jitter=0.002)
+    feed_clock(sw, START, now.t)
+    src.ticks(20)
+    assert sw.source == "internal"
+    src.ticks(6)
+    assert sw.source == "external" and sw.running
+    feed_clock(sw, STOP, now.t)
+    assert not sw.running
+    src.ticks(24 * 20)                                # stopped, clock ticking: 12 s
+    assert not sw.running and sw.source == "external"
+    src.ticks(24 * 10)                                # 18 s: the box plays on its own
+    assert sw.running and sw.source == "internal"
+    assert sw.bpm == pytest.approx(100, abs=0.5)
+    feed_clock(sw, START, now.t)                             # the master is back: at once
+    first = src.ticks(1)[0]
+    assert sw.source == "external" and sw.position(first) == pytest.approx(0.0, abs=0.02)
+
+
+def test_stopped_and_silent_hands_back_too():
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    src = Source(sw, now, 120)
+    feed_clock(sw, START, now.t)
+    src.ticks(30)
+    feed_clock(sw, STOP, now.t)
+    now.t += 10.0
+    assert not sw.running
+    now.t += 6.0
+    assert sw.running and sw.source == "internal"
+
+
+def test_thousands_of_start_stop_bytes_write_a_few_lines(caplog):
+    import logging
+    caplog.set_level(logging.DEBUG, logger="appliance.core.clock")
+    now = Now()
+    sw = ClockSwitch("auto", bpm=120, clock=now)
+    src = Source(sw, now, 120)
+    for i in range(2000):                             # at DIN speed: ~1 ms apart
+        now.t += 0.001
+        feed_clock(sw, START if i % 2 == 0 else STOP, now.t)
+    src.ticks(30)
+    lines = [r for r in caplog.records if r.name == "appliance.core.clock"]
+    assert len(lines) <= 12
+    assert sw.running
+
+
+def test_a_sequencer_starting_from_bar_17_lands_on_its_step_at_once(generator):
+    """Song Position 256 (bar 17) + Continue: the first clock is position 256, step 0 of the
+    loop; the player schedules that step's notes at once and the looper keeps the groove."""
+    from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+    now = Now()
+    sw = ClockSwitch("external", bpm=120, clock=now)
+    engine = Engine(generator, sw, EngineSettings(forget_passes=1), executor=VirtualExecutor(0.0),
+                    clock=now)
+    src = Source(sw, now, 120)
+    feed_clock(sw, START, now.t)
+    for _ in range(24 * 8 * 3):                       # three passes of the loop
+        src.ticks(1)
+        if src.sent % 12 == 1:                       # a note on every other step ...
+            engine.handle(mido.Message("note_on", note=60, velocity=100), now.t)
+        engine.tick(now.t)
+    hits = engine.groove.hits
+    assert hits >= 12
+    passes = engine._looper._pass
+    feed_clock(sw, STOP, now.t)
+    engine.tick(now.t)
+    feed_clock(sw, mido.Message("songpos", pos=256 + 5), now.t)   # bar 17, sixth sixteenth
+    feed_clock(sw, CONTINUE, now.t)
+    first = src.ticks(1)[0]
+    events = engine.tick(first)
+    assert sw.position(first) == pytest.approx(261.0, abs=1e-6)
+    assert engine.player.next_step is not None and engine.player.next_step <= 262
+    on = [e for e in events if e.message.type == "note_on"]
+    steps = {round(sw_pos) for sw_pos in (sw.position(e.time) for e in on)}
+    assert not steps or min(steps) >= 261 - 1
+    for _ in range(24 * 2):                           # two more beats, the notes go on
+        src.ticks(1)
+        engine.tick(now.t)
+    assert engine.groove.hits == hits                 # a jump is not a pass: nothing forgotten
+    assert engine._looper._pass <= passes + 1
+    # and a Start: bar 1, backwards, at once
+    feed_clock(sw, START, now.t)
+    first = src.ticks(1)[0]
+    engine.tick(first)
+    assert sw.position(first) == pytest.approx(0.0, abs=1e-6)
+    assert engine.player.next_step in (0, 1)
+    assert engine.groove.hits == hits

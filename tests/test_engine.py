@@ -183,3 +183,28 @@ def test_restore_brings_back_the_prior_flag_and_a_frozen_pattern(generator) -> N
                    prior=engine.from_prior, pattern=held)
     run(thawed, 0.0, 0.5)
     assert thawed.pattern == held and thawed.frozen
+
+
+def test_the_players_tick_waits_for_no_lock_a_slower_thread_holds(generator) -> None:
+    """After the first tick, tick() takes the engine lock only when a pass ends: an action
+    holding the lock (a slow callback, a long snapshot) never stalls the player."""
+    import threading
+    from tests.conftest import make_engine
+    engine = make_engine(generator)
+    engine.tick(0.0)
+    engine.tick(0.1)
+    seen: list[str] = []
+    engine.on_change.append(lambda kind: seen.append(threading.current_thread().name))
+    done = threading.Event()
+
+    def player() -> None:
+        for i in range(20):
+            engine.tick(0.2 + i * 0.05)           # within the first pass (4 s at 120 BPM)
+        done.set()
+
+    with engine._lock:                            # a slower thread holds the engine
+        t = threading.Thread(target=player, name="player", daemon=True)
+        t.start()
+        assert done.wait(5), "tick waited for the engine lock"
+    t.join(5)
+    assert "player" not in seen                    # and it ran nobody's callbacks

@@ -219,3 +219,30 @@ def test_engine_a_held_chord_is_no_rest(generator) -> None:
              (3.9 * PASS, off(60)), (3.9 * PASS, off(64))]
     seen = run(engine, 2 * PASS, 3.8 * PASS, chord, watch=lambda e: e.pattern.hits)
     assert min(hits for _, hits in seen if _ > 2.2 * PASS) >= playing * 0.6
+
+
+def test_a_jump_of_the_song_is_not_counted_as_passes():
+    """Start, Continue, Song Position move the song's position anywhere, backwards too: the
+    pass playing goes on there, so a looper whose song jumps remembers and forgets exactly
+    as one whose song never jumped."""
+    plain, jumped = Looper(1), Looper(1)
+    offsets = [(0.0, 0.0), (40.0, 32.0 * 40), (100.0, -64.0), (200.0, 32.0 * 3)]  # from plain p
+
+    def offset(p: float) -> float:
+        return [o for start, o in offsets if p >= start][-1]
+
+    forgotten = False
+    p, last = 0.0, 0.0
+    while p < 300.0:
+        if offset(p) != offset(last):
+            jumped.relocate(p + offset(p))
+        step = round(p) % 32
+        if abs(p - round(p)) < 1e-9 and (step == 10 or (step == 3 and p < 64)):
+            velocity = (0.5, 0.9, 0.7)[int(p // 32) % 3]          # each pass a little different
+            assert plain.record(p, velocity) == jumped.record(p + offset(p), velocity)
+        assert plain.advance(p) == jumped.advance(p + offset(p))
+        assert plain.groove == jumped.groove, f"at plain position {p}"
+        forgotten = forgotten or (plain.groove.steps[10, 0] > 0 and plain.groove.steps[3, 0] == 0)
+        last, p = p, p + 0.5
+    assert forgotten, "step 3 was never forgotten: the test proves nothing"
+

@@ -104,6 +104,7 @@ def test_learn_binds_the_next_cc_and_keeps_it(box) -> None:
     assert midimap.learning is None
     assert midimap.handle(cc(74, 127, channel=2), 0.3) is True
     assert engine.controls.humanise == 2.0
+    assert midimap.flush()
     saved = json.loads((tmp_path / "midimap.json").read_text())
     assert saved == {"bindings": [{"kind": "cc", "number": 74, "channel": 3, "action": "humanise"}]}
     # a new map (a restart) knows it
@@ -163,3 +164,32 @@ def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
         assert handle.handle(cc(22, 127), 0.0) is True and engine.controls.density == 1.0
     finally:
         handle.close()
+
+
+def test_learning_never_writes_the_file_under_the_lock_or_on_the_input_thread(box, monkeypatch) -> None:
+    """An fsync on an SD card can take long: the MIDI input thread must not wait for it."""
+    import threading
+    from appliance.io import midimap as module
+    engine, midimap, tmp_path = box
+    release = threading.Event()
+    writers: list[str] = []
+
+    def slow_write(path, data, mode=0o644):
+        writers.append(threading.current_thread().name)
+        release.wait(5)
+        path.write_bytes(data)
+
+    monkeypatch.setattr(module, "atomic_write", slow_write)
+    midimap.learn("density")
+    try:
+        assert midimap.handle(cc(80, 10), 0.1) is True       # returns with the write pending
+        assert not release.is_set()
+        took = midimap._lock.acquire(timeout=1)              # and the lock is free meanwhile
+        assert took
+        midimap._lock.release()
+        assert midimap.handle(cc(80, 127), 0.2) is True      # the next message is served
+    finally:
+        release.set()
+    assert midimap.flush()
+    assert writers and threading.current_thread().name not in writers
+    assert json.loads((tmp_path / "midimap.json").read_text())["bindings"][0]["number"] == 80

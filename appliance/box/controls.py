@@ -125,6 +125,8 @@ class ControlsHandle:
         return changed
 
     def close(self) -> None:
+        if self.midimap is not None:
+            self.midimap.flush()         # learned bindings reach the disk before exit
         if self.panel is not None:
             self.panel.close()
             self.panel = None

@@ -3,6 +3,7 @@ routed (clock → controls → engine), every message out sent to every port."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable
 
 import mido
@@ -43,6 +44,7 @@ class MidiRouting:
         self.usb_off = ""                    #: why USB MIDI is off
         self._own_ports: tuple[str, str] = ("", "")   #: our virtual ports as the system lists them
         self.inputs_seen = 0
+        self._inputs_lock = threading.Lock()   # two input threads count (USB and DIN)
 
     def open(self) -> None:
         self._open_usb()
@@ -51,7 +53,8 @@ class MidiRouting:
     # -- in -----------------------------------------------------------------------------------
     def on_input(self, message: mido.Message, t: float) -> None:
         """Every message from every input (the rtmidi poller, the DIN reader)."""
-        self.inputs_seen += 1
+        with self._inputs_lock:
+            self.inputs_seen += 1
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
             return
         controls = self.controls

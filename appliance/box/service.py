@@ -162,6 +162,8 @@ class Service:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if self.transport is not None:
+                self.transport.flush_news()     # clock news noticed on the player's thread
             if self.player is not None and not self.player.is_alive():
                 log.error("player thread died; exiting so that systemd restarts the box")
                 self.close()

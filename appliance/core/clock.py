@@ -8,15 +8,29 @@ and sends the box's own clock (:class:`~appliance.io.midi.clock.ClockSender`).
 Its tempo and phase come from a least-squares line through the last beat of clock arrivals:
 jitter averages out, and a tempo change has fully settled one beat later.
 
-Positions never go backwards (the looper counts passes). The loop is two bars, so a Start
-("bar 1, beat 1") moves the position forward to a loop start rather than back to 0, and a
-Song Position Pointer forward to a position with the same place in the loop; a move is
-always more than a loop long, which the player takes as a relocation (see :func:`jump_to`).
-Each anchoring bumps ``relocations``.
+Relocation is exact: Start puts the first clock after it at position 0, Song Position
+Pointer + Continue at the song position (MIDI beats are our sixteenth steps), so a sequencer
+starting from bar 17 puts the box on step 0 of its loop, absolute position 256. Each
+anchoring bumps ``relocations``; the engine then re-locates the player and tells the looper
+that the pass goes on (see ``Engine.relocate``).
+
+A clock is *steady* once one beat of clocks (25) lies on a line within half a clock period
+(at least 4 ms) at 40..300 BPM. Stray bytes never are: the follower joins a clock without a
+Start only once it is steady, and :class:`ClockSwitch` in ``auto`` takes the beat from the
+internal clock only from a steady clock.
 
 :class:`ClockSwitch` is the transport the engine gets: ``internal`` (the box's own clock),
-``external`` (only MIDI clock), or ``auto`` (internal until a MIDI clock arrives, then follow
-it; if the clock is lost while playing, carry on at its last tempo without a gap).
+``external`` (only MIDI clock), or ``auto`` (internal until a steady MIDI clock plays, then
+follow it). In ``auto`` the beat goes back to the internal clock when the MIDI clock goes
+quiet while playing (after ``lost_after``, 0.5 s: carry on at its last tempo without a gap)
+or stays stopped for ``stopped_after`` (15 s: long enough to restart or locate a song and
+count in, two bars at 40 BPM take 12 s; longer than that, the player is on their own and
+``auto`` plays on its own clock again). Start or Continue from a steady master takes it
+back at once.
+
+What the follower logs (Start, Stop, Continue, clock found and lost) is rate-limited: the
+1st, 10th, 100th … time of each, or when 30 s have passed since the last line of the kind,
+and never while a lock is held.
 """
 from __future__ import annotations
 
@@ -28,8 +42,8 @@ import time
 from typing import Callable
 
 from appliance.core.groove import STEPS
-from appliance.core.transport import (MAX_BPM, InternalClock, Transport, check_bpm, clamp_bpm,
-                                      seconds_per_step)
+from appliance.core.transport import (MAX_BPM, MIN_BPM, InternalClock, Transport, check_bpm,
+                                      clamp_bpm, seconds_per_step)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +51,11 @@ PPQN = 24
 CLOCKS_PER_STEP = 6
 #: what a clock source says: a tick (24 a beat), Start, Stop, Continue, Song Position Pointer
 CLOCK_EVENTS = frozenset({"clock", "start", "stop", "continue", "songpos"})
+STEADY_TICKS = PPQN + 1      #: one beat of clocks makes a steady run
+STEADY_SLACK = 0.5           #: each clock within this many periods of the line ...
+STEADY_MIN_S = 0.004         #: ... or this many seconds, whichever is more
+STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat back
+LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
 
 IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
 
@@ -46,43 +65,77 @@ def forward_to(current: float, loop_position: float) -> float:
     return current + ((loop_position - current) % STEPS)
 
 
-def jump_to(current: float, loop_position: float) -> float:
-    """Where a Start or a song position puts the box: ``current`` when it is already there,
-    else forwards to that place in the loop, two loops further on, so that the player sees a
-    relocation (a move of more than a loop) instead of steps to catch up, and the looper
-    sees its passes go on."""
-    target = forward_to(current, loop_position)
-    return target if target == current else target + 2 * STEPS
+class RateLimitedLog:
+    """Logs each kind of news the 1st, 10th, 100th … time, or again after ``every_s``.
+    ``note`` keeps the line; ``flush`` writes what was kept (call it with no lock held)."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = LOG_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.every_s = every_s
+        self.clock = clock
+        self.counts: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._kept: deque[tuple[int, str, tuple]] = deque(maxlen=16)
+
+    def note(self, kind: str, level: int, text: str, *args: object) -> None:
+        n = self.counts.get(kind, 0) + 1
+        self.counts[kind] = n
+        now = self.clock()
+        if str(n).rstrip("0") != "1" and now - self._last.get(kind, -math.inf) < self.every_s:
+            return
+        self._last[kind] = now
+        if n > 1:
+            text += f" ({n} times so far)"
+        self._kept.append((level, text, args))
+
+    def flush(self) -> None:
+        while self._kept:
+            try:
+                level, text, args = self._kept.popleft()
+            except IndexError:
+                return
+            self.logger.log(level, text, *args)
 
 
 class MidiClockFollower(Transport):
     """A transport that follows MIDI clock. Tell it every clock event with :meth:`heard`.
 
-    States: idle (no clock, or lost), playing, stopped. Ticks while idle start it playing
-    from where ``adopt`` says (the box's own position, so that a clock without a Start
-    joins in without a jump). Ticks while stopped only update the tempo.
+    States: idle (no clock, or lost), playing, stopped. A steady clock while idle starts it
+    playing from where ``adopt`` says (the box's own position, so that a clock without a
+    Start joins in without a jump). Ticks while stopped only update the tempo. Stopped and
+    silent for ``stopped_after`` is idle again.
     """
 
-    def __init__(self, bpm: float = 120.0, *, window: int = PPQN, lost_after: float = 0.5,
+    def __init__(self, bpm: float = 120.0, *, window: int = STEADY_TICKS, lost_after: float = 0.5,
+                 stopped_after: float = STOPPED_AFTER_S,
                  clock: Callable[[], float] = time.monotonic,
-                 adopt: Callable[[float], float | None] | None = None) -> None:
+                 adopt: Callable[[float], float | None] | None = None,
+                 news: RateLimitedLog | None = None) -> None:
         self._lock = threading.Lock()
+        self._relocations = 0
         self.window = max(2, window)
         self.lost_after = lost_after
+        self.stopped_after = stopped_after
         self.clock = clock
         self.adopt = adopt
         self._ticks: deque[tuple[int, float]] = deque(maxlen=self.window)
         self._n = -1                      # index of the last tick heard
         self._fit = (0.0, seconds_per_step(bpm) / CLOCKS_PER_STEP)   # t = a + b·n
         self._state = IDLE
+        self._steady = False              # the last beat of clocks is a plausible, even clock
         self._anchored = False            # a tick has fixed the position since the last Start
         self._ref_n = 0                   # at tick _ref_n ...
         self._ref_pos = 0.0               # ... the position was _ref_pos
-        self._pending: float | None = None   # loop position the next tick will be at
+        self._pending: float | None = None   # position the next tick will be at
         self._held = 0.0                  # position while not playing
         self._song_position: float | None = None
         self._last_tick = -math.inf
-        self.relocations = 0
+        self._last_heard = -math.inf      # last tick, Start or Continue
+        self._stopped_at = -math.inf
+        #: what it has to say; an owner that passes ``news`` writes it (outside its own locks)
+        self.news = news if news is not None else RateLimitedLog(log, clock=clock)
+        self._writes_news = news is None
 
     # -- the Transport interface --------------------------------------------------------------
     @property
@@ -93,13 +146,27 @@ class MidiClockFollower(Transport):
     def state(self) -> str:
         with self._lock:
             self._check_lost(self.clock())
-            return self._state
+            state = self._state
+        self._flush()
+        return state
 
     @property
     def running(self) -> bool:
         with self._lock:
             self._check_lost(self.clock())
-            return self._state == PLAYING and self._anchored
+            running = self._state == PLAYING and self._anchored
+        self._flush()
+        return running
+
+    @property
+    def steady(self) -> bool:
+        """One beat of clocks at a plausible tempo, evenly spaced, heard lately."""
+        return self._steady and self.clock() - self._last_tick <= self.lost_after
+
+    @property
+    def stopped_for(self) -> float:
+        """Seconds since the Stop while stopped; 0 otherwise."""
+        return max(0.0, self.clock() - self._stopped_at) if self._state == STOPPED else 0.0
 
     @property
     def last_tick_time(self) -> float:
@@ -112,6 +179,10 @@ class MidiClockFollower(Transport):
     @property
     def own_bpm(self) -> None:
         return None
+
+    @property
+    def relocations(self) -> int:
+        return self._relocations
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """Nothing to set: the clock source keeps the tempo."""
@@ -154,48 +225,63 @@ class MidiClockFollower(Transport):
         with self._lock:
             self._check_lost(t)
             self._n += 1
-            self._last_tick = t
+            self._last_tick = self._last_heard = t
             self._ticks.append((self._n, t))
             self._refit()
-            if self._state == IDLE and len(self._ticks) >= 2:
+            if self._state == IDLE and self._steady:
                 # A clock without a Start: join it where the box already is.
-                self._adopt(t)
-                self._pending = self._held % STEPS
-                self._state = PLAYING
-                self._anchored = False
-                log.info("following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
+                self._held = self._adopted(t, self._held)
+                self._pending = self._held
+                self._state, self._anchored = PLAYING, False
+                self.news.note("join", logging.INFO,
+                               "following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
             if self._state == PLAYING and self._pending is not None:
                 self._anchor_here(self._pending)
+        self._flush()
 
     def start(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
             self._song_position = None
             self._hold(t)
-            self._adopt(t)
+            self._last_heard = t
             self._state, self._anchored, self._pending = PLAYING, False, 0.0
-            log.info("MIDI Start")
+            self.news.note("start", logging.INFO, "MIDI Start")
+        self._flush()
 
     def resume(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
+            was = self._state
             self._hold(t)
-            self._adopt(t)
-            where = self._song_position if self._song_position is not None else self._held % STEPS
+            self._last_heard = t
+            if self._song_position is not None:
+                where = self._song_position
+            elif was == STOPPED:
+                where = self._held            # where the master stopped
+            else:
+                where = self._adopted(t, self._held)
             self._song_position = None
-            self._state, self._anchored, self._pending = PLAYING, False, where % STEPS
-            log.info("MIDI Continue")
+            self._state, self._anchored, self._pending = PLAYING, False, where
+            self.news.note("continue", logging.INFO, "MIDI Continue")
+        self._flush()
 
     def stop(self, t: float) -> None:
         with self._lock:
             self._hold(t)
             self._state, self._pending = STOPPED, None
-            log.info("MIDI Stop")
+            self._stopped_at = t
+            self.news.note("stop", logging.INFO, "MIDI Stop")
+        self._flush()
 
     def song_position(self, sixteenths: int) -> None:
         """Song Position Pointer: MIDI beats (sixteenths) since the song start = our steps."""
         with self._lock:
             self._song_position = float(sixteenths)
+
+    def _flush(self) -> None:
+        if self._writes_news:
+            self.news.flush()
 
     # -- internals (caller holds the lock) ----------------------------------------------------
     def _hold(self, t: float) -> None:
@@ -203,50 +289,60 @@ class MidiClockFollower(Transport):
         if self._state == PLAYING and self._anchored:
             a, b = self._fit
             n = min((t - a) / b, self._n + PPQN)
-            self._held = max(self._held, self._ref_pos + (n - self._ref_n) / CLOCKS_PER_STEP)
+            self._held = self._ref_pos + (n - self._ref_n) / CLOCKS_PER_STEP
 
-    def _adopt(self, t: float) -> None:
-        """Never behind the position the box is already playing at (see ``adopt``)."""
+    def _adopted(self, t: float, otherwise: float) -> float:
+        """The position the box plays at on its own clock (see ``adopt``), else ``otherwise``."""
         if self.adopt is not None:
             here = self.adopt(t)
             if here is not None:
-                self._held = max(self._held, here)
+                return here
+        return otherwise
 
-    def _anchor_here(self, loop_position: float) -> None:
-        target = jump_to(self._held, loop_position)
-        self.relocations += 1
-        self._ref_n, self._ref_pos = self._n, target
-        self._held = target
+    def _anchor_here(self, position: float) -> None:
+        self._relocations += 1
+        self._ref_n, self._ref_pos = self._n, position
+        self._held = position
         self._anchored, self._pending = True, None
 
     def _refit(self) -> None:
         """Least squares through the window, then again without the late stragglers: a
         clock can arrive late (a busy sender, a delayed cycle) but never early, so ticks
-        well above the line are delays, not tempo."""
+        well above the line are delays, not tempo. Also decides whether the clock is steady."""
         ticks = list(self._ticks)
         if len(ticks) < 2:
             n, t = ticks[-1]
             b = self._fit[1]
             self._fit = (t - b * n, b)
+            self._steady = False
             return
         a, b = _line(ticks)
+        low, high = 60.0 / (MAX_BPM * PPQN), 60.0 / (MIN_BPM * PPQN)
+        slack = max(STEADY_SLACK * b, STEADY_MIN_S)
+        self._steady = (len(ticks) >= min(self.window, STEADY_TICKS) and low <= b <= high
+                        and all(abs(t - (a + b * n)) <= slack for n, t in ticks))
         on_time = [(n, t) for n, t in ticks if t - (a + b * n) <= LATE_S]
         if len(on_time) >= max(2, len(ticks) // 2) and len(on_time) < len(ticks):
             a, b = _line(on_time)
-        low, high = 60.0 / (MAX_BPM * PPQN), 60.0 / (20.0 * PPQN)   # 20: a slow clock is still followed
-        if not low <= b <= high:     # nonsense (a burst of clocks): keep the last tempo
+        if not 60.0 / (MAX_BPM * PPQN) <= b <= 60.0 / (20.0 * PPQN):   # 20: a slow clock is still followed
+            # nonsense (a burst of clocks): keep the last tempo
             b = self._fit[1]
             a = min(t - b * n for n, t in ticks)
         self._fit = (a, b)
 
     def _check_lost(self, now: float) -> None:
-        if self._state == PLAYING and now - self._last_tick > self.lost_after \
-                and self._last_tick > -math.inf:
-            self._hold(self._last_tick)
-            self._state, self._anchored = IDLE, False
+        if self._state == PLAYING and now - self._last_heard > self.lost_after \
+                and self._last_heard > -math.inf:
+            self._hold(self._last_tick if self._last_tick > -math.inf else now)
+            self._state, self._anchored, self._steady = IDLE, False, False
             self._ticks.clear()
-            log.warning("MIDI clock lost (nothing for %.1f s); check the clock source's cable",
-                        now - self._last_tick)
+            self.news.note("lost", logging.WARNING,
+                           "MIDI clock lost (nothing for %.1f s); check the clock source's cable",
+                           now - self._last_heard)
+        elif (self._state == STOPPED and now - self._stopped_at > self.stopped_after
+              and now - self._last_heard > self.lost_after):
+            self._state, self._steady = IDLE, False     # stopped and silent: gone
+            self._ticks.clear()
 
 
 LATE_S = 0.0015   #: a clock this far behind the fitted line is a straggler
@@ -269,17 +365,21 @@ class ClockSwitch(Transport):
     MODES = ("internal", "external", "auto")
 
     def __init__(self, mode: str = "auto", bpm: float = 120.0, *,
-                 clock: Callable[[], float] = time.monotonic, lost_after: float = 0.5) -> None:
+                 clock: Callable[[], float] = time.monotonic, lost_after: float = 0.5,
+                 stopped_after: float = STOPPED_AFTER_S) -> None:
         if mode not in self.MODES:
             raise ValueError(f"tempo.clock {mode!r} is not one of {', '.join(self.MODES)}")
         check_bpm(bpm)
         self.mode = mode
         self.clock = clock
+        self.stopped_after = stopped_after
         now = clock()
         self._source = "external" if mode == "external" else "internal"
         self.internal = InternalClock(bpm=bpm, start=now)
+        self.news = RateLimitedLog(log, clock=clock)   # written with no lock held
         self.follower = MidiClockFollower(bpm=bpm, clock=clock, lost_after=lost_after,
-                                          adopt=self._adopt)
+                                          stopped_after=stopped_after, adopt=self._adopt,
+                                          news=self.news)
         self._switch_lock = threading.RLock()
         self._relocations = 0
         if mode == "external":
@@ -304,28 +404,38 @@ class ClockSwitch(Transport):
     def _update(self) -> None:
         if self.mode != "auto":
             return
+        follower = self.follower
         with self._switch_lock:
-            state = self.follower.state
-            if self._source == "internal" and state == PLAYING and self.follower.running:
+            state = follower.state
+            if self._source == "internal" and state == PLAYING and follower.steady \
+                    and follower.running:
                 self._source = "external"
                 self._relocations += 1
-                log.info("clock: following MIDI clock at %.1f BPM", self.follower.bpm)
-            elif self._source == "external" and state == IDLE:
-                # Carry on from the last tick heard, at the last tempo: no gap, no jump.
-                since = self.follower.last_tick_time
-                where = self.follower.position(since)
-                self.internal.set_bpm(clamp_bpm(self.follower.bpm), since)
+                self.news.note("external", logging.INFO, "clock: following MIDI clock at %.1f BPM",
+                               follower.bpm)
+            elif self._source == "external" and (
+                    state == IDLE or (state == STOPPED and follower.stopped_for > self.stopped_after)):
+                # Carry on from where the follower is, at its last tempo: no gap, no jump.
+                since = follower.last_tick_time if state == IDLE else self.clock()
+                since = since if since > -math.inf else self.clock()
+                where = follower.position(since)
+                self.internal.set_bpm(clamp_bpm(follower.bpm), since)
                 self.internal.start(since, position=where)
                 self._source = "internal"
                 self._relocations += 1
-                log.info("clock: MIDI clock gone, carrying on at %.1f BPM on the internal clock",
-                         self.internal.bpm)
+                if state == IDLE:
+                    self.news.note("internal", logging.INFO, "clock: MIDI clock gone, carrying on "
+                                   "at %.1f BPM on the internal clock", self.internal.bpm)
+                else:
+                    self.news.note("internal", logging.INFO, "clock: MIDI clock stopped for "
+                                   "%.0f s, playing on at %.1f BPM on the internal clock",
+                                   self.stopped_after, self.internal.bpm)
 
     @property
     def relocations(self) -> int:
         """Bumped whenever the position may have jumped (a Start, a song position, a switch)."""
         self._update()
-        return self._relocations + self.follower.relocations
+        return self._relocations + self.follower.relocations + self.internal.relocations
 
     @property
     def bpm(self) -> float:
@@ -355,14 +465,21 @@ class ClockSwitch(Transport):
         with self._switch_lock:
             self.follower.heard(event, t, song_position)
         self._update()
+        self.news.flush()                  # the input thread writes the news, no lock held
+
+    def flush_news(self) -> None:
+        """Write what the clock has to say (the service's main thread calls this every
+        second: a clock lost is noticed by the player's thread, which never writes logs)."""
+        self.news.flush()
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """The internal tempo (an external clock sets its own)."""
         self.internal.set_bpm(bpm, now)
 
     def start(self, now: float, position: float = 0.0) -> None:
-        self.internal.start(now, jump_to(self.internal.position(now), position % STEPS))
-        self._relocations += 1
+        """Play the internal clock from exactly ``position`` (a relocation)."""
+        self.internal.start(now, position)
 
     def stop(self, now: float) -> None:
         self.internal.stop(now)
+

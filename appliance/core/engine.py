@@ -174,7 +174,9 @@ class Engine:
         self._busy = False
         self._waiting: Job | None = None
         self._started = False
+        self._moves_seen = transport.relocations
         self.on_change: list[Callable[[str], None]] = []
+        self._news: deque[str] = deque()     # changes not yet told to on_change
         self._generations = 0
         self._misses = 0
         self._failures = 0
@@ -258,28 +260,35 @@ class Engine:
                 self._notify("groove")
                 if not self._frozen:
                     self._ask(t)
+        self._deliver()
 
     # -- the player's side -------------------------------------------------------------------
     def tick(self, t: float) -> list[Event]:
         """Every event due up to t + look-ahead, each returned once, in time order."""
-        with self._lock:
-            if not self._started:
-                self._started = True
-                self._ask(t, force=True)
+        if not self._started:              # read without the lock: set once, never unset
+            with self._lock:
+                if not self._started:
+                    self._started = True
+                    self._ask(t, force=True)
         if self.starter is not None:
             self.starter.tick(t, self._settings.lookahead)
         self._executor.poll(t)
+        moves = self._transport.relocations
+        if moves != self._moves_seen:
+            self._moves_seen = moves
+            self.relocate(t)
         if self._transport.running:
             self._next_pass(t)
             self._follow_rest(t)
-        before = self._player.pattern
-        events = self._player.schedule(t)
-        if self._player.pattern is not before:
-            self._notify("pattern")
-        return events
+        # No callbacks here: this is the player's thread. What it changed is told by the
+        # next thread that tells (see _notify).
+        return self._player.schedule(t)
 
     def _next_pass(self, t: float) -> None:
-        """At a loop point: the memory moves on, z's noise drifts, a rest thins the drums."""
+        """At a loop point: the memory moves on, z's noise drifts, a rest thins the drums.
+        Between loop points (every other tick) it takes no lock."""
+        if not self._looper.pass_ends(self._transport.position(t)):
+            return
         with self._lock:
             before = self._looper.current_pass
             changed = self._looper.advance(self._transport.position(t))
@@ -325,6 +334,18 @@ class Engine:
     def all_notes_off(self) -> list[mido.Message]:
         return self._player.all_notes_off()
 
+    def relocate(self, t: float) -> None:
+        """The transport jumped (a master's Start, Continue or Song Position, a clock switch):
+        the player plays on from the new position at once, and the looper goes on with the
+        same pass there, so no jump is ever counted as passes (nothing is forgotten by it).
+        ``tick`` calls this whenever ``transport.relocations`` changes."""
+        transport = self._transport
+        if not transport.running:
+            return       # the next Continue/Start anchors again and bumps the count
+        position = transport.position(t)
+        self._looper.relocate(position)
+        self._player.relocate(position)
+
     # -- actions -----------------------------------------------------------------------------
     def freeze(self, on: bool | None = None) -> bool:
         """Freeze holds the pattern; the looper keeps listening. None toggles."""
@@ -332,21 +353,24 @@ class Engine:
             self._frozen = (not self._frozen) if on is None else bool(on)
             if self._frozen:  # what is on its way must not replace the held pattern
                 self._waiting = None
-                self._player.offer(None)
-            log.info("freeze %s", "on" if self._frozen else "off")
+                self._player.withdraw()
             self._notify("freeze")
             if not self._frozen:
                 self._ask(self._clock())
-            return self._frozen
+            frozen = self._frozen
+        log.info("freeze %s", "on" if frozen else "off")
+        self._deliver()
+        return frozen
 
     def clear(self) -> None:
         """Empty the overdub; the drums go on from the prior until something is played."""
         with self._lock:
             self._looper.clear()
-            log.info("overdub cleared")
             self._notify("groove")
             if not self._frozen:
                 self._ask(self._clock())
+        log.info("overdub cleared")
+        self._deliver()
 
     def resample(self) -> None:
         """A new variation: the same groove, a new eps. Works while frozen too."""
@@ -368,7 +392,9 @@ class Engine:
             self._notify("controls")
             if not self._frozen:
                 self._ask(self._clock())
-            return self._controls
+            controls = self._controls
+        self._deliver()
+        return controls
 
     def update_settings(self, **changes: object) -> EngineSettings:
         """Change settings live; the player takes them at its next step, the beat goes on."""
@@ -451,6 +477,7 @@ class Engine:
                 self._failures += 1
             elif not self._frozen or job.force:
                 self._player.offer(pattern)
+                self._notify("pattern")
                 self._generations += 1
                 self._latencies_ms.append((done_at - job.asked_at) * 1000.0)
                 if job.target_step is not None and self._player.next_boundary() > job.target_step:
@@ -459,10 +486,22 @@ class Engine:
             if self._waiting is not None:
                 waiting, self._waiting = self._waiting, None
                 self._start(waiting, done_at)
+        self._deliver()
 
     def _notify(self, kind: str) -> None:
-        for callback in list(self.on_change):
+        """Note a change for ``on_change``; told by ``_deliver``, never under the lock."""
+        self._news.append(kind)
+
+    def _deliver(self) -> None:
+        """Tell ``on_change`` what changed. Called with the lock released, by the threads that
+        change things (input, actions, the generator worker), never by the player thread."""
+        while True:
             try:
-                callback(kind)
-            except Exception:
-                log.exception("on_change callback failed for %s", kind)
+                kind = self._news.popleft()
+            except IndexError:
+                return
+            for callback in list(self.on_change):
+                try:
+                    callback(kind)
+                except Exception:
+                    log.exception("on_change callback failed for %s", kind)

@@ -60,6 +60,7 @@ class Looper:
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
         self._pass = 0
+        self._shift = 0.0   # whole loops between the song's position and the looper's (a jump)
         self._rest_passes = 0
         self._last_onset: float | None = None
         self._groove = Groove.empty()
@@ -96,14 +97,15 @@ class Looper:
     def silence(self, position: float) -> float | None:
         """Steps since the last note-on (None when nothing was played since the start or a clear)."""
         last = self._last_onset
-        return None if last is None else max(0.0, position - last)
+        return None if last is None else max(0.0, position + self._shift - last)
 
     # -- input -------------------------------------------------------------------------------
     def record(self, position: float, velocity: float) -> bool:
         """A note-on at an absolute position (steps) with velocity 0..1; True if the groove changed."""
         step, offset = quantise(position)
-        note_pass = loop_pass(position)
         with self._lock:
+            position += self._shift
+            note_pass = loop_pass(position)
             if note_pass > self._pass:   # a note rounding onto the next loop's step 0
                 self._advance(note_pass)
             self._rest_passes = 0
@@ -124,8 +126,20 @@ class Looper:
         True if the groove changed."""
         with self._lock:
             before = self._groove
-            self._advance(loop_pass(position))
+            self._advance(loop_pass(position + self._shift))
             return self._groove != before
+
+    def pass_ends(self, position: float) -> bool:
+        """Whether ``position`` lies past the pass in progress (read without the lock: a
+        hint for the player's thread, which then calls :meth:`advance`)."""
+        return loop_pass(position + self._shift) > self._pass
+
+    def relocate(self, position: float) -> None:
+        """The song jumped to ``position`` (a Start, a song position): the pass playing now
+        goes on there. A jump is never counted as passes, backwards or forwards, so it never
+        makes the looper fade or forget the groove."""
+        with self._lock:
+            self._shift = float((self._pass - loop_pass(position)) * STEPS)
 
     def clear(self) -> bool:
         with self._lock:

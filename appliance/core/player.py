@@ -99,6 +99,12 @@ class Player:
         ``max_late`` late, rather than skip it. Only a player that has not run yet takes it."""
         self._cued = True
 
+    def withdraw(self) -> None:
+        """Withdraw the pattern offered and not yet taken (a freeze): once this returns, no
+        step will start it (it waits for a ``schedule`` under way to finish)."""
+        with self._lock:
+            self._offered = None
+
     def next_boundary(self, slack: int = 0) -> int:
         """The first swap boundary at least ``slack`` steps past what is already scheduled."""
         every = SWAP_EVERY[self.settings.swap_at]
@@ -120,15 +126,31 @@ class Player:
                     self._next_step = min(self._next_step, math.ceil(earliest - 1e-9))
                     self._cued = False
             elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
-                self._locate(position)
-                self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
-                heapq.heapify(self._queue)
+                self._jump(position)
             self._last_position = max(self._last_position, position)
             horizon = transport.position(now + self.settings.lookahead)
             while self._next_step - 0.5 <= horizon:
                 self._schedule_step(self._next_step, now)
                 self._next_step += 1
             return self._pop_until(horizon)
+
+    def relocate(self, position: float) -> None:
+        """The transport jumped to ``position`` (Start, Song Position): play on from there at
+        once. Queued note-ons are dropped (their note-offs kept); a step whose time passed
+        less than ``max_late`` ago is still played, so a Start's downbeat is heard. A
+        position where the player already is (a clock switch without a jump) changes nothing."""
+        with self._lock:
+            if self._next_step is None or (
+                    self._last_position - self.JUMP <= position <= self._next_step + self.JUMP):
+                return
+            self._jump(position)
+
+    def _jump(self, position: float) -> None:
+        late = self.settings.max_late * self.transport.bpm / 15.0   # seconds → steps
+        self._next_step = math.ceil(position - min(late, 0.49))
+        self._last_position = position
+        self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
+        heapq.heapify(self._queue)
 
     def all_notes_off(self) -> list[mido.Message]:
         """Note-offs for every note still sounding; the pending schedule is dropped."""

@@ -71,6 +71,13 @@ class Transport(ABC):
     @abstractmethod
     def set_bpm(self, bpm: float, now: float) -> None: ...
 
+    @property
+    def relocations(self) -> int:
+        """A count bumped whenever the position jumps (a start somewhere else, a master's
+        Start, Continue or Song Position, a switch of clocks); the engine then re-locates
+        the player and the looper (``Engine.relocate``). 0 for a transport that never jumps."""
+        return 0
+
 
 class InternalClock(Transport):
     """The box's own clock: a steady tempo that can be changed without a jump in position."""
@@ -81,6 +88,13 @@ class InternalClock(Transport):
         self._anchor_time = float(start)  # at this time ...
         self._anchor_position = 0.0       # ... the position was this
         self._running = running
+        self._relocations = 0
+
+    @property
+    def relocations(self) -> int:
+        """Bumped whenever the position jumps (a start at a position, a Start from a master):
+        the engine then re-locates the player and the looper (``Engine.relocate``)."""
+        return self._relocations
 
     @property
     def bpm(self) -> float:
@@ -113,6 +127,9 @@ class InternalClock(Transport):
         self._reanchor(now, self.position(now), bpm, self._running)
 
     def start(self, now: float, position: float = 0.0) -> None:
+        """Play from ``position`` (a relocation when it is not where the clock already is)."""
+        if position != self.position(now):
+            self._relocations += 1
         self._reanchor(now, position, self._bpm, True)
 
     def stop(self, now: float) -> None:

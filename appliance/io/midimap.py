@@ -58,6 +58,7 @@ class MidiMap:
         self.on_message: list[Callable[[float], None]] = []
         self.on_learned: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
+        self._saver = _LatestWriter()
         self._table: dict[Key, str] = {}
         for number, name in config.cc.items():
             self._table[("cc", number, config.channel)] = name
@@ -112,13 +113,20 @@ class MidiMap:
         with self._lock:
             self._learning = None
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the learned bindings are on disk (True), or ``timeout`` (False)."""
+        return self._saver.flush(timeout)
+
     def _bind(self, key: Key, action: str) -> None:
+        """Learn ``key`` for ``action``; the file is written by a helper thread, never under
+        the lock or on the MIDI input thread (an fsync can take long on an SD card)."""
         with self._lock:
             for k in [k for k, v in self._learned.items() if v == action or k == key]:
                 del self._learned[k]
             self._learned[key] = action
             self._learning = None
-            self._save_learned()
+            data = self._learned_bytes()
+        self._save_learned(data)
         kind, number, channel = key
         log.info("midi map: %s %d on channel %d now %s", kind, number, channel, action)
         for callback in list(self.on_learned):
@@ -141,28 +149,34 @@ class MidiMap:
         number = message.control if is_cc else message.note
         value = message.value if is_cc else message.velocity
         note_on = kind == "note_on" and value > 0
+        said: str | None = None
+        learn: tuple[Key, str] | None = None
         with self._lock:
             if self._learning is not None:
                 if t - self._learn_since > self.config.learn_timeout_s:
-                    log.info("midi map: nothing learned for %s (timed out)", self._learning)
+                    said = f"midi map: nothing learned for {self._learning} (timed out)"
                     self._learning = None
                 elif is_cc or note_on:
                     if not is_cc and self._learning in KNOBS:
-                        log.info("midi map: %s needs a knob (a CC), not a note; still listening",
-                                 self._learning)
+                        said = (f"midi map: {self._learning} needs a knob (a CC), not a note; "
+                                "still listening")
                     else:
-                        key: Key = ("cc" if is_cc else "note", number, channel)
-                        self._bind(key, self._learning)
+                        learn = (("cc" if is_cc else "note", number, channel), self._learning)
                         if is_cc:
-                            self._cc_values[key] = value
-                        return True
-            found = self._lookup("cc" if is_cc else "note", number, channel)
-            if found is None:
-                return False
-            key, name = found
-            if is_cc:
-                last = self._cc_values.get(key, 0)
-                self._cc_values[key] = value
+                            self._cc_values[learn[0]] = value
+            found = None if learn else self._lookup("cc" if is_cc else "note", number, channel)
+            if found is not None:
+                key, name = found
+                if is_cc:
+                    last = self._cc_values.get(key, 0)
+                    self._cc_values[key] = value
+        if said is not None:
+            log.info("%s", said)
+        if learn is not None:
+            self._bind(*learn)          # logs and writes outside the lock
+            return True
+        if found is None:
+            return False
         try:
             if is_cc and name in KNOBS:
                 self.actions.knob(name, value / 127.0)
@@ -200,14 +214,54 @@ class MidiMap:
                         "start empty", self.learned_path, e, aside)
             return {}
 
-    def _save_learned(self) -> None:
-        if self.learned_path is None:
-            return
+    def _learned_bytes(self) -> bytes:
+        """The learned bindings as the file holds them (caller holds the lock)."""
         data = {"bindings": [{"kind": k, "number": n, "channel": c, "action": a}
                              for (k, n, c), a in sorted(self._learned.items())]}
-        try:
-            self.learned_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.learned_path, (json.dumps(data, indent=1) + "\n").encode())
-        except OSError as e:
-            log.error("midi map: cannot save learned bindings to %s: %s (they last until "
-                      "the next restart)", self.learned_path, e)
+        return (json.dumps(data, indent=1) + "\n").encode()
+
+    def _save_learned(self, data: bytes) -> None:
+        if self.learned_path is None:
+            return
+        path = self.learned_path
+
+        def write() -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, data)
+            except OSError as e:
+                log.error("midi map: cannot save learned bindings to %s: %s (they last until "
+                          "the next restart)", path, e)
+        self._saver.submit(write)
+
+
+class _LatestWriter:
+    """Runs the newest of the writes handed to it on its own short-lived thread; a write
+    handed over while one runs replaces any still waiting (only the last state matters)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: Callable[[], None] | None = None
+        self._busy = False
+
+    def submit(self, write: Callable[[], None]) -> None:
+        with self._cond:
+            self._waiting = write
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._run, name="midimap-save", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                write, self._waiting = self._waiting, None
+                if write is None:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
+            write()
+
+    def flush(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy, timeout)
