@@ -278,3 +278,85 @@ def test_the_jack_server_dying_is_one_log_line_and_no_crash(jack):
     out = done.stdout
     assert "STILL HERE True" in out and "CLOSED" in out, out + done.stderr[-2000:]
     assert out.count("the MIDI system went away") == 1
+
+
+BACK = r"""
+import faulthandler, logging, os, signal, subprocess, sys, time
+faulthandler.dump_traceback_later(90, exit=True)      # a hang shows where, instead of a timeout
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
+name = f"groovebox-back-{os.getpid()}"
+os.environ["JACK_DEFAULT_SERVER"] = name
+
+def jackd():
+    # JACK allows 8 servers a machine; others' tests may hold them for a while: wait for one.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        proc = subprocess.Popen(["jackd", "--no-realtime", "--name", name, "-d", "dummy",
+                                 "-p", "256"], stdout=sys.stderr, stderr=subprocess.STDOUT)
+        while proc.poll() is None and time.monotonic() < deadline:
+            if subprocess.run(["jack_wait", "-c"], capture_output=True,
+                              text=True).stdout.strip() == "running":
+                return proc
+            time.sleep(0.1)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+        time.sleep(1.0)
+    raise SystemExit("jackd did not start")
+
+def until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+import mido, rtmidi
+from appliance.io.midi.jack import JackBackend
+from appliance.io.midi.ports import MidiPorts
+server = jackd()
+ports = None
+try:
+    ports = MidiPorts(JackBackend("groovebox"), inputs=["keys"], outputs=["drums"],
+                      scan_interval=0.1, reopen=lambda: JackBackend("groovebox"), retry_max_s=1.0)
+    ports.start()
+    server.send_signal(signal.SIGTERM)     # the JACK server goes away under the box ...
+    server.wait()
+    print("GONE", until(lambda: ports.backend.gone, 10), flush=True)
+    time.sleep(1.5)
+    server = jackd()                       # ... and comes back
+    drums = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="drums")
+    drums.open_virtual_port("in")
+    print("RECONNECTED", until(lambda: any("drums" in o for o in ports.connected()["outputs"]), 20),
+          flush=True)
+    got = []
+    def heard():
+        ports.send(mido.Message("note_on", note=42, velocity=99))
+        message = drums.get_message()
+        while message is not None:
+            got.append(message[0])
+            message = drums.get_message()
+        return [0x90, 42, 99] in got
+    print("BACK", until(heard, 10), flush=True)
+    drums.delete()
+finally:
+    if ports is not None:
+        ports.close()
+    server.send_signal(signal.SIGTERM)     # SIGTERM: a killed jackd keeps its slot
+    server.wait(timeout=10)
+print("CLOSED", flush=True)
+"""
+
+
+def test_midi_through_jack_comes_back_by_itself_with_the_server(jack):
+    """jackd stopped (SIGTERM) and started again: the box reconnects without a restart."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", BACK], capture_output=True, text=True,
+                          timeout=240, cwd=REPO, env=jack.env())
+    out = done.stdout
+    assert "GONE True" in out and "CLOSED" in out, out + done.stderr[-2000:]
+    assert "RECONNECTED True" in out and "BACK True" in out, out + done.stderr[-2000:]
+    assert out.count("the MIDI system went away") == 1
+    assert out.count("the MIDI system is back") == 1

@@ -130,12 +130,14 @@ class MidiRouting:
     def _backend(self) -> PortBackend | None:
         """The configured MIDI system, else the other one when it works here (logged)."""
         m = self.config.midi
+        self._api = m.api
         try:
             return open_backend(m.api, client_name=m.client_name)
         except PortError as first:
             other = "jack" if m.api == "alsa" else "alsa"
             try:
                 backend = open_backend(other, client_name=m.client_name)
+                self._api = other
             except PortError:
                 self.usb_off = str(first)
                 log.error("USB MIDI off: %s", first)
@@ -154,7 +156,9 @@ class MidiRouting:
         m = self.config.midi
         self.ports = MidiPorts(backend, inputs=tuple(m.inputs) or ("*",),
                                outputs=tuple(m.outputs) or ("*",), virtual=m.virtual,
-                               on_message=self.on_input, quiet=self.quiet)
+                               on_message=self.on_input, quiet=self.quiet,
+                               # a JACK server that dies and comes back: the same system again
+                               reopen=lambda: open_backend(self._api, client_name=m.client_name))
         try:
             self.ports.start()
         except Exception as exc:

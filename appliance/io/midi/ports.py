@@ -132,18 +132,22 @@ class MidiPorts:
                  outputs: Sequence[str] = (), *, virtual: bool = False,
                  on_message: MessageCallback | None = None, scan_interval: float = 0.5,
                  ignore: Sequence[str] = ("Midi Through",),
-                 quiet: Callable[[], None] | None = None) -> None:
+                 quiet: Callable[[], None] | None = None,
+                 reopen: Callable[[], PortBackend] | None = None,
+                 retry_max_s: float = 5.0) -> None:
         self.backend = backend
+        self.reopen = reopen            #: a new backend once a MIDI system that died is back
+        self.retry_max_s = retry_max_s
         self.quiet = quiet
         self.virtual = virtual
         self.on_message = on_message
         self.scan_interval = scan_interval
         self.stats = PortStats()
         self._inputs = _PortTable("input", inputs, ignore,
-                                  lambda name: backend.open_input(name, self._raw_in),
+                                  lambda name: self.backend.open_input(name, self._raw_in),
                                   self._wait_quiet)
-        self._outputs = _PortTable("output", outputs, ignore, backend.open_output,
-                                   self._wait_quiet)
+        self._outputs = _PortTable("output", outputs, ignore,
+                                   lambda name: self.backend.open_output(name), self._wait_quiet)
         self._virtual: VirtualPorts | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,13 +157,16 @@ class MidiPorts:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self._open_virtual()
+        self.scan()
+        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
+        self._thread.start()
+
+    def _open_virtual(self) -> None:
         if self.virtual:
             self._virtual = self.backend.open_virtual(self._raw_in)
             log.info("virtual MIDI ports open: %s (play into it), %s (drums out)",
                      self._virtual.input_name, self._virtual.output_name)
-        self.scan()
-        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
@@ -234,13 +241,52 @@ class MidiPorts:
     def _watch(self) -> None:
         while not self._stop.wait(self.scan_interval):
             if self.backend.gone:
+                if self.reopen is None:
+                    log.error("the MIDI system went away (JACK server stopped): USB MIDI is "
+                              "off until groovebox is restarted; DIN and the beat carry on")
+                    return
                 log.error("the MIDI system went away (JACK server stopped): USB MIDI is off "
-                          "until groovebox is restarted; DIN and the beat carry on")
-                return
+                          "until it is back; DIN and the beat carry on")
+                self._drop_backend()
+                if not self._come_back():
+                    return
+                continue
             try:
                 self.scan()
             except Exception:
                 log.exception("MIDI port scan failed; trying again")
+
+    def _drop_backend(self) -> None:
+        """Forget every connection of a MIDI system that went away (its handles are dead)."""
+        self._inputs.take_all()
+        self._outputs.take_all()
+        self._virtual = None
+        self._last_missing = ()
+        _quietly(self.backend.close)
+
+    def _come_back(self) -> bool:
+        """Try the MIDI system again, 1 s, then 2, 4, … up to ``retry_max_s`` apart, until it
+        answers (True) or the ports close (False)."""
+        delay = 1.0
+        while not self._stop.wait(delay):
+            self._wait_quiet()
+            try:
+                backend = self.reopen()
+            except Exception as exc:   # PortError, or the MIDI library's own: not back yet
+                log.debug("MIDI system not back yet: %s", exc)
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            self.backend = backend
+            try:
+                self._open_virtual()
+                self.scan()
+            except Exception:
+                log.exception("MIDI ports after the MIDI system came back; trying again")
+            log.warning("the MIDI system is back: USB MIDI is on again (%s)",
+                        "; ".join(f"{kind}: {', '.join(names) or 'waiting'}"
+                                  for kind, names in self.connected().items()))
+            return True
+        return False
 
     def _wait_quiet(self) -> None:
         """rtmidi holds the GIL while it talks to the MIDI system: wait for a gap between
