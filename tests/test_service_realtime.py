@@ -83,12 +83,20 @@ def test_player_thread_sends_on_time_and_releases_every_note(tiny_generator):
             time.sleep(0.05)
         assert sum(m.type == "note_on" for _, m in sent) >= 10
         transport.stop(time.monotonic())              # the transport stops: all notes off
-        time.sleep(0.3)
+        stopped_at = time.monotonic()
+
+        def released() -> bool:
+            with lock:
+                return _sounding(sent) == set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not released():
+            time.sleep(0.01)
+        assert released()
+        time.sleep(0.3)                               # a quiet window, watched
         with lock:
+            assert [m for t, m in sent if t > stopped_at + 0.1 and m.type == "note_on"
+                    and m.velocity > 0] == []         # nothing plays while stopped
             after_stop = len(sent)
-            assert _sounding(sent) == set()
-        time.sleep(0.3)
-        assert len(sent) == after_stop                # nothing plays while stopped
         transport.start(time.monotonic(), position=0.0)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(sent) == after_stop:
@@ -121,7 +129,9 @@ def test_a_failing_engine_does_not_stop_the_player(tiny_generator, caplog):
     player = PlayerThread(engine, transport, lambda m: None, use_realtime=False)
     player.start()
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and player.tick_errors < 3:
+            time.sleep(0.02)
         assert player.is_alive()
         assert player.tick_errors >= 3
         assert time.monotonic() - player.heartbeat < 1.0

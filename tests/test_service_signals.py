@@ -54,7 +54,7 @@ control: {{socket: {tmp_path}/control.sock}}
         code = service.proc.wait(timeout=30)
     finally:
         code = service.stop()
-    time.sleep(0.2)
+    wait_until(lambda: sounding(list(drums.events)) == set(), 5)   # the last note-offs arrive
     events = list(drums.events)
     drums.close()
     log = service.log()
