@@ -3,6 +3,7 @@
 #   make test      the import contracts (lint-imports), then the whole test suite (installs jackd2,
 #                  chromium, fluidsynth where missing and root)
 #   make bench     benchmarks, printed as percentiles and ratios measured in one run
+#   make live-under-load  the live tests 20 times in a row beside two CPU hogs (slow: ~1 h)
 #   make run       the live service in the foreground with a desktop config
 #   make train     train the model on GMD (long: run it in the background, see models/README.md)
 #   make evaluate  metrics of the shipped model on the GMD test split, and the drummer playing
@@ -19,10 +20,10 @@ PY := $(VENV)/bin/python
 GMD_DIR ?= ../shared/data/gmd
 export GMD_DIR
 
-.PHONY: demo test bench run train evaluate report sweep install image flash apt-test apt-report clean help
+.PHONY: demo test live-under-load bench run train evaluate report sweep install image flash apt-test apt-report clean help
 
 help:
-	@sed -n '1,15p' Makefile
+	@sed -n '1,14p' Makefile
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml
@@ -49,6 +50,9 @@ apt-report:
 test: $(VENV)/.dev apt-test apt-report
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+live-under-load: $(VENV)/.dev apt-test
+	PY=$(PY) sh scripts/live_under_load.sh
 
 bench: $(VENV)/.dev apt-test
 	$(PY) -m benchmarks
