@@ -82,19 +82,24 @@ control: {{socket: {directory}/control.sock}}
         assert code == 0, service.log()[-3000:]
 
 
-def play_phrase(keys: Player, status: dict, steps: list[int]) -> None:
-    """Play notes on these loop steps, in time, on the next pass of the loop."""
+def play_phrase(keys: Player, status: dict, steps: list[int]) -> list[int]:
+    """Play notes on these loop steps, in time, on the next pass of the loop. Returns the
+    steps they were really sent on (a busy machine may send one late, onto the next step)."""
     sps = 60.0 / status["bpm"] / 4
     now = time.monotonic()
     here = status["position"] + (now - status["now"]) / sps
     start = (int(here) // 32 + 1) * 32
+    played: list[int] = []
     for i, step in enumerate(steps):
         due = status["now"] + (start + step - status["position"]) * sps
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         keys.send(mido.Message("note_on", note=60 + i % 12, velocity=100))
+        sent = time.monotonic()
         keys.send(mido.Message("note_off", note=60 + i % 12, velocity=0))
+        played.append(round(status["position"] + (sent - status["now"]) / sps) % 32)
+    return played
 
 
 def test_ready_with_ports_din_and_the_missing_pattern_logged(box):
@@ -115,8 +120,8 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box):
     if service.status()["frozen"]:
         service.request("freeze")
     before = service.status()
-    phrase = [0, 3, 6, 8, 10, 12, 14, 16, 19, 22, 24, 28]
-    play_phrase(keys, before, phrase)
+    phrase = sorted(set(play_phrase(keys, before, [0, 3, 6, 8, 10, 12, 14, 16, 19, 22, 24, 28])))
+    assert len(phrase) >= 10
     assert wait_until(lambda: service.status()["engine"]["groove_hits"] == len(phrase), 20)
     assert wait_until(lambda: service.status()["engine"]["generations"]
                       > before["engine"]["generations"], 20)
