@@ -10,6 +10,7 @@
 #                  along to keyboard comping next to GMD drummers (validation split)
 #   make report    out/report/index.html: features, heat-maps, latent map, listening set (about 7 min)
 #   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
+#   make quant-check  int8 vs fp32 on four CPUs (x86 with/without VNNI, Cortex-A72/A76 under qemu; slow)
 #   make install   install the box on a Raspberry Pi (root)
 #   make image     build an SD-card image; make flash DEVICE=/dev/sdX writes it
 
@@ -20,10 +21,10 @@ PY := $(VENV)/bin/python
 GMD_DIR ?= ../shared/data/gmd
 export GMD_DIR
 
-.PHONY: demo test live-under-load bench run train evaluate report sweep install image flash apt-test apt-report clean help
+.PHONY: demo test live-under-load bench run train evaluate quant-check report sweep install image flash apt-test apt-report clean help
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml
@@ -75,6 +76,10 @@ report: $(VENV)/.dev apt-report
 # Its export writes training/recipe.json (make train's architecture) and the table in models/README.md.
 sweep: $(VENV)/.dev
 	$(PY) -m training.sweep run $(SWEEP_ARGS) && $(PY) -m training.sweep export $(SWEEP_ARGS)
+
+# quant-check: the int8 recipe on the Pi's CPUs, under qemu-user (tens of minutes; cached in build/quant).
+quant-check: $(VENV)/.dev
+	$(PY) -m training.quant_check models/groove-vae --card
 
 # install: on the Pi, as root. DRY_RUN=1 prints the steps; DESTDIR=DIR stages the files only.
 install:
