@@ -17,7 +17,8 @@ URL (``--storage postgresql://...``), each running ``python -m training.sweep ru
 
 The first trial is the shipped architecture, so every other trial is compared with it under the
 same short budget. ``export`` writes the best trial's parameters to training/recipe.json, which
-training.train reads as its defaults (``make train``).
+training.train reads as its defaults (``make train``), when it beats the shipped architecture's
+trial by at least ``--min-gain`` validation F1 (0.01); otherwise the shipped architecture stays.
 """
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ from training import train as tr
 from training.model import LossConfig, ModelConfig
 
 log = logging.getLogger("training.sweep")
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP_DIR = REPO / "training" / "runs" / "sweep"
@@ -99,10 +99,10 @@ def trial_argv(p: dict, budget: TrialBudget, out: Path, gmd_dir: str | None) -> 
     return argv
 
 
-def objective(budget: TrialBudget, gmd_dir: str | None):
+def objective(budget: TrialBudget, gmd_dir: str | None, folder: Path = SWEEP_DIR):
     def run(trial: optuna.Trial) -> float:
         p = suggest(trial)
-        out = SWEEP_DIR / f"trial-{trial.number:03d}"
+        out = folder / f"trial-{trial.number:03d}"
         args = tr.parse_args(trial_argv(p, budget, out, gmd_dir))
         best = {"f1": -math.inf}
 
@@ -127,9 +127,11 @@ def objective(budget: TrialBudget, gmd_dir: str | None):
 def load_study(storage_url: str, create: bool = True) -> optuna.Study:
     if storage_url.startswith("sqlite:///"):
         Path(storage_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        storage_url, heartbeat_interval=60, grace_period=180,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    with warnings.catch_warnings():  # heartbeats are "experimental" in optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            storage_url, heartbeat_interval=60, grace_period=180,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     if not create:
         return optuna.load_study(study_name=STUDY, storage=storage)
     return optuna.create_study(
@@ -147,7 +149,7 @@ def run_study(args: argparse.Namespace) -> optuna.Study:
         study.enqueue_trial(SHIPPED, user_attrs={"note": "shipped architecture"})
     done = sum(t.state.is_finished() for t in study.trials)
     log.info("study %s in %s: %d trials finished; budget %s", STUDY, args.storage, done, asdict(budget))
-    study.optimize(objective(budget, args.gmd_dir), n_trials=max(0, args.trials - done),
+    study.optimize(objective(budget, args.gmd_dir, args.dir), n_trials=max(0, args.trials - done),
                    timeout=args.hours * 3600, gc_after_trial=True,
                    catch=(RuntimeError,))
     return study
@@ -182,17 +184,35 @@ def table(study: optuna.Study) -> str:
     return "\n".join(lines)
 
 
-def export(study: optuna.Study, recipe_path: Path = tr.RECIPE, readme: Path = README) -> dict:
-    """Best trial → recipe file (training.train's defaults); the table → models/README.md."""
+def baseline(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The finished trial of the shipped architecture (the study's first)."""
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and t.params == SHIPPED:
+            return t
+    return None
+
+
+def export(study: optuna.Study, recipe_path: Path = tr.RECIPE, readme: Path = README, min_gain: float = 0.01) -> dict:
+    """Best trial → recipe file (training.train's defaults); the table → models/README.md.
+
+    The best trial replaces the shipped architecture only when it beats the shipped trial by at
+    least `min_gain` validation F1: one short run per trial is a noisy measurement."""
     best = study.best_trial
-    recipe = {"source": f"optuna study {STUDY}, trial {best.number}, validation F1 {best.value:.4f} "
-                        f"under the sweep's short budget {study.user_attrs.get('budget')}",
-              "short_budget_lr": best.params["lr"],  # recorded, not applied: a full run keeps its own lr
-              "params": recipe_params(best.params)}
+    base = baseline(study)
+    chosen = best if base is None or best.value >= base.value + min_gain else base
+    why = (f"best trial {best.number} ({best.value:.4f}) beats the shipped architecture"
+           + ("" if base is None else f" (trial {base.number}, {base.value:.4f})") + f" by at least {min_gain}"
+           if chosen is best else
+           f"best trial {best.number} ({best.value:.4f}) is within {min_gain} of the shipped architecture "
+           f"(trial {base.number}, {base.value:.4f}): the shipped architecture stays")
+    recipe = {"source": f"optuna study {STUDY}, trial {chosen.number}, validation F1 {chosen.value:.4f} "
+                        f"under the sweep's short budget {study.user_attrs.get('budget')}; {why}",
+              "short_budget_lr": chosen.params["lr"],  # recorded, not applied: a full run keeps its own lr
+              "params": recipe_params(chosen.params)}
     recipe_path.write_text(json.dumps(recipe, indent=2) + "\n")
     if readme.exists():
         text = readme.read_text()
-        block = f"{TABLE_BEGIN}\n{table(study)}\n{TABLE_END}"
+        block = f"{TABLE_BEGIN}\n{table(study)}\n\nExport: {why}.\n{TABLE_END}"
         if TABLE_BEGIN in text and TABLE_END in text:
             text = re.sub(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), lambda _: block, text, flags=re.S)
             readme.write_text(text)
@@ -212,12 +232,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=TrialBudget.threads)
     p.add_argument("--trial-minutes", type=float, default=TrialBudget.max_minutes)
     p.add_argument("--gmd-dir", default=None)
+    p.add_argument("--dir", type=Path, default=SWEEP_DIR, help="where the trials' logs go")
+    p.add_argument("--min-gain", type=float, default=0.01,
+                   help="validation F1 a trial must gain over the shipped architecture to replace it")
+    p.add_argument("--recipe", type=Path, default=tr.RECIPE)
+    p.add_argument("--readme", type=Path, default=README)
     args = p.parse_args(argv)
     if args.command == "run":
         run_study(args)
     study = load_study(args.storage, create=False)
     if args.command == "export":
-        print(json.dumps(export(study), indent=2))
+        print(json.dumps(export(study, args.recipe, args.readme, args.min_gain), indent=2))
     print(table(study))
 
 

@@ -38,8 +38,9 @@ DEFAULT_OUT = REPO / "training" / "runs" / "groove-vae"
 RECIPE = REPO / "training" / "recipe.json"  #: architecture and β chosen by the sweep (training/sweep.py export)
 
 
-def recipe_defaults(path: Path = RECIPE) -> dict:
+def recipe_defaults(path: Path | None = None) -> dict:
     """The committed recipe's values (ModelConfig / LossConfig field names); {} when there is none."""
+    path = RECIPE if path is None else path
     if not path.exists():
         return {}
     recipe = json.loads(path.read_text())
