@@ -12,7 +12,7 @@
 #   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
 #   make quant-check  int8 vs fp32 on four CPUs (x86 with/without VNNI, Cortex-A72/A76 under qemu; slow)
 #   make install   install the box on a Raspberry Pi (root)
-#   make image     build an SD-card image; make flash DEVICE=/dev/sdX writes it
+#   make image     build an SD-card image (make image-test boots it); make flash DEVICE=/dev/sdX writes it
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +21,7 @@ PY := $(VENV)/bin/python
 GMD_DIR ?= ../shared/data/gmd
 export GMD_DIR
 
-.PHONY: demo test live-under-load bench run train evaluate quant-check report sweep install image flash apt-test apt-report clean help
+.PHONY: demo test live-under-load bench run train evaluate quant-check report sweep install image image-test flash apt-test apt-report clean help
 
 help:
 	@sed -n '1,15p' Makefile
@@ -37,9 +37,11 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(VENV)/bin/pip install -q -e '.[dev,train]'
 	touch $@
 
-# Debian packages the tests need: a real JACK server (dummy driver) and systemd-analyze.
+# Debian packages the tests need: a real JACK server (dummy driver), systemd-analyze, and the
+# tools of make image's last step (vfat, mtools, sfdisk, ext4) for its fast check.
 apt-test:
-	@bash scripts/apt-install.sh jackd2:jackd systemd:systemd-analyze
+	@bash scripts/apt-install.sh jackd2:jackd systemd:systemd-analyze dosfstools:mkfs.vfat mtools:mcopy \
+		fdisk:sfdisk e2fsprogs:debugfs
 
 demo: $(VENV)/.runtime
 	$(VENV)/bin/groovebox render examples/keyboard_phrase.mid -o out/demo_drums.mid --passes 2 --seed 7
@@ -85,10 +87,18 @@ quant-check: $(VENV)/.dev
 install:
 	DESTDIR="$(DESTDIR)" DRY_RUN="$(DRY_RUN)" bash scripts/install.sh
 
-# image: BASE_IMAGE=raspios-lite-arm64.img[.xz] (downloaded by you); writes $(IMG).
+# image: Debian bookworm arm64 packages + PyPI wheels -> $(IMG) (root; cached in build/cache).
 IMG ?= build/groovebox.img
-image:
-	BASE_IMAGE="$(BASE_IMAGE)" IMG="$(IMG)" DRY_RUN="$(DRY_RUN)" bash image/build.sh
+IMAGE_TOOLS := mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
+	dosfstools:mkfs.vfat mtools:mcopy fdisk:sfdisk e2fsprogs:mkfs.ext4
+image: $(VENV)/.runtime
+	@[ -n "$(DRY_RUN)" ] || bash scripts/apt-install.sh $(IMAGE_TOOLS)
+	IMG="$(IMG)" DRY_RUN="$(DRY_RUN)" PIP="$(abspath $(VENV))/bin/pip" bash image/build.sh
+
+# image-test: boot $(IMG) in qemu-system-aarch64 and play it over ALSA inside (slow: minutes).
+image-test:
+	@bash scripts/apt-install.sh qemu-system-arm:qemu-system-aarch64 mtools:mcopy
+	IMG="$(IMG)" $(PYTHON) image/image_test.py
 
 # flash: DEVICE=/dev/sdX (a removable card, asked to confirm; YES=1 skips the question).
 flash:

@@ -45,7 +45,12 @@ BIN_LINK=/usr/local/bin/groovebox
 PYTHON=${PYTHON:-python3}
 MODEL=${MODEL:-$REPO/models/groove-vae}
 SERVICE_USER=groovebox
-APT_PACKAGES=(python3 python3-venv python3-lgpio python3-spidev libasound2 libjack-jackd2-0 alsa-utils)
+# Debian bookworm and Raspberry Pi OS both have these. procps: /bin/kill for the unit's
+# ExecReload; kmod: modprobe for the ALSA sequencer module (/etc/modules-load.d/groovebox.conf).
+APT_PACKAGES=(python3 python3-venv python3-spidev libasound2 libjack-jackd2-0 alsa-utils procps kmod)
+# Installed where apt has them: python3-lgpio is in Raspberry Pi OS, not in Debian. Without it
+# gpiozero falls back (RPi.GPIO, pigpio, native); where none works the panel is off, one log line.
+APT_OPTIONAL=(python3-lgpio)
 GROUPS_WANTED=(audio dialout gpio spi)
 # the model directory's files, from their one definition (appliance/core/model_files.py)
 mapfile -t MODEL_FILES < <(cd "$REPO" && "$PYTHON" -m appliance.core.model_files)
@@ -64,6 +69,10 @@ run() {
 system() {
   if staged; then printf '(DESTDIR) skipped: %s\n' "$*"; else run "$@"; fi
 }
+
+# PRINT_APT_PACKAGES=1: the Debian packages this needs, one a line (image/build.sh puts them in
+# the image's base)
+if [ "${PRINT_APT_PACKAGES:-0}" = 1 ]; then printf '%s\n' "${APT_PACKAGES[@]}"; exit 0; fi
 
 # --- checks before touching anything
 [ -d "$REPO/appliance" ] || die "run me from a groovebox checkout ($REPO has no appliance/)"
@@ -88,17 +97,50 @@ if ! staged && ! dry && [ "$(id -u)" -ne 0 ]; then
   die "needs root: sudo make install (or DRY_RUN=1 to see the steps, DESTDIR=DIR to stage files)"
 fi
 
-# --- 1. Debian packages
+# --- 1. Debian packages (only the missing ones; apt waits for a held dpkg lock)
+# apt_get ARGS...: apt-get that waits up to 10 min for another apt/dpkg (unattended-upgrades
+# on a fresh Pi) instead of failing
+apt_get() {
+  local deadline=$(( $(date +%s) + 600 )) out rc
+  while :; do
+    rc=0
+    out=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1) || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    if grep -qi 'could not get lock\|unable to lock\|is held by process' <<<"$out" \
+        && [ "$(date +%s)" -lt "$deadline" ]; then
+      say "apt is busy (another apt or dpkg holds its lock): waiting"
+      sleep 10
+      continue
+    fi
+    printf '%s\n' "$out" >&2
+    return "$rc"
+  done
+}
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
+available() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
 if staged; then
-  say "(DESTDIR) skipped: apt-get install ${APT_PACKAGES[*]}"
+  say "(DESTDIR) skipped: apt-get install ${APT_PACKAGES[*]} (and ${APT_OPTIONAL[*]} where apt has it)"
+elif dry; then
+  printf '+ apt-get install --no-install-recommends %s (those not yet installed; %s where apt has it)\n' \
+    "${APT_PACKAGES[*]}" "${APT_OPTIONAL[*]}"
 else
-  run env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  if ! run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}"; then
-    # python3-lgpio is missing on old images: gpiozero then falls back to RPi.GPIO / native,
-    # and where nothing works the front panel is off (one log line) and MIDI controls remain.
-    say "some packages failed; retrying without python3-lgpio python3-spidev (front panel may be off)"
-    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      python3 python3-venv libasound2 alsa-utils
+  need=()
+  for p in "${APT_PACKAGES[@]}"; do installed "$p" || need+=("$p"); done
+  optional=()
+  for p in "${APT_OPTIONAL[@]}"; do installed "$p" || optional+=("$p"); done
+  if [ ${#need[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
+    [ "$IN_IMAGE" = 1 ] && [ ${#need[@]} -gt 0 ] \
+      && die "the image's base lacks ${need[*]} (no network in the image's chroot: image/build.sh installs PRINT_APT_PACKAGES)"
+    [ "$IN_IMAGE" = 1 ] || apt_get update -qq || die "apt-get update failed (network? apt sources?)"
+    for p in "${optional[@]}"; do
+      if available "$p"; then need+=("$p"); else
+        say "$p is not in this system's apt sources (Debian has no python3-lgpio): the front panel uses gpiozero's fallbacks"
+      fi
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+      apt_get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+        || die "apt-get install ${need[*]} failed (above)"
+    fi
   fi
 fi
 
@@ -130,9 +172,18 @@ if staged; then
   say "(DESTDIR) skipped: $PYTHON -m venv --system-site-packages $PREFIX/.venv; pip install $PREFIX"
 else
   run "$PYTHON" -m venv --system-site-packages "$PREFIX/.venv"
-  run "$PREFIX/.venv/bin/pip" install --quiet --no-cache-dir --upgrade pip
-  # the runtime set from pyproject.toml's dependencies (pinned with ==); no dev, no train
-  run "$PREFIX/.venv/bin/pip" install --quiet --no-cache-dir "$PREFIX"
+  # the runtime set from pyproject.toml's dependencies (pinned with ==); no dev, no train.
+  # Those in [tool.groovebox] install-no-deps go in without their declared dependencies
+  # (onnxruntime's sympy & co serve its tools, never inference: ~80 MB saved), then the
+  # project itself, with --no-deps since everything it needs is in. PIP_NO_INDEX and
+  # PIP_FIND_LINKS (image/build.sh) make it an offline install from a wheelhouse.
+  mapfile -t req_deps < <("$PYTHON" "$REPO/scripts/requirements.py" deps)
+  mapfile -t req_nodeps < <("$PYTHON" "$REPO/scripts/requirements.py" no-deps)
+  [ ${#req_deps[@]} -gt 0 ] || die "no runtime requirements read from $REPO/pyproject.toml"
+  PIP_Q=(--quiet --no-cache-dir --disable-pip-version-check)
+  run "$PREFIX/.venv/bin/pip" install "${PIP_Q[@]}" "${req_deps[@]}"
+  [ ${#req_nodeps[@]} -eq 0 ] || run "$PREFIX/.venv/bin/pip" install "${PIP_Q[@]}" --no-deps "${req_nodeps[@]}"
+  run "$PREFIX/.venv/bin/pip" install "${PIP_Q[@]}" --no-deps "$PREFIX"
 fi
 
 # --- 4. the model
@@ -197,6 +248,10 @@ else
   printf '%s\n' "$unit" > "$D_UNIT.new" && chmod 0644 "$D_UNIT.new" && mv "$D_UNIT.new" "$D_UNIT"
 fi
 run install -m 0644 "$REPO/firmware_config/99-groovebox.rules" "$DESTDIR/etc/udev/rules.d/99-groovebox.rules"
+# the ALSA sequencer loaded at boot, before the unit starts: its DeviceAllow=char-alsa is
+# resolved at start, and with no ALSA module loaded then, /dev/snd/seq stays shut to it
+run install -d -m 0755 "$DESTDIR/etc/modules-load.d"
+run install -m 0644 "$REPO/firmware_config/modules-load.groovebox.conf" "$DESTDIR/etc/modules-load.d/groovebox.conf"
 if staged; then
   run install -d -m 0750 "$DESTDIR$STATE_DIR"
 else
@@ -205,11 +260,48 @@ fi
 
 # --- boot config: UART MIDI, SPI, serial console off
 BOOT=""
+REBOOT=0
+RASPI_FIRMWARE=0
+[ -f "$DESTDIR/etc/default/raspi-firmware" ] && RASPI_FIRMWARE=1
+# Debian's raspi-firmware rewrites config.txt and cmdline.txt on every kernel update: its
+# /etc/default/raspi-firmware-custom (appended to config.txt) takes the groovebox block, and
+# CONSOLES in /etc/default/raspi-firmware keeps the serial console off the UART.
+if [ "$RASPI_FIRMWARE" = 1 ]; then
+  custom="$DESTDIR/etc/default/raspi-firmware-custom"
+  current=""
+  [ -f "$custom" ] && current=$(cat "$custom")
+  without=$(printf '%s\n' "$current" | awk -v b="$MARK_BEGIN" -v e="$MARK_END" '
+    index($0, b) == 1 { skip = 1; next }
+    skip && index($0, e) == 1 { skip = 0; next }
+    !skip { print }')
+  wanted=$(printf '%s\n%s\n' "${without%$'\n'}" "$(cat "$REPO/firmware_config/raspi-firmware-custom.groovebox")")
+  wanted=${wanted#$'\n'}
+  if [ "$wanted" != "$current" ]; then
+    if dry; then printf '+ write the groovebox block into %s\n' "$custom"; else
+      printf '%s\n' "$wanted" > "$custom.new" && mv "$custom.new" "$custom"
+    fi
+    REBOOT=1
+  fi
+  defaults="$DESTDIR/etc/default/raspi-firmware"
+  if ! grep -Eq '^CONSOLES="?tty[0-9]+"?[[:space:]]*$' "$defaults"; then
+    if dry; then printf '+ set CONSOLES="tty1" in %s (no serial console on the MIDI UART)\n' "$defaults"; else
+      sed -i -E '/^#?[[:space:]]*CONSOLES=/d' "$defaults" && echo 'CONSOLES="tty1"' >> "$defaults"
+    fi
+    REBOOT=1
+  fi
+  hook="$DESTDIR/etc/kernel/postinst.d/z50-raspi-firmware"
+  kernel=$(ls "$DESTDIR"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
+  if [ "$REBOOT" = 1 ] && ! staged && [ -x "$hook" ] && [ -n "$kernel" ]; then
+    # the hook writes config.txt and cmdline.txt from the defaults above
+    run "$hook" "${kernel#/boot/vmlinuz-}" "$kernel"
+  fi
+fi
 for candidate in "$DESTDIR/boot/firmware" "$DESTDIR/boot"; do
   if [ -f "$candidate/config.txt" ]; then BOOT=$candidate; break; fi
 done
-REBOOT=0
-if [ -z "$BOOT" ]; then
+if [ "$RASPI_FIRMWARE" = 1 ]; then
+  :
+elif [ -z "$BOOT" ]; then
   say "no config.txt under $DESTDIR/boot/firmware or $DESTDIR/boot (not a Pi?): boot config skipped"
 else
   block=$(cat "$REPO/firmware_config/config.txt.groovebox")

@@ -17,10 +17,15 @@ MODEL_NAME = "groove-vae"
 
 
 def default_model_dir() -> Path:
-    """$GROOVEBOX_MODEL_DIR, else the models/ beside the package (a checkout or /opt/groovebox)."""
+    """$GROOVEBOX_MODEL_DIR; else models/ of the checkout the package runs from; else the
+    installed box's: `make install` puts the venv in $PREFIX/.venv and the model in
+    $PREFIX/models (the package itself then sits in the venv's site-packages)."""
     if os.environ.get("GROOVEBOX_MODEL_DIR"):
         return Path(os.environ["GROOVEBOX_MODEL_DIR"])
-    return Path(__file__).resolve().parents[2] / "models" / MODEL_NAME
+    checkout = Path(__file__).resolve().parents[2] / "models" / MODEL_NAME
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix).parent / "models" / MODEL_NAME
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -1,0 +1,342 @@
+"""make image-test, inside the booted image: the box over ALSA, as a keyboard player would use it.
+
+Run by the guest's systemd from the kernel command line (systemd.run=, see image/image_test.py)
+with the box's own Python (/opt/groovebox/.venv/bin/python). Reports go to /dev/console (the
+serial port qemu writes to a file) as lines ``GBTEST <name> ok|FAIL <detail>`` and
+``GBTEST figure <name>=<value>``; the host decides from them.
+
+    guest_test.py            the checks; exits 0 when all pass (systemd then powers off)
+    guest_test.py offs       the power-off listener: an ALSA input the box plays into, stopped
+                             after the box (Before=groovebox.service): every note still sounding
+                             when the box stopped must have had its note-off
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mido
+import rtmidi
+
+from appliance.box.control_socket import ControlError, request
+from appliance.io.midi.ports import ArrivalClock
+
+HERE = Path(__file__).resolve().parent
+CONFIG = Path("/etc/groovebox/config.yaml")
+PHRASE = [0, 3, 6, 8, 10, 12, 14, 16, 19, 22, 24, 28]   # loop steps the keyboard plays
+TOLERANCE_S = 0.060          # a drum hit within this of its step (+ micro-timing): emulated CPU
+FAILED: list[str] = []
+
+
+def say(line: str) -> None:
+    with open("/dev/console", "w") as console:
+        console.write(f"GBTEST {line}\n")
+
+
+def check(name: str, ok: bool, detail: str = "") -> bool:
+    say(f"{name} {'ok' if ok else 'FAIL'} {detail}".rstrip())
+    if not ok:
+        FAILED.append(name)
+    return ok
+
+
+def figure(name: str, value: object) -> None:
+    say(f"figure {name}={value}")
+
+
+def wait_until(predicate, timeout: float, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (ControlError, OSError, KeyError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def systemctl(*args: str) -> str:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True).stdout.strip()
+
+
+def status() -> dict:
+    return request("status")["status"]
+
+
+class Recorder:
+    """An ALSA sequencer client with one input port; (arrival time, message) of all it hears."""
+
+    def __init__(self, client: str, port: str = "drums") -> None:
+        self.events: list[tuple[float, mido.Message]] = []
+        self._arrival = ArrivalClock()
+        self._in = rtmidi.MidiIn(rtmidi.API_LINUX_ALSA, name=client, queue_size_limit=65536)
+        self._in.ignore_types(sysex=True, timing=True, active_sense=True)
+        self._in.open_virtual_port(port)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            event = self._in.get_message()
+            if event is None:
+                time.sleep(0.001)
+                continue
+            data, delta = event
+            at = self._arrival.stamp(delta)
+            try:
+                message = mido.Message.from_bytes(data)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append((at, message))
+
+    def note_ons(self, t0: float = 0.0, t1: float = float("inf")) -> list[tuple[float, mido.Message]]:
+        with self._lock:
+            return [(t, m) for t, m in self.events
+                    if m.type == "note_on" and m.velocity > 0 and t0 <= t <= t1]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._in.close_port()
+
+
+class Keyboard:
+    """An ALSA sequencer client with one output port: the player's keyboard."""
+
+    def __init__(self, client: str, port: str = "keys") -> None:
+        self._out = rtmidi.MidiOut(rtmidi.API_LINUX_ALSA, name=client)
+        self._out.open_virtual_port(port)
+
+    def send(self, message: mido.Message) -> None:
+        self._out.send_message(message.bytes())
+
+
+def expected_hits(st: dict, t0: float, t1: float) -> list[tuple[float, int, int]]:
+    """(ideal time, channel 0..15, note) of every pattern hit between t0 and t1."""
+    sps = 60.0 / st["bpm"] / 4
+    anchor_t, anchor_p = st["now"], st["position"]
+    out = []
+    first = int((t0 - anchor_t) / sps + anchor_p) - 40
+    last = int((t1 - anchor_t) / sps + anchor_p) + 40
+    for step, voice, _velocity, offset in st["pattern"]:
+        note, channel = st["notes"][voice], st["channels"][voice] - 1
+        k = first - (first % 32) + step
+        while k <= last:
+            t = anchor_t + (k + offset - anchor_p) * sps
+            if t0 <= t <= t1:
+                out.append((t, channel, note))
+            k += 32
+    return sorted(out)
+
+
+def ports_connected(*names: str) -> bool:
+    ports = status()["ports"]
+    every = " ".join(ports.get("inputs", []) + ports.get("outputs", []))
+    return all(name in every for name in names)
+
+
+def first_boot() -> None:
+    """groovebox-firstboot did its job: this card's SSH keys, and groovebox-setup.txt applied."""
+    keys = Path("/etc/ssh/ssh_host_ed25519_key.pub")
+    check("firstboot_ssh_keys", keys.exists() and systemctl("is-active", "ssh") == "active",
+          f"host key {keys.read_text().split()[1][:16] if keys.exists() else 'missing'}..., ssh {systemctl('is-active', 'ssh')}")
+    check("firstboot_machine_id", len(Path("/etc/machine-id").read_text().strip()) == 32, "this card's machine-id")
+    groups = subprocess.run(["id", "-nG", "gbtest"], capture_output=True, text=True).stdout.split()
+    authorized = Path("/home/gbtest/.ssh/authorized_keys")
+    shadow = next((line for line in Path("/etc/shadow").read_text().splitlines() if line.startswith("gbtest:")), "")
+    check("firstboot_user", {"sudo", "groovebox"} <= set(groups) and authorized.exists()
+          and "image-test" in authorized.read_text() and shadow.split(":")[1].startswith("$"),
+          f"gbtest in {groups}, SSH key {'in' if authorized.exists() else 'missing'}, password set")
+    wifi = Path("/etc/wpa_supplicant/wpa_supplicant-wlan0.conf")
+    wifi_text = wifi.read_text() if wifi.exists() else ""
+    check("firstboot_wifi", 'ssid="StageNet"' in wifi_text and "country=GB" in wifi_text
+          and "gbtest-wifi-pw" not in wifi_text and "psk=" in wifi_text, "wpa_supplicant-wlan0.conf (psk hashed)")
+    check("firstboot_hostname", Path("/etc/hostname").read_text().strip() == "gbtest-box", "gbtest-box")
+    done = Path("/boot/firmware/groovebox-setup.txt.done")
+    text = done.read_text() if done.exists() else ""
+    check("firstboot_secrets_gone", done.exists() and not Path("/boot/firmware/groovebox-setup.txt").exists()
+          and "gbtest-secret-pw" not in text and "gbtest-wifi-pw" not in text and "user=gbtest" in text,
+          "groovebox-setup.txt.done without the passwords")
+
+
+def main() -> int:
+    t_start = time.monotonic()
+    # --- READY
+    state = wait_until(lambda: systemctl("is-active", "groovebox") in ("active", "failed") and
+                       systemctl("is-active", "groovebox"), 600, every=1.0)
+    if not check("ready", state == "active", f"groovebox.service is {state}"):
+        say("journal " + subprocess.run(["journalctl", "-u", "groovebox", "-n", "30", "--no-pager"],
+                                        capture_output=True, text=True).stdout.replace("\n", " | "))
+        return 1
+    ready_us = int(systemctl("show", "-P", "ActiveEnterTimestampMonotonic", "groovebox"))
+    start_us = int(systemctl("show", "-P", "InactiveExitTimestampMonotonic", "groovebox"))
+    figure("boot_to_ready_s", f"{ready_us / 1e6:.1f}")
+    figure("service_start_to_ready_s", f"{(ready_us - start_us) / 1e6:.1f}")
+    check("alsa_sequencer", Path("/dev/snd/seq").exists(), "/dev/snd/seq (snd-seq from modules-load.d)")
+    first_boot()
+
+    # --- an ALSA keyboard and drum machine the box finds by itself (inputs/outputs: every port)
+    keys = Keyboard("gbtest-keys")
+    drums = Recorder("gbtest-drums")
+    found = wait_until(lambda: ports_connected("gbtest-keys", "gbtest-drums"), 60, every=0.5)
+    if not check("ports", bool(found), f"box's ports {status()['ports']}"):
+        return 1
+    if status()["frozen"]:
+        request("freeze")
+    before = status()
+    sps = 60.0 / before["bpm"] / 4
+    now = time.monotonic()
+    here = before["position"] + (now - before["now"]) / sps
+    start = (int(here) // 32 + 1) * 32
+    t_notes = []
+    for i, step in enumerate(PHRASE):
+        due = before["now"] + (start + step - before["position"]) * sps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        keys.send(mido.Message("note_on", note=60 + i % 12, velocity=100))
+        t_notes.append(time.monotonic())
+        keys.send(mido.Message("note_off", note=60 + i % 12, velocity=0))
+    heard = wait_until(lambda: status()["engine"]["groove_hits"] >= len(PHRASE) and time.monotonic(), 30,
+                       every=0.05)
+    check("groove", bool(heard), f"the box heard {status()['engine']['groove_hits']} of {len(PHRASE)} notes")
+    if heard:
+        figure("note_in_to_groove_s", f"{heard - t_notes[-1]:.3f}")
+    generated = wait_until(lambda: status()["engine"]["generations"] > before["engine"]["generations"]
+                           and time.monotonic(), 120, every=0.05)
+    if not check("generated", bool(generated), "a new pattern from the phrase"):
+        return 1
+    figure("phrase_end_to_new_pattern_s", f"{generated - t_notes[-1]:.3f}")
+    # the new pattern's first drum out (it takes over at the next bar line: swap_at bar)
+    st = status()
+
+    def first_new_drum() -> float | None:
+        for t, m in drums.note_ons(generated):
+            if any(n == m.note and abs(t - e) <= TOLERANCE_S for e, _c, n in expected_hits(st, t - 1, t + 1)):
+                return t
+        return None
+    out_at = wait_until(first_new_drum, 20, every=0.1)
+    if check("drums_out", bool(out_at), "the new pattern reaches the ALSA drum machine"):
+        figure("note_in_to_drums_out_s", f"{out_at - t_notes[-1]:.3f}")
+
+    # --- hold the pattern and listen to two whole loops: every hit on its step
+    request("freeze")
+    time.sleep(0.5)
+    st = status()
+    t0 = time.monotonic() + 0.1
+    time.sleep(2 * 32 * sps + 0.3)
+    t1 = time.monotonic() - 0.1
+    got = drums.note_ons(t0, t1)
+    want = expected_hits(st, t0 + TOLERANCE_S, t1 - TOLERANCE_S)
+    errors, unmatched = [], 0
+    for t, channel, note in want:
+        near = [abs(at - t) for at, m in got if m.note == note and m.channel == channel]
+        if near and min(near) <= TOLERANCE_S:
+            errors.append(min(near))
+        else:
+            unmatched += 1
+    every_hit = expected_hits(st, t0 - 1, t1 + 1)
+    extra = [(round(at - t0, 3), m.note) for at, m in got
+             if not any(m.note == n and abs(at - t) <= TOLERANCE_S for t, _c, n in every_hit)]
+    check("drums_on_steps", len(want) >= 4 and unmatched <= len(want) // 20 and not extra,
+          f"{len(want) - unmatched}/{len(want)} pattern hits within {TOLERANCE_S * 1000:.0f} ms, "
+          f"{len(extra)} off the pattern {extra[:5]}")
+    if errors:
+        errors.sort()
+        figure("step_error_ms_p50", f"{1000 * statistics.median(errors):.1f}")
+        figure("step_error_ms_max", f"{1000 * errors[-1]:.1f}")
+    request("freeze")
+
+    # --- the command line: status, and render with the default model
+    done = subprocess.run(["groovebox", "status"], capture_output=True, text=True, timeout=60)
+    check("cli_status", done.returncode == 0 and "bpm" in done.stdout.lower(),
+          done.stdout.strip().splitlines()[0] if done.stdout.strip() else done.stderr.strip()[-200:])
+    out = Path("/tmp/gbtest-drums.mid")
+    t = time.monotonic()
+    done = subprocess.run(["groovebox", "render", str(HERE / "keyboard_phrase.mid"), "-o", str(out),
+                           "--seed", "7"], capture_output=True, text=True, timeout=600, cwd="/tmp")
+    hits = 0
+    if done.returncode == 0 and out.exists():
+        hits = sum(1 for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0)
+    check("cli_render", done.returncode == 0 and hits >= 4,
+          f"{hits} drum hits rendered with the default model in {time.monotonic() - t:.1f} s "
+          f"{done.stderr.strip()[-300:] if done.returncode else ''}".rstrip())
+
+    # --- reload with a broken config: still playing, the same process, one error line
+    pid = systemctl("show", "-P", "MainPID", "groovebox")
+    good = CONFIG.read_text()
+    cursor = subprocess.run(["journalctl", "-u", "groovebox", "-n", "0", "--show-cursor", "--no-pager"],
+                            capture_output=True, text=True).stdout.strip().rsplit("cursor: ", 1)[-1]
+    CONFIG.write_text(good + "\ngenerator: {density: [0.5\n")
+    subprocess.run(["systemctl", "reload", "groovebox"], timeout=60)
+    time.sleep(1.0)
+    t_r = time.monotonic()
+    playing = wait_until(lambda: len(drums.note_ons(t_r)) >= 3, 15)
+    journal = subprocess.run(["journalctl", "-u", "groovebox", "--after-cursor", cursor, "--no-pager",
+                              "-o", "cat"], capture_output=True, text=True).stdout
+    complaint = [line for line in journal.splitlines() if "reload refused" in line]
+    check("reload_broken_config", bool(playing) and systemctl("is-active", "groovebox") == "active"
+          and systemctl("show", "-P", "MainPID", "groovebox") == pid and bool(complaint),
+          f"still playing={bool(playing)}, pid {pid} kept, log: {complaint[:1]}")
+    CONFIG.write_text(good)
+    subprocess.run(["systemctl", "reload", "groovebox"], timeout=60)
+
+    # --- the power-off listener, stopped after the box
+    subprocess.run(["systemd-run", "--unit=gbtest-offs", "--property=Before=groovebox.service",
+                    "--property=KillSignal=SIGTERM", sys.executable, str(Path(__file__).resolve()), "offs"],
+                   check=True, capture_output=True, timeout=60)
+    listening = wait_until(lambda: ports_connected("gbtest-offs"), 60, every=0.5)
+    check("offs_listener", bool(listening), "the box plays into the power-off listener")
+    drums.close()
+    figure("guest_test_s", f"{time.monotonic() - t_start:.0f}")
+    say(f"done {'PASS' if not FAILED else 'FAIL ' + ','.join(FAILED)}; powering off")
+    return 0 if not FAILED else 1
+
+
+def offs() -> int:
+    """Listen until SIGTERM (which comes after the box has stopped); report hanging notes."""
+    recorder = Recorder("gbtest-offs")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    time.sleep(0.3)                     # anything still on its way
+    recorder.close()
+    sounding: dict[tuple[int, int], int] = {}
+    ons = offs_n = cc_all_off = 0
+    for _t, m in recorder.events:
+        if m.type == "note_on" and m.velocity > 0:
+            ons += 1
+            sounding[(m.channel, m.note)] = sounding.get((m.channel, m.note), 0) + 1
+        elif m.type == "note_off" or (m.type == "note_on" and m.velocity == 0):
+            offs_n += 1
+            sounding.pop((m.channel, m.note), None)
+        elif m.type == "control_change" and m.control in (120, 123):
+            cc_all_off += 1
+    hanging = sorted(sounding)
+    say(f"offs {'ok' if ons and not hanging else 'FAIL'} after power-off: {ons} notes on, {offs_n} off, "
+        f"{cc_all_off} all-notes-off CCs, hanging {hanging}")
+    say("figure " + json.dumps({"offs_hanging": len(hanging), "offs_ons": ons}).replace(" ", ""))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "offs":
+        sys.exit(offs())
+    try:
+        sys.exit(main())
+    except Exception as exc:  # noqa: BLE001 - the host must see why, on the console
+        check("guest_test", False, f"{type(exc).__name__}: {exc}")
+        sys.exit(1)
