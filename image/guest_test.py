@@ -187,6 +187,13 @@ def main() -> int:
     figure("service_start_to_ready_s", f"{(ready_us - start_us) / 1e6:.1f}")
     check("alsa_sequencer", Path("/dev/snd/seq").exists(), "/dev/snd/seq (snd-seq from modules-load.d)")
     first_boot()
+    import importlib.util
+    venv_mib = int(subprocess.run(["du", "-sm", "/opt/groovebox/.venv"], capture_output=True,
+                                  text=True).stdout.split()[0])
+    check("venv_lean", all(importlib.util.find_spec(m) is None for m in ("sympy", "coloredlogs", "flatbuffers"))
+          and importlib.util.find_spec("onnxruntime") is not None,
+          f"onnxruntime without sympy/coloredlogs/flatbuffers; /opt/groovebox/.venv {venv_mib} MiB")
+    figure("venv_mib", venv_mib)
 
     # --- an ALSA keyboard and drum machine the box finds by itself (inputs/outputs: every port)
     keys = Keyboard("gbtest-keys")
