@@ -292,8 +292,9 @@ if [ "$RASPI_FIRMWARE" = 1 ]; then
   hook="$DESTDIR/etc/kernel/postinst.d/z50-raspi-firmware"
   kernel=$(ls "$DESTDIR"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
   if [ "$REBOOT" = 1 ] && ! staged && [ -x "$hook" ] && [ -n "$kernel" ]; then
-    # the hook writes config.txt and cmdline.txt from the defaults above
-    run "$hook" "${kernel#/boot/vmlinuz-}" "$kernel"
+    # the hook writes config.txt and cmdline.txt from the defaults above (it acts only when
+    # called as from a package's configure step)
+    run env DEB_MAINT_PARAMS=configure "$hook" "${kernel#/boot/vmlinuz-}" "$kernel"
   fi
 fi
 for candidate in "$DESTDIR/boot/firmware" "$DESTDIR/boot"; do
