@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = Path(os.environ.get("IMG") or REPO / "build" / "groovebox.img").resolve()
-TIMEOUT_S = float(os.environ.get("IMAGE_TEST_TIMEOUT", "1500"))
+TIMEOUT_S = float(os.environ.get("IMAGE_TEST_TIMEOUT", "3000"))
 SMP = os.environ.get("IMAGE_TEST_SMP", "2")
 GUEST_PY = "/opt/groovebox/.venv/bin/python"
 # what a player writes on the boot partition before first boot (image/groovebox-setup.txt.example);
