@@ -31,7 +31,10 @@ from appliance.io.midi.ports import ArrivalClock
 HERE = Path(__file__).resolve().parent
 CONFIG = Path("/etc/groovebox/config.yaml")
 PHRASE = [0, 3, 6, 8, 10, 12, 14, 16, 19, 22, 24, 28]   # loop steps the keyboard plays
-TOLERANCE_S = 0.060          # a drum hit within this of its step (+ micro-timing): emulated CPU
+# A drum hit is "on the right step" when it is less than half a step (62.5 ms at 120 BPM) from
+# where the pattern puts it (its step + micro-timing); the error itself is printed.
+STEP_SHARE = 0.5
+TOLERANCE_S = 0.0625         # replaced by half a step at the box's tempo
 FAILED: list[str] = []
 
 
@@ -150,6 +153,10 @@ def ports_connected(*names: str) -> bool:
 
 def first_boot() -> None:
     """groovebox-firstboot did its job: this card's SSH keys, and groovebox-setup.txt applied."""
+    finished = wait_until(lambda: systemctl("is-active", "groovebox-firstboot") in ("active", "failed")
+                          and systemctl("is-active", "ssh") in ("active", "failed"), 900, every=2.0)
+    check("firstboot_done", bool(finished) and systemctl("is-active", "groovebox-firstboot") == "active",
+          f"groovebox-firstboot {systemctl('is-active', 'groovebox-firstboot')}")
     keys = Path("/etc/ssh/ssh_host_ed25519_key.pub")
     check("firstboot_ssh_keys", keys.exists() and systemctl("is-active", "ssh") == "active",
           f"host key {keys.read_text().split()[1][:16] if keys.exists() else 'missing'}..., ssh {systemctl('is-active', 'ssh')}")
@@ -216,10 +223,13 @@ def main() -> int:
         request("freeze")
     before = status()
     sps = 60.0 / before["bpm"] / 4
+    global TOLERANCE_S
+    TOLERANCE_S = STEP_SHARE * sps
     now = time.monotonic()
     here = before["position"] + (now - before["now"]) / sps
     start = (int(here) // 32 + 1) * 32
-    t_notes = []
+    t_notes: list[float] = []
+    late: list[float] = []
     for i, step in enumerate(PHRASE):
         due = before["now"] + (start + step - before["position"]) * sps
         delay = due - time.monotonic()
@@ -227,17 +237,32 @@ def main() -> int:
             time.sleep(delay)
         keys.send(mido.Message("note_on", note=60 + i % 12, velocity=100))
         t_notes.append(time.monotonic())
+        late.append(t_notes[-1] - due)
         keys.send(mido.Message("note_off", note=60 + i % 12, velocity=0))
-    heard = wait_until(lambda: status()["engine"]["groove_hits"] >= len(PHRASE) and time.monotonic(), 30,
-                       every=0.05)
-    check("groove", bool(heard), f"the box heard {status()['engine']['groove_hits']} of {len(PHRASE)} notes")
-    if heard:
-        figure("note_in_to_groove_s", f"{heard - t_notes[-1]:.3f}")
-    generated = wait_until(lambda: status()["engine"]["generations"] > before["engine"]["generations"]
-                           and time.monotonic(), 120, every=0.05)
-    if not check("generated", bool(generated), "a new pattern from the phrase"):
+    g_end = status()["engine"]["generations"]     # patterns made before the phrase was all in
+    t_heard = t_gen = None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and t_gen is None:
+        st = status()
+        now = time.monotonic()
+        if t_heard is None and st["engine"]["groove_hits"] >= len(PHRASE):
+            t_heard = now
+        if st["engine"]["generations"] > g_end:
+            t_gen = now
+        time.sleep(0.2)
+    st = status()
+    row = st["groove_grid"].split("groove", 1)[1].strip().replace("|", "")
+    steps = [i for i, c in enumerate(row) if c != " "]
+    figure("keyboard_send_late_ms_max", f"{1000 * max(late):.1f}")
+    check("groove", steps == PHRASE,
+          f"the box heard {st['engine']['groove_hits']} of {len(PHRASE)} notes on steps {steps} "
+          f"(played {PHRASE}; the keyboard sent up to {1000 * max(late):.0f} ms late)")
+    if t_heard:
+        figure("note_in_to_groove_s", f"{t_heard - t_notes[-1]:.2f}")
+    if not check("generated", t_gen is not None, "a new pattern from the phrase"):
         return 1
-    figure("phrase_end_to_new_pattern_s", f"{generated - t_notes[-1]:.3f}")
+    generated = t_gen
+    figure("phrase_end_to_new_pattern_s", f"{t_gen - t_notes[-1]:.2f}")
     # the new pattern's first drum out (it takes over at the next bar line: swap_at bar)
     st = status()
 
@@ -270,11 +295,12 @@ def main() -> int:
     extra = [(round(at - t0, 3), m.note) for at, m in got
              if not any(m.note == n and abs(at - t) <= TOLERANCE_S for t, _c, n in every_hit)]
     check("drums_on_steps", len(want) >= 4 and unmatched <= len(want) // 20 and not extra,
-          f"{len(want) - unmatched}/{len(want)} pattern hits within {TOLERANCE_S * 1000:.0f} ms, "
-          f"{len(extra)} off the pattern {extra[:5]}")
+          f"{len(want) - unmatched}/{len(want)} pattern hits on their step (within half a step, "
+          f"{TOLERANCE_S * 1000:.1f} ms), {len(extra)} elsewhere {extra[:5]}")
     if errors:
         errors.sort()
         figure("step_error_ms_p50", f"{1000 * statistics.median(errors):.1f}")
+        figure("step_error_ms_p95", f"{1000 * errors[int(0.95 * (len(errors) - 1))]:.1f}")
         figure("step_error_ms_max", f"{1000 * errors[-1]:.1f}")
     request("freeze")
 
@@ -284,13 +310,15 @@ def main() -> int:
           done.stdout.strip().splitlines()[0] if done.stdout.strip() else done.stderr.strip()[-200:])
     out = Path("/tmp/gbtest-drums.mid")
     t = time.monotonic()
-    done = subprocess.run(["groovebox", "render", str(HERE / "keyboard_phrase.mid"), "-o", str(out),
-                           "--seed", "7"], capture_output=True, text=True, timeout=600, cwd="/tmp")
+    # a batch job beside the live box: idle priority, so that it never takes the player's CPU
+    done = subprocess.run(["chrt", "--idle", "0", "groovebox", "render", str(HERE / "keyboard_phrase.mid"),
+                           "-o", str(out), "--seed", "7"], capture_output=True, text=True, timeout=900,
+                          cwd="/tmp")
     hits = 0
     if done.returncode == 0 and out.exists():
         hits = sum(1 for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0)
     check("cli_render", done.returncode == 0 and hits >= 4,
-          f"{hits} drum hits rendered with the default model in {time.monotonic() - t:.1f} s "
+          f"{hits} drum hits rendered with the default model in {time.monotonic() - t:.1f} s (idle priority) "
           f"{done.stderr.strip()[-300:] if done.returncode else ''}".rstrip())
 
     # --- reload with a broken config: still playing, the same process, one error line
