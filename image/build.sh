@@ -119,6 +119,30 @@ say "plan: $IMG from Debian $SUITE arm64 (${#PACKAGES[@]} packages) + wheels for
 say "cache: $CACHE_DIR (wheels-$WHEEL_KEY, $(basename "$BASE_TAR"), debs/)"
 
 # --- 1. the wheelhouse ----------------------------------------------------------------------
+# fetch_wheels DIR PIP-ARGS...: aarch64 cp311 wheels from PyPI into DIR. A requirement that
+# PyPI has only as source (sdnotify) is built into a wheel here, if it is pure Python (a
+# py3-none-any wheel runs on the Pi as it is); anything else is an error.
+fetch_wheels() {
+  local dir=$1 out missing whl
+  shift
+  for _ in 1 2 3 4 5 6; do
+    if out=$("$PIP" download --quiet --dest "$dir" --find-links "$dir" "${PLATFORMS[@]}" "$@" 2>&1); then
+      return 0
+    fi
+    missing=$(sed -n 's/^ERROR: No matching distribution found for \(.*\)$/\1/p' <<<"$out" | head -1)
+    [ -n "$missing" ] || { printf '%s\n' "$out" >&2; die "pip download failed (above)"; }
+    say "no wheel of $missing on PyPI: building one here (pure Python only)"
+    rm -rf "$dir.build"
+    "$PIP" wheel --quiet --no-deps --wheel-dir "$dir.build" "$missing" >/dev/null 2>&1 \
+      || die "cannot build a wheel of $missing"
+    whl=$(ls "$dir.build"/*.whl)
+    case "$whl" in
+      *-none-any.whl) mv "$whl" "$dir/"; rm -rf "$dir.build" ;;
+      *) die "$missing has no aarch64 wheel on PyPI and is not pure Python ($(basename "$whl"))" ;;
+    esac
+  done
+  die "pip download kept failing: $out"
+}
 ROOT=$WORK/root
 FW=$ROOT/boot/firmware
 if [ -n "$CARD_ROOT" ]; then
@@ -133,8 +157,14 @@ else
   say "1/4 wheelhouse: pip download for aarch64 into $WHEELHOUSE"
   run rm -rf "$WHEELHOUSE.tmp"
   run mkdir -p "$WHEELHOUSE.tmp"
-  run "$PIP" download --quiet --dest "$WHEELHOUSE.tmp" "${PLATFORMS[@]}" "${REQ_DEPS[@]}" "${REQ_BUILD[@]}"
-  run "$PIP" download --quiet --dest "$WHEELHOUSE.tmp" "${PLATFORMS[@]}" --no-deps "${REQ_NODEPS[@]}"
+  if dry; then
+    printf '+ %s download --dest %s %s %s\n' "$PIP" "$WHEELHOUSE.tmp" "${PLATFORMS[*]}" "${REQ_DEPS[*]} ${REQ_BUILD[*]}"
+    printf '+ %s download --dest %s %s --no-deps %s\n' "$PIP" "$WHEELHOUSE.tmp" "${PLATFORMS[*]}" "${REQ_NODEPS[*]}"
+    printf '+ (a requirement with no wheel on PyPI: pip wheel --no-deps here, if pure Python)\n'
+  else
+    fetch_wheels "$WHEELHOUSE.tmp" "${REQ_DEPS[@]}" "${REQ_BUILD[@]}"
+    fetch_wheels "$WHEELHOUSE.tmp" --no-deps "${REQ_NODEPS[@]}"
+  fi
   run touch "$WHEELHOUSE.tmp/.complete"
   run mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
 fi

@@ -331,9 +331,13 @@ def main() -> int:
     time.sleep(1.0)
     t_r = time.monotonic()
     playing = wait_until(lambda: len(drums.note_ons(t_r)) >= 3, 15)
-    journal = subprocess.run(["journalctl", "-u", "groovebox", "--after-cursor", cursor, "--no-pager",
-                              "-o", "cat"], capture_output=True, text=True).stdout
-    complaint = [line for line in journal.splitlines() if "reload refused" in line]
+
+    def complaint() -> list[str]:
+        journal = subprocess.run(["journalctl", "-u", "groovebox", "--after-cursor", cursor, "--no-pager",
+                                  "-o", "cat"], capture_output=True, text=True).stdout
+        return [line for line in journal.splitlines()
+                if "reload" in line.lower() and ("refused" in line.lower() or "error" in line.lower())]
+    complaint = wait_until(complaint, 60, every=2.0) or []
     check("reload_broken_config", bool(playing) and systemctl("is-active", "groovebox") == "active"
           and systemctl("show", "-P", "MainPID", "groovebox") == pid and bool(complaint),
           f"still playing={bool(playing)}, pid {pid} kept, log: {complaint[:1]}")
