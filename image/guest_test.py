@@ -254,9 +254,20 @@ def main() -> int:
     row = st["groove_grid"].split("groove", 1)[1].strip().replace("|", "")
     steps = [i for i, c in enumerate(row) if c != " "]
     figure("keyboard_send_late_ms_max", f"{1000 * max(late):.1f}")
-    check("groove", steps == PHRASE,
-          f"the box heard {st['engine']['groove_hits']} of {len(PHRASE)} notes on steps {steps} "
-          f"(played {PHRASE}; the keyboard sent up to {1000 * max(late):.0f} ms late)")
+    # where each note was really played (this process may be late on a starved emulator): the
+    # nearest step, either neighbour when it fell within a tenth of a step of half-way
+    played = []
+    for t in t_notes:
+        x = (before["position"] + (t - before["now"]) / sps) % 32
+        near = {round(x) % 32}
+        if abs(x - int(x) - 0.5) < 0.1:
+            near = {int(x) % 32, (int(x) + 1) % 32}
+        played.append(near)
+    heard_all = (all(p & set(steps) for p in played)
+                 and all(any(s in p for p in played) for s in steps))
+    check("groove", heard_all,
+          f"the box heard {len(steps)} steps {steps}; the keyboard played {len(PHRASE)} notes on "
+          f"{[sorted(p) for p in played]} (meant {PHRASE}, sent up to {1000 * max(late):.0f} ms late)")
     if t_heard:
         figure("note_in_to_groove_s", f"{t_heard - t_notes[-1]:.2f}")
     if not check("generated", t_gen is not None, "a new pattern from the phrase"):
