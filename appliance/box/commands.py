@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from appliance.box.diagnose import PortsView, keyboard_problem, why_silent
-from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES, Groove, Pattern
 
 if TYPE_CHECKING:
     from appliance.box.service import Service
@@ -40,6 +40,33 @@ def control(box: "Service", command: str, request: dict[str, Any]) -> dict[str, 
     raise ValueError(f"unknown command {command!r}")
 
 
+#: the last groove and pattern drawn, by identity: both are immutable and change at most a few
+#: times a bar, while ``groovebox monitor`` asks several times a second; every status is
+#: built holding the GIL the player needs, so what has not changed is not drawn again.
+_drawn: dict[str, tuple[object, Any]] = {}
+
+
+def _groove_view(groove: Groove) -> tuple[list[list[float]], str]:
+    cached = _drawn.get("groove")
+    if cached is None or cached[0] is not groove:
+        steps = groove.steps
+        hits = [[int(s), round(float(steps[s, VELOCITY]), 4), round(float(steps[s, OFFSET]), 4)]
+                for s in range(STEPS) if steps[s, HIT] > 0.5]
+        cached = _drawn["groove"] = (groove, (hits, groove.grid()))
+    return cached[1]
+
+
+def _pattern_view(pattern: Pattern) -> tuple[list[list[float]], str]:
+    cached = _drawn.get("pattern")
+    if cached is None or cached[0] is not pattern:
+        steps = pattern.steps
+        hits = [[int(s), int(v), round(float(steps[s, v, VELOCITY]), 4),
+                 round(float(steps[s, v, OFFSET]), 4)]
+                for s in range(STEPS) for v in range(NUM_VOICES) if steps[s, v, HIT] > 0.5]
+        cached = _drawn["pattern"] = (pattern, (hits, pattern.grid()))
+    return cached[1]
+
+
 def status(box: "Service") -> dict[str, Any]:
     """Everything ``groovebox status`` shows, as plain JSON values."""
     engine, transport, midi, player = box.engine, box.transport, box.midi, box.player
@@ -48,11 +75,8 @@ def status(box: "Service") -> dict[str, Any]:
     position = transport.position(now)
     view = midi.view() if midi is not None else PortsView(usb_off="not started")
     stats = engine.stats()
-    groove = engine.groove.steps
-    pattern = engine.pattern.steps
-    hits = [[int(s), int(v), round(float(pattern[s, v, VELOCITY]), 4),
-             round(float(pattern[s, v, OFFSET]), 4)]
-            for s in range(STEPS) for v in range(NUM_VOICES) if pattern[s, v, HIT] > 0.5]
+    groove_hits, groove_grid = _groove_view(engine.groove)
+    hits, pattern_grid = _pattern_view(engine.pattern)
     settings = engine.settings
     return {
         "running": transport.running,
@@ -66,8 +90,8 @@ def status(box: "Service") -> dict[str, Any]:
         "din": view.din,
         "frozen": engine.frozen,
         "engine": stats,
-        "groove_grid": engine.groove.grid(),
-        "pattern_grid": engine.pattern.grid(),
+        "groove_grid": groove_grid,
+        "pattern_grid": pattern_grid,
         "pattern": hits,
         "voices": list(VOICES),
         "notes": list(settings.notes),
@@ -76,8 +100,7 @@ def status(box: "Service") -> dict[str, Any]:
         "realtime": bool(player and player.realtime),
         "inputs_seen": midi.inputs_seen if midi is not None else 0,
         "uptime_s": round(now - box.started_at, 1),
-        "groove": [[int(s), round(float(groove[s, VELOCITY]), 4), round(float(groove[s, OFFSET]), 4)]
-                   for s in range(STEPS) if groove[s, HIT] > 0.5],
+        "groove": groove_hits,
         "controls": {k: v for k, v in asdict(engine.controls).items() if k != "thresholds"},
         "why_silent": why_silent(
             running=transport.running, clock_mode=transport.mode, clock_source=transport.source,

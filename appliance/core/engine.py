@@ -181,6 +181,7 @@ class Engine:
         self._misses = 0
         self._failures = 0
         self._latencies_ms: deque[float] = deque(maxlen=2000)
+        self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
         self._held: dict[tuple[int, int], float] = {}  # keys down → where they were struck
         self._rest = 0                                 # bars of rest the pattern is thinned for
 
@@ -434,15 +435,24 @@ class Engine:
                 self._ask(self._clock(), force=True)
 
     def stats(self) -> dict:
+        """Counts and inference percentiles; the percentiles are worked out again only when a
+        generation has finished since (a status several times a second costs next to nothing)."""
         with self._lock:
-            latencies = tuple(self._latencies_ms)     # the copy only: the maths is outside the lock
-        latencies = np.array(latencies) if latencies else np.zeros(1)
+            generations = self._generations
+            summary = self._latency_summary
+            if summary is None or summary[0] != generations:
+                latencies = tuple(self._latencies_ms)   # the copy only: the maths is outside the lock
+            else:
+                latencies = None
+        if latencies is not None:
+            p50, p99 = np.percentile(np.array(latencies) if latencies else np.zeros(1), (50, 99))
+            summary = self._latency_summary = (generations, round(float(p50), 3), round(float(p99), 3))
         return {
-            "generations": self._generations,
+            "generations": generations,
             "misses": self._misses,
             "failures": self._failures,
-            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 3),
-            "latency_ms_p99": round(float(np.percentile(latencies, 99)), 3),
+            "latency_ms_p50": summary[1],
+            "latency_ms_p99": summary[2],
             "pattern_hits": self._player.pattern.hits,
             "groove_hits": self.groove.hits,
             "frozen": self._frozen,
