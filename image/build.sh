@@ -264,7 +264,6 @@ else
   ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
   rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb \
          "$ROOT"/var/log/*.log "$ROOT"/root/.cache "$ROOT"/tmp/*
-  find "$ROOT/usr/src/groovebox" -name __pycache__ -prune -exec rm -rf {} +
 fi
 for unit in groovebox-firstboot.service systemd-networkd.service systemd-resolved.service ssh.service; do
   run chroot "$ROOT" systemctl enable --quiet "$unit"
