@@ -6,9 +6,9 @@ set -u
 RUNS=${RUNS:-20}
 PY=${PY:-.venv/bin/python}
 LOGS=${LOGS:-out/live-under-load}
-FILES="tests/test_clock_live.py tests/test_service_live.py tests/test_service_signals.py
+FILES=${FILES:-"tests/test_clock_live.py tests/test_service_live.py tests/test_service_signals.py
 tests/test_service_realtime.py tests/test_service_desktop.py tests/test_service_notify.py
-tests/test_midi_ports.py tests/test_din_serial.py"
+tests/test_midi_ports.py tests/test_din_serial.py"}
 mkdir -p "$LOGS"
 sh -c 'while :; do :; done' & HOG1=$!
 sh -c 'while :; do :; done' & HOG2=$!
