@@ -244,7 +244,9 @@ def test_a_flood_of_notes_neither_grows_memory_nor_breaks_the_beat(box):
         sent += 50
         time.sleep(0.005)
     t1 = time.monotonic()
-    assert sent / (t1 - t0) >= 3000                  # a flood (a player plays ~20 a second)
+    # a flood: a player plays ~20 notes a second (this sender, on a loaded machine, reaches
+    # 1,500-10,000 a second)
+    assert sent / (t1 - t0) >= 1000
     # Counted as they arrive; a starved input thread may lose what overflows rtmidi's queue.
     assert wait_until(lambda: service.status()["inputs_seen"] >= sent * 0.5, 20)
     after = service.status()

@@ -76,6 +76,7 @@ SPI0_PINS = {7: "SPI CE1", 8: "SPI CE0", 9: "SPI MISO", 10: "SPI MOSI", 11: "SPI
 UART_PINS = {14: "UART TX", 15: "UART RX"}
 
 
+MAX_FILE = 1 << 20      #: a config is a few KiB; a file past this is refused before parsing
 MAX_ITEMS = 64          #: items in any list or mapping unless a key says otherwise
 MAX_TEXT = 1024         #: characters in any text value unless a key says otherwise
 MAX_PROBLEMS = 20       #: problems reported one a line; the rest are counted
@@ -722,9 +723,13 @@ def load(path: str | os.PathLike[str]) -> Config:
     """Read and check the config file at ``path``; ConfigError names file:line key."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            data = f.read(MAX_FILE + 1)
     except OSError as e:
         raise ConfigError([f"{p}: cannot read: {e}"]) from None
+    if len(data) > MAX_FILE:
+        raise ConfigError([f"{p}: larger than {MAX_FILE >> 20} MiB; a groovebox config is a few "
+                           "KiB (is this the right file?)"])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
