@@ -12,7 +12,8 @@ tests/test_midi_ports.py tests/test_din_serial.py"}
 mkdir -p "$LOGS"
 sh -c 'while :; do :; done' & HOG1=$!
 sh -c 'while :; do :; done' & HOG2=$!
-trap 'kill $HOG1 $HOG2 2>/dev/null' EXIT INT TERM
+trap 'kill $HOG1 $HOG2 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 echo "two CPU hogs: pids $HOG1 $HOG2; logs in $LOGS"
 passed=0
 i=1
