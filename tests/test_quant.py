@@ -95,3 +95,19 @@ def test_the_cpu_evaluator_needs_only_numpy_and_onnxruntime() -> None:
             "print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_pi_estimate_counts_the_models_work() -> None:
+    """benchmarks.pi counts the multiply-accumulates of one generation as the architecture implies."""
+    from benchmarks import pi
+
+    arch = json.loads((SHIPPED / "model.json").read_text())["architecture"]
+    d, ff, layers, z, steps = arch["d_model"], arch["d_ff"], arch["n_layers"], arch["latent_size"], arch["steps"]
+    block = steps * (d * 3 * d + d * d + 2 * d * ff) + 2 * steps * steps * d
+    encoder = steps * 3 * d + layers * block + steps * d * 2 * z
+    decoder = z * steps * d + layers * block + steps * d * 3 * arch["voices"]
+    assert pi.count_macs(SHIPPED / "encoder.onnx", d) == encoder
+    assert pi.count_macs(SHIPPED / "decoder.onnx", d) == decoder
+    for board in pi.BOARDS:
+        low, high = pi.estimate(board, "int8", encoder + decoder, 2_660_000)
+        assert 0 < low < high

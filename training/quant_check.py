@@ -122,9 +122,10 @@ def ensure_arm64_wheels() -> Path:
     return site
 
 
-def command(cpu: Cpu, windows: Path, model_dirs: list[Path]) -> tuple[list[str], dict[str, str]]:
+def command(cpu: Cpu, windows: Path, model_dir: Path, precisions: list[str]) -> tuple[list[str], dict[str, str]]:
     """The evaluator's command line and environment for one CPU."""
-    args = ["-m", "training.cpu_eval", "eval", str(windows), *map(str, model_dirs), "--label", cpu.key]
+    args = ["-m", "training.cpu_eval", "eval", str(windows), str(model_dir), "--label", cpu.key,
+            "--precisions", ",".join(precisions)]
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
     if cpu.key == "x86-vnni":
         return [sys.executable, *args], {**env, "PYTHONPATH": str(REPO)}
@@ -135,39 +136,52 @@ def command(cpu: Cpu, windows: Path, model_dirs: list[Path]) -> tuple[list[str],
             {**env, "PYTHONPATH": f"{REPO}:{site}"})
 
 
-def _digest(paths: list[Path]) -> str:
+def _digest(parts: list[bytes]) -> str:
     h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:16]
 
 
-def result_key(cpu: Cpu, windows: Path, model_dir: Path) -> str:
-    files = [model_dir / f for f in ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx")]
+def result_key(cpu: Cpu, windows: Path, model_dir: Path, precision: str) -> str:
+    """What one CPU's figures for one precision depend on: that precision's graphs, the thresholds,
+    the windows' arrays, and the code that runs and scores them (onnx_model.py, metrics.py)."""
+    suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+    graphs = [(model_dir / f"{part}{suffix}").read_bytes() for part in ("encoder", "decoder")]
     thresholds = json.dumps(json.loads((model_dir / "model.json").read_text())["thresholds"]).encode()
-    evaluator = [REPO / "training" / f for f in ("cpu_eval.py", "metrics.py", "onnx_model.py")]
-    return f"{cpu.key}-{_digest(files + evaluator + [windows])}-{hashlib.sha256(thresholds).hexdigest()[:8]}"
+    with np.load(windows, allow_pickle=False) as z:
+        arrays = [z["grooves"].tobytes(), z["patterns"].tobytes()]
+    code = [(REPO / "training" / f).read_bytes() for f in ("metrics.py", "onnx_model.py")]
+    return f"{cpu.key}-{precision}-{_digest(graphs + [thresholds] + arrays + code)}"
 
 
-def run_cpu(cpu: Cpu, windows: Path, model_dir: Path, fresh: bool = False) -> dict:
-    """One CPU's figures, from the cache when nothing they depend on changed."""
-    cache = BUILD / "results" / f"{result_key(cpu, windows, model_dir)}.json"
+def run_precision(cpu: Cpu, windows: Path, model_dir: Path, precision: str, fresh: bool = False) -> dict:
+    """One CPU's figures for one precision, from the cache when nothing they depend on changed."""
+    cache = BUILD / "results" / f"{result_key(cpu, windows, model_dir, precision)}.json"
     if cache.exists() and not fresh:
         return json.loads(cache.read_text())
-    cmd, env = command(cpu, windows, [model_dir])
+    cmd, env = command(cpu, windows, model_dir, [precision])
     logs = BUILD / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{cpu.key}.log", "w") as err:
-        proc = subprocess.run(["nice", "-n", "10", *cmd], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
-                              text=True)
+    log_file = logs / f"{cpu.key}-{precision}.log"
+    with open(log_file, "w") as err:
+        proc = subprocess.run(["nice", "-n", "10", *cmd], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=err, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{cpu.key}: the evaluator failed (exit {proc.returncode}); see {logs / (cpu.key + '.log')}")
+        raise RuntimeError(f"{cpu.key} {precision}: the evaluator failed (exit {proc.returncode}); see {log_file}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["how"] = cpu.how
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result, indent=1))
     return result
+
+
+def merge(fp32: dict, int8: dict, cpu: Cpu) -> dict:
+    """One CPU's fp32 and int8 runs as one result."""
+    if fp32["cpu"] != int8["cpu"]:
+        raise RuntimeError(f"{cpu.key}: the fp32 and int8 runs saw different CPU features")
+    return {**int8, "models": [{**int8["models"][0], "fp32": fp32["models"][0]["fp32"]}],
+            "seconds": fp32.get("seconds", 0) + int8.get("seconds", 0)}
 
 
 def verdict(model: dict) -> list[str]:
@@ -231,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpus", default=",".join(c.key for c in CPUS), help="comma-separated subset of the four")
-    p.add_argument("--jobs", type=int, default=2, help="CPUs evaluated at once")
+    p.add_argument("--jobs", type=int, default=4, help="evaluator runs at once (one per CPU and precision)")
     p.add_argument("--fresh", action="store_true", help="ignore cached results")
     p.add_argument("--card", action="store_true", help="store the figures in model.json (metrics.cpus)")
     args = p.parse_args(argv)
@@ -249,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         ensure_arm64_python()
         ensure_arm64_wheels()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {c: pool.submit(run_cpu, c, windows, model_dir, args.fresh) for c in wanted}
+        futures = {(c, p): pool.submit(run_precision, c, windows, model_dir, p, args.fresh)
+                   for c in wanted for p in ("fp32", "int8")}
         results = []
         for c in wanted:
-            results.append((c, futures[c].result()))
+            results.append((c, merge(futures[c, "fp32"].result(), futures[c, "int8"].result(), c)))
             log.info("%s done (%.0f s)", c.key, results[-1][1]["seconds"])
     text = table(results)
     OUT.mkdir(exist_ok=True)
