@@ -98,6 +98,14 @@ def test_a_variation_of_the_groove_is_no_new_section() -> None:
     assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(groove) | {30}
 
 
+def test_a_phrase_begun_just_before_the_loop_point_is_no_new_section() -> None:
+    looper = Looper(Memory(forget_passes=8, section_change=0.3))
+    play_pass(looper, 0, [20, 23, 26, 28, 30])              # the player comes in late in pass 0 ...
+    play_pass(looper, 1, [0, 3, 6, 8, 11, 14])              # ... and the phrase goes on in pass 1
+    looper.advance(2 * STEPS)
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == {20, 23, 26, 28, 30, 0, 3, 6, 8, 11, 14}
+
+
 def test_a_rest_ages_nothing_and_is_counted() -> None:
     looper = Looper(Memory(forget_passes=2, section_change=0.3))
     play_pass(looper, 0, [0, 8, 16])

@@ -15,7 +15,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   forgets (the overdub keeps everything until ``clear``).
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
-  not played in that pass is dropped at once. 0 turns it off.
+  not played in that pass is dropped at once. The groove must have been there for a played pass
+  already (a phrase begun just before the loop point is no new section). 0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played, and the engine thins the drums out.
 - Freeze is the engine's business (it stops regenerating); the looper keeps recording while
@@ -59,6 +60,7 @@ class Looper:
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
+        self._older = np.zeros(STEPS, bool)              # ... and already when the pass before began
         self._pass = 0
         self._shift = 0.0   # whole loops between the song's position and the looper's (a jump)
         self._rest_passes = 0
@@ -147,6 +149,7 @@ class Looper:
             self._steps[:] = 0.0
             self._now[:] = False
             self._held[:] = False
+            self._older[:] = False
             self._last_onset = None
             self._groove = Groove.empty()
             return had_notes
@@ -158,6 +161,7 @@ class Looper:
             self._now[:] = False
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
+            self._older = self._held.copy()
             self._publish()
 
     # -- the memory --------------------------------------------------------------------------
@@ -173,14 +177,19 @@ class Looper:
             self._played += 1
             present = self._steps[:, HIT] > 0
             change = self._memory.section_change
-            if change > 0 and finished.sum() >= SECTION_MIN_STEPS and self._held.any():
+            # The groove must have been there a pass already: a phrase begun just before the loop
+            # point (half in one pass, half in the next) is not a new section.
+            if change > 0 and finished.sum() >= SECTION_MIN_STEPS and (self._held & self._older).any():
                 overlap = (finished & self._held).sum() / (finished | self._held).sum()
                 if overlap < change:
                     self._steps[~finished & present] = 0.0   # a new section: the old groove goes
         else:
             self._rest_passes += crossed
         self._forget()
-        self._held = self._steps[:, HIT] > 0
+        present = self._steps[:, HIT] > 0
+        if finished.any():
+            self._older = self._held & present
+        self._held = present
         self._publish()
 
     def _forget(self) -> None:
