@@ -25,6 +25,7 @@ import mido
 import numpy as np
 
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES
+from training import humanize
 
 log = logging.getLogger(__name__)
 
@@ -251,14 +252,16 @@ class Augment:
     gain: tuple[float, float] = (0.85, 1.15)
     p_jitter: float = 0.15    # timing jitter added to the groove's offsets
     jitter: float = 0.04      # standard deviation, in steps
+    p_hands: float = 0.0      # instead: the groove a person tapping the loop with two hands gives (humanize.py)
+    p_keys: float = 0.0       # instead: the groove of a keyboard player comping along (humanize.py)
 
     @classmethod
     def none(cls) -> "Augment":
-        return cls(p_subset=0.0, p_curve=0.0, p_jitter=0.0)
+        return cls(p_subset=0.0, p_curve=0.0, p_jitter=0.0, p_hands=0.0, p_keys=0.0)
 
     @property
     def active(self) -> bool:
-        return self.p_subset > 0 or self.p_curve > 0 or self.p_jitter > 0
+        return any(p > 0 for p in (self.p_subset, self.p_curve, self.p_jitter, self.p_hands, self.p_keys))
 
 
 def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment) -> np.ndarray:
@@ -286,6 +289,14 @@ def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment
         chosen = rng.random(b) < aug.p_jitter
         noise = rng.normal(0.0, aug.jitter, (b, STEPS)) * chosen[:, None] * hit
         grooves[..., OFFSET] = np.clip(grooves[..., OFFSET] + noise, -0.5, 0.4999) * hit
+    if aug.p_hands > 0 or aug.p_keys > 0:  # a person's groove replaces the drummer's (one source per groove)
+        source = rng.random(b)
+        hands = source < aug.p_hands
+        keys = (source >= aug.p_hands) & (source < aug.p_hands + aug.p_keys)
+        if hands.any():
+            grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng))
+        if keys.any():
+            grooves[keys] = humanize.keys_grooves(patterns[keys], rng)
     return grooves.astype(np.float32)
 
 

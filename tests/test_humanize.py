@@ -1,0 +1,141 @@
+"""The human-input model: hands and keys grooves from drum patterns, their statistics on GMD validation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES
+from training import dataset as ds
+from training import humanize as hz
+
+KICK, SNARE, CLOSED = VOICES.index("kick"), VOICES.index("snare"), VOICES.index("closed_hat")
+
+
+def gmd_root() -> Path:
+    root = ds.gmd_dir()
+    if not (root / "info.csv").is_file():
+        pytest.skip(f"GMD_DIR {root} is missing (no info.csv): the real-data tests need the Groove MIDI "
+                    "Dataset; set GMD_DIR to its folder")
+    return root
+
+
+def rock_beat(n: int = 1, hats: int = 1) -> np.ndarray:
+    """n copies of a rock beat: kick on 1 and 3, snare on 2 and 4, hats every `hats` steps."""
+    p = np.zeros((n, STEPS, NUM_VOICES, 3), np.float32)
+    for s in range(0, STEPS, hats):
+        p[:, s, CLOSED] = (1, 0.5 if s % 4 else 0.7, 0.0)
+    for s in (0, 8, 16, 24):
+        p[:, s, KICK] = (1, 0.9, -0.05)
+    for s in (4, 12, 20, 28):
+        p[:, s, SNARE] = (1, 0.95, 0.05)
+    return p
+
+
+def assert_valid(grooves: np.ndarray) -> None:
+    assert grooves.dtype == np.float32 and grooves.shape[1:] == (STEPS, 3)
+    hit = grooves[..., HIT]
+    assert set(np.unique(hit)) <= {0.0, 1.0}
+    assert (hit.sum(1) > 0).all()                                   # never an empty groove
+    assert np.all(grooves[..., 1:][hit == 0] == 0)                   # nothing where nothing plays
+    assert np.all(grooves[..., VELOCITY][hit == 1] > 0) and np.all(grooves[..., VELOCITY] <= 1)
+    assert np.all((grooves[..., OFFSET] >= -0.5) & (grooves[..., OFFSET] < 0.5))
+
+
+def test_hands_statistics_match_people_on_validation_windows() -> None:
+    gmd_root()
+    val = ds.load_split("validation")
+    drums = hz.groove_stats(val.grooves)
+    hands_grooves = hz.human_set(val.patterns, "hands", hz.SEED_VALIDATION)
+    assert_valid(hands_grooves)
+    hands = hz.groove_stats(hands_grooves)
+    t = hz.HANDS_TARGETS
+    assert hands["hits"] / drums["hits"] == pytest.approx(t["hit_ratio"], abs=0.03)
+    assert hands["velocity_mean"] == pytest.approx(t["velocity_mean"], abs=0.02)
+    assert hands["velocity_sd"] == pytest.approx(t["velocity_sd"], abs=0.02)
+    assert hands["offset_sd"] == pytest.approx(t["offset_sd"], abs=0.015)
+    # and they differ from the drummer's groove the way people's do: softer, flatter, looser
+    assert drums["velocity_mean"] - hands["velocity_mean"] > 0.08
+    assert drums["velocity_sd"] > hands["velocity_sd"] + 0.02
+    assert hands["offset_sd"] > drums["offset_sd"] + 0.02
+
+
+def test_hands_keep_the_strong_parts() -> None:
+    pats = rock_beat(400)
+    g = hz.hands_grooves(pats, np.random.default_rng(1), hz.Hands(extra=0.0, timing_noise=0.0, push_sd=0.0))
+    assert_valid(g)
+    kept = g[..., HIT].mean(0)
+    beats = kept[[s for s in range(STEPS) if s % 4 == 0]]
+    sixteenths = kept[[s for s in range(STEPS) if s % 2 == 1]]
+    assert beats.min() > 0.95                     # kick and snare on the beats stay
+    assert sixteenths.mean() < 0.75 * beats.mean()  # the fast hats thin out
+    assert g[..., HIT].sum(1).mean() < pats[..., HIT].any(-1).sum(1).mean()
+
+
+def test_hands_split_the_kit_into_a_low_and_a_high_hand() -> None:
+    assert hz.LOW_MASK[KICK] and not hz.LOW_MASK[SNARE] and not hz.LOW_MASK[CLOSED]
+    assert hz.LOW_MASK[VOICES.index("low_tom")] and not hz.LOW_MASK[VOICES.index("ride")]
+    # a groove of only kicks: the low hand plays it and the high hand adds nothing (no strays)
+    p = np.zeros((50, STEPS, NUM_VOICES, 3), np.float32)
+    p[:, ::8, KICK] = (1, 0.8, 0.0)
+    g = hz.hands_grooves(p, np.random.default_rng(2), hz.Hands(extra=0.0, timing_noise=0.0, push_sd=0.0,
+                                                               timing_keep=1.0))
+    assert (g[..., HIT][:, 1::2] == 0).all() and g[..., HIT].sum(1).min() >= 1
+
+
+def test_keys_play_chords_held_notes_and_off_bar_starts() -> None:
+    pats = rock_beat(300, hats=1)
+    quiet = dict(timing_noise=0.0, push_sd=0.0, roll_sd=0.0)
+    # stabs on the snare plus bass on the kick, nothing pushed or late: only beats play
+    stabs = hz.keys_grooves(pats, np.random.default_rng(3), hz.Keys(p_stabs=1.0, p_pulse=0.0, p_push=0.0,
+                                                                    p_late=0.0, bass_keep=1.0, **quiet))
+    assert_valid(stabs)
+    assert (stabs[..., HIT][:, [s for s in range(STEPS) if s % 4]] == 0).all()
+    assert (stabs[..., HIT][:, ::4] == 1).all()
+    # a chord is heard as its loudest note: louder on average than a single bass note would be
+    assert stabs[:, 4::8, VELOCITY].mean() > stabs[:, 0::8, VELOCITY].mean()
+    # held chords over a sixteenth hat line: far fewer onsets than the line has
+    held = hz.keys_grooves(pats, np.random.default_rng(4), hz.Keys(p_stabs=0.0, p_pulse=0.0, p_push=0.0,
+                                                                   p_late=0.0, bass_keep=0.0, hold_steps=(4,),
+                                                                   **quiet))
+    assert held[..., HIT].sum(1).max() <= 8 + 1
+    # anticipations: beat 1 and 3 come an eighth or a sixteenth early, round the loop
+    pushed = hz.keys_grooves(pats, np.random.default_rng(5), hz.Keys(p_stabs=1.0, p_pulse=0.0, p_push=1.0,
+                                                                     p_late=0.0, bass_keep=1.0, **quiet))
+    assert (pushed[..., HIT][:, ::8] == 0).all()
+    assert (pushed[..., HIT][:, [30, 31]].sum(1) >= 1).all()
+    # a late entry: the first beat is empty, the part starts off the bar line
+    late = hz.keys_grooves(pats, np.random.default_rng(6), hz.Keys(p_late=1.0, p_push=0.0, **quiet))
+    assert_valid(late)
+    assert (late[..., HIT][:, 0] == 0).all()
+
+
+def test_human_sets_are_fixed_and_augmentation_uses_them() -> None:
+    pats = rock_beat(64, hats=2)
+    a = hz.human_set(pats, "hands", hz.SEED_VALIDATION)
+    np.testing.assert_array_equal(a, hz.human_set(pats, "hands", hz.SEED_VALIDATION))
+    assert not np.array_equal(a, hz.human_set(pats, "hands", hz.SEED_TEST))
+    assert_valid(hz.human_set(pats, "keys", hz.SEED_VALIDATION))
+    with pytest.raises(ValueError):
+        hz.human_set(pats, "feet", 0)
+    aug = ds.Augment.none()
+    assert not aug.active
+    people = ds.augment_grooves(pats, np.random.default_rng(7), ds.Augment(p_subset=0, p_curve=0, p_jitter=0,
+                                                                           p_hands=0.5, p_keys=0.5))
+    np.testing.assert_array_equal(people, ds.augment_grooves(
+        pats, np.random.default_rng(7), ds.Augment(p_subset=0, p_curve=0, p_jitter=0, p_hands=0.5, p_keys=0.5)))
+    assert_valid(people)
+    drummer = ds.flatten(pats)
+    changed = ~(people == drummer).all(axis=(1, 2))
+    assert changed.mean() > 0.9  # every groove came from a person, not from the drummer
+
+
+def test_varied_players_stay_near_the_targets() -> None:
+    rng = np.random.default_rng(0)
+    base = hz.Hands()
+    for _ in range(20):
+        v = base.varied(rng)
+        assert 0.7 * base.level <= v.level <= 1.3 * base.level
+        assert 0.0 <= v.bar_change <= 1.0
+        assert abs(v.keep_bias - base.keep_bias) <= 1.0 + 1e-9
