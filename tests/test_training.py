@@ -180,3 +180,24 @@ def test_fine_tuning_starts_from_a_checkpoint(smoke_run: Path, tmp_path: Path) -
     ckpt = torch.load(run / "last.pt", weights_only=False)
     assert ckpt["init"]["checkpoint"] == str(smoke_run / "best.pt") and ckpt["init"]["epochs"] == 1
     assert ckpt["augment"] is None and ckpt["state"]["epoch"] == 1
+
+
+def test_a_checkpoint_is_recovered_from_the_exported_graphs(smoke_run: Path, smoke_model: Path,
+                                                             tmp_path: Path) -> None:
+    from training import from_onnx
+    ckpt_path = tmp_path / "recovered.pt"
+    from_onnx.main([str(smoke_model), str(ckpt_path)])
+    original, _ = ex.load_checkpoint(smoke_run / "best.pt")
+    recovered, ckpt = ex.load_checkpoint(ckpt_path)
+    for name, value in original.state_dict().items():
+        torch.testing.assert_close(recovered.state_dict()[name], value, rtol=0, atol=1e-6)
+    assert from_onnx.check(recovered, smoke_model) < 1e-4
+    # and it fine-tunes like any checkpoint, here on simulated hands and keys, validated on hands
+    run = tmp_path / "ft"
+    tr.main(["--out", str(run), "--init", str(ckpt_path), "--epochs", "1", "--p-hands", "0.5", "--p-keys", "0.2",
+             "--select-hands", "0.5", *TINY])
+    ft = torch.load(run / "last.pt", weights_only=False)
+    assert ft["augment"]["p_hands"] == 0.5 and ft["init"]["checkpoint"] == str(ckpt_path)
+    row = json.loads((run / "history.jsonl").read_text().splitlines()[-1])
+    assert 0.0 <= row["val_hands_f1"] <= 1.0
+    assert ft["state"]["best"] == pytest.approx(0.5 * row["val_f1"] + 0.5 * row["val_hands_f1"])

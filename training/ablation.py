@@ -1,5 +1,6 @@
-"""Compare checkpoints on the validation split, on the drummers' own grooves and on keyboard-like
-grooves (the training augmentations applied to validation with a fixed seed).
+"""Compare checkpoints on the validation split, on the drummers' own grooves, on keyboard-like
+grooves (the training augmentations applied to validation with a fixed seed) and on simulated
+human input (training/humanize.py: hands tapping the loop, a keyboard player comping along).
 
     python -m training.ablation training/runs/abl-A/best.pt training/runs/abl-B/best.pt
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from training import dataset as ds
+from training import humanize
 from training.export import load_checkpoint
 from training.metrics import report, tune_thresholds
 from training.train import predict
@@ -26,13 +28,16 @@ def compare(checkpoints: list[Path], seed: int = 0) -> list[dict]:
     val = ds.load_split("validation")
     keyboard = ds.augment_grooves(val.patterns, np.random.default_rng(seed),
                                   ds.Augment(p_subset=1.0, p_curve=1.0, p_jitter=1.0))
+    people = {f"simulated {kind}": humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
+              for kind in ("hands", "keys")}
     rows = []
     for path in checkpoints:
         model, ckpt = load_checkpoint(path)
         true = val.patterns[..., 0] > 0.5
         probs, vel, off = predict(model, val.grooves)
         th = tune_thresholds(probs, true)
-        for kind, grooves in (("drummer grooves", val.grooves), ("keyboard-like grooves", keyboard)):
+        for kind, grooves in (("drummer grooves", val.grooves), ("keyboard-like grooves", keyboard),
+                              *people.items()):
             if kind != "drummer grooves":
                 probs, vel, off = predict(model, grooves)
             r = report(probs, vel, off, val.patterns, grooves, th)
