@@ -170,20 +170,14 @@ def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = H
     return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit)
 
 
-def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys()) -> np.ndarray:
-    """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give."""
+def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tuple[np.ndarray, np.ndarray]:
+    """Chord onsets [B,32] and the drummer's velocity under each: stabs, a pulse, or the held hat line."""
     b = len(patterns)
     hits = patterns[..., HIT] > 0.5
     vel_all = patterns[..., VELOCITY]
-    kick, snare = VOICES.index("kick"), VOICES.index("snare")
+    snare = VOICES.index("snare")
     high = [VOICES.index(v) for v in ("closed_hat", "open_hat", "ride")]
     steps = np.arange(STEPS)
-    level = rng.normal(cfg.level, cfg.level_sd, (b, 1))
-    push = rng.normal(0.0, cfg.push_sd, (b, 1))
-
-    bass = hits[..., kick] & (rng.random((b, STEPS)) < cfg.bass_keep)
-    bass_vel = np.where(bass, vel_all[..., kick], 0.0)
-
     rhythm = rng.random(b)
     stabs = rhythm < cfg.p_stabs
     pulse = (rhythm >= cfg.p_stabs) & (rhythm < cfg.p_stabs + cfg.p_pulse)
@@ -204,6 +198,22 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
                 chords[i, s] = True
                 chord_vel[i, s] = vel_all[i, s, high + [snare]].max()
                 free_at = s + hold
+    return chords, chord_vel
+
+
+def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys()) -> np.ndarray:
+    """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give."""
+    b = len(patterns)
+    hits = patterns[..., HIT] > 0.5
+    vel_all = patterns[..., VELOCITY]
+    kick = VOICES.index("kick")
+    steps = np.arange(STEPS)
+    level = rng.normal(cfg.level, cfg.level_sd, (b, 1))
+    push = rng.normal(0.0, cfg.push_sd, (b, 1))
+
+    bass = hits[..., kick] & (rng.random((b, STEPS)) < cfg.bass_keep)
+    bass_vel = np.where(bass, vel_all[..., kick], 0.0)
+    chords, chord_vel = _right_hand(patterns, rng, cfg)
     # a chord's notes: the loudest of 2–4 slightly different velocities, rolled a little
     n_notes = rng.integers(cfg.chord_notes[0], cfg.chord_notes[1] + 1, (b, 1))
     noise = rng.normal(0.0, cfg.velocity_noise, (b, STEPS, cfg.chord_notes[1]))
