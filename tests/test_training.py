@@ -195,9 +195,23 @@ def test_a_checkpoint_is_recovered_from_the_exported_graphs(smoke_run: Path, smo
     # and it fine-tunes like any checkpoint, here on simulated hands and keys, validated on hands
     run = tmp_path / "ft"
     tr.main(["--out", str(run), "--init", str(ckpt_path), "--epochs", "1", "--p-hands", "0.5", "--p-keys", "0.2",
-             "--select-hands", "0.5", *TINY])
+             "--select-hands", "0.5", "--people-expression", "0", *TINY])
     ft = torch.load(run / "last.pt", weights_only=False)
     assert ft["augment"]["p_hands"] == 0.5 and ft["init"]["checkpoint"] == str(ckpt_path)
     row = json.loads((run / "history.jsonl").read_text().splitlines()[-1])
     assert 0.0 <= row["val_hands_f1"] <= 1.0
     assert ft["state"]["best"] == pytest.approx(0.5 * row["val_f1"] + 0.5 * row["val_hands_f1"])
+
+
+def test_expression_is_learnt_only_where_the_weight_says() -> None:
+    from training.model import GrooveVAE, LossConfig, ModelConfig, vae_loss
+    torch.manual_seed(0)
+    model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    pats = torch.zeros(4, STEPS, 9, 3)
+    pats[:, ::4, 0] = torch.tensor([1.0, 0.9, 0.1])
+    out = model(torch.zeros(4, STEPS, 3), sample=False)
+    full = vae_loss(out, pats, LossConfig(), 0.0)
+    people = vae_loss(out, pats, LossConfig(), 0.0, torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    assert float(people["vel"]) == pytest.approx(float(full["vel"]) / 2, rel=1e-5)
+    assert float(people["off"]) == pytest.approx(float(full["off"]) / 2, rel=1e-5)
+    assert float(people["bce"]) == pytest.approx(float(full["bce"]))   # hits are learnt from every groove

@@ -266,6 +266,12 @@ class Augment:
 
 def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment) -> np.ndarray:
     """Grooves [B,32,3] for a batch of patterns [B,32,9,3] with the augmentations applied."""
+    return augment_with_people(patterns, rng, aug)[0]
+
+
+def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
+                        aug: Augment) -> tuple[np.ndarray, np.ndarray]:
+    """augment_grooves, and which grooves [B] came from a simulated person (hands or keys)."""
     b = len(patterns)
     mask = np.ones((b, NUM_VOICES), bool)
     if aug.p_subset > 0:
@@ -289,6 +295,7 @@ def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment
         chosen = rng.random(b) < aug.p_jitter
         noise = rng.normal(0.0, aug.jitter, (b, STEPS)) * chosen[:, None] * hit
         grooves[..., OFFSET] = np.clip(grooves[..., OFFSET] + noise, -0.5, 0.4999) * hit
+    person = np.zeros(b, bool)
     if aug.p_hands > 0 or aug.p_keys > 0:  # a person's groove replaces the drummer's (one source per groove)
         source = rng.random(b)
         hands = source < aug.p_hands
@@ -297,7 +304,8 @@ def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment
             grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng))
         if keys.any():
             grooves[keys] = humanize.keys_grooves(patterns[keys], rng)
-    return grooves.astype(np.float32)
+        person = hands | keys
+    return grooves.astype(np.float32), person
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ class LossConfig:
     beta: float = 0.05         # KL weight after annealing (low: z must carry the expression)
     warmup_epochs: int = 6     # β rises linearly from 0 to `beta` over these epochs
     free_nats: float = 48.0    # KL below this many nats per groove is free (GrooVAE's free bits)
+    people_expression: float = 1.0  # weight of the velocity and offset terms on grooves a person played
 
 
 class Block(nn.Module):
@@ -127,14 +128,16 @@ class GrooveVAE(nn.Module):
 
 
 def vae_loss(out: dict[str, torch.Tensor], patterns: torch.Tensor, loss: LossConfig,
-             beta: float) -> dict[str, torch.Tensor]:
-    """Per-groove sums, averaged over the batch. patterns [B,32,9,3]."""
+             beta: float, expression: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-groove sums, averaged over the batch. patterns [B,32,9,3]; expression [B]: a weight per
+    groove on the velocity and offset terms (None: 1)."""
     hits, vels, offs = patterns[..., 0], patterns[..., 1], patterns[..., 2]
     b = patterns.shape[0]
     pos_weight = torch.tensor(loss.pos_weight, device=patterns.device)
     bce = F.binary_cross_entropy_with_logits(out["logits"], hits, pos_weight=pos_weight, reduction="sum") / b
-    vel = (((out["velocities"] - vels) ** 2) * hits).sum() / b
-    off = (((out["offsets"] - offs) ** 2) * hits).sum() / b
+    cells = hits if expression is None else hits * expression[:, None, None]
+    vel = (((out["velocities"] - vels) ** 2) * cells).sum() / b
+    off = (((out["offsets"] - offs) ** 2) * cells).sum() / b
     mu, logvar = out["mu"], out["logvar"].clamp(-12, 8)
     kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp())).sum(1).mean()
     recon = bce + loss.velocity_weight * vel + loss.offset_weight * off

@@ -252,12 +252,14 @@ def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossCon
     for i in range(steps_per_epoch):
         idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
         pats = train_set.patterns[idx]
-        grooves = ds.augment_grooves(pats, rng, aug) if aug.active else train_set.grooves[idx]
+        grooves, person = ds.augment_with_people(pats, rng, aug) if aug.active else (train_set.grooves[idx], None)
+        expression = None if person is None else torch.from_numpy(np.where(person, lcfg.people_expression, 1.0)
+                                                                    .astype(np.float32))
         frac = epoch + i / steps_per_epoch
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, cfg)
         out_t = model(torch.from_numpy(grooves))
-        parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg))
+        parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg), expression)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
