@@ -5,12 +5,21 @@ holds the GIL through it; on a busy machine that took 1.9 s in a test, and the p
 (which needs the GIL to send) stalled with it. So on JACK the box registers one input and
 one output port at start (rtmidi virtual ports) and never touches them again; following
 keyboards and drum machines as they come and go is done by connecting and disconnecting
-other clients' ports to those two, through the JACK-Client package (CFFI, which lets go
-of the GIL in every call into libjack). (On ALSA, opening a port is a quick local call:
-see rtmidi_backend.py.)
+other clients' ports to those two, through libjack called with ctypes, which lets go of
+the GIL in every call. (On ALSA, opening a port is a quick local call: see
+rtmidi_backend.py.)
+
+Why not the JACK-Client package (CFFI, GIL-free too), which was tried: it loads the
+system's libjack while python-rtmidi's wheel carries its own, and with two copies in one
+process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close); bound to
+rtmidi's copy instead, the test process died of SIGSEGV in two runs of the suite (once seen
+in rtmidi's ``close_port``). The ctypes lines below call the nine libjack functions the
+patchbay needs, on rtmidi's own copy, and the suite has not hung or crashed with them.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import logging
 import os
@@ -25,103 +34,108 @@ from appliance.io.midi.rtmidi_backend import _RtInput, _RtOutput, _rtmidi
 
 log = logging.getLogger(__name__)
 
+_NO_START_SERVER = 0x01
+_IS_INPUT, _IS_OUTPUT = 0x1, 0x2
+_MIDI_TYPE = b"8 bit raw midi"
+_EEXIST = 17
+_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
-def _jack() -> Any:
-    """The JACK-Client module, bound to the libjack python-rtmidi already uses.
 
-    python-rtmidi's wheel carries its own libjack; JACK-Client would load the system's, and
-    two copies of libjack in one process deadlocked in ``jack_client_close`` (seen in the
-    test suite under load) and map the server's shared memory twice. JACK-Client finds its
-    library with ``ctypes.util.find_library("jack")`` when imported, so that lookup is
-    pointed at rtmidi's copy for the import (no option of the library does it)."""
-    if "jack" not in sys.modules:
-        import ctypes.util
-        bundled = _rtmidi_libjack()
-        lookup = ctypes.util.find_library
-        if bundled is not None:
-            ctypes.util.find_library = lambda name: bundled if name == "jack" else lookup(name)
+def _libjack() -> ctypes.CDLL:
+    """The libjack python-rtmidi was built with (one copy in the process), else the system's."""
+    rtmidi = _rtmidi()
+    site = os.path.dirname(os.path.dirname(os.path.abspath(rtmidi.__file__)))
+    candidates = sorted(glob.glob(os.path.join(site, "python_rtmidi*", "libjack*.so*")))
+    system = ctypes.util.find_library("jack")
+    if system:
+        candidates.append(system)
+    for path in candidates:
         try:
-            import jack   # JACK-Client: the edge, only this module imports it
-        except OSError as exc:   # it loads libjack when imported
-            raise PortError(f"libjack not found ({exc}); install libjack-jackd2-0") from None
-        finally:
-            ctypes.util.find_library = lookup
-    return sys.modules["jack"]
-
-
-def _rtmidi_libjack() -> str | None:
-    """The libjack bundled with python-rtmidi's wheel (None: rtmidi uses the system's)."""
-    site = os.path.dirname(os.path.dirname(os.path.abspath(_rtmidi().__file__)))
-    found = sorted(glob.glob(os.path.join(site, "python_rtmidi*", "libjack*.so*")))
-    return found[0] if found else None
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    raise PortError("libjack not found (install libjack-jackd2-0)")
 
 
 class JackPatchbay:
     """A JACK client without ports that lists MIDI ports and connects them (GIL-free)."""
 
     def __init__(self, name: str) -> None:
-        jack = self._jack = _jack()
+        lib = _libjack()
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+        self._lib = lib
         self.gone = False
         self._lock = threading.Lock()
-        try:
-            self._client = jack.Client(name, no_start_server=True)
-        except jack.JackError as exc:
-            raise PortError(f"cannot open the JACK MIDI system ({exc}); is the JACK server "
-                            "running? (jackd -d dummy, or start it from your desktop)") from None
-        self._client.set_shutdown_callback(self._shutdown)
+        status = ctypes.c_int(0)
+        self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
+        if not self._client:
+            raise PortError(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
+                            "is the JACK server running? (jackd -d dummy, or start it from "
+                            "your desktop)")
+        self._on_shutdown = _SHUTDOWN(self._shutdown)   # kept: JACK holds the pointer
+        lib.jack_on_shutdown(self._client, self._on_shutdown, None)
 
-    def _shutdown(self, _status: Any, _reason: str) -> None:
+    def _shutdown(self, _arg: Any) -> None:
         self.gone = True
 
-    def _ports(self, is_input: bool) -> list[str]:
+    def _ports(self, flags: int) -> list[str]:
         with self._lock:
-            if self._client is None or self.gone:
+            if not self._client or self.gone:
                 return []
-            return [p.name for p in self._client.get_ports(is_midi=True, is_input=is_input,
-                                                           is_output=not is_input)]
+            found = self._lib.jack_get_ports(self._client, None, _MIDI_TYPE, flags)
+            names: list[str] = []
+            if found:
+                i = 0
+                while found[i]:
+                    names.append(found[i].decode(errors="replace"))
+                    i += 1
+                self._lib.jack_free(ctypes.cast(found, ctypes.c_void_p))
+            return names
 
     def sources(self) -> list[str]:
         """MIDI ports that send (other clients' outputs)."""
-        return self._ports(is_input=False)
+        return self._ports(_IS_OUTPUT)
 
     def destinations(self) -> list[str]:
-        return self._ports(is_input=True)
+        return self._ports(_IS_INPUT)
 
     def connect(self, source: str, destination: str) -> None:
         if self.gone:
             raise PortError("the JACK server is gone")
-        try:
-            with self._lock:
-                self._client.connect(source, destination)
-        except self._jack.JackErrorCode as exc:
-            if exc.code != 17:       # EEXIST: connected already, which is what we want
-                raise PortError(f"cannot connect {source!r} to {destination!r} ({exc})") from None
-        except self._jack.JackError as exc:
-            raise PortError(f"cannot connect {source!r} to {destination!r} ({exc})") from None
+        with self._lock:
+            code = self._lib.jack_connect(self._client, source.encode(), destination.encode())
+        if code not in (0, _EEXIST):
+            raise PortError(f"cannot connect {source!r} to {destination!r} (JACK error {code})")
 
     def disconnect(self, source: str, destination: str) -> None:
         if self.gone:
             return
-        try:
-            with self._lock:
-                self._client.disconnect(source, destination)
-        except self._jack.JackError:
-            pass                     # gone already: JACK says so, fine
+        with self._lock:
+            self._lib.jack_disconnect(self._client, source.encode(), destination.encode())
 
     def connected(self, source: str, destination: str) -> bool:
         if self.gone:
             return True      # nothing to repair until the box is restarted
-        try:
-            with self._lock:
-                return any(p.name == destination for p in self._client.get_all_connections(source))
-        except self._jack.JackError:   # the source port is gone
-            return False
+        with self._lock:
+            port = self._lib.jack_port_by_name(self._client, source.encode())
+            return bool(port) and bool(self._lib.jack_port_connected_to(port, destination.encode()))
 
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None and not self.gone:
-            client.close()
+        if client and not self.gone:
+            self._lib.jack_client_close(client)
 
 
 class _Patch(InputHandle, OutputHandle):
