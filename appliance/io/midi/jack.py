@@ -24,7 +24,6 @@ import glob
 import logging
 import os
 import re
-import sys
 import threading
 from typing import Any, Sequence
 
