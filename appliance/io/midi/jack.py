@@ -11,10 +11,13 @@ rtmidi_backend.py.)
 
 Why not the JACK-Client package (CFFI, GIL-free too), which was tried: it loads the
 system's libjack while python-rtmidi's wheel carries its own, and with two copies in one
-process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close); bound to
-rtmidi's copy instead, the test process died of SIGSEGV in two runs of the suite (once seen
-in rtmidi's ``close_port``). The ctypes lines below call the nine libjack functions the
-patchbay needs, on rtmidi's own copy, and the suite has not hung or crashed with them.
+process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close). Binding
+it to rtmidi's copy takes patching ``ctypes.util.find_library`` while it is imported (it has
+no option for its library), and did not make it safer: the test process died of SIGSEGV in
+two suite runs that way (once seen in rtmidi's ``close_port``; one such crash was also seen
+with this ctypes code on this machine, busy with seven JACK servers, so that crash is not
+JACK-Client's own). The ctypes lines below call the nine libjack functions the patchbay
+needs, on rtmidi's own copy, with nothing patched.
 """
 from __future__ import annotations
 
