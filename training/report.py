@@ -454,6 +454,109 @@ def figure(src: str, caption: str) -> str:
     return f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
+def _intro(settings: Settings, data: Data, card: dict, genres: list) -> list[str]:
+    model_name = card.get("name", settings.model_dir.name)
+    n_kb = len(data.keyboard_index)
+    return [f"<h1>groovebox: listen and look — {html.escape(model_name)}</h1>",
+            f"<p>Model <code>{html.escape(str(settings.model_dir))}</code> ({settings.precision}, as the box runs it) "
+            f"on the Groove MIDI Dataset test split: {len(data.genres)} two-bar windows from "
+            f"{len(set(data.files))} files in {len(genres)} genres. <b>Model</b>: the drummer's own groove "
+            f"encoded, z = mu, shaped as the box shapes it (default controls, the card's thresholds and "
+            f"calibration). <b>Box</b>: {n_kb} of those windows turned "
+            f"into keyboard-like performances (a chord on every groove hit; a random subset of the voices, "
+            f"another velocity curve and timing jitter, as training.ablation's keyboard-like grooves) and "
+            f"played twice into the engine on a virtual clock with the box's default controls "
+            f"(appliance.core.render); its pattern after the second pass.</p>"]
+
+
+def _features_section(figs: Figures, data: Data) -> list[str]:
+    """1. Features over all genres."""
+    n_kb = len(data.keyboard_index)
+    body = ["<h2>1. Features, generated vs ground truth</h2>",
+            f"<p>Definitions in <code>training/features.py</code>. Timing in sixteenth steps (+ late, − early).</p>",
+            figure(feature_grid(figs, data, MAIN_FEATURES, None, "features_all.png"),
+                   "Every feature over all genres (densities normalised)."),
+            figure(voice_density_figure(figs, data), "Mean density of each voice.")]
+    names = tuple(feat.FEATURES)
+    d_model, d_kb = distances(data, None, "model", names), distances(data, None, "keyboard", names)
+    rows = [[n, f"{np.mean(data.feats['drummer'][n]):.3f}", f"{np.mean(data.feats['model'][n]):.3f}",
+             f"{np.mean(data.feats['keyboard'][n]):.3f}", _f(d_model[n][0]), _f(d_model[n][1]),
+             _f(d_kb[n][0]), _f(d_kb[n][1])] for n in names]
+    body.append("<p>Distances between each generated distribution and the drummers' (30-bin histograms on "
+                "shared bins; KL(drummer ‖ generated) in nats, lower is closer; overlapping area 0..1, higher is closer). "
+                f"The box row set uses {n_kb} windows, so its distances carry more sampling noise.</p>")
+    body.append(table(["feature", "mean drummer", "mean model", "mean box", "KL model", "OA model", "KL box", "OA box"], rows))
+    return body
+
+
+def _genre_section(figs: Figures, data: Data, genres: list) -> list[str]:
+    """2. Features per genre."""
+    body = ["<h2>2. Features per genre</h2>"]
+    matrix = np.full((len(genres), len(MAIN_FEATURES)), np.nan)
+    kl_rows, oa_rows = [], []
+    for gi, g in enumerate(genres):
+        dg = distances(data, g, "model", MAIN_FEATURES)
+        matrix[gi] = [dg[n][1] for n in MAIN_FEATURES]
+        count = int((data.genres == g).sum())
+        kl_rows.append([g, count] + [_f(dg[n][0], 2) for n in MAIN_FEATURES])
+        oa_rows.append([g, count] + [_f(dg[n][1], 2) for n in MAIN_FEATURES])
+    body.append(figure(overlap_matrix_figure(figs, genres, matrix, MAIN_FEATURES),
+                       "Overlapping area of model vs drummer, per genre and feature."))
+    body.append("<details open><summary>Overlapping area per genre (model vs drummer)</summary>"
+                + table(["genre", "windows", *MAIN_FEATURES], oa_rows) + "</details>")
+    body.append("<details><summary>KL divergence per genre (model vs drummer)</summary>"
+                + table(["genre", "windows", *MAIN_FEATURES], kl_rows) + "</details>")
+    for g in genres:
+        safe = re.sub(r"[^a-z0-9]+", "-", g.lower())
+        body.append(figure(feature_grid(figs, data, GENRE_FEATURES, g, f"features_{safe}.png",
+                                        sources=("drummer", "model")),
+                           f"{g}: {(data.genres == g).sum()} windows, drummer vs model."))
+    return body
+
+
+def _card_and_sweep(figs: Figures, card: dict, settings: Settings) -> list[str]:
+    """6. The card's metrics and 7. the sweep."""
+    body = ["<h2>6. The model card's metrics</h2>"]
+    f1 = f1_figure(figs, card)
+    if f1:
+        body.append(figure(f1, "Hit F1 per voice, test split."))
+    body.append(card_tables(card))
+    body.append("<h2>7. The sweep</h2>")
+    intro, srows = sweep_rows(settings.readme)
+    if srows:
+        sf = sweep_figure(figs, srows)
+        if sf:
+            body.append(figure(sf, "Validation F1 of each trial of the sweep."))
+        body.append(f"<p>{html.escape(intro)} From models/README.md (<code>make sweep</code>).</p>")
+        body.append(table(list(srows[0].keys()), [list(r.values()) for r in srows]))
+    else:
+        body.append("<p>No sweep table in models/README.md yet (<code>make sweep</code>).</p>")
+    return body
+
+
+def _sections(figs: Figures, data: Data, card: dict, settings: Settings, genres: list, listen_html: str,
+              timings: dict) -> list[str]:
+    """The page's body, section by section (the latent map timed on its own)."""
+    body = _intro(settings, data, card, genres) + _features_section(figs, data) + _genre_section(figs, data, genres)
+    body.append("<h2>3. Velocity heat-maps per voice</h2>")
+    body.append("<p>Hits per window at each step (x) and velocity (y, 16 bins), drummer vs model vs box; "
+                "one colour scale per voice.</p>")
+    for v in range(NUM_VOICES):
+        body.append(figure(heatmap_figure(figs, data, v), f"{VOICES[v]}: step × velocity."))
+    body.append("<h2>4. The latent map</h2>")
+    t2 = time.monotonic()
+    body.append("<p>Hover a point for its genre and file; click a genre in the legend to hide it, double-click to "
+                "show it alone.</p>" + latent_map(data, settings.seed))
+    timings["latent map"] = time.monotonic() - t2
+    body.append("<h2>5. Listening set</h2>")
+    body.append(f"<p>{settings.loops} held-out loops from different genres, each played twice at its file's tempo "
+                f"(the keyboard ones three times), rendered with FluidSynth and a General MIDI SoundFont "
+                f"({html.escape(audio.find_soundfont(settings.soundfont).name)}). The groove is heard as one wood block. "
+                f"The MIDI files are beside the audio.</p>")
+    body.append(listen_html)
+    return body + _card_and_sweep(figs, card, settings)
+
+
 def build(settings: Settings) -> dict:
     """Write the report; returns what it holds (counts, timings)."""
     started = time.monotonic()
@@ -476,107 +579,19 @@ def build(settings: Settings) -> dict:
 
     t = time.monotonic()
     genres = sorted(set(data.genres), key=lambda g: (-(data.genres == g).sum(), g))
-    body = []
-    model_name = card.get("name", settings.model_dir.name)
-    n_kb = len(data.keyboard_index)
-    body.append(f"<h1>groovebox: listen and look — {html.escape(model_name)}</h1>")
-    body.append(f"<p>Model <code>{html.escape(str(settings.model_dir))}</code> ({settings.precision}, as the box runs it) "
-                f"on the Groove MIDI Dataset test split: {len(data.genres)} two-bar windows from "
-                f"{len(set(data.files))} files in {len(genres)} genres. <b>Model</b>: the drummer's own groove "
-                f"encoded, z = mu, shaped as the box shapes it (default controls, the card's thresholds and "
-                f"calibration). <b>Box</b>: {n_kb} of those windows turned "
-                f"into keyboard-like performances (a chord on every groove hit; a random subset of the voices, "
-                f"another velocity curve and timing jitter, as training.ablation's keyboard-like grooves) and "
-                f"played twice into the engine on a virtual clock with the box's default controls "
-                f"(appliance.core.render); its pattern after the second pass.</p>")
-
-    # features over all genres
-    body.append("<h2>1. Features, generated vs ground truth</h2>")
-    body.append(f"<p>Definitions in <code>training/features.py</code>. Timing in sixteenth steps (+ late, − early).</p>")
-    body.append(figure(feature_grid(figs, data, MAIN_FEATURES, None, "features_all.png"),
-                       "Every feature over all genres (densities normalised)."))
-    body.append(figure(voice_density_figure(figs, data), "Mean density of each voice."))
-    names = tuple(feat.FEATURES)
-    d_model, d_kb = distances(data, None, "model", names), distances(data, None, "keyboard", names)
-    rows = [[n, f"{np.mean(data.feats['drummer'][n]):.3f}", f"{np.mean(data.feats['model'][n]):.3f}",
-             f"{np.mean(data.feats['keyboard'][n]):.3f}", _f(d_model[n][0]), _f(d_model[n][1]),
-             _f(d_kb[n][0]), _f(d_kb[n][1])] for n in names]
-    body.append("<p>Distances between each generated distribution and the drummers' (30-bin histograms on "
-                "shared bins; KL(drummer ‖ generated) in nats, lower is closer; overlapping area 0..1, higher is closer). "
-                f"The box row set uses {n_kb} windows, so its distances carry more sampling noise.</p>")
-    body.append(table(["feature", "mean drummer", "mean model", "mean box", "KL model", "OA model", "KL box", "OA box"], rows))
-
-    # per genre
-    body.append("<h2>2. Features per genre</h2>")
-    matrix = np.full((len(genres), len(MAIN_FEATURES)), np.nan)
-    kl_rows, oa_rows = [], []
-    for gi, g in enumerate(genres):
-        dg = distances(data, g, "model", MAIN_FEATURES)
-        matrix[gi] = [dg[n][1] for n in MAIN_FEATURES]
-        count = int((data.genres == g).sum())
-        kl_rows.append([g, count] + [_f(dg[n][0], 2) for n in MAIN_FEATURES])
-        oa_rows.append([g, count] + [_f(dg[n][1], 2) for n in MAIN_FEATURES])
-    body.append(figure(overlap_matrix_figure(figs, genres, matrix, MAIN_FEATURES),
-                       "Overlapping area of model vs drummer, per genre and feature."))
-    body.append("<details open><summary>Overlapping area per genre (model vs drummer)</summary>"
-                + table(["genre", "windows", *MAIN_FEATURES], oa_rows) + "</details>")
-    body.append("<details><summary>KL divergence per genre (model vs drummer)</summary>"
-                + table(["genre", "windows", *MAIN_FEATURES], kl_rows) + "</details>")
-    for g in genres:
-        safe = re.sub(r"[^a-z0-9]+", "-", g.lower())
-        body.append(figure(feature_grid(figs, data, GENRE_FEATURES, g, f"features_{safe}.png",
-                                        sources=("drummer", "model")),
-                           f"{g}: {(data.genres == g).sum()} windows, drummer vs model."))
-
-    # heat-maps
-    body.append("<h2>3. Velocity heat-maps per voice</h2>")
-    body.append("<p>Hits per window at each step (x) and velocity (y, 16 bins), drummer vs model vs box; "
-                "one colour scale per voice.</p>")
-    for v in range(NUM_VOICES):
-        body.append(figure(heatmap_figure(figs, data, v), f"{VOICES[v]}: step × velocity."))
-
-    # latent map
-    body.append("<h2>4. The latent map</h2>")
-    t2 = time.monotonic()
-    body.append("<p>Hover a point for its genre and file; click a genre in the legend to hide it, double-click to "
-                "show it alone.</p>" + latent_map(data, settings.seed))
-    timings["latent map"] = time.monotonic() - t2
-
-    # listening
-    body.append("<h2>5. Listening set</h2>")
-    body.append(f"<p>{settings.loops} held-out loops from different genres, each played twice at its file's tempo "
-                f"(the keyboard ones three times), rendered with FluidSynth and a General MIDI SoundFont "
-                f"({html.escape(audio.find_soundfont(settings.soundfont).name)}). The groove is heard as one wood block. "
-                f"The MIDI files are beside the audio.</p>")
-    body.append(listen_html)
-
-    # card and sweep
-    body.append("<h2>6. The model card's metrics</h2>")
-    f1 = f1_figure(figs, card)
-    if f1:
-        body.append(figure(f1, "Hit F1 per voice, test split."))
-    body.append(card_tables(card))
-    body.append("<h2>7. The sweep</h2>")
-    intro, srows = sweep_rows(settings.readme)
-    if srows:
-        sf = sweep_figure(figs, srows)
-        if sf:
-            body.append(figure(sf, "Validation F1 of each trial of the sweep."))
-        body.append(f"<p>{html.escape(intro)} From models/README.md (<code>make sweep</code>).</p>")
-        body.append(table(list(srows[0].keys()), [list(r.values()) for r in srows]))
-    else:
-        body.append("<p>No sweep table in models/README.md yet (<code>make sweep</code>).</p>")
+    body = _sections(figs, data, card, settings, genres, listen_html, timings)
     timings["figures and page"] = time.monotonic() - t - timings["latent map"]
     total = time.monotonic() - started
     body.append(f'<p class="note">Written by <code>python -m training.report</code> in {total:.0f} s '
                 f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); {len(figs.saved)} figures, "
                 f"{players} audio players.</p>")
+    model_name = card.get("name", settings.model_dir.name)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>groovebox report: '
             f'{html.escape(model_name)}</title><style>{CSS}</style></head><body>{"".join(body)}</body></html>')
     (out / "index.html").write_text(page)
     summary = {"index": str(out / "index.html"), "figures": len(figs.saved) + 1, "png_figures": len(figs.saved),
                "audio_players": players, "min_rms": min(levels) if levels else 0.0,
-               "windows": len(data.genres), "keyboard_windows": n_kb, "genres": len(genres),
+               "windows": len(data.genres), "keyboard_windows": len(data.keyboard_index), "genres": len(genres),
                "seconds": round(total, 1), "timings": {k: round(v, 1) for k, v in timings.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
