@@ -13,11 +13,10 @@ Why not the JACK-Client package (CFFI, GIL-free too), which was tried: it loads 
 system's libjack while python-rtmidi's wheel carries its own, and with two copies in one
 process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close). Binding
 it to rtmidi's copy takes patching ``ctypes.util.find_library`` while it is imported (it has
-no option for its library), and did not make it safer: the test process died of SIGSEGV in
-two suite runs that way (once seen in rtmidi's ``close_port``; one such crash was also seen
-with this ctypes code on this machine, busy with seven JACK servers, so that crash is not
-JACK-Client's own). The ctypes lines below call the nine libjack functions the patchbay
-needs, on rtmidi's own copy, with nothing patched.
+no option for its library). (SIGSEGVs of the test process seen that way were seen with this
+ctypes code too, on a machine busy with seven JACK servers: rtmidi's, not JACK-Client's.)
+The ctypes lines below call the nine libjack functions the patchbay needs, on rtmidi's own
+copy, with nothing patched.
 """
 from __future__ import annotations
 
