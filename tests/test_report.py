@@ -6,6 +6,7 @@ import csv
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import mido
@@ -58,43 +59,53 @@ def fake_gmd(root: Path) -> Path:
     return root
 
 
-def check_page(index: Path) -> list[str]:
-    """Open the page in headless Chromium; every console error, page error, failed request, broken
-    image and audio element that cannot load, one line each."""
+@contextmanager
+def chromium():
+    """Debian's chromium, headless, with a fresh profile (playwright drives it; no browser download)."""
     from playwright.sync_api import sync_playwright
 
-    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(profile, executable_path=str(CHROMIUM), headless=True,
                                                        args=FLAGS)
         try:
-            page = browser.new_page()
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            # media elements abort their own first request once they have the metadata: not a failure
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}")
-                    if "ERR_ABORTED" not in (r.failure or "") else None)
-            page.goto(index.resolve().as_uri(), wait_until="load", timeout=60_000)
-            page.wait_for_function(
-                "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 || a.error)",
-                timeout=60_000)
-            for src, complete, width in page.evaluate(
-                    "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"):
-                if not complete or width == 0:
-                    problems.append(f"broken image: {src}")
-            for src, error, duration in page.evaluate(
-                    "Array.from(document.querySelectorAll('audio')).map(a => "
-                    "[a.getAttribute('src'), a.error && a.error.code, a.duration])"):
-                if error or not duration or duration != duration:  # NaN: nothing loaded
-                    problems.append(f"audio cannot play: {src} (error {error})")
-            traces = page.evaluate("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length")
-            if traces == 0:
-                problems.append("the latent map drew no points")
+            yield browser
         finally:
             browser.close()
+
+
+def check_page(browser, index: Path) -> list[str]:
+    """Open the page; every console error, page error, failed request, broken image and audio
+    element that cannot load, one line each."""
+    problems: list[str] = []
+    page = browser.new_page()
+    try:
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        # media elements abort their own first request once they have the metadata: not a failure
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}")
+                if "ERR_ABORTED" not in (r.failure or "") else None)
+        page.goto(index.resolve().as_uri(), wait_until="load", timeout=60_000)
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 || a.error)",
+            timeout=60_000)
+        for src, complete, width in page.evaluate(
+                "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"):
+            if not complete or width == 0:
+                problems.append(f"broken image: {src}")
+        for src, error, duration in page.evaluate(
+                "Array.from(document.querySelectorAll('audio')).map(a => "
+                "[a.getAttribute('src'), a.error && a.error.code, a.duration])"):
+            if error or not duration or duration != duration:  # NaN: nothing loaded
+                problems.append(f"audio cannot play: {src} (error {error})")
+        traces = page.evaluate("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length")
+        if traces == 0:
+            problems.append("the latent map drew no points")
+    finally:
+        page.close()
     return problems
 
 
+@pytest.mark.timeout(900)  # a report, a browser and 15 FluidSynth renders, on a busy 2-core machine
 def test_the_report_of_a_tiny_model_opens_with_every_figure_and_sound(tiny_model_dir: Path, tmp_path: Path) -> None:
     needs(CHROMIUM.exists(), "chromium")
     needs(shutil.which("fluidsynth") is not None, "fluidsynth")
@@ -115,11 +126,12 @@ def test_the_report_of_a_tiny_model_opens_with_every_figure_and_sound(tiny_model
     assert not quiet, f"silent audio: {quiet}"
     assert len(list((out / "midi").glob("*.mid"))) == summary["audio_players"]
 
-    assert check_page(index) == []
+    with chromium() as browser:
+        assert check_page(browser, index) == []
 
-    # the check is not blind: a missing sound and a missing figure are both reported
-    next(iter(wavs)).unlink()
-    next(iter((out / "figures").glob("heatmap_*.png"))).unlink()
-    problems = check_page(index)
+        # the check is not blind: a missing sound and a missing figure are both reported
+        next(iter(wavs)).unlink()
+        next(iter((out / "figures").glob("heatmap_*.png"))).unlink()
+        problems = check_page(browser, index)
     assert any(p.startswith("broken image: figures/heatmap_") for p in problems), problems
     assert any(p.startswith(f"audio cannot play: audio/{wavs[0].name}") for p in problems), problems

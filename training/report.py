@@ -403,7 +403,6 @@ def listening_set(data: Data, settings: Settings, out: Path, work: Path) -> tupl
     soundfont = audio.find_soundfont(settings.soundfont)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     (out / "midi").mkdir(parents=True, exist_ok=True)
-    kb = {int(i): k for k, i in enumerate(data.keyboard_index)}
     rows, players, levels = [], 0, []
     rng = np.random.default_rng(settings.seed + 1)
     for n, i in enumerate(pick_loops(data, settings.loops, settings.seed)):
@@ -430,8 +429,6 @@ def listening_set(data: Data, settings: Settings, out: Path, work: Path) -> tupl
                               f'<br><a href="midi/{mid.name}">MIDI</a>')
         rows.append([Raw(f"<b>{n + 1}</b>"), data.genres[i], Raw(f"<code>{html.escape(data.files[i])}</code>"),
                      f"{bpm:g}", cells["groove"], cells["drummer"], cells["model"], cells["keys"], cells["keys+box"]])
-        if i in kb:
-            pass  # the same window is also in the keyboard feature set (with another augmentation draw)
     header = ["#", "genre", "file (GMD test)", "BPM", "groove (what the model hears)", "drummer",
               "model", "keyboard-like performance", "keyboard + the box (listens 1 loop, then plays)"]
     return table(header, rows, "listen"), players, levels
@@ -454,15 +451,14 @@ def figure(src: str, caption: str) -> str:
     return f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _intro(settings: Settings, data: Data, card: dict, genres: list) -> list[str]:
+def _intro(data: Data, settings: Settings, card: dict, genres: list[str]) -> list[str]:
     model_name = card.get("name", settings.model_dir.name)
-    n_kb = len(data.keyboard_index)
     return [f"<h1>groovebox: listen and look — {html.escape(model_name)}</h1>",
             f"<p>Model <code>{html.escape(str(settings.model_dir))}</code> ({settings.precision}, as the box runs it) "
             f"on the Groove MIDI Dataset test split: {len(data.genres)} two-bar windows from "
             f"{len(set(data.files))} files in {len(genres)} genres. <b>Model</b>: the drummer's own groove "
             f"encoded, z = mu, shaped as the box shapes it (default controls, the card's thresholds and "
-            f"calibration). <b>Box</b>: {n_kb} of those windows turned "
+            f"calibration). <b>Box</b>: {len(data.keyboard_index)} of those windows turned "
             f"into keyboard-like performances (a chord on every groove hit; a random subset of the voices, "
             f"another velocity curve and timing jitter, as training.ablation's keyboard-like grooves) and "
             f"played twice into the engine on a virtual clock with the box's default controls "
@@ -470,10 +466,8 @@ def _intro(settings: Settings, data: Data, card: dict, genres: list) -> list[str
 
 
 def _features_section(figs: Figures, data: Data) -> list[str]:
-    """1. Features over all genres."""
-    n_kb = len(data.keyboard_index)
     body = ["<h2>1. Features, generated vs ground truth</h2>",
-            f"<p>Definitions in <code>training/features.py</code>. Timing in sixteenth steps (+ late, − early).</p>",
+            "<p>Definitions in <code>training/features.py</code>. Timing in sixteenth steps (+ late, − early).</p>",
             figure(feature_grid(figs, data, MAIN_FEATURES, None, "features_all.png"),
                    "Every feature over all genres (densities normalised)."),
             figure(voice_density_figure(figs, data), "Mean density of each voice.")]
@@ -483,14 +477,15 @@ def _features_section(figs: Figures, data: Data) -> list[str]:
              f"{np.mean(data.feats['keyboard'][n]):.3f}", _f(d_model[n][0]), _f(d_model[n][1]),
              _f(d_kb[n][0]), _f(d_kb[n][1])] for n in names]
     body.append("<p>Distances between each generated distribution and the drummers' (30-bin histograms on "
-                "shared bins; KL(drummer ‖ generated) in nats, lower is closer; overlapping area 0..1, higher is closer). "
-                f"The box row set uses {n_kb} windows, so its distances carry more sampling noise.</p>")
-    body.append(table(["feature", "mean drummer", "mean model", "mean box", "KL model", "OA model", "KL box", "OA box"], rows))
+                "shared bins; KL(drummer ‖ generated) in nats, lower is closer; overlapping area 0..1, higher is "
+                f"closer). The box uses {len(data.keyboard_index)} windows, so its distances carry more sampling "
+                "noise.</p>")
+    body.append(table(["feature", "mean drummer", "mean model", "mean box", "KL model", "OA model", "KL box",
+                       "OA box"], rows))
     return body
 
 
-def _genre_section(figs: Figures, data: Data, genres: list) -> list[str]:
-    """2. Features per genre."""
+def _genre_section(figs: Figures, data: Data, genres: list[str]) -> list[str]:
     body = ["<h2>2. Features per genre</h2>"]
     matrix = np.full((len(genres), len(MAIN_FEATURES)), np.nan)
     kl_rows, oa_rows = [], []
@@ -514,81 +509,74 @@ def _genre_section(figs: Figures, data: Data, genres: list) -> list[str]:
     return body
 
 
-def _card_and_sweep(figs: Figures, card: dict, settings: Settings) -> list[str]:
-    """6. The card's metrics and 7. the sweep."""
+def _heatmap_section(figs: Figures, data: Data) -> list[str]:
+    return ["<h2>3. Velocity heat-maps per voice</h2>",
+            "<p>Hits per window at each step (x) and velocity (y, 16 bins), drummer vs model vs box; "
+            "one colour scale per voice.</p>",
+            *(figure(heatmap_figure(figs, data, v), f"{VOICES[v]}: step × velocity.") for v in range(NUM_VOICES))]
+
+
+def _listening_section(settings: Settings, listen_html: str) -> list[str]:
+    return ["<h2>5. Listening set</h2>",
+            f"<p>{settings.loops} held-out loops from different genres, each played twice at its file's tempo "
+            f"(the keyboard ones three times), rendered with FluidSynth and a General MIDI SoundFont "
+            f"({html.escape(audio.find_soundfont(settings.soundfont).name)}). The groove is heard as one wood "
+            f"block. The MIDI files are beside the audio.</p>", listen_html]
+
+
+def _card_and_sweep_section(figs: Figures, card: dict, readme: Path) -> list[str]:
     body = ["<h2>6. The model card's metrics</h2>"]
     f1 = f1_figure(figs, card)
     if f1:
         body.append(figure(f1, "Hit F1 per voice, test split."))
     body.append(card_tables(card))
     body.append("<h2>7. The sweep</h2>")
-    intro, srows = sweep_rows(settings.readme)
-    if srows:
-        sf = sweep_figure(figs, srows)
-        if sf:
-            body.append(figure(sf, "Validation F1 of each trial of the sweep."))
-        body.append(f"<p>{html.escape(intro)} From models/README.md (<code>make sweep</code>).</p>")
-        body.append(table(list(srows[0].keys()), [list(r.values()) for r in srows]))
-    else:
-        body.append("<p>No sweep table in models/README.md yet (<code>make sweep</code>).</p>")
+    intro, srows = sweep_rows(readme)
+    if not srows:
+        return body + ["<p>No sweep table in models/README.md yet (<code>make sweep</code>).</p>"]
+    sf = sweep_figure(figs, srows)
+    if sf:
+        body.append(figure(sf, "Validation F1 of each trial of the sweep."))
+    body.append(f"<p>{html.escape(intro)} From models/README.md (<code>make sweep</code>).</p>")
+    body.append(table(list(srows[0].keys()), [list(r.values()) for r in srows]))
     return body
-
-
-def _sections(figs: Figures, data: Data, card: dict, settings: Settings, genres: list, listen_html: str,
-              timings: dict) -> list[str]:
-    """The page's body, section by section (the latent map timed on its own)."""
-    body = _intro(settings, data, card, genres) + _features_section(figs, data) + _genre_section(figs, data, genres)
-    body.append("<h2>3. Velocity heat-maps per voice</h2>")
-    body.append("<p>Hits per window at each step (x) and velocity (y, 16 bins), drummer vs model vs box; "
-                "one colour scale per voice.</p>")
-    for v in range(NUM_VOICES):
-        body.append(figure(heatmap_figure(figs, data, v), f"{VOICES[v]}: step × velocity."))
-    body.append("<h2>4. The latent map</h2>")
-    t2 = time.monotonic()
-    body.append("<p>Hover a point for its genre and file; click a genre in the legend to hide it, double-click to "
-                "show it alone.</p>" + latent_map(data, settings.seed))
-    timings["latent map"] = time.monotonic() - t2
-    body.append("<h2>5. Listening set</h2>")
-    body.append(f"<p>{settings.loops} held-out loops from different genres, each played twice at its file's tempo "
-                f"(the keyboard ones three times), rendered with FluidSynth and a General MIDI SoundFont "
-                f"({html.escape(audio.find_soundfont(settings.soundfont).name)}). The groove is heard as one wood block. "
-                f"The MIDI files are beside the audio.</p>")
-    body.append(listen_html)
-    return body + _card_and_sweep(figs, card, settings)
 
 
 def build(settings: Settings) -> dict:
     """Write the report; returns what it holds (counts, timings)."""
     started = time.monotonic()
     out = settings.out
-    if out.exists():
-        for sub in ("figures", "audio", "midi"):
-            shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("figures", "audio", "midi"):
+        shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     figs = Figures(out / "figures")
     card = json.loads((settings.model_dir / "model.json").read_text())
     timings = {}
     with tempfile.TemporaryDirectory(prefix="groovebox-report-") as tmp:
-        work = Path(tmp)
         t = time.monotonic()
-        data = load(settings, work)
+        data = load(settings, Path(tmp))
         timings["data, model and engine"] = time.monotonic() - t
         t = time.monotonic()
-        listen_html, players, levels = listening_set(data, settings, out, work)
+        listen_html, players, levels = listening_set(data, settings, out, Path(tmp))
         timings["listening set"] = time.monotonic() - t
-
     t = time.monotonic()
     genres = sorted(set(data.genres), key=lambda g: (-(data.genres == g).sum(), g))
-    body = _sections(figs, data, card, settings, genres, listen_html, timings)
+    body = [*_intro(data, settings, card, genres), *_features_section(figs, data),
+            *_genre_section(figs, data, genres), *_heatmap_section(figs, data)]
+    t2 = time.monotonic()
+    body += ["<h2>4. The latent map</h2>", "<p>Hover a point for its genre and file; click a genre in the legend "
+             "to hide it, double-click to show it alone.</p>" + latent_map(data, settings.seed)]
+    timings["latent map"] = time.monotonic() - t2
+    body += [*_listening_section(settings, listen_html), *_card_and_sweep_section(figs, card, settings.readme)]
     timings["figures and page"] = time.monotonic() - t - timings["latent map"]
     total = time.monotonic() - started
     body.append(f'<p class="note">Written by <code>python -m training.report</code> in {total:.0f} s '
                 f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); {len(figs.saved)} figures, "
                 f"{players} audio players.</p>")
-    model_name = card.get("name", settings.model_dir.name)
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>groovebox report: '
-            f'{html.escape(model_name)}</title><style>{CSS}</style></head><body>{"".join(body)}</body></html>')
-    (out / "index.html").write_text(page)
+    title = html.escape(card.get("name", settings.model_dir.name))
+    (out / "index.html").write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>'
+                                    f'groovebox report: {title}</title><style>{CSS}</style></head><body>'
+                                    f'{"".join(body)}</body></html>')
     summary = {"index": str(out / "index.html"), "figures": len(figs.saved) + 1, "png_figures": len(figs.saved),
                "audio_players": players, "min_rms": min(levels) if levels else 0.0,
                "windows": len(data.genres), "keyboard_windows": len(data.keyboard_index), "genres": len(genres),
