@@ -216,8 +216,9 @@ def table(results: list[tuple[Cpu, dict]]) -> str:
         feats = r["cpu"].get("hwcap") or r["cpu"].get("cpuid")
         feats = ", ".join(feats) if isinstance(feats, list) else str(feats)
         problems = verdict(m)
+        borrowed = f" (fp32: {r['fp32_from']}'s run)" if r.get("fp32_from") else ""
         lines.append(
-            f"| {cpu.name} | {cpu.how} | {feats} | {fp['f1']:.4f} | {q['f1']:.4f} | {q['f1'] - fp['f1']:+.4f} | "
+            f"| {cpu.name}{borrowed} | {cpu.how} | {feats} | {fp['f1']:.4f} | {q['f1']:.4f} | {q['f1'] - fp['f1']:+.4f} | "
             f"{fp['velocity_mse_tp']:.5f} / {q['velocity_mse_tp']:.5f} / {q['copy_velocity_mse_tp']:.5f} | "
             f"{fp['offset_mse_tp']:.5f} / {q['offset_mse_tp']:.5f} / {q['copy_offset_mse_tp']:.5f} | "
             f"{'yes' if not problems else 'NO: ' + '; '.join(problems)} |")
@@ -233,6 +234,7 @@ def card_entry(results: list[tuple[Cpu, dict]]) -> dict:
         "onnxruntime": first["onnxruntime"],
         "cpus": {cpu.key: {"name": cpu.name, "how": cpu.how, "features": r["cpu"],
                            "fp32": r["models"][0]["fp32"], "int8": r["models"][0]["int8"],
+                           "fp32_from": r.get("fp32_from", cpu.key),
                            "holds": not verdict(r["models"][0])} for cpu, r in results},
     }
 
@@ -247,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", default=",".join(c.key for c in CPUS), help="comma-separated subset of the four")
     p.add_argument("--jobs", type=int, default=4, help="evaluator runs at once (one per CPU and precision)")
     p.add_argument("--fresh", action="store_true", help="ignore cached results")
+    p.add_argument("--fp32-from", action="append", default=[], metavar="CPU=OTHER",
+                   help="borrow OTHER's fp32 figures for CPU (said in the table and the card); for when an "
+                        "emulated fp32 run cannot be afforded")
     p.add_argument("--card", action="store_true", help="store the figures in model.json (metrics.cpus)")
     args = p.parse_args(argv)
     model_dir = args.model_dir.resolve()
@@ -262,12 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     if any(c.key.startswith("cortex") for c in wanted):
         ensure_arm64_python()
         ensure_arm64_wheels()
+    stand_in = dict(pair.split("=") for pair in args.fp32_from)  # cpu → cpu whose fp32 run it borrows
+    by_key = {c.key: c for c in CPUS}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {(c, p): pool.submit(run_precision, c, windows, model_dir, p, args.fresh)
+        futures = {(c, p): pool.submit(run_precision, by_key[stand_in.get(c.key, c.key)] if p == "fp32" else c,
+                                       windows, model_dir, p, args.fresh)
                    for c in wanted for p in ("fp32", "int8")}
         results = []
         for c in wanted:
-            results.append((c, merge(futures[c, "fp32"].result(), futures[c, "int8"].result(), c)))
+            fp32 = futures[c, "fp32"].result()
+            if c.key in stand_in:
+                fp32 = {**fp32, "cpu": futures[c, "int8"].result()["cpu"]}
+            merged = merge(fp32, futures[c, "int8"].result(), c)
+            if c.key in stand_in:
+                merged["fp32_from"] = stand_in[c.key]
+            results.append((c, merged))
             log.info("%s done (%.0f s)", c.key, results[-1][1]["seconds"])
     text = table(results)
     OUT.mkdir(exist_ok=True)
