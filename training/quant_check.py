@@ -270,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     stand_in = dict(pair.split("=") for pair in args.fp32_from)  # cpu → cpu whose fp32 run it borrows
     by_key = {c.key: c for c in CPUS}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {(c, p): pool.submit(run_precision, by_key[stand_in.get(c.key, c.key)] if p == "fp32" else c,
-                                       windows, model_dir, p, args.fresh)
+        runs = {(by_key[stand_in.get(c.key, c.key)] if p == "fp32" else c, p) for c in wanted for p in ("fp32", "int8")}
+        started = {(c, p): pool.submit(run_precision, c, windows, model_dir, p, args.fresh) for c, p in runs}
+        futures = {(c, p): started[by_key[stand_in.get(c.key, c.key)] if p == "fp32" else c, p]
                    for c in wanted for p in ("fp32", "int8")}
         results = []
         for c in wanted:
