@@ -26,7 +26,7 @@ import mido
 import rtmidi
 
 from appliance.box.control_socket import ControlError, request
-from appliance.io.midi.ports import ArrivalClock
+from appliance.io.midi.backend import ArrivalClock
 
 HERE = Path(__file__).resolve().parent
 CONFIG = Path("/etc/groovebox/config.yaml")
