@@ -239,8 +239,7 @@ def card_entry(results: list[tuple[Cpu, dict]]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     p.add_argument("--split", default="test")
@@ -253,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="borrow OTHER's fp32 figures for CPU (said in the table and the card); for when an "
                         "emulated fp32 run cannot be afforded")
     p.add_argument("--card", action="store_true", help="store the figures in model.json (metrics.cpus)")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(argv)
     model_dir = args.model_dir.resolve()
     wanted = [c for c in CPUS if c.key in args.cpus.split(",")]
     if not wanted:
