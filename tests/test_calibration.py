@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from appliance.core.generator import Calibration, Controls, shape_pattern
-from appliance.core.groove import HIT, VELOCITY
+from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
 from training.onnx_model import OnnxModel
 
@@ -41,6 +41,7 @@ def test_the_model_card_says_how_it_was_calibrated(model_dir: Path) -> None:
     assert block["command"].startswith("python -m training.calibrate")
     assert "validation" in block["fitted_on"]
     assert 0.5 < block["count_scale"] < 2 and 0.1 < block["velocity_sd"] < 0.4
+    assert 0.05 < block["offset_sd"] < 0.3
     assert len(block["voice_bias"]) == 9
 
 
@@ -65,6 +66,18 @@ def test_velocities_spread_as_the_drummers_do(validation) -> None:
         steps = shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
         played.append(steps[..., VELOCITY][steps[..., HIT] > 0])
     assert np.concatenate(played).std() * 127 >= 24
+
+
+def test_timing_spreads_as_the_drummers_does(validation) -> None:
+    patterns, predictions, card = validation
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    played = []
+    for p, v, o in zip(*predictions):
+        steps = shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
+        played.append(steps[..., OFFSET][steps[..., HIT] > 0])
+    drummers = patterns[..., OFFSET][patterns[..., HIT] > 0.5].std()
+    assert 0.8 * drummers <= np.concatenate(played).std() <= 1.25 * drummers
 
 
 def test_every_voice_plays_as_often_as_the_drummers_on_validation(validation) -> None:

@@ -102,6 +102,25 @@ def test_flat_velocities_are_spread_as_a_drummer_plays_them() -> None:
     assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))  # accents stay
 
 
+def test_tight_offsets_are_spread_as_a_drummer_plays_them_and_humanise_0_is_on_the_grid() -> None:
+    rng = np.random.default_rng(2)
+    probabilities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
+    velocities = np.full((STEPS, NUM_VOICES), 0.6, np.float32)
+    offsets = (0.02 + 0.04 * rng.standard_normal((STEPS, NUM_VOICES))).astype(np.float32)
+    tuned = np.full(NUM_VOICES, 0.5, np.float32)
+    calibration = Calibration(offset_sd=0.1)
+    tight = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
+    loose = shape_pattern(probabilities, velocities, offsets, tuned, Controls(), calibration)
+    hit = tight.steps[..., HIT] > 0
+    before, after = tight.steps[..., OFFSET][hit], loose.steps[..., OFFSET][hit]
+    assert after.std() == pytest.approx(0.1, abs=0.01) and after.mean() == pytest.approx(before.mean(), abs=0.01)
+    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))  # push and drag stay
+    loose_enough = shape_pattern(probabilities, velocities, offsets, tuned, Controls(), Calibration(offset_sd=0.01))
+    assert np.array_equal(loose_enough.steps, tight.steps)      # already as loose as asked: as is
+    grid = shape_pattern(probabilities, velocities, offsets, tuned, Controls(humanise=0.0), calibration)
+    assert not grid.steps[..., OFFSET].any()
+
+
 @pytest.mark.parametrize("bad", [dict(density=1.5), dict(temperature=-1), dict(max_hits_per_voice=33),
                                  dict(thresholds=(0.5,) * 3), dict(humanise=3)])
 def test_controls_out_of_range_are_refused(bad: dict) -> None:

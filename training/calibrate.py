@@ -11,7 +11,10 @@
   (start: the F1-tuned thresholds, which under-play open hats, toms and crashes and over-play
   the snare on keyboard input);
 - ``velocity_sd``: the mean, over validation windows, of the drummers' velocity SD within a window;
-  a generated pattern whose velocities are closer together than that is spread out to it.
+  a generated pattern whose velocities are closer together than that is spread out to it;
+- ``offset_sd``: the same for micro-timing: the mean of the drummers' offset SD (in steps) within
+  a window. The model, trained on squared error, plays the average push and drag, tighter than
+  any drummer (a third of their timing spread on keyboard input); its pattern is spread out to it.
 
 The figures it fitted with (validation hits per window at each density, generated vs drummers)
 are stored beside them. The int8 graphs are used, as the box plays them. Run it after every
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core.generator import Calibration, Controls, _logit, shape_pattern, target_hits
-from appliance.core.groove import HIT, VELOCITY
+from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
 from training.onnx_model import OnnxModel
 
@@ -59,14 +62,22 @@ def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray)
     """The calibration from predictions [N, 32, 9] and the drummers' patterns [N, 32, 9, 3]."""
     true = patterns[..., HIT] > 0.5
     scale = float(true.sum() / probabilities.sum(dtype=np.float64))
-    sds = [float(patterns[i][..., VELOCITY][true[i]].std()) for i in range(len(patterns)) if true[i].sum() > 1]
-    counted = Calibration(count_scale=round(scale, 4), velocity_sd=round(float(np.mean(sds)), 4))
+    counted = Calibration(count_scale=round(scale, 4), velocity_sd=round(window_sd(patterns, VELOCITY), 4),
+                          offset_sd=round(window_sd(patterns, OFFSET), 4))
     bias = _logit(np.asarray(thresholds, np.float64))
     drummers = true.sum(axis=(0, 1)).astype(np.float64)
     for _ in range(BIAS_ROUNDS):
         played = chosen(probabilities, bias, counted).sum(axis=(0, 1)).astype(np.float64)
         bias += BIAS_STEP * (np.log(played + 1) - np.log(drummers + 1))
-    return Calibration(counted.count_scale, counted.velocity_sd, tuple(round(float(b), 4) for b in bias))
+    return Calibration(counted.count_scale, counted.velocity_sd, tuple(round(float(b), 4) for b in bias),
+                       counted.offset_sd)
+
+
+def window_sd(patterns: np.ndarray, channel: int) -> float:
+    """The mean, over windows with two hits or more, of the SD of a channel within the window."""
+    true = patterns[..., HIT] > 0.5
+    return float(np.mean([patterns[i][..., channel][true[i]].std()
+                          for i in range(len(patterns)) if true[i].sum() > 1]))
 
 
 def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, patterns: np.ndarray,
@@ -74,20 +85,23 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
     """Mean hits per window at each density and the generated velocity SD, next to the drummers'."""
     true = patterns[..., HIT] > 0.5
     out: dict = {"windows": int(len(patterns)), "drummers_hits": float(true.sum(axis=(1, 2)).mean()),
-                 "drummers_velocity_sd": float(patterns[..., VELOCITY][true].std()), "hits": {},
+                 "drummers_velocity_sd": float(patterns[..., VELOCITY][true].std()),
+                 "drummers_offset_sd": float(patterns[..., OFFSET][true].std()), "hits": {},
                  "drummers_hits_per_voice": [round(float(x), 3) for x in true.sum(axis=1).mean(axis=0)]}
     for density in DENSITIES:
         controls = Controls(density=density)
-        counts, vels = [], []
+        counts, vels, offs = [], [], []
         for p, v, o in zip(probabilities, velocities, offsets):
             pattern = shape_pattern(p, v, o, thresholds, controls, calibration)
             hit = pattern.steps[..., HIT] > 0
             counts.append(int(hit.sum()))
             if density == 0.5:
                 vels.append(pattern.steps[..., VELOCITY][hit])
+                offs.append(pattern.steps[..., OFFSET][hit])
         out["hits"][f"{density:g}"] = float(np.mean(counts))
         if density == 0.5:
             out["velocity_sd"] = float(np.concatenate(vels).std())
+            out["offset_sd"] = float(np.concatenate(offs).std())
     played = chosen(probabilities, np.asarray(calibration.voice_bias, np.float64), calibration) \
         if calibration.voice_bias is not None else probabilities >= thresholds
     out["hits_per_voice"] = [round(float(x), 3) for x in played.sum(axis=1).mean(axis=0)]
@@ -118,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.check:
         card["calibration"] = {
             "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
+            "offset_sd": calibration.offset_sd,
             "voice_bias": list(calibration.voice_bias or []) or None,
             "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs",
             "command": COMMAND, "validation": result,
@@ -131,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  density {density:>4}: {hits:5.1f} hits per 2 bars ({hits / result['drummers_hits']:.2f}×)")
     print(f"velocity SD at density 0.5: {result['velocity_sd'] * 127:.1f} of 127 "
           f"(drummers {result['drummers_velocity_sd'] * 127:.1f})")
+    print(f"timing SD at density 0.5: {result['offset_sd']:.3f} steps (drummers {result['drummers_offset_sd']:.3f}); "
+          f"offset_sd {calibration.offset_sd:.4f}")
     print("hits per voice at density 0.5:", " ".join(f"{v} {x:.2f}/{d:.2f}" for v, x, d in zip(
         ds.VOICES, result["hits_per_voice"], result["drummers_hits_per_voice"])), "(box/drummers)")
     print(f"hit F1 at density 0.5 against the drummers: {result['hit_f1_at_density_0.5']:.3f}")

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 #: 0 sparse (not silent), 0.25 half, 0.5 as many, 0.75 one and a half times, 1 twice.
 DENSITY_CURVE = ((0.0, 0.15), (0.25, 0.5), (0.5, 1.0), (0.75, 1.5), (1.0, 2.0))
 MIN_HITS = 2            #: the sparsest pattern over a groove still plays this many hits
-MAX_SPREAD = 3.0        #: velocities are spread out at most this many times
+MAX_SPREAD = 3.0        #: velocities and offsets are spread out at most this many times
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Calibration:
     count_scale: float = 1.0   #: drummers' hits per window / the model's expected hits (Σ p), validation
     velocity_sd: float = 0.0   #: a pattern's velocity SD (0..1) is spread out to at least this; 0 = as is
     voice_bias: tuple[float, ...] | None = None  #: per-voice logit each voice's hits must clear; None = thresholds
+    offset_sd: float = 0.0     #: a pattern's offset SD (steps) is spread out to at least this; 0 = as is
 
     @classmethod
     def from_card(cls, card: dict) -> "Calibration":
@@ -39,11 +40,13 @@ class Calibration:
         try:
             bias = block.get("voice_bias")
             calibration = cls(float(block.get("count_scale", 1.0)), float(block.get("velocity_sd", 0.0)),
-                              None if bias is None else tuple(float(b) for b in bias))
+                              None if bias is None else tuple(float(b) for b in bias),
+                              float(block.get("offset_sd", 0.0)))
         except (TypeError, ValueError):
             log.warning("model.json: calibration is unreadable; playing uncalibrated")
             return cls()
-        if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5) or (
+        if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5
+                and 0 <= calibration.offset_sd < 0.3) or (
                 calibration.voice_bias is not None and (len(calibration.voice_bias) != NUM_VOICES
                                                         or not all(abs(b) < 20 for b in calibration.voice_bias))):
             log.warning("model.json: calibration %s is out of range; playing uncalibrated", calibration)
@@ -109,17 +112,29 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int) -> np.n
     return hits.reshape(probabilities.shape)
 
 
-def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
-    """Spread the hits' velocities around their mean until their SD is at least ``sd`` (at most
-    MAX_SPREAD times): the model's accents and ghost notes, as far apart as a drummer plays them."""
+def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high: float) -> np.ndarray:
+    """Spread the hits' values around their mean until their SD is at least ``sd`` (at most
+    MAX_SPREAD times), clipped to low..high; their order, and so which hit is loudest or latest,
+    stays the model's. A model trained on squared error plays the average of what drummers might:
+    closer together than any one drummer plays."""
     if sd <= 0 or hits.sum() < 2:
-        return velocities
-    played = velocities[hits]
+        return values
+    played = values[hits]
     mean, now = float(played.mean()), float(played.std())
     if now >= sd or now <= 1e-6:
-        return velocities
+        return values
     factor = min(MAX_SPREAD, sd / now)
-    return np.clip(mean + (velocities - mean) * factor, 0.02, 1.0).astype(np.float32)
+    return np.clip(mean + (values - mean) * factor, low, high).astype(np.float32)
+
+
+def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
+    """The model's accents and ghost notes, as far apart as a drummer plays them."""
+    return spread_out(velocities, hits, sd, 0.02, 1.0)
+
+
+def spread_offsets(offsets: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
+    """The model's push and drag (in steps), as far from the grid as a drummer plays them."""
+    return spread_out(offsets, hits, sd, -0.5, 0.499)
 
 
 def read_card(model_dir: Path) -> dict:
@@ -218,8 +233,8 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
                   tuned_thresholds: np.ndarray, controls: Controls,
                   calibration: Calibration = Calibration()) -> Pattern:
     """Decoder outputs [32, 9] each → Pattern: as many hits as the density asks for (the likeliest,
-    relative to each voice's calibrated bias, or the thresholds given), velocities spread as a
-    drummer's, then the knobs."""
+    relative to each voice's calibrated bias, or the thresholds given), velocities and offsets
+    spread as a drummer's, then the knobs."""
     if controls.thresholds is not None:
         bias = _logit(np.asarray(controls.thresholds, np.float64))
     elif calibration.voice_bias is not None:
@@ -228,6 +243,7 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         bias = _logit(np.asarray(tuned_thresholds, np.float64))
     hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration))
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
+    offsets = spread_offsets(offsets, hits, calibration.offset_sd)
     if controls.max_hits_per_voice < STEPS:
         # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
         rank = np.argsort(np.argsort(-probabilities, axis=0, kind="stable"), axis=0, kind="stable")
