@@ -137,6 +137,44 @@ def test_memory_knobs_are_checked() -> None:
             EngineSettings(**bad)
 
 
+def test_until_a_full_pass_is_heard_bar_2_repeats_bar_1() -> None:
+    looper = Looper()
+    for step in (0, 4, 8, 12):                        # bar 1 of the first pass
+        looper.record(step, 0.8)
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == {0, 4, 8, 12}          # as played
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {0, 4, 8, 12, 16, 20, 24, 28}
+    looper.record(16 + 6, 0.5)                         # bar 2 begins to be played: its own step stays
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {0, 4, 6, 8, 12, 16, 20, 22, 24, 28}
+    assert looper.assumed.steps[22, VELOCITY] == pytest.approx(0.5)
+    assert not looper.pass_ends(30.4)
+    assert looper.pass_ends(30.5)                      # step 31 begins: the whole pass was heard
+    assert looper.advance(30.5)                        # ... and the groove as played counts
+    assert looper.assumed == looper.groove
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {0, 4, 8, 12, 22}
+    looper.advance(STEPS)
+    looper.record(STEPS + 2, 0.7)
+    assert looper.assumed == looper.groove             # learning happens once ...
+    looper.clear()
+    looper.advance(2 * STEPS)
+    looper.record(2 * STEPS + 3, 0.7)                  # ... and again after a clear (from step 3)
+    looper.advance(3 * STEPS)                          # a loop point is no full pass
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {3, 19}
+    assert not looper.advance(3 * STEPS + 3 + 30.4 - STEPS)
+    assert looper.advance(3 * STEPS + 3 + 30.5 - STEPS)
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {3}
+
+
+def test_a_loaded_groove_is_a_whole_one() -> None:
+    looper = Looper()
+    looper.record(3.0, 0.7)
+    groove = looper.groove
+    fresh = Looper()
+    fresh.load(groove)
+    fresh.record(5.0, 0.7)
+    assert fresh.assumed == fresh.groove
+    assert set(np.flatnonzero(fresh.assumed.steps[:, HIT])) == {3, 5}
+
+
 # -- through the engine, on a virtual clock --------------------------------------------------
 
 def note(n: int, velocity: int = 90) -> mido.Message:
@@ -204,6 +242,41 @@ def test_engine_freeze_holds_the_pattern_exactly(generator) -> None:
     engine.freeze(False)
     run(engine, 8 * PASS, 9 * PASS)
     assert not np.array_equal(engine.pattern.steps, held)
+
+
+def drum_hits(events, start: float, end: float) -> int:
+    return sum(1 for e in events if e.message.type == "note_on" and start - STEP / 2 <= e.time < end - STEP / 2)
+
+
+def run_events(engine, start: float, end: float, notes=(), dt: float = 0.01) -> list:
+    pending, events, now = sorted(notes, key=lambda item: item[0]), [], start
+    while now < end:
+        while pending and pending[0][0] <= now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        events += engine.tick(now)
+        now += dt
+    return events
+
+
+def test_engine_bar_2_of_the_first_pass_is_played_from_bar_1_not_from_silence(generator) -> None:
+    """The reviewer's bar 2 had a third of the hits of the bars after it: it was played from a
+    groove whose bar 2 was still empty."""
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    bar = [0, 2, 4, 6, 8, 10, 12, 14]                  # eighths, the same every bar
+    events = run_events(engine, 0.0, 3 * PASS, comp(range(0, 3), bar + [16 + s for s in bar]))
+    first = drum_hits(events, PASS / 2, PASS)
+    later = np.mean([drum_hits(events, k * PASS + PASS / 2, (k + 1) * PASS) for k in (1, 2)])
+    assert first >= 0.8 * later, f"bar 2: {first} hits in the first pass, {later} later"
+
+
+def test_engine_freeze_holds_while_the_first_pass_is_learnt(generator) -> None:
+    engine = make_engine(generator)
+    run(engine, 0.0, PASS / 4, comp(range(0, 1), [0, 2, 4, 6]))
+    engine.freeze(True)
+    held, made = engine.pattern.steps.copy(), engine.stats()["generations"]
+    run(engine, PASS / 4, 2 * PASS, comp(range(0, 2), [8, 10, 12, 18, 20]))
+    assert np.array_equal(engine.pattern.steps, held) and engine.stats()["generations"] == made
 
 
 def test_engine_a_rest_thins_the_drums_out_and_the_player_brings_them_back(generator) -> None:

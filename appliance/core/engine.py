@@ -188,7 +188,9 @@ class Engine:
     # -- read-only views ---------------------------------------------------------------------
     @property
     def groove(self) -> Groove:
-        return self._looper.groove
+        """The groove the model hears (in the first pass, the bar not heard yet repeats the
+        other, see ``Looper.assumed``); what a saved state restores."""
+        return self._looper.assumed
 
     @property
     def pattern(self) -> Pattern:
@@ -293,7 +295,11 @@ class Engine:
         with self._lock:
             before = self._looper.current_pass
             changed = self._looper.advance(self._transport.position(t))
-            if self._looper.current_pass == before:
+            if self._looper.current_pass == before:   # the first full pass was heard: bar 2 counts
+                if changed:
+                    self._notify("groove")
+                    if not self._frozen:
+                        self._ask(t)
                 return
             if changed:
                 self._notify("groove")
@@ -469,7 +475,7 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        job = Job(self._looper.groove, self.played_controls(), self._eps, self._prior, t, target, force)
+        job = Job(self._looper.assumed, self.played_controls(), self._eps, self._prior, t, target, force)
         if self._busy:
             self._waiting = job
         else:

@@ -19,17 +19,23 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   already (a phrase begun just before the loop point is no new section). 0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played, and the engine thins the drums out.
+- One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
+  the first note since the start or a clear), an empty step takes the other bar's step
+  (``assumed``, what the model hears), so bar 2 is not played from silence while bar 1 is all
+  the drummer knows. From the moment the whole pass was heard (step 32 after the first note
+  begins), the groove as played counts. A loaded groove is a whole one.
 - Freeze is the engine's business (it stops regenerating); the looper keeps recording while
   frozen, so that unfreezing follows what was played meanwhile.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 import threading
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY, Groove, loop_pass, quantise
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Groove, loop_pass, quantise
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
@@ -66,6 +72,11 @@ class Looper:
         self._rest_passes = 0
         self._last_onset: float | None = None
         self._groove = Groove.empty()
+        self._assumed = self._groove
+        self._learn_from: int | None = None   # absolute step of the first note since the start or a clear
+        self._learned = False                 # a full pass was heard since that note (or a groove loaded)
+        self._heard_to = -math.inf            # the latest position the looper was told of
+        self._learn_end = math.inf            # where learning ends (read without the lock)
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -84,8 +95,14 @@ class Looper:
 
     @property
     def groove(self) -> Groove:
-        """What the model hears: remembered steps, fading ones softer."""
+        """The groove as played: remembered steps, fading ones softer."""
         return self._groove
+
+    @property
+    def assumed(self) -> Groove:
+        """What the model hears: the groove, and until a full pass was heard, an empty step not
+        reached yet takes the other bar's step (one bar heard is a bar that repeats)."""
+        return self._assumed
 
     @property
     def current_pass(self) -> int:
@@ -111,6 +128,10 @@ class Looper:
             if note_pass > self._pass:   # a note rounding onto the next loop's step 0
                 self._advance(note_pass)
             self._rest_passes = 0
+            self._hear(position)
+            if self._learn_from is None and not self._learned:
+                self._learn_from = math.floor(position + 0.5)
+                self._learn_end = self._learn_from + STEPS - 1.5
             self._last_onset = position if self._last_onset is None else max(self._last_onset, position)
             cell = self._steps[step]
             fresh = not self._now[step] or cell[HIT] == 0
@@ -119,22 +140,27 @@ class Looper:
             self._now[step] = True
             self._stamp[step] = self._played
             cell[:] = (1.0, velocity, offset)
-            before = self._groove
+            before = (self._groove, self._assumed)
             self._publish()
-            return self._groove != before
+            return (self._groove, self._assumed) != before
 
     def advance(self, position: float) -> bool:
         """Move to the pass that holds this position; fade, forget, follow a new section.
         True if the groove changed."""
         with self._lock:
-            before = self._groove
+            before = (self._groove, self._assumed)
+            self._hear(position + self._shift)
             self._advance(loop_pass(position + self._shift))
-            return self._groove != before
+            if self._assumed is not self._groove and self._learned:
+                self._publish()   # the full pass was heard between loop points
+            return (self._groove, self._assumed) != before
 
     def pass_ends(self, position: float) -> bool:
-        """Whether ``position`` lies past the pass in progress (read without the lock: a
-        hint for the player's thread, which then calls :meth:`advance`)."""
-        return loop_pass(position + self._shift) > self._pass
+        """Whether ``position`` lies past the pass in progress, or completes the first full pass
+        heard (read without the lock: a hint for the player's thread, which then calls
+        :meth:`advance`)."""
+        position += self._shift
+        return loop_pass(position) > self._pass or position >= self._learn_end
 
     def relocate(self, position: float) -> None:
         """The song jumped to ``position`` (a Start, a song position): the pass playing now
@@ -151,7 +177,8 @@ class Looper:
             self._held[:] = False
             self._older[:] = False
             self._last_onset = None
-            self._groove = Groove.empty()
+            self._learn_from, self._learned, self._learn_end = None, False, math.inf
+            self._groove = self._assumed = Groove.empty()
             return had_notes
 
     def load(self, groove: Groove) -> None:
@@ -162,6 +189,7 @@ class Looper:
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
             self._older = self._held.copy()
+            self._learned, self._learn_end = True, math.inf
             self._publish()
 
     # -- the memory --------------------------------------------------------------------------
@@ -200,6 +228,22 @@ class Looper:
         stale = (self._steps[:, HIT] > 0) & (missed >= n) & ~self._now
         self._steps[stale] = 0.0
 
+    def _hear(self, position: float) -> None:
+        """The looper was told of ``position``: a full pass heard since the first note ends learning."""
+        self._heard_to = max(self._heard_to, position)
+        if self._heard_to >= self._learn_end:
+            self._learned, self._learn_end = True, math.inf
+
+    @staticmethod
+    def _assume_repeat(steps: np.ndarray) -> np.ndarray:
+        """One bar heard is a bar that repeats: each empty step takes the other bar's step.
+        (Only steps not heard yet are played before the full pass ends learning.)"""
+        other = np.roll(steps, STEPS_PER_BAR, axis=0)
+        fill = (steps[:, HIT] == 0) & (other[:, HIT] > 0)
+        steps = steps.copy()
+        steps[fill] = other[fill]
+        return steps
+
     def _publish(self) -> None:
         """The groove the model hears: each step's velocity faded by the passes it was missed."""
         steps = self._steps.copy()
@@ -210,3 +254,5 @@ class Looper:
             fade = 1.0 - FADE_DEPTH * missed / n
             steps[:, VELOCITY] *= np.where(steps[:, HIT] > 0, fade, 0.0).astype(np.float32)
         self._groove = Groove(steps)
+        learning = self._learn_from is not None and not self._learned
+        self._assumed = Groove(self._assume_repeat(steps)) if learning else self._groove
