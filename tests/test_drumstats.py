@@ -58,3 +58,12 @@ def test_the_comping_songs_have_rests_sections_and_a_pickup() -> None:
         assert len({style for style, _ in song.sections}) >= 3
     assert any(song.pickup_beats for song in comping.SONGS)
     assert comping.play(comping.SONGS[2], seed=2)[0][0] < 0        # the pickup comes before bar 1
+
+
+def test_bar_2_against_the_bars_after_it_and_the_longest_run_of_crash_bars() -> None:
+    notes = rock(12)
+    notes = notes[~((notes[:, 0] >= 16) & (notes[:, 0] < 32) & (notes[:, 1] == HAT))]   # bar 2 without hats
+    crashes = np.array([(b * 16, CRASH, 1.0) for b in (3, 4, 5, 6, 9)])
+    s = drumstats.stats(drumstats.windows_from_notes(np.concatenate([notes, crashes]), bars=12))
+    assert s["bar2_share"] == pytest.approx(5 / (13 + 5 / 8))   # 5 hits vs 13 (+ 5 crashes in 8 bars)
+    assert s["crash_run_bars"] == 4

@@ -14,7 +14,9 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``colour_per_2_bars``: open hat, tom and crash hits per 2 bars (what a part sounds like beyond
   kick, snare and closed hat);
 - ``fills_per_8_bars``: bars with two or more tom hits, per 8 bars; ``crashes_per_8_bars``;
-- ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same.
+- ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
+- ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
+- ``crash_run_bars``: the longest run of consecutive bars with a crash.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ BACKBEAT_STEPS = np.array([4, 12, 20, 28])   #: beats 2 and 4 of both bars
 FILL_TOM_HITS = 2                             #: tom hits in a bar that make it a fill
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
-           "fills_per_8_bars", "crashes_per_8_bars", "identical_windows",
+           "fills_per_8_bars", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
            *(f"hits_{v}" for v in VOICES))
 
 
@@ -79,12 +81,25 @@ def stats(windows: np.ndarray) -> dict[str, float]:
     per_8 = 8.0 / max(1, 2 * n)
     out["fills_per_8_bars"] = float((bars[..., TOMS].sum(axis=(1, 2)) >= FILL_TOM_HITS).sum() * per_8)
     out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
+    per_bar = bars.sum(axis=(1, 2))
+    out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())
+                         if len(per_bar) >= 4 and per_bar[2:10].mean() > 0 else float("nan"))
+    out["crash_run_bars"] = float(longest_run(bars[..., CRASH].any(axis=1)))
     if n > 1:
         same = [np.array_equal(hit[i], hit[i + 1]) for i in range(n - 1)]
         out["identical_windows"] = float(np.mean(same))
     else:
         out["identical_windows"] = float("nan")
     return out
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """The longest run of consecutive True values."""
+    best = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
 
 
 def pooled(per_performance: list[tuple[dict[str, float], int]]) -> dict[str, float]:

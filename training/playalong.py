@@ -83,6 +83,25 @@ def gmd_performances(split: str = "validation", root: str | None = None) -> list
     return out
 
 
+def rest_returns(song: comping.Song, seed: int) -> list[int]:
+    """Bars (from 0) where the player comes back after one or more bars without a note-on."""
+    played = np.zeros(song.bars, bool)
+    for beat, *_ in comping.play(song, seed):
+        bar = int(np.floor((beat + 0.125) / 4))
+        if 0 <= bar < song.bars:
+            played[bar] = True
+    return [b for b in range(1, song.bars) if played[b] and not played[b - 1] and played[:b].any()]
+
+
+def return_crashes(performances: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Share of the returns from a rest (comping songs) whose bar has a crash."""
+    hits = []
+    for i, (song, (windows, _)) in enumerate(zip(comping.SONGS, performances)):
+        crash_bars = (windows[..., drumstats.CRASH, 0] > 0.5).reshape(-1, 16).any(axis=1)
+        hits += [bool(crash_bars[b]) for b in rest_returns(song, seed=i) if b < len(crash_bars)]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
 def measure(model_dir: Path, densities: tuple[float, ...] = DENSITIES, gmd_root: str | None = None,
             settings: EngineSettings = EngineSettings()) -> dict:
     gmd = gmd_performances("validation", gmd_root)
@@ -94,6 +113,7 @@ def measure(model_dir: Path, densities: tuple[float, ...] = DENSITIES, gmd_root:
         figures = drumstats.pooled([(drumstats.stats(w), len(w)) for w, _ in performances])
         follow = [drumstats.follow_correlation(w, k) for w, k in performances]
         figures["follow_r"] = float(np.nanmean(follow))
+        figures["return_crash"] = return_crashes(performances)
         result["box"][f"{density:g}"] = figures
         log.info("density %g: %.1f hits per 2 bars", density, figures["hits"])
     return result
@@ -135,6 +155,8 @@ LABELS = {
     "timing_sd_steps": "timing SD (steps)", "colour_per_2_bars": "open hat + toms + crash per 2 bars",
     "fills_per_8_bars": "fills per 8 bars", "crashes_per_8_bars": "crashes per 8 bars",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
+    "bar2_share": "bar 2 hits / mean of bars 3-10", "crash_run_bars": "longest run of bars with a crash (mean per song)",
+    "return_crash": "returns from a rest with a crash",
 }
 
 
@@ -149,7 +171,7 @@ def markdown(result: dict) -> str:
     for key in keys:
         label = LABELS.get(key, key.replace("hits_", "hits: "))
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
-        fmt = "{:.0%}" if key == "identical_windows" else "{:.2f}"
+        fmt = "{:.0%}" if key in ("identical_windows", "return_crash") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")

@@ -40,7 +40,7 @@ def _render(args: argparse.Namespace) -> int:
         notes, channels = drummaps.resolve(args.drum_map, channel=args.channel)
         settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
                                   forget_passes=args.forget, section_change=args.section_change,
-                                  rest_thin=args.rest_thin, drift=args.drift)
+                                  rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every)
     except (ValueError, KeyError) as error:
         log.error("render: %s", error.args[0] if error.args else error)
         return 2
@@ -123,6 +123,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                              f"{memory.rest_thin:g})")
     render.add_argument("--drift", type=float, default=memory.drift,
                         help=f"how far the variation wanders each pass (0..1; default {memory.drift:g})")
+    render.add_argument("--crash-every", type=int, default=memory.crash_every, metavar="BARS",
+                        help="at most one crash this often, besides the ones marking the start, a new "
+                             f"section and a return from a rest (0 = the model's crashes; default {memory.crash_every})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

@@ -38,6 +38,7 @@ class EngineSettings:
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
     rest_thin: float = 0.25      #: density taken off per bar of rest (no key down, no note), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
+    crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -55,7 +56,7 @@ class EngineSettings:
 
     def player_settings(self) -> PlayerSettings:
         return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), gate=self.gate,
-                              swap_at=self.swap_at, lookahead=self.lookahead)
+                              swap_at=self.swap_at, lookahead=self.lookahead, crash_every=self.crash_every)
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,12 @@ class Engine:
         if not self._transport.running:
             return
         position = self._transport.position(t)
+        comes_in = self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
         if len(self._held) < MAX_HELD or key in self._held:
             self._held[key] = position
         with self._lock:
+            if comes_in:
+                self._player.mark(position, t)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -293,8 +297,10 @@ class Engine:
         if not self._looper.pass_ends(self._transport.position(t)):
             return
         with self._lock:
-            before = self._looper.current_pass
+            before, sections = self._looper.current_pass, self._looper.sections
             changed = self._looper.advance(self._transport.position(t))
+            if self._looper.sections != sections:     # a new section: a crash marks it
+                self._player.mark(self._transport.position(t), t)
             if self._looper.current_pass == before:   # the first full pass was heard: bar 2 counts
                 if changed:
                     self._notify("groove")

@@ -70,6 +70,7 @@ class Looper:
         self._pass = 0
         self._shift = 0.0   # whole loops between the song's position and the looper's (a jump)
         self._rest_passes = 0
+        self._sections = 0
         self._last_onset: float | None = None
         self._groove = Groove.empty()
         self._assumed = self._groove
@@ -107,6 +108,11 @@ class Looper:
     @property
     def current_pass(self) -> int:
         return self._pass
+
+    @property
+    def sections(self) -> int:
+        """New sections followed so far (a count: the engine marks each with a crash)."""
+        return self._sections
 
     @property
     def rest_passes(self) -> int:
@@ -211,6 +217,7 @@ class Looper:
                 overlap = (finished & self._held).sum() / (finished | self._held).sum()
                 if overlap < change:
                     self._steps[~finished & present] = 0.0   # a new section: the old groove goes
+                    self._sections += 1
         else:
             self._rest_passes += crossed
         self._forget()

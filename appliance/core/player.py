@@ -10,6 +10,7 @@ import threading
 import mido
 
 from appliance.core.groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Pattern
+from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "bar": STEPS_PER_BAR}
@@ -31,6 +32,7 @@ class PlayerSettings:
     swap_at: str = "step"                         #: a new pattern starts at a "step" or "bar" boundary
     lookahead: float = 0.05                       #: seconds scheduled ahead of now
     max_late: float = 0.05                        #: a note-on later than this is dropped, not played
+    crash_every: int = 8                          #: bars between crashes besides marked downbeats; 0 = as the model plays them
 
     def __post_init__(self) -> None:
         if len(self.notes) != NUM_VOICES or not all(0 <= n <= 127 for n in self.notes):
@@ -41,6 +43,8 @@ class PlayerSettings:
             raise ValueError(f"swap_at {self.swap_at!r} is not 'step' or 'bar'")
         if not 0 < self.gate <= 1:
             raise ValueError("gate must be in (0, 1] steps")
+        if not 0 <= self.crash_every <= 64:
+            raise ValueError(f"crash_every {self.crash_every} is not in 0..64 bars (0 = the model's crashes as they are)")
 
 
 class Player:
@@ -72,6 +76,7 @@ class Player:
         self._sounding: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
         self._cued = False
+        self._phrasing = Phrasing(settings.crash_every)
         self.late_drops = 0
 
     @property
@@ -104,6 +109,28 @@ class Player:
         step will start it (it waits for a ``schedule`` under way to finish)."""
         with self._lock:
             self._offered = None
+
+    def mark(self, position: float, now: float) -> None:
+        """Something begins at ``position`` (the player comes in or back, a new section): a
+        crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already
+        scheduled gets its crash now, up to ``max_late`` late; a later one is let go."""
+        downbeat = marked_downbeat(position)
+        with self._lock:
+            if self._next_step is None or downbeat >= self._next_step:
+                self._phrasing.mark(downbeat)
+                return
+            settings = self.settings
+            if now - self.transport.time_at(downbeat) > settings.max_late:
+                return
+            if self._waiting_for_first or not self._phrasing.welcome_late(downbeat):
+                return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
+            velocity = float(with_crash(self._pattern.steps[downbeat % STEPS])[CRASH, VELOCITY])
+            on_position = max(float(downbeat), self.transport.position(now))
+            key = (settings.channels[CRASH] - 1, settings.notes[CRASH])
+            self._push(on_position, mido.Message("note_on", channel=key[0], note=key[1],
+                                                 velocity=max(1, min(127, round(velocity * 127)))))
+            self._push(max(on_position, min(on_position + settings.gate, downbeat + 0.5)),
+                       mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
 
     def next_boundary(self, slack: int = 0) -> int:
         """The first swap boundary at least ``slack`` steps past what is already scheduled."""
@@ -151,6 +178,7 @@ class Player:
         self._last_position = position
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
+        self._phrasing.forget()
 
     def all_notes_off(self) -> list[mido.Message]:
         """Note-offs for every note still sounding; the pending schedule is dropped."""
@@ -192,7 +220,10 @@ class Player:
                 step % every == 0 or self._waiting_for_first):
             self._pattern = offered
             self._waiting_for_first = False
+        self._phrasing.every = settings.crash_every
         cells = self._pattern.steps[step % STEPS]
+        if not self._waiting_for_first:
+            cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):
             hit, velocity, offset = cells[voice, HIT], cells[voice, VELOCITY], cells[voice, OFFSET]

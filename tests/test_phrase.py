@@ -1,0 +1,165 @@
+"""Crash phrasing: a crash marks where something begins (the player comes in, a new section, the
+return from a rest); otherwise at most one every `crash_every` bars; never a crash on every bar."""
+import mido
+import numpy as np
+import pytest
+
+from appliance.core.engine import EngineSettings
+from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
+from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat
+from appliance.core.player import Player, PlayerSettings
+from appliance.core.transport import InternalClock
+from tests.conftest import make_engine
+
+KICK, CLOSED_HAT = 0, 2
+STEP = 0.125     # seconds per step at 120 BPM
+PASS = STEPS * STEP
+
+
+def pattern(crash_steps=(0, 16), time_on=CLOSED_HAT) -> Pattern:
+    """Kick on the beats, eighths on the hats (or the ride), crashes on these steps."""
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[0::4, KICK] = (1, 0.9, 0.0)
+    steps[0::2, time_on] = (1, 0.6, 0.0)
+    for s in crash_steps:
+        steps[s, CRASH] = (1, 0.8, 0.0)
+    return Pattern(steps)
+
+
+def play(player: Player, clock: InternalClock, bars: int, marks=()) -> list:
+    """Schedule ``bars`` bars (marks: (time, position) of player.mark calls); every note-on."""
+    events, now, marks = [], 0.0, sorted(marks)
+    end = clock.time_at(bars * STEPS_PER_BAR - 0.5) - player.settings.lookahead - 1e-9
+    while now < end:
+        while marks and marks[0][0] <= now:
+            player.mark(marks.pop(0)[1], now)
+        events += player.schedule(now)
+        now += 0.005
+    return [e for e in events + player.drain() if e.message.type == "note_on"]
+
+
+def bars_with(events, clock: InternalClock, note: int) -> list[int]:
+    """Bars (from 0) in which this note sounds."""
+    return sorted({int(round(clock.position(e.time)) // STEPS_PER_BAR) for e in events if e.message.note == note})
+
+
+def longest_run(bars: list[int]) -> int:
+    best = run = 0
+    for b in range(max(bars, default=-1) + 1):
+        run = run + 1 if b in bars else 0
+        best = max(best, run)
+    return best
+
+
+@pytest.mark.parametrize("position, downbeat", [(0.0, 0), (-0.4, 0), (1.9, 0), (15.3, 16), (12.0, 16),
+                                                (18.5, 32), (30.0, 32), (31.9, 32)])
+def test_a_note_marks_the_bar_line_it_is_played_on_else_the_next(position, downbeat) -> None:
+    assert marked_downbeat(position) == downbeat
+
+
+def test_a_crash_on_every_bar_plays_once_every_8_bars_and_the_rest_go_to_the_ride() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), pattern(time_on=RIDE))      # a ride groove
+    ons = play(player, clock, 24)
+    crash = bars_with(ons, clock, GM_NOTES[CRASH])
+    assert crash == [0, 8, 16]
+    assert longest_run(crash) == 1
+    downbeat_rides = [e for e in ons if e.message.note == GM_NOTES[RIDE]
+                      and round(clock.position(e.time)) % STEPS_PER_BAR == 0]
+    assert len(downbeat_rides) == 24          # every downbeat keeps its cymbal: the ride
+
+
+def test_on_the_hats_a_crash_held_back_is_left_out() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(crash_every=4), pattern())
+    ons = play(player, clock, 16)
+    assert bars_with(ons, clock, GM_NOTES[CRASH]) == [0, 4, 8, 12]
+    assert not any(e.message.note == GM_NOTES[RIDE] for e in ons)
+
+
+def test_crash_every_0_plays_the_models_crashes_as_they_are() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(crash_every=0), pattern())
+    assert bars_with(play(player, clock, 21), clock, GM_NOTES[CRASH]) == list(range(21))
+
+
+def test_a_marked_downbeat_gets_a_crash_and_marks_come_4_bars_apart() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), pattern(crash_steps=()))
+    # a mark ahead of the schedule (bar 4), one too soon after it (bar 6), one late (bar 12:
+    # the note comes 20 ms after the downbeat was scheduled), one too late to play (bar 20)
+    marks = [(clock.time_at(60.0), 64.0), (clock.time_at(90.0), 95.0),
+             (clock.time_at(192.0) + 0.02, 192.1), (clock.time_at(320.0) + 0.2, 320.0)]
+    ons = play(player, clock, 24, marks)
+    crashes = [e for e in ons if e.message.note == GM_NOTES[CRASH]]
+    assert bars_with(crashes, clock, GM_NOTES[CRASH]) == [4, 12]
+    assert crashes[0].time == pytest.approx(clock.time_at(64.0))
+    late = crashes[1].time - clock.time_at(192.0)
+    assert 0 <= late <= player.settings.max_late
+    assert crashes[0].message.velocity == round(0.9 * 127)      # as loud as the kick under it
+
+
+def test_the_spacing_starts_over_after_a_jump() -> None:
+    phrasing = Phrasing(8)
+    cells = pattern().steps[0]
+    assert phrasing.take(0, cells, False)[CRASH, 0] == 1
+    assert phrasing.take(32, cells, False)[CRASH, 0] == 0
+    phrasing.forget()
+    assert phrasing.take(48, cells, False)[CRASH, 0] == 1
+
+
+# -- through the engine, on a virtual clock, with the real model -----------------------------
+
+def note(n: int, velocity: int = 90) -> mido.Message:
+    return mido.Message("note_on", note=n, velocity=velocity)
+
+
+def comp(passes: range, steps) -> list:
+    out = []
+    for k in passes:
+        for s in steps:
+            t = (k * STEPS + s) * STEP + 0.003
+            out += [(t, note(60 + s % 12)), (t + STEP / 2, mido.Message("note_off", note=60 + s % 12))]
+    return out
+
+
+def run(engine, start: float, end: float, notes=()) -> list:
+    pending, events, now = sorted(notes, key=lambda item: item[0]), [], start
+    while now < end:
+        while pending and pending[0][0] <= now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        events += engine.tick(now)
+        now += 0.01
+    return [e for e in events if e.message.type == "note_on"]
+
+
+def crash_times(events) -> list[float]:
+    return [e.time for e in events if e.message.note == GM_NOTES[CRASH]]
+
+
+def test_engine_crashes_where_the_player_comes_in_and_back_from_a_rest(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    groove = [0, 3, 6, 8, 12, 16, 19, 22, 24, 28]
+    events = run(engine, 0.0, 12 * PASS, comp(range(0, 4), groove) + comp(range(7, 12), groove))
+    crashes = crash_times(events)
+    assert any(abs(t - 0.0) <= 0.05 for t in crashes), f"no crash where the player came in: {crashes}"
+    back = 7 * PASS                                        # two passes and a half of rest, then back
+    assert any(0 <= t - back <= 0.05 for t in crashes), f"no crash on the return at {back}: {crashes}"
+    bars = sorted({int(round(t / STEP)) // STEPS_PER_BAR for t in crashes})
+    assert longest_run(bars) <= 2
+
+
+def test_engine_a_new_section_is_marked_on_the_loop_point_where_the_drums_follow_it(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0, crash_every=16))  # no crash at bar 9
+    verse, chorus = [0, 4, 8, 12, 16, 20, 24, 28], [2, 3, 6, 10, 14, 18, 22, 26, 30]
+    events = run(engine, 0.0, 8 * PASS, comp(range(0, 4), verse) + comp(range(4, 8), chorus))
+    assert any(0 <= t - 5 * PASS <= 0.05 for t in crash_times(events)), crash_times(events)
+
+
+def test_engine_crash_every_is_a_live_setting(generator) -> None:
+    engine = make_engine(generator)
+    engine.update_settings(crash_every=0)
+    assert engine.player.settings.crash_every == 0
+    with pytest.raises(ValueError):
+        engine.update_settings(crash_every=65)
