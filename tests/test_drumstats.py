@@ -36,6 +36,16 @@ def test_a_rock_beat_counts_as_a_drummer_would() -> None:
     assert s["identical_windows"] == pytest.approx(6 / 7)
 
 
+def test_steps_one_drummer_cannot_play_are_counted() -> None:
+    open_hat, ride, high_tom = (VOICES.index(v) for v in ("open_hat", "ride", "high_tom"))
+    clean = drumstats.stats(drumstats.windows_from_notes(rock(16), bars=16))
+    assert clean["two_hats_per_16_bars"] == clean["unplayable_per_16_bars"] == 0
+    notes = np.concatenate([rock(16), [(2, open_hat, 0.7), (4, TOM, 0.8), (4, high_tom, 0.8), (8, ride, 0.6)]])
+    s = drumstats.stats(drumstats.windows_from_notes(notes, bars=16))
+    # step 2: both hats; step 4: snare and two toms; step 8: ride over the closed hat is the pedal, fine
+    assert s["two_hats_per_16_bars"] == pytest.approx(1.0) and s["unplayable_per_16_bars"] == pytest.approx(2.0)
+
+
 def test_velocity_spread_is_in_midi_units_and_pooled_weights_by_windows() -> None:
     windows = drumstats.windows_from_notes(np.array([(0, KICK, 0.2), (4, SNARE, 0.8)]), bars=2)
     s = drumstats.stats(windows)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from appliance.core.model_files import MODEL_FILES
-from appliance.core.generator import (Calibration, Controls, Generator, ModelError, density_multiple, shape_pattern,
-                                      target_hits)
+from appliance.core import limbs
+from appliance.core.generator import (VELOCITY_FLOOR, Calibration, Controls, Generator, ModelError, density_multiple,
+                                      shape_pattern, target_hits)
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove
 
 
@@ -63,15 +64,20 @@ def test_density_asks_for_a_multiple_of_the_drummers_hits() -> None:
 
 def test_controls_shape_the_pattern() -> None:
     rng = np.random.default_rng(0)
-    probabilities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
+    probabilities = (0.4 * rng.random((STEPS, NUM_VOICES))).astype(np.float32)
     velocities = rng.random((STEPS, NUM_VOICES)).astype(np.float32)
     offsets = (rng.random((STEPS, NUM_VOICES)) - 0.5).astype(np.float32)
     tuned = np.full(NUM_VOICES, 0.5, np.float32)
     plain = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
     assert plain.hits == round(float(probabilities.sum()))
-    # the hits are the likeliest cells
-    chosen = probabilities[plain.steps[..., HIT] > 0]
-    assert chosen.min() >= probabilities[plain.steps[..., HIT] == 0].max()
+    # the hits are the likeliest cells one drummer can play: a likelier cell left out breaks a limb rule
+    hit = plain.steps[..., HIT] > 0
+    least = probabilities[hit].min()
+    for step, voice in zip(*np.nonzero(~hit & (probabilities > least))):
+        with_it = hit[step].copy()
+        with_it[voice] = True
+        assert not limbs.playable(with_it), (step, voice)
+    assert limbs.playable(hit).all()
     on_grid = shape_pattern(probabilities, velocities, offsets, tuned, Controls(humanise=0.0))
     assert not on_grid.steps[..., OFFSET].any()
     capped = shape_pattern(probabilities, velocities, offsets, tuned, Controls(max_hits_per_voice=2))
@@ -81,7 +87,8 @@ def test_controls_shape_the_pattern() -> None:
     assert set(kept) <= set(np.argsort(-kick)[:2])
     soft = shape_pattern(probabilities, velocities, offsets, tuned, Controls(velocity_scale=0.5))
     hit = plain.steps[..., HIT] > 0
-    assert np.allclose(soft.steps[..., VELOCITY][hit], plain.steps[..., VELOCITY][hit] * 0.5, atol=1e-6)
+    assert np.allclose(soft.steps[..., VELOCITY][hit],
+                       np.maximum(plain.steps[..., VELOCITY][hit] * 0.5, VELOCITY_FLOOR), atol=1e-6)
     # a voice's threshold decides how early it plays: 0.99 keeps the ride out
     override = shape_pattern(probabilities, velocities, offsets, tuned,
                              Controls(thresholds=(0.5,) * 8 + (0.999,)))
@@ -99,7 +106,35 @@ def test_flat_velocities_are_spread_as_a_drummer_plays_them() -> None:
     hit = flat.steps[..., HIT] > 0
     before, after = flat.steps[..., VELOCITY][hit], spread.steps[..., VELOCITY][hit]
     assert after.std() == pytest.approx(0.08, abs=0.01) and after.mean() == pytest.approx(before.mean(), abs=0.01)
-    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))  # accents stay
+    for voice in range(NUM_VOICES):  # accents stay: each voice's loudest is still its loudest
+        before_v, after_v = flat.steps[hit[:, voice], voice, VELOCITY], spread.steps[hit[:, voice], voice, VELOCITY]
+        assert np.array_equal(np.argsort(before_v, kind="stable"), np.argsort(after_v, kind="stable"))
+
+
+def test_velocities_spread_within_each_voice_keep_the_kick_under_the_snare_and_never_below_the_floor() -> None:
+    # played softly: the model's kick around 0.25, snare 0.55, hats 0.4, each a little apart
+    rng = np.random.default_rng(5)
+    probabilities = np.zeros((STEPS, NUM_VOICES), np.float32)
+    probabilities[::4, 0] = probabilities[4::8, 1] = probabilities[::2, 2] = 1.0
+    velocities = np.zeros((STEPS, NUM_VOICES), np.float32)
+    velocities[:, :3] = (0.25, 0.55, 0.4) + 0.04 * rng.standard_normal((STEPS, 3))
+    offsets = np.zeros((STEPS, NUM_VOICES), np.float32)
+    tuned = np.full(NUM_VOICES, 0.5, np.float32)
+    flat = shape_pattern(probabilities, velocities, offsets, tuned, Controls())
+    spread = shape_pattern(probabilities, velocities, offsets, tuned, Controls(), Calibration(velocity_sd=0.14))
+    hit = flat.steps[..., HIT] > 0
+    assert hit[:, :3].sum() == hit.sum() == 28
+    after = spread.steps[..., VELOCITY]
+    assert after[hit].std() == pytest.approx(0.14, abs=0.01)
+    for voice in range(3):   # each voice keeps its own level and the order of its accents
+        before_v, after_v = flat.steps[hit[:, voice], voice, VELOCITY], after[hit[:, voice], voice]
+        assert after_v.mean() == pytest.approx(before_v.mean(), abs=0.02)
+        assert np.array_equal(np.argsort(before_v, kind="stable"), np.argsort(after_v, kind="stable"))
+    assert after[hit[:, 0], 0].mean() < after[hit[:, 1], 1].mean()
+    assert after[hit].min() >= 15 / 127 - 1e-6     # no ghost note so soft it only clicks
+    whisper = shape_pattern(probabilities, velocities, offsets, tuned, Controls(velocity_scale=0.1),
+                            Calibration(velocity_sd=0.2))
+    assert whisper.steps[..., VELOCITY][hit].min() >= 15 / 127 - 1e-6
 
 
 def test_tight_offsets_are_spread_as_a_drummer_plays_them_and_humanise_0_is_on_the_grid() -> None:

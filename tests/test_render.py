@@ -7,7 +7,7 @@ import mido
 import pytest
 
 from appliance.box.cli import main
-from appliance.core.groove import GM_NOTES
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
 from appliance.core.render import render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def test_render_is_deterministic_with_a_seed_and_writes_only_drum_notes(model_di
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
     notes = drum_notes(tmp_path / "a.mid")
     assert any(m.type == "note_on" and m.velocity > 0 for m in notes)
-    assert {m.note for m in notes} <= set(GM_NOTES)
+    assert {m.note for m in notes} <= set(GM_NOTES) | {GM_PEDAL_HAT}
     assert {m.channel for m in notes} == {9}
     ons = sum(1 for m in notes if m.type == "note_on")
     assert ons == sum(1 for m in notes if m.type == "note_off")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core.generator import Calibration, Controls, _logit, shape_pattern, target_hits
+from appliance.core.generator import Calibration, Controls, _logit, choose_hits_for, shape_pattern, target_hits
 from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
 from training.onnx_model import OnnxModel
@@ -50,12 +50,10 @@ BIAS_STEP = 0.5    #: each round moves a voice's bias by this × log(generated /
 
 
 def chosen(probabilities: np.ndarray, bias: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """Hits [N, 32, 9] at density 0.5 for a voice bias (what shape_pattern picks, for all windows at once)."""
-    n = len(probabilities)
-    scores = (_logit(probabilities.astype(np.float64)) - bias[None, None, :]).reshape(n, -1)
+    """Hits [N, 32, 9] at density 0.5 for a voice bias: what shape_pattern picks (its chooser, limb
+    rules included), for all windows at once."""
     counts = np.array([target_hits(p, 0.5, calibration) for p in probabilities])
-    kth = -np.sort(-scores, axis=1)[np.arange(n), counts - 1]
-    return (scores >= kth[:, None]).reshape(probabilities.shape)
+    return choose_hits_for(probabilities, bias, counts)
 
 
 def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray) -> Calibration:

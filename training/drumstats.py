@@ -16,12 +16,16 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``fills_per_8_bars``: bars with two or more tom hits, per 8 bars; ``crashes_per_8_bars``;
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
-- ``crash_run_bars``: the longest run of consecutive bars with a crash.
+- ``crash_run_bars``: the longest run of consecutive bars with a crash;
+- ``two_hats_per_16_bars``: steps with the open and the closed hat both, per 16 bars;
+  ``unplayable_per_16_bars``: steps one drummer cannot play (appliance.core.limbs: two hats, or
+  three hands; a closed hat under the ride or crash is the pedal, a foot), per 16 bars.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from appliance.core import limbs
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES
 
 SNARE = VOICES.index("snare")
@@ -33,7 +37,7 @@ FILL_TOM_HITS = 2                             #: tom hits in a bar that make it 
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
-           *(f"hits_{v}" for v in VOICES))
+           "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
 def windows_from_notes(notes: np.ndarray, bars: int | None = None) -> np.ndarray:
@@ -85,6 +89,8 @@ def stats(windows: np.ndarray) -> dict[str, float]:
     out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())
                          if len(per_bar) >= 4 and per_bar[2:10].mean() > 0 else float("nan"))
     out["crash_run_bars"] = float(longest_run(bars[..., CRASH].any(axis=1)))
+    out["two_hats_per_16_bars"] = float((hit[..., limbs.CLOSED_HAT] & hit[..., limbs.OPEN_HAT]).sum() * 2 * per_8)
+    out["unplayable_per_16_bars"] = float((~limbs.playable(hit)).sum() * 2 * per_8)
     if n > 1:
         same = [np.array_equal(hit[i], hit[i + 1]) for i in range(n - 1)]
         out["identical_windows"] = float(np.mean(same))

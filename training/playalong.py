@@ -23,7 +23,7 @@ import numpy as np
 
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Controls
-from appliance.core.groove import GM_NOTES, STEPS_PER_BEAT
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, STEPS_PER_BEAT, VOICES
 from appliance.core.render import render
 from training import comping, drumstats
 from training import dataset as ds
@@ -32,7 +32,8 @@ log = logging.getLogger("training.playalong")
 
 REPO = Path(__file__).resolve().parent.parent
 DENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
-NOTE_TO_VOICE = {note: voice for voice, note in enumerate(GM_NOTES)}
+#: the pedal hat (a closed hat under the ride or crash, appliance.core.limbs) counts as the closed hat
+NOTE_TO_VOICE = {note: voice for voice, note in enumerate(GM_NOTES)} | {GM_PEDAL_HAT: VOICES.index("closed_hat")}
 
 
 def drum_notes(path: Path, downbeat_ticks: int) -> np.ndarray:
@@ -157,6 +158,8 @@ LABELS = {
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
     "bar2_share": "bar 2 hits / mean of bars 3-10", "crash_run_bars": "longest run of bars with a crash (mean per song)",
     "return_crash": "returns from a rest with a crash",
+    "two_hats_per_16_bars": "open + closed hat on one step per 16 bars",
+    "unplayable_per_16_bars": "steps one drummer cannot play per 16 bars",
 }
 
 

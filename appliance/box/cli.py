@@ -39,6 +39,7 @@ def _render(args: argparse.Namespace) -> int:
                             velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits)
         notes, channels = drummaps.resolve(args.drum_map, channel=args.channel)
         settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
+                                  pedal_hat=drummaps.pedal_hat(args.drum_map),
                                   forget_passes=args.forget, section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every)
     except (ValueError, KeyError) as error:

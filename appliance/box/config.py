@@ -294,6 +294,7 @@ class Config:
         return EngineSettings(
             swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
             gate=self.player.gate_steps, notes=notes, channels=channels,
+            pedal_hat=drummaps.pedal_hat(self.player.drum_map),
             input_channel=self.loop.input_channel or None,
             forget_passes=self.loop.forget_passes, section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every)

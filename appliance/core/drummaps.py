@@ -10,6 +10,11 @@ the machine listens on one channel for every sound (then ``player.channel`` is u
 nine channels when each part has its own (the Korg volca drum and Elektron Model:Cycles:
 one MIDI channel per track, factory default channels 1..6).
 
+``pedal_hat`` is the note of the hi-hat pedal: a closed hat that sounds with the ride or crash is
+played with the foot (appliance.core.limbs) and goes out on it. Only the General MIDI map has one
+(44); the TR-8S, volca beats, drumlogue, volca drum and Model:Cycles have no pedal-hat sound, so
+there such a closed hat is not played.
+
 ``confirmed`` says whether the notes were checked against the maker's MIDI implementation
 chart (or a chart transcribed from it) while writing this file; the unconfirmed ones come
 from secondary sources and say so in ``source``.
@@ -19,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import difflib
 
-from appliance.core.groove import GM_NOTES, NUM_VOICES, VOICES
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, VOICES
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,13 @@ class DrumMap:
     channels: tuple[int, ...] | None       #: 9 channels 1..16, or None = player.channel
     source: str
     confirmed: bool
+    pedal_hat: int | None = None           #: the hi-hat pedal's note (closed hat under ride/crash); None = none
 
     def __post_init__(self) -> None:
         if len(self.notes) != NUM_VOICES or not all(0 <= n <= 127 for n in self.notes):
             raise ValueError(f"drum map {self.name}: need {NUM_VOICES} notes in 0..127")
+        if self.pedal_hat is not None and not 0 <= self.pedal_hat <= 127:
+            raise ValueError(f"drum map {self.name}: the pedal hat note must be in 0..127")
         if self.channels is not None and (
                 len(self.channels) != NUM_VOICES or not all(1 <= c <= 16 for c in self.channels)):
             raise ValueError(f"drum map {self.name}: need {NUM_VOICES} channels in 1..16")
@@ -49,7 +57,7 @@ def _notes(**by_voice: int) -> tuple[int, ...]:
 PRESETS: dict[str, DrumMap] = {m.name: m for m in (
     DrumMap(
         "gm", "General MIDI (channel 10 drum kit)", GM_NOTES, None,
-        "General MIDI Level 1 percussion key map", True),
+        "General MIDI Level 1 percussion key map (pedal hi-hat 44)", True, pedal_hat=GM_PEDAL_HAT),
     DrumMap(
         "tr-8s", "Roland TR-8S / TR-8 (default instrument notes)",
         _notes(kick=36, snare=38, closed_hat=42, open_hat=46, low_tom=43, mid_tom=47,
@@ -124,6 +132,12 @@ def get(name: str) -> DrumMap:
     close = difflib.get_close_matches(key, list(PRESETS) + list(ALIASES), n=1, cutoff=0.5)
     hint = f"; did you mean '{ALIASES.get(close[0], close[0])}'?" if close else ""
     raise KeyError(f"unknown drum map '{name}'{hint} (allowed: {', '.join(names())})")
+
+
+def pedal_hat(name: str) -> int | None:
+    """The preset's hi-hat pedal note, None where the machine has no pedal sound (a closed hat
+    under the ride or crash is then not played: a drummer plays it with the foot)."""
+    return get(name).pedal_hat
 
 
 def resolve(name: str, overrides: dict[str, int] | None = None,

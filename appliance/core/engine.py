@@ -12,7 +12,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
-from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS_PER_BAR, Groove, Pattern
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
@@ -33,6 +33,7 @@ class EngineSettings:
     gate: float = 0.5                               #: note length in steps
     notes: tuple[int, ...] = GM_NOTES               #: output note per voice
     channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
+    pedal_hat: int | None = GM_PEDAL_HAT            #: the hi-hat pedal's note; None = the machine has none
     input_channel: int | None = None                #: keyboard channel 1..16; None hears all
     forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
@@ -55,8 +56,9 @@ class EngineSettings:
         return Memory(forget_passes=self.forget_passes, section_change=self.section_change)
 
     def player_settings(self) -> PlayerSettings:
-        return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), gate=self.gate,
-                              swap_at=self.swap_at, lookahead=self.lookahead, crash_every=self.crash_every)
+        return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), pedal_hat=self.pedal_hat,
+                              gate=self.gate, swap_at=self.swap_at, lookahead=self.lookahead,
+                              crash_every=self.crash_every)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.core import limbs
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 DENSITY_CURVE = ((0.0, 0.15), (0.25, 0.5), (0.5, 1.0), (0.75, 1.5), (1.0, 2.0))
 MIN_HITS = 2            #: the sparsest pattern over a groove still plays this many hits
 MAX_SPREAD = 3.0        #: velocities and offsets are spread out at most this many times
+#: the softest hit played (15 of 127): softer ones sound at full level on machines that ignore velocity
+VELOCITY_FLOOR = 15 / 127
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,32 @@ def target_hits(probabilities: np.ndarray, density: float, calibration: Calibrat
 def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int) -> np.ndarray:
     """The ``count`` cells most above their voice's bias (in logit space: a tuned threshold, or the
     calibrated bias that lets each voice play as often as drummers do); the count is the density's.
-    Ties: earlier step, lower voice."""
-    margin = _logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, :]
-    order = np.argsort(-margin, axis=None, kind="stable")
-    hits = np.zeros(probabilities.size, bool)
-    hits[order[:count]] = True
-    return hits.reshape(probabilities.shape)
+    A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
+    open or closed hat, two hands) is skipped and the next one taken. Ties: earlier step, lower voice."""
+    return choose_hits_for(probabilities[None], bias, np.array([count]))[0]
+
+
+def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`choose_hits` for windows [N, 32, 9] at once, ``counts`` [N] hits each (calibration
+    fits the voice bias with it, so it fits what the box plays)."""
+    n = len(probabilities)
+    margin = (_logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, None, :]).reshape(n, -1)
+    order = np.argsort(-margin, axis=1, kind="stable")
+    hits = np.zeros((n, STEPS, NUM_VOICES), bool)
+    taken = np.zeros(n, np.int64)
+    rows = np.arange(n)
+    counts = np.asarray(counts, np.int64)
+    for k in range(order.shape[1]):
+        live = taken < counts
+        if not live.any():
+            break
+        step, voice = np.divmod(order[:, k], NUM_VOICES)
+        on_step = hits[rows, step]                 # a copy: the step's voices with this cell added
+        on_step[rows, voice] = True
+        ok = live & limbs.playable(on_step)
+        hits[rows[ok], step[ok], voice[ok]] = True
+        taken += ok
+    return hits
 
 
 def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high: float) -> np.ndarray:
@@ -128,8 +151,22 @@ def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high
 
 
 def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
-    """The model's accents and ghost notes, as far apart as a drummer plays them."""
-    return spread_out(velocities, hits, sd, 0.02, 1.0)
+    """The model's accents and ghost notes, as far apart as a drummer plays them: each voice's hits
+    spread around that voice's own mean (so the kick stays under or with the snare as the model
+    had it), by one factor (at most MAX_SPREAD) that brings the pattern's SD to ``sd``; clipped to
+    VELOCITY_FLOOR..1."""
+    played = hits.sum()
+    if sd <= 0 or played < 2:
+        return velocities
+    counts = hits.sum(axis=0)
+    means = np.where(hits, velocities, 0).sum(axis=0, dtype=np.float64) / np.maximum(counts, 1)
+    within = float(np.where(hits, (velocities - means[None, :]) ** 2, 0).sum() / played)
+    between = float((counts * (means - means @ counts / played) ** 2).sum() / played)
+    if within + between >= sd * sd or within <= 1e-12:
+        return velocities
+    factor = min(MAX_SPREAD, float(np.sqrt(max(sd * sd - between, within) / within)))
+    spread = means[None, :] + (velocities - means[None, :]) * factor
+    return np.where(hits, np.clip(spread, VELOCITY_FLOOR, 1.0), velocities).astype(np.float32)
 
 
 def spread_offsets(offsets: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
@@ -250,6 +287,6 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         hits &= rank < controls.max_hits_per_voice
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
     steps[..., HIT] = hits
-    steps[..., VELOCITY] = np.where(hits, np.clip(velocities * controls.velocity_scale, 0.0, 1.0), 0.0)
+    steps[..., VELOCITY] = np.where(hits, np.clip(velocities * controls.velocity_scale, VELOCITY_FLOOR, 1.0), 0.0)
     steps[..., OFFSET] = np.where(hits, np.clip(offsets * controls.humanise, -0.5, 0.499), 0.0)
     return Pattern(steps)

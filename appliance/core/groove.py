@@ -17,6 +17,8 @@ VOICES: tuple[str, ...] = (
 )
 #: Default General MIDI note for each voice, in VOICES order.
 GM_NOTES: tuple[int, ...] = (36, 38, 42, 46, 43, 47, 50, 49, 51)
+#: General MIDI's pedal hi-hat: the closed hat played with the foot (under the ride or crash).
+GM_PEDAL_HAT = 44
 NUM_VOICES = len(VOICES)
 
 HIT, VELOCITY, OFFSET = 0, 1, 2  #: indices of the last axis of a Groove or Pattern

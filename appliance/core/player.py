@@ -9,7 +9,9 @@ import threading
 
 import mido
 
-from appliance.core.groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Pattern
+from appliance.core import limbs
+from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
+                                   VELOCITY, Pattern)
 from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
@@ -28,6 +30,7 @@ class Event:
 class PlayerSettings:
     notes: tuple[int, ...] = GM_NOTES             #: output note per voice
     channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
+    pedal_hat: int | None = GM_PEDAL_HAT          #: a closed hat under ride/crash plays this; None: not at all
     gate: float = 0.5                             #: note length in steps (cut before the next step)
     swap_at: str = "step"                         #: a new pattern starts at a "step" or "bar" boundary
     lookahead: float = 0.05                       #: seconds scheduled ahead of now
@@ -39,6 +42,8 @@ class PlayerSettings:
             raise ValueError(f"notes must be {NUM_VOICES} MIDI notes 0..127")
         if len(self.channels) != NUM_VOICES or not all(1 <= c <= 16 for c in self.channels):
             raise ValueError(f"channels must be {NUM_VOICES} MIDI channels 1..16")
+        if self.pedal_hat is not None and not 0 <= self.pedal_hat <= 127:
+            raise ValueError(f"pedal_hat {self.pedal_hat} is not a MIDI note 0..127 (or None)")
         if self.swap_at not in SWAP_EVERY:
             raise ValueError(f"swap_at {self.swap_at!r} is not 'step' or 'bar'")
         if not 0 < self.gate <= 1:
@@ -224,12 +229,14 @@ class Player:
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
             cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
+        pedal = bool(limbs.pedal_hat(cells[:, HIT] >= 0.5))  # the closed hat is the foot's
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):
             hit, velocity, offset = cells[voice, HIT], cells[voice, VELOCITY], cells[voice, OFFSET]
-            if hit < 0.5:
+            note = settings.pedal_hat if pedal and voice == limbs.CLOSED_HAT else settings.notes[voice]
+            if hit < 0.5 or note is None:
                 continue
-            key = (settings.channels[voice] - 1, settings.notes[voice])
+            key = (settings.channels[voice] - 1, note)
             if key not in chosen or velocity > chosen[key][0]:  # two voices on one note: the louder
                 chosen[key] = (float(velocity), float(offset))
         for (channel, note), (velocity, offset) in chosen.items():

@@ -1,0 +1,36 @@
+"""What one drummer's four limbs can play on one step: the rules the chooser keeps.
+
+A drummer has two feet (the kick, and the hi-hat pedal) and two hands (snare, hats, toms and
+cymbals are played with sticks). So, on one step:
+
+- the open hat and the closed hat are one instrument: one of them, never both;
+- at most two hand-played voices;
+- a closed hat that sounds with the ride or the crash is the hi-hat pedal (GMD's drummers play it
+  so in 828 of 829 such moments): a foot, not a hand. The player sends it as the drum map's pedal
+  hat note (General MIDI 44), or drops it on a machine that has none (``DrumMap.pedal_hat``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.core.groove import VOICES
+
+KICK, SNARE, CLOSED_HAT, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, CRASH, RIDE = (
+    VOICES.index(v) for v in ("kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom",
+                              "high_tom", "crash", "ride"))
+#: Voices always played with a stick (the closed hat is a hand too, unless it is the pedal).
+STICKS = (SNARE, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, CRASH, RIDE)
+HANDS = 2
+
+
+def pedal_hat(on_step: np.ndarray) -> np.ndarray:
+    """[..., 9] voices on a step → whether its closed hat is the pedal (it sounds with ride or crash)."""
+    on_step = np.asarray(on_step, bool)
+    return on_step[..., CLOSED_HAT] & (on_step[..., RIDE] | on_step[..., CRASH])
+
+
+def playable(on_step: np.ndarray) -> np.ndarray:
+    """[..., 9] voices on a step → whether one drummer can play them together (the rules above)."""
+    on_step = np.asarray(on_step, bool)
+    hands = on_step[..., STICKS].sum(axis=-1) + (on_step[..., CLOSED_HAT] & ~pedal_hat(on_step))
+    return ~(on_step[..., CLOSED_HAT] & on_step[..., OPEN_HAT]) & (hands <= HANDS)
