@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import mido
+import numpy as np
 import pytest
+
+from appliance.core import limbs
 
 
 @dataclass
@@ -319,6 +322,14 @@ class ServiceProcess:
         return self.proc.returncode
 
 
+def played_note(status: dict, step: int, voice: int) -> int | None:
+    """The note a pattern hit goes out on, from a status answer (a closed hat under the ride or
+    crash is the pedal hat: appliance.core.limbs)."""
+    on_step = np.zeros(len(status["voices"]), bool)
+    on_step[[v for s, v, _vel, _off in status["pattern"] if s == step]] = True
+    return limbs.note_of(voice, on_step, tuple(status["notes"]), status["pedal_hat"])
+
+
 def expected_hits(status: dict, t0: float, t1: float) -> list[tuple[float, int, int]]:
     """(ideal time, channel 0..15, note) of every pattern hit between t0 and t1, from a
     status answer (the pattern, the tempo, and the position at the status' time)."""
@@ -328,7 +339,9 @@ def expected_hits(status: dict, t0: float, t1: float) -> list[tuple[float, int, 
     first = int((t0 - anchor_t) / sps + anchor_p) - 40
     last = int((t1 - anchor_t) / sps + anchor_p) + 40
     for step, voice, _velocity, offset in status["pattern"]:
-        note = status["notes"][voice]
+        note = played_note(status, step, voice)
+        if note is None:
+            continue
         channel = status["channels"][voice] - 1
         k = first - (first % 32) + step
         while k <= last:

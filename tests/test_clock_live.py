@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.jackserver import REPO, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
+from tests.jackserver import REPO, Recorder, ServiceProcess, jack, played_note, wait_until  # noqa: F401
 
 TOLERANCE_S = 0.010
 
@@ -126,7 +126,7 @@ control: {{socket: {tmp_path}/control.sock}}
     at_140 = at_140s[-1]
     assert not stopped["running"]
 
-    pattern = {(step, at_140["notes"][voice]) for step, voice, _v, _o in at_140["pattern"]}
+    pattern = {(step, played_note(at_140, step, voice)) for step, voice, _v, _o in at_140["pattern"]}
     assert pattern, "the model played nothing"
     checked = 0
     for t, m in events:

@@ -95,6 +95,7 @@ def status(box: "Service") -> dict[str, Any]:
         "pattern": hits,
         "voices": list(VOICES),
         "notes": list(settings.notes),
+        "pedal_hat": settings.pedal_hat,
         "channels": list(settings.channels),
         "output_timing_ms": player.timing_ms() if player else None,
         "realtime": bool(player and player.realtime),

@@ -29,6 +29,12 @@ def pedal_hat(on_step: np.ndarray) -> np.ndarray:
     return on_step[..., CLOSED_HAT] & (on_step[..., RIDE] | on_step[..., CRASH])
 
 
+def note_of(voice: int, on_step: np.ndarray, notes: tuple[int, ...], pedal: int | None) -> int | None:
+    """The note ``voice`` goes out on at a step with these voices: its own, or for a closed hat
+    under the ride or crash the pedal hat's (None: the machine has none, so it is not played)."""
+    return pedal if voice == CLOSED_HAT and pedal_hat(on_step) else notes[voice]
+
+
 def playable(on_step: np.ndarray) -> np.ndarray:
     """[..., 9] voices on a step → whether one drummer can play them together (the rules above)."""
     on_step = np.asarray(on_step, bool)

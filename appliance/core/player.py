@@ -229,11 +229,11 @@ class Player:
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
             cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
-        pedal = bool(limbs.pedal_hat(cells[:, HIT] >= 0.5))  # the closed hat is the foot's
+        on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):
             hit, velocity, offset = cells[voice, HIT], cells[voice, VELOCITY], cells[voice, OFFSET]
-            note = settings.pedal_hat if pedal and voice == limbs.CLOSED_HAT else settings.notes[voice]
+            note = limbs.note_of(voice, on_step, settings.notes, settings.pedal_hat)  # the pedal hat
             if hit < 0.5 or note is None:
                 continue
             key = (settings.channels[voice] - 1, note)
