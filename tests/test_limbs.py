@@ -63,12 +63,15 @@ def test_the_shipped_model_at_full_density_keeps_the_limb_rules(generator: Gener
         assert limbs.playable(pattern.steps[..., HIT] > 0).all()
 
 
-def notes_played(settings: PlayerSettings, cells: dict[tuple[int, int], float]) -> dict[int, set[int]]:
+def notes_played(settings: PlayerSettings, cells: dict[tuple[int, int], float],
+                 mark: bool = False) -> dict[int, set[int]]:
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
     for (step, voice), velocity in cells.items():
         steps[step, voice] = (1, velocity, 0)
     clock = InternalClock(bpm=120.0, start=0.0)
     player = Player(clock, settings, Pattern(steps))
+    if mark:
+        player.mark(0.0, 0.0)   # the player comes in on the first downbeat: a crash there
     events, now = [], 0.0
     while now < clock.time_at(STEPS - 1):
         events.extend(player.schedule(now))
@@ -93,3 +96,14 @@ def test_only_the_general_midi_map_has_a_pedal_hat_and_the_config_passes_it_on()
         "gm": 44, "tr-8s": None, "volca-beats": None, "drumlogue": None, "volca-drum": None, "model-cycles": None}
     assert loads("player:\n  drum_map: gm\n").engine_settings().player_settings().pedal_hat == 44
     assert loads("player:\n  drum_map: tr-8s\n").engine_settings().player_settings().pedal_hat is None
+
+
+def test_a_crash_added_on_a_marked_downbeat_takes_a_hand_from_the_quietest() -> None:
+    cells = {(0, KK): 0.9, (0, HT): 0.9, (0, RD): 0.6, (4, SN): 0.9}
+    played = notes_played(PlayerSettings(max_late=10.0), cells, mark=True)
+    assert played[0] == {GM_NOTES[KK], GM_NOTES[HT], GM_NOTES[CR]}       # the ride made room
+    step = np.zeros((NUM_VOICES, 3), np.float32)
+    step[[SN, OH, CR], 0] = 1
+    step[[SN, OH, CR], 1] = (0.8, 0.8, 0.8)
+    kept = limbs.fit(step)[:, HIT] > 0
+    assert list(np.flatnonzero(kept)) == [SN, CR]                         # equal: the open hat goes

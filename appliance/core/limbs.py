@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.core.groove import VOICES
+from appliance.core.groove import HIT, VELOCITY, VOICES
 
 KICK, SNARE, CLOSED_HAT, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, CRASH, RIDE = (
     VOICES.index(v) for v in ("kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom",
@@ -21,6 +21,8 @@ KICK, SNARE, CLOSED_HAT, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, CRASH, RIDE = (
 #: Voices always played with a stick (the closed hat is a hand too, unless it is the pedal).
 STICKS = (SNARE, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, CRASH, RIDE)
 HANDS = 2
+#: which hand-played voice goes first when a step has too many (at equal velocity)
+LEFT_OUT_FIRST = (OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, RIDE, CLOSED_HAT, SNARE, CRASH)
 
 
 def pedal_hat(on_step: np.ndarray) -> np.ndarray:
@@ -33,6 +35,18 @@ def note_of(voice: int, on_step: np.ndarray, notes: tuple[int, ...], pedal: int 
     """The note ``voice`` goes out on at a step with these voices: its own, or for a closed hat
     under the ride or crash the pedal hat's (None: the machine has none, so it is not played)."""
     return pedal if voice == CLOSED_HAT and pedal_hat(on_step) else notes[voice]
+
+
+def fit(cells: np.ndarray) -> np.ndarray:
+    """A step's cells [9, 3] (hit, velocity, offset) as one drummer plays them: while they break
+    a rule (a crash added on a marked downbeat can), the quietest hand-played voice is left out."""
+    if playable(cells[:, HIT] >= 0.5):
+        return cells
+    cells = cells.copy()
+    while not playable(on_step := cells[:, HIT] >= 0.5):
+        hands = [v for v in LEFT_OUT_FIRST if on_step[v] and not (v == CLOSED_HAT and pedal_hat(on_step))]
+        cells[min(hands, key=lambda v: cells[v, VELOCITY])] = 0.0   # ties: the earlier in LEFT_OUT_FIRST
+    return cells
 
 
 def playable(on_step: np.ndarray) -> np.ndarray:
