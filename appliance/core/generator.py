@@ -86,6 +86,9 @@ class Controls:
             object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
 
 
+_PLAYABLE: list[bool] = limbs.PLAYABLE_SETS.tolist()
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -109,7 +112,21 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int) -> np.n
     calibrated bias that lets each voice play as often as drummers do); the count is the density's.
     A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
     open or closed hat, two hands) is skipped and the next one taken. Ties: earlier step, lower voice."""
-    return choose_hits_for(probabilities[None], bias, np.array([count]))[0]
+    margin = _logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, :]
+    playable = _PLAYABLE
+    on_step = [0] * probabilities.shape[0]       # the voices chosen on each step, as a bit mask
+    hits = np.zeros(probabilities.size, bool)
+    taken = 0
+    for cell in np.argsort(-margin, axis=None, kind="stable").tolist():
+        if taken >= count:
+            break
+        step, voice = divmod(cell, NUM_VOICES)
+        voices = on_step[step] | 1 << voice
+        if playable[voices]:
+            on_step[step] = voices
+            hits[cell] = True
+            taken += 1
+    return hits.reshape(probabilities.shape)
 
 
 def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -119,6 +136,7 @@ def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndar
     margin = (_logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, None, :]).reshape(n, -1)
     order = np.argsort(-margin, axis=1, kind="stable")
     hits = np.zeros((n, STEPS, NUM_VOICES), bool)
+    on_step = np.zeros((n, STEPS), np.int64)
     taken = np.zeros(n, np.int64)
     rows = np.arange(n)
     counts = np.asarray(counts, np.int64)
@@ -127,9 +145,9 @@ def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndar
         if not live.any():
             break
         step, voice = np.divmod(order[:, k], NUM_VOICES)
-        on_step = hits[rows, step]                 # a copy: the step's voices with this cell added
-        on_step[rows, voice] = True
-        ok = live & limbs.playable(on_step)
+        voices = on_step[rows, step] | (1 << voice)
+        ok = live & limbs.PLAYABLE_SETS[voices]
+        on_step[rows[ok], step[ok]] = voices[ok]
         hits[rows[ok], step[ok], voice[ok]] = True
         taken += ok
     return hits

@@ -37,6 +37,10 @@ def note_of(voice: int, on_step: np.ndarray, notes: tuple[int, ...], pedal: int 
     return pedal if voice == CLOSED_HAT and pedal_hat(on_step) else notes[voice]
 
 
+def _all_sets() -> np.ndarray:
+    return (np.arange(1 << len(VOICES))[:, None] >> np.arange(len(VOICES)) & 1).astype(bool)
+
+
 def fit(cells: np.ndarray) -> np.ndarray:
     """A step's cells [9, 3] (hit, velocity, offset) as one drummer plays them: while they break
     a rule (a crash added on a marked downbeat can), the quietest hand-played voice is left out."""
@@ -54,3 +58,8 @@ def playable(on_step: np.ndarray) -> np.ndarray:
     on_step = np.asarray(on_step, bool)
     hands = on_step[..., STICKS].sum(axis=-1) + (on_step[..., CLOSED_HAT] & ~pedal_hat(on_step))
     return ~(on_step[..., CLOSED_HAT] & on_step[..., OPEN_HAT]) & (hands <= HANDS)
+
+
+#: playable(voices) for every set of voices on a step, indexed by its bit mask (bit v = voice v):
+#: the chooser's lookup table
+PLAYABLE_SETS: np.ndarray = playable(_all_sets())
