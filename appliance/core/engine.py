@@ -191,9 +191,9 @@ class Engine:
     # -- read-only views ---------------------------------------------------------------------
     @property
     def groove(self) -> Groove:
-        """The groove the model hears (in the first pass, the bar not heard yet repeats the
-        other, see ``Looper.assumed``); what a saved state restores."""
-        return self._looper.assumed
+        """The groove as played (what a saved state restores). The model hears
+        ``Looper.assumed``: the same once the first full pass was heard."""
+        return self._looper.groove
 
     @property
     def pattern(self) -> Pattern:
