@@ -50,12 +50,77 @@ class JackServer:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self.process.kill()        # its slot: see reclaim_dead_slots
                 self.process.wait(timeout=10)
 
 
 _server: JackServer | None = None
 _lock = threading.Lock()
+
+#: JACK keeps a registry of at most 8 servers a machine. A server that dies without
+#: unregistering (SIGKILL, a crash) keeps its slot until a server *of the same name* starts
+#: (see JACK's jack_register_server); the tests' names are per process, so each such death
+#: used to leak a slot for good, until no test server could start ("Too many servers
+#: already active"). ``reclaim_dead_slots`` takes those slots back the way JACK does.
+REGISTRY = "/dev/shm/jack-shm-registry"
+_SLOTS, _HEADER, _ENTRY = 8, 24, 4 + 256      # JACK's shm.h: pid_t pid; char name[256]
+
+
+def dead_servers() -> list[str]:
+    """Names of registered JACK servers (ours: groovebox-*) whose process is gone."""
+    import struct
+    try:
+        with open(REGISTRY, "rb") as f:
+            data = f.read(_HEADER + _SLOTS * _ENTRY)
+    except OSError:
+        return []
+    prefix = f"jack-{os.getuid()}:".encode()
+    dead = []
+    for i in range(_SLOTS):
+        entry = data[_HEADER + i * _ENTRY:_HEADER + (i + 1) * _ENTRY]
+        if len(entry) < _ENTRY:
+            break
+        pid = struct.unpack("<i", entry[:4])[0]
+        name = entry[4:].split(b"\0", 1)[0]
+        if pid <= 0 or not name.startswith(prefix + b"groovebox-"):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(name[len(prefix):].rstrip(b":").decode(errors="replace"))
+        except PermissionError:
+            pass
+    return dead
+
+
+def reclaim_dead_slots() -> None:
+    """Free the registry slots of dead groovebox-* servers: a server of the same name starts
+    (which takes the dead entry back) and is stopped with SIGTERM (which unregisters it)."""
+    for name in dead_servers():
+        env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+        process = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL)
+        _wait_running(JackServer(name, process, ""), timeout=10)
+        JackServer(name, process, "").stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, however it dies (a
+    segfault, SIGKILL, a timeout), so that no jackd outlives its test session."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def popen_jackd(name: str, args: list[str], **popen: object) -> subprocess.Popen:
+    """``jackd --name NAME ARGS`` that dies with this process (SIGTERM, so that it unregisters)."""
+    jackd = shutil.which("jackd") or ("/usr/bin/jackd" if os.path.exists("/usr/bin/jackd") else None)
+    if jackd is None:
+        pytest.fail("jackd is missing: `make test` installs it (Debian package jackd2), "
+                    "or run `apt-get install jackd2`")
+    return subprocess.Popen([jackd, "--name", name, *args], preexec_fn=_die_with_parent,
+                            **popen)  # type: ignore[call-overload]
 
 
 def start_server() -> JackServer:
@@ -64,10 +129,7 @@ def start_server() -> JackServer:
     with _lock:
         if _server is not None and _server.process.poll() is None:
             return _server
-        jackd = shutil.which("jackd") or ("/usr/bin/jackd" if os.path.exists("/usr/bin/jackd") else None)
-        if jackd is None:
-            pytest.fail("jackd is missing: `make test` installs it (Debian package jackd2), "
-                        "or run `apt-get install jackd2`")
+        reclaim_dead_slots()
         name = f"groovebox-test-{os.getpid()}"
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
@@ -75,11 +137,10 @@ def start_server() -> JackServer:
         # machine does not hold up JACK's cycles; else not.
         for mode in (["-R", "-P", "60"], ["--no-realtime"]):
             log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)
-            process = subprocess.Popen(
-                [jackd, *mode, "--name", name, "--port-max", "128", "-d", "dummy", "-r", "48000",
-                 "-p", "64"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=dict(os.environ), start_new_session=True)
+            process = popen_jackd(name, [*mode, "--port-max", "128", "-d", "dummy", "-r", "48000",
+                                         "-p", "64"],
+                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ), start_new_session=True)
             server = JackServer(name, process, log.name)
             if _wait_running(server):
                 break

@@ -247,10 +247,11 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
 GONE = r"""
 import logging, os, signal, subprocess, sys, time
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
+from tests.jackserver import popen_jackd   # a jackd that dies with this process
 name = f"groovebox-gone-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = name
-jackd = subprocess.Popen(["jackd", "--no-realtime", "--name", name, "-d", "dummy", "-p", "256"],
-                         stdout=sys.stderr, stderr=subprocess.STDOUT)
+jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], stdout=sys.stderr,
+                    stderr=subprocess.STDOUT)
 for _ in range(100):
     if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
         break
@@ -284,6 +285,7 @@ BACK = r"""
 import faulthandler, logging, os, signal, subprocess, sys, time
 faulthandler.dump_traceback_later(90, exit=True)      # a hang shows where, instead of a timeout
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
+from tests.jackserver import popen_jackd   # a jackd that dies with this process
 name = f"groovebox-back-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = name
 
@@ -291,8 +293,8 @@ def jackd():
     # JACK allows 8 servers a machine; others' tests may hold them for a while: wait for one.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        proc = subprocess.Popen(["jackd", "--no-realtime", "--name", name, "-d", "dummy",
-                                 "-p", "256"], stdout=sys.stderr, stderr=subprocess.STDOUT)
+        proc = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"],
+                           stdout=sys.stderr, stderr=subprocess.STDOUT)
         while proc.poll() is None and time.monotonic() < deadline:
             if subprocess.run(["jack_wait", "-c"], capture_output=True,
                               text=True).stdout.strip() == "running":
