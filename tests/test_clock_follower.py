@@ -440,3 +440,46 @@ def test_a_sequencer_starting_from_bar_17_lands_on_its_step_at_once(generator):
     assert sw.position(first) == pytest.approx(0.0, abs=1e-6)
     assert engine.player.next_step in (0, 1)
     assert engine.groove.hits == hits
+
+
+def test_a_lost_clock_is_counted_from_the_timing():
+    """A clock byte lost on the way in (a noisy cable, a JACK cycle missed under load) must
+    not put the box a clock late for the rest of the song, nor bend its tempo: a gap of k
+    periods, followed by a gap of one, is k clocks."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100, jitter=0.0003)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(47)
+    period = tick_period(100)
+    lost = 0
+    for k in range(240):
+        src.ideal += period
+        if k % 40 in (10, 25, 26, 33, 34, 35):      # one, two and three in a row go missing
+            lost += 1
+            continue
+        now.t = src.ideal
+        feed_clock(f, CLOCK, now.t)
+        assert f.position(src.ideal) - base == pytest.approx((48 + k) / 6, abs=0.02), k
+        assert f.bpm == pytest.approx(100, abs=0.5)
+    assert f.missed == lost
+
+
+def test_a_late_clock_or_a_real_slowdown_is_not_taken_for_lost_clocks():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 140)
+    src.send(START)
+    src.ticks(48)
+    period = tick_period(140)
+    src.ideal += period                  # one clock a whole period late, the next on time
+    now.t = src.ideal + period
+    feed_clock(f, CLOCK, now.t)
+    src.ticks(24)
+    assert f.missed == 0 and f.bpm == pytest.approx(140, abs=0.5)
+    src.bpm = 70                          # the master halves its tempo at once
+    times = src.ticks(48)
+    assert f.missed == 0 and f.bpm == pytest.approx(70, abs=0.5)
+    assert f.position(times[-1]) - f.position(times[-25]) == pytest.approx(4.0, abs=0.02)

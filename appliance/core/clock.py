@@ -8,6 +8,12 @@ and sends the box's own clock (:class:`~appliance.io.midi.clock.ClockSender`).
 Its tempo and phase come from a least-squares line through the last beat of clock arrivals:
 jitter averages out, and a tempo change has fully settled one beat later.
 
+A clock byte lost on the way in (a noisy DIN cable, a JACK cycle missed under load) is
+counted from the timing: while a steady clock plays, a gap of k periods followed by a gap of
+one is k clocks (up to ``MAX_MISSED`` in a row), so a lost byte neither puts the box a clock
+late for the rest of the song nor bends its tempo for a beat; a clock merely late, or a real
+slowdown, is followed as it is. Each such loss is counted (``missed``) and logged, rate-limited.
+
 Relocation is exact: Start puts the first clock after it at position 0, Song Position
 Pointer + Continue at the song position (MIDI beats are our sixteenth steps), so a sequencer
 starting from bar 17 puts the box on step 0 of its loop, absolute position 256. Each
@@ -55,6 +61,8 @@ STEADY_TICKS = PPQN + 1      #: one beat of clocks makes a steady run
 STEADY_SLACK = 0.5           #: each clock within this many periods of the line ...
 STEADY_MIN_S = 0.004         #: ... or this many seconds, whichever is more
 STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat back
+MAX_MISSED = 3               #: clocks in a row that may go missing and be counted from the timing
+MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
 LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
 
 IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
@@ -132,6 +140,7 @@ class MidiClockFollower(Transport):
         self._song_position: float | None = None
         self._last_tick = -math.inf
         self._last_heard = -math.inf      # last tick, Start or Continue
+        self.missed = 0                   #: clocks counted from the timing (see _missed_before)
         self._stopped_at = -math.inf
         #: what it has to say; an owner that passes ``news`` writes it (outside its own locks)
         self.news = news if news is not None else RateLimitedLog(log, clock=clock)
@@ -224,6 +233,17 @@ class MidiClockFollower(Transport):
     def tick(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
+            missed = self._missed_before(t)
+            if missed:
+                # The tick before this one came ``missed`` clocks after its predecessor:
+                # number it (and so everything after it) as the master counted.
+                n, heard = self._ticks.pop()
+                self._ticks.append((n + missed, heard))
+                self._n += missed
+                self.missed += missed
+                self.news.note("missed", logging.WARNING,
+                               "MIDI clock: %d clock(s) went missing on the way in and were "
+                               "counted from the timing (check the clock source's cable)", missed)
             self._n += 1
             self._last_tick = self._last_heard = t
             self._ticks.append((self._n, t))
@@ -298,6 +318,29 @@ class MidiClockFollower(Transport):
             if here is not None:
                 return here
         return otherwise
+
+    def _missed_before(self, t: float) -> int:
+        """Clocks lost just before the last tick heard, judged now that the next one is here.
+
+        A clock byte can go missing on the way in (a noisy DIN cable, a JACK cycle missed
+        under load); counted as one tick, each loss would put the box a clock (18-25 ms)
+        late for the rest of the song and bend the tempo for a beat. So while playing a
+        steady clock, a gap of k periods (2 ≤ k ≤ ``MAX_MISSED`` + 1, within
+        ``MISSED_SLACK``) followed by a gap of one period counts as k clocks. One gap alone
+        decides nothing: a clock merely late (the next one comes early) or a real slowdown
+        (the next gap is long too) is followed as it is."""
+        ticks = self._ticks
+        if (self._state != PLAYING or not self._anchored or len(ticks) < STEADY_TICKS
+                or ticks[-1][0] <= self._ref_n):
+            return 0
+        (_, before), (_, last) = ticks[-2], ticks[-1]
+        b = self._fit[1]
+        if not 0.5 * b <= t - last <= 1.5 * b:
+            return 0
+        k = round((last - before) / b)
+        if not 2 <= k <= MAX_MISSED + 1 or abs(last - before - k * b) > MISSED_SLACK * b:
+            return 0
+        return k - 1
 
     def _anchor_here(self, position: float) -> None:
         self._relocations += 1
