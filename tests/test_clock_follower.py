@@ -483,3 +483,22 @@ def test_a_late_clock_or_a_real_slowdown_is_not_taken_for_lost_clocks():
     times = src.ticks(48)
     assert f.missed == 0 and f.bpm == pytest.approx(70, abs=0.5)
     assert f.position(times[-1]) - f.position(times[-25]) == pytest.approx(4.0, abs=0.02)
+
+
+def test_a_clock_lost_just_after_a_tempo_change_is_counted_too():
+    """The fit takes a beat to settle after a change; a lost clock is judged against the
+    last few gaps, so one lost a few clocks into the new tempo is not a clock late for good."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(143)
+    src.bpm = 140
+    src.ticks(10)
+    src.ideal += tick_period(140)        # the 11th clock at 140 goes missing
+    times = src.ticks(60)
+    assert f.missed == 1
+    assert f.position(times[-1]) - base == pytest.approx((144 + 11 + 59) / 6, abs=0.02)
+    assert f.bpm == pytest.approx(140, abs=0.5)

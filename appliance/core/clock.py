@@ -63,6 +63,7 @@ STEADY_MIN_S = 0.004         #: ... or this many seconds, whichever is more
 STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat back
 MAX_MISSED = 3               #: clocks in a row that may go missing and be counted from the timing
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
+MISSED_GAPS = 6              #: the period a gap is judged by: the median of this many gaps before it
 LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
 
 IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
@@ -333,8 +334,14 @@ class MidiClockFollower(Transport):
         if (self._state != PLAYING or not self._anchored or len(ticks) < STEADY_TICKS
                 or ticks[-1][0] <= self._ref_n):
             return 0
+        # The period from the last few gaps before it (the fit lags a tempo change by a beat);
+        # only a clock that has been even lately (each of those gaps within a quarter of it).
+        recent = list(ticks)[-(MISSED_GAPS + 2):-1]
+        gaps = sorted((t1 - t0) / (n1 - n0) for (n0, t0), (n1, t1) in zip(recent, recent[1:]))
+        b = gaps[len(gaps) // 2]
+        if b <= 0 or any(abs(gap - b) > MISSED_SLACK * b for gap in gaps):
+            return 0
         (_, before), (_, last) = ticks[-2], ticks[-1]
-        b = self._fit[1]
         if not 0.5 * b <= t - last <= 1.5 * b:
             return 0
         k = round((last - before) / b)
