@@ -49,7 +49,12 @@ class Run:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            return self.proc.wait(timeout=30)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:       # nothing of it is left behind
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+                raise
 
 
 def jack_state(env: dict[str, str]) -> str:
