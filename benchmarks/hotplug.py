@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from benchmarks.live import BPM, HOG, REPO, _request, _start_jack, _stop
+from benchmarks.live import HOG, REPO, _request, _start_jack, _stop, start_service
 
 PLUGS = 20                #: keyboard plug-ins (each followed by a pull-out)
 LATE_S = 0.015            #: what tests/test_service_live.py calls late
@@ -32,29 +32,6 @@ def _wait(condition, timeout: float) -> float | None:
             return time.monotonic() - start
         time.sleep(0.02)
     return None
-
-
-def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
-    sock = work / "control.sock"
-    (work / "config.yaml").write_text(f"""
-model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
-generator: {{density: 0.8}}
-tempo: {{bpm: {BPM}, clock: internal}}
-start: {{mode: now}}
-loop: {{swap_at: step}}
-midi: {{api: jack, client_name: gb-hotplug, inputs: [bench-keys], outputs: [bench-drums]}}
-gpio: {{enabled: false}}
-state: {{dir: {work}/state}}
-control: {{socket: {sock}}}
-log_level: warning
-""")
-    service = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
-                                str(work / "config.yaml")], env=env, cwd=REPO,
-                               stdout=open(work / "service.log", "w"), stderr=subprocess.STDOUT)
-    up = _wait(lambda: sock.exists() and bool(_request(sock, "status")["status"]["ports"]["outputs"]), 120)
-    if up is None:
-        raise RuntimeError(f"service not up: {(work / 'service.log').read_text()[-2000:]}")
-    return service, sock
 
 
 def _plug_cycles(sock: Path) -> list[float]:
@@ -91,7 +68,8 @@ def main() -> None:
     try:
         drums = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-drums", queue_size_limit=65536)
         drums.open_virtual_port("in")
-        service, sock = _start_service(work, env)
+        service, sock, _ = start_service(work, env, client_name="gb-hotplug", needs_input=False,
+                                         extra="generator: {density: 0.8}\nloop: {swap_at: step}")
         procs.append(service)
         hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)]
         procs.extend(hogs)

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -167,15 +166,18 @@ def _match(observed: list, timing: list, t0: float, t1: float) -> tuple[list[flo
     return errors, unmatched
 
 
-def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path, dict]:
-    """``groovebox run`` on the bench's ports; (process, control socket, first status)."""
+def start_service(work: Path, env: dict[str, str], *, client_name: str = "gb-bench",
+                  inputs: str = "bench-keys", extra: str = "loop: {swap_at: step}",
+                  needs_input: bool = True) -> tuple[subprocess.Popen, Path, dict]:
+    """``groovebox run`` on the bench's ports (the benchmarks' one way to start the box);
+    (process, control socket, first status with the ports open)."""
     sock = work / "control.sock"
     (work / "config.yaml").write_text(f"""
 model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
 tempo: {{bpm: {BPM}, clock: internal}}
 start: {{mode: now}}
-loop: {{swap_at: step}}
-midi: {{api: jack, client_name: gb-bench, inputs: [bench-keys], outputs: [bench-drums]}}
+{extra}
+midi: {{api: jack, client_name: {client_name}, inputs: [{inputs}], outputs: [bench-drums]}}
 gpio: {{enabled: false}}
 state: {{dir: {work}/state}}
 control: {{socket: {sock}}}
@@ -190,13 +192,13 @@ log_level: warning
             raise RuntimeError(f"service exited: {(work / 'service.log').read_text()[-2000:]}")
         try:
             status = _request(sock, "status")["status"]
-            if status["ports"]["inputs"] and status["ports"]["outputs"]:
+            if status["ports"]["outputs"] and (status["ports"]["inputs"] or not needs_input):
                 return service, sock, status
         except OSError:
             pass
         time.sleep(0.2)
     service.kill()
-    raise RuntimeError("service not up in 120 s")
+    raise RuntimeError(f"service not up in 120 s: {(work / 'service.log').read_text()[-2000:]}")
 
 
 def _run(work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> dict:
@@ -209,7 +211,7 @@ def _run(work: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> dict
     keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-keys")
     keys.open_virtual_port("out")
     try:
-        service, sock, status = _start_service(work, env)
+        service, sock, status = start_service(work, env)
         procs.append(service)
         player = Keyboard(keys, np.random.default_rng(7), total=int(2 * PHASE_S / NOTE_EVERY_S) + 10)
         time.sleep(1.0)

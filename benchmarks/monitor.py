@@ -9,42 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from benchmarks.live import BPM, REPO, _request, _start_jack, _stop
+from benchmarks.live import REPO, _request, _start_jack, _stop, start_service
 
 PHASE_S = 15.0            #: each phase, without and with the poll
 POLL_HZ = 8.0
 ROUND_TRIPS = 300
-
-
-def _start_service(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
-    sock = work / "control.sock"
-    (work / "config.yaml").write_text(f"""
-model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 1}}
-generator: {{density: 0.8}}
-tempo: {{bpm: {BPM}, clock: internal}}
-start: {{mode: now}}
-midi: {{api: jack, client_name: gb-monitor, inputs: [nothing], outputs: [bench-drums]}}
-gpio: {{enabled: false}}
-state: {{dir: {work}/state}}
-control: {{socket: {sock}}}
-log_level: warning
-""")
-    service = subprocess.Popen([sys.executable, "-m", "appliance.box.cli", "run", "--config",
-                                str(work / "config.yaml")], env=env, cwd=REPO,
-                               stdout=open(work / "service.log", "w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if sock.exists() and _request(sock, "status")["status"]["ports"]["outputs"]:
-            return service, sock
-        time.sleep(0.1)
-    raise RuntimeError(f"service not up: {(work / 'service.log').read_text()[-2000:]}")
 
 
 def _phase(sock: Path, poll: bool) -> tuple[float, float]:
@@ -69,7 +43,8 @@ def main() -> None:
     try:
         drums = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-drums", queue_size_limit=65536)
         drums.open_virtual_port("in")
-        service, sock = _start_service(work, env)
+        service, sock, _ = start_service(work, env, client_name="gb-monitor", inputs="nothing",
+                                         needs_input=False, extra="generator: {density: 0.8}")
         time.sleep(2.0)
         trips = []
         for _ in range(ROUND_TRIPS):
