@@ -231,7 +231,7 @@ def load_split(split: str, root: str | os.PathLike | None = None, cache_dir: Pat
     data = build_split(base, split, files)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs may build the same cache at once
         np.savez_compressed(tmp, patterns=data.patterns, grooves=data.grooves, file_ids=data.file_ids,
                             meta=json.dumps({"files": data.files, "skipped": data.skipped}))
         os.replace(tmp, path)
