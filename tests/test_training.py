@@ -15,6 +15,7 @@ from appliance.core.groove import STEPS, Groove, Pattern  # noqa: E402
 from appliance.core.model_files import MODEL_FILES  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training import export as ex  # noqa: E402
+from training import frontier, humanize, soup  # noqa: E402
 from training import train as tr  # noqa: E402
 
 TINY = ["--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--d-ff", "64", "--latent-size", "16",
@@ -215,3 +216,25 @@ def test_expression_is_learnt_only_where_the_weight_says() -> None:
     assert float(people["vel"]) == pytest.approx(float(full["vel"]) / 2, rel=1e-5)
     assert float(people["off"]) == pytest.approx(float(full["off"]) / 2, rel=1e-5)
     assert float(people["bce"]) == pytest.approx(float(full["bce"]))   # hits are learnt from every groove
+
+
+def test_a_soup_interpolates_and_the_frontier_scores_it(smoke_run: Path, tmp_path: Path) -> None:
+    tr.main(["--out", str(tmp_path / "ft"), "--init", str(smoke_run / "best.pt"), "--epochs", "1",
+             "--p-hands", "0.5", *TINY])
+    base, tuned = smoke_run / "best.pt", tmp_path / "ft" / "best.pt"
+    for alpha in (0.0, 0.5, 1.0):
+        soup.soup(base, tuned, alpha, tmp_path / f"soup{alpha}.pt")
+    a = torch.load(base, weights_only=False)["model"]
+    b = torch.load(tuned, weights_only=False)["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a), "the fine-tune changed nothing"
+    half = frontier.load(f"{base}+{tuned}@0.5").state_dict()
+    for name in a:
+        assert torch.equal(torch.load(tmp_path / "soup0.0.pt", weights_only=False)["model"][name], a[name])
+        assert torch.equal(torch.load(tmp_path / "soup1.0.pt", weights_only=False)["model"][name], b[name])
+        assert torch.allclose(half[name], 0.5 * (a[name] + b[name]), atol=1e-6), name
+    val = ds.load_split("validation").subset(64)
+    people = {"hands": humanize.human_set(val.patterns, "hands", humanize.SEED_VALIDATION)}
+    figures = frontier.figures(frontier.load(str(tuned)), val, people)
+    for key in ("drummers", "hands"):
+        assert 0.0 < figures[key] <= 1.0, key
+    assert np.isfinite(figures["offset_mse"]) and np.isfinite(figures["copy_offset_mse"])

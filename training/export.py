@@ -290,6 +290,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
             "loss": ckpt.get("loss_config"),
             "optimiser": ckpt.get("train_config"),
             "skipped_files": len(ckpt.get("skipped_files", [])),
+            **({"soup": ckpt["soup"]} if "soup" in ckpt else {}),  # training/soup.py's parents and alpha
         },
         "metrics": {
             "validation": {"split": "validation", "windows": len(val), "z": "mu",

@@ -1,0 +1,79 @@
+"""Validation figures of candidate checkpoints and weight-space soups, to choose a recipe.
+
+    python -m training.frontier training/runs/f2/best.pt issue3.pt+training/runs/f2/best.pt@0.7
+
+A candidate is a checkpoint, or BASE+FINE_TUNED@ALPHA for (1 − ALPHA) · BASE + ALPHA · FINE_TUNED
+(training/soup.py). For each, on the validation split only (torch, z = mu): pooled hit F1 on the
+drummers' grooves at per-voice thresholds tuned there, F1 on simulated hands and keys of the same
+loops at those thresholds, and velocity and offset MSE on the drummers' true positives next to
+copy-the-groove's on the same cells. Every figure is one a recipe may be chosen on; the test split
+is not read.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+import torch
+
+from training import dataset as ds
+from training import humanize
+from training.metrics import report, tune_thresholds
+from training.model import GrooveVAE, ModelConfig
+from training.train import predict
+
+
+def load(spec: str) -> GrooveVAE:
+    """A checkpoint's (averaged) weights, or a soup written BASE+FINE_TUNED@ALPHA."""
+    if "+" in spec:
+        base, rest = spec.split("+", 1)
+        tuned, alpha_text = rest.rsplit("@", 1)
+        alpha = float(alpha_text)
+        a = torch.load(base, weights_only=False, map_location="cpu")
+        b = torch.load(tuned, weights_only=False, map_location="cpu")
+        if a["model_config"] != b["model_config"]:
+            raise SystemExit(f"frontier: {base} and {tuned} have different architectures")
+        weights = {k: (1 - alpha) * a["model"][k] + alpha * v for k, v in b["model"].items()}
+        config = b["model_config"]
+    else:
+        ckpt = torch.load(spec, weights_only=False, map_location="cpu")
+        weights, config = ckpt["model"], ckpt["model_config"]
+    model = GrooveVAE(ModelConfig(**config))
+    model.load_state_dict(weights)
+    return model
+
+
+def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> dict[str, float]:
+    """F1 on drummers, hands and keys; expression MSE and copy-the-groove's on the drummers' hits."""
+    probs, vel, off = predict(model, val.grooves)
+    true = val.patterns[..., 0] > 0.5
+    th = tune_thresholds(probs, true, rounds=1)
+    r = report(probs, vel, off, val.patterns, val.grooves, th)
+    out = {"drummers": r["hit"]["f1"], "velocity_mse": r["velocity_mse_tp"], "offset_mse": r["offset_mse_tp"],
+           "copy_offset_mse": r["baselines"]["copy_groove"]["offset_mse_tp"]}
+    for kind, grooves in people.items():
+        p = predict(model, grooves)[0]
+        out[kind] = report(p, p, p, val.patterns, grooves, th)["hit"]["f1"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("candidates", nargs="+", help="CKPT or BASE+FINE_TUNED@ALPHA")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    val = ds.load_split("validation")
+    people = {kind: humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION) for kind in ("hands", "keys")}
+    print("| candidate | F1 drummers | F1 hands | F1 keys | velocity MSE | offset MSE (copy) |")
+    print("|---|---|---|---|---|---|")
+    for spec in args.candidates:
+        f = figures(load(spec), val, people)
+        print(f"| {spec} | {f['drummers']:.4f} | {f['hands']:.4f} | {f['keys']:.4f} | {f['velocity_mse']:.4f} "
+              f"| {f['offset_mse']:.5f} ({f['copy_offset_mse']:.5f}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
