@@ -76,12 +76,12 @@ class ClockSource:
 
 def test_follows_100_then_140_bpm_and_plays_on_the_sources_grid(jack, tmp_path, tiny_model_dir):
     drums = Recorder("clk-drums")
-    # crash_every 0: the crashes as the pattern has them (what is played is compared with it)
+    # crash_every 0, fill_every 0: crashes and fills as the pattern has them (what is played is compared with it)
     config = f"""
 model: {{dir: {tiny_model_dir}, seed: 11}}
 generator: {{density: 0.7, humanise: 0.0}}
 tempo: {{bpm: 120, clock: external}}
-loop: {{swap_at: step, crash_every: 0}}
+loop: {{swap_at: step, crash_every: 0, fill_every: 0}}
 midi: {{api: jack, client_name: gb-clk, inputs: [clk-src], outputs: [clk-drums]}}
 gpio: {{enabled: false}}
 state: {{dir: {tmp_path}/state}}

@@ -30,6 +30,7 @@ def test_a_rock_beat_counts_as_a_drummer_would() -> None:
     assert s["hits_kick"] == 4 and s["hits_snare"] == 6 and s["hits_closed_hat"] == 16
     assert s["backbeat_accent"] == pytest.approx(1.0 / 0.4, rel=1e-5)
     assert s["fills_per_8_bars"] == pytest.approx(4.0)          # a fill every second bar
+    assert s["fills_at_phrase_end"] == pytest.approx(0.5)       # bars 2, 4, 6, …: half end a phrase
     assert s["crashes_per_8_bars"] == pytest.approx(0.5)        # one crash in 16 bars
     assert s["timing_sd_steps"] == pytest.approx(np.std([0.1] * 8 + [0.0] * (int(s["hits"]) * 8 - 8)), abs=0.01)
     # windows 0 (crash) and the others differ; windows 1..7 repeat: 6 of 7 pairs identical

@@ -6,7 +6,7 @@ import pytest
 
 from appliance.core.engine import EngineSettings
 from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
-from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat
+from appliance.core.phrase import CRASH, RIDE, Phrasing, fill_bar, marked_downbeat
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
@@ -163,3 +163,65 @@ def test_engine_crash_every_is_a_live_setting(generator) -> None:
     assert engine.player.settings.crash_every == 0
     with pytest.raises(ValueError):
         engine.update_settings(crash_every=65)
+
+
+LOW_TOM, HIGH_TOM = 4, 6
+
+
+def fill_pattern(fill_bars=(1,), toms=4) -> Pattern:
+    """Kick and hat eighths; ``toms`` tom hits at the end of each bar in ``fill_bars``."""
+    steps = pattern(crash_steps=()).steps.copy()
+    for bar in fill_bars:
+        for k in range(toms):
+            steps[bar * STEPS_PER_BAR + STEPS_PER_BAR - 1 - k, LOW_TOM if k % 2 else HIGH_TOM] = (1, 0.8, 0.0)
+    return Pattern(steps)
+
+
+@pytest.mark.parametrize("fill_bars, toms, expected", [((1,), 4, 1), ((0,), 2, 0), ((0, 1), 4, None),
+                                                       ((1,), 1, None), ((), 0, None)])
+def test_a_fill_is_a_bar_of_toms_the_other_bar_has_few_of(fill_bars, toms, expected) -> None:
+    assert fill_bar(fill_pattern(fill_bars, toms).steps) == expected
+
+
+def tom_bars(ons, clock: InternalClock) -> list[int]:
+    return sorted(set(bars_with(ons, clock, GM_NOTES[LOW_TOM])) | set(bars_with(ons, clock, GM_NOTES[HIGH_TOM])))
+
+
+@pytest.mark.parametrize("fill_bars", [(1,), (0,)])
+def test_a_looped_fill_plays_at_the_end_of_every_4_bars_and_the_groove_bar_elsewhere(fill_bars) -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), fill_pattern(fill_bars))
+    ons = play(player, clock, 16)
+    assert tom_bars(ons, clock) == [3, 7, 11, 15]
+    kicks = bars_with(ons, clock, GM_NOTES[KICK])
+    assert kicks == list(range(16))        # the groove goes on in every bar
+
+
+def test_fill_every_0_plays_the_models_fills_as_they_are_and_a_tom_groove_always_plays() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(fill_every=0), fill_pattern((1,)))
+    assert tom_bars(play(player, clock, 8), clock) == [1, 3, 5, 7]
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), fill_pattern((0, 1), toms=4))
+    assert tom_bars(play(player, clock, 8), clock) == list(range(8))
+
+
+def test_a_fill_leads_into_a_marked_downbeat() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), fill_pattern((1,)))
+    # a new section heard ahead of time, marked on bar 6's downbeat: bar 5 fills, then bars 7, 11
+    ons = play(player, clock, 12, [(clock.time_at(60.0), 96.0)])
+    assert tom_bars(ons, clock) == [3, 5, 7, 11]
+
+
+def test_fill_every_is_checked() -> None:
+    with pytest.raises(ValueError, match="fill_every"):
+        PlayerSettings(fill_every=65)
+
+
+def test_toms_sprinkled_in_both_bars_play_only_at_the_end_of_a_phrase() -> None:
+    steps = fill_pattern((0, 1), toms=1).steps
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(), Pattern(steps)), clock, 8)
+    assert tom_bars(ons, clock) == [3, 7]
+    assert bars_with(ons, clock, GM_NOTES[KICK]) == list(range(8))

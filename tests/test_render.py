@@ -234,6 +234,7 @@ def test_the_memory_knobs_reach_the_engine(model_dir: Path, tmp_path: Path) -> N
     assert main(base + ["--forget", "2", "--drift", "0.6"]) == 0
     assert ticked(out) != still
     assert main(base + ["--crash-every", "0"]) == 0
+    assert main(base + ["--fill-every", "0"]) == 0
     for bad in (["--forget", "-1"], ["--section-change", "2"], ["--rest-thin", "-0.5"], ["--drift", "1.5"],
-                ["--max-rest", "-1"], ["--crash-every", "65"]):
+                ["--max-rest", "-1"], ["--crash-every", "65"], ["--fill-every", "-1"]):
         assert main(base + bad) == 2

@@ -59,12 +59,12 @@ def box(jack, tmp_path_factory):
     din = DinWire()
     keys = Player("e2e-keys")
     drums = Recorder("e2e-drums")
-    # crash_every 0: the crashes as the pattern has them (what is played is compared with it)
+    # crash_every 0, fill_every 0: crashes and fills as the pattern has them (what is played is compared with it)
     config = f"""
 model: {{dir: {REPO}/models/groove-vae, precision: int8, seed: 3}}
 generator: {{density: 0.6}}
 tempo: {{bpm: {BPM}, clock: internal}}
-loop: {{swap_at: step, crash_every: 0}}
+loop: {{swap_at: step, crash_every: 0, fill_every: 0}}
 midi: {{api: jack, client_name: gb-live, inputs: [e2e-keys, nothing-like-this], outputs: [e2e-drums]}}
 din: {{enabled: true, device: {din.device}, baud: 38400}}
 gpio: {{enabled: false}}

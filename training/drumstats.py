@@ -14,6 +14,7 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``colour_per_2_bars``: open hat, tom and crash hits per 2 bars (what a part sounds like beyond
   kick, snare and closed hat);
 - ``fills_per_8_bars``: bars with two or more tom hits, per 8 bars; ``crashes_per_8_bars``;
+- ``fills_at_phrase_end``: the share of those fill bars that end a 4-bar phrase (bars 4, 8, …);
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
 - ``crash_run_bars``: the longest run of consecutive bars with a crash;
@@ -34,9 +35,10 @@ CRASH = VOICES.index("crash")
 COLOUR = [VOICES.index("open_hat"), *TOMS, CRASH]
 BACKBEAT_STEPS = np.array([4, 12, 20, 28])   #: beats 2 and 4 of both bars
 FILL_TOM_HITS = 2                             #: tom hits in a bar that make it a fill
+PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
-           "fills_per_8_bars", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_per_8_bars", "fills_at_phrase_end", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -83,7 +85,10 @@ def stats(windows: np.ndarray) -> dict[str, float]:
     out["colour_per_2_bars"] = float(hit[..., COLOUR].sum() / n) if n else float("nan")
     bars = hit.reshape(n * 2, STEPS_PER_BAR, len(VOICES)) if n else np.zeros((0, STEPS_PER_BAR, len(VOICES)), bool)
     per_8 = 8.0 / max(1, 2 * n)
-    out["fills_per_8_bars"] = float((bars[..., TOMS].sum(axis=(1, 2)) >= FILL_TOM_HITS).sum() * per_8)
+    fills = bars[..., TOMS].sum(axis=(1, 2)) >= FILL_TOM_HITS
+    out["fills_per_8_bars"] = float(fills.sum() * per_8)
+    out["fills_at_phrase_end"] = (float(fills[PHRASE_BARS - 1::PHRASE_BARS].sum() / fills.sum())
+                                  if fills.any() else float("nan"))
     out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
     per_bar = bars.sum(axis=(1, 2))
     out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())

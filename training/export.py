@@ -250,6 +250,27 @@ def git_commit() -> str:
     return sha + ("+dirty(training/)" if dirty else "")
 
 
+def training_card(ckpt: dict) -> dict:
+    """The card's "training" block: data, command, commit, epochs, time, recipe, a soup's parents."""
+    state = ckpt.get("state", {"epoch": 0, "best_epoch": 0, "seconds": 0.0})
+    return {
+        "data": "Groove MIDI Dataset v1.0.0 (Gillick et al. 2019, CC BY 4.0): 4/4 beat files, "
+                f"2-bar windows, 1-bar hop; {ckpt.get('train_windows')} train / "
+                f"{ckpt.get('val_windows')} validation windows",
+        "command": ckpt.get("command"),
+        "commit": git_commit(),
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "seconds": round(state["seconds"] + (ckpt.get("init") or {}).get("seconds", 0.0), 1),
+        "fine_tuned_from": ckpt.get("init"),
+        "augment": ckpt.get("augment"),
+        "loss": ckpt.get("loss_config"),
+        "optimiser": ckpt.get("train_config"),
+        "skipped_files": len(ckpt.get("skipped_files", [])),
+        **({"soup": ckpt["soup"]} if "soup" in ckpt else {}),  # training/soup.py's parents and alpha
+    }
+
+
 def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Split | None = None,
            tol: Tolerance = Tolerance()) -> dict:
     """The whole export: graphs, thresholds, parity, model.json. Returns the card."""
@@ -262,7 +283,6 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     thresholds = tune_thresholds(probs, true)
     pooled, per_voice = hit_scores(probs >= thresholds, true)
     parity = parity_check(model, out_dir, val.grooves, true, thresholds, tol)
-    state = ckpt.get("state", {"epoch": 0, "best_epoch": 0, "seconds": 0.0})
     card = {
         "name": name,
         "latent_size": model.cfg.latent_size,
@@ -276,22 +296,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"]},
         "opset": OPSET,
         "quantisation": quantisation_card(RECIPE),
-        "training": {
-            "data": "Groove MIDI Dataset v1.0.0 (Gillick et al. 2019, CC BY 4.0): 4/4 beat files, "
-                    f"2-bar windows, 1-bar hop; {ckpt.get('train_windows')} train / "
-                    f"{ckpt.get('val_windows')} validation windows",
-            "command": ckpt.get("command"),
-            "commit": git_commit(),
-            "epochs": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "seconds": round(state["seconds"] + (ckpt.get("init") or {}).get("seconds", 0.0), 1),
-            "fine_tuned_from": ckpt.get("init"),
-            "augment": ckpt.get("augment"),
-            "loss": ckpt.get("loss_config"),
-            "optimiser": ckpt.get("train_config"),
-            "skipped_files": len(ckpt.get("skipped_files", [])),
-            **({"soup": ckpt["soup"]} if "soup" in ckpt else {}),  # training/soup.py's parents and alpha
-        },
+        "training": training_card(ckpt),
         "metrics": {
             "validation": {"split": "validation", "windows": len(val), "z": "mu",
                            "hit_precision": pooled.precision, "hit_recall": pooled.recall, "hit_f1": pooled.f1,

@@ -41,7 +41,8 @@ def _render(args: argparse.Namespace) -> int:
         settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
                                   pedal_hat=drummaps.pedal_hat(args.drum_map),
                                   forget_passes=args.forget, section_change=args.section_change,
-                                  rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every)
+                                  rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
+                                  fill_every=args.fill_every)
     except (ValueError, KeyError) as error:
         log.error("render: %s", error.args[0] if error.args else error)
         return 2
@@ -127,6 +128,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--crash-every", type=int, default=memory.crash_every, metavar="BARS",
                         help="at most one crash this often, besides the ones marking the start, a new "
                              f"section and a return from a rest (0 = the model's crashes; default {memory.crash_every})")
+    render.add_argument("--fill-every", type=int, default=memory.fill_every, metavar="BARS",
+                        help="a fill (a bar of toms) plays in the last bar of this many and before a new "
+                             f"section; the groove bar elsewhere (0 = the model's fills; default {memory.fill_every})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

@@ -152,6 +152,8 @@ class LoopConfig:
     drift: float = opt(0.2, range=(0.0, 1.0), doc="how far the variation wanders each pass")
     crash_every: int = opt(8, range=(0, 64),
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
+    fill_every: int = opt(4, range=(0, 64),
+                          doc="a fill plays in the last bar of this many and before a new section; 0 = as the model plays them")
     swap_at: str = opt("bar", choices=("step", "bar"))
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
 
@@ -297,7 +299,8 @@ class Config:
             pedal_hat=drummaps.pedal_hat(self.player.drum_map),
             input_channel=self.loop.input_channel or None,
             forget_passes=self.loop.forget_passes, section_change=self.loop.section_change,
-            rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every)
+            rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
+            fill_every=self.loop.fill_every)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""
@@ -637,7 +640,7 @@ class _Checks:
 _CORE_KEYS = (
     ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
     ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"),
-    ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"),
+    ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"), ("fill_every", "loop.fill_every"),
     ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),
     ("density", "generator.density"), ("temperature", "generator.variation"),

@@ -40,6 +40,7 @@ class EngineSettings:
     rest_thin: float = 0.25      #: density taken off per bar of rest (no key down, no note), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
+    fill_every: int = 4          #: a fill bar plays in the last bar of this many (and before a new section); 0 = the model's fills
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -58,7 +59,7 @@ class EngineSettings:
     def player_settings(self) -> PlayerSettings:
         return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), pedal_hat=self.pedal_hat,
                               gate=self.gate, swap_at=self.swap_at, lookahead=self.lookahead,
-                              crash_every=self.crash_every)
+                              crash_every=self.crash_every, fill_every=self.fill_every)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Crash phrasing: a drummer's crash marks where a phrase begins, not every pass of the loop.
+"""Phrasing: a drummer's crash marks where a phrase begins, and a fill where one ends, not every
+pass of the loop.
 
 The model, asked for two bars at a time, often puts a crash on beat 1; looped, that is a crash
 on every other bar for as long as the groove lasts (the reviewer heard 21 bars in a row). A
@@ -18,6 +19,15 @@ drummer crashes where something begins, and the player tells the box where that 
 
 ``every`` 0 plays the pattern's crashes as they are and marks nothing. The phrasing works on
 whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes still phrase.
+
+Fills and toms are phrased the same way. The model's two bars often hold a tom or two, or a
+groove bar and a fill bar (two or more tom hits, the other bar a third as many or fewer); looped,
+that is a tom lick every other bar for as long as the groove lasts. A drummer grooves and fills
+where a phrase ends: the toms play in the last bar of every ``fill_every`` bars (default 4) and in
+the bar before a marked downbeat known by then (a new section). There the fill bar plays, if the
+pattern has one. Elsewhere a fill bar gives way to the groove bar, and any other bar plays
+without its toms. Four or more tom hits in each bar are a tom groove and play as they are.
+``fill_every`` 0 plays the model's toms as they are.
 """
 from __future__ import annotations
 
@@ -29,6 +39,9 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
+TOMS = np.array([VOICES.index(v) for v in ("low_tom", "mid_tom", "high_tom")])
+FILL_TOMS = 2                      #: tom hits that make a bar a fill
+TOM_GROOVE = 4                     #: tom hits in each bar that make a tom groove
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
@@ -43,19 +56,60 @@ def marked_downbeat(position: float) -> int:
     return int(math.ceil(position / STEPS_PER_BAR) * STEPS_PER_BAR)
 
 
-class Phrasing:
-    """Decides, step by step, which crashes play (the player's thread; the player's lock)."""
+def fill_bar(steps: np.ndarray) -> int | None:
+    """The bar (0 or 1) of a pattern's steps [32, voices, 3] that is a fill, or None."""
+    toms = tom_hits(steps)
+    fill = int(np.argmax(toms))
+    if toms[fill] >= FILL_TOMS and 3 * toms[1 - fill] <= toms[fill]:
+        return fill
+    return None
 
-    def __init__(self, every: int = 8) -> None:
+
+def tom_hits(steps: np.ndarray) -> np.ndarray:
+    """Tom hits in each bar [2] of a pattern's steps [32, voices, 3]."""
+    return (steps[:, TOMS, HIT] >= 0.5).sum(axis=1).reshape(STEPS // STEPS_PER_BAR, -1).sum(axis=1)
+
+
+class Phrasing:
+    """Decides, step by step, which crashes play and where a fill goes (the player's thread; the
+    player's lock)."""
+
+    def __init__(self, every: int = 8, fill_every: int = 4) -> None:
         self.every = every
+        self.fill_every = fill_every
         self._marks: set[int] = set()
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... and of the last marked one
+        self._fill_of: np.ndarray | None = None   # the pattern steps _fill describes (held: no id reuse)
+        self._fill: tuple[int | None, bool] = (None, False)   # its fill bar; whether its toms are phrased
 
     def mark(self, downbeat: int) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled."""
-        if self.every:
+        if self.every or self.fill_every:
             self._marks.add(downbeat)
+
+    def fill(self, step: int, steps: np.ndarray) -> np.ndarray:
+        """The cells [voices, 3] of the pattern's ``steps`` [32, voices, 3] that play at absolute
+        ``step``: its own, except that toms and fills play only where a phrase ends."""
+        own = step % STEPS
+        if not self.fill_every:
+            return steps[own]
+        if self._fill_of is not steps:
+            toms = tom_hits(steps)
+            self._fill_of = steps
+            self._fill = (fill_bar(steps), bool(toms.any()) and toms.min() < TOM_GROOVE)
+        fill, phrased = self._fill
+        if not phrased:
+            return steps[own]  # no toms, or a tom groove
+        bar, in_bar = divmod(step, STEPS_PER_BAR)
+        if (bar + 1) % self.fill_every == 0 or (bar + 1) * STEPS_PER_BAR in self._marks:
+            return steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * fill]
+        cells = steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * (1 - fill)]
+        if not (cells[TOMS, HIT] >= 0.5).any():
+            return cells
+        cells = cells.copy()
+        cells[TOMS] = 0.0
+        return cells
 
     def welcome_late(self, downbeat: int) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
@@ -73,6 +127,7 @@ class Phrasing:
     def take(self, step: int, cells: np.ndarray, uses_ride: bool) -> np.ndarray:
         """The cells [voices, 3] of absolute ``step`` as they are to be played."""
         if not self.every:
+            self._marks.discard(step)
             return cells
         crash = cells[CRASH, HIT] >= 0.5
         if step in self._marks:
@@ -104,4 +159,5 @@ def with_crash(cells: np.ndarray) -> np.ndarray:
     return cells
 
 
-__all__ = ["CRASH", "RIDE", "Phrasing", "marked_downbeat", "with_crash"]
+__all__ = ["CRASH", "FILL_TOMS", "RIDE", "TOM_GROOVE", "TOMS", "Phrasing", "fill_bar", "marked_downbeat",
+           "tom_hits", "with_crash"]

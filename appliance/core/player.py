@@ -36,6 +36,7 @@ class PlayerSettings:
     lookahead: float = 0.05                       #: seconds scheduled ahead of now
     max_late: float = 0.05                        #: a note-on later than this is dropped, not played
     crash_every: int = 8                          #: bars between crashes besides marked downbeats; 0 = as the model plays them
+    fill_every: int = 4                           #: a fill bar plays in the last bar of this many; 0 = as the model plays them
 
     def __post_init__(self) -> None:
         if len(self.notes) != NUM_VOICES or not all(0 <= n <= 127 for n in self.notes):
@@ -50,6 +51,8 @@ class PlayerSettings:
             raise ValueError("gate must be in (0, 1] steps")
         if not 0 <= self.crash_every <= 64:
             raise ValueError(f"crash_every {self.crash_every} is not in 0..64 bars (0 = the model's crashes as they are)")
+        if not 0 <= self.fill_every <= 64:
+            raise ValueError(f"fill_every {self.fill_every} is not in 0..64 bars (0 = the model's fills as they are)")
 
 
 class Player:
@@ -81,7 +84,7 @@ class Player:
         self._sounding: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
         self._cued = False
-        self._phrasing = Phrasing(settings.crash_every)
+        self._phrasing = Phrasing(settings.crash_every, settings.fill_every)
         self.late_drops = 0
 
     @property
@@ -226,8 +229,10 @@ class Player:
             self._pattern = offered
             self._waiting_for_first = False
         self._phrasing.every = settings.crash_every
+        self._phrasing.fill_every = settings.fill_every
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
+            cells = self._phrasing.fill(step, self._pattern.steps)
             cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
