@@ -6,7 +6,7 @@ import pytest
 
 from appliance.core.engine import EngineSettings
 from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
-from appliance.core.phrase import CRASH, RIDE, Phrasing, fill_bar, marked_downbeat
+from appliance.core.phrase import CRASH, RIDE, Phrasing, fill_bar, marked_downbeat, tom_groove
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
@@ -198,6 +198,7 @@ def test_a_looped_fill_plays_at_the_end_of_every_4_bars_and_the_groove_bar_elsew
 
 
 def test_fill_every_0_plays_the_models_fills_as_they_are_and_a_tom_groove_always_plays() -> None:
+    """A tom groove: the same four tom steps in both bars."""
     clock = InternalClock(bpm=120.0, start=0.0)
     player = Player(clock, PlayerSettings(fill_every=0), fill_pattern((1,)))
     assert tom_bars(play(player, clock, 8), clock) == [1, 3, 5, 7]
@@ -225,3 +226,13 @@ def test_toms_sprinkled_in_both_bars_play_only_at_the_end_of_a_phrase() -> None:
     ons = play(Player(clock, PlayerSettings(), Pattern(steps)), clock, 8)
     assert tom_bars(ons, clock) == [3, 7]
     assert bars_with(ons, clock, GM_NOTES[KICK]) == list(range(8))
+
+
+def test_a_fill_in_both_bars_on_other_steps_is_not_a_tom_groove() -> None:
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[0::4, KICK] = (1, 0.9, 0.0)
+    steps[[8, 10, 12, 14], LOW_TOM] = (1, 0.8, 0.0)          # a run into bar 2...
+    steps[[17, 19, 21, 23], HIGH_TOM] = (1, 0.8, 0.0)        # ...and a different one in it
+    assert not tom_groove(steps) and tom_groove(fill_pattern((0, 1), toms=4).steps)
+    clock = InternalClock(bpm=120.0, start=0.0)
+    assert tom_bars(play(Player(clock, PlayerSettings(), Pattern(steps)), clock, 8), clock) == [3, 7]

@@ -7,11 +7,9 @@
   as many hits as drummers do over such a groove (appliance/core/generator.py: ``target_hits``),
   and the density curve 0 / 0.25 / 0.5 / 0.75 / 1 → 0.15 / 0.5 / 1 / 1.5 / 2 times that.
 - ``voice_bias``: per voice, the logit a cell must clear to be among the hits; fitted so that at
-  density 0.5 every voice plays as often as the drummers' own over the validation loops, heard
-  three ways: the drummers' grooves and simulated hands and keys of the same loops
-  (training/humanize.py, the fixed validation seed), because the box hears people. Start: the
-  F1-tuned thresholds, which under-play open hats, toms and crashes and over-play the snare on
-  keyboard input;
+  density 0.5 every voice plays as often, over the validation grooves, as the drummers' own
+  (start: the F1-tuned thresholds, which under-play open hats, toms and crashes and over-play
+  the snare on keyboard input);
 - ``velocity_sd``: the mean, over validation windows, of the drummers' velocity SD within a window;
   a generated pattern whose velocities are closer together than that is spread out to it;
 - ``offset_sd``: the same for micro-timing: the mean of the drummers' offset SD (in steps) within
@@ -34,7 +32,6 @@ import numpy as np
 from appliance.core.generator import Calibration, Controls, _logit, choose_hits_for, shape_pattern, target_hits
 from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
-from training import humanize
 from training.onnx_model import OnnxModel
 
 log = logging.getLogger("training.calibrate")
@@ -42,7 +39,6 @@ log = logging.getLogger("training.calibrate")
 REPO = Path(__file__).resolve().parent.parent
 DENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 COMMAND = "python -m training.calibrate MODEL_DIR"
-PEOPLE = ("hands", "keys")  #: the simulated people whose grooves the voice bias is also fitted on
 
 
 def predict(model_dir: Path, grooves: np.ndarray, precision: str = "int8") -> tuple[np.ndarray, ...]:
@@ -60,29 +56,19 @@ def chosen(probabilities: np.ndarray, bias: np.ndarray, calibration: Calibration
     return choose_hits_for(probabilities, bias, counts)
 
 
-def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray,
-        heard: tuple[np.ndarray, ...] = ()) -> Calibration:
-    """The calibration from predictions [N, 32, 9] on the drummers' grooves and the drummers'
-    patterns [N, 32, 9, 3]. ``heard``: predictions on other input of the same N loops (people's);
-    the voice bias is fitted over all of them, the hit count on the drummers' grooves alone."""
+def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray) -> Calibration:
+    """The calibration from predictions [N, 32, 9] and the drummers' patterns [N, 32, 9, 3]."""
     true = patterns[..., HIT] > 0.5
     scale = float(true.sum() / probabilities.sum(dtype=np.float64))
     counted = Calibration(count_scale=round(scale, 4), velocity_sd=round(window_sd(patterns, VELOCITY), 4),
                           offset_sd=round(window_sd(patterns, OFFSET), 4))
     bias = _logit(np.asarray(thresholds, np.float64))
-    every = np.concatenate([probabilities, *heard]) if heard else probabilities
-    drummers = true.sum(axis=(0, 1)).astype(np.float64) * (1 + len(heard))
+    drummers = true.sum(axis=(0, 1)).astype(np.float64)
     for _ in range(BIAS_ROUNDS):
-        played = chosen(every, bias, counted).sum(axis=(0, 1)).astype(np.float64)
+        played = chosen(probabilities, bias, counted).sum(axis=(0, 1)).astype(np.float64)
         bias += BIAS_STEP * (np.log(played + 1) - np.log(drummers + 1))
     return Calibration(counted.count_scale, counted.velocity_sd, tuple(round(float(b), 4) for b in bias),
                        counted.offset_sd)
-
-
-def per_voice(probabilities: np.ndarray, calibration: Calibration) -> list[float]:
-    """Mean hits per voice per window at density 0.5 (the calibration's voice bias)."""
-    played = chosen(probabilities, np.asarray(calibration.voice_bias, np.float64), calibration)
-    return [round(float(x), 3) for x in played.sum(axis=1).mean(axis=0)]
 
 
 def window_sd(patterns: np.ndarray, channel: int) -> float:
@@ -139,20 +125,14 @@ def main(argv: list[str] | None = None) -> None:
     card = json.loads(path.read_text())
     thresholds = np.asarray(card["thresholds"], np.float32)
     probabilities, velocities, offsets = predict(args.model_dir, val.grooves)
-    heard = {kind: predict(args.model_dir, humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION))[0]
-             for kind in PEOPLE}
-    calibration = Calibration.from_card(card) if args.check else \
-        fit(probabilities, val.patterns, thresholds, tuple(heard.values()))
+    calibration = Calibration.from_card(card) if args.check else fit(probabilities, val.patterns, thresholds)
     result = figures(probabilities, velocities, offsets, val.patterns, thresholds, calibration)
-    result["hits_per_voice_heard"] = {kind: per_voice(p, calibration) for kind, p in heard.items()} \
-        if calibration.voice_bias is not None else {}
     if not args.check:
         card["calibration"] = {
             "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
             "offset_sd": calibration.offset_sd,
             "voice_bias": list(calibration.voice_bias or []) or None,
-            "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs; "
-                         "voice_bias over the drummers' grooves and simulated hands and keys of the same loops",
+            "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs",
             "command": COMMAND, "validation": result,
         }
         path.write_text(json.dumps(card, indent=2) + "\n")
@@ -168,8 +148,6 @@ def main(argv: list[str] | None = None) -> None:
           f"offset_sd {calibration.offset_sd:.4f}")
     print("hits per voice at density 0.5:", " ".join(f"{v} {x:.2f}/{d:.2f}" for v, x, d in zip(
         ds.VOICES, result["hits_per_voice"], result["drummers_hits_per_voice"])), "(box/drummers)")
-    for kind, counts in result["hits_per_voice_heard"].items():
-        print(f"  heard from {kind}:", " ".join(f"{v} {x:.2f}" for v, x in zip(ds.VOICES, counts)))
     print(f"hit F1 at density 0.5 against the drummers: {result['hit_f1_at_density_0.5']:.3f}")
 
 

@@ -26,7 +26,8 @@ that is a tom lick every other bar for as long as the groove lasts. A drummer gr
 where a phrase ends: the toms play in the last bar of every ``fill_every`` bars (default 4) and in
 the bar before a marked downbeat known by then (a new section). There the fill bar plays, if the
 pattern has one. Elsewhere a fill bar gives way to the groove bar, and any other bar plays
-without its toms. Four or more tom hits in each bar are a tom groove and play as they are.
+without its toms. Toms that repeat from bar to bar (four or more a bar, three in four on the same
+steps) are a tom groove and play as they are.
 ``fill_every`` 0 plays the model's toms as they are.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
 TOMS = np.array([VOICES.index(v) for v in ("low_tom", "mid_tom", "high_tom")])
 FILL_TOMS = 2                      #: tom hits that make a bar a fill
-TOM_GROOVE = 4                     #: tom hits in each bar that make a tom groove
+TOM_GROOVE = 4                     #: tom steps in each bar of a tom groove (see tom_groove)
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
@@ -68,6 +69,13 @@ def fill_bar(steps: np.ndarray) -> int | None:
 def tom_hits(steps: np.ndarray) -> np.ndarray:
     """Tom hits in each bar [2] of a pattern's steps [32, voices, 3]."""
     return (steps[:, TOMS, HIT] >= 0.5).sum(axis=1).reshape(STEPS // STEPS_PER_BAR, -1).sum(axis=1)
+
+
+def tom_groove(steps: np.ndarray) -> bool:
+    """Toms that keep time: four or more in each bar, three in four of them on the same steps in both."""
+    on = (steps[:, TOMS, HIT] >= 0.5).any(axis=1).reshape(STEPS // STEPS_PER_BAR, STEPS_PER_BAR)
+    fewer = int(on.sum(axis=1).min())
+    return fewer >= TOM_GROOVE and 4 * int((on[0] & on[1]).sum()) >= 3 * fewer
 
 
 class Phrasing:
@@ -97,7 +105,7 @@ class Phrasing:
         if self._fill_of is not steps:
             toms = tom_hits(steps)
             self._fill_of = steps
-            self._fill = (fill_bar(steps), bool(toms.any()) and toms.min() < TOM_GROOVE)
+            self._fill = (fill_bar(steps), bool(toms.any()) and not tom_groove(steps))
         fill, phrased = self._fill
         if not phrased:
             return steps[own]  # no toms, or a tom groove
@@ -160,4 +168,4 @@ def with_crash(cells: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["CRASH", "FILL_TOMS", "RIDE", "TOM_GROOVE", "TOMS", "Phrasing", "fill_bar", "marked_downbeat",
-           "tom_hits", "with_crash"]
+           "tom_groove", "tom_hits", "with_crash"]
