@@ -236,3 +236,10 @@ def test_a_fill_in_both_bars_on_other_steps_is_not_a_tom_groove() -> None:
     assert not tom_groove(steps) and tom_groove(fill_pattern((0, 1), toms=4).steps)
     clock = InternalClock(bpm=120.0, start=0.0)
     assert tom_bars(play(Player(clock, PlayerSettings(), Pattern(steps)), clock, 8), clock) == [3, 7]
+
+
+def test_phrases_count_from_bar_1_after_a_lead_in() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), fill_pattern((1,)))
+    player.phrase_from(2 * STEPS_PER_BAR)      # bar 1 of the song is the third bar played
+    assert tom_bars(play(player, clock, 16), clock) == [1, 5, 9, 13]

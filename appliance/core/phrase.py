@@ -88,6 +88,7 @@ class Phrasing:
         self._marks: set[int] = set()
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... and of the last marked one
+        self.origin = 0                   # absolute step of bar 1: phrases count from there
         self._fill_of: np.ndarray | None = None   # the pattern steps _fill describes (held: no id reuse)
         self._fill: tuple[int | None, bool] = (None, False)   # its fill bar; whether its toms are phrased
 
@@ -109,8 +110,9 @@ class Phrasing:
         fill, phrased = self._fill
         if not phrased:
             return steps[own]  # no toms, or a tom groove
-        bar, in_bar = divmod(step, STEPS_PER_BAR)
-        if (bar + 1) % self.fill_every == 0 or (bar + 1) * STEPS_PER_BAR in self._marks:
+        bar = (step - self.origin) // STEPS_PER_BAR
+        in_bar = own % STEPS_PER_BAR
+        if (bar + 1) % self.fill_every == 0 or self.origin + (bar + 1) * STEPS_PER_BAR in self._marks:
             return steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * fill]
         cells = steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * (1 - fill)]
         if not (cells[TOMS, HIT] >= 0.5).any():

@@ -118,6 +118,11 @@ class Player:
         with self._lock:
             self._offered = None
 
+    def phrase_from(self, step: int) -> None:
+        """Bar 1 of the song is at absolute ``step`` (a render's lead-in): phrases count from it."""
+        with self._lock:
+            self._phrasing.origin = step
+
     def mark(self, position: float, now: float) -> None:
         """Something begins at ``position`` (the player comes in or back, a new section): a
         crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already

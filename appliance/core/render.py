@@ -136,6 +136,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     transport = InternalClock(bpm=bpm, start=0.0)
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
+    engine.player.phrase_from(lead_in)   # fills end the song's 4-bar phrases, not the lead-in's
     # Each pass ends at the loop point: what was still held then is let go there, except in the last.
     # Later passes repeat from bar 1 (a pickup is played once, before the first).
     inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
