@@ -232,6 +232,14 @@ def test_a_soup_interpolates_and_the_frontier_scores_it(smoke_run: Path, tmp_pat
         assert torch.equal(torch.load(tmp_path / "soup0.0.pt", weights_only=False)["model"][name], a[name])
         assert torch.equal(torch.load(tmp_path / "soup1.0.pt", weights_only=False)["model"][name], b[name])
         assert torch.allclose(half[name], 0.5 * (a[name] + b[name]), atol=1e-6), name
+    # several fine-tunes are averaged first: base + (tuned, base)@1 is base + tuned@0.5
+    soup.soup(base, [tuned, base], 1.0, tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt", weights_only=False)
+    assert two["soup"]["fine_tuned"] == f"{tuned},{base}"
+    for name in a:
+        assert torch.allclose(two["model"][name], half[name], atol=1e-6), name
+    assert all(torch.allclose(frontier.load(f"{base}+{tuned},{base}@1.0").state_dict()[k], half[k], atol=1e-6)
+               for k in a)
     val = ds.load_split("validation").subset(64)
     people = {"hands": humanize.human_set(val.patterns, "hands", humanize.SEED_VALIDATION)}
     figures = frontier.figures(frontier.load(str(tuned)), val, people)

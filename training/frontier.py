@@ -3,11 +3,11 @@
     python -m training.frontier training/runs/f2/best.pt issue3.pt+training/runs/f2/best.pt@0.7
 
 A candidate is a checkpoint, or BASE+FINE_TUNED@ALPHA for (1 − ALPHA) · BASE + ALPHA · FINE_TUNED
-(training/soup.py). For each, on the validation split only (torch, z = mu): pooled hit F1 on the
-drummers' grooves at per-voice thresholds tuned there, F1 on simulated hands and keys of the same
-loops at those thresholds, and velocity and offset MSE on the drummers' true positives next to
-copy-the-groove's on the same cells. Every figure is one a recipe may be chosen on; the test split
-is not read.
+(training/soup.py; several fine-tunes, comma-separated, are averaged first). For each, on the
+validation split only (torch, z = mu): pooled hit F1 on the drummers' grooves at per-voice
+thresholds tuned there, F1 on simulated hands and keys of the same loops at those thresholds, and
+velocity and offset MSE on the drummers' true positives next to copy-the-groove's on the same cells.
+Every figure is one a recipe may be chosen on; the test split is not read.
 """
 from __future__ import annotations
 
@@ -18,24 +18,17 @@ import numpy as np
 import torch
 
 from training import dataset as ds
-from training import humanize
+from training import humanize, soup
 from training.metrics import report, tune_thresholds
 from training.model import GrooveVAE, ModelConfig
 from training.train import predict
 
 
 def load(spec: str) -> GrooveVAE:
-    """A checkpoint's (averaged) weights, or a soup written BASE+FINE_TUNED@ALPHA."""
+    """A checkpoint's (averaged) weights, or a soup written BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA."""
     if "+" in spec:
-        base, rest = spec.split("+", 1)
-        tuned, alpha_text = rest.rsplit("@", 1)
-        alpha = float(alpha_text)
-        a = torch.load(base, weights_only=False, map_location="cpu")
-        b = torch.load(tuned, weights_only=False, map_location="cpu")
-        if a["model_config"] != b["model_config"]:
-            raise SystemExit(f"frontier: {base} and {tuned} have different architectures")
-        weights = {k: (1 - alpha) * a["model"][k] + alpha * v for k, v in b["model"].items()}
-        config = b["model_config"]
+        weights, ckpt = soup.mix(*soup.parse(spec))
+        config = ckpt["model_config"]
     else:
         ckpt = torch.load(spec, weights_only=False, map_location="cpu")
         weights, config = ckpt["model"], ckpt["model_config"]
@@ -60,7 +53,7 @@ def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> d
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("candidates", nargs="+", help="CKPT or BASE+FINE_TUNED@ALPHA")
+    p.add_argument("candidates", nargs="+", help="CKPT or BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
