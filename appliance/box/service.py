@@ -23,8 +23,8 @@ from dataclasses import replace
 import logging
 import os
 from pathlib import Path
+import queue
 import signal
-import threading
 import time
 from types import FrameType
 from typing import Any, Callable
@@ -73,8 +73,10 @@ class Service:
         self.autosaver: Autosaver | None = None
         self.control_server: ControlServer | None = None
         self.player: PlayerThread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        # Signal handlers only set a flag and put on a SimpleQueue (reentrant, unlike an Event,
+        # whose lock a handler can find held by the very thread it interrupts: a deadlock).
+        self._stop_asked = False
+        self._wakeups: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._reload_asked = False
         self._closed = False
 
@@ -157,10 +159,12 @@ class Service:
         interval = watchdog_interval()
         period = min(interval or 1.0, 1.0)
         warned = False
-        while not self._stop.is_set():
-            self._wake.wait(period)
-            self._wake.clear()
-            if self._stop.is_set():
+        while not self._stop_asked:
+            try:
+                self._wakeups.get(timeout=period)
+            except queue.Empty:
+                pass
+            if self._stop_asked:
                 break
             if self.transport is not None:
                 self.transport.flush_news()     # clock news noticed on the player's thread
@@ -190,12 +194,12 @@ class Service:
                 and self.clock() - player.heartbeat < STUCK_S)
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._stop_asked = True
+        self._wakeups.put(signum)
 
     def _on_reload_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._reload_asked = True
-        self._wake.set()
+        self._wakeups.put(signum)
 
     def reload(self) -> None:
         """SIGHUP: read the config again; a bad file is refused and the old one kept."""
