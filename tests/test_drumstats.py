@@ -31,6 +31,10 @@ def test_a_rock_beat_counts_as_a_drummer_would() -> None:
     assert s["backbeat_accent"] == pytest.approx(1.0 / 0.4, rel=1e-5)
     assert s["fills_per_8_bars"] == pytest.approx(4.0)          # a fill every second bar
     assert s["fills_at_phrase_end"] == pytest.approx(0.5)       # bars 2, 4, 6, …: half end a phrase
+    # phrases counted again from bar 7 (a return from a rest): bars 4, 10 and 14 end one, and
+    # 3 of the 8 fills (bars 2, 4, …, 16) are there
+    assert drumstats.phrase_ends(16, (6,)).nonzero()[0].tolist() == [3, 9, 13]
+    assert drumstats.stats(windows, (6,))["fills_at_phrase_end"] == pytest.approx(3 / 8)
     assert s["crashes_per_8_bars"] == pytest.approx(0.5)        # one crash in 16 bars
     assert s["timing_sd_steps"] == pytest.approx(np.std([0.1] * 8 + [0.0] * (int(s["hits"]) * 8 - 8)), abs=0.01)
     # windows 0 (crash) and the others differ; windows 1..7 repeat: 6 of 7 pairs identical

@@ -55,6 +55,19 @@ def test_round_trip(tmp_path: Path) -> None:
     assert Controls(**back.controls).temperature == 1.3
 
 
+def test_a_held_pattern_keeps_its_fill_bar_and_an_older_save_loads_without_one() -> None:
+    from appliance.box.codec import pattern_from, pattern_json
+    from appliance.core.groove import NUM_VOICES, STEPS_PER_BAR, Pattern
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[0::4, 0] = (1, 0.8, 0.1)
+    fill = steps[STEPS_PER_BAR:].copy()
+    fill[12:, 4] = (1, 0.9, -0.1)
+    held = Pattern(steps, fill)
+    assert pattern_from(pattern_json(held)) == held
+    assert pattern_from(pattern_json(Pattern(steps))) == Pattern(steps)       # 32 steps: no fill
+    assert pattern_from(pattern_json(held)[:40]) is None                       # half a fill: dropped
+
+
 def test_no_file_starts_clean(tmp_path: Path) -> None:
     assert StateStore(tmp_path / "never-made").load() is None
 

@@ -14,7 +14,9 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``colour_per_2_bars``: open hat, tom and crash hits per 2 bars (what a part sounds like beyond
   kick, snare and closed hat);
 - ``fills_per_8_bars``: bars with two or more tom hits, per 8 bars; ``crashes_per_8_bars``;
-- ``fills_at_phrase_end``: the share of those fill bars that end a 4-bar phrase (bars 4, 8, …);
+- ``fills_at_phrase_end``: the share of those fill bars that end a 4-bar phrase (bars 4, 8, …
+  counted from each phrase start: bar 1, and for the comping songs each bar where the player
+  comes back from a rest);
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
 - ``crash_run_bars``: the longest run of consecutive bars with a crash;
@@ -63,8 +65,16 @@ def windows_from_notes(notes: np.ndarray, bars: int | None = None) -> np.ndarray
     return out
 
 
-def stats(windows: np.ndarray) -> dict[str, float]:
-    """The figures of one performance (see the module docstring)."""
+def phrase_ends(bars: int, starts: tuple[int, ...] = (0,)) -> np.ndarray:
+    """[bars] whether each bar ends a PHRASE_BARS phrase, phrases counting from the latest start."""
+    index = np.arange(bars)
+    latest = np.maximum.accumulate(np.where(np.isin(index, [0, *starts]), index, 0))
+    return (index - latest + 1) % PHRASE_BARS == 0
+
+
+def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[str, float]:
+    """The figures of one performance (see the module docstring); ``phrase_starts``: the bars
+    (from 0) phrases count from."""
     windows = np.asarray(windows, np.float32)
     n = len(windows)
     hit = windows[..., HIT] > 0.5
@@ -87,7 +97,7 @@ def stats(windows: np.ndarray) -> dict[str, float]:
     per_8 = 8.0 / max(1, 2 * n)
     fills = bars[..., TOMS].sum(axis=(1, 2)) >= FILL_TOM_HITS
     out["fills_per_8_bars"] = float(fills.sum() * per_8)
-    out["fills_at_phrase_end"] = (float(fills[PHRASE_BARS - 1::PHRASE_BARS].sum() / fills.sum())
+    out["fills_at_phrase_end"] = (float(fills[phrase_ends(len(fills), phrase_starts)].sum() / fills.sum())
                                   if fills.any() else float("nan"))
     out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
     per_bar = bars.sum(axis=(1, 2))

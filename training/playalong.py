@@ -94,6 +94,12 @@ def rest_returns(song: comping.Song, seed: int) -> list[int]:
     return [b for b in range(1, song.bars) if played[b] and not played[b - 1] and played[:b].any()]
 
 
+def song_figures(performances: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """drumstats over the comping songs' drum windows, phrases counting from bar 1 and each return."""
+    return drumstats.pooled([(drumstats.stats(w, (0, *rest_returns(song, seed=i))), len(w))
+                             for i, (song, (w, _)) in enumerate(zip(comping.SONGS, performances))])
+
+
 def return_crashes(performances: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Share of the returns from a rest (comping songs) whose bar has a crash."""
     hits = []
@@ -111,7 +117,7 @@ def measure(model_dir: Path, densities: tuple[float, ...] = DENSITIES, gmd_root:
               "bars": sum(s.bars for s in comping.SONGS)}
     for density in densities:
         performances = box_performances(model_dir, density, settings)
-        figures = drumstats.pooled([(drumstats.stats(w), len(w)) for w, _ in performances])
+        figures = song_figures(performances)
         follow = [drumstats.follow_correlation(w, k) for w, k in performances]
         figures["follow_r"] = float(np.nanmean(follow))
         figures["return_crash"] = return_crashes(performances)
@@ -138,7 +144,7 @@ def alternatives(model_dir: Path, density: float = 0.5) -> str:
              " hits in rest windows / others |", "|---|---|---|---|---|"]
     for name, knobs in ALTERNATIVES.items():
         performances = box_performances(model_dir, density, EngineSettings(**knobs))
-        figures = drumstats.pooled([(drumstats.stats(w), len(w)) for w, _ in performances])
+        figures = song_figures(performances)
         follow = float(np.nanmean([drumstats.follow_correlation(w, k) for w, k in performances]))
         rest, other = [], []
         for windows, keys in performances:

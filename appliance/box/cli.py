@@ -129,8 +129,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="at most one crash this often, besides the ones marking the start, a new "
                              f"section and a return from a rest (0 = the model's crashes; default {memory.crash_every})")
     render.add_argument("--fill-every", type=int, default=memory.fill_every, metavar="BARS",
-                        help="a fill (a bar of toms) plays in the last bar of this many and before a new "
-                             f"section; the groove bar elsewhere (0 = the model's fills; default {memory.fill_every})")
+                        help="a pickup fill ends every phrase of this many bars, the big fill every second one "
+                             f"and the bar before a new section (0 = the model's fills; default {memory.fill_every})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from appliance.core.generator import Controls
-from appliance.core.groove import NUM_VOICES, STEPS, Groove, Pattern
+from appliance.core.groove import NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 
 log = logging.getLogger("appliance.box.state")
 
@@ -48,7 +48,9 @@ def flag_from(data: Any, what: str) -> bool:
 
 
 def pattern_json(pattern: Pattern) -> list[list[list[float]]]:
-    return [[[float(x) for x in voice] for voice in step] for step in pattern.steps]
+    """The pattern's 32 steps, then its fill bar's 16 when it has one."""
+    rows = pattern.steps if pattern.fill is None else np.concatenate([pattern.steps, pattern.fill])
+    return [[[float(x) for x in voice] for voice in step] for step in rows]
 
 
 def pattern_from(data: Any) -> Pattern | None:
@@ -59,12 +61,14 @@ def pattern_from(data: Any) -> Pattern | None:
         steps = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
         steps = None
-    if (steps is None or steps.shape != (STEPS, NUM_VOICES, 3) or not np.isfinite(steps).all()
+    if (steps is None or steps.shape not in ((STEPS, NUM_VOICES, 3), (STEPS + STEPS_PER_BAR, NUM_VOICES, 3))
+            or not np.isfinite(steps).all()
             or ((steps[..., 0] < 0) | (steps[..., 0] > 1) | (steps[..., 1] < 0) | (steps[..., 1] > 1)
                 | (steps[..., 2] < -0.5) | (steps[..., 2] > 0.5)).any()):
         log.warning("state: the saved held pattern does not fit; it is made again from the groove")
         return None
-    return Pattern(steps.astype(np.float32))
+    steps = steps.astype(np.float32)
+    return Pattern(steps[:STEPS], steps[STEPS:] if len(steps) > STEPS else None)
 
 
 MAX_EPS = 4096        #: z noise values (the model has a few dozen)

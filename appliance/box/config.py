@@ -153,7 +153,7 @@ class LoopConfig:
     crash_every: int = opt(8, range=(0, 64),
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
     fill_every: int = opt(4, range=(0, 64),
-                          doc="a fill plays in the last bar of this many and before a new section; 0 = as the model plays them")
+                          doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
     swap_at: str = opt("bar", choices=("step", "bar"))
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
 

@@ -12,7 +12,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
-from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS_PER_BAR, Groove, Pattern
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
@@ -40,7 +40,7 @@ class EngineSettings:
     rest_thin: float = 0.25      #: density taken off per bar of rest (no key down, no note), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
-    fill_every: int = 4          #: a fill bar plays in the last bar of this many (and before a new section); 0 = the model's fills
+    fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -260,7 +260,7 @@ class Engine:
             self._held[key] = position
         with self._lock:
             if comes_in:
-                self._player.mark(position, t)
+                self._player.mark(position, t, begins=True)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -302,8 +302,8 @@ class Engine:
         with self._lock:
             before, sections = self._looper.current_pass, self._looper.sections
             changed = self._looper.advance(self._transport.position(t))
-            if self._looper.sections != sections:     # a new section: a crash marks it
-                self._player.mark(self._transport.position(t), t)
+            if self._looper.sections != sections:     # a new section, heard over the pass just ended
+                self._player.section(self._transport.position(t) - STEPS, t)
             if self._looper.current_pass == before:   # the first full pass was heard: bar 2 counts
                 if changed:
                     self._notify("groove")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core import limbs
+from appliance.core import fills, limbs
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 
@@ -289,7 +289,7 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
                   calibration: Calibration = Calibration()) -> Pattern:
     """Decoder outputs [32, 9] each → Pattern: as many hits as the density asks for (the likeliest,
     relative to each voice's calibrated bias, or the thresholds given), velocities and offsets
-    spread as a drummer's, then the knobs."""
+    spread as a drummer's, then the knobs; with a fill bar for the phrase ends (appliance.core.fills)."""
     if controls.thresholds is not None:
         bias = _logit(np.asarray(controls.thresholds, np.float64))
     elif calibration.voice_bias is not None:
@@ -303,8 +303,9 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
         rank = np.argsort(np.argsort(-probabilities, axis=0, kind="stable"), axis=0, kind="stable")
         hits &= rank < controls.max_hits_per_voice
+    played_offsets = np.clip(offsets * controls.humanise, -0.5, 0.499)
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
     steps[..., HIT] = hits
     steps[..., VELOCITY] = np.where(hits, np.clip(velocities * controls.velocity_scale, VELOCITY_FLOOR, 1.0), 0.0)
-    steps[..., OFFSET] = np.where(hits, np.clip(offsets * controls.humanise, -0.5, 0.499), 0.0)
-    return Pattern(steps)
+    steps[..., OFFSET] = np.where(hits, played_offsets, 0.0)
+    return Pattern(steps, fills.make(steps, probabilities, played_offsets, bias, controls.density))

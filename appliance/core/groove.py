@@ -66,12 +66,17 @@ class Groove:
 
 @dataclass(frozen=True, eq=False)
 class Pattern:
-    """What the drummer plays: STEPS × voices × (hit 0/1, velocity 0..1, offset −0.5..0.5)."""
+    """What the drummer plays: STEPS × voices × (hit 0/1, velocity 0..1, offset −0.5..0.5), and
+    optionally a fill bar (STEPS_PER_BAR × voices × 3) to play where a phrase ends
+    (appliance.core.fills makes it; appliance.core.phrase plays it)."""
 
     steps: np.ndarray
+    fill: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", _frozen(self.steps, (STEPS, NUM_VOICES, 3)))
+        if self.fill is not None:
+            object.__setattr__(self, "fill", _frozen(self.fill, (STEPS_PER_BAR, NUM_VOICES, 3)))
 
     @classmethod
     def empty(cls) -> "Pattern":
@@ -82,10 +87,12 @@ class Pattern:
         return int(self.steps[:, :, HIT].sum())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Pattern) and np.array_equal(self.steps, other.steps)
+        return (isinstance(other, Pattern) and np.array_equal(self.steps, other.steps)
+                and (self.fill is None) == (other.fill is None)
+                and (self.fill is None or np.array_equal(self.fill, other.fill)))
 
     def __hash__(self) -> int:
-        return hash(self.steps.tobytes())
+        return hash(self.steps.tobytes() + (b"" if self.fill is None else self.fill.tobytes()))
 
     def grid(self) -> str:
         """ASCII grid, one row a voice, velocity shown by the character ( .-+*# soft to loud)."""

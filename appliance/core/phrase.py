@@ -21,13 +21,16 @@ drummer crashes where something begins, and the player tells the box where that 
 whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes still phrase.
 
 Fills and toms are phrased the same way. The model's two bars often hold a tom or two, or a
-groove bar and a fill bar (two or more tom hits, the other bar a third as many or fewer); looped,
-that is a tom lick every other bar for as long as the groove lasts. A drummer grooves and fills
-where a phrase ends: the toms play in the last bar of every ``fill_every`` bars (default 4) and in
-the bar before a marked downbeat known by then (a new section). There the fill bar plays, if the
-pattern has one. Elsewhere a fill bar gives way to the groove bar, and any other bar plays
-without its toms. Toms that repeat from bar to bar (four or more a bar, three in four on the same
-steps) are a tom groove and play as they are.
+groove bar and a fill bar (appliance.core.fills.fill_bar); looped, that is a tom lick every other
+bar for as long as the groove lasts. A drummer grooves and fills where a phrase ends. Phrases
+count from bar 1, and again from the downbeat where the player comes in or back from a rest
+(:meth:`Phrasing.begin`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
+before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
+else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash (a return
+from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
+the pattern's fill bar, else the made fill's pickup (its last beat only; none for a one-beat
+fill). Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
+toms. Toms that repeat from bar to bar (appliance.core.fills.tom_groove) play as they are.
 ``fill_every`` 0 plays the model's toms as they are.
 """
 from __future__ import annotations
@@ -36,16 +39,18 @@ import math
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES
+from appliance.core.fills import TOMS, fill_bar, pickup, tom_groove, tom_hits
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Pattern
 
 CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
-TOMS = np.array([VOICES.index(v) for v in ("low_tom", "mid_tom", "high_tom")])
-FILL_TOMS = 2                      #: tom hits that make a bar a fill
-TOM_GROOVE = 4                     #: tom steps in each bar of a tom groove (see tom_groove)
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
+
+
+_BIG, _SMALL = object(), object()   #: the two kinds of phrase end (Phrasing._phrase_end)
+_BEGINS, _SECTION, _FILL = object(), object(), object()   #: what marks a downbeat for a crash
 
 
 def marked_downbeat(position: float) -> int:
@@ -57,27 +62,6 @@ def marked_downbeat(position: float) -> int:
     return int(math.ceil(position / STEPS_PER_BAR) * STEPS_PER_BAR)
 
 
-def fill_bar(steps: np.ndarray) -> int | None:
-    """The bar (0 or 1) of a pattern's steps [32, voices, 3] that is a fill, or None."""
-    toms = tom_hits(steps)
-    fill = int(np.argmax(toms))
-    if toms[fill] >= FILL_TOMS and 3 * toms[1 - fill] <= toms[fill]:
-        return fill
-    return None
-
-
-def tom_hits(steps: np.ndarray) -> np.ndarray:
-    """Tom hits in each bar [2] of a pattern's steps [32, voices, 3]."""
-    return (steps[:, TOMS, HIT] >= 0.5).sum(axis=1).reshape(STEPS // STEPS_PER_BAR, -1).sum(axis=1)
-
-
-def tom_groove(steps: np.ndarray) -> bool:
-    """Toms that keep time: four or more in each bar, three in four of them on the same steps in both."""
-    on = (steps[:, TOMS, HIT] >= 0.5).any(axis=1).reshape(STEPS // STEPS_PER_BAR, STEPS_PER_BAR)
-    fewer = int(on.sum(axis=1).min())
-    return fewer >= TOM_GROOVE and 4 * int((on[0] & on[1]).sum()) >= 3 * fewer
-
-
 class Phrasing:
     """Decides, step by step, which crashes play and where a fill goes (the player's thread; the
     player's lock)."""
@@ -85,35 +69,49 @@ class Phrasing:
     def __init__(self, every: int = 8, fill_every: int = 4) -> None:
         self.every = every
         self.fill_every = fill_every
-        self._marks: set[int] = set()
+        self._marks: dict[int, object] = {}   # marked downbeat → what marks it (_BEGINS, _SECTION, _FILL)
         self._last: int | None = None     # absolute step of the last crash played
-        self._last_mark: int | None = None   # ... and of the last marked one
+        self._last_mark: int | None = None   # ... of the last one the player marked
+        self._last_fill: int | None = None   # ... and of the last one after a big fill
         self.origin = 0                   # absolute step of bar 1: phrases count from there
-        self._fill_of: np.ndarray | None = None   # the pattern steps _fill describes (held: no id reuse)
-        self._fill: tuple[int | None, bool] = (None, False)   # its fill bar; whether its toms are phrased
+        self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
+        # its own fill bar; whether its toms are phrased; the pickup of its made fill
+        self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
 
-    def mark(self, downbeat: int) -> None:
-        """A crash is welcome on this downbeat (absolute step), not yet scheduled."""
+    def mark(self, downbeat: int, begins: bool = False) -> None:
+        """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
+        in or back there (``begins``), or a new section begins."""
         if self.every or self.fill_every:
-            self._marks.add(downbeat)
+            if self._marks.get(downbeat) is not _BEGINS:
+                self._marks[downbeat] = _BEGINS if begins else _SECTION
 
-    def fill(self, step: int, steps: np.ndarray) -> np.ndarray:
-        """The cells [voices, 3] of the pattern's ``steps`` [32, voices, 3] that play at absolute
-        ``step``: its own, except that toms and fills play only where a phrase ends."""
+    def fill(self, step: int, pattern: Pattern) -> np.ndarray:
+        """The cells [voices, 3] of ``pattern`` that play at absolute ``step``: its own, except that
+        toms and fills play only where a phrase ends (see the module's doc)."""
+        steps = pattern.steps
         own = step % STEPS
         if not self.fill_every:
             return steps[own]
-        if self._fill_of is not steps:
-            toms = tom_hits(steps)
-            self._fill_of = steps
-            self._fill = (fill_bar(steps), bool(toms.any()) and not tom_groove(steps))
-        fill, phrased = self._fill
-        if not phrased:
-            return steps[own]  # no toms, or a tom groove
+        if self._fill_of is not pattern:
+            made = None if pattern.fill is None else pickup(steps, pattern.fill)
+            self._fill_of = pattern
+            self._fill = (fill_bar(steps), bool(tom_hits(steps).any()) and not tom_groove(steps), made)
+        fill, phrased, small = self._fill
         bar = (step - self.origin) // STEPS_PER_BAR
         in_bar = own % STEPS_PER_BAR
-        if (bar + 1) % self.fill_every == 0 or self.origin + (bar + 1) * STEPS_PER_BAR in self._marks:
-            return steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * fill]
+        end = self._phrase_end(bar)
+        if end is not None:
+            if end is _BIG and self.every and (fill is not None or pattern.fill is not None):
+                self._marks.setdefault(self.origin + (bar + 1) * STEPS_PER_BAR, _FILL)   # a crash after it
+            if fill is not None:
+                return steps[in_bar + STEPS_PER_BAR * fill]
+            made = pattern.fill if end is _BIG else small
+            if made is not None:
+                return made[in_bar]
+            if end is _BIG:
+                return steps[own]
+        if not phrased:
+            return steps[own]  # no toms, or a tom groove
         cells = steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * (1 - fill)]
         if not (cells[TOMS, HIT] >= 0.5).any():
             return cells
@@ -121,10 +119,36 @@ class Phrasing:
         cells[TOMS] = 0.0
         return cells
 
-    def welcome_late(self, downbeat: int) -> bool:
+    def _phrase_end(self, bar: int) -> object | None:
+        """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
+        downbeat, _SMALL for the last bar of the other phrases, None inside a phrase."""
+        if (bar + 1) % (2 * self.fill_every) == 0 or self.origin + (bar + 1) * STEPS_PER_BAR in self._marks:
+            return _BIG
+        return _SMALL if (bar + 1) % self.fill_every == 0 else None
+
+    def begin(self, downbeat: int) -> None:
+        """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
+        self.origin = downbeat
+
+    def section(self, downbeat: int, next_step: int) -> None:
+        """The looper heard a new section that began on ``downbeat``, a pass ago: phrases count from
+        it, and the phrase under way ends with a big fill and a crash on the downbeat after it
+        (a drummer who caught on late joins the section at its next phrase). Nothing more when
+        phrases already count from there (the player came back from a rest there) or a crash
+        already marked it (after a big fill)."""
+        if downbeat == self.origin or downbeat == self._last:
+            self.origin = downbeat
+            return
+        self.origin = downbeat
+        phrase = self.fill_every * STEPS_PER_BAR
+        joins = downbeat + -(-(next_step + STEPS_PER_BAR - downbeat) // phrase) * phrase   # a whole bar ahead at least
+        self._marks.setdefault(joins, _SECTION)
+
+    def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
         (none played there, marks a pass apart); the caller plays it late."""
-        if not self.every or not self._mark_allowed(downbeat) or self._last == downbeat:
+        kind = _BEGINS if begins else _SECTION
+        if not self.every or not self._mark_allowed(downbeat, kind) or self._last == downbeat:
             return False
         self._last = self._last_mark = downbeat
         return True
@@ -132,19 +156,21 @@ class Phrasing:
     def forget(self) -> None:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over."""
         self._marks.clear()
-        self._last = self._last_mark = None
+        self._last = self._last_mark = self._last_fill = None
 
     def take(self, step: int, cells: np.ndarray, uses_ride: bool) -> np.ndarray:
         """The cells [voices, 3] of absolute ``step`` as they are to be played."""
+        kind = self._marks.pop(step, None)
         if not self.every:
-            self._marks.discard(step)
             return cells
         crash = cells[CRASH, HIT] >= 0.5
-        if step in self._marks:
-            self._marks.discard(step)
-            if self._mark_allowed(step):
-                self._last = self._last_mark = step
-                return cells if crash else with_crash(cells)
+        if kind is not None and self._mark_allowed(step, kind):
+            self._last = step
+            if kind is _FILL:
+                self._last_fill = step
+            else:
+                self._last_mark = step
+            return cells if crash else with_crash(cells)
         if not crash:
             return cells
         if self._last is None or step - self._last >= self.every * STEPS_PER_BAR or step < self._last:
@@ -156,8 +182,11 @@ class Phrasing:
         cells[CRASH] = 0.0
         return cells
 
-    def _mark_allowed(self, step: int) -> bool:
-        return self._last_mark is None or not 0 <= step - self._last_mark < MARKS_APART
+    def _mark_allowed(self, step: int, kind: object) -> bool:
+        """Marks a pass apart are one event; a player coming back from a rest always gets its
+        crash, however close the last crash after a fill."""
+        recent = (self._last_mark,) if kind is _BEGINS else (self._last_mark, self._last_fill)
+        return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 
 
 def with_crash(cells: np.ndarray) -> np.ndarray:
@@ -169,5 +198,4 @@ def with_crash(cells: np.ndarray) -> np.ndarray:
     return cells
 
 
-__all__ = ["CRASH", "FILL_TOMS", "RIDE", "TOM_GROOVE", "TOMS", "Phrasing", "fill_bar", "marked_downbeat",
-           "tom_groove", "tom_hits", "with_crash"]
+__all__ = ["CRASH", "RIDE", "Phrasing", "marked_downbeat", "with_crash"]

@@ -36,7 +36,7 @@ class PlayerSettings:
     lookahead: float = 0.05                       #: seconds scheduled ahead of now
     max_late: float = 0.05                        #: a note-on later than this is dropped, not played
     crash_every: int = 8                          #: bars between crashes besides marked downbeats; 0 = as the model plays them
-    fill_every: int = 4                           #: a fill bar plays in the last bar of this many; 0 = as the model plays them
+    fill_every: int = 4                           #: bars of a phrase (appliance.core.phrase); 0 = fills as the model plays them
 
     def __post_init__(self) -> None:
         if len(self.notes) != NUM_VOICES or not all(0 <= n <= 127 for n in self.notes):
@@ -123,19 +123,22 @@ class Player:
         with self._lock:
             self._phrasing.origin = step
 
-    def mark(self, position: float, now: float) -> None:
+    def mark(self, position: float, now: float, begins: bool = False) -> None:
         """Something begins at ``position`` (the player comes in or back, a new section): a
         crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already
-        scheduled gets its crash now, up to ``max_late`` late; a later one is let go."""
+        scheduled gets its crash now, up to ``max_late`` late; a later one is let go.
+        ``begins``: the player comes in or back there, so phrases count from that downbeat."""
         downbeat = marked_downbeat(position)
         with self._lock:
+            if begins:
+                self._phrasing.begin(downbeat)
             if self._next_step is None or downbeat >= self._next_step:
-                self._phrasing.mark(downbeat)
+                self._phrasing.mark(downbeat, begins)
                 return
             settings = self.settings
             if now - self.transport.time_at(downbeat) > settings.max_late:
                 return
-            if self._waiting_for_first or not self._phrasing.welcome_late(downbeat):
+            if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
                 return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
             velocity = float(with_crash(self._pattern.steps[downbeat % STEPS])[CRASH, VELOCITY])
             on_position = max(float(downbeat), self.transport.position(now))
@@ -144,6 +147,16 @@ class Player:
                                                  velocity=max(1, min(127, round(velocity * 127)))))
             self._push(max(on_position, min(on_position + settings.gate, downbeat + 0.5)),
                        mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
+
+    def section(self, start: float, now: float) -> None:
+        """The looper heard a new section that began at ``start`` (a pass ago): with fill phrasing,
+        phrases count from its first downbeat and the phrase under way ends with a fill and a
+        crash (appliance/core/phrase.py); without, a crash marks the loop point now."""
+        if not self.settings.fill_every:
+            self.mark(self.transport.position(now), now)
+            return
+        with self._lock:
+            self._phrasing.section(marked_downbeat(start), self._next_step or 0)
 
     def next_boundary(self, slack: int = 0) -> int:
         """The first swap boundary at least ``slack`` steps past what is already scheduled."""
@@ -237,7 +250,7 @@ class Player:
         self._phrasing.fill_every = settings.fill_every
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
-            cells = self._phrasing.fill(step, self._pattern.steps)
+            cells = self._phrasing.fill(step, self._pattern)
             cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5

@@ -1,0 +1,182 @@
+"""Made fills: the pattern's second bar with its last beats given to the drums the model finds
+likeliest, played high to low on the groove's own subdivision, rising to the backbeat; and the
+phrasing plays them only where a phrase ends."""
+import numpy as np
+import pytest
+
+from appliance.core import fills, limbs
+from appliance.core.groove import GM_NOTES, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES, Pattern
+from appliance.core.player import Player, PlayerSettings
+from appliance.core.transport import InternalClock
+from tests.test_phrase import bars_with, fill_pattern, play
+
+KICK, SNARE, CLOSED_HAT = (VOICES.index(v) for v in ("kick", "snare", "closed_hat"))
+LOW_TOM, MID_TOM, HIGH_TOM = (VOICES.index(v) for v in ("low_tom", "mid_tom", "high_tom"))
+BIAS = np.zeros(NUM_VOICES)
+
+
+def groove_steps(hat_every: int = 1) -> np.ndarray:
+    """Kick on 1 and 3, snare on 2 and 4 (0.9), closed hat every ``hat_every`` steps (0.5)."""
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[0::8, KICK] = (1, 0.8, 0.0)
+    steps[4::8, SNARE] = (1, 0.9, 0.0)
+    steps[0::hat_every, CLOSED_HAT] = (1, 0.5, 0.0)
+    return steps
+
+
+def model_out(likeliest=(SNARE, HIGH_TOM, LOW_TOM)) -> tuple[np.ndarray, np.ndarray]:
+    """Decoder-like probabilities: these drums a little likelier than the rest; offsets 0.05."""
+    probabilities = np.full((STEPS, NUM_VOICES), 0.02, np.float32)
+    for rank, voice in enumerate(likeliest):
+        probabilities[:, voice] = 0.2 - 0.05 * rank
+    return probabilities, np.full((STEPS, NUM_VOICES), 0.05, np.float32)
+
+
+def test_the_last_two_beats_go_to_the_likeliest_drums_high_to_low_rising_to_the_backbeat() -> None:
+    steps = groove_steps(hat_every=1)
+    fill = fills.make(steps, *model_out((LOW_TOM, SNARE, HIGH_TOM)), BIAS, density=0.5)
+    assert fill is not None and fill.shape == (STEPS_PER_BAR, NUM_VOICES, 3)
+    np.testing.assert_array_equal(fill[:8], steps[16:24])               # beats 1 and 2 as the groove's
+    assert (fill[8:, KICK] == steps[24:, KICK]).all()                    # the kick keeps going
+    assert not (fill[8:, CLOSED_HAT, HIT] >= 0.5).any()                  # the hands leave the hats
+    drums = [int(np.flatnonzero(fill[s, [SNARE, HIGH_TOM, LOW_TOM], HIT] >= 0.5)[0]) for s in range(8, 16)]
+    assert drums == [0, 0, 0, 1, 1, 1, 2, 2]                             # sixteenths: snare, high, low
+    velocity = fill[8:, [SNARE, HIGH_TOM, LOW_TOM], VELOCITY].max(axis=1)
+    rising = np.linspace(*fills.RISE, 8) * 0.9
+    rising[4] = 0.9                                      # beat 4's backbeat is not dropped
+    np.testing.assert_allclose(velocity, rising, rtol=1e-5)
+    assert fill[8:, [SNARE, HIGH_TOM, LOW_TOM], OFFSET].max() == pytest.approx(0.05)
+    assert limbs.playable(fill[..., HIT] >= 0.5).all()
+
+
+def test_eighths_stay_eighths_and_a_low_density_fills_one_beat() -> None:
+    fill = fills.make(groove_steps(hat_every=2), *model_out(), BIAS, density=0.5)
+    hand = (fill[:, list(fills.FILL_VOICES), HIT] >= 0.5).any(axis=1)
+    assert np.flatnonzero(hand[8:]).tolist() == [0, 2, 4, 6]
+    fill = fills.make(groove_steps(hat_every=1), *model_out(), BIAS, density=0.25)
+    assert (fill[:12, CLOSED_HAT] == groove_steps()[16:28, CLOSED_HAT]).all()
+    hand = (fill[:, [HIGH_TOM, MID_TOM, LOW_TOM], HIT] >= 0.5) | (fill[:, [SNARE], HIT] >= 0.5) & (
+        np.arange(STEPS_PER_BAR) >= 12)[:, None]
+    assert np.flatnonzero(hand.any(axis=1)).tolist() == [12, 13, 14, 15]
+
+
+def test_the_drums_follow_the_voice_bias() -> None:
+    """The bias that makes the density's choice makes the fill's: a mid tom the bias favours plays."""
+    bias = np.zeros(NUM_VOICES)
+    bias[[SNARE, HIGH_TOM, LOW_TOM]] = 3.0
+    fill = fills.make(groove_steps(), *model_out(), bias, density=0.5)
+    assert (fill[8:, MID_TOM, HIT] >= 0.5).any()
+
+
+@pytest.mark.parametrize("steps", [fill_pattern((1,)).steps, fill_pattern((0, 1), toms=4).steps,
+                                   np.zeros((STEPS, NUM_VOICES, 3), np.float32)],
+                         ids=["own fill", "tom groove", "silence"])
+def test_no_made_fill_where_the_pattern_has_its_own_or_plays_nothing(steps) -> None:
+    assert fills.make(steps, *model_out(), BIAS, density=0.5) is None
+
+
+def steps_with(ons, clock: InternalClock, notes) -> dict[int, list[int]]:
+    """Bar (from 0) → the steps in it (0..15) where any of these notes sound."""
+    out: dict[int, list[int]] = {}
+    for e in ons:
+        if e.message.note in notes:
+            step = int(round(clock.position(e.time)))
+            out.setdefault(step // STEPS_PER_BAR, []).append(step % STEPS_PER_BAR)
+    return {bar: sorted(set(s)) for bar, s in sorted(out.items())}
+
+
+TOM_NOTES = (GM_NOTES[HIGH_TOM], GM_NOTES[MID_TOM], GM_NOTES[LOW_TOM])
+
+
+def made(density: float = 0.5, hat_every: int = 2) -> Pattern:
+    steps = groove_steps(hat_every)
+    return Pattern(steps, fills.make(steps, *model_out(), BIAS, density))
+
+
+def test_the_big_fill_ends_8_bars_a_pickup_ends_the_4_between_and_a_crash_follows_the_big_one() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=8), made()), clock, 17)
+    # eighths: snare 8 10, high tom 12, low tom 14 in the big fill; its last beat in the pickup
+    assert steps_with(ons, clock, TOM_NOTES) == {3: [12, 14], 7: [12, 14], 11: [12, 14], 15: [12, 14]}
+    snare = steps_with(ons, clock, (GM_NOTES[SNARE],))
+    assert snare[7] == snare[15] == [4, 8, 10] and snare[3] == snare[11] == [4] and snare[5] == [4, 12]
+    crashes = sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],)))
+    assert crashes == [8, 16]                              # on the downbeat each big fill leads to
+    assert bars_with(ons, clock, GM_NOTES[KICK]) == list(range(17))
+
+
+def test_below_density_half_the_big_fill_is_a_one_drum_pickup_and_fill_every_0_plays_none() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=4), made(0.25)), clock, 16)
+    snare = steps_with(ons, clock, (GM_NOTES[SNARE],))
+    assert snare[7] == snare[15] == [4, 12, 14] and snare[3] == snare[11] == [4, 12]   # no pickup between
+    assert steps_with(ons, clock, TOM_NOTES) == {}
+    assert fills.pickup(groove_steps(2), made(0.25).fill) is None
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=0), made(0.5)), clock, 16)
+    assert steps_with(ons, clock, TOM_NOTES) == {}
+
+
+def test_phrases_count_from_where_the_player_comes_back() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(fill_every=4, crash_every=0), made())
+    events = play(player, clock, 5)
+    player.mark(5 * STEPS_PER_BAR + 0.3, clock.time_at(5 * STEPS_PER_BAR + 0.3), begins=True)   # back on bar 6
+    later = []
+    now = clock.time_at(5 * STEPS_PER_BAR + 0.3)
+    while now < clock.time_at(16 * STEPS_PER_BAR - 0.5) - player.settings.lookahead:
+        later += player.schedule(now)
+        now += 0.005
+    ons = [e for e in events + later + player.drain() if e.message.type == "note_on"]
+    assert sorted(steps_with(ons, clock, TOM_NOTES)) == [3, 8, 12]    # bar 4; then bars 4 and 8 from bar 6
+
+
+def test_a_soft_backbeat_under_loud_hats_fills_at_the_hats_level_and_fills_never_flam() -> None:
+    """The piano-arpeggio song: a backbeat at 60 of 127 under hats at 105; a fill rising to 60
+    was heard as a hole. And the model's offsets stay within ±0.2 of a step in a fill."""
+    steps = groove_steps(hat_every=1)
+    steps[4::8, SNARE, VELOCITY] = 60 / 127
+    steps[:, CLOSED_HAT, VELOCITY] = 105 / 127
+    assert fills.accent_level(steps) == pytest.approx(105 / 127)
+    probabilities, _ = model_out()
+    wild = np.where(np.arange(STEPS)[:, None] % 2 == 0, 0.45, -0.45) * np.ones((STEPS, NUM_VOICES))
+    fill = fills.make(steps, probabilities, wild.astype(np.float32), BIAS, density=0.5)
+    played = fill[8:, list(fills.FILL_VOICES), HIT] >= 0.5
+    assert fill[8:, list(fills.FILL_VOICES), VELOCITY][played].max() == pytest.approx(105 / 127)
+    assert np.abs(fill[8:, list(fills.FILL_VOICES), OFFSET][played]).max() == pytest.approx(fills.FILL_TIMING)
+
+
+def test_backbeat_is_the_median_snare_on_2_and_4() -> None:
+    steps = groove_steps()
+    steps[20, SNARE, VELOCITY] = 0.5                       # one soft backbeat of four
+    steps[6, SNARE] = (1, 1.0, 0.0)                        # an accent off the backbeat
+    assert fills.backbeat(steps) == pytest.approx(0.9)
+    steps[:, SNARE] = 0.0
+    assert fills.backbeat(steps) == pytest.approx(0.5)    # no snare: the median hit (4 kicks, 32 hats)
+def test_the_generator_makes_a_fill_the_pattern_holds(generator) -> None:
+    """The shipped model over eighths on the keys: a groove with no toms, so a made fill."""
+    from appliance.core.groove import Groove
+    groove = np.zeros((STEPS, 3), np.float32)
+    groove[0::2] = (1, 0.7, 0.0)
+    pattern = generator.generate(Groove(groove))
+    assert pattern.fill is not None and limbs.playable(pattern.fill[..., HIT] >= 0.5).all()
+    assert (pattern.fill[8:, list(fills.FILL_VOICES), HIT] >= 0.5).sum() >= 2
+    assert pattern == Pattern(pattern.steps, pattern.fill) and pattern != Pattern(pattern.steps)
+
+
+def test_a_section_heard_a_pass_late_is_joined_at_its_next_phrase_with_a_fill_and_a_crash(generator) -> None:
+    """Verse for 5 passes, chorus from bar 11 on: the looper hears it at bar 13's loop point. The
+    drums do not crash there (the section's third bar), nor wait for bar 17 (8 bars on from the
+    crash after the big fill at bar 8): phrases count from bar 11, and its first phrase ends with
+    the big fill into a crash on bar 15."""
+    from appliance.core.engine import EngineSettings
+    from tests.conftest import make_engine
+    from tests.test_phrase import PASS, comp, crash_times, run
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0, crash_every=16))
+    verse, chorus = [0, 4, 8, 12, 16, 20, 24, 28], [2, 3, 6, 10, 14, 18, 22, 26, 30]
+    events = run(engine, 0.0, 8 * PASS, comp(range(0, 5), verse) + comp(range(5, 8), chorus))
+    bars = sorted({round(t / (PASS / 2)) for t in crash_times(events)})
+    assert bars == [0, 8, 14], crash_times(events)       # from 0: the entry, after the fill, the chorus
+    fill = {**steps_with(events, engine.transport, TOM_NOTES)}
+    snare = steps_with(events, engine.transport, (GM_NOTES[SNARE],))
+    assert 13 in fill or len(snare.get(13, [])) > len(snare.get(12, []))     # the fill into it
