@@ -43,10 +43,19 @@ def test_the_last_two_beats_go_to_the_likeliest_drums_high_to_low_rising_to_the_
     assert drums == [0, 0, 0, 1, 1, 1, 2, 2]                             # sixteenths: snare, high, low
     velocity = fill[8:, [SNARE, HIGH_TOM, LOW_TOM], VELOCITY].max(axis=1)
     rising = np.linspace(*fills.RISE, 8) * 0.9
-    rising[4] = 0.9                                      # beat 4's backbeat is not dropped
+    rising[4:] = 0.9                     # beat 4's backbeat is not dropped, nor the strokes after it
     np.testing.assert_allclose(velocity, rising, rtol=1e-5)
     assert fill[8:, [SNARE, HIGH_TOM, LOW_TOM], OFFSET].max() == pytest.approx(0.05)
     assert limbs.playable(fill[..., HIT] >= 0.5).all()
+
+
+def test_a_fill_never_falls_back_after_a_loud_beat_4() -> None:
+    """The reviewer heard a mid tom at 114 then the floor tom at 71: a fill rises to its last stroke."""
+    steps = groove_steps(hat_every=1)
+    steps[28, SNARE, VELOCITY] = 1.0                     # bar 2's beat 4 is an accent
+    fill = fills.make(steps, *model_out(), BIAS, density=0.5)
+    velocity = fill[8:, list(fills.FILL_VOICES), VELOCITY].max(axis=1)
+    assert (np.diff(velocity) >= 0).all() and velocity[4:] == pytest.approx(1.0)
 
 
 def test_eighths_stay_eighths_and_a_low_density_fills_one_beat() -> None:

@@ -18,7 +18,7 @@ with one, so every pattern brings a fill bar with it (``Pattern.fill``), which t
   beats 2 and 4), or the loudest quarter of its hits when that is louder (a soft backbeat under
   loud hats is no reason for a fill nobody hears); offsets are the model's, within ±0.2 of a
   step (two drums a sixteenth apart never flam); a hit where the groove had its snare is never
-  softer than that snare (beat 4 is not dropped);
+  softer than that snare (beat 4 is not dropped), and the hits after it rise on from there;
 - below density 0.5 it is a soft pickup: one drum, the likeliest, rising to the backbeat.
 
 Its **pickup** (:func:`pickup`) is the same bar with only the fill's last beat: the small fill
@@ -94,11 +94,12 @@ def make(steps: np.ndarray, probabilities: np.ndarray, offsets: np.ndarray, bias
     drums_wanted = MAX_DRUMS if density >= 0.5 else 1
     likeliest = np.argsort(-margin.max(axis=0), kind="stable")[:min(drums_wanted, len(played))]
     drums = [FILL_VOICES[i] for i in sorted(likeliest)]   # high to low
-    rise = np.linspace(*RISE, len(played))
+    # rising, and never softer than the groove's snare on the same step (nor after it)
+    rise = np.maximum.accumulate(np.maximum(level * np.linspace(*RISE, len(played)), snare[played]))
     for drum, steps_of in zip(drums, np.array_split(np.arange(len(played)), len(drums))):
         for i in steps_of:
             timing = float(np.clip(offsets[at[i], drum], -FILL_TIMING, FILL_TIMING))
-            bar[played[i], drum] = (1.0, min(1.0, max(level * rise[i], snare[played[i]])), timing)
+            bar[played[i], drum] = (1.0, min(1.0, rise[i]), timing)
     return bar
 
 
