@@ -181,7 +181,7 @@ def test_a_section_heard_a_pass_late_is_joined_at_its_next_phrase_with_a_fill_an
     from appliance.core.engine import EngineSettings
     from tests.conftest import make_engine
     from tests.test_phrase import PASS, comp, crash_times, run
-    engine = make_engine(generator, settings=EngineSettings(drift=0.0, crash_every=16))
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0, crash_every=8))
     verse, chorus = [0, 4, 8, 12, 16, 20, 24, 28], [2, 3, 6, 10, 14, 18, 22, 26, 30]
     events = run(engine, 0.0, 8 * PASS, comp(range(0, 5), verse) + comp(range(5, 8), chorus))
     bars = sorted({round(t / (PASS / 2)) for t in crash_times(events)})
@@ -189,3 +189,65 @@ def test_a_section_heard_a_pass_late_is_joined_at_its_next_phrase_with_a_fill_an
     fill = {**steps_with(events, engine.transport, TOM_NOTES)}
     snare = steps_with(events, engine.transport, (GM_NOTES[SNARE],))
     assert 13 in fill or len(snare.get(13, [])) > len(snare.get(12, []))     # the fill into it
+
+
+def test_fill_phrasing_turned_on_live_then_a_section_is_joined_without_a_fault() -> None:
+    """The reviewer's race: fill_every 0 → 4 by a reload, and a section heard before the next step."""
+    from dataclasses import replace
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(fill_every=0), made())
+    play(player, clock, 4)
+    player.settings = replace(player.settings, fill_every=4)
+    now = clock.time_at(4 * STEPS_PER_BAR) - player.settings.lookahead
+    player.section(2 * STEPS_PER_BAR, now)      # began on bar 3; no ZeroDivisionError
+    events = []
+    while now < clock.time_at(12 * STEPS_PER_BAR - 0.5) - player.settings.lookahead:
+        events += player.schedule(now)
+        now += 0.005
+    ons = [e for e in events if e.message.type == "note_on"]
+    # joined at the section's first phrase end: the big fill in bar 6, a crash on bar 7 (from 0: 6)
+    assert sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],))) == [6]
+    assert steps_with(ons, clock, TOM_NOTES)[5] == [12, 14]
+
+
+def test_a_jump_counts_phrases_from_the_songs_bar_1_again() -> None:
+    from appliance.core.phrase import Phrasing
+    phrasing = Phrasing()
+    phrasing.song_from(32)
+    phrasing.begin(336)                  # the player came back from a rest on bar 20
+    phrasing.forget()                    # then Song Position moved the song
+    assert phrasing.origin == 32
+
+
+def test_the_crash_after_a_fill_keeps_crash_every() -> None:
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=32), made()), clock, 64)
+    assert sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],))) == [8, 40]
+
+
+def test_a_second_pass_counts_its_phrases_from_its_own_bar_1(model_dir, tmp_path) -> None:
+    """Six bars of eighths, played twice: pickups end bars 4 and 10 (the second pass's 4th bar),
+    not 4, 8 and 12 as one count over both passes would put them."""
+    import mido
+    from appliance.core.engine import EngineSettings
+    from appliance.core.render import render
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    for i in range(6 * 8):
+        track += [mido.Message("note_on", note=60, velocity=90, time=0 if i == 0 else 120),
+                  mido.Message("note_off", note=60, velocity=0, time=120)]
+    song = mido.MidiFile(type=1, ticks_per_beat=480)
+    song.tracks.append(track)
+    song.save(str(tmp_path / "eighths.mid"))
+    played = {}
+    for every in (4, 0):
+        out = tmp_path / f"drums{every}.mid"
+        render(tmp_path / "eighths.mid", out, model_dir=model_dir, seed=3, passes=2,
+               settings=EngineSettings(fill_every=every, crash_every=0))
+        ticks, bars = 0, {}
+        for m in mido.MidiFile(str(out)).tracks[1]:
+            ticks += m.time
+            if m.type == "note_on" and m.velocity:
+                bars.setdefault(round(ticks / 120) // 16, []).append((round(ticks / 120) % 16, m.note, m.velocity))
+        played[every] = bars
+    differ = sorted(b for b in set(played[4]) | set(played[0]) if sorted(played[4].get(b, [])) != sorted(played[0].get(b, [])))
+    assert differ == [3, 9]

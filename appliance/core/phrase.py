@@ -23,11 +23,11 @@ whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes 
 Fills and toms are phrased the same way. The model's two bars often hold a tom or two, or a
 groove bar and a fill bar (appliance.core.fills.fill_bar); looped, that is a tom lick every other
 bar for as long as the groove lasts. A drummer grooves and fills where a phrase ends. Phrases
-count from bar 1, and again from the downbeat where the player comes in or back from a rest
-(:meth:`Phrasing.begin`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
+count from the song's bar 1 (again after a jump), and from the downbeat where the player comes
+in or back from a rest (:meth:`Phrasing.begin`) or a new section began (:meth:`Phrasing.section`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
 before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
-else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash (a return
-from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
+else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
+when the last crash is ``every`` bars back (a return from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
 the pattern's fill bar, else the made fill's pickup (its last beat only; none for a one-beat
 fill). Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
 toms. Toms that repeat from bar to bar (appliance.core.fills.tom_groove) play as they are.
@@ -73,7 +73,8 @@ class Phrasing:
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... of the last one the player marked
         self._last_fill: int | None = None   # ... and of the last one after a big fill
-        self.origin = 0                   # absolute step of bar 1: phrases count from there
+        self.start = 0                    # absolute step of the song's bar 1 (Player.phrase_from)
+        self.origin = 0                   # where phrases count from: the start, a return, a section
         self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
         # its own fill bar; whether its toms are phrased; the pickup of its made fill
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
@@ -122,9 +123,16 @@ class Phrasing:
     def _phrase_end(self, bar: int) -> object | None:
         """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
         downbeat, _SMALL for the last bar of the other phrases, None inside a phrase."""
-        if (bar + 1) % (2 * self.fill_every) == 0 or self.origin + (bar + 1) * STEPS_PER_BAR in self._marks:
+        after = self.origin + (bar + 1) * STEPS_PER_BAR
+        kind = self._marks.get(after)
+        if (bar + 1) % (2 * self.fill_every) == 0 or (
+                kind is not None and (not self.every or self._mark_allowed(after, kind))):
             return _BIG
         return _SMALL if (bar + 1) % self.fill_every == 0 else None
+
+    def song_from(self, step: int) -> None:
+        """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
+        self.start = self.origin = step
 
     def begin(self, downbeat: int) -> None:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
@@ -135,7 +143,9 @@ class Phrasing:
         it, and the phrase under way ends with a big fill and a crash on the downbeat after it
         (a drummer who caught on late joins the section at its next phrase). Nothing more when
         phrases already count from there (the player came back from a rest there) or a crash
-        already marked it (after a big fill)."""
+        already played there (after a big fill, say). Nothing at all without fill phrasing."""
+        if not self.fill_every:
+            return
         if downbeat == self.origin or downbeat == self._last:
             self.origin = downbeat
             return
@@ -154,8 +164,10 @@ class Phrasing:
         return True
 
     def forget(self) -> None:
-        """The song jumped: marks for steps that will not come are dropped; spacing starts over."""
+        """The song jumped: marks for steps that will not come are dropped; spacing starts over,
+        and phrases count from the song's bar 1 again."""
         self._marks.clear()
+        self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
 
     def take(self, step: int, cells: np.ndarray, uses_ride: bool) -> np.ndarray:
@@ -184,7 +196,10 @@ class Phrasing:
 
     def _mark_allowed(self, step: int, kind: object) -> bool:
         """Marks a pass apart are one event; a player coming back from a rest always gets its
-        crash, however close the last crash after a fill."""
+        crash, however close the last crash after a fill; the crash after a fill keeps
+        ``every`` bars from the last crash, as any crash the player did not ask for."""
+        if kind is _FILL and self._last is not None and 0 <= step - self._last < self.every * STEPS_PER_BAR:
+            return False
         recent = (self._last_mark,) if kind is _BEGINS else (self._last_mark, self._last_fill)
         return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 

@@ -121,7 +121,7 @@ class Player:
     def phrase_from(self, step: int) -> None:
         """Bar 1 of the song is at absolute ``step`` (a render's lead-in): phrases count from it."""
         with self._lock:
-            self._phrasing.origin = step
+            self._phrasing.song_from(step)
 
     def mark(self, position: float, now: float, begins: bool = False) -> None:
         """Something begins at ``position`` (the player comes in or back, a new section): a
@@ -152,10 +152,12 @@ class Player:
         """The looper heard a new section that began at ``start`` (a pass ago): with fill phrasing,
         phrases count from its first downbeat and the phrase under way ends with a fill and a
         crash (appliance/core/phrase.py); without, a crash marks the loop point now."""
-        if not self.settings.fill_every:
+        settings = self.settings   # read once: a live change may land between two reads
+        if not settings.fill_every:
             self.mark(self.transport.position(now), now)
             return
         with self._lock:
+            self._phrasing.fill_every = settings.fill_every
             self._phrasing.section(marked_downbeat(start), self._next_step or 0)
 
     def next_boundary(self, slack: int = 0) -> int:

@@ -137,15 +137,15 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
     engine.player.phrase_from(lead_in)   # fills end the song's 4-bar phrases, not the lead-in's
-    # Each pass ends at the loop point: what was still held then is let go there, except in the last.
-    # Later passes repeat from bar 1 (a pickup is played once, before the first).
+    # Passes end at the loop point (held notes let go, but in the last); later ones start at bar 1, no pickup.
     inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
                message)
               for k in range(passes) for position, message in notes if not (k and position < lead_in)]
     inputs.sort(key=lambda item: item[0])
 
     started = time.perf_counter()
-    drums = _play(engine, transport, inputs, total_steps, settings.lookahead, max_rest_bars)
+    drums = _play(engine, transport, inputs, total_steps, settings.lookahead, max_rest_bars,
+                  [lead_in + k * song for k in range(1, passes)])
     wall = time.perf_counter() - started
     engine.close()
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
@@ -178,10 +178,12 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path) -> float:
 
 
 def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mido.Message]],
-          total_steps: int, lookahead: float, max_rest_bars: int) -> list[tuple[float, mido.Message]]:
+          total_steps: int, lookahead: float, max_rest_bars: int,
+          bar_ones: list[int]) -> list[tuple[float, mido.Message]]:
     """Run the engine on the virtual clock through the inputs; the drum events it played.
     A silence longer than ``max_rest_bars`` stops the drums and the clock skips to the loop
-    point before the next note."""
+    point before the next note. At each of ``bar_ones`` (steps: a later pass's bar 1) the
+    phrases count from bar 1 again."""
     drums: list[tuple[float, mido.Message]] = []
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     loop_seconds = STEPS * step_seconds
@@ -189,6 +191,8 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
     last = transport.time_at(total_steps - 0.5) - lookahead - 1e-9
     now, index, heard = 0.0, 0, 0.0
     while now <= last:
+        if bar_ones and now >= transport.time_at(bar_ones[0]) - lookahead - 2 * TICK_SECONDS:
+            engine.player.phrase_from(bar_ones.pop(0))
         while index < len(inputs) and inputs[index][0] <= now:
             engine.handle(inputs[index][1], inputs[index][0])
             heard = inputs[index][0]
