@@ -274,7 +274,7 @@ def main() -> int:
         return 1
     generated = t_gen
     figure("phrase_end_to_new_pattern_s", f"{t_gen - t_notes[-1]:.2f}")
-    # the new pattern's first drum out (it takes over at the next bar line: swap_at bar)
+    # the new pattern's first drum out (it takes over at the next beat: swap_at beat)
     st = status()
 
     def first_new_drum() -> float | None:

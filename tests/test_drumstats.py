@@ -36,9 +36,25 @@ def test_a_rock_beat_counts_as_a_drummer_would() -> None:
     assert drumstats.phrase_ends(16, (6,)).nonzero()[0].tolist() == [3, 9, 13]
     assert drumstats.stats(windows, (6,))["fills_at_phrase_end"] == pytest.approx(3 / 8)
     assert s["crashes_per_8_bars"] == pytest.approx(0.5)        # one crash in 16 bars
+    assert s["fills_ending_floor_tom"] == 1.0 and s["fills_ending_snare"] == 0.0
     assert s["timing_sd_steps"] == pytest.approx(np.std([0.1] * 8 + [0.0] * (int(s["hits"]) * 8 - 8)), abs=0.01)
     # windows 0 (crash) and the others differ; windows 1..7 repeat: 6 of 7 pairs identical
     assert s["identical_windows"] == pytest.approx(6 / 7)
+
+
+def test_a_fills_last_stroke_is_its_last_snare_or_tom_the_lower_drum_of_two() -> None:
+    high = VOICES.index("high_tom")
+    bar = np.zeros((16, len(VOICES)), bool)
+    assert drumstats.last_stroke(bar) is None
+    bar[[12, 13], high] = True
+    bar[14, SNARE] = True
+    bar[15, HAT] = True                                          # a hat after it is no stroke of the fill
+    assert drumstats.last_stroke(bar) == SNARE
+    bar[14, TOM] = True
+    assert drumstats.last_stroke(bar) == TOM                     # snare and floor tom together: the floor tom
+    notes = np.array([(12, TOM, 0.8), (13, TOM, 0.8), (14, SNARE, 0.9), (16 + 12, TOM, 0.8), (16 + 14, TOM, 0.8)])
+    s = drumstats.stats(drumstats.windows_from_notes(notes, bars=2))
+    assert s["fills_ending_snare"] == 0.5 and s["fills_ending_floor_tom"] == 0.5
 
 
 def test_steps_one_drummer_cannot_play_are_counted() -> None:

@@ -54,7 +54,7 @@ def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:
 
 
 def test_a_fast_generator_never_misses_a_swap_point(generator) -> None:
-    for swap_at in ("step", "bar"):
+    for swap_at in ("step", "beat", "bar"):
         engine = make_engine(generator, settings=EngineSettings(swap_at=swap_at))
         run(engine, 0.0, 16.0, notes=phrase(3, 40, every=2))
         stats = engine.stats()

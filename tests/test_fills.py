@@ -39,8 +39,10 @@ def test_the_last_two_beats_go_to_the_likeliest_drums_high_to_low_rising_to_the_
     np.testing.assert_array_equal(fill[:8], steps[16:24])               # beats 1 and 2 as the groove's
     assert (fill[8:, KICK] == steps[24:, KICK]).all()                    # the kick keeps going
     assert not (fill[8:, CLOSED_HAT, HIT] >= 0.5).any()                  # the hands leave the hats
-    drums = [int(np.flatnonzero(fill[s, [SNARE, HIGH_TOM, LOW_TOM], HIT] >= 0.5)[0]) for s in range(8, 16)]
-    assert drums == [0, 0, 0, 1, 1, 1, 2, 2]                             # sixteenths: snare, high, low
+    order = fills.ending_order([SNARE, HIGH_TOM, LOW_TOM], steps)       # this pattern's ending
+    assert order[:2] == [d for d in (SNARE, HIGH_TOM, LOW_TOM) if d != order[-1]]
+    drums = [int(np.flatnonzero(fill[s, order, HIT] >= 0.5)[0]) for s in range(8, 16)]
+    assert drums == [0, 0, 0, 1, 1, 1, 2, 2]                             # sixteenths: high to low, then the ending
     velocity = fill[8:, [SNARE, HIGH_TOM, LOW_TOM], VELOCITY].max(axis=1)
     rising = np.linspace(*fills.RISE, 8) * 0.9
     rising[4:] = 0.9                     # beat 4's backbeat is not dropped, nor the strokes after it
@@ -105,7 +107,9 @@ def made(density: float = 0.5, hat_every: int = 2) -> Pattern:
 def test_the_big_fill_ends_8_bars_a_pickup_ends_the_4_between_and_a_crash_follows_the_big_one() -> None:
     clock = InternalClock(bpm=120.0, start=0.0)
     ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=8), made()), clock, 17)
-    # eighths: snare 8 10, high tom 12, low tom 14 in the big fill; its last beat in the pickup
+    # eighths: snare 8 10, low tom 12, high tom 14 (this pattern's fill ends on the high tom) in
+    # the big fill; its last beat in the pickup
+    assert fills.ending_order([SNARE, HIGH_TOM, LOW_TOM], groove_steps(2)) == [SNARE, LOW_TOM, HIGH_TOM]
     assert steps_with(ons, clock, TOM_NOTES) == {3: [12, 14], 7: [12, 14], 11: [12, 14], 15: [12, 14]}
     snare = steps_with(ons, clock, (GM_NOTES[SNARE],))
     assert snare[7] == snare[15] == [4, 8, 10] and snare[3] == snare[11] == [4] and snare[5] == [4, 12]
@@ -251,3 +255,52 @@ def test_a_second_pass_counts_its_phrases_from_its_own_bar_1(model_dir, tmp_path
         played[every] = bars
     differ = sorted(b for b in set(played[4]) | set(played[0]) if sorted(played[4].get(b, [])) != sorted(played[0].get(b, [])))
     assert differ == [3, 9]
+
+
+def test_fills_end_on_each_drum_about_as_often_as_gmds_drummers_and_a_pattern_keeps_its_ending() -> None:
+    rng = np.random.default_rng(0)
+    drums = [SNARE, HIGH_TOM, MID_TOM, LOW_TOM]
+    endings = []
+    for _ in range(2000):
+        steps = groove_steps()
+        steps[rng.integers(0, STEPS, 4), KICK, VELOCITY] = rng.uniform(0.3, 1.0, 4)   # 2,000 other patterns
+        endings.append(fills.ending_order(drums, steps)[-1])
+        assert fills.ending_order(drums, steps) == fills.ending_order(drums, steps.copy())
+    for drum in drums:
+        assert np.mean(np.array(endings) == drum) == pytest.approx(fills.ENDINGS[drum], abs=0.04)
+    order = fills.ending_order([HIGH_TOM, LOW_TOM], groove_steps())
+    assert sorted(order) == sorted([HIGH_TOM, LOW_TOM]) and len(order) == 2
+
+
+@pytest.mark.parametrize("count, drums, shares", [
+    (8, [SNARE, HIGH_TOM, LOW_TOM], [3, 3, 2]),
+    (8, [HIGH_TOM, LOW_TOM, SNARE], [3, 3, 2]),
+    (3, [LOW_TOM, SNARE], [2, 1]),          # a tom, then two snares, would be no tom fill
+    (5, [LOW_TOM, SNARE], [3, 2]),
+    (2, [LOW_TOM, SNARE], [1, 1]),          # two strokes: one each
+    (3, [SNARE, LOW_TOM], [2, 1]),
+])
+def test_toms_leading_to_a_snare_ending_keep_two_strokes(count, drums, shares) -> None:
+    strokes = fills.strokes_of(count, drums)
+    assert [len(s) for s in strokes] == shares
+    assert np.concatenate(strokes).tolist() == list(range(count))
+
+
+def test_a_pattern_that_comes_in_during_a_fill_waits_for_the_fill_to_end() -> None:
+    """A drummer finishes a fill: the new pattern (on the ride) starts on the next downbeat."""
+    ride = VOICES.index("ride")
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[0::2, ride] = (1, 0.6, 0.0)
+    steps[0::8, KICK] = (1, 0.8, 0.0)
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(fill_every=4, crash_every=0, swap_at="beat"), made())
+    events, now, offered = [], 0.0, False
+    while now < clock.time_at(10 * STEPS_PER_BAR - 0.5) - player.settings.lookahead:
+        if not offered and clock.position(now) >= 7 * STEPS_PER_BAR + 9:      # bar 8, beat 3: the big fill
+            player.offer(Pattern(steps))
+            offered = True
+        events += player.schedule(now)
+        now += 0.005
+    ons = [e for e in events + player.drain() if e.message.type == "note_on"]
+    assert steps_with(ons, clock, TOM_NOTES)[7] == [12, 14]                   # the fill played to its end
+    assert min(steps_with(ons, clock, (GM_NOTES[ride],))) == 8                # the ride from the next bar

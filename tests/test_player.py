@@ -93,7 +93,7 @@ def test_every_note_on_has_its_note_off_and_a_note_never_overlaps_itself(cells, 
 def test_a_swap_never_happens_mid_step_and_waits_for_the_bar_when_asked() -> None:
     first = pattern_with({(s, 0): (1.0, 0.0) for s in range(STEPS)})
     second = pattern_with({(s, 1): (1.0, 0.0) for s in range(STEPS)})
-    for swap_at, every in (("step", 1), ("bar", 16)):
+    for swap_at, every in (("step", 1), ("beat", 4), ("bar", 16)):
         clock = InternalClock(bpm=120.0, start=0.0)
         player = Player(clock, PlayerSettings(swap_at=swap_at, max_late=10.0), first)
         events, now = [], 0.0

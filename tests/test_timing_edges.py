@@ -101,7 +101,7 @@ def test_freeze_holds_the_pattern_even_with_a_generation_in_flight(generator) ->
 
 
 def test_a_slow_but_in_time_generator_never_misses(generator) -> None:
-    for swap_at in ("step", "bar"):
+    for swap_at in ("step", "beat", "bar"):
         engine = make_engine(generator, latency=0.06, settings=EngineSettings(swap_at=swap_at))
         run(engine, 0.0, 12.0, notes=phrase(3, 40, every=2))
         assert engine.stats()["generations"] >= 15
@@ -123,7 +123,7 @@ def test_the_first_bar_plays_even_when_swapping_at_bars(generator) -> None:
 def test_bad_settings_are_refused_and_nothing_changes(generator) -> None:
     engine = make_engine(generator)
     before = engine.settings
-    for bad in (dict(swap_at="beat"), dict(forget_passes=-1), dict(input_channel=0), dict(lookahead=-1),
+    for bad in (dict(swap_at="half-bar"), dict(forget_passes=-1), dict(input_channel=0), dict(lookahead=-1),
                 dict(channels=(17,) * NUM_VOICES), dict(notes=(36,) * 3)):
         with pytest.raises(ValueError):
             engine.update_settings(**bad)

@@ -17,6 +17,9 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``fills_at_phrase_end``: the share of those fill bars that end a 4-bar phrase (bars 4, 8, …
   counted from each phrase start: bar 1, and for the comping songs each bar where the player
   comes back from a rest);
+- ``fills_ending_snare``, ``fills_ending_floor_tom``: the share of fill bars whose last stroke
+  (the last step with a snare or tom hit; of two drums there, the lower) is the snare, or the
+  low (floor) tom;
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
 - ``crash_run_bars``: the longest run of consecutive bars with a crash;
@@ -40,7 +43,7 @@ FILL_TOM_HITS = 2                             #: tom hits in a bar that make it 
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
-           "fills_per_8_bars", "fills_at_phrase_end", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -99,6 +102,9 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     out["fills_per_8_bars"] = float(fills.sum() * per_8)
     out["fills_at_phrase_end"] = (float(fills[phrase_ends(len(fills), phrase_starts)].sum() / fills.sum())
                                   if fills.any() else float("nan"))
+    last = [last_stroke(bar) for bar in bars[fills]]
+    for name, voice in (("snare", SNARE), ("floor_tom", TOMS[0])):
+        out[f"fills_ending_{name}"] = float(np.mean([v == voice for v in last])) if last else float("nan")
     out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
     per_bar = bars.sum(axis=(1, 2))
     out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())
@@ -112,6 +118,16 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     else:
         out["identical_windows"] = float("nan")
     return out
+
+
+def last_stroke(bar: np.ndarray) -> int | None:
+    """The voice of a bar's [16, voices] last snare or tom hit (of two on one step, the lower drum)."""
+    drums = [TOMS[0], TOMS[1], TOMS[2], SNARE]    # low to high
+    for step in range(len(bar) - 1, -1, -1):
+        for voice in drums:
+            if bar[step, voice]:
+                return voice
+    return None
 
 
 def longest_run(flags: np.ndarray) -> int:

@@ -161,6 +161,8 @@ LABELS = {
     "hits": "hits per 2 bars", "backbeat_accent": "backbeat accent (×)", "velocity_sd": "velocity SD (0..127)",
     "timing_sd_steps": "timing SD (steps)", "colour_per_2_bars": "open hat + toms + crash per 2 bars",
     "fills_per_8_bars": "fills per 8 bars", "fills_at_phrase_end": "fills ending a 4-bar phrase (share)",
+    "fills_ending_snare": "fills whose last stroke is the snare (share)",
+    "fills_ending_floor_tom": "fills whose last stroke is the floor tom (share)",
     "crashes_per_8_bars": "crashes per 8 bars",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
     "bar2_share": "bar 2 hits / mean of bars 3-10", "crash_run_bars": "longest run of bars with a crash (mean per song)",
@@ -181,7 +183,8 @@ def markdown(result: dict) -> str:
     for key in keys:
         label = LABELS.get(key, key.replace("hits_", "hits: "))
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
-        fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end") else "{:.2f}"
+        fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end", "fills_ending_snare",
+                                   "fills_ending_floor_tom") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")
@@ -198,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--alternatives", action="store_true", help="compare the groove-memory designs instead")
     p.add_argument("--fill-every", type=int, default=EngineSettings().fill_every,
                    help="the box's fill phrasing (0 = the model's toms as they are)")
+    p.add_argument("--swap-at", choices=("step", "beat", "bar"), default=EngineSettings().swap_at,
+                   help="where a new pattern may start (the box's default: %(default)s)")
     args = p.parse_args(argv)
     logging.getLogger("appliance").setLevel(logging.WARNING)
     if args.alternatives:
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         result = measure(args.model_dir, tuple(args.densities), args.gmd_dir,
-                         EngineSettings(fill_every=args.fill_every))
+                         EngineSettings(fill_every=args.fill_every, swap_at=args.swap_at))
     except ds.DatasetError as error:
         raise SystemExit(f"playalong: {error}") from None
     if args.json:

@@ -106,7 +106,8 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("--humanise", type=float, default=1.0, help="0 = on the grid .. 2")
     render.add_argument("--velocity-scale", type=float, default=1.0, help="0..2")
     render.add_argument("--max-hits", type=int, default=32, help="most hits per voice in 2 bars")
-    render.add_argument("--swap-at", choices=["step", "bar"], default="step")
+    render.add_argument("--swap-at", choices=["step", "beat", "bar"], default="beat",
+                        help="where a new pattern may start: the next beat (default), bar line or 16th step")
     _musician_options(render)
     render.set_defaults(func=_render)
 

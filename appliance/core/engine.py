@@ -28,7 +28,7 @@ __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecut
 
 @dataclass(frozen=True)
 class EngineSettings:
-    swap_at: str = "step"                           #: "step" or "bar": where a new pattern may start
+    swap_at: str = "beat"                           #: "step", "beat" or "bar": where a new pattern may start
     lookahead: float = 0.05                         #: seconds the player schedules ahead
     gate: float = 0.5                               #: note length in steps
     notes: tuple[int, ...] = GM_NOTES               #: output note per voice

@@ -29,7 +29,8 @@ before a marked downbeat known by then, is a big phrase end: the pattern's fill 
 else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
 when the last crash is ``every`` bars back (a return from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
 the pattern's fill bar, else the made fill's pickup (its last beat only; none for a one-beat
-fill). Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
+fill). A phrase-end bar plays from the pattern it began with: a pattern that comes in during it
+waits for the next bar, as a drummer finishes a fill. Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
 toms. Toms that repeat from bar to bar (appliance.core.fills.tom_groove) play as they are.
 ``fill_every`` 0 plays the model's toms as they are.
 """
@@ -78,6 +79,7 @@ class Phrasing:
         self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
         # its own fill bar; whether its toms are phrased; the pickup of its made fill
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
+        self._end_bar: tuple[tuple[int, int], Pattern] | None = None   # (origin, bar) of the phrase end playing, its pattern
 
     def mark(self, downbeat: int, begins: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
@@ -89,18 +91,23 @@ class Phrasing:
     def fill(self, step: int, pattern: Pattern) -> np.ndarray:
         """The cells [voices, 3] of ``pattern`` that play at absolute ``step``: its own, except that
         toms and fills play only where a phrase ends (see the module's doc)."""
-        steps = pattern.steps
         own = step % STEPS
         if not self.fill_every:
-            return steps[own]
+            return pattern.steps[own]
+        bar = (step - self.origin) // STEPS_PER_BAR
+        in_bar = own % STEPS_PER_BAR
+        end = self._phrase_end(bar)
+        if end is not None:   # a fill is one gesture: a pattern that comes in mid-bar waits for the bar's end
+            if self._end_bar is not None and self._end_bar[0] == (self.origin, bar):
+                pattern = self._end_bar[1]
+            else:
+                self._end_bar = ((self.origin, bar), pattern)
+        steps = pattern.steps
         if self._fill_of is not pattern:
             made = None if pattern.fill is None else pickup(steps, pattern.fill)
             self._fill_of = pattern
             self._fill = (fill_bar(steps), bool(tom_hits(steps).any()) and not tom_groove(steps), made)
         fill, phrased, small = self._fill
-        bar = (step - self.origin) // STEPS_PER_BAR
-        in_bar = own % STEPS_PER_BAR
-        end = self._phrase_end(bar)
         if end is not None:
             if end is _BIG and self.every and (fill is not None or pattern.fill is not None):
                 self._marks.setdefault(self.origin + (bar + 1) * STEPS_PER_BAR, _FILL)   # a crash after it

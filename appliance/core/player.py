@@ -15,7 +15,7 @@ from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFS
 from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
-SWAP_EVERY = {"step": 1, "bar": STEPS_PER_BAR}
+SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class PlayerSettings:
     channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
     pedal_hat: int | None = GM_PEDAL_HAT          #: a closed hat under ride/crash plays this; None: not at all
     gate: float = 0.5                             #: note length in steps (cut before the next step)
-    swap_at: str = "step"                         #: a new pattern starts at a "step" or "bar" boundary
+    swap_at: str = "beat"                         #: a new pattern starts at a "step", "beat" or "bar" boundary
     lookahead: float = 0.05                       #: seconds scheduled ahead of now
     max_late: float = 0.05                        #: a note-on later than this is dropped, not played
     crash_every: int = 8                          #: bars between crashes besides marked downbeats; 0 = as the model plays them
@@ -46,7 +46,7 @@ class PlayerSettings:
         if self.pedal_hat is not None and not 0 <= self.pedal_hat <= 127:
             raise ValueError(f"pedal_hat {self.pedal_hat} is not a MIDI note 0..127 (or None)")
         if self.swap_at not in SWAP_EVERY:
-            raise ValueError(f"swap_at {self.swap_at!r} is not 'step' or 'bar'")
+            raise ValueError(f"swap_at {self.swap_at!r} is not one of {', '.join(SWAP_EVERY)}")
         if not 0 < self.gate <= 1:
             raise ValueError("gate must be in (0, 1] steps")
         if not 0 <= self.crash_every <= 64:
