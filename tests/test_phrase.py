@@ -102,11 +102,12 @@ def test_a_marked_downbeat_gets_a_crash_and_marks_come_4_bars_apart() -> None:
 
 def test_the_spacing_starts_over_after_a_jump() -> None:
     phrasing = Phrasing(8)
-    cells = pattern().steps[0]
-    assert phrasing.take(0, cells, False)[CRASH, 0] == 1
-    assert phrasing.take(32, cells, False)[CRASH, 0] == 0
+    playing = pattern()
+    cells = playing.steps[0]
+    assert phrasing.take(0, cells, playing)[CRASH, 0] == 1
+    assert phrasing.take(32, cells, playing)[CRASH, 0] == 0
     phrasing.forget()
-    assert phrasing.take(48, cells, False)[CRASH, 0] == 1
+    assert phrasing.take(48, cells, playing)[CRASH, 0] == 1
 
 
 # -- through the engine, on a virtual clock, with the real model -----------------------------

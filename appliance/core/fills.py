@@ -9,18 +9,21 @@ with one, so every pattern brings a fill bar with it (``Pattern.fill``), which t
 - it is the pattern's second bar, the bar that leads back to the loop's downbeat, without its toms;
 - its last two beats (one beat when the density is below 0.5) go to the hands: hats, ride,
   snare, toms and crash there give way, the kick keeps going;
-- the hands play on the steps the groove's hands played there (eighths stay eighths, sixteenths
-  sixteenths; eighths when there were fewer than two);
+- the hands play on the steps the groove's hands played there, beat by beat (eighths stay
+  eighths, sixteenths sixteenths; a beat's eighths where they played fewer than two in it);
 - the drums are the model's: the snare and toms it finds likeliest in those beats, each against
   its voice's bias (as the density chooses hits), up to three of them, played from high to low,
-  as a drummer moves round the kit, except the one it ends on, which comes last: drawn, the same
-  for the same pattern, as often as GMD's drummers end a fill on it (``ENDINGS``: the snare 42 %,
-  the floor tom 28 %, the high tom 22 %, the mid tom 8 % of their fills);
+  as a drummer moves round the kit, towards the one it ends on: drawn, the same for the same
+  pattern, as often as GMD's drummers end a fill on it (``ENDINGS``: the snare 42 %, the floor
+  tom 28 %, the high tom 22 %, the mid tom 8 % of their fills). A snare ending comes after the
+  toms; a tom ending leaves out the toms below it;
 - velocities rise from 0.8 to 1 × the pattern's accent level: its backbeat (the median snare on
   beats 2 and 4), or the loudest quarter of its hits when that is louder (a soft backbeat under
-  loud hats is no reason for a fill nobody hears); offsets are the model's, within ±0.2 of a
-  step (two drums a sixteenth apart never flam); a hit where the groove had its snare is never
-  softer than that snare (beat 4 is not dropped), and the hits after it rise on from there;
+  loud hats is no reason for a fill nobody hears); the strokes between the beats are softer
+  (``OFF_BEAT``), as drummers accent the beats; offsets are the model's, within ±0.2 of a step
+  (two drums a sixteenth apart never flam); a hit where the groove had its snare is never
+  softer than that snare (beat 4 is not dropped), and each stroke on a beat, and the last, is at
+  least as loud as every stroke before it;
 - below density 0.5 it is a soft pickup: one drum, the likeliest, rising to the backbeat.
 
 Its **pickup** (:func:`pickup`) is the same bar with only the fill's last beat: the small fill
@@ -46,6 +49,7 @@ FILL_VOICES = (SNARE, VOICES.index("high_tom"), VOICES.index("mid_tom"), VOICES.
 HAND_VOICES = np.array(sorted({*STICKS, VOICES.index("closed_hat")}))
 MAX_DRUMS = 3                     #: different drums in one made fill (one below density 0.5)
 RISE = (0.8, 1.0)                 #: a made fill's velocity from its first to its last hit, × the accent level
+OFF_BEAT = 0.85                   #: a made fill's strokes between the beats, × the rise (drummers accent the beats)
 ACCENT_QUANTILE = 0.75            #: the loudest quarter of a pattern's hits starts here
 FILL_TIMING = 0.2                 #: a made fill's offsets stay within this many steps
 #: how often GMD's drummers end a fill on each drum: the last snare or tom stroke of the training
@@ -89,9 +93,7 @@ def make(steps: np.ndarray, probabilities: np.ndarray, offsets: np.ndarray, bias
         return None
     bar = groove_bar(steps)
     start = STEPS_PER_BAR - fill_beats(density) * STEPS_PER_BEAT
-    region = np.arange(start, STEPS_PER_BAR)
-    hands = (bar[region][:, HAND_VOICES, HIT] >= 0.5).any(axis=1)
-    played = region[hands] if hands.sum() >= 2 else region[region % 2 == 0]
+    played = np.concatenate([strokes_in_beat(bar, beat) for beat in range(start, STEPS_PER_BAR, STEPS_PER_BEAT)])
     level = accent_level(steps) if density >= 0.5 else backbeat(steps)
     snare = bar[:, SNARE, VELOCITY] * (bar[:, SNARE, HIT] >= 0.5)   # a fill hit is never softer than it
     bar[start:, HAND_VOICES] = 0.0
@@ -101,23 +103,46 @@ def make(steps: np.ndarray, probabilities: np.ndarray, offsets: np.ndarray, bias
     drums_wanted = MAX_DRUMS if density >= 0.5 else 1
     likeliest = np.argsort(-margin.max(axis=0), kind="stable")[:min(drums_wanted, len(played))]
     drums = ending_order([FILL_VOICES[i] for i in sorted(likeliest)], steps)
-    # rising, and never softer than the groove's snare on the same step (nor after it)
-    rise = np.maximum.accumulate(np.maximum(level * np.linspace(*RISE, len(played)), snare[played]))
+    velocity = fill_velocities(played, level, snare[played])
     for drum, strokes in zip(drums, strokes_of(len(played), drums)):
         for i in strokes:
             timing = float(np.clip(offsets[at[i], drum], -FILL_TIMING, FILL_TIMING))
-            bar[played[i], drum] = (1.0, min(1.0, rise[i]), timing)
+            bar[played[i], drum] = (1.0, velocity[i], timing)
     return bar
 
 
+def strokes_in_beat(bar: np.ndarray, beat: int) -> np.ndarray:
+    """The steps of the beat starting at step ``beat`` of ``bar`` [16, voices, 3] that a made fill
+    plays: where the groove's hands played, or the beat's eighths when they played fewer than two."""
+    steps = np.arange(beat, beat + STEPS_PER_BEAT)
+    hands = (bar[steps][:, HAND_VOICES, HIT] >= 0.5).any(axis=1)
+    return steps[hands] if hands.sum() >= 2 else steps[::2]
+
+
+def fill_velocities(played: np.ndarray, level: float, snare: np.ndarray) -> np.ndarray:
+    """A made fill's velocity on each of its ``played`` steps: rising RISE × ``level``, the strokes
+    between the beats OFF_BEAT as loud; never softer than the groove's ``snare`` on that step, and
+    each stroke on a beat, and the last, at least as loud as every stroke before it."""
+    rise = level * np.linspace(*RISE, len(played))
+    accented = (played % STEPS_PER_BEAT == 0) | (np.arange(len(played)) == len(played) - 1)
+    velocity = np.maximum(np.where(accented, rise, OFF_BEAT * rise), snare)
+    for i in np.flatnonzero(accented):
+        velocity[i] = max(velocity[i], velocity[:i].max(initial=0.0))
+    return np.minimum(velocity, 1.0)
+
+
 def ending_order(drums: list[int], steps: np.ndarray) -> list[int]:
-    """The ``drums`` (high to low) in the order a made fill plays them: the one it ends on, drawn
-    with the drummers' ENDINGS weights and seeded by the pattern's ``steps`` (the same pattern,
-    the same fill), comes last; the others lead to it from high to low."""
+    """The ``drums`` (high to low) in the order a made fill plays them. The one it ends on is drawn
+    with the drummers' ENDINGS weights, seeded by the pattern's ``steps`` (the same pattern, the
+    same fill). A snare ending comes after the toms, high to low; a tom ending after the drums
+    above it, high to low, and the toms below it are left out (a fill that goes down to the floor
+    tom and back up to the high tom lands nowhere)."""
     weights = np.array([ENDINGS[d] for d in drums])
     rng = np.random.default_rng(zlib.crc32(np.ascontiguousarray(steps, np.float32).tobytes()))
     last = drums[int(rng.choice(len(drums), p=weights / weights.sum()))]
-    return [d for d in drums if d != last] + [last]
+    if last == SNARE:
+        return [d for d in drums if d != SNARE] + [SNARE]
+    return [d for d in drums if FILL_VOICES.index(d) < FILL_VOICES.index(last)] + [last]
 
 
 def strokes_of(count: int, drums: list[int]) -> list[np.ndarray]:
@@ -168,4 +193,5 @@ def backbeat(steps: np.ndarray) -> float:
 
 
 __all__ = ["FILL_TOMS", "FILL_VOICES", "MAX_DRUMS", "RISE", "TOM_GROOVE", "TOMS", "accent_level", "backbeat",
-           "ending_order", "ENDINGS", "fill_bar", "strokes_of", "fill_beats", "groove_bar", "make", "pickup", "tom_groove", "tom_hits"]
+           "ending_order", "ENDINGS", "fill_bar", "fill_velocities", "OFF_BEAT", "strokes_in_beat",
+           "strokes_of", "fill_beats", "groove_bar", "make", "pickup", "tom_groove", "tom_hits"]

@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from appliance.core.fills import TOMS, fill_bar, pickup, tom_groove, tom_hits
+from appliance.core.fills import FILL_VOICES, TOMS, accent_level, fill_bar, pickup, tom_groove, tom_hits
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Pattern
 
 CRASH = VOICES.index("crash")
@@ -80,6 +80,7 @@ class Phrasing:
         # its own fill bar; whether its toms are phrased; the pickup of its made fill
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
         self._end_bar: tuple[tuple[int, int], Pattern] | None = None   # (origin, bar) of the phrase end playing, its pattern
+        self._stroke: tuple[int, float] | None = None   # absolute step and velocity of a fill's latest stroke
 
     def mark(self, downbeat: int, begins: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
@@ -109,15 +110,12 @@ class Phrasing:
             self._fill = (fill_bar(steps), bool(tom_hits(steps).any()) and not tom_groove(steps), made)
         fill, phrased, small = self._fill
         if end is not None:
-            if end is _BIG and self.every and (fill is not None or pattern.fill is not None):
-                self._marks.setdefault(self.origin + (bar + 1) * STEPS_PER_BAR, _FILL)   # a crash after it
-            if fill is not None:
-                return steps[in_bar + STEPS_PER_BAR * fill]
-            made = pattern.fill if end is _BIG else small
-            if made is not None:
-                return made[in_bar]
-            if end is _BIG:
-                return steps[own]
+            cells = self._end_cells(end, bar, pattern, own)
+            if cells is not None:
+                hit = cells[list(FILL_VOICES), HIT] >= 0.5
+                if hit.any():   # the crash after a fill is as loud as its last stroke
+                    self._stroke = (step, float(cells[list(FILL_VOICES), VELOCITY][hit].max()))
+                return cells
         if not phrased:
             return steps[own]  # no toms, or a tom groove
         cells = steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * (1 - fill)]
@@ -126,6 +124,20 @@ class Phrasing:
         cells = cells.copy()
         cells[TOMS] = 0.0
         return cells
+
+    def _end_cells(self, end: object, bar: int, pattern: Pattern, own: int) -> np.ndarray | None:
+        """What a phrase-end bar plays at step ``own`` of ``pattern``: its fill bar, else its made
+        fill (big) or pickup (small), else, at a big end, its own step; None: as inside a phrase."""
+        fill, _, small = self._fill
+        in_bar = own % STEPS_PER_BAR
+        if end is _BIG and self.every and (fill is not None or pattern.fill is not None):
+            self._marks.setdefault(self.origin + (bar + 1) * STEPS_PER_BAR, _FILL)   # a crash after it
+        if fill is not None:
+            return pattern.steps[in_bar + STEPS_PER_BAR * fill]
+        made = pattern.fill if end is _BIG else small
+        if made is not None:
+            return made[in_bar]
+        return pattern.steps[own] if end is _BIG else None
 
     def _phrase_end(self, bar: int) -> object | None:
         """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
@@ -177,8 +189,8 @@ class Phrasing:
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
 
-    def take(self, step: int, cells: np.ndarray, uses_ride: bool) -> np.ndarray:
-        """The cells [voices, 3] of absolute ``step`` as they are to be played."""
+    def take(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
+        """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing."""
         kind = self._marks.pop(step, None)
         if not self.every:
             return cells
@@ -189,14 +201,18 @@ class Phrasing:
                 self._last_fill = step
             else:
                 self._last_mark = step
-            return cells if crash else with_crash(cells)
+            # a marked crash is an accent: at least the pattern's, and after a fill at least its last stroke
+            floor = accent_level(pattern.steps)
+            if kind is _FILL and self._stroke is not None and 0 < step - self._stroke[0] <= STEPS_PER_BAR:
+                floor = max(floor, self._stroke[1])
+            return with_crash(cells, floor)
         if not crash:
             return cells
         if self._last is None or step - self._last >= self.every * STEPS_PER_BAR or step < self._last:
             self._last = step
             return cells
         cells = cells.copy()
-        if uses_ride and cells[RIDE, HIT] < 0.5:
+        if pattern.steps[:, RIDE, HIT].any() and cells[RIDE, HIT] < 0.5:
             cells[RIDE] = cells[CRASH]
         cells[CRASH] = 0.0
         return cells
@@ -211,12 +227,14 @@ class Phrasing:
         return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 
 
-def with_crash(cells: np.ndarray) -> np.ndarray:
-    """These cells with a crash on the step, as loud as the loudest hit there (else 0.8)."""
+def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """These cells with a crash on the step (the pattern's own, else one added), as loud as the
+    loudest hit there (else 0.8), and no softer than ``floor``."""
     cells = cells.copy()
     hits = cells[:, HIT] >= 0.5
-    velocity = float(cells[hits, VELOCITY].max()) if hits.any() else 0.8
-    cells[CRASH] = (1.0, velocity, float(cells[hits, OFFSET].min()) if hits.any() else 0.0)
+    velocity = max(float(cells[hits, VELOCITY].max()) if hits.any() else 0.8, floor)
+    offset = float(cells[CRASH, OFFSET]) if hits[CRASH] else float(cells[hits, OFFSET].min()) if hits.any() else 0.0
+    cells[CRASH] = (1.0, min(1.0, velocity), offset)
     return cells
 
 

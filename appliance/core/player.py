@@ -12,7 +12,8 @@ import mido
 from appliance.core import limbs
 from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
                                    VELOCITY, Pattern)
-from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat, with_crash
+from appliance.core.fills import accent_level
+from appliance.core.phrase import CRASH, Phrasing, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
@@ -140,7 +141,8 @@ class Player:
                 return
             if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
                 return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
-            velocity = float(with_crash(self._pattern.steps[downbeat % STEPS])[CRASH, VELOCITY])
+            velocity = float(with_crash(self._pattern.steps[downbeat % STEPS],
+                                        accent_level(self._pattern.steps))[CRASH, VELOCITY])
             on_position = max(float(downbeat), self.transport.position(now))
             key = (settings.channels[CRASH] - 1, settings.notes[CRASH])
             self._push(on_position, mido.Message("note_on", channel=key[0], note=key[1],
@@ -253,7 +255,7 @@ class Player:
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
-            cells = self._phrasing.take(step, cells, uses_ride=bool(self._pattern.steps[:, RIDE, HIT].any()))
+            cells = self._phrasing.take(step, cells, self._pattern)
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
