@@ -55,6 +55,11 @@ def test_a_fills_last_stroke_is_its_last_snare_or_tom_the_lower_drum_of_two() ->
     notes = np.array([(12, TOM, 0.8), (13, TOM, 0.8), (14, SNARE, 0.9), (16 + 12, TOM, 0.8), (16 + 14, TOM, 0.8)])
     s = drumstats.stats(drumstats.windows_from_notes(notes, bars=2))
     assert s["fills_ending_snare"] == 0.5 and s["fills_ending_floor_tom"] == 0.5
+    # the first fill's last beat (12, 13, 14) rises; the second's (12, 14) is one level; no crash after
+    assert s["fills_flat_last_beat"] == 0.5 and np.isnan(s["crash_after_fill"])
+    with_crash = np.vstack([notes, [(16, CRASH, 0.5), (32, CRASH, 1.0)]])
+    s = drumstats.stats(drumstats.windows_from_notes(with_crash, bars=3))
+    assert s["crash_after_fill"] == pytest.approx(np.mean([0.5 * 127 - 0.9 * 127, 1.0 * 127 - 0.8 * 127]), abs=0.01)
 
 
 def test_steps_one_drummer_cannot_play_are_counted() -> None:

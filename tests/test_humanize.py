@@ -111,6 +111,24 @@ def test_keys_play_chords_held_notes_and_off_bar_starts() -> None:
     assert (late[..., HIT][:, 0] == 0).all()
 
 
+
+def test_an_arpeggio_plays_sixteenths_whatever_the_drummer_played() -> None:
+    quiet = dict(p_stabs=0.0, p_pulse=0.0, p_arpeggio=1.0, p_push=0.0, p_late=0.0, bass_keep=0.0,
+                 timing_noise=0.0, push_sd=0.0, roll_sd=0.0)
+    for hats in (1, 2, 4):      # sixteenth, eighth or quarter hats under it: the same kind of line
+        arp = hz.keys_grooves(rock_beat(400, hats=hats), np.random.default_rng(9), hz.Keys(**quiet))
+        assert_valid(arp)
+        assert (arp[..., HIT][:, ::4] == 1).all()           # every beat
+        played = arp[..., HIT].mean(axis=1)                 # and half to all of the sixteenths
+        assert 0.4 < played.min() and played.max() == 1.0 and 0.7 < played.mean() < 0.9
+        within = [loop[loop[:, HIT] == 1, VELOCITY].std() for loop in arp]   # notes vary, loop by loop alike
+        assert 0.08 < np.mean(within) < 0.16
+        backbeat = arp[:, 4::8, VELOCITY].mean() - arp[:, 0::8, VELOCITY].mean()   # 2 and 4 against 1 and 3
+        assert abs(backbeat) < 0.02                         # no accent from the drummer's backbeat
+    # off by default: the fixed keys sets of validation and test are the same as before
+    assert hz.Keys().p_arpeggio == 0.0 and ds.Augment().p_arpeggio == 0.0
+
+
 def test_human_sets_are_fixed_and_augmentation_uses_them() -> None:
     pats = rock_beat(64, hats=2)
     a = hz.human_set(pats, "hands", hz.SEED_VALIDATION)

@@ -254,6 +254,7 @@ class Augment:
     jitter: float = 0.04      # standard deviation, in steps
     p_hands: float = 0.0      # instead: the groove a person tapping the loop with two hands gives (humanize.py)
     p_keys: float = 0.0       # instead: the groove of a keyboard player comping along (humanize.py)
+    p_arpeggio: float = 0.0   # of those keyboard players, the share whose right hand plays even sixteenths
 
     @classmethod
     def none(cls) -> "Augment":
@@ -303,7 +304,7 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         if hands.any():
             grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng))
         if keys.any():
-            grooves[keys] = humanize.keys_grooves(patterns[keys], rng)
+            grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio))
         person = hands | keys
     return grooves.astype(np.float32), person
 

@@ -20,6 +20,10 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``fills_ending_snare``, ``fills_ending_floor_tom``: the share of fill bars whose last stroke
   (the last step with a snare or tom hit; of two drums there, the lower) is the snare, or the
   low (floor) tom;
+- ``fills_flat_last_beat``: the share of fill bars with two or more snare or tom strokes in
+  their last beat whose strokes there are all one velocity (within 2 of 127);
+- ``crash_after_fill``: the mean of the crash's velocity on the downbeat after a fill bar minus
+  the fill's last stroke's, in MIDI units (fills followed by a crash);
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
 - ``crash_run_bars``: the longest run of consecutive bars with a crash;
@@ -43,7 +47,8 @@ FILL_TOM_HITS = 2                             #: tom hits in a bar that make it 
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
-           "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
+           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -102,6 +107,7 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     out["fills_per_8_bars"] = float(fills.sum() * per_8)
     out["fills_at_phrase_end"] = (float(fills[phrase_ends(len(fills), phrase_starts)].sum() / fills.sum())
                                   if fills.any() else float("nan"))
+    out.update(fill_dynamics(bars, vel.reshape(bars.shape), fills))
     last = [last_stroke(bar) for bar in bars[fills]]
     for name, voice in (("snare", SNARE), ("floor_tom", TOMS[0])):
         out[f"fills_ending_{name}"] = float(np.mean([v == voice for v in last])) if last else float("nan")
@@ -118,6 +124,23 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     else:
         out["identical_windows"] = float("nan")
     return out
+
+
+def fill_dynamics(bars: np.ndarray, velocities: np.ndarray, fills: np.ndarray) -> dict[str, float]:
+    """``fills_flat_last_beat`` and ``crash_after_fill`` of bars [B, 16, voices] (hits), their
+    ``velocities`` and which bars are ``fills`` [B]."""
+    drums = [SNARE, *TOMS]
+    flat, drops = [], []
+    for b in np.flatnonzero(fills):
+        strokes = bars[b][:, drums].any(axis=1)
+        level = np.where(bars[b][:, drums], velocities[b][:, drums], 0.0).max(axis=1) * 127
+        last_beat = level[12:][strokes[12:]]
+        if len(last_beat) >= 2:
+            flat.append(np.ptp(last_beat) < 2)
+        if b + 1 < len(bars) and bars[b + 1][0, CRASH] and strokes.any():
+            drops.append(velocities[b + 1][0, CRASH] * 127 - level[np.flatnonzero(strokes)[-1]])
+    return {"fills_flat_last_beat": float(np.mean(flat)) if flat else float("nan"),
+            "crash_after_fill": float(np.mean(drops)) if drops else float("nan")}
 
 
 def last_stroke(bar: np.ndarray) -> int | None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES
 
 LOW_VOICES: tuple[str, ...] = ("kick", "low_tom", "mid_tom")  #: the low hand's voices
 LOW_MASK = np.array([v in LOW_VOICES for v in VOICES])
@@ -90,6 +90,9 @@ class Keys:
     bass_keep: float = 0.75       # share of kick hits the left hand plays
     p_stabs: float = 0.35         # right-hand rhythm: chords on the snare hits …
     p_pulse: float = 0.30         # … a steady pulse (quarters or eighths) …
+    p_arpeggio: float = 0.0       # … a broken chord in sixteenths (training's --p-arpeggio) …
+    arpeggio_fill: tuple[float, float] = (0.5, 1.0)   # share of the sixteenths it plays (per loop; every beat)
+    arpeggio_spread: float = 0.3  # note-to-note velocity spread, before ``accent`` (0.12 in the groove)
     hold_steps: tuple[int, ...] = (2, 3, 4, 6, 8)  # … or the hat line with held chords (otherwise)
     chord_notes: tuple[int, int] = (2, 4)  # notes per chord (the groove hears the loudest)
     p_push: float = 0.35          # per loop: beats 1 and 3 pushed early (anticipations)
@@ -171,7 +174,8 @@ def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = H
 
 
 def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tuple[np.ndarray, np.ndarray]:
-    """Chord onsets [B,32] and the drummer's velocity under each: stabs, a pulse, or the held hat line."""
+    """Chord onsets [B,32] and the drummer's velocity under each: stabs, a pulse, an arpeggio, or
+    the held hat line."""
     b = len(patterns)
     hits = patterns[..., HIT] > 0.5
     vel_all = patterns[..., VELOCITY]
@@ -181,7 +185,8 @@ def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tu
     rhythm = rng.random(b)
     stabs = rhythm < cfg.p_stabs
     pulse = (rhythm >= cfg.p_stabs) & (rhythm < cfg.p_stabs + cfg.p_pulse)
-    held = ~stabs & ~pulse
+    arpeggio = (rhythm >= cfg.p_stabs + cfg.p_pulse) & (rhythm < cfg.p_stabs + cfg.p_pulse + cfg.p_arpeggio)
+    held = ~stabs & ~pulse & ~arpeggio
     chords = np.zeros((b, STEPS), bool)
     chord_vel = np.zeros((b, STEPS))
     chords[stabs] = hits[stabs, :, snare]
@@ -189,6 +194,11 @@ def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tu
     every = np.where(rng.random(b) < 0.5, 4, 2)
     chords[pulse] = (steps[None, :] % every[pulse, None]) == 0
     chord_vel[pulse] = 0.6
+    if arpeggio.any():   # (no draws otherwise: the fixed validation and test sets stay as they were)
+        n = int(arpeggio.sum())
+        fill = rng.uniform(*cfg.arpeggio_fill, (n, 1))
+        chords[arpeggio] = (steps[None, :] % STEPS_PER_BEAT == 0) | (rng.random((n, STEPS)) < fill)
+        chord_vel[arpeggio] = 0.6 + rng.normal(0.0, cfg.arpeggio_spread, (n, STEPS))
     line = hits[..., high].any(-1) | hits[..., snare]
     for i in np.flatnonzero(held):  # the hat line, each chord held for a while
         hold = int(rng.choice(cfg.hold_steps))
@@ -254,12 +264,18 @@ def groove_stats(grooves: np.ndarray) -> dict[str, float]:
             "offset_sd": float(grooves[..., OFFSET][hit].std())}
 
 
+#: a keyboard player who only plays even sixteenths (the box's hardest comping: every step heard, no accents)
+ARPEGGIOS = Keys(p_stabs=0.0, p_pulse=0.0, p_arpeggio=1.0)
+
+
 def human_set(patterns: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """The fixed simulated human input for these patterns: kind 'hands' or 'keys'."""
+    """The fixed simulated human input for these patterns: kind 'hands', 'keys' or 'arpeggios'."""
     rng = np.random.default_rng(seed)
     if kind == "hands":
         return hands_grooves(patterns, rng)
     if kind == "keys":
         return keys_grooves(patterns, rng)
-    raise ValueError(f"kind must be 'hands' or 'keys', got {kind!r}")
+    if kind == "arpeggios":
+        return keys_grooves(patterns, rng, ARPEGGIOS)
+    raise ValueError(f"kind must be 'hands', 'keys' or 'arpeggios', got {kind!r}")
 

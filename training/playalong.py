@@ -163,6 +163,8 @@ LABELS = {
     "fills_per_8_bars": "fills per 8 bars", "fills_at_phrase_end": "fills ending a 4-bar phrase (share)",
     "fills_ending_snare": "fills whose last stroke is the snare (share)",
     "fills_ending_floor_tom": "fills whose last stroke is the floor tom (share)",
+    "fills_flat_last_beat": "fills whose last beat is one velocity (share)",
+    "crash_after_fill": "crash after a fill minus its last stroke (velocity)",
     "crashes_per_8_bars": "crashes per 8 bars",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
     "bar2_share": "bar 2 hits / mean of bars 3-10", "crash_run_bars": "longest run of bars with a crash (mean per song)",
@@ -184,7 +186,7 @@ def markdown(result: dict) -> str:
         label = LABELS.get(key, key.replace("hits_", "hits: "))
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
         fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end", "fills_ending_snare",
-                                   "fills_ending_floor_tom") else "{:.2f}"
+                                   "fills_ending_floor_tom", "fills_flat_last_beat") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")
