@@ -56,13 +56,13 @@ def test_the_last_two_beats_go_to_the_likeliest_drums_high_to_low_rising_to_the_
 
 
 def test_a_fill_never_falls_back_after_a_loud_beat_4() -> None:
-    """The reviewer heard a mid tom at 114 then the floor tom at 71: a fill's beats and its last
-    stroke rise; only the strokes between the beats may be softer."""
+    """The reviewer heard a mid tom at 114 then the floor tom at 71: a fill's beats rise, and its
+    last stroke, off the beat, leans back at most LAST_DIP (about 10 of 127) from the loudest."""
     steps = groove_steps(hat_every=1)
     steps[28, SNARE, VELOCITY] = 1.0                     # bar 2's beat 4 is an accent
     fill = fills.make(steps, *model_out(), BIAS, density=0.5)
     velocity = fill[8:, list(fills.FILL_VOICES), VELOCITY].max(axis=1)
-    assert velocity[4] == pytest.approx(1.0) and velocity[7] == pytest.approx(1.0)
+    assert velocity[4] == pytest.approx(1.0) and velocity[7] == pytest.approx(1.0 - fills.LAST_DIP)
     assert (velocity[[5, 6]] < 1.0).all()                # the sixteenths between are not all at the top
 
 

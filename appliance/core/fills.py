@@ -22,8 +22,8 @@ with one, so every pattern brings a fill bar with it (``Pattern.fill``), which t
   loud hats is no reason for a fill nobody hears); the strokes between the beats are softer
   (``OFF_BEAT``), as drummers accent the beats; offsets are the model's, within ±0.2 of a step
   (two drums a sixteenth apart never flam); a hit where the groove had its snare is never
-  softer than that snare (beat 4 is not dropped), and each stroke on a beat, and the last, is at
-  least as loud as every stroke before it;
+  softer than that snare (beat 4 is not dropped), and each stroke on a beat is at least as loud
+  as every stroke before it, the last one too, or (off the beat) at most ``LAST_DIP`` under it;
 - below density 0.5 it is a soft pickup: one drum, the likeliest, rising to the backbeat.
 
 Its **pickup** (:func:`pickup`) is the same bar with only the fill's last beat: the small fill
@@ -50,6 +50,7 @@ HAND_VOICES = np.array(sorted({*STICKS, VOICES.index("closed_hat")}))
 MAX_DRUMS = 3                     #: different drums in one made fill (one below density 0.5)
 RISE = (0.8, 1.0)                 #: a made fill's velocity from its first to its last hit, × the accent level
 OFF_BEAT = 0.85                   #: a made fill's strokes between the beats, × the rise (drummers accent the beats)
+LAST_DIP = 0.08                   #: a last stroke off the beat may be this much softer than the loudest before it
 ACCENT_QUANTILE = 0.75            #: the loudest quarter of a pattern's hits starts here
 FILL_TIMING = 0.2                 #: a made fill's offsets stay within this many steps
 #: how often GMD's drummers end a fill on each drum: the last snare or tom stroke of the training
@@ -124,10 +125,14 @@ def fill_velocities(played: np.ndarray, level: float, snare: np.ndarray) -> np.n
     between the beats OFF_BEAT as loud; never softer than the groove's ``snare`` on that step, and
     each stroke on a beat, and the last, at least as loud as every stroke before it."""
     rise = level * np.linspace(*RISE, len(played))
-    accented = (played % STEPS_PER_BEAT == 0) | (np.arange(len(played)) == len(played) - 1)
+    last = len(played) - 1
+    accented = (played % STEPS_PER_BEAT == 0) | (np.arange(len(played)) == last)
     velocity = np.maximum(np.where(accented, rise, OFF_BEAT * rise), snare)
     for i in np.flatnonzero(accented):
-        velocity[i] = max(velocity[i], velocity[:i].max(initial=0.0))
+        loudest = velocity[:i].max(initial=0.0)
+        if i == last and played[i] % STEPS_PER_BEAT:   # a last stroke off the beat may lean back a little
+            loudest -= LAST_DIP
+        velocity[i] = max(velocity[i], loudest)
     return np.minimum(velocity, 1.0)
 
 
@@ -193,5 +198,5 @@ def backbeat(steps: np.ndarray) -> float:
 
 
 __all__ = ["FILL_TOMS", "FILL_VOICES", "MAX_DRUMS", "RISE", "TOM_GROOVE", "TOMS", "accent_level", "backbeat",
-           "ending_order", "ENDINGS", "fill_bar", "fill_velocities", "OFF_BEAT", "strokes_in_beat",
+           "ending_order", "ENDINGS", "fill_bar", "fill_velocities", "LAST_DIP", "OFF_BEAT", "strokes_in_beat",
            "strokes_of", "fill_beats", "groove_bar", "make", "pickup", "tom_groove", "tom_hits"]
