@@ -180,9 +180,11 @@ control: {{socket: {tmp_path}/control.sock}}
     gaps = [b - a for a, b in zip(clocks, clocks[1:])]
     period = 60.0 / 150 / 24
     assert abs(sum(gaps) / len(gaps) - period) < 0.0005
-    # No clock lost or doubled; the typical one within 3 ms (a busy machine may hold up a few)
+    # No clock lost or doubled: as many clocks as periods from the first to the last (a clock
+    # held up by a busy machine and sent with the next one is late, not lost); the typical one
+    # within 3 ms
+    assert len(clocks) - 1 == round((clocks[-1] - clocks[0]) / period), "a clock lost or doubled"
     wobble = sorted(abs(g - period) for g in gaps)
-    assert wobble[-1] < period / 2, f"a clock lost or doubled: {wobble[-1] * 1000:.1f} ms"
     assert wobble[int(len(wobble) * 0.95)] < 0.003, f"p95 {wobble[int(len(wobble) * 0.95)]}"
     # Drums on the grid the clock draws: every note-on at a sixth clock (humanise 0),
     # counting from the first clock after Start (each note against the clock received

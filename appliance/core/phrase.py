@@ -158,9 +158,9 @@ class Phrasing:
         self.origin = downbeat
 
     def section(self, downbeat: int, next_step: int) -> None:
-        """The looper heard a new section that began on ``downbeat``, a pass ago: phrases count from
-        it, and the phrase under way ends with a big fill and a crash on the downbeat after it
-        (a drummer who caught on late joins the section at its next phrase). Nothing more when
+        """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
+        way, counted from it, ends with a big fill and a crash on the downbeat after it (a drummer
+        who caught on late joins the section at its next phrase), and phrases count from there. Nothing more when
         phrases already count from there (the player came back from a rest there) or a crash
         already played there (after a big fill, say). Nothing at all without fill phrasing."""
         if not self.fill_every:
@@ -168,10 +168,13 @@ class Phrasing:
         if downbeat == self.origin or downbeat == self._last:
             self.origin = downbeat
             return
-        self.origin = downbeat
         phrase = self.fill_every * STEPS_PER_BAR
         joins = downbeat + -(-(next_step + STEPS_PER_BAR - downbeat) // phrase) * phrase   # a whole bar ahead at least
         self._marks.setdefault(joins, _SECTION)
+        # phrases count from where the drummer joins (the ends before it fall where they would from
+        # the section's first downbeat): the next big fill is 2 · fill_every bars after the join,
+        # not fill_every bars after the one that joined
+        self.origin = joins
 
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
