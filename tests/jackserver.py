@@ -44,6 +44,15 @@ class JackServer:
                              timeout=20)
         return out.stdout.split()
 
+    def xruns(self) -> int:
+        """Cycles jackd has reported late so far (its log's XRun lines): in one, a client's MIDI
+        for that cycle can be lost on the way, whatever the box did."""
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return sum("XRun" in line for line in log)
+        except OSError:
+            return 0
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
