@@ -89,3 +89,19 @@ def test_every_voice_plays_as_often_as_the_drummers_on_validation(validation) ->
     played /= len(patterns)
     drummers = (patterns[..., HIT] > 0.5).sum(axis=1).mean(axis=0)
     assert np.all(np.abs(played - drummers) <= 0.25 * drummers + 0.15), (played.round(2), drummers.round(2))
+
+
+def test_calibration_can_fit_on_people_as_well_as_drummers_and_the_target_stays_the_drummers() -> None:
+    from training import calibrate, humanize
+    rng = np.random.default_rng(3)
+    patterns = np.zeros((6, 32, 9, 3), np.float32)
+    patterns[..., HIT] = rng.random((6, 32, 9)) < 0.15
+    patterns[..., VELOCITY] = patterns[..., HIT] * rng.uniform(0.3, 1.0, (6, 32, 9))
+    split = ds.Split("validation", patterns, ds.flatten(patterns), np.zeros(6, np.int32), ["x.mid"])
+    grooves, targets = calibrate.inputs_of(split)
+    assert np.array_equal(grooves, split.grooves) and np.array_equal(targets, patterns)
+    grooves, targets = calibrate.inputs_of(split, ("drummers", "keys", "hands"))
+    assert grooves.shape == (18, 32, 3) and np.array_equal(targets, np.concatenate([patterns] * 3))
+    assert np.array_equal(grooves[12:], humanize.human_set(patterns, "hands", humanize.SEED_VALIDATION))
+    with pytest.raises(SystemExit, match="--inputs"):
+        calibrate.main(["--inputs", "drummers,robots", "models/groove-vae"])

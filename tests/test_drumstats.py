@@ -5,7 +5,7 @@ import pytest
 from appliance.core.groove import VOICES
 from training import comping, drumstats
 
-KICK, SNARE, HAT, TOM, CRASH = (VOICES.index(v) for v in ("kick", "snare", "closed_hat", "low_tom", "crash"))
+KICK, SNARE, HAT, OPEN_HAT, TOM, CRASH = (VOICES.index(v) for v in ("kick", "snare", "closed_hat", "open_hat", "low_tom", "crash"))
 
 
 def rock(bars: int, fill_every: int = 0) -> np.ndarray:
@@ -103,3 +103,23 @@ def test_bar_2_against_the_bars_after_it_and_the_longest_run_of_crash_bars() -> 
     s = drumstats.stats(drumstats.windows_from_notes(np.concatenate([notes, crashes]), bars=12))
     assert s["bar2_share"] == pytest.approx(5 / (13 + 5 / 8))   # 5 hits vs 13 (+ 5 crashes in 8 bars)
     assert s["crash_run_bars"] == 4
+
+
+def test_snare_rolls_outside_fills_and_open_hats_are_counted_as_a_listener_hears_them() -> None:
+    """Bar 1: a roll of six sixteenths; bar 2: three in a row (not a roll); bar 3: a roll in a fill
+    bar (not counted); bar 4: two rolls of four. Open hats: two in bar 1, one in bar 3."""
+    notes = [(0 * 16 + s, SNARE, 0.5) for s in range(6, 12)]
+    notes += [(1 * 16 + s, SNARE, 0.5) for s in (4, 5, 6)]
+    notes += [(2 * 16 + s, SNARE, 0.5) for s in range(8, 16)] + [(2 * 16 + 2, TOM, 0.7), (2 * 16 + 3, TOM, 0.7)]
+    notes += [(3 * 16 + s, SNARE, 0.5) for s in (0, 1, 2, 3, 8, 9, 10, 11)]
+    notes += [(2, OPEN_HAT, 0.6), (10, OPEN_HAT, 0.6), (2 * 16 + 6, OPEN_HAT, 0.6)]
+    s = drumstats.stats(drumstats.windows_from_notes(np.array(notes, float), bars=4))
+    assert s["snare_rolls_per_8_bars"] == pytest.approx(3 * 8 / 4)
+    assert s["open_hat_bars"] == pytest.approx(2 / 4)
+    assert s["open_hat_per_bar"] == pytest.approx(3 / 2)
+    assert s["open_hat_with_ride"] == 0
+    with_ride = np.array(notes + [(2 * 16 + 8, VOICES.index("ride"), 0.5)], float)
+    assert drumstats.stats(drumstats.windows_from_notes(with_ride, bars=4))["open_hat_with_ride"] == pytest.approx(1 / 2)
+    plain = drumstats.stats(drumstats.windows_from_notes(rock(8), bars=8))
+    assert plain["snare_rolls_per_8_bars"] == 0 and plain["open_hat_bars"] == 0
+    assert np.isnan(plain["open_hat_per_bar"])

@@ -16,6 +16,11 @@
   a window. The model, trained on squared error, plays the average push and drag, tighter than
   any drummer (a third of their timing spread on keyboard input); its pattern is spread out to it.
 
+They are fitted on the drummers' own grooves of the validation loops. ``--inputs drummers,keys,hands``
+fits on each loop as those kinds of input instead (training/humanize.py's fixed validation sets;
+the target is always the drummer's pattern): tried and not taken, see docs/ARCHITECTURE.md,
+"Density and dynamics".
+
 The figures it fitted with (validation hits per window at each density, generated vs drummers)
 are stored beside them. The int8 graphs are used, as the box plays them. Run it after every
 export (``make train`` does); ``--check`` only prints the current model's figures. Never the test split.
@@ -32,6 +37,7 @@ import numpy as np
 from appliance.core.generator import Calibration, Controls, _logit, choose_hits_for, shape_pattern, target_hits
 from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
+from training import humanize
 from training.onnx_model import OnnxModel
 
 log = logging.getLogger("training.calibrate")
@@ -39,6 +45,15 @@ log = logging.getLogger("training.calibrate")
 REPO = Path(__file__).resolve().parent.parent
 DENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 COMMAND = "python -m training.calibrate MODEL_DIR"
+KINDS = ("drummers", "keys", "hands")   #: the kinds of input calibration can fit on
+
+
+def inputs_of(split: ds.Split, kinds: tuple[str, ...] = ("drummers",)) -> tuple[np.ndarray, np.ndarray]:
+    """Grooves [len(kinds) · N, 32, 3] of the split's loops as each kind of input, and the drummers'
+    patterns they stand for (the simulated people: the fixed validation seed)."""
+    grooves = [split.grooves if kind == "drummers" else
+               humanize.human_set(split.patterns, kind, humanize.SEED_VALIDATION) for kind in kinds]
+    return np.concatenate(grooves), np.concatenate([split.patterns] * len(kinds))
 
 
 def predict(model_dir: Path, grooves: np.ndarray, precision: str = "int8") -> tuple[np.ndarray, ...]:
@@ -114,7 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     p.add_argument("--gmd-dir", default=None)
     p.add_argument("--check", action="store_true", help="print the stored calibration's figures only")
+    p.add_argument("--inputs", default="drummers",
+                   help="comma-separated kinds of input to fit on: drummers (default), keys, hands")
     args = p.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.inputs.split(",") if k.strip())
+    if not kinds or set(kinds) - set(KINDS):
+        raise SystemExit(f"calibrate: --inputs takes {', '.join(KINDS)}, comma-separated; got {args.inputs!r}")
     path = args.model_dir / "model.json"
     if not path.exists():
         raise SystemExit(f"calibrate: {args.model_dir} holds no model.json (export a model first)")
@@ -124,22 +144,25 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"calibrate: {error}") from None
     card = json.loads(path.read_text())
     thresholds = np.asarray(card["thresholds"], np.float32)
-    probabilities, velocities, offsets = predict(args.model_dir, val.grooves)
-    calibration = Calibration.from_card(card) if args.check else fit(probabilities, val.patterns, thresholds)
-    result = figures(probabilities, velocities, offsets, val.patterns, thresholds, calibration)
+    grooves, patterns = inputs_of(val, kinds)
+    probabilities, velocities, offsets = predict(args.model_dir, grooves)
+    calibration = Calibration.from_card(card) if args.check else fit(probabilities, patterns, thresholds)
+    result = figures(probabilities, velocities, offsets, patterns, thresholds, calibration)
     if not args.check:
         card["calibration"] = {
             "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
             "offset_sd": calibration.offset_sd,
             "voice_bias": list(calibration.voice_bias or []) or None,
-            "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs",
+            "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs"
+                         + ("" if kinds == ("drummers",) else f", each loop as {', '.join(kinds)} input "
+                            f"(training/humanize.py, seed {humanize.SEED_VALIDATION})"),
             "command": COMMAND, "validation": result,
         }
         path.write_text(json.dumps(card, indent=2) + "\n")
         log.info("wrote the calibration into %s", path)
     print(f"count_scale {calibration.count_scale:.4f}, velocity_sd {calibration.velocity_sd:.4f} "
           f"({calibration.velocity_sd * 127:.1f} of 127)")
-    print(f"validation ({result['windows']} windows): drummers play {result['drummers_hits']:.1f} hits per 2 bars")
+    print(f"validation ({result['windows']} windows, {', '.join(kinds)}): drummers play {result['drummers_hits']:.1f} hits per 2 bars")
     for density, hits in result["hits"].items():
         print(f"  density {density:>4}: {hits:5.1f} hits per 2 bars ({hits / result['drummers_hits']:.2f}×)")
     print(f"velocity SD at density 0.5: {result['velocity_sd'] * 127:.1f} of 127 "

@@ -24,6 +24,11 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
   their last beat whose strokes there are all one velocity (within 2 of 127);
 - ``crash_after_fill``: the mean of the crash's velocity on the downbeat after a fill bar minus
   the fill's last stroke's, in MIDI units (fills followed by a crash);
+- ``snare_rolls_per_8_bars``: runs of ``ROLL_STEPS`` or more snare hits on consecutive sixteenths
+  inside one bar that is not a fill bar, per 8 bars (what a listener hears as a roll in the groove);
+- ``open_hat_bars``: the share of bars with an open hat; ``open_hat_per_bar``: open hat hits per
+  bar that has one (together: how often a drummer opens the hat, and how much once they do);
+  ``open_hat_with_ride``: the share of bars with an open hat that also play the ride;
 - ``identical_windows``: share of consecutive 2-bar windows whose hits are exactly the same;
 - ``bar2_share``: hits in bar 2 over the mean hits of bars 3-10 (nan under 4 bars);
 - ``crash_run_bars``: the longest run of consecutive bars with a crash;
@@ -44,11 +49,14 @@ CRASH = VOICES.index("crash")
 COLOUR = [VOICES.index("open_hat"), *TOMS, CRASH]
 BACKBEAT_STEPS = np.array([4, 12, 20, 28])   #: beats 2 and 4 of both bars
 FILL_TOM_HITS = 2                             #: tom hits in a bar that make it a fill
+ROLL_STEPS = 4                                #: consecutive sixteenths of snare that count as a roll
+OPEN_HAT = VOICES.index("open_hat")
+RIDE = VOICES.index("ride")
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
-           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -112,6 +120,11 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     for name, voice in (("snare", SNARE), ("floor_tom", TOMS[0])):
         out[f"fills_ending_{name}"] = float(np.mean([v == voice for v in last])) if last else float("nan")
     out["crashes_per_8_bars"] = float(hit[..., CRASH].sum() * per_8)
+    out["snare_rolls_per_8_bars"] = float(sum(runs(bar[:, SNARE], ROLL_STEPS) for bar in bars[~fills]) * per_8)
+    opened = bars[..., OPEN_HAT].any(axis=1)
+    out["open_hat_bars"] = float(opened.mean()) if n else float("nan")
+    out["open_hat_per_bar"] = float(bars[opened][..., OPEN_HAT].sum() / opened.sum()) if opened.any() else float("nan")
+    out["open_hat_with_ride"] = float(bars[opened][..., RIDE].any(axis=1).mean()) if opened.any() else float("nan")
     per_bar = bars.sum(axis=(1, 2))
     out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())
                          if len(per_bar) >= 4 and per_bar[2:10].mean() > 0 else float("nan"))
@@ -151,6 +164,18 @@ def last_stroke(bar: np.ndarray) -> int | None:
             if bar[step, voice]:
                 return voice
     return None
+
+
+def runs(flags: np.ndarray, length: int) -> int:
+    """How many runs of ``length`` or more consecutive True values ``flags`` holds."""
+    count = run = 0
+    for flag in [*flags, False]:
+        if flag:
+            run += 1
+        else:
+            count += run >= length
+            run = 0
+    return count
 
 
 def longest_run(flags: np.ndarray) -> int:
