@@ -158,3 +158,19 @@ def test_why_silent_names_each_reason():
     assert "no keyboard seen" in waiting and "a2j:Keystation" in waiting and "gb:in" in waiting
     off = " ".join(reasons(ports=PortsView(usb_off="no MIDI system here"), running=False))
     assert "USB MIDI is off (no MIDI system here)" in off
+
+
+def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():
+    import io
+
+    from rich.console import Console
+
+    from appliance.box.monitor import frame
+
+    def drawn(heard: bool) -> str:
+        console = Console(file=io.StringIO(), width=140, color_system=None)
+        console.print(frame({"running": True, "bpm": 120.0, "step": 3, "engine": {"heard_on_the_eighths": heard}}))
+        return console.file.getvalue()
+
+    assert "heard on the 8ths" in drawn(True)
+    assert "heard on the 8ths" not in drawn(False)

@@ -238,3 +238,31 @@ def test_the_memory_knobs_reach_the_engine(model_dir: Path, tmp_path: Path) -> N
     for bad in (["--forget", "-1"], ["--section-change", "2"], ["--rest-thin", "-0.5"], ["--drift", "1.5"],
                 ["--max-rest", "-1"], ["--crash-every", "65"], ["--fill-every", "-1"]):
         assert main(base + bad) == 2
+
+
+def test_render_hears_a_pianists_sixteenths_on_the_eighths_unless_told_not_to(model_dir: Path, tmp_path: Path) -> None:
+    """Eight bars of a right hand's sixteenths (velocity 66–74, no accents) under a left hand on
+    beats 1 and 3: heard on the eighths by default, the snare plays fewer hits than heard as played."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    events = []
+    for step in range(8 * 16):
+        t = step * 120
+        events += [(t, mido.Message("note_on", note=72 + step % 8, velocity=66 + (step * 5) % 9)),
+                   (t + 100, mido.Message("note_off", note=72 + step % 8))]
+        if step % 8 == 0:
+            events += [(t, mido.Message("note_on", note=40, velocity=70)), (t + 900, mido.Message("note_off", note=40))]
+    now = 0
+    for t, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
+        track.append(message.copy(time=t - now))
+        now = t
+    source = tmp_path / "arpeggio.mid"
+    midi.save(str(source))
+    snare = GM_NOTES[1]
+    counts = {}
+    for flag in ("--hear-eighths", "--no-hear-eighths"):
+        out = tmp_path / f"{flag}.mid"
+        assert main(["render", str(source), "-o", str(out), "--seed", "3", "--model", str(model_dir), flag]) == 0
+        counts[flag] = sum(1 for m in drum_notes(out) if m.note == snare)
+    assert counts["--hear-eighths"] < 0.8 * counts["--no-hear-eighths"], counts

@@ -42,7 +42,7 @@ def _render(args: argparse.Namespace) -> int:
                                   pedal_hat=drummaps.pedal_hat(args.drum_map),
                                   forget_passes=args.forget, section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
-                                  fill_every=args.fill_every)
+                                  fill_every=args.fill_every, hear_eighths=args.hear_eighths)
     except (ValueError, KeyError) as error:
         log.error("render: %s", error.args[0] if error.args else error)
         return 2
@@ -132,6 +132,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--fill-every", type=int, default=memory.fill_every, metavar="BARS",
                         help="a pickup fill ends every phrase of this many bars, the big fill every second one "
                              f"and the bar before a new section (0 = the model's fills; default {memory.fill_every})")
+    render.add_argument("--hear-eighths", action=argparse.BooleanOptionalAction, default=memory.hear_eighths,
+                        help="hear busy, even, unaccented sixteenths (a pianist's arpeggios) accented on the "
+                             "eighths, as a drummer does, not as a snare roll (default on)")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

@@ -154,6 +154,7 @@ class LoopConfig:
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
     fill_every: int = opt(4, range=(0, 64),
                           doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
+    hear_eighths: bool = opt(True, doc="busy, even, unaccented sixteenths (arpeggios) are heard accented on the eighths")
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
@@ -301,7 +302,7 @@ class Config:
             input_channel=self.loop.input_channel or None,
             forget_passes=self.loop.forget_passes, section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
-            fill_every=self.loop.fill_every)
+            fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""

@@ -88,6 +88,8 @@ def _header(status: dict[str, Any]) -> list[Any]:
                 f" ({status.get('clock_mode', '?')})   step {status.get('step', 0) + 1:>2}/32   ")
     frozen = status.get("frozen")
     head.append("FREEZE" if frozen else "freeze off", style="bold cyan reverse" if frozen else "grey50")
+    if status.get("engine", {}).get("heard_on_the_eighths"):
+        head.append("   16ths heard on the 8ths", style="grey70")
     parts: list[Any] = [head]
     for reason in status.get("why_silent") or []:
         parts.append(Text(f"silent: {reason}", style="bold red"))

@@ -12,6 +12,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
+from appliance.core import listening
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
@@ -41,6 +42,7 @@ class EngineSettings:
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
     fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
+    hear_eighths: bool = True    #: busy, even, unaccented sixteenths (arpeggios) reach the model accented on the eighths
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -66,7 +68,7 @@ class EngineSettings:
 class Job:
     """One regeneration: everything the generator needs, snapshotted when it was asked for."""
 
-    groove: Groove
+    groove: Groove           #: as the model hears it (appliance.core.listening)
     controls: Controls
     eps: np.ndarray
     prior: bool
@@ -170,6 +172,7 @@ class Engine:
         self._clock = clock
         self._executor = executor if executor is not None else WorkerExecutor(clock)
         self._looper = Looper(settings.memory())
+        self._ears = listening.Ears()
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -471,6 +474,7 @@ class Engine:
             "pattern_hits": self._player.pattern.hits,
             "groove_hits": self.groove.hits,
             "frozen": self._frozen,
+            "heard_on_the_eighths": self._ears.busy,
             "late_drops": self._player.late_drops,
             "waiting_for": self.starter.describe() if self.starter is not None else "",
         }
@@ -484,7 +488,8 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        job = Job(self._looper.assumed, self.played_controls(), self._eps, self._prior, t, target, force)
+        groove = self._ears.hear(self._looper.assumed) if self._settings.hear_eighths else self._looper.assumed
+        job = Job(groove, self.played_controls(), self._eps, self._prior, t, target, force)
         if self._busy:
             self._waiting = job
         else:
