@@ -9,7 +9,12 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   thresholds, and at density 0.5 through the box's chooser: hits, snare hits and snare rolls
   (training/drumstats.py) per 2 bars and the backbeat accent;
 - the comping songs of `make evaluate` rendered through the engine (training/playalong.py):
-  hits, snare hits, snare rolls and backbeat per song.
+  hits, snare hits, snare rolls and backbeat per song;
+- flat sixteenths (a note on every step at one velocity, ± 4 of 127, six seeds), straight and
+  swung (the in-between sixteenths 0.28 of a step late, about 64 % swing), at velocities 30–120:
+  snare hits per 2 bars at density 0.5, and how many of the four backbeats have a snare;
+- the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: plain
+  eighths at those velocities, the drums' mean velocity at density 0.5, over that at 80.
 The int8 graphs, as the box plays them. Never the test split.
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from appliance.core import listening
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Calibration, Controls, shape_pattern
-from appliance.core.groove import HIT, Groove
+from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY, Groove
 from training import comping, drumstats, humanize, playalong
 from training import dataset as ds
 from training.metrics import hit_scores
@@ -34,13 +39,16 @@ REPO = Path(__file__).resolve().parent.parent
 KINDS = ("drummers", "hands", "keys", "arpeggios")
 
 
-def heard_grooves(grooves: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each groove as the box hears it on its own (listening.heard), and how many were changed."""
-    out = np.array([listening.heard(Groove(g)).steps for g in grooves])
-    return out, int(sum(listening.busy_and_even(Groove(g)) for g in grooves))
+def heard_grooves(grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each groove as the box hears it on its own (listening.heard), the velocity scale it plays
+    it with, and how many grooves were heard on the eighths."""
+    heard = [listening.heard(Groove(g)) for g in grooves]
+    return (np.array([h.groove.steps for h in heard]), np.array([h.velocity_scale for h in heard]),
+            int(sum(listening.busy_and_even(Groove(g)) for g in grooves)))
 
 
-def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndarray) -> dict[str, float]:
+def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndarray,
+            velocity_scales: np.ndarray | None = None) -> dict[str, float]:
     """Pooled hit F1 at the tuned thresholds; at density 0.5 (every second window: no overlap) the
     box's hits, snare hits, snare rolls per 8 bars and backbeat accent."""
     thresholds = np.asarray(card["thresholds"], np.float32)
@@ -48,12 +56,70 @@ def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndar
     probabilities, velocities, offsets = model.predict(grooves)
     out = {"f1": hit_scores(probabilities >= thresholds, patterns[..., HIT] > 0.5)[0].f1}
     pick = np.arange(0, len(grooves), 2)
-    played = np.array([shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
-                       for p, v, o in zip(probabilities[pick], velocities[pick], offsets[pick])])
+    scales = np.ones(len(grooves)) if velocity_scales is None else velocity_scales
+    played = np.array([shape_pattern(p, v, o, thresholds, Controls(velocity_scale=float(k)), calibration).steps
+                       for p, v, o, k in zip(probabilities[pick], velocities[pick], offsets[pick], scales[pick])])
     stats = drumstats.stats(played)
     out.update(hits=stats["hits"], snare=stats["hits_snare"], rolls=stats["snare_rolls_per_8_bars"],
                backbeat=stats["backbeat_accent"])
     return out
+
+
+LEVELS = (30, 45, 62, 80, 100, 120)   #: velocities (of 127) of the flat sixteenths
+SWING = 0.28                           #: steps the swung in-between sixteenths come late
+SEEDS = 6
+
+
+def flat_sixteenths(velocity: int, swing: float, seed: int) -> np.ndarray:
+    """A groove [32, 3] with a note on every step at one velocity (± 4 of 127)."""
+    rng = np.random.default_rng(seed)
+    groove = np.zeros((STEPS, 3), np.float32)
+    groove[:, HIT] = 1.0
+    groove[:, VELOCITY] = np.clip((velocity + 4 * rng.standard_normal(STEPS)) / 127, 0.02, 1.0)
+    groove[:, OFFSET] = np.clip(0.03 * rng.standard_normal(STEPS), -0.5, 0.49)
+    groove[1::2, OFFSET] = np.clip(groove[1::2, OFFSET] + swing, -0.5, 0.49)
+    return groove
+
+
+def levels(model: OnnxModel, card: dict) -> dict:
+    """Snare hits and backbeats (of 4) at density 0.5 over flat sixteenths, as played and as heard."""
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    out: dict = {}
+    for swing in (0.0, SWING):
+        for velocity in LEVELS:
+            played = np.array([flat_sixteenths(velocity, swing, seed) for seed in range(SEEDS)])
+            heard = [listening.heard(Groove(g)) for g in played]
+            row = {}
+            for label, grooves, scales in (("as_played", played, [1.0] * SEEDS),
+                                           ("heard", np.array([h.groove.steps for h in heard]),
+                                            [h.velocity_scale for h in heard])):
+                snare, backbeats = [], []
+                for p, v, o, k in zip(*model.predict(grooves), scales):
+                    hits = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k), calibration).steps[..., HIT] > 0
+                    snare.append(hits[:, SNARE].sum())
+                    backbeats.append(hits[BACKBEATS, SNARE].sum())
+                row[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats))}
+            out[f"{'swung' if swing else 'straight'} {velocity}"] = row
+    return out
+
+
+def dynamics(model: OnnxModel, card: dict) -> dict[int, float]:
+    """The drums' mean velocity (of 127) at density 0.5 over plain eighths at each of LEVELS."""
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    out = {}
+    for velocity in LEVELS:
+        grooves = np.array([flat_sixteenths(velocity, 0.0, seed) for seed in range(SEEDS)])
+        grooves[:, 1::2] = 0.0
+        played = [shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
+                  for p, v, o in zip(*model.predict(grooves))]
+        out[velocity] = float(np.mean([s[..., VELOCITY][s[..., HIT] > 0].mean() * 127 for s in played]))
+    return out
+
+
+SNARE = ds.VOICES.index("snare")
+BACKBEATS = [4, 12, 20, 28]
 
 
 def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
@@ -63,10 +129,12 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
     loops = {}
     for kind in KINDS:
         grooves = val.grooves if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
-        heard, changed = heard_grooves(grooves)
+        heard, scales, changed = heard_grooves(grooves)
         loops[kind] = {"windows": len(grooves), "heard_on_the_eighths": changed,
                        "as_played": figures(model, card, grooves, val.patterns),
-                       "heard": figures(model, card, heard, val.patterns)}
+                       "heard": figures(model, card, heard, val.patterns, scales)}
+    hit = val.grooves[..., HIT] > 0.5
+    drummers_level = float(val.grooves[..., VELOCITY][hit].mean())
     songs = {}
     for label, on in (("as_played", False), ("heard", True)):
         for song, (windows, _keys) in zip(comping.SONGS, playalong.box_performances(
@@ -74,7 +142,8 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
             s = drumstats.stats(windows)
             songs.setdefault(song.name, {})[label] = {"hits": s["hits"], "snare": s["hits_snare"],
                                                       "rolls": s["snare_rolls_per_8_bars"], "backbeat": s["backbeat_accent"]}
-    return {"loops": loops, "songs": songs}
+    return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card),
+            "drummers_level": drummers_level}
 
 
 def markdown(result: dict) -> str:
@@ -92,6 +161,19 @@ def markdown(result: dict) -> str:
         a, h = r["as_played"], r["heard"]
         lines.append(f"| {name} | {a['hits']:.1f} → {h['hits']:.1f} | {a['snare']:.1f} → {h['snare']:.1f} "
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
+    lines += ["", f"Flat sixteenths at density 0.5, {SEEDS} seeds (as played → heard on the eighths):", "",
+              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) |", "|---|---|---|"]
+    for name, r in result["levels"].items():
+        a, h = r["as_played"], r["heard"]
+        lines.append(f"| {name} | {a['snare']:.1f} → {h['snare']:.1f} | {a['backbeats']:.1f} → {h['backbeats']:.1f} |")
+    lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
+              f"(listening.LEVEL {listening.LEVEL})."]
+    at_80 = result["dynamics"][80]
+    lines += ["", "Plain eighths: the drums' mean velocity at density 0.5, and over that at 80 "
+              f"(listening.DYNAMICS {listening.DYNAMICS} gives (velocity / 80) ** {listening.DYNAMICS}):", "",
+              "| eighths at | drums' mean velocity | over 80 | (v / 80) ** DYNAMICS |", "|---|---|---|---|"]
+    for velocity, level in result["dynamics"].items():
+        lines.append(f"| {velocity} | {level:.1f} | {level / at_80:.2f} | {(velocity / 80) ** listening.DYNAMICS:.2f} |")
     return "\n".join(lines)
 
 

@@ -423,6 +423,8 @@ class Engine:
             self._settings = settings
             self._player.settings = player_settings
             self._looper.memory = settings.memory()
+            if not settings.hear_eighths:
+                self._ears = listening.Ears()   # heard as played from now on, and said so
             return settings
 
     def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
@@ -474,7 +476,7 @@ class Engine:
             "pattern_hits": self._player.pattern.hits,
             "groove_hits": self.groove.hits,
             "frozen": self._frozen,
-            "heard_on_the_eighths": self._ears.busy,
+            "heard_on_the_eighths": self._settings.hear_eighths and self._ears.busy,
             "late_drops": self._player.late_drops,
             "waiting_for": self.starter.describe() if self.starter is not None else "",
         }
@@ -488,8 +490,13 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        groove = self._ears.hear(self._looper.assumed) if self._settings.hear_eighths else self._looper.assumed
-        job = Job(groove, self.played_controls(), self._eps, self._prior, t, target, force)
+        groove, controls = self._looper.assumed, self.played_controls()
+        if self._settings.hear_eighths:
+            heard = self._ears.hear(groove)
+            groove = heard.groove
+            if heard.velocity_scale != 1.0:
+                controls = replace(controls, velocity_scale=controls.velocity_scale * heard.velocity_scale)
+        job = Job(groove, controls, self._eps, self._prior, t, target, force)
         if self._busy:
             self._waiting = job
         else:
