@@ -52,6 +52,24 @@ def test_soft_or_swung_sixteenths_are_heard_at_a_drummers_level_on_the_grid_and_
     assert not heard.groove.steps[1::2, 2].any()
     ratio = played.steps[0::2, VELOCITY].mean() / listening.LEVEL
     assert heard.velocity_scale == pytest.approx(ratio ** listening.DYNAMICS, rel=1e-5) and heard.velocity_scale < 1
+    assert heard.swing == pytest.approx(0.28, abs=1e-6)                     # the player's swing, for the drums
+
+
+def test_swung_plays_the_in_between_sixteenths_late_and_leaves_the_rest() -> None:
+    from appliance.core.groove import NUM_VOICES, OFFSET, STEPS_PER_BAR, Pattern
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[:, 2, HIT] = 1.0                           # sixteenth hats
+    steps[:, 2, VELOCITY] = 0.5
+    steps[5, 2, OFFSET] = 0.4                        # already late: clipped, not wrapped
+    steps[4, SNARE, HIT] = 1.0
+    fill = np.zeros((STEPS_PER_BAR, NUM_VOICES, 3), np.float32)
+    fill[[13, 14], 4, HIT] = 1.0
+    out = listening.swung(Pattern(steps, fill), 0.25)
+    assert np.allclose(out.steps[1::2, 2, OFFSET][[0, 1, 3]], 0.25) and out.steps[5, 2, OFFSET] == pytest.approx(0.499)
+    assert np.array_equal(out.steps[0::2], steps[0::2])                     # the eighths where they were
+    assert not out.steps[1::2, SNARE, OFFSET].any()                         # no hit, nothing moved
+    assert out.fill[13, 4, OFFSET] == pytest.approx(0.25) and out.fill[14, 4, OFFSET] == 0.0
+    assert listening.swung(out, 0.0) is out
 
 
 @pytest.mark.parametrize("name, played", [
@@ -112,6 +130,9 @@ def test_the_engine_hands_the_model_what_it_hears_and_keeps_the_groove_as_played
     assert not np.array_equal(last.steps, played.steps) if hear else True
     # played at velocity 50, heard at a drummer's level: the drums come back at the player's
     assert knobs[-1].velocity_scale == pytest.approx(listening.heard(played).velocity_scale if hear else 1.0)
+    swing = listening.heard(played).swing                                      # ~0: played straight
+    late = engine.pattern.steps[1::2][..., 2][engine.pattern.steps[1::2][..., 0] > 0]
+    assert abs(swing) < 0.05 and (late.size == 0 or abs(late.mean()) < 0.2)
     assert knobs[-1].velocity_scale < 1.0 if hear else True
     assert engine.stats()["heard_on_the_eighths"] is hear        # what the monitor shows
     engine.update_settings(hear_eighths=False)                  # a reload turns it off: said at once
@@ -147,3 +168,26 @@ def test_over_arpeggios_the_model_plays_a_groove_not_a_snare_roll(model_dir) -> 
     assert changed <= 0.03 * len(pick)
     before, after = hearing.figures(model, card, drummers, patterns), hearing.figures(model, card, heard, patterns, scales)
     assert abs(after["f1"] - before["f1"]) <= 0.01 and abs(after["hits"] - before["hits"]) <= 1.0
+
+
+@pytest.mark.parametrize("humanise", [1.0, 0.0])
+def test_a_swung_pianist_gets_swung_drums_and_humanise_0_puts_them_on_the_grid(generator, humanise) -> None:
+    from tests.test_looper import STEP, note, off
+    rng = np.random.default_rng(4)
+    notes = []
+    for k in range(3):
+        for s in range(STEPS):
+            t = (k * STEPS + s + (0.28 if s % 2 else 0.0)) * STEP + 0.003
+            pitch = 60 + s % 12
+            notes += [(t, note(pitch, int(60 + rng.integers(-4, 5)))), (t + STEP / 3, off(pitch))]
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0), controls=Controls(humanise=humanise))
+    run(engine, 0.0, 3 * PASS, notes)
+    assert engine.stats()["heard_on_the_eighths"]
+    steps = engine.pattern.steps
+    late = steps[1::2][..., 2][steps[1::2][..., 0] > 0]
+    assert late.size >= 4
+    if humanise:
+        assert 0.15 < late.mean() < 0.45, late                              # swung, as the piano
+    else:
+        assert not late.any()                                               # on the grid
+    assert steps[:, SNARE, HIT].sum() <= 12                                  # a groove, not a roll

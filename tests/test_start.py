@@ -4,6 +4,7 @@ import pytest
 
 from appliance.core.clock import ClockSwitch
 from appliance.core.engine import Engine, VirtualExecutor
+from appliance.core.groove import GM_NOTES
 from appliance.core.start import Starter, StartSettings
 from appliance.core.transport import InternalClock
 
@@ -73,9 +74,11 @@ def test_count_in_sets_the_tempo_and_starts_on_the_next_bar(generator) -> None:
     assert engine.transport.bpm == pytest.approx(96.0, abs=0.01)
     assert engine.transport.position(downbeat) == pytest.approx(0.0)
     assert engine.groove.is_empty, "count-in taps are not part of the groove"
-    # The pattern's step-0 hits sound on the downbeat itself (offsets are within half a step).
+    # The drums come in on one with a crash, as a drummer does after a count-in; the pattern's
+    # step-0 hits sound on the downbeat itself (offsets are within half a step).
     first = min(e.time for e in ons)
     assert abs(first - downbeat) <= 0.5 * beat / 4 + 1e-6
+    assert any(e.message.note == GM_NOTES[7] and abs(e.time - downbeat) <= 0.5 * beat / 4 + 1e-6 for e in ons)
 
 
 def test_count_in_starts_over_after_a_long_gap_and_ignores_double_hits(generator) -> None:

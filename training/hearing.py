@@ -12,7 +12,8 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   hits, snare hits, snare rolls and backbeat per song;
 - flat sixteenths (a note on every step at one velocity, ± 4 of 127, six seeds), straight and
   swung (the in-between sixteenths 0.28 of a step late, about 64 % swing), at velocities 30–120:
-  snare hits per 2 bars at density 0.5, and how many of the four backbeats have a snare;
+  snare hits per 2 bars at density 0.5, how many of the four backbeats have a snare, and how
+  late the drums' hits on the in-between sixteenths come (mean offset, steps);
 - the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: plain
   eighths at those velocities, the drums' mean velocity at density 0.5, over that at 80.
 The int8 graphs, as the box plays them. Never the test split.
@@ -82,7 +83,8 @@ def flat_sixteenths(velocity: int, swing: float, seed: int) -> np.ndarray:
 
 
 def levels(model: OnnxModel, card: dict) -> dict:
-    """Snare hits and backbeats (of 4) at density 0.5 over flat sixteenths, as played and as heard."""
+    """Snare hits, backbeats (of 4) and the drums' in-between offset at density 0.5 over flat
+    sixteenths, as played and as heard."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
     out: dict = {}
@@ -91,15 +93,20 @@ def levels(model: OnnxModel, card: dict) -> dict:
             played = np.array([flat_sixteenths(velocity, swing, seed) for seed in range(SEEDS)])
             heard = [listening.heard(Groove(g)) for g in played]
             row = {}
-            for label, grooves, scales in (("as_played", played, [1.0] * SEEDS),
-                                           ("heard", np.array([h.groove.steps for h in heard]),
-                                            [h.velocity_scale for h in heard])):
-                snare, backbeats = [], []
-                for p, v, o, k in zip(*model.predict(grooves), scales):
-                    hits = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k), calibration).steps[..., HIT] > 0
+            for label, grooves, scales, swings in (
+                    ("as_played", played, [1.0] * SEEDS, [0.0] * SEEDS),
+                    ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
+                     [h.swing for h in heard])):
+                snare, backbeats, late = [], [], []
+                for p, v, o, k, late_by in zip(*model.predict(grooves), scales, swings):
+                    steps = listening.swung(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
+                                                          calibration), late_by).steps
+                    hits = steps[..., HIT] > 0
                     snare.append(hits[:, SNARE].sum())
                     backbeats.append(hits[BACKBEATS, SNARE].sum())
-                row[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats))}
+                    late.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
+                row[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats)),
+                              "late": float(np.mean(late))}
             out[f"{'swung' if swing else 'straight'} {velocity}"] = row
     return out
 
@@ -162,10 +169,12 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {a['hits']:.1f} → {h['hits']:.1f} | {a['snare']:.1f} → {h['snare']:.1f} "
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
     lines += ["", f"Flat sixteenths at density 0.5, {SEEDS} seeds (as played → heard on the eighths):", "",
-              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) |", "|---|---|---|"]
+              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) | drums' in-between sixteenths late by (steps) |",
+              "|---|---|---|---|"]
     for name, r in result["levels"].items():
         a, h = r["as_played"], r["heard"]
-        lines.append(f"| {name} | {a['snare']:.1f} → {h['snare']:.1f} | {a['backbeats']:.1f} → {h['backbeats']:.1f} |")
+        lines.append(f"| {name} | {a['snare']:.1f} → {h['snare']:.1f} | {a['backbeats']:.1f} → {h['backbeats']:.1f} "
+                     f"| {a['late']:+.2f} → {h['late']:+.2f} |")
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
     at_80 = result["dynamics"][80]

@@ -75,6 +75,7 @@ class Job:
     asked_at: float
     target_step: int | None  #: the swap boundary this result is meant for (None before the first tick)
     force: bool = False      #: an explicit request (resample, prior, restore) that a freeze lets through
+    swing: float = 0.0       #: steps the pattern's in-between sixteenths are played late (listening.swung)
 
 
 Done = Callable[[Pattern, float], None]
@@ -283,8 +284,9 @@ class Engine:
                 if not self._started:
                     self._started = True
                     self._ask(t, force=True)
-        if self.starter is not None:
-            self.starter.tick(t, self._settings.lookahead)
+        if self.starter is not None and self.starter.tick(t, self._settings.lookahead):
+            with self._lock:   # counted in: the drums come in on one, with a crash, as a drummer does
+                self._player.mark(0.0, t, begins=True)
         self._executor.poll(t)
         moves = self._transport.relocations
         if moves != self._moves_seen:
@@ -490,13 +492,13 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        groove, controls = self._looper.assumed, self.played_controls()
+        groove, controls, swing = self._looper.assumed, self.played_controls(), 0.0
         if self._settings.hear_eighths:
             heard = self._ears.hear(groove)
-            groove = heard.groove
+            groove, swing = heard.groove, heard.swing * controls.humanise   # humanise 0: on the grid
             if heard.velocity_scale != 1.0:
                 controls = replace(controls, velocity_scale=controls.velocity_scale * heard.velocity_scale)
-        job = Job(groove, controls, self._eps, self._prior, t, target, force)
+        job = Job(groove, controls, self._eps, self._prior, t, target, force, swing)
         if self._busy:
             self._waiting = job
         else:
@@ -505,7 +507,7 @@ class Engine:
     def _start(self, job: Job, now: float) -> None:
         self._busy = True
         self._executor.submit(
-            lambda: self.generator.generate(job.groove, job.controls, job.eps, job.prior),
+            lambda: listening.swung(self.generator.generate(job.groove, job.controls, job.eps, job.prior), job.swing),
             lambda pattern, done_at: self._finished(job, pattern, done_at), now)
 
     def _finished(self, job: Job, pattern: Pattern | None, done_at: float) -> None:

@@ -8,9 +8,10 @@ a note, their velocities are even (SD under ``EVEN_SD``) and the eighths are not
 ``ACCENT`` × the sixteenths between them). The model then hears it as a drummer's sixteenth
 hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
 notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that and on the grid (late,
-swung ones are a swung snare figure to it). The drums come back at the player's level: their
-velocities × (played level / ``LEVEL``) ** ``DYNAMICS``, the model's own answer to a quieter
-groove. Any groove with accents, gaps or a drummer's dynamics is read as played. The groove
+swung ones are a swung snare figure to it). The drums come back at the player's level and feel:
+their velocities × (played level / ``LEVEL``) ** ``DYNAMICS``, the model's own answer to a
+quieter groove, and every hit on an in-between sixteenth as late as the player's were on
+average (:func:`swung`: a swung pianist gets swung hats). Any groove with accents, gaps or a drummer's dynamics is read as played. The groove
 memory, the display and the saved state keep what was played (``loop.hear_eighths``, on by
 default).
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, VELOCITY, Groove
+from appliance.core.groove import HIT, OFFSET, VELOCITY, Groove, Pattern
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
 EVEN_SD = 0.15     #: velocity SD (0..1) under which the notes are at one level
@@ -53,11 +54,13 @@ def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float =
 
 @dataclass(frozen=True)
 class Heard:
-    """A groove as the model is to read it, and the velocity scale that gives the drums back the
-    player's level (1 unless a quiet groove was heard louder)."""
+    """A groove as the model is to read it, and what gives the drums back the player's level and
+    feel: a velocity scale (1 unless a quiet groove was heard louder) and the swing (steps the
+    player's in-between sixteenths came late on average; 0 unless heard on the eighths)."""
 
     groove: Groove
     velocity_scale: float = 1.0
+    swing: float = 0.0
 
 
 def on_the_eighths(groove: Groove) -> Heard:
@@ -67,10 +70,26 @@ def on_the_eighths(groove: Groove) -> Heard:
     hit = steps[:, HIT] > 0.5
     played = float(steps[0::2, VELOCITY][hit[0::2]].mean())
     lift = max(1.0, LEVEL / max(played, 1e-3))
+    swing = float(steps[1::2, OFFSET][hit[1::2]].mean())
     steps[:, VELOCITY] = np.clip(steps[:, VELOCITY] * lift, 0.0, 1.0)
     steps[1::2, VELOCITY] *= PASSING
     steps[1::2, OFFSET] = 0.0
-    return Heard(Groove(steps), (1.0 / lift) ** DYNAMICS)
+    return Heard(Groove(steps), (1.0 / lift) ** DYNAMICS, swing)
+
+
+def swung(pattern: Pattern, swing: float) -> Pattern:
+    """The pattern with every hit on an in-between sixteenth ``swing`` steps later (its fill bar too)."""
+    if swing == 0.0:
+        return pattern
+
+    def shifted(cells: np.ndarray) -> np.ndarray:
+        cells = np.array(cells)
+        between = cells[1::2]
+        between[..., OFFSET] = np.where(between[..., HIT] > 0,
+                                        np.clip(between[..., OFFSET] + swing, -0.5, 0.499), between[..., OFFSET])
+        return cells
+
+    return Pattern(shifted(pattern.steps), None if pattern.fill is None else shifted(pattern.fill))
 
 
 def heard(groove: Groove) -> Heard:

@@ -132,17 +132,20 @@ class Starter:
         log.info("start: counted in at %.1f BPM; the loop starts on the next bar", self._bpm)
         return True
 
-    def tick(self, t: float, lookahead: float) -> None:
-        """The player's turn: start a counted-in clock as its downbeat comes into view."""
+    def tick(self, t: float, lookahead: float) -> bool:
+        """The player's turn: start a counted-in clock as its downbeat comes into view. True on
+        the turn that starts it (the drums come in on that downbeat)."""
         if self.state == PLAYING:
-            return
+            return False
         if self._clock.running and self.state != STARTING:
             self.state = PLAYING           # a MIDI clock started the box
-            return
+            return False
         if self.state != STARTING or self._downbeat is None:
-            return
+            return False
         # Less than a step ahead, so that the player's first step is the downbeat itself.
         ahead = min(lookahead, 0.5 * seconds_per_step(self._bpm))
         if t >= self._downbeat - ahead:
             self._clock.start(self._downbeat, 0.0)
             self.state = PLAYING
+            return True
+        return False
