@@ -29,19 +29,21 @@ def arpeggio(level: float = 0.6, spread: float = 0.05, seed: int = 0) -> Groove:
 def test_arpeggios_are_heard_with_the_sixteenths_between_the_eighths_as_passing_notes() -> None:
     played = arpeggio(level=0.7)
     heard = listening.heard(played)
-    assert listening.busy_and_even(played) and heard.velocity_scale == 1.0
+    assert listening.busy_and_even(played) and heard.velocity_scale == pytest.approx(listening.BALANCE)
     steps = heard.groove.steps
-    assert np.array_equal(steps[0::2], played.steps[0::2])                  # the eighths as played
+    assert np.array_equal(steps[0::2, :2], played.steps[0::2, :2])          # the eighths as played
     assert np.allclose(steps[1::2, VELOCITY], listening.PASSING * played.steps[1::2, VELOCITY])
     assert np.array_equal(steps[:, HIT], played.steps[:, HIT])              # every note still there
 
 
 def test_soft_or_swung_sixteenths_are_heard_at_a_drummers_level_on_the_grid_and_played_back_soft() -> None:
-    """Velocity 30 with the in-between sixteenths 0.28 of a step late (a swung pianist): heard with
-    the eighths at LEVEL and the sixteenths on the grid; the drums play at the player's level
-    again, (30/127 / LEVEL) ** DYNAMICS of the velocities the model gives."""
+    """Velocity 30, a little ahead of the beat (0.1 of a step early), the in-between sixteenths
+    0.28 of a step later still (a swung pianist): heard with the eighths at LEVEL and every note on
+    the grid; the drums play at the player's level again, BALANCE × (30/127 / LEVEL) ** DYNAMICS
+    of the velocities the model gives, and with the player's feel on each sixteenth of the beat."""
     played = np.array(arpeggio(level=30 / 127, spread=0.02).steps)
-    played[1::2, 2] = 0.28
+    played[:, 2] = -0.1
+    played[1::2, 2] += 0.28
     played = Groove(played)
     assert listening.busy_and_even(played)
     heard = listening.heard(played)
@@ -49,13 +51,13 @@ def test_soft_or_swung_sixteenths_are_heard_at_a_drummers_level_on_the_grid_and_
     assert eighths.mean() == pytest.approx(listening.LEVEL, rel=1e-5)
     assert np.allclose(heard.groove.steps[1::2, VELOCITY],
                        listening.PASSING * played.steps[1::2, VELOCITY] * listening.LEVEL / played.steps[0::2, VELOCITY].mean())
-    assert not heard.groove.steps[1::2, 2].any()
+    assert not heard.groove.steps[:, 2].any()                                # on the grid
     ratio = played.steps[0::2, VELOCITY].mean() / listening.LEVEL
-    assert heard.velocity_scale == pytest.approx(ratio ** listening.DYNAMICS, rel=1e-5) and heard.velocity_scale < 1
-    assert heard.swing == pytest.approx(0.28, abs=1e-6)                     # the player's swing, for the drums
+    assert heard.velocity_scale == pytest.approx(listening.BALANCE * ratio ** listening.DYNAMICS, rel=1e-5)
+    assert heard.feel == pytest.approx((-0.1, 0.18, -0.1, 0.18), abs=1e-6)  # 1, e, &, a: for the drums
 
 
-def test_swung_plays_the_in_between_sixteenths_late_and_leaves_the_rest() -> None:
+def test_felt_plays_each_sixteenth_of_the_beat_as_late_as_the_player_did() -> None:
     from appliance.core.groove import NUM_VOICES, OFFSET, STEPS_PER_BAR, Pattern
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
     steps[:, 2, HIT] = 1.0                           # sixteenth hats
@@ -64,12 +66,14 @@ def test_swung_plays_the_in_between_sixteenths_late_and_leaves_the_rest() -> Non
     steps[4, SNARE, HIT] = 1.0
     fill = np.zeros((STEPS_PER_BAR, NUM_VOICES, 3), np.float32)
     fill[[13, 14], 4, HIT] = 1.0
-    out = listening.swung(Pattern(steps, fill), 0.25)
-    assert np.allclose(out.steps[1::2, 2, OFFSET][[0, 1, 3]], 0.25) and out.steps[5, 2, OFFSET] == pytest.approx(0.499)
+    feel = (0.0, 0.25, 0.0, -0.2)                     # a triplet-ish feel: the e late, the a early
+    out = listening.felt(Pattern(steps, fill), feel)
+    assert np.allclose(out.steps[1::4, 2, OFFSET][[0, 2, 3]], 0.25) and out.steps[5, 2, OFFSET] == pytest.approx(0.499)
+    assert np.allclose(out.steps[3::4, 2, OFFSET], -0.2)
     assert np.array_equal(out.steps[0::2], steps[0::2])                     # the eighths where they were
     assert not out.steps[1::2, SNARE, OFFSET].any()                         # no hit, nothing moved
     assert out.fill[13, 4, OFFSET] == pytest.approx(0.25) and out.fill[14, 4, OFFSET] == 0.0
-    assert listening.swung(out, 0.0) is out
+    assert listening.felt(out, (0.0,) * 4) is out
 
 
 @pytest.mark.parametrize("name, played", [
@@ -130,10 +134,8 @@ def test_the_engine_hands_the_model_what_it_hears_and_keeps_the_groove_as_played
     assert not np.array_equal(last.steps, played.steps) if hear else True
     # played at velocity 50, heard at a drummer's level: the drums come back at the player's
     assert knobs[-1].velocity_scale == pytest.approx(listening.heard(played).velocity_scale if hear else 1.0)
-    swing = listening.heard(played).swing                                      # ~0: played straight
-    late = engine.pattern.steps[1::2][..., 2][engine.pattern.steps[1::2][..., 0] > 0]
-    assert abs(swing) < 0.05 and (late.size == 0 or abs(late.mean()) < 0.2)
-    assert knobs[-1].velocity_scale < 1.0 if hear else True
+    feel = listening.heard(played).feel                                       # ~0: played straight
+    assert max(abs(f) for f in feel) < 0.05
     assert engine.stats()["heard_on_the_eighths"] is hear        # what the monitor shows
     engine.update_settings(hear_eighths=False)                  # a reload turns it off: said at once
     assert engine.stats()["heard_on_the_eighths"] is False
@@ -170,24 +172,29 @@ def test_over_arpeggios_the_model_plays_a_groove_not_a_snare_roll(model_dir) -> 
     assert abs(after["f1"] - before["f1"]) <= 0.01 and abs(after["hits"] - before["hits"]) <= 1.0
 
 
-@pytest.mark.parametrize("humanise", [1.0, 0.0])
-def test_a_swung_pianist_gets_swung_drums_and_humanise_0_puts_them_on_the_grid(generator, humanise) -> None:
+@pytest.mark.parametrize("humanise, push, swing", [(1.0, 0.0, 0.28), (0.0, 0.0, 0.28), (1.0, -0.2, 0.0)])
+def test_a_swung_pianist_gets_swung_drums_and_one_ahead_of_the_beat_drums_ahead(generator, humanise, push, swing) -> None:
+    """Swung sixteenths (in-between 0.28 of a step late), or straight ones 0.2 of a step ahead of
+    the clock: a groove, not a roll, with the drums' hits as early or late as the player's on
+    each sixteenth of the beat; humanise 0 puts them on the grid."""
     from tests.test_looper import STEP, note, off
     rng = np.random.default_rng(4)
     notes = []
     for k in range(3):
         for s in range(STEPS):
-            t = (k * STEPS + s + (0.28 if s % 2 else 0.0)) * STEP + 0.003
+            t = (k * STEPS + s + push + (swing if s % 2 else 0.0)) * STEP + 0.003 + 2 * STEP
             pitch = 60 + s % 12
             notes += [(t, note(pitch, int(60 + rng.integers(-4, 5)))), (t + STEP / 3, off(pitch))]
     engine = make_engine(generator, settings=EngineSettings(drift=0.0), controls=Controls(humanise=humanise))
-    run(engine, 0.0, 3 * PASS, notes)
+    run(engine, 0.0, 3 * PASS + 2 * STEP, notes)
     assert engine.stats()["heard_on_the_eighths"]
     steps = engine.pattern.steps
-    late = steps[1::2][..., 2][steps[1::2][..., 0] > 0]
-    assert late.size >= 4
+    on = steps[0::2][..., 2][steps[0::2][..., 0] > 0]
+    between = steps[1::2][..., 2][steps[1::2][..., 0] > 0]
+    assert between.size >= 4
     if humanise:
-        assert 0.15 < late.mean() < 0.45, late                              # swung, as the piano
+        assert abs(on.mean() - push) < 0.12, on                             # the eighths where the player's were
+        assert abs(between.mean() - (push + swing)) < 0.12, between         # swung (or early), as the piano
     else:
-        assert not late.any()                                               # on the grid
+        assert not on.any() and not between.any()                           # on the grid
     assert steps[:, SNARE, HIT].sum() <= 12                                  # a groove, not a roll

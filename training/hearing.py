@@ -10,12 +10,14 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   (training/drumstats.py) per 2 bars and the backbeat accent;
 - the comping songs of `make evaluate` rendered through the engine (training/playalong.py):
   hits, snare hits, snare rolls and backbeat per song;
-- flat sixteenths (a note on every step at one velocity, ± 4 of 127, six seeds), straight and
-  swung (the in-between sixteenths 0.28 of a step late, about 64 % swing), at velocities 30–120:
-  snare hits per 2 bars at density 0.5, how many of the four backbeats have a snare, and how
-  late the drums' hits on the in-between sixteenths come (mean offset, steps);
-- the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: plain
-  eighths at those velocities, the drums' mean velocity at density 0.5, over that at 80.
+- flat sixteenths (a note on every step at one velocity, ± 4 of 127, six seeds), straight,
+  swung (the in-between sixteenths 0.28 of a step late, about 64 % swing) and ahead of the clock
+  (every note 0.2 of a step early), at velocities 30–120: snare hits per 2 bars at density 0.5,
+  how many of the four backbeats have a snare, and how late the drums' hits on the eighths and
+  on the in-between sixteenths come (mean offsets, steps);
+- the drums' level: their mean velocity at density 0.5 over plain eighths at those velocities
+  (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
+  at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
 The int8 graphs, as the box plays them. Never the test split.
 """
 from __future__ import annotations
@@ -68,60 +70,73 @@ def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndar
 
 LEVELS = (30, 45, 62, 80, 100, 120)   #: velocities (of 127) of the flat sixteenths
 SWING = 0.28                           #: steps the swung in-between sixteenths come late
+AHEAD = -0.2                           #: steps every note of the part ahead of the clock comes early
+FEELS = {"straight": (0.0, 0.0), "swung": (SWING, 0.0), "ahead": (0.0, AHEAD)}
 SEEDS = 6
 
 
-def flat_sixteenths(velocity: int, swing: float, seed: int) -> np.ndarray:
-    """A groove [32, 3] with a note on every step at one velocity (± 4 of 127)."""
+def flat_sixteenths(velocity: int, swing: float, seed: int, push: float = 0.0) -> np.ndarray:
+    """A groove [32, 3] with a note on every step at one velocity (± 4 of 127), the in-between
+    sixteenths ``swing`` steps late and every note ``push`` steps late (early when negative)."""
     rng = np.random.default_rng(seed)
     groove = np.zeros((STEPS, 3), np.float32)
     groove[:, HIT] = 1.0
     groove[:, VELOCITY] = np.clip((velocity + 4 * rng.standard_normal(STEPS)) / 127, 0.02, 1.0)
-    groove[:, OFFSET] = np.clip(0.03 * rng.standard_normal(STEPS), -0.5, 0.49)
-    groove[1::2, OFFSET] = np.clip(groove[1::2, OFFSET] + swing, -0.5, 0.49)
+    groove[:, OFFSET] = 0.03 * rng.standard_normal(STEPS) + push
+    groove[1::2, OFFSET] += swing
+    groove[:, OFFSET] = np.clip(groove[:, OFFSET], -0.5, 0.49)
     return groove
 
 
 def levels(model: OnnxModel, card: dict) -> dict:
-    """Snare hits, backbeats (of 4) and the drums' in-between offset at density 0.5 over flat
-    sixteenths, as played and as heard."""
+    """Snare hits, backbeats (of 4) and the drums' offsets on the eighths and in between at density
+    0.5 over flat sixteenths, as played and as heard."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
     out: dict = {}
-    for swing in (0.0, SWING):
+    for name, (swing, push) in FEELS.items():
         for velocity in LEVELS:
-            played = np.array([flat_sixteenths(velocity, swing, seed) for seed in range(SEEDS)])
+            played = np.array([flat_sixteenths(velocity, swing, seed, push) for seed in range(SEEDS)])
             heard = [listening.heard(Groove(g)) for g in played]
             row = {}
-            for label, grooves, scales, swings in (
-                    ("as_played", played, [1.0] * SEEDS, [0.0] * SEEDS),
+            for label, grooves, scales, feels in (
+                    ("as_played", played, [1.0] * SEEDS, [()] * SEEDS),
                     ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
-                     [h.swing for h in heard])):
-                snare, backbeats, late = [], [], []
-                for p, v, o, k, late_by in zip(*model.predict(grooves), scales, swings):
-                    steps = listening.swung(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
-                                                          calibration), late_by).steps
+                     [h.feel for h in heard])):
+                snare, backbeats, on, between = [], [], [], []
+                for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
+                    steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
+                                                         calibration), feel).steps
                     hits = steps[..., HIT] > 0
                     snare.append(hits[:, SNARE].sum())
                     backbeats.append(hits[BACKBEATS, SNARE].sum())
-                    late.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
+                    on.append(steps[0::2][..., OFFSET][hits[0::2]].mean())
+                    between.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
                 row[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats)),
-                              "late": float(np.mean(late))}
-            out[f"{'swung' if swing else 'straight'} {velocity}"] = row
+                              "on": float(np.mean(on)), "between": float(np.mean(between))}
+            out[f"{name} {velocity}"] = row
     return out
 
 
-def dynamics(model: OnnxModel, card: dict) -> dict[int, float]:
-    """The drums' mean velocity (of 127) at density 0.5 over plain eighths at each of LEVELS."""
+def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
+    """The drums' mean velocity (of 127) at density 0.5 over plain eighths and over flat
+    sixteenths heard on the eighths, at each of LEVELS."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
+
+    def level(grooves: np.ndarray, scales: list[float]) -> float:
+        played = [shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k), calibration).steps
+                  for p, v, o, k in zip(*model.predict(grooves), scales)]
+        return float(np.mean([s[..., VELOCITY][s[..., HIT] > 0].mean() * 127 for s in played]))
+
     out = {}
     for velocity in LEVELS:
-        grooves = np.array([flat_sixteenths(velocity, 0.0, seed) for seed in range(SEEDS)])
-        grooves[:, 1::2] = 0.0
-        played = [shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
-                  for p, v, o in zip(*model.predict(grooves))]
-        out[velocity] = float(np.mean([s[..., VELOCITY][s[..., HIT] > 0].mean() * 127 for s in played]))
+        sixteenths = np.array([flat_sixteenths(velocity, 0.0, seed) for seed in range(SEEDS)])
+        eighths = sixteenths.copy()
+        eighths[:, 1::2] = 0.0
+        heard = [listening.heard(Groove(g)) for g in sixteenths]
+        out[velocity] = {"eighths": level(eighths, [1.0] * SEEDS),
+                         "heard": level(np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard])}
     return out
 
 
@@ -169,20 +184,23 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {a['hits']:.1f} → {h['hits']:.1f} | {a['snare']:.1f} → {h['snare']:.1f} "
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
     lines += ["", f"Flat sixteenths at density 0.5, {SEEDS} seeds (as played → heard on the eighths):", "",
-              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) | drums' in-between sixteenths late by (steps) |",
-              "|---|---|---|---|"]
+              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) "
+              "| drums on the eighths late by (steps) | drums in between late by |", "|---|---|---|---|---|"]
     for name, r in result["levels"].items():
         a, h = r["as_played"], r["heard"]
         lines.append(f"| {name} | {a['snare']:.1f} → {h['snare']:.1f} | {a['backbeats']:.1f} → {h['backbeats']:.1f} "
-                     f"| {a['late']:+.2f} → {h['late']:+.2f} |")
+                     f"| {a['on']:+.2f} → {h['on']:+.2f} | {a['between']:+.2f} → {h['between']:+.2f} |")
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
-    at_80 = result["dynamics"][80]
-    lines += ["", "Plain eighths: the drums' mean velocity at density 0.5, and over that at 80 "
-              f"(listening.DYNAMICS {listening.DYNAMICS} gives (velocity / 80) ** {listening.DYNAMICS}):", "",
-              "| eighths at | drums' mean velocity | over 80 | (v / 80) ** DYNAMICS |", "|---|---|---|---|"]
+    at_80 = result["dynamics"][80]["eighths"]
+    lines += ["", "The drums' mean velocity at density 0.5 over plain eighths (and over that at 80: "
+              f"listening.DYNAMICS {listening.DYNAMICS} gives (velocity / 80) ** {listening.DYNAMICS}) and over "
+              f"flat sixteenths heard on the eighths (listening.BALANCE {listening.BALANCE}):", "",
+              "| notes at | drums over eighths | over 80 | (v / 80) ** DYNAMICS | drums over sixteenths heard |",
+              "|---|---|---|---|---|"]
     for velocity, level in result["dynamics"].items():
-        lines.append(f"| {velocity} | {level:.1f} | {level / at_80:.2f} | {(velocity / 80) ** listening.DYNAMICS:.2f} |")
+        lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
+                     f"| {(velocity / 80) ** listening.DYNAMICS:.2f} | {level['heard']:.1f} |")
     return "\n".join(lines)
 
 

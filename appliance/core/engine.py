@@ -75,7 +75,7 @@ class Job:
     asked_at: float
     target_step: int | None  #: the swap boundary this result is meant for (None before the first tick)
     force: bool = False      #: an explicit request (resample, prior, restore) that a freeze lets through
-    swing: float = 0.0       #: steps the pattern's in-between sixteenths are played late (listening.swung)
+    feel: tuple[float, ...] = ()   #: steps each sixteenth of the beat is played late (listening.felt)
 
 
 Done = Callable[[Pattern, float], None]
@@ -492,13 +492,14 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        groove, controls, swing = self._looper.assumed, self.played_controls(), 0.0
+        groove, controls, feel = self._looper.assumed, self.played_controls(), ()
         if self._settings.hear_eighths:
             heard = self._ears.hear(groove)
-            groove, swing = heard.groove, heard.swing * controls.humanise   # humanise 0: on the grid
+            # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)
+            groove, feel = heard.groove, tuple(f * min(controls.humanise, 1.0) for f in heard.feel)
             if heard.velocity_scale != 1.0:
-                controls = replace(controls, velocity_scale=controls.velocity_scale * heard.velocity_scale)
-        job = Job(groove, controls, self._eps, self._prior, t, target, force, swing)
+                controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
+        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel)
         if self._busy:
             self._waiting = job
         else:
@@ -507,7 +508,7 @@ class Engine:
     def _start(self, job: Job, now: float) -> None:
         self._busy = True
         self._executor.submit(
-            lambda: listening.swung(self.generator.generate(job.groove, job.controls, job.eps, job.prior), job.swing),
+            lambda: listening.felt(self.generator.generate(job.groove, job.controls, job.eps, job.prior), job.feel),
             lambda pattern, done_at: self._finished(job, pattern, done_at), now)
 
     def _finished(self, job: Job, pattern: Pattern | None, done_at: float) -> None:

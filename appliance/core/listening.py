@@ -7,11 +7,13 @@ when ``BUSY_STEPS`` or more of its 16 in-between sixteenths (the "e" and "a" of 
 a note, their velocities are even (SD under ``EVEN_SD``) and the eighths are not accented (under
 ``ACCENT`` × the sixteenths between them). The model then hears it as a drummer's sixteenth
 hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
-notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that and on the grid (late,
-swung ones are a swung snare figure to it). The drums come back at the player's level and feel:
-their velocities × (played level / ``LEVEL``) ** ``DYNAMICS``, the model's own answer to a
-quieter groove, and every hit on an in-between sixteenth as late as the player's were on
-average (:func:`swung`: a swung pianist gets swung hats). Any groove with accents, gaps or a drummer's dynamics is read as played. The groove
+notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that, every note on the
+grid (sixteenths late against the eighths, swung or because the whole part is ahead of the
+clock, are a swung snare figure to it). The drums come back at the player's level and feel:
+their velocities × ``BALANCE`` × (played level / ``LEVEL``) ** ``DYNAMICS`` (the model's own
+answer to a quieter groove; ``BALANCE`` gives back what the softened sixteenths took), and every
+hit as late as the player's notes on that sixteenth of the beat were on average (:func:`felt`:
+a swung pianist gets swung hats, a pianist ahead of the beat drums ahead of it). Any groove with accents, gaps or a drummer's dynamics is read as played. The groove
 memory, the display and the saved state keep what was played (``loop.hear_eighths``, on by
 default).
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, VELOCITY, Groove, Pattern
+from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove, Pattern
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
 EVEN_SD = 0.15     #: velocity SD (0..1) under which the notes are at one level
@@ -36,6 +38,7 @@ ACCENT = 1.1       #: eighths this much louder than the sixteenths between them 
 PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard at this × their (lifted) velocity
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
+BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
 STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT = 10, 0.2, 1.25   #: the looser lines a groove heard as eighths must cross back
 
 
@@ -55,12 +58,12 @@ def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float =
 @dataclass(frozen=True)
 class Heard:
     """A groove as the model is to read it, and what gives the drums back the player's level and
-    feel: a velocity scale (1 unless a quiet groove was heard louder) and the swing (steps the
-    player's in-between sixteenths came late on average; 0 unless heard on the eighths)."""
+    feel: a velocity scale, and per sixteenth of the beat (1, e, &, a) the steps the player's
+    notes there came late on average (all 1 and 0 unless heard on the eighths)."""
 
     groove: Groove
     velocity_scale: float = 1.0
-    swing: float = 0.0
+    feel: tuple[float, ...] = (0.0,) * STEPS_PER_BEAT
 
 
 def on_the_eighths(groove: Groove) -> Heard:
@@ -70,23 +73,24 @@ def on_the_eighths(groove: Groove) -> Heard:
     hit = steps[:, HIT] > 0.5
     played = float(steps[0::2, VELOCITY][hit[0::2]].mean())
     lift = max(1.0, LEVEL / max(played, 1e-3))
-    swing = float(steps[1::2, OFFSET][hit[1::2]].mean())
+    feel = tuple(float(steps[k::STEPS_PER_BEAT, OFFSET][hit[k::STEPS_PER_BEAT]].mean())
+                 if hit[k::STEPS_PER_BEAT].any() else 0.0 for k in range(STEPS_PER_BEAT))
     steps[:, VELOCITY] = np.clip(steps[:, VELOCITY] * lift, 0.0, 1.0)
     steps[1::2, VELOCITY] *= PASSING
-    steps[1::2, OFFSET] = 0.0
-    return Heard(Groove(steps), (1.0 / lift) ** DYNAMICS, swing)
+    steps[:, OFFSET] = 0.0
+    return Heard(Groove(steps), min(2.0, BALANCE * (1.0 / lift) ** DYNAMICS), feel)
 
 
-def swung(pattern: Pattern, swing: float) -> Pattern:
-    """The pattern with every hit on an in-between sixteenth ``swing`` steps later (its fill bar too)."""
-    if swing == 0.0:
+def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
+    """The pattern with every hit on sixteenth k of a beat ``feel[k]`` steps later (its fill bar too)."""
+    if not any(feel):
         return pattern
+    late = np.tile(np.asarray(feel, np.float32), len(pattern.steps) // STEPS_PER_BEAT)
 
     def shifted(cells: np.ndarray) -> np.ndarray:
         cells = np.array(cells)
-        between = cells[1::2]
-        between[..., OFFSET] = np.where(between[..., HIT] > 0,
-                                        np.clip(between[..., OFFSET] + swing, -0.5, 0.499), between[..., OFFSET])
+        moved = np.clip(cells[..., OFFSET] + late[:len(cells), None], -0.5, 0.499)
+        cells[..., OFFSET] = np.where(cells[..., HIT] > 0, moved, cells[..., OFFSET])
         return cells
 
     return Pattern(shifted(pattern.steps), None if pattern.fill is None else shifted(pattern.fill))
