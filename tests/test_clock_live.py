@@ -134,10 +134,12 @@ control: {{socket: {tmp_path}/control.sock}}
             continue
         if not any(a <= t <= b for a, b in settled):
             continue
-        n = min(range(len(ticks)), key=lambda i: abs(ticks[i] - t))
+        # Against the nearest sixteenth clock: a sender held up by a busy machine sends two
+        # clocks back to back, and the note on the first can be nearer the second's time stamp
+        # (CI: "note on clock 49"). Within 10 ms of a sixteenth (107 ms apart at 140) is on it.
+        n = min(range(0, len(ticks), 6), key=lambda i: abs(ticks[i] - t))
         error = t - ticks[n]
-        assert abs(error) <= TOLERANCE_S, f"note {m.note} {error * 1000:.1f} ms off the clock"
-        assert n % 6 == 0, f"note {m.note} on clock {n}, not on a sixteenth"
+        assert abs(error) <= TOLERANCE_S, f"note {m.note} {error * 1000:.1f} ms off the sixteenths"
         assert ((n // 6) % 32, m.note) in pattern, f"note {m.note} on step {(n // 6) % 32}"
         checked += 1
     assert checked >= 10
@@ -181,13 +183,23 @@ control: {{socket: {tmp_path}/control.sock}}
     clocks = [t for t, m in events if m.type == "clock"]
     gaps = [b - a for a, b in zip(clocks, clocks[1:])]
     period = 60.0 / 150 / 24
-    assert abs(sum(gaps) / len(gaps) - period) < 0.0005
-    # No clock lost or doubled: as many clocks as periods from the first to the last (a clock
-    # held up by a busy machine and sent with the next one is late, not lost); 19 in 20 within
-    # 5 ms of the period (usually under 3 ms; 4.2 ms once in 12 runs on an idle machine). One clock may go missing only where jackd itself reported late cycles (an
-    # xrun can drop a client's MIDI for that cycle on the way, whatever the box sent).
-    lost = round((clocks[-1] - clocks[0]) / period) - (len(clocks) - 1)
+    assert len(clocks) >= 24 * 6
+    # Tempo held, no clock lost or doubled. A busy machine makes clocks late, never early, so
+    # time is read off the clocks that came on time: each clock's lateness against clock 0 on
+    # a 150 BPM grid, and the least of it in the first and in the last quarter. Those agree
+    # within 3 ms (0.1 % of tempo over six beats) if the box kept time; a lost clock moves the
+    # last quarter a period later, a doubled one a period earlier. (First to last alone read a
+    # last clock held up 134 ms on a busy CI machine as eight lost.) One clock may go missing
+    # only where jackd itself reported late cycles (an xrun can drop a client's MIDI for that
+    # cycle on the way, whatever the box sent).
+    late = [t - clocks[0] - i * period for i, t in enumerate(clocks)]
+    quarter = len(late) // 4
+    drift = min(late[-quarter:]) - min(late[:quarter])
+    lost = round(drift / period)
     assert lost == 0 or (lost == 1 and xruns > 0), f"{lost} clock(s) lost (doubled if negative), {xruns} jackd xruns"
+    assert abs(drift - lost * period) < 0.003, f"the clock drifted {drift * 1000:.1f} ms in {len(clocks)} clocks"
+    # 19 in 20 gaps within 5 ms of the period (usually under 3 ms; 4.2 ms once in 12 runs on
+    # an idle machine).
     wobble = sorted(abs(g - period) for g in gaps)
     assert wobble[int(len(wobble) * 0.95)] < 0.005, f"p95 {wobble[int(len(wobble) * 0.95)]}"
     # Drums on the grid the clock draws: every note-on at a sixth clock (humanise 0),
