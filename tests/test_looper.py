@@ -164,6 +164,22 @@ def test_until_a_full_pass_is_heard_bar_2_repeats_bar_1() -> None:
     assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {3}
 
 
+def test_before_a_bar_is_heard_the_beats_heard_repeat() -> None:
+    looper = Looper()
+    looper.record(0, 0.3)
+    assert set(np.flatnonzero(looper.assumed.steps[:, HIT])) == {0}    # one note: nothing to repeat
+    looper.record(2, 0.2)
+    looper.record(4, 0.3)                                               # a beat heard: it repeats
+    hits = set(np.flatnonzero(looper.assumed.steps[:, HIT]))
+    assert hits == set(range(0, STEPS, 2))
+    assert looper.assumed.steps[6, VELOCITY] == pytest.approx(0.2)     # at the player's level
+    assert looper.assumed.steps[30, VELOCITY] == pytest.approx(0.2)
+    looper.record(9, 0.5)                                               # two beats: they repeat
+    hits = set(np.flatnonzero(looper.assumed.steps[:, HIT]))
+    assert {0, 2, 4, 9, 10, 12, 17, 25} <= hits and 6 not in hits and 14 not in hits
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == {0, 2, 4, 9}   # as played
+
+
 def test_a_loaded_groove_is_a_whole_one() -> None:
     looper = Looper()
     looper.record(3.0, 0.7)

@@ -22,7 +22,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
   (``assumed``, what the model hears), so bar 2 is not played from silence while bar 1 is all
-  the drummer knows. From the moment the whole pass was heard (step 32 after the first note
+  the drummer knows. Before a whole bar was heard, the beats heard repeat the same way (one
+  beat, then two), so the first bar is not played from a few notes in silence either. From the moment the whole pass was heard (step 32 after the first note
   begins), the groove as played counts. A loaded groove is a whole one.
 - Freeze is the engine's business (it stops regenerating); the looper keeps recording while
   frozen, so that unfreezing follows what was played meanwhile.
@@ -35,7 +36,7 @@ import threading
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, Groove, loop_pass, quantise
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Groove, loop_pass, quantise
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
@@ -241,10 +242,21 @@ class Looper:
         if self._heard_to >= self._learn_end:
             self._learned, self._learn_end = True, math.inf
 
-    @staticmethod
-    def _assume_repeat(steps: np.ndarray) -> np.ndarray:
+    def _assume_repeat(self, steps: np.ndarray) -> np.ndarray:
         """One bar heard is a bar that repeats: each empty step takes the other bar's step.
+        Before a bar was heard, the beats heard repeat: from one beat (or two) after the first
+        note, each step not reached yet takes the step a beat (or two) before it, so the drums'
+        first bar answers a groove at the player's level and rhythm, not a few notes in silence.
         (Only steps not heard yet are played before the full pass ends learning.)"""
+        heard = self._heard_to - self._learn_from if self._learn_from is not None else 0.0
+        if heard < STEPS_PER_BAR:
+            period = 2 * STEPS_PER_BEAT if heard >= 2 * STEPS_PER_BEAT else STEPS_PER_BEAT if heard >= STEPS_PER_BEAT else 0
+            steps = steps.copy()
+            if period:
+                for position in range(math.floor(self._heard_to) + 1, self._learn_from + STEPS):
+                    if steps[position % STEPS, HIT] == 0:
+                        steps[position % STEPS] = steps[(position - period) % STEPS]
+            return steps
         other = np.roll(steps, STEPS_PER_BAR, axis=0)
         fill = (steps[:, HIT] == 0) & (other[:, HIT] > 0)
         steps = steps.copy()
