@@ -7,7 +7,7 @@ import mido
 import pytest
 
 from appliance.box.cli import main
-from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, VOICES
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
 from appliance.core.render import render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -272,22 +272,12 @@ def test_the_first_bar_is_played_at_the_players_level(model_dir: Path, tmp_path:
     """Soft eighths from bar 1: the drums' first bar is as loud as the bars after it, not a
     pattern from a few notes in silence (before the beats heard repeated: peaks of 123-127 in
     bar 1 over 80-94 after it, means 10 higher)."""
-    track = mido.MidiTrack()
-    for i in range(32):                                    # four bars of eighths at velocity 30
-        track.append(mido.Message("note_on", note=60, velocity=30, time=0 if i == 0 else 40))
-        track.append(mido.Message("note_off", note=60, velocity=0, time=200))
-    midi = mido.MidiFile(ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi.save(str(tmp_path / "soft.mid"))
+    from training.first_bar import bar_velocities, eighths
+    eighths(tmp_path / "soft.mid", 30)
     peaks, means = [], []
     for seed in (1, 2, 3, 4):
         render(tmp_path / "soft.mid", tmp_path / "out.mid", model_dir=model_dir, seed=seed)
-        bars: dict[int, list[int]] = {}
-        t = 0
-        for m in mido.MidiFile(str(tmp_path / "out.mid")).tracks[1]:
-            t += m.time
-            if m.type == "note_on" and m.velocity and m.note != GM_NOTES[VOICES.index("crash")]:
-                bars.setdefault(t // 1920, []).append(m.velocity)
+        bars = bar_velocities(tmp_path / "out.mid")
         later = bars[1] + bars[2] + bars[3]
         peaks.append(max(bars[0]) - max(later))
         means.append(sum(bars[0]) / len(bars[0]) - sum(later) / len(later))
