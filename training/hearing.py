@@ -14,7 +14,8 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   swung (the in-between sixteenths 0.28 of a step late, about 64 % swing) and ahead of the clock
   (every note 0.2 of a step early), at velocities 30–120: snare hits per 2 bars at density 0.5,
   how many of the four backbeats have a snare, and how late the drums' hits on the eighths and
-  on the in-between sixteenths come (mean offsets, steps);
+  on the in-between sixteenths come (mean offsets, steps); the same for an Alberti bass (every
+  sixteenth at 52–57 of 127) under a melody at 56–90;
 - the drums' level: their mean velocity at density 0.5 over plain eighths at those velocities
   (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
   at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
@@ -32,7 +33,7 @@ import numpy as np
 from appliance.core import listening
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Calibration, Controls, shape_pattern
-from appliance.core.groove import HIT, OFFSET, STEPS, VELOCITY, Groove
+from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BEAT, VELOCITY, Groove
 from training import comping, drumstats, humanize, playalong
 from training import dataset as ds
 from training.metrics import hit_scores
@@ -88,33 +89,61 @@ def flat_sixteenths(velocity: int, swing: float, seed: int, push: float = 0.0) -
     return groove
 
 
+#: an Alberti bass's melody: its onsets (steps) in each of four bars (two 2-bar grooves)
+MELODY = ((0, 4, 6, 8, 14), (0, 4, 8), (0, 2, 4, 8, 12), (0, 8, 12))
+MELODY_LEVELS = (56, 62, 74, 90)   #: velocities (of 127) of the melody over the bass at 52–57
+
+
+def alberti(melody: int, seed: int) -> np.ndarray:
+    """A groove [32, 3]: an Alberti bass (a note on every sixteenth at 52, 57 on the beats, ± 3)
+    under a melody at ``melody`` (the groove hears the louder), bars (seed % 2) · 2 and the next
+    of ``MELODY``, every note ± 0.03 steps."""
+    rng = np.random.default_rng(seed)
+    velocity = np.where(np.arange(STEPS) % STEPS_PER_BEAT == 0, 57.0, 52.0) + 3 * rng.standard_normal(STEPS)
+    first = 2 * (seed % 2)
+    for bar in range(2):
+        for step in MELODY[first + bar]:
+            velocity[bar * 16 + step] = max(velocity[bar * 16 + step], melody + 3 * rng.standard_normal())
+    groove = np.zeros((STEPS, 3), np.float32)
+    groove[:, HIT] = 1.0
+    groove[:, VELOCITY] = np.clip(velocity / 127, 0.02, 1.0)
+    groove[:, OFFSET] = np.clip(0.03 * rng.standard_normal(STEPS), -0.5, 0.49)
+    return groove
+
+
 def levels(model: OnnxModel, card: dict) -> dict:
     """Snare hits, backbeats (of 4) and the drums' offsets on the eighths and in between at density
-    0.5 over flat sixteenths, as played and as heard."""
+    0.5 over flat sixteenths and over an Alberti bass under a melody, as played and as heard."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
+
+    def row(played: np.ndarray) -> dict:
+        heard = [listening.heard(Groove(g)) for g in played]
+        out = {}
+        for label, grooves, scales, feels in (
+                ("as_played", played, [1.0] * len(played), [()] * len(played)),
+                ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
+                 [h.feel for h in heard])):
+            snare, backbeats, on, between = [], [], [], []
+            for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
+                steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
+                                                     calibration), feel).steps
+                hits = steps[..., HIT] > 0
+                snare.append(hits[:, SNARE].sum())
+                backbeats.append(hits[BACKBEATS, SNARE].sum())
+                on.append(steps[0::2][..., OFFSET][hits[0::2]].mean())
+                between.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
+            out[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats)),
+                          "on": float(np.mean(on)), "between": float(np.mean(between))}
+        return out
+
     out: dict = {}
     for name, (swing, push) in FEELS.items():
         for velocity in LEVELS:
-            played = np.array([flat_sixteenths(velocity, swing, seed, push) for seed in range(SEEDS)])
-            heard = [listening.heard(Groove(g)) for g in played]
-            row = {}
-            for label, grooves, scales, feels in (
-                    ("as_played", played, [1.0] * SEEDS, [()] * SEEDS),
-                    ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
-                     [h.feel for h in heard])):
-                snare, backbeats, on, between = [], [], [], []
-                for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
-                    steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
-                                                         calibration), feel).steps
-                    hits = steps[..., HIT] > 0
-                    snare.append(hits[:, SNARE].sum())
-                    backbeats.append(hits[BACKBEATS, SNARE].sum())
-                    on.append(steps[0::2][..., OFFSET][hits[0::2]].mean())
-                    between.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
-                row[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats)),
-                              "on": float(np.mean(on)), "between": float(np.mean(between))}
-            out[f"{name} {velocity}"] = row
+            out[f"{name} {velocity}"] = row(np.array([flat_sixteenths(velocity, swing, seed, push)
+                                                      for seed in range(SEEDS)]))
+    for melody in MELODY_LEVELS:
+        out[f"Alberti, melody {melody}"] = row(np.array([alberti(melody, seed) for seed in range(SEEDS)]))
     return out
 
 
@@ -183,7 +212,8 @@ def markdown(result: dict) -> str:
         a, h = r["as_played"], r["heard"]
         lines.append(f"| {name} | {a['hits']:.1f} → {h['hits']:.1f} | {a['snare']:.1f} → {h['snare']:.1f} "
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
-    lines += ["", f"Flat sixteenths at density 0.5, {SEEDS} seeds (as played → heard on the eighths):", "",
+    lines += ["", f"Flat sixteenths, and an Alberti bass under a melody, at density 0.5, {SEEDS} seeds "
+              "(as played → heard on the eighths):", "",
               "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) "
               "| drums on the eighths late by (steps) | drums in between late by |", "|---|---|---|---|---|"]
     for name, r in result["levels"].items():

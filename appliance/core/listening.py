@@ -34,12 +34,12 @@ from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove,
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
 EVEN_SD = 0.15     #: velocity SD (0..1) under which the notes are at one level
-ACCENT = 1.1       #: eighths this much louder than the sixteenths between them are accents
+ACCENT = 1.45      #: eighths this much louder than the sixteenths between them are accents
 PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard at this × their (lifted) velocity
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
 BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
-STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT = 10, 0.2, 1.25   #: the looser lines a groove heard as eighths must cross back
+STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT = 10, 0.2, 1.6   #: the looser lines a groove heard as eighths must cross back
 
 
 def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float = EVEN_SD,
