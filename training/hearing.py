@@ -15,7 +15,8 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   (every note 0.2 of a step early), at velocities 30–120: snare hits per 2 bars at density 0.5,
   how many of the four backbeats have a snare, and how late the drums' hits on the eighths and
   on the in-between sixteenths come (mean offsets, steps); the same for an Alberti bass (every
-  sixteenth at 52–57 of 127) under a melody at 56–90;
+  sixteenth at 52–57 of 127) under a melody at 56–90, and for sixteenths at 55 with the eighths
+  1.5 and 2 × as loud (an accented ostinato);
 - the drums' level: their mean velocity at density 0.5 over plain eighths at those velocities
   (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
   at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
@@ -111,6 +112,16 @@ def alberti(melody: int, seed: int) -> np.ndarray:
     return groove
 
 
+OSTINATO_ACCENTS = (1.5, 2.0)   #: a pianist's sixteenth ostinato: the eighths this × the sixteenths between
+
+
+def ostinato(ratio: float, seed: int) -> np.ndarray:
+    """Flat sixteenths at 55 of 127 with the eighths ``ratio`` × as loud: one accented figure, every beat."""
+    groove = flat_sixteenths(55, 0.0, seed)
+    groove[0::2, VELOCITY] = np.clip(groove[0::2, VELOCITY] * ratio, 0.02, 1.0)
+    return groove
+
+
 def levels(model: OnnxModel, card: dict) -> dict:
     """Snare hits, backbeats (of 4) and the drums' offsets on the eighths and in between at density
     0.5 over flat sixteenths and over an Alberti bass under a melody, as played and as heard."""
@@ -144,6 +155,8 @@ def levels(model: OnnxModel, card: dict) -> dict:
                                                       for seed in range(SEEDS)]))
     for melody in MELODY_LEVELS:
         out[f"Alberti, melody {melody}"] = row(np.array([alberti(melody, seed) for seed in range(SEEDS)]))
+    for ratio in OSTINATO_ACCENTS:
+        out[f"eighths {ratio} × the 16ths at 55"] = row(np.array([ostinato(ratio, seed) for seed in range(SEEDS)]))
     return out
 
 
@@ -212,7 +225,7 @@ def markdown(result: dict) -> str:
         a, h = r["as_played"], r["heard"]
         lines.append(f"| {name} | {a['hits']:.1f} → {h['hits']:.1f} | {a['snare']:.1f} → {h['snare']:.1f} "
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
-    lines += ["", f"Flat sixteenths, and an Alberti bass under a melody, at density 0.5, {SEEDS} seeds "
+    lines += ["", f"Flat sixteenths, an Alberti bass under a melody and an accented ostinato, at density 0.5, {SEEDS} seeds "
               "(as played → heard on the eighths):", "",
               "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) "
               "| drums on the eighths late by (steps) | drums in between late by |", "|---|---|---|---|---|"]

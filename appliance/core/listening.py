@@ -4,8 +4,10 @@ The model learnt grooves from drummers, and a note on nearly every sixteenth at 
 pianist's arpeggios) is, to it, a drummer's snare roll. A drummer hears such a part as texture
 over the eighths' pulse and plays a groove to it. So does the box. A groove is busy and even
 when ``BUSY_STEPS`` or more of its 16 in-between sixteenths (the "e" and "a" of each beat) have
-a note, their velocities are even (SD under ``EVEN_SD``) and the eighths are not accented (under
-``ACCENT`` × the sixteenths between them). The model then hears it as a drummer's sixteenth
+a note, and either their velocities are even (SD under ``EVEN_SD``) and the eighths are not
+accented (under ``ACCENT`` × the sixteenths between them), or every beat plays the same figure
+(each sixteenth of the beat changes from beat to beat by an SD under ``REGULAR``: a pianist's
+ostinato, however accented; a drummer's groove changes with its backbeat and kick). The model then hears it as a drummer's sixteenth
 hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
 notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that, every note on the
 grid (sixteenths late against the eighths, swung or because the whole part is ahead of the
@@ -39,20 +41,33 @@ PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
 BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
-STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT = 10, 0.2, 1.6   #: the looser lines a groove heard as eighths must cross back
+REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
+STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR = 10, 0.2, 1.6, 0.1   #: the looser lines a groove heard as eighths must cross back
 
 
 def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float = EVEN_SD,
-                  accent: float = ACCENT) -> bool:
-    """Whether the groove is sixteenths on nearly every step, at one level, with no accents."""
+                  accent: float = ACCENT, regular: float = REGULAR) -> bool:
+    """Whether the groove is sixteenths on nearly every step, either at one level with no
+    accents, or one figure played the same in every beat (however it is accented)."""
     hit = groove.steps[:, HIT] > 0.5
     between = hit[1::2]
     if between.sum() < busy_steps or not hit[0::2].any():
         return False
     velocity = groove.steps[:, VELOCITY]
+    if beat_to_beat(groove) < regular:
+        return True
     if velocity[hit].std() >= even_sd:
         return False
     return bool(velocity[0::2][hit[0::2]].mean() < accent * velocity[1::2][between].mean())
+
+
+def beat_to_beat(groove: Groove) -> float:
+    """How much the sixteenths of the beat (1, e, &, a) change from beat to beat: the largest,
+    over the four, of the velocity's SD across the eight beats (a rest counts as 0). A keyboard
+    figure repeated every beat is near 0; a drummer's groove, with its backbeat and kick, is not."""
+    steps = groove.steps
+    velocity = np.where(steps[:, HIT] > 0.5, steps[:, VELOCITY], 0.0)
+    return float(max(velocity[k::STEPS_PER_BEAT].std() for k in range(STEPS_PER_BEAT)))
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,6 @@ class Ears:
     busy: bool = False   #: the last groove was heard on the eighths
 
     def hear(self, groove: Groove) -> Heard:
-        self.busy = (busy_and_even(groove, STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT) if self.busy
+        self.busy = (busy_and_even(groove, STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR) if self.busy
                      else busy_and_even(groove))
         return on_the_eighths(groove) if self.busy else Heard(groove)
