@@ -90,6 +90,7 @@ def wobble(step: int) -> float:
     ("gaps: eleven of the sixteen in-between steps", groove([*range(0, STEPS, 2), *range(1, 22, 2)], 0.6)),
     ("uneven: velocity SD 0.16, not the same every beat", groove(range(STEPS), [0.6 + wobble(s) for s in range(STEPS)])),
     ("nothing played", Groove.empty()),
+    ("triplets: 1, trip, let on 1, e, a; the & empty", groove([s for s in range(STEPS) if s % 4 != 2], 0.5)),
 ])
 def test_a_groove_with_accents_gaps_or_dynamics_is_heard_as_played(name: str, played: Groove) -> None:
     assert not listening.busy_and_even(played), name

@@ -7,7 +7,8 @@ when ``BUSY_STEPS`` or more of its 16 in-between sixteenths (the "e" and "a" of 
 a note, and either their velocities are even (SD under ``EVEN_SD``) and the eighths are not
 accented (under ``ACCENT`` × the sixteenths between them), or every beat plays the same figure
 (each sixteenth of the beat changes from beat to beat by an SD under ``REGULAR``: a pianist's
-ostinato, however accented; a drummer's groove changes with its backbeat and kick). The model then hears it as a drummer's sixteenth
+ostinato, however accented; a drummer's groove changes with its backbeat and kick). Triplets
+(the "&" of nearly every beat empty: ``TRIPLET_ANDS``) are read as played. The model then hears it as a drummer's sixteenth
 hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
 notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that, every note on the
 grid (sixteenths late against the eighths, swung or because the whole part is ahead of the
@@ -41,6 +42,7 @@ PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
 BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
+TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s is triplets, heard as played
 REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
 STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR = 10, 0.2, 1.6, 0.1   #: the looser lines a groove heard as eighths must cross back
 
@@ -53,6 +55,8 @@ def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float =
     between = hit[1::2]
     if between.sum() < busy_steps or not hit[0::2].any():
         return False
+    if hit[2::STEPS_PER_BEAT].sum() <= TRIPLET_ANDS:
+        return False     # the "&" of nearly every beat empty: triplets (1, trip, let on 1, e, a)
     velocity = groove.steps[:, VELOCITY]
     if beat_to_beat(groove) < regular:
         return True
