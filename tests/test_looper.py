@@ -180,6 +180,26 @@ def test_before_a_bar_is_heard_the_beats_heard_repeat() -> None:
     assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == {0, 2, 4, 9}   # as played
 
 
+def test_a_sudden_change_of_level_is_heard_at_once_and_a_small_one_not() -> None:
+    looper = Looper()
+    for step in range(0, STEPS, 2):                     # a whole pass of loud eighths
+        looper.record(step, 0.9)
+    looper.advance(STEPS)
+    for step in (0, 2):                                 # subito pp: two notes are not yet a level
+        looper.record(STEPS + step, 0.2)
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.9)
+    looper.record(STEPS + 4, 0.2)                       # three: what is not played again yet follows
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.2)
+    assert looper.groove.steps[30, VELOCITY] == pytest.approx(0.2)
+    looper.advance(2 * STEPS)                           # and stays there after the pass (missed once: faded)
+    faded = 0.2 * (1 - FADE_DEPTH / looper.forget_passes)
+    assert looper.groove.steps[30, VELOCITY] == pytest.approx(faded)
+    for step in (0, 2, 4, 6):                           # a touch louder (1.2 ×): left as it was played
+        looper.record(2 * STEPS + step, 0.24)
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(faded)
+    assert looper.groove.steps[2, VELOCITY] == pytest.approx(0.24)
+
+
 def test_a_loaded_groove_is_a_whole_one() -> None:
     looper = Looper()
     looper.record(3.0, 0.7)

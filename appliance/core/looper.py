@@ -25,6 +25,9 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   the drummer knows. Before a whole bar was heard, the beats heard repeat the same way (one
   beat, then two), so the first bar is not played from a few notes in silence either. From the moment the whole pass was heard (step 32 after the first note
   begins), the groove as played counts. A loaded groove is a whole one.
+- A change of level is heard at once: when a pass's notes (3 or more) are ``LEVEL_CHANGE`` × or
+  more softer or louder than the last pass's up to the same step, the steps not played again yet
+  are heard at that level too, and keep it when the pass ends.
 - Freeze is the engine's business (it stops regenerating); the looper keeps recording while
   frozen, so that unfreezing follows what was played meanwhile.
 """
@@ -40,6 +43,8 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
+LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
+LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Looper:
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
+        self._last = np.full(STEPS, np.nan, np.float32)  # the last played pass's velocities (nan: not played)
         self._older = np.zeros(STEPS, bool)              # ... and already when the pass before began
         self._pass = 0
         self._shift = 0.0   # whole loops between the song's position and the looper's (a jump)
@@ -184,6 +190,7 @@ class Looper:
             self._held[:] = False
             self._older[:] = False
             self._last_onset = None
+            self._last[:] = np.nan
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -193,6 +200,7 @@ class Looper:
         with self._lock:
             self._steps[:] = groove.steps
             self._now[:] = False
+            self._last[:] = np.nan
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
             self._older = self._held.copy()
@@ -205,6 +213,12 @@ class Looper:
             return
         finished = self._now.copy()
         crossed = now_pass - self._pass
+        level = self._level()
+        if level != 1.0:   # the player's new level holds for what the pass did not play again
+            keep = ~finished & (self._steps[:, HIT] > 0)
+            self._steps[keep, VELOCITY] = np.clip(self._steps[keep, VELOCITY] * level, 0.02, 1.0)
+        if finished.any():
+            self._last = np.where(finished, self._steps[:, VELOCITY], np.nan).astype(np.float32)
         self._pass = now_pass
         self._now[:] = False
         if finished.any():
@@ -263,9 +277,28 @@ class Looper:
         steps[fill] = other[fill]
         return steps
 
+    def _level(self) -> float:
+        """The player's change of level in this pass: the mean velocity of its notes over the last
+        played pass's up to the same step, once it has ``LEVEL_NOTES`` notes and the change is
+        ``LEVEL_CHANGE`` or more either way; else 1."""
+        now = self._now
+        if now.sum() < LEVEL_NOTES:
+            return 1.0
+        before = self._last[: int(np.flatnonzero(now).max()) + 1]
+        before = before[~np.isnan(before)]
+        if before.size < LEVEL_NOTES:
+            return 1.0
+        ratio = float(self._steps[now, VELOCITY].mean()) / max(float(before.mean()), 0.05)
+        return ratio if ratio >= LEVEL_CHANGE or ratio <= 1.0 / LEVEL_CHANGE else 1.0
+
     def _publish(self) -> None:
-        """The groove the model hears: each step's velocity faded by the passes it was missed."""
+        """The groove the model hears: each step's velocity faded by the passes it was missed, and
+        the steps not played again yet in this pass at the level the player has moved to."""
         steps = self._steps.copy()
+        level = self._level()
+        if level != 1.0:
+            waiting = ~self._now & (steps[:, HIT] > 0)
+            steps[waiting, VELOCITY] = np.clip(steps[waiting, VELOCITY] * level, 0.02, 1.0)
         n = self._memory.forget_passes
         if n:
             missed = np.clip(self._played - 1 - self._stamp, 0, n)
