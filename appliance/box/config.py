@@ -154,7 +154,7 @@ class LoopConfig:
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
     fill_every: int = opt(4, range=(0, 64),
                           doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
-    hear_eighths: bool = opt(True, doc="busy, even, unaccented sixteenths (arpeggios) are heard accented on the eighths")
+    hear_eighths: bool = opt(True, doc="busy sixteenths (arpeggios, an ostinato: at one level or one figure every beat) are heard accented on the eighths")
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
