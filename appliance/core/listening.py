@@ -8,7 +8,8 @@ a note, and either their velocities are even (SD under ``EVEN_SD``) and the eigh
 accented (under ``ACCENT`` × the sixteenths between them), or every beat plays the same figure
 (each sixteenth of the beat changes from beat to beat by an SD under ``REGULAR``: a pianist's
 ostinato, however accented; a drummer's groove changes with its backbeat and kick). Triplets
-(the "&" of nearly every beat empty: ``TRIPLET_ANDS``) are read as played. The model then hears it as a drummer's sixteenth
+(the "&" of nearly every beat empty, the e late and the a early: :func:`triplets`) are read as
+played. The model then hears it as a drummer's sixteenth
 hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
 notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that, every note on the
 grid (sixteenths late against the eighths, swung or because the whole part is ahead of the
@@ -42,7 +43,8 @@ PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
 BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
-TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s is triplets, heard as played
+TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s ...
+TRIPLET_OFF = 0.15  #: ... its e this many steps late and its a this many early on average is triplets, heard as played
 REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
 STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR = 10, 0.2, 1.6, 0.1   #: the looser lines a groove heard as eighths must cross back
 
@@ -55,14 +57,29 @@ def busy_and_even(groove: Groove, busy_steps: int = BUSY_STEPS, even_sd: float =
     between = hit[1::2]
     if between.sum() < busy_steps or not hit[0::2].any():
         return False
-    if hit[2::STEPS_PER_BEAT].sum() <= TRIPLET_ANDS:
-        return False     # the "&" of nearly every beat empty: triplets (1, trip, let on 1, e, a)
+    if triplets(groove):
+        return False
     velocity = groove.steps[:, VELOCITY]
     if beat_to_beat(groove) < regular:
         return True
     if velocity[hit].std() >= even_sd:
         return False
     return bool(velocity[0::2][hit[0::2]].mean() < accent * velocity[1::2][between].mean())
+
+
+def triplets(groove: Groove) -> bool:
+    """Whether a busy groove is triplets on the sixteenth grid: the "&" of nearly every beat
+    empty, the notes on the e late and those on the a early (a triplet's "trip" and "let" are a
+    third of a step off them). A straight "1 e . a" figure is on the grid: not triplets."""
+    steps = groove.steps
+    hit = steps[:, HIT] > 0.5
+    if hit[2::STEPS_PER_BEAT].sum() > TRIPLET_ANDS:
+        return False
+    e, a = hit[1::STEPS_PER_BEAT], hit[3::STEPS_PER_BEAT]
+    if not e.any() or not a.any():
+        return False
+    return bool(steps[1::STEPS_PER_BEAT, OFFSET][e].mean() >= TRIPLET_OFF
+                and steps[3::STEPS_PER_BEAT, OFFSET][a].mean() <= -TRIPLET_OFF)
 
 
 def beat_to_beat(groove: Groove) -> float:
