@@ -103,8 +103,8 @@ class Heard:
 
 
 def on_the_eighths(groove: Groove) -> Heard:
-    """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL``;
-    in-between sixteenths at ``PASSING`` of that, on the grid."""
+    """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL``
+    (one left out at the others' mean); in-between sixteenths at ``PASSING`` of that, on the grid."""
     steps = np.array(groove.steps)
     hit = steps[:, HIT] > 0.5
     played = float(steps[0::2, VELOCITY][hit[0::2]].mean())
@@ -113,6 +113,11 @@ def on_the_eighths(groove: Groove) -> Heard:
                  if hit[k::STEPS_PER_BEAT].any() else 0.0 for k in range(STEPS_PER_BEAT))
     steps[:, VELOCITY] = np.clip(steps[:, VELOCITY] * lift, 0.0, 1.0)
     steps[1::2, VELOCITY] *= PASSING
+    gaps = ~hit[0::2]          # a hat line has every eighth: an eighth left out is played at the others' mean
+    if gaps.any():
+        eighths = steps[0::2]
+        eighths[gaps] = (1.0, float(eighths[~gaps, VELOCITY].mean()), 0.0)
+        steps[0::2] = eighths
     steps[:, OFFSET] = 0.0
     return Heard(Groove(steps), min(2.0, BALANCE * (1.0 / lift) ** DYNAMICS), feel)
 
