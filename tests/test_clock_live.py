@@ -212,15 +212,26 @@ control: {{socket: {tmp_path}/control.sock}}
     # Only notes inside the clocks' span: at the stop the clock ends first, and a note the player
     # had already scheduled can sound after the last clock, where there is no grid to hold it to
     # (seen twice in 34 runs, 84 ms past the last sixteenth clock).
+    # A note further off than two clocks must have come in the order the box sends it: right
+    # after its sixteenth's clock and before the next clock. The box sends a note and its
+    # sixteenth's clock due together, so a box held up after that clock sends the note with the
+    # clocks it owes, all late (CI: a note 83.5 ms after its sixteenth, in one cycle with the
+    # next five clocks); a note timed wrong by the box comes among clocks sent on time.
     first = clocks[0]
-    notes = [t for t, m in events if m.type == "note_on" and m.velocity > 0 and first <= t <= clocks[-1] + period / 2]
-    assert notes
     sixteenths = clocks[::6]
     errors = []
-    for t in notes:
+    count = 0                                              # clocks received so far
+    for t, m in events:
+        if m.type == "clock":
+            count += 1
+            continue
+        if m.type != "note_on" or m.velocity == 0 or not first <= t <= clocks[-1] + period / 2:
+            continue
         error = min(abs(t - c) for c in sixteenths)
-        assert error < 2 * period, f"a note {error * 1000:.1f} ms off the sixteenths"
+        if error >= 2 * period:
+            assert count % 6 == 1, f"a note {error * 1000:.1f} ms off the sixteenths, after clock {count - 1}"
         errors.append(error)
+    assert errors
     errors.sort()
     assert errors[int(len(errors) * 0.9)] < 0.005, f"p90 {errors[int(len(errors) * 0.9)] * 1000:.1f} ms"
 
