@@ -31,7 +31,12 @@ def test_arpeggios_are_heard_with_the_sixteenths_between_the_eighths_as_passing_
     heard = listening.heard(played)
     assert listening.busy_and_even(played) and heard.velocity_scale == pytest.approx(listening.BALANCE)
     steps = heard.groove.steps
-    assert np.array_equal(steps[0::2, :2], played.steps[0::2, :2])          # the eighths as played
+    beats = listening.BEAT * played.steps[0::4, VELOCITY] * np.tile([1.0, listening.BACKBEAT], 4)
+    beats = np.minimum(1.0, beats)                                          # accented: a kick and backbeat
+    assert np.allclose(steps[0::4, VELOCITY], beats)
+    # the "&"s as played, but never so loud that a beat (at most 1) is not BEAT × louder
+    assert np.allclose(steps[2::4, VELOCITY], np.minimum(played.steps[2::4, VELOCITY], beats / listening.BEAT))
+    assert (steps[2::4, VELOCITY] < played.steps[2::4, VELOCITY]).any()     # level 0.7: some came down
     assert np.allclose(steps[1::2, VELOCITY], listening.PASSING * played.steps[1::2, VELOCITY])
     assert np.array_equal(steps[:, HIT], played.steps[:, HIT])              # every note still there
 
@@ -47,8 +52,12 @@ def test_soft_or_swung_sixteenths_are_heard_at_a_drummers_level_on_the_grid_and_
     played = Groove(played)
     assert listening.busy_and_even(played)
     heard = listening.heard(played)
-    eighths = heard.groove.steps[0::2, VELOCITY]
-    assert eighths.mean() == pytest.approx(listening.LEVEL, rel=1e-5)
+    ands = heard.groove.steps[2::4, VELOCITY]
+    beats = heard.groove.steps[0::4, VELOCITY]
+    lifted = listening.LEVEL / played.steps[0::2, VELOCITY].mean()
+    accent = listening.BEAT * np.tile([1.0, listening.BACKBEAT], 4)
+    assert np.allclose(beats, np.minimum(1.0, accent * lifted * played.steps[0::4, VELOCITY]))
+    assert np.allclose(ands, np.minimum(lifted * played.steps[2::4, VELOCITY], beats / listening.BEAT))
     assert np.allclose(heard.groove.steps[1::2, VELOCITY],
                        listening.PASSING * played.steps[1::2, VELOCITY] * listening.LEVEL / played.steps[0::2, VELOCITY].mean())
     assert not heard.groove.steps[:, 2].any()                                # on the grid
@@ -92,7 +101,8 @@ def test_an_eighth_left_out_is_heard_as_a_hat_line_has_it() -> None:
     straight = groove([s for s in range(STEPS) if s % 4 != 2], 0.5)
     heard = listening.on_the_eighths(straight).groove.steps
     assert (heard[0::2, HIT] == 1.0).all()
-    assert np.allclose(heard[2::4, VELOCITY], heard[0::4, VELOCITY])
+    accent = listening.BEAT * np.tile([1.0, listening.BACKBEAT], 4)
+    assert np.allclose(np.minimum(1.0, accent * heard[2::4, VELOCITY]), heard[0::4, VELOCITY])
 
 
 def test_a_straight_1_e_a_figure_is_not_triplets() -> None:

@@ -36,6 +36,17 @@ def drum_notes(path: Path) -> list[mido.Message]:
     return [m for m in midi.tracks[1] if m.type in ("note_on", "note_off")]
 
 
+def drum_steps(path: Path) -> list[tuple[float, mido.Message]]:
+    """The drum track's notes with their time in sixteenths from the start."""
+    midi = mido.MidiFile(str(path))
+    out, ticks = [], 0
+    for message in midi.tracks[1]:
+        ticks += message.time
+        if message.type in ("note_on", "note_off"):
+            out.append((ticks / (midi.ticks_per_beat / 4), message))
+    return out
+
+
 def test_render_is_deterministic_with_a_seed_and_writes_only_drum_notes(model_dir: Path, tmp_path: Path) -> None:
     first = render(PHRASE, tmp_path / "a.mid", model_dir=model_dir, passes=2, seed=5)
     render(PHRASE, tmp_path / "b.mid", model_dir=model_dir, passes=2, seed=5)
@@ -240,9 +251,9 @@ def test_the_memory_knobs_reach_the_engine(model_dir: Path, tmp_path: Path) -> N
         assert main(base + bad) == 2
 
 
-def test_render_hears_a_pianists_sixteenths_on_the_eighths_unless_told_not_to(model_dir: Path, tmp_path: Path) -> None:
+def pianists_sixteenths(path: Path) -> Path:
     """Eight bars of a right hand's sixteenths (velocity 66–74, no accents) under a left hand on
-    beats 1 and 3: heard on the eighths by default, the snare plays fewer hits than heard as played."""
+    beats 1 and 3, as a MIDI file at 480 ticks a beat."""
     midi = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     midi.tracks.append(track)
@@ -257,8 +268,14 @@ def test_render_hears_a_pianists_sixteenths_on_the_eighths_unless_told_not_to(mo
     for t, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
         track.append(message.copy(time=t - now))
         now = t
-    source = tmp_path / "arpeggio.mid"
-    midi.save(str(source))
+    midi.save(str(path))
+    return path
+
+
+def test_render_hears_a_pianists_sixteenths_on_the_eighths_unless_told_not_to(model_dir: Path, tmp_path: Path) -> None:
+    """The pianist's sixteenths heard on the eighths by default: the snare plays fewer hits than
+    heard as played."""
+    source = pianists_sixteenths(tmp_path / "arpeggio.mid")
     snare = GM_NOTES[1]
     counts = {}
     for flag in ("--hear-eighths", "--no-hear-eighths"):
@@ -266,6 +283,27 @@ def test_render_hears_a_pianists_sixteenths_on_the_eighths_unless_told_not_to(mo
         assert main(["render", str(source), "-o", str(out), "--seed", "3", "--model", str(model_dir), flag]) == 0
         counts[flag] = sum(1 for m in drum_notes(out) if m.note == snare)
     assert counts["--hear-eighths"] < 0.8 * counts["--no-hear-eighths"], counts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_pianists_sixteenths_get_a_drummers_kick_on_1_and_3(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """Heard on the eighths with the beats accented (listening.BEAT), the kick plays beats 1 and 3
+    and seldom the "e" and "a" (with the beats flat: about 3 soft kicks a bar there, beat 3 often
+    missing)."""
+    source = pianists_sixteenths(tmp_path / "arpeggio.mid")
+    out = tmp_path / "drums.mid"
+    assert main(["render", str(source), "-o", str(out), "--seed", str(seed), "--model", str(model_dir)]) == 0
+    kick = GM_NOTES[0]
+    on_1_and_3, between, bars = 0, 0, range(1, 8)
+    kicks = {round(t) for t, m in drum_steps(out) if m.type == "note_on" and m.velocity and m.note == kick}
+    for bar in bars:
+        if bar % 4 == 3:
+            continue                                   # a fill bar
+        on_1_and_3 += sum(bar * 16 + k in kicks for k in (0, 8))
+        between += sum(bar * 16 + k in kicks for k in range(1, 16, 2))
+    played = sum(1 for bar in bars if bar % 4 != 3)
+    assert on_1_and_3 >= 1.5 * played, (on_1_and_3, played)
+    assert between <= played, (between, played)
 
 
 def test_the_first_bar_is_played_at_the_players_level(model_dir: Path, tmp_path: Path) -> None:

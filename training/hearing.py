@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -135,16 +136,22 @@ def levels(model: OnnxModel, card: dict) -> dict:
                 ("as_played", played, [1.0] * len(played), [()] * len(played)),
                 ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
                  [h.feel for h in heard])):
-            snare, backbeats, on, between = [], [], [], []
+            snare, backbeats, on, between, kicks, kicks_between, hats, backbeat = [], [], [], [], [], [], [], []
             for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
                 steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
                                                      calibration), feel).steps
                 hits = steps[..., HIT] > 0
                 snare.append(hits[:, SNARE].sum())
                 backbeats.append(hits[BACKBEATS, SNARE].sum())
+                kicks.append(hits[DOWNBEATS, KICK].sum())
+                kicks_between.append(hits[1::2, KICK].sum())
+                hats.extend(steps[:, HATS, VELOCITY][hits[:, HATS]])
+                backbeat.extend(steps[BACKBEATS, SNARE, VELOCITY][hits[BACKBEATS, SNARE]])
                 on.append(steps[0::2][..., OFFSET][hits[0::2]].mean())
                 between.append(steps[1::2][..., OFFSET][hits[1::2]].mean())
             out[label] = {"snare": float(np.mean(snare)), "backbeats": float(np.mean(backbeats)),
+                          "kicks": float(np.mean(kicks)), "kicks_between": float(np.mean(kicks_between)),
+                          "hats": float(np.median(hats) / np.median(backbeat)) if hats and backbeat else 0.0,
                           "on": float(np.mean(on)), "between": float(np.mean(between))}
         return out
 
@@ -177,13 +184,17 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
         eighths = sixteenths.copy()
         eighths[:, 1::2] = 0.0
         heard = [listening.heard(Groove(g)) for g in sixteenths]
+        grooves = np.array([h.groove.steps for h in heard])
         out[velocity] = {"eighths": level(eighths, [1.0] * SEEDS),
-                         "heard": level(np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard])}
+                         "heard": level(grooves, [h.velocity_scale for h in heard]),
+                         "unbalanced": level(grooves, [h.velocity_scale / listening.BALANCE for h in heard])}
     return out
 
 
-SNARE = ds.VOICES.index("snare")
+KICK, SNARE = ds.VOICES.index("kick"), ds.VOICES.index("snare")
 BACKBEATS = [4, 12, 20, 28]
+DOWNBEATS = [0, 8, 16, 24]   #: beats 1 and 3 of each bar
+HATS = [ds.VOICES.index("closed_hat"), ds.VOICES.index("open_hat"), ds.VOICES.index("ride")]
 
 
 def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
@@ -198,6 +209,21 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
                        "as_played": figures(model, card, grooves, val.patterns),
                        "heard": figures(model, card, heard, val.patterns, scales)}
     hit = val.grooves[..., HIT] > 0.5
+    busy = hit[:, 1::2].sum(axis=1) >= listening.BUSY_STEPS
+    kicks = val.patterns[busy][..., KICK, HIT] > 0.5
+    own = val.patterns[busy]
+    hats = own[:, :, HATS, VELOCITY][own[:, :, HATS, HIT] > 0.5]
+    backbeat = own[:, BACKBEATS, SNARE, VELOCITY][own[:, BACKBEATS, SNARE, HIT] > 0.5]
+    played = np.where(hit[busy], val.grooves[busy][..., VELOCITY], np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # a groove with no note on its "&"s
+        beats_over_ands = np.nanmean(played[:, 0::STEPS_PER_BEAT], 1) / np.nanmean(played[:, 2::STEPS_PER_BEAT], 1)
+        backbeat_over_beats = (np.nanmean(played[:, BACKBEATS], 1) / np.nanmean(played[:, DOWNBEATS], 1))
+    busy_drummers = {"grooves": int(busy.sum()), "kicks": float(kicks[:, DOWNBEATS].sum(axis=1).mean()),
+                     "beats_over_ands": [float(q) for q in np.nanpercentile(beats_over_ands, [25, 50, 75])],
+                     "backbeat_over_beats": float(np.nanmedian(backbeat_over_beats)),
+                     "kicks_between": float(kicks[:, 1::2].sum(axis=1).mean()),
+                     "hats": float(np.median(hats) / np.median(backbeat))}
     drummers_level = float(val.grooves[..., VELOCITY][hit].mean())
     songs = {}
     for label, on in (("as_played", False), ("heard", True)):
@@ -207,7 +233,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
             songs.setdefault(song.name, {})[label] = {"hits": s["hits"], "snare": s["hits_snare"],
                                                       "rolls": s["snare_rolls_per_8_bars"], "backbeat": s["backbeat_accent"]}
     return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card),
-            "drummers_level": drummers_level}
+            "drummers_level": drummers_level, "busy_drummers": busy_drummers}
 
 
 def markdown(result: dict) -> str:
@@ -227,23 +253,36 @@ def markdown(result: dict) -> str:
                      f"| {a['rolls']:.2f} → {h['rolls']:.2f} | {a['backbeat']:.2f} → {h['backbeat']:.2f} |")
     lines += ["", f"Flat sixteenths, an Alberti bass under a melody and an accented ostinato, at density 0.5, {SEEDS} seeds "
               "(as played → heard on the eighths):", "",
-              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) "
-              "| drums on the eighths late by (steps) | drums in between late by |", "|---|---|---|---|---|"]
+              "| sixteenths | snare hits / 2 bars | backbeats with a snare (of 4) | kicks on 1 and 3 (of 4) "
+              "| kicks on the in-between sixteenths | hats and ride / backbeat (median velocity) "
+              "| drums on the eighths late by (steps) | drums in between late by |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, r in result["levels"].items():
         a, h = r["as_played"], r["heard"]
         lines.append(f"| {name} | {a['snare']:.1f} → {h['snare']:.1f} | {a['backbeats']:.1f} → {h['backbeats']:.1f} "
+                     f"| {a['kicks']:.1f} → {h['kicks']:.1f} | {a['kicks_between']:.1f} → {h['kicks_between']:.1f} "
+                     f"| {a['hats']:.2f} → {h['hats']:.2f} "
                      f"| {a['on']:+.2f} → {h['on']:+.2f} | {a['between']:+.2f} → {h['between']:+.2f} |")
+    busy = result["busy_drummers"]
+    lines += ["", f"GMD validation drummers over their {busy['grooves']} grooves as busy (their own patterns): "
+              f"kicks on 1 and 3 {busy['kicks']:.1f} of 4, on the in-between sixteenths {busy['kicks_between']:.1f}, "
+              f"hats and ride / backbeat {busy['hats']:.2f}. In their grooves (every voice, the loudest on a step) "
+              "the beats' mean velocity over the \"&\"s' is "
+              + " / ".join(f"{q:.2f}" for q in busy["beats_over_ands"]) + " (quartiles), and beats 2 and 4 over 1 and 3 "
+              f"{busy['backbeat_over_beats']:.2f} (median)."]
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
     at_80 = result["dynamics"][80]["eighths"]
     lines += ["", "The drums' mean velocity at density 0.5 over plain eighths (and over that at 80: "
               f"listening.DYNAMICS {listening.DYNAMICS} gives (velocity / 80) ** {listening.DYNAMICS}) and over "
               f"flat sixteenths heard on the eighths (listening.BALANCE {listening.BALANCE}):", "",
-              "| notes at | drums over eighths | over 80 | (v / 80) ** DYNAMICS | drums over sixteenths heard |",
-              "|---|---|---|---|---|"]
+              "| notes at | drums over eighths | over 80 | (v / 80) ** DYNAMICS | drums over sixteenths heard "
+              "| heard with BALANCE 1 |", "|---|---|---|---|---|---|"]
     for velocity, level in result["dynamics"].items():
         lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
-                     f"| {(velocity / 80) ** listening.DYNAMICS:.2f} | {level['heard']:.1f} |")
+                     f"| {(velocity / 80) ** listening.DYNAMICS:.2f} | {level['heard']:.1f} | {level['unbalanced']:.1f} |")
+    ratios = [level["eighths"] / level["unbalanced"] for level in result["dynamics"].values()]
+    lines += ["", f"Over eighths / heard with BALANCE 1, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}."]
     return "\n".join(lines)
 
 

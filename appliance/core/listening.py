@@ -9,17 +9,19 @@ accented (under ``ACCENT`` × the sixteenths between them), or every beat plays 
 (each sixteenth of the beat changes from beat to beat by an SD under ``REGULAR``: a pianist's
 ostinato, however accented; a drummer's groove changes with its backbeat and kick). Triplets
 (the "&" of nearly every beat empty, the e late and the a early: :func:`triplets`) are read as
-played. The model then hears it as a drummer's sixteenth
-hi-hat line would give it: the eighths at least at ``LEVEL`` (soft, even sixteenths are ghost
-notes to it, and a roll), the in-between sixteenths at ``PASSING`` of that, every note on the
-grid (sixteenths late against the eighths, swung or because the whole part is ahead of the
-clock, are a swung snare figure to it). The drums come back at the player's level and feel:
-their velocities × ``BALANCE`` × (played level / ``LEVEL``) ** ``DYNAMICS`` (the model's own
-answer to a quieter groove; ``BALANCE`` gives back what the softened sixteenths took), and every
-hit as late as the player's notes on that sixteenth of the beat were on average (:func:`felt`:
-a swung pianist gets swung hats, a pianist ahead of the beat drums ahead of it). Any groove with accents, gaps or a drummer's dynamics is read as played. The groove
-memory, the display and the saved state keep what was played (``loop.hear_eighths``, on by
-default).
+played. The model then hears it as a drummer's sixteenth hi-hat line would give it: the eighths
+at least at ``LEVEL`` (soft, even sixteenths are ghost notes to it, and a roll), the beats
+``BEAT`` × that and beats 2 and 4 ``BACKBEAT`` × more (where a drummer's kick and backbeat are:
+unaccented, the model answered with soft kicks on the sixteenths), the in-between sixteenths at
+``PASSING`` of it, every note on the grid (sixteenths late against the eighths, swung or because
+the whole part is ahead of the clock, are a swung snare figure to it). The drums come back at
+the player's level and feel: their velocities × ``BALANCE`` × (played level / ``LEVEL``) **
+``DYNAMICS`` (the model's own answer to a quieter groove; ``BALANCE`` brings them to the level
+the model plays over plain eighths), and every hit as late as the player's notes on that
+sixteenth of the beat were on average (:func:`felt`: a swung pianist gets swung hats, a pianist
+ahead of the beat drums ahead of it). Any groove with accents, gaps or a drummer's dynamics is
+read as played. The groove memory, the display and the saved state keep what was played
+(``loop.hear_eighths``, on by default).
 
 Arpeggios sit near any such line, and a groove heard one pass as played and the next on the
 eighths would flip the drums between a roll and a groove, so :class:`Ears` hears the passes in
@@ -39,10 +41,12 @@ from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove,
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
 EVEN_SD = 0.15     #: velocity SD (0..1) under which the notes are at one level
 ACCENT = 1.45      #: eighths this much louder than the sixteenths between them are accents
-PASSING = 0.35     #: the in-between sixteenths of a busy, even groove are heard at this × their (lifted) velocity
+PASSING = 0.8      #: the in-between sixteenths of a busy, even groove are heard at this × their (lifted) velocity
+BEAT = 1.5         #: ... and its beats this × their (lifted) velocity: a drummer's kick and backbeat under the hat line
+BACKBEAT = 1.15    #: ... beats 2 and 4 this × more again (a backbeat: the model put a kick on a flat beat 4)
 LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
 DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
-BALANCE = 1.45     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
+BALANCE = 0.95     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
 TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s ...
 TRIPLET_OFF = 0.15  #: ... its e this many steps late and its a this many early on average is triplets, heard as played
 REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
@@ -104,7 +108,8 @@ class Heard:
 
 def on_the_eighths(groove: Groove) -> Heard:
     """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL``
-    (one left out at the others' mean); in-between sixteenths at ``PASSING`` of that, on the grid."""
+    (one left out at the others' mean), the beats ``BEAT`` × the "&"s, 2 and 4 ``BACKBEAT`` × more
+    (the "&"s lower where a beat would pass 1); in-between sixteenths at ``PASSING`` of their lifted velocity, on the grid."""
     steps = np.array(groove.steps)
     hit = steps[:, HIT] > 0.5
     played = float(steps[0::2, VELOCITY][hit[0::2]].mean())
@@ -118,6 +123,11 @@ def on_the_eighths(groove: Groove) -> Heard:
         eighths = steps[0::2]
         eighths[gaps] = (1.0, float(eighths[~gaps, VELOCITY].mean()), 0.0)
         steps[0::2] = eighths
+    beats = steps[0::STEPS_PER_BEAT, VELOCITY] * BEAT
+    beats[1::2] *= BACKBEAT
+    beats = np.minimum(beats, 1.0)
+    steps[0::STEPS_PER_BEAT, VELOCITY] = beats       # a loud part keeps the accent: its "&"s come down
+    steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], beats / BEAT)
     steps[:, OFFSET] = 0.0
     return Heard(Groove(steps), min(2.0, BALANCE * (1.0 / lift) ** DYNAMICS), feel)
 
