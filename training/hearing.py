@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core import listening
+from appliance.core import generator, listening
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Calibration, Controls, shape_pattern
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BEAT, VELOCITY, Groove
@@ -197,6 +197,34 @@ DOWNBEATS = [0, 8, 16, 24]   #: beats 1 and 3 of each bar
 HATS = [ds.VOICES.index("closed_hat"), ds.VOICES.index("open_hat"), ds.VOICES.index("ride")]
 
 
+THIN = 0.25   #: the density at which :func:`thin` looks at what a thin pattern keeps
+
+
+def thin(model: OnnxModel, card: dict, val: ds.Split) -> dict[str, dict[str, float]]:
+    """At density ``THIN``, with the chooser's sure cells first (``generator.SURE``) and without
+    (a ``sure`` above 1): over the validation drummers' own grooves, pooled hit F1 through the
+    chooser; over the flat sixteenths, Alberti and ostinato rows heard on the eighths, the share
+    of beats 1 and 3 with a kick and of 2 and 4 with a snare."""
+    calibration = Calibration.from_card(card)
+    bias = np.asarray(calibration.voice_bias, np.float64)
+    rows = [flat_sixteenths(v, 0.0, seed) for v in LEVELS for seed in range(SEEDS)]
+    rows += [alberti(m, seed) for m in MELODY_LEVELS for seed in range(SEEDS)]
+    rows += [ostinato(r, seed) for r in OSTINATO_ACCENTS for seed in range(SEEDS)]
+    heard = np.array([listening.on_the_eighths(Groove(g)).groove.steps for g in rows])
+    drummers = model.predict(val.grooves)[0]
+    parts = model.predict(heard)[0]
+    out = {}
+    for label, sure in (("sure first", generator.SURE), ("by margin alone", 1.01)):
+        hits = generator.choose_hits_for(drummers, bias, np.array([generator.target_hits(p, THIN, calibration)
+                                                                   for p in drummers]), sure)
+        f1 = hit_scores(hits, val.patterns[..., HIT] > 0.5)[0].f1
+        hits = generator.choose_hits_for(parts, bias, np.array([generator.target_hits(p, THIN, calibration)
+                                                                for p in parts]), sure)
+        out[label] = {"f1": float(f1), "kicks": float(hits[:, DOWNBEATS, KICK].mean()),
+                      "backbeats": float(hits[:, BACKBEATS, SNARE].mean())}
+    return out
+
+
 def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
     val = ds.load_split("validation", gmd_root)
     card = json.loads((model_dir / "model.json").read_text())
@@ -233,6 +261,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
             songs.setdefault(song.name, {})[label] = {"hits": s["hits"], "snare": s["hits_snare"],
                                                       "rolls": s["snare_rolls_per_8_bars"], "backbeat": s["backbeat_accent"]}
     return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card),
+            "thin": thin(model, card, val),
             "drummers_level": drummers_level, "busy_drummers": busy_drummers}
 
 
@@ -270,6 +299,13 @@ def markdown(result: dict) -> str:
               "the beats' mean velocity over the \"&\"s' is "
               + " / ".join(f"{q:.2f}" for q in busy["beats_over_ands"]) + " (quartiles), and beats 2 and 4 over 1 and 3 "
               f"{busy['backbeat_over_beats']:.2f} (median)."]
+    lines += ["", f"At density {THIN}, the chooser's sure cells (p ≥ {generator.SURE}) first by place in the beat, "
+              "or all by margin (the flat sixteenths, Alberti and ostinato rows heard on the eighths; the validation "
+              "drummers' own grooves):", "",
+              "| chooser | beats 1 and 3 with a kick | 2 and 4 with a snare | drummers' F1 through the chooser |",
+              "|---|---|---|---|"]
+    for label, r in result["thin"].items():
+        lines.append(f"| {label} | {r['kicks']:.2f} | {r['backbeats']:.2f} | {r['f1']:.4f} |")
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
     at_80 = result["dynamics"][80]["eighths"]

@@ -109,7 +109,9 @@ class Heard:
 def on_the_eighths(groove: Groove) -> Heard:
     """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL``
     (one left out at the others' mean), the beats ``BEAT`` × the "&"s, 2 and 4 ``BACKBEAT`` × more
-    (the "&"s lower where a beat would pass 1); in-between sixteenths at ``PASSING`` of their lifted velocity, on the grid."""
+    (beats at most 1; a loud part's "&"s at most 1 / ``BEAT`` of their beat); in-between sixteenths
+    at ``PASSING`` of their lifted velocity (at most ``PASSING`` of that "&" ceiling); every note on
+    the grid."""
     steps = np.array(groove.steps)
     hit = steps[:, HIT] > 0.5
     played = float(steps[0::2, VELOCITY][hit[0::2]].mean())
@@ -126,8 +128,12 @@ def on_the_eighths(groove: Groove) -> Heard:
     beats = steps[0::STEPS_PER_BEAT, VELOCITY] * BEAT
     beats[1::2] *= BACKBEAT
     beats = np.minimum(beats, 1.0)
-    steps[0::STEPS_PER_BEAT, VELOCITY] = beats       # a loud part keeps the accent: its "&"s come down
-    steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], beats / BEAT)
+    steps[0::STEPS_PER_BEAT, VELOCITY] = beats
+    # A loud part keeps its accents under the beats held at 1: its "&"s come down to 1 / BEAT of
+    # their beat, its e and a to PASSING of that.
+    ceiling = np.repeat(beats / BEAT, STEPS_PER_BEAT)
+    steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], ceiling[2::STEPS_PER_BEAT])
+    steps[1::2, VELOCITY] = np.minimum(steps[1::2, VELOCITY], PASSING * ceiling[1::2])
     steps[:, OFFSET] = 0.0
     return Heard(Groove(steps), min(2.0, BALANCE * (1.0 / lift) ** DYNAMICS), feel)
 
