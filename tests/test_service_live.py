@@ -83,19 +83,23 @@ control: {{socket: {directory}/control.sock}}
         assert code == 0, service.log()[-3000:]
 
 
-def play_phrase(keys: Player, status: dict, steps: list[int]) -> None:
-    """Play notes on these loop steps, in time, on the next pass of the loop."""
+def play_phrase(keys: Player, status: dict, steps: list[int]) -> list[float]:
+    """Play notes on these loop steps, in time, on the next pass of the loop; return the step
+    (from that pass's start) each note was really sent at: a busy machine can hold this up."""
     sps = 60.0 / status["bpm"] / 4
     now = time.monotonic()
     here = status["position"] + (now - status["now"]) / sps
     start = (int(here) // 32 + 1) * 32
+    sent = []
     for i, step in enumerate(steps):
         due = status["now"] + (start + step - status["position"]) * sps
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        sent.append(status["position"] + (time.monotonic() - status["now"]) / sps - start)
         keys.send(mido.Message("note_on", note=60 + i % 12, velocity=100))
         keys.send(mido.Message("note_off", note=60 + i % 12, velocity=0))
+    return sent
 
 
 def test_ready_with_ports_din_and_the_missing_pattern_logged(box):
@@ -117,17 +121,29 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box, jack):
         service.request("freeze")
     before = service.status()
     phrase = [0, 3, 6, 8, 10, 12, 14, 16, 19, 22, 24, 28]
-    play_phrase(keys, before, phrase)
-    assert wait_until(lambda: service.status()["engine"]["groove_hits"] == len(phrase), 20)
+    xruns_before = jack.xruns()
+    sent = play_phrase(keys, before, phrase)
+    # The steps the notes were sent on: the phrase, unless this test was held up half a step or
+    # more (CI, beside other work: two notes a step apart then land on one step). A note may be
+    # lost on the way only where jackd itself reported late cycles meanwhile.
+    played = [round(s) for s in sent]
+    held_up = max(s - p for s, p in zip(sent, phrase))
+    hits = len(set(played))
+    lost = 1 if jack.xruns() > xruns_before else 0
+    assert wait_until(lambda: service.status()["engine"]["groove_hits"] >= hits - lost, 20), (
+        service.status()["engine"]["groove_hits"], sent, jack.xruns() - xruns_before)
     assert wait_until(lambda: service.status()["engine"]["generations"]
                       > before["engine"]["generations"], 20)
     status = service.status()
     groove_row = status["groove_grid"].split("groove", 1)[1].strip().replace("|", "")
-    # Every note on the step it was played on (counted from the first: the first note may
-    # start the box), or one later where a busy machine sent it late.
+    # Every note on the step it was sent on (counted from the first: the first note may start
+    # the box), or one later where the box got it late.
     got = [i for i, c in enumerate(groove_row) if c != " "]
-    assert len(got) == len(phrase), (got, phrase)
-    assert all(0 <= (g - got[0]) - p <= 1 for g, p in zip(got, phrase)), (got, phrase)
+    assert hits - lost - (held_up >= 0.5) <= len(got) <= hits, (got, sent)
+    if held_up < 0.5 and len(got) == hits:
+        assert all(0 <= (g - got[0]) - p <= 1 for g, p in zip(got, phrase)), (got, phrase)
+    else:
+        assert all(any(abs((g - got[0]) - (p - played[0])) <= 1 for p in played) for g in got), (got, sent)
     # Hold the pattern, let it take over, then listen to two whole loops.
     assert service.request("freeze")["frozen"] is True
     status = service.status()                        # frozen: this pattern, and only it
