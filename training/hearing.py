@@ -13,10 +13,14 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
 - flat sixteenths (a note on every step at one velocity, ± 4 of 127, six seeds), straight,
   swung (the in-between sixteenths 0.28 of a step late, about 64 % swing) and ahead of the clock
   (every note 0.2 of a step early), at velocities 30–120: snare hits per 2 bars at density 0.5,
-  how many of the four backbeats have a snare, and how late the drums' hits on the eighths and
-  on the in-between sixteenths come (mean offsets, steps); the same for an Alberti bass (every
+  how many of the four backbeats have a snare, kicks on beats 1 and 3 and on the in-between
+  sixteenths, the hats' and ride's median velocity over the backbeat's (beside GMD's busy
+  drummers' own figures), and how late the drums' hits on the eighths and on the in-between
+  sixteenths come (mean offsets, steps); the same for an Alberti bass (every
   sixteenth at 52–57 of 127) under a melody at 56–90, and for sixteenths at 55 with the eighths
   1.5 and 2 × as loud (an accented ostinato);
+- at density 0.25, those rows' kicks on 1 and 3 and snares on 2 and 4, and the drummers' F1
+  through the chooser, with its sure cells first (``generator.SURE``) and by margin alone;
 - the drums' level: their mean velocity at density 0.5 over plain eighths at those velocities
   (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
   at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
