@@ -43,8 +43,9 @@ def test_the_box_plays_from_the_prior_before_anything_is_played(generator) -> No
 
 
 def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:
-    # a phrase that wanders over two passes would be heard as a new section: not here
-    engine = make_engine(generator, settings=EngineSettings(section_change=0.0))
+    # a phrase that wanders over two passes would be heard as a new section, and what it played
+    # once in pass 0 as one-offs: not here
+    engine = make_engine(generator, settings=EngineSettings(section_change=0.0, forget_once=0))
     run(engine, 0.0, 1.0)
     prior_pattern = engine.pattern
     run(engine, 1.0, 8.0, notes=phrase(10, 14))

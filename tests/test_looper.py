@@ -54,8 +54,9 @@ def test_a_chord_collapses_to_its_loudest_note_and_that_notes_offset(chord: list
 def test_a_step_no_longer_played_fades_and_is_gone_after_the_configured_passes(forget: int) -> None:
     looper = Looper(Memory(forget_passes=forget, section_change=0.0))
     play_pass(looper, 0, [0, 8, 16, 24], velocity=0.8)
+    play_pass(looper, 1, [0, 8, 16, 24], velocity=0.8)   # played twice: part of the groove, no one-off
     heard = []   # heard[m]: step 0 once m passes went by without it
-    for k in range(1, forget + 3):
+    for k in range(2, forget + 4):
         play_pass(looper, k, [8, 16, 24])             # the player stopped playing step 0
         heard.append(float(looper.groove.steps[0, VELOCITY]) if looper.groove.steps[0, HIT] else 0.0)
     assert heard[0] == pytest.approx(0.8)
@@ -66,6 +67,60 @@ def test_a_step_no_longer_played_fades_and_is_gone_after_the_configured_passes(f
         assert still[-1] >= 0.8 * (1 - FADE_DEPTH) - 1e-6
     assert heard[forget] == 0.0 and heard[forget + 1] == 0.0   # gone after `forget` passes
     assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.8)   # what is played stays as played
+
+
+def test_a_one_off_is_answered_once_and_what_comes_back_is_kept() -> None:
+    looper = Looper(Memory(forget_passes=4, section_change=0.0, forget_once=1))
+    eighths = list(range(0, STEPS, 2))
+    run = list(range(25, STEPS, 2))                   # a flourish: the e's and a's of bar 2's last beats
+    for k in range(2):
+        play_pass(looper, k, eighths)
+    play_pass(looper, 2, eighths + run)
+    looper.advance(3 * STEPS)
+    assert all(looper.groove.steps[run, HIT] == 1)    # heard for one pass more ...
+    play_pass(looper, 3, eighths)
+    looper.advance(4 * STEPS)
+    assert not looper.groove.steps[run, HIT].any()    # ... then gone (forget_passes would keep it 8 bars)
+    assert all(looper.groove.steps[eighths, HIT] == 1)
+    # a part played every other pass (a 4-bar phrase) is a one-off once, then part of the groove
+    pickup = [29, 31]
+    for k in range(4, 9):
+        play_pass(looper, k, eighths + (pickup if k % 2 == 0 else []))
+        looper.advance((k + 1) * STEPS)
+    assert all(looper.groove.steps[pickup, HIT] == 1)
+    # a one-off in a bar the next pass left empty waits for the player to come back to that bar
+    play_pass(looper, 9, eighths + [1, 17])
+    play_pass(looper, 10, [0, 2, 4])                  # bar 1 only, then the player rests
+    looper.advance(11 * STEPS)
+    assert looper.groove.steps[17, HIT] == 1 and looper.groove.steps[1, HIT] == 0
+
+
+def test_a_phrase_of_two_different_halves_is_one_groove_not_a_new_section_each_pass() -> None:
+    """Bars 1-2 on the beats, bars 3-4 syncopated (sharing under 0.3 of their steps): the half
+    let go as a one-off still counts as the groove, so no pass is a new section (it was every
+    pass from the third, the groove flipping between the halves), and both halves are kept."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3, forget_once=1))
+    a = [0, 4, 8, 12, 16, 20, 24, 28]
+    b = [0, 3, 6, 10, 12, 14, 16, 19, 22, 26, 28, 30]
+    for k in range(12):
+        play_pass(looper, k, a if k % 2 == 0 else b)
+    looper.advance(12 * STEPS)
+    assert looper.sections == 0
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(a) | set(b)
+
+
+@pytest.mark.parametrize("once", [0, 2])
+def test_forget_once_zero_or_more_passes(once: int) -> None:
+    looper = Looper(Memory(forget_passes=4, section_change=0.0, forget_once=once))
+    play_pass(looper, 0, [0, 8, 16, 24])
+    play_pass(looper, 1, [0, 8, 16, 24, 30])
+    kept = []
+    for k in range(2, 7):
+        play_pass(looper, k, [0, 8, 16, 24])
+        looper.advance((k + 1) * STEPS)
+        kept.append(bool(looper.groove.steps[30, HIT]))
+    # missed 1, 2, 3, 4, 5 passes: 0 forgets it as any other step (after 4), 2 after two
+    assert kept == ([True, True, True, False, False] if once == 0 else [True, False, False, False, False])
 
 
 def test_forget_zero_keeps_the_overdub_forever() -> None:
@@ -182,20 +237,20 @@ def test_before_a_bar_is_heard_the_beats_heard_repeat() -> None:
 
 def test_a_sudden_change_of_level_is_heard_at_once_and_a_small_one_not() -> None:
     looper = Looper()
-    for step in range(0, STEPS, 2):                     # a whole pass of loud eighths
-        looper.record(step, 0.9)
-    looper.advance(STEPS)
+    for k in range(2):                                  # two whole passes of loud eighths
+        play_pass(looper, k, range(0, STEPS, 2), velocity=0.9)
+    looper.advance(2 * STEPS)
     for step in (0, 2):                                 # subito pp: two notes are not yet a level
-        looper.record(STEPS + step, 0.2)
+        looper.record(2 * STEPS + step, 0.2)
     assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.9)
-    looper.record(STEPS + 4, 0.2)                       # three: what is not played again yet follows
+    looper.record(2 * STEPS + 4, 0.2)                   # three: what is not played again yet follows
     assert looper.groove.steps[8, VELOCITY] == pytest.approx(0.2)
     assert looper.groove.steps[30, VELOCITY] == pytest.approx(0.2)
-    looper.advance(2 * STEPS)                           # and stays there after the pass (missed once: faded)
+    looper.advance(3 * STEPS)                           # and stays there after the pass (missed once: faded)
     faded = 0.2 * (1 - FADE_DEPTH / looper.forget_passes)
     assert looper.groove.steps[30, VELOCITY] == pytest.approx(faded)
     for step in (0, 2, 4, 6):                           # a touch louder (1.2 ×): left as it was played
-        looper.record(2 * STEPS + step, 0.24)
+        looper.record(3 * STEPS + step, 0.24)
     assert looper.groove.steps[8, VELOCITY] == pytest.approx(faded)
     assert looper.groove.steps[2, VELOCITY] == pytest.approx(0.24)
 

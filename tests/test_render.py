@@ -9,6 +9,7 @@ import pytest
 from appliance.box.cli import main
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
 from appliance.core.render import render
+from training import flourish
 
 REPO = Path(__file__).resolve().parent.parent
 PHRASE = REPO / "examples" / "keyboard_phrase.mid"
@@ -246,9 +247,27 @@ def test_the_memory_knobs_reach_the_engine(model_dir: Path, tmp_path: Path) -> N
     assert ticked(out) != still
     assert main(base + ["--crash-every", "0"]) == 0
     assert main(base + ["--fill-every", "0"]) == 0
-    for bad in (["--forget", "-1"], ["--section-change", "2"], ["--rest-thin", "-0.5"], ["--drift", "1.5"],
+    assert main(base + ["--forget-once", "0"]) == 0
+    for bad in (["--forget", "-1"], ["--forget-once", "-1"], ["--section-change", "2"], ["--rest-thin", "-0.5"], ["--drift", "1.5"],
                 ["--max-rest", "-1"], ["--crash-every", "65"], ["--fill-every", "-1"]):
         assert main(base + bad) == 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_one_off_run_is_answered_once_not_for_8_bars(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A pianist's one loud run in bar 7 of steady eighths: from bar 9 on the snare plays a
+    drummer's bar (kept for 8 bars as any other step, the run's e's and a's came back as a
+    snare roll in the loop's bar 1: 6-15 snare hits a bar)."""
+    source = flourish.comping_with_a_run(tmp_path / "run.mid", "eighths", run_bar=6)
+    most = {}
+    for once in ("1", "0"):
+        out = tmp_path / f"once{once}.mid"
+        assert main(["render", str(source), "-o", str(out), "--seed", str(seed), "--model", str(model_dir),
+                     "--forget-once", once]) == 0
+        snare = flourish.snare_per_bar(out)
+        most[once] = max(snare[bar] for bar in flourish.AFTER)   # bars 9-19, not the fill bars
+    assert most["1"] <= 4, most
+    assert most["0"] >= 6, most      # the test's part does make the old memory roll
 
 
 def pianists_sixteenths(path: Path) -> Path:

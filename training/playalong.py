@@ -128,13 +128,14 @@ def measure(model_dir: Path, densities: tuple[float, ...] = DENSITIES, gmd_root:
 
 #: The memory designs compared in docs/ARCHITECTURE.md (python -m training.playalong --alternatives).
 ALTERNATIVES: dict[str, dict] = {
-    "keep everything (the old default)": dict(forget_passes=0, section_change=0.0, rest_thin=0.0, drift=0.0),
-    "forget after 2 passes": dict(forget_passes=2, section_change=0.0, rest_thin=0.0, drift=0.0),
-    "forget after 4 passes": dict(forget_passes=4, section_change=0.0, rest_thin=0.0, drift=0.0),
-    "forget after 8 passes": dict(forget_passes=8, section_change=0.0, rest_thin=0.0, drift=0.0),
-    "forget 4 + new section": dict(forget_passes=4, section_change=0.3, rest_thin=0.0, drift=0.0),
-    "forget 4 + new section + rest thins": dict(forget_passes=4, section_change=0.3, rest_thin=0.25, drift=0.0),
-    "the default (+ drift 0.2)": dict(forget_passes=4, section_change=0.3, rest_thin=0.25, drift=0.2),
+    "keep everything (the old default)": dict(forget_passes=0, forget_once=0, section_change=0.0, rest_thin=0.0, drift=0.0),
+    "forget after 2 passes": dict(forget_passes=2, forget_once=0, section_change=0.0, rest_thin=0.0, drift=0.0),
+    "forget after 4 passes": dict(forget_passes=4, forget_once=0, section_change=0.0, rest_thin=0.0, drift=0.0),
+    "forget after 8 passes": dict(forget_passes=8, forget_once=0, section_change=0.0, rest_thin=0.0, drift=0.0),
+    "forget 4 + new section": dict(forget_passes=4, forget_once=0, section_change=0.3, rest_thin=0.0, drift=0.0),
+    "forget 4 + new section + rest thins": dict(forget_passes=4, forget_once=0, section_change=0.3, rest_thin=0.25, drift=0.0),
+    "+ drift 0.2": dict(forget_passes=4, forget_once=0, section_change=0.3, rest_thin=0.25, drift=0.2),
+    "the default (+ a one-off goes after 1 pass)": dict(forget_passes=4, forget_once=1, section_change=0.3, rest_thin=0.25, drift=0.2),
 }
 
 

@@ -40,7 +40,8 @@ def _render(args: argparse.Namespace) -> int:
         notes, channels = drummaps.resolve(args.drum_map, channel=args.channel)
         settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
                                   pedal_hat=drummaps.pedal_hat(args.drum_map),
-                                  forget_passes=args.forget, section_change=args.section_change,
+                                  forget_passes=args.forget, forget_once=args.forget_once,
+                                  section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths)
     except (ValueError, KeyError) as error:
@@ -118,6 +119,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--forget", type=int, default=memory.forget_passes, metavar="PASSES",
                         help="a step the player stopped playing is gone after this many passes "
                              f"(0 = never; default {memory.forget_passes})")
+    render.add_argument("--forget-once", type=int, default=memory.forget_once, metavar="PASSES",
+                        help="a step played in one pass only (a run, a flourish) is gone after this many "
+                             f"passes that played its bar without it (0 = like any other; default {memory.forget_once})")
     render.add_argument("--section-change", type=float, default=memory.section_change, metavar="OVERLAP",
                         help="a pass sharing less than this (0..1) with the groove starts a new section "
                              f"(0 = off; default {memory.section_change:g})")

@@ -146,6 +146,8 @@ class StartConfig:
 class LoopConfig:
     forget_passes: int = opt(4, range=(0, 64),
                              doc="passes without a step until it is forgotten; 0 = never")
+    forget_once: int = opt(1, range=(0, 64),
+                           doc="passes until a step played in one pass only is forgotten; 0 = like any other")
     section_change: float = opt(0.3, range=(0.0, 1.0),
                                 doc="a pass sharing less than this with the groove starts a new section; 0 = off")
     rest_thin: float = opt(0.25, range=(0.0, 1.0), doc="density taken off per bar of rest")
@@ -300,7 +302,8 @@ class Config:
             gate=self.player.gate_steps, notes=notes, channels=channels,
             pedal_hat=drummaps.pedal_hat(self.player.drum_map),
             input_channel=self.loop.input_channel or None,
-            forget_passes=self.loop.forget_passes, section_change=self.loop.section_change,
+            forget_passes=self.loop.forget_passes, forget_once=self.loop.forget_once,
+            section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
             fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths)
 
@@ -641,7 +644,7 @@ class _Checks:
 #: words in the core's ValueErrors → the config key that feeds them
 _CORE_KEYS = (
     ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
-    ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"),
+    ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"), ("forget_once", "loop.forget_once"),
     ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"), ("fill_every", "loop.fill_every"),
     ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),

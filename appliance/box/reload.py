@@ -155,6 +155,7 @@ def _baseline(engine: Engine, transport: Transport, new: Config) -> Config:
                           max_hits_per_voice=controls.max_hits_per_voice,
                           thresholds=controls.thresholds),
         loop=replace(new.loop, swap_at=settings.swap_at, forget_passes=settings.forget_passes,
+                     forget_once=settings.forget_once,
                      section_change=settings.section_change, rest_thin=settings.rest_thin,
                      drift=settings.drift, crash_every=settings.crash_every, fill_every=settings.fill_every,
                      hear_eighths=settings.hear_eighths,

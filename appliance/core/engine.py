@@ -37,6 +37,7 @@ class EngineSettings:
     pedal_hat: int | None = GM_PEDAL_HAT            #: the hi-hat pedal's note; None = the machine has none
     input_channel: int | None = None                #: keyboard channel 1..16; None hears all
     forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
+    forget_once: int = 1         #: passes until a step played in one pass only is gone; 0 = as any other
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
     rest_thin: float = 0.25      #: density taken off per bar of rest (no key down, no note), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
@@ -49,14 +50,15 @@ class EngineSettings:
             raise ValueError(f"lookahead {self.lookahead} s is not in (0, 1]")
         if self.input_channel is not None and not 1 <= self.input_channel <= 16:
             raise ValueError(f"input_channel {self.input_channel} is not in 1..16 (None hears all)")
-        self.memory()  # checks forget_passes and section_change
+        self.memory()  # checks forget_passes, forget_once and section_change
         for name in ("rest_thin", "drift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} is not in 0..1")
         self.player_settings()  # checks notes, channels, gate and swap_at
 
     def memory(self) -> Memory:
-        return Memory(forget_passes=self.forget_passes, section_change=self.section_change)
+        return Memory(forget_passes=self.forget_passes, section_change=self.section_change,
+                      forget_once=self.forget_once)
 
     def player_settings(self) -> PlayerSettings:
         return PlayerSettings(notes=tuple(self.notes), channels=tuple(self.channels), pedal_hat=self.pedal_hat,

@@ -13,6 +13,11 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
 - Fading: a step not played again fades (the velocity the model hears falls by up to half) and is
   gone after ``forget_passes`` passes in which the player played but not that step. 0 never
   forgets (the overdub keeps everything until ``clear``).
+- A one-off goes sooner: a step played in only one of the last ``forget_passes`` played passes
+  is gone after ``forget_once`` passes without it in which the player played its bar (a run or
+  a flourish is answered once, not for the next 8 bars). 0 treats it as any other step. What
+  was let go so at the last pass's end still counts as the groove for the new-section test
+  below (a 4-bar phrase of two different halves is one groove).
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
@@ -53,10 +58,13 @@ class Memory:
 
     forget_passes: int = 4        #: 0 = never; else passes played without a step until it is gone
     section_change: float = 0.3   #: 0..1 overlap below which a pass starts a new section; 0 = off
+    forget_once: int = 1          #: passes until a step played in one pass only is gone; 0 = as any other
 
     def __post_init__(self) -> None:
         if not 0 <= self.forget_passes <= 64:
             raise ValueError(f"forget_passes {self.forget_passes} is not in 0..64 (0 = never)")
+        if not 0 <= self.forget_once <= 64:
+            raise ValueError(f"forget_once {self.forget_once} is not in 0..64 (0 = as any other step)")
         if not 0.0 <= self.section_change <= 1.0:
             raise ValueError(f"section_change {self.section_change} is not in 0..1 (0 = off)")
 
@@ -69,6 +77,8 @@ class Looper:
         self._lock = threading.Lock()
         self._steps = np.zeros((STEPS, 3), np.float32)   # hit, velocity and offset as last played
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
+        self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
+        self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -191,6 +201,8 @@ class Looper:
             self._older[:] = False
             self._last_onset = None
             self._last[:] = np.nan
+            self._history[:] = 0
+            self._dropped[:] = False
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -203,6 +215,8 @@ class Looper:
             self._last[:] = np.nan
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
+            self._history[:] = np.where(self._held, 0b11, 0).astype(np.uint64)   # a saved groove is no one-off
+            self._dropped[:] = False
             self._older = self._held.copy()
             self._learned, self._learn_end = True, math.inf
             self._publish()
@@ -224,30 +238,42 @@ class Looper:
         if finished.any():
             self._rest_passes = crossed - 1   # passes skipped by a jump held nothing either
             self._played += 1
+            self._history = (self._history << np.uint64(1)) | finished.astype(np.uint64)
             present = self._steps[:, HIT] > 0
             change = self._memory.section_change
             # The groove must have been there a pass already: a phrase begun just before the loop
             # point (half in one pass, half in the next) is not a new section.
+            # One-offs let go a pass ago still count as the groove here: a 4-bar phrase whose two
+            # halves share little is one groove, not a new section every pass.
+            groove = self._held | self._dropped
             if change > 0 and finished.sum() >= SECTION_MIN_STEPS and (self._held & self._older).any():
-                overlap = (finished & self._held).sum() / (finished | self._held).sum()
+                overlap = (finished & groove).sum() / (finished | groove).sum()
                 if overlap < change:
                     self._steps[~finished & present] = 0.0   # a new section: the old groove goes
                     self._sections += 1
         else:
             self._rest_passes += crossed
-        self._forget()
+        self._forget(finished)
         present = self._steps[:, HIT] > 0
         if finished.any():
             self._older = self._held & present
         self._held = present
         self._publish()
 
-    def _forget(self) -> None:
+    def _forget(self, finished: np.ndarray) -> None:
         n = self._memory.forget_passes
         if not n:
             return
         missed = self._played - 1 - self._stamp
         stale = (self._steps[:, HIT] > 0) & (missed >= n) & ~self._now
+        once = self._memory.forget_once
+        if once and finished.any():
+            # plays among the forget_passes played passes up to the step's last (a one-off: 1)
+            last = self._history >> np.clip(missed, 0, 63).astype(np.uint64)
+            recent = sum((last >> np.uint64(k)) & np.uint64(1) for k in range(n))
+            bar_played = np.repeat(finished.reshape(-1, STEPS_PER_BAR).any(axis=1), STEPS_PER_BAR)
+            self._dropped = (self._steps[:, HIT] > 0) & (recent == 1) & (missed >= once) & bar_played & ~finished
+            stale |= self._dropped
         self._steps[stale] = 0.0
 
     def _hear(self, position: float) -> None:
