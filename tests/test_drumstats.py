@@ -115,6 +115,9 @@ def test_snare_rolls_outside_fills_and_open_hats_are_counted_as_a_listener_hears
     notes += [(2, OPEN_HAT, 0.6), (10, OPEN_HAT, 0.6), (2 * 16 + 6, OPEN_HAT, 0.6)]
     s = drumstats.stats(drumstats.windows_from_notes(np.array(notes, float), bars=4))
     assert s["snare_rolls_per_8_bars"] == pytest.approx(3 * 8 / 4)
+    assert s["snare_long_run_bars"] == 0                             # the 8-run is in a fill bar
+    long = np.array(notes + [(1 * 16 + s, SNARE, 0.5) for s in range(7, 15)], float)   # bar 2: 4-6 and 7-14
+    assert drumstats.stats(drumstats.windows_from_notes(long, bars=4))["snare_long_run_bars"] == pytest.approx(1 / 3)
     assert s["open_hat_bars"] == pytest.approx(2 / 4)
     assert s["open_hat_per_bar"] == pytest.approx(3 / 2)
     assert s["open_hat_with_ride"] == 0

@@ -206,3 +206,26 @@ def test_a_thin_pattern_keeps_the_backbone_the_model_is_sure_of() -> None:
     assert hits[0::8, 0].all() and hits[4::8, 1].all()       # the kick on 1 and 3, the backbeat
     assert not hits[1::2].any()                              # nothing on the e and a
     assert hits.sum() == 16
+
+
+def test_hits_beyond_a_drummers_count_make_no_snare_roll() -> None:
+    """Density over 0.5 asks for more hits than a drummer plays: they go to hats, kicks and ghost
+    notes, never into a run of more than ROLL_MAX snare sixteenths (at density 0.75 the comping
+    songs had a snare run of 9 or more sixteenths in a quarter of their bars); a drummer's own
+    count (``plain``) is chosen as before."""
+    from appliance.core.generator import ROLL_MAX, choose_hits, snare_run
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        probabilities = rng.uniform(0.01, 0.3, (STEPS, NUM_VOICES)).astype(np.float32)
+        probabilities[:, 1] = rng.uniform(0.3, 0.75, STEPS)          # the snare likely everywhere
+        bias = np.zeros(NUM_VOICES)
+        plain = choose_hits(probabilities, bias, 20)
+        busy = choose_hits(probabilities, bias, 45, plain=20)
+        assert busy.sum() == 45 and (busy & plain).sum() == 20       # a drummer's hits, and more
+        snare = busy[:, 1]
+        for step in np.flatnonzero(snare & ~plain[:, 1]):             # every snare beyond them
+            line = snare.copy()
+            line[step] = False
+            assert snare_run(line, step) <= ROLL_MAX
+        without = choose_hits(probabilities, bias, 45)               # no drummer's count: no rule
+        assert max(snare_run(without[:, 1], s) for s in np.flatnonzero(without[:, 1])) > ROLL_MAX

@@ -168,6 +168,7 @@ LABELS = {
     "crash_after_fill": "crash after a fill minus its last stroke (velocity)",
     "crashes_per_8_bars": "crashes per 8 bars",
     "snare_rolls_per_8_bars": "snare rolls (4+ sixteenths in a row, outside fills) per 8 bars",
+    "snare_long_run_bars": "bars with 8+ snare sixteenths in a row (outside fills, share)",
     "open_hat_bars": "bars with an open hat (share)", "open_hat_per_bar": "open hats per bar that has one",
     "open_hat_with_ride": "bars with an open hat that also play the ride (share)",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
@@ -190,7 +191,8 @@ def markdown(result: dict) -> str:
         label = LABELS.get(key, key.replace("hits_", "hits: "))
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
         fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end", "fills_ending_snare",
-                                   "fills_ending_floor_tom", "fills_flat_last_beat", "open_hat_bars", "open_hat_with_ride") else "{:.2f}"
+                                   "fills_ending_floor_tom", "fills_flat_last_beat", "open_hat_bars", "open_hat_with_ride",
+                                   "snare_long_run_bars") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")

@@ -1,6 +1,7 @@
 """The drummer: ONNX encoder → z → decoder, and the controls that shape its pattern."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import json
 import logging
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core import fills, limbs
-from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, Groove, Pattern
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 SURE = 0.8    #: cells the model is this sure of come first, the beats before the "&"s before the e and a
+#: hits beyond a drummer's count (density over 0.5) never make a run of snare sixteenths longer than
+#: this: a busier drummer plays more hats, kicks and ghost notes, not a snare roll through the bar
+ROLL_MAX = 3
+_SNARE = VOICES.index("snare")
 
 #: 0 on a beat, 1 on an "&", 2 on an e or a: what a drummer thinning a groove keeps longest
 _METRIC = np.array([0 if step % 4 == 0 else 1 if step % 2 == 0 else 2 for step in range(STEPS)])
@@ -120,6 +125,19 @@ def density_multiple(density: float) -> float:
     return float(np.interp(density, knob, multiple))
 
 
+def snare_run(snare: Sequence[bool], step: int) -> int:
+    """The run of consecutive snare sixteenths within the bar that a snare on ``step`` would make,
+    given the snare line so far (``snare``: 32 bools)."""
+    bar = step - step % STEPS_PER_BAR
+    left = step
+    while left > bar and snare[left - 1]:
+        left -= 1
+    right = step
+    while right < bar + STEPS_PER_BAR - 1 and snare[right + 1]:
+        right += 1
+    return right - left + 1
+
+
 def target_hits(probabilities: np.ndarray, density: float, calibration: Calibration) -> int:
     """Hits to play over this groove: the model's expected count Σ p, scaled to what GMD drummers
     play (``count_scale``), times the density knob's multiple."""
@@ -127,14 +145,19 @@ def target_hits(probabilities: np.ndarray, density: float, calibration: Calibrat
     return int(min(probabilities.size, max(MIN_HITS, round(expected * density_multiple(density)))))
 
 
-def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: float = SURE) -> np.ndarray:
+def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: float = SURE,
+                plain: int | None = None) -> np.ndarray:
     """The ``count`` cells most above their voice's bias (in logit space: a tuned threshold, or the
     calibrated bias that lets each voice play as often as drummers do), those the model is sure of
     first (:func:`_order`); the count is the density's.
     A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
-    open or closed hat, two hands) is skipped and the next one taken. Ties: earlier step, lower voice."""
+    open or closed hat, two hands) is skipped and the next one taken, and so is a snare taken after
+    the first ``plain`` hits (a drummer's count; default ``count``) that would make a run of more
+    than ``ROLL_MAX`` snare sixteenths. Ties: earlier step, lower voice."""
     playable = _PLAYABLE
+    plain = count if plain is None else plain
     on_step = [0] * probabilities.shape[0]       # the voices chosen on each step, as a bit mask
+    snare = [False] * probabilities.shape[0]
     hits = np.zeros(probabilities.size, bool)
     taken = 0
     for cell in _order(probabilities, bias, sure).tolist():
@@ -142,16 +165,20 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: f
             break
         step, voice = divmod(cell, NUM_VOICES)
         voices = on_step[step] | 1 << voice
+        if voice == _SNARE and taken >= plain and snare_run(snare, step) > ROLL_MAX:
+            continue
         if playable[voices]:
             on_step[step] = voices
+            snare[step] = snare[step] or voice == _SNARE
             hits[cell] = True
             taken += 1
     return hits.reshape(probabilities.shape)
 
 
 def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray, sure: float = SURE) -> np.ndarray:
-    """:func:`choose_hits` for windows [N, 32, 9] at once, ``counts`` [N] hits each (calibration
-    fits the voice bias with it, so it fits what the box plays)."""
+    """:func:`choose_hits` for windows [N, 32, 9] at once, ``counts`` [N] hits each, at most a
+    drummer's (no roll rule: calibration fits the voice bias with it at density 0.5, so it fits
+    what the box plays)."""
     n = len(probabilities)
     order = _order(probabilities, bias, sure)
     hits = np.zeros((n, STEPS, NUM_VOICES), bool)
@@ -315,7 +342,8 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         bias = np.asarray(calibration.voice_bias, np.float64)
     else:
         bias = _logit(np.asarray(tuned_thresholds, np.float64))
-    hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration))
+    hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration),
+                       plain=target_hits(probabilities, min(controls.density, 0.5), calibration))
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     offsets = spread_offsets(offsets, hits, calibration.offset_sd)
     if controls.max_hits_per_voice < STEPS:
