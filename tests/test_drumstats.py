@@ -118,6 +118,11 @@ def test_snare_rolls_outside_fills_and_open_hats_are_counted_as_a_listener_hears
     assert s["snare_long_run_bars"] == 0                             # the 8-run is in a fill bar
     long = np.array(notes + [(1 * 16 + s, SNARE, 0.5) for s in range(7, 15)], float)   # bar 2: 4-6 and 7-14
     assert drumstats.stats(drumstats.windows_from_notes(long, bars=4))["snare_long_run_bars"] == pytest.approx(1 / 3)
+    ride, hat = VOICES.index("ride"), VOICES.index("closed_hat")
+    timekeepers = notes + [(s, ride, 0.5) for s in (0, 4, 8, 12)] + [(4, hat, 0.3), (12, hat, 0.3)]   # bar 1: ride, pedal
+    timekeepers += [(3 * 16 + s, ride, 0.5) for s in (0, 8)] + [(3 * 16 + s, hat, 0.5) for s in (2, 6, 14)]
+    both = drumstats.stats(drumstats.windows_from_notes(np.array(timekeepers, float), bars=4))
+    assert both["ride_and_hats_bars"] == pytest.approx(1 / 3)           # bar 4 only: bar 1's hats are the pedal
     assert s["open_hat_bars"] == pytest.approx(2 / 4)
     assert s["open_hat_per_bar"] == pytest.approx(3 / 2)
     assert s["open_hat_with_ride"] == 0

@@ -28,6 +28,9 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
   inside one bar that is not a fill bar, per 8 bars (what a listener hears as a roll in the groove);
   ``snare_long_run_bars``: the share of bars that are not fill bars (and not empty) with a run of
   ``LONG_RUN_STEPS`` or more (half a bar of snare roll);
+- ``ride_and_hats_bars``: the share of those bars that keep time on the ride and the closed hat
+  both (two or more rides, and two or more closed hats on steps without a ride: a hat under the
+  ride is the pedal);
 - ``open_hat_bars``: the share of bars with an open hat; ``open_hat_per_bar``: open hat hits per
   bar that has one (together: how often a drummer opens the hat, and how much once they do);
   ``open_hat_with_ride``: the share of bars with an open hat that also play the ride;
@@ -55,11 +58,12 @@ ROLL_STEPS = 4                                #: consecutive sixteenths of snare
 LONG_RUN_STEPS = 8                            #: ... and as half a bar of roll
 OPEN_HAT = VOICES.index("open_hat")
 RIDE = VOICES.index("ride")
+CLOSED_HAT = VOICES.index("closed_hat")
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
-           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -127,6 +131,9 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     grooves = bars[~fills & bars.any(axis=(1, 2))]
     out["snare_long_run_bars"] = (float(np.mean([longest_run(bar[:, SNARE]) >= LONG_RUN_STEPS for bar in grooves]))
                                   if len(grooves) else float("nan"))
+    hats_off_ride = (grooves[..., CLOSED_HAT] & ~grooves[..., RIDE]).sum(axis=1)
+    out["ride_and_hats_bars"] = (float(np.mean((grooves[..., RIDE].sum(axis=1) >= 2) & (hats_off_ride >= 2)))
+                                 if len(grooves) else float("nan"))
     opened = bars[..., OPEN_HAT].any(axis=1)
     out["open_hat_bars"] = float(opened.mean()) if n else float("nan")
     out["open_hat_per_bar"] = float(bars[opened][..., OPEN_HAT].sum() / opened.sum()) if opened.any() else float("nan")

@@ -169,6 +169,7 @@ LABELS = {
     "crashes_per_8_bars": "crashes per 8 bars",
     "snare_rolls_per_8_bars": "snare rolls (4+ sixteenths in a row, outside fills) per 8 bars",
     "snare_long_run_bars": "bars with 8+ snare sixteenths in a row (outside fills, share)",
+    "ride_and_hats_bars": "bars keeping time on the ride and the closed hat both (outside fills, share)",
     "open_hat_bars": "bars with an open hat (share)", "open_hat_per_bar": "open hats per bar that has one",
     "open_hat_with_ride": "bars with an open hat that also play the ride (share)",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",
@@ -192,7 +193,7 @@ def markdown(result: dict) -> str:
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
         fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end", "fills_ending_snare",
                                    "fills_ending_floor_tom", "fills_flat_last_beat", "open_hat_bars", "open_hat_with_ride",
-                                   "snare_long_run_bars") else "{:.2f}"
+                                   "snare_long_run_bars", "ride_and_hats_bars") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")

@@ -97,9 +97,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 SURE = 0.8    #: cells the model is this sure of come first, the beats before the "&"s before the e and a
 #: hits beyond a drummer's count (density over 0.5) never make a run of snare sixteenths longer than
-#: this: a busier drummer plays more hats, kicks and ghost notes, not a snare roll through the bar
+#: this: a busier drummer plays more hats, kicks and ghost notes, not a snare roll through the bar;
+#: nor do they bring a second timekeeper into a bar (the ride into a bar on the hats, or hats off the
+#: ride into a bar on the ride)
 ROLL_MAX = 3
 _SNARE = VOICES.index("snare")
+_RIDE, _HAT = VOICES.index("ride"), VOICES.index("closed_hat")
 
 #: 0 on a beat, 1 on an "&", 2 on an e or a: what a drummer thinning a groove keeps longest
 _METRIC = np.array([0 if step % 4 == 0 else 1 if step % 2 == 0 else 2 for step in range(STEPS)])
@@ -151,13 +154,17 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: f
     calibrated bias that lets each voice play as often as drummers do), those the model is sure of
     first (:func:`_order`); the count is the density's.
     A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
-    open or closed hat, two hands) is skipped and the next one taken, and so is a snare taken after
-    the first ``plain`` hits (a drummer's count; default ``count``) that would make a run of more
-    than ``ROLL_MAX`` snare sixteenths. Ties: earlier step, lower voice."""
+    open or closed hat, two hands) is skipped and the next one taken. So is, after the first
+    ``plain`` hits (a drummer's count; default ``count``): a snare that would make a run of more
+    than ``ROLL_MAX`` snare sixteenths; a ride in a bar without one (kept on the hats); a closed
+    hat off the ride in a bar with two rides or more (kept on the ride: the hat under a ride is
+    the pedal). Ties: earlier step, lower voice."""
     playable = _PLAYABLE
     plain = count if plain is None else plain
     on_step = [0] * probabilities.shape[0]       # the voices chosen on each step, as a bit mask
     snare = [False] * probabilities.shape[0]
+    rides = [0] * (probabilities.shape[0] // STEPS_PER_BAR)
+    ride = [False] * probabilities.shape[0]
     hits = np.zeros(probabilities.size, bool)
     taken = 0
     for cell in _order(probabilities, bias, sure).tolist():
@@ -167,9 +174,16 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: f
         voices = on_step[step] | 1 << voice
         if voice == _SNARE and taken >= plain and snare_run(snare, step) > ROLL_MAX:
             continue
+        bar = step // STEPS_PER_BAR
+        if taken >= plain and ((voice == _RIDE and not rides[bar])
+                               or (voice == _HAT and rides[bar] >= 2 and not ride[step])):
+            continue
         if playable[voices]:
             on_step[step] = voices
             snare[step] = snare[step] or voice == _SNARE
+            if voice == _RIDE:
+                rides[bar] += 1
+                ride[step] = True
             hits[cell] = True
             taken += 1
     return hits.reshape(probabilities.shape)
