@@ -251,3 +251,31 @@ def test_hits_beyond_a_drummers_count_keep_each_bar_on_its_own_timekeeper() -> N
     assert not (busy[16:, hat] & ~busy[16:, ride]).any()       # bar 2's hats are the pedal under the ride
     without = choose_hits(probabilities, bias, 40)
     assert without[:16, ride].any() and (without[16:, hat] & ~without[16:, ride]).any()
+
+
+def test_more_energy_goes_to_the_timekeeper_not_to_kicks_toms_or_crashes() -> None:
+    """The hits beyond a drummer's count fill in the hat line; each other voice gets at most
+    generator.EXTRA more in a bar than the drummer's own (a review heard density 1 play 15 kicks
+    in a bar of 16 sixteenths, and toms outside the fills, when the extra went by the model's
+    margin alone)."""
+    from appliance.core.generator import EXTRA, choose_hits
+    v = {name: VOICES.index(name) for name in VOICES}
+    probabilities = np.full((STEPS, NUM_VOICES), 0.01, np.float32)
+    probabilities[0::4, v["kick"]] = 0.9                      # the drummer: kick on the beats ...
+    probabilities[4::8, v["snare"]] = 0.9                     # ... the backbeat, hats on the eighths
+    probabilities[0::2, v["closed_hat"]] = 0.85
+    probabilities[1::2, v["kick"]] = 0.6                      # and the model half expects kicks,
+    probabilities[1::2, v["low_tom"]] = 0.5                   # toms, open hats and crashes between
+    probabilities[2::4, v["open_hat"]] = 0.5
+    probabilities[::8, v["crash"]] = 0.5
+    probabilities[1::2, v["closed_hat"]] = 0.2                # the hat's sixteenths least of all
+    bias = np.zeros(NUM_VOICES)
+    plain = choose_hits(probabilities, bias, 32)
+    busy = choose_hits(probabilities, bias, 56, plain=32)
+    assert (busy & plain).sum() == 32
+    for bar in (slice(0, 16), slice(16, 32)):
+        for name, extra in EXTRA.items():
+            assert busy[bar, v[name]].sum() <= plain[bar, v[name]].sum() + extra, name
+    assert busy[:, v["closed_hat"]].sum() > plain[:, v["closed_hat"]].sum() + 8   # the sixteenths filled in
+    without = choose_hits(probabilities, bias, 56)
+    assert without[:, v["low_tom"]].sum() > plain[:, v["low_tom"]].sum()

@@ -96,13 +96,17 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 SURE = 0.8    #: cells the model is this sure of come first, the beats before the "&"s before the e and a
-#: hits beyond a drummer's count (density over 0.5) never make a run of snare sixteenths longer than
-#: this: a busier drummer plays more hats, kicks and ghost notes, not a snare roll through the bar;
-#: nor do they bring a second timekeeper into a bar (the ride into a bar on the hats, or hats off the
-#: ride into a bar on the ride)
+#: The hits beyond a drummer's count (density over 0.5) are the same drummer with more energy: the
+#: timekeeper (the closed hat, or the ride in a bar the drummer keeps on it: RIDE_BAR rides or more
+#: among their own hits) fills in its subdivisions; every other voice gets at most EXTRA[voice] hits
+#: more in a bar than the drummer's own (no toms: the fills have theirs; no crash); the snare never
+#: makes a run longer than ROLL_MAX (no roll through the bar); no second timekeeper comes into a
+#: bar (no ride into a bar on the hats; in a bar on the ride, a closed hat only under a ride: the pedal).
 ROLL_MAX = 3
-_SNARE = VOICES.index("snare")
-_RIDE, _HAT = VOICES.index("ride"), VOICES.index("closed_hat")
+RIDE_BAR = 2
+EXTRA = {"kick": 2, "snare": 3, "open_hat": 0, "low_tom": 0, "mid_tom": 0, "high_tom": 0, "crash": 0}
+_EXTRA = [EXTRA.get(voice, STEPS) for voice in VOICES]
+_SNARE, _RIDE, _HAT = VOICES.index("snare"), VOICES.index("ride"), VOICES.index("closed_hat")
 
 #: 0 on a beat, 1 on an "&", 2 on an e or a: what a drummer thinning a groove keeps longest
 _METRIC = np.array([0 if step % 4 == 0 else 1 if step % 2 == 0 else 2 for step in range(STEPS)])
@@ -154,17 +158,13 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: f
     calibrated bias that lets each voice play as often as drummers do), those the model is sure of
     first (:func:`_order`); the count is the density's.
     A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
-    open or closed hat, two hands) is skipped and the next one taken. So is, after the first
-    ``plain`` hits (a drummer's count; default ``count``): a snare that would make a run of more
-    than ``ROLL_MAX`` snare sixteenths; a ride in a bar without one (kept on the hats); a closed
-    hat off the ride in a bar with two rides or more (kept on the ride: the hat under a ride is
-    the pedal). Ties: earlier step, lower voice."""
+    open or closed hat, two hands) is skipped and the next one taken, and so is, after the first
+    ``plain`` hits (a drummer's count; default ``count``), a cell the same drummer with more energy
+    would not play (:class:`_Energy`). Ties: earlier step, lower voice."""
     playable = _PLAYABLE
     plain = count if plain is None else plain
     on_step = [0] * probabilities.shape[0]       # the voices chosen on each step, as a bit mask
-    snare = [False] * probabilities.shape[0]
-    rides = [0] * (probabilities.shape[0] // STEPS_PER_BAR)
-    ride = [False] * probabilities.shape[0]
+    kit = _Energy(probabilities.shape[0])
     hits = np.zeros(probabilities.size, bool)
     taken = 0
     for cell in _order(probabilities, bias, sure).tolist():
@@ -172,21 +172,43 @@ def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: f
             break
         step, voice = divmod(cell, NUM_VOICES)
         voices = on_step[step] | 1 << voice
-        if voice == _SNARE and taken >= plain and snare_run(snare, step) > ROLL_MAX:
-            continue
-        bar = step // STEPS_PER_BAR
-        if taken >= plain and ((voice == _RIDE and not rides[bar])
-                               or (voice == _HAT and rides[bar] >= 2 and not ride[step])):
+        if taken >= plain and not kit.allows(step, voice):
             continue
         if playable[voices]:
             on_step[step] = voices
-            snare[step] = snare[step] or voice == _SNARE
-            if voice == _RIDE:
-                rides[bar] += 1
-                ride[step] = True
             hits[cell] = True
+            kit.take(step, voice, taken < plain)
             taken += 1
     return hits.reshape(probabilities.shape)
+
+
+class _Energy:
+    """What the same drummer with more energy adds to the drummer's own hits (see EXTRA)."""
+
+    def __init__(self, steps: int) -> None:
+        bars = steps // STEPS_PER_BAR
+        self.snare = [False] * steps
+        self.ride = [False] * steps
+        self.hits = [[0] * NUM_VOICES for _ in range(bars)]   # per bar and voice: all, and the drummer's own
+        self.own = [[0] * NUM_VOICES for _ in range(bars)]
+
+    def take(self, step: int, voice: int, own: bool) -> None:
+        bar = step // STEPS_PER_BAR
+        self.hits[bar][voice] += 1
+        self.own[bar][voice] += own
+        self.snare[step] = self.snare[step] or voice == _SNARE
+        self.ride[step] = self.ride[step] or voice == _RIDE
+
+    def allows(self, step: int, voice: int) -> bool:
+        bar = step // STEPS_PER_BAR
+        on_ride = self.own[bar][_RIDE] >= RIDE_BAR
+        if voice == _RIDE:
+            return on_ride
+        if voice == _HAT:
+            return not on_ride or self.ride[step]
+        if self.hits[bar][voice] >= self.own[bar][voice] + _EXTRA[voice]:
+            return False
+        return voice != _SNARE or snare_run(self.snare, step) <= ROLL_MAX
 
 
 def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray, sure: float = SURE) -> np.ndarray:
