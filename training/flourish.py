@@ -7,8 +7,9 @@ quarters), one of them a loud sixteenth run (velocity 100 rising to 115) instead
 the loop's bar 1 or 2. Rendered by `groovebox render`'s own code with seeds 1–3 (the box's
 defaults), with ``loop.forget_once`` at its default (a step played in one pass only is gone
 after one pass that played its bar without it) and at 0 (such a step lasts ``forget_passes``,
-as any other). For each: snare hits in the bar right after the run (the model's own answer,
-before any memory rule applies), and per bar in the bars after the run's pass (bars 9–19, the
+as any other). For each: snare hits in the bar right after the run (the same pass: no memory
+rule reaches it; after bar 7 it is bar 8, a phrase end, whose made fill answers the run), next to
+the same bar without the run and with the run but ``loop.fill_every`` 0; and per bar in the bars after the run's pass (bars 9–19, the
 fill bars left out): their mean and the most in one bar, next to the same part without the run.
 Needs onnxruntime, numpy and mido only.
 """
@@ -74,26 +75,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     args = p.parse_args(argv)
     once = EngineSettings().forget_once
-    print(f"| comping | run in | the bar after it: snare, seeds {SEEDS[0]}–{SEEDS[-1]} | bars 9–19: snare a bar, "
+    print(f"| comping | run in | the bar after it: snare, seeds {SEEDS[0]}–{SEEDS[-1]}: with the run / without / "
+          f"fill_every 0 | bars 9–19: snare a bar, "
           f"forget_once {once}: mean / most | forget_once 0 | no run |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         keys, drums = Path(tmp) / "keys.mid", Path(tmp) / "drums.mid"
         for style in STYLES:
             for run_bar in (6, 7):
-                cells, answer = [], []
-                for run, forget_once in ((run_bar, once), (run_bar, 0), (None, once)):
+                cells, answer = [], {}
+                for run, forget_once, fill_every in ((run_bar, once, 4), (run_bar, 0, 4), (None, once, 4),
+                                                     (run_bar, once, 0)):
                     comping_with_a_run(keys, style, run)
                     counts = []
                     for seed in SEEDS:
                         render(keys, drums, model_dir=args.model_dir, seed=seed,
-                               settings=EngineSettings(forget_once=forget_once))
+                               settings=EngineSettings(forget_once=forget_once, fill_every=fill_every))
                         snare = snare_per_bar(drums)
                         counts += [snare[bar] for bar in AFTER]
-                        if run is not None and forget_once == once:
-                            answer.append(snare[run_bar + 1])
-                    cells.append(f"{np.mean(counts):.1f} / {max(counts)}")
-                cells.insert(0, ", ".join(map(str, answer)))
+                        if forget_once == once:
+                            answer.setdefault((run, fill_every), []).append(snare[run_bar + 1])
+                    if fill_every:
+                        cells.append(f"{np.mean(counts):.1f} / {max(counts)}")
+                cells.insert(0, " / ".join(", ".join(map(str, answer[key]))
+                                           for key in ((run_bar, 4), (None, 4), (run_bar, 0))))
                 print(f"| {style} | bar {run_bar + 1} (the loop's bar {run_bar % 2 + 1}) | " + " | ".join(cells) + " |")
 
 
