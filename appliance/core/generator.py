@@ -100,13 +100,14 @@ SURE = 0.8    #: cells the model is this sure of come first, the beats before th
 #: timekeeper (the closed hat, or the ride in a bar the drummer keeps on it: RIDE_BAR rides or more
 #: among their own hits) fills in its subdivisions; every other voice gets at most EXTRA[voice] hits
 #: more in a bar than the drummer's own (no toms: the fills have theirs; no crash); the snare never
-#: makes a run longer than ROLL_MAX (no roll through the bar); no second timekeeper comes into a
+#: makes a run longer than ROLL_MAX off the backbeat (no roll through the bar); no second timekeeper comes into a
 #: bar (no ride into a bar on the hats; in a bar on the ride, a closed hat only under a ride: the pedal).
 ROLL_MAX = 3
 RIDE_BAR = 2
 EXTRA = {"kick": 2, "snare": 3, "open_hat": 0, "low_tom": 0, "mid_tom": 0, "high_tom": 0, "crash": 0}
 _EXTRA = [EXTRA.get(voice, STEPS) for voice in VOICES]
 _SNARE, _RIDE, _HAT = VOICES.index("snare"), VOICES.index("ride"), VOICES.index("closed_hat")
+_BACKBEAT = (4, 12)   #: beats 2 and 4 of a bar: the backbeat is never refused for making a run
 
 #: 0 on a beat, 1 on an "&", 2 on an e or a: what a drummer thinning a groove keeps longest
 _METRIC = np.array([0 if step % 4 == 0 else 1 if step % 2 == 0 else 2 for step in range(STEPS)])
@@ -208,7 +209,7 @@ class _Energy:
             return not on_ride or self.ride[step]
         if self.hits[bar][voice] >= self.own[bar][voice] + _EXTRA[voice]:
             return False
-        return voice != _SNARE or snare_run(self.snare, step) <= ROLL_MAX
+        return voice != _SNARE or step % STEPS_PER_BAR in _BACKBEAT or snare_run(self.snare, step) <= ROLL_MAX
 
 
 def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray, sure: float = SURE) -> np.ndarray:
