@@ -212,24 +212,29 @@ control: {{socket: {tmp_path}/control.sock}}
     # Only notes inside the clocks' span: at the stop the clock ends first, and a note the player
     # had already scheduled can sound after the last clock, where there is no grid to hold it to
     # (seen twice in 34 runs, 84 ms past the last sixteenth clock).
-    # A note further off than two clocks must have come in the order the box sends it: right
-    # after its sixteenth's clock and before the next clock. The box sends a note and its
-    # sixteenth's clock due together, so a box held up after that clock sends the note with the
-    # clocks it owes, all late (CI: a note 83.5 ms after its sixteenth, in one cycle with the
-    # next five clocks); a note timed wrong by the box comes among clocks sent on time.
+    # A note further off than two clocks must have come with a box held up: right after its
+    # sixteenth's clock and before the next clock (the box sends a note and its sixteenth's
+    # clock due together, so held up after that clock it sends the note with the clocks it owes,
+    # all late: CI, a note 83.5 ms after its sixteenth in one cycle with the next five clocks), or
+    # in a burst of clocks that came late together (held up before it planned the note, the box
+    # sends the clocks it owes first: CI under load, a note 85 ms off after four such clocks). A
+    # note timed wrong by the box comes among clocks sent on time, a period apart.
     first = clocks[0]
     sixteenths = clocks[::6]
     errors = []
     count = 0                                              # clocks received so far
+    last_two = [float("-inf"), float("-inf")]              # when the last two clocks came
     for t, m in events:
         if m.type == "clock":
             count += 1
+            last_two = [last_two[1], t]
             continue
         if m.type != "note_on" or m.velocity == 0 or not first <= t <= clocks[-1] + period / 2:
             continue
         error = min(abs(t - c) for c in sixteenths)
         if error >= 2 * period:
-            assert count % 6 == 1, f"a note {error * 1000:.1f} ms off the sixteenths, after clock {count - 1}"
+            burst = last_two[1] - last_two[0] < period / 2
+            assert count % 6 == 1 or burst, f"a note {error * 1000:.1f} ms off the sixteenths, after clock {count - 1}"
         errors.append(error)
     assert errors
     errors.sort()
