@@ -74,6 +74,13 @@ class ClockSource:
                 self.proc.kill()
 
 
+def sent_before(ticks: list[float], t: float) -> str:
+    """What the source sent in the beat before ``t``, for a failure's message: the gaps."""
+    beat = [x for x in ticks if t - 0.7 <= x <= t]
+    gaps = [round((b - a) * 1000, 1) for a, b in zip(beat, beat[1:])]
+    return f"the source's last {len(gaps)} gaps (ms): {gaps}"
+
+
 def test_follows_100_then_140_bpm_and_plays_on_the_sources_grid(jack, tmp_path, tiny_model_dir):
     drums = Recorder("clk-drums")
     # crash_every 0, fill_every 0: crashes and fills as the pattern has them (what is played is compared with it)
@@ -120,9 +127,9 @@ control: {{socket: {tmp_path}/control.sock}}
     assert at_100s and at_140s, (len(samples), settled)
     for at in at_100s:
         assert at["clock_source"] == "external" and at["running"]
-        assert abs(at["bpm"] - 100) < 1.0, at["bpm"]
+        assert abs(at["bpm"] - 100) < 1.0, (at["bpm"], sent_before(ticks, at["now"]))
     for at in at_140s:
-        assert abs(at["bpm"] - 140) < 1.0, at["bpm"]
+        assert abs(at["bpm"] - 140) < 1.0, (at["bpm"], sent_before(ticks, at["now"]))
     at_140 = at_140s[-1]
     assert not stopped["running"]
 

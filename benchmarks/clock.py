@@ -1,0 +1,83 @@
+"""Following a MIDI clock through stalls and jitter: the follower fed simulated arrival times.
+
+A 100 BPM clock whose clocks reach the box late, never early: stamped at the end of a 64-frame
+JACK cycle (1.3 ms), with jitter, or held up by a stall and handed on together when it ends.
+For each case: the worst tempo reading and the worst error of a step planned from the line,
+after the first two beats, with the burst rule and without it (``BURST_GAP`` 0: least squares
+and stragglers alone). Run alone: ``python -m benchmarks.clock``.
+"""
+from __future__ import annotations
+
+import math
+import random
+from unittest import mock
+
+from appliance.core import clock
+from appliance.core.clock import MidiClockFollower
+
+BPM = 100.0
+CLOCKS = 600
+CYCLE_S = 64 / 48000
+SEEDS = 5
+
+#: name → (jitter s, [(stall from s, stall length s)])
+CASES: dict[str, tuple[float, list[tuple[float, float]]]] = {
+    "JACK cycle only": (0.0, []),
+    "jitter 0-3 ms": (0.003, []),
+    "jitter 0-8 ms": (0.008, []),
+    "60 ms stall every beat": (0.0, [(0.6 * k + 0.3, 0.06) for k in range(20)]),
+    "150 ms stall every 2 beats": (0.0, [(1.2 * k + 0.3, 0.15) for k in range(10)]),
+    "one 250 ms stall": (0.0, [(3.0, 0.25)]),
+    "one 400 ms stall": (0.0, [(3.0, 0.4)]),
+    "jitter 3 ms + 120 ms stalls": (0.003, [(1.0 * k + 0.3, 0.12) for k in range(12)]),
+}
+
+
+def arrivals(jitter: float, stalls: list[tuple[float, float]], seed: int) -> tuple[list[float], list[float]]:
+    """(true times, arrival stamps) of the clocks."""
+    rng = random.Random(seed)
+    period = 60 / BPM / 24
+    true = [(i + 1) * period for i in range(CLOCKS)]
+    stamps = []
+    for t in true:
+        t += rng.random() * jitter
+        for start, length in stalls:
+            if start <= t < start + length:
+                t = start + length
+        stamps.append((int(t / CYCLE_S) + 1) * CYCLE_S)
+    return true, stamps
+
+
+def follow(true: list[float], stamps: list[float]) -> tuple[float, float]:
+    """(worst |bpm - BPM|, worst planned-step error in s) after the first two beats."""
+    now = [0.0]
+    follower = MidiClockFollower(clock=lambda: now[0])
+    follower.heard("start", stamps[0] - 0.02)
+    worst_bpm = worst_step = 0.0
+    for i, t in enumerate(stamps):
+        now[0] = t
+        follower.heard("clock", t)
+        if i < 48:
+            continue
+        worst_bpm = max(worst_bpm, abs(follower.bpm - BPM))
+        step = math.ceil(follower.position(t) + 1e-9)      # the next sixteenth, as the player plans it
+        if 6 * step < len(true):
+            worst_step = max(worst_step, abs(follower.time_at(step) - true[6 * step]))
+    return worst_bpm, worst_step
+
+
+def main() -> None:
+    print(f"MIDI clock at {BPM:.0f} BPM, {CLOCKS} clocks, {SEEDS} seeds: worst tempo reading off "
+          f"(BPM) and worst planned step off (ms)")
+    print(f"{'case':30s} {'burst rule':>18s} {'least squares':>18s}")
+    for name, (jitter, stalls) in CASES.items():
+        cells = []
+        for gap in (clock.BURST_GAP, 0.0):
+            with mock.patch.object(clock, "BURST_GAP", gap):
+                runs = [follow(*arrivals(jitter, stalls, seed)) for seed in range(SEEDS)]
+            cells.append(f"{max(r[0] for r in runs):7.2f} {max(r[1] for r in runs) * 1000:7.1f} ms")
+        print(f"{name:30s} {cells[0]:>18s} {cells[1]:>18s}")
+
+
+if __name__ == "__main__":
+    main()
