@@ -7,7 +7,7 @@ import platform
 import os
 import sys
 
-SECTIONS = ("benchmarks.render", "benchmarks.model", "benchmarks.pi", "benchmarks.live", "benchmarks.clock", "benchmarks.hotplug",
+SECTIONS = ("benchmarks.render", "benchmarks.model", "benchmarks.pi", "benchmarks.live", "benchmarks.clock", "benchmarks.jack_loss", "benchmarks.hotplug",
             "benchmarks.monitor")
 
 

@@ -64,15 +64,17 @@ print(json.dumps(events), flush=True)
 HOG = "while True:\n    pass\n"
 
 
-def _start_jack(name: str, log: Path) -> tuple[subprocess.Popen, str]:
+def _start_jack(name: str, log: Path, *, period: int | None = None,
+                sync: bool = False) -> tuple[subprocess.Popen, str]:
     jackd = shutil.which("jackd") or "/usr/bin/jackd"
     if not os.path.exists(jackd):
         raise RuntimeError("jackd is missing: make bench installs jackd2 (or apt-get install jackd2)")
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
     for realtime in (["-R", "-P", "70"], ["--no-realtime"]):
         out = open(log, "w")
-        proc = subprocess.Popen([jackd, *realtime, "--name", name, "--port-max", "64", "-d", "dummy",
-                                 "-r", "48000", "-p", str(PERIOD)], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([jackd, *realtime, "--name", name, "--port-max", "64", *(["-S"] if sync else []),
+                                 "-d", "dummy", "-r", "48000", "-p", str(period or PERIOD)],
+                                stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:

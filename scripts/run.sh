@@ -45,7 +45,9 @@ else
     say "no ALSA sequencer ($SEQ_DEVICE): starting a JACK server (jackd -d dummy, name $server, log $log); it stops with the box"
     for mode in "-R" "--no-realtime"; do
       # its own session: Ctrl-C stops the box first, which then sends its last note-offs
-      setsid jackd "$mode" --name "$server" -d dummy -r 48000 -p 256 >"$log" 2>&1 </dev/null &
+      # -S (synchronous): a cycle ends when every client is done, so a late client makes the
+      # cycle late rather than lose its MIDI for it (python -m benchmarks.jack_loss)
+      setsid jackd "$mode" --name "$server" -S -d dummy -r 48000 -p 256 >"$log" 2>&1 </dev/null &
       jackd_pid=$!
       for _ in $(seq 100); do
         jack_answers && break
