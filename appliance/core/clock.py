@@ -14,11 +14,10 @@ neither the tempo nor the grid (with least squares alone: 38 BPM off, steps plan
 off for a beat; ``python -m benchmarks.clock``).
 
 A clock byte lost on the way in (a noisy DIN cable, a JACK cycle missed under load) is
-counted from the timing: while a steady clock plays, clocks that jump to k periods behind the
-line and stay there are k clocks later than counted (up to ``MAX_MISSED`` in a row), so a lost
-byte neither puts the box a clock late for the rest of the song nor bends its tempo for a
-beat, even when the clocks around it came late too; a clock merely late, or a real slowdown,
-is followed as it is. Each such loss is counted (``missed``) and logged, rate-limited.
+counted from the timing: while a steady clock plays, a gap of k periods followed by a gap of
+one is k clocks (up to ``MAX_MISSED`` in a row), so a lost byte neither puts the box a clock
+late for the rest of the song nor bends its tempo for a beat; a clock merely late, or a real
+slowdown, is followed as it is. Each such loss is counted (``missed``) and logged, rate-limited.
 
 Relocation is exact: Start puts the first clock after it at position 0, Song Position
 Pointer + Continue at the song position (MIDI beats are our sixteenth steps), so a sequencer
@@ -68,10 +67,8 @@ STEADY_SLACK = 0.5           #: each clock within this many periods of the line 
 STEADY_MIN_S = 0.004         #: ... or this many seconds, whichever is more
 STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat back
 MAX_MISSED = 3               #: clocks in a row that may go missing and be counted from the timing
-MISSED_SLACK = 0.25          #: a clock is k periods late when within this many periods of k
-MISSED_SAME = 0.15           #: ... and the last two such clocks are one period apart within this many
-MISSED_BEFORE = 3            #: the clocks a loss is measured from: one of them came on time
-MISSED_GAPS = 6              #: the period a loss is judged by: the median of this many gaps
+MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
+MISSED_GAPS = 6              #: the period a gap is judged by: the median of this many gaps before it
 LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
 
 IDLE, PLAYING, STOPPED = "idle", "playing", "stopped"
@@ -242,13 +239,12 @@ class MidiClockFollower(Transport):
     def tick(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
-            missed, since = self._missed_before(t)
+            missed = self._missed_before(t)
             if missed:
-                # The clocks from ``since`` on came ``missed`` clocks after the line: number
-                # them (and so everything after them) as the master counted.
-                ticks = list(self._ticks)
-                self._ticks.clear()
-                self._ticks.extend(ticks[:since] + [(n + missed, heard) for n, heard in ticks[since:]])
+                # The tick before this one came ``missed`` clocks after its predecessor:
+                # number it (and so everything after it) as the master counted.
+                n, heard = self._ticks.pop()
+                self._ticks.append((n + missed, heard))
                 self._n += missed
                 self.missed += missed
                 self.news.note("missed", logging.WARNING,
@@ -329,57 +325,34 @@ class MidiClockFollower(Transport):
                 return here
         return otherwise
 
-    def _missed_before(self, t: float) -> tuple[int, int]:
-        """Clocks lost before the last few heard, judged now that the next one is here:
-        (how many, the index in the window of the first clock after them), or (0, 0).
+    def _missed_before(self, t: float) -> int:
+        """Clocks lost just before the last tick heard, judged now that the next one is here.
 
         A clock byte can go missing on the way in (a noisy DIN cable, a JACK cycle missed
         under load); counted as one tick, each loss would put the box a clock (18-25 ms)
-        late for the rest of the song and bend the tempo for a beat. A clock arrives on time
-        or late, never early: after k lost clocks, the clocks come k periods later than
-        counted from one that came on time. So while a steady clock plays, k clocks
-        (1 ≤ k ≤ ``MAX_MISSED``) count as lost when, from the earliest of the
-        ``MISSED_BEFORE`` clocks before the last one (the period: the median of the last
-        ``MISSED_GAPS`` gaps), the last clock and this one both came k periods late (within
-        ``MISSED_SLACK``) and one period apart (within ``MISSED_SAME``: a real slowdown
-        takes longer). The clocks around a loss may be late themselves (a delayed cycle):
-        they are told apart by how late they are. One late clock (the next comes on time) or
-        a slowdown is followed as it is."""
-        ticks = list(self._ticks)
+        late for the rest of the song and bend the tempo for a beat. So while playing a
+        steady clock, a gap of k periods (2 ≤ k ≤ ``MAX_MISSED`` + 1, within
+        ``MISSED_SLACK``) followed by a gap of one period counts as k clocks. One gap alone
+        decides nothing: a clock merely late (the next one comes early) or a real slowdown
+        (the next gap is long too) is followed as it is."""
+        ticks = self._ticks
         if (self._state != PLAYING or not self._anchored or len(ticks) < STEADY_TICKS
                 or ticks[-1][0] <= self._ref_n):
-            return 0, 0
-        # The period from the last few gaps (the fit lags a tempo change by a beat), leaving
-        # out those a loss or a late clock made (off the fit's period by half or more).
-        recent = ticks[-(MISSED_GAPS + 1):]
-        fit = self._fit[1]
-        gaps = sorted(gap for (n0, t0), (n1, t1) in zip(recent, recent[1:])
-                      if 0.5 * fit <= (gap := (t1 - t0) / (n1 - n0)) <= 1.5 * fit)
-        if not gaps:
-            return 0, 0
+            return 0
+        # The period from the last few gaps before it (the fit lags a tempo change by a beat);
+        # only a clock that has been even lately (each of those gaps within a quarter of it).
+        recent = list(ticks)[-(MISSED_GAPS + 2):-1]
+        gaps = sorted((t1 - t0) / (n1 - n0) for (n0, t0), (n1, t1) in zip(recent, recent[1:]))
         b = gaps[len(gaps) // 2]
-        last_n, last = ticks[-1]
-        if abs(t - last - b) > MISSED_SAME * b:
-            return 0, 0
-
-        def late(j: int, n: int, heard: float) -> float:
-            """Periods later than counted from clock j."""
-            return (heard - ticks[j][1]) / b - (n - ticks[j][0])
-
-        # The clock that came on time is the one this clock is latest from (the nearest such,
-        # so that a late clock between it and the loss is not taken for one after it).
-        anchors = range(len(ticks) - 1 - MISSED_BEFORE, len(ticks) - 1)
-        now = max(late(j, last_n + 1, t) for j in anchors)
-        on_time = max(j for j in anchors if late(j, last_n + 1, t) >= now - MISSED_SLACK / 2)
-        now = late(on_time, last_n + 1, t)
-        k = round(now)
-        if (not 1 <= k <= MAX_MISSED or abs(now - k) > MISSED_SLACK
-                or abs(late(on_time, last_n, last) - k) > MISSED_SLACK):
-            return 0, 0
-        since = next(i for i in range(on_time + 1, len(ticks)) if late(on_time, *ticks[i]) >= k - MISSED_SLACK)
-        if ticks[since][0] <= self._ref_n:
-            return 0, 0
-        return k, since
+        if b <= 0 or any(abs(gap - b) > MISSED_SLACK * b for gap in gaps):
+            return 0
+        (_, before), (_, last) = ticks[-2], ticks[-1]
+        if not 0.5 * b <= t - last <= 1.5 * b:
+            return 0
+        k = round((last - before) / b)
+        if not 2 <= k <= MAX_MISSED + 1 or abs(last - before - k * b) > MISSED_SLACK * b:
+            return 0
+        return k - 1
 
     def _anchor_here(self, position: float) -> None:
         self._relocations += 1
@@ -418,9 +391,13 @@ class MidiClockFollower(Transport):
             if apart[-1]:
                 kept.append(ticks[-1])
         if len(kept) < max(2, len(ticks) // 3):
-            # Mostly one burst: keep the tempo, under the clocks that were not held up.
-            self._fit = (min(t - period * n for n, t in kept), period)
-            return
+            if _runs(ticks, kept) <= 2:
+                # Mostly one burst: keep the tempo, under the clocks that were not held up.
+                self._fit = (min(t - period * n for n, t in kept), period)
+                return
+            # Bursts all through the beat: the clocks are stamped coarser than they come (a
+            # long JACK cycle gives several the same time), not held up; the line through all.
+            kept = ticks
         if len(kept) < len(ticks):
             a, b = _line(kept)
         on_time = [(n, t) for n, t in kept if t - (a + b * n) <= LATE_S]
@@ -449,6 +426,12 @@ class MidiClockFollower(Transport):
 
 LATE_S = 0.0015   #: a clock this far behind the fitted line is a straggler
 BURST_GAP = 0.25  #: a clock followed by the next within this many periods came in a burst
+
+
+def _runs(ticks: list[tuple[int, float]], kept: list[tuple[int, float]]) -> int:
+    """How many runs of consecutive clocks in ``ticks`` are not in ``kept``."""
+    left_out = [tick not in kept for tick in ticks]
+    return sum(out and not before for out, before in zip(left_out, [False] + left_out))
 
 
 def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
