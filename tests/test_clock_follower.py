@@ -358,6 +358,29 @@ def test_clocks_stamped_coarser_than_they_come_are_still_followed():
     assert f.bpm == pytest.approx(260, abs=10)          # 258 (201.8 when kept)
 
 
+@pytest.mark.parametrize("silence_s", [0.3, 2.0])
+def test_continue_after_a_clock_that_paused_while_stopped_is_on_its_step_at_once(silence_s):
+    """A master that stops its clock while stopped: Stop, silence, Song Position + Continue.
+    The clocks from before the pause used to stay in the fit: the first beat played up to
+    4 steps ahead and read 20-57 BPM (a review's finding)."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100)
+    src.send(START)
+    src.ticks(96)
+    now.t += 0.002
+    src.send(STOP)
+    now.t = src.ideal + silence_s
+    f.song_position(32)
+    src.send(CONTINUE)
+    src.ideal = now.t
+    for k in range(24):
+        src.ticks(1)
+        assert f.position(src.ideal) == pytest.approx(32 + k / 6, abs=0.02), k
+        if k >= 2:
+            assert f.bpm == pytest.approx(100, abs=0.5), k
+
+
 # --- a clock follower that needs a real clock (issue 13) -------------------------------------
 
 def test_stray_clock_bytes_never_silence_the_box():

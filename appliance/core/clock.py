@@ -270,6 +270,7 @@ class MidiClockFollower(Transport):
             self._check_lost(t)
             self._song_position = None
             self._hold(t)
+            self._forget_a_paused_clock(t)
             self._last_heard = t
             self._state, self._anchored, self._pending = PLAYING, False, 0.0
             self.news.note("start", logging.INFO, "MIDI Start")
@@ -280,6 +281,7 @@ class MidiClockFollower(Transport):
             self._check_lost(t)
             was = self._state
             self._hold(t)
+            self._forget_a_paused_clock(t)
             self._last_heard = t
             if self._song_position is not None:
                 where = self._song_position
@@ -316,6 +318,14 @@ class MidiClockFollower(Transport):
             a, b = self._fit
             n = min((t - a) / b, self._n + PPQN)
             self._held = self._ref_pos + (n - self._ref_n) / CLOCKS_PER_STEP
+
+    def _forget_a_paused_clock(self, t: float) -> None:
+        """Start or Continue after the clock paused (a master that stops its clock while
+        stopped): the clocks before the pause are not on the new clock's line, so they go.
+        Counted on with them, the first beat after Song Position + Continue played up to a
+        beat ahead and read 20-57 BPM. A clock that kept running while stopped stays."""
+        if t - self._last_tick > 2 * self._fit[1]:
+            self._ticks.clear()
 
     def _adopted(self, t: float, otherwise: float) -> float:
         """The position the box plays at on its own clock (see ``adopt``), else ``otherwise``."""
