@@ -109,6 +109,53 @@ def test_a_phrase_of_two_different_halves_is_one_groove_not_a_new_section_each_p
     assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(a) | set(b)
 
 
+def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_one() -> None:
+    """A verse in eighths after a chorus in sixteenths: the sixteenths left out of two whole
+    passes (half the groove) go then, not after forget_passes, and come back together when the
+    chorus does; one pass without them is not enough, a riff busy every other pass keeps them,
+    and a bar left empty thins nothing."""
+    sixteenths, eighths = list(range(STEPS)), list(range(0, STEPS, 2))
+    between = list(range(1, STEPS, 2))
+    looper = Looper(Memory(forget_passes=8, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, sixteenths)
+    play_pass(looper, 4, eighths)
+    looper.advance(5 * STEPS)
+    assert all(looper.groove.steps[between, HIT] == 1)         # one pass: still the chorus (fading)
+    play_pass(looper, 5, eighths)
+    looper.advance(6 * STEPS)
+    assert not looper.groove.steps[between, HIT].any()         # two passes: the verse
+    assert all(looper.groove.steps[eighths, HIT] == 1) and looper.sections == 0
+    looper.advance(6 * STEPS)
+    for step in (0, 1, 2, 3):                                   # the chorus again: its first notes ...
+        looper.record(6 * STEPS + step, 0.8)
+    assert looper.groove.steps[5, HIT] == 0
+    looper.record(6 * STEPS + 5, 0.8)                           # ... the third of its sixteenths brings back the rest
+    assert all(looper.groove.steps[:, HIT] == 1)
+    play_pass(looper, 6, sixteenths)
+    looper.advance(7 * STEPS)
+    assert all(looper.groove.steps[:, HIT] == 1) and looper.sections == 0
+    riff = Looper(Memory(forget_passes=8, section_change=0.3))
+    for k in range(10):
+        play_pass(riff, k, sixteenths if k % 2 == 0 else eighths)
+    riff.advance(10 * STEPS)
+    assert all(riff.groove.steps[:, HIT] == 1)
+    half = Looper(Memory(forget_passes=8, section_change=0.3))
+    for k in range(4):
+        play_pass(half, k, sixteenths)
+    for k in (4, 5):
+        play_pass(half, k, list(range(16)))                     # bar 2 left empty: a rest, not a thinner groove
+    half.advance(6 * STEPS)
+    assert all(half.groove.steps[:, HIT] == 1)
+    never = Looper(Memory(forget_passes=0, section_change=0.3))
+    for k in range(4):
+        play_pass(never, k, sixteenths)
+    for k in (4, 5, 6):
+        play_pass(never, k, eighths)
+    never.advance(7 * STEPS)
+    assert all(never.groove.steps[:, HIT] == 1)                 # forget 0 keeps the overdub forever
+
+
 @pytest.mark.parametrize("once", [0, 2])
 def test_forget_once_zero_or_more_passes(once: int) -> None:
     looper = Looper(Memory(forget_passes=4, section_change=0.0, forget_once=once))

@@ -18,6 +18,11 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   a flourish is answered once, not for the next 8 bars). 0 treats it as any other step. What
   was let go so at the last pass's end still counts as the groove for the new-section test
   below (a 4-bar phrase of two different halves is one groove).
+- A thinner groove goes in two passes: steps the player left out of both of the last two played
+  passes, each of which played both bars, go at once when they are ``THIN_SHARE`` or more of the
+  groove (a verse in eighths after a chorus in sixteenths, a breakdown to one chord a bar); a
+  part left out, or one half of a 4-bar phrase, fades as above. They come back together once
+  the player plays ``RETURN_NOTES`` of them again in a pass (the chorus again, the band back in).
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
@@ -47,6 +52,8 @@ import numpy as np
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Groove, loop_pass, quantise
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
+THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
+RETURN_NOTES = 3        #: ... and come back together once the player plays this many of them again in a pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
@@ -79,6 +86,7 @@ class Looper:
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
         self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
+        self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -163,6 +171,7 @@ class Looper:
             self._now[step] = True
             self._stamp[step] = self._played
             cell[:] = (1.0, velocity, offset)
+            self._bring_back()
             before = (self._groove, self._assumed)
             self._publish()
             return (self._groove, self._assumed) != before
@@ -203,6 +212,7 @@ class Looper:
             self._last[:] = np.nan
             self._history[:] = 0
             self._dropped[:] = False
+            self._thinned[:] = 0.0
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -217,6 +227,7 @@ class Looper:
             self._held = self._steps[:, HIT] > 0
             self._history[:] = np.where(self._held, 0b11, 0).astype(np.uint64)   # a saved groove is no one-off
             self._dropped[:] = False
+            self._thinned[:] = 0.0
             self._older = self._held.copy()
             self._learned, self._learn_end = True, math.inf
             self._publish()
@@ -250,7 +261,9 @@ class Looper:
                 overlap = (finished & groove).sum() / (finished | groove).sum()
                 if overlap < change:
                     self._steps[~finished & present] = 0.0   # a new section: the old groove goes
+                    self._thinned[:] = 0.0
                     self._sections += 1
+            self._thin()
         else:
             self._rest_passes += crossed
         self._forget(finished)
@@ -259,6 +272,33 @@ class Looper:
             self._older = self._held & present
         self._held = present
         self._publish()
+
+    def _thin(self) -> None:
+        """Steps left out of both of the last two played passes, each of which played both bars,
+        go when they are ``THIN_SHARE`` or more of the groove (``forget_passes`` 0 keeps them)."""
+        if not self._memory.forget_passes:
+            return
+        last_two = self._history & np.uint64(0b11)
+        bars = last_two.reshape(-1, STEPS_PER_BAR)
+        if not all(((bar & np.uint64(bit)) > 0).any() for bar in bars for bit in (1, 2)):
+            return   # a bar left empty in either pass (a rest, a phrase begun late) thins nothing
+        present = self._steps[:, HIT] > 0
+        left_out = present & (last_two == 0)
+        if left_out.any() and left_out.sum() >= THIN_SHARE * present.sum():
+            self._thinned[left_out] = self._steps[left_out]
+            self._steps[left_out] = 0.0
+
+    def _bring_back(self) -> None:
+        """The steps a thinner groove let go come back together (as played in this pass) once the
+        player has played ``RETURN_NOTES`` of them again in this pass."""
+        thinned = self._thinned[:, HIT] > 0
+        if not thinned.any() or (thinned & self._now).sum() < RETURN_NOTES:
+            return
+        back = thinned & ~self._now
+        self._steps[back] = self._thinned[back]
+        self._now[back] = True
+        self._stamp[back] = self._played
+        self._thinned[:] = 0.0
 
     def _forget(self, finished: np.ndarray) -> None:
         n = self._memory.forget_passes
