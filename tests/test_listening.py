@@ -283,3 +283,30 @@ def test_a_swung_pianist_gets_swung_drums_and_one_ahead_of_the_beat_drums_ahead(
     else:
         assert not on.any() and not between.any()                           # on the grid
     assert steps[:, SNARE, HIT].sum() <= 12                                  # a groove, not a roll
+
+
+def test_a_sparse_groove_scales_the_drums_to_the_players_level_and_a_full_or_loud_one_not() -> None:
+    """Whole notes tell the model nothing of the level: the drums come down by (played / LEVEL)
+    ** DYNAMICS, in full at SPARSE_FULL steps, less as the groove fills, never louder."""
+    soft = 25 / 127
+    full = (soft / listening.LEVEL) ** listening.DYNAMICS
+    assert listening.sparse_level(groove([0, 16], soft)) == pytest.approx(full)
+    assert listening.sparse_level(groove([0, 8, 16, 24], soft)) == pytest.approx(full)
+    between = listening.sparse_level(groove(range(0, STEPS, 4), soft))
+    assert full < between < 1.0
+    assert listening.sparse_level(groove(range(0, STEPS, 2), soft)) == 1.0   # eighths: the model hears their level
+    assert listening.sparse_level(groove([0, 16], 100 / 127)) == 1.0         # a loud player: as the model plays
+    assert listening.sparse_level(Groove.empty()) == 1.0
+
+
+def test_hearing_sparse_measures_the_model_and_the_box(model_dir, capsys) -> None:
+    """`python -m training.hearing --sparse`: whole notes at 25 come down, eighths and loud notes stay."""
+    from training import hearing
+    hearing.main([str(model_dir), "--sparse"])
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in capsys.readouterr().out.splitlines()}
+    def cells(name: str, velocity: int) -> list[float]:
+        return [float(x) for part in rows[(name, str(velocity))].split("|")[3:5] for x in part.split("/")]
+    model_all, model_bb, box_all, box_bb = cells("whole notes", 25)
+    assert box_all < 0.8 * model_all and box_bb < 0.8 * model_bb
+    assert cells("eighths", 25)[:2] == cells("eighths", 25)[2:]
+    assert cells("whole notes", 100)[:2] == cells("whole notes", 100)[2:]

@@ -25,6 +25,12 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
   at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
 The int8 graphs, as the box plays them. Never the test split.
+
+    python -m training.hearing --sparse [models/groove-vae]
+
+prints only a sparse groove's level (``listening.sparse_level``): the drums' mean velocity, and
+the backbeat's, at density 0.5 (z = mu) over whole notes, half notes, quarters and eighths at
+velocities 25, 45, 70 and 100, as the model plays them and as the box scales them.
 """
 from __future__ import annotations
 
@@ -195,6 +201,42 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
     return out
 
 
+SPARSE_RHYTHMS = {"whole notes": (0, 16), "half notes": (0, 8, 16, 24), "quarters": tuple(range(0, 32, 4)),
+                  "eighths": tuple(range(0, 32, 2))}
+SPARSE_LEVELS = (25, 45, 70, 100)
+
+
+def sparse(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, float]]]:
+    """Per rhythm and velocity: the drums' mean velocity and the backbeat's (of 127) at density
+    0.5, as the model plays them ("model", "model_backbeat") and scaled by ``listening.sparse_level``."""
+    thresholds = np.asarray(card["thresholds"], np.float32)
+    calibration = Calibration.from_card(card)
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for name, steps in SPARSE_RHYTHMS.items():
+        for velocity in SPARSE_LEVELS:
+            groove = np.zeros((32, 3), np.float32)
+            groove[list(steps), HIT], groove[list(steps), VELOCITY] = 1.0, velocity / 127
+            (p,), (v,), (o,) = model.predict(groove[None])
+            row = {}
+            for key, scale in (("model", 1.0), ("box", listening.sparse_level(Groove(groove)))):
+                played = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=scale), calibration).steps
+                hits = played[..., HIT] > 0
+                backbeat = played[BACKBEATS, SNARE, VELOCITY][hits[BACKBEATS, SNARE]]
+                row[key] = float(played[..., VELOCITY][hits].mean() * 127)
+                row[f"{key}_backbeat"] = float(backbeat.mean() * 127) if backbeat.size else float("nan")
+            out.setdefault(name, {})[velocity] = row
+    return out
+
+
+def sparse_markdown(result: dict[str, dict[int, dict[str, float]]]) -> str:
+    lines = ["| rhythm | notes at | model: all / backbeat | box: all / backbeat |", "|---|---|---|---|"]
+    for name, rows in result.items():
+        for velocity, r in rows.items():
+            lines.append(f"| {name} | {velocity} | {r['model']:.0f} / {r['model_backbeat']:.0f} "
+                         f"| {r['box']:.0f} / {r['box_backbeat']:.0f} |")
+    return "\n".join(lines)
+
+
 KICK, SNARE = ds.VOICES.index("kick"), ds.VOICES.index("snare")
 BACKBEATS = [4, 12, 20, 28]
 DOWNBEATS = [0, 8, 16, 24]   #: beats 1 and 3 of each bar
@@ -331,7 +373,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     p.add_argument("--gmd-dir", default=None)
+    p.add_argument("--sparse", action="store_true", help="only a sparse groove's level (no GMD needed)")
     args = p.parse_args(argv)
+    if args.sparse:
+        card = json.loads((args.model_dir / "model.json").read_text())
+        print(sparse_markdown(sparse(OnnxModel(args.model_dir, "int8"), card)))
+        return
     try:
         result = measure(args.model_dir, args.gmd_dir)
     except ds.DatasetError as error:

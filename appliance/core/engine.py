@@ -495,6 +495,9 @@ class Engine:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
         groove, controls, feel = self._looper.assumed, self.played_controls(), ()
+        level = listening.sparse_level(groove)   # a few soft chords: softer drums
+        if level != 1.0:
+            controls = replace(controls, velocity_scale=controls.velocity_scale * level)
         if self._settings.hear_eighths:
             heard = self._ears.hear(groove)
             # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)

@@ -50,6 +50,8 @@ BALANCE = 0.95     #: the drums over a heard busy groove × this ≈ the drums o
 TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s ...
 TRIPLET_OFF = 0.15  #: ... its e this many steps late and its a this many early on average is triplets, heard as played
 REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
+SPARSE_STEPS = 12  #: a groove of fewer steps than this tells the model little of the player's level ...
+SPARSE_FULL = 4    #: ... and one of this many or fewer nothing: the drums follow the level as over a heard busy groove
 STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR = 10, 0.2, 1.6, 0.1   #: the looser lines a groove heard as eighths must cross back
 
 
@@ -151,6 +153,21 @@ def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
         return cells
 
     return Pattern(shifted(pattern.steps), None if pattern.fill is None else shifted(pattern.fill))
+
+
+def sparse_level(groove: Groove) -> float:
+    """The drums' velocity scale over a sparse groove, whose level the model hardly hears (whole
+    notes at velocity 25 and at 100 got backbeats of 97 and 105; eighths 66 and 112): below
+    ``LEVEL``, (played / ``LEVEL``) ** ``DYNAMICS``, as over a heard busy groove, in full at
+    ``SPARSE_FULL`` steps or fewer and less as the groove fills, none from ``SPARSE_STEPS``."""
+    hit = groove.steps[:, HIT] > 0.5
+    count = int(hit.sum())
+    if count == 0 or count >= SPARSE_STEPS:
+        return 1.0
+    played = float(groove.steps[hit, VELOCITY].mean())
+    full = min(1.0, played / LEVEL) ** DYNAMICS
+    weight = min(1.0, (SPARSE_STEPS - count) / (SPARSE_STEPS - SPARSE_FULL))
+    return 1.0 - weight * (1.0 - full)
 
 
 def heard(groove: Groove) -> Heard:
