@@ -98,6 +98,20 @@ def test_a_file_with_only_drums_on_channel_10_is_heard_as_the_groove(model_dir: 
     assert "only on channel 10" in caplog.text
 
 
+def test_a_part_not_in_4_4_gets_one_warning_and_still_renders(model_dir: Path, tmp_path: Path, caplog) -> None:
+    source = keyboard_file(tmp_path / "waltz.mid")
+    midi = mido.MidiFile(str(source))
+    midi.tracks[0].insert(0, mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0))
+    midi.save(str(source))
+    render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1)
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "3/4" in r.getMessage()]
+    assert len(warned) == 1 and "4/4" in warned[0].getMessage()
+    assert drum_notes(tmp_path / "out.mid")
+    caplog.clear()
+    render(keyboard_file(tmp_path / "four.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 @pytest.mark.parametrize("content, message", [
     (b"this is not a midi file at all", "not a MIDI file"),
     (None, "no notes to hear"),

@@ -34,6 +34,7 @@ class Performance:
     tempo_changes: int
     drum_channel_only: bool
     ticks_per_beat: int = 480
+    meters: tuple[tuple[int, int, float], ...] = ()  #: time signatures other than 4/4 or 2/2: (numerator, denominator, position in steps)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class RenderResult:
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.wall_seconds if self.wall_seconds > 0 else math.inf
+
+
+FOUR_FOUR = {(4, 4), (2, 2)}   #: meters whose bars are the box's bars
 
 
 def read_performance(path: Path) -> Performance:
@@ -63,6 +67,7 @@ def read_performance(path: Path) -> Performance:
         tracks = with_notes[:1]
         log.warning("%s is a type-2 file (independent sequences): rendering its first sequence", path)
     tempos: list[int] = []
+    meters: list[tuple[int, int, float]] = []
     notes: list[tuple[float, mido.Message]] = []
     for track in tracks:
         ticks = 0
@@ -70,6 +75,8 @@ def read_performance(path: Path) -> Performance:
             ticks += message.time
             if message.type == "set_tempo":
                 tempos.append(message.tempo)
+            elif message.type == "time_signature" and (message.numerator, message.denominator) not in FOUR_FOUR:
+                meters.append((message.numerator, message.denominator, ticks / midi.ticks_per_beat * STEPS_PER_BEAT))
             elif not message.is_meta and message.type != "sysex":
                 position = ticks / midi.ticks_per_beat * STEPS_PER_BEAT
                 notes.append((position, message.copy(time=0)))
@@ -79,7 +86,7 @@ def read_performance(path: Path) -> Performance:
         raise RenderError(f"{path}: no notes to hear (the file has no note-on messages)")
     bpm = round(mido.tempo2bpm(tempos[0]), 2) if tempos else None
     return Performance(notes, bpm, max(0, len(set(tempos)) - 1), all(m.channel == 9 for m in onsets),
-                       midi.ticks_per_beat)
+                       midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])))
 
 
 def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = None,
@@ -172,6 +179,12 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path) -> float:
     if performance.tempo_changes:
         log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
                  path_in, performance.tempo_changes, bpm)
+    if performance.meters:
+        numerator, denominator, position = performance.meters[0]
+        where = "" if position == 0 else f" from quarter note {position / STEPS_PER_BEAT + 1:g}"
+        log.warning("%s is in %d/%d%s: the box plays 4/4 only, so it hears and plays 4/4 bars over it "
+                    "(give a 4/4 part, or expect the drums' bar lines off the part's)",
+                    path_in, numerator, denominator, where)
     if performance.drum_channel_only:
         log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
     return bpm
