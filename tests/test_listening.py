@@ -310,3 +310,8 @@ def test_hearing_sparse_measures_the_model_and_the_box(model_dir, capsys) -> Non
     assert box_all < 0.8 * model_all and box_bb < 0.8 * model_bb
     assert cells("eighths", 25)[:2] == cells("eighths", 25)[2:]
     assert cells("whole notes", 100)[:2] == cells("whole notes", 100)[2:]
+
+
+def test_soft_ghost_chords_do_not_soften_loud_stabs() -> None:
+    stabs_and_ghosts = groove([0, 6, 16, 22, 10, 26], [115 / 127] * 4 + [32 / 127] * 2)
+    assert listening.sparse_level(stabs_and_ghosts) == 1.0

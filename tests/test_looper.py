@@ -126,15 +126,29 @@ def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_o
     looper.advance(6 * STEPS)
     assert not looper.groove.steps[between, HIT].any()         # two passes: the verse
     assert all(looper.groove.steps[eighths, HIT] == 1) and looper.sections == 0
-    looper.advance(6 * STEPS)
-    for step in (0, 1, 2, 3):                                   # the chorus again: its first notes ...
-        looper.record(6 * STEPS + step, 0.8)
-    assert looper.groove.steps[5, HIT] == 0
-    looper.record(6 * STEPS + 5, 0.8)                           # ... the third of its sixteenths brings back the rest
-    assert all(looper.groove.steps[:, HIT] == 1)
-    play_pass(looper, 6, sixteenths)
+    play_pass(looper, 6, eighths + [9, 11, 13, 15])            # a run in the verse: a quarter of the sixteenths
+    assert not looper.groove.steps[[1, 3, 17], HIT].any()
     looper.advance(7 * STEPS)
+    for step in (0, 1, 2):                                      # the chorus again: its first beat ...
+        looper.record(7 * STEPS + step, 0.8)
+    assert looper.groove.steps[5, HIT] == 0
+    looper.record(7 * STEPS + 3, 0.8)                           # ... brings back the rest at once
+    assert all(looper.groove.steps[:, HIT] == 1)
+    play_pass(looper, 7, sixteenths)
+    looper.advance(8 * STEPS)
     assert all(looper.groove.steps[:, HIT] == 1) and looper.sections == 0
+    for k in (8, 9):
+        play_pass(looper, k, eighths)
+    looper.advance(10 * STEPS)
+    assert not looper.groove.steps[between, HIT].any()         # the verse again
+    play_pass(looper, 10, eighths + [1, 3])                     # a flourish on the first beat: back for a pass ...
+    assert all(looper.groove.steps[:, HIT] == 1)
+    looper.advance(11 * STEPS)
+    assert not looper.groove.steps[between[2:], HIT].any()     # ... then gone again
+    looper.advance(12 * STEPS)
+    for step in range(16, STEPS):                               # the chorus coming in mid-pass: half its sixteenths
+        looper.record(12 * STEPS + step, 0.8)
+    assert all(looper.groove.steps[:, HIT] == 1)
     riff = Looper(Memory(forget_passes=8, section_change=0.3))
     for k in range(10):
         play_pass(riff, k, sixteenths if k % 2 == 0 else eighths)
@@ -147,6 +161,16 @@ def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_o
         play_pass(half, k, list(range(16)))                     # bar 2 left empty: a rest, not a thinner groove
     half.advance(6 * STEPS)
     assert all(half.groove.steps[:, HIT] == 1)
+    breakdown = Looper(Memory(forget_passes=8, section_change=0.0))
+    for k in range(4):
+        play_pass(breakdown, k, sixteenths)
+    play_pass(breakdown, 4, list(range(16)) + [16])            # one chord a bar from the pass's second bar
+    play_pass(breakdown, 5, [0, 16])
+    breakdown.advance(6 * STEPS)
+    assert all(breakdown.groove.steps[:, HIT] == 1)             # left out twice in one bar only: not half a loop thinned
+    play_pass(breakdown, 6, [0, 16])
+    breakdown.advance(7 * STEPS)
+    assert set(np.flatnonzero(breakdown.groove.steps[:, HIT])) == {0, 16}
     never = Looper(Memory(forget_passes=0, section_change=0.3))
     for k in range(4):
         play_pass(never, k, sixteenths)

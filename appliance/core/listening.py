@@ -159,12 +159,14 @@ def sparse_level(groove: Groove) -> float:
     """The drums' velocity scale over a sparse groove, whose level the model hardly hears (whole
     notes at velocity 25 and at 100 got backbeats of 97 and 105; eighths 66 and 112): below
     ``LEVEL``, (played / ``LEVEL``) ** ``DYNAMICS``, as over a heard busy groove, in full at
-    ``SPARSE_FULL`` steps or fewer and less as the groove fills, none from ``SPARSE_STEPS``."""
+    ``SPARSE_FULL`` steps or fewer and less as the groove fills, none from ``SPARSE_STEPS``. The
+    played level is the louder half of the notes' mean, so soft ghost chords do not soften stabs."""
     hit = groove.steps[:, HIT] > 0.5
     count = int(hit.sum())
     if count == 0 or count >= SPARSE_STEPS:
         return 1.0
-    played = float(groove.steps[hit, VELOCITY].mean())
+    velocities = np.sort(groove.steps[hit, VELOCITY])
+    played = float(velocities[count // 2:].mean())   # the louder half: stabs over ghost chords are loud
     full = min(1.0, played / LEVEL) ** DYNAMICS
     weight = min(1.0, (SPARSE_STEPS - count) / (SPARSE_STEPS - SPARSE_FULL))
     return 1.0 - weight * (1.0 - full)

@@ -20,9 +20,11 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   below (a 4-bar phrase of two different halves is one groove).
 - A thinner groove goes in two passes: steps the player left out of both of the last two played
   passes, each of which played both bars, go at once when they are ``THIN_SHARE`` or more of the
-  groove (a verse in eighths after a chorus in sixteenths, a breakdown to one chord a bar); a
-  part left out, or one half of a 4-bar phrase, fades as above. They come back together once
-  the player plays ``RETURN_NOTES`` of them again in a pass (the chorus again, the band back in).
+  groove and lie in both bars (a verse in eighths after a chorus in sixteenths, a breakdown to
+  one chord a bar); a part left out, one half of a 4-bar phrase, or one bar's worth fades as
+  above. They come back together when the player plays ``RETURN_FIRST_BEAT`` of them in the
+  first beat of a pass, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
+  in); not played again, they go at that pass's end again.
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
@@ -53,7 +55,8 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
-RETURN_NOTES = 3        #: ... and come back together once the player plays this many of them again in a pass
+RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a pass's first beat
+RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
@@ -171,7 +174,7 @@ class Looper:
             self._now[step] = True
             self._stamp[step] = self._played
             cell[:] = (1.0, velocity, offset)
-            self._bring_back()
+            self._bring_back(step)
             before = (self._groove, self._assumed)
             self._publish()
             return (self._groove, self._assumed) != before
@@ -284,19 +287,26 @@ class Looper:
             return   # a bar left empty in either pass (a rest, a phrase begun late) thins nothing
         present = self._steps[:, HIT] > 0
         left_out = present & (last_two == 0)
-        if left_out.any() and left_out.sum() >= THIN_SHARE * present.sum():
+        if not left_out.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
+            return   # one bar's worth: a phrase's shape, or a change begun mid-pass
+        if left_out.sum() >= THIN_SHARE * present.sum():
             self._thinned[left_out] = self._steps[left_out]
             self._steps[left_out] = 0.0
 
-    def _bring_back(self) -> None:
-        """The steps a thinner groove let go come back together (as played in this pass) once the
-        player has played ``RETURN_NOTES`` of them again in this pass."""
+    def _bring_back(self, step: int) -> None:
+        """The steps a thinner groove let go come back together when the player has played
+        ``RETURN_FIRST_BEAT`` of them in this pass's first beat (``step`` is in it), or
+        ``RETURN_SHARE`` of them in this pass. Not played again, they are left out of this pass
+        and the last, and go again at its end."""
         thinned = self._thinned[:, HIT] > 0
-        if not thinned.any() or (thinned & self._now).sum() < RETURN_NOTES:
+        if not thinned[step]:
+            return
+        again = thinned & self._now
+        first_beat = again[:STEPS_PER_BEAT].sum() >= RETURN_FIRST_BEAT and step < STEPS_PER_BEAT
+        if not first_beat and again.sum() < RETURN_SHARE * thinned.sum():
             return
         back = thinned & ~self._now
         self._steps[back] = self._thinned[back]
-        self._now[back] = True
         self._stamp[back] = self._played
         self._thinned[:] = 0.0
 
