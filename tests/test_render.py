@@ -383,3 +383,36 @@ def test_soft_held_chords_bring_the_drums_down(model_dir: Path, tmp_path: Path) 
                       if m.type == "note_on" and m.velocity and m.note == GM_NOTES[1] and round(step) % 16 in (4, 12)]
         backbeats[velocity] = sum(heard) / len(heard)
     assert backbeats[30] <= 0.8 * backbeats[100], backbeats
+
+
+def verse_and_chorus(path: Path) -> Path:
+    """8 bars of eighth chords at 58, 8 of sixteenths at 92, 8 of eighths, 4 of sixteenths (100 BPM)."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=600000, time=0)])
+    sections = [(2, 58)] * 8 + [(1, 92)] * 8 + [(2, 58)] * 8 + [(1, 92)] * 4
+    ticks = 0
+    for bar, (every, velocity) in enumerate(sections):
+        for step in range(0, 16, every):
+            at = (bar * 16 + step) * 120
+            track.append(mido.Message("note_on", note=60, velocity=velocity, time=at - ticks))
+            track.append(mido.Message("note_off", note=60, velocity=0, time=100))
+            ticks = at + 100
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_verse_after_a_chorus_gets_the_verse_groove_and_the_chorus_comes_back_at_once(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """The chorus's sixteenth hats went on through the whole second verse (8 in-between hats a bar
+    in bars 17-24); now the verse groove from its third bar, and the second chorus from its first."""
+    render(verse_and_chorus(tmp_path / "song.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed)
+    between = [0] * 28
+    for step, message in drum_steps(tmp_path / "out.mid"):
+        bar, place = divmod(round(step), 16)
+        if message.type == "note_on" and message.velocity and message.note in (42, 44, 46) and place % 2 and bar < 28:
+            between[bar] += 1
+    assert sum(between[10:16]) / 6 >= 5, between        # the first chorus: sixteenth hats
+    assert sum(between[20:24]) / 4 <= 2, between        # the second verse, from its third bar: the verse's
+    assert sum(between[24:28]) / 4 >= 5, between        # the second chorus, from its first bar
