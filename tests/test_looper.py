@@ -146,9 +146,23 @@ def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_o
     looper.advance(11 * STEPS)
     assert not looper.groove.steps[between[2:], HIT].any()     # ... then gone again
     looper.advance(12 * STEPS)
-    for step in range(16, STEPS):                               # the chorus coming in mid-pass: half its sixteenths
+    for step in range(16, 20):                                  # the chorus coming in mid-pass: its first beat
         looper.record(12 * STEPS + step, 0.8)
     assert all(looper.groove.steps[:, HIT] == 1)
+    late = Looper(Memory(forget_passes=8, section_change=0.3))
+    for k in range(4):
+        play_pass(late, k, sixteenths)
+    for k in (4, 5):
+        play_pass(late, k, eighths)
+    late.advance(6 * STEPS)
+    for step in range(0, 18):                                   # the chorus from the "e" of beat 2: a run ...
+        if step % 2 == 0 or step >= 5:
+            late.record(6 * STEPS + step, 0.8)
+    assert late.groove.steps[19, HIT] == 0
+    for step in range(18, STEPS):                               # ... then half the sixteenths in one pass
+        late.record(6 * STEPS + step, 0.8)
+        if step == 19:
+            assert all(late.groove.steps[:, HIT] == 1)
     riff = Looper(Memory(forget_passes=8, section_change=0.3))
     for k in range(10):
         play_pass(riff, k, sixteenths if k % 2 == 0 else eighths)

@@ -23,7 +23,7 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   groove and lie in both bars (a verse in eighths after a chorus in sixteenths, a breakdown to
   one chord a bar); a part left out, one half of a 4-bar phrase, or one bar's worth fades as
   above. They come back together when the player plays ``RETURN_FIRST_BEAT`` of them in the
-  first beat of a pass, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
+  first beat of a bar, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
   in); not played again, they go at that pass's end again.
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
@@ -55,7 +55,7 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
-RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a pass's first beat
+RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a bar's first beat
 RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
@@ -295,14 +295,15 @@ class Looper:
 
     def _bring_back(self, step: int) -> None:
         """The steps a thinner groove let go come back together when the player has played
-        ``RETURN_FIRST_BEAT`` of them in this pass's first beat (``step`` is in it), or
+        ``RETURN_FIRST_BEAT`` of them in the first beat of a bar of this pass (``step`` is in it), or
         ``RETURN_SHARE`` of them in this pass. Not played again, they are left out of this pass
         and the last, and go again at its end."""
         thinned = self._thinned[:, HIT] > 0
         if not thinned[step]:
             return
         again = thinned & self._now
-        first_beat = again[:STEPS_PER_BEAT].sum() >= RETURN_FIRST_BEAT and step < STEPS_PER_BEAT
+        bar = step - step % STEPS_PER_BAR   # the first step of this step's bar
+        first_beat = step - bar < STEPS_PER_BEAT and again[bar:bar + STEPS_PER_BEAT].sum() >= RETURN_FIRST_BEAT
         if not first_beat and again.sum() < RETURN_SHARE * thinned.sum():
             return
         back = thinned & ~self._now
