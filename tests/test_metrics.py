@@ -94,3 +94,17 @@ def test_report_baselines() -> None:
     assert r["baselines"]["silence"]["f1"] == 0.0
     assert r["baselines"]["silence"]["recall"] == 0.0
     assert r["voices_per_window"] == {"generated": 2.0, "truth": 2.0}
+
+
+def test_knowing_how_many_hits_leaves_only_which_steps() -> None:
+    """training.ceiling's oracle: each voice plays its k most probable steps, no more, no fewer."""
+    from training.ceiling import top_k
+    probs = np.zeros((1, STEPS, NUM_VOICES), np.float32)
+    probs[0, :, 0] = np.linspace(0.9, 0.1, STEPS)     # kick: step 0 most probable, then 1, 2, ...
+    probs[0, [4, 12, 20], 1] = [0.2, 0.3, 0.1]         # snare: 12, then 4, then 20
+    k = np.zeros((1, NUM_VOICES), int)
+    k[0, 0], k[0, 1] = 3, 2
+    picked = top_k(probs, k)
+    assert np.flatnonzero(picked[0, :, 0]).tolist() == [0, 1, 2]
+    assert np.flatnonzero(picked[0, :, 1]).tolist() == [4, 12]
+    assert picked[0, :, 2:].sum() == 0                 # k 0: nothing, however probable
