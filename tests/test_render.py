@@ -416,3 +416,53 @@ def test_a_verse_after_a_chorus_gets_the_verse_groove_and_the_chorus_comes_back_
     assert sum(between[10:16]) / 6 >= 5, between        # the first chorus: sixteenth hats
     assert sum(between[20:24]) / 4 <= 2, between        # the second verse, from its third bar: the verse's
     assert sum(between[24:28]) / 4 >= 5, between        # the second chorus, from its first bar
+
+
+def song_with_an_ending(path: Path, *, late: int = 0, held: int = 2 * 480 * 4) -> Path:
+    """8 bars of eighth chords at 80 (120 BPM), then the last chord on bar 9's downbeat
+    (``late`` ticks after it, a ritardando), held ``held`` ticks."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    ticks = 0
+    for eighth in range(8 * 8):
+        at = eighth * 240
+        track.append(mido.Message("note_on", note=60, velocity=80, time=at - ticks))
+        track.append(mido.Message("note_off", note=60, velocity=0, time=200))
+        ticks = at + 200
+    chord = 8 * 4 * 480 + late
+    for i, note in enumerate((48, 60, 64, 67)):
+        track.append(mido.Message("note_on", note=note, velocity=96, time=chord - ticks if i == 0 else 0))
+        ticks = chord
+    for i, note in enumerate((48, 60, 64, 67)):
+        track.append(mido.Message("note_off", note=note, velocity=0, time=held if i == 0 else 0))
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("late", [0, 300])
+def test_a_held_last_chord_ends_the_song_with_a_crash_and_the_kick(model_dir: Path, tmp_path: Path, late: int) -> None:
+    """The drums grooved on through a held final chord (19-33 hits in its two bars, a review's
+    songs); now they hit the crash and the kick with it and stop, a ritardando's late chord too."""
+    chord = 8 * 16 + late / 120                                   # in sixteenths
+    render(song_with_an_ending(tmp_path / "song.mid", late=late), tmp_path / "out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m.note) for step, m in drum_steps(tmp_path / "out.mid") if m.type == "note_on" and m.velocity]
+    assert {note for step, note in ons if abs(step - chord) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}   # kick, crash
+    assert not [step for step, _ in ons if step > chord + 0.01]               # nothing after it
+    assert not [step for step, _ in ons if 8 * 16 - 0.5 <= step < chord - 0.01]   # no downbeat before a late chord
+    assert len([step for step, _ in ons if 7 * 16 <= step < 8 * 16 - 0.5]) >= 6   # the bar before it is played
+    render(song_with_an_ending(tmp_path / "song.mid", late=late), tmp_path / "on.mid", model_dir=model_dir, seed=1,
+           ending=False)
+    assert len([s for s, m in drum_steps(tmp_path / "on.mid") if m.type == "note_on" and m.velocity and s > chord + 1]) >= 10
+
+
+def test_a_part_that_stops_on_a_short_note_or_is_one_chord_has_no_ending(model_dir: Path, tmp_path: Path) -> None:
+    """A loop stopping on its last short chord plays out to the loop end; a single held chord gets a pattern."""
+    render(song_with_an_ending(tmp_path / "loop.mid", held=200), tmp_path / "loop_out.mid", model_dir=model_dir, seed=1)
+    assert len([s for s, m in drum_steps(tmp_path / "loop_out.mid") if m.type == "note_on" and s > 8 * 16 + 1]) >= 10
+    one = mido.MidiFile(type=1, ticks_per_beat=480)
+    one.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=0),
+                                      mido.Message("note_off", note=60, velocity=0, time=4 * 480)]))
+    one.save(str(tmp_path / "one.mid"))
+    render(tmp_path / "one.mid", tmp_path / "one_out.mid", model_dir=model_dir, seed=1)
+    assert len([m for _, m in drum_steps(tmp_path / "one_out.mid") if m.type == "note_on"]) >= 6

@@ -51,7 +51,8 @@ def _render(args: argparse.Namespace) -> int:
         result = render(args.input, args.output, model_dir=args.model or default_model_dir(),
                         bpm=args.bpm, passes=args.passes, seed=args.seed, controls=controls,
                         settings=settings, precision=args.precision, downbeat_ticks=args.downbeat,
-                        pickup_beats=args.pickup, max_rest_bars=args.max_rest)
+                        pickup_beats=args.pickup, max_rest_bars=args.max_rest,
+                        ending=args.ending)
     except (RenderError, ModelError) as error:
         log.error("%s", error)
         return 2
@@ -142,6 +143,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")
+    render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
+                        help="a last chord that rings on for a beat or more ends the song: crash and kick "
+                             "with it, then the drums stop (default on)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
     render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "

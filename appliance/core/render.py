@@ -10,8 +10,10 @@ import time
 import mido
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
-from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, Pattern
+from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
+from appliance.core.player import PlayerSettings
 from appliance.core.transport import InternalClock, check_bpm
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,12 @@ log = logging.getLogger(__name__)
 OUT_TICKS_PER_BEAT = 480
 TICK_SECONDS = 0.01  #: how often the virtual player wakes up
 MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render)
+ENDING_RING = STEPS_PER_BEAT  #: steps the last chord must sound on for the drums to end with it
+CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled chord is one chord)
+ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
+
+
+CRASH, KICK = VOICES.index("crash"), VOICES.index("kick")
 
 
 class RenderError(Exception):
@@ -112,14 +120,17 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
            bpm: float | None = None, passes: int = 1, seed: int | None = None,
            controls: Controls = Controls(), settings: EngineSettings = EngineSettings(),
            precision: str = "int8", latency: float = 0.0, downbeat_ticks: int | None = None,
-           pickup_beats: float | None = None, max_rest_bars: int = MAX_REST_BARS) -> RenderResult:
+           pickup_beats: float | None = None, max_rest_bars: int = MAX_REST_BARS,
+           ending: bool = True) -> RenderResult:
     """Play the performance ``passes`` times through the engine and write what the box plays.
 
     The output is a type-1 file: the keyboard track as played, and the drum track, on the
     input file's own time line. Bar 1 falls where ``downbeat_ticks``/``pickup_beats`` say (the
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
     A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
-    virtual clock skips it (0 plays through every silence).
+    virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
+    sounds on for a beat or more ends the song: the drums hit the crash and the kick with it
+    and stop (:func:`final_chord`).
     """
     path_in, path_out = Path(path_in), Path(path_out)
     if passes < 1:
@@ -156,6 +167,14 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     wall = time.perf_counter() - started
     engine.close()
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
+    chord = final_chord(performance) if ending else None
+    if chord is not None:
+        at = chord + shift + (passes - 1) * song
+        # From the beat the chord lands in (up to half a step early, or late: a ritardando's last
+        # chord comes after the drums' downbeat, which waits for it), and its hits pushed early.
+        cut = math.floor((at + 0.5) / STEPS_PER_BEAT) * STEPS_PER_BEAT - 0.5
+        drums = _end_with(drums, transport.time_at(cut), transport.time_at(at), step_seconds,
+                          engine.player.settings, accent_level(engine.pattern.steps))
 
     # Back onto the file's time line; the drums come in on bar 1 (a hit pushed early, just before it).
     offset = shift * step_seconds
@@ -220,6 +239,32 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
         now += TICK_SECONDS
     drums.extend((event.time, event.message) for event in engine.player.drain())
     return drums
+
+
+def final_chord(performance: Performance) -> float | None:
+    """Where the song's last chord starts (steps in the file), when it ends the song: the
+    performance sounds on for ENDING_RING steps or more after it (keys or the pedal held, or
+    its notes let go that late), and the song before it lasted ENDING_AFTER steps or more.
+    A part that stops on a short note has no ending, nor does a single chord."""
+    onsets = sorted(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
+    start = min(position for position in onsets if position >= onsets[-1] - CHORD_SPREAD)
+    sounds_until = max(position for position, _ in performance.notes)
+    if sounds_until - start < ENDING_RING or start - onsets[0] < ENDING_AFTER:
+        return None
+    return start
+
+
+def _end_with(drums: list[tuple[float, mido.Message]], cut: float, at: float, step_seconds: float,
+              settings: PlayerSettings, level: float) -> list[tuple[float, mido.Message]]:
+    """The drums end with the last chord at ``at`` (seconds): no note from ``cut`` on, and the
+    crash and the kick with the chord, at the pattern's accent ``level``."""
+    kept = [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
+    velocity = max(1, min(127, round(level * 127)))
+    for voice in (CRASH, KICK):
+        channel, note = settings.channels[voice] - 1, settings.notes[voice]
+        kept.append((at, mido.Message("note_on", channel=channel, note=note, velocity=velocity)))
+        kept.append((at + settings.gate * step_seconds, mido.Message("note_off", channel=channel, note=note, velocity=0)))
+    return kept
 
 
 def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido.Message]]:
