@@ -466,3 +466,36 @@ def test_a_part_that_stops_on_a_short_note_or_is_one_chord_has_no_ending(model_d
     one.save(str(tmp_path / "one.mid"))
     render(tmp_path / "one.mid", tmp_path / "one_out.mid", model_dir=model_dir, seed=1)
     assert len([m for _, m in drum_steps(tmp_path / "one_out.mid") if m.type == "note_on"]) >= 6
+
+
+def eighths_played(path: Path, *, behind: float = 0.0, swing: float = 0.0, push: float = 0.0,
+                   bars: int = 24) -> Path:
+    """Eighth chords for ``bars`` bars in a 120 BPM file, slowing down until ``behind`` steps
+    behind its grid at the end (a player dragging without a click), the off-beat eighths
+    ``swing`` steps late, everything ``push`` steps early."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    ticks = 0
+    for eighth in range(bars * 8):
+        step = eighth * 2 + (swing if eighth % 2 else 0.0) + behind * (eighth / (bars * 8)) ** 2 - push
+        at = max(ticks, round(max(0.0, step) * 120))
+        track.append(mido.Message("note_on", note=60 + eighth % 3, velocity=80, time=at - ticks))
+        track.append(mido.Message("note_off", note=60 + eighth % 3, velocity=0, time=60))
+        ticks = at + 60
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+def test_a_part_that_drifts_off_the_files_tempo_gets_one_warning(model_dir: Path, tmp_path: Path, caplog) -> None:
+    """A part played without a click drifts off the file's grid and the drums cannot follow it:
+    render says so once. A steady swing or push is a feel, not a drift."""
+    from appliance.core.render import drifts_from, read_performance
+    dragging = eighths_played(tmp_path / "drag.mid", behind=8)     # two beats behind by bar 24
+    first_bar, off, said = drifts_from(read_performance(dragging))
+    assert 5 <= first_bar <= 17 and 3 <= off <= said
+    for feel in (dict(swing=0.6), dict(push=0.35), dict(swing=0.6, push=0.3), {}):
+        assert drifts_from(read_performance(eighths_played(tmp_path / "feel.mid", **feel))) is None, feel
+    with caplog.at_level("WARNING", logger="appliance.core.render"):
+        render(dragging, tmp_path / "out.mid", model_dir=model_dir, seed=1)
+    assert len([r for r in caplog.records if r.name == "appliance.core.render" and r.levelname == "WARNING"]) == 1

@@ -8,6 +8,7 @@ from pathlib import Path
 import time
 
 import mido
+import numpy as np
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.fills import accent_level
@@ -24,9 +25,15 @@ MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the nex
 ENDING_RING = STEPS_PER_BEAT  #: steps the last chord must sound on for the drums to end with it
 CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled chord is one chord)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
+DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
+DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
+DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
+DRIFT_WINDOWS = 3    #: the part drifts when this many windows, and DRIFT_SHARE of those that say, are off
+DRIFT_SHARE = 0.2
 
 
 CRASH, KICK = VOICES.index("crash"), VOICES.index("kick")
+BARS_PER_WINDOW = STEPS // STEPS_PER_BAR
 
 
 class RenderError(Exception):
@@ -142,6 +149,12 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
 
     downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
                               ticks_per_beat=performance.ticks_per_beat)
+    drift = drifts_from(performance, downbeat)
+    if drift is not None:
+        log.warning("%s drifts off the file's beat from bar %d (%d of %d 2-bar windows have their notes 0.4 "
+                    "of a sixteenth or more off where they sat at the start, as a part played without a click): "
+                    "the drums keep the file's %g BPM and will not follow it; give --bpm if the whole part is at "
+                    "one other tempo", path_in, *drift, bpm)
     # The engine's time line: bar 1 on a loop point, whole loops of lead-in before it for a pickup.
     lead_in = math.ceil(downbeat / STEPS) * STEPS
     shift = lead_in - downbeat                       # engine position = file position + shift
@@ -252,6 +265,32 @@ def final_chord(performance: Performance) -> float | None:
     if sounds_until - start < ENDING_RING or start - onsets[0] < ENDING_AFTER:
         return None
     return start
+
+
+def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
+    """Whether the part drifts off the file's beat: (the first bar of a window that is off, the
+    windows off, the windows that say), or None. Each 2-bar window from bar 1 with DRIFT_NOTES
+    notes or more says where its eighths fall: the mean of its notes' phases on the eighth-note
+    grid, when they agree (DRIFT_AGREE). A window off by DRIFT_DEGREES from the first two that
+    say is off. A steady push, drag or swing is the same all song and is not a drift; sixteenths
+    and triplets all over the grid say nothing."""
+    onsets = np.array([position for position, m in performance.notes if m.type == "note_on" and m.velocity]) - downbeat
+    onsets = onsets[onsets >= -0.5]
+    angles: list[tuple[int, float]] = []
+    for window in range(int(onsets.max(initial=0.0) // STEPS) + 1):
+        notes = onsets[(onsets >= window * STEPS - 0.5) & (onsets < (window + 1) * STEPS - 0.5)]
+        if len(notes) >= DRIFT_NOTES:
+            mean = np.exp(1j * np.pi * notes).mean()   # period 2 steps: an eighth note
+            if abs(mean) >= DRIFT_AGREE:
+                angles.append((window, float(np.angle(mean))))
+    if len(angles) < DRIFT_WINDOWS + 2:
+        return None
+    start = float(np.angle(sum(np.exp(1j * a) for _, a in angles[:2])))
+    off = [window for window, a in angles[2:]
+           if abs(np.degrees(np.angle(np.exp(1j * (a - start))))) >= DRIFT_DEGREES]
+    if len(off) < DRIFT_WINDOWS or len(off) < DRIFT_SHARE * (len(angles) - 2):
+        return None
+    return off[0] * BARS_PER_WINDOW + 1, len(off), len(angles) - 2
 
 
 def _end_with(drums: list[tuple[float, mido.Message]], cut: float, at: float, step_seconds: float,
