@@ -7,7 +7,8 @@
 #   make run       the live service in the foreground with a desktop config
 #   make train     train the model on GMD (long: run it in the background, see models/README.md)
 #   make evaluate  metrics of the shipped model on the GMD test split, and the drummer playing
-#                  along to keyboard comping next to GMD drummers (validation split)
+#                  along to keyboard comping next to GMD drummers (validation split) and to
+#                  piano parts as a pianist records them
 #   make report    out/report/index.html: features, heat-maps, latent map, listening set (about 7 min)
 #   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
 #   make quant-check  int8 vs fp32 on four CPUs (x86 with/without VNNI, Cortex-A72/A76 under qemu; slow)
@@ -85,6 +86,7 @@ train: $(VENV)/.dev
 evaluate: $(VENV)/.dev
 	$(PY) -m training.evaluate models/groove-vae
 	$(PY) -m training.playalong models/groove-vae
+	$(PY) -m training.pianists models/groove-vae
 
 report: $(VENV)/.dev apt-report
 	$(PY) -m training.report models/groove-vae --out out/report

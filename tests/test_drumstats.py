@@ -131,3 +131,13 @@ def test_snare_rolls_outside_fills_and_open_hats_are_counted_as_a_listener_hears
     plain = drumstats.stats(drumstats.windows_from_notes(rock(8), bars=8))
     assert plain["snare_rolls_per_8_bars"] == 0 and plain["open_hat_bars"] == 0
     assert np.isnan(plain["open_hat_per_bar"])
+
+
+def test_the_backbeat_outside_fill_bars_leaves_out_the_fills_strokes() -> None:
+    """Loud snare strokes in the fill bars pull the backbeat accent down; outside fill bars it is
+    the backbeat over the ghost notes."""
+    notes = rock(16, fill_every=2)
+    fill_strokes = [(bar * 16 + 13, SNARE, 1.0) for bar in range(1, 16, 2)]
+    s = drumstats.stats(drumstats.windows_from_notes(np.vstack([notes, fill_strokes]), bars=16))
+    assert s["backbeat_accent_grooves"] == pytest.approx(1.0 / 0.4, rel=1e-5)
+    assert s["backbeat_accent"] == pytest.approx(1.0 / ((16 * 0.4 + 8 * 1.0) / 24), rel=1e-5)

@@ -9,6 +9,8 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``hits``: hits per 2 bars, all voices; ``hits_<voice>``: per voice;
 - ``backbeat_accent``: mean velocity of snare hits on beats 2 and 4 over the mean velocity of the
   other snare hits (nan when either is missing);
+- ``backbeat_accent_grooves``: the same outside fill bars (a fill's strokes, as loud as the
+  backbeat in GMD, set the figure of a part with few ghost notes);
 - ``velocity_sd``: standard deviation of every hit's velocity, in MIDI units 0..127;
 - ``timing_sd_steps``: standard deviation of every hit's offset from its step, in steps;
 - ``colour_per_2_bars``: open hat, tom and crash hits per 2 bars (what a part sounds like beyond
@@ -61,7 +63,7 @@ RIDE = VOICES.index("ride")
 CLOSED_HAT = VOICES.index("closed_hat")
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
-FIGURES = ("hits", "backbeat_accent", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
+FIGURES = ("hits", "backbeat_accent", "backbeat_accent_grooves", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
            "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
@@ -106,13 +108,7 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     out["hits"] = float(hit.sum() / n) if n else float("nan")
     for v, name in enumerate(VOICES):
         out[f"hits_{name}"] = float(hit[..., v].sum() / n) if n else float("nan")
-    snare = hit[..., SNARE]
-    on_backbeat = np.zeros(STEPS, bool)
-    on_backbeat[BACKBEAT_STEPS] = True
-    back = vel[..., SNARE][snare & on_backbeat[None, :]]
-    other = vel[..., SNARE][snare & ~on_backbeat[None, :]]
-    out["backbeat_accent"] = (float(back.mean() / other.mean())
-                              if len(back) and len(other) and other.mean() > 0 else float("nan"))
+    out.update(backbeat(hit, vel))
     out["velocity_sd"] = float(vel[hit].std() * 127) if hit.sum() > 1 else float("nan")
     out["timing_sd_steps"] = float(windows[..., OFFSET][hit].std()) if hit.sum() > 1 else float("nan")
     out["colour_per_2_bars"] = float(hit[..., COLOUR].sum() / n) if n else float("nan")
@@ -149,6 +145,21 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
         out["identical_windows"] = float(np.mean(same))
     else:
         out["identical_windows"] = float("nan")
+    return out
+
+
+def backbeat(hit: np.ndarray, vel: np.ndarray) -> dict[str, float]:
+    """``backbeat_accent`` and ``backbeat_accent_grooves`` of hits and velocities [W, 32, voices]."""
+    snare = hit[..., SNARE]
+    on_backbeat = np.zeros(STEPS, bool)
+    on_backbeat[BACKBEAT_STEPS] = True
+    fill_bars = hit[..., TOMS].reshape(len(hit), STEPS // STEPS_PER_BAR, STEPS_PER_BAR, len(TOMS)).sum(axis=(2, 3)) >= FILL_TOM_HITS
+    out = {}
+    for name, where in (("backbeat_accent", np.ones(hit.shape[:2], bool)),
+                        ("backbeat_accent_grooves", ~np.repeat(fill_bars, STEPS_PER_BAR, axis=1))):
+        back = vel[..., SNARE][snare & on_backbeat[None, :] & where]
+        other = vel[..., SNARE][snare & ~on_backbeat[None, :] & where]
+        out[name] = float(back.mean() / other.mean()) if len(back) and len(other) and other.mean() > 0 else float("nan")
     return out
 
 

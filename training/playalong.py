@@ -159,7 +159,8 @@ def alternatives(model_dir: Path, density: float = 0.5) -> str:
 
 
 LABELS = {
-    "hits": "hits per 2 bars", "backbeat_accent": "backbeat accent (×)", "velocity_sd": "velocity SD (0..127)",
+    "hits": "hits per 2 bars", "backbeat_accent": "backbeat accent (×)",
+    "backbeat_accent_grooves": "backbeat accent outside fill bars (×)", "velocity_sd": "velocity SD (0..127)",
     "timing_sd_steps": "timing SD (steps)", "colour_per_2_bars": "open hat + toms + crash per 2 bars",
     "fills_per_8_bars": "fills per 8 bars", "fills_at_phrase_end": "fills ending a 4-bar phrase (share)",
     "fills_ending_snare": "fills whose last stroke is the snare (share)",

@@ -145,16 +145,9 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     if max_rest_bars < 0:
         raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
     performance = read_performance(path_in)
-    bpm = _tempo(performance, bpm, path_in)
-
     downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
                               ticks_per_beat=performance.ticks_per_beat)
-    drift = drifts_from(performance, downbeat)
-    if drift is not None:
-        log.warning("%s drifts off the file's beat from bar %d (%d of %d 2-bar windows have their notes 0.4 "
-                    "of a sixteenth or more off where they sat at the start, as a part played without a click): "
-                    "the drums keep the file's %g BPM and will not follow it; give --bpm if the whole part is at "
-                    "one other tempo", path_in, *drift, bpm)
+    bpm = _tempo(performance, bpm, path_in, downbeat)
     # The engine's time line: bar 1 on a loop point, whole loops of lead-in before it for a pickup.
     lead_in = math.ceil(downbeat / STEPS) * STEPS
     shift = lead_in - downbeat                       # engine position = file position + shift
@@ -179,35 +172,39 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
                   [lead_in + k * song for k in range(1, passes)])
     wall = time.perf_counter() - started
     engine.close()
-    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
-    chord = final_chord(performance) if ending else None
-    if chord is not None:
-        at = chord + shift + (passes - 1) * song
-        # From the beat the chord lands in (up to half a step early, or late: a ritardando's last
-        # chord comes after the drums' downbeat, which waits for it), and its hits pushed early.
-        cut = math.floor((at + 0.5) / STEPS_PER_BEAT) * STEPS_PER_BEAT - 0.5
-        drums = _end_with(drums, transport.time_at(cut), transport.time_at(at), step_seconds,
-                          engine.player.settings, accent_level(engine.pattern.steps))
+    if ending:
+        drums = _ending(drums, performance, shift + (passes - 1) * song, transport, engine)
+    _write(path_out, bpm, inputs, drums, transport, shift, lead_in)
+    return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
 
-    # Back onto the file's time line; the drums come in on bar 1 (a hit pushed early, just before it).
+
+def _write(path_out: Path, bpm: float, inputs: list[tuple[float, mido.Message]], drums: list[tuple[float, mido.Message]],
+           transport: InternalClock, shift: float, lead_in: float) -> None:
+    """Back onto the file's time line, and out: the drums come in on bar 1 (``lead_in`` on the
+    engine's line; a hit pushed early, just before it)."""
+    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     offset = shift * step_seconds
     start = (lead_in - 0.5) * step_seconds - 1e-9
-    drums = [(t - offset, m) for t, m in drums if t >= start or m.type == "note_off"]
-    drums = _balanced(drums)
+    drums = _balanced([(t - offset, m) for t, m in drums if t >= start or m.type == "note_off"])
     keyboard = [(t - offset, m) for t, m in inputs]
     try:
         write_file(path_out, bpm, keyboard, drums)
     except OSError as error:
         raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
-    return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
 
 
-def _tempo(performance: Performance, bpm: float | None, path_in: Path) -> float:
+def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat: float) -> float:
     """The tempo to render at (given, else the file's, else 120); says what it does with the file."""
     try:
         bpm = check_bpm(bpm if bpm is not None else (performance.bpm or 120.0))
     except ValueError as error:
         raise RenderError(f"{path_in}: {error}; give --bpm") from None
+    drift = drifts_from(performance, downbeat)
+    if drift is not None:
+        log.warning("%s drifts off the file's beat from bar %d (%d of %d 2-bar windows have their notes 0.4 "
+                    "of a sixteenth or more off where they sat at the start, as a part played without a click): "
+                    "the drums keep the file's %g BPM and will not follow it; give --bpm if the whole part is at "
+                    "one other tempo", path_in, *drift, bpm)
     if performance.tempo_changes:
         log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
                  path_in, performance.tempo_changes, bpm)
@@ -291,6 +288,21 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
     if len(off) < DRIFT_WINDOWS or len(off) < DRIFT_SHARE * (len(angles) - 2):
         return None
     return off[0] * BARS_PER_WINDOW + 1, len(off), len(angles) - 2
+
+
+def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, shift: float,
+            transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
+    """The drums with the song's ending, if it has one (:func:`final_chord`); ``shift``: steps
+    from the file's time line to the last pass's on the engine's."""
+    chord = final_chord(performance)
+    if chord is None:
+        return drums
+    at = chord + shift
+    # From the beat the chord lands in (up to half a step early, or late: a ritardando's last
+    # chord comes after the drums' downbeat, which waits for it), and its hits pushed early.
+    cut = math.floor((at + 0.5) / STEPS_PER_BEAT) * STEPS_PER_BEAT - 0.5
+    return _end_with(drums, transport.time_at(cut), transport.time_at(at), transport.time_at(1.0) - transport.time_at(0.0),
+                     engine.player.settings, accent_level(engine.pattern.steps))
 
 
 def _end_with(drums: list[tuple[float, mido.Message]], cut: float, at: float, step_seconds: float,
