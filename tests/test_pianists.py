@@ -41,5 +41,5 @@ def test_every_part_ends_on_a_held_chord_after_a_ritardando(tmp_path: Path) -> N
         performance = _performance(part, tmp_path)
         chord = final_chord(performance)
         assert chord is not None, part.name
-        bars_in = chord / 16
+        bars_in = chord.start / 16
         assert part.bars - part.held_bars - 1 <= bars_in < part.bars, (part.name, bars_in)   # late, not lost

@@ -499,3 +499,74 @@ def test_a_part_that_drifts_off_the_files_tempo_gets_one_warning(model_dir: Path
     with caplog.at_level("WARNING", logger="appliance.core.render"):
         render(dragging, tmp_path / "out.mid", model_dir=model_dir, seed=1)
     assert len([r for r in caplog.records if r.name == "appliance.core.render" and r.levelname == "WARNING"]) == 1
+
+
+def song_then(path: Path, ending: list[tuple[int, int, int, int]], controls: list[tuple[int, int, int]] = ()) -> Path:
+    """8 bars of eighth chords at 80 (120 BPM, 480 ticks a beat), then ``ending``: notes as
+    (on tick, off tick, note, velocity), and ``controls`` as (tick, controller, value)."""
+    events = [(e * 240, 1, mido.Message("note_on", note=60, velocity=80)) for e in range(64)]
+    events += [(e * 240 + 200, 0, mido.Message("note_off", note=60, velocity=0)) for e in range(64)]
+    for on, off, note, velocity in ending:
+        events += [(on, 1, mido.Message("note_on", note=note, velocity=velocity)),
+                   (off, 0, mido.Message("note_off", note=note, velocity=0))]
+    events += [(tick, 2, mido.Message("control_change", control=c, value=v)) for tick, c, v in controls]
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    now = 0
+    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+BAR9 = 8 * 4 * 480
+
+
+@pytest.mark.parametrize("case, start, velocity", [
+    ("on the downbeat", BAR9, 96),
+    ("pushed on the and of 4", BAR9 - 240, 96),
+    ("rolled over a beat", BAR9, 96),
+    ("then a short tag", BAR9, 96),
+    ("soft", BAR9, 20),
+    ("short under the pedal", BAR9, 96),
+])
+def test_the_last_chord_is_found_where_a_drummer_hears_it(tmp_path: Path, case: str, start: int, velocity: int) -> None:
+    from appliance.core.render import final_chord, read_performance
+    held = 2 * 1920
+    notes = [(start, start + held, n, velocity) for n in (48, 60, 64, 67)]
+    controls: list[tuple[int, int, int]] = []
+    if case == "rolled over a beat":
+        notes = [(start + 120 * i, start + held, n, velocity) for i, n in enumerate((48, 60, 64, 67))]
+    elif case == "then a short tag":
+        notes.append((start + 960, start + 1080, 72, 70))
+    elif case == "short under the pedal":
+        notes = [(start, start + 200, n, velocity) for n in (48, 60, 64, 67)]
+        controls = [(start - 10, 64, 127), (start + held, 64, 0)]
+    chord = final_chord(read_performance(song_then(tmp_path / "song.mid", notes, controls)))
+    assert chord is not None and chord.start == pytest.approx(start / 120)
+    assert chord.velocity == pytest.approx(velocity / 127)
+
+
+def test_a_short_last_chord_and_a_controller_after_it_is_no_ending(tmp_path: Path) -> None:
+    """A DAW's reset-all-controllers and pedal-up a bar after a staccato chord make no ending."""
+    from appliance.core.render import final_chord, read_performance
+    notes = [(BAR9, BAR9 + 200, n, 96) for n in (48, 60, 64, 67)]
+    assert final_chord(read_performance(song_then(tmp_path / "s.mid", notes, [(BAR9 + 1920, 121, 0),
+                                                                              (BAR9 + 1920, 64, 0)]))) is None
+
+
+def test_a_pushed_last_chord_keeps_beat_4_and_a_soft_one_gets_a_softer_crash(model_dir: Path, tmp_path: Path) -> None:
+    pushed = BAR9 - 240
+    render(song_then(tmp_path / "push.mid", [(pushed, pushed + 3840, n, 96) for n in (48, 60, 64, 67)]),
+           tmp_path / "push_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m) for step, m in drum_steps(tmp_path / "push_out.mid") if m.type == "note_on" and m.velocity]
+    assert [step for step, _ in ons if 7 * 16 + 12 - 0.5 <= step < 7 * 16 + 13.5]        # beat 4 is played
+    crash = {m.velocity for step, m in ons if abs(step - pushed / 120) < 0.01 and m.note == GM_NOTES[7]}
+    assert crash and not [step for step, _ in ons if step > pushed / 120 + 0.01]
+    render(song_then(tmp_path / "soft.mid", [(pushed, pushed + 3840, n, 20) for n in (48, 60, 64, 67)]),
+           tmp_path / "soft_out.mid", model_dir=model_dir, seed=1)
+    soft = {m.velocity for step, m in drum_steps(tmp_path / "soft_out.mid")
+            if m.type == "note_on" and m.velocity and abs(step - pushed / 120) < 0.01 and m.note == GM_NOTES[7]}
+    assert soft and max(soft) <= 0.8 * min(crash)

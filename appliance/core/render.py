@@ -11,6 +11,7 @@ import mido
 import numpy as np
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core import listening
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
 from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 OUT_TICKS_PER_BEAT = 480
 TICK_SECONDS = 0.01  #: how often the virtual player wakes up
 MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render)
-ENDING_RING = STEPS_PER_BEAT  #: steps the last chord must sound on for the drums to end with it
-CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled chord is one chord)
+ENDING_RING = 2 * STEPS_PER_BEAT  #: steps the last chord must ring for the drums to end with it
+CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a beat)
+TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag)
+DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
@@ -136,8 +139,8 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
     A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
     virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
-    sounds on for a beat or more ends the song: the drums hit the crash and the kick with it
-    and stop (:func:`final_chord`).
+    rings on for two beats or more ends the song: the drums hit the crash and the kick with it,
+    as loud as it, and stop (:func:`final_chord`).
     """
     path_in, path_out = Path(path_in), Path(path_out)
     if passes < 1:
@@ -201,10 +204,9 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
         raise RenderError(f"{path_in}: {error}; give --bpm") from None
     drift = drifts_from(performance, downbeat)
     if drift is not None:
-        log.warning("%s drifts off the file's beat from bar %d (%d of %d 2-bar windows have their notes 0.4 "
-                    "of a sixteenth or more off where they sat at the start, as a part played without a click): "
-                    "the drums keep the file's %g BPM and will not follow it; give --bpm if the whole part is at "
-                    "one other tempo", path_in, *drift, bpm)
+        log.warning("%s: from bar %d its eighths sit 0.4 of a sixteenth or more off where they sat at the start "
+                    "(%d of %d 2-bar windows): if it was played without a click, the drums, which keep the file's "
+                    "%g BPM, will not follow it (a part at one other tempo: give --bpm)", path_in, *drift, bpm)
     if performance.tempo_changes:
         log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
                  path_in, performance.tempo_changes, bpm)
@@ -251,17 +253,62 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
     return drums
 
 
-def final_chord(performance: Performance) -> float | None:
-    """Where the song's last chord starts (steps in the file), when it ends the song: the
-    performance sounds on for ENDING_RING steps or more after it (keys or the pedal held, or
-    its notes let go that late), and the song before it lasted ENDING_AFTER steps or more.
-    A part that stops on a short note has no ending, nor does a single chord."""
-    onsets = sorted(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
-    start = min(position for position in onsets if position >= onsets[-1] - CHORD_SPREAD)
-    sounds_until = max(position for position, _ in performance.notes)
-    if sounds_until - start < ENDING_RING or start - onsets[0] < ENDING_AFTER:
+@dataclass(frozen=True)
+class Chord:
+    """The song's last chord: where it starts (steps in the file) and how loud (0..1)."""
+
+    start: float
+    velocity: float
+
+
+def sounding(performance: Performance) -> list[tuple[float, float, float]]:
+    """Every note as (onset, release, velocity 0..1): the release is its note-off, or the sustain
+    pedal's lifting when the pedal (CC 64) is down then; a note never let go sounds to the end."""
+    held: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    ended: list[tuple[float, float, float, int]] = []   # (onset, note-off, velocity, channel)
+    pedal_ups: dict[int, list[tuple[float, float]]] = {}   # channel → (down from, up at)
+    down: dict[int, float] = {}
+    end = max(position for position, _ in performance.notes)
+    for position, m in performance.notes:
+        if m.type == "note_on" and m.velocity:
+            held.setdefault((m.channel, m.note), []).append((position, m.velocity / 127))
+        elif m.type in ("note_on", "note_off") and held.get((m.channel, m.note)):
+            onset, velocity = held[(m.channel, m.note)].pop(0)
+            ended.append((onset, position, velocity, m.channel))
+        elif m.type == "control_change" and m.control == 64:
+            if m.value >= 64 and m.channel not in down:
+                down[m.channel] = position
+            elif m.value < 64 and m.channel in down:
+                pedal_ups.setdefault(m.channel, []).append((down.pop(m.channel), position))
+    for channel, since in down.items():
+        pedal_ups.setdefault(channel, []).append((since, end))
+    out = [(onset, end, velocity) for notes in held.values() for onset, velocity in notes]
+    for onset, off, velocity, channel in ended:
+        lifted = [up for since, up in pedal_ups.get(channel, []) if since <= off < up]
+        out.append((onset, max([off, *lifted]), velocity))
+    return sorted(out)
+
+
+def final_chord(performance: Performance) -> Chord | None:
+    """The chord that ends the song, if one does: the last notes that ring ENDING_RING steps or
+    more (held, or under the pedal), with at most TAG_ONSETS short notes after them, within a bar
+    (a tag); its start is the first note of it still sounding then, up to a beat before (a rolled
+    chord). The song before it lasts ENDING_AFTER steps or more. A part that stops on short notes
+    has no ending, nor does a single chord."""
+    notes = sounding(performance)
+    ringing = [n for n in notes if n[1] - n[0] >= ENDING_RING]
+    if not ringing:
         return None
-    return start
+    last = ringing[-1][0]
+    after = [onset for onset, _, _ in notes if onset > last + CHORD_SPREAD]
+    tags = sum(1 for i, onset in enumerate(after) if i == 0 or onset - after[i - 1] > CHORD_SPREAD)
+    if tags > TAG_ONSETS or (after and after[-1] > last + STEPS_PER_BAR):
+        return None
+    chord = [n for n in ringing if last - STEPS_PER_BEAT <= n[0] and n[1] >= last]
+    start = min(onset for onset, _, _ in chord)
+    if start - notes[0][0] < ENDING_AFTER:
+        return None
+    return Chord(start, max(velocity for _, _, velocity in chord))
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
@@ -270,7 +317,10 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
     notes or more says where its eighths fall: the mean of its notes' phases on the eighth-note
     grid, when they agree (DRIFT_AGREE). A window off by DRIFT_DEGREES from the first two that
     say is off. A steady push, drag or swing is the same all song and is not a drift; sixteenths
-    and triplets all over the grid say nothing."""
+    and triplets all over the grid say nothing. What the eighths' phase cannot tell from a drift:
+    a section whose rhythm moves them (straight after swung, syncopated sixteenths), or a feel
+    that changes by 70 ms; what it misses: a part at a steady tempo 4 % or more off the file's,
+    which turns through a whole eighth inside a window."""
     onsets = np.array([position for position, m in performance.notes if m.type == "note_on" and m.velocity]) - downbeat
     onsets = onsets[onsets >= -0.5]
     angles: list[tuple[int, float]] = []
@@ -297,12 +347,14 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, s
     chord = final_chord(performance)
     if chord is None:
         return drums
-    at = chord + shift
-    # From the beat the chord lands in (up to half a step early, or late: a ritardando's last
-    # chord comes after the drums' downbeat, which waits for it), and its hits pushed early.
-    cut = math.floor((at + 0.5) / STEPS_PER_BEAT) * STEPS_PER_BEAT - 0.5
-    return _end_with(drums, transport.time_at(cut), transport.time_at(at), transport.time_at(1.0) - transport.time_at(0.0),
-                     engine.player.settings, accent_level(engine.pattern.steps))
+    at = chord.start + shift
+    # The bar line the chord was due on: the one before it when it comes under DUE_LATE after
+    # it (a ritardando's late chord: the drums wait from there), else the next (a push).
+    due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
+    due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
+    level = accent_level(engine.pattern.steps) * min(1.0, (chord.velocity / listening.LEVEL) ** listening.DYNAMICS)
+    return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
+                     transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
 
 
 def _end_with(drums: list[tuple[float, mido.Message]], cut: float, at: float, step_seconds: float,
