@@ -141,3 +141,17 @@ def test_the_backbeat_outside_fill_bars_leaves_out_the_fills_strokes() -> None:
     s = drumstats.stats(drumstats.windows_from_notes(np.vstack([notes, fill_strokes]), bars=16))
     assert s["backbeat_accent_grooves"] == pytest.approx(1.0 / 0.4, rel=1e-5)
     assert s["backbeat_accent"] == pytest.approx(1.0 / ((16 * 0.4 + 8 * 1.0) / 24), rel=1e-5)
+
+
+def test_the_time_moving_between_ride_and_hat_is_counted_per_32_bars() -> None:
+    """4 bars on the hat, 4 on the ride (a pedal hat under it), 4 on the hat: two moves in 12 bars."""
+    ride = VOICES.index("ride")
+    notes = []
+    for bar in range(12):
+        on_ride = 4 <= bar < 8
+        notes += [(bar * 16 + s, ride if on_ride else HAT, 0.6) for s in range(0, 16, 2)]
+        notes += [(bar * 16 + 4, HAT, 0.5), (bar * 16 + 12, HAT, 0.5)] if on_ride else []
+        notes += [(bar * 16, KICK, 0.9), (bar * 16 + 4, SNARE, 1.0)]
+    s = drumstats.stats(drumstats.windows_from_notes(np.array(notes), bars=12))
+    assert s["timekeeper_switches_per_32_bars"] == pytest.approx(2 * 32 / 12)
+    assert s["ride_and_hats_bars"] == 0.0          # the hat under the ride is the pedal

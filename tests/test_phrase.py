@@ -248,3 +248,22 @@ def test_phrases_count_from_bar_1_after_a_lead_in() -> None:
     player = Player(clock, PlayerSettings(), fill_pattern((1,)))
     player.phrase_from(2 * STEPS_PER_BAR)      # bar 1 of the song is the third bar played
     assert tom_bars(play(player, clock, 16), clock) == [1, 5, 9, 13]
+
+
+def test_the_time_stays_on_the_hat_or_the_ride_until_a_crash_lets_it_move() -> None:
+    """A pattern that moves the time to the ride mid-phrase plays its ride on the hat; from the
+    next crash on a downbeat the ride plays. The time moving every few bars was a reviewer's
+    first complaint on a 6/8 part (8.8 moves per 32 bars; GMD's drummers 0.67)."""
+    phrasing = Phrasing(every=8, fill_every=0)
+    hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(), time_on=RIDE)
+    played = {}
+    for step in range(8 * STEPS_PER_BAR):
+        current = hats if step < 2 * STEPS_PER_BAR + 4 else ride     # the ride pattern from bar 3, beat 2
+        cells = phrasing.take(step, current.steps[step % STEPS], current)
+        if step == 5 * STEPS_PER_BAR:                                  # a section's crash on bar 6
+            phrasing.mark(6 * STEPS_PER_BAR)
+        played[step] = cells
+    on = lambda voice, bar: sum(played[bar * 16 + s][voice, 0] >= 0.5 for s in range(16))
+    assert [on(CLOSED_HAT, bar) for bar in range(6)] == [8] * 6 and [on(RIDE, bar) for bar in range(6)] == [0] * 6
+    assert played[6 * STEPS_PER_BAR][CRASH, 0] >= 0.5
+    assert [on(RIDE, bar) for bar in (6, 7)] == [8, 8] and [on(CLOSED_HAT, bar) for bar in (6, 7)] == [0, 0]

@@ -33,6 +33,9 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``ride_and_hats_bars``: the share of those bars that keep time on the ride and the closed hat
   both (two or more rides, and two or more closed hats on steps without a ride: a hat under the
   ride is the pedal);
+- ``timekeeper_switches_per_32_bars``: how often the time moves between the ride and the
+  closed hat, from one groove bar keeping time (``KEEPS_TIME`` or more hits on either) to the
+  next, per 32 bars;
 - ``open_hat_bars``: the share of bars with an open hat; ``open_hat_per_bar``: open hat hits per
   bar that has one (together: how often a drummer opens the hat, and how much once they do);
   ``open_hat_with_ride``: the share of bars with an open hat that also play the ride;
@@ -61,11 +64,12 @@ LONG_RUN_STEPS = 8                            #: ... and as half a bar of roll
 OPEN_HAT = VOICES.index("open_hat")
 RIDE = VOICES.index("ride")
 CLOSED_HAT = VOICES.index("closed_hat")
+KEEPS_TIME = 3                                #: ride or closed-hat hits in a bar that keep time
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "backbeat_accent_grooves", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
-           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "timekeeper_switches_per_32_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -127,9 +131,7 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     grooves = bars[~fills & bars.any(axis=(1, 2))]
     out["snare_long_run_bars"] = (float(np.mean([longest_run(bar[:, SNARE]) >= LONG_RUN_STEPS for bar in grooves]))
                                   if len(grooves) else float("nan"))
-    hats_off_ride = (grooves[..., CLOSED_HAT] & ~grooves[..., RIDE]).sum(axis=1)
-    out["ride_and_hats_bars"] = (float(np.mean((grooves[..., RIDE].sum(axis=1) >= 2) & (hats_off_ride >= 2)))
-                                 if len(grooves) else float("nan"))
+    out.update(timekeeping(grooves, len(bars)))
     opened = bars[..., OPEN_HAT].any(axis=1)
     out["open_hat_bars"] = float(opened.mean()) if n else float("nan")
     out["open_hat_per_bar"] = float(bars[opened][..., OPEN_HAT].sum() / opened.sum()) if opened.any() else float("nan")
@@ -146,6 +148,17 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     else:
         out["identical_windows"] = float("nan")
     return out
+
+
+def timekeeping(grooves: np.ndarray, bars: int) -> dict[str, float]:
+    """``ride_and_hats_bars`` and ``timekeeper_switches_per_32_bars`` of the groove bars
+    (not fills, not empty) [B, 16, voices] of a performance ``bars`` long."""
+    rides = grooves[..., RIDE].sum(axis=1)
+    hats_off_ride = (grooves[..., CLOSED_HAT] & ~grooves[..., RIDE]).sum(axis=1)
+    keeping = np.maximum(rides, hats_off_ride) >= KEEPS_TIME
+    keeper = (rides >= hats_off_ride)[keeping]
+    return {"ride_and_hats_bars": float(np.mean((rides >= 2) & (hats_off_ride >= 2))) if len(grooves) else float("nan"),
+            "timekeeper_switches_per_32_bars": float((keeper[1:] != keeper[:-1]).sum() * 32 / bars) if bars else float("nan")}
 
 
 def backbeat(hit: np.ndarray, vel: np.ndarray) -> dict[str, float]:

@@ -13,7 +13,7 @@ which keep the file's tempo, cannot follow them.
 Each part is rendered through the box's own `render` (int8, the defaults, the given density and
 seeds) and measured by training/drumstats.py on issue 8's four figures: identical consecutive
 2-bar windows, hits per 2 bars, backbeat accent (and the same outside fill bars) and velocity
-SD; pooled (weighted by windows)
+SD, and how often the time moves between the ride and the closed hat; pooled (weighted by windows)
 over the parts played to a click. Deterministic: the same seed, the same files.
 """
 from __future__ import annotations
@@ -291,16 +291,17 @@ def measure(model_dir: Path, seeds: tuple[int, ...] = (1, 2), density: float = 0
 def markdown(rows: list[tuple[Part, int, dict[str, float], int]], density: float) -> str:
     lines = [f"Density {density:g}, seeds {sorted({s for _, s, _, _ in rows})}; * played without a click "
              "(drifts off the file's tempo: not pooled).", "",
-             "| part | seed | identical windows | hits per 2 bars | backbeat accent | outside fill bars | velocity SD |",
-             "|---|---|---|---|---|---|---|"]
+             "| part | seed | identical windows | hits per 2 bars | backbeat accent | outside fill bars | velocity SD "
+             "| ride ↔ hat per 32 bars |", "|---|---|---|---|---|---|---|---|"]
     for part, seed, figures, _ in rows:
         lines.append(f"| {part.name}{'' if part.to_a_click else ' *'} | {seed} | {figures['identical_windows']:.0%} "
                      f"| {figures['hits']:.1f} | {figures['backbeat_accent']:.2f} | {figures['backbeat_accent_grooves']:.2f} "
-                     f"| {figures['velocity_sd']:.1f} |")
+                     f"| {figures['velocity_sd']:.1f} | {figures['timekeeper_switches_per_32_bars']:.1f} |")
     for title, chosen in (("pooled, to a click", [r for r in rows if r[0].to_a_click]), ("pooled, all", rows)):
         pooled = drumstats.pooled([(f, n) for _, _, f, n in chosen])
         lines.append(f"| **{title}** | | {pooled['identical_windows']:.0%} | {pooled['hits']:.1f} "
-                     f"| {pooled['backbeat_accent']:.2f} | {pooled['backbeat_accent_grooves']:.2f} | {pooled['velocity_sd']:.1f} |")
+                     f"| {pooled['backbeat_accent']:.2f} | {pooled['backbeat_accent_grooves']:.2f} | {pooled['velocity_sd']:.1f} "
+                     f"| {pooled['timekeeper_switches_per_32_bars']:.1f} |")
     return "\n".join(lines)
 
 

@@ -171,6 +171,7 @@ LABELS = {
     "snare_rolls_per_8_bars": "snare rolls (4+ sixteenths in a row, outside fills) per 8 bars",
     "snare_long_run_bars": "bars with 8+ snare sixteenths in a row (outside fills, share)",
     "ride_and_hats_bars": "bars keeping time on the ride and the closed hat both (outside fills, share)",
+    "timekeeper_switches_per_32_bars": "time moving between ride and closed hat, per 32 bars",
     "open_hat_bars": "bars with an open hat (share)", "open_hat_per_bar": "open hats per bar that has one",
     "open_hat_with_ride": "bars with an open hat that also play the ride (share)",
     "identical_windows": "identical consecutive 2-bar windows", "follow_r": "r(drum hits, keyboard notes)",

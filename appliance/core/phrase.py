@@ -17,7 +17,13 @@ drummer crashes where something begins, and the player tells the box where that 
   bars back (default 8); one closer moves to the ride on the same step when the pattern keeps
   time on the ride, and is left out when it keeps time on the hats.
 
-``every`` 0 plays the pattern's crashes as they are and marks nothing. The phrasing works on
+- **The time stays on one cymbal.** A drummer keeps time on the closed hat or on the ride
+  through a phrase and moves to the other where a crash marks a new one (the chorus on the
+  ride). A pattern that comes in keeping time on the other (``timekeeper``: ``KEEPS_TIME`` hits
+  a bar or more, the ride or the closed hat off it) has those hits played on the one the phrase
+  keeps; from the next crash on a downbeat its own cymbal plays.
+
+``every`` 0 plays the pattern's crashes and cymbals as they are and marks nothing. The phrasing works on
 whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes still phrase.
 
 Fills and toms are phrased the same way. The model's two bars often hold a tom or two, or a
@@ -45,6 +51,8 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
+CLOSED_HAT = VOICES.index("closed_hat")
+KEEPS_TIME = 3                     #: ride or closed-hat hits a bar that keep time
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
@@ -81,6 +89,9 @@ class Phrasing:
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
         self._end_bar: tuple[tuple[int, int], Pattern] | None = None   # (origin, bar) of the phrase end playing, its pattern
         self._stroke: tuple[int, float] | None = None   # absolute step and velocity of a fill's latest stroke
+        self._keeper: int | None = None   # the voice the phrase keeps time on (RIDE or CLOSED_HAT)
+        self._keeper_of: Pattern | None = None   # the pattern _pattern_keeper describes
+        self._pattern_keeper: int | None = None
 
     def mark(self, downbeat: int, begins: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
@@ -191,12 +202,37 @@ class Phrasing:
         self._marks.clear()
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
+        self._keeper = None
 
     def take(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
-        """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing."""
-        kind = self._marks.pop(step, None)
+        """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing:
+        its crashes phrased, its time on the cymbal the phrase keeps it on."""
         if not self.every:
+            self._marks.pop(step, None)
             return cells
+        return self._keep_time(step, self._crash(step, cells, pattern), pattern)
+
+    def _keep_time(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
+        """A drummer keeps time on the ride or the closed hat through a phrase: a pattern keeping
+        it on the other has its hits there moved over, until a crash on a downbeat, where the
+        time may move with the pattern."""
+        if self._keeper_of is not pattern:
+            self._keeper_of, self._pattern_keeper = pattern, timekeeper(pattern.steps)
+        wanted = self._pattern_keeper
+        if self._keeper is None or (step % STEPS_PER_BAR == 0 and cells[CRASH, HIT] >= 0.5):
+            self._keeper = wanted if wanted is not None else self._keeper
+            return cells
+        if wanted is None or wanted == self._keeper or cells[wanted, HIT] < 0.5:
+            return cells
+        cells = cells.copy()
+        if cells[self._keeper, HIT] < 0.5 or cells[self._keeper, VELOCITY] < cells[wanted, VELOCITY]:
+            cells[self._keeper] = cells[wanted]
+        cells[wanted] = 0.0
+        return cells
+
+    def _crash(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
+        """The cells of ``step`` with the crash phrased (see the module's doc)."""
+        kind = self._marks.pop(step, None)
         crash = cells[CRASH, HIT] >= 0.5
         if kind is not None and self._mark_allowed(step, kind):
             self._last = step
@@ -230,6 +266,16 @@ class Phrasing:
         return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 
 
+def timekeeper(steps: np.ndarray) -> int | None:
+    """The voice a pattern's steps [32, voices, 3] keep time on: the ride or the closed hat, with
+    KEEPS_TIME or more hits a bar on average (a closed hat under a ride is the pedal); None."""
+    rides = steps[:, RIDE, HIT] >= 0.5
+    hats = (steps[:, CLOSED_HAT, HIT] >= 0.5) & ~rides
+    if max(rides.sum(), hats.sum()) < KEEPS_TIME * STEPS // STEPS_PER_BAR:
+        return None
+    return RIDE if rides.sum() >= hats.sum() else CLOSED_HAT
+
+
 def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """These cells with a crash on the step (the pattern's own, else one added), as loud as the
     loudest hit there (else 0.8), and no softer than ``floor``."""
@@ -241,4 +287,4 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CRASH", "RIDE", "Phrasing", "marked_downbeat", "with_crash"]
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "RIDE", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
