@@ -250,6 +250,64 @@ def test_phrases_count_from_bar_1_after_a_lead_in() -> None:
     assert tom_bars(play(player, clock, 16), clock) == [1, 5, 9, 13]
 
 
+def cymbals(phrasing: Phrasing, bars: int, playing, marks=()) -> list[tuple[int, int]]:
+    """(closed hat, ride) hits in each bar, ``playing(step)`` the pattern at each step; marks:
+    (step, downbeat) of a section's mark."""
+    played, marks = [], dict(marks)
+    for step in range(bars * STEPS_PER_BAR):
+        if step in marks:
+            phrasing.mark(marks[step])
+        current = playing(step)
+        played.append(phrasing.take(step, current.steps[step % STEPS], current)[:, 0] >= 0.5)
+    return [(sum(p[CLOSED_HAT] for p in played[b * 16:(b + 1) * 16]), sum(p[RIDE] for p in played[b * 16:(b + 1) * 16]))
+            for b in range(bars)]
+
+
+def test_the_time_is_taken_from_the_pattern_playing_a_bar_after_the_player_comes_in() -> None:
+    """The first patterns hear a beat or a bar of the groove: a reviewer's jazz ballad was held on
+    the hat for 15 bars because the pattern playing where the player came in kept time there."""
+    hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(), time_on=RIDE)
+    playing = lambda step: hats if step < 4 or 4 * STEPS_PER_BAR <= step < 6 * STEPS_PER_BAR else ride
+    bars = cymbals(Phrasing(every=8, fill_every=0), 8, playing)
+    assert bars[0] == (2, 6)                      # the first bar plays as the patterns come
+    assert bars[1:] == [(0, 8)] * 7               # then the ride: a pass of hats in bars 5-6 plays there too
+
+
+def test_a_crash_nobody_marked_moves_the_time_only_after_a_bar_of_the_other_cymbal() -> None:
+    """The crash every 8 bars is timed, not heard: a ride pattern coming in with it (bars 9-10)
+    keeps its time on the hat; one that has played a bar or more by the next such crash takes it."""
+    hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(0,), time_on=RIDE)
+    playing = lambda step: ride if 8 <= step // STEPS_PER_BAR < 10 or step // STEPS_PER_BAR >= 12 else hats
+    bars = cymbals(Phrasing(every=8, fill_every=0), 20, playing)
+    assert bars[1:16] == [(8, 0)] * 15
+    assert bars[16:] == [(0, 8)] * 4              # the crash on bar 17 (from 1) moves it
+
+
+def test_a_section_crash_played_late_moves_the_time_with_it() -> None:
+    """The live box often hears a section after its downbeat is scheduled; the crash then plays
+    late (Player.mark), and the time moves from the next step, as it would at the crash."""
+    phrasing = Phrasing(every=8, fill_every=0)
+    hats, ride = pattern(crash_steps=()), pattern(crash_steps=(), time_on=RIDE)
+    played = [phrasing.take(step, hats.steps[step % STEPS], hats) for step in range(8 * STEPS_PER_BAR)]
+    for step in range(8 * STEPS_PER_BAR, 8 * STEPS_PER_BAR + 3):
+        played.append(phrasing.take(step, ride.steps[step % STEPS], ride))
+    assert played[8 * STEPS_PER_BAR + 2][CLOSED_HAT, 0] >= 0.5      # the ride plays on the hat
+    assert phrasing.welcome_late(8 * STEPS_PER_BAR)
+    step = 8 * STEPS_PER_BAR + 4
+    cells = phrasing.take(step, ride.steps[step % STEPS], ride)
+    assert cells[RIDE, 0] >= 0.5 and cells[CLOSED_HAT, 0] < 0.5
+
+
+def test_the_time_settles_in_the_phrase_where_the_player_comes_in() -> None:
+    """Without a crash, the time moves to a cymbal the patterns have wanted a whole bar, in the
+    first phrase only (4 bars): there the groove is still coming together."""
+    hats, ride = pattern(crash_steps=()), pattern(crash_steps=(), time_on=RIDE)
+    early = cymbals(Phrasing(every=8, fill_every=0), 6, lambda step: hats if step < STEPS_PER_BAR + 4 else ride)
+    assert early[1:3] == [(8, 0)] * 2 and early[3:] == [(0, 8)] * 3   # ride from bar 2, beat 2: the time from bar 4
+    late = cymbals(Phrasing(every=8, fill_every=0), 12, lambda step: hats if step < 2 * STEPS_PER_BAR + 4 else ride)
+    assert late[1:] == [(8, 0)] * 11                                  # from bar 3, beat 2: too late
+
+
 def test_the_time_stays_on_the_hat_or_the_ride_until_a_crash_lets_it_move() -> None:
     """A pattern that moves the time to the ride mid-phrase plays its ride on the hat; from the
     next crash on a downbeat the ride plays. The time moving every few bars was a reviewer's

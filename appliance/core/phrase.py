@@ -19,9 +19,15 @@ drummer crashes where something begins, and the player tells the box where that 
 
 - **The time stays on one cymbal.** A drummer keeps time on the closed hat or on the ride
   through a phrase and moves to the other where a crash marks a new one (the chorus on the
-  ride). A pattern that comes in keeping time on the other (``timekeeper``: ``KEEPS_TIME`` hits
-  a bar or more, the ride or the closed hat off it) has those hits played on the one the phrase
-  keeps; from the next crash on a downbeat its own cymbal plays.
+  ride). Where the player first comes in, the first bar plays as the patterns come (they hear
+  a beat or a bar of the groove), and the time is taken from the pattern playing on the next
+  downbeat. From then on, a bar of a pattern that keeps time on the other cymbal
+  (``timekeeper``: ``KEEPS_TIME`` hits a bar or more, the ride or the closed hat off it) has
+  those hits played on the one the phrase keeps. The time moves with the pattern at a crash on
+  a downbeat the player marked for a new section; once the patterns have wanted the other
+  cymbal a whole bar (``SETTLES``), at any crash on a downbeat, and in the phrase from where the
+  player comes in or back (``SETTLING``), at any downbeat: there the groove is still coming
+  together. A ride pattern passing through a verse does not take the time at a timed crash.
 
 ``every`` 0 plays the pattern's crashes and cymbals as they are and marks nothing. The phrasing works on
 whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes still phrase.
@@ -53,6 +59,10 @@ CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
 CLOSED_HAT = VOICES.index("closed_hat")
 KEEPS_TIME = 3                     #: ride or closed-hat hits a bar that keep time
+SETTLES = STEPS_PER_BAR            #: steps the patterns want the other cymbal before a crash the
+                                   #: player did not mark (or, settling, a downbeat) moves the time
+SETTLING = 2 * STEPS               #: steps from the bar where the player comes in or back in which
+                                   #: the time settles: it moves at a downbeat, crash or not
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
@@ -90,8 +100,11 @@ class Phrasing:
         self._end_bar: tuple[tuple[int, int], Pattern] | None = None   # (origin, bar) of the phrase end playing, its pattern
         self._stroke: tuple[int, float] | None = None   # absolute step and velocity of a fill's latest stroke
         self._keeper: int | None = None   # the voice the phrase keeps time on (RIDE or CLOSED_HAT)
-        self._keeper_of: Pattern | None = None   # the pattern _pattern_keeper describes
-        self._pattern_keeper: int | None = None
+        self._came_in: int | None = None   # the downbeat of the bar where the player came in or back
+        self._other_since: int | None = None   # ... since which they have wanted the other cymbal
+        self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
+        self._keeper_of: Pattern | None = None   # the pattern _pattern_keepers describes
+        self._pattern_keepers: tuple[int | None, ...] = ()   # the voice each of its bars keeps time on
 
     def mark(self, downbeat: int, begins: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
@@ -194,6 +207,7 @@ class Phrasing:
         if not self.every or not self._mark_allowed(downbeat, kind) or self._last == downbeat:
             return False
         self._last = self._last_mark = downbeat
+        self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
 
     def forget(self) -> None:
@@ -202,7 +216,7 @@ class Phrasing:
         self._marks.clear()
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
-        self._keeper = None
+        self._keeper = self._came_in = self._other_since = self._late = None
 
     def take(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
         """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing:
@@ -210,19 +224,40 @@ class Phrasing:
         if not self.every:
             self._marks.pop(step, None)
             return cells
-        return self._keep_time(step, self._crash(step, cells, pattern), pattern)
+        cells, kind = self._crash(step, cells, pattern)
+        return self._keep_time(step, cells, pattern, kind)
 
-    def _keep_time(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
-        """A drummer keeps time on the ride or the closed hat through a phrase: a pattern keeping
-        it on the other has its hits there moved over, until a crash on a downbeat, where the
-        time may move with the pattern."""
+    def _keep_time(self, step: int, cells: np.ndarray, pattern: Pattern, kind: object) -> np.ndarray:
+        """A drummer keeps time on the ride or the closed hat through a phrase: a bar of a pattern
+        keeping it on the other has its hits there moved over. The time moves with the pattern at
+        a crash on a downbeat the player marked (``kind``), and once the patterns have wanted the
+        other cymbal for ``SETTLES`` steps at any crash on a downbeat, or, in the phrase where the
+        player comes in or back (``SETTLING``), at any downbeat."""
         if self._keeper_of is not pattern:
-            self._keeper_of, self._pattern_keeper = pattern, timekeeper(pattern.steps)
-        wanted = self._pattern_keeper
-        if self._keeper is None or (step % STEPS_PER_BAR == 0 and cells[CRASH, HIT] >= 0.5):
-            self._keeper = wanted if wanted is not None else self._keeper
+            self._keeper_of = pattern
+            self._pattern_keepers = tuple(timekeeper(pattern.steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR])
+                                          for bar in range(STEPS // STEPS_PER_BAR))
+        wanted = self._pattern_keepers[step % STEPS // STEPS_PER_BAR]
+        late, self._late = self._late, None
+        if kind is _BEGINS or late is _BEGINS or self._came_in is None:
+            self._came_in = step - step % STEPS_PER_BAR   # the time settles again in the phrase from here
+        downbeat = step % STEPS_PER_BAR == 0
+        if self._keeper is None:   # the first bar plays as it comes; the time is taken at the next downbeat
+            if downbeat and step >= self._came_in + STEPS_PER_BAR:
+                self._keeper = wanted
             return cells
-        if wanted is None or wanted == self._keeper or cells[wanted, HIT] < 0.5:
+        if wanted is None or wanted == self._keeper:
+            self._other_since = None if wanted is not None else self._other_since
+            return cells
+        if self._other_since is None:
+            self._other_since = step
+        crash = downbeat and cells[CRASH, HIT] >= 0.5
+        wanted_for = step - self._other_since if downbeat else 0
+        if late is _SECTION or crash and kind is _SECTION or wanted_for >= SETTLES and (
+                crash or step < self._came_in + SETTLING):
+            self._keeper, self._other_since = wanted, None
+            return cells
+        if cells[wanted, HIT] < 0.5:
             return cells
         cells = cells.copy()
         if cells[self._keeper, HIT] < 0.5 or cells[self._keeper, VELOCITY] < cells[wanted, VELOCITY]:
@@ -230,8 +265,9 @@ class Phrasing:
         cells[wanted] = 0.0
         return cells
 
-    def _crash(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
-        """The cells of ``step`` with the crash phrased (see the module's doc)."""
+    def _crash(self, step: int, cells: np.ndarray, pattern: Pattern) -> tuple[np.ndarray, object | None]:
+        """The cells of ``step`` with the crash phrased (see the module's doc), and the mark that
+        crashed there (_BEGINS, _SECTION, _FILL; None: no mark's crash)."""
         kind = self._marks.pop(step, None)
         crash = cells[CRASH, HIT] >= 0.5
         if kind is not None and self._mark_allowed(step, kind):
@@ -244,17 +280,17 @@ class Phrasing:
             floor = accent_level(pattern.steps)
             if kind is _FILL and self._stroke is not None and 0 < step - self._stroke[0] <= STEPS_PER_BAR:
                 floor = max(floor, self._stroke[1])
-            return with_crash(cells, floor)
+            return with_crash(cells, floor), kind
         if not crash:
-            return cells
+            return cells, None
         if self._last is None or step - self._last >= self.every * STEPS_PER_BAR or step < self._last:
             self._last = step
-            return cells
+            return cells, None
         cells = cells.copy()
         if pattern.steps[:, RIDE, HIT].any() and cells[RIDE, HIT] < 0.5:
             cells[RIDE] = cells[CRASH]
         cells[CRASH] = 0.0
-        return cells
+        return cells, None
 
     def _mark_allowed(self, step: int, kind: object) -> bool:
         """Marks a pass apart are one event; a player coming back from a rest always gets its
@@ -267,11 +303,11 @@ class Phrasing:
 
 
 def timekeeper(steps: np.ndarray) -> int | None:
-    """The voice a pattern's steps [32, voices, 3] keep time on: the ride or the closed hat, with
-    KEEPS_TIME or more hits a bar on average (a closed hat under a ride is the pedal); None."""
+    """The voice steps [n, voices, 3] keep time on: the ride or the closed hat, with KEEPS_TIME
+    or more hits a bar on average (a closed hat under a ride is the pedal); None."""
     rides = steps[:, RIDE, HIT] >= 0.5
     hats = (steps[:, CLOSED_HAT, HIT] >= 0.5) & ~rides
-    if max(rides.sum(), hats.sum()) < KEEPS_TIME * STEPS // STEPS_PER_BAR:
+    if max(rides.sum(), hats.sum()) < KEEPS_TIME * len(steps) / STEPS_PER_BAR:
         return None
     return RIDE if rides.sum() >= hats.sum() else CLOSED_HAT
 
@@ -287,4 +323,4 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "RIDE", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "RIDE", "SETTLES", "SETTLING", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
