@@ -12,7 +12,7 @@ from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 
-KICK, CLOSED_HAT = 0, 2
+KICK, CLOSED_HAT, TOM = 0, 2, 5
 STEP = 0.125     # seconds per step at 120 BPM
 PASS = STEPS * STEP
 
@@ -100,14 +100,30 @@ def test_a_marked_downbeat_gets_a_crash_and_marks_come_4_bars_apart() -> None:
     assert crashes[0].message.velocity == round(0.9 * 127)      # as loud as the kick under it
 
 
+def test_a_crash_of_the_models_plays_only_where_a_phrase_begins() -> None:
+    """A pattern with its crash on the second bar crashed on bars 2, 10, 18 counted from the
+    player's entry; a drummer crashes where a phrase begins (a review's pop song: on bar 18, the
+    chorus's second bar, where the crash after the fill into bar 21 was then too close)."""
+    phrasing = Phrasing(every=8, fill_every=4)
+    playing = pattern(crash_steps=(16,))
+    crashes = [step // STEPS_PER_BAR for step in range(24 * STEPS_PER_BAR)
+               if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
+    assert crashes == []
+    phrasing = Phrasing(every=8, fill_every=4)
+    playing = pattern(crash_steps=(0,))
+    crashes = [step // STEPS_PER_BAR for step in range(24 * STEPS_PER_BAR)
+               if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
+    assert crashes == [0, 8, 16]
+
+
 def test_the_spacing_starts_over_after_a_jump() -> None:
     phrasing = Phrasing(8)
     playing = pattern()
     cells = playing.steps[0]
     assert phrasing.take(0, cells, playing)[CRASH, 0] == 1
-    assert phrasing.take(32, cells, playing)[CRASH, 0] == 0
+    assert phrasing.take(64, cells, playing)[CRASH, 0] == 0     # bar 5 begins a phrase, 4 bars on
     phrasing.forget()
-    assert phrasing.take(48, cells, playing)[CRASH, 0] == 1
+    assert phrasing.take(64, cells, playing)[CRASH, 0] == 1
 
 
 # -- through the engine, on a virtual clock, with the real model -----------------------------
@@ -273,14 +289,71 @@ def test_the_time_is_taken_from_the_pattern_playing_a_bar_after_the_player_comes
     assert bars[1:] == [(0, 8)] * 7               # then the ride: a pass of hats in bars 5-6 plays there too
 
 
-def test_a_crash_nobody_marked_moves_the_time_only_after_a_bar_of_the_other_cymbal() -> None:
+def test_the_time_goes_to_the_cymbal_the_first_bar_kept_it_on_most() -> None:
+    """Not to the pattern that happens to play on the second downbeat: a reviewer's rock verse,
+    all on the hat, went to the ride for two bars because one pattern there wanted it."""
+    hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(), time_on=RIDE)
+    playing = lambda step: ride if STEPS_PER_BAR <= step < STEPS_PER_BAR + 4 else hats
+    bars = cymbals(Phrasing(every=8, fill_every=0), 6, playing)
+    assert bars == [(8, 0)] * 6
+
+
+def test_patterns_changing_cymbal_every_bar_do_not_move_the_time() -> None:
+    """In the phrase where the time settles, a pass must lean on the other cymbal
+    (``LEANS``), not one bar of it."""
+    hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(), time_on=RIDE)
+    playing = lambda step: ride if (step // STEPS_PER_BAR) % 2 else hats
+    bars = cymbals(Phrasing(every=8, fill_every=0), 8, playing)
+    assert bars == [(8, 0)] * 8
+
+
+def test_the_time_moves_on_the_crash_where_the_player_comes_back() -> None:
+    """A return from a rest is a new start: its crash moves the time to the pattern's cymbal, not
+    a bar later (a reviewer heard the crash on the hat, then the ride with no crash)."""
+    phrasing = Phrasing(every=8, fill_every=0)
+    hats, ride = pattern(crash_steps=()), pattern(crash_steps=(), time_on=RIDE)
+    comes_back = 10 * STEPS_PER_BAR
+    played = []
+    for step in range(12 * STEPS_PER_BAR):
+        if step == comes_back - 6:
+            phrasing.mark(comes_back, begins=True)
+        current = hats if step < comes_back else ride
+        played.append(phrasing.take(step, current.steps[step % STEPS], current))
+    assert played[comes_back][CRASH, 0] >= 0.5
+    assert all(cells[RIDE, 0] >= 0.5 for cells in played[comes_back:comes_back + 32:2])
+
+
+def test_a_crash_nobody_marked_moves_the_time_only_after_a_pass_on_the_other_cymbal() -> None:
     """The crash every 8 bars is timed, not heard: a ride pattern coming in with it (bars 9-10)
-    keeps its time on the hat; one that has played a bar or more by the next such crash takes it."""
+    keeps its time on the hat; one that has played most of a pass by the next such crash takes it."""
     hats, ride = pattern(crash_steps=(0,)), pattern(crash_steps=(0,), time_on=RIDE)
     playing = lambda step: ride if 8 <= step // STEPS_PER_BAR < 10 or step // STEPS_PER_BAR >= 12 else hats
     bars = cymbals(Phrasing(every=8, fill_every=0), 20, playing)
     assert bars[1:16] == [(8, 0)] * 15
     assert bars[16:] == [(0, 8)] * 4              # the crash on bar 17 (from 1) moves it
+
+
+def test_the_groove_bar_standing_in_for_a_fill_bar_keeps_the_phrases_time() -> None:
+    """Inside a phrase a pattern's fill bar gives way to its groove bar: the cymbal that bar keeps
+    time on is the groove bar's (the 6/8 part kept flashing a bar of ride where the fill bar,
+    keeping no time, was asked)."""
+    phrasing = Phrasing(every=8, fill_every=4)
+    hats = pattern(crash_steps=(0,))
+    steps = pattern(crash_steps=(), time_on=RIDE).steps.copy()
+    steps[STEPS_PER_BAR:, RIDE] = 0.0                                  # its second bar: a tom fill
+    steps[STEPS_PER_BAR + 4::2, TOM] = (1, 0.8, 0.0)
+    ride = Pattern(steps)
+    assert fill_bar(ride.steps) == 1
+    playing = lambda step: hats if step < 4 * STEPS_PER_BAR else ride
+    bars = []
+    for step in range(7 * STEPS_PER_BAR):
+        current = playing(step)
+        cells = phrasing.take(step, phrasing.fill(step, current), current)
+        if step % STEPS_PER_BAR == 0:
+            bars.append([0, 0])
+        bars[-1][0] += cells[CLOSED_HAT, 0] >= 0.5
+        bars[-1][1] += cells[RIDE, 0] >= 0.5
+    assert bars[4:7] == [[8, 0]] * 3                                   # bar 6 is the groove bar, on the hat
 
 
 def test_a_section_crash_played_late_moves_the_time_with_it() -> None:
@@ -299,8 +372,8 @@ def test_a_section_crash_played_late_moves_the_time_with_it() -> None:
 
 
 def test_the_time_settles_in_the_phrase_where_the_player_comes_in() -> None:
-    """Without a crash, the time moves to a cymbal the patterns have wanted a whole bar, in the
-    first phrase only (4 bars): there the groove is still coming together."""
+    """Without a crash, the time moves to a cymbal the patterns have wanted through most of a pass,
+    in the first phrase only (4 bars): there the groove is still coming together."""
     hats, ride = pattern(crash_steps=()), pattern(crash_steps=(), time_on=RIDE)
     early = cymbals(Phrasing(every=8, fill_every=0), 6, lambda step: hats if step < STEPS_PER_BAR + 4 else ride)
     assert early[1:3] == [(8, 0)] * 2 and early[3:] == [(0, 8)] * 3   # ride from bar 2, beat 2: the time from bar 4

@@ -14,20 +14,24 @@ drummer crashes where something begins, and the player tells the box where that 
   The looper hears a new section when its first pass ends, so that crash lands on the loop
   point where the drums change to follow it, a pass into the player's new section.
 - **Otherwise seldom.** Any other crash plays only if the last crash is at least ``every``
-  bars back (default 8); one closer moves to the ride on the same step when the pattern keeps
-  time on the ride, and is left out when it keeps time on the hats.
+  bars back (default 8), and on a downbeat only where a phrase begins (with fill phrasing);
+  one that may not moves to the ride on the same step when the pattern keeps time on the ride,
+  and is left out when it keeps time on the hats.
 
 - **The time stays on one cymbal.** A drummer keeps time on the closed hat or on the ride
   through a phrase and moves to the other where a crash marks a new one (the chorus on the
   ride). Where the player first comes in, the first bar plays as the patterns come (they hear
-  a beat or a bar of the groove), and the time is taken from the pattern playing on the next
-  downbeat. From then on, a bar of a pattern that keeps time on the other cymbal
-  (``timekeeper``: ``KEEPS_TIME`` hits a bar or more, the ride or the closed hat off it) has
-  those hits played on the one the phrase keeps. The time moves with the pattern at a crash on
-  a downbeat the player marked for a new section; once the patterns have wanted the other
-  cymbal a whole bar (``SETTLES``), at any crash on a downbeat, and in the phrase from where the
-  player comes in or back (``SETTLING``), at any downbeat: there the groove is still coming
-  together. A ride pattern passing through a verse does not take the time at a timed crash.
+  a beat or a bar of the groove), and on the next downbeat the time goes to the cymbal they
+  kept it on most in that bar. From then on, a bar that keeps time on the other cymbal
+  (``timekeeper``: ``KEEPS_TIME`` hits a bar or more, the ride or the closed hat off it; the bar
+  that plays: the pattern's own, its groove bar standing in for its fill bar, a made fill) has
+  those hits played on the one the phrase keeps. The time moves with the pattern at a crash
+  on a downbeat the player marked (a new section, a return from a rest). Once the patterns
+  have kept time on the other cymbal through most of the last pass (``LEANS``), it moves at any
+  crash on a downbeat, and, in the phrase from where the player comes in or back
+  (``SETTLING``), at any downbeat: there the groove is still coming together. A ride pattern
+  passing through a verse does not take the time at a timed crash, nor do patterns that change
+  cymbal every bar.
 
 ``every`` 0 plays the pattern's crashes and cymbals as they are and marks nothing. The phrasing works on
 whatever pattern plays, a frozen one too: freeze holds the pattern, the crashes still phrase.
@@ -49,6 +53,7 @@ toms. Toms that repeat from bar to bar (appliance.core.fills.tom_groove) play as
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -59,8 +64,8 @@ CRASH = VOICES.index("crash")
 RIDE = VOICES.index("ride")
 CLOSED_HAT = VOICES.index("closed_hat")
 KEEPS_TIME = 3                     #: ride or closed-hat hits a bar that keep time
-SETTLES = STEPS_PER_BAR            #: steps the patterns want the other cymbal before a crash the
-                                   #: player did not mark (or, settling, a downbeat) moves the time
+LEANS = 0.75                       #: share of the last pass's steps (those keeping time) that want the
+                                   #: other cymbal before a crash the player did not mark moves the time
 SETTLING = 2 * STEPS               #: steps from the bar where the player comes in or back in which
                                    #: the time settles: it moves at a downbeat, crash or not
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
@@ -94,6 +99,7 @@ class Phrasing:
         self._last_fill: int | None = None   # ... and of the last one after a big fill
         self.start = 0                    # absolute step of the song's bar 1 (Player.phrase_from)
         self.origin = 0                   # where phrases count from: the start, a return, a section
+        self._joined: int | None = None   # the downbeat where the drummer joined the section begun at origin
         self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
         # its own fill bar; whether its toms are phrased; the pickup of its made fill
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
@@ -101,10 +107,13 @@ class Phrasing:
         self._stroke: tuple[int, float] | None = None   # absolute step and velocity of a fill's latest stroke
         self._keeper: int | None = None   # the voice the phrase keeps time on (RIDE or CLOSED_HAT)
         self._came_in: int | None = None   # the downbeat of the bar where the player came in or back
-        self._other_since: int | None = None   # ... since which they have wanted the other cymbal
+        self._wanted: deque[int | None] = deque(maxlen=STEPS)   # the cymbal the patterns kept time on, the last pass
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
+        # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
+        # and that bar's steps when made (Pattern.fill, the pickup)
+        self._played: tuple[int, Pattern, int | str, np.ndarray | None] | None = None
         self._keeper_of: Pattern | None = None   # the pattern _pattern_keepers describes
-        self._pattern_keepers: tuple[int | None, ...] = ()   # the voice each of its bars keeps time on
+        self._pattern_keepers: dict[int | str, int | None] = {}   # the voice each of its bars keeps time on
 
     def mark(self, downbeat: int, begins: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
@@ -117,6 +126,7 @@ class Phrasing:
         """The cells [voices, 3] of ``pattern`` that play at absolute ``step``: its own, except that
         toms and fills play only where a phrase ends (see the module's doc)."""
         own = step % STEPS
+        self._played = None
         if not self.fill_every:
             return pattern.steps[own]
         bar = (step - self.origin) // STEPS_PER_BAR
@@ -127,6 +137,7 @@ class Phrasing:
                 pattern = self._end_bar[1]
             else:
                 self._end_bar = ((self.origin, bar), pattern)
+            self._played = (step, pattern, own // STEPS_PER_BAR, None)
         steps = pattern.steps
         if self._fill_of is not pattern:
             made = None if pattern.fill is None else pickup(steps, pattern.fill)
@@ -136,12 +147,20 @@ class Phrasing:
         if end is not None:
             cells = self._end_cells(end, bar, pattern, own)
             if cells is not None:
+                if fill is not None:
+                    self._played = (step, pattern, fill, None)
+                elif end is _BIG and pattern.fill is not None:
+                    self._played = (step, pattern, "fill", pattern.fill)
+                elif end is _SMALL:
+                    self._played = (step, pattern, "pickup", small)
                 hit = cells[list(FILL_VOICES), HIT] >= 0.5
                 if hit.any():   # the crash after a fill is as loud as its last stroke
                     self._stroke = (step, float(cells[list(FILL_VOICES), VELOCITY][hit].max()))
                 return cells
         if not phrased:
             return steps[own]  # no toms, or a tom groove
+        if fill is not None:
+            self._played = (step, pattern, 1 - fill, None)
         cells = steps[own] if fill is None else steps[in_bar + STEPS_PER_BAR * (1 - fill)]
         if not (cells[TOMS, HIT] >= 0.5).any():
             return cells
@@ -165,26 +184,31 @@ class Phrasing:
 
     def _phrase_end(self, bar: int) -> object | None:
         """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
-        downbeat, _SMALL for the last bar of the other phrases, None inside a phrase."""
+        downbeat, _SMALL for the last bar of the other phrases (and of the first one after a
+        section was joined: no second big fill a phrase after the join's), None inside a phrase."""
         after = self.origin + (bar + 1) * STEPS_PER_BAR
         kind = self._marks.get(after)
-        if (bar + 1) % (2 * self.fill_every) == 0 or (
-                kind is not None and (not self.every or self._mark_allowed(after, kind))):
+        if kind is not None and (not self.every or self._mark_allowed(after, kind)):
             return _BIG
-        return _SMALL if (bar + 1) % self.fill_every == 0 else None
+        if (bar + 1) % self.fill_every:
+            return None
+        joined = self._joined is not None and 0 < after - self._joined <= self.fill_every * STEPS_PER_BAR
+        return _BIG if (bar + 1) % (2 * self.fill_every) == 0 and not joined else _SMALL
 
     def song_from(self, step: int) -> None:
         """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
         self.start = self.origin = step
+        self._joined = None
 
     def begin(self, downbeat: int) -> None:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
-        self.origin = downbeat
+        self.origin, self._joined = downbeat, None
 
     def section(self, downbeat: int, next_step: int) -> None:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
         way, counted from it, ends with a big fill and a crash on the downbeat after it (a drummer
-        who caught on late joins the section at its next phrase), and phrases count from there. Nothing more when
+        who caught on late joins the section at its next phrase), and phrases count from the
+        section's first downbeat. Nothing more when
         phrases already count from there (the player came back from a rest there) or a crash
         already played there (after a big fill, say). Nothing at all without fill phrasing."""
         if not self.fill_every:
@@ -195,10 +219,10 @@ class Phrasing:
         phrase = self.fill_every * STEPS_PER_BAR
         joins = downbeat + -(-(next_step + STEPS_PER_BAR - downbeat) // phrase) * phrase   # a whole bar ahead at least
         self._marks.setdefault(joins, _SECTION)
-        # phrases count from where the drummer joins (the ends before it fall where they would from
-        # the section's first downbeat): the next big fill is 2 · fill_every bars after the join,
-        # not fill_every bars after the one that joined
-        self.origin = joins
+        # phrases count from the section's first downbeat, so the big fills and their crashes fall
+        # on the song's form (a 4-bar intro put every later crash mid-section when they counted
+        # from the join); the big end a phrase after the join plays as a small one (_phrase_end)
+        self.origin, self._joined = downbeat, joins
 
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
@@ -214,9 +238,10 @@ class Phrasing:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over,
         and phrases count from the song's bar 1 again."""
         self._marks.clear()
-        self.origin = self.start
+        self.origin, self._joined = self.start, None
         self._last = self._last_mark = self._last_fill = None
-        self._keeper = self._came_in = self._other_since = self._late = None
+        self._keeper = self._came_in = self._late = None
+        self._wanted.clear()
 
     def take(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
         """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing:
@@ -230,32 +255,38 @@ class Phrasing:
     def _keep_time(self, step: int, cells: np.ndarray, pattern: Pattern, kind: object) -> np.ndarray:
         """A drummer keeps time on the ride or the closed hat through a phrase: a bar of a pattern
         keeping it on the other has its hits there moved over. The time moves with the pattern at
-        a crash on a downbeat the player marked (``kind``), and once the patterns have wanted the
-        other cymbal for ``SETTLES`` steps at any crash on a downbeat, or, in the phrase where the
-        player comes in or back (``SETTLING``), at any downbeat."""
-        if self._keeper_of is not pattern:
-            self._keeper_of = pattern
-            self._pattern_keepers = tuple(timekeeper(pattern.steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR])
-                                          for bar in range(STEPS // STEPS_PER_BAR))
-        wanted = self._pattern_keepers[step % STEPS // STEPS_PER_BAR]
+        a crash on a downbeat the player marked (``kind``, or a mark played late); and, once the
+        patterns have kept it on the other cymbal through ``LEANS`` of the last pass, at any crash
+        on a downbeat, or, in the phrase where the player comes in or back (``SETTLING``), at any
+        downbeat."""
+        played, bar, made = pattern, step % STEPS // STEPS_PER_BAR, None
+        if self._played is not None and self._played[0] == step:   # the bar fill() took these cells from
+            _, played, bar, made = self._played
+        if self._keeper_of is not played:
+            self._keeper_of, self._pattern_keepers = played, {}
+        if bar not in self._pattern_keepers:
+            self._pattern_keepers[bar] = timekeeper(
+                made if made is not None else played.steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR])
+        wanted = self._pattern_keepers[bar]
         late, self._late = self._late, None
         if kind is _BEGINS or late is _BEGINS or self._came_in is None:
             self._came_in = step - step % STEPS_PER_BAR   # the time settles again in the phrase from here
         downbeat = step % STEPS_PER_BAR == 0
-        if self._keeper is None:   # the first bar plays as it comes; the time is taken at the next downbeat
-            if downbeat and step >= self._came_in + STEPS_PER_BAR:
-                self._keeper = wanted
-            return cells
+        recent = [voice for voice in self._wanted if voice is not None]   # the pass just played
+        self._wanted.append(wanted)
+        if self._keeper is None:   # the first bar plays as it comes; then the cymbal it kept time on most
+            if not downbeat or step < self._came_in + STEPS_PER_BAR:
+                return cells
+            bar = list(self._wanted)[-STEPS_PER_BAR - 1:-1]
+            rides, hats = bar.count(RIDE), bar.count(CLOSED_HAT)
+            self._keeper = wanted if rides == hats else RIDE if rides > hats else CLOSED_HAT
         if wanted is None or wanted == self._keeper:
-            self._other_since = None if wanted is not None else self._other_since
             return cells
-        if self._other_since is None:
-            self._other_since = step
         crash = downbeat and cells[CRASH, HIT] >= 0.5
-        wanted_for = step - self._other_since if downbeat else 0
-        if late is _SECTION or crash and kind is _SECTION or wanted_for >= SETTLES and (
+        leans = downbeat and len(recent) >= STEPS_PER_BAR and recent.count(wanted) >= LEANS * len(recent)
+        if late is not None or crash and (kind is _BEGINS or kind is _SECTION) or leans and (
                 crash or step < self._came_in + SETTLING):
-            self._keeper, self._other_since = wanted, None
+            self._keeper = wanted
             return cells
         if cells[wanted, HIT] < 0.5:
             return cells
@@ -283,7 +314,9 @@ class Phrasing:
             return with_crash(cells, floor), kind
         if not crash:
             return cells, None
-        if self._last is None or step - self._last >= self.every * STEPS_PER_BAR or step < self._last:
+        mid_phrase = bool(self.fill_every) and step % STEPS_PER_BAR == 0 and (
+            (step - self.origin) // STEPS_PER_BAR % self.fill_every != 0)   # a downbeat no phrase begins on
+        if not mid_phrase and (self._last is None or step - self._last >= self.every * STEPS_PER_BAR or step < self._last):
             self._last = step
             return cells, None
         cells = cells.copy()
@@ -323,4 +356,4 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "RIDE", "SETTLES", "SETTLING", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
