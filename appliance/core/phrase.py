@@ -40,7 +40,7 @@ Fills and toms are phrased the same way. The model's two bars often hold a tom o
 groove bar and a fill bar (appliance.core.fills.fill_bar); looped, that is a tom lick every other
 bar for as long as the groove lasts. A drummer grooves and fills where a phrase ends. Phrases
 count from the song's bar 1 (again after a jump), and from the downbeat where the player comes
-in or back from a rest (:meth:`Phrasing.begin`) or a new section began (:meth:`Phrasing.section`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
+in or back from a rest (:meth:`Phrasing.begin`) or the drummer joined a new section (:meth:`Phrasing.section`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
 before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
 else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
 when the last crash is ``every`` bars back (a return from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
@@ -99,7 +99,6 @@ class Phrasing:
         self._last_fill: int | None = None   # ... and of the last one after a big fill
         self.start = 0                    # absolute step of the song's bar 1 (Player.phrase_from)
         self.origin = 0                   # where phrases count from: the start, a return, a section
-        self._joined: int | None = None   # the downbeat where the drummer joined the section begun at origin
         self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
         # its own fill bar; whether its toms are phrased; the pickup of its made fill
         self._fill: tuple[int | None, bool, np.ndarray | None] = (None, False, None)
@@ -184,31 +183,26 @@ class Phrasing:
 
     def _phrase_end(self, bar: int) -> object | None:
         """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
-        downbeat, _SMALL for the last bar of the other phrases (and of the first one after a
-        section was joined: no second big fill a phrase after the join's), None inside a phrase."""
+        downbeat, _SMALL for the last bar of the other phrases, None inside a phrase."""
         after = self.origin + (bar + 1) * STEPS_PER_BAR
         kind = self._marks.get(after)
-        if kind is not None and (not self.every or self._mark_allowed(after, kind)):
+        if (bar + 1) % (2 * self.fill_every) == 0 or (
+                kind is not None and (not self.every or self._mark_allowed(after, kind))):
             return _BIG
-        if (bar + 1) % self.fill_every:
-            return None
-        joined = self._joined is not None and 0 < after - self._joined <= self.fill_every * STEPS_PER_BAR
-        return _BIG if (bar + 1) % (2 * self.fill_every) == 0 and not joined else _SMALL
+        return _SMALL if (bar + 1) % self.fill_every == 0 else None
 
     def song_from(self, step: int) -> None:
         """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
         self.start = self.origin = step
-        self._joined = None
 
     def begin(self, downbeat: int) -> None:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
-        self.origin, self._joined = downbeat, None
+        self.origin = downbeat
 
     def section(self, downbeat: int, next_step: int) -> None:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
         way, counted from it, ends with a big fill and a crash on the downbeat after it (a drummer
-        who caught on late joins the section at its next phrase), and phrases count from the
-        section's first downbeat. Nothing more when
+        who caught on late joins the section at its next phrase), and phrases count from there. Nothing more when
         phrases already count from there (the player came back from a rest there) or a crash
         already played there (after a big fill, say). Nothing at all without fill phrasing."""
         if not self.fill_every:
@@ -219,10 +213,13 @@ class Phrasing:
         phrase = self.fill_every * STEPS_PER_BAR
         joins = downbeat + -(-(next_step + STEPS_PER_BAR - downbeat) // phrase) * phrase   # a whole bar ahead at least
         self._marks.setdefault(joins, _SECTION)
-        # phrases count from the section's first downbeat, so the big fills and their crashes fall
-        # on the song's form (a 4-bar intro put every later crash mid-section when they counted
-        # from the join); the big end a phrase after the join plays as a small one (_phrase_end)
-        self.origin, self._joined = downbeat, joins
+        # phrases count from where the drummer joins (the ends before it fall where they would from
+        # the section's first downbeat): the next big fill is 2 · fill_every bars after the join,
+        # not fill_every bars after the one that joined. Counting from the section's first downbeat
+        # was tried (session 25) and dropped: the looper hears a section on its pass grid, a bar
+        # late when the section starts between passes, and a big fill then ran into a chorus's
+        # first bar (docs/ARCHITECTURE.md, "Fill phrasing")
+        self.origin = joins
 
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
@@ -238,7 +235,7 @@ class Phrasing:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over,
         and phrases count from the song's bar 1 again."""
         self._marks.clear()
-        self.origin, self._joined = self.start, None
+        self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
         self._keeper = self._came_in = self._late = None
         self._wanted.clear()
