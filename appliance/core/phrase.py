@@ -29,7 +29,7 @@ drummer crashes where something begins, and the player tells the box where that 
   on a downbeat the player marked (a new section, a return from a rest). Once the patterns
   have kept time on the other cymbal through most of the last pass (``LEANS``), it moves at any
   crash on a downbeat, and, in the phrase from where the player comes in or back
-  (``SETTLING``), at any downbeat: there the groove is still coming together. A ride pattern
+  (``SETTLING``), at any downbeat, once: there the groove is still coming together. A ride pattern
   passing through a verse does not take the time at a timed crash, nor do patterns that change
   cymbal every bar.
 
@@ -106,6 +106,7 @@ class Phrasing:
         self._stroke: tuple[int, float] | None = None   # absolute step and velocity of a fill's latest stroke
         self._keeper: int | None = None   # the voice the phrase keeps time on (RIDE or CLOSED_HAT)
         self._came_in: int | None = None   # the downbeat of the bar where the player came in or back
+        self._settles_by = 0                # ... and the step by which the time has settled there
         self._wanted: deque[int | None] = deque(maxlen=STEPS)   # the cymbal the patterns kept time on, the last pass
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
         # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
@@ -268,6 +269,7 @@ class Phrasing:
         late, self._late = self._late, None
         if kind is _BEGINS or late is _BEGINS or self._came_in is None:
             self._came_in = step - step % STEPS_PER_BAR   # the time settles again in the phrase from here
+            self._settles_by = self._came_in + SETTLING
         downbeat = step % STEPS_PER_BAR == 0
         recent = [voice for voice in self._wanted if voice is not None]   # the pass just played
         self._wanted.append(wanted)
@@ -282,8 +284,8 @@ class Phrasing:
         crash = downbeat and cells[CRASH, HIT] >= 0.5
         leans = downbeat and len(recent) >= STEPS_PER_BAR and recent.count(wanted) >= LEANS * len(recent)
         if late is not None or crash and (kind is _BEGINS or kind is _SECTION) or leans and (
-                crash or step < self._came_in + SETTLING):
-            self._keeper = wanted
+                crash or step < self._settles_by):
+            self._keeper, self._settles_by = wanted, min(self._settles_by, step)   # settled: once is enough
             return cells
         if cells[wanted, HIT] < 0.5:
             return cells
