@@ -108,6 +108,7 @@ class Phrasing:
         self._came_in: int | None = None   # the downbeat of the bar where the player came in or back
         self._settles_by = 0                # ... and the step by which the time has settled there
         self._wanted: deque[int | None] = deque(maxlen=STEPS)   # the cymbal the patterns kept time on, the last pass
+        self._kept = {RIDE: 0, CLOSED_HAT: 0}   # ... counted
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
         # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
         # and that bar's steps when made (Pattern.fill, the pickup)
@@ -240,6 +241,7 @@ class Phrasing:
         self._last = self._last_mark = self._last_fill = None
         self._keeper = self._came_in = self._late = None
         self._wanted.clear()
+        self._kept = {RIDE: 0, CLOSED_HAT: 0}
 
     def take(self, step: int, cells: np.ndarray, pattern: Pattern) -> np.ndarray:
         """The cells [voices, 3] of absolute ``step`` as they are to be played, ``pattern`` playing:
@@ -271,8 +273,12 @@ class Phrasing:
             self._came_in = step - step % STEPS_PER_BAR   # the time settles again in the phrase from here
             self._settles_by = self._came_in + SETTLING
         downbeat = step % STEPS_PER_BAR == 0
-        recent = [voice for voice in self._wanted if voice is not None]   # the pass just played
+        recent = dict(self._kept)   # how many steps of the pass just played kept time on each cymbal
+        if len(self._wanted) == self._wanted.maxlen and self._wanted[0] is not None:
+            self._kept[self._wanted[0]] -= 1
         self._wanted.append(wanted)
+        if wanted is not None:
+            self._kept[wanted] += 1
         if self._keeper is None:   # the first bar plays as it comes; then the cymbal it kept time on most
             if not downbeat or step < self._came_in + STEPS_PER_BAR:
                 return cells
@@ -282,7 +288,8 @@ class Phrasing:
         if wanted is None or wanted == self._keeper:
             return cells
         crash = downbeat and cells[CRASH, HIT] >= 0.5
-        leans = downbeat and len(recent) >= STEPS_PER_BAR and recent.count(wanted) >= LEANS * len(recent)
+        votes = recent[RIDE] + recent[CLOSED_HAT]
+        leans = downbeat and votes >= STEPS_PER_BAR and recent[wanted] >= LEANS * votes
         if late is not None or crash and (kind is _BEGINS or kind is _SECTION) or leans and (
                 crash or step < self._settles_by):
             self._keeper, self._settles_by = wanted, min(self._settles_by, step)   # settled: once is enough
