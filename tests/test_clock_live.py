@@ -117,6 +117,7 @@ control: {{socket: {tmp_path}/control.sock}}
     change = 6 * 24                                        # six beats at 100, eight at 140
     source = ClockSource(jack, [(100.0, change), (140.0, 8 * 24)])
     service = ServiceProcess(jack, str(tmp_path), config)
+    xruns_before = jack.xruns()
     try:
         service.wait_ready()
         assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-src:out"], 10)
@@ -160,7 +161,8 @@ control: {{socket: {tmp_path}/control.sock}}
 
     pattern = {(step, played_note(at_140, step, voice)) for step, voice, _v, _o in at_140["pattern"]}
     assert pattern, "the model played nothing"
-    checked = 0
+    checked, off = 0, {}
+    xruns = jack.xruns() - xruns_before
     for t, m in events:
         if m.type != "note_on" or m.velocity == 0:
             continue
@@ -171,11 +173,19 @@ control: {{socket: {tmp_path}/control.sock}}
         # (CI: "note on clock 49"). Within 10 ms of a sixteenth (107 ms apart at 140) is on it.
         n = min(range(0, len(ticks), 6), key=lambda i: abs(ticks[i] - t))
         error = t - ticks[n]
-        assert abs(error) <= TOLERANCE_S, (f"note {m.note} {error * 1000:.1f} ms off the sixteenths, "
-                                           f"on clock {n}; {sent_before(ticks, ticks[n])}; the notes "
-                                           f"around it: {notes_near(events, ticks, t)}")
+        if abs(error) > TOLERANCE_S:   # judged below, by the moments it happened at
+            off.setdefault(round(t, 3), f"note {m.note} {error * 1000:.1f} ms off the sixteenths, on clock {n}; "
+                                        f"{sent_before(ticks, ticks[n])}; the notes around it: "
+                                        f"{notes_near(events, ticks, t)}")
+            continue
         assert ((n // 6) % 32, m.note) in pattern, f"note {m.note} on step {(n // 6) % 32}"
         checked += 1
+    # Every note on its sixteenth, unless jackd itself reported late cycles meanwhile (a host
+    # that takes the CPU away): then a moment or two of notes held up, no more than it reported
+    # (an idle run here: three notes of one step 12.7 ms late, once in ten runs).
+    allowed = 0 if not xruns else min(xruns, 2)
+    assert len(off) <= allowed, (f"{len(off)} moments off the sixteenths, {xruns} JACK xruns meanwhile: "
+                                 f"{list(off.values())[:2]}")
     assert checked >= 10
     # The clock went away: the drums stopped (one step's slack) and no note was left hanging.
     late = [t for t, m in events if m.type == "note_on" and m.velocity > 0 and t > silent_at + 1.0]
