@@ -21,16 +21,18 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   1.5 and 2 × as loud (an accented ostinato);
 - at density 0.25, those rows' kicks on 1 and 3 and snares on 2 and 4, and the drummers' F1
   through the chooser, with its sure cells first (``generator.SURE``) and by margin alone;
-- the drums' level: their mean velocity at density 0.5 over plain eighths at those velocities
-  (the model's own answer to a quieter groove, which ``listening.DYNAMICS`` follows: over that
-  at 80) and over flat sixteenths heard on the eighths (``listening.BALANCE`` brings them level).
+- the drums' level (:func:`dynamics_markdown`).
 The int8 graphs, as the box plays them. Never the test split.
 
-    python -m training.hearing --sparse [models/groove-vae]
+    python -m training.hearing --dynamics [models/groove-vae]
 
-prints only a sparse groove's level (``listening.sparse_level``): the drums' mean velocity, and
-the backbeat's, at density 0.5 (z = mu) over whole notes, half notes, quarters and eighths at
-velocities 25, 45, 70 and 100, as the model plays them and as the box scales them.
+prints only the drums' level (appliance/core/dynamics.py; no GMD needed), at density 0.5, z = mu:
+their mean velocity over plain eighths at the flat sixteenths' velocities, as the model plays
+them (its own answer to a quieter groove, ``dynamics.MODEL_DYNAMICS``) and as the box plays them
+(by ``dynamics.DYNAMICS``), and over flat sixteenths heard on the eighths (``listening.BALANCE``
+brings them level with the box over eighths); and the drums' mean velocity and the backbeat's
+over whole notes, half notes, quarters and eighths at velocities 25, 45, 70 and 100, as the
+model plays them and as the box does.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core import generator, listening
+from appliance.core import dynamics as law, generator, listening
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Calibration, Controls, shape_pattern
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BEAT, VELOCITY, Groove
@@ -178,8 +180,9 @@ def levels(model: OnnxModel, card: dict) -> dict:
 
 
 def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
-    """The drums' mean velocity (of 127) at density 0.5 over plain eighths and over flat
-    sixteenths heard on the eighths, at each of LEVELS."""
+    """The drums' mean velocity (of 127) at density 0.5 over plain eighths, as the model plays them
+    ("eighths") and as the box does ("box"), and over flat sixteenths heard on the eighths ("heard";
+    "unbalanced" without ``listening.BALANCE``), at each of LEVELS."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
 
@@ -196,29 +199,30 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
         heard = [listening.heard(Groove(g)) for g in sixteenths]
         grooves = np.array([h.groove.steps for h in heard])
         out[velocity] = {"eighths": level(eighths, [1.0] * SEEDS),
+                         "box": level(eighths, [listening.heard(Groove(g)).velocity_scale for g in eighths]),
                          "heard": level(grooves, [h.velocity_scale for h in heard]),
                          "unbalanced": level(grooves, [h.velocity_scale / listening.BALANCE for h in heard])}
     return out
 
 
-SPARSE_RHYTHMS = {"whole notes": (0, 16), "half notes": (0, 8, 16, 24), "quarters": tuple(range(0, 32, 4)),
-                  "eighths": tuple(range(0, 32, 2))}
-SPARSE_LEVELS = (25, 45, 70, 100)
+RHYTHMS = {"whole notes": (0, 16), "half notes": (0, 8, 16, 24), "quarters": tuple(range(0, 32, 4)),
+           "eighths": tuple(range(0, 32, 2))}
+RHYTHM_LEVELS = (25, 45, 70, 100)
 
 
-def sparse(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, float]]]:
+def by_rhythm(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, float]]]:
     """Per rhythm and velocity: the drums' mean velocity and the backbeat's (of 127) at density
-    0.5, as the model plays them ("model", "model_backbeat") and scaled by ``listening.sparse_level``."""
+    0.5, as the model plays them ("model", "model_backbeat") and as the box does ("box")."""
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
     out: dict[str, dict[int, dict[str, float]]] = {}
-    for name, steps in SPARSE_RHYTHMS.items():
-        for velocity in SPARSE_LEVELS:
+    for name, steps in RHYTHMS.items():
+        for velocity in RHYTHM_LEVELS:
             groove = np.zeros((32, 3), np.float32)
             groove[list(steps), HIT], groove[list(steps), VELOCITY] = 1.0, velocity / 127
             (p,), (v,), (o,) = model.predict(groove[None])
             row = {}
-            for key, scale in (("model", 1.0), ("box", listening.sparse_level(Groove(groove)))):
+            for key, scale in (("model", 1.0), ("box", listening.heard(Groove(groove)).velocity_scale)):
                 played = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=scale), calibration).steps
                 hits = played[..., HIT] > 0
                 backbeat = played[BACKBEATS, SNARE, VELOCITY][hits[BACKBEATS, SNARE]]
@@ -228,9 +232,24 @@ def sparse(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, float]
     return out
 
 
-def sparse_markdown(result: dict[str, dict[int, dict[str, float]]]) -> str:
-    lines = ["| rhythm | notes at | model: all / backbeat | box: all / backbeat |", "|---|---|---|---|"]
-    for name, rows in result.items():
+def dynamics_markdown(levels: dict[int, dict[str, float]], rhythms: dict[str, dict[int, dict[str, float]]]) -> str:
+    at_80 = levels[80]["eighths"]
+    lines = [f"The drums' mean velocity at density 0.5 over plain eighths as the model plays them (over that at 80, "
+             f"and (v / 80) ** MODEL_DYNAMICS {law.MODEL_DYNAMICS}) and as the box does (over the model's at 80, and "
+             f"(v / 80) ** DYNAMICS {law.DYNAMICS}), and over flat sixteenths heard on the eighths "
+             f"(listening.BALANCE {listening.BALANCE}):", "",
+             "| notes at | model over eighths | over 80 | (v / 80) ** MODEL_DYNAMICS | box over eighths | over 80 "
+             "| (v / 80) ** DYNAMICS | box over sixteenths heard | heard with BALANCE 1 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for velocity, level in levels.items():
+        lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
+                     f"| {min(1.0, velocity / 80) ** law.MODEL_DYNAMICS:.2f} | {level['box']:.1f} "
+                     f"| {level['box'] / at_80:.2f} | {min(1.0, velocity / 80) ** law.DYNAMICS:.2f} "
+                     f"| {level['heard']:.1f} | {level['unbalanced']:.1f} |")
+    ratios = [level["box"] / level["unbalanced"] for level in levels.values()]
+    lines += ["", f"Box over eighths / heard with BALANCE 1, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}.",
+              "", "| rhythm | notes at | model: all / backbeat | box: all / backbeat |", "|---|---|---|---|"]
+    for name, rows in rhythms.items():
         for velocity, r in rows.items():
             lines.append(f"| {name} | {velocity} | {r['model']:.0f} / {r['model_backbeat']:.0f} "
                          f"| {r['box']:.0f} / {r['box_backbeat']:.0f} |")
@@ -306,7 +325,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
             s = drumstats.stats(windows)
             songs.setdefault(song.name, {})[label] = {"hits": s["hits"], "snare": s["hits_snare"],
                                                       "rolls": s["snare_rolls_per_8_bars"], "backbeat": s["backbeat_accent"]}
-    return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card),
+    return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card), "rhythms": by_rhythm(model, card),
             "thin": thin(model, card, val),
             "drummers_level": drummers_level, "busy_drummers": busy_drummers}
 
@@ -354,17 +373,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {label} | {r['kicks']:.2f} | {r['backbeats']:.2f} | {r['f1']:.4f} |")
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
-    at_80 = result["dynamics"][80]["eighths"]
-    lines += ["", "The drums' mean velocity at density 0.5 over plain eighths (and over that at 80: "
-              f"listening.DYNAMICS {listening.DYNAMICS} gives (velocity / 80) ** {listening.DYNAMICS}) and over "
-              f"flat sixteenths heard on the eighths (listening.BALANCE {listening.BALANCE}):", "",
-              "| notes at | drums over eighths | over 80 | (v / 80) ** DYNAMICS | drums over sixteenths heard "
-              "| heard with BALANCE 1 |", "|---|---|---|---|---|---|"]
-    for velocity, level in result["dynamics"].items():
-        lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
-                     f"| {(velocity / 80) ** listening.DYNAMICS:.2f} | {level['heard']:.1f} | {level['unbalanced']:.1f} |")
-    ratios = [level["eighths"] / level["unbalanced"] for level in result["dynamics"].values()]
-    lines += ["", f"Over eighths / heard with BALANCE 1, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}."]
+    lines += ["", dynamics_markdown(result["dynamics"], result["rhythms"])]
     return "\n".join(lines)
 
 
@@ -373,11 +382,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     p.add_argument("--gmd-dir", default=None)
-    p.add_argument("--sparse", action="store_true", help="only a sparse groove's level (no GMD needed)")
+    p.add_argument("--dynamics", action="store_true", help="only the drums' level (no GMD needed)")
     args = p.parse_args(argv)
-    if args.sparse:
+    if args.dynamics:
         card = json.loads((args.model_dir / "model.json").read_text())
-        print(sparse_markdown(sparse(OnnxModel(args.model_dir, "int8"), card)))
+        model = OnnxModel(args.model_dir, "int8")
+        print(dynamics_markdown(dynamics(model, card), by_rhythm(model, card)))
         return
     try:
         result = measure(args.model_dir, args.gmd_dir)

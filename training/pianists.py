@@ -15,6 +15,14 @@ seeds) and measured by training/drumstats.py on issue 8's four figures: identica
 2-bar windows, hits per 2 bars, backbeat accent (and the same outside fill bars) and velocity
 SD, and how often the time moves between the ride and the closed hat; pooled (weighted by windows)
 over the parts played to a click. Deterministic: the same seed, the same files.
+
+    python -m training.pianists --dynamics [--law 0.7]
+
+measures how the drums follow the sections' levels instead (appliance/core/dynamics.py): per
+dynamic marking (pp to ff), the piano's level (the louder half of its notes) and the drums' mean
+velocity, backbeat (snare on 2 and 4), crash and hits per 2 bars, over every section of every
+part from its third bar (the groove memory hears a new level within a pass), and how the drums'
+level moves with the piano's (the slope of log drums on log piano over each render's sections).
 """
 from __future__ import annotations
 
@@ -30,7 +38,10 @@ from typing import Callable
 import mido
 import numpy as np
 
+from appliance.core.dynamics import DYNAMICS
+from appliance.core.engine import EngineSettings
 from appliance.core.generator import Controls
+from appliance.core.groove import STEPS_PER_BAR, VOICES
 from appliance.core.render import render
 from training import drumstats
 from training.playalong import drum_notes
@@ -305,6 +316,73 @@ def markdown(rows: list[tuple[Part, int, dict[str, float], int]], density: float
     return "\n".join(lines)
 
 
+MARKS = tuple(LEVELS)
+SETTLE_BARS = 2   #: a section's first bars, left out of its level (the memory hears a new level within a pass)
+
+
+def section_levels(model_dir: Path, seeds: tuple[int, ...] = (1, 2), density: float = 0.5,
+                   law: float = DYNAMICS) -> list[dict]:
+    """Per section of every part and seed, from its third bar: the marking, the piano's level (the
+    louder half of its notes), the drums' mean velocity, backbeat, crash (medians; of 127) and hits per 2 bars."""
+    snare, crash = VOICES.index("snare"), VOICES.index("crash")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, part in enumerate(PARTS, start=1):
+            keys, midi = Path(tmp) / f"p{n:02d}.mid", midi_file(part)
+            midi.save(str(keys))
+            tick, piano = 0, []
+            for message in midi.tracks[0]:
+                tick += message.time
+                if message.type == "note_on" and message.velocity:
+                    piano.append((tick / TPB / 4, message.velocity))
+            notes = np.array(piano)
+            for seed in seeds:
+                drums = Path(tmp) / f"p{n:02d}_drums_s{seed}.mid"
+                render(keys, drums, model_dir=model_dir, seed=seed, controls=Controls(density=density),
+                       settings=EngineSettings(dynamics=law))
+                hits = drum_notes(drums, 0)
+                first = 0
+                for label, bars, mark, _ in part.sections:
+                    lo, hi, first = first + SETTLE_BARS, first + bars, first + bars
+                    played = np.sort(notes[(notes[:, 0] >= lo) & (notes[:, 0] < hi), 1])
+                    inside = hits[(hits[:, 0] >= lo * STEPS_PER_BAR) & (hits[:, 0] < hi * STEPS_PER_BAR)]
+                    if hi - lo < 2 or not len(inside) or not len(played):
+                        continue
+                    beat = np.round(inside[:, 0]).astype(int) % STEPS_PER_BAR
+                    backbeat = inside[(inside[:, 1] == snare) & np.isin(beat, (4, 12)), 2]
+                    crashes = inside[inside[:, 1] == crash, 2]
+                    rows.append({"part": n, "seed": seed, "section": label, "mark": mark,
+                                 "piano": float(played[len(played) // 2:].mean()),
+                                 "drums": float(inside[:, 2].mean() * 127),
+                                 "backbeat": float(np.median(backbeat) * 127) if len(backbeat) else math.nan,
+                                 "crash": float(np.median(crashes) * 127) if len(crashes) else math.nan,
+                                 "hits": len(inside) / (hi - lo) * 2})
+    return rows
+
+
+def dynamics_markdown(rows: list[dict], law: float) -> str:
+    lines = [f"Drums' level law {law:g}; every section from its bar {SETTLE_BARS + 1}, both seeds (medians of "
+             "each section's backbeat and crash, averaged):", "",
+             "| marking | piano (louder half) | drums' mean | backbeat | crash | hits per 2 bars | sections |",
+             "|---|---|---|---|---|---|---|"]
+    for mark in MARKS:
+        chosen = [r for r in rows if r["mark"] == mark]
+        if chosen:
+            mean = {k: float(np.nanmean([r[k] for r in chosen])) for k in ("piano", "drums", "backbeat", "crash", "hits")}
+            lines.append(f"| {mark} | {mean['piano']:.0f} | {mean['drums']:.1f} | {mean['backbeat']:.1f} "
+                         f"| {mean['crash']:.1f} | {mean['hits']:.1f} | {len(chosen)} |")
+    slopes = []
+    for key in sorted({(r["part"], r["seed"]) for r in rows}):
+        mine = [r for r in rows if (r["part"], r["seed"]) == key]
+        x, y = np.log([r["piano"] for r in mine]), np.log([r["drums"] for r in mine])
+        if x.std() > 0.05:
+            slopes.append(float(np.polyfit(x, y, 1)[0]))
+    if slopes:
+        lines += ["", f"log drums' mean on log piano, per render: median slope {np.median(slopes):.2f} "
+                      f"({min(slopes):.2f}–{max(slopes):.2f}, {len(slopes)} renders)."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.ERROR)   # the drifting parts' warnings are the point, not news
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -312,7 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--density", type=float, default=0.5)
     p.add_argument("--write", type=Path, default=None, help="keep the parts and the drum files in this directory")
+    p.add_argument("--dynamics", action="store_true", help="how the drums follow the sections' levels instead")
+    p.add_argument("--law", type=float, default=DYNAMICS, help="with --dynamics: the drums' level law (loop.dynamics)")
     args = p.parse_args(argv)
+    if args.dynamics:
+        print(dynamics_markdown(section_levels(args.model_dir, tuple(args.seeds), args.density, args.law), args.law))
+        return
     print(markdown(measure(args.model_dir, tuple(args.seeds), args.density, args.write), args.density))
 
 

@@ -43,7 +43,8 @@ def _render(args: argparse.Namespace) -> int:
                                   forget_passes=args.forget, forget_once=args.forget_once,
                                   section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
-                                  fill_every=args.fill_every, hear_eighths=args.hear_eighths)
+                                  fill_every=args.fill_every, hear_eighths=args.hear_eighths,
+                                  dynamics=args.dynamics)
     except (ValueError, KeyError) as error:
         log.error("render: %s", error.args[0] if error.args else error)
         return 2
@@ -116,6 +117,7 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
 
 def _musician_options(render: argparse.ArgumentParser) -> None:
     """The groove memory, the drum machine and where bar 1 falls."""
+    from appliance.core.dynamics import MODEL_DYNAMICS
     memory = _engine_defaults()
     render.add_argument("--forget", type=int, default=memory.forget_passes, metavar="PASSES",
                         help="a step the player stopped playing is gone after this many passes "
@@ -140,6 +142,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--hear-eighths", action=argparse.BooleanOptionalAction, default=memory.hear_eighths,
                         help="hear busy, even, unaccented sixteenths (a pianist's arpeggios) accented on the "
                              "eighths, as a drummer does, not as a snare roll (default on)")
+    render.add_argument("--dynamics", type=float, default=memory.dynamics, metavar="LAW",
+                        help="how closely the drums follow your level: (yours / 80) ** this below velocity 80 "
+                             f"(0 = one level, {MODEL_DYNAMICS:g} = the model alone; default {memory.dynamics:g})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

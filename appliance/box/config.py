@@ -59,6 +59,7 @@ from typing import Any, Callable, Union
 import yaml
 
 from appliance.core import drummaps
+from appliance.core.dynamics import DYNAMICS
 from appliance.core.actions import ACTIONS, KNOBS
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Controls
@@ -157,6 +158,8 @@ class LoopConfig:
     fill_every: int = opt(4, range=(0, 64),
                           doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
     hear_eighths: bool = opt(True, doc="busy sixteenths (arpeggios, an ostinato: at one level or one figure every beat) are heard accented on the eighths")
+    dynamics: float = opt(DYNAMICS, range=(0.0, 1.0),
+                          doc="the drums' level follows yours as (yours / 80) ** this below velocity 80; 0 = one level")
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
@@ -305,7 +308,7 @@ class Config:
             forget_passes=self.loop.forget_passes, forget_once=self.loop.forget_once,
             section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
-            fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths)
+            fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths, dynamics=self.loop.dynamics)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from appliance.core.generator import Controls, Generator
 from appliance.core import listening
+from appliance.core.dynamics import DYNAMICS
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
@@ -44,6 +45,7 @@ class EngineSettings:
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
     fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
     hear_eighths: bool = True    #: busy, even, unaccented sixteenths (arpeggios) reach the model accented on the eighths
+    dynamics: float = DYNAMICS   #: 0..1 the drums' level follows the player's as (played / 80) ** this; 0 = one level
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -51,7 +53,7 @@ class EngineSettings:
         if self.input_channel is not None and not 1 <= self.input_channel <= 16:
             raise ValueError(f"input_channel {self.input_channel} is not in 1..16 (None hears all)")
         self.memory()  # checks forget_passes, forget_once and section_change
-        for name in ("rest_thin", "drift"):
+        for name in ("rest_thin", "drift", "dynamics"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} is not in 0..1")
         self.player_settings()  # checks notes, channels, gate and swap_at
@@ -420,16 +422,22 @@ class Engine:
         return controls
 
     def update_settings(self, **changes: object) -> EngineSettings:
-        """Change settings live; the player takes them at its next step, the beat goes on."""
+        """Change settings live; the player takes them at its next step, the beat goes on. How
+        the groove is heard (``hear_eighths``, ``dynamics``) is heard in a new pattern at once."""
         with self._lock:
             settings = replace(self._settings, **changes)  # raises ValueError before anything changes
             player_settings = settings.player_settings()
+            heard_anew = (settings.hear_eighths, settings.dynamics) != (self._settings.hear_eighths,
+                                                                         self._settings.dynamics)
             self._settings = settings
             self._player.settings = player_settings
             self._looper.memory = settings.memory()
             if not settings.hear_eighths:
                 self._ears = listening.Ears()   # heard as played from now on, and said so
-            return settings
+            if heard_anew and not self._frozen:
+                self._ask(self._clock())
+        self._deliver()
+        return settings
 
     def restore(self, groove: Groove | None = None, eps: np.ndarray | None = None,
                 controls: Controls | None = None, frozen: bool | None = None,
@@ -495,15 +503,12 @@ class Engine:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
         groove, controls, feel = self._looper.assumed, self.played_controls(), ()
-        level = listening.sparse_level(groove)   # a few soft chords: softer drums
-        if level != 1.0:
-            controls = replace(controls, velocity_scale=controls.velocity_scale * level)
-        if self._settings.hear_eighths:
-            heard = self._ears.hear(groove)
-            # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)
-            groove, feel = heard.groove, tuple(f * min(controls.humanise, 1.0) for f in heard.feel)
-            if heard.velocity_scale != 1.0:
-                controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
+        dynamics = self._settings.dynamics
+        heard = self._ears.hear(groove, dynamics) if self._settings.hear_eighths else listening.as_played(groove, dynamics)
+        # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)
+        groove, feel = heard.groove, tuple(f * min(controls.humanise, 1.0) for f in heard.feel)
+        if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)
+            controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
         job = Job(groove, controls, self._eps, self._prior, t, target, force, feel)
         if self._busy:
             self._waiting = job

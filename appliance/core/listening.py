@@ -15,9 +15,8 @@ at least at ``LEVEL`` (soft, even sixteenths are ghost notes to it, and a roll),
 unaccented, the model answered with soft kicks on the sixteenths), the in-between sixteenths at
 ``PASSING`` of it, every note on the grid (sixteenths late against the eighths, swung or because
 the whole part is ahead of the clock, are a swung snare figure to it). The drums come back at
-the player's level and feel: their velocities × ``BALANCE`` × (played level / ``LEVEL``) **
-``DYNAMICS`` (the model's own answer to a quieter groove; ``BALANCE`` brings them to the level
-the model plays over plain eighths), and every hit as late as the player's notes on that
+the player's level and feel: their velocities × ``BALANCE`` × the level law of dynamics.py
+(``BALANCE`` brings them to the level the model plays over plain eighths), and every hit as late as the player's notes on that
 sixteenth of the beat were on average (:func:`felt`: a swung pianist gets swung hats, a pianist
 ahead of the beat drums ahead of it). Any groove with accents, gaps or a drummer's dynamics is
 read as played. The groove memory, the display and the saved state keep what was played
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance.core.dynamics import DYNAMICS, LEVEL, follow, law
 from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove, Pattern
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
@@ -44,14 +44,10 @@ ACCENT = 1.45      #: eighths this much louder than the sixteenths between them 
 PASSING = 0.8      #: the in-between sixteenths of a busy, even groove are heard at this × their (lifted) velocity
 BEAT = 1.5         #: ... and its beats this × their (lifted) velocity: a drummer's kick and backbeat under the hat line
 BACKBEAT = 1.15    #: ... beats 2 and 4 this × more again (a backbeat: the model put a kick on a flat beat 4)
-LEVEL = 0.63       #: a busy, even groove's eighths are heard at least this loud (the drummers' grooves' mean)
-DYNAMICS = 0.32    #: the drums' level follows the player's as (played / heard) ** this
 BALANCE = 0.95     #: the drums over a heard busy groove × this ≈ the drums over plain eighths at its level
 TRIPLET_ANDS = 2   #: a busy groove with a note on at most this many of its eight "&"s ...
 TRIPLET_OFF = 0.15  #: ... its e this many steps late and its a this many early on average is triplets, heard as played
 REGULAR = 0.07     #: a busy groove whose every sixteenth of the beat changes less than this from beat to beat is one figure, repeated
-SPARSE_STEPS = 12  #: a groove of fewer steps than this tells the model little of the player's level ...
-SPARSE_FULL = 4    #: ... and one of this many or fewer nothing: the drums follow the level as over a heard busy groove
 STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR = 10, 0.2, 1.6, 0.1   #: the looser lines a groove heard as eighths must cross back
 
 
@@ -108,8 +104,9 @@ class Heard:
     feel: tuple[float, ...] = (0.0,) * STEPS_PER_BEAT
 
 
-def on_the_eighths(groove: Groove) -> Heard:
-    """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL``
+def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
+    """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL`` (the
+    drums then follow the played level by the whole law, ``dynamics``)
     (one left out at the others' mean), the beats ``BEAT`` × the "&"s, 2 and 4 ``BACKBEAT`` × more
     (beats at most 1; a loud part's "&"s at most 1 / ``BEAT`` of their beat); in-between sixteenths
     at ``PASSING`` of their lifted velocity (at most ``PASSING`` of that "&" ceiling); every note on
@@ -137,7 +134,7 @@ def on_the_eighths(groove: Groove) -> Heard:
     steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], ceiling[2::STEPS_PER_BEAT])
     steps[1::2, VELOCITY] = np.minimum(steps[1::2, VELOCITY], PASSING * ceiling[1::2])
     steps[:, OFFSET] = 0.0
-    return Heard(Groove(steps), min(2.0, BALANCE * (1.0 / lift) ** DYNAMICS), feel)
+    return Heard(Groove(steps), min(2.0, BALANCE * law(played, dynamics)), feel)
 
 
 def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
@@ -155,26 +152,14 @@ def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
     return Pattern(shifted(pattern.steps), None if pattern.fill is None else shifted(pattern.fill))
 
 
-def sparse_level(groove: Groove) -> float:
-    """The drums' velocity scale over a sparse groove, whose level the model hardly hears (whole
-    notes at velocity 25 and at 100 got backbeats of 97 and 105; eighths 66 and 112): below
-    ``LEVEL``, (played / ``LEVEL``) ** ``DYNAMICS``, as over a heard busy groove, in full at
-    ``SPARSE_FULL`` steps or fewer and less as the groove fills, none from ``SPARSE_STEPS``. The
-    played level is the louder half of the notes' mean, so soft ghost chords do not soften stabs."""
-    hit = groove.steps[:, HIT] > 0.5
-    count = int(hit.sum())
-    if count == 0 or count >= SPARSE_STEPS:
-        return 1.0
-    velocities = np.sort(groove.steps[hit, VELOCITY])
-    played = float(velocities[count // 2:].mean())   # the louder half: stabs over ghost chords are loud
-    full = min(1.0, played / LEVEL) ** DYNAMICS
-    weight = min(1.0, (SPARSE_STEPS - count) / (SPARSE_STEPS - SPARSE_FULL))
-    return 1.0 - weight * (1.0 - full)
+def as_played(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
+    """The groove read as played; the drums follow its level by the law's part the model does not play."""
+    return Heard(groove, follow(groove, dynamics))
 
 
-def heard(groove: Groove) -> Heard:
+def heard(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
     """One groove as the model reads it, on its own: a busy, even groove on the eighths; any other as played."""
-    return on_the_eighths(groove) if busy_and_even(groove) else Heard(groove)
+    return on_the_eighths(groove, dynamics) if busy_and_even(groove) else as_played(groove, dynamics)
 
 
 @dataclass
@@ -183,7 +168,7 @@ class Ears:
 
     busy: bool = False   #: the last groove was heard on the eighths
 
-    def hear(self, groove: Groove) -> Heard:
+    def hear(self, groove: Groove, dynamics: float = DYNAMICS) -> Heard:
         self.busy = (busy_and_even(groove, STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR) if self.busy
                      else busy_and_even(groove))
-        return on_the_eighths(groove) if self.busy else Heard(groove)
+        return on_the_eighths(groove, dynamics) if self.busy else as_played(groove, dynamics)

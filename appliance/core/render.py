@@ -11,7 +11,7 @@ import mido
 import numpy as np
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
-from appliance.core import listening
+from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
 from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
@@ -352,7 +352,10 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, s
     # it (a ritardando's late chord: the drums wait from there), else the next (a push).
     due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
     due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
-    level = accent_level(engine.pattern.steps) * min(1.0, (chord.velocity / listening.LEVEL) ** listening.DYNAMICS)
+    # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows.
+    law = engine.settings.dynamics
+    level = accent_level(engine.pattern.steps) * min(1.0, dynamics.law(chord.velocity, law)
+                                                     / dynamics.law(dynamics.played(engine.groove), law))
     return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
                      transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
 

@@ -1,0 +1,119 @@
+"""The drums follow the player's level (appliance/core/dynamics.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from appliance.core import dynamics
+from appliance.core.dynamics import DYNAMICS, LEVEL, MAX_SCALE, MODEL_DYNAMICS
+from appliance.core.engine import EngineSettings
+from appliance.core.groove import HIT, STEPS, VELOCITY, Groove
+from tests.conftest import make_engine
+from tests.test_looper import PASS, comp, run
+
+
+def groove(steps, velocity) -> Groove:
+    cells = np.zeros((STEPS, 3), np.float32)
+    cells[list(steps), HIT] = 1.0
+    cells[list(steps), VELOCITY] = velocity
+    return Groove(cells)
+
+
+SOFT = 25 / 127
+
+
+def test_the_players_level_is_the_louder_half_of_the_steps() -> None:
+    assert dynamics.played(groove([0, 8, 16, 24], [0.2, 0.4, 0.6, 0.8])) == pytest.approx(0.7)
+    assert dynamics.played(Groove.empty()) == 0.0
+
+
+def test_soft_whole_notes_get_the_whole_law_and_soft_eighths_the_part_the_model_does_not_play() -> None:
+    """Whole notes tell the model nothing of the level; over eighths it plays MODEL_DYNAMICS of
+    the law itself. As the groove fills, the box's part shrinks from one to the other."""
+    ratio = SOFT / LEVEL
+    assert dynamics.follow(groove([0, 16], SOFT)) == pytest.approx(ratio ** DYNAMICS)
+    assert dynamics.follow(groove([0, 8, 16, 24], SOFT)) == pytest.approx(ratio ** DYNAMICS)
+    assert dynamics.follow(groove(range(0, STEPS, 2), SOFT)) == pytest.approx(ratio ** (DYNAMICS - MODEL_DYNAMICS))
+    quarters = dynamics.follow(groove(range(0, STEPS, 4), SOFT))
+    assert ratio ** DYNAMICS < quarters < ratio ** (DYNAMICS - MODEL_DYNAMICS)
+
+
+@pytest.mark.parametrize("name, played", [
+    ("loud whole notes", groove([0, 16], 100 / 127)),
+    ("loud eighths", groove(range(0, STEPS, 2), 100 / 127)),
+    ("soft ghost chords between loud stabs", groove([0, 6, 16, 22, 10, 26], [115 / 127] * 4 + [32 / 127] * 2)),
+    ("nothing played", Groove.empty()),
+])
+def test_a_player_at_or_over_the_drummers_level_gets_the_drums_as_the_model_plays_them(name: str, played: Groove) -> None:
+    assert dynamics.follow(played) == 1.0, name
+
+
+def test_the_law_is_a_setting_from_one_level_to_the_model_alone_and_beyond() -> None:
+    eighths, whole = groove(range(0, STEPS, 2), SOFT), groove([0, 16], SOFT)
+    assert dynamics.follow(eighths, MODEL_DYNAMICS) == pytest.approx(1.0)      # the model alone
+    assert dynamics.follow(whole, 0.0) == 1.0                                  # one level: nothing to undo
+    lifted = dynamics.follow(eighths, 0.0)                                     # one level: the model's softening undone
+    assert lifted == pytest.approx((LEVEL / SOFT) ** MODEL_DYNAMICS) and 1.0 < lifted <= MAX_SCALE
+    assert dynamics.follow(eighths, 1.0) < dynamics.follow(eighths, DYNAMICS) < 1.0
+
+
+def test_the_engine_plays_the_law_it_is_set_to_and_a_reload_changes_it(generator, monkeypatch) -> None:
+    """Eighths at 40: the model is asked with the player's level on the velocity knob, by the
+    setting; a reload to 0 asks at once for a pattern at one level."""
+    knobs = []
+    real = generator.generate
+
+    def generate(groove, controls, eps=None, prior=False):
+        knobs.append(controls.velocity_scale)
+        return real(groove, controls, eps, prior)
+
+    monkeypatch.setattr(generator, "generate", generate)
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    run(engine, 0.0, 3 * PASS, comp(range(0, 3), range(0, STEPS, 2), velocity=40))
+    assert knobs[-1] == pytest.approx(dynamics.follow(engine.groove))
+    assert knobs[-1] < 0.85
+    asked = len(knobs)
+    engine.update_settings(dynamics=0.0)
+    run(engine, 3 * PASS, 3 * PASS + 0.05)   # no new note: the reload alone asks
+    assert len(knobs) == asked + 1
+    assert knobs[-1] == pytest.approx(dynamics.follow(engine.groove, 0.0)) and knobs[-1] > 1.0
+
+
+def eighths(path: Path, velocity: int, bars: int = 12) -> Path:
+    """Eighth-note chords at one velocity, 100 BPM."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=600000, time=0)])
+    for i in range(bars * 8):
+        for k, note in enumerate((48, 60, 64)):
+            track.append(mido.Message("note_on", note=note, velocity=velocity, time=40 if i and not k else 0))
+        for k, note in enumerate((48, 60, 64)):
+            track.append(mido.Message("note_off", note=note, velocity=0, time=200 if k == 0 else 0))
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+def mean_drums(path: Path) -> float:
+    velocities = [m.velocity for m in mido.MidiFile(str(path)).tracks[1] if m.type == "note_on" and m.velocity]
+    return sum(velocities) / len(velocities)
+
+
+def test_render_follows_a_soft_player_by_the_law_and_a_loud_one_not(model_dir: Path, tmp_path: Path) -> None:
+    """`render --dynamics`: eighths at 35 get drums at about (35 / 80) ** 0.7 of those at 80 by
+    default (0.56), against (35 / 80) ** 0.32 with the model alone (0.77); at 100 the setting
+    changes nothing."""
+    from appliance.core.render import render
+    level = {}
+    for velocity in (35, 80, 100):
+        for law in (DYNAMICS, MODEL_DYNAMICS):
+            out = tmp_path / f"d{velocity}_{law}.mid"
+            render(eighths(tmp_path / f"e{velocity}.mid", velocity), out, model_dir=model_dir, seed=1,
+                   settings=EngineSettings(dynamics=law))
+            level[velocity, law] = mean_drums(out)
+    assert level[100, DYNAMICS] == level[100, MODEL_DYNAMICS]
+    followed, alone = level[35, DYNAMICS] / level[80, DYNAMICS], level[35, MODEL_DYNAMICS] / level[80, MODEL_DYNAMICS]
+    assert followed == pytest.approx((35 / 80) ** DYNAMICS, abs=0.1), level
+    assert alone > followed + 0.12, level
