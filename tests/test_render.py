@@ -372,8 +372,8 @@ def whole_notes(path: Path, velocity: int, bars: int = 12) -> Path:
 
 def test_soft_held_chords_bring_the_drums_down(model_dir: Path, tmp_path: Path) -> None:
     """Whole-note chords at velocity 30 and at 100: the backbeat under the soft ones is a
-    fifth softer or more (48 against 100 over three seeds by the level law 0.7, 70 by 0.32;
-    96 against 99 with the model alone, which hardly hears a sparse groove's level)."""
+    fifth softer or more (50 against 100 over three seeds by the level law, dynamics.py; 96
+    against 99 with the model alone, which hardly hears a sparse groove's level)."""
     backbeats = {}
     for velocity in (30, 100):
         heard = []

@@ -205,6 +205,7 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
     return out
 
 
+FLOOR = generator.VELOCITY_FLOOR * 127   #: the softest hit, of 127
 RHYTHMS = {"whole notes": (0, 16), "half notes": (0, 8, 16, 24), "quarters": tuple(range(0, 32, 4)),
            "eighths": tuple(range(0, 32, 2))}
 RHYTHM_LEVELS = (25, 45, 70, 100)
@@ -236,15 +237,16 @@ def dynamics_markdown(levels: dict[int, dict[str, float]], rhythms: dict[str, di
     at_80 = levels[80]["eighths"]
     lines = [f"The drums' mean velocity at density 0.5 over plain eighths as the model plays them (over that at 80, "
              f"and (v / 80) ** MODEL_DYNAMICS {law.MODEL_DYNAMICS}) and as the box does (over the model's at 80, and "
-             f"(v / 80) ** DYNAMICS {law.DYNAMICS}), and over flat sixteenths heard on the eighths "
-             f"(listening.BALANCE {listening.BALANCE}):", "",
+             f"the law: (v / 80) ** DYNAMICS {law.DYNAMICS} of the level at 80 above the softest hit, {FLOOR:.0f}), "
+             f"and over flat sixteenths heard on the eighths (listening.BALANCE {listening.BALANCE}):", "",
              "| notes at | model over eighths | over 80 | (v / 80) ** MODEL_DYNAMICS | box over eighths | over 80 "
-             "| (v / 80) ** DYNAMICS | box over sixteenths heard | heard with BALANCE 1 |",
+             "| the law | box over sixteenths heard | heard with BALANCE 1 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for velocity, level in levels.items():
+        expected = (FLOOR + (at_80 - FLOOR) * min(1.0, velocity / 80) ** law.DYNAMICS) / at_80
         lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
                      f"| {min(1.0, velocity / 80) ** law.MODEL_DYNAMICS:.2f} | {level['box']:.1f} "
-                     f"| {level['box'] / at_80:.2f} | {min(1.0, velocity / 80) ** law.DYNAMICS:.2f} "
+                     f"| {level['box'] / at_80:.2f} | {expected:.2f} "
                      f"| {level['heard']:.1f} | {level['unbalanced']:.1f} |")
     ratios = [level["box"] / level["unbalanced"] for level in levels.values()]
     lines += ["", f"Box over eighths / heard with BALANCE 1, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}.",

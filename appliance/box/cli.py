@@ -44,7 +44,7 @@ def _render(args: argparse.Namespace) -> int:
                                   section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths,
-                                  dynamics=args.dynamics)
+                                  dynamics=args.dynamics, mf_velocity=args.mf_velocity)
     except (ValueError, KeyError) as error:
         log.error("render: %s", error.args[0] if error.args else error)
         return 2
@@ -143,8 +143,11 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="hear busy, even, unaccented sixteenths (a pianist's arpeggios) accented on the "
                              "eighths, as a drummer does, not as a snare roll (default on)")
     render.add_argument("--dynamics", type=float, default=memory.dynamics, metavar="LAW",
-                        help="how closely the drums follow your level: (yours / 80) ** this below velocity 80 "
-                             f"(0 = one level, {MODEL_DYNAMICS:g} = the model alone; default {memory.dynamics:g})")
+                        help="how closely the drums follow your level: (yours / mf) ** this below your mf "
+                             f"(0 = one level, {MODEL_DYNAMICS:g} about the model alone; default {memory.dynamics:g})")
+    render.add_argument("--mf-velocity", type=int, default=memory.mf_velocity, metavar="VELOCITY",
+                        help="the velocity you play mezzo-forte at: from there up the drums play their full "
+                             f"level (a light keyboard: lower; default {memory.mf_velocity})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")

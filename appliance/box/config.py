@@ -59,7 +59,7 @@ from typing import Any, Callable, Union
 import yaml
 
 from appliance.core import drummaps
-from appliance.core.dynamics import DYNAMICS
+from appliance.core.dynamics import DYNAMICS, MF_VELOCITY
 from appliance.core.actions import ACTIONS, KNOBS
 from appliance.core.engine import EngineSettings
 from appliance.core.generator import Controls
@@ -159,7 +159,9 @@ class LoopConfig:
                           doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
     hear_eighths: bool = opt(True, doc="busy sixteenths (arpeggios, an ostinato: at one level or one figure every beat) are heard accented on the eighths")
     dynamics: float = opt(DYNAMICS, range=(0.0, 1.0),
-                          doc="the drums' level follows yours as (yours / 80) ** this below velocity 80; 0 = one level")
+                          doc="the drums' level follows yours as (yours / mf_velocity) ** this below it; 0 = one level")
+    mf_velocity: int = opt(MF_VELOCITY, range=(1, 127),
+                           doc="the velocity you play mezzo-forte at: from there up the drums play their full level")
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
@@ -308,7 +310,8 @@ class Config:
             forget_passes=self.loop.forget_passes, forget_once=self.loop.forget_once,
             section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
-            fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths, dynamics=self.loop.dynamics)
+            fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths, dynamics=self.loop.dynamics,
+            mf_velocity=self.loop.mf_velocity)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""

@@ -1,37 +1,44 @@
 """The drums follow the player's level: soft playing gets soft drums, as a band plays together.
 
-A drummer matches the band: a pianist's pp intro gets brushes-soft time and a soft crash, an ff
-chorus the full kit. The model learnt drummers' grooves, whose level is the drummer's own, and
-follows a quieter groove only a little: over eighths at velocity 30 it plays at 0.74 × its level
-over eighths at 80, about (played / 80) ** ``MODEL_DYNAMICS``; over a few held chords hardly at
-all. So the box scales the drums' velocities by the rest of the law it keeps:
+A drummer matches the band: a pianist's pp intro gets soft time and a soft crash, an ff chorus
+the full kit. The model learnt drummers' grooves, whose level is the drummer's own, and follows a
+quieter groove only a little: over eighths at velocity 30 it plays at 0.74 × its level over
+eighths at 80, about (played / 80) ** ``MODEL_DYNAMICS``; over a few held chords hardly at all.
+So the box keeps one law itself:
 
-    drums' level ∝ (played / LEVEL) ** dynamics, below ``LEVEL`` (never louder than the model plays)
+    drums' level ∝ (played / mf) ** dynamics below the player's mezzo-forte ``mf``, full from there up
 
 ``played`` is the mean velocity of the louder half of the groove's steps (ghost chords between
-stabs do not soften them). Over a groove the model reads as played, it answers with
-``MODEL_DYNAMICS`` of the law itself, and the box scales by (played / ``LEVEL``) ** (dynamics −
-``MODEL_DYNAMICS``); over a sparse groove (fewer than ``SPARSE_STEPS`` steps, whose level the model
-hardly hears) by more, the whole law at ``SPARSE_FULL`` steps or fewer; over a busy groove heard on
-the eighths (listening.py, heard at ``LEVEL``) by the whole law. ``dynamics`` is ``loop.dynamics``
-and ``render --dynamics`` (``DYNAMICS`` by default; ``MODEL_DYNAMICS`` is the model alone, 0 one
-level whatever the player does).
+stabs do not soften them); ``dynamics`` is ``loop.dynamics`` (``DYNAMICS``; 0 plays one level
+whatever the player does), ``mf`` is ``loop.mf_velocity`` / 127 (``MF_VELOCITY``: a keyboard with a
+light touch plays its mezzo-forte lower). The drums' velocities are scaled by the law over what
+the model plays itself (:func:`follow`): over a groove it reads as played, (played / ``LEVEL``) **
+``MODEL_DYNAMICS``; over a sparse one (fewer than ``SPARSE_STEPS`` steps, whose level the model
+hardly hears) less, nothing at ``SPARSE_FULL`` steps or fewer; over a busy groove heard on the
+eighths (listening.py, heard at ``LEVEL``) nothing. From ``LEVEL`` up the model plays louder over
+a louder player by itself. The scale works above the softest hit (generator.scale_velocities), so
+soft drums keep their ghost notes and in-between hats apart.
 
 Why this law and these values: docs/ARCHITECTURE.md, "Following the player's level";
-``python -m training.pianists --dynamics`` measures it.
+``python -m training.pianists --dynamics`` and ``python -m training.hearing --dynamics`` measure it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from appliance.core.groove import HIT, VELOCITY, Groove
 
-LEVEL = 0.63           #: the drummers' grooves' mean velocity (80 of 127): from here up, the drums play as the model does
-DYNAMICS = 0.7         #: the drums' level follows the player's as (played / LEVEL) ** this (loop.dynamics)
+LEVEL = 80 / 127       #: about the drummers' grooves' mean velocity (0.634): from here up, the model plays its own level
+MF_VELOCITY = 80       #: the player's mezzo-forte (loop.mf_velocity): from here up, the drums play their full level
+DYNAMICS = 0.85        #: the drums' level follows the player's as (played / mf) ** this (loop.dynamics)
 MODEL_DYNAMICS = 0.32  #: the model's own answer to a quieter groove it reads as played (training.hearing)
 SPARSE_STEPS = 12      #: a groove of fewer steps than this tells the model little of the player's level ...
 SPARSE_FULL = 4        #: ... and one of this many or fewer nothing: the box plays the whole law
-MAX_SCALE = 2.0        #: the most a scale may lift the drums (a law under the model's own, on a soft player)
+MAX_SCALE = 2.0        #: the most a scale may lift the drums (a law under the model's own, or a low mf)
+LIGHT_TOUCH = 0.8      #: a player whose level stays under this × their mf ...
+TOUCH_PASSES = 16      #: ... for this many played passes in a row (32 bars) is told once how to set mf
 
 
 def played(groove: Groove) -> float:
@@ -43,11 +50,12 @@ def played(groove: Groove) -> float:
     return float(velocities[len(velocities) // 2:].mean())
 
 
-def law(level: float, exponent: float) -> float:
-    """(level / ``LEVEL``) ** exponent below ``LEVEL``, 1 from there up, at most ``MAX_SCALE``."""
+def law(level: float, exponent: float, mf: float = LEVEL) -> float:
+    """The drums' level over a player at ``level`` (0..1): (level / ``mf``) ** exponent below
+    ``mf``, 1 from there up."""
     if level <= 0.0:
         return 1.0
-    return min(MAX_SCALE, min(1.0, level / LEVEL) ** exponent)
+    return min(1.0, level / mf) ** exponent
 
 
 def model_hears(groove: Groove) -> float:
@@ -57,11 +65,30 @@ def model_hears(groove: Groove) -> float:
     return min(1.0, max(0.0, (count - SPARSE_FULL) / (SPARSE_STEPS - SPARSE_FULL)))
 
 
-def follow(groove: Groove, dynamics: float = DYNAMICS) -> float:
-    """The drums' velocity scale over a groove the model reads as played: the law's part that the
-    model does not play itself."""
-    return law(played(groove), dynamics - model_hears(groove) * MODEL_DYNAMICS)
+def follow(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> float:
+    """The drums' velocity scale over a groove the model reads as played: the law over the
+    model's own answer (at most ``MAX_SCALE``)."""
+    level = played(groove)
+    return min(MAX_SCALE, law(level, dynamics, mf) / law(level, model_hears(groove) * MODEL_DYNAMICS))
 
 
-__all__ = ["DYNAMICS", "LEVEL", "MAX_SCALE", "MODEL_DYNAMICS", "SPARSE_FULL", "SPARSE_STEPS", "follow", "law",
-           "model_hears", "played"]
+@dataclass
+class Touch:
+    """Listens for a light touch: the player's level under ``LIGHT_TOUCH`` × mf for ``TOUCH_PASSES``
+    played passes in a row. A keyboard with a light velocity curve makes the drums soft all night;
+    the player is told once (a soft song looks the same, so it is a hint, not a change)."""
+
+    passes: int = 0   #: played passes in a row under the line
+    told: bool = False
+
+    def hear(self, groove: Groove, mf: float) -> bool:
+        """After a played pass: whether to tell the player now (once)."""
+        if self.told or groove.is_empty:
+            return False
+        self.passes = self.passes + 1 if played(groove) < LIGHT_TOUCH * mf else 0
+        self.told = self.passes >= TOUCH_PASSES
+        return self.told
+
+
+__all__ = ["DYNAMICS", "LEVEL", "LIGHT_TOUCH", "MAX_SCALE", "MF_VELOCITY", "MODEL_DYNAMICS", "SPARSE_FULL",
+           "SPARSE_STEPS", "TOUCH_PASSES", "Touch", "follow", "law", "model_hears", "played"]

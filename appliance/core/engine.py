@@ -12,9 +12,9 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
-from appliance.core import listening
-from appliance.core.dynamics import DYNAMICS
-from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
+from appliance.core import dynamics, listening
+from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
+from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
@@ -45,7 +45,8 @@ class EngineSettings:
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
     fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
     hear_eighths: bool = True    #: busy, even, unaccented sixteenths (arpeggios) reach the model accented on the eighths
-    dynamics: float = DYNAMICS   #: 0..1 the drums' level follows the player's as (played / 80) ** this; 0 = one level
+    dynamics: float = DYNAMICS   #: 0..1 the drums' level follows the player's as (played / mf) ** this; 0 = one level
+    mf_velocity: int = MF_VELOCITY   #: 1..127 the player's mezzo-forte: from there up the drums play their full level
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -56,6 +57,8 @@ class EngineSettings:
         for name in ("rest_thin", "drift", "dynamics"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} is not in 0..1")
+        if not 1 <= self.mf_velocity <= 127:
+            raise ValueError(f"mf_velocity {self.mf_velocity} is not in 1..127")
         self.player_settings()  # checks notes, channels, gate and swap_at
 
     def memory(self) -> Memory:
@@ -178,6 +181,7 @@ class Engine:
         self._executor = executor if executor is not None else WorkerExecutor(clock)
         self._looper = Looper(settings.memory())
         self._ears = listening.Ears()
+        self._touch = Touch()
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -321,6 +325,7 @@ class Engine:
                 return
             if changed:
                 self._notify("groove")
+            self._hear_touch()
             drift = self._settings.drift
             if drift > 0 and not self._frozen and not self._looper.groove.is_empty:
                 self._eps = (np.sqrt(1.0 - drift * drift) * self._eps
@@ -328,6 +333,15 @@ class Engine:
                 changed = True
             if changed and not self._frozen:
                 self._ask(t)
+
+    def _hear_touch(self) -> None:
+        """After a pass: a player who has played soft for 32 bars is told once how to set their mf."""
+        mf = self._settings.mf_velocity
+        if self._looper.rest_passes == 0 and self._touch.hear(self._looper.groove, mf / 127):
+            level = round(dynamics.played(self._looper.groove) * 127)
+            log.info("the keyboard has played at about velocity %d for %d bars, and the drums follow it as "
+                     "soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity to about %d "
+                     "(now %d)", level, BARS * TOUCH_PASSES, level, mf)
 
     def _rest_bars(self, position: float) -> int:
         """Whole bars without a note-on and with no key down (0 before anything was played)."""
@@ -423,12 +437,12 @@ class Engine:
 
     def update_settings(self, **changes: object) -> EngineSettings:
         """Change settings live; the player takes them at its next step, the beat goes on. How
-        the groove is heard (``hear_eighths``, ``dynamics``) is heard in a new pattern at once."""
+        the groove is heard (``hear_eighths``, ``dynamics``, ``mf_velocity``) is heard in a new pattern at once."""
         with self._lock:
             settings = replace(self._settings, **changes)  # raises ValueError before anything changes
             player_settings = settings.player_settings()
-            heard_anew = (settings.hear_eighths, settings.dynamics) != (self._settings.hear_eighths,
-                                                                         self._settings.dynamics)
+            heard_anew = ((settings.hear_eighths, settings.dynamics, settings.mf_velocity)
+                          != (self._settings.hear_eighths, self._settings.dynamics, self._settings.mf_velocity))
             self._settings = settings
             self._player.settings = player_settings
             self._looper.memory = settings.memory()
@@ -503,8 +517,8 @@ class Engine:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
         groove, controls, feel = self._looper.assumed, self.played_controls(), ()
-        dynamics = self._settings.dynamics
-        heard = self._ears.hear(groove, dynamics) if self._settings.hear_eighths else listening.as_played(groove, dynamics)
+        law = self._settings.dynamics, self._settings.mf_velocity / 127
+        heard = self._ears.hear(groove, *law) if self._settings.hear_eighths else listening.as_played(groove, *law)
         # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)
         groove, feel = heard.groove, tuple(f * min(controls.humanise, 1.0) for f in heard.feel)
         if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)

@@ -24,6 +24,13 @@ MAX_SPREAD = 3.0        #: velocities and offsets are spread out at most this ma
 VELOCITY_FLOOR = 15 / 127
 
 
+def scale_velocities(velocities: np.ndarray, scale: float) -> np.ndarray:
+    """Velocities × ``scale`` above the softest hit (``VELOCITY_FLOOR``), so that softer drums keep
+    their ghost notes and in-between hats apart instead of piling them up on the floor."""
+    above = np.clip(velocities, VELOCITY_FLOOR, 1.0) - VELOCITY_FLOOR
+    return np.clip(VELOCITY_FLOOR + above * scale, VELOCITY_FLOOR, 1.0)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How the model's outputs become as many hits, on as many voices, with as much dynamics, as a
@@ -390,6 +397,6 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
     played_offsets = np.clip(offsets * controls.humanise, -0.5, 0.499)
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
     steps[..., HIT] = hits
-    steps[..., VELOCITY] = np.where(hits, np.clip(velocities * controls.velocity_scale, VELOCITY_FLOOR, 1.0), 0.0)
+    steps[..., VELOCITY] = np.where(hits, scale_velocities(velocities, controls.velocity_scale), 0.0)
     steps[..., OFFSET] = np.where(hits, played_offsets, 0.0)
     return Pattern(steps, fills.make(steps, probabilities, played_offsets, bias, controls.density))

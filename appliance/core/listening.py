@@ -104,7 +104,7 @@ class Heard:
     feel: tuple[float, ...] = (0.0,) * STEPS_PER_BEAT
 
 
-def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
+def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
     """The groove as a drummer's sixteenth hi-hat line: eighths accented, at least ``LEVEL`` (the
     drums then follow the played level by the whole law, ``dynamics``)
     (one left out at the others' mean), the beats ``BEAT`` × the "&"s, 2 and 4 ``BACKBEAT`` × more
@@ -134,7 +134,7 @@ def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
     steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], ceiling[2::STEPS_PER_BEAT])
     steps[1::2, VELOCITY] = np.minimum(steps[1::2, VELOCITY], PASSING * ceiling[1::2])
     steps[:, OFFSET] = 0.0
-    return Heard(Groove(steps), min(2.0, BALANCE * law(played, dynamics)), feel)
+    return Heard(Groove(steps), min(2.0, BALANCE * law(played, dynamics, mf)), feel)
 
 
 def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
@@ -152,14 +152,14 @@ def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
     return Pattern(shifted(pattern.steps), None if pattern.fill is None else shifted(pattern.fill))
 
 
-def as_played(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
-    """The groove read as played; the drums follow its level by the law's part the model does not play."""
-    return Heard(groove, follow(groove, dynamics))
+def as_played(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
+    """The groove read as played; the drums follow its level by the law over the model's own answer."""
+    return Heard(groove, follow(groove, dynamics, mf))
 
 
-def heard(groove: Groove, dynamics: float = DYNAMICS) -> Heard:
+def heard(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
     """One groove as the model reads it, on its own: a busy, even groove on the eighths; any other as played."""
-    return on_the_eighths(groove, dynamics) if busy_and_even(groove) else as_played(groove, dynamics)
+    return on_the_eighths(groove, dynamics, mf) if busy_and_even(groove) else as_played(groove, dynamics, mf)
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Ears:
 
     busy: bool = False   #: the last groove was heard on the eighths
 
-    def hear(self, groove: Groove, dynamics: float = DYNAMICS) -> Heard:
+    def hear(self, groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
         self.busy = (busy_and_even(groove, STAY_BUSY_STEPS, STAY_EVEN_SD, STAY_ACCENT, STAY_REGULAR) if self.busy
                      else busy_and_even(groove))
-        return on_the_eighths(groove, dynamics) if self.busy else as_played(groove, dynamics)
+        return on_the_eighths(groove, dynamics, mf) if self.busy else as_played(groove, dynamics, mf)

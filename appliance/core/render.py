@@ -353,9 +353,9 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, s
     due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
     due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
     # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows.
-    law = engine.settings.dynamics
-    level = accent_level(engine.pattern.steps) * min(1.0, dynamics.law(chord.velocity, law)
-                                                     / dynamics.law(dynamics.played(engine.groove), law))
+    law = engine.settings.dynamics, engine.settings.mf_velocity / 127
+    level = accent_level(engine.pattern.steps) * min(1.0, dynamics.law(chord.velocity, *law)
+                                                     / dynamics.law(dynamics.played(engine.groove), *law))
     return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
                      transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
 
