@@ -194,6 +194,49 @@ def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_o
     assert all(never.groove.steps[:, HIT] == 1)                 # forget 0 keeps the overdub forever
 
 
+def play_at(looper: Looper, k: int, positions) -> None:
+    """Pass k: move to it, then play notes at these positions (steps, with their micro-timing)."""
+    looper.advance(k * STEPS)
+    for position in positions:
+        looper.record(k * STEPS + position, 0.8)
+
+
+STRAIGHT = [beat * 4 + e for beat in range(8) for e in (0.0, 2.0)]          # the eighths
+SHUFFLE = [beat * 4 + e for beat in range(8) for e in (0.0, 8 / 3)]         # the "&" a triplet late: on the "a", early
+
+
+@pytest.mark.parametrize("before, after", [(STRAIGHT, SHUFFLE), (SHUFFLE, STRAIGHT)])
+def test_a_change_of_feel_takes_over_after_one_pass(before, after) -> None:
+    """Straight eighths to a shuffle (or back): the off-beats the player moved a sixteenth go at
+    the end of the first pass played the new way, not after forget_passes."""
+    looper = Looper(Memory(forget_passes=4))
+    for k in range(3):
+        play_at(looper, k, before)
+    play_at(looper, 3, after)
+    looper.advance(4 * STEPS)
+    played = sorted({round(p) % STEPS for p in after})
+    assert sorted(np.flatnonzero(looper.groove.steps[:, HIT])) == played
+
+
+def test_a_feel_is_not_moved_by_notes_jittering_over_a_line_a_few_pushes_one_bar_or_forget_0() -> None:
+    beats = [beat * 4.0 for beat in range(8)]
+    jitter = beats + [beat * 4 + 1.45 for beat in range(8)]   # notes 0.45 after the "e" ...
+    over = beats + [beat * 4 + 1.55 for beat in range(8)]     # ... then 0.45 before the "&": the same notes
+    pushes = STRAIGHT[:-3] + [27.0, 29.0, 31.0]          # three "&"s played a sixteenth late
+    one_bar = [p for p in STRAIGHT if p < 16] + [p for p in SHUFFLE if p >= 16]
+    for first, then, memory in ((jitter, over, Memory(forget_passes=4)),
+                                (STRAIGHT, pushes, Memory(forget_passes=4)),
+                                (STRAIGHT, one_bar, Memory(forget_passes=4)),
+                                (STRAIGHT, SHUFFLE, Memory(forget_passes=0))):
+        looper = Looper(memory)
+        for k in range(3):
+            play_at(looper, k, first)
+        play_at(looper, 3, then)
+        looper.advance(4 * STEPS)
+        kept = {round(p) % STEPS for p in first}
+        assert kept <= set(np.flatnonzero(looper.groove.steps[:, HIT])), (first, then)
+
+
 @pytest.mark.parametrize("once", [0, 2])
 def test_forget_once_zero_or_more_passes(once: int) -> None:
     looper = Looper(Memory(forget_passes=4, section_change=0.0, forget_once=once))

@@ -25,6 +25,9 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   above. They come back together when the player plays ``RETURN_FIRST_BEAT`` of them in the
   first beat of a bar, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
   in); not played again, they go at that pass's end again.
+- A change of feel: steps of the groove that a pass played in both bars left out, each beside a
+  step it played new with its note ``MOVED_BY`` or more away (straight eighths to a shuffle's,
+  the "&" moved to the "a"), go at its end when they are ``MOVED_STEPS`` or more in both bars.
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
@@ -55,6 +58,8 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
+MOVED_STEPS = 4         #: a pass that plays this many of the groove's steps on the next sixteenth is a change of feel ...
+MOVED_BY = 0.5          #: ... each note this many steps or more from where it was (not a note jittering over the line)
 RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a bar's first beat
 RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
@@ -267,6 +272,7 @@ class Looper:
                     self._thinned[:] = 0.0
                     self._sections += 1
             self._thin()
+            self._moved(finished)
         else:
             self._rest_passes += crossed
         self._forget(finished)
@@ -292,6 +298,23 @@ class Looper:
         if left_out.sum() >= THIN_SHARE * present.sum():
             self._thinned[left_out] = self._steps[left_out]
             self._steps[left_out] = 0.0
+
+    def _moved(self, finished: np.ndarray) -> None:
+        """A change of feel (straight eighths to a shuffle's, or back): steps of the groove that the
+        pass just ended left out, each beside a step it played new with its note ``MOVED_BY`` or
+        more away, go at once when they are ``MOVED_STEPS`` or more in both bars (``forget_passes``
+        0 keeps them). A note jittering over the line between two steps, or a slow drift, is no move."""
+        if not self._memory.forget_passes or not finished.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
+            return   # a bar left empty (a rest, a phrase begun late) moves nothing
+        new = finished & ~self._held
+        offset = self._steps[:, OFFSET]
+        moved = np.zeros(STEPS, bool)
+        for side in (-1, 1):   # the new note on the step before (after) each step of the groove, wrapping round
+            away = np.abs(side + np.roll(offset, -side) - offset) >= MOVED_BY
+            moved |= np.roll(new, -side) & away
+        moved &= self._held & (self._steps[:, HIT] > 0) & ~finished
+        if moved.sum() >= MOVED_STEPS and moved.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
+            self._steps[moved] = 0.0
 
     def _bring_back(self, step: int) -> None:
         """The steps a thinner groove let go come back together when the player has played
