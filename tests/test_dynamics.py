@@ -155,20 +155,46 @@ def test_a_light_keyboard_sets_its_mezzo_forte_and_gets_the_drums_a_normal_one_d
     assert level[56, MF_VELOCITY] < 0.9 * level[80, MF_VELOCITY], level
 
 
-def test_a_light_touch_is_told_once_how_to_set_its_mezzo_forte() -> None:
-    touch, soft, loud = dynamics.Touch(), groove(range(0, STEPS, 2), 50 / 127), groove(range(0, STEPS, 2), 90 / 127)
-    assert not any(touch.hear(soft, LEVEL) for _ in range(dynamics.TOUCH_PASSES - 1))
-    assert not touch.hear(loud, LEVEL)                                    # a loud pass starts the count again
-    said = [touch.hear(soft, LEVEL) for _ in range(3 * dynamics.TOUCH_PASSES)]
-    assert said.count(True) == 1 and said.index(True) == dynamics.TOUCH_PASSES - 1
-    assert not any(dynamics.Touch().hear(soft, 56 / 127) for _ in range(3 * dynamics.TOUCH_PASSES))   # mf set
+def test_a_light_touch_is_told_once_what_to_set_its_mezzo_forte_to_and_a_soft_song_not() -> None:
+    """The median of the last TOUCH_PASSES passes under LIGHT_TOUCH × mf: told once, the value
+    their loudest passes' level; a few louder passes do not reset it; a pp song (its loudest under
+    TOUCH_MIN) and a player at their mf are not told."""
+    n = dynamics.TOUCH_PASSES
+    light = [groove(range(0, STEPS, 2), v / 127) for v in (52, 58, 62, 66)]   # a light keyboard's song
+    touch = dynamics.Touch()
+    said = [touch.hear(light[k % 4], LEVEL) for k in range(3 * n)]
+    assert said.index(66) == n - 1 and [s for s in said if s is not None] == [66]   # once: its loudest passes
+    pp = dynamics.Touch()
+    assert not any(pp.hear(groove(range(0, STEPS, 2), v / 127), LEVEL) for v in [30, 40] * n)
+    set_mf = dynamics.Touch()
+    assert not any(set_mf.hear(light[k % 4], 56 / 127) for k in range(3 * n))
 
 
-@pytest.mark.parametrize("velocity, told", [(45, 1), (85, 0)])
-def test_the_engine_tells_a_light_touch_once_after_32_bars(generator, caplog, velocity: int, told: int) -> None:
-    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+@pytest.mark.parametrize("velocity, dynamics_law, told", [(55, DYNAMICS, 1), (85, DYNAMICS, 0), (55, 0.0, 0)])
+def test_the_engine_tells_a_light_touch_once(generator, caplog, velocity: int, dynamics_law: float, told: int) -> None:
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0, dynamics=dynamics_law))
     passes = dynamics.TOUCH_PASSES + 4
     with caplog.at_level("INFO", logger="appliance.core.engine"):
         run(engine, 0.0, passes * PASS + 0.1, comp(range(0, passes), range(0, STEPS, 2), velocity=velocity), dt=0.05)
     hints = [r for r in caplog.records if r.name == "appliance.core.engine" and "mf_velocity" in r.getMessage()]
     assert len(hints) == told
+
+
+def test_the_lift_is_halfway_back_up_to_the_songs_loudest_by_the_law() -> None:
+    pp, ff = 32 / 127, 110 / 127
+    assert dynamics.lift(pp, pp) == 1.0 and dynamics.lift(ff, ff) == 1.0          # no louder before
+    assert dynamics.lift(ff, pp) == pytest.approx((1 / (pp / LEVEL) ** DYNAMICS) ** dynamics.LIFT)
+    assert dynamics.lift(ff, LEVEL) == 1.0 and dynamics.lift(0.0, pp) == 1.0    # at mf, or nothing played yet
+    assert dynamics.lift(ff, pp, 0.0) == 1.0                                      # one level: nothing to lift
+
+
+def test_the_engine_lifts_a_soft_sections_big_fill_after_a_loud_one_and_a_clear_forgets(generator) -> None:
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    run(engine, 0.0, 4 * PASS + 0.1, comp(range(0, 4), range(0, STEPS, 2), velocity=110))
+    assert engine.player.lift == 1.0
+    run(engine, 4 * PASS + 0.1, 8 * PASS + 0.1, comp(range(4, 8), range(0, STEPS, 2), velocity=35))
+    assert engine.player.lift == pytest.approx(dynamics.lift(110 / 127, dynamics.played(engine.groove)), rel=0.01)
+    assert engine.player.lift > 1.2
+    engine.clear()
+    run(engine, 8 * PASS + 0.1, 12 * PASS + 0.1, comp(range(8, 12), range(0, STEPS, 2), velocity=35))
+    assert engine.player.lift == 1.0

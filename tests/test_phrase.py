@@ -409,3 +409,26 @@ def test_the_time_stays_on_the_hat_or_the_ride_until_a_crash_lets_it_move() -> N
     assert [on(CLOSED_HAT, bar) for bar in range(6)] == [8] * 6 and [on(RIDE, bar) for bar in range(6)] == [0] * 6
     assert played[6 * STEPS_PER_BAR][CRASH, 0] >= 0.5
     assert [on(RIDE, bar) for bar in (6, 7)] == [8, 8] and [on(CLOSED_HAT, bar) for bar in (6, 7)] == [0, 0]
+
+
+def test_a_big_fill_rises_and_its_crash_plays_by_the_lift_and_a_pickup_does_not() -> None:
+    """``Player.lift`` (dynamics.lift: a soft section in a song that was louder): the big fill's
+    strokes rise to lift × as loud by its last step, its crash at least lift × the pattern's
+    accent; the pickup fill and the groove as they were."""
+    soft = fill_pattern((1,)).steps.copy()
+    soft[..., 1] *= 0.5                                      # every hit at half its velocity
+    heard = {}
+    for lift in (1.0, 1.5):
+        clock = InternalClock(bpm=120.0, start=0.0)
+        player = Player(clock, PlayerSettings(), Pattern(soft))
+        player.lift = lift
+        ons = play(player, clock, 12)
+        heard[lift] = {(int(round(clock.position(e.time))), e.message.note): e.message.velocity for e in ons}
+    last_big = (7 * STEPS_PER_BAR + 15, GM_NOTES[HIGH_TOM])     # bar 8's last tom: the big fill's last stroke
+    last_pickup = (3 * STEPS_PER_BAR + 15, GM_NOTES[HIGH_TOM])
+    assert heard[1.5][last_big] == pytest.approx(1.5 * heard[1.0][last_big], abs=1.5)
+    assert heard[1.5][last_pickup] == heard[1.0][last_pickup]
+    crash = (8 * STEPS_PER_BAR, GM_NOTES[CRASH])
+    assert heard[1.5][crash] >= 1.45 * heard[1.0][crash] - 1
+    grooves = [k for k in heard[1.0] if k[1] == GM_NOTES[KICK]]
+    assert all(heard[1.5][k] == heard[1.0][k] for k in grooves)

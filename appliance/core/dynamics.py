@@ -19,12 +19,17 @@ eighths (listening.py, heard at ``LEVEL``) nothing. From ``LEVEL`` up the model 
 a louder player by itself. The scale works above the softest hit (generator.scale_velocities), so
 soft drums keep their ghost notes and in-between hats apart.
 
+Two more things a drummer does: a big fill in a soft section of a song that has been louder
+rises, and its crash with it, halfway back up to the song's loudest (:func:`lift`); and a player
+whose keyboard has a light touch is told once how to set their mf (:class:`Touch`).
+
 Why this law and these values: docs/ARCHITECTURE.md, "Following the player's level";
 ``python -m training.pianists --dynamics`` and ``python -m training.hearing --dynamics`` measure it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import math
 
 import numpy as np
 
@@ -37,8 +42,11 @@ MODEL_DYNAMICS = 0.32  #: the model's own answer to a quieter groove it reads as
 SPARSE_STEPS = 12      #: a groove of fewer steps than this tells the model little of the player's level ...
 SPARSE_FULL = 4        #: ... and one of this many or fewer nothing: the box plays the whole law
 MAX_SCALE = 2.0        #: the most a scale may lift the drums (a law under the model's own, or a low mf)
-LIGHT_TOUCH = 0.8      #: a player whose level stays under this × their mf ...
-TOUCH_PASSES = 16      #: ... for this many played passes in a row (32 bars) is told once how to set mf
+LIFT = 0.5             #: a big fill ends, and its crash plays, this far (in the law's exponent) back up to the song's loudest
+LIGHT_TOUCH = 0.85     #: a player whose level's median stays under this × their mf ...
+TOUCH_PASSES = 48      #: ... over this many played passes (96 bars) is told once how to set mf ...
+TOUCH_LOUDEST = 0.9    #: ... to about this quantile of those passes' levels (their loudest playing) ...
+TOUCH_MIN = 50         #: ... when that is at least this velocity (under it: a soft song, not a light keyboard)
 
 
 def played(groove: Groove) -> float:
@@ -72,23 +80,39 @@ def follow(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> flo
     return min(MAX_SCALE, law(level, dynamics, mf) / law(level, model_hears(groove) * MODEL_DYNAMICS))
 
 
+def lift(loudest: float, now: float, dynamics: float = DYNAMICS, mf: float = LEVEL) -> float:
+    """How much louder than the pattern a big fill ends and the crash after it plays: halfway, by
+    the law, back up to the song's ``loudest`` level so far (a drummer plays into the chorus he
+    knows is coming; the box hears a new section only once it is played). 1 for a song that has
+    been no louder, or at a level the law leaves alone."""
+    return min(MAX_SCALE, (law(max(loudest, now), dynamics, mf) / law(now, dynamics, mf)) ** LIFT)
+
+
 @dataclass
 class Touch:
-    """Listens for a light touch: the player's level under ``LIGHT_TOUCH`` × mf for ``TOUCH_PASSES``
-    played passes in a row. A keyboard with a light velocity curve makes the drums soft all night;
-    the player is told once (a soft song looks the same, so it is a hint, not a change)."""
+    """Listens for a light touch: the median of the player's level over the last ``TOUCH_PASSES``
+    played passes under ``LIGHT_TOUCH`` × mf, while their loudest playing (``TOUCH_LOUDEST``) is
+    ``TOUCH_MIN`` or more. A keyboard with a light velocity curve makes the drums soft all night;
+    the player is told once what to set mf to (a soft song looks much the same, so it is a hint,
+    not a change)."""
 
-    passes: int = 0   #: played passes in a row under the line
+    levels: list[float] = field(default_factory=list)   #: the last played passes' levels
     told: bool = False
 
-    def hear(self, groove: Groove, mf: float) -> bool:
-        """After a played pass: whether to tell the player now (once)."""
+    def hear(self, groove: Groove, mf: float) -> int | None:
+        """After a played pass: the velocity (of 127) to tell the player to set mf to, once; else None."""
         if self.told or groove.is_empty:
-            return False
-        self.passes = self.passes + 1 if played(groove) < LIGHT_TOUCH * mf else 0
-        self.told = self.passes >= TOUCH_PASSES
-        return self.told
+            return None
+        self.levels = (self.levels + [played(groove)])[-TOUCH_PASSES:]
+        if len(self.levels) < TOUCH_PASSES or float(np.median(self.levels)) >= LIGHT_TOUCH * mf:
+            return None
+        loudest = round(float(np.quantile(self.levels, TOUCH_LOUDEST)) * 127)
+        if loudest < TOUCH_MIN:
+            return None
+        self.told = True
+        return loudest
 
 
 __all__ = ["DYNAMICS", "LEVEL", "LIGHT_TOUCH", "MAX_SCALE", "MF_VELOCITY", "MODEL_DYNAMICS", "SPARSE_FULL",
-           "SPARSE_STEPS", "TOUCH_PASSES", "Touch", "follow", "law", "model_hears", "played"]
+           "SPARSE_STEPS", "TOUCH_LOUDEST", "TOUCH_MIN", "TOUCH_PASSES", "Touch", "follow", "law", "lift",
+           "model_hears", "played"]

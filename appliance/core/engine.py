@@ -83,6 +83,7 @@ class Job:
     target_step: int | None  #: the swap boundary this result is meant for (None before the first tick)
     force: bool = False      #: an explicit request (resample, prior, restore) that a freeze lets through
     feel: tuple[float, ...] = ()   #: steps each sixteenth of the beat is played late (listening.felt)
+    lift: float = 1.0              #: how much louder the big fill ends and its crash play (dynamics.lift)
 
 
 Done = Callable[[Pattern, float], None]
@@ -182,6 +183,7 @@ class Engine:
         self._looper = Looper(settings.memory())
         self._ears = listening.Ears()
         self._touch = Touch()
+        self._loudest = 0.0   # the player's loudest level (dynamics.played) over a pass since the start or a clear
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -325,7 +327,7 @@ class Engine:
                 return
             if changed:
                 self._notify("groove")
-            self._hear_touch()
+            self._hear_level()
             drift = self._settings.drift
             if drift > 0 and not self._frozen and not self._looper.groove.is_empty:
                 self._eps = (np.sqrt(1.0 - drift * drift) * self._eps
@@ -334,14 +336,20 @@ class Engine:
             if changed and not self._frozen:
                 self._ask(t)
 
-    def _hear_touch(self) -> None:
-        """After a pass: a player who has played soft for 32 bars is told once how to set their mf."""
+    def _hear_level(self) -> None:
+        """After a pass: the song's loudest level so far (for ``dynamics.lift``), and a player who
+        has played soft for a long while told once how to set their mf."""
         mf = self._settings.mf_velocity
-        if self._looper.rest_passes == 0 and self._touch.hear(self._looper.groove, mf / 127):
-            level = round(dynamics.played(self._looper.groove) * 127)
-            log.info("the keyboard has played at about velocity %d for %d bars, and the drums follow it as "
-                     "soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity to about %d "
-                     "(now %d)", level, BARS * TOUCH_PASSES, level, mf)
+        if self._looper.rest_passes:
+            return   # nothing played
+        self._loudest = max(self._loudest, dynamics.played(self._looper.groove))
+        if not self._settings.dynamics:
+            return   # the drums do not follow the level
+        loudest = self._touch.hear(self._looper.groove, mf / 127)
+        if loudest is not None:
+            log.info("over the last %d bars the keyboard played soft, at most about velocity %d, and the drums "
+                     "follow it as soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity "
+                     "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
 
     def _rest_bars(self, position: float) -> int:
         """Whole bars without a note-on and with no key down (0 before anything was played)."""
@@ -405,6 +413,7 @@ class Engine:
         """Empty the overdub; the drums go on from the prior until something is played."""
         with self._lock:
             self._looper.clear()
+            self._loudest = 0.0   # a new song: its own loudest
             self._notify("groove")
             if not self._frozen:
                 self._ask(self._clock())
@@ -523,7 +532,8 @@ class Engine:
         groove, feel = heard.groove, tuple(f * min(controls.humanise, 1.0) for f in heard.feel)
         if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
-        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel)
+        lift = dynamics.lift(self._loudest, dynamics.played(self._looper.assumed), *law)
+        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel, lift)
         if self._busy:
             self._waiting = job
         else:
@@ -540,6 +550,7 @@ class Engine:
             if pattern is None:
                 self._failures += 1
             elif not self._frozen or job.force:
+                self._player.lift = job.lift
                 self._player.offer(pattern)
                 self._notify("pattern")
                 self._generations += 1

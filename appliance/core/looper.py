@@ -94,6 +94,7 @@ class Looper:
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
         self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
+        self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
         self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
@@ -219,7 +220,7 @@ class Looper:
             self._last_onset = None
             self._last[:] = np.nan
             self._history[:] = 0
-            self._dropped[:] = False
+            self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
@@ -234,7 +235,7 @@ class Looper:
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
             self._history[:] = np.where(self._held, 0b11, 0).astype(np.uint64)   # a saved groove is no one-off
-            self._dropped[:] = False
+            self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
             self._older = self._held.copy()
             self._learned, self._learn_end = True, math.inf
@@ -264,7 +265,7 @@ class Looper:
             # point (half in one pass, half in the next) is not a new section.
             # One-offs let go a pass ago still count as the groove here: a 4-bar phrase whose two
             # halves share little is one groove, not a new section every pass.
-            groove = self._held | self._dropped
+            groove = self._held | self._dropped | self._moved_away
             if change > 0 and finished.sum() >= SECTION_MIN_STEPS and (self._held & self._older).any():
                 overlap = (finished & groove).sum() / (finished | groove).sum()
                 if overlap < change:
@@ -272,7 +273,7 @@ class Looper:
                     self._thinned[:] = 0.0
                     self._sections += 1
             self._thin()
-            self._moved(finished)
+            self._moved_away = self._moved(finished)
         else:
             self._rest_passes += crossed
         self._forget(finished)
@@ -299,22 +300,25 @@ class Looper:
             self._thinned[left_out] = self._steps[left_out]
             self._steps[left_out] = 0.0
 
-    def _moved(self, finished: np.ndarray) -> None:
+    def _moved(self, finished: np.ndarray) -> np.ndarray:
         """A change of feel (straight eighths to a shuffle's, or back): steps of the groove that the
         pass just ended left out, each beside a step it played new with its note ``MOVED_BY`` or
         more away, go at once when they are ``MOVED_STEPS`` or more in both bars (``forget_passes``
-        0 keeps them). A note jittering over the line between two steps, or a slow drift, is no move."""
+        0 keeps them). A note jittering over the line between two steps, or a slow drift, is no move.
+        What went (else nothing) still counts as the groove for the next pass's new-section test."""
+        moved = np.zeros(STEPS, bool)
         if not self._memory.forget_passes or not finished.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
-            return   # a bar left empty (a rest, a phrase begun late) moves nothing
+            return moved   # a bar left empty (a rest, a phrase begun late) moves nothing
         new = finished & ~self._held
         offset = self._steps[:, OFFSET]
-        moved = np.zeros(STEPS, bool)
         for side in (-1, 1):   # the new note on the step before (after) each step of the groove, wrapping round
             away = np.abs(side + np.roll(offset, -side) - offset) >= MOVED_BY
             moved |= np.roll(new, -side) & away
         moved &= self._held & (self._steps[:, HIT] > 0) & ~finished
-        if moved.sum() >= MOVED_STEPS and moved.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
-            self._steps[moved] = 0.0
+        if moved.sum() < MOVED_STEPS or not moved.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
+            return np.zeros(STEPS, bool)
+        self._steps[moved] = 0.0
+        return moved
 
     def _bring_back(self, step: int) -> None:
         """The steps a thinner groove let go come back together when the player has played

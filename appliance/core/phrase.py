@@ -93,6 +93,7 @@ class Phrasing:
     def __init__(self, every: int = 8, fill_every: int = 4) -> None:
         self.every = every
         self.fill_every = fill_every
+        self.lift = 1.0   # how much louder than the pattern a big fill ends and the crash after it plays (dynamics.lift)
         self._marks: dict[int, object] = {}   # marked downbeat → what marks it (_BEGINS, _SECTION, _FILL)
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... of the last one the player marked
@@ -154,6 +155,8 @@ class Phrasing:
                     self._played = (step, pattern, "fill", pattern.fill)
                 elif end is _SMALL:
                     self._played = (step, pattern, "pickup", small)
+                if end is _BIG and self.lift > 1.0:
+                    cells = rising(cells, self.lift ** ((in_bar + 1) / STEPS_PER_BAR))
                 hit = cells[list(FILL_VOICES), HIT] >= 0.5
                 if hit.any():   # the crash after a fill is as loud as its last stroke
                     self._stroke = (step, float(cells[list(FILL_VOICES), VELOCITY][hit].max()))
@@ -314,7 +317,7 @@ class Phrasing:
             else:
                 self._last_mark = step
             # a marked crash is an accent: at least the pattern's, and after a fill at least its last stroke
-            floor = accent_level(pattern.steps)
+            floor = accent_level(pattern.steps) * (self.lift if kind is _FILL else 1.0)
             if kind is _FILL and self._stroke is not None and 0 < step - self._stroke[0] <= STEPS_PER_BAR:
                 floor = max(floor, self._stroke[1])
             return with_crash(cells, floor), kind
@@ -351,6 +354,15 @@ def timekeeper(steps: np.ndarray) -> int | None:
     return RIDE if rides.sum() >= hats.sum() else CLOSED_HAT
 
 
+def rising(cells: np.ndarray, by: float) -> np.ndarray:
+    """A fill's strokes on one step ``by`` × as loud (at most 127 of 127)."""
+    cells = cells.copy()
+    voices = list(FILL_VOICES)
+    cells[voices, VELOCITY] = np.where(cells[voices, HIT] >= 0.5, np.minimum(cells[voices, VELOCITY] * by, 1.0),
+                                       cells[voices, VELOCITY])
+    return cells
+
+
 def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """These cells with a crash on the step (the pattern's own, else one added), as loud as the
     loudest hit there (else 0.8), and no softer than ``floor``."""
@@ -362,4 +374,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "marked_downbeat", "timekeeper", "with_crash"]
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "marked_downbeat", "rising",
+           "timekeeper", "with_crash"]

@@ -77,6 +77,7 @@ class Player:
         self._pattern = pattern or Pattern.empty()
         self._waiting_for_first = pattern is None  # nothing plays until the first pattern
         self._offered: Pattern | None = None
+        self.lift = 1.0   #: how much louder than the pattern a big fill ends and the crash after it (dynamics.lift)
         self._next_step: int | None = None
         self._last_position: float | None = None
         self._was_running = False
@@ -252,6 +253,7 @@ class Player:
             self._waiting_for_first = False
         self._phrasing.every = settings.crash_every
         self._phrasing.fill_every = settings.fill_every
+        self._phrasing.lift = self.lift
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
