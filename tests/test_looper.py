@@ -218,15 +218,17 @@ def test_a_change_of_feel_takes_over_after_one_pass(before, after) -> None:
     assert sorted(np.flatnonzero(looper.groove.steps[:, HIT])) == played
 
 
-def test_a_feel_is_not_moved_by_notes_jittering_over_a_line_a_few_pushes_one_bar_or_forget_0() -> None:
+def test_a_feel_is_not_moved_by_notes_jittering_over_a_line_a_few_pushes_one_bar_a_drift_or_forget_0() -> None:
     beats = [beat * 4.0 for beat in range(8)]
     jitter = beats + [beat * 4 + 1.45 for beat in range(8)]   # notes 0.45 after the "e" ...
     over = beats + [beat * 4 + 1.55 for beat in range(8)]     # ... then 0.45 before the "&": the same notes
     pushes = STRAIGHT[:-3] + [27.0, 29.0, 31.0]          # three "&"s played a sixteenth late
     one_bar = [p for p in STRAIGHT if p < 16] + [p for p in SHUFFLE if p >= 16]
+    dragged = [beat * 4 + e for beat in range(8) for e in (0.3, 2.6)]   # a player off the click: the beats move too
     for first, then, memory in ((jitter, over, Memory(forget_passes=4)),
                                 (STRAIGHT, pushes, Memory(forget_passes=4)),
                                 (STRAIGHT, one_bar, Memory(forget_passes=4)),
+                                (STRAIGHT, dragged, Memory(forget_passes=4)),
                                 (STRAIGHT, SHUFFLE, Memory(forget_passes=0))):
         looper = Looper(memory)
         for k in range(3):

@@ -27,7 +27,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   in); not played again, they go at that pass's end again.
 - A change of feel: steps of the groove that a pass played in both bars left out, each beside a
   step it played new with its note ``MOVED_BY`` or more away (straight eighths to a shuffle's,
-  the "&" moved to the "a"), go at its end when they are ``MOVED_STEPS`` or more in both bars.
+  the "&" moved to the "a"), go at its end when they are ``MOVED_STEPS`` or more in both bars and
+  the steps it played again stayed where they were (``STEADY``: a drift off the click moves them all).
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
@@ -59,7 +60,8 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
 MOVED_STEPS = 4         #: a pass that plays this many of the groove's steps on the next sixteenth is a change of feel ...
-MOVED_BY = 0.5          #: ... each note this many steps or more from where it was (not a note jittering over the line)
+MOVED_BY = 0.5          #: ... each note this many steps or more from where it was (not a note jittering over the line) ...
+STEADY = 0.25           #: ... while the steps it played again sit within this (median, steps) of where they were (no drift)
 RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a bar's first beat
 RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
@@ -95,6 +97,7 @@ class Looper:
         self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
         self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
+        self._offsets_then = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
         self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
@@ -281,6 +284,7 @@ class Looper:
         if finished.any():
             self._older = self._held & present
         self._held = present
+        self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
 
     def _thin(self) -> None:
@@ -304,11 +308,16 @@ class Looper:
         """A change of feel (straight eighths to a shuffle's, or back): steps of the groove that the
         pass just ended left out, each beside a step it played new with its note ``MOVED_BY`` or
         more away, go at once when they are ``MOVED_STEPS`` or more in both bars (``forget_passes``
-        0 keeps them). A note jittering over the line between two steps, or a slow drift, is no move.
-        What went (else nothing) still counts as the groove for the next pass's new-section test."""
+        0 keeps them). A note jittering over the line between two steps is no move, nor is a drift
+        (a player off the click): the steps the pass played again must sit where they did, within
+        ``STEADY`` (median). What went (else nothing) still counts as the groove for the next
+        pass's new-section test."""
         moved = np.zeros(STEPS, bool)
         if not self._memory.forget_passes or not finished.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
             return moved   # a bar left empty (a rest, a phrase begun late) moves nothing
+        again = finished & self._held
+        if not again.any() or np.median(np.abs(self._steps[again, OFFSET] - self._offsets_then[again])) >= STEADY:
+            return moved   # nothing stayed put, or all of it moved: a drift, not a new feel
         new = finished & ~self._held
         offset = self._steps[:, OFFSET]
         for side in (-1, 1):   # the new note on the step before (after) each step of the groove, wrapping round
