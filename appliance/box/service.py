@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+import faulthandler
 import logging
 import os
 from pathlib import Path
@@ -278,6 +279,9 @@ def main(args: argparse.Namespace) -> int:
     cli_level = getattr(args, "log_level", None)
     if cli_level in (None, "info") and not os.environ.get("GROOVEBOX_LOG_LEVEL"):
         logging.getLogger().setLevel(config.log_level.upper())
+    # A crash in a native library (JACK, rtmidi, onnxruntime) leaves every thread's Python stack
+    # on stderr, so the journal says where, not only that the service died of a signal.
+    faulthandler.enable()
     service = Service(config, path)
     service.install_signal_handlers()
     try:
