@@ -55,6 +55,9 @@ control: {{socket: {tmp_path}/control.sock}}
     finally:
         code = service.stop()
     wait_until(lambda: sounding(list(drums.events)) == set(), 5)   # the last note-offs arrive
+    # The box leaves its JACK ports to the process's exit (unregistering them can crash
+    # libjack): JACK takes them down with the process.
+    assert wait_until(lambda: not [p for p in jack.ports() if p.startswith("gb-sig")], 10), jack.ports()
     events = list(drums.events)
     drums.close()
     log = service.log()

@@ -67,7 +67,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _service(args: argparse.Namespace) -> int:
     from appliance.box import service
-    return service.main(args)
+    service.exit_now(service.main(args))
 
 
 def _client(args: argparse.Namespace) -> int:

@@ -119,12 +119,18 @@ class MidiRouting:
                 f"out: {', '.join(usb['outputs']) or 'waiting'}{din}")
 
     def close(self) -> None:
-        for part in (self.ports, self.din):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception:
-                    log.exception("closing %s failed", type(part).__name__)
+        """The service's stop (the process ends next): DIN closes, the USB ports are left to the
+        exit (:meth:`MidiPorts.leave`)."""
+        stops: list[tuple[str, Callable[[], None]]] = []
+        if self.ports is not None:
+            stops.append(("MidiPorts", self.ports.leave))
+        if self.din is not None:
+            stops.append(("DinPort", self.din.close))
+        for name, stop in stops:
+            try:
+                stop()
+            except Exception:
+                log.exception("closing %s failed", name)
 
     # -- opening ------------------------------------------------------------------------------
     def _backend(self) -> PortBackend | None:

@@ -26,9 +26,10 @@ import os
 from pathlib import Path
 import queue
 import signal
+import sys
 import time
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 
 from appliance.box import commands, realtime
@@ -263,6 +264,20 @@ def _load_config(path: Path | None) -> tuple[Config, Path | None]:
     state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or None
     config, _problems = load_with_fallback(path, fallback_dir=state_directory)
     return config, path
+
+
+def exit_now(code: int) -> NoReturn:
+    """End ``groovebox run`` without Python's teardown, once the log is out. The teardown would
+    delete the JACK clients, and unregistering their ports can crash libjack (JackBackend.leave);
+    the exit takes them down at once and JACK tidies up after a client that is gone. Everything
+    that must be kept (the state, the last note-offs, DIN) was closed by Service.close."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(args: argparse.Namespace) -> int:

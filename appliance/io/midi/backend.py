@@ -120,8 +120,8 @@ class PortBackend(ABC):
     there are now), :meth:`open_input`, :meth:`open_output` (a connection to one of them),
     :meth:`open_virtual_input` and :meth:`open_virtual_output` (a port of the box's own
     that others connect to). It may override :meth:`open_virtual` (when it knows its own
-    ports' names), :attr:`gone` (when the MIDI system can vanish under it), :meth:`is_own`
-    and :meth:`close`. Every method is called from the hotplug thread, never the player.
+    ports' names), :attr:`gone` (when the MIDI system can vanish under it), :meth:`is_own`,
+    :meth:`close` and :meth:`leave`. Every method is called from the hotplug thread, never the player.
     """
 
     #: the name our own ports show under, so that the box never connects to itself
@@ -173,6 +173,11 @@ class PortBackend(ABC):
 
     def close(self) -> None:
         """Release whatever the backend holds open for listing."""
+
+    def leave(self) -> None:
+        """The process ends next: stop reading, and leave to the exit what it takes down anyway
+        (JackBackend leaves its ports: unregistering one can crash libjack). Closes by default."""
+        self.close()
 
 
 class PortError(Exception):

@@ -14,7 +14,8 @@ system's libjack while python-rtmidi's wheel carries its own, and with two copie
 process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close). Binding
 it to rtmidi's copy takes patching ``ctypes.util.find_library`` while it is imported (it has
 no option for its library). (SIGSEGVs of the test process seen that way were seen with this
-ctypes code too, on a machine busy with seven JACK servers: rtmidi's, not JACK-Client's.)
+ctypes code too, on a machine busy with seven JACK servers: rtmidi's, not JACK-Client's;
+libjack's own races, see :meth:`JackBackend.leave`.)
 The ctypes lines below call the nine libjack functions the patchbay needs, on rtmidi's own
 copy, with nothing patched.
 """
@@ -295,12 +296,27 @@ class JackBackend(PortBackend):
         self.patchbay.disconnect(source, destination)
 
     def close(self) -> None:
+        """Unregister the two ports and close the clients (a test, a tool). Not on the service's
+        stop: see :meth:`leave`."""
         self._stop.set()
         self._poller.join(timeout=5)
         if not self.gone:          # a dead server's clients are left to the exit
             self._input.close()
             self._output.close()
         self.patchbay.close()
+
+    def leave(self) -> None:
+        """The service's stop: stop reading and leave the ports, their connections and the
+        clients to the process's exit (``service.exit_now``), which JACK tidies up after.
+
+        libjack can crash the process when the process changes the graph (a disconnect, a port
+        unregistered) while a client's notification thread is still handling the change before:
+        jack2 issue 216 is one such race (a port unregistered while the latency notification walks
+        the client's ports), whose cure, deactivating the client first, rtmidi does not offer. So
+        the stop changes nothing in the graph (docs/ARCHITECTURE.md, "Lessons from the live
+        tests")."""
+        self._stop.set()
+        self._poller.join(timeout=5)
 
 
 def _only(names: set[str], what: str) -> str:

@@ -180,6 +180,14 @@ class MidiPorts:
             _quietly(handle.close)
         _quietly(self.backend.close)
 
+    def leave(self) -> None:
+        """The process ends next: stop following ports and leave them to the exit
+        (:meth:`PortBackend.leave`)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        _quietly(self.backend.leave)
+
     # -- what is connected --------------------------------------------------------------------
     def connected(self) -> dict[str, list[str]]:
         ins, outs = self._inputs.names(), self._outputs.names()
