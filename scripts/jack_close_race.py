@@ -7,10 +7,10 @@ the signal that killed it.
 
     python scripts/jack_close_race.py [--runs 5] [--closes 1500] [--hogs 2]
 
-Session 27, on the 2-core build machine: 4 of 5 runs died of SIGSEGV, within 150–1,500 closes
-(gdb: libjack's ``JackClient::HandleLatencyCallback`` on the notification thread while the main
-thread was in ``jack_port_unregister``; jack2 issue 216). docs/ARCHITECTURE.md, "Lessons from
-the live tests".
+Session 27, on the 2-core build machine: 2 of 5 runs died of SIGSEGV (gdb, on a scratch run
+of the same loop: libjack's ``JackClient::HandleLatencyCallback`` on the notification thread
+while the main thread was in ``jack_port_unregister``; jack2 issue 216). docs/ARCHITECTURE.md,
+"Lessons from the live tests".
 """
 from __future__ import annotations
 

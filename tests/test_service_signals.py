@@ -23,7 +23,7 @@ loop: {{swap_at: step}}
 midi: {{api: jack, client_name: gb-sig, inputs: [sig-keys], outputs: [sig-drums]}}
 din: {{enabled: true, device: /dev/ttyGROOVEBOX-MISSING}}
 gpio: {{enabled: false}}
-state: {{dir: {tmp_path}/state}}
+state: {{dir: {tmp_path}/state, save_every_s: 3600}}
 control: {{socket: {tmp_path}/control.sock}}
 """
     service = ServiceProcess(jack, str(tmp_path), config, watchdog_usec=1_000_000)
@@ -50,6 +50,7 @@ control: {{socket: {tmp_path}/control.sock}}
             return {k for k, n in on.items() if n > 0}
         assert wait_until(lambda: bool(sounding(drums.events)), 30, step=0.002)
         held = sounding(drums.events)
+        stop_asked = time.time()
         service.proc.send_signal(signal.SIGTERM)
         code = service.proc.wait(timeout=30)
     finally:
@@ -69,6 +70,12 @@ control: {{socket: {tmp_path}/control.sock}}
     assert len(din_lines) == 1 and "DIN MIDI off" in din_lines[0]
     assert "/dev/ttyGROOVEBOX-MISSING" in din_lines[0]
     assert "stopping: all notes off" in log
+    # The stop saves the state (the autosaver's period is an hour: only the exit save writes it
+    # after the SIGTERM), takes the control socket away, and its last log line gets out.
+    state = tmp_path / "state" / "state.json"
+    assert state.exists() and state.stat().st_mtime >= stop_asked - 0.5
+    assert not (tmp_path / "control.sock").exists()
+    assert log.index("stopped") > log.index("stopping: all notes off")
 
 
 def test_a_broken_config_restarts_on_the_last_good_one(jack, tmp_path, tiny_model_dir, monkeypatch):

@@ -66,8 +66,16 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
+    """``groovebox run``: ends through ``service.exit_now``, whatever ends it."""
     from appliance.box import service
-    service.exit_now(service.main(args))
+    code = 1
+    try:
+        code = service.main(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logging.getLogger("appliance.box.service").exception("groovebox run failed")
+    service.exit_now(code)
 
 
 def _client(args: argparse.Namespace) -> int:

@@ -233,7 +233,8 @@ class Service:
             for message in self.engine.all_notes_off():
                 self.midi.send(message)
         time.sleep(FLUSH_S)                 # let the last note-offs leave the MIDI system
-        for part in (self.control_server, self.controls, self.midi, self.autosaver):
+        # MIDI first: no controller message can reach the MIDI map after it saved what it learnt.
+        for part in (self.midi, self.control_server, self.controls, self.autosaver):
             if part is not None:
                 try:
                     part.close()
@@ -269,8 +270,9 @@ def _load_config(path: Path | None) -> tuple[Config, Path | None]:
 def exit_now(code: int) -> NoReturn:
     """End ``groovebox run`` without Python's teardown, once the log is out. The teardown would
     delete the JACK clients, and unregistering their ports can crash libjack (JackBackend.leave);
-    the exit takes them down at once and JACK tidies up after a client that is gone. Everything
-    that must be kept (the state, the last note-offs, DIN) was closed by Service.close."""
+    the exit takes them down at once. What must be kept (the state, what the MIDI map learnt, the
+    last note-offs on USB and DIN) was closed by Service.close."""
+    log.info("stopped (exit code %d)", code)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -309,4 +311,7 @@ def main(args: argparse.Namespace) -> int:
         log.exception("cannot start")
         service.close()
         return 1
-    return service.run_forever()
+    try:
+        return service.run_forever()
+    finally:
+        service.close()   # whatever ends it: all notes off, the state saved (once: close is idempotent)

@@ -15,8 +15,8 @@ process ``jack_client_close`` deadlocked (the test suite hung in MidiPorts.close
 it to rtmidi's copy takes patching ``ctypes.util.find_library`` while it is imported (it has
 no option for its library). (SIGSEGVs of the test process seen that way were seen with this
 ctypes code too, on a machine busy with seven JACK servers: rtmidi's, not JACK-Client's;
-libjack's own races, see :meth:`JackBackend.leave`.)
-The ctypes lines below call the nine libjack functions the patchbay needs, on rtmidi's own
+libjack's own race, see :meth:`JackBackend.leave`.)
+The ctypes lines below call the eleven libjack functions the patchbay needs, on rtmidi's own
 copy, with nothing patched.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import threading
+import time
 from typing import Any, Sequence
 
 from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
@@ -41,6 +42,7 @@ _IS_INPUT, _IS_OUTPUT = 0x1, 0x2
 _MIDI_TYPE = b"8 bit raw midi"
 _EEXIST = 17
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
 
 
 def _libjack() -> ctypes.CDLL:
@@ -76,6 +78,10 @@ class JackPatchbay:
         lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+        lib.jack_last_frame_time.restype = ctypes.c_uint32
+        lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
+        lib.jack_get_buffer_size.restype = ctypes.c_uint32
+        lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
         self._lib = lib
         self.gone = False
         self._lock = threading.Lock()
@@ -132,6 +138,25 @@ class JackPatchbay:
         with self._lock:
             port = self._lib.jack_port_by_name(self._client, source.encode())
             return bool(port) and bool(self._lib.jack_port_connected_to(port, destination.encode()))
+
+    def cycles(self, count: int, timeout: float) -> bool:
+        """Wait until the server has run ``count`` more process cycles, so that what a client
+        queued before has gone out; False at the timeout, or with no server."""
+        with self._lock:
+            if not self._client or self.gone:
+                return False
+            start = self._lib.jack_last_frame_time(self._client)
+            frames = count * max(1, self._lib.jack_get_buffer_size(self._client))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._client or self.gone:
+                    return False
+                now = self._lib.jack_last_frame_time(self._client)
+            if (now - start) % 2 ** 32 >= frames:
+                return True
+            time.sleep(0.002)
+        return False
 
     def close(self) -> None:
         with self._lock:
@@ -306,17 +331,21 @@ class JackBackend(PortBackend):
         self.patchbay.close()
 
     def leave(self) -> None:
-        """The service's stop: stop reading and leave the ports, their connections and the
-        clients to the process's exit (``service.exit_now``), which JACK tidies up after.
+        """The service's stop: stop reading, let the last messages sent leave the output's queue
+        (two JACK cycles, at most ``DRAIN_S``), and leave the ports, their connections and the
+        clients to the process's exit (``service.exit_now``).
 
-        libjack can crash the process when the process changes the graph (a disconnect, a port
-        unregistered) while a client's notification thread is still handling the change before:
-        jack2 issue 216 is one such race (a port unregistered while the latency notification walks
-        the client's ports), whose cure, deactivating the client first, rtmidi does not offer. So
-        the stop changes nothing in the graph (docs/ARCHITECTURE.md, "Lessons from the live
-        tests")."""
+        Unregistering an rtmidi JACK port can crash the process: libjack's notification thread
+        walks the client's ports for a latency notification while ``jack_port_unregister``
+        changes them (jack2 issue 216; ``scripts/jack_close_race.py``). Deactivating the client
+        first is the usual advice; rtmidi offers no way to, and that too is reported to race (jack2
+        issue 340). The price of leaving them: jackd
+        finds the clients gone a cycle or more later, and a JACK graph shared with other
+        programs may have xruns then (docs/ARCHITECTURE.md, "Lessons from the live tests")."""
         self._stop.set()
         self._poller.join(timeout=5)
+        if not self.gone:
+            self.patchbay.cycles(2, DRAIN_S)   # rtmidi's close waited for its queue; this does it now
 
 
 def _only(names: set[str], what: str) -> str:
