@@ -42,9 +42,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   beat, then two), so the first bar is not played from a few notes in silence either. From the moment the whole pass was heard (step 32 after the first note
   begins), the groove as played counts. A loaded groove is a whole one.
 - A change of level is heard at once: when a pass's notes (3 or more) are ``LEVEL_CHANGE`` × or
-  more softer or louder than the last pass's up to the same step, or its first two notes, on
-  steps the last pass played too, ``EARLY_CHANGE`` × or more than they were then, the steps not
-  played again yet are heard at that level too, and keep it when the pass ends.
+  more softer or louder than the last pass's up to the same step, the steps not played again yet
+  are heard at that level too, and keep it when the pass ends.
 - Freeze is the engine's business (it stops regenerating); the looper keeps recording while
   frozen, so that unfreezing follows what was played meanwhile.
 """
@@ -68,8 +67,6 @@ RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
-EARLY_NOTES = 2         #: ... or sooner, this many on steps the last pass played too ...
-EARLY_CHANGE = 1.5      #: ... changed this much or more either way (a subito p, a sudden f)
 
 
 @dataclass(frozen=True)
@@ -394,24 +391,18 @@ class Looper:
         return steps
 
     def _level(self) -> float:
-        """The player's change of level in this pass, else 1: once it has ``LEVEL_NOTES`` notes,
-        their mean velocity over the last played pass's up to the same step, when that is
-        ``LEVEL_CHANGE`` or more either way; before that, with ``EARLY_NOTES`` notes on steps the
-        last pass played too, theirs over those steps' then, when that is ``EARLY_CHANGE`` or more."""
+        """The player's change of level in this pass: the mean velocity of its notes over the last
+        played pass's up to the same step, once it has ``LEVEL_NOTES`` notes and the change is
+        ``LEVEL_CHANGE`` or more either way; else 1."""
         now = self._now
-        if now.sum() >= LEVEL_NOTES:
-            before = self._last[: int(np.flatnonzero(now).max()) + 1]
-            before = before[~np.isnan(before)]
-            if before.size < LEVEL_NOTES:
-                return 1.0
-            ratio, least = float(self._steps[now, VELOCITY].mean()) / max(float(before.mean()), 0.05), LEVEL_CHANGE
-        else:
-            again = now & ~np.isnan(self._last)
-            if again.sum() < EARLY_NOTES:
-                return 1.0
-            ratio = float(self._steps[again, VELOCITY].mean()) / max(float(self._last[again].mean()), 0.05)
-            least = EARLY_CHANGE
-        return ratio if ratio >= least or ratio <= 1.0 / least else 1.0
+        if now.sum() < LEVEL_NOTES:
+            return 1.0
+        before = self._last[: int(np.flatnonzero(now).max()) + 1]
+        before = before[~np.isnan(before)]
+        if before.size < LEVEL_NOTES:
+            return 1.0
+        ratio = float(self._steps[now, VELOCITY].mean()) / max(float(before.mean()), 0.05)
+        return ratio if ratio >= LEVEL_CHANGE or ratio <= 1.0 / LEVEL_CHANGE else 1.0
 
     def _publish(self) -> None:
         """The groove the model hears: each step's velocity faded by the passes it was missed, and
