@@ -19,6 +19,13 @@ args=()
 jackd_pid=""
 stop_jackd() {
   if [ -n "$jackd_pid" ] && kill -0 "$jackd_pid" 2>/dev/null; then
+    # The box leaves its JACK clients to its exit; jackd takes them away a cycle or so later.
+    # Stopped in the middle of that, jackd exits without unregistering and keeps one of
+    # JACK's 8 server slots. So wait (at most 5 s) until the box's ports are gone.
+    for _ in $(seq 50); do
+      jack_lsp 2>/dev/null | grep -q '^groovebox' || break
+      sleep 0.1
+    done
     kill -TERM "$jackd_pid" 2>/dev/null          # SIGTERM: a killed jackd keeps its registry slot
     wait "$jackd_pid" 2>/dev/null
   fi

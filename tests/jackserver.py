@@ -72,7 +72,10 @@ _lock = threading.Lock()
 #: used to leak a slot for good, until no test server could start ("Too many servers
 #: already active"). ``reclaim_dead_slots`` takes those slots back the way JACK does.
 REGISTRY = "/dev/shm/jack-shm-registry"
-_SLOTS, _HEADER, _ENTRY = 8, 24, 4 + 256      # JACK's shm.h: pid_t pid; char name[256]
+#: JACK's shm.h: a header of six 32-bit words (magic, protocol, type, size, hdr_len,
+#: entry_len), then MAX_SERVERS = 8 slots of {pid_t pid; char name[256 + 1];}, padded: the
+#: slot's size is read from hdr_len rather than assumed (it is 264 bytes here, not 260).
+_SLOTS, _HEADER = 8, 24
 
 
 def dead_servers() -> list[str]:
@@ -80,14 +83,20 @@ def dead_servers() -> list[str]:
     import struct
     try:
         with open(REGISTRY, "rb") as f:
-            data = f.read(_HEADER + _SLOTS * _ENTRY)
+            data = f.read(4096)
     except OSError:
+        return []
+    if len(data) < _HEADER:
+        return []
+    hdr_len = struct.unpack("<6I", data[:_HEADER])[4]
+    size = (hdr_len - _HEADER) // _SLOTS
+    if size < 4 + 256 or hdr_len > len(data):
         return []
     prefix = f"jack-{os.getuid()}:".encode()
     dead = []
     for i in range(_SLOTS):
-        entry = data[_HEADER + i * _ENTRY:_HEADER + (i + 1) * _ENTRY]
-        if len(entry) < _ENTRY:
+        entry = data[_HEADER + i * size:_HEADER + (i + 1) * size]
+        if len(entry) < size:
             break
         pid = struct.unpack("<i", entry[:4])[0]
         name = entry[4:].split(b"\0", 1)[0]

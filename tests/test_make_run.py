@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from tests.jackserver import REPO, jack, wait_until  # noqa: F401
+from tests.jackserver import REPO, dead_servers, jack, reclaim_dead_slots, wait_until  # noqa: F401
 
 SCRIPT = os.path.join(REPO, "scripts", "run.sh")
 VENV = os.path.join(REPO, ".venv")
@@ -63,8 +63,9 @@ def jack_state(env: dict[str, str]) -> str:
 
 
 def test_without_alsa_it_starts_jack_prints_the_ports_and_stops_jack(tmp_path):
-    env = dict(os.environ, JACK_DEFAULT_SERVER=f"groovebox-run-{os.getpid()}",
-               JACK_NO_AUDIO_RESERVATION="1")
+    reclaim_dead_slots()                       # JACK has 8 server slots a machine
+    server = f"groovebox-run-{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_AUDIO_RESERVATION="1")
     assert jack_state(env) == "not running"
     run = Run(tmp_path, env)
     try:
@@ -89,6 +90,9 @@ def test_without_alsa_it_starts_jack_prints_the_ports_and_stops_jack(tmp_path):
         code = run.ctrl_c()
     assert code == 0, run.text()[-3000:]
     assert wait_until(lambda: jack_state(env) == "not running", 20), "the JACK server it started is stopped"
+    # ... and gave back its slot in JACK's registry: stopped while it was still taking the
+    # box's clients away, it did not, and every `make run` used up one of 8 for good.
+    assert server not in dead_servers(), "jackd exited without unregistering"
     assert "all notes off" in run.text()
 
 

@@ -255,7 +255,8 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
 GONE = r"""
 import logging, os, signal, subprocess, sys, time
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
-from tests.jackserver import popen_jackd   # a jackd that dies with this process
+from tests.jackserver import popen_jackd, reclaim_dead_slots   # a jackd that dies with this process
+reclaim_dead_slots()                   # JACK has 8 server slots a machine
 name = f"groovebox-gone-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = name
 jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], stdout=sys.stderr,
@@ -293,7 +294,8 @@ BACK = r"""
 import faulthandler, logging, os, signal, subprocess, sys, time
 faulthandler.dump_traceback_later(90, exit=True)      # a hang shows where, instead of a timeout
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
-from tests.jackserver import popen_jackd   # a jackd that dies with this process
+from tests.jackserver import popen_jackd, reclaim_dead_slots   # a jackd that dies with this process
+reclaim_dead_slots()                   # JACK has 8 server slots a machine
 name = f"groovebox-back-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = name
 
