@@ -23,6 +23,7 @@ from typing import Callable
 import mido
 import numpy as np
 import pytest
+import yaml
 
 from appliance.core import limbs
 
@@ -356,7 +357,13 @@ class ServiceProcess:
 
     def __init__(self, server: JackServer, directory: str, config_text: str,
                  watchdog_usec: int | None = None) -> None:
+        self.server = server
         self.directory = directory
+        try:
+            midi = (yaml.safe_load(config_text) or {}).get("midi") or {}
+        except (yaml.YAMLError, AttributeError):
+            midi = {}            # a test of a broken config: the default name
+        self.client_name = str(midi.get("client_name", "groovebox")) if isinstance(midi, dict) else "groovebox"
         self.config_path = os.path.join(directory, "config.yaml")
         if not any(line.startswith("start:") for line in config_text.splitlines()):
             # These tests want drums from the start: not the stage default (first-note).
@@ -414,6 +421,11 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        # The box leaves its JACK clients to its exit and jackd takes them away a cycle or more
+        # later: let that finish before the test closes clients of its own (libjack can crash
+        # a client that unregisters a port while graph changes are being announced, jack2 216).
+        mine = {self.client_name, f"{self.client_name}-out"}
+        wait_until(lambda: not any(port.split(":")[0] in mine for port in self.server.ports()), 5.0, 0.1)
         self.notify.close()
         self._log.close()
         return self.proc.returncode
