@@ -32,7 +32,7 @@ def _killed_servers(count: int) -> list[str]:
 
 
 def test_every_dead_server_slot_is_found_and_taken_back():
-    names = _killed_servers(3)
+    names = _killed_servers(2)      # slots past the first: the session server holds one
     dead = dead_servers()
     assert set(names) <= set(dead), dead
     reclaim_dead_slots()
