@@ -155,3 +155,22 @@ def test_the_time_moving_between_ride_and_hat_is_counted_per_32_bars() -> None:
     s = drumstats.stats(drumstats.windows_from_notes(np.array(notes), bars=12))
     assert s["timekeeper_switches_per_32_bars"] == pytest.approx(2 * 32 / 12)
     assert s["ride_and_hats_bars"] == 0.0          # the hat under the ride is the pedal
+
+
+def test_groove_bars_that_let_the_time_drop_are_counted() -> None:
+    """8 bars of a rock beat: eighth hats in 5, the hat on 3 beats in 2 (the time dropped), and one
+    fill bar with no cymbal at all (a fill, not counted); a crash on a beat counts as a cymbal."""
+    notes = []
+    for bar in range(8):
+        base = bar * 16
+        notes += [(base + 0, KICK, 0.9), (base + 4, SNARE, 1.0), (base + 12, SNARE, 1.0)]
+        if bar in (2, 5):
+            notes += [(base + s, HAT, 0.6) for s in (0, 4, 8)]
+        elif bar == 7:
+            notes += [(base + 8, TOM, 0.7), (base + 10, TOM, 0.7)]
+        elif bar == 6:
+            notes += [(base + s, HAT, 0.6) for s in (4, 8, 12)] + [(base + 0, CRASH, 1.0)]
+        else:
+            notes += [(base + s, HAT, 0.6) for s in range(0, 16, 2)]
+    s = drumstats.stats(drumstats.windows_from_notes(np.array(notes), bars=8))
+    assert s["time_dropped_bars"] == pytest.approx(2 / 7)

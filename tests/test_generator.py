@@ -296,3 +296,99 @@ def test_the_backbeat_is_never_refused_for_making_a_run() -> None:
     busy = choose_hits(probabilities, np.zeros(NUM_VOICES), 10, plain=6)
     assert busy[[12, 28], snare].all()
     assert not busy[[13, 29], snare].any()                       # a run past the backbeat is still refused
+
+
+def _keep_time_case():
+    """A stride-like pattern: the kick on 1 and 3, the backbeat, the closed hat on beat 1 only in
+    bar 1 and on 1 and 3 in bar 2, a floor tom on 3 of bar 1 and on 1 and 3 of bar 2 (no fill bar:
+    toms the phrasing leaves out of a groove bar)."""
+    hat, ride, tom = VOICES.index("closed_hat"), VOICES.index("ride"), VOICES.index("low_tom")
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[0::8, 0] = True                                     # kick on 1 and 3
+    hits[4::8, 1] = True                                     # snare on 2 and 4
+    hits[0, hat] = True                                      # bar 1: one hat
+    hits[[16, 24], hat] = True                               # bar 2: two hats ...
+    hits[[8, 16, 24], tom] = True                            # floor toms
+    probabilities = np.where(hits, 0.9, 0.05).astype(np.float32)
+    probabilities[:, ride] = 0.02
+    probabilities[6, hat] = 0.3                              # the model's likeliest "&" for the hat
+    velocities = np.full((STEPS, NUM_VOICES), 0.6, np.float32)
+    velocities[hits[:, hat], hat] = [0.5, 0.55, 0.45]
+    velocities[:, hat] = np.where(hits[:, hat], velocities[:, hat], 0.95)   # a loud guess where it did not play
+    offsets = np.full((STEPS, NUM_VOICES), 0.4, np.float32)
+    bias = np.zeros(NUM_VOICES)
+    return hits, probabilities, velocities, offsets, bias, hat, tom
+
+
+def test_a_groove_bar_that_lets_the_time_drop_gets_its_timekeeper_on_the_beats() -> None:
+    """Over slow or sparse comping the model let the time drop, or put it on a floor tom the phrasing
+    leaves out (pianists' stride part: 57 % of groove bars with cymbals on fewer than 4 steps,
+    GMD's drummers 7 %): each groove bar gets the hat on its free beats, at the hat's own levels."""
+    from appliance.core.generator import KEEP_TIME, keep_time
+    hits, probabilities, velocities, offsets, bias, hat, tom = _keep_time_case()
+    kept, vel, off = keep_time(hits, probabilities, velocities, offsets, bias, 0.5)
+    assert KEEP_TIME == 4
+    for bar in (slice(0, 16), slice(16, 32)):
+        assert kept[bar, hat][0::4].all()                    # the hat on every beat of both bars
+        assert kept[bar, hat].sum() == 4
+    added = kept[:, hat] & ~hits[:, hat]
+    assert added.sum() == 5
+    assert ((vel[added, hat] >= 0.45) & (vel[added, hat] <= 0.5 + 1e-6)).all()   # the hat's levels, to its middle one
+    assert np.allclose(off[added, hat], 0.1)                 # the hat's own timing (0.4 here), no further off than 0.1
+    rest = kept.copy()
+    rest[added, hat] = False
+    assert (rest == hits).all()                              # nothing else moves, the toms neither
+    # fewer below density 0.5, none at 0
+    thin, _, _ = keep_time(hits, probabilities, velocities, offsets, bias, 0.25)
+    assert thin[0:16, hat].sum() == 2 and thin[16:32, hat].sum() == 2
+    none, _, _ = keep_time(hits, probabilities, velocities, offsets, bias, 0.0)
+    assert (none == hits).all()
+
+
+def test_keeping_time_leaves_a_fill_bar_a_tom_groove_and_a_ride_pattern_alone() -> None:
+    from appliance.core.generator import keep_time
+    hits, probabilities, velocities, offsets, bias, hat, tom = _keep_time_case()
+    ride = VOICES.index("ride")
+    # bar 2 a fill (toms on eight steps, bar 1 one): it plays only at a phrase end, as it is
+    fill = hits.copy()
+    fill[16:32:2, tom] = True
+    kept, _, _ = keep_time(fill, probabilities, velocities, offsets, bias, 0.5)
+    assert (kept[16:32] == fill[16:32]).all() and kept[0:16, hat].sum() == 4
+    # toms on every beat of both bars: a tom groove keeps time itself
+    groove = hits.copy()
+    groove[0:32:4, tom] = True
+    kept, _, _ = keep_time(groove, probabilities, velocities, offsets, bias, 0.5)
+    assert (kept == groove).all()
+    # a pattern on the ride keeps time on the ride
+    riding = hits.copy()
+    riding[:, hat] = False
+    riding[[0, 4, 8], ride] = True
+    kept, _, _ = keep_time(riding, probabilities, velocities, offsets, bias, 0.5)
+    assert kept[0:16:4, ride].all() and kept[16:32:4, ride].all() and not kept[:, hat].any()
+
+
+def test_the_shaped_pattern_keeps_time() -> None:
+    hits, probabilities, velocities, offsets, bias, hat, tom = _keep_time_case()
+    pattern = shape_pattern(probabilities, velocities, offsets, np.full(NUM_VOICES, 0.5), Controls(density=0.5),
+                            Calibration(count_scale=hits.sum() / probabilities.sum()))
+    played = pattern.steps[..., HIT] > 0.5
+    cymbals = [VOICES.index(v) for v in ("closed_hat", "open_hat", "ride", "crash")]
+    assert played[0:16, cymbals].any(axis=1).sum() >= 4 and played[16:32, cymbals].any(axis=1).sum() >= 4
+
+
+def test_time_kept_in_a_soft_bar_stays_soft_and_a_bar_on_the_ride_stays_on_it() -> None:
+    """A musician's review: a pp bar after a louder one got hats louder than anything in it, and a
+    bar with a ride on 1 got its time on the hat."""
+    from appliance.core.generator import keep_time
+    hits, probabilities, velocities, offsets, bias, hat, tom = _keep_time_case()
+    ride = VOICES.index("ride")
+    velocities[0:16] = np.where(hits[0:16], 0.2, velocities[0:16])          # bar 1 played soft
+    velocities[0, hat] = 0.2
+    kept, vel, _ = keep_time(hits, probabilities, velocities, offsets, bias, 0.5)
+    added = kept[:, hat] & ~hits[:, hat]
+    assert added[0:16].any() and (vel[0:16][added[0:16], hat] <= 0.2 + 1e-6).all()
+    on_ride = hits.copy()
+    on_ride[0, hat], on_ride[0, ride] = False, True                          # bar 1: a ride on 1, no hat
+    kept, _, _ = keep_time(on_ride, probabilities, velocities, offsets, bias, 0.5)
+    assert kept[0:16:4, ride].all() and not kept[0:16, hat].any()
+    assert kept[16:32:4, hat].all() and not kept[16:32, ride].any()          # bar 2 stays on its hat

@@ -33,6 +33,8 @@ Figures (per performance; :func:`pooled` averages over performances, weighted by
 - ``ride_and_hats_bars``: the share of those bars that keep time on the ride and the closed hat
   both (two or more rides, and two or more closed hats on steps without a ride: a hat under the
   ride is the pedal);
+- ``time_dropped_bars``: the share of those bars whose cymbals (closed and open hat, ride, crash)
+  play on fewer than ``KEEP_TIME`` steps: where the drums let the time drop;
 - ``timekeeper_switches_per_32_bars``: how often the time moves between the ride and the
   closed hat, from one groove bar keeping time (``KEEPS_TIME`` or more hits on either) to the
   next, per 32 bars;
@@ -65,11 +67,13 @@ OPEN_HAT = VOICES.index("open_hat")
 RIDE = VOICES.index("ride")
 CLOSED_HAT = VOICES.index("closed_hat")
 KEEPS_TIME = 3                                #: ride or closed-hat hits in a bar that keep time
+KEEP_TIME = 4                                 #: cymbal steps under which a groove bar has let the time drop
+CYMBALS = [VOICES.index(v) for v in ("closed_hat", "open_hat", "ride", "crash")]
 PHRASE_BARS = 4                               #: bars of a phrase (a fill at its end is where a drummer puts it)
 
 FIGURES = ("hits", "backbeat_accent", "backbeat_accent_grooves", "velocity_sd", "timing_sd_steps", "colour_per_2_bars",
            "fills_per_8_bars", "fills_at_phrase_end", "fills_ending_snare", "fills_ending_floor_tom",
-           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "timekeeper_switches_per_32_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
+           "fills_flat_last_beat", "crash_after_fill", "crashes_per_8_bars", "snare_rolls_per_8_bars", "snare_long_run_bars", "ride_and_hats_bars", "time_dropped_bars", "timekeeper_switches_per_32_bars", "open_hat_bars", "open_hat_per_bar", "open_hat_with_ride", "identical_windows", "bar2_share", "crash_run_bars",
            "two_hats_per_16_bars", "unplayable_per_16_bars", *(f"hits_{v}" for v in VOICES))
 
 
@@ -151,13 +155,15 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
 
 
 def timekeeping(grooves: np.ndarray, bars: int) -> dict[str, float]:
-    """``ride_and_hats_bars`` and ``timekeeper_switches_per_32_bars`` of the groove bars
+    """``ride_and_hats_bars``, ``time_dropped_bars`` and ``timekeeper_switches_per_32_bars`` of the groove bars
     (not fills, not empty) [B, 16, voices] of a performance ``bars`` long."""
     rides = grooves[..., RIDE].sum(axis=1)
     hats_off_ride = (grooves[..., CLOSED_HAT] & ~grooves[..., RIDE]).sum(axis=1)
     keeping = np.maximum(rides, hats_off_ride) >= KEEPS_TIME
     keeper = (rides >= hats_off_ride)[keeping]
     return {"ride_and_hats_bars": float(np.mean((rides >= 2) & (hats_off_ride >= 2))) if len(grooves) else float("nan"),
+            "time_dropped_bars": (float(np.mean(grooves[..., CYMBALS].any(axis=2).sum(axis=1) < KEEP_TIME))
+                                  if len(grooves) else float("nan")),
             "timekeeper_switches_per_32_bars": float((keeper[1:] != keeper[:-1]).sum() * 32 / bars) if bars else float("nan")}
 
 

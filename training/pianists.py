@@ -303,16 +303,17 @@ def markdown(rows: list[tuple[Part, int, dict[str, float], int]], density: float
     lines = [f"Density {density:g}, seeds {sorted({s for _, s, _, _ in rows})}; * played without a click "
              "(drifts off the file's tempo: not pooled).", "",
              "| part | seed | identical windows | hits per 2 bars | backbeat accent | outside fill bars | velocity SD "
-             "| ride ↔ hat per 32 bars |", "|---|---|---|---|---|---|---|---|"]
+             "| ride ↔ hat per 32 bars | time dropped (groove bars) |", "|---|---|---|---|---|---|---|---|---|"]
     for part, seed, figures, _ in rows:
         lines.append(f"| {part.name}{'' if part.to_a_click else ' *'} | {seed} | {figures['identical_windows']:.0%} "
                      f"| {figures['hits']:.1f} | {figures['backbeat_accent']:.2f} | {figures['backbeat_accent_grooves']:.2f} "
-                     f"| {figures['velocity_sd']:.1f} | {figures['timekeeper_switches_per_32_bars']:.1f} |")
+                     f"| {figures['velocity_sd']:.1f} | {figures['timekeeper_switches_per_32_bars']:.1f} "
+                     f"| {figures['time_dropped_bars']:.0%} |")
     for title, chosen in (("pooled, to a click", [r for r in rows if r[0].to_a_click]), ("pooled, all", rows)):
         pooled = drumstats.pooled([(f, n) for _, _, f, n in chosen])
         lines.append(f"| **{title}** | | {pooled['identical_windows']:.0%} | {pooled['hits']:.1f} "
                      f"| {pooled['backbeat_accent']:.2f} | {pooled['backbeat_accent_grooves']:.2f} | {pooled['velocity_sd']:.1f} "
-                     f"| {pooled['timekeeper_switches_per_32_bars']:.1f} |")
+                     f"| {pooled['timekeeper_switches_per_32_bars']:.1f} | {pooled['time_dropped_bars']:.0%} |")
     return "\n".join(lines)
 
 

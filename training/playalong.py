@@ -171,6 +171,7 @@ LABELS = {
     "snare_rolls_per_8_bars": "snare rolls (4+ sixteenths in a row, outside fills) per 8 bars",
     "snare_long_run_bars": "bars with 8+ snare sixteenths in a row (outside fills, share)",
     "ride_and_hats_bars": "bars keeping time on the ride and the closed hat both (outside fills, share)",
+    "time_dropped_bars": "groove bars with cymbals on fewer than 4 steps (share)",
     "timekeeper_switches_per_32_bars": "time moving between ride and closed hat, per 32 bars",
     "open_hat_bars": "bars with an open hat (share)", "open_hat_per_bar": "open hats per bar that has one",
     "open_hat_with_ride": "bars with an open hat that also play the ride (share)",
@@ -195,7 +196,7 @@ def markdown(result: dict) -> str:
         cells = [result["box"][d].get(key, float("nan")) for d in densities]
         fmt = "{:.0%}" if key in ("identical_windows", "return_crash", "fills_at_phrase_end", "fills_ending_snare",
                                    "fills_ending_floor_tom", "fills_flat_last_beat", "open_hat_bars", "open_hat_with_ride",
-                                   "snare_long_run_bars", "ride_and_hats_bars") else "{:.2f}"
+                                   "snare_long_run_bars", "ride_and_hats_bars", "time_dropped_bars") else "{:.2f}"
         row = [("–" if np.isnan(c) else fmt.format(c)) for c in cells]
         g = gmd.get(key, float("nan"))
         lines.append(f"| {label} | " + " | ".join(row) + f" | {'–' if np.isnan(g) else fmt.format(g)} |")

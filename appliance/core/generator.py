@@ -258,6 +258,67 @@ def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high
     return np.clip(mean + (values - mean) * factor, low, high).astype(np.float32)
 
 
+KEEP_TIME = 4      #: cymbal steps (hats, ride, crash) a groove bar plays at least, at density 0.5 and up
+_CYMBALS = [VOICES.index(v) for v in ("closed_hat", "open_hat", "ride", "crash")]
+
+
+def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
+              bias: np.ndarray, density: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A drummer keeps time: a bar that plays as a groove bar (not the pattern's fill bar; its toms,
+    which the phrasing leaves out there, not counted) whose cymbals play on fewer than KEEP_TIME
+    steps (fewer below density 0.5, none at 0) gets the pattern's timekeeper (the ride where the
+    pattern rides more than it plays the closed hat, else the closed hat) on its free beats, then
+    "&"s, the model's likeliest first, where one drummer can play it, at the timekeeper's own
+    levels (no louder than its middle one, nor than the bar's other hits) and timing; a bar that
+    plays only one of ride and closed hat keeps to it. Over slow or sparse comping the model lets the time drop, or puts it on a
+    floor tom (GMD's drummers: 7 % of groove bars)."""
+    keep = int(round(KEEP_TIME * min(1.0, max(0.0, density) / 0.5)))
+    if keep <= 0 or not hits.any():
+        return hits, velocities, offsets
+    steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
+    steps[..., HIT] = hits
+    if fills.tom_groove(steps):
+        return hits, velocities, offsets          # its toms keep time, and play as they are
+    skip = fills.fill_bar(steps)
+    hits, velocities, offsets = hits.copy(), velocities.copy(), offsets.copy()
+    margin = _logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)[None, :]
+    bit = 1 << np.arange(NUM_VOICES)
+    bit[fills.TOMS] = 0                            # left out of a groove bar
+    ride = (hits[:, _RIDE].sum(), probabilities[:, _RIDE].sum()) > (hits[:, _HAT].sum(), probabilities[:, _HAT].sum())
+    timekeeper = _RIDE if ride else _HAT          # the pattern's
+    for start in range(0, STEPS, STEPS_PER_BAR):
+        if skip == start // STEPS_PER_BAR:
+            continue
+        bar = slice(start, start + STEPS_PER_BAR)
+        on = hits[bar]
+        cymbal_steps = on[:, _CYMBALS].any(axis=1)
+        if not on.any() or cymbal_steps.sum() >= keep:
+            continue
+        voice = timekeeper
+        if on[:, _RIDE].any() != on[:, _HAT].any():   # a bar already on one of them stays on it
+            voice = _RIDE if on[:, _RIDE].any() else _HAT
+        free = [k for k in np.lexsort((-margin[bar, voice], _METRIC[:STEPS_PER_BAR]))
+                if not cymbal_steps[k] and _METRIC[k] < 2]
+        own = hits[:, voice]
+        # no louder than the timekeeper's middle level, nor than the bar's other hits (a soft bar
+        # of a louder pattern keeps soft), no softer than the timekeeper's softest
+        middle = float(np.median(velocities[own, voice])) if own.any() else float(np.median(velocities[hits]))
+        high = min(middle, float(np.median(velocities[bar][on])))
+        low = min(float(velocities[own, voice].min()) if own.any() else 0.3, high)
+        feel = float(np.clip(np.median(offsets[own, voice]), -0.1, 0.1)) if own.any() else 0.0
+        for k in free:
+            if cymbal_steps.sum() >= keep:
+                break
+            step = start + k
+            if not _PLAYABLE[int((hits[step] * bit).sum()) | 1 << voice]:
+                continue
+            hits[step, voice] = True
+            cymbal_steps[k] = True
+            velocities[step, voice] = np.clip(velocities[step, voice], low, high)
+            offsets[step, voice] = feel          # where the timekeeper's own hits sit (the model's guess leant early)
+    return hits, velocities, offsets
+
+
 def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
     """The model's accents and ghost notes, as far apart as a drummer plays them: each voice's hits
     spread around that voice's own mean (so the kick stays under or with the snare as the model
@@ -388,6 +449,7 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         bias = _logit(np.asarray(tuned_thresholds, np.float64))
     hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration),
                        plain=target_hits(probabilities, min(controls.density, 0.5), calibration))
+    hits, velocities, offsets = keep_time(hits, probabilities, velocities, offsets, bias, controls.density)
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     offsets = spread_offsets(offsets, hits, calibration.offset_sd)
     if controls.max_hits_per_voice < STEPS:
