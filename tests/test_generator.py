@@ -392,3 +392,19 @@ def test_time_kept_in_a_soft_bar_stays_soft_and_a_bar_on_the_ride_stays_on_it() 
     kept, _, _ = keep_time(on_ride, probabilities, velocities, offsets, bias, 0.5)
     assert kept[0:16:4, ride].all() and not kept[0:16, hat].any()
     assert kept[16:32:4, hat].all() and not kept[16:32, ride].any()          # bar 2 stays on its hat
+
+
+def test_a_timekeeper_the_pattern_does_not_play_comes_in_under_its_drums() -> None:
+    """No hat or ride anywhere in a loud pattern: the hat comes in at most NEW_TIMEKEEPER x the
+    pattern's median level (a review heard hats as loud as the backbeat), with the model's own
+    accents among the added hits."""
+    from appliance.core.generator import NEW_TIMEKEEPER, keep_time
+    hits, probabilities, velocities, offsets, bias, hat, tom = _keep_time_case()
+    hits[:, hat] = False
+    velocities[hits] = 0.9
+    velocities[:, hat] = np.where(np.arange(STEPS) % 8 == 0, 0.95, 0.7)   # the model's guess: 1 and 3 over 2 and 4
+    kept, vel, _ = keep_time(hits, probabilities, velocities, offsets, bias, 0.5)
+    added = kept[:, hat] & ~hits[:, hat]
+    assert added.sum() == 8
+    assert vel[added, hat].max() == pytest.approx(NEW_TIMEKEEPER * 0.9, abs=1e-5)
+    assert (vel[0::8, hat] > vel[4::8, hat]).all()

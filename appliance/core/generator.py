@@ -260,6 +260,7 @@ def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high
 
 KEEP_TIME = 4      #: cymbal steps (hats, ride, crash) a groove bar plays at least, at density 0.5 and up
 _CYMBALS = [VOICES.index(v) for v in ("closed_hat", "open_hat", "ride", "crash")]
+NEW_TIMEKEEPER = 0.6   #: a timekeeper the pattern does not play yet, at most this × its hits' median level
 
 
 def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
@@ -302,10 +303,12 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
         own = hits[:, voice]
         # no louder than the timekeeper's middle level, nor than the bar's other hits (a soft bar
         # of a louder pattern keeps soft), no softer than the timekeeper's softest
-        middle = float(np.median(velocities[own, voice])) if own.any() else float(np.median(velocities[hits]))
+        middle = (float(np.median(velocities[own, voice])) if own.any()
+                  else NEW_TIMEKEEPER * float(np.median(velocities[hits])))
         high = min(middle, float(np.median(velocities[bar][on])))
         low = min(float(velocities[own, voice].min()) if own.any() else 0.3, high)
         feel = float(np.clip(np.median(offsets[own, voice]), -0.1, 0.1)) if own.any() else 0.0
+        added = []
         for k in free:
             if cymbal_steps.sum() >= keep:
                 break
@@ -314,8 +317,12 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
                 continue
             hits[step, voice] = True
             cymbal_steps[k] = True
-            velocities[step, voice] = np.clip(velocities[step, voice], low, high)
-            offsets[step, voice] = feel          # where the timekeeper's own hits sit (the model's guess leant early)
+            added.append(step)
+        if added:
+            # the model's own accents among them, the loudest at ``high``; its timing guess leant early
+            guess = np.maximum(velocities[added, voice], 1e-3)
+            velocities[added, voice] = np.clip(high * guess / guess.max(), low, high)
+            offsets[added, voice] = feel
     return hits, velocities, offsets
 
 
