@@ -267,12 +267,10 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
               bias: np.ndarray, density: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A drummer keeps time: a bar that plays as a groove bar (not the pattern's fill bar; its toms,
     which the phrasing leaves out there, not counted) whose cymbals play on fewer than KEEP_TIME
-    steps (fewer below density 0.5, none at 0) gets the pattern's timekeeper (the ride where the
-    pattern rides more than it plays the closed hat, else the closed hat) on its free beats, then
-    "&"s, the model's likeliest first, where one drummer can play it, at the timekeeper's own
-    levels (no louder than its middle one, nor than the bar's other hits) and timing; a bar that
-    plays only one of ride and closed hat keeps to it. Over slow or sparse comping the model lets the time drop, or puts it on a
-    floor tom (GMD's drummers: 7 % of groove bars)."""
+    steps (fewer below density 0.5, none at 0) gets a timekeeper on its free beats, then "&"s, the
+    model's likeliest first, where one drummer can play it: the ride or closed hat the bar plays,
+    if only one, else the pattern's (the ride where it rides more than it plays the closed hat).
+    Over slow or sparse comping the model lets the time drop, or puts it on a floor tom."""
     keep = int(round(KEEP_TIME * min(1.0, max(0.0, density) / 0.5)))
     if keep <= 0 or not hits.any():
         return hits, velocities, offsets
@@ -300,14 +298,6 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
             voice = _RIDE if on[:, _RIDE].any() else _HAT
         free = [k for k in np.lexsort((-margin[bar, voice], _METRIC[:STEPS_PER_BAR]))
                 if not cymbal_steps[k] and _METRIC[k] < 2]
-        own = hits[:, voice]
-        # no louder than the timekeeper's middle level, nor than the bar's other hits (a soft bar
-        # of a louder pattern keeps soft), no softer than the timekeeper's softest
-        middle = (float(np.median(velocities[own, voice])) if own.any()
-                  else NEW_TIMEKEEPER * float(np.median(velocities[hits])))
-        high = min(middle, float(np.median(velocities[bar][on])))
-        low = min(float(velocities[own, voice].min()) if own.any() else 0.3, high)
-        feel = float(np.clip(np.median(offsets[own, voice]), -0.1, 0.1)) if own.any() else 0.0
         added = []
         for k in free:
             if cymbal_steps.sum() >= keep:
@@ -315,15 +305,30 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
             step = start + k
             if not _PLAYABLE[int((hits[step] * bit).sum()) | 1 << voice]:
                 continue
-            hits[step, voice] = True
             cymbal_steps[k] = True
             added.append(step)
         if added:
-            # the model's own accents among them, the loudest at ``high``; its timing guess leant early
-            guess = np.maximum(velocities[added, voice], 1e-3)
-            velocities[added, voice] = np.clip(high * guess / guess.max(), low, high)
-            offsets[added, voice] = feel
+            _time_kept(hits, velocities, offsets, voice, bar, added)
     return hits, velocities, offsets
+
+
+def _time_kept(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, voice: int, bar: slice,
+               added: list[int]) -> None:
+    """Play ``voice`` on the ``added`` steps of ``bar`` (in place): the model's own accents among
+    them, the loudest at the timekeeper's middle level (NEW_TIMEKEEPER × the pattern's median for
+    one it does not play yet) or at the bar's other hits' if softer (a soft bar of a louder
+    pattern stays soft), none under its softest; at its median timing (the model's guess for a
+    step it had not played leant early)."""
+    own = hits[:, voice]
+    middle = (float(np.median(velocities[own, voice])) if own.any()
+              else NEW_TIMEKEEPER * float(np.median(velocities[hits])))
+    high = min(middle, float(np.median(velocities[bar][hits[bar]])))
+    low = min(float(velocities[own, voice].min()) if own.any() else 0.3, high)
+    feel = float(np.clip(np.median(offsets[own, voice]), -0.1, 0.1)) if own.any() else 0.0
+    guess = np.maximum(velocities[added, voice], 1e-3)
+    hits[added, voice] = True
+    velocities[added, voice] = np.clip(high * guess / guess.max(), low, high)
+    offsets[added, voice] = feel
 
 
 def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np.ndarray:
