@@ -198,3 +198,36 @@ def test_the_engine_lifts_a_soft_sections_big_fill_after_a_loud_one_and_a_clear_
     engine.clear()
     run(engine, 8 * PASS + 0.1, 12 * PASS + 0.1, comp(range(8, 12), range(0, STEPS, 2), velocity=35))
     assert engine.player.lift == 1.0
+
+
+def test_a_loud_groove_reaches_the_model_at_the_loud_line_and_the_drums_rise_by_the_law() -> None:
+    ff, f = groove(range(0, STEPS, 2), 120 / 127), groove(range(0, STEPS, 2), 90 / 127)
+    heard, scale = dynamics.loud(ff)
+    assert dynamics.played(heard) == pytest.approx(dynamics.LOUD)
+    assert scale == pytest.approx((120 / 127 / dynamics.LOUD) ** DYNAMICS)
+    assert dynamics.loud(f) == (f, 1.0)                                    # under the line: as played
+    assert dynamics.loud(ff, 0.0)[1] == 1.0                                # one level: no rise
+    from appliance.core import listening
+    assert listening.as_played(ff).groove == heard and listening.as_played(ff).velocity_scale == pytest.approx(scale)
+
+
+def hits_and_levels(path: Path) -> tuple[int, list[int]]:
+    velocities = [m.velocity for m in mido.MidiFile(str(path)).tracks[1] if m.type == "note_on" and m.velocity]
+    return len(velocities), velocities
+
+
+def test_a_loud_player_gets_a_drummers_groove_louder_not_a_thinner_one_on_the_ceiling(model_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Eighths at 120 against 80, seed 1: as many hits (237 against 236), louder drums (median 83
+    against 69) and few hits on the ceiling (12 % at 120 or over). The model alone thinned out
+    over the loud groove and piled its hits up there: 177 hits, median 123, 70 % at 120 or over."""
+    from appliance.core.render import render
+    figures = {}
+    for velocity in (80, 120):
+        out = tmp_path / f"d{velocity}.mid"
+        render(eighths(tmp_path / f"e{velocity}.mid", velocity), out, model_dir=model_dir, seed=1)
+        figures[velocity] = hits_and_levels(out)
+    (hits_mf, mf), (hits_ff, ff) = figures[80], figures[120]
+    assert hits_ff >= 0.9 * hits_mf, (hits_mf, hits_ff)
+    assert np.median(ff) >= np.median(mf) + 5, (np.median(mf), np.median(ff))
+    assert np.mean(np.array(ff) >= 120) < 0.3, np.mean(np.array(ff) >= 120)

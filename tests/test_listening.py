@@ -228,11 +228,13 @@ def test_the_engine_hands_the_model_what_it_hears_and_keeps_the_groove_as_played
     assert engine.stats()["heard_on_the_eighths"] is False
 
 
-def test_over_arpeggios_the_model_plays_a_groove_not_a_snare_roll(model_dir) -> None:
+def test_over_arpeggios_the_model_plays_a_groove_not_a_snare_roll(model_dir, monkeypatch) -> None:
     """The shipped model at density 0.5 over the simulated arpeggios of 500 GMD validation loops
     (training/humanize.py, seed 8), one groove at a time: heard on the eighths, the snare plays
     fewer hits and fewer rolls, with a backbeat over 1.4 × the other snare hits; over the
-    drummers' own grooves of the same loops nothing moves by more than a little."""
+    drummers' own grooves of the same loops nothing moves by more than a little. Hearing a loud
+    groove at dynamics.LOUD (a keyboard's ff) costs the drummers' grooves, half of them louder
+    than that, under 0.03 F1 (0.019 measured)."""
     import json
 
     from training import dataset as ds, hearing, humanize
@@ -253,10 +255,16 @@ def test_over_arpeggios_the_model_plays_a_groove_not_a_snare_roll(model_dir) -> 
     assert after["rolls"] <= 0.8 * before["rolls"], (before, after)
     assert after["backbeat"] >= 1.4 > before["backbeat"], (before, after)
     drummers = split.grooves[pick]
+    as_played = hearing.figures(model, card, drummers, patterns)
+    heard, scales, _ = hearing.heard_grooves(drummers)
+    loud = hearing.figures(model, card, heard, patterns, scales)
+    assert as_played["f1"] - 0.03 <= loud["f1"] <= as_played["f1"] and abs(loud["hits"] - as_played["hits"]) <= 2.0
+    from appliance.core import dynamics
+    monkeypatch.setattr(dynamics, "LOUD", 1.0)   # the eighths alone
     heard, scales, changed = hearing.heard_grooves(drummers)
     assert changed <= 0.03 * len(pick)
-    before, after = hearing.figures(model, card, drummers, patterns), hearing.figures(model, card, heard, patterns, scales)
-    assert abs(after["f1"] - before["f1"]) <= 0.01 and abs(after["hits"] - before["hits"]) <= 1.0
+    after = hearing.figures(model, card, heard, patterns, scales)
+    assert abs(after["f1"] - as_played["f1"]) <= 0.01 and abs(after["hits"] - as_played["hits"]) <= 1.0
 
 
 @pytest.mark.parametrize("humanise, push, swing", [(1.0, 0.0, 0.28), (0.0, 0.0, 0.28), (1.0, -0.2, 0.0)])

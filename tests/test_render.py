@@ -193,7 +193,8 @@ def test_a_file_whose_bar_1_is_not_at_tick_0_is_heard_on_the_right_beat(model_di
                 if tick >= 1920]
     got = [(tick, m.type, m.note, m.velocity) for tick, m in ticked(tmp_path / "moved.mid") if tick >= 720 + 1920]
     assert got == expected, "the drums are the same part, a beat and a half later"
-    # unaligned (the old behaviour): the loop starts at tick 0 and the part is not the same
+    # unaligned: the first note comes in the first half of the file's first bar, so by default
+    # the loop starts at tick 0 (a part begun after a rest) and the part is not the same
     render(late, tmp_path / "unaligned.mid", model_dir=model_dir, seed=3)
     assert [(t, m.note) for t, m in ticked(tmp_path / "unaligned.mid")] != [(t, n) for t, _, n, _ in expected]
 
@@ -220,6 +221,34 @@ def test_a_pickup_is_heard_before_bar_1_and_the_drums_come_in_on_it(model_dir: P
     with pytest.raises(SystemExit):   # one or the other: argparse says so
         main(["render", str(source), "-o", str(tmp_path / "o.mid"), "--model", str(model_dir),
               "--pickup", "1", "--downbeat", "480"])
+
+
+def rests_then(source: Path, beats: float, tail_beats: int = 16) -> Path:
+    """``beats`` of silence, then a note every beat (the first of each bar louder), 120 BPM."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    for i in range(tail_beats):
+        track += [mido.Message("note_on", note=60, velocity=100 if i % 4 == 0 else 70,
+                               time=round(beats * 480) if i == 0 else 280),
+                  mido.Message("note_off", note=60, time=200)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(source))
+    return source
+
+
+@pytest.mark.parametrize("beats, bar_1", [(3, 1920), (8, 3840), (11.5, 5760), (1, 0), (0, 0)])
+def test_a_file_that_does_not_say_where_bar_1_is_starts_it_where_the_player_comes_in(
+        model_dir: Path, tmp_path: Path, beats: float, bar_1: int) -> None:
+    """By default bar 1 is the bar line the first note comes in on: after silent bars, and after a
+    pickup (a first note in the second half of its bar); a part begun after a rest on beat 1
+    keeps its bar 1. No drums before it (a reviewer's pickup bar got 20 hits under its silence)."""
+    source = rests_then(tmp_path / "late.mid", beats)
+    render(source, tmp_path / "out.mid", model_dir=model_dir, seed=4)
+    ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on"]
+    assert ons and min(ons) >= bar_1 - 60, (min(ons), bar_1)
+    assert any(abs(t - bar_1) <= 60 for t in ons), "the drums come in on bar 1"
+    keyboard = [m for m in mido.MidiFile(str(tmp_path / "out.mid")).tracks[0] if m.type == "note_on"]
+    assert len(keyboard) == 16, "every note is kept, a pickup too"
 
 
 def test_a_long_silence_costs_nothing_and_the_drums_come_back(model_dir: Path, tmp_path: Path) -> None:

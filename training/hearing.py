@@ -198,8 +198,9 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
         eighths[:, 1::2] = 0.0
         heard = [listening.heard(Groove(g)) for g in sixteenths]
         grooves = np.array([h.groove.steps for h in heard])
+        box = [listening.heard(Groove(g)) for g in eighths]   # a loud groove is heard at dynamics.LOUD
         out[velocity] = {"eighths": level(eighths, [1.0] * SEEDS),
-                         "box": level(eighths, [listening.heard(Groove(g)).velocity_scale for g in eighths]),
+                         "box": level(np.array([h.groove.steps for h in box]), [h.velocity_scale for h in box]),
                          "heard": level(grooves, [h.velocity_scale for h in heard]),
                          "unbalanced": level(grooves, [h.velocity_scale / listening.BALANCE for h in heard])}
     return out
@@ -221,9 +222,10 @@ def by_rhythm(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, flo
         for velocity in RHYTHM_LEVELS:
             groove = np.zeros((32, 3), np.float32)
             groove[list(steps), HIT], groove[list(steps), VELOCITY] = 1.0, velocity / 127
-            (p,), (v,), (o,) = model.predict(groove[None])
+            heard = listening.heard(Groove(groove))
             row = {}
-            for key, scale in (("model", 1.0), ("box", listening.heard(Groove(groove)).velocity_scale)):
+            for key, cells, scale in (("model", groove, 1.0), ("box", heard.groove.steps, heard.velocity_scale)):
+                (p,), (v,), (o,) = model.predict(np.asarray(cells, np.float32)[None])
                 played = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=scale), calibration).steps
                 hits = played[..., HIT] > 0
                 backbeat = played[BACKBEATS, SNARE, VELOCITY][hits[BACKBEATS, SNARE]]
@@ -237,13 +239,17 @@ def dynamics_markdown(levels: dict[int, dict[str, float]], rhythms: dict[str, di
     at_80 = levels[80]["eighths"]
     lines = [f"The drums' mean velocity at density 0.5 over plain eighths as the model plays them (over that at 80, "
              f"and (v / 80) ** MODEL_DYNAMICS {law.MODEL_DYNAMICS}) and as the box does (over the model's at 80, and "
-             f"the law: (v / 80) ** DYNAMICS {law.DYNAMICS} of the level at 80 above the softest hit, {FLOOR:.0f}), "
+             f"the law: (v / 80) ** DYNAMICS {law.DYNAMICS} of the level at 80 above the softest hit, {FLOOR:.0f}; "
+             f"over LOUD {law.LOUD * 127:.0f}, (v / LOUD) ** DYNAMICS of the box's level there), "
              f"and over flat sixteenths heard on the eighths (listening.BALANCE {listening.BALANCE}):", "",
              "| notes at | model over eighths | over 80 | (v / 80) ** MODEL_DYNAMICS | box over eighths | over 80 "
              "| the law | box over sixteenths heard | heard with BALANCE 1 |",
              "|---|---|---|---|---|---|---|---|---|"]
+    loud = levels.get(round(law.LOUD * 127), {}).get("box")   # from LOUD up the law goes on from the box there
     for velocity, level in levels.items():
         expected = (FLOOR + (at_80 - FLOOR) * min(1.0, velocity / 80) ** law.DYNAMICS) / at_80
+        if velocity > law.LOUD * 127 and loud is not None:
+            expected = (FLOOR + (loud - FLOOR) * (velocity / 127 / law.LOUD) ** law.DYNAMICS) / at_80
         lines.append(f"| {velocity} | {level['eighths']:.1f} | {level['eighths'] / at_80:.2f} "
                      f"| {min(1.0, velocity / 80) ** law.MODEL_DYNAMICS:.2f} | {level['box']:.1f} "
                      f"| {level['box'] / at_80:.2f} | {expected:.2f} "

@@ -168,7 +168,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         "machines with a channel per part ignore it)")
     bar1 = render.add_mutually_exclusive_group()
     bar1.add_argument("--downbeat", type=int, metavar="TICK",
-                      help="bar 1 falls at this tick of the input file (default 0)")
+                      help="bar 1 falls at this tick of the input file (default: the bar line the first note "
+                      "comes in on; a first note in the second half of its bar is a pickup)")
     bar1.add_argument("--pickup", type=float, metavar="BEATS",
                       help="the first note is a pickup this many beats before bar 1")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.core.dynamics import DYNAMICS, LEVEL, follow, law
+from appliance.core.dynamics import DYNAMICS, LEVEL, MAX_SCALE, follow, law, loud
 from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove, Pattern
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
@@ -153,8 +153,10 @@ def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
 
 
 def as_played(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
-    """The groove read as played; the drums follow its level by the law over the model's own answer."""
-    return Heard(groove, follow(groove, dynamics, mf))
+    """The groove read as played; the drums follow its level by the law over the model's own
+    answer (a loud groove heard at ``dynamics.LOUD``, the drums taken back up by the law)."""
+    groove, louder = loud(groove, dynamics)
+    return Heard(groove, min(MAX_SCALE, follow(groove, dynamics, mf) * louder))
 
 
 def heard(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:

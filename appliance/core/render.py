@@ -15,6 +15,7 @@ from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
 from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
+from appliance.core.phrase import MARK_WINDOW, marked_downbeat
 from appliance.core.player import PlayerSettings
 from appliance.core.transport import InternalClock, check_bpm
 
@@ -111,7 +112,7 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
                    pickup_beats: float | None = None, ticks_per_beat: int = 480) -> float:
     """Where bar 1 falls, in steps from the file's start: at a tick (``--downbeat``), or
     ``pickup_beats`` after the first note (``--pickup``: the first note is a pickup that many
-    beats before bar 1); tick 0 by default."""
+    beats before bar 1); by default the bar line the first note comes in on (:func:`first_bar`)."""
     if downbeat_ticks is not None and pickup_beats is not None:
         raise RenderError("give --downbeat or --pickup, not both")
     if downbeat_ticks is not None:
@@ -123,7 +124,26 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
             raise RenderError(f"--pickup {pickup_beats:g}: beats before bar 1, 0..64")
         first = min(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
         return first + pickup_beats * STEPS_PER_BEAT
-    return 0.0
+    return first_bar(performance)
+
+
+def first_bar(performance: Performance) -> float:
+    """Where a file's bar 1 falls when it does not say: the bar line within half a beat of the
+    first note; else the one before it when the first note comes in the first half of its bar (a
+    part that begins after a rest on beat 1), the next one when in the second (a pickup). Whole
+    bars of silence before it are not played: the drums come in with the player."""
+    onsets = [position for position, m in performance.notes if m.type == "note_on" and m.velocity]
+    if not onsets:
+        return 0.0
+    first = min(onsets)
+    downbeat = float(marked_downbeat(first))
+    if downbeat > first + MARK_WINDOW and first % STEPS_PER_BAR < STEPS_PER_BAR / 2:
+        downbeat -= STEPS_PER_BAR
+    if downbeat:
+        log.info("bar 1 taken at quarter note %g of the file, %s (--downbeat TICK or --pickup BEATS say "
+                 "otherwise)", downbeat / STEPS_PER_BEAT + 1,
+                 "its first note a pickup into it" if first < downbeat else "where its first note comes in")
+    return downbeat
 
 
 def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
