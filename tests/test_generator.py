@@ -408,3 +408,22 @@ def test_a_timekeeper_the_pattern_does_not_play_comes_in_under_its_drums() -> No
     assert added.sum() == 8
     assert vel[added, hat].max() == pytest.approx(NEW_TIMEKEEPER * 0.9, abs=1e-5)
     assert (vel[0::8, hat] > vel[4::8, hat]).all()
+
+
+def test_over_a_loud_groove_the_model_plays_its_reading_brought_down_only_where_its_own_thins_out(
+        generator, monkeypatch) -> None:
+    """Generator.generate with ``loud`` (dynamics.loud): the pattern over the groove brought down to
+    dynamics.LOUD, its velocities lifted, where dynamics.thins says the model's own reading thins
+    out; else the pattern over the groove as played."""
+    from appliance.core import dynamics, generator as generator_module
+    cells = np.zeros((STEPS, 3), np.float32)
+    cells[0::2] = (1.0, 120 / 127, 0.0)
+    loud_groove = Groove(cells)
+    loud = dynamics.loud(loud_groove)
+    eps = np.zeros(generator.latent_size, np.float32)
+    monkeypatch.setattr(generator_module, "thins", lambda own, down: True)
+    lifted = Controls(velocity_scale=loud.lift)
+    assert generator.generate(loud_groove, Controls(), eps, loud=loud) == generator.generate(loud.groove, lifted, eps)
+    monkeypatch.setattr(generator_module, "thins", lambda own, down: False)
+    assert generator.generate(loud_groove, Controls(), eps, loud=loud) == generator.generate(loud_groove, Controls(), eps)
+    assert generator.generate(loud.groove, lifted, eps) != generator.generate(loud_groove, Controls(), eps)

@@ -236,12 +236,14 @@ def rests_then(source: Path, beats: float, tail_beats: int = 16) -> Path:
     return source
 
 
-@pytest.mark.parametrize("beats, bar_1", [(3, 1920), (8, 3840), (11.5, 5760), (1, 0), (0, 0)])
+@pytest.mark.parametrize("beats, bar_1", [(3, 1920), (8, 3840), (11.5, 5760), (1, 0), (0, 0),
+                                          (1.95, 1920), (2.05, 1920), (1.4, 0)])
 def test_a_file_that_does_not_say_where_bar_1_is_starts_it_where_the_player_comes_in(
         model_dir: Path, tmp_path: Path, beats: float, bar_1: int) -> None:
     """By default bar 1 is the bar line the first note comes in on: after silent bars, and after a
-    pickup (a first note in the second half of its bar); a part begun after a rest on beat 1
-    keeps its bar 1. No drums before it (a reviewer's pickup bar got 20 hits under its silence)."""
+    pickup (a first note from half a beat before beat 3 on; near beat 3, early or late, it is a
+    pickup either way); a part begun after a rest on beat 1 keeps its bar 1. No drums before it
+    (a reviewer's pickup bar got 20 hits under its silence)."""
     source = rests_then(tmp_path / "late.mid", beats)
     render(source, tmp_path / "out.mid", model_dir=model_dir, seed=4)
     ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on"]

@@ -57,12 +57,28 @@ REPO = Path(__file__).resolve().parent.parent
 KINDS = ("drummers", "hands", "keys", "arpeggios")
 
 
-def heard_grooves(grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Each groove as the box hears it on its own (listening.heard), the velocity scale it plays
-    it with, and how many grooves were heard on the eighths."""
-    heard = [listening.heard(Groove(g)) for g in grooves]
-    return (np.array([h.groove.steps for h in heard]), np.array([h.velocity_scale for h in heard]),
-            int(sum(listening.busy_and_even(Groove(g)) for g in grooves)))
+def box_reads(model: OnnxModel, heard: list[listening.Heard]) -> tuple[np.ndarray, np.ndarray]:
+    """The grooves the model reads and the velocity scales the drums are played with, as
+    Generator.generate chooses them: a loud groove's reading at dynamics.LOUD, lifted, where the
+    model's own reading of it thins out (dynamics.thins); z = mu."""
+    grooves = np.array([h.groove.steps for h in heard], np.float32)
+    scales = np.array([h.velocity_scale for h in heard], np.float64)
+    loud = [i for i, h in enumerate(heard) if h.loud is not None]
+    if loud:
+        own = model.predict(grooves[loud])[0].sum(axis=(1, 2))
+        down = model.predict(np.array([heard[i].loud.groove.steps for i in loud], np.float32))[0].sum(axis=(1, 2))
+        for i, mine, theirs in zip(loud, own, down):
+            if law.thins(float(mine), float(theirs)):
+                grooves[i], scales[i] = heard[i].loud.groove.steps, min(2.0, scales[i] * heard[i].loud.lift)
+    return grooves, scales
+
+
+def heard_grooves(grooves: np.ndarray, model: OnnxModel) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each groove as the box hears it on its own (listening.heard) and the model reads it
+    (:func:`box_reads`), the velocity scale it plays it with, and how many grooves were heard on
+    the eighths."""
+    grooves_read, scales = box_reads(model, [listening.heard(Groove(g)) for g in grooves])
+    return grooves_read, scales, int(sum(listening.busy_and_even(Groove(g)) for g in grooves))
 
 
 def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndarray,
@@ -146,8 +162,7 @@ def levels(model: OnnxModel, card: dict) -> dict:
         out = {}
         for label, grooves, scales, feels in (
                 ("as_played", played, [1.0] * len(played), [()] * len(played)),
-                ("heard", np.array([h.groove.steps for h in heard]), [h.velocity_scale for h in heard],
-                 [h.feel for h in heard])):
+                ("heard", *box_reads(model, heard), [h.feel for h in heard])):
             snare, backbeats, on, between, kicks, kicks_between, hats, backbeat = [], [], [], [], [], [], [], []
             for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
                 steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
@@ -198,9 +213,8 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
         eighths[:, 1::2] = 0.0
         heard = [listening.heard(Groove(g)) for g in sixteenths]
         grooves = np.array([h.groove.steps for h in heard])
-        box = [listening.heard(Groove(g)) for g in eighths]   # a loud groove is heard at dynamics.LOUD
         out[velocity] = {"eighths": level(eighths, [1.0] * SEEDS),
-                         "box": level(np.array([h.groove.steps for h in box]), [h.velocity_scale for h in box]),
+                         "box": level(*box_reads(model, [listening.heard(Groove(g)) for g in eighths])),
                          "heard": level(grooves, [h.velocity_scale for h in heard]),
                          "unbalanced": level(grooves, [h.velocity_scale / listening.BALANCE for h in heard])}
     return out
@@ -222,9 +236,9 @@ def by_rhythm(model: OnnxModel, card: dict) -> dict[str, dict[int, dict[str, flo
         for velocity in RHYTHM_LEVELS:
             groove = np.zeros((32, 3), np.float32)
             groove[list(steps), HIT], groove[list(steps), VELOCITY] = 1.0, velocity / 127
-            heard = listening.heard(Groove(groove))
+            (read,), (scaled,) = box_reads(model, [listening.heard(Groove(groove))])
             row = {}
-            for key, cells, scale in (("model", groove, 1.0), ("box", heard.groove.steps, heard.velocity_scale)):
+            for key, cells, scale in (("model", groove, 1.0), ("box", read, scaled)):
                 (p,), (v,), (o,) = model.predict(np.asarray(cells, np.float32)[None])
                 played = shape_pattern(p, v, o, thresholds, Controls(velocity_scale=scale), calibration).steps
                 hits = played[..., HIT] > 0
@@ -305,7 +319,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
     loops = {}
     for kind in KINDS:
         grooves = val.grooves if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
-        heard, scales, changed = heard_grooves(grooves)
+        heard, scales, changed = heard_grooves(grooves, model)
         loops[kind] = {"windows": len(grooves), "heard_on_the_eighths": changed,
                        "as_played": figures(model, card, grooves, val.patterns),
                        "heard": figures(model, card, heard, val.patterns, scales)}

@@ -16,11 +16,12 @@ the model plays itself (:func:`follow`): over a groove it reads as played, (play
 ``MODEL_DYNAMICS``; over a sparse one (fewer than ``SPARSE_STEPS`` steps, whose level the model
 hardly hears) less, nothing at ``SPARSE_FULL`` steps or fewer; over a busy groove heard on the
 eighths (listening.py, heard at ``LEVEL``) nothing. From ``LEVEL`` up the model plays louder over
-a louder player by itself, up to ``LOUD``: over a groove louder than that it thins out, drops the
-backbeat and piles its hits on the ceiling (a pianist's ff is all accents, a drummer's has ghost
-notes under them), so the model hears it at ``LOUD`` and the law takes the drums on up
-(:func:`loud`). The scale works above the softest hit (generator.scale_velocities), so soft drums
-keep their ghost notes and in-between hats apart.
+a louder player by itself, up to ``LOUD``: over a groove louder than that it may thin out, drop
+the backbeat and pile its hits on the ceiling (a pianist's ff is all accents, a drummer's has
+ghost notes under them); where it expects fewer hits than over the groove brought down to
+``LOUD`` (:func:`thins`), it plays that reading and the law takes the drums on up (:func:`loud`).
+The scale works above the softest hit (generator.scale_velocities), so soft drums keep their
+ghost notes and in-between hats apart.
 
 Two more things a drummer does: a big fill in a soft section of a song that has been louder
 rises, and its crash with it, halfway back up to the song's loudest (:func:`lift`); and a player
@@ -45,8 +46,9 @@ MODEL_DYNAMICS = 0.32  #: the model's own answer to a quieter groove it reads as
 SPARSE_STEPS = 12      #: a groove of fewer steps than this tells the model little of the player's level ...
 SPARSE_FULL = 4        #: ... and one of this many or fewer nothing: the box plays the whole law
 MAX_SCALE = 2.0        #: the most a scale may lift the drums (a law under the model's own, or a low mf)
-LOUD = 100 / 127       #: a groove played louder than this reaches the model at this level (over louder playing it
-                       #: thins out and piles its hits on the ceiling); the drums then rise by the law (:func:`loud`)
+LOUD = 100 / 127       #: over a groove played louder than this the model may thin out and pile its hits on the
+                       #: ceiling; it then plays its reading of the groove brought down to this level, lifted (:func:`loud`)
+THINS = 0.9            #: ... when it expects fewer than this × the hits over the groove as played as over it brought down
 LIFT = 0.5             #: a big fill ends, and its crash plays, this far (in the law's exponent) back up to the song's loudest
 LIGHT_TOUCH = 0.85     #: a player whose level's median stays under this × their mf ...
 TOUCH_PASSES = 48      #: ... over this many played passes (96 bars) is told once how to set mf ...
@@ -85,15 +87,30 @@ def follow(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> flo
     return min(MAX_SCALE, law(level, dynamics, mf) / law(level, model_hears(groove) * MODEL_DYNAMICS))
 
 
-def loud(groove: Groove, dynamics: float = DYNAMICS) -> tuple[Groove, float]:
-    """A groove played louder than ``LOUD`` brought down to it for the model, and the scale that
-    takes the drums back up, by the law: (played / ``LOUD``) ** dynamics. Any other as it is, 1."""
+@dataclass(frozen=True)
+class Loud:
+    """A groove played louder than ``LOUD``, brought down to it, and the scale that takes the drums
+    back up by the law: the model's other reading, played when its own thins out (:func:`thins`)."""
+
+    groove: Groove
+    lift: float
+
+
+def loud(groove: Groove, dynamics: float = DYNAMICS) -> Loud | None:
+    """The groove brought down to ``LOUD`` with its lift, (played / ``LOUD``) ** dynamics, when it
+    was played louder than that; else None."""
     level = played(groove)
     if level <= LOUD:
-        return groove, 1.0
+        return None
     steps = np.array(groove.steps)
     steps[:, VELOCITY] *= LOUD / level
-    return Groove(steps), (level / LOUD) ** dynamics
+    return Loud(Groove(steps), (level / LOUD) ** dynamics)
+
+
+def thins(as_played: float, brought_down: float) -> bool:
+    """Whether the model thins out over a loud groove: it expects (Σ p) fewer than ``THINS`` × the
+    hits over it as played as over it brought down to ``LOUD``."""
+    return as_played < THINS * brought_down
 
 
 def lift(loudest: float, now: float, dynamics: float = DYNAMICS, mf: float = LEVEL) -> float:
@@ -130,5 +147,5 @@ class Touch:
 
 
 __all__ = ["DYNAMICS", "LEVEL", "LIGHT_TOUCH", "LOUD", "MAX_SCALE", "MF_VELOCITY", "MODEL_DYNAMICS", "SPARSE_FULL",
-           "SPARSE_STEPS", "TOUCH_LOUDEST", "TOUCH_MIN", "TOUCH_PASSES", "Touch", "follow", "law", "lift", "loud",
+           "SPARSE_STEPS", "TOUCH_LOUDEST", "TOUCH_MIN", "TOUCH_PASSES", "Loud", "THINS", "Touch", "follow", "law", "lift", "loud", "thins",
            "model_hears", "played"]

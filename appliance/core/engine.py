@@ -84,6 +84,7 @@ class Job:
     force: bool = False      #: an explicit request (resample, prior, restore) that a freeze lets through
     feel: tuple[float, ...] = ()   #: steps each sixteenth of the beat is played late (listening.felt)
     lift: float = 1.0              #: how much louder the big fill ends and its crash play (dynamics.lift)
+    loud: dynamics.Loud | None = None   #: a loud groove's reading at dynamics.LOUD (listening.Heard.loud)
 
 
 Done = Callable[[Pattern, float], None]
@@ -533,7 +534,7 @@ class Engine:
         if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
         lift = dynamics.lift(self._loudest, dynamics.played(self._looper.assumed), *law)
-        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel, lift)
+        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel, lift, heard.loud)
         if self._busy:
             self._waiting = job
         else:
@@ -542,7 +543,8 @@ class Engine:
     def _start(self, job: Job, now: float) -> None:
         self._busy = True
         self._executor.submit(
-            lambda: listening.felt(self.generator.generate(job.groove, job.controls, job.eps, job.prior), job.feel),
+            lambda: listening.felt(self.generator.generate(job.groove, job.controls, job.eps, job.prior, job.loud),
+                                   job.feel),
             lambda pattern, done_at: self._finished(job, pattern, done_at), now)
 
     def _finished(self, job: Job, pattern: Pattern | None, done_at: float) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import json
 import logging
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core import fills, limbs
+from appliance.core.dynamics import Loud, thins
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 
@@ -439,11 +440,18 @@ class Generator:
         return (mu + controls.temperature * np.exp(0.5 * logvar) * eps).astype(np.float32)
 
     def generate(self, groove: Groove, controls: Controls = Controls(),
-                 eps: np.ndarray | None = None, prior: bool = False) -> Pattern:
+                 eps: np.ndarray | None = None, prior: bool = False, loud: Loud | None = None) -> Pattern:
+        """The pattern over ``groove``; over a loud one (``loud``, dynamics.loud) the model's reading
+        of it brought down, lifted by the law, where its own reading thins out (dynamics.thins)."""
         eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
         probabilities, velocities, offsets = self.decode(self.latent(groove, controls, eps, prior))
+        if loud is not None and not prior:
+            down = self.decode(self.latent(loud.groove, controls, eps, prior))
+            if thins(float(probabilities.sum()), float(down[0].sum())):
+                (probabilities, velocities, offsets), controls = down, replace(
+                    controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
         return shape_pattern(probabilities, velocities, offsets, self.thresholds, controls, self.calibration)
 
 

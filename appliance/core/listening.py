@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.core.dynamics import DYNAMICS, LEVEL, MAX_SCALE, follow, law, loud
+from appliance.core.dynamics import DYNAMICS, LEVEL, Loud, follow, law, loud
 from appliance.core.groove import HIT, OFFSET, STEPS_PER_BEAT, VELOCITY, Groove, Pattern
 
 BUSY_STEPS = 12    #: in-between sixteenths (of 16 in two bars) with a note that make a groove busy
@@ -102,6 +102,7 @@ class Heard:
     groove: Groove
     velocity_scale: float = 1.0
     feel: tuple[float, ...] = (0.0,) * STEPS_PER_BEAT
+    loud: Loud | None = None   #: a loud groove's other reading, for the model to take if its own thins out
 
 
 def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
@@ -154,9 +155,8 @@ def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:
 
 def as_played(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:
     """The groove read as played; the drums follow its level by the law over the model's own
-    answer (a loud groove heard at ``dynamics.LOUD``, the drums taken back up by the law)."""
-    groove, louder = loud(groove, dynamics)
-    return Heard(groove, min(MAX_SCALE, follow(groove, dynamics, mf) * louder))
+    answer; a loud one comes with its reading at ``dynamics.LOUD`` (dynamics.loud)."""
+    return Heard(groove, follow(groove, dynamics, mf), loud=loud(groove, dynamics))
 
 
 def heard(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL) -> Heard:

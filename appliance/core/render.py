@@ -129,20 +129,21 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
 
 def first_bar(performance: Performance) -> float:
     """Where a file's bar 1 falls when it does not say: the bar line within half a beat of the
-    first note; else the one before it when the first note comes in the first half of its bar (a
-    part that begins after a rest on beat 1), the next one when in the second (a pickup). Whole
-    bars of silence before it are not played: the drums come in with the player."""
+    first note; else the one before it when the first note comes before beat 3 less half a beat (a
+    part that begins after a rest on beat 1), the next one from there on (a pickup: one near beat 3
+    is a pickup however it is timed). Whole bars of silence before it are not played: the drums
+    come in with the player."""
     onsets = [position for position, m in performance.notes if m.type == "note_on" and m.velocity]
     if not onsets:
         return 0.0
     first = min(onsets)
     downbeat = float(marked_downbeat(first))
-    if downbeat > first + MARK_WINDOW and first % STEPS_PER_BAR < STEPS_PER_BAR / 2:
+    if downbeat > first + MARK_WINDOW and first % STEPS_PER_BAR < STEPS_PER_BAR / 2 - MARK_WINDOW:
         downbeat -= STEPS_PER_BAR
     if downbeat:
         log.info("bar 1 taken at quarter note %g of the file, %s (--downbeat TICK or --pickup BEATS say "
-                 "otherwise)", downbeat / STEPS_PER_BEAT + 1,
-                 "its first note a pickup into it" if first < downbeat else "where its first note comes in")
+                 "otherwise)", downbeat / STEPS_PER_BEAT + 1, "its first notes a pickup into it"
+                 if downbeat - first > MARK_WINDOW else "where its first note comes in")
     return downbeat
 
 
