@@ -601,3 +601,63 @@ def test_a_pushed_last_chord_keeps_beat_4_and_a_soft_one_gets_a_softer_crash(mod
     soft = {m.velocity for step, m in drum_steps(tmp_path / "soft_out.mid")
             if m.type == "note_on" and m.velocity and abs(step - pushed / 120) < 0.01 and m.note == GM_NOTES[7]}
     assert soft and max(soft) <= 0.8 * min(crash)
+
+
+def hold_then_pickup(source: Path, held_to: int) -> Path:
+    """8 bars of quarter chords, a chord on bar 9 held ``held_to`` ticks, a pickup on beat 4 of
+    bar 10, and 8 bars of quarters from bar 11; 120 BPM."""
+    bar, chord = 4 * 480, (48, 60, 64)
+    events: list[tuple[int, mido.Message]] = []
+
+    def play(tick: int, length: int, velocity: int) -> None:
+        for note in chord:
+            events.append((tick, mido.Message("note_on", note=note, velocity=velocity)))
+            events.append((tick + length, mido.Message("note_off", note=note, velocity=0)))
+
+    for beat in range(32):
+        play(beat * 480, 400, 90 if beat % 4 == 0 else 70)
+    play(8 * bar, held_to, 95)
+    play(9 * bar + 3 * 480, 400, 80)
+    for beat in range(32):
+        play(10 * bar + beat * 480, 400, 100 if beat % 4 == 0 else 80)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    now = 0
+    for tick, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(source))
+    return source
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_band_comes_back_from_a_held_chord_with_a_crash_on_the_pickups_downbeat(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A chord held through nearly two bars (a fermata, the band holding), left with a pickup:
+    the drums crash on the downbeat it leads into, as after a rest (a reviewer's gospel and
+    anthem parts got no crash on their last chorus's 1)."""
+    render(hold_then_pickup(tmp_path / "hold.mid", 2 * 4 * 480 - 240), tmp_path / "out.mid",
+           model_dir=model_dir, seed=seed)
+    crashes = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.note == 49]
+    assert any(abs(t - 10 * 4 * 480) <= 60 for t in crashes), crashes
+
+
+def test_chords_held_two_bars_each_and_struck_on_the_downbeat_are_no_return(model_dir: Path, tmp_path: Path) -> None:
+    """A pad part, a chord every two bars on the downbeat, each let go just before the next: no
+    pickup, so no return from a hold, and no rest (none within a beat of a key let go): the
+    crashes of 16 bars stay those of the entry and the phrases. Before, a rest of two bars came
+    with every chord, and a crash with it every 4 bars."""
+    source = tmp_path / "pad.mid"
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    for k in range(8):   # each chord let go 10 ticks before the next
+        track += [mido.Message("note_on", note=n, velocity=80, time=10 if k and i == 0 else 0)
+                  for i, n in enumerate((48, 60, 64))]
+        track += [mido.Message("note_off", note=n, velocity=0, time=2 * 4 * 480 - 10 if i == 0 else 0)
+                  for i, n in enumerate((48, 60, 64))]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(source))
+    render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
+    crashes = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.note == 49]
+    assert len(crashes) <= 3, crashes
