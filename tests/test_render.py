@@ -157,6 +157,14 @@ def ticked(path: Path) -> list[tuple[int, mido.Message]]:
     return out
 
 
+def saved(track: mido.MidiTrack, path: Path) -> Path:
+    """One track as a type-1 file at 480 ticks a beat."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
 def shifted(source: Path, target: Path, ticks: int) -> Path:
     """The same performance, everything ``ticks`` later (a bar 1 that is not at tick 0)."""
     midi = mido.MidiFile(str(source))
@@ -230,10 +238,7 @@ def rests_then(source: Path, beats: float, tail_beats: int = 16) -> Path:
         track += [mido.Message("note_on", note=60, velocity=100 if i % 4 == 0 else 70,
                                time=round(beats * 480) if i == 0 else 280),
                   mido.Message("note_off", note=60, time=200)]
-    midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi.save(str(source))
-    return source
+    return saved(track, source)
 
 
 @pytest.mark.parametrize("beats, bar_1", [(3, 1920), (8, 3840), (11.5, 5760), (1, 0), (0, 0),
@@ -625,10 +630,7 @@ def hold_then_pickup(source: Path, held_to: int) -> Path:
     for tick, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
         track.append(message.copy(time=tick - now))
         now = tick
-    midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi.save(str(source))
-    return source
+    return saved(track, source)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -655,9 +657,6 @@ def test_chords_held_two_bars_each_and_struck_on_the_downbeat_are_no_return(mode
                   for i, n in enumerate((48, 60, 64))]
         track += [mido.Message("note_off", note=n, velocity=0, time=2 * 4 * 480 - 10 if i == 0 else 0)
                   for i, n in enumerate((48, 60, 64))]
-    midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi.save(str(source))
-    render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
+    render(saved(track, source), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
     crashes = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.note == 49]
     assert len(crashes) <= 3, crashes
