@@ -14,8 +14,7 @@ import numpy as np
 from appliance.core.generator import Controls, Generator
 from appliance.core import dynamics, listening
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
-from appliance.core.phrase import MARK_WINDOW, marked_downbeat
-from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, Groove, Pattern
+from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
@@ -24,8 +23,6 @@ from appliance.core.transport import Transport
 log = logging.getLogger(__name__)
 
 HELD_FOR = 4 * STEPS_PER_BAR  #: a key down longer than this (a stuck note) no longer keeps a rest away
-HOLD = 3 * STEPS_PER_BAR // 2  #: a held chord with no new note this long (a fermata, the band holding) ...
-                               #: ... that the player leaves with a pickup brings the band back in, as from a rest
 MAX_HELD = 128                #: keys tracked as held at once
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
@@ -205,7 +202,6 @@ class Engine:
         self._latencies_ms: deque[float] = deque(maxlen=2000)
         self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
         self._held: dict[tuple[int, int], float] = {}  # keys down → where they were struck
-        self._let_go: float | None = None   # where the last key down was let go (no rest within a beat of it)
         self._rest = 0                                 # bars of rest the pattern is thinned for
 
     # -- read-only views ---------------------------------------------------------------------
@@ -264,9 +260,7 @@ class Engine:
             return
         key = (message.channel, message.note)
         if message.type == "note_off" or message.velocity == 0:
-            # the groove only hears onsets; a held key is no rest, nor one let go a moment ago
-            if self._held.pop(key, None) is not None and self._transport.running:
-                self._let_go = self._transport.position(t)
+            self._held.pop(key, None)  # the groove only hears onsets; a held key is no rest
             return
         starter = self.starter
         if starter is not None and starter.waiting:
@@ -276,8 +270,7 @@ class Engine:
         if not self._transport.running:
             return
         position = self._transport.position(t)
-        comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
-                    or self._back_from_hold(position))
+        comes_in = self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
         if len(self._held) < MAX_HELD or key in self._held:
             self._held[key] = position
         with self._lock:
@@ -360,22 +353,13 @@ class Engine:
                      "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
 
     def _rest_bars(self, position: float) -> int:
-        """Whole bars without a note-on and with no key down, nor one let go in the last beat (a pad
-        player lets a chord go just before the next); 0 before anything was played."""
+        """Whole bars without a note-on and with no key down (0 before anything was played)."""
         silence = self._looper.silence(position)
         if silence is None:
             return 0
         if any(position - onset < HELD_FOR for onset in self._held.values()):
             return 0
-        if self._let_go is not None and 0 <= position - self._let_go < STEPS_PER_BEAT:
-            return 0
         return int(silence // STEPS_PER_BAR)
-
-    def _back_from_hold(self, position: float) -> bool:
-        """A pickup after a held chord with no new note for ``HOLD`` steps or more: the band comes
-        back in after a hold (a fermata), on the downbeat the pickup leads into."""
-        silence = self._looper.silence(position)
-        return silence is not None and silence >= HOLD and marked_downbeat(position) > position + MARK_WINDOW
 
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""
