@@ -4,7 +4,7 @@ import numpy as np
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.generator import Controls
-from appliance.core.groove import GM_NOTES
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 
@@ -39,7 +39,7 @@ def test_the_box_plays_from_the_prior_before_anything_is_played(generator) -> No
     assert engine.groove.is_empty
     assert engine.pattern.hits > 0, "with nothing played the box still plays a pattern from the prior"
     assert any(e.message.type == "note_on" for e in events)
-    assert {e.message.note for e in events} <= set(GM_NOTES)
+    assert {e.message.note for e in events} <= {*GM_NOTES, GM_PEDAL_HAT}   # a closed hat under the ride: the pedal
 
 
 def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:

@@ -385,6 +385,20 @@ def test_a_sudden_change_of_level_is_heard_at_once_and_a_small_one_not() -> None
     assert looper.groove.steps[2, VELOCITY] == pytest.approx(0.24)
 
 
+def test_a_rest_is_a_step_of_the_groove_gone_by_unplayed() -> None:
+    looper = Looper()
+    for k in range(2):
+        play_pass(looper, k, [0])               # a chord every two bars: the groove is one step
+    assert not looper.missed(STEPS + 30.0, 2.0)
+    assert not looper.missed(2 * STEPS + 1.0, 2.0), "the next chord a step late is not missed yet"
+    assert looper.missed(2 * STEPS + 2.5, 2.0)
+    play_pass(looper, 2, [0, 4, 8])
+    assert not looper.missed(2 * STEPS + 9.0, 2.0)
+    assert not looper.missed(3 * STEPS - 1.0, 2.0), "nothing of the groove between step 8 and the loop point"
+    assert looper.missed(3 * STEPS + 2.0, 2.0)
+    assert Looper().missed(100.0, 2.0) is False   # nothing played yet
+
+
 def test_a_loaded_groove_is_a_whole_one() -> None:
     looper = Looper()
     looper.record(3.0, 0.7)
@@ -521,6 +535,41 @@ def test_engine_a_held_chord_is_no_rest(generator) -> None:
              (3.9 * PASS, off(60)), (3.9 * PASS, off(64))]
     seen = run(engine, 2 * PASS, 3.8 * PASS, chord, watch=lambda e: e.pattern.hits)
     assert min(hits for _, hits in seen if _ > 2.2 * PASS) >= playing * 0.6
+
+
+def pedal(down: bool) -> mido.Message:
+    return mido.Message("control_change", control=64, value=127 if down else 0)
+
+
+@pytest.mark.parametrize("pedalled", [True, False])
+def test_engine_a_chord_let_go_under_the_pedal_is_no_rest_until_the_pedal_lifts(generator, pedalled) -> None:
+    """A pianist lets the keys go and holds the chord with the pedal: no rest, as if the keys
+    were held; from the pedal's lifting, the silence is a rest. Without the pedal it is one
+    from the first bar (the test's own check that it can fail)."""
+    engine = make_engine(generator, settings=EngineSettings(rest_thin=0.25, drift=0.0))
+    run(engine, 0.0, 2 * PASS, comp(range(0, 2), [0, 4, 8, 12, 16, 20, 24, 28]))
+    start = 2 * PASS + 0.003
+    chord = [(start, note(60)), (start, note(64)), (start + 4 * STEP, off(60)), (start + 4 * STEP, off(64))]
+    if pedalled:
+        chord += [(start + 0.05, pedal(True)), (3.9 * PASS, pedal(False))]
+    seen = run(engine, 2 * PASS, 4.5 * PASS, chord, watch=lambda e: e.played_controls().density)
+    held = [density for t, density in seen if 2.6 * PASS < t < 3.85 * PASS]
+    if pedalled:
+        assert min(held) == 0.5, "the pedal held the chord: no rest while it sounded"
+    else:
+        assert min(held) < 0.5
+    assert seen[-1][1] < 0.5, "a bar and more with nothing sounding and the groove's steps left out: a rest"
+
+
+def test_engine_the_gaps_of_a_sparse_groove_are_no_rest(generator) -> None:
+    """A pad: a chord every two bars, let go after a beat (no pedal). The groove is that chord,
+    and its second bar is no rest (the drums do not thin out under it, nor mark each chord as
+    the band coming back in); the player stopping is one once the chord's step goes by unplayed."""
+    engine = make_engine(generator, settings=EngineSettings(rest_thin=0.25, drift=0.0))
+    pads = [item for k in range(6) for item in ((k * PASS + 0.003, note(60)), (k * PASS + 0.003 + 4 * STEP, off(60)))]
+    seen = run(engine, 0.0, 8 * PASS, pads, watch=lambda e: e.played_controls().density)
+    assert min(density for t, density in seen if t < 6 * PASS) == 0.5
+    assert seen[-1][1] < 0.5, "the chord left out for two passes: a rest"
 
 
 def test_a_jump_of_the_song_is_not_counted_as_passes():

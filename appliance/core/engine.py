@@ -15,6 +15,7 @@ from appliance.core.generator import Controls, Generator
 from appliance.core import dynamics, listening
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
 from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
+from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
@@ -22,8 +23,7 @@ from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
 
-HELD_FOR = 4 * STEPS_PER_BAR  #: a key down longer than this (a stuck note) no longer keeps a rest away
-MAX_HELD = 128                #: keys tracked as held at once
+MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -201,7 +201,7 @@ class Engine:
         self._failures = 0
         self._latencies_ms: deque[float] = deque(maxlen=2000)
         self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
-        self._held: dict[tuple[int, int], float] = {}  # keys down → where they were struck
+        self._keys = Keys()                            # keys down or under the pedal
         self._rest = 0                                 # bars of rest the pattern is thinned for
 
     # -- read-only views ---------------------------------------------------------------------
@@ -252,15 +252,15 @@ class Engine:
 
     # -- input -------------------------------------------------------------------------------
     def handle(self, message: mido.Message, t: float) -> None:
-        """A message from the keyboard. Note-ons are recorded; everything else is ignored here."""
-        if message.type not in ("note_on", "note_off"):
+        """A message from the keyboard. Note-ons are recorded; note-offs and the pedal tell which
+        keys still sound (a held chord is no rest); everything else is ignored here."""
+        if message.type not in ("note_on", "note_off", "control_change"):
             return
         wanted = self._settings.input_channel
         if wanted is not None and message.channel != wanted - 1:
             return
-        key = (message.channel, message.note)
-        if message.type == "note_off" or message.velocity == 0:
-            self._held.pop(key, None)  # the groove only hears onsets; a held key is no rest
+        if message.type != "note_on" or message.velocity == 0:
+            self._keys.hear(message)   # the groove only hears onsets
             return
         starter = self.starter
         if starter is not None and starter.waiting:
@@ -271,8 +271,7 @@ class Engine:
             return
         position = self._transport.position(t)
         comes_in = self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
-        if len(self._held) < MAX_HELD or key in self._held:
-            self._held[key] = position
+        self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
                 self._player.mark(position, t, begins=True)
@@ -353,11 +352,13 @@ class Engine:
                      "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
 
     def _rest_bars(self, position: float) -> int:
-        """Whole bars without a note-on and with no key down (0 before anything was played)."""
+        """Whole bars without a note-on and with no key sounding, once the player has left out a
+        step of the groove (0 before anything was played): the gaps of a groove that is itself
+        sparse, a chord every two bars let go early, are no rest."""
         silence = self._looper.silence(position)
-        if silence is None:
+        if silence is None or silence < STEPS_PER_BAR or self._keys.sounding(position):
             return 0
-        if any(position - onset < HELD_FOR for onset in self._held.values()):
+        if not self._looper.missed(position, MISSED_AFTER):
             return 0
         return int(silence // STEPS_PER_BAR)
 

@@ -34,7 +34,9 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   not played in that pass is dropped at once. The groove must have been there for a played pass
   already (a phrase begun just before the loop point is no new section). 0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
-  ``silence`` tells the engine how long nothing was played, and the engine thins the drums out.
+  ``silence`` tells the engine how long nothing was played and ``missed`` whether a step of the
+  groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
+  the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
   (``assumed``, what the model hears), so bar 2 is not played from silence while bar 1 is all
@@ -160,6 +162,22 @@ class Looper:
         """Steps since the last note-on (None when nothing was played since the start or a clear)."""
         last = self._last_onset
         return None if last is None else max(0.0, position + self._shift - last)
+
+    def missed(self, position: float, grace: float) -> bool:
+        """True when a step of the groove went by unplayed since the last note-on, ``grace``
+        steps ago or more: the player rests. The gaps of a groove that is itself sparse (a chord
+        every two bars) leave nothing out."""
+        last = self._last_onset
+        if last is None:
+            return False
+        first = math.floor(last + 0.5) + 1                    # the step after the last note's
+        end = math.floor(position + self._shift - grace)      # the last step now left out
+        if end < first:
+            return False
+        hits = self._groove.steps[:, HIT] > 0
+        if end - first + 1 >= STEPS:
+            return bool(hits.any())
+        return bool(hits[np.arange(first, end + 1) % STEPS].any())
 
     # -- input -------------------------------------------------------------------------------
     def record(self, position: float, velocity: float) -> bool:

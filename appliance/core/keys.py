@@ -1,0 +1,65 @@
+"""The keys that sound: keys held down, and keys let go under the sustain pedal.
+
+A held chord is no rest, whether the hands hold it or the pedal does (CC 64 at 64 or over is
+down, as General MIDI has it). The engine asks :meth:`Keys.sounding` before it counts a rest.
+"""
+from __future__ import annotations
+
+import threading
+
+import mido
+
+from appliance.core.groove import STEPS_PER_BAR
+
+SUSTAIN = 64                   #: the sustain pedal's controller
+ALL_NOTES_OFF = (120, 123)     #: all sound off, all notes off: nothing sounds on the channel after them
+RESET_CONTROLLERS = 121        #: lifts the pedal
+HELD_FOR = 4 * STEPS_PER_BAR   #: a key sounding longer than this (a stuck note or pedal) no longer keeps a rest away
+MAX_HELD = 128                 #: keys tracked as sounding at once
+
+Key = tuple[int, int]          #: (channel, note)
+
+
+class Keys:
+    """Which keys sound, and where each was struck (steps)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()          # the MIDI thread writes, the player's thread reads
+        self._down: dict[Key, float] = {}      # keys held down → where they were struck
+        self._pedalled: dict[Key, float] = {}  # keys let go under the pedal → where they were struck
+        self._pedal: set[int] = set()          # channels whose pedal is down
+
+    def press(self, channel: int, note: int, position: float) -> None:
+        key = (channel, note)
+        with self._lock:
+            self._pedalled.pop(key, None)
+            if len(self._down) < MAX_HELD or key in self._down:
+                self._down[key] = position
+
+    def hear(self, message: mido.Message) -> None:
+        """A note-off, or a controller: the pedal, or all notes off."""
+        with self._lock:
+            if message.type == "note_on" or message.type == "note_off":
+                key = (message.channel, message.note)
+                struck = self._down.pop(key, None)
+                if struck is not None and message.channel in self._pedal and len(self._pedalled) < MAX_HELD:
+                    self._pedalled[key] = struck
+            elif message.type == "control_change":
+                if message.control == SUSTAIN and message.value >= 64:
+                    self._pedal.add(message.channel)
+                elif message.control in (SUSTAIN, RESET_CONTROLLERS, *ALL_NOTES_OFF):
+                    self._pedal.discard(message.channel)
+                    self._let_go(self._pedalled, message.channel)
+                    if message.control in ALL_NOTES_OFF:
+                        self._let_go(self._down, message.channel)
+
+    def sounding(self, position: float) -> bool:
+        """True while a key struck less than ``HELD_FOR`` steps ago still sounds."""
+        with self._lock:
+            return any(position - struck < HELD_FOR
+                       for struck in (*self._down.values(), *self._pedalled.values()))
+
+    @staticmethod
+    def _let_go(keys: dict[Key, float], channel: int) -> None:
+        for key in [key for key in keys if key[0] == channel]:
+            del keys[key]

@@ -1,0 +1,57 @@
+"""Which keys sound: held down, or let go under the sustain pedal."""
+import mido
+
+from appliance.core.keys import HELD_FOR, Keys
+
+
+def cc(control: int, value: int, channel: int = 0) -> mido.Message:
+    return mido.Message("control_change", control=control, value=value, channel=channel)
+
+
+def off(note: int, channel: int = 0) -> mido.Message:
+    return mido.Message("note_off", note=note, channel=channel)
+
+
+def test_a_key_let_go_under_the_pedal_sounds_until_the_pedal_lifts() -> None:
+    keys = Keys()
+    keys.hear(cc(64, 127))
+    keys.press(0, 60, 0.0)
+    keys.hear(off(60))
+    assert keys.sounding(10.0)
+    keys.hear(cc(64, 20))
+    assert not keys.sounding(10.0)
+
+
+def test_a_key_let_go_without_the_pedal_or_under_another_channels_is_silent() -> None:
+    keys = Keys()
+    keys.hear(cc(64, 127, channel=1))
+    keys.press(0, 60, 0.0)
+    assert keys.sounding(1.0)
+    keys.hear(off(60))
+    assert not keys.sounding(1.0)
+
+
+def test_all_notes_off_and_a_reset_let_everything_go() -> None:
+    keys = Keys()
+    keys.hear(cc(64, 127))
+    keys.press(0, 60, 0.0)
+    keys.press(0, 64, 0.0)
+    keys.hear(off(64))
+    keys.hear(cc(123, 0))
+    assert not keys.sounding(1.0)
+    keys.press(0, 67, 2.0)
+    keys.hear(cc(121, 0))         # reset all controllers: the pedal is up, the key still down
+    keys.hear(off(67))
+    assert not keys.sounding(3.0)
+
+
+def test_a_stuck_key_or_pedal_no_longer_sounds_after_held_for() -> None:
+    keys = Keys()
+    keys.hear(cc(64, 127))
+    keys.press(0, 60, 0.0)
+    keys.press(0, 62, 0.0)
+    keys.hear(off(62))
+    assert keys.sounding(HELD_FOR - 1.0)
+    assert not keys.sounding(HELD_FOR + 1.0)
+    keys.press(0, 62, HELD_FOR)   # struck again: it sounds from there
+    assert keys.sounding(HELD_FOR + 1.0)
