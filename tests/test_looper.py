@@ -389,14 +389,15 @@ def test_a_rest_is_a_step_of_the_groove_gone_by_unplayed() -> None:
     looper = Looper()
     for k in range(2):
         play_pass(looper, k, [0])               # a chord every two bars: the groove is one step
-    assert not looper.missed(STEPS + 30.0, 2.0)
-    assert not looper.missed(2 * STEPS + 1.0, 2.0), "the next chord a step late is not missed yet"
-    assert looper.missed(2 * STEPS + 2.5, 2.0)
+    assert looper.left_out(STEPS + 30.0, 2.0) == 0
+    assert looper.left_out(2 * STEPS + 1.0, 2.0) == 0, "the next chord a step late is not left out yet"
+    assert looper.left_out(2 * STEPS + 2.5, 2.0) == 1
     play_pass(looper, 2, [0, 4, 8])
-    assert not looper.missed(2 * STEPS + 9.0, 2.0)
-    assert not looper.missed(3 * STEPS - 1.0, 2.0), "nothing of the groove between step 8 and the loop point"
-    assert looper.missed(3 * STEPS + 2.0, 2.0)
-    assert Looper().missed(100.0, 2.0) is False   # nothing played yet
+    assert looper.left_out(2 * STEPS + 9.0, 2.0) == 0
+    assert looper.left_out(3 * STEPS - 1.0, 2.0) == 0, "nothing of the groove between step 8 and the loop point"
+    assert looper.left_out(3 * STEPS + 6.5, 2.0) == 2          # steps 0 and 4 of the next pass
+    assert looper.left_out(1000 * STEPS, 2.0) == 3              # a long silence: one loop's worth
+    assert Looper().left_out(100.0, 2.0) == 0                   # nothing played yet
 
 
 def test_a_loaded_groove_is_a_whole_one() -> None:

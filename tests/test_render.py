@@ -606,3 +606,72 @@ def test_a_pushed_last_chord_keeps_beat_4_and_a_soft_one_gets_a_softer_crash(mod
     soft = {m.velocity for step, m in drum_steps(tmp_path / "soft_out.mid")
             if m.type == "note_on" and m.velocity and abs(step - pushed / 120) < 0.01 and m.note == GM_NOTES[7]}
     assert soft and max(soft) <= 0.8 * min(crash)
+
+
+def played(notes: list[tuple[int, int, int, int]], path: Path,
+           more: list[tuple[int, mido.Message]] = ()) -> Path:
+    """(tick, length, note, velocity) and ``more`` (tick, message) as a file at 120 BPM, 480
+    ticks a beat."""
+    events = sorted([(tick, 1, mido.Message("note_on", note=n, velocity=v)) for tick, _, n, v in notes]
+                    + [(tick + length, 0, mido.Message("note_off", note=n, velocity=0)) for tick, length, n, v in notes]
+                    + [(tick, 2, message) for tick, message in more],
+                    key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    now = 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    return saved(track, path)
+
+
+def crash_ticks(path: Path) -> list[int]:
+    return [tick for tick, m in ticked(path) if m.type == "note_on" and m.velocity and m.note == GM_NOTES[7]]
+
+
+BAR = 4 * 480
+
+
+def chord(tick: int, length: int, velocity: int = 80) -> list[tuple[int, int, int, int]]:
+    return [(tick, length, n, velocity) for n in (48, 60, 64)]
+
+
+@pytest.mark.parametrize("seed, pedalled", [(1, False), (2, False), (1, True)])
+def test_the_band_comes_back_from_a_hold_left_with_a_pickup_with_a_crash_on_its_downbeat(
+        model_dir: Path, tmp_path: Path, seed: int, pedalled: bool) -> None:
+    """8 bars of quarter chords, a chord held nearly two bars (a fermata, the band holding; by the
+    hands, or by the pedal after a beat), a pickup on beat 4 of its second bar before it is let
+    go, quarters again: a crash on the downbeat the pickup leads into, as after a rest (a
+    reviewer's gospel and anthem parts got none on their last chorus's 1)."""
+    notes = [n for beat in range(32) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
+    notes += chord(8 * BAR, 480 if pedalled else 2 * BAR - 240, 95) + chord(9 * BAR + 3 * 480, 400)
+    notes += [n for beat in range(32) for n in chord(10 * BAR + beat * 480, 400, 100 if beat % 4 == 0 else 80)]
+    pedal = [(8 * BAR + 40, mido.Message("control_change", control=64, value=127)),
+             (10 * BAR - 240, mido.Message("control_change", control=64, value=0))] if pedalled else []
+    render(played(notes, tmp_path / "hold.mid", pedal), tmp_path / "out.mid", model_dir=model_dir, seed=seed)
+    assert any(abs(t - 10 * BAR) <= 60 for t in crash_ticks(tmp_path / "out.mid")), crash_ticks(tmp_path / "out.mid")
+
+
+@pytest.mark.parametrize("part", ["pad let go early", "pad under the pedal", "ballad with a pickup"])
+def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path, part: str) -> None:
+    """A chord every two bars, let go a beat early, or after a beat under the pedal, or held with
+    a melody pickup on beat 4 of its second bar: the groove itself, so no rest (the drums do not
+    thin out in the second bar) and no band coming back in at each chord (a crash every 4 bars,
+    as close as crashes may come). 16 bars: the entry's crash and the phrases' on bar 9."""
+    notes: list[tuple[int, int, int, int]] = []
+    pedal: list[tuple[int, mido.Message]] = []
+    for k in range(8):
+        if part == "pad let go early":
+            notes += chord(k * 2 * BAR, 2 * BAR - 480)
+        elif part == "pad under the pedal":
+            notes += chord(k * 2 * BAR, 480)
+            pedal += [(k * 2 * BAR + 40, mido.Message("control_change", control=64, value=127)),
+                      (k * 2 * BAR + 2 * BAR - 60, mido.Message("control_change", control=64, value=0))]
+        else:
+            notes += chord(k * 2 * BAR, 2 * BAR - 20) + [(k * 2 * BAR + BAR + 3 * 480, 400, 74, 75)]
+    source = played(notes, tmp_path / "part.mid", pedal)
+    render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
+    crashes = sorted({round(t / BAR) for t in crash_ticks(tmp_path / "out.mid")})
+    assert crashes == [0, 8], crashes
+    hits = [sum(1 for t, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity and bar * BAR <= t + 30 < (bar + 1) * BAR)
+            for bar in range(16)]
+    assert min(hits[3:16:2]) >= 0.6 * max(hits[2:16:2]), hits

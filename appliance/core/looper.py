@@ -34,7 +34,7 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   not played in that pass is dropped at once. The groove must have been there for a played pass
   already (a phrase begun just before the loop point is no new section). 0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
-  ``silence`` tells the engine how long nothing was played and ``missed`` whether a step of the
+  ``silence`` tells the engine how long nothing was played and ``left_out`` how many steps of the
   groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
   the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
@@ -163,21 +163,19 @@ class Looper:
         last = self._last_onset
         return None if last is None else max(0.0, position + self._shift - last)
 
-    def missed(self, position: float, grace: float) -> bool:
-        """True when a step of the groove went by unplayed since the last note-on, ``grace``
-        steps ago or more: the player rests. The gaps of a groove that is itself sparse (a chord
-        every two bars) leave nothing out."""
+    def left_out(self, position: float, grace: float) -> int:
+        """Steps of the groove gone by unplayed since the last note-on, ``grace`` steps ago or
+        more (counted over one loop at most): 1 or more, the player rests or holds. The gaps of a
+        groove that is itself sparse (a chord every two bars) leave nothing out."""
         last = self._last_onset
         if last is None:
-            return False
+            return 0
         first = math.floor(last + 0.5) + 1                    # the step after the last note's
         end = math.floor(position + self._shift - grace)      # the last step now left out
         if end < first:
-            return False
+            return 0
         hits = self._groove.steps[:, HIT] > 0
-        if end - first + 1 >= STEPS:
-            return bool(hits.any())
-        return bool(hits[np.arange(first, end + 1) % STEPS].any())
+        return int(hits[np.arange(first, min(end, first + STEPS - 1) + 1) % STEPS].sum())
 
     # -- input -------------------------------------------------------------------------------
     def record(self, position: float, velocity: float) -> bool:
