@@ -12,10 +12,17 @@ def off(note: int, channel: int = 0) -> mido.Message:
     return mido.Message("note_off", note=note, channel=channel)
 
 
-def test_a_key_let_go_under_the_pedal_sounds_until_the_pedal_lifts() -> None:
+def pedal_down_with(*notes: int) -> Keys:
+    """The pedal down on channel 1 (0), then these keys struck at step 0."""
     keys = Keys()
     keys.hear(cc(64, 127))
-    keys.press(0, 60, 0.0)
+    for note in notes:
+        keys.press(0, note, 0.0)
+    return keys
+
+
+def test_a_key_let_go_under_the_pedal_sounds_until_the_pedal_lifts() -> None:
+    keys = pedal_down_with(60)
     keys.hear(off(60))
     assert keys.sounding(10.0)
     keys.hear(cc(64, 20))
@@ -32,10 +39,7 @@ def test_a_key_let_go_without_the_pedal_or_under_another_channels_is_silent() ->
 
 
 def test_all_notes_off_and_a_reset_let_everything_go() -> None:
-    keys = Keys()
-    keys.hear(cc(64, 127))
-    keys.press(0, 60, 0.0)
-    keys.press(0, 64, 0.0)
+    keys = pedal_down_with(60, 64)
     keys.hear(off(64))
     keys.hear(cc(123, 0))
     assert not keys.sounding(1.0)
@@ -46,10 +50,7 @@ def test_all_notes_off_and_a_reset_let_everything_go() -> None:
 
 
 def test_a_stuck_key_or_pedal_no_longer_sounds_after_held_for() -> None:
-    keys = Keys()
-    keys.hear(cc(64, 127))
-    keys.press(0, 60, 0.0)
-    keys.press(0, 62, 0.0)
+    keys = pedal_down_with(60, 62)
     keys.hear(off(62))
     assert keys.sounding(HELD_FOR - 1.0)
     assert not keys.sounding(HELD_FOR + 1.0)
