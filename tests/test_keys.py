@@ -23,8 +23,9 @@ def pedal_down_with(*notes: int) -> Keys:
 
 def test_a_key_let_go_under_the_pedal_sounds_until_the_pedal_lifts() -> None:
     keys = pedal_down_with(60)
+    assert keys.held(10.0)
     keys.hear(off(60))
-    assert keys.sounding(10.0)
+    assert keys.sounding(10.0) and not keys.held(10.0), "it rings on; the hands let it go"
     keys.hear(cc(64, 20))
     assert not keys.sounding(10.0)
 

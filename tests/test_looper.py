@@ -385,7 +385,7 @@ def test_a_sudden_change_of_level_is_heard_at_once_and_a_small_one_not() -> None
     assert looper.groove.steps[2, VELOCITY] == pytest.approx(0.24)
 
 
-def test_a_rest_is_a_step_of_the_groove_gone_by_unplayed() -> None:
+def test_a_rest_is_a_steady_step_of_the_groove_gone_by_unplayed() -> None:
     looper = Looper()
     for k in range(2):
         play_pass(looper, k, [0])               # a chord every two bars: the groove is one step
@@ -395,9 +395,19 @@ def test_a_rest_is_a_step_of_the_groove_gone_by_unplayed() -> None:
     play_pass(looper, 2, [0, 4, 8])
     assert looper.left_out(2 * STEPS + 9.0, 2.0) == 0
     assert looper.left_out(3 * STEPS - 1.0, 2.0) == 0, "nothing of the groove between step 8 and the loop point"
-    assert looper.left_out(3 * STEPS + 6.5, 2.0) == 2          # steps 0 and 4 of the next pass
+    assert looper.left_out(3 * STEPS + 6.5, 2.0) == 1, "step 4, played in one pass, is not steady yet"
+    for k in (3, 4):
+        play_pass(looper, k, [0, 4, 8])
+    assert looper.left_out(5 * STEPS + 6.5, 2.0) == 2          # steps 0 and 4 of the next pass
     assert looper.left_out(1000 * STEPS, 2.0) == 3              # a long silence: one loop's worth
     assert Looper().left_out(100.0, 2.0) == 0                   # nothing played yet
+
+
+def test_a_figure_every_other_pass_or_a_wandering_pickup_is_not_steady() -> None:
+    looper = Looper()
+    for k in range(6):                          # a chord every pass; a pickup on step 28, 26, 28, 24, ...
+        play_pass(looper, k, [0, 8, 12] if k % 2 else [0, (28, 26, 28, 24, 28, 26)[k]])
+    assert looper.left_out(6 * STEPS - 0.5, 2.0) == 0, "after the held pass only the chord is steady"
 
 
 def test_a_loaded_groove_is_a_whole_one() -> None:

@@ -168,6 +168,30 @@ def test_engine_crashes_where_the_player_comes_in_and_back_from_a_rest(generator
     assert longest_run(bars) <= 2
 
 
+def test_engine_a_stab_left_ringing_under_the_pedal_while_the_band_rests_is_a_rest(generator) -> None:
+    """A stab on bar 9 and the pedal down until the band is back on bar 11: the player comes back
+    from a rest there, with a crash (the hands decide the return; the ringing pedal only keeps
+    the drums from thinning)."""
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    groove = [0, 4, 8, 12, 16, 20, 24, 28]
+    pedal = [(4 * PASS, mido.Message("control_change", control=64, value=127)),
+             (5 * PASS + 0.05, mido.Message("control_change", control=64, value=0))]
+    events = run(engine, 0.0, 7 * PASS, comp(range(0, 4), groove) + comp(range(4, 5), [0]) + pedal
+                 + comp(range(5, 7), groove))
+    assert any(0 <= t - 5 * PASS <= 0.05 for t in crash_times(events)), crash_times(events)
+    assert engine.played_controls().density == engine.controls.density
+
+
+def test_engine_a_chord_a_bar_a_moment_late_is_no_rest(generator) -> None:
+    """Chords on each bar's 1, after a figure that also played beat 3: a chord that comes a
+    moment late, one bar after the last, is not the player coming back from a rest."""
+    engine = make_engine(generator, settings=EngineSettings(drift=0.0))
+    late = [(t + 0.02, m) for t, m in comp(range(4, 8), [0, 16])]
+    events = run(engine, 0.0, 8 * PASS, comp(range(0, 4), [0, 8, 16, 24]) + late)
+    assert all(abs(t - round(t / (4 * PASS)) * 4 * PASS) <= 0.05 for t in crash_times(events)), \
+        f"crashes besides the entry's and the 8-bar grid's: {crash_times(events)}"
+
+
 def test_engine_a_new_section_is_marked_on_the_loop_point_where_the_drums_follow_it(generator) -> None:
     # no crash at bar 9, and no fills (the crash after the fill into bar 9 would take the mark:
     # test_fills has that)

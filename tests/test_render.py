@@ -635,28 +635,31 @@ def chord(tick: int, length: int, velocity: int = 80) -> list[tuple[int, int, in
     return [(tick, length, n, velocity) for n in (48, 60, 64)]
 
 
-@pytest.mark.parametrize("seed, pedalled", [(1, False), (2, False), (1, True)])
+@pytest.mark.parametrize("seed, pedalled, pickup", [(1, False, 3 * 480), (2, False, 3 * 480), (1, True, 3 * 480),
+                                                    (1, False, 3 * 480 + 240), (1, False, 2 * 480 - 10)])
 def test_the_band_comes_back_from_a_hold_left_with_a_pickup_with_a_crash_on_its_downbeat(
-        model_dir: Path, tmp_path: Path, seed: int, pedalled: bool) -> None:
+        model_dir: Path, tmp_path: Path, seed: int, pedalled: bool, pickup: int) -> None:
     """8 bars of quarter chords, a chord held nearly two bars (a fermata, the band holding; by the
-    hands, or by the pedal after a beat), a pickup on beat 4 of its second bar before it is let
-    go, quarters again: a crash on the downbeat the pickup leads into, as after a rest (a
-    reviewer's gospel and anthem parts got none on their last chorus's 1)."""
+    hands, or by the pedal after a beat), a pickup in its second bar (on 4, on the "and" of 4, or
+    from beat 3 a touch early), quarters again: a crash on the downbeat the pickup leads into, as
+    after a rest (a reviewer's gospel and anthem parts got none on their last chorus's 1)."""
     notes = [n for beat in range(32) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
-    notes += chord(8 * BAR, 480 if pedalled else 2 * BAR - 240, 95) + chord(9 * BAR + 3 * 480, 400)
+    notes += chord(8 * BAR, 480 if pedalled else 2 * BAR - 60, 95) + chord(9 * BAR + pickup, 200)
     notes += [n for beat in range(32) for n in chord(10 * BAR + beat * 480, 400, 100 if beat % 4 == 0 else 80)]
     pedal = [(8 * BAR + 40, mido.Message("control_change", control=64, value=127)),
-             (10 * BAR - 240, mido.Message("control_change", control=64, value=0))] if pedalled else []
+             (10 * BAR - 60, mido.Message("control_change", control=64, value=0))] if pedalled else []
     render(played(notes, tmp_path / "hold.mid", pedal), tmp_path / "out.mid", model_dir=model_dir, seed=seed)
     assert any(abs(t - 10 * BAR) <= 60 for t in crash_ticks(tmp_path / "out.mid")), crash_ticks(tmp_path / "out.mid")
 
 
-@pytest.mark.parametrize("part", ["pad let go early", "pad under the pedal", "ballad with a pickup"])
+@pytest.mark.parametrize("part", ["pad let go early", "pad under the pedal", "ballad with a pickup",
+                                  "pad let go early, its pickup wandering"])
 def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path, part: str) -> None:
-    """A chord every two bars, let go a beat early, or after a beat under the pedal, or held with
-    a melody pickup on beat 4 of its second bar: the groove itself, so no rest (the drums do not
-    thin out in the second bar) and no band coming back in at each chord (a crash every 4 bars,
-    as close as crashes may come). 16 bars: the entry's crash and the phrases' on bar 9."""
+    """A chord every two bars, let go a beat early (its melody pickup wandering or not), or after
+    a beat under the pedal, or held with a melody pickup on beat 4 of its second bar: the groove
+    itself, so no rest (the drums do not thin out in the second bar) and no band coming back in
+    at each chord (a crash every 4 bars, as close as crashes may come). 16 bars: the entry's
+    crash and the phrases' on bar 9."""
     notes: list[tuple[int, int, int, int]] = []
     pedal: list[tuple[int, mido.Message]] = []
     for k in range(8):
@@ -666,8 +669,11 @@ def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path,
             notes += chord(k * 2 * BAR, 480)
             pedal += [(k * 2 * BAR + 40, mido.Message("control_change", control=64, value=127)),
                       (k * 2 * BAR + 2 * BAR - 60, mido.Message("control_change", control=64, value=0))]
-        else:
+        elif part == "ballad with a pickup":
             notes += chord(k * 2 * BAR, 2 * BAR - 20) + [(k * 2 * BAR + BAR + 3 * 480, 400, 74, 75)]
+        else:     # the pickup on 4, the "and" of 3, 3, or none
+            notes += chord(k * 2 * BAR, 2 * BAR - 480)
+            notes += [(k * 2 * BAR + BAR + at, 200, 74, 75) for at in (1440, 1200, 960, None)[k % 4:k % 4 + 1] if at]
     source = played(notes, tmp_path / "part.mid", pedal)
     render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
     crashes = sorted({round(t / BAR) for t in crash_ticks(tmp_path / "out.mid")})

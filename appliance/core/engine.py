@@ -17,7 +17,7 @@ from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
 from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -25,7 +25,7 @@ from appliance.core.transport import Transport
 log = logging.getLogger(__name__)
 
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
-HOLD = 3 * STEPS_PER_BAR // 2  #: no new note this long (a fermata, the band holding a chord) ...
+HOLD = 3 * STEPS_PER_BAR // 2 - 1  #: no new note this long (a fermata, the band holding a chord; 1.5 bars less a sixteenth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many of the groove's steps left out, left with a pickup: the band comes back in
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
@@ -43,7 +43,7 @@ class EngineSettings:
     forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
     forget_once: int = 1         #: passes until a step played in one pass only is gone; 0 = as any other
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
-    rest_thin: float = 0.25      #: density taken off per bar of rest (no note, no key sounding, a step of the groove left out), down to 0
+    rest_thin: float = 0.25      #: density taken off per bar of rest (no note, a steady step of the groove left out, nothing sounding), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
     fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
@@ -273,7 +273,7 @@ class Engine:
         if not self._transport.running:
             return
         position = self._transport.position(t)
-        comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
+        comes_in = (self._looper.groove.is_empty or self._rest_bars(position, hands=True) > 0   # the start, a return
                     or self._back_from_hold(position))
         self._keys.press(message.channel, message.note, position)
         with self._lock:
@@ -355,23 +355,30 @@ class Engine:
                      "follow it as soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity "
                      "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
 
-    def _rest_bars(self, position: float) -> int:
-        """Whole bars without a note-on and with no key sounding, once the player has left out a
-        step of the groove (0 before anything was played): the gaps of a groove that is itself
-        sparse, a chord every two bars let go early, are no rest."""
+    def _rest_bars(self, position: float, hands: bool = False) -> int:
+        """Whole bars without a note-on once more than a bar went by, with no key sounding
+        (``hands``: held down by the hands; the pedal rings on through the band's rest), and a
+        steady step of the groove left out (0 before anything was played): the gaps of a groove
+        that is itself sparse, a chord every two bars let go early, are no rest; nor is a chord
+        a bar that comes a moment late."""
         silence = self._looper.silence(position)
-        if silence is None or silence < STEPS_PER_BAR or self._keys.sounding(position):
+        if silence is None or silence < STEPS_PER_BAR + 1:
+            return 0
+        if (self._keys.held if hands else self._keys.sounding)(position):
             return 0
         if not self._looper.left_out(position, MISSED_AFTER):
             return 0
         return int(silence // STEPS_PER_BAR)
 
     def _back_from_hold(self, position: float) -> bool:
-        """A pickup after ``HOLD`` steps or more with no new note and ``HOLD_LEFT_OUT`` of the
-        groove's steps left out (a fermata, the band holding): the band comes back in on the
-        downbeat it leads into. The sparse groove's own pickup leaves nothing out."""
+        """A note, not on a bar line (within a sixteenth before it or half a beat after), after
+        ``HOLD`` steps or more with no new note and ``HOLD_LEFT_OUT`` steady steps of the groove
+        left out (a fermata, the band holding): the band comes back in on the downbeat it leads
+        into. A groove's own pickup leaves nothing out; a chord on the bar line may be the next
+        of a breakdown's."""
         silence = self._looper.silence(position)
-        return (silence is not None and silence >= HOLD and marked_downbeat(position) > position + MARK_WINDOW
+        from_bar_line = position - round(position / STEPS_PER_BAR) * STEPS_PER_BAR
+        return (silence is not None and silence >= HOLD and not -1.0 < from_bar_line <= MARK_WINDOW
                 and self._looper.left_out(position, MISSED_AFTER) >= HOLD_LEFT_OUT)
 
     def _follow_rest(self, t: float) -> None:

@@ -1,7 +1,9 @@
 """The keys that sound: keys held down, and keys let go under the sustain pedal.
 
-A held chord is no rest, whether the hands hold it or the pedal does (CC 64 at 64 or over is
-down, as General MIDI has it). The engine asks :meth:`Keys.sounding` before it counts a rest.
+A chord that sounds thins nothing, whether the hands hold it or the pedal does (CC 64 at 64 or
+over is down, as General MIDI has it): the engine asks :meth:`Keys.sounding` before it thins the
+drums for a rest. Whether the player comes back from a rest, with a crash, it asks the hands
+(:meth:`Keys.held`): a stab left ringing under the pedal while the band rests is a rest.
 """
 from __future__ import annotations
 
@@ -52,6 +54,11 @@ class Keys:
                     self._let_go(self._pedalled, message.channel)
                     if message.control in ALL_NOTES_OFF:
                         self._let_go(self._down, message.channel)
+
+    def held(self, position: float) -> bool:
+        """True while a key held down by the hands, struck less than ``HELD_FOR`` steps ago, sounds."""
+        with self._lock:
+            return any(position - struck < HELD_FOR for struck in self._down.values())
 
     def sounding(self, position: float) -> bool:
         """True while a key struck less than ``HELD_FOR`` steps ago still sounds."""

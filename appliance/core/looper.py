@@ -97,6 +97,7 @@ class Looper:
         self._steps = np.zeros((STEPS, 3), np.float32)   # hit, velocity and offset as last played
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
         self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
+        self._steady = np.zeros(STEPS, bool)             # the groove's steps played in both played passes before the last note's
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
         self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
         self._offsets_then = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
@@ -164,9 +165,11 @@ class Looper:
         return None if last is None else max(0.0, position + self._shift - last)
 
     def left_out(self, position: float, grace: float) -> int:
-        """Steps of the groove gone by unplayed since the last note-on, ``grace`` steps ago or
-        more (counted over one loop at most): 1 or more, the player rests or holds. The gaps of a
-        groove that is itself sparse (a chord every two bars) leave nothing out."""
+        """Steady steps of the groove gone by unplayed since the last note-on, ``grace`` steps ago
+        or more (counted over one loop at most): 1 or more, the player rests or holds. Steady:
+        played in both played passes before the last note's (all of the groove before two were
+        heard), so the gaps of a groove that is itself sparse (a chord every two bars), a pickup
+        that wanders, or a figure that comes every other pass leave nothing out."""
         last = self._last_onset
         if last is None:
             return 0
@@ -174,8 +177,13 @@ class Looper:
         end = math.floor(position + self._shift - grace)      # the last step now left out
         if end < first:
             return 0
+        return int(self._steady[np.arange(first, min(end, first + STEPS - 1) + 1) % STEPS].sum())
+
+    def _steady_steps(self) -> np.ndarray:
         hits = self._groove.steps[:, HIT] > 0
-        return int(hits[np.arange(first, min(end, first + STEPS - 1) + 1) % STEPS].sum())
+        if self._played < 2:
+            return hits
+        return hits & ((self._history & np.uint64(0b11)) == np.uint64(0b11))
 
     # -- input -------------------------------------------------------------------------------
     def record(self, position: float, velocity: float) -> bool:
@@ -192,6 +200,7 @@ class Looper:
                 self._learn_from = math.floor(position + 0.5)
                 self._learn_end = self._learn_from + STEPS - 1.5
             self._last_onset = position if self._last_onset is None else max(self._last_onset, position)
+            self._steady = self._steady_steps()
             cell = self._steps[step]
             fresh = not self._now[step] or cell[HIT] == 0
             if not fresh and velocity <= cell[VELOCITY]:
@@ -239,6 +248,7 @@ class Looper:
             self._last_onset = None
             self._last[:] = np.nan
             self._history[:] = 0
+            self._steady[:] = False
             self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
