@@ -635,16 +635,20 @@ def chord(tick: int, length: int, velocity: int = 80) -> list[tuple[int, int, in
     return [(tick, length, n, velocity) for n in (48, 60, 64)]
 
 
-@pytest.mark.parametrize("seed, pedalled, pickup", [(1, False, 3 * 480), (2, False, 3 * 480), (1, True, 3 * 480),
-                                                    (1, False, 3 * 480 + 240), (1, False, 2 * 480 - 10)])
+@pytest.mark.parametrize("seed, pedalled, pickups", [(1, False, [3 * 480]), (2, False, [3 * 480]),
+                                                     (1, True, [3 * 480]), (1, False, [3 * 480 + 240]),
+                                                     (1, False, [2 * 480 - 10, 3 * 480 - 10]),
+                                                     (1, False, [480, 2 * 480, 3 * 480])])
 def test_the_band_comes_back_from_a_hold_left_with_a_pickup_with_a_crash_on_its_downbeat(
-        model_dir: Path, tmp_path: Path, seed: int, pedalled: bool, pickup: int) -> None:
-    """8 bars of quarter chords, a chord held nearly two bars (a fermata, the band holding; by the
-    hands, or by the pedal after a beat), a pickup in its second bar (on 4, on the "and" of 4, or
-    from beat 3 a touch early), quarters again: a crash on the downbeat the pickup leads into, as
-    after a rest (a reviewer's gospel and anthem parts got none on their last chorus's 1)."""
+        model_dir: Path, tmp_path: Path, seed: int, pedalled: bool, pickups: list[int]) -> None:
+    """8 bars of quarter chords, a chord held through a second bar (a fermata, the band holding;
+    by the hands, or by the pedal after a beat), a pickup in that bar (on 4, on the "and" of 4,
+    from beat 3 a touch early, or a fill from beat 2), quarters again: a crash on the downbeat the
+    pickup leads into, as after a rest (a reviewer's gospel and anthem parts got none on their
+    last chorus's 1)."""
     notes = [n for beat in range(32) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
-    notes += chord(8 * BAR, 480 if pedalled else 2 * BAR - 60, 95) + chord(9 * BAR + pickup, 200)
+    notes += chord(8 * BAR, 480 if pedalled else 2 * BAR - 60, 95)
+    notes += [n for at in pickups for n in chord(9 * BAR + at, 200)]
     notes += [n for beat in range(32) for n in chord(10 * BAR + beat * 480, 400, 100 if beat % 4 == 0 else 80)]
     pedal = [(8 * BAR + 40, mido.Message("control_change", control=64, value=127)),
              (10 * BAR - 60, mido.Message("control_change", control=64, value=0))] if pedalled else []
@@ -681,3 +685,16 @@ def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path,
     hits = [sum(1 for t, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity and bar * BAR <= t + 30 < (bar + 1) * BAR)
             for bar in range(16)]
     assert min(hits[3:16:2]) >= 0.6 * max(hits[2:16:2]), hits
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_melody_note_over_a_held_chord_is_no_pickup(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """8 bars of quarter chords, then a pad: chords held two bars, a melody note on the "and" of
+    3 of each chord's second bar and nothing more until the next chord. A pickup that never
+    reaches the bar's last beat brings no band back in: no crash on the next chord's downbeat
+    (a reviewer's worship bridge got one)."""
+    notes = [n for beat in range(32) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
+    for k in range(4):
+        notes += chord((8 + 2 * k) * BAR, 2 * BAR - 30, 75) + [((9 + 2 * k) * BAR + 1200, 400, 76, 72)]
+    render(played(notes, tmp_path / "pad.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    assert not any(abs(t - 10 * BAR) <= 60 for t in crash_ticks(tmp_path / "out.mid")), crash_ticks(tmp_path / "out.mid")

@@ -137,8 +137,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="a pass sharing less than this (0..1) with the groove starts a new section "
                              f"(0 = off; default {memory.section_change:g})")
     render.add_argument("--rest-thin", type=float, default=memory.rest_thin, metavar="DENSITY",
-                        help="density taken off per bar of rest: no note, a steady step of the groove left "
-                             "out, nothing sounding (the pedal counts) (0..1; default "
+                        help="density taken off per bar of rest: no note, no key held, a steady step of the "
+                             "groove left out (0..1; default "
                              f"{memory.rest_thin:g})")
     render.add_argument("--drift", type=float, default=memory.drift,
                         help=f"how far the variation wanders each pass (0..1; default {memory.drift:g})")

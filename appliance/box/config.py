@@ -151,7 +151,7 @@ class LoopConfig:
                            doc="passes until a step played in one pass only is forgotten; 0 = like any other")
     section_change: float = opt(0.3, range=(0.0, 1.0),
                                 doc="a pass sharing less than this with the groove starts a new section; 0 = off")
-    rest_thin: float = opt(0.25, range=(0.0, 1.0), doc="density taken off per bar of rest (no note, a steady step of the groove left out, nothing sounding)")
+    rest_thin: float = opt(0.25, range=(0.0, 1.0), doc="density taken off per bar of rest (no note, no key held, a steady step of the groove left out)")
     drift: float = opt(0.2, range=(0.0, 1.0), doc="how far the variation wanders each pass")
     crash_every: int = opt(8, range=(0, 64),
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")

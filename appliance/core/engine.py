@@ -14,10 +14,11 @@ import numpy as np
 from appliance.core.generator import Controls, Generator
 from appliance.core import dynamics, listening
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
-from appliance.core.groove import BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
+from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT,
+                                   Groove, Pattern)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW
+from appliance.core.phrase import MARK_WINDOW, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -25,8 +26,8 @@ from appliance.core.transport import Transport
 log = logging.getLogger(__name__)
 
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
-HOLD = 3 * STEPS_PER_BAR // 2 - 1  #: no new note this long (a fermata, the band holding a chord; 1.5 bars less a sixteenth) ...
-HOLD_LEFT_OUT = 4              #: ... with this many of the groove's steps left out, left with a pickup: the band comes back in
+HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
+HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -43,7 +44,7 @@ class EngineSettings:
     forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
     forget_once: int = 1         #: passes until a step played in one pass only is gone; 0 = as any other
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
-    rest_thin: float = 0.25      #: density taken off per bar of rest (no note, a steady step of the groove left out, nothing sounding), down to 0
+    rest_thin: float = 0.25      #: density taken off per bar of rest (no note, no key held, a steady step of the groove left out), down to 0
     drift: float = 0.2           #: 0..1 how far z's noise wanders each pass; 0 = same groove, same pattern
     crash_every: int = 8         #: bars between crashes besides the marked downbeats; 0 = the model's crashes as they are
     fill_every: int = 4          #: bars of a phrase: a pickup fill ends it, the big fill every second one; 0 = the model's fills
@@ -206,6 +207,7 @@ class Engine:
         self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
         self._keys = Keys()                            # keys down or under the pedal
         self._rest = 0                                 # bars of rest the pattern is thinned for
+        self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -273,7 +275,7 @@ class Engine:
         if not self._transport.running:
             return
         position = self._transport.position(t)
-        comes_in = (self._looper.groove.is_empty or self._rest_bars(position, hands=True) > 0   # the start, a return
+        comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
                     or self._back_from_hold(position))
         self._keys.press(message.channel, message.note, position)
         with self._lock:
@@ -355,31 +357,40 @@ class Engine:
                      "follow it as soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity "
                      "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
 
-    def _rest_bars(self, position: float, hands: bool = False) -> int:
-        """Whole bars without a note-on once more than a bar went by, with no key sounding
-        (``hands``: held down by the hands; the pedal rings on through the band's rest), and a
-        steady step of the groove left out (0 before anything was played): the gaps of a groove
-        that is itself sparse, a chord every two bars let go early, are no rest; nor is a chord
-        a bar that comes a moment late."""
+    def _rest_bars(self, position: float) -> int:
+        """Whole bars without a note-on once more than a bar went by and a steady step of the
+        groove was left out (0 before anything was played), with no key held down; a key ringing
+        under the pedal keeps a rest away only while fewer than ``HOLD_LEFT_OUT`` steady steps went
+        by (the groove goes on under it; past that, the band has stopped). The gaps of a groove
+        that is itself sparse, a chord every two bars let go early, are no rest; nor is a chord a
+        bar that comes a moment late."""
         silence = self._looper.silence(position)
-        if silence is None or silence < STEPS_PER_BAR + 1:
+        if silence is None or silence < STEPS_PER_BAR + 1 or self._keys.held(position):
             return 0
-        if (self._keys.held if hands else self._keys.sounding)(position):
-            return 0
-        if not self._looper.left_out(position, MISSED_AFTER):
+        left_out = self._looper.left_out(position, MISSED_AFTER)
+        if not left_out or (left_out < HOLD_LEFT_OUT and self._keys.sounding(position)):
             return 0
         return int(silence // STEPS_PER_BAR)
 
     def _back_from_hold(self, position: float) -> bool:
-        """A note, not on a bar line (within a sixteenth before it or half a beat after), after
-        ``HOLD`` steps or more with no new note and ``HOLD_LEFT_OUT`` steady steps of the groove
-        left out (a fermata, the band holding): the band comes back in on the downbeat it leads
-        into. A groove's own pickup leaves nothing out; a chord on the bar line may be the next
-        of a breakdown's."""
+        """A pickup after a hold (a fermata, the band holding): the first note off the bar line
+        (not within a sixteenth before it or half a beat after) after ``HOLD`` steps with no new
+        note and ``HOLD_LEFT_OUT`` steady steps of the groove left out begins it; it brings the
+        band back in on the downbeat it leads into once it reaches that bar's last beat. A
+        melody note over a pad that goes no further, or a breakdown's next chord on the bar
+        line, is no return; a groove's own pickup leaves nothing out."""
+        to = self._pickup_to
+        if to is not None and position >= to - 1.0:   # the bar line came, the pickup never reached it
+            to = self._pickup_to = None
         silence = self._looper.silence(position)
         from_bar_line = position - round(position / STEPS_PER_BAR) * STEPS_PER_BAR
-        return (silence is not None and silence >= HOLD and not -1.0 < from_bar_line <= MARK_WINDOW
-                and self._looper.left_out(position, MISSED_AFTER) >= HOLD_LEFT_OUT)
+        if (silence is not None and silence >= HOLD and not -1.0 < from_bar_line <= MARK_WINDOW
+                and self._looper.left_out(position, MISSED_AFTER) >= HOLD_LEFT_OUT):
+            to = self._pickup_to = marked_downbeat(position)
+        if to is None or position < to - STEPS_PER_BEAT - 1.0:
+            return False
+        self._pickup_to = None
+        return True
 
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""
@@ -411,6 +422,7 @@ class Engine:
         if not transport.running:
             return       # the next Continue/Start anchors again and bumps the count
         position = transport.position(t)
+        self._pickup_to = None
         self._looper.relocate(position)
         self._player.relocate(position)
 
@@ -434,6 +446,7 @@ class Engine:
         """Empty the overdub; the drums go on from the prior until something is played."""
         with self._lock:
             self._looper.clear()
+            self._pickup_to = None
             self._loudest = 0.0   # a new song: its own loudest
             self._notify("groove")
             if not self._frozen:

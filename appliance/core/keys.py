@@ -1,9 +1,9 @@
 """The keys that sound: keys held down, and keys let go under the sustain pedal.
 
-A chord that sounds thins nothing, whether the hands hold it or the pedal does (CC 64 at 64 or
-over is down, as General MIDI has it): the engine asks :meth:`Keys.sounding` before it thins the
-drums for a rest. Whether the player comes back from a rest, with a crash, it asks the hands
-(:meth:`Keys.held`): a stab left ringing under the pedal while the band rests is a rest.
+A chord the hands hold is no rest (:meth:`Keys.held`). One that rings under the pedal (CC 64 at
+64 or over is down, as General MIDI has it; :meth:`Keys.sounding`) is none while the groove goes
+on under it; the engine counts a rest once the player has left out more of the groove than that
+(a stab left ringing while the band stops).
 """
 from __future__ import annotations
 
