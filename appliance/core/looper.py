@@ -34,8 +34,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   not played in that pass is dropped at once. The groove must have been there for a played pass
   already (a phrase begun just before the loop point is no new section). 0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
-  ``silence`` tells the engine how long nothing was played and ``left_out`` how many steps of the
-  groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
+  ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
+  the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
   the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
