@@ -7,7 +7,7 @@ import pytest
 from appliance.core.engine import EngineSettings
 from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
 from appliance.core.fills import fill_bar, tom_groove
-from appliance.core.phrase import CRASH, RIDE, Phrasing, marked_downbeat
+from appliance.core.phrase import CRASH, RIDE, Phrasing, entry_downbeat, marked_downbeat
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
@@ -82,6 +82,44 @@ def test_crash_every_0_plays_the_models_crashes_as_they_are() -> None:
     clock = InternalClock(bpm=120.0, start=0.0)
     player = Player(clock, PlayerSettings(crash_every=0), pattern())
     assert bars_with(play(player, clock, 21), clock, GM_NOTES[CRASH]) == list(range(21))
+
+
+@pytest.mark.parametrize("position, downbeat", [(0.0, 0), (-0.4, 0), (1.9, 0), (2.5, 0), (4.0, 0), (3.7, 0),
+                                                (5.4, 0), (5.7, 16), (6.0, 16), (12.0, 16), (15.3, 16),
+                                                (20.1, 16), (21.6, 32)])
+def test_a_player_who_comes_in_by_beat_2s_e_comes_in_on_that_bar_later_is_a_pickup(position, downbeat) -> None:
+    """A reviewer's reggae part (the skank on 2 and 4) and a pop part after a rest on beat 1 were
+    heard as pickups into bar 2, so their phrases ran a bar late; a pickup from the "and" of 2
+    played a touch early was heard as bar 1's."""
+    assert entry_downbeat(position) == downbeat
+
+
+def test_a_player_who_comes_in_too_late_for_the_crash_still_counts_the_phrase_from_there() -> None:
+    """The crash every 8 bars counts from the bar the player came in on, though its crash could
+    not play (the note came on beat 2); with nothing to count from, a pattern's crash played
+    on bar 5's phrase."""
+    for late in (False, True):
+        phrasing = Phrasing(every=8, fill_every=4)
+        playing = pattern(crash_steps=(0,))
+        if late:
+            phrasing.came_in_late(0)
+        crashes = [step // STEPS_PER_BAR for step in range(4 * STEPS_PER_BAR, 24 * STEPS_PER_BAR)
+                   if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
+        assert crashes == ([8, 16] if late else [4, 12, 20])
+
+
+def test_a_new_section_heard_a_bar_after_a_return_is_the_return() -> None:
+    """The player came back on an even bar, between two of the looper's passes; the looper heard
+    the new section from the next pass: no second crash and the phrases keep counting from
+    the return (a reviewer's reggae part crashed 5 bars after its return, and its fills moved)."""
+    playing = pattern(crash_steps=())
+    for section, crashes in ((19, []), (21, [25])):     # two bars on: a section of its own
+        phrasing = Phrasing(every=8, fill_every=4)
+        phrasing.begin(18 * STEPS_PER_BAR)
+        phrasing.section(section * STEPS_PER_BAR, (section + 2) * STEPS_PER_BAR)
+        assert (phrasing.origin == 18 * STEPS_PER_BAR) == (section == 19)
+        assert crashes == [step // STEPS_PER_BAR for step in range(21 * STEPS_PER_BAR, 32 * STEPS_PER_BAR)
+                           if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
 
 
 def test_a_marked_downbeat_gets_a_crash_and_marks_come_4_bars_apart() -> None:

@@ -242,12 +242,13 @@ def rests_then(source: Path, beats: float, tail_beats: int = 16) -> Path:
 
 
 @pytest.mark.parametrize("beats, bar_1", [(3, 1920), (8, 3840), (11.5, 5760), (1, 0), (0, 0),
-                                          (1.95, 1920), (2.05, 1920), (1.4, 0)])
+                                          (1.95, 1920), (2.05, 1920), (1.3, 0), (1.45, 1920)])
 def test_a_file_that_does_not_say_where_bar_1_is_starts_it_where_the_player_comes_in(
         model_dir: Path, tmp_path: Path, beats: float, bar_1: int) -> None:
     """By default bar 1 is the bar line the first note comes in on: after silent bars, and after a
-    pickup (a first note from half a beat before beat 3 on; near beat 3, early or late, it is a
-    pickup either way); a part begun after a rest on beat 1 keeps its bar 1. No drums before it
+    pickup (a first note from the "and" of 2 on, early or late: a reviewer's pickup from it,
+    played a touch early, was heard as a part begun after a rest); a part begun after a rest on
+    beat 1 (by beat 2's "e") keeps its bar 1. No drums before it
     (a reviewer's pickup bar got 20 hits under its silence)."""
     source = rests_then(tmp_path / "late.mid", beats)
     render(source, tmp_path / "out.mid", model_dir=model_dir, seed=4)
@@ -698,3 +699,40 @@ def test_a_melody_note_over_a_held_chord_is_no_pickup(model_dir: Path, tmp_path:
         notes += chord((8 + 2 * k) * BAR, 2 * BAR - 30, 75) + [((9 + 2 * k) * BAR + 1200, 400, 76, 72)]
     render(played(notes, tmp_path / "pad.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     assert not any(abs(t - 10 * BAR) <= 60 for t in crash_ticks(tmp_path / "out.mid")), crash_ticks(tmp_path / "out.mid")
+
+
+def skanks(bars: range) -> list[tuple[int, int, int, int]]:
+    """Reggae's skank: a short chord on 2 and 4 of each bar."""
+    return [n for bar in bars for beat in (1, 3) for n in chord(bar * BAR + beat * 480, 200, 84)]
+
+
+def tom_bars(path: Path) -> list[int]:
+    toms = {GM_NOTES[v] for v in range(4, 7)}
+    return sorted({(tick + 60) // BAR for tick, m in ticked(path) if m.type == "note_on" and m.velocity and m.note in toms})
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_part_that_comes_in_on_beat_2_counts_its_phrases_from_that_bar(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A skank on 2 and 4 from the first bar: bar 1 is that bar, its phrases end in bars 4 and 8
+    and the crash comes on 9, not on 2 (a reviewer's reggae part had its crash on 2, a fill in
+    bar 1 and the whole form a bar late)."""
+    render(played(skanks(range(16)), tmp_path / "reggae.mid"), tmp_path / "out.mid", model_dir=model_dir,
+           seed=seed, ending=False)
+    crashes = sorted({(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")})
+    assert crashes and crashes[0] == 8 and 7 not in crashes, crashes
+    toms = tom_bars(tmp_path / "out.mid")
+    assert 0 not in toms and not set(toms) - {3, 7, 11, 15}, toms
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_return_on_beat_2_begins_that_bar(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """The skank, a bar's break, and the keys back on beat 2 of bar 10: the band is back in bar
+    10, so no crash on 11 (too late for one on 10), and the phrases end in bars 13 and 17 (a
+    reviewer's part crashed on 19 for a return on 18.2, and its fills moved a bar)."""
+    render(played(skanks(range(8)) + skanks(range(9, 18)), tmp_path / "back.mid"), tmp_path / "out.mid",
+           model_dir=model_dir, seed=seed, ending=False)
+    crashes = sorted({(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")})
+    assert not set(crashes) & {10, 11, 12, 13}, crashes
+    toms = tom_bars(tmp_path / "out.mid")
+    assert not set(toms) & {10, 11, 13, 14}, toms

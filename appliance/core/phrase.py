@@ -69,6 +69,9 @@ LEANS = 0.75                       #: share of the last pass's steps (those keep
 SETTLING = 2 * STEPS               #: steps from the bar where the player comes in or back in which
                                    #: the time settles: it moves at a downbeat, crash or not
 MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) marks that bar line
+COMES_IN_BY = STEPS_PER_BEAT + 1.5   #: a player who comes in no later than this into a bar (steps:
+                                     #: beat 2's "e", give or take a 32nd) comes in on that bar, after a
+                                     #: rest on beat 1; from the "and" of 2 on, early or late, it is a pickup
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -84,6 +87,16 @@ def marked_downbeat(position: float) -> int:
     if abs(position - nearest) <= MARK_WINDOW:
         return int(nearest)
     return int(math.ceil(position / STEPS_PER_BAR) * STEPS_PER_BAR)
+
+
+def entry_downbeat(position: float) -> int:
+    """The downbeat a player who comes in (or back) at ``position`` begins: the bar line within
+    half a beat of it; the bar line before it for a note up to ``COMES_IN_BY`` into the bar (the
+    part rests on beat 1: reggae's 2, a comp on the "a" of 1); else the next (a pickup)."""
+    downbeat = marked_downbeat(position)
+    if downbeat - position > MARK_WINDOW and position - (downbeat - STEPS_PER_BAR) <= COMES_IN_BY:
+        return downbeat - STEPS_PER_BAR
+    return downbeat
 
 
 class Phrasing:
@@ -208,9 +221,10 @@ class Phrasing:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
         way, counted from it, ends with a big fill and a crash on the downbeat after it (a drummer
         who caught on late joins the section at its next phrase), and phrases count from there. Nothing more when
-        phrases already count from there (the player came back from a rest there) or a crash
+        phrases already count from there (the player came back from a rest there) or from the bar
+        before (a return between two of the looper's passes, heard from the second), or a crash
         already played there (after a big fill, say). Nothing at all without fill phrasing."""
-        if not self.fill_every:
+        if not self.fill_every or downbeat - self.origin == STEPS_PER_BAR:
             return
         if downbeat == self.origin or downbeat == self._last:
             self.origin = downbeat
@@ -235,6 +249,13 @@ class Phrasing:
         self._last = self._last_mark = downbeat
         self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
+
+    def came_in_late(self, downbeat: int) -> None:
+        """The player came in or back on a downbeat already played (a part that rests on beat 1):
+        too late for its crash, but crashes count from it as if one had played there."""
+        if self.every and self._mark_allowed(downbeat, _BEGINS) and self._last != downbeat:
+            self._last = self._last_mark = downbeat
+            self._late = _BEGINS   # the time may move with the pattern from the next step, as at the crash
 
     def forget(self) -> None:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over,
@@ -374,5 +395,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "marked_downbeat", "rising",
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat", "marked_downbeat", "rising",
            "timekeeper", "with_crash"]

@@ -13,7 +13,7 @@ from appliance.core import limbs
 from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
                                    VELOCITY, Pattern)
 from appliance.core.fills import accent_level
-from appliance.core.phrase import CRASH, Phrasing, marked_downbeat, with_crash
+from appliance.core.phrase import CRASH, Phrasing, entry_downbeat, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
@@ -128,9 +128,10 @@ class Player:
     def mark(self, position: float, now: float, begins: bool = False) -> None:
         """Something begins at ``position`` (the player comes in or back, a new section): a
         crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already
-        scheduled gets its crash now, up to ``max_late`` late; a later one is let go.
-        ``begins``: the player comes in or back there, so phrases count from that downbeat."""
-        downbeat = marked_downbeat(position)
+        scheduled gets its crash now, up to ``max_late`` late; a later one is let go (when the
+        player comes in there, crashes still count from it). ``begins``: the player comes in or back there, so phrases count from that downbeat (one
+        who comes in by beat 2's "e" begins that bar: see :func:`entry_downbeat`)."""
+        downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
         with self._lock:
             if begins:
                 self._phrasing.begin(downbeat)
@@ -139,6 +140,8 @@ class Player:
                 return
             settings = self.settings
             if now - self.transport.time_at(downbeat) > settings.max_late:
+                if begins:
+                    self._phrasing.came_in_late(downbeat)
                 return
             if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
                 return   # nothing plays yet, or a crash played there (or at a mark a moment ago)

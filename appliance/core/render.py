@@ -15,7 +15,7 @@ from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
 from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
-from appliance.core.phrase import MARK_WINDOW, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW, entry_downbeat
 from appliance.core.player import PlayerSettings
 from appliance.core.transport import InternalClock, check_bpm
 
@@ -128,18 +128,16 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
 
 
 def first_bar(performance: Performance) -> float:
-    """Where a file's bar 1 falls when it does not say: the bar line within half a beat of the
-    first note; else the one before it when the first note comes before beat 3 less half a beat (a
-    part that begins after a rest on beat 1), the next one from there on (a pickup: one near beat 3
-    is a pickup however it is timed). Whole bars of silence before it are not played: the drums
-    come in with the player."""
+    """Where a file's bar 1 falls when it does not say: the downbeat the player comes in on
+    (:func:`entry_downbeat`): the bar line within half a beat of the first note; the one before it
+    when the first note comes by beat 2's "e" (a part that begins after a rest on beat 1); the next
+    one from the "and" of 2 on (a pickup, however it is timed). Whole bars of silence before it are
+    not played: the drums come in with the player."""
     onsets = [position for position, m in performance.notes if m.type == "note_on" and m.velocity]
     if not onsets:
         return 0.0
     first = min(onsets)
-    downbeat = float(marked_downbeat(first))
-    if downbeat > first + MARK_WINDOW and first % STEPS_PER_BAR < STEPS_PER_BAR / 2 - MARK_WINDOW:
-        downbeat -= STEPS_PER_BAR
+    downbeat = float(entry_downbeat(first))
     if downbeat:
         log.info("bar 1 taken at quarter note %g of the file, %s (--downbeat TICK or --pickup BEATS say "
                  "otherwise)", downbeat / STEPS_PER_BEAT + 1, "its first notes a pickup into it"
