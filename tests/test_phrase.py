@@ -7,7 +7,7 @@ import pytest
 from appliance.core.engine import EngineSettings
 from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
 from appliance.core.fills import fill_bar, tom_groove
-from appliance.core.phrase import CRASH, RIDE, Phrasing, entry_downbeat, marked_downbeat
+from appliance.core.phrase import CRASH, RIDE, Phrasing, entry_downbeat, marked_downbeat, run_lands
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
@@ -94,6 +94,16 @@ def test_a_player_who_comes_in_by_beat_2s_e_comes_in_on_that_bar_later_is_a_pick
     assert entry_downbeat(position) == downbeat
 
 
+@pytest.mark.parametrize("latest, position, lands", [(4.0, 6.0, None), (4.0, 8.0, False), (14.0, 15.6, True),
+                                                     (14.1, 16.2, True), (12.0, 15.9, False), (4.1, 12.0, False),
+                                                     (13.5, 15.0, None)])
+def test_a_run_from_beat_2_that_lands_on_the_next_bar_line_was_a_pickup(latest, position, lands) -> None:
+    """Notes an eighth apart or closer from beat 2 into the next bar line are a pickup (a
+    reviewer's keys fill into the band's return, a run into bar 1); a gap wider than an eighth
+    and a 32nd, a skank's, is a part that rests on beat 1."""
+    assert run_lands(0, latest, position) is lands
+
+
 def test_a_player_who_comes_in_too_late_for_the_crash_still_counts_the_phrase_from_there() -> None:
     """The crash every 8 bars counts from the bar the player came in on, though its crash could
     not play (the note came on beat 2); with nothing to count from, a pattern's crash played
@@ -108,16 +118,20 @@ def test_a_player_who_comes_in_too_late_for_the_crash_still_counts_the_phrase_fr
         assert crashes == ([8, 16] if late else [4, 12, 20])
 
 
-def test_a_new_section_heard_a_bar_after_a_return_is_the_return() -> None:
-    """The player came back on an even bar, between two of the looper's passes; the looper heard
-    the new section from the next pass: no second crash and the phrases keep counting from
-    the return (a reviewer's reggae part crashed 5 bars after its return, and its fills moved)."""
+def test_a_new_section_heard_a_bar_after_a_return_or_a_pass_before_it_is_the_return() -> None:
+    """The player came back on an even bar, between two of the looper's passes, and the looper
+    heard the new section from the next pass; or it heard one from the pass before, which held
+    the rest and the pickup into the return: no second crash and the phrases keep counting from
+    the return (a reviewer's reggae part crashed 5 bars after its return, its fills a bar off;
+    another's rock part counted its phrases from 2 bars after its return)."""
     playing = pattern(crash_steps=())
-    for section, crashes in ((19, []), (21, [25])):     # two bars on: a section of its own
+    # a bar on, and a pass before (the pass that held the rest and a pickup into the return), are
+    # the return; a pass on is a section of its own
+    for section, crashes in ((19, []), (16, []), (21, [25])):
         phrasing = Phrasing(every=8, fill_every=4)
         phrasing.begin(18 * STEPS_PER_BAR)
-        phrasing.section(section * STEPS_PER_BAR, (section + 2) * STEPS_PER_BAR)
-        assert (phrasing.origin == 18 * STEPS_PER_BAR) == (section == 19)
+        phrasing.section(section * STEPS_PER_BAR, max(section + 2, 18) * STEPS_PER_BAR)
+        assert (phrasing.origin == 18 * STEPS_PER_BAR) == (section != 21)
         assert crashes == [step // STEPS_PER_BAR for step in range(21 * STEPS_PER_BAR, 32 * STEPS_PER_BAR)
                            if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
 

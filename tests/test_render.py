@@ -736,3 +736,36 @@ def test_a_return_on_beat_2_begins_that_bar(model_dir: Path, tmp_path: Path, see
     assert not set(crashes) & {10, 11, 12, 13}, crashes
     toms = tom_bars(tmp_path / "out.mid")
     assert not set(toms) & {10, 11, 13, 14}, toms
+
+
+def eighths_from(bar: int, beat: int, to_bar: int) -> list[tuple[int, int, int, int]]:
+    """Single notes on every eighth from ``beat`` (0-based) of ``bar`` up to ``to_bar``'s downbeat."""
+    start, end = bar * BAR + beat * 480, to_bar * BAR
+    return [(tick, 200, 72 + (tick // 240) % 5, 76) for tick in range(start, end, 240)]
+
+
+def test_eighths_from_beat_2_into_the_next_bar_line_are_a_pickup_into_bar_1(model_dir: Path, tmp_path: Path) -> None:
+    """The first notes run on in eighths from beat 2 into a chord on the next bar line: bar 1 is
+    that bar line, with the drums' crash, and nothing under the pickup (a reviewer's pop and
+    gospel pickups from beat 2 lost their crash on 1, their fills a bar early)."""
+    notes = eighths_from(0, 1, 1) + [n for beat in range(4, 36) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
+    render(played(notes, tmp_path / "pickup.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
+    ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity]
+    assert min(ons) >= BAR - 60, min(ons)
+    assert any(abs(t - BAR) <= 60 for t in crash_ticks(tmp_path / "out.mid")), crash_ticks(tmp_path / "out.mid")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_keys_run_from_beat_2_after_a_break_brings_the_band_back_on_the_next_1(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """Quarters, a band hit let go after an eighth, a bar's break, then the keys run in eighths
+    from beat 2 of bar 10 into the band's return on bar 11: the crash on 11, phrases from there
+    (a reviewer's rock part lost that crash when a return by beat 2 came to begin its own bar)."""
+    notes = [n for beat in range(32) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
+    notes += chord(8 * BAR, 240, 100) + eighths_from(9, 1, 10)
+    notes += [n for beat in range(40, 72) for n in chord(beat * 480, 400, 90 if beat % 4 == 0 else 70)]
+    render(played(notes, tmp_path / "run.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    crashes = crash_ticks(tmp_path / "out.mid")
+    assert any(abs(t - 10 * BAR) <= 60 for t in crashes), crashes
+    assert not {(t + 60) // BAR for t in crashes} & {9, 11, 12, 13, 14, 15, 16, 17}, crashes
+    assert not set(tom_bars(tmp_path / "out.mid")) & {9, 10, 11, 12, 14, 15, 16}, tom_bars(tmp_path / "out.mid")

@@ -170,7 +170,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     bar1 = render.add_mutually_exclusive_group()
     bar1.add_argument("--downbeat", type=int, metavar="TICK",
                       help="bar 1 falls at this tick of the input file (default: the bar line the first note "
-                      "comes in on; a first note from the \"and\" of 2 on is a pickup into the next)")
+                      "comes in on; a first note from the \"and\" of 2 on, or a run from beat 2 into the next, "
+                      "is a pickup into it)")
     bar1.add_argument("--pickup", type=float, metavar="BEATS",
                       help="the first note is a pickup this many beats before bar 1")
 

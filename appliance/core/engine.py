@@ -18,7 +18,7 @@ from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STE
                                    Groove, Pattern)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW, entry_downbeat, marked_downbeat, run_lands
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -208,6 +208,7 @@ class Engine:
         self._keys = Keys()                            # keys down or under the pedal
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
+        self._run: tuple[int, float] | None = None     # a late entry's bar line and its latest note, while they run on
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -277,10 +278,13 @@ class Engine:
         position = self._transport.position(t)
         comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
                     or self._back_from_hold(position))
+        lands = self._run_lands(position, comes_in)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
                 self._player.mark(position, t, begins=True)
+            elif lands:
+                self._player.pickup(position, t)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -392,6 +396,21 @@ class Engine:
         self._pickup_to = None
         return True
 
+    def _run_lands(self, position: float, comes_in: bool) -> bool:
+        """True at the note where the notes of a player who came in by beat 2's "e" run on into
+        the next bar line (``phrase.run_lands``): they were a pickup into it, a keys fill into the
+        band's return, and not a part that rests on beat 1."""
+        if comes_in:
+            entry = entry_downbeat(position)
+            self._run = (entry, position) if position - entry > MARK_WINDOW else None
+            return False
+        if self._run is None:
+            return False
+        entry, latest = self._run
+        lands = run_lands(entry, latest, position)
+        self._run = (entry, position) if lands is None else None
+        return bool(lands)
+
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""
         if not self._settings.rest_thin:
@@ -422,7 +441,7 @@ class Engine:
         if not transport.running:
             return       # the next Continue/Start anchors again and bumps the count
         position = transport.position(t)
-        self._pickup_to = None
+        self._pickup_to = self._run = None
         self._looper.relocate(position)
         self._player.relocate(position)
 
@@ -446,7 +465,7 @@ class Engine:
         """Empty the overdub; the drums go on from the prior until something is played."""
         with self._lock:
             self._looper.clear()
-            self._pickup_to = None
+            self._pickup_to = self._run = None
             self._loudest = 0.0   # a new song: its own loudest
             self._notify("groove")
             if not self._frozen:

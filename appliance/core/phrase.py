@@ -72,6 +72,7 @@ MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) ma
 COMES_IN_BY = STEPS_PER_BEAT + 1.5   #: a player who comes in no later than this into a bar (steps:
                                      #: beat 2's "e", give or take a 32nd) comes in on that bar, after a
                                      #: rest on beat 1; from the "and" of 2 on, early or late, it is a pickup
+RUN_GAP = 2.5                      #: steps between the notes of a run (an eighth, give or take a 32nd)
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -99,6 +100,17 @@ def entry_downbeat(position: float) -> int:
     return downbeat
 
 
+def run_lands(entry: int, latest: float, position: float) -> bool | None:
+    """Whether the notes of a player who came in by beat 2's "e" of the bar at ``entry`` run on
+    into the next bar line, with the note at ``position`` after the run's ``latest``: True when it
+    lands there (a 32nd early or later: the run was a pickup, a keys fill into the band's
+    return), False when the run broke off (more than ``RUN_GAP`` between two notes: a part that
+    rests on beat 1, a reggae skank), None while it runs on."""
+    if position - latest > RUN_GAP:
+        return False
+    return True if position >= entry + STEPS_PER_BAR - 0.5 else None
+
+
 class Phrasing:
     """Decides, step by step, which crashes play and where a fill goes (the player's thread; the
     player's lock)."""
@@ -124,6 +136,8 @@ class Phrasing:
         self._wanted: deque[int | None] = deque(maxlen=STEPS)   # the cymbal the patterns kept time on, the last pass
         self._kept = {RIDE: 0, CLOSED_HAT: 0}   # ... counted
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
+        self._begun: int | None = None     # the downbeat the player last came in or back on (begin)
+        self._came_late: tuple | None = None   # came_in_late's downbeat, and the _last, _last_mark, _late it replaced
         # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
         # and that bar's steps when made (Pattern.fill, the pickup)
         self._played: tuple[int, Pattern, int | str, np.ndarray | None] | None = None
@@ -212,19 +226,24 @@ class Phrasing:
     def song_from(self, step: int) -> None:
         """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
         self.start = self.origin = step
+        self._begun = None
 
     def begin(self, downbeat: int) -> None:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
-        self.origin = downbeat
+        self.origin = self._begun = downbeat
 
     def section(self, downbeat: int, next_step: int) -> None:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
         way, counted from it, ends with a big fill and a crash on the downbeat after it (a drummer
         who caught on late joins the section at its next phrase), and phrases count from there. Nothing more when
-        phrases already count from there (the player came back from a rest there) or from the bar
-        before (a return between two of the looper's passes, heard from the second), or a crash
-        already played there (after a big fill, say). Nothing at all without fill phrasing."""
-        if not self.fill_every or downbeat - self.origin == STEPS_PER_BAR:
+        phrases already count from there (the player came back from a rest there), or a crash
+        already played there (after a big fill, say). Nothing at all without fill phrasing, nor
+        for a section the looper heard begin up to a pass before the player came back (the pass
+        held the rest and the pickup), or a bar after (a return between two of its passes): the
+        return is that event."""
+        begun = self._begun
+        if not self.fill_every or (begun is not None and downbeat != begun
+                                   and -STEPS <= downbeat - begun <= STEPS_PER_BAR):
             return
         if downbeat == self.origin or downbeat == self._last:
             self.origin = downbeat
@@ -254,8 +273,17 @@ class Phrasing:
         """The player came in or back on a downbeat already played (a part that rests on beat 1):
         too late for its crash, but crashes count from it as if one had played there."""
         if self.every and self._mark_allowed(downbeat, _BEGINS) and self._last != downbeat:
+            self._came_late = (downbeat, self._last, self._last_mark, self._late)
             self._last = self._last_mark = downbeat
             self._late = _BEGINS   # the time may move with the pattern from the next step, as at the crash
+
+    def was_a_pickup(self, downbeat: int) -> None:
+        """The notes of the player who came in late in the bar before ``downbeat`` ran on into it:
+        a pickup after all. What came_in_late counted from that bar is undone (the caller marks
+        ``downbeat``)."""
+        came_late, self._came_late = self._came_late, None
+        if came_late is not None and came_late[0] == downbeat - STEPS_PER_BAR and self._last == came_late[0]:
+            _, self._last, self._last_mark, self._late = came_late
 
     def forget(self) -> None:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over,
@@ -263,6 +291,7 @@ class Phrasing:
         self._marks.clear()
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
+        self._begun = self._came_late = None
         self._keeper = self._came_in = self._late = None
         self._wanted.clear()
         self._kept = {RIDE: 0, CLOSED_HAT: 0}
@@ -395,5 +424,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat", "marked_downbeat", "rising",
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat", "marked_downbeat", "rising", "run_lands",
            "timekeeper", "with_crash"]

@@ -154,6 +154,14 @@ class Player:
             self._push(max(on_position, min(on_position + settings.gate, downbeat + 0.5)),
                        mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
 
+    def pickup(self, position: float, now: float) -> None:
+        """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
+        ``position``: a pickup after all (``phrase.run_lands``). The downbeat they land on is
+        marked as the player's entry instead (a crash there, up to ``max_late`` late)."""
+        with self._lock:
+            self._phrasing.was_a_pickup(marked_downbeat(position))
+        self.mark(position, now, begins=True)
+
     def section(self, start: float, now: float) -> None:
         """The looper heard a new section that began at ``start`` (a pass ago): with fill phrasing,
         phrases count from its first downbeat and the phrase under way ends with a fill and a

@@ -15,7 +15,7 @@ from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
 from appliance.core.groove import STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VOICES, Pattern
-from appliance.core.phrase import MARK_WINDOW, entry_downbeat
+from appliance.core.phrase import MARK_WINDOW, entry_downbeat, run_lands
 from appliance.core.player import PlayerSettings
 from appliance.core.transport import InternalClock, check_bpm
 
@@ -130,19 +130,33 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
 def first_bar(performance: Performance) -> float:
     """Where a file's bar 1 falls when it does not say: the downbeat the player comes in on
     (:func:`entry_downbeat`): the bar line within half a beat of the first note; the one before it
-    when the first note comes by beat 2's "e" (a part that begins after a rest on beat 1); the next
+    when the first note comes by beat 2's "e" (a part that begins after a rest on beat 1), unless
+    its notes run on into the next bar line (a pickup from beat 2: :func:`run_lands`); the next
     one from the "and" of 2 on (a pickup, however it is timed). Whole bars of silence before it are
     not played: the drums come in with the player."""
-    onsets = [position for position, m in performance.notes if m.type == "note_on" and m.velocity]
+    onsets = sorted(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
     if not onsets:
         return 0.0
-    first = min(onsets)
+    first = onsets[0]
     downbeat = float(entry_downbeat(first))
+    if first - downbeat > MARK_WINDOW and _runs_into_next_bar(onsets, int(downbeat)):
+        downbeat += STEPS_PER_BAR
     if downbeat:
         log.info("bar 1 taken at quarter note %g of the file, %s (--downbeat TICK or --pickup BEATS say "
                  "otherwise)", downbeat / STEPS_PER_BEAT + 1, "its first notes a pickup into it"
                  if downbeat - first > MARK_WINDOW else "where its first note comes in")
     return downbeat
+
+
+def _runs_into_next_bar(onsets: list[float], entry: int) -> bool:
+    """Whether the first notes, in the bar at ``entry``, run on into the next bar line."""
+    latest = onsets[0]
+    for position in onsets[1:]:
+        lands = run_lands(entry, latest, position)
+        if lands is not None:
+            return lands
+        latest = position
+    return False
 
 
 def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
