@@ -87,7 +87,8 @@ def test_crash_every_0_plays_the_models_crashes_as_they_are() -> None:
 @pytest.mark.parametrize("position, downbeat", [(0.0, 0), (-0.4, 0), (1.9, 0), (2.5, 0), (4.0, 0), (3.7, 0),
                                                 (5.4, 0), (5.7, 16), (6.0, 16), (12.0, 16), (15.3, 16),
                                                 (20.1, 16), (21.6, 32)])
-def test_a_player_who_comes_in_by_beat_2s_e_comes_in_on_that_bar_later_is_a_pickup(position, downbeat) -> None:
+def test_a_player_who_comes_in_by_beat_2s_e_comes_in_on_that_bar_later_is_a_pickup(
+        position: float, downbeat: int) -> None:
     """A reviewer's reggae part (the skank on 2 and 4) and a pop part after a rest on beat 1 were
     heard as pickups into bar 2, so their phrases ran a bar late; a pickup from the "and" of 2
     played a touch early was heard as bar 1's."""
@@ -96,12 +97,32 @@ def test_a_player_who_comes_in_by_beat_2s_e_comes_in_on_that_bar_later_is_a_pick
 
 @pytest.mark.parametrize("latest, position, lands", [(4.0, 6.0, None), (4.0, 8.0, False), (14.0, 15.6, True),
                                                      (14.1, 16.2, True), (12.0, 15.9, False), (4.1, 12.0, False),
-                                                     (13.5, 15.0, None)])
-def test_a_run_from_beat_2_that_lands_on_the_next_bar_line_was_a_pickup(latest, position, lands) -> None:
-    """Notes an eighth apart or closer from beat 2 into the next bar line are a pickup (a
-    reviewer's keys fill into the band's return, a run into bar 1); a gap wider than an eighth
-    and a 32nd, a skank's, is a part that rests on beat 1."""
+                                                     (13.5, 15.0, None), (14.67, 16.0, True), (13.4, 16.0, True), (13.0, 16.0, False),
+                                                     (15.0, 17.0, False), (16.0, 15.0, False)])
+def test_a_run_from_beat_2_that_lands_on_the_next_bar_line_was_a_pickup(
+        latest: float, position: float, lands: bool | None) -> None:
+    """Notes an eighth apart or closer, straight or swung 2:1, from beat 2 into the next bar line
+    are a pickup (a reviewer's keys fill into the band's return, a run into bar 1); a gap wider
+    than a swung eighth, a skank's or a funk riff's dotted eighth, is a part that rests on beat 1,
+    and so is a run that goes past the bar line without a note on it."""
     assert run_lands(0, latest, position) is lands
+
+
+def test_a_pickup_after_all_takes_back_what_the_late_entry_counted() -> None:
+    """The player came in on beat 2 (crashes count from that bar) and the run landed on the next
+    bar line: that downbeat gets its crash, the 8-bar crashes count from it (not taken back, the
+    late entry's spacing refuses it)."""
+    for pickup in (False, True):
+        phrasing = Phrasing(every=8, fill_every=4)
+        playing = pattern(crash_steps=(0, 16))
+        phrasing.came_in_late(0)
+        if pickup:
+            phrasing.was_a_pickup(STEPS_PER_BAR)
+        phrasing.begin(STEPS_PER_BAR)
+        phrasing.mark(STEPS_PER_BAR, begins=True)
+        crashes = [step // STEPS_PER_BAR for step in range(STEPS_PER_BAR, 20 * STEPS_PER_BAR)
+                   if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
+        assert crashes == ([1, 9, 17] if pickup else [9, 17])
 
 
 def test_a_player_who_comes_in_too_late_for_the_crash_still_counts_the_phrase_from_there() -> None:
@@ -132,8 +153,14 @@ def test_a_new_section_heard_a_bar_after_a_return_or_a_pass_before_it_is_the_ret
         phrasing.begin(18 * STEPS_PER_BAR)
         phrasing.section(section * STEPS_PER_BAR, max(section + 2, 18) * STEPS_PER_BAR)
         assert (phrasing.origin == 18 * STEPS_PER_BAR) == (section != 21)
-        assert crashes == [step // STEPS_PER_BAR for step in range(21 * STEPS_PER_BAR, 32 * STEPS_PER_BAR)
+        assert crashes == [step // STEPS_PER_BAR for step in range(19 * STEPS_PER_BAR, 32 * STEPS_PER_BAR)
                            if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
+    phrasing = Phrasing(every=8, fill_every=4)   # the pass before, heard before the return's note came
+    phrasing.section(16 * STEPS_PER_BAR, 18 * STEPS_PER_BAR)
+    phrasing.begin(18 * STEPS_PER_BAR)
+    assert phrasing.origin == 18 * STEPS_PER_BAR
+    assert not [step for step in range(18 * STEPS_PER_BAR, 32 * STEPS_PER_BAR)
+                if phrasing.take(step, playing.steps[step % STEPS], playing)[CRASH, 0] >= 0.5]
 
 
 def test_a_marked_downbeat_gets_a_crash_and_marks_come_4_bars_apart() -> None:

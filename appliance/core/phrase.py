@@ -72,7 +72,8 @@ MARK_WINDOW = STEPS_PER_BEAT / 2   #: a note this close to a bar line (steps) ma
 COMES_IN_BY = STEPS_PER_BEAT + 1.5   #: a player who comes in no later than this into a bar (steps:
                                      #: beat 2's "e", give or take a 32nd) comes in on that bar, after a
                                      #: rest on beat 1; from the "and" of 2 on, early or late, it is a pickup
-RUN_GAP = 2.5                      #: steps between the notes of a run (an eighth, give or take a 32nd)
+RUN_GAP = 2.75                     #: steps between the notes of a run: an eighth swung up to 2:1, give or take
+                                   #: a 64th (a funk riff's dotted eighth, 3, is no run)
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -103,12 +104,14 @@ def entry_downbeat(position: float) -> int:
 def run_lands(entry: int, latest: float, position: float) -> bool | None:
     """Whether the notes of a player who came in by beat 2's "e" of the bar at ``entry`` run on
     into the next bar line, with the note at ``position`` after the run's ``latest``: True when it
-    lands there (a 32nd early or later: the run was a pickup, a keys fill into the band's
-    return), False when the run broke off (more than ``RUN_GAP`` between two notes: a part that
-    rests on beat 1, a reggae skank), None while it runs on."""
-    if position - latest > RUN_GAP:
+    lands there (within a 32nd: the run was a pickup, a keys fill into the band's return), False
+    when the run broke off (more than ``RUN_GAP`` between two notes: a part that rests on beat 1,
+    a reggae skank) or went past the bar line (a part that rests on every 1), None while it runs
+    on."""
+    bar_line = entry + STEPS_PER_BAR
+    if not 0.0 <= position - latest <= RUN_GAP or position > bar_line + 0.5:
         return False
-    return True if position >= entry + STEPS_PER_BAR - 0.5 else None
+    return True if position >= bar_line - 0.5 else None
 
 
 class Phrasing:
@@ -137,7 +140,8 @@ class Phrasing:
         self._kept = {RIDE: 0, CLOSED_HAT: 0}   # ... counted
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
         self._begun: int | None = None     # the downbeat the player last came in or back on (begin)
-        self._came_late: tuple | None = None   # came_in_late's downbeat, and the _last, _last_mark, _late it replaced
+        # came_in_late's downbeat, and the _last and _last_mark it replaced (undone by was_a_pickup)
+        self._came_late: tuple[int, int | None, int | None] | None = None
         # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
         # and that bar's steps when made (Pattern.fill, the pickup)
         self._played: tuple[int, Pattern, int | str, np.ndarray | None] | None = None
@@ -226,11 +230,14 @@ class Phrasing:
     def song_from(self, step: int) -> None:
         """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
         self.start = self.origin = step
-        self._begun = None
+        self._begun = self._came_late = None
 
     def begin(self, downbeat: int) -> None:
-        """The player comes in, or back from a rest, on this downbeat: phrases count from it."""
+        """The player comes in, or back from a rest, on this downbeat: phrases count from it, and
+        a section the looper heard just before (its join still to come) was this."""
         self.origin = self._begun = downbeat
+        self._marks = {step: kind for step, kind in self._marks.items()
+                       if kind is not _SECTION or step <= downbeat}
 
     def section(self, downbeat: int, next_step: int) -> None:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
@@ -272,8 +279,9 @@ class Phrasing:
     def came_in_late(self, downbeat: int) -> None:
         """The player came in or back on a downbeat already played (a part that rests on beat 1):
         too late for its crash, but crashes count from it as if one had played there."""
+        self._came_late = None
         if self.every and self._mark_allowed(downbeat, _BEGINS) and self._last != downbeat:
-            self._came_late = (downbeat, self._last, self._last_mark, self._late)
+            self._came_late = (downbeat, self._last, self._last_mark)
             self._last = self._last_mark = downbeat
             self._late = _BEGINS   # the time may move with the pattern from the next step, as at the crash
 
@@ -283,7 +291,7 @@ class Phrasing:
         ``downbeat``)."""
         came_late, self._came_late = self._came_late, None
         if came_late is not None and came_late[0] == downbeat - STEPS_PER_BAR and self._last == came_late[0]:
-            _, self._last, self._last_mark, self._late = came_late
+            _, self._last, self._last_mark = came_late
 
     def forget(self) -> None:
         """The song jumped: marks for steps that will not come are dropped; spacing starts over,
@@ -424,5 +432,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat", "marked_downbeat", "rising", "run_lands",
-           "timekeeper", "with_crash"]
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat",
+           "marked_downbeat", "rising", "run_lands", "timekeeper", "with_crash"]

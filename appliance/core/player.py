@@ -129,30 +129,11 @@ class Player:
         """Something begins at ``position`` (the player comes in or back, a new section): a
         crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already
         scheduled gets its crash now, up to ``max_late`` late; a later one is let go (when the
-        player comes in there, crashes still count from it). ``begins``: the player comes in or back there, so phrases count from that downbeat (one
-        who comes in by beat 2's "e" begins that bar: see :func:`entry_downbeat`)."""
-        downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
+        player comes in there, crashes still count from it). ``begins``: the player comes in or
+        back there, so phrases count from that downbeat (one who comes in by beat 2's "e"
+        begins that bar: see :func:`entry_downbeat`)."""
         with self._lock:
-            if begins:
-                self._phrasing.begin(downbeat)
-            if self._next_step is None or downbeat >= self._next_step:
-                self._phrasing.mark(downbeat, begins)
-                return
-            settings = self.settings
-            if now - self.transport.time_at(downbeat) > settings.max_late:
-                if begins:
-                    self._phrasing.came_in_late(downbeat)
-                return
-            if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
-                return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
-            velocity = float(with_crash(self._pattern.steps[downbeat % STEPS],
-                                        accent_level(self._pattern.steps))[CRASH, VELOCITY])
-            on_position = max(float(downbeat), self.transport.position(now))
-            key = (settings.channels[CRASH] - 1, settings.notes[CRASH])
-            self._push(on_position, mido.Message("note_on", channel=key[0], note=key[1],
-                                                 velocity=max(1, min(127, round(velocity * 127)))))
-            self._push(max(on_position, min(on_position + settings.gate, downbeat + 0.5)),
-                       mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
+            self._mark(position, now, begins)
 
     def pickup(self, position: float, now: float) -> None:
         """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
@@ -160,7 +141,31 @@ class Player:
         marked as the player's entry instead (a crash there, up to ``max_late`` late)."""
         with self._lock:
             self._phrasing.was_a_pickup(marked_downbeat(position))
-        self.mark(position, now, begins=True)
+            self._mark(position, now, True)
+
+    def _mark(self, position: float, now: float, begins: bool) -> None:
+        """:meth:`mark`, under the lock."""
+        downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
+        if begins:
+            self._phrasing.begin(downbeat)
+        if self._next_step is None or downbeat >= self._next_step:
+            self._phrasing.mark(downbeat, begins)
+            return
+        settings = self.settings
+        if now - self.transport.time_at(downbeat) > settings.max_late:
+            if begins:
+                self._phrasing.came_in_late(downbeat)
+            return
+        if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
+            return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
+        velocity = float(with_crash(self._pattern.steps[downbeat % STEPS],
+                                    accent_level(self._pattern.steps))[CRASH, VELOCITY])
+        on_position = max(float(downbeat), self.transport.position(now))
+        key = (settings.channels[CRASH] - 1, settings.notes[CRASH])
+        self._push(on_position, mido.Message("note_on", channel=key[0], note=key[1],
+                                             velocity=max(1, min(127, round(velocity * 127)))))
+        self._push(max(on_position, min(on_position + settings.gate, downbeat + 0.5)),
+                   mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
 
     def section(self, start: float, now: float) -> None:
         """The looper heard a new section that began at ``start`` (a pass ago): with fill phrasing,
