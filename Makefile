@@ -9,6 +9,8 @@
 #   make evaluate  metrics of the shipped model on the GMD test split, and the drummer playing
 #                  along to keyboard comping next to GMD drummers (validation split) and to
 #                  piano parts as a pianist records them
+#   make reviews   every musician review's keyboard parts rendered again (seeds 1, 2), against
+#                  training/review_parts/renders.txt: what moved, and the reviewers' scores (~4 min)
 #   make report    out/report/index.html: features, heat-maps, latent map, listening set (about 7 min)
 #   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
 #   make quant-check  int8 vs fp32 on four CPUs (x86 with/without VNNI, Cortex-A72/A76 under qemu; slow)
@@ -22,10 +24,10 @@ PY := $(VENV)/bin/python
 GMD_DIR ?= ../shared/data/gmd
 export GMD_DIR
 
-.PHONY: demo test live-under-load bench run train evaluate quant-check report sweep install image image-test flash apt-test apt-report clean help
+.PHONY: demo test live-under-load bench run train evaluate reviews quant-check report sweep install image image-test flash apt-test apt-report clean help
 
 help:
-	@sed -n '1,15p' Makefile
+	@sed -n '1,17p' Makefile
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml
@@ -87,6 +89,11 @@ evaluate: $(VENV)/.dev
 	$(PY) -m training.evaluate models/groove-vae
 	$(PY) -m training.playalong models/groove-vae
 	$(PY) -m training.pianists models/groove-vae
+
+# reviews: REVIEWS_ARGS="--write" records the renders (after a change the diff shows what moved);
+# REVIEWS_ARGS="review-s31" renders one review.
+reviews: $(VENV)/.dev
+	$(PY) -m training.reviews $(REVIEWS_ARGS)
 
 report: $(VENV)/.dev apt-report
 	$(PY) -m training.report models/groove-vae --out out/report
