@@ -109,6 +109,51 @@ def test_a_phrase_of_two_different_halves_is_one_groove_not_a_new_section_each_p
     assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(a) | set(b)
 
 
+HALF_A = [0, 4, 8, 12, 16, 20, 24, 28]
+HALF_B = [0, 3, 6, 10, 12, 14, 16, 19, 22, 26, 28, 30]
+
+
+@pytest.mark.parametrize("laid_out", [[3], [3, 7], [2, 3]])
+def test_the_other_half_of_a_phrase_after_a_pass_laid_out_is_no_new_section(laid_out: list[int]) -> None:
+    """A comper playing a 4-bar phrase of two halves lays out a pass (or two, or the other half
+    once): the half that comes back a few passes later, while the groove went on, is the same
+    groove (review-s31's q07: the looper heard a new section there, and crashes and fills ran 2
+    bars off the form from then on)."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3, forget_once=1))
+    k = 0
+    for phrase in range(6):
+        for half in (HALF_A, HALF_B):
+            if k not in laid_out:
+                play_pass(looper, k, half)
+            k += 1
+    looper.advance(k * STEPS)
+    assert looper.sections == 0
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(HALF_A) | set(HALF_B)
+
+
+def test_the_verse_back_after_a_break_heard_as_its_own_section_is_a_new_section() -> None:
+    """Recalled passes are this section's only: two passes of a break figure (a section of
+    their own), then the verse again, is the band back (two sections)."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3, forget_once=1))
+    verse, brk = [0, 4, 8, 12, 16, 20, 24, 28], [2, 6, 10, 14, 18, 22, 26, 30, 3]
+    for k, steps in enumerate([verse, verse, verse, brk, brk, verse]):
+        play_pass(looper, k, steps)
+    looper.advance(6 * STEPS)
+    assert looper.sections == 2
+    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(verse)
+
+
+def test_a_figure_back_after_a_pass_that_left_the_groove_is_a_new_section() -> None:
+    """Recall needs the groove to have gone on in the pass before: a pass of stabs that shares
+    little with the groove, too few to be a section, then a figure heard before that does not
+    match the groove either, is a new section (the comping back after stop time)."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3, forget_once=1))
+    for k, steps in enumerate([HALF_A, HALF_B, HALF_A, [0, 16, 17], HALF_B]):
+        play_pass(looper, k, steps)
+    looper.advance(5 * STEPS)
+    assert looper.sections == 1
+
+
 def test_a_thinner_groove_goes_after_two_passes_and_comes_back_with_the_busier_one() -> None:
     """A verse in eighths after a chorus in sixteenths: the sixteenths left out of two whole
     passes (half the groove) go then, not after forget_passes, and come back together when the
