@@ -27,7 +27,7 @@ export GMD_DIR
 .PHONY: demo test live-under-load bench run train evaluate reviews quant-check report sweep install image image-test flash apt-test apt-report clean help
 
 help:
-	@sed -n '1,17p' Makefile
+	@sed -n '1,18p' Makefile
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml

@@ -13,22 +13,23 @@ from training.reviews import Bar, Expect, Heard
 
 def test_every_part_has_a_render_line_for_each_seed_and_nothing_else() -> None:
     recorded = reviews.read()
-    assert len(reviews.parts()) == 210
+    assert len(reviews.parts()) == 225
     assert set(recorded) == {(part, seed) for part in reviews.parts() for seed in reviews.SEEDS}
 
 
 def test_every_expectation_names_a_part_and_reads_as_a_form() -> None:
     expected = reviews.expectations()
-    assert len(expected) == 39
+    assert len(expected) == 54
     for part, expect in expected.items():
         assert part in reviews.parts(), part
         bars = expect.must | expect.ok | expect.fill
-        assert bars and min(bars) >= 1 and max(expect.must | expect.ok) <= expect.last, part
+        assert bars and min(bars) >= 1 and max(expect.must | expect.ok, default=1) <= expect.last, part
         assert expect.first is None or 1 <= expect.first[1] < 5, part
 
 
 def test_only_keeps_a_review_or_a_part() -> None:
-    assert all(name.startswith("review-s31/") for name in reviews.parts(["review-s31"]))
+    s31 = reviews.parts(["review-s31"])
+    assert len(s31) == 15 and all(name.startswith("review-s31/") for name in s31)
     assert reviews.parts(["review-s31/q04_pop_pickup_beat2"]) == ["review-s31/q04_pop_pickup_beat2"]
     assert reviews.parts(["review-s3"]) == []
 
@@ -38,7 +39,8 @@ def test_score_counts_missing_and_spurious_crashes_fills_off_the_phrase_and_hits
     bars = {1: Bar(hits=4, beats=(1.0, 2.0, 2.9, 3.0)),           # two hits before the pickup on 3
             4: Bar(toms=3), 5: Bar(toms=1),                        # a fill on 4 (fine), toms on 5 (off)
             9: Bar(crash=True), 13: Bar(crash=True),               # 9 must, 13 spurious
-            17: Bar(crash=True), 19: Bar(crash=True, toms=2)}      # 17 fine, 19 the ending's (not scored)
+            17: Bar(crash=True), 19: Bar(crash=True, toms=2)}      # 17 fine; 19's crash is the ending's
+    # (not scored), its toms are off the phrase
     assert reviews.score(expect, bars) == {"missing": 1, "spurious": 1, "fills_off": 2, "lead": 2}
 
 
@@ -91,12 +93,30 @@ def test_compare_names_what_moved_and_the_totals_before_and_after() -> None:
     assert lines[-1].endswith("1/0/0/0 -> 1/1/0/0")
 
 
+def test_write_keeps_other_parts_lines_and_drops_parts_no_longer_in_the_corpus(tmp_path: Path) -> None:
+    record = tmp_path / "renders.txt"
+    kept = Heard("review-s31/q04_pop_pickup_beat2", 2, 5, (2,), (), "aaa", (0, 0, 0, 0))
+    gone = Heard("review-s31/no_such_part", 1, 5, (1,), (), "bbb")
+    record.write_text(kept.line() + "\n" + gone.line() + "\n", encoding="utf-8")
+    new = Heard("review-s31/q04_pop_pickup_beat2", 1, 6, (2, 10), (4,), "ccc", (0, 1, 0, 0))
+    reviews.write([new], record)
+    assert reviews.read(record) == {kept.key: kept, new.key: new}
+
+
+def test_write_is_refused_for_another_model_or_seeds() -> None:
+    assert reviews.main(["review-s31/q04_pop_pickup_beat2", "--write", "--seeds", "3"]) == 2
+
+
 @pytest.mark.parametrize("part", ["review-s31/q04_pop_pickup_beat2", "review-s30b/r04_rock_hit_hold"])
 def test_a_part_renders_as_recorded(part: str) -> None:
     """The same recipe as `make reviews` on two parts: a pickup into bar 1, and a keys fill from
-    beat 2 that brings a held band back. Crash and tom bars and the score, not the digest (the
-    int8 arithmetic may differ on another CPU)."""
+    beat 2 that brings a held band back. The crash bars (the phrasing's) and the crashes missing
+    and spurious exactly; the tom bars, which the model's fills decide, within a bar (the int8
+    arithmetic may round otherwise on another CPU, so the digest is not compared)."""
     recorded = reviews.read()[(part, 1)]
     heard = reviews.hear(part, 1)
-    assert (heard.crashes, heard.toms, heard.score) == (recorded.crashes, recorded.toms, recorded.score)
-    assert heard.score is not None and heard.score[3] == 0     # no drums under the pickup's silence
+    assert heard.crashes == recorded.crashes
+    assert heard.score is not None and recorded.score is not None
+    assert (heard.score[0], heard.score[1]) == (recorded.score[0], recorded.score[1])
+    assert len(set(heard.toms) ^ set(recorded.toms)) <= 1
+    assert heard.score[3] == 0                        # no drums under the pickup's silence

@@ -2,9 +2,9 @@
 
     python -m training.reviews [--write] [--seeds 1 2] [--jobs 2] [SET[/PART] ...]
 
-Each musician review of the phrasing (sessions 24 to 31) wrote keyboard parts of its own to
+Each musician review of the phrasing (sessions 24 to 32) wrote keyboard parts of its own to
 probe a change: pickups, rests, holds, stops, returns on an offbeat, comping that lays out,
-reggae, swing, gospel... The 210 parts live in training/review_parts/<review>/. Three reviews
+reggae, swing, gospel... The 225 parts live in training/review_parts/<review>/. Four reviews
 also wrote down, before anything was rendered, what a drummer would play in each part
 (`expect.json`: the bars that must have a crash, the bars where one is fine, the bars where a
 fill belongs, the last bar, and for a pickup where bar 1's first note falls).
@@ -18,7 +18,8 @@ the review wrote expectations, its score. A score is four counts:
 - spurious: crash bars that are neither must nor fine (the last chord's bar and the bar before
   are not scored);
 - fills off: bars with toms outside the fill bars (the last bar is not scored);
-- lead: drum hits in a pickup's bar before its first note (drums under the pickup's silence).
+- lead: drum hits in a pickup's bar more than a 32nd before its first note (drums under the
+  pickup's silence).
 
 Without `--write` it compares with training/review_parts/renders.txt and prints what moved:
 the parts whose crash or tom bars changed, those whose other notes changed, and the score
@@ -31,6 +32,7 @@ import argparse
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+import functools
 import hashlib
 import json
 import logging
@@ -118,13 +120,14 @@ def digest(path: Path) -> str:
 
 def score(expect: Expect, bars: dict[int, Bar]) -> dict[str, int]:
     """The four counts of the module's docstring for one render."""
-    crashes = {number for number, bar in bars.items() if bar.crash and number < expect.last - 1}
+    played = {number for number, bar in bars.items() if bar.crash}
+    crashes = {number for number in played if number < expect.last - 1}
     toms = {number for number, bar in bars.items() if bar.toms and number < expect.last}
     lead = 0
     if expect.first:
         at_bar, at_beat = expect.first
         lead = sum(beat < at_beat - 0.125 for beat in bars.get(at_bar, Bar()).beats)
-    return {"missing": len(expect.must - crashes), "spurious": len(crashes - expect.must - expect.ok),
+    return {"missing": len(expect.must - played), "spurious": len(crashes - expect.must - expect.ok),
             "fills_off": len(toms - expect.fill), "lead": lead}
 
 
@@ -155,14 +158,17 @@ class Heard:
 
     @property
     def key(self) -> tuple[str, int]:
+        """(part, seed): one line per key in renders.txt."""
         return self.part, self.seed
 
 
 def _bars(numbers: Iterable[int]) -> str:
+    """Bar numbers as renders.txt writes them ("-" for none)."""
     return ",".join(map(str, numbers)) or "-"
 
 
 def _numbers(text: str) -> tuple[int, ...]:
+    """Bar numbers as renders.txt wrote them."""
     return () if text == "-" else tuple(map(int, text.split(",")))
 
 
@@ -174,6 +180,7 @@ def parts(only: Iterable[str] = ()) -> list[str]:
                                                         for w in wanted)]
 
 
+@functools.cache
 def expectations() -> dict[str, Expect]:
     """review/part -> what its reviewer expected, for the reviews that wrote it down."""
     out = {}
@@ -198,8 +205,13 @@ def hear(part: str, seed: int, model_dir: Path = MODEL) -> Heard:
 
 
 def _hear(job: tuple[str, int, Path]) -> Heard:
+    """One render in a worker process; a failure names the part."""
     logging.disable(logging.WARNING)        # a part's own warnings (a drifting tempo) are its point
-    return hear(*job)
+    part, seed, _ = job
+    try:
+        return hear(*job)
+    except Exception as error:
+        raise RuntimeError(f"{part} seed {seed}: {error}") from error
 
 
 def hear_all(names: list[str], seeds: Iterable[int] = SEEDS, jobs: int = 2,
@@ -254,14 +266,17 @@ def compare(old: dict[tuple[str, int], Heard], new: list[Heard]) -> list[str]:
 
 
 def write(heard: list[Heard], path: Path = RENDERS) -> None:
-    """Merge ``heard`` into renders.txt (the lines of other parts and seeds stay), sorted."""
-    merged = read(path) | {h.key: h for h in heard}
+    """Merge ``heard`` into renders.txt, sorted: lines of parts no longer in the corpus go, and
+    the lines of other parts stay (a run over some reviews records only theirs)."""
+    known = set(parts())
+    merged = {key: h for key, h in (read(path) | {h.key: h for h in heard}).items() if key[0] in known}
     header = ("# python -m training.reviews --write: one line per render of training/review_parts "
               "(see its docstring)\n")
     path.write_text(header + "".join(merged[key].line() + "\n" for key in sorted(merged)), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m training.reviews``: render, compare, and with ``--write`` record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="reviews or review/part names (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -270,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write the renders into renders.txt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.write and (tuple(args.seeds) != SEEDS or args.model.resolve() != MODEL.resolve()):
+        log.error("--write records the shipped model at seeds %s only: drop --seeds and --model",
+                  " ".join(map(str, SEEDS)))
+        return 2
     names = parts(args.only)
     if not names:
         log.error("no part matches %s: the reviews are %s", " ".join(args.only),

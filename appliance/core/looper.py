@@ -32,9 +32,11 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
 - A new section: a finished pass with at least ``SECTION_MIN_STEPS`` steps that shares less than
   ``section_change`` of its steps with the groove (Jaccard overlap) replaces the groove: what was
   not played in that pass is dropped at once. The groove must have been there for a played pass
-  already (a phrase begun just before the loop point is no new section). A pass like one of
-  the last ``SECTION_RECALLS`` played passes of this section, while the pass before went on with
-  the groove, is none either: the other half of a 4-bar phrase after a pass laid out. 0 turns it off.
+  already (a phrase begun just before the loop point is no new section). A pass that plays one
+  of the last ``SECTION_RECALLS`` played passes of this section again (``RECALL_COVER`` of its
+  steps, in the bars played, and ``RECALL_OWN`` of the pass's own), while the pass before went on
+  with the groove, is none either: the other half of a 4-bar phrase after a pass laid out.
+  0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
   the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
@@ -62,7 +64,10 @@ import numpy as np
 from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Groove, loop_pass, quantise
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
-SECTION_RECALLS = 3     #: ... and is none when it is like one of this many played passes before it
+SECTION_RECALLS = 3     #: ... and is none when, the pass before going on with the groove, it plays one of
+                        #: this many played passes of this section before it again:
+RECALL_COVER = 0.6      #: ... this share of that pass's steps, in the bars it plays ...
+RECALL_OWN = 0.5        #: ... and this share of its own steps are that pass's
 THIN_SHARE = 0.4        #: steps left out of two full passes in a row go at once when this share of the groove
 MOVED_STEPS = 4         #: a pass that plays this many of the groove's steps on the next sixteenth is a change of feel ...
 MOVED_BY = 0.5          #: ... each note this many steps or more from where it was (not a note jittering over the line) ...
@@ -111,7 +116,7 @@ class Looper:
         self._last = np.full(STEPS, np.nan, np.float32)  # the last played pass's velocities (nan: not played)
         self._older = np.zeros(STEPS, bool)              # ... and already when the pass before began
         self._going = False                              # the last played pass went on with the groove
-        self._section_age = 0                            # played passes since the last new section
+        self._section_age = 0                            # played passes since the last new section (or clear, load)
         self._pass = 0
         self._shift = 0.0   # whole loops between the song's position and the looper's (a jump)
         self._rest_passes = 0
@@ -296,8 +301,7 @@ class Looper:
             self._played += 1
             self._history = (self._history << np.uint64(1)) | finished.astype(np.uint64)
             present = self._steps[:, HIT] > 0
-            change = self._memory.section_change
-            if change > 0 and self._new_section(finished, change):
+            if self._follow_section(finished):
                 self._steps[~finished & present] = 0.0   # a new section: the old groove goes
                 self._thinned[:] = 0.0
                 self._sections += 1
@@ -313,22 +317,24 @@ class Looper:
         self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
 
-    def _new_section(self, finished: np.ndarray, change: float) -> bool:
-        """The pass just ended (``finished``) shares less than ``change`` of its steps with the
-        groove, while the groove goes on from the pass before and this pass plays no figure of
-        this section's last ``SECTION_RECALLS`` played passes again."""
+    def _follow_section(self, finished: np.ndarray) -> bool:
+        """Whether the pass just ended (``finished``) begins a new section; keeps count of the
+        passes since the last one and of whether this pass went on with the groove."""
+        change = self._memory.section_change
         # One-offs let go a pass ago still count as the groove here: a 4-bar phrase whose two
         # halves share little is one groove, not a new section every pass.
         overlap = _overlap(finished, self._held | self._dropped | self._moved_away)
         going, self._going = self._going, overlap >= change
         self._section_age += 1
-        if finished.sum() < SECTION_MIN_STEPS or not (self._held & self._older).any() or overlap >= change:
-            return False   # the groove must have been there a pass already: a phrase begun just
-            #                before the loop point (half in one pass, half in the next) is none
+        # The groove must have been there a pass already: a phrase begun just before the loop
+        # point (half in one pass, half in the next) is no new section.
+        if not change or finished.sum() < SECTION_MIN_STEPS or not (self._held & self._older).any() \
+                or overlap >= change:
+            return False
         # The other half of a 4-bar phrase after a pass laid out: heard a few passes ago while the
         # groove went on. After stabs or a break, the comping coming back is a new section.
         back = min(SECTION_RECALLS, self._section_age) if going else 0
-        if any(_overlap(finished, ((self._history >> np.uint64(k)) & np.uint64(1)) > 0) >= change
+        if any(_plays_again(finished, ((self._history >> np.uint64(k)) & np.uint64(1)) > 0)
                for k in range(1, back + 1)):
             self._going = True
             return False
@@ -475,3 +481,13 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Jaccard overlap of two sets of steps (0 when both are empty)."""
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 0.0
+
+
+def _plays_again(finished: np.ndarray, then: np.ndarray) -> bool:
+    """``finished`` plays the pass ``then`` again: in the bars it plays, most of that pass's
+    steps (a note moved or left out at most), and mostly them: not a reduction of it (stabs, a
+    breakdown on its beats) nor a new figure that borrows a few of its steps."""
+    bars = np.repeat(finished.reshape(-1, STEPS_PER_BAR).any(axis=1), STEPS_PER_BAR)
+    then = then & bars
+    common = int((finished & then).sum())
+    return bool(then.any()) and common >= RECALL_COVER * then.sum() and common >= RECALL_OWN * finished.sum()
