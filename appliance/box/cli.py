@@ -161,7 +161,7 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="a silence longer than this stops the drums until the next note, and is "
                              "skipped (0 = play through; default 8)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
-                        help="a last chord that rings on for a beat or more ends the song: crash and kick "
+                        help="a last chord that rings on for two beats or more ends the song: crash and kick "
                              "with it, then the drums stop (default on)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
