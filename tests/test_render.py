@@ -771,3 +771,18 @@ def test_a_keys_run_from_beat_2_after_a_break_brings_the_band_back_on_the_next_1
     assert any(abs(t - 10 * BAR) <= 60 for t in crashes), crashes
     assert not {(t + 60) // BAR for t in crashes} & {9, 11, 12, 13, 14, 15, 16, 17}, crashes
     assert not set(tom_bars(tmp_path / "out.mid")) & {9, 10, 11, 12, 14, 15, 16}, tom_bars(tmp_path / "out.mid")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_groove_taken_up_again_from_beat_2_is_no_pickup(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """Eighth chords, one chord at the start of bar 9 let go on 3, then the same eighths again
+    from beat 2 of bar 10 on: the player is back in bar 10, not leading into bar 11, so no crash
+    on 11 (a reviewer's pop and rock parts crashed on the bar after the return, and the form
+    moved a bar: review-s31's q08 and x01); a keys run of eighths over a groove of quarters is
+    still a pickup (test_a_keys_run_from_beat_2_after_a_break_brings_the_band_back_on_the_next_1)."""
+    eighths = [n for tick in range(0, 8 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    back = [n for tick in range(9 * BAR + 480, 18 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    render(played(eighths + chord(8 * BAR, 960, 80) + back, tmp_path / "back.mid"), tmp_path / "out.mid",
+           model_dir=model_dir, seed=seed, ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert 0 in crashes and not crashes & {10, 11, 12, 13}, sorted(crashes)

@@ -15,7 +15,7 @@ from appliance.core.generator import Controls, Generator
 from appliance.core import dynamics, listening
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
 from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT,
-                                   Groove, Pattern)
+                                   HIT, Groove, Pattern, quantise)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
 from appliance.core.phrase import MARK_WINDOW, entry_downbeat, marked_downbeat, run_lands
@@ -209,6 +209,7 @@ class Engine:
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: tuple[int, float] | None = None     # a late entry's bar line and its latest note, while they run on
+        self._run_off = True                           # ... and whether a note of it fell off the groove's steps
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -399,17 +400,27 @@ class Engine:
     def _run_lands(self, position: float, comes_in: bool) -> bool:
         """True at the note where the notes of a player who came in by beat 2's "e" run on into
         the next bar line (``phrase.run_lands``): they were a pickup into it, a keys fill into the
-        band's return, and not a part that rests on beat 1."""
+        band's return, and not a part that rests on beat 1, nor the groove's own figure taken up
+        again from beat 2 (every note of the run on one of the groove's steps: the player is back
+        in the bar they came in on)."""
         if comes_in:
             entry = entry_downbeat(position)
             self._run = (entry, position) if position - entry > MARK_WINDOW else None
+            self._run_off = not self._on_groove(position)
             return False
         if self._run is None:
             return False
         entry, latest = self._run
         lands = run_lands(entry, latest, position)
         self._run = (entry, position) if lands is None else None
-        return bool(lands)
+        if lands is None:
+            self._run_off = self._run_off or not self._on_groove(position)
+        return bool(lands) and self._run_off
+
+    def _on_groove(self, position: float) -> bool:
+        """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""
+        step, _ = quantise(position)
+        return bool(self._looper.groove.steps[step, HIT] > 0)
 
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""
