@@ -18,7 +18,7 @@ from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STE
                                    HIT, Groove, Pattern, quantise)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, entry_downbeat, marked_downbeat, run_lands
+from appliance.core.phrase import MARK_WINDOW, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -208,8 +208,7 @@ class Engine:
         self._keys = Keys()                            # keys down or under the pedal
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
-        self._run: tuple[int, float] | None = None     # a late entry's bar line and its latest note, while they run on
-        self._run_off = True                           # ... and whether a note of it fell off the groove's steps
+        self._run: Run | None = None                   # a late entry's notes, while they run on
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -279,7 +278,7 @@ class Engine:
         position = self._transport.position(t)
         comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
                     or self._back_from_hold(position))
-        lands = self._run_lands(position, comes_in)
+        lands = self._run_lands(position, message.note, comes_in)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
@@ -397,25 +396,21 @@ class Engine:
         self._pickup_to = None
         return True
 
-    def _run_lands(self, position: float, comes_in: bool) -> bool:
+    def _run_lands(self, position: float, pitch: int, comes_in: bool) -> bool:
         """True at the note where the notes of a player who came in by beat 2's "e" run on into
-        the next bar line (``phrase.run_lands``): they were a pickup into it, a keys fill into the
-        band's return, and not a part that rests on beat 1, nor the groove's own figure taken up
-        again from beat 2 (every note of the run on one of the groove's steps: the player is back
-        in the bar they came in on)."""
+        the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``)."""
         if comes_in:
             entry = entry_downbeat(position)
-            self._run = (entry, position) if position - entry > MARK_WINDOW else None
-            self._run_off = not self._on_groove(position)
+            self._run = None
+            if position - entry > MARK_WINDOW:
+                self._run = Run(entry, position, position, not self._on_groove(position), {pitch})
             return False
         if self._run is None:
             return False
-        entry, latest = self._run
-        lands = run_lands(entry, latest, position)
-        self._run = (entry, position) if lands is None else None
-        if lands is None:
-            self._run_off = self._run_off or not self._on_groove(position)
-        return bool(lands) and self._run_off
+        lands = self._run.hear(position, pitch, self._on_groove(position))
+        if lands is not None:
+            self._run = None
+        return bool(lands)
 
     def _on_groove(self, position: float) -> bool:
         """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""

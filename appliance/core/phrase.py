@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -74,6 +75,7 @@ COMES_IN_BY = STEPS_PER_BEAT + 1.5   #: a player who comes in no later than this
                                      #: rest on beat 1; from the "and" of 2 on, early or late, it is a pickup
 RUN_GAP = 2.75                     #: steps between the notes of a run: an eighth swung up to 2:1, give or take
                                    #: a 64th (a funk riff's dotted eighth, 3, is no run)
+ONSET_SPREAD = 0.5                 #: notes this close (steps, a 32nd) are one onset: a chord, a little rolled
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -112,6 +114,44 @@ def run_lands(entry: int, latest: float, position: float) -> bool | None:
     if not 0.0 <= position - latest <= RUN_GAP or position > bar_line + 0.5:
         return False
     return True if position >= bar_line - 0.5 else None
+
+
+@dataclass
+class Run:
+    """The notes of a player who came in or back by beat 2's "e" of the bar at ``entry``, while
+    they run on toward the next bar line (``run_lands``)."""
+
+    entry: int                       #: the bar line they came in on (absolute step)
+    latest: float                    #: the latest note's position (steps)
+    onset: float                     #: where the latest onset (its first note) fell
+    off: bool                        #: a note fell off the groove's steps, or an onset moved to other notes
+    pitches: set[int] = field(default_factory=set)   #: the latest onset's notes
+    before: set[int] = field(default_factory=set)    #: ... and the onset's before it
+
+    def hear(self, position: float, pitch: int, on_groove: bool) -> bool | None:
+        """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
+        when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
+        False when the run broke off or went past the bar line, or landed as the groove's own figure
+        taken up again (every note on the groove's steps, each onset repeating a note of the one
+        before: comping back from beat 2, the player back in the bar they came in on); None while
+        it runs on."""
+        lands = run_lands(self.entry, self.latest, position)
+        self.latest = position
+        if lands is False:
+            return False
+        if position - self.onset > ONSET_SPREAD:
+            self._next_onset(position)
+        if lands:
+            return self.off or not on_groove
+        self.pitches.add(pitch)
+        self.off = self.off or not on_groove
+        return None
+
+    def _next_onset(self, position: float) -> None:
+        """An onset begins at ``position``: the one it ends moved if it shares no note with the one before."""
+        if self.before and not self.pitches & self.before:
+            self.off = True
+        self.before, self.pitches, self.onset = self.pitches, set(), position
 
 
 class Phrasing:
@@ -432,5 +472,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "entry_downbeat",
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "Run", "entry_downbeat",
            "marked_downbeat", "rising", "run_lands", "timekeeper", "with_crash"]
