@@ -790,16 +790,18 @@ def test_the_groove_taken_up_again_from_beat_2_is_no_pickup(model_dir: Path, tmp
     assert toms & {12, 16} and not toms & {10, 11, 13, 14}, sorted(toms)   # phrases from bar 10
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a_keys_run_on_the_groove_s_steps_is_still_a_pickup(model_dir: Path, tmp_path: Path, seed: int) -> None:
-    """Eighth chords, a band hit let go after an eighth, a bar's break, then a single-note run in
-    eighths (each note a new one) from beat 2 of bar 10 into the band's return on bar 11: every
-    note on the groove's steps, but a fill, not the comping taken up again: the crash on 11 (a
-    code review found the first version of the rule took every eighths run over an eighths groove
-    for the groove)."""
+@pytest.mark.parametrize("seed, way", [(1, "line"), (2, "line"), (1, "build")])
+def test_a_keys_run_on_the_groove_s_steps_is_still_a_pickup(model_dir: Path, tmp_path: Path, seed: int, way: str) -> None:
+    """Eighth chords, a band hit let go after an eighth, a bar's break, then a line climbing in
+    eighths from beat 2 of bar 10 into the band's return on bar 11, or the comp's chord again in
+    eighths, a crescendo: every note on the groove's steps, but a fill or a build, not the comping
+    taken up again: the crash on 11 (a code review and a musician review found the first version
+    of the rule took every eighths run over an eighths groove for the groove)."""
     eighths = [n for tick in range(0, 8 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
     back = [n for tick in range(10 * BAR, 18 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
-    notes = eighths + chord(8 * BAR, 240, 100) + eighths_from(9, 1, 10) + back
+    line = [(9 * BAR + 480 + 240 * k, 150, 67 + 2 * k, 76) for k in range(6)]
+    build = [n for k in range(6) for n in chord(9 * BAR + 480 + 240 * k, 150, 60 + 8 * k)]
+    notes = eighths + chord(8 * BAR, 240, 100) + (line if way == "line" else build) + back
     render(played(notes, tmp_path / "fill.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     crashes = crash_ticks(tmp_path / "out.mid")
     assert any(abs(t - 10 * BAR) <= 60 for t in crashes), crashes

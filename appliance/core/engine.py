@@ -18,7 +18,7 @@ from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STE
                                    HIT, Groove, Pattern, quantise)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, Run, entry_downbeat, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW, Onset, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -278,7 +278,7 @@ class Engine:
         position = self._transport.position(t)
         comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
                     or self._back_from_hold(position))
-        lands = self._run_lands(position, message.note, comes_in)
+        lands = self._run_lands(position, message.note, message.velocity, comes_in)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
@@ -396,18 +396,18 @@ class Engine:
         self._pickup_to = None
         return True
 
-    def _run_lands(self, position: float, pitch: int, comes_in: bool) -> bool:
+    def _run_lands(self, position: float, pitch: int, velocity: int, comes_in: bool) -> bool:
         """True at the note where the notes of a player who came in by beat 2's "e" run on into
         the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``)."""
         if comes_in:
             entry = entry_downbeat(position)
             self._run = None
             if position - entry > MARK_WINDOW:
-                self._run = Run(entry, position, position, not self._on_groove(position), {pitch})
+                self._run = Run(entry, position, not self._on_groove(position), [Onset(position, {pitch}, velocity)])
             return False
         if self._run is None:
             return False
-        lands = self._run.hear(position, pitch, self._on_groove(position))
+        lands = self._run.hear(position, pitch, velocity, self._on_groove(position))
         if lands is not None:
             self._run = None
         return bool(lands)

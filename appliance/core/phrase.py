@@ -76,6 +76,9 @@ COMES_IN_BY = STEPS_PER_BEAT + 1.5   #: a player who comes in no later than this
 RUN_GAP = 2.75                     #: steps between the notes of a run: an eighth swung up to 2:1, give or take
                                    #: a 64th (a funk riff's dotted eighth, 3, is no run)
 ONSET_SPREAD = 0.5                 #: notes this close (steps, a 32nd) are one onset: a chord, a little rolled
+BUILD_ONSETS = 4                   #: a run back from beat 2 of this many onsets or more ...
+BUILD_RISE = 20                    #: ... whose loudest notes rise this much (velocity) from the first onset to the
+BUILD_DIP = 4                      #: ... last, none this much softer than the one before, builds into the 1
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -117,41 +120,58 @@ def run_lands(entry: int, latest: float, position: float) -> bool | None:
 
 
 @dataclass
+class Onset:
+    """Notes of a run that begin together (within ``ONSET_SPREAD``): a note, or a chord."""
+
+    at: float                        #: where its first note fell (steps)
+    pitches: set[int]
+    loudest: int                     #: its loudest note's velocity
+
+
+@dataclass
 class Run:
     """The notes of a player who came in or back by beat 2's "e" of the bar at ``entry``, while
     they run on toward the next bar line (``run_lands``)."""
 
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
-    onset: float                     #: where the latest onset (its first note) fell
-    off: bool                        #: a note fell off the groove's steps, or an onset moved to other notes
-    pitches: set[int] = field(default_factory=set)   #: the latest onset's notes
-    before: set[int] = field(default_factory=set)    #: ... and the onset's before it
+    off: bool                        #: a note fell off the groove's steps
+    onsets: list[Onset] = field(default_factory=list)
 
-    def hear(self, position: float, pitch: int, on_groove: bool) -> bool | None:
+    def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
         """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
         when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
-        False when the run broke off or went past the bar line, or landed as the groove's own figure
-        taken up again (every note on the groove's steps, each onset repeating a note of the one
-        before: comping back from beat 2, the player back in the bar they came in on); None while
-        it runs on."""
+        False when the run broke off or went past the bar line, or landed as the groove's own
+        figure taken up again; None while it runs on. The groove's own figure: every note on the
+        groove's steps, the landing note too, some onset playing an earlier one's notes again (a
+        comp repeats its chord, an arpeggio its notes; a walk-up, a scale or a line moves on every
+        onset), and no build (a crescendo into the 1)."""
         lands = run_lands(self.entry, self.latest, position)
         self.latest = position
         if lands is False:
             return False
-        if position - self.onset > ONSET_SPREAD:
-            self._next_onset(position)
         if lands:
-            return self.off or not on_groove
-        self.pitches.add(pitch)
+            return self.off or not on_groove or not self._repeats() or self._builds()
         self.off = self.off or not on_groove
+        last = self.onsets[-1] if self.onsets else None
+        if last is not None and position - last.at <= ONSET_SPREAD:
+            last.pitches.add(pitch)
+            last.loudest = max(last.loudest, velocity)
+        else:
+            self.onsets.append(Onset(position, {pitch}, velocity))
         return None
 
-    def _next_onset(self, position: float) -> None:
-        """An onset begins at ``position``: the one it ends moved if it shares no note with the one before."""
-        if self.before and not self.pitches & self.before:
-            self.off = True
-        self.before, self.pitches, self.onset = self.pitches, set(), position
+    def _repeats(self) -> bool:
+        """Some onset plays an earlier onset's notes again."""
+        played = [frozenset(onset.pitches) for onset in self.onsets]
+        return len(set(played)) < len(played)
+
+    def _builds(self) -> bool:
+        """A crescendo: the onsets' loudest notes rise ``BUILD_RISE`` or more over ``BUILD_ONSETS`` or
+        more onsets, none more than ``BUILD_DIP`` softer than the one before."""
+        loudest = [onset.loudest for onset in self.onsets]
+        return (len(loudest) >= BUILD_ONSETS and loudest[-1] - loudest[0] >= BUILD_RISE
+                and all(b >= a - BUILD_DIP for a, b in zip(loudest, loudest[1:])))
 
 
 class Phrasing:
@@ -472,5 +492,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Phrasing", "Run", "entry_downbeat",
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Onset", "Phrasing", "Run", "entry_downbeat",
            "marked_downbeat", "rising", "run_lands", "timekeeper", "with_crash"]
