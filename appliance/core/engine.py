@@ -403,12 +403,14 @@ class Engine:
             entry = entry_downbeat(position)
             self._run = None
             if position - entry > MARK_WINDOW:
-                self._run = Run(entry, position, not self._on_groove(position), [Onset(position, {pitch}, velocity)])
+                first = Onset(position, {pitch}, velocity)
+                self._run = Run(entry, position, not self._on_groove(position), [first])
             return False
-        if self._run is None:
+        run = self._run   # read once: a relocate or a clear may let it go meanwhile
+        if run is None:
             return False
-        lands = self._run.hear(position, pitch, velocity, self._on_groove(position))
-        if lands is not None:
+        lands = run.hear(position, pitch, velocity, self._on_groove(position))
+        if lands is not None and self._run is run:
             self._run = None
         return bool(lands)
 

@@ -78,7 +78,7 @@ RUN_GAP = 2.75                     #: steps between the notes of a run: an eight
 ONSET_SPREAD = 0.5                 #: notes this close (steps, a 32nd) are one onset: a chord, a little rolled
 BUILD_ONSETS = 4                   #: a run back from beat 2 of this many onsets or more ...
 BUILD_RISE = 20                    #: ... whose loudest notes rise this much (velocity) from the first onset to the
-BUILD_DIP = 4                      #: ... last, none this much softer than the one before, builds into the 1
+BUILD_DIP = 4                      #: ... last, none more than this softer than the one before, builds into the 1
 MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 bars: a return from
                                    #: a rest and the new section the looper hears in it are one)
 
@@ -124,7 +124,7 @@ class Onset:
     """Notes of a run that begin together (within ``ONSET_SPREAD``): a note, or a chord."""
 
     at: float                        #: where its first note fell (steps)
-    pitches: set[int]
+    pitches: set[int]                #: its notes
     loudest: int                     #: its loudest note's velocity
 
 
@@ -135,8 +135,8 @@ class Run:
 
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
-    off: bool                        #: a note fell off the groove's steps
-    onsets: list[Onset] = field(default_factory=list)
+    off: bool                        #: an onset's first note fell off the groove's steps
+    onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
         """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
@@ -152,12 +152,12 @@ class Run:
             return False
         if lands:
             return self.off or not on_groove or not self._repeats() or self._builds()
-        self.off = self.off or not on_groove
         last = self.onsets[-1] if self.onsets else None
         if last is not None and position - last.at <= ONSET_SPREAD:
-            last.pitches.add(pitch)
+            last.pitches.add(pitch)   # a chord's later notes, a roll: where its first note fell counts
             last.loudest = max(last.loudest, velocity)
         else:
+            self.off = self.off or not on_groove
             self.onsets.append(Onset(position, {pitch}, velocity))
         return None
 
