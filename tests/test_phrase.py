@@ -583,3 +583,16 @@ def test_a_big_fill_rises_and_its_crash_plays_by_the_lift_and_a_pickup_does_not(
     assert heard[1.5][crash] >= 1.45 * heard[1.0][crash] - 1
     grooves = [k for k in heard[1.0] if k[1] == GM_NOTES[KICK]]
     assert all(heard[1.5][k] == heard[1.0][k] for k in grooves)
+
+
+def test_inside_a_phrase_counts_from_where_phrases_count_from() -> None:
+    """A phrase is ``fill_every`` bars (``every`` without fill phrasing) from the origin: its
+    first bar line is not inside it, the others are; without phrasing nothing is."""
+    phrasing = Phrasing(every=8, fill_every=4)
+    assert not phrasing.inside_phrase(0) and not phrasing.inside_phrase(4 * STEPS_PER_BAR)
+    assert phrasing.inside_phrase(STEPS_PER_BAR) and phrasing.inside_phrase(7 * STEPS_PER_BAR)
+    phrasing.begin(2 * STEPS_PER_BAR)
+    assert not phrasing.inside_phrase(6 * STEPS_PER_BAR) and phrasing.inside_phrase(4 * STEPS_PER_BAR)
+    assert Phrasing(every=8, fill_every=0).inside_phrase(4 * STEPS_PER_BAR)
+    assert not Phrasing(every=8, fill_every=0).inside_phrase(8 * STEPS_PER_BAR)
+    assert not Phrasing(every=0, fill_every=0).inside_phrase(STEPS_PER_BAR)

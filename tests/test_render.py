@@ -805,3 +805,41 @@ def test_a_keys_run_on_the_groove_s_steps_is_still_a_pickup(model_dir: Path, tmp
     render(played(notes, tmp_path / "fill.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     crashes = crash_ticks(tmp_path / "out.mid")
     assert any(abs(t - 10 * BAR) <= 60 for t in crashes), crashes
+
+
+@pytest.mark.parametrize("seed, dropped", [(1, 1), (2, 1), (1, 2)])
+def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: Path, seed: int, dropped: int) -> None:
+    """Eighth chords through bar 5, ``dropped`` bars left out from bar 6 (the second bar of a
+    phrase), back from beat 2 with the same eighths: the band played on, so phrases and crashes
+    count on from bar 1 (fills end bars 8, 12, 16, the crash on 9), not from the return (a
+    reviewer's pop, funk and boogie parts that drop a bar had their fills a bar or two off and a
+    crash on the bar after the return: review-s31's q08, review-s33b's b01, b02, b05). A rest that
+    begins a phrase begins phrases again on the return (test_the_groove_taken_up_again_from_beat_2_is_no_pickup)."""
+    back = 5 + dropped
+    eighths = [n for tick in range(0, 5 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    again = [n for tick in range(back * BAR + 480, 18 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    render(played(eighths + again, tmp_path / "drop.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed,
+           ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert {0, 8} <= crashes and not crashes & ({back + 1, back + 8} - {8, 16}), sorted(crashes)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_verse_taken_up_again_from_beat_2_after_the_chorus_is_no_pickup(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A verse of eighth chords (bars 1-8), a chorus of quarters (9-16), a 2-bar break, then the
+    verse's eighths of one chord from beat 2 of bar 19: the verse's figure, though not the
+    groove's (the chorus's quarters), so the player is back in bar 19, with no crash on 20 and
+    phrases from 19 (a reviewer's rock part crashed on 20 and ran its fills a bar off the form:
+    review-s31's x01)."""
+    verse = [n for tick in range(0, 8 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    chorus = [n for tick in range(8 * BAR, 16 * BAR, 480) for n in chord(tick, 400, 90 if tick % BAR == 0 else 76)]
+    again = [n for tick in range(18 * BAR + 480, 28 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
+    render(played(verse + chorus + again, tmp_path / "verse.mid"), tmp_path / "out.mid", model_dir=model_dir,
+           seed=seed, ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert 19 not in crashes, sorted(crashes)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    assert toms & {21, 25} and not toms & {22, 26}, sorted(toms)   # phrases from bar 19

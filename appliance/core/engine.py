@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
 HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
+DROPPED = 2                    #: whole bars of rest a player may drop inside a phrase, back from beat 2: the form goes on
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -276,12 +277,13 @@ class Engine:
         if not self._transport.running:
             return
         position = self._transport.position(t)
-        comes_in = (self._looper.groove.is_empty or self._rest_bars(position) > 0   # the start, a return
+        rest = self._rest_bars(position)
+        comes_in = (self._looper.groove.is_empty or rest > 0   # the start, a return
                     or self._back_from_hold(position))
         lands = self._run_lands(position, message.note, message.velocity, comes_in)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
-            if comes_in:
+            if comes_in and not self._dropped_a_bar(position, rest):
                 self._player.mark(position, t, begins=True)
             elif lands:
                 self._player.pickup(position, t)
@@ -376,6 +378,17 @@ class Engine:
             return 0
         return int(silence // STEPS_PER_BAR)
 
+    def _dropped_a_bar(self, position: float, rest: int) -> bool:
+        """A player back by beat 2's "e", off the bar line, after a rest of up to ``DROPPED`` whole
+        bars that began inside a phrase, dropped bars of the form (the band played on): phrases and
+        crashes count on as before. A longer rest, one that began a phrase (a stop on its first
+        downbeat, its first bar left out), or a return on the bar line begins them again. A run
+        from there that lands on the next bar line is still a pickup (``_run_lands``)."""
+        if not 0 < rest <= DROPPED or position - entry_downbeat(position) <= MARK_WINDOW:
+            return False
+        silence = self._looper.silence(position)
+        return silence is not None and self._player.inside_phrase(marked_downbeat(position - silence))
+
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
         (not within a sixteenth before it or half a beat after) after ``HOLD`` steps with no new
@@ -415,9 +428,10 @@ class Engine:
         return bool(lands)
 
     def _on_groove(self, position: float) -> bool:
-        """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""
+        """Whether a note at ``position`` falls on a step of the groove, or of a figure the player
+        played in two passes or more before (an earlier section's comp: ``Looper.figure_steps``)."""
         step, _ = quantise(position)
-        return bool(self._looper.groove.steps[step, HIT] > 0)
+        return bool(self._looper.figure_steps()[step])
 
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""

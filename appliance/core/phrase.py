@@ -135,17 +135,18 @@ class Run:
 
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
-    off: bool                        #: an onset's first note fell off the groove's steps
+    off: bool                        #: an onset's first note fell off the player's figures' steps
     onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
-        """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
-        when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
-        False when the run broke off or went past the bar line, or landed as the groove's own
-        figure taken up again; None while it runs on. The groove's own figure: every note on the
-        groove's steps, the landing note too, some onset playing an earlier one's notes again (a
-        comp repeats its chord, an arpeggio its notes; a walk-up, a scale or a line moves on every
-        onset), and no build (a crescendo into the 1)."""
+        """A note of the run at ``position`` (``on_groove``: on one of the steps of the groove or of
+        a figure the player played before, ``Looper.figure_steps``): True when it lands the run on
+        the next bar line as a pickup, a keys fill into the band's return; False when the run broke
+        off or went past the bar line, or landed as the player's own figure taken up again; None
+        while it runs on. The player's own figure: every note on those steps, the landing note too,
+        some onset playing an earlier one's notes again (a comp repeats its chord, an arpeggio its
+        notes; a walk-up, a scale or a line moves on every onset), and no build (a crescendo into
+        the 1)."""
         lands = run_lands(self.entry, self.latest, position)
         self.latest = position
         if lands is False:
@@ -335,6 +336,12 @@ class Phrasing:
         self._last = self._last_mark = downbeat
         self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
+
+    def inside_phrase(self, downbeat: int) -> bool:
+        """Whether ``downbeat`` falls inside a phrase of ``fill_every`` bars (of ``every`` without
+        fill phrasing), counted from where phrases count from, not on its first bar line."""
+        phrase = (self.fill_every or self.every) * STEPS_PER_BAR
+        return bool(phrase) and (downbeat - self.origin) % phrase != 0
 
     def came_in_late(self, downbeat: int) -> None:
         """The player came in or back on a downbeat already played (a part that rests on beat 1):

@@ -135,6 +135,11 @@ class Player:
         with self._lock:
             self._mark(position, now, begins)
 
+    def inside_phrase(self, downbeat: int) -> bool:
+        """Whether ``downbeat`` (absolute step) falls inside a phrase, not on its first bar line."""
+        with self._lock:
+            return self._phrasing.inside_phrase(downbeat)
+
     def pickup(self, position: float, now: float) -> None:
         """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
         ``position``: a pickup after all (``phrase.run_lands``). The downbeat they land on is
