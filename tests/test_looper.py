@@ -663,16 +663,13 @@ def test_a_jump_of_the_song_is_not_counted_as_passes():
     assert forgotten, "step 3 was never forgotten: the test proves nothing"
 
 
-
-def test_figure_steps_are_the_groove_s_and_an_earlier_section_s_not_a_one_off_run_s() -> None:
-    """A verse of eighths for two passes, a chorus of quarters that takes over, a one-off run of
-    sixteenths: the verse's eighths are still the player's figure (a verse taken up again after
-    the chorus is no keys fill), the run's sixteenths are not."""
+def test_a_rest_says_where_it_first_left_the_groove_out() -> None:
+    """After quarters up to step 8 of a pass, the rest leaves the groove out first at step 12 (the
+    song's position), once a step's grace has gone by."""
     looper = Looper(Memory(forget_passes=2, section_change=0.3, forget_once=1))
-    eighths, quarters, run = list(range(0, STEPS, 2)), list(range(0, STEPS, 4)), [17, 19, 21, 23]
-    for k, steps in enumerate([eighths, eighths, quarters, quarters, quarters + run, quarters, quarters]):
-        play_pass(looper, k, steps)
-    looper.advance(7 * STEPS)
-    assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(quarters)
-    figures = set(np.flatnonzero(looper.figure_steps()))
-    assert set(eighths) <= figures and not figures & set(run), sorted(figures)
+    quarters = list(range(0, STEPS, 4))
+    for k in range(6):
+        play_pass(looper, k, quarters)
+    play_pass(looper, 6, [0, 4, 8])
+    assert looper.first_left_out(6 * STEPS + 30, 2.0) == 6 * STEPS + 12
+    assert looper.first_left_out(6 * STEPS + 9, 2.0) is None

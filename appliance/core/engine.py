@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, replace
 import logging
+import math
 import threading
 import time
 from typing import Callable, Protocol
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
 HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
-DROPPED = 2                    #: whole bars of rest a player may drop inside a phrase, back from beat 2: the form goes on
+DROPPED = 2                    #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
+OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -379,15 +381,24 @@ class Engine:
         return int(silence // STEPS_PER_BAR)
 
     def _dropped_a_bar(self, position: float, rest: int) -> bool:
-        """A player back by beat 2's "e", off the bar line, after a rest of up to ``DROPPED`` whole
-        bars that began inside a phrase, dropped bars of the form (the band played on): phrases and
-        crashes count on as before. A longer rest, one that began a phrase (a stop on its first
-        downbeat, its first bar left out), or a return on the bar line begins them again. A run
-        from there that lands on the next bar line is still a pickup (``_run_lands``)."""
-        if not 0 < rest <= DROPPED or position - entry_downbeat(position) <= MARK_WINDOW:
-            return False
+        """A player back by beat 2's "e", off the bar line (``OFF_THE_LINE``), from a rest that
+        began inside a phrase, up to ``DROPPED`` bars before the bar they are back in, dropped bars
+        of the form (the band played on): phrases and crashes count on as before. The rest begins
+        in the bar after its last note's, or, if earlier, in the bar where it first left out a
+        steady step of the groove (a bass note on 1 and nothing after it). A rest that began in a
+        phrase's first bar (a stop on its downbeat, a chord held through the bar before), a longer
+        one, or a return on the bar line begins them again. A run from there that lands on the
+        next bar line is still a pickup (``_run_lands``)."""
+        entry = entry_downbeat(position)
         silence = self._looper.silence(position)
-        return silence is not None and self._player.inside_phrase(marked_downbeat(position - silence))
+        if not rest or silence is None or position - entry <= OFF_THE_LINE:
+            return False
+        last = position - silence + 1.0   # a note pushed a sixteenth ahead of a bar line is that bar's
+        after = (math.floor(last / STEPS_PER_BAR) + 1) * STEPS_PER_BAR   # the bar after the last note's
+        missed = self._looper.first_left_out(position, MISSED_AFTER)
+        if missed is not None:   # ... or the bar the rest began to leave the groove out in, if earlier
+            after = min(after, math.floor(missed / STEPS_PER_BAR) * STEPS_PER_BAR)
+        return 0 < entry - after <= DROPPED * STEPS_PER_BAR and self._player.inside_phrase(after)
 
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
@@ -428,10 +439,9 @@ class Engine:
         return bool(lands)
 
     def _on_groove(self, position: float) -> bool:
-        """Whether a note at ``position`` falls on a step of the groove, or of a figure the player
-        played in two passes or more before (an earlier section's comp: ``Looper.figure_steps``)."""
+        """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""
         step, _ = quantise(position)
-        return bool(self._looper.figure_steps()[step])
+        return bool(self._looper.groove.steps[step, HIT] > 0)
 
     def _follow_rest(self, t: float) -> None:
         """A rest deepened by a bar (or ended): regenerate at the new density."""

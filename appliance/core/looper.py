@@ -74,7 +74,6 @@ MOVED_BY = 0.5          #: ... each note this many steps or more from where it w
 STEADY = 0.25           #: ... while the steps it played again sit within this (median, steps) of where they were (no drift)
 RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a bar's first beat
 RETURN_SHARE = 0.5      #: ... or this share of them in one pass
-FIGURE_PASSES = 2       #: a step played in this many of the last 64 passes is one of the player's figures (figure_steps)
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
@@ -190,11 +189,17 @@ class Looper:
             return 0
         return int(self._steady[np.arange(first, min(end, first + STEPS - 1) + 1) % STEPS].sum())
 
-    def figure_steps(self) -> np.ndarray:
-        """The steps of the groove and of the figures the player played in two or more of the last
-        64 passes (an earlier section's comp, not a one-off run): [STEPS] bool."""
-        with self._lock:
-            return (self._groove.steps[:, HIT] > 0) | (np.bitwise_count(self._history) >= FIGURE_PASSES)
+    def first_left_out(self, position: float, grace: float) -> float | None:
+        """Where (song position, steps) the first steady step of the groove that ``left_out`` counts
+        went by unplayed: where the player's rest began to leave the groove out; None if none did."""
+        last = self._last_onset
+        if last is None:
+            return None
+        first = math.floor(last + 0.5) + 1
+        end = min(math.floor(position + self._shift - grace), first + STEPS - 1)
+        steps = np.arange(first, end + 1)
+        missed = steps[self._steady[steps % STEPS]]
+        return float(missed[0]) - self._shift if missed.size else None
 
     def _steady_steps(self) -> np.ndarray:
         hits = self._groove.steps[:, HIT] > 0

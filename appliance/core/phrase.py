@@ -135,18 +135,17 @@ class Run:
 
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
-    off: bool                        #: an onset's first note fell off the player's figures' steps
+    off: bool                        #: an onset's first note fell off the groove's steps
     onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
-        """A note of the run at ``position`` (``on_groove``: on one of the steps of the groove or of
-        a figure the player played before, ``Looper.figure_steps``): True when it lands the run on
-        the next bar line as a pickup, a keys fill into the band's return; False when the run broke
-        off or went past the bar line, or landed as the player's own figure taken up again; None
-        while it runs on. The player's own figure: every note on those steps, the landing note too,
-        some onset playing an earlier one's notes again (a comp repeats its chord, an arpeggio its
-        notes; a walk-up, a scale or a line moves on every onset), and no build (a crescendo into
-        the 1)."""
+        """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
+        when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
+        False when the run broke off or went past the bar line, or landed as the groove's own
+        figure taken up again; None while it runs on. The groove's own figure: every note on the
+        groove's steps, the landing note too, some onset playing an earlier one's notes again (a
+        comp repeats its chord, an arpeggio its notes; a walk-up, a scale or a line moves on every
+        onset), and no build (a crescendo into the 1)."""
         lands = run_lands(self.entry, self.latest, position)
         self.latest = position
         if lands is False:
