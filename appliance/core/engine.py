@@ -212,6 +212,7 @@ class Engine:
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
+        self._in_the_form = False                      # ... the entry came back into the form (bars dropped)
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -285,10 +286,12 @@ class Engine:
         lands = self._run_lands(position, message.note, message.velocity, comes_in)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
-            if comes_in and not self._dropped_a_bar(position, rest):
-                self._player.mark(position, t, begins=True)
+            if comes_in:
+                self._in_the_form = self._dropped_a_bar(position, rest)
+                if not self._in_the_form:
+                    self._player.mark(position, t, begins=True)
             elif lands:
-                self._player.pickup(position, t)
+                self._player.pickup(position, t, begins=not self._in_the_form)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -388,7 +391,8 @@ class Engine:
         steady step of the groove (a bass note on 1 and nothing after it). A rest that began in a
         phrase's first bar (a stop on its downbeat, a chord held through the bar before), a longer
         one, or a return on the bar line begins them again. A run from there that lands on the
-        next bar line is still a pickup (``_run_lands``)."""
+        next bar line is still a pickup (``_run_lands``), its crash on the landing, and phrases
+        count on there too."""
         entry = entry_downbeat(position)
         silence = self._looper.silence(position)
         if not rest or silence is None or position - entry <= OFF_THE_LINE:

@@ -140,18 +140,21 @@ class Player:
         with self._lock:
             return self._phrasing.inside_phrase(downbeat)
 
-    def pickup(self, position: float, now: float) -> None:
+    def pickup(self, position: float, now: float, begins: bool = True) -> None:
         """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
         ``position``: a pickup after all (``phrase.run_lands``). The downbeat they land on is
-        marked as the player's entry instead (a crash there, up to ``max_late`` late)."""
+        marked as the player's entry instead (a crash there, up to ``max_late`` late). Not
+        ``begins``: the player came back into the form (bars dropped inside a phrase), so the
+        landing gets its crash and phrases count on as they did."""
         with self._lock:
-            self._phrasing.was_a_pickup(marked_downbeat(position))
-            self._mark(position, now, True)
+            if begins:
+                self._phrasing.was_a_pickup(marked_downbeat(position))
+            self._mark(position, now, True, restarts=begins)
 
-    def _mark(self, position: float, now: float, begins: bool) -> None:
-        """:meth:`mark`, under the lock."""
+    def _mark(self, position: float, now: float, begins: bool, restarts: bool | None = None) -> None:
+        """:meth:`mark`, under the lock; not ``restarts``: the player is back, but phrases count on."""
         downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
-        if begins:
+        if begins and (restarts is None or restarts):
             self._phrasing.begin(downbeat)
         if self._next_step is None or downbeat >= self._next_step:
             self._phrasing.mark(downbeat, begins)
