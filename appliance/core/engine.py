@@ -283,12 +283,13 @@ class Engine:
         rest = self._rest_bars(position)
         comes_in = (self._looper.groove.is_empty or rest > 0   # the start, a return
                     or self._back_from_hold(position))
-        lands = self._run_lands(position, message.note, message.velocity, comes_in)
+        in_the_form = comes_in and self._dropped_a_bar(position, rest)
+        lands = self._run_lands(position, message.note, message.velocity, comes_in, in_the_form)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
-                self._in_the_form = self._dropped_a_bar(position, rest)
-                if not self._in_the_form:
+                self._in_the_form = in_the_form
+                if not in_the_form:
                     self._player.mark(position, t, begins=True)
             elif lands:
                 self._player.pickup(position, t, begins=not self._in_the_form)
@@ -424,13 +425,16 @@ class Engine:
         self._pickup_to = None
         return True
 
-    def _run_lands(self, position: float, pitch: int, velocity: int, comes_in: bool) -> bool:
+    def _run_lands(self, position: float, pitch: int, velocity: int, comes_in: bool,
+                   in_the_form: bool = False) -> bool:
         """True at the note where the notes of a player who came in by beat 2's "e" run on into
-        the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``)."""
+        the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``). A
+        player back into the form (``_dropped_a_bar``) may begin one from ``OFF_THE_LINE``: no
+        crash marks that bar line, so the "and" of 1 runs as late or early."""
         if comes_in:
             entry = entry_downbeat(position)
             self._run = None
-            if position - entry > MARK_WINDOW:
+            if position - entry > (OFF_THE_LINE if in_the_form else MARK_WINDOW):
                 first = Onset(position, {pitch}, velocity)
                 self._run = Run(entry, position, not self._on_groove(position), [first])
             return False
