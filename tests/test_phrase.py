@@ -27,13 +27,16 @@ def pattern(crash_steps=(0, 16), time_on=CLOSED_HAT) -> Pattern:
     return Pattern(steps)
 
 
-def play(player: Player, clock: InternalClock, bars: int, marks=()) -> list:
-    """Schedule ``bars`` bars (marks: (time, position) of player.mark calls); every note-on."""
-    events, now, marks = [], 0.0, sorted(marks)
+def play(player: Player, clock: InternalClock, bars: int, marks=(), landings=()) -> list:
+    """Schedule ``bars`` bars (marks: (time, position) of player.mark calls; landings: of
+    player.pickup calls back into the form); every note-on."""
+    events, now, marks, landings = [], 0.0, sorted(marks), sorted(landings)
     end = clock.time_at(bars * STEPS_PER_BAR - 0.5) - player.settings.lookahead - 1e-9
     while now < end:
         while marks and marks[0][0] <= now:
             player.mark(marks.pop(0)[1], now)
+        while landings and landings[0][0] <= now:
+            player.pickup(landings.pop(0)[1], now, begins=False)
         events += player.schedule(now)
         now += 0.005
     return [e for e in events + player.drain() if e.message.type == "note_on"]
@@ -384,6 +387,21 @@ def test_a_fill_leads_into_a_marked_downbeat() -> None:
     # a new section heard ahead of time, marked on bar 6's downbeat: bar 5 fills, then bars 7, 11
     ons = play(player, clock, 12, [(clock.time_at(60.0), 96.0)])
     assert tom_bars(ons, clock) == [3, 5, 7, 11]
+
+
+@pytest.mark.parametrize("bar, crashes", [(11, [8, 11, 16]), (14, [8, 14]), (15, [8, 15])])
+def test_a_pickup_back_into_the_form_does_not_put_off_the_crash_after_the_next_big_fill(
+        bar: int, crashes: list[int]) -> None:
+    """A walk-up from bars dropped inside a phrase lands on bar 11 with its crash; the big fill at
+    the end of bar 15 still leads into a crash on 16, the 8-bar phrase's head, as from the crash
+    on 8 (a musician review's gospel walk-up, review-s34's x10, lost it, and a crash of the
+    model's played on 20 instead). A landing fewer than 4 bars before is one event with it."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), fill_pattern((1,)))
+    at = bar * STEPS_PER_BAR - 0.3   # the walk-up's last note, a moment before the bar line
+    ons = play(player, clock, 20, landings=[(clock.time_at(at), at)])
+    assert bars_with(ons, clock, GM_NOTES[CRASH]) == crashes
+    assert tom_bars(ons, clock) == [3, 7, 11, 15, 19]   # the form goes on
 
 
 def test_fill_every_is_checked() -> None:

@@ -814,7 +814,8 @@ def comp(bars: range, every: int) -> list[tuple[int, int, int, int]]:
 
 
 @pytest.mark.parametrize("seed, dropped, every, at", [(1, 1, 240, 480), (2, 1, 240, 480), (1, 2, 240, 480),
-                                                      (1, 2, BAR, 480), (1, 1, 240, 228), (2, 2, 240, 240)])
+                                                      (1, 2, BAR, 480), (1, 1, 240, 228), (2, 2, 240, 240),
+                                                      (1, 3, BAR, 480)])
 def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: Path, seed: int, dropped: int,
                                                     every: int, at: int) -> None:
     """Eighth chords through bar 5 (one chord a bar through bar 7), ``dropped`` bars left out
@@ -823,8 +824,8 @@ def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: P
     phrases and crashes count on from bar 1 (fills end bars 12 and 16, the crash on 9), not from
     the return (a reviewer's pop, funk and boogie parts that drop a bar had their fills a bar or
     two off and a crash on the bar after the return: review-s31's q08, review-s33b's b01, b02,
-    b05). A rest that leaves out a phrase's first bar, or three bars, begins phrases again
-    (test_a_rest_from_a_phrase_s_first_bar_or_of_three_bars_begins_phrases_again)."""
+    b05; three bars: review-s34's d04). A rest that leaves out a phrase's first bar, or four
+    bars, begins phrases again (test_a_rest_from_a_phrase_s_first_bar_or_of_four_bars_begins_phrases_again)."""
     back = 7 + dropped if every == BAR else 5 + dropped   # 0-based: the bar the player is back in, on beat 2
     notes = comp(range(0, back - dropped), every) + [
         n for tick in range(back * BAR + at, 18 * BAR, every) for n in chord(tick, every - 40, 72)]
@@ -835,21 +836,53 @@ def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: P
     assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
 
 
-@pytest.mark.parametrize("case", ["first bar", "three bars"])
-def test_a_rest_from_a_phrase_s_first_bar_or_of_three_bars_begins_phrases_again(
+@pytest.mark.parametrize("case", ["first bar", "four bars"])
+def test_a_rest_from_a_phrase_s_first_bar_or_of_four_bars_begins_phrases_again(
         model_dir: Path, tmp_path: Path, case: str) -> None:
     """One chord a bar through bar 4, bar 5 (a phrase's first) left out, back from beat 2 of bar 6;
-    or eighth chords through bar 6, bars 7-9 left out, back from beat 2 of bar 10: a stop at a
+    or eighth chords through bar 6, bars 7-10 left out, back from beat 2 of bar 11: a stop at a
     phrase's head, or more than ``DROPPED`` bars, and phrases count from the return (a code
     review's probes: the bar a held chord's rest began in was read as the chord's own, and a rest
-    counted in whole bars of silence took two bars dropped after a chord on 1 for three)."""
+    counted in whole bars of silence took two bars dropped after a chord on 1 for three). Three
+    bars left out keep the form (test_bars_dropped_inside_a_phrase_keep_the_form)."""
     if case == "first bar":
         notes, back = comp(range(0, 4), BAR) + [n for b in range(5, 18) for n in chord(b * BAR + (480 if b == 5 else 0), 1500, 80)], 5
     else:
-        notes, back = comp(range(0, 6), 240) + comp(range(9, 18), 240)[6:], 9
+        notes, back = comp(range(0, 6), 240) + comp(range(10, 19), 240)[6:], 10
     render(played(notes, tmp_path / "stop.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert toms & {back + 3, back + 7} and not toms & {11, 15}, sorted(toms)   # phrases from the return
+
+
+@pytest.mark.parametrize("seed, back, case", [(1, 9, "hit"), (2, 10, "hit"), (1, 9, "anticipated"), (1, 9, "run in"),
+                                              (2, 10, "run in")])
+def test_a_stop_time_hit_on_a_phrase_s_first_bar_keeps_the_form(
+        model_dir: Path, tmp_path: Path, seed: int, back: int, case: str) -> None:
+    """Eighth chords through bar 8, a hit on bar 9's 1 (an 8-bar phrase's first bar) and a stop,
+    back from beat 2 of bar 10 (or 11) with the comp: the player was there on the phrase's head,
+    so phrases count on from bar 1 (fills end 12 and 16), not from the return (a musician
+    review's rock part, review-s34's d03: a band hit on 17.1, back on 18.2, had its fills on 21,
+    25 and 30 and a crash on 26). The hit played a 16th early is the bar before's anticipation,
+    a stop before the head, and phrases count from the return (review-s31's funk clavs, q03 and
+    x02); back with a walk-up into the next bar line, the band comes back in there, with a crash,
+    and phrases count from it (review-s31's q10, review-s33b's p04)."""
+    hit = 8 * BAR - (120 if case == "anticipated" else 0)
+    if case == "run in":
+        again = back + 1
+        rest = [(back * BAR + 480 + 240 * k, 200, 55 + 2 * k, 80) for k in range(6)] + comp(range(again, 18), 240)
+    else:
+        again = back
+        rest = [n for tick in range(back * BAR + 480, 18 * BAR, 240) for n in chord(tick, 200, 72)]
+    notes = comp(range(0, 8), 240)[: -3 if case == "anticipated" else None] + chord(hit, 200, 100) + rest
+    render(played(notes, tmp_path / "hit.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    if case == "hit":
+        assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
+    else:
+        assert toms & {again + 3, again + 7} and not toms & {11, 15}, sorted(toms)   # phrases from the return
+    if case == "run in":
+        crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+        assert again in crashes, sorted(crashes)
 
 
 def test_the_same_keys_lick_into_every_return_stays_a_pickup(model_dir: Path, tmp_path: Path) -> None:
@@ -872,12 +905,13 @@ def test_a_walk_up_after_a_dropped_bar_lands_with_a_crash_and_the_form_goes_on(
     beat 2 (or the "and" of 1, on time or 12 ms early) of bar 11 into a chord on bar 12 and the
     comp again: the walk-up is a pickup, so the
     crash on 12, but the band played on through the dropped bar, so phrases still end on 12
-    and 16, not on 15 (a musician review's gospel part, review-s34's x10, had its fills moved
-    to 15, 19 and 23 and a crash on 20)."""
+    and 16, not on 15, and the big fill into 17 still has its crash (a musician review's gospel
+    part, review-s34's x10, had its fills moved to 15, 19 and 23 and a crash on 20; then lost
+    the crash on 17 to the landing's spacing, and the model's played on 21)."""
     walk = [(10 * BAR + at + 240 * k, 200, 55 + 2 * k, 80) for k in range((4 * 480 - at) // 240 + (at % 240 > 0))]
     notes = comp(range(0, 9), 240) + walk + comp(range(11, 20), 240)
     render(played(notes, tmp_path / "walk.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
-    assert 11 in crashes, sorted(crashes)
+    assert {11, 16} <= crashes, sorted(crashes)   # and after the big fill: the landing puts it off no longer
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert 15 in toms and not toms & {14, 18}, sorted(toms)   # phrases from bar 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
+from enum import Enum
 import logging
 import math
 import threading
@@ -29,10 +30,18 @@ log = logging.getLogger(__name__)
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
 HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
-DROPPED = 2                    #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
+DROPPED = 3                    #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
+HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (a 16th early is an anticipation)
 OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
+
+
+class Back(Enum):
+    """How a player back by beat 2's "e" comes back into the form (``Engine._back_in_the_form``)."""
+
+    DROPPED = "bars dropped inside a phrase: the band played on, phrases count on"
+    STOPPED = "a stop-time hit, then a rest: phrases count on, or begin again where a pickup lands"
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,8 @@ class Engine:
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
-        self._in_the_form = False                      # ... the entry came back into the form (bars dropped)
+        self._in_the_form = False                      # ... the entry came back into the form (bars dropped, a stop)
+        self._stopped = False                          # ... from a stop-time hit: a landing begins phrases again
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -283,16 +293,17 @@ class Engine:
         rest = self._rest_bars(position)
         comes_in = (self._looper.groove.is_empty or rest > 0   # the start, a return
                     or self._back_from_hold(position))
-        in_the_form = comes_in and self._dropped_a_bar(position, rest)
+        back = self._back_in_the_form(position, rest) if comes_in else None
+        in_the_form = back is not None
         lands = self._run_lands(position, message.note, message.velocity, comes_in, in_the_form)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
-                self._in_the_form = in_the_form
+                self._in_the_form, self._stopped = in_the_form, back is Back.STOPPED
                 if not in_the_form:
                     self._player.mark(position, t, begins=True)
             elif lands:
-                self._player.pickup(position, t, begins=not self._in_the_form)
+                self._player.pickup(position, t, begins=not self._in_the_form or self._stopped)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -384,26 +395,40 @@ class Engine:
             return 0
         return int(silence // STEPS_PER_BAR)
 
-    def _dropped_a_bar(self, position: float, rest: int) -> bool:
-        """A player back by beat 2's "e", off the bar line (``OFF_THE_LINE``), from a rest that
-        began inside a phrase, up to ``DROPPED`` bars before the bar they are back in, dropped bars
-        of the form (the band played on): phrases and crashes count on as before. The rest begins
-        in the bar after its last note's, or, if earlier, in the bar where it first left out a
-        steady step of the groove (a bass note on 1 and nothing after it). A rest that began in a
-        phrase's first bar (a stop on its downbeat, a chord held through the bar before), a longer
-        one, or a return on the bar line begins them again. A run from there that lands on the
-        next bar line is still a pickup (``_run_lands``), its crash on the landing, and phrases
-        count on there too."""
+    def _back_in_the_form(self, position: float, rest: int) -> Back | None:
+        """How a player back by beat 2's "e", off the bar line (``OFF_THE_LINE``), comes back into
+        the form; None: phrases begin again from the return. The rest begins in the bar after its
+        last note's, or, if earlier, in the bar where it first left out a steady step of the
+        groove (a bass note on 1 and nothing after it), up to ``DROPPED`` bars before the bar
+        they are back in:
+
+        - ``Back.STOPPED`` if its last note was that bar's 1, from ``HIT_EARLY`` before the bar
+          line to half a beat after (a stop-time hit, a chord let ring), a phrase's first bar
+          too: the player was there on its head;
+        - ``Back.DROPPED`` if it began inside a phrase: bars of the form left out while the band
+          played on.
+
+        A rest that began in a phrase's first bar otherwise (the player stopped before its 1, or
+        on a 16th's anticipation of it; a chord held through the bar before), a longer one, or a
+        return on the bar line: None. Back in the form, phrases and crashes count on as before;
+        a run from there that lands on the next bar line is still a pickup (``_run_lands``),
+        with its crash on the landing, where phrases begin after a stop (the band comes back in
+        on it) and count on after dropped bars."""
         entry = entry_downbeat(position)
         silence = self._looper.silence(position)
         if not rest or silence is None or position - entry <= OFF_THE_LINE:
-            return False
-        last = position - silence + 1.0   # a note pushed a sixteenth ahead of a bar line is that bar's
-        after = (math.floor(last / STEPS_PER_BAR) + 1) * STEPS_PER_BAR   # the bar after the last note's
+            return None
+        last = position - silence
+        # the bar after the last note's (a note pushed a sixteenth ahead of a bar line is that bar's)
+        after = (math.floor((last + 1.0) / STEPS_PER_BAR) + 1) * STEPS_PER_BAR
         missed = self._looper.first_left_out(position, MISSED_AFTER)
         if missed is not None:   # ... or the bar the rest began to leave the groove out in, if earlier
             after = min(after, math.floor(missed / STEPS_PER_BAR) * STEPS_PER_BAR)
-        return 0 < entry - after <= DROPPED * STEPS_PER_BAR and self._player.inside_phrase(after)
+        if not 0 < entry - after <= DROPPED * STEPS_PER_BAR:
+            return None
+        if -HIT_EARLY <= last - after <= MARK_WINDOW:   # the last note was that bar's 1: a stop-time hit
+            return Back.STOPPED
+        return Back.DROPPED if self._player.inside_phrase(after) else None
 
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
@@ -429,7 +454,7 @@ class Engine:
                    in_the_form: bool = False) -> bool:
         """True at the note where the notes of a player who came in by beat 2's "e" run on into
         the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``). A
-        player back into the form (``_dropped_a_bar``) may begin one from ``OFF_THE_LINE``: no
+        player back into the form (``_back_in_the_form``) may begin one from ``OFF_THE_LINE``: no
         crash marks that bar line, so the "and" of 1 runs as late or early."""
         if comes_in:
             entry = entry_downbeat(position)

@@ -43,7 +43,8 @@ count from the song's bar 1 (again after a jump), and from the downbeat where th
 in or back from a rest (:meth:`Phrasing.begin`) or the drummer joined a new section (:meth:`Phrasing.section`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
 before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
 else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
-when the last crash is ``every`` bars back (a return from a rest always gets its own). The last bar of the other ``fill_every`` phrases is a small one:
+when the last crash is ``every`` bars back (a return from a rest always gets its own; a pickup's
+landing back into the form, :meth:`Phrasing.lands`, puts it off for ``MARKS_APART`` only). The last bar of the other ``fill_every`` phrases is a small one:
 the pattern's fill bar, else the made fill's pickup (its last beat only; none for a one-beat
 fill). A phrase-end bar plays from the pattern it began with: a pattern that comes in during it
 waits for the next bar, as a drummer finishes a fill. Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
@@ -186,6 +187,8 @@ class Phrasing:
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... of the last one the player marked
         self._last_fill: int | None = None   # ... and of the last one after a big fill
+        self._landing: int | None = None  # the downbeat a pickup lands the player back into the form on (lands)
+        self._landed: tuple[int, int | None] | None = None   # the crash played there, and the last before it
         self.start = 0                    # absolute step of the song's bar 1 (Player.phrase_from)
         self.origin = 0                   # where phrases count from: the start, a return, a section
         self._fill_of: Pattern | None = None   # the pattern _fill describes (held: no id reuse)
@@ -326,13 +329,20 @@ class Phrasing:
         # first bar (docs/ARCHITECTURE.md, "Fill phrasing")
         self.origin = joins
 
+    def lands(self, downbeat: int) -> None:
+        """The player's pickup lands back into the form on this downbeat (bars dropped inside a
+        phrase): its crash, marked as the player's, does not put off the form's own crash after
+        the next big fill beyond ``MARKS_APART``; that one keeps its spacing from the crash before."""
+        self._landing = downbeat
+
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
         (none played there, marks a pass apart); the caller plays it late."""
         kind = _BEGINS if begins else _SECTION
         if not self.every or not self._mark_allowed(downbeat, kind) or self._last == downbeat:
             return False
-        self._last = self._last_mark = downbeat
+        self._crashed(downbeat)
+        self._last_mark = downbeat
         self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
 
@@ -348,7 +358,8 @@ class Phrasing:
         self._came_late = None
         if self.every and self._mark_allowed(downbeat, _BEGINS) and self._last != downbeat:
             self._came_late = (downbeat, self._last, self._last_mark)
-            self._last = self._last_mark = downbeat
+            self._crashed(downbeat)
+            self._last_mark = downbeat
             self._late = _BEGINS   # the time may move with the pattern from the next step, as at the crash
 
     def was_a_pickup(self, downbeat: int) -> None:
@@ -365,6 +376,7 @@ class Phrasing:
         self._marks.clear()
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
+        self._landing = self._landed = None
         self._begun = self._came_late = None
         self._keeper = self._came_in = self._late = None
         self._wanted.clear()
@@ -435,7 +447,7 @@ class Phrasing:
         kind = self._marks.pop(step, None)
         crash = cells[CRASH, HIT] >= 0.5
         if kind is not None and self._mark_allowed(step, kind):
-            self._last = step
+            self._crashed(step)
             if kind is _FILL:
                 self._last_fill = step
             else:
@@ -458,12 +470,24 @@ class Phrasing:
         cells[CRASH] = 0.0
         return cells, None
 
+    def _crashed(self, step: int) -> None:
+        """A marked crash plays at ``step``: the last one (a landing's remembers the one before)."""
+        self._landed = (step, self._last) if step == self._landing else None
+        self._last = step
+
     def _mark_allowed(self, step: int, kind: object) -> bool:
         """Marks a pass apart are one event; a player coming back from a rest always gets its
         crash, however close the last crash after a fill; the crash after a fill keeps
-        ``every`` bars from the last crash, as any crash the player did not ask for."""
-        if kind is _FILL and self._last is not None and 0 <= step - self._last < self.every * STEPS_PER_BAR:
-            return False
+        ``every`` bars from the last crash, as any crash the player did not ask for, but only
+        ``MARKS_APART`` from a pickup's landing back into the form (:meth:`lands`)."""
+        if kind is _FILL:
+            last = self._last
+            if self._landed is not None and last == self._landed[0]:
+                if 0 <= step - last < MARKS_APART:
+                    return False
+                last = self._landed[1]
+            if last is not None and 0 <= step - last < self.every * STEPS_PER_BAR:
+                return False
         recent = (self._last_mark,) if kind is _BEGINS else (self._last_mark, self._last_fill)
         return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 

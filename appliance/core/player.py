@@ -156,6 +156,8 @@ class Player:
         downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
         if begins and (restarts is None or restarts):
             self._phrasing.begin(downbeat)
+        elif begins:
+            self._phrasing.lands(downbeat)
         if self._next_step is None or downbeat >= self._next_step:
             self._phrasing.mark(downbeat, begins)
             return
