@@ -389,19 +389,34 @@ def test_a_fill_leads_into_a_marked_downbeat() -> None:
     assert tom_bars(ons, clock) == [3, 5, 7, 11]
 
 
-@pytest.mark.parametrize("bar, crashes", [(11, [8, 11, 16]), (14, [8, 14]), (15, [8, 15])])
+@pytest.mark.parametrize("bar, crashes", [(11, [8, 11, 16]), (14, [8, 14, 16]), (15, [8, 15, 16])])
 def test_a_pickup_back_into_the_form_does_not_put_off_the_crash_after_the_next_big_fill(
         bar: int, crashes: list[int]) -> None:
-    """A walk-up from bars dropped inside a phrase lands on bar 11 with its crash; the big fill at
-    the end of bar 15 still leads into a crash on 16, the 8-bar phrase's head, as from the crash
-    on 8 (a musician review's gospel walk-up, review-s34's x10, lost it, and a crash of the
-    model's played on 20 instead). A landing fewer than 4 bars before is one event with it."""
+    """A walk-up from bars dropped inside a phrase lands on bar 11 (or 14, 15) with its crash; the
+    big fill at the end of bar 15 still leads into a crash on 16, the 8-bar phrase's head, as
+    from the crash on 8 (a musician review's gospel walk-up, review-s34's x10, lost it, and a
+    crash of the model's played on 20 instead; review-s35's s10 heard the fill out of a landing
+    a bar before land on nothing: a fill that lands on nothing is the worst sound there is)."""
     clock = InternalClock(bpm=120.0, start=0.0)
     player = Player(clock, PlayerSettings(), fill_pattern((1,)))
     at = bar * STEPS_PER_BAR - 0.3   # the walk-up's last note, a moment before the bar line
     ons = play(player, clock, 20, landings=[(clock.time_at(at), at)])
     assert bars_with(ons, clock, GM_NOTES[CRASH]) == crashes
     assert tom_bars(ons, clock) == [3, 7, 11, 15, 19]   # the form goes on
+
+
+def test_a_section_heard_around_a_return_into_the_form_is_that_return() -> None:
+    """The player comes back into the form in bar 14 (phrases counting on from bar 1); the looper
+    hears sections begin on 13 and 15 (the rest, then the same riff again): that was the return,
+    and phrases still count from bar 1 (review-s35's s02: a funk clav's 3-bar lay-out moved its
+    fills to 18, 22, 26 and 30). A section heard 3 bars on is one."""
+    phrasing = Phrasing(every=8, fill_every=4)
+    phrasing.back_in(13 * STEPS_PER_BAR)
+    for bar in (12, 14):
+        phrasing.section(bar * STEPS_PER_BAR, (bar + 2) * STEPS_PER_BAR)
+        assert phrasing.origin == 0
+    phrasing.section(16 * STEPS_PER_BAR, 18 * STEPS_PER_BAR)
+    assert phrasing.origin == 20 * STEPS_PER_BAR   # joins at the section's next phrase
 
 
 def test_fill_every_is_checked() -> None:

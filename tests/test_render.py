@@ -779,7 +779,9 @@ def test_the_groove_taken_up_again_from_beat_2_is_no_pickup(model_dir: Path, tmp
     from beat 2 of bar 10 on: the player is back in bar 10, not leading into bar 11, so no crash
     on 11 (a reviewer's pop and rock parts crashed on the bar after the return, and the form
     moved a bar: review-s31's q08 and x01); a keys run of eighths over a groove of quarters is
-    still a pickup (test_a_keys_run_from_beat_2_after_a_break_brings_the_band_back_on_the_next_1)."""
+    still a pickup (test_a_keys_run_from_beat_2_after_a_break_brings_the_band_back_on_the_next_1).
+    The chord on 9's 1 is a stop-time hit, so phrases count on from bar 1 (since session 35:
+    review-s34's d03; they counted from the return before)."""
     eighths = [n for tick in range(0, 8 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
     back = [n for tick in range(9 * BAR + 480, 18 * BAR, 240) for n in chord(tick, 200, 90 if tick % BAR == 0 else 72)]
     render(played(eighths + chord(8 * BAR, 960, 80) + back, tmp_path / "back.mid"), tmp_path / "out.mid",
@@ -787,7 +789,7 @@ def test_the_groove_taken_up_again_from_beat_2_is_no_pickup(model_dir: Path, tmp
     crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
     assert 0 in crashes and not crashes & {10, 11, 12, 13}, sorted(crashes)
     toms = set(tom_bars(tmp_path / "out.mid"))
-    assert toms & {12, 16} and not toms & {10, 11, 13, 14}, sorted(toms)   # phrases from bar 10
+    assert toms & {11, 15} and not toms & {10, 12, 13, 14, 16}, sorted(toms)   # phrases from bar 1
 
 
 @pytest.mark.parametrize("seed, way", [(1, "line"), (2, "line"), (1, "build")])
@@ -815,7 +817,7 @@ def comp(bars: range, every: int) -> list[tuple[int, int, int, int]]:
 
 @pytest.mark.parametrize("seed, dropped, every, at", [(1, 1, 240, 480), (2, 1, 240, 480), (1, 2, 240, 480),
                                                       (1, 2, BAR, 480), (1, 1, 240, 228), (2, 2, 240, 240),
-                                                      (1, 3, BAR, 480)])
+                                                      (1, 3, BAR, 480), (2, 4, BAR, 480)])
 def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: Path, seed: int, dropped: int,
                                                     every: int, at: int) -> None:
     """Eighth chords through bar 5 (one chord a bar through bar 7), ``dropped`` bars left out
@@ -824,8 +826,9 @@ def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: P
     phrases and crashes count on from bar 1 (fills end bars 12 and 16, the crash on 9), not from
     the return (a reviewer's pop, funk and boogie parts that drop a bar had their fills a bar or
     two off and a crash on the bar after the return: review-s31's q08, review-s33b's b01, b02,
-    b05; three bars: review-s34's d04). A rest that leaves out a phrase's first bar, or four
-    bars, begins phrases again (test_a_rest_from_a_phrase_s_first_bar_or_of_four_bars_begins_phrases_again)."""
+    b05; three bars: review-s34's d04; four: review-s35's s06 and s11). A rest that leaves out a
+    phrase's first bar, or five bars, begins phrases again
+    (test_a_rest_from_a_phrase_s_first_bar_or_of_five_bars_begins_phrases_again)."""
     back = 7 + dropped if every == BAR else 5 + dropped   # 0-based: the bar the player is back in, on beat 2
     notes = comp(range(0, back - dropped), every) + [
         n for tick in range(back * BAR + at, 18 * BAR, every) for n in chord(tick, every - 40, 72)]
@@ -836,27 +839,27 @@ def test_bars_dropped_inside_a_phrase_keep_the_form(model_dir: Path, tmp_path: P
     assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
 
 
-@pytest.mark.parametrize("case", ["first bar", "four bars"])
-def test_a_rest_from_a_phrase_s_first_bar_or_of_four_bars_begins_phrases_again(
+@pytest.mark.parametrize("case", ["first bar", "five bars"])
+def test_a_rest_from_a_phrase_s_first_bar_or_of_five_bars_begins_phrases_again(
         model_dir: Path, tmp_path: Path, case: str) -> None:
     """One chord a bar through bar 4, bar 5 (a phrase's first) left out, back from beat 2 of bar 6;
-    or eighth chords through bar 6, bars 7-10 left out, back from beat 2 of bar 11: a stop at a
-    phrase's head, or more than ``DROPPED`` bars, and phrases count from the return (a code
+    or eighth chords through bar 6, bars 7-11 left out, back from beat 2 of bar 12: a stop at a
+    phrase's head, or more than ``DROPPED_BARS`` bars, and phrases count from the return (a code
     review's probes: the bar a held chord's rest began in was read as the chord's own, and a rest
-    counted in whole bars of silence took two bars dropped after a chord on 1 for three). Three
-    bars left out keep the form (test_bars_dropped_inside_a_phrase_keep_the_form)."""
+    counted in whole bars of silence took two bars dropped after a chord on 1 for three). Up to
+    four bars left out keep the form (test_bars_dropped_inside_a_phrase_keep_the_form)."""
     if case == "first bar":
         notes, back = comp(range(0, 4), BAR) + [n for b in range(5, 18) for n in chord(b * BAR + (480 if b == 5 else 0), 1500, 80)], 5
     else:
-        notes, back = comp(range(0, 6), 240) + comp(range(10, 19), 240)[6:], 10
+        notes, back = comp(range(0, 6), 240) + comp(range(11, 20), 240)[6:], 11
     render(played(notes, tmp_path / "stop.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert toms & {back + 3, back + 7} and not toms & {11, 15}, sorted(toms)   # phrases from the return
 
 
-@pytest.mark.parametrize("seed, back, case", [(1, 9, "hit"), (2, 10, "hit"), (1, 9, "anticipated"), (1, 9, "run in"),
-                                              (2, 10, "run in")])
-def test_a_stop_time_hit_on_a_phrase_s_first_bar_keeps_the_form(
+@pytest.mark.parametrize("seed, back, case", [(1, 9, "hit"), (2, 10, "hit"), (1, 11, "hit"), (2, 11, "hit"),
+                                              (1, 9, "anticipated"), (1, 9, "run in"), (2, 10, "run in")])
+def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_begins_phrases(
         model_dir: Path, tmp_path: Path, seed: int, back: int, case: str) -> None:
     """Eighth chords through bar 8, a hit on bar 9's 1 (an 8-bar phrase's first bar) and a stop,
     back from beat 2 of bar 10 (or 11) with the comp: the player was there on the phrase's head,
@@ -865,7 +868,10 @@ def test_a_stop_time_hit_on_a_phrase_s_first_bar_keeps_the_form(
     25 and 30 and a crash on 26). The hit played a 16th early is the bar before's anticipation,
     a stop before the head, and phrases count from the return (review-s31's funk clavs, q03 and
     x02); back with a walk-up into the next bar line, the band comes back in there, with a crash,
-    and phrases count from it (review-s31's q10, review-s33b's p04)."""
+    and phrases count from it (review-s31's q10, review-s33b's p04). Back with the comp from
+    beat 2 of bar 12, into a phrase's first bar, the band comes back in on 13 with a crash, the
+    form going on (review-s34's x09: a band hit on 17.1 and the player's lick from 20.2 into the
+    band's return on 21, which had no crash); back into bar 11 or 12, no crash there."""
     hit = 8 * BAR - (120 if case == "anticipated" else 0)
     if case == "run in":
         again = back + 1
@@ -876,13 +882,29 @@ def test_a_stop_time_hit_on_a_phrase_s_first_bar_keeps_the_form(
     notes = comp(range(0, 8), 240)[: -3 if case == "anticipated" else None] + chord(hit, 200, 100) + rest
     render(played(notes, tmp_path / "hit.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     toms = set(tom_bars(tmp_path / "out.mid"))
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
     if case == "hit":
         assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
+        assert (back + 1 in crashes) is (back == 11), sorted(crashes)   # the band back in on a phrase's head
     else:
         assert toms & {again + 3, again + 7} and not toms & {11, 15}, sorted(toms)   # phrases from the return
     if case == "run in":
-        crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
         assert again in crashes, sorted(crashes)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_hit_inside_a_phrase_and_a_run_back_in_keeps_the_form(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """Eighth chords through bar 9, a hit on bar 10's 1 (inside a phrase) and a stop, a walk-up
+    from beat 2 of bar 11 into bar 12 and the comp: the band comes back into the phrase, so a
+    crash on 12 and phrases count on from bar 1 (fills end 12 and 16), not from 12 (review-s35's
+    s03 and s11: a run into 12 after a hit on 10.1 moved every fill to a phrase's third bar)."""
+    walk = [(10 * BAR + 480 + 240 * k, 200, 55 + 2 * k, 80) for k in range(6)]
+    notes = comp(range(0, 9), 240) + chord(9 * BAR, 200, 100) + walk + comp(range(11, 19), 240)
+    render(played(notes, tmp_path / "hit.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert 11 in crashes, sorted(crashes)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    assert toms & {11, 15} and not toms & {14, 18}, sorted(toms)   # phrases from bar 1
 
 
 def test_the_same_keys_lick_into_every_return_stays_a_pickup(model_dir: Path, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import Enum, auto
 import logging
 import math
 import threading
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MISSED_AFTER = 2.0            #: steps after a groove step's time that its note counts as left out (a rest)
 HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
-DROPPED = 3                    #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
+DROPPED_BARS = 4               #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
 HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (a 16th early is an anticipation)
 OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
 
@@ -40,8 +40,15 @@ __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecut
 class Back(Enum):
     """How a player back by beat 2's "e" comes back into the form (``Engine._back_in_the_form``)."""
 
-    DROPPED = "bars dropped inside a phrase: the band played on, phrases count on"
-    STOPPED = "a stop-time hit, then a rest: phrases count on, or begin again where a pickup lands"
+    DROPPED = auto()   #: bars left out inside a phrase, the band playing on: phrases count on
+    STOPPED = auto()   #: a stop-time hit on a phrase's head, then a rest: phrases count on, or begin where a pickup lands
+
+
+class Landing(Enum):
+    """What the notes of a player back by beat 2's "e" were, run into the next bar line (``Engine._run_lands``)."""
+
+    PICKUP = auto()    #: a keys fill into the band's return: a crash, and phrases begin there, but after dropped bars
+    BACK_IN = auto()   #: the groove's own figure after a stop, into a phrase's first bar: a crash, the form goes on
 
 
 @dataclass(frozen=True)
@@ -221,8 +228,7 @@ class Engine:
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
-        self._in_the_form = False                      # ... the entry came back into the form (bars dropped, a stop)
-        self._stopped = False                          # ... from a stop-time hit: a landing begins phrases again
+        self._back: Back | None = None                 # ... how it came back into the form (None: phrases began again)
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -294,16 +300,19 @@ class Engine:
         comes_in = (self._looper.groove.is_empty or rest > 0   # the start, a return
                     or self._back_from_hold(position))
         back = self._back_in_the_form(position, rest) if comes_in else None
-        in_the_form = back is not None
-        lands = self._run_lands(position, message.note, message.velocity, comes_in, in_the_form)
+        lands = self._run_lands(position, message.note, message.velocity, comes_in, back is not None)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             if comes_in:
-                self._in_the_form, self._stopped = in_the_form, back is Back.STOPPED
-                if not in_the_form:
+                self._back = back
+                if back is not None:
+                    self._player.back_in(position)
+                else:
                     self._player.mark(position, t, begins=True)
-            elif lands:
-                self._player.pickup(position, t, begins=not self._in_the_form or self._stopped)
+            elif lands is Landing.PICKUP:
+                self._player.pickup(position, t, begins=self._back is not Back.DROPPED)
+            elif lands is Landing.BACK_IN:
+                self._player.pickup(position, t, begins=False)
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
@@ -399,21 +408,22 @@ class Engine:
         """How a player back by beat 2's "e", off the bar line (``OFF_THE_LINE``), comes back into
         the form; None: phrases begin again from the return. The rest begins in the bar after its
         last note's, or, if earlier, in the bar where it first left out a steady step of the
-        groove (a bass note on 1 and nothing after it), up to ``DROPPED`` bars before the bar
+        groove (a bass note on 1 and nothing after it), up to ``DROPPED_BARS`` bars before the bar
         they are back in:
 
-        - ``Back.STOPPED`` if its last note was that bar's 1, from ``HIT_EARLY`` before the bar
-          line to half a beat after (a stop-time hit, a chord let ring), a phrase's first bar
-          too: the player was there on its head;
         - ``Back.DROPPED`` if it began inside a phrase: bars of the form left out while the band
-          played on.
+          played on;
+        - ``Back.STOPPED`` if it began in a phrase's first bar and its last note was that bar's 1,
+          from ``HIT_EARLY`` before the bar line to before ``OFF_THE_LINE`` after it (a stop-time
+          hit, a chord let ring): the player was there on the phrase's head. (Over a groove of
+          one chord a bar the rest begins at the next bar's 1, which it leaves out: ``Back.DROPPED``.)
 
         A rest that began in a phrase's first bar otherwise (the player stopped before its 1, or
         on a 16th's anticipation of it; a chord held through the bar before), a longer one, or a
         return on the bar line: None. Back in the form, phrases and crashes count on as before;
         a run from there that lands on the next bar line is still a pickup (``_run_lands``),
-        with its crash on the landing, where phrases begin after a stop (the band comes back in
-        on it) and count on after dropped bars."""
+        with its crash on the landing, where phrases begin after a stop on a phrase's head (the
+        band comes back in on it) and count on after dropped bars (a hit inside a phrase too)."""
         entry = entry_downbeat(position)
         silence = self._looper.silence(position)
         if not rest or silence is None or position - entry <= OFF_THE_LINE:
@@ -424,11 +434,13 @@ class Engine:
         missed = self._looper.first_left_out(position, MISSED_AFTER)
         if missed is not None:   # ... or the bar the rest began to leave the groove out in, if earlier
             after = min(after, math.floor(missed / STEPS_PER_BAR) * STEPS_PER_BAR)
-        if not 0 < entry - after <= DROPPED * STEPS_PER_BAR:
+        if not 0 < entry - after <= DROPPED_BARS * STEPS_PER_BAR:
             return None
-        if -HIT_EARLY <= last - after <= MARK_WINDOW:   # the last note was that bar's 1: a stop-time hit
+        if self._player.inside_phrase(after):
+            return Back.DROPPED
+        if -HIT_EARLY <= last - after < OFF_THE_LINE:   # the last note was the phrase head's 1: a stop-time hit
             return Back.STOPPED
-        return Back.DROPPED if self._player.inside_phrase(after) else None
+        return None
 
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
@@ -451,25 +463,32 @@ class Engine:
         return True
 
     def _run_lands(self, position: float, pitch: int, velocity: int, comes_in: bool,
-                   in_the_form: bool = False) -> bool:
-        """True at the note where the notes of a player who came in by beat 2's "e" run on into
-        the next bar line as a pickup, a keys fill into the band's return (``phrase.Run``). A
-        player back into the form (``_back_in_the_form``) may begin one from ``OFF_THE_LINE``: no
-        crash marks that bar line, so the "and" of 1 runs as late or early."""
+                   in_the_form: bool = False) -> Landing | None:
+        """At the note where the notes of a player who came in by beat 2's "e" run on into the
+        next bar line: ``Landing.PICKUP`` when they were a pickup, a keys fill into the band's
+        return (``phrase.Run``); ``Landing.BACK_IN`` when they were the groove's own figure,
+        after a stop-time hit (``Back.STOPPED``), into a phrase's first bar: the band comes back
+        in there. A player back into the form (``_back_in_the_form``) may begin one from
+        ``OFF_THE_LINE``: no crash marks that bar line, so the "and" of 1 runs as late or early."""
         if comes_in:
             entry = entry_downbeat(position)
             self._run = None
             if position - entry > (OFF_THE_LINE if in_the_form else MARK_WINDOW):
                 first = Onset(position, {pitch}, velocity)
                 self._run = Run(entry, position, not self._on_groove(position), [first])
-            return False
+            return None
         run = self._run   # read once: a relocate or a clear may let it go meanwhile
         if run is None:
-            return False
+            return None
         lands = run.hear(position, pitch, velocity, self._on_groove(position))
         if lands is not None and self._run is run:
             self._run = None
-        return bool(lands)
+        if lands:
+            return Landing.PICKUP
+        if (lands is False and run.reached and self._back is Back.STOPPED
+                and not self._player.inside_phrase(marked_downbeat(position))):
+            return Landing.BACK_IN
+        return None
 
     def _on_groove(self, position: float) -> bool:
         """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""

@@ -44,7 +44,7 @@ in or back from a rest (:meth:`Phrasing.begin`) or the drummer joined a new sect
 before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
 else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
 when the last crash is ``every`` bars back (a return from a rest always gets its own; a pickup's
-landing back into the form, :meth:`Phrasing.lands`, puts it off for ``MARKS_APART`` only). The last bar of the other ``fill_every`` phrases is a small one:
+landing back into the form, :meth:`Phrasing.lands`, does not put it off). The last bar of the other ``fill_every`` phrases is a small one:
 the pattern's fill bar, else the made fill's pickup (its last beat only; none for a one-beat
 fill). A phrase-end bar plays from the pattern it began with: a pattern that comes in during it
 waits for the next bar, as a drummer finishes a fill. Elsewhere a fill bar gives way to the groove bar, and any other bar plays without its
@@ -138,6 +138,7 @@ class Run:
     latest: float                    #: the latest note's position (steps)
     off: bool                        #: an onset's first note fell off the groove's steps
     onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
+    reached: bool = False            #: it reached the next bar line, as a pickup or as the groove's figure
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
         """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
@@ -152,6 +153,7 @@ class Run:
         if lands is False:
             return False
         if lands:
+            self.reached = True
             return self.off or not on_groove or not self._repeats() or self._builds()
         last = self.onsets[-1] if self.onsets else None
         if last is not None and position - last.at <= ONSET_SPREAD:
@@ -203,6 +205,7 @@ class Phrasing:
         self._kept = {RIDE: 0, CLOSED_HAT: 0}   # ... counted
         self._late: object | None = None   # the mark of a crash played late (welcome_late), not yet heard here
         self._begun: int | None = None     # the downbeat the player last came in or back on (begin)
+        self._back_in: int | None = None   # ... came back into the form on, phrases counting on (back_in)
         # came_in_late's downbeat, and the _last and _last_mark it replaced (undone by was_a_pickup)
         self._came_late: tuple[int, int | None, int | None] | None = None
         # fill()'s last step, the pattern its cells came from, which bar of it (0, 1, "fill", "pickup")
@@ -293,7 +296,7 @@ class Phrasing:
     def song_from(self, step: int) -> None:
         """The song's bar 1 is at absolute ``step``: phrases count from it, and again after a jump."""
         self.start = self.origin = step
-        self._begun = self._came_late = None
+        self._begun = self._back_in = self._came_late = None
 
     def begin(self, downbeat: int) -> None:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it, and
@@ -301,6 +304,12 @@ class Phrasing:
         self.origin = self._begun = downbeat
         self._marks = {step: kind for step, kind in self._marks.items()
                        if kind is not _SECTION or step <= downbeat}
+
+    def back_in(self, downbeat: int) -> None:
+        """The player comes back into the form in the bar at this downbeat (bars dropped inside a
+        phrase, a stop-time hit): phrases count on, and a section the looper hears begin up to a
+        pass before or a bar after it is that return, as for :meth:`begin`."""
+        self._back_in = downbeat
 
     def section(self, downbeat: int, next_step: int) -> None:
         """The looper heard a new section that began on ``downbeat``, a pass ago: the phrase under
@@ -310,10 +319,13 @@ class Phrasing:
         already played there (after a big fill, say). Nothing at all without fill phrasing, nor
         for a section the looper heard begin up to a pass before the player came back (the pass
         held the rest and the pickup), or a bar after (a return between two of its passes): the
-        return is that event."""
-        begun = self._begun
+        return is that event; for a return into the form (:meth:`back_in`), one that began on its
+        bar too."""
+        begun, back_in = self._begun, self._back_in
         if not self.fill_every or (begun is not None and downbeat != begun
                                    and -STEPS <= downbeat - begun <= STEPS_PER_BAR):
+            return
+        if back_in is not None and -STEPS <= downbeat - back_in <= STEPS_PER_BAR:
             return
         if downbeat == self.origin or downbeat == self._last:
             self.origin = downbeat
@@ -332,7 +344,7 @@ class Phrasing:
     def lands(self, downbeat: int) -> None:
         """The player's pickup lands back into the form on this downbeat (bars dropped inside a
         phrase): its crash, marked as the player's, does not put off the form's own crash after
-        the next big fill beyond ``MARKS_APART``; that one keeps its spacing from the crash before."""
+        the next big fill; that one keeps its spacing from the crash before."""
         self._landing = downbeat
 
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
@@ -377,7 +389,7 @@ class Phrasing:
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
         self._landing = self._landed = None
-        self._begun = self._came_late = None
+        self._begun = self._back_in = self._came_late = None
         self._keeper = self._came_in = self._late = None
         self._wanted.clear()
         self._kept = {RIDE: 0, CLOSED_HAT: 0}
@@ -478,17 +490,15 @@ class Phrasing:
     def _mark_allowed(self, step: int, kind: object) -> bool:
         """Marks a pass apart are one event; a player coming back from a rest always gets its
         crash, however close the last crash after a fill; the crash after a fill keeps
-        ``every`` bars from the last crash, as any crash the player did not ask for, but only
-        ``MARKS_APART`` from a pickup's landing back into the form (:meth:`lands`)."""
+        ``every`` bars from the last crash, as any crash the player did not ask for, but for a
+        pickup's landing back into the form (:meth:`lands`): from the crash before it."""
+        recent = (self._last_mark,) if kind is _BEGINS else (self._last_mark, self._last_fill)
         if kind is _FILL:
             last = self._last
-            if self._landed is not None and last == self._landed[0]:
-                if 0 <= step - last < MARKS_APART:
-                    return False
-                last = self._landed[1]
+            if self._landed is not None and last == self._landed[0]:   # the last crash was a landing's
+                last, recent = self._landed[1], (self._last_fill,)
             if last is not None and 0 <= step - last < self.every * STEPS_PER_BAR:
                 return False
-        recent = (self._last_mark,) if kind is _BEGINS else (self._last_mark, self._last_fill)
         return all(last is None or not 0 <= step - last < MARKS_APART for last in recent)
 
 

@@ -140,6 +140,12 @@ class Player:
         with self._lock:
             return self._phrasing.inside_phrase(downbeat)
 
+    def back_in(self, position: float) -> None:
+        """The player comes back into the form at ``position`` (by beat 2's "e" of its bar): phrases
+        count on as they did (see ``Phrasing.back_in``)."""
+        with self._lock:
+            self._phrasing.back_in(entry_downbeat(position))
+
     def pickup(self, position: float, now: float, begins: bool = True) -> None:
         """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
         ``position``: a pickup after all (``phrase.run_lands``). The downbeat they land on is
