@@ -858,7 +858,8 @@ def test_a_rest_from_a_phrase_s_first_bar_or_of_five_bars_begins_phrases_again(
 
 
 @pytest.mark.parametrize("seed, back, case", [(1, 9, "hit"), (2, 10, "hit"), (1, 11, "hit"), (2, 11, "hit"),
-                                              (1, 9, "anticipated"), (1, 9, "run in"), (2, 10, "run in")])
+                                              (1, 9, "anticipated"), (1, 9, "late"), (1, 9, "run in"),
+                                              (2, 10, "run in"), (1, 11, "run in")])
 def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_begins_phrases(
         model_dir: Path, tmp_path: Path, seed: int, back: int, case: str) -> None:
     """Eighth chords through bar 8, a hit on bar 9's 1 (an 8-bar phrase's first bar) and a stop,
@@ -867,12 +868,15 @@ def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_be
     review's rock part, review-s34's d03: a band hit on 17.1, back on 18.2, had its fills on 21,
     25 and 30 and a crash on 26). The hit played a 16th early is the bar before's anticipation,
     a stop before the head, and phrases count from the return (review-s31's funk clavs, q03 and
-    x02); back with a walk-up into the next bar line, the band comes back in there, with a crash,
-    and phrases count from it (review-s31's q10, review-s33b's p04). Back with the comp from
+    x02), and so is one played on the "and" of 1 (`OFF_THE_LINE`); back with a walk-up into the
+    next bar line, the band comes back in there, with a crash, and phrases count from it
+    (review-s31's q10, review-s33b's p04), but a walk-up into a phrase's first bar brings the
+    band back into the form, its 8-bar crashes where they were (a code review's probe: they
+    moved by 4 bars, where the comp into the same bar kept them). Back with the comp from
     beat 2 of bar 12, into a phrase's first bar, the band comes back in on 13 with a crash, the
     form going on (review-s34's x09: a band hit on 17.1 and the player's lick from 20.2 into the
     band's return on 21, which had no crash); back into bar 11 or 12, no crash there."""
-    hit = 8 * BAR - (120 if case == "anticipated" else 0)
+    hit = 8 * BAR + {"anticipated": -120, "late": 210}.get(case, 0)
     if case == "run in":
         again = back + 1
         rest = [(back * BAR + 480 + 240 * k, 200, 55 + 2 * k, 80) for k in range(6)] + comp(range(again, 18), 240)
@@ -883,13 +887,14 @@ def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_be
     render(played(notes, tmp_path / "hit.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     toms = set(tom_bars(tmp_path / "out.mid"))
     crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
-    if case == "hit":
+    if case == "hit" or again == 12:
         assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
         assert (back + 1 in crashes) is (back == 11), sorted(crashes)   # the band back in on a phrase's head
     else:
         assert toms & {again + 3, again + 7} and not toms & {11, 15}, sorted(toms)   # phrases from the return
     if case == "run in":
         assert again in crashes, sorted(crashes)
+        assert (16 in crashes) is (again == 12), sorted(crashes)   # the 8-bar crash of the form, or of the return
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -905,6 +910,18 @@ def test_a_hit_inside_a_phrase_and_a_run_back_in_keeps_the_form(model_dir: Path,
     assert 11 in crashes, sorted(crashes)
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert toms & {11, 15} and not toms & {14, 18}, sorted(toms)   # phrases from bar 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_sparse_comp_s_chord_a_beat_late_keeps_the_form(model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A chord on every 1, but bar 10's on beat 2: a rest by the groove's count (its 1 left out,
+    a bar and more without a new note), but the player is back in the bar they left out, inside
+    a phrase, and phrases count on from bar 1 (a code review's probe: fills on 13, 17 and 21 and
+    a crash on 18, against 12, 16, 20 and 17 played straight)."""
+    notes = [n for b in range(18) for n in chord(b * BAR + (480 if b == 9 else 0), 400, 80)]
+    render(played(notes, tmp_path / "late.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    assert toms & {11, 15} and not toms & {12, 16}, sorted(toms)   # phrases from bar 1
 
 
 def test_the_same_keys_lick_into_every_return_stays_a_pickup(model_dir: Path, tmp_path: Path) -> None:

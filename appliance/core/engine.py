@@ -47,7 +47,7 @@ class Back(Enum):
 class Landing(Enum):
     """What the notes of a player back by beat 2's "e" were, run into the next bar line (``Engine._run_lands``)."""
 
-    PICKUP = auto()    #: a keys fill into the band's return: a crash, and phrases begin there, but after dropped bars
+    PICKUP = auto()    #: a keys fill into the band's return: a crash, and phrases begin there (Engine._begins_where_it_lands)
     BACK_IN = auto()   #: the groove's own figure after a stop, into a phrase's first bar: a crash, the form goes on
 
 
@@ -310,7 +310,7 @@ class Engine:
                 else:
                     self._player.mark(position, t, begins=True)
             elif lands is Landing.PICKUP:
-                self._player.pickup(position, t, begins=self._back is not Back.DROPPED)
+                self._player.pickup(position, t, begins=self._begins_where_it_lands(position))
             elif lands is Landing.BACK_IN:
                 self._player.pickup(position, t, begins=False)
             if self._rest:
@@ -422,8 +422,10 @@ class Engine:
         on a 16th's anticipation of it; a chord held through the bar before), a longer one, or a
         return on the bar line: None. Back in the form, phrases and crashes count on as before;
         a run from there that lands on the next bar line is still a pickup (``_run_lands``),
-        with its crash on the landing, where phrases begin after a stop on a phrase's head (the
-        band comes back in on it) and count on after dropped bars (a hit inside a phrase too)."""
+        with its crash on the landing, where phrases begin after a stop on a phrase's head into
+        a bar inside a phrase (the band comes back in on it) and count on otherwise. A rest that
+        left out only the 1 of the bar the player is back in (a sparse comp's chord a beat late)
+        is dropped bars inside a phrase, or begins phrases again on its first bar."""
         entry = entry_downbeat(position)
         silence = self._looper.silence(position)
         if not rest or silence is None or position - entry <= OFF_THE_LINE:
@@ -434,7 +436,7 @@ class Engine:
         missed = self._looper.first_left_out(position, MISSED_AFTER)
         if missed is not None:   # ... or the bar the rest began to leave the groove out in, if earlier
             after = min(after, math.floor(missed / STEPS_PER_BAR) * STEPS_PER_BAR)
-        if not 0 < entry - after <= DROPPED_BARS * STEPS_PER_BAR:
+        if not 0 <= entry - after <= DROPPED_BARS * STEPS_PER_BAR:   # 0: the bar's 1 left out, back on 2
             return None
         if self._player.inside_phrase(after):
             return Back.DROPPED
@@ -489,6 +491,14 @@ class Engine:
                 and not self._player.inside_phrase(marked_downbeat(position))):
             return Landing.BACK_IN
         return None
+
+    def _begins_where_it_lands(self, position: float) -> bool:
+        """Whether phrases begin where a pickup lands at ``position``: after a return that began
+        them again, and after a stop on a phrase's head into a bar inside a phrase (the band
+        comes back in there); not after dropped bars, nor a stop into a phrase's first bar of
+        the form going on."""
+        back = self._back
+        return back is None or (back is Back.STOPPED and self._player.inside_phrase(marked_downbeat(position)))
 
     def _on_groove(self, position: float) -> bool:
         """Whether a note at ``position`` falls on a step the groove plays (none when it is empty)."""

@@ -307,8 +307,10 @@ class Phrasing:
 
     def back_in(self, downbeat: int) -> None:
         """The player comes back into the form in the bar at this downbeat (bars dropped inside a
-        phrase, a stop-time hit): phrases count on, and a section the looper hears begin up to a
-        pass before or a bar after it is that return, as for :meth:`begin`."""
+        phrase, a stop-time hit): phrases count on, and a section the looper hears from now on
+        to have begun up to a pass before it or a bar after is that return. (One heard before the
+        return note, on its bar's downbeat, has already moved the count: :meth:`begin` takes that
+        back for a return that begins phrases, this does not.)"""
         self._back_in = downbeat
 
     def section(self, downbeat: int, next_step: int) -> None:
@@ -343,8 +345,9 @@ class Phrasing:
 
     def lands(self, downbeat: int) -> None:
         """The player's pickup lands back into the form on this downbeat (bars dropped inside a
-        phrase): its crash, marked as the player's, does not put off the form's own crash after
-        the next big fill; that one keeps its spacing from the crash before."""
+        phrase, the groove's figure after a stop): its crash, marked as the player's, does not put
+        off the form's own crash after the next big fill; that one keeps its spacing from the
+        crash before."""
         self._landing = downbeat
 
     def welcome_late(self, downbeat: int, begins: bool = False) -> bool:

@@ -150,8 +150,8 @@ class Player:
         """The notes of a player who came in by beat 2's "e" ran on into the next bar line, at
         ``position``: a pickup after all (``phrase.run_lands``). The downbeat they land on is
         marked as the player's entry instead (a crash there, up to ``max_late`` late). Not
-        ``begins``: the player came back into the form (bars dropped inside a phrase), so the
-        landing gets its crash and phrases count on as they did."""
+        ``begins``: the player came back into the form (bars dropped inside a phrase, a stop
+        into a phrase's first bar), so the landing gets its crash and phrases count on as they did."""
         with self._lock:
             if begins:
                 self._phrasing.was_a_pickup(marked_downbeat(position))
