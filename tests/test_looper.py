@@ -673,3 +673,21 @@ def test_a_rest_says_where_it_first_left_the_groove_out() -> None:
     play_pass(looper, 6, [0, 4, 8])
     assert looper.first_left_out(6 * STEPS + 30, 2.0) == 6 * STEPS + 12
     assert looper.first_left_out(6 * STEPS + 9, 2.0) is None
+
+
+def test_the_last_note_s_accent_is_heard_against_its_pass_before_and_after_the_loop_point() -> None:
+    """Eighths at 0.6, the pass's last one on step 31 at 0.9: 1.5 times the groove around it,
+    in the pass in progress and after the loop point (a push before a rest); the same eighths
+    at one level: 1; too few other steps: None."""
+    looper = Looper()
+    assert looper.last_accent() is None
+    for k in range(2):
+        play_pass(looper, k, range(0, STEPS, 2), 0.6)
+    play_pass(looper, 2, range(0, 30, 2), 0.6)
+    assert looper.last_accent() == pytest.approx(1.0)
+    looper.record(2 * STEPS + 31, 0.9)
+    assert looper.last_accent() == pytest.approx(1.5)
+    looper.advance(4 * STEPS)                          # a rest: the pass with the push was the last played
+    assert looper.last_accent() == pytest.approx(1.5)
+    play_pass(looper, 5, [0, 4, 8, 31])
+    assert looper.last_accent() is None               # three other steps

@@ -33,6 +33,8 @@ HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove 
 DROPPED_BARS = 4               #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
 HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (a 16th early is an anticipation)
 OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
+PUSH_EARLY = 2.5               #: steps before a phrase head's bar line an accented push of its 1 may come (up to an eighth ahead) ...
+PUSH_ACCENT = 1.15             #: ... this many times as loud as the other steps of its pass (``Looper.last_accent``)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -415,11 +417,14 @@ class Engine:
           played on;
         - ``Back.STOPPED`` if it began in a phrase's first bar and its last note was that bar's 1,
           from ``HIT_EARLY`` before the bar line to before ``OFF_THE_LINE`` after it (a stop-time
-          hit, a chord let ring): the player was there on the phrase's head. (Over a groove of
-          one chord a bar the rest begins at the next bar's 1, which it leaves out: ``Back.DROPPED``.)
+          hit, a chord let ring), or pushed ahead of it, up to ``PUSH_EARLY``, accented
+          (``PUSH_ACCENT``, ``Looper.last_accent``: the band's hit anticipated): the player was
+          there on the phrase's head. (Over a groove of one chord a bar the rest begins at the
+          next bar's 1, which it leaves out: ``Back.DROPPED``.)
 
         A rest that began in a phrase's first bar otherwise (the player stopped before its 1, or
-        on a 16th's anticipation of it; a chord held through the bar before), a longer one, or a
+        ahead of it at the groove's own level, the figure's last note; a chord held through the
+        bar before), a longer one, or a
         return on the bar line: None. Back in the form, phrases and crashes count on as before;
         a run from there that lands on the next bar line is still a pickup (``_run_lands``),
         with its crash on the landing, where phrases begin after a stop on a phrase's head into
@@ -442,6 +447,8 @@ class Engine:
             return Back.DROPPED
         if -HIT_EARLY <= last - after < OFF_THE_LINE:   # the last note was the phrase head's 1: a stop-time hit
             return Back.STOPPED
+        if -PUSH_EARLY <= last - after < -HIT_EARLY and (self._looper.last_accent() or 0.0) >= PUSH_ACCENT:
+            return Back.STOPPED   # ... or its 1 pushed ahead, accented: the band's hit anticipated
         return None
 
     def _back_from_hold(self, position: float) -> bool:

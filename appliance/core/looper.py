@@ -39,8 +39,9 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   0 turns it off.
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
-  the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest); the engine thins
-  the drums out.
+  the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest), and
+  ``last_accent`` how loud its last note was against the groove around it (a push); the engine
+  thins the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
   (``assumed``, what the model hears), so bar 2 is not played from silence while bar 1 is all
@@ -77,6 +78,7 @@ RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
+ACCENT_STEPS = 4        #: ``last_accent`` needs this many other steps played in the last note's pass
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,26 @@ class Looper:
         steps = np.arange(first, end + 1)
         missed = steps[self._steady[steps % STEPS]]
         return float(missed[0]) - self._shift if missed.size else None
+
+    def last_accent(self) -> float | None:
+        """How loud the last note's step was (its loudest note) against the other steps played in
+        its pass: their median's multiple, 1 as loud as the groove around it, more for an accent;
+        None before ``ACCENT_STEPS`` other steps were played in that pass."""
+        with self._lock:
+            last = self._last_onset
+            if last is None:
+                return None
+            step, _ = quantise(last)
+            if loop_pass(last) == self._pass:   # the last note is in the pass in progress
+                played = np.where(self._now, self._steps[:, VELOCITY], np.nan)
+            else:                                # ... or in the last played pass, before a rest
+                played = self._last.copy()
+            mine = float(played[step])
+            played[step] = np.nan
+            others = played[~np.isnan(played)]
+            if np.isnan(mine) or others.size < ACCENT_STEPS:
+                return None
+            return mine / max(float(np.median(others)), 0.01)
 
     def _steady_steps(self) -> np.ndarray:
         hits = self._groove.steps[:, HIT] > 0
