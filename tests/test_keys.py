@@ -57,3 +57,28 @@ def test_a_stuck_key_or_pedal_no_longer_sounds_after_held_for() -> None:
     assert not keys.sounding(HELD_FOR + 1.0)
     keys.press(0, 62, HELD_FOR)   # struck again: it sounds from there
     assert keys.sounding(HELD_FOR + 1.0)
+
+
+def test_the_last_chord_rings_until_its_last_key_or_the_pedal_lets_go() -> None:
+    """A chord struck over half a step rings to where its last key is let go, or the pedal lifts
+    after; a key held from before it does not make it ring on; a new chord starts again."""
+    keys = Keys()
+    assert keys.last_rang_to(5.0) is None
+    keys.press(0, 36, 0.0)                      # a bass note held from before
+    for step, note in ((15.0, 60), (15.2, 64), (15.4, 67)):
+        keys.press(0, note, step)
+    assert keys.last_rang_to(16.0) == 16.0      # it sounds
+    keys.hear(off(60), 15.7)
+    keys.hear(off(64), 15.8)
+    assert keys.last_rang_to(16.0) == 16.0
+    keys.hear(off(67), 18.0)
+    assert keys.last_rang_to(30.0) == 18.0      # tied over the bar line to step 18, the bass note still down
+    keys.hear(cc(64, 127), 19.0)
+    keys.press(0, 62, 31.0)
+    keys.hear(off(62), 31.5)
+    assert keys.last_rang_to(33.0) == 33.0      # let go under the pedal: it rings on
+    keys.hear(cc(64, 0), 34.0)
+    assert keys.last_rang_to(40.0) == 34.0
+    keys.press(0, 65, 47.0)
+    keys.hear(off(65))                          # where it was let go is not known: as at once
+    assert keys.last_rang_to(50.0) == 47.0

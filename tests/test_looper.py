@@ -675,10 +675,12 @@ def test_a_rest_says_where_it_first_left_the_groove_out() -> None:
     assert looper.first_left_out(6 * STEPS + 9, 2.0) is None
 
 
-def test_the_last_note_s_accent_is_heard_against_its_pass_before_and_after_the_loop_point() -> None:
-    """Eighths at 0.6, the pass's last one on step 31 at 0.9: 1.5 times the groove around it,
-    in the pass in progress and after the loop point (a push before a rest); the same eighths
-    at one level: 1; too few other steps: None."""
+def test_the_last_note_s_accent_is_heard_against_its_step_or_its_pass_before_and_after_the_loop_point() -> None:
+    """Eighths at 0.6: a last note on step 31, which the figure does not play, at 0.9 is 1.5
+    times the rest of its pass, in the pass in progress and after the loop point (a push before
+    a rest); the figure's own step 30 played at 0.9 is 1.5 times its level the pass before, but
+    an "and" of 4 the figure accents every pass is 1 (its own accent, no push); a new step in
+    a pass of three other notes: None."""
     looper = Looper()
     assert looper.last_accent() is None
     for k in range(2):
@@ -689,5 +691,15 @@ def test_the_last_note_s_accent_is_heard_against_its_pass_before_and_after_the_l
     assert looper.last_accent() == pytest.approx(1.5)
     looper.advance(4 * STEPS)                          # a rest: the pass with the push was the last played
     assert looper.last_accent() == pytest.approx(1.5)
-    play_pass(looper, 5, [0, 4, 8, 31])
+    play_pass(looper, 5, range(0, 30, 2), 0.6)
+    looper.record(5 * STEPS + 30, 0.9)
+    assert looper.last_accent() == pytest.approx(1.5)  # the figure's own "and" of 4, louder than it was
+    looper.advance(6 * STEPS)
+    assert looper.last_accent() == pytest.approx(1.5)
+    for k in range(6, 8):
+        play_pass(looper, k, range(0, 30, 2), 0.6)
+        looper.record(k * STEPS + 30, 0.9)
+    assert looper.last_accent() == pytest.approx(1.0)  # ... accented every pass: the figure's own
+    looper.clear()
+    play_pass(looper, 9, [0, 4, 8, 31])
     assert looper.last_accent() is None               # three other steps

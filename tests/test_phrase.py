@@ -316,7 +316,7 @@ def landed(notes: list[tuple[float, int, int]], off_groove: frozenset[int] = fro
         step = int(np.floor(position + 0.5))
         return step % 2 == 0 and step not in off_groove
     (first, pitch, velocity), *rest = notes
-    run = Run(0, first, not on(first), [Onset(first, {pitch}, velocity)])
+    run = Run(0, first, [Onset(first, {pitch}, velocity)])
     said = [run.hear(position, pitch, velocity, on(position)) for position, pitch, velocity in rest]
     assert all(word is None for word in said[:-1]), said
     return said[-1]
@@ -336,6 +336,7 @@ def test_a_comp_taken_up_again_lands_as_the_groove_and_a_line_as_a_pickup() -> N
     assert landed(chords(EIGHTHS, pitches=(67, 60, 64))) is False        # its notes in any order
     assert landed(chords(EIGHTHS), off_groove=frozenset({16})) is True   # landing on a 1 the groove leaves out
     assert landed(chords(EIGHTHS), off_groove=frozenset({8})) is True    # a note off the groove's steps
+    assert landed(chords(EIGHTHS), off_groove=frozenset({4})) is False   # ... but the hit it comes back with
     line = [(p, 60 + 2 * k, 70) for k, p in enumerate(EIGHTHS)] + [(16.0, 48, 90)]
     assert landed(line) is True                                          # a new note every onset
     again = [(4.0, 60, 70), (6.0, 62, 70), (8.0, 65, 70), (10.0, 60, 70), (12.0, 67, 70), (14.0, 69, 70), (16.0, 48, 90)]

@@ -859,10 +859,11 @@ def test_a_rest_from_a_phrase_s_first_bar_or_of_five_bars_begins_phrases_again(
 
 @pytest.mark.parametrize("seed, back, case", [(1, 9, "hit"), (2, 10, "hit"), (1, 11, "hit"), (2, 11, "hit"),
                                               (1, 9, "anticipated"), (1, 9, "pushed"), (2, 10, "pushed"),
-                                              (1, 10, "pushed an eighth"),
+                                              (2, 11, "pushed"), (1, 10, "pushed an eighth"), (1, 10, "own accent"),
+                                              (2, 9, "tied"),
                                               (1, 9, "late"), (1, 9, "run in"), (2, 10, "run in"),
                                               (1, 11, "run in")])
-def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_begins_phrases(
+def test_a_hit_or_a_push_on_a_phrase_s_head_keeps_the_form_the_figure_s_end_or_a_run_in_begins_phrases(
         model_dir: Path, tmp_path: Path, seed: int, back: int, case: str) -> None:
     """Eighth chords through bar 8, a hit on bar 9's 1 (an 8-bar phrase's first bar) and a stop,
     back from beat 2 of bar 10 (or 11) with the comp: the player was there on the phrase's head,
@@ -870,30 +871,37 @@ def test_a_stop_time_hit_on_a_phrase_s_head_keeps_the_form_a_push_or_a_run_in_be
     review's rock part, review-s34's d03: a band hit on 17.1, back on 18.2, had its fills on 21,
     25 and 30 and a crash on 26). So is the hit pushed a 16th early, accented (review-s35's s02
     and s09: a loud stab on 24.4a, back on 27.2, had its fills on 30), or an eighth early, on
-    the "and" of 4 (a push as charts write it). A chord a 16th early at
-    the comp's own level is the figure's last note, a stop before the head, and phrases count
-    from the return (review-s31's funk clavs, q03 and x02), and so is a hit played on the "and"
-    of 1 (`OFF_THE_LINE`); back with a walk-up into the
-    next bar line, the band comes back in there, with a crash, and phrases count from it
+    the "and" of 4 (a push as charts write it), or a 16th early at the comp's level but tied
+    over the bar line to beat 3 (review-s36's p11, p08, p09: a push held, played soft or by a
+    heavy hand with no accent left). A chord a 16th early at the comp's own level, let go,
+    or an "and" of 4 the comp accents in every bar, is the figure's last note, a stop before the
+    head, and phrases count from the return (review-s31's funk clavs, q03 and x02; a code
+    review's probe), and so is a hit played on the "and" of 1 (`OFF_THE_LINE`); back with a
+    walk-up into the next bar line, the band comes back in there, with a crash, and phrases count from it
     (review-s31's q10, review-s33b's p04), but a walk-up into a phrase's first bar brings the
     band back into the form, its 8-bar crashes where they were (a code review's probe: they
     moved by 4 bars, where the comp into the same bar kept them). Back with the comp from
     beat 2 of bar 12, into a phrase's first bar, the band comes back in on 13 with a crash, the
     form going on (review-s34's x09: a band hit on 17.1 and the player's lick from 20.2 into the
     band's return on 21, which had no crash); back into bar 11 or 12, no crash there."""
-    hit = 8 * BAR + {"anticipated": -120, "pushed": -120, "pushed an eighth": -240, "late": 210}.get(case, 0)
+    hit = 8 * BAR + {"anticipated": -120, "pushed": -120, "pushed an eighth": -240, "tied": -120, "late": 210}.get(case, 0)
     if case == "run in":
         again = back + 1
         rest = [(back * BAR + 480 + 240 * k, 200, 55 + 2 * k, 80) for k in range(6)] + comp(range(again, 18), 240)
     else:
         again = back
         rest = [n for tick in range(back * BAR + 480, 18 * BAR, 240) for n in chord(tick, 200, 72)]
-    early = case in ("anticipated", "pushed", "pushed an eighth")
-    notes = comp(range(0, 8), 240)[: -3 if early else None] + chord(hit, 200, 72 if case == "anticipated" else 100) + rest
+    early = case in ("anticipated", "pushed", "pushed an eighth", "tied")
+    figure = comp(range(0, 8), 240)
+    if case == "own accent":   # every bar's "and" of 4 as loud as a push, the last one the figure's last note
+        notes = [(t, length, n, 100 if t % BAR == BAR - 240 else v) for t, length, n, v in figure] + rest
+    else:
+        level, length = {"anticipated": (72, 200), "tied": (72, 1080)}.get(case, (100, 200))
+        notes = figure[: -3 if early else None] + chord(hit, length, level) + rest
     render(played(notes, tmp_path / "hit.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
     toms = set(tom_bars(tmp_path / "out.mid"))
     crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
-    if case in ("hit", "pushed", "pushed an eighth") or again == 12:
+    if case in ("hit", "pushed", "pushed an eighth", "tied") or again == 12:
         assert toms & {11, 15} and not toms & {back + 3, back + 7}, sorted(toms)   # phrases from bar 1
         assert (back + 1 in crashes) is (back == 11), sorted(crashes)   # the band back in on a phrase's head
     else:
@@ -916,6 +924,26 @@ def test_a_hit_inside_a_phrase_and_a_run_back_in_keeps_the_form(model_dir: Path,
     assert 11 in crashes, sorted(crashes)
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert toms & {11, 15} and not toms & {14, 18}, sorted(toms)   # phrases from bar 1
+
+
+FUNK = (0, 2, 3, 6, 7, 9, 10, 12, 14, 15)   #: a clav figure's sixteenths in a bar: none on beat 2
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_back_on_beat_2_with_a_hit_the_figure_leaves_out_then_the_figure_is_no_pickup(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """A funk figure through bar 10, bars 11 and 12 left out (inside a phrase), back with a chord
+    on 13.2, a step the figure never plays, then the figure from its next sixteenth: the groove
+    taken up again, no pickup, so no crash on 14, a phrase's sixth bar, nor on 13 (review-s36's
+    p01 and p11 had crashes on 14 and 20, and p11 its phrases counted from 20)."""
+    def figure(bars: range, after: int = -1) -> list[tuple[int, int, int, int]]:
+        return [n for b in bars for s in FUNK if s > after for n in chord(b * BAR + s * 120, 80, 90 if s in (0, 10) else 70)]
+    notes = figure(range(0, 10)) + chord(12 * BAR + 4 * 120, 80, 90) + figure(range(12, 13), after=4) + figure(range(13, 19))
+    render(played(notes, tmp_path / "funk.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert not crashes & {12, 13} and 16 in crashes, sorted(crashes)
+    toms = set(tom_bars(tmp_path / "out.mid"))
+    assert toms & {11, 15} and not toms & {14}, sorted(toms)   # phrases from bar 1
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -31,10 +31,11 @@ MISSED_AFTER = 2.0            #: steps after a groove step's time that its note 
 HOLD = STEPS_PER_BAR + STEPS_PER_BEAT // 2  #: no new note this long (a fermata, the band holding a chord; a bar and an eighth) ...
 HOLD_LEFT_OUT = 4              #: ... with this many steady steps of the groove left out, left with a pickup: the band comes back in
 DROPPED_BARS = 4               #: bars of the groove a player may leave out inside a phrase, back from beat 2: the form goes on
-HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (a 16th early is an anticipation)
+HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (earlier, a push or the figure's end)
 OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
-PUSH_EARLY = 2.5               #: steps before a phrase head's bar line an accented push of its 1 may come (up to an eighth ahead) ...
-PUSH_ACCENT = 1.15             #: ... this many times as loud as the other steps of its pass (``Looper.last_accent``)
+PUSH_EARLY = 2.5               #: steps before a phrase head's bar line a push of its 1 may come (up to an eighth ahead) ...
+PUSH_ACCENT = 1.15             #: ... this many times as loud as the player plays that step (``Looper.last_accent``) ...
+PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar line (a push tied over it into the 16th after)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
@@ -287,8 +288,8 @@ class Engine:
         wanted = self._settings.input_channel
         if wanted is not None and message.channel != wanted - 1:
             return
-        if message.type != "note_on" or message.velocity == 0:
-            self._keys.hear(message)   # the groove only hears onsets
+        if message.type != "note_on" or message.velocity == 0:   # the groove only hears onsets
+            self._keys.hear(message, self._transport.position(t) if self._transport.running else None)
             return
         starter = self.starter
         if starter is not None and starter.waiting:
@@ -417,8 +418,8 @@ class Engine:
           played on;
         - ``Back.STOPPED`` if it began in a phrase's first bar and its last note was that bar's 1,
           from ``HIT_EARLY`` before the bar line to before ``OFF_THE_LINE`` after it (a stop-time
-          hit, a chord let ring), or pushed ahead of it, up to ``PUSH_EARLY``, accented
-          (``PUSH_ACCENT``, ``Looper.last_accent``: the band's hit anticipated): the player was
+          hit, a chord let ring), or pushed ahead of it, up to ``PUSH_EARLY``, tied over the bar
+          line or accented (``_pushed``: the band's hit anticipated): the player was
           there on the phrase's head. (Over a groove of one chord a bar the rest begins at the
           next bar's 1, which it leaves out: ``Back.DROPPED``.)
 
@@ -447,9 +448,17 @@ class Engine:
             return Back.DROPPED
         if -HIT_EARLY <= last - after < OFF_THE_LINE:   # the last note was the phrase head's 1: a stop-time hit
             return Back.STOPPED
-        if -PUSH_EARLY <= last - after < -HIT_EARLY and (self._looper.last_accent() or 0.0) >= PUSH_ACCENT:
-            return Back.STOPPED   # ... or its 1 pushed ahead, accented: the band's hit anticipated
+        if -PUSH_EARLY <= last - after < -HIT_EARLY and self._pushed(after, position):
+            return Back.STOPPED   # ... or its 1 pushed ahead: the band's hit anticipated
         return None
+
+    def _pushed(self, head: float, position: float) -> bool:
+        """Whether the player's last note, ahead of the bar line ``head``, was a push of its 1: tied
+        over it (its chord sounding ``PUSH_HELD`` past it), or accented (``PUSH_ACCENT`` times as
+        loud as the player plays that step), not the figure's last note."""
+        rang_to = self._keys.last_rang_to(position)
+        return ((rang_to is not None and rang_to >= head + PUSH_HELD)
+                or (self._looper.last_accent() or 0.0) >= PUSH_ACCENT)
 
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
@@ -484,7 +493,7 @@ class Engine:
             self._run = None
             if position - entry > (OFF_THE_LINE if in_the_form else MARK_WINDOW):
                 first = Onset(position, {pitch}, velocity)
-                self._run = Run(entry, position, not self._on_groove(position), [first])
+                self._run = Run(entry, position, [first])
             return None
         run = self._run   # read once: a relocate or a clear may let it go meanwhile
         if run is None:

@@ -40,7 +40,7 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
   the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest), and
-  ``last_accent`` how loud its last note was against the groove around it (a push); the engine
+  ``last_accent`` how loud its last note was against what the player plays there (a push); the engine
   thins the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
@@ -78,7 +78,7 @@ RETURN_SHARE = 0.5      #: ... or this share of them in one pass
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
-ACCENT_STEPS = 4        #: ``last_accent`` needs this many other steps played in the last note's pass
+ACCENT_STEPS = 4        #: ``last_accent`` of a step new to the figure needs this many other steps played in its pass
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ class Looper:
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
         self._last = np.full(STEPS, np.nan, np.float32)  # the last played pass's velocities (nan: not played)
+        self._before = np.full(STEPS, np.nan, np.float32)  # ... and the played pass's before it
         self._older = np.zeros(STEPS, bool)              # ... and already when the pass before began
         self._going = False                              # the last played pass went on with the groove
         self._section_age = 0                            # played passes since the last new section (or clear, load)
@@ -204,22 +205,28 @@ class Looper:
         return float(missed[0]) - self._shift if missed.size else None
 
     def last_accent(self) -> float | None:
-        """How loud the last note's step was (its loudest note) against the other steps played in
-        its pass: their median's multiple, 1 as loud as the groove around it, more for an accent;
-        None before ``ACCENT_STEPS`` other steps were played in that pass."""
+        """How loud the last note's step was (its loudest note) against what the player plays
+        there: its own level in the played pass before, if that pass played it; else, a step
+        the figure does not play, the median of the other steps played in its pass. 1 as the
+        figure plays it, more for an accent; None when neither is there (fewer than
+        ``ACCENT_STEPS`` other steps)."""
         with self._lock:
             last = self._last_onset
             if last is None:
                 return None
             step, _ = quantise(last)
             if loop_pass(last) == self._pass:   # the last note is in the pass in progress
-                played = np.where(self._now, self._steps[:, VELOCITY], np.nan)
+                played, before = np.where(self._now, self._steps[:, VELOCITY], np.nan), self._last
             else:                                # ... or in the last played pass, before a rest
-                played = self._last.copy()
+                played, before = self._last.copy(), self._before
             mine = float(played[step])
+            if np.isnan(mine):
+                return None
+            if not np.isnan(before[step]):       # the figure's own step: against its own level
+                return mine / max(float(before[step]), 0.01)
             played[step] = np.nan
             others = played[~np.isnan(played)]
-            if np.isnan(mine) or others.size < ACCENT_STEPS:
+            if others.size < ACCENT_STEPS:
                 return None
             return mine / max(float(np.median(others)), 0.01)
 
@@ -291,7 +298,7 @@ class Looper:
             self._older[:] = False
             self._going, self._section_age = False, 0
             self._last_onset = None
-            self._last[:] = np.nan
+            self._last[:] = self._before[:] = np.nan
             self._history[:] = 0
             self._steady[:] = False
             self._dropped[:] = self._moved_away[:] = False
@@ -305,7 +312,7 @@ class Looper:
         with self._lock:
             self._steps[:] = groove.steps
             self._now[:] = False
-            self._last[:] = np.nan
+            self._last[:] = self._before[:] = np.nan
             self._stamp[:] = self._played - 1
             self._held = self._steps[:, HIT] > 0
             self._history[:] = np.where(self._held, 0b11, 0).astype(np.uint64)   # a saved groove is no one-off
@@ -327,6 +334,7 @@ class Looper:
             keep = ~finished & (self._steps[:, HIT] > 0)
             self._steps[keep, VELOCITY] = np.clip(self._steps[keep, VELOCITY] * level, 0.02, 1.0)
         if finished.any():
+            self._before = self._last
             self._last = np.where(finished, self._steps[:, VELOCITY], np.nan).astype(np.float32)
         self._pass = now_pass
         self._now[:] = False

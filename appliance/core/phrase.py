@@ -136,16 +136,18 @@ class Run:
 
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
-    off: bool                        #: an onset's first note fell off the groove's steps
     onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
+    off: bool = False                #: an onset's first note after the first onset's fell off the groove's steps
     reached: bool = False            #: it reached the next bar line, as a pickup or as the groove's figure
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
         """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
         when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
         False when the run broke off or went past the bar line, or landed as the groove's own
-        figure taken up again; None while it runs on. The groove's own figure: every note on the
-        groove's steps, the landing note too, some onset playing an earlier one's notes again (a
+        figure taken up again; None while it runs on. The groove's own figure: every note after the
+        first onset's on the groove's steps (the player may come back with a hit where the figure
+        has none, on beat 2, and play the figure from there), the landing note too, some onset
+        playing an earlier one's notes again (a
         comp repeats its chord, an arpeggio its notes; a walk-up, a scale or a line moves on every
         onset), and no build (a crescendo into the 1)."""
         lands = run_lands(self.entry, self.latest, position)
