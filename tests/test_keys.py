@@ -82,3 +82,15 @@ def test_the_last_chord_rings_until_its_last_key_or_the_pedal_lets_go() -> None:
     keys.press(0, 65, 47.0)
     keys.hear(off(65))                          # where it was let go is not known: as at once
     assert keys.last_rang_to(50.0) == 47.0
+
+
+def test_a_jump_forgets_the_last_chord_and_a_key_held_across_it_still_goes_stale() -> None:
+    """A Start from 0 after bar 30: the chord struck before it rang elsewhere, and a key held
+    across the jump counts as struck at it, so it still stops keeping a rest away after HELD_FOR."""
+    keys = Keys()
+    keys.press(0, 60, 480.0)
+    keys.press(0, 64, 479.0)
+    keys.hear(off(64), 482.0)
+    keys.relocate(0.0)
+    assert keys.last_rang_to(10.0) is None
+    assert keys.held(HELD_FOR - 1.0) and not keys.held(HELD_FOR + 1.0)

@@ -675,12 +675,13 @@ def test_a_rest_says_where_it_first_left_the_groove_out() -> None:
     assert looper.first_left_out(6 * STEPS + 9, 2.0) is None
 
 
-def test_the_last_note_s_accent_is_heard_against_its_step_or_its_pass_before_and_after_the_loop_point() -> None:
+def test_the_last_note_s_accent_is_heard_against_its_beat_or_its_pass_before_and_after_the_loop_point() -> None:
     """Eighths at 0.6: a last note on step 31, which the figure does not play, at 0.9 is 1.5
     times the rest of its pass, in the pass in progress and after the loop point (a push before
-    a rest); the figure's own step 30 played at 0.9 is 1.5 times its level the pass before, but
-    an "and" of 4 the figure accents every pass is 1 (its own accent, no push); a new step in
-    a pass of three other notes: None."""
+    a rest); the figure's own "and" of 4 played at 0.9 is 1.5 times the loudest it was there
+    (the step in the pass before, the other bar's in both); one the figure accents every pass,
+    in one bar only, is 1 (its own accent, no push); a new step in a pass of three other
+    notes: None."""
     looper = Looper()
     assert looper.last_accent() is None
     for k in range(2):
@@ -693,7 +694,7 @@ def test_the_last_note_s_accent_is_heard_against_its_step_or_its_pass_before_and
     assert looper.last_accent() == pytest.approx(1.5)
     play_pass(looper, 5, range(0, 30, 2), 0.6)
     looper.record(5 * STEPS + 30, 0.9)
-    assert looper.last_accent() == pytest.approx(1.5)  # the figure's own "and" of 4, louder than it was
+    assert looper.last_accent() == pytest.approx(1.5)  # the figure's own "and" of 4, louder than it plays it
     looper.advance(6 * STEPS)
     assert looper.last_accent() == pytest.approx(1.5)
     for k in range(6, 8):
@@ -703,3 +704,10 @@ def test_the_last_note_s_accent_is_heard_against_its_step_or_its_pass_before_and
     looper.clear()
     play_pass(looper, 9, [0, 4, 8, 31])
     assert looper.last_accent() is None               # three other steps
+
+
+def test_a_figure_s_own_last_note_with_scattered_velocities_is_seldom_heard_as_a_push() -> None:
+    """`python -m training.push_scatter`'s recipe, 200 trials at velocity SD 8 (its 2,000 measure
+    3.4 %; the step against its own level in the pass before alone measured 18.7 %)."""
+    from training.push_scatter import false_pushes
+    assert false_pushes(8, 200, np.random.default_rng(36)) < 0.10

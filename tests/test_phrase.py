@@ -309,14 +309,16 @@ def test_a_fill_is_a_bar_of_toms_the_other_bar_has_few_of(fill_bars, toms, expec
     assert fill_bar(fill_pattern(fill_bars, toms).steps) == expected
 
 
-def landed(notes: list[tuple[float, int, int]], off_groove: frozenset[int] = frozenset()) -> bool | None:
+def landed(notes: list[tuple[float, int, int]], off_groove: frozenset[int] = frozenset(),
+           back_inside: bool = False) -> bool | None:
     """What a run back from beat 2 of bar 1 (entry 0) says at its last note: notes (position,
-    pitch, velocity); the groove plays every eighth but the steps in ``off_groove``."""
+    pitch, velocity); the groove plays every eighth but the steps in ``off_groove``; ``back_inside``:
+    back into the form, toward a bar line inside a phrase."""
     def on(position: float) -> bool:
         step = int(np.floor(position + 0.5))
         return step % 2 == 0 and step not in off_groove
     (first, pitch, velocity), *rest = notes
-    run = Run(0, first, [Onset(first, {pitch}, velocity)])
+    run = Run(0, first, [Onset(first, {pitch}, velocity)], first_off=not on(first), back_inside=back_inside)
     said = [run.hear(position, pitch, velocity, on(position)) for position, pitch, velocity in rest]
     assert all(word is None for word in said[:-1]), said
     return said[-1]
@@ -336,7 +338,11 @@ def test_a_comp_taken_up_again_lands_as_the_groove_and_a_line_as_a_pickup() -> N
     assert landed(chords(EIGHTHS, pitches=(67, 60, 64))) is False        # its notes in any order
     assert landed(chords(EIGHTHS), off_groove=frozenset({16})) is True   # landing on a 1 the groove leaves out
     assert landed(chords(EIGHTHS), off_groove=frozenset({8})) is True    # a note off the groove's steps
-    assert landed(chords(EIGHTHS), off_groove=frozenset({4})) is False   # ... but the hit it comes back with
+    hit = frozenset({4})
+    assert landed(chords(EIGHTHS), off_groove=hit, back_inside=True) is False   # ... but the hit it comes back with
+    assert landed(chords(EIGHTHS), off_groove=hit) is True                      # ... into a phrase's first bar, a stab
+    lick = [(5.0, 67, 70), (6.0, 69, 70), (8.0, 72, 70), (10.0, 69, 70), (12.0, 67, 70), (14.0, 64, 70), (16.0, 48, 90)]
+    assert landed(lick, back_inside=True) is True                               # ... or a lick's first note
     line = [(p, 60 + 2 * k, 70) for k, p in enumerate(EIGHTHS)] + [(16.0, 48, 90)]
     assert landed(line) is True                                          # a new note every onset
     again = [(4.0, 60, 70), (6.0, 62, 70), (8.0, 65, 70), (10.0, 60, 70), (12.0, 67, 70), (14.0, 69, 70), (16.0, 48, 90)]

@@ -947,6 +947,22 @@ def test_back_on_beat_2_with_a_hit_the_figure_leaves_out_then_the_figure_is_no_p
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+def test_a_stab_on_beat_2_pumping_the_figure_into_a_phrase_s_first_bar_is_a_pickup(
+        model_dir: Path, tmp_path: Path, seed: int) -> None:
+    """The same figure through bar 10, bar 11 left out, back with a chord on 12.2 and the figure
+    from its next sixteenth into 13, a phrase's first bar: a keys fill into the band's return,
+    with its crash on 13 (review-s36b's a01, a02: a stab on 2, then the chord pumped into the
+    band's return, lost their crashes when the hit a player comes back with was let off the
+    groove's steps anywhere)."""
+    def figure(bars: range, after: int = -1) -> list[tuple[int, int, int, int]]:
+        return [n for b in bars for s in FUNK if s > after for n in chord(b * BAR + s * 120, 80, 90 if s in (0, 10) else 70)]
+    notes = figure(range(0, 10)) + chord(11 * BAR + 4 * 120, 80, 90) + figure(range(11, 12), after=4) + figure(range(12, 18))
+    render(played(notes, tmp_path / "stab.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+    crashes = {(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")}
+    assert 12 in crashes and 16 in crashes, sorted(crashes)   # the landing; the form's 8-bar crash
+
+
+@pytest.mark.parametrize("seed", [1, 2])
 def test_a_sparse_comp_s_chord_a_beat_late_keeps_the_form(model_dir: Path, tmp_path: Path, seed: int) -> None:
     """A chord on every 1, but bar 10's on beat 2: a rest by the groove's count (its 1 left out,
     a bar and more without a new note), but the player is back in the bar they left out, inside

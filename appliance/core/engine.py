@@ -493,7 +493,8 @@ class Engine:
             self._run = None
             if position - entry > (OFF_THE_LINE if in_the_form else MARK_WINDOW):
                 first = Onset(position, {pitch}, velocity)
-                self._run = Run(entry, position, [first])
+                self._run = Run(entry, position, [first], first_off=not self._on_groove(position),
+                                back_inside=in_the_form and self._player.inside_phrase(entry + STEPS_PER_BAR))
             return None
         run = self._run   # read once: a relocate or a clear may let it go meanwhile
         if run is None:
@@ -552,6 +553,7 @@ class Engine:
             return       # the next Continue/Start anchors again and bumps the count
         position = transport.position(t)
         self._pickup_to = self._run = None
+        self._keys.relocate(position)
         self._looper.relocate(position)
         self._player.relocate(position)
 

@@ -64,6 +64,15 @@ class Keys:
                         self._let_go(self._down, message.channel)
             self._follow_chord(position)
 
+    def relocate(self, position: float) -> None:
+        """The song jumped to ``position``: keys still sounding count as struck there (a stuck one
+        still goes after ``HELD_FOR``), and the last chord is forgotten (it rang elsewhere)."""
+        with self._lock:
+            for keys in (self._down, self._pedalled):
+                for key in keys:
+                    keys[key] = position
+            self._chord = self._rang_to = None
+
     def last_rang_to(self, position: float) -> float | None:
         """Where the last chord struck stopped sounding (``position`` while it sounds; None
         before any was struck)."""

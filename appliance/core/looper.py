@@ -40,8 +40,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
   the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest), and
-  ``last_accent`` how loud its last note was against what the player plays there (a push); the engine
-  thins the drums out.
+  ``last_accent`` how loud its last note was against what the player plays there (a push).
+  The engine thins the drums out.
 - One bar heard is a bar that repeats: until the looper has heard one full pass (32 steps from
   the first note since the start or a clear), an empty step takes the other bar's step
   (``assumed``, what the model hears), so bar 2 is not played from silence while bar 1 is all
@@ -206,10 +206,10 @@ class Looper:
 
     def last_accent(self) -> float | None:
         """How loud the last note's step was (its loudest note) against what the player plays
-        there: its own level in the played pass before, if that pass played it; else, a step
-        the figure does not play, the median of the other steps played in its pass. 1 as the
-        figure plays it, more for an accent; None when neither is there (fewer than
-        ``ACCENT_STEPS`` other steps)."""
+        there: the loudest the player played that beat of the bar in the played pass before,
+        and in the other bar of both passes; else, where the figure plays nothing there, the
+        median of the other steps played in its pass. 1 as the figure plays it, more for an
+        accent; None when neither is there (fewer than ``ACCENT_STEPS`` other steps)."""
         with self._lock:
             last = self._last_onset
             if last is None:
@@ -222,8 +222,10 @@ class Looper:
             mine = float(played[step])
             if np.isnan(mine):
                 return None
-            if not np.isnan(before[step]):       # the figure's own step: against its own level
-                return mine / max(float(before[step]), 0.01)
+            other = (step + STEPS_PER_BAR) % STEPS
+            there = np.array([before[step], played[other], before[other]])
+            if not np.isnan(there).all():       # the figure's own beat: against the loudest it was
+                return mine / max(float(np.nanmax(there)), 0.01)
             played[step] = np.nan
             others = played[~np.isnan(played)]
             if others.size < ACCENT_STEPS:

@@ -137,26 +137,29 @@ class Run:
     entry: int                       #: the bar line they came in on (absolute step)
     latest: float                    #: the latest note's position (steps)
     onsets: list[Onset] = field(default_factory=list)   #: the run's onsets before the one that lands
-    off: bool = False                #: an onset's first note after the first onset's fell off the groove's steps
+    first_off: bool = False          #: the first onset's first note fell off the groove's steps
+    off: bool = False                #: ... and a later onset's
+    back_inside: bool = False        #: back into the form, toward a bar line inside a phrase
     reached: bool = False            #: it reached the next bar line, as a pickup or as the groove's figure
 
     def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
         """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
         when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
         False when the run broke off or went past the bar line, or landed as the groove's own
-        figure taken up again; None while it runs on. The groove's own figure: every note after the
-        first onset's on the groove's steps (the player may come back with a hit where the figure
-        has none, on beat 2, and play the figure from there), the landing note too, some onset
-        playing an earlier one's notes again (a
-        comp repeats its chord, an arpeggio its notes; a walk-up, a scale or a line moves on every
-        onset), and no build (a crescendo into the 1)."""
+        figure taken up again; None while it runs on. The groove's own figure: every onset on the
+        groove's steps, the landing note too, but the first when it is a chord and the run goes
+        ``back_inside`` (the hit a player comes back into the form with where the figure has
+        none, on beat 2, then the figure; a lick's first note, or a stab that leads a pump into
+        a phrase's first bar, the band's return, still makes it a pickup), some onset playing an
+        earlier one's notes again (a comp repeats its chord, an arpeggio its notes; a walk-up, a
+        scale or a line moves on every onset), and no build (a crescendo into the 1)."""
         lands = run_lands(self.entry, self.latest, position)
         self.latest = position
         if lands is False:
             return False
         if lands:
             self.reached = True
-            return self.off or not on_groove or not self._repeats() or self._builds()
+            return self._off() or not on_groove or not self._repeats() or self._builds()
         last = self.onsets[-1] if self.onsets else None
         if last is not None and position - last.at <= ONSET_SPREAD:
             last.pitches.add(pitch)   # a chord's later notes, a roll: where its first note fell counts
@@ -165,6 +168,10 @@ class Run:
             self.off = self.off or not on_groove
             self.onsets.append(Onset(position, {pitch}, velocity))
         return None
+
+    def _off(self) -> bool:
+        """Some onset fell off the groove's steps; the first may, as a chord (a hit) back inside a phrase."""
+        return self.off or (self.first_off and not (self.back_inside and len(self.onsets[0].pitches) >= 2))
 
     def _repeats(self) -> bool:
         """Some onset plays an earlier onset's notes again."""
