@@ -146,3 +146,14 @@ def test_all_notes_off_silences_what_sounds() -> None:
     assert sorted(m.note for m in offs) == [GM_NOTES[0], GM_NOTES[1]]
     assert all(m.type == "note_off" for m in offs)
     assert player.drain() == []
+
+
+def test_relocate_says_whether_the_song_jumped() -> None:
+    """A relocation to where the player already is (a clock switch) is no jump; one to bar 9 is
+    (the engine then lets the keys forget where the last chord rang)."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(), pattern_with(CELLS))
+    play(player, until=1.0, window=0.01)
+    here = clock.position(1.0)
+    assert player.relocate(here) is False
+    assert player.relocate(here + 128.0) is True

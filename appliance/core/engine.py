@@ -34,7 +34,7 @@ DROPPED_BARS = 4               #: bars of the groove a player may leave out insi
 HIT_EARLY = 0.5                #: steps before a bar line a stop-time hit on its 1 may come (earlier, a push or the figure's end)
 OFF_THE_LINE = 1.5             #: steps after a bar line from which a return is off it (the "and" of 1, early or late)
 PUSH_EARLY = 2.5               #: steps before a phrase head's bar line a push of its 1 may come (up to an eighth ahead) ...
-PUSH_ACCENT = 1.15             #: ... this many times as loud as the player plays that step (``Looper.last_accent``) ...
+PUSH_ACCENT = 1.15             #: ... this many times as loud as the player plays that beat (``Looper.last_accent``) ...
 PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar line (a push tied over it into the 16th after)
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
@@ -455,7 +455,7 @@ class Engine:
     def _pushed(self, head: float, position: float) -> bool:
         """Whether the player's last note, ahead of the bar line ``head``, was a push of its 1: tied
         over it (its chord sounding ``PUSH_HELD`` past it), or accented (``PUSH_ACCENT`` times as
-        loud as the player plays that step), not the figure's last note."""
+        loud as the player plays that beat), not the figure's last note."""
         rang_to = self._keys.last_rang_to(position)
         return ((rang_to is not None and rang_to >= head + PUSH_HELD)
                 or (self._looper.last_accent() or 0.0) >= PUSH_ACCENT)
@@ -546,16 +546,17 @@ class Engine:
     def relocate(self, t: float) -> None:
         """The transport jumped (a master's Start, Continue or Song Position, a clock switch):
         the player plays on from the new position at once, and the looper goes on with the
-        same pass there, so no jump is ever counted as passes (nothing is forgotten by it).
-        ``tick`` calls this whenever ``transport.relocations`` changes."""
+        same pass there, so no jump is ever counted as passes (nothing is forgotten by it); on a
+        jump, not a clock switch where the song already is, the keys forget where the last chord
+        rang. ``tick`` calls this whenever ``transport.relocations`` changes."""
         transport = self._transport
         if not transport.running:
             return       # the next Continue/Start anchors again and bumps the count
         position = transport.position(t)
         self._pickup_to = self._run = None
-        self._keys.relocate(position)
         self._looper.relocate(position)
-        self._player.relocate(position)
+        if self._player.relocate(position):
+            self._keys.relocate(position)
 
     # -- actions -----------------------------------------------------------------------------
     def freeze(self, on: bool | None = None) -> bool:

@@ -224,16 +224,18 @@ class Player:
                 self._next_step += 1
             return self._pop_until(horizon)
 
-    def relocate(self, position: float) -> None:
+    def relocate(self, position: float) -> bool:
         """The transport jumped to ``position`` (Start, Song Position): play on from there at
         once. Queued note-ons are dropped (their note-offs kept); a step whose time passed
         less than ``max_late`` ago is still played, so a Start's downbeat is heard. A
-        position where the player already is (a clock switch without a jump) changes nothing."""
+        position where the player already is (a clock switch without a jump) changes nothing.
+        True if it jumped."""
         with self._lock:
             if self._next_step is None or (
                     self._last_position - self.JUMP <= position <= self._next_step + self.JUMP):
-                return
+                return False
             self._jump(position)
+            return True
 
     def _jump(self, position: float) -> None:
         late = self.settings.max_late * self.transport.bpm / 15.0   # seconds → steps
