@@ -7,7 +7,7 @@ import pytest
 from appliance.core.engine import EngineSettings
 from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
 from appliance.core.fills import fill_bar, tom_groove
-from appliance.core.phrase import CRASH, RIDE, Onset, Phrasing, Run, entry_downbeat, marked_downbeat, run_lands
+from appliance.core.phrase import CRASH, RIDE, Onset, Phrasing, Ran, Run, entry_downbeat, marked_downbeat, run_lands
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
@@ -310,7 +310,7 @@ def test_a_fill_is_a_bar_of_toms_the_other_bar_has_few_of(fill_bars, toms, expec
 
 
 def landed(notes: list[tuple[float, int, int]], off_groove: frozenset[int] = frozenset(),
-           back_inside: bool = False) -> bool | None:
+           back_inside: bool = False) -> Ran | None:
     """What a run back from beat 2 of bar 1 (entry 0) says at its last note: notes (position,
     pitch, velocity); the groove plays every eighth but the steps in ``off_groove``; ``back_inside``:
     back into the form, toward a bar line inside a phrase."""
@@ -334,26 +334,27 @@ EIGHTHS = [4.0, 6.0, 8.0, 10.0, 12.0, 14.0]   # beat 2 to the "and" of 4
 
 
 def test_a_comp_taken_up_again_lands_as_the_groove_and_a_line_as_a_pickup() -> None:
-    assert landed(chords(EIGHTHS)) is False                              # the comp's chord again and again
-    assert landed(chords(EIGHTHS, pitches=(67, 60, 64))) is False        # its notes in any order
-    assert landed(chords(EIGHTHS), off_groove=frozenset({16})) is True   # landing on a 1 the groove leaves out
-    assert landed(chords(EIGHTHS), off_groove=frozenset({8})) is True    # a note off the groove's steps
+    assert landed(chords(EIGHTHS)) is Ran.FIGURE                              # the comp's chord again and again
+    assert landed(chords(EIGHTHS, pitches=(67, 60, 64))) is Ran.FIGURE        # its notes in any order
+    assert landed(chords(EIGHTHS), off_groove=frozenset({16})) is Ran.PICKUP   # landing on a 1 the groove leaves out
+    assert landed(chords(EIGHTHS), off_groove=frozenset({8})) is Ran.PICKUP    # a note off the groove's steps
     hit = frozenset({4})
-    assert landed(chords(EIGHTHS), off_groove=hit, back_inside=True) is False   # ... but the hit it comes back with
-    assert landed(chords(EIGHTHS), off_groove=hit) is True                      # ... into a phrase's first bar, a stab
+    assert landed(chords(EIGHTHS), off_groove=hit, back_inside=True) is Ran.FIGURE   # ... but the hit it comes back with
+    assert landed(chords(EIGHTHS), off_groove=hit) is Ran.PICKUP                      # ... into a phrase's first bar, a stab
     lick = [(5.0, 67, 70), (6.0, 69, 70), (8.0, 72, 70), (10.0, 69, 70), (12.0, 67, 70), (14.0, 64, 70), (16.0, 48, 90)]
-    assert landed(lick, back_inside=True) is True                               # ... or a lick's first note
+    assert landed(lick, back_inside=True) is Ran.PICKUP                               # ... or a lick's first note
     line = [(p, 60 + 2 * k, 70) for k, p in enumerate(EIGHTHS)] + [(16.0, 48, 90)]
-    assert landed(line) is True                                          # a new note every onset
+    assert landed(line) is Ran.PICKUP                                          # a new note every onset
     again = [(4.0, 60, 70), (6.0, 62, 70), (8.0, 65, 70), (10.0, 60, 70), (12.0, 67, 70), (14.0, 69, 70), (16.0, 48, 90)]
-    assert landed(again) is False                                        # the first onset played again
+    assert landed(again) is Ran.FIGURE                                        # the first onset played again
+    assert landed([(4.0, 60, 70), (8.0, 60, 70)]) is Ran.OFF             # a gap wider than RUN_GAP: it broke off
 
 
 def test_a_rolled_chord_is_one_onset_judged_where_it_began() -> None:
     """A chord rolled over 0.3 of a step, its last note rounding onto the next (odd) step: one
     onset on the groove's step, not a note off it."""
     rolled = [(p + dp, n, 70) for p in EIGHTHS for dp, n in ((0.2, 60), (0.35, 64), (0.5, 67))] + [(16.0, 48, 90)]
-    assert landed(rolled) is False
+    assert landed(rolled) is Ran.FIGURE
 
 
 @pytest.mark.parametrize("velocities, builds", [([60, 68, 76, 84, 92, 100], True), ([60, 70, 66, 80, 90, 100], True),
@@ -361,7 +362,7 @@ def test_a_rolled_chord_is_one_onset_judged_where_it_began() -> None:
 def test_one_chord_building_into_the_1_is_a_pickup(velocities: list[int], builds: bool) -> None:
     """20 or more louder by the last of 4 or more onsets, none more than 4 softer than the one
     before: a build into the band's 1, a pickup."""
-    assert landed(chords(EIGHTHS, velocities=velocities)) is builds
+    assert landed(chords(EIGHTHS, velocities=velocities)) is (Ran.PICKUP if builds else Ran.FIGURE)
 
 
 def tom_bars(ons, clock: InternalClock) -> list[int]:

@@ -20,7 +20,7 @@ from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STE
                                    HIT, Groove, Pattern, quantise)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, Onset, Run, entry_downbeat, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW, Onset, Ran, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter
 from appliance.core.transport import Transport
@@ -499,12 +499,12 @@ class Engine:
         run = self._run   # read once: a relocate or a clear may let it go meanwhile
         if run is None:
             return None
-        lands = run.hear(position, pitch, velocity, self._on_groove(position))
-        if lands is not None and self._run is run:
+        ran = run.hear(position, pitch, velocity, self._on_groove(position))
+        if ran is not None and self._run is run:
             self._run = None
-        if lands:
+        if ran is Ran.PICKUP:
             return Landing.PICKUP
-        if (lands is False and run.reached and self._back is Back.STOPPED
+        if (ran is Ran.FIGURE and self._back is Back.STOPPED
                 and not self._player.inside_phrase(marked_downbeat(position))):
             return Landing.BACK_IN
         return None

@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum, auto
 
 import numpy as np
 
@@ -129,6 +130,14 @@ class Onset:
     loudest: int                     #: its loudest note's velocity
 
 
+class Ran(Enum):
+    """What the notes of a ``Run`` turned out to be (``Run.hear``)."""
+
+    PICKUP = auto()   #: they landed on the next bar line as a pickup, a keys fill into the band's return
+    FIGURE = auto()   #: they landed there as the groove's own figure taken up again
+    OFF = auto()      #: they broke off, or went past the bar line
+
+
 @dataclass
 class Run:
     """The notes of a player who came in or back by beat 2's "e" of the bar at ``entry``, while
@@ -140,13 +149,10 @@ class Run:
     first_off: bool = False          #: the first onset's first note fell off the groove's steps
     off: bool = False                #: ... and a later onset's
     back_inside: bool = False        #: back into the form, toward a bar line inside a phrase
-    reached: bool = False            #: it reached the next bar line, as a pickup or as the groove's figure
 
-    def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> bool | None:
-        """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): True
-        when it lands the run on the next bar line as a pickup, a keys fill into the band's return;
-        False when the run broke off or went past the bar line, or landed as the groove's own
-        figure taken up again; None while it runs on. The groove's own figure: every onset on the
+    def hear(self, position: float, pitch: int, velocity: int, on_groove: bool) -> Ran | None:
+        """A note of the run at ``position`` (``on_groove``: on one of the groove's steps): what
+        the run turned out to be (``Ran``), or None while it runs on. The groove's own figure: every onset on the
         groove's steps, the landing note too, but the first when it is a chord and the run goes
         ``back_inside`` (the hit a player comes back into the form with where the figure has
         none, on beat 2, then the figure; a lick's first note, or a stab that leads a pump into
@@ -156,10 +162,10 @@ class Run:
         lands = run_lands(self.entry, self.latest, position)
         self.latest = position
         if lands is False:
-            return False
+            return Ran.OFF
         if lands:
-            self.reached = True
-            return self._off() or not on_groove or not self._repeats() or self._builds()
+            pickup = self._off() or not on_groove or not self._repeats() or self._builds()
+            return Ran.PICKUP if pickup else Ran.FIGURE
         last = self.onsets[-1] if self.onsets else None
         if last is not None and position - last.at <= ONSET_SPREAD:
             last.pitches.add(pitch)   # a chord's later notes, a roll: where its first note fell counts
@@ -544,5 +550,5 @@ def with_crash(cells: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return cells
 
 
-__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Onset", "Phrasing", "Run", "entry_downbeat",
+__all__ = ["CLOSED_HAT", "CRASH", "KEEPS_TIME", "LEANS", "RIDE", "SETTLING", "Onset", "Phrasing", "Ran", "Run", "entry_downbeat",
            "marked_downbeat", "rising", "run_lands", "timekeeper", "with_crash"]
