@@ -493,10 +493,22 @@ def test_a_held_last_chord_ends_the_song_with_a_crash_and_the_kick(model_dir: Pa
     assert len([s for s, m in drum_steps(tmp_path / "on.mid") if m.type == "note_on" and m.velocity and s > chord + 1]) >= 10
 
 
-def test_a_part_that_stops_on_a_short_note_or_is_one_chord_has_no_ending(model_dir: Path, tmp_path: Path) -> None:
-    """A loop stopping on its last short chord plays out to the loop end; a single held chord gets a pattern."""
-    render(song_with_an_ending(tmp_path / "loop.mid", held=200), tmp_path / "loop_out.mid", model_dir=model_dir, seed=1)
-    assert len([s for s, m in drum_steps(tmp_path / "loop_out.mid") if m.type == "note_on" and s > 8 * 16 + 1]) >= 10
+def test_a_part_that_stops_on_a_stab_on_the_bar_line_ends_with_it_one_cut_off_its_figure_plays_out(
+        model_dir: Path, tmp_path: Path) -> None:
+    """A short last chord on a bar line is the band's button: the drums hit it with the crash and
+    the kick and stop (they played two more bars of groove after it, in six reviewers' parts).
+    A part that stops on its figure's eighths, on beat 2 of bar 9, is a loop cut off: it plays
+    out to the loop end. A single held chord gets a pattern."""
+    render(song_with_an_ending(tmp_path / "button.mid", held=200), tmp_path / "button_out.mid", model_dir=model_dir,
+           seed=1)
+    ons = [(step, m.note) for step, m in drum_steps(tmp_path / "button_out.mid") if m.type == "note_on" and m.velocity]
+    assert {note for step, note in ons if abs(step - 8 * 16) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}   # kick, crash
+    assert not [step for step, _ in ons if step > 8 * 16 + 0.01]
+    assert len([step for step, _ in ons if 7 * 16 <= step < 8 * 16 - 0.5]) >= 6   # the bar before it is played
+    render(song_then(tmp_path / "cut.mid", [(BAR9 + k * 240, BAR9 + k * 240 + 200, 60, 80) for k in range(3)]),
+           tmp_path / "cut_out.mid",
+           model_dir=model_dir, seed=1)
+    assert len([s for s, m in drum_steps(tmp_path / "cut_out.mid") if m.type == "note_on" and s > 8 * 16 + 1]) >= 10
     one = mido.MidiFile(type=1, ticks_per_beat=480)
     one.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=0),
                                       mido.Message("note_off", note=60, velocity=0, time=4 * 480)]))
@@ -586,12 +598,32 @@ def test_the_last_chord_is_found_where_a_drummer_hears_it(tmp_path: Path, case: 
     assert chord.velocity == pytest.approx(velocity / 127)
 
 
-def test_a_short_last_chord_and_a_controller_after_it_is_no_ending(tmp_path: Path) -> None:
-    """A DAW's reset-all-controllers and pedal-up a bar after a staccato chord make no ending."""
-    from appliance.core.render import final_chord, read_performance
-    notes = [(BAR9, BAR9 + 200, n, 96) for n in (48, 60, 64, 67)]
-    assert final_chord(read_performance(song_then(tmp_path / "s.mid", notes, [(BAR9 + 1920, 121, 0),
-                                                                              (BAR9 + 1920, 64, 0)]))) is None
+def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path: Path) -> None:
+    """A DAW's reset-all-controllers and pedal-up a bar after a staccato chord do not make it ring:
+    pushed, it is no ending; on the bar line, it is the button, where the stab is."""
+    from appliance.core.render import final_chord, held_chord, read_performance, sounding
+    for start, ends in ((BAR9 - 240, False), (BAR9, True)):
+        notes = [(start, start + 200, n, 96) for n in (48, 60, 64, 67)]
+        performance = read_performance(song_then(tmp_path / "s.mid", notes, [(BAR9 + 1920, 121, 0), (BAR9 + 1920, 64, 0)]))
+        assert held_chord(sounding(performance)) is None
+        chord = final_chord(performance)
+        assert (chord is not None and chord.start == pytest.approx(start / 120)) == ends, start
+
+
+@pytest.mark.parametrize("case, start, ends", [
+    ("on the line", BAR9, True), ("a 32nd early", BAR9 - 50, True), ("a 32nd late", BAR9 + 50, True),
+    ("on the and of 4", BAR9 - 240, False), ("on beat 2", BAR9 + 480, False),
+    ("after a bar of bar 1 shifted", BAR9 + 480, True),
+])
+def test_a_button_is_a_short_last_chord_on_the_bar_line(tmp_path: Path, case: str, start: int, ends: bool) -> None:
+    from appliance.core.render import final_chord, held_chord, read_performance, sounding
+    performance = read_performance(song_then(tmp_path / "s.mid", [(start, start + 120, n, 100) for n in (48, 60, 64)]))
+    downbeat = 4.0 if case.startswith("after") else 0.0    # bar 1 a beat into the file: the chord is on its bar line
+    chord = final_chord(performance, downbeat)
+    assert held_chord(sounding(performance)) is None
+    assert (chord is not None) == ends, case
+    if ends:
+        assert chord.start == pytest.approx(start / 120) and chord.velocity == pytest.approx(100 / 127)
 
 
 def test_a_pushed_last_chord_keeps_beat_4_and_a_soft_one_gets_a_softer_crash(model_dir: Path, tmp_path: Path) -> None:
@@ -715,14 +747,28 @@ def tom_bars(path: Path) -> list[int]:
 def test_a_part_that_comes_in_on_beat_2_counts_its_phrases_from_that_bar(
         model_dir: Path, tmp_path: Path, seed: int) -> None:
     """A skank on 2 and 4 from the first bar: bar 1 is that bar, its phrases end in bars 4 and 8
-    and the crash comes on 9, not on 2 (a reviewer's reggae part had its crash on 2, a fill in
-    bar 1 and the whole form a bar late)."""
+    and the crashes come on 1 (the band starts there) and 9, not on 2 (a reviewer's reggae part
+    had its crash on 2, a fill in bar 1 and the whole form a bar late)."""
     render(played(skanks(range(16)), tmp_path / "reggae.mid"), tmp_path / "out.mid", model_dir=model_dir,
            seed=seed, ending=False)
     crashes = sorted({(t + 60) // BAR for t in crash_ticks(tmp_path / "out.mid")})
-    assert crashes and crashes[0] == 8 and 7 not in crashes, crashes
+    assert crashes[:2] == [0, 8] and 7 not in crashes, crashes    # the band starts on bar 1, then 9
     toms = tom_bars(tmp_path / "out.mid")
     assert 0 not in toms and not set(toms) - {3, 7, 11, 15}, toms
+
+
+@pytest.mark.parametrize("first", [240, 360])
+def test_a_part_begun_on_the_and_of_1_gets_the_band_s_crash_on_bar_1(model_dir: Path, tmp_path: Path,
+                                                                       first: int) -> None:
+    """Chords on the off-beats from the "and" (or the "a") of 1, as a montuno or a skank begins: the
+    band starts on bar 1, so the drums come in there with a crash, as on a part begun on the 1.
+    When the first note came the downbeat had gone by, too late for one (eight reviewers' parts
+    had no crash on bar 1); none on bar 2 either."""
+    notes = [n for tick in range(first, 8 * BAR, 480) for n in chord(tick, 200, 80)]
+    render(played(notes, tmp_path / "offbeats.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
+    crashes = crash_ticks(tmp_path / "out.mid")
+    assert any(abs(t) <= 60 for t in crashes), crashes
+    assert not [t for t in crashes if BAR - 60 <= t < 2 * BAR - 60], crashes
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -29,6 +29,7 @@ CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a
 TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag)
 DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
+BUTTON_WINDOW = 0.5   #: steps off a bar line a short last chord may fall and still be the button that ends the song
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
 DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
@@ -172,8 +173,10 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
     A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
     virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
-    rings on for two beats or more ends the song: the drums hit the crash and the kick with it,
-    as loud as it, and stop (:func:`final_chord`).
+    rings on for two beats or more, or a short one on a bar line (the band's button), ends the
+    song: the drums hit the crash and the kick with it, as loud as it, and stop
+    (:func:`final_chord`). The band starts on bar 1: the drums come in there with a crash, as
+    after a count-in, whether the player's first note is on the 1 or comes later in the bar.
     """
     path_in, path_out = Path(path_in), Path(path_out)
     if passes < 1:
@@ -197,6 +200,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
     engine.player.phrase_from(lead_in)   # fills end the song's 4-bar phrases, not the lead-in's
+    engine.player.mark(lead_in, 0.0, begins=True)   # the band starts on bar 1: the drums come in with a crash
     # Passes end at the loop point (held notes let go, but in the last); later ones start at bar 1, no pickup.
     inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
                message)
@@ -209,7 +213,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     wall = time.perf_counter() - started
     engine.close()
     if ending:
-        drums = _ending(drums, performance, shift + (passes - 1) * song, transport, engine)
+        drums = _ending(drums, performance, downbeat, shift + (passes - 1) * song, transport, engine)
     _write(path_out, bpm, inputs, drums, transport, shift, lead_in)
     return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
 
@@ -322,13 +326,19 @@ def sounding(performance: Performance) -> list[tuple[float, float, float]]:
     return sorted(out)
 
 
-def final_chord(performance: Performance) -> Chord | None:
-    """The chord that ends the song, if one does: the last notes that ring ENDING_RING steps or
-    more (held, or under the pedal), with at most TAG_ONSETS short notes after them, within a bar
-    (a tag); its start is the first note of it still sounding then, up to a beat before (a rolled
-    chord). The song before it lasts ENDING_AFTER steps or more. A part that stops on short notes
-    has no ending, nor does a single chord."""
+def final_chord(performance: Performance, downbeat: float = 0.0) -> Chord | None:
+    """The chord that ends the song, if one does: the last chord held (:func:`held_chord`), else
+    the band's button (:func:`button`). A part that stops on short notes off the bar line (a loop
+    cut after its figure) has no ending, nor does a single chord. ``downbeat``: bar 1, in steps."""
     notes = sounding(performance)
+    return held_chord(notes) or button(notes, downbeat)
+
+
+def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
+    """The last notes that ring ENDING_RING steps or more (held, or under the pedal), with at
+    most TAG_ONSETS short notes after them, within a bar (a tag); its start is the first note of
+    it still sounding then, up to a beat before (a rolled chord). The song before it lasts
+    ENDING_AFTER steps or more."""
     ringing = [n for n in notes if n[1] - n[0] >= ENDING_RING]
     if not ringing:
         return None
@@ -340,6 +350,18 @@ def final_chord(performance: Performance) -> Chord | None:
     chord = [n for n in ringing if last - STEPS_PER_BEAT <= n[0] and n[1] >= last]
     start = min(onset for onset, _, _ in chord)
     if start - notes[0][0] < ENDING_AFTER:
+        return None
+    return Chord(start, max(velocity for _, _, velocity in chord))
+
+
+def button(notes: list[tuple[float, float, float]], downbeat: float = 0.0) -> Chord | None:
+    """A short last chord on a bar line (within ``BUTTON_WINDOW``), nothing after it: the stab
+    the band ends on. The song before it lasts ENDING_AFTER steps or more."""
+    last = notes[-1][0]
+    chord = [n for n in notes if n[0] >= last - CHORD_SPREAD]
+    start = min(onset for onset, _, _ in chord)
+    bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
+    if abs(start - bar_line) > BUTTON_WINDOW or start - notes[0][0] < ENDING_AFTER:
         return None
     return Chord(start, max(velocity for _, _, velocity in chord))
 
@@ -373,11 +395,11 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
     return off[0] * BARS_PER_WINDOW + 1, len(off), len(angles) - 2
 
 
-def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, shift: float,
+def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, downbeat: float, shift: float,
             transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
-    """The drums with the song's ending, if it has one (:func:`final_chord`); ``shift``: steps
-    from the file's time line to the last pass's on the engine's."""
-    chord = final_chord(performance)
+    """The drums with the song's ending, if it has one (:func:`final_chord`); ``downbeat``: bar 1
+    on the file's time line; ``shift``: steps from there to the last pass's on the engine's."""
+    chord = final_chord(performance, downbeat)
     if chord is None:
         return drums
     at = chord.start + shift
