@@ -10,7 +10,7 @@ import time
 import mido
 import numpy as np
 
-from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.engine import PUSH_ACCENT, Engine, EngineSettings, VirtualExecutor
 from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
@@ -29,7 +29,9 @@ CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a
 TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag)
 DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
-BUTTON_WINDOW = 0.5   #: steps off a bar line a short last chord may fall and still be the button that ends the song
+BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
+BUTTON_LATE = 1.0     #: ... and after it (laid back a 16th)
+BUTTON_PUSH = STEPS_PER_BEAT / 2   #: steps before a bar line an accented button is pushed (the "and" of 4), give or take a 32nd
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
 DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
@@ -173,9 +175,9 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
     A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
     virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
-    rings on for two beats or more, or a short one on a bar line (the band's button), ends the
-    song: the drums hit the crash and the kick with it, as loud as it, and stop
-    (:func:`final_chord`). The band starts on bar 1: the drums come in there with a crash, as
+    rings on for two beats or more, or a short one on a bar line or pushed and accented (the
+    band's button), ends the song: the drums hit the crash and the kick with it, as loud as it,
+    and stop (:func:`final_chord`). The band starts on bar 1: the drums come in there with a crash, as
     after a count-in, whether the player's first note is on the 1 or comes later in the bar.
     """
     path_in, path_out = Path(path_in), Path(path_out)
@@ -328,8 +330,9 @@ def sounding(performance: Performance) -> list[tuple[float, float, float]]:
 
 def final_chord(performance: Performance, downbeat: float = 0.0) -> Chord | None:
     """The chord that ends the song, if one does: the last chord held (:func:`held_chord`), else
-    the band's button (:func:`button`). A part that stops on short notes off the bar line (a loop
-    cut after its figure) has no ending, nor does a single chord. ``downbeat``: bar 1, in steps."""
+    the band's button (:func:`button`). A part that stops on short notes off the bar line at its
+    own level (a loop cut after its figure) has no ending, nor does a single chord.
+    ``downbeat``: bar 1, in steps."""
     notes = sounding(performance)
     return held_chord(notes) or button(notes, downbeat)
 
@@ -355,15 +358,23 @@ def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
 
 
 def button(notes: list[tuple[float, float, float]], downbeat: float = 0.0) -> Chord | None:
-    """A short last chord on a bar line (within ``BUTTON_WINDOW``), nothing after it: the stab
-    the band ends on. The song before it lasts ENDING_AFTER steps or more."""
+    """A short last chord with nothing after it, a loop's worth of song before it: the stab the
+    band ends on, when it falls on a bar line (``BUTTON_EARLY`` before it to ``BUTTON_LATE``
+    after, nothing else in its beat before it), or is pushed an eighth ahead of one
+    (``BUTTON_PUSH``) and accented, ``PUSH_ACCENT`` × as loud as the loudest the player played in
+    the two bars before it (a loop cut off after the figure's "and" of 4 is not)."""
     last = notes[-1][0]
     chord = [n for n in notes if n[0] >= last - CHORD_SPREAD]
     start = min(onset for onset, _, _ in chord)
-    bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
-    if abs(start - bar_line) > BUTTON_WINDOW or start - notes[0][0] < ENDING_AFTER:
+    loudest = max(velocity for _, _, velocity in chord)
+    if start - notes[0][0] < ENDING_AFTER:
         return None
-    return Chord(start, max(velocity for _, _, velocity in chord))
+    bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
+    before = [velocity for onset, _, velocity in notes if start - 2 * STEPS_PER_BAR <= onset < start]
+    on_the_line = (-BUTTON_EARLY <= start - bar_line <= BUTTON_LATE
+                   and not [onset for onset, _, _ in notes if bar_line - BUTTON_EARLY <= onset < start])
+    pushed = abs(bar_line - BUTTON_PUSH - start) <= BUTTON_EARLY and bool(before) and loudest >= PUSH_ACCENT * max(before)
+    return Chord(start, loudest) if on_the_line or pushed else None
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
@@ -407,10 +418,13 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
     # it (a ritardando's late chord: the drums wait from there), else the next (a push).
     due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
     due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
-    # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows.
+    # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows;
+    # a chord louder than the groove lifts the crash as much over the pattern's accents.
     law = engine.settings.dynamics, engine.settings.mf_velocity / 127
-    level = accent_level(engine.pattern.steps) * min(1.0, dynamics.law(chord.velocity, *law)
-                                                     / dynamics.law(dynamics.played(engine.groove), *law))
+    played = dynamics.played(engine.groove)
+    scale = (min(dynamics.MAX_SCALE, chord.velocity / played) if chord.velocity > played > 0.0
+             else min(1.0, dynamics.law(chord.velocity, *law) / dynamics.law(played, *law)))
+    level = accent_level(engine.pattern.steps) * scale
     return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
                      transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
 
