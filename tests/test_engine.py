@@ -4,7 +4,7 @@ import numpy as np
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.generator import Controls
-from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, Groove
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 
@@ -40,6 +40,19 @@ def test_the_box_plays_from_the_prior_before_anything_is_played(generator) -> No
     assert engine.pattern.hits > 0, "with nothing played the box still plays a pattern from the prior"
     assert any(e.message.type == "note_on" for e in events)
     assert {e.message.note for e in events} <= {*GM_NOTES, GM_PEDAL_HAT}   # a closed hat under the ride: the pedal
+
+
+def test_the_box_opens_on_the_models_plainest_groove_and_a_resample_draws_from_the_prior(generator) -> None:
+    """Before anything is played the box plays z = 0, not a draw from the prior: a render's bar 1
+    plays it until the player's first pattern comes in (one seed's draw put a snare lick on beat
+    1 of every render). Resample, with nothing played, still draws from the prior."""
+    engine = make_engine(generator)
+    run(engine, 0.0, 1.0)
+    plainest = generator.generate(Groove.empty(), Controls(), np.zeros(generator.latent_size, np.float32))
+    assert np.array_equal(engine.pattern.steps, plainest.steps)
+    engine.resample()
+    run(engine, 1.0, 2.0)
+    assert engine.groove.is_empty and not np.array_equal(engine.pattern.steps, plainest.steps)
 
 
 def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:

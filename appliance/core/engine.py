@@ -211,6 +211,7 @@ class Engine:
         self._ears = listening.Ears()
         self._touch = Touch()
         self._loudest = 0.0   # the player's loudest level (dynamics.played) over a pass since the start or a clear
+        self._opening_level: float | None = None   # the player's level before they play (open_at)
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -334,7 +335,7 @@ class Engine:
             with self._lock:
                 if not self._started:
                     self._started = True
-                    self._ask(t, force=True)
+                    self._ask(t, force=True, opening=True)
         if self.starter is not None and self.starter.tick(t, self._settings.lookahead):
             with self._lock:   # counted in: the drums come in on one, with a crash, as a drummer does
                 self._player.mark(0.0, t, begins=True)
@@ -543,6 +544,13 @@ class Engine:
     def all_notes_off(self) -> list[mido.Message]:
         return self._player.all_notes_off()
 
+    def open_at(self, level: float) -> None:
+        """The player's level (0..1, ``dynamics.played``) before anything is played, where it is
+        known ahead (render reads it from the part's first bars): the opening pattern, and a
+        crash on bar 1 with it, play at it by the level law. Call it before the first tick."""
+        with self._lock:
+            self._opening_level = level
+
     def relocate(self, t: float) -> None:
         """The transport jumped (a master's Start, Continue or Song Position, a clock switch):
         the player plays on from the new position at once, and the looper goes on with the
@@ -686,8 +694,10 @@ class Engine:
         self._executor.close()
 
     # -- regeneration ------------------------------------------------------------------------
-    def _ask(self, t: float, force: bool = False) -> None:
-        """Ask for a new pattern (caller holds the lock)."""
+    def _ask(self, t: float, force: bool = False, opening: bool = False) -> None:
+        """Ask for a new pattern (caller holds the lock). ``opening``: the first, at the first tick;
+        with nothing played yet (and no prior asked for) it is the model's plainest groove, z = 0,
+        not a draw from the prior, which can be anything (one seed's beat 1 was a snare lick)."""
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
@@ -699,7 +709,12 @@ class Engine:
         if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
         lift = dynamics.lift(self._loudest, dynamics.played(self._looper.assumed), *law)
-        job = Job(groove, controls, self._eps, self._prior, t, target, force, feel, lift, heard.loud)
+        opening = opening and self._looper.groove.is_empty and not self._prior
+        eps = np.zeros_like(self._eps) if opening else self._eps
+        if opening and self._opening_level is not None:   # nothing played: the whole law (dynamics.follow)
+            controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale
+                                                            * dynamics.law(self._opening_level, *law)))
+        job = Job(groove, controls, eps, self._prior, t, target, force, feel, lift, heard.loud)
         if self._busy:
             self._waiting = job
         else:

@@ -111,6 +111,18 @@ def read_performance(path: Path) -> Performance:
                        midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])))
 
 
+def opening_level(performance: Performance, downbeat: float) -> float:
+    """The level the part comes in at (``dynamics.played``): the mean of the louder half of its
+    steps' loudest notes, from its first note up to two bars after bar 1."""
+    loudest: dict[int, float] = {}
+    for position, m in performance.notes:
+        if m.type == "note_on" and m.velocity and position < downbeat + STEPS - 0.5:
+            step = math.floor(position + 0.5)
+            loudest[step] = max(loudest.get(step, 0.0), m.velocity / 127)
+    velocities = sorted(loudest.values())
+    return float(np.mean(velocities[len(velocities) // 2:])) if velocities else 0.0
+
+
 def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = None,
                    pickup_beats: float | None = None, ticks_per_beat: int = 480) -> float:
     """Where bar 1 falls, in steps from the file's start: at a tick (``--downbeat``), or
@@ -203,6 +215,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
                     clock=lambda: 0.0)
     engine.player.phrase_from(lead_in)   # fills end the song's 4-bar phrases, not the lead-in's
     engine.player.mark(lead_in, 0.0, begins=True)   # the band starts on bar 1: the drums come in with a crash
+    engine.open_at(opening_level(performance, downbeat))   # ... at the level the part comes in at
     # Passes end at the loop point (held notes let go, but in the last); later ones start at bar 1, no pickup.
     inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
                message)
