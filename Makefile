@@ -10,7 +10,7 @@
 #                  along to keyboard comping next to GMD drummers (validation split) and to
 #                  piano parts as a pianist records them
 #   make reviews   every musician review's keyboard parts rendered again (seeds 1, 2), against
-#                  training/review_parts/renders.txt: what moved, and the reviewers' scores (~6 min)
+#                  training/review_parts/renders.txt: what moved, and the reviewers' scores (~7 min)
 #   make report    out/report/index.html: features, heat-maps, latent map, listening set (about 7 min)
 #   make sweep     Optuna study of the architecture (hours: run it in the background), then its export
 #   make quant-check  int8 vs fp32 on four CPUs (x86 with/without VNNI, Cortex-A72/A76 under qemu; slow)

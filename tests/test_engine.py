@@ -53,6 +53,29 @@ def test_the_box_opens_on_the_models_plainest_groove_and_a_resample_draws_from_t
     engine.resample()
     run(engine, 1.0, 2.0)
     assert engine.groove.is_empty and not np.array_equal(engine.pattern.steps, plainest.steps)
+    saved = engine.eps
+    again = make_engine(generator)       # a saved z noise restored before the first tick comes back
+    again.restore(eps=saved)
+    run(again, 0.0, 1.0)
+    assert np.array_equal(again.pattern.steps, engine.pattern.steps)
+    early = make_engine(generator)       # so does a resample before it
+    early.resample()
+    run(early, 0.0, 1.0)
+    assert not np.array_equal(early.pattern.steps, plainest.steps)
+
+
+def test_a_part_known_to_come_in_loud_or_soft_opens_at_its_level(generator) -> None:
+    """``open_at`` (render reads the level ahead): the opening pattern at the law's level below mf,
+    and on up above it, where the model, having heard nothing, plays its own."""
+    levels = {}
+    for level in (20 / 127, None, 115 / 127):
+        engine = make_engine(generator)
+        if level is not None:
+            engine.open_at(level)
+        run(engine, 0.0, 1.0)
+        hits = engine.pattern.steps[..., 0] > 0.5
+        levels[level] = float(engine.pattern.steps[..., 1][hits].mean())
+    assert levels[20 / 127] < 0.7 * levels[None] and levels[115 / 127] > 1.1 * levels[None], levels
 
 
 def test_notes_build_the_groove_and_a_new_pattern_goes_live(generator) -> None:

@@ -603,6 +603,27 @@ def test_the_last_chord_is_found_where_a_drummer_hears_it(tmp_path: Path, case: 
     assert chord.velocity == pytest.approx(velocity / 127)
 
 
+@pytest.mark.parametrize("case, start", [("laid back a 16th", BAR9 + 120), ("pushed on the and of 4", BAR9 - 240),
+                                         ("rolled", BAR9)])
+def test_the_drums_end_with_a_late_a_pushed_or_a_rolled_button(model_dir: Path, tmp_path: Path, case: str,
+                                                                 start: int) -> None:
+    """Crash and kick with the stab, nothing after it; a late one's bar line not played before it,
+    a pushed one's beat 4 played; the crash the song's loudest (the stab is its loudest chord)."""
+    notes = ([(start + k * 30, start + 200, n, 110) for k, n in enumerate((48, 60, 64, 67))] if case == "rolled"
+             else [(start, start + 150, n, 110) for n in (48, 60, 64)])
+    render(song_then(tmp_path / "b.mid", notes), tmp_path / "b_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m) for step, m in drum_steps(tmp_path / "b_out.mid") if m.type == "note_on" and m.velocity]
+    at = start / 120
+    assert {m.note for step, m in ons if abs(step - at) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}, case
+    assert not [step for step, _ in ons if step > at + 0.01], case
+    if at > 8 * 16:
+        assert not [step for step, _ in ons if 8 * 16 - 0.5 <= step < at - 0.01], case
+    else:
+        assert [step for step, _ in ons if 7 * 16 + 12 - 0.5 <= step < 7 * 16 + 13.5], case
+    crashes = [m.velocity for _, m in ons if m.note == GM_NOTES[7]]
+    assert crashes[-1] == max(crashes), crashes
+
+
 def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path: Path) -> None:
     """A DAW's reset-all-controllers and pedal-up a bar after a staccato chord do not make it ring:
     pushed at the figure's level, it is no ending; on the bar line, it is the button, where the stab is."""
@@ -771,14 +792,15 @@ def test_a_part_that_comes_in_on_beat_2_counts_its_phrases_from_that_bar(
     assert 0 not in toms and not set(toms) - {3, 7, 11, 15}, toms
 
 
-@pytest.mark.parametrize("first, velocity", [(240, 80), (360, 80), (240, 20)])
+@pytest.mark.parametrize("first, velocity", [(240, 80), (360, 80), (240, 20), (480, 115)])
 def test_a_part_begun_on_the_and_of_1_gets_the_band_s_crash_on_bar_1_at_its_level(
         model_dir: Path, tmp_path: Path, first: int, velocity: int) -> None:
     """Chords on the off-beats from the "and" (or the "a") of 1, as a montuno or a skank begins: the
     band starts on bar 1, so the drums come in there with a crash, as on a part begun on the 1.
     When the first note came the downbeat had gone by, too late for one (eight reviewers' parts
     had no crash on bar 1); none on bar 2 either. The crash is at the part's level, read ahead:
-    over chords at 20 it played at 83, as over chords at 80, before the opening pattern followed it."""
+    over chords at 20 it played at 83, as over chords at 80, before the opening pattern followed it,
+    and at 83 over chords at 115 from beat 2, before it followed a loud part up."""
     notes = [n for tick in range(first, 8 * BAR, 480) for n in chord(tick, 200, velocity)]
     render(played(notes, tmp_path / "offbeats.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False)
     crashes = [(t, m.velocity) for t, m in ticked(tmp_path / "out.mid")
@@ -786,7 +808,33 @@ def test_a_part_begun_on_the_and_of_1_gets_the_band_s_crash_on_bar_1_at_its_leve
     first_crash = [v for t, v in crashes if abs(t) <= 60]
     assert first_crash, crashes
     assert not [t for t, _ in crashes if BAR - 60 <= t < 2 * BAR - 60], crashes
-    assert first_crash[0] >= 70 if velocity >= 80 else first_crash[0] <= 50, crashes
+    low, high = {20: (1, 50), 80: (70, 127), 115: (100, 127)}[velocity]
+    assert low <= first_crash[0] <= high, crashes
+
+
+@pytest.mark.parametrize("options, entry, ends", [
+    ({"downbeat_ticks": 0}, 2, (6, 10)),          # bar 1 at tick 0, the player in on bar 3: the band starts there
+    ({"pickup_beats": 4}, 0, (4, 8)),             # a bar's pickup: the crash on bar 1, not under the pickup
+    ({"pickup_beats": 3}, 0, (4, 8)),
+])
+def test_the_drums_come_in_with_a_crash_where_the_player_does_and_count_from_there(
+        model_dir: Path, tmp_path: Path, options: dict, entry: int, ends: tuple[int, int]) -> None:
+    """Quarter chords at 25 from file bar 3 (``--downbeat 0``), or from bar 1 taken as a pickup
+    (``--pickup``): one crash where the player comes in, at the part's level (a review found it
+    on bar 1 over silence, at 83 (mf), with none where the player came in; and a pickup of 3 beats or
+    more gave no crash on bar 1 and phrases a bar early). ``entry``: the song bar (from 0) the
+    player comes in on; ``ends``: song bars (from 1) whose toms end phrases."""
+    start = 2 * BAR if "downbeat_ticks" in options else 0
+    notes = [n for tick in range(start, start + 10 * BAR, 480) for n in chord(tick, 200, 25)]
+    render(played(notes, tmp_path / "in.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1, ending=False, **options)
+    bar_1 = 0 if "downbeat_ticks" in options else round(options["pickup_beats"] * 480)
+    crashes = [((t - bar_1 + 60) // BAR, m.velocity) for t, m in ticked(tmp_path / "out.mid")
+               if m.type == "note_on" and m.velocity and m.note == GM_NOTES[7]]
+    assert crashes and crashes[0][0] == entry and crashes[0][1] <= 60, crashes
+    assert not [bar for bar, _ in crashes if bar < entry], crashes
+    toms = {(t - bar_1 + 60) // BAR + 1 for t, m in ticked(tmp_path / "out.mid")
+            if m.type == "note_on" and m.velocity and m.note in {GM_NOTES[v] for v in range(4, 7)}}
+    assert toms & set(ends) and not toms & ({e - 1 for e in ends} | {e + 1 for e in ends}), sorted(toms)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -73,6 +73,15 @@ def law(level: float, exponent: float, mf: float = LEVEL) -> float:
     return min(1.0, level / mf) ** exponent
 
 
+def opening(level: float, exponent: float, mf: float = LEVEL) -> float:
+    """The drums' scale before the player has played, over a part known to come in at ``level``:
+    the law below ``mf``; above it, the law on up (the model, which has heard nothing, plays
+    its own level), at most ``MAX_SCALE``."""
+    if level <= mf:
+        return law(level, exponent, mf)
+    return min(MAX_SCALE, (level / mf) ** exponent)
+
+
 def model_hears(groove: Groove) -> float:
     """How much of the player's level the model hears in the groove as played: 0 at ``SPARSE_FULL``
     steps or fewer, 1 from ``SPARSE_STEPS``, in between as the groove fills."""

@@ -212,6 +212,7 @@ class Engine:
         self._touch = Touch()
         self._loudest = 0.0   # the player's loudest level (dynamics.played) over a pass since the start or a clear
         self._opening_level: float | None = None   # the player's level before they play (open_at)
+        self._opens = True    # the first ask opens on z = 0, unless a resample or a restored z noise came first
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -544,6 +545,11 @@ class Engine:
     def all_notes_off(self) -> list[mido.Message]:
         return self._player.all_notes_off()
 
+    @property
+    def loudest(self) -> float:
+        """The player's loudest level (``dynamics.played``) over a pass since the start or a clear."""
+        return self._loudest
+
     def open_at(self, level: float) -> None:
         """The player's level (0..1, ``dynamics.played``) before anything is played, where it is
         known ahead (render reads it from the part's first bars): the opening pattern, and a
@@ -598,6 +604,7 @@ class Engine:
         """A new variation: the same groove, a new eps. Works while frozen too."""
         with self._lock:
             self._eps = self.generator.new_eps()
+            self._opens = False
             self._ask(self._clock(), force=True)
 
     def prior(self) -> None:
@@ -648,6 +655,7 @@ class Engine:
                 eps = np.asarray(eps, np.float32)
                 if eps.shape == self._eps.shape:
                     self._eps = eps
+                    self._opens = False   # the saved pattern comes back, not the opening
                 else:
                     log.warning("saved z noise has %d values, the model wants %d: drawing a new one",
                                 eps.size, self._eps.size)
@@ -696,8 +704,9 @@ class Engine:
     # -- regeneration ------------------------------------------------------------------------
     def _ask(self, t: float, force: bool = False, opening: bool = False) -> None:
         """Ask for a new pattern (caller holds the lock). ``opening``: the first, at the first tick;
-        with nothing played yet (and no prior asked for) it is the model's plainest groove, z = 0,
-        not a draw from the prior, which can be anything (one seed's beat 1 was a snare lick)."""
+        with nothing played yet (and no prior, resample or restored z noise asked for) it is the
+        model's plainest groove, z = 0, not a draw from the prior, which can be anything (one
+        seed's beat 1 was a snare lick), at the level ``open_at`` gave."""
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
@@ -709,11 +718,12 @@ class Engine:
         if heard.velocity_scale != 1.0:   # the player's level (dynamics.py)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale * heard.velocity_scale))
         lift = dynamics.lift(self._loudest, dynamics.played(self._looper.assumed), *law)
-        opening = opening and self._looper.groove.is_empty and not self._prior
-        eps = np.zeros_like(self._eps) if opening else self._eps
-        if opening and self._opening_level is not None:   # nothing played: the whole law (dynamics.follow)
+        opens = opening and self._opens and self._looper.groove.is_empty and not self._prior
+        self._opens = self._opens and not opening
+        eps = np.zeros_like(self._eps) if opens else self._eps
+        if opens and self._opening_level is not None:   # nothing played: the whole law (dynamics.opening)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale
-                                                            * dynamics.law(self._opening_level, *law)))
+                                                            * dynamics.opening(self._opening_level, *law)))
         job = Job(groove, controls, eps, self._prior, t, target, force, feel, lift, heard.loud)
         if self._busy:
             self._waiting = job

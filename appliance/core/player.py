@@ -158,8 +158,9 @@ class Player:
             self._mark(position, now, True, restarts=begins)
 
     def _mark(self, position: float, now: float, begins: bool, restarts: bool | None = None) -> None:
-        """:meth:`mark`, under the lock; not ``restarts``: the player is back, but phrases count on."""
-        downbeat = entry_downbeat(position) if begins else marked_downbeat(position)
+        """:meth:`mark`, under the lock; not ``restarts``: the player is back, but phrases count on.
+        A player who comes in before the song's bar 1 (a render's pickup of a bar or more) comes in on it."""
+        downbeat = max(entry_downbeat(position), self._phrasing.start) if begins else marked_downbeat(position)
         if begins and (restarts is None or restarts):
             self._phrasing.begin(downbeat)
         elif begins:

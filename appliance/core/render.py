@@ -10,7 +10,7 @@ import time
 import mido
 import numpy as np
 
-from appliance.core.engine import PUSH_ACCENT, Engine, EngineSettings, VirtualExecutor
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core import dynamics
 from appliance.core.fills import accent_level
 from appliance.core.generator import Controls, Generator
@@ -31,7 +31,11 @@ DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line w
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
 BUTTON_LATE = 1.0     #: ... and after it (laid back a 16th)
-BUTTON_PUSH = STEPS_PER_BEAT / 2   #: steps before a bar line an accented button is pushed (the "and" of 4), give or take a 32nd
+BUTTON_PUSH = STEPS_PER_BEAT / 2   #: steps before a bar line a button may be pushed (the "and" of 4) ...
+PUSH_SLACK = 0.5      #: ... give or take this (a 32nd) ...
+BUTTON_ACCENT = 1.15  #: ... when this many times as loud as the loudest note of the bars before it (or 127) ...
+BUTTON_BARS = 2       #: ... this many (a pushed stab no louder than the figure is a loop cut off)
+OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
 DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
@@ -111,16 +115,20 @@ def read_performance(path: Path) -> Performance:
                        midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])))
 
 
-def opening_level(performance: Performance, downbeat: float) -> float:
+def opening_level(performance: Performance) -> float | None:
     """The level the part comes in at (``dynamics.played``): the mean of the louder half of its
-    steps' loudest notes, from its first note up to two bars after bar 1."""
+    steps' loudest notes over ``OPENING_BARS`` bars from its first note (None: no notes)."""
+    onsets = [(position, m.velocity / 127) for position, m in performance.notes if m.type == "note_on" and m.velocity]
+    if not onsets:
+        return None
+    first = min(position for position, _ in onsets)
     loudest: dict[int, float] = {}
-    for position, m in performance.notes:
-        if m.type == "note_on" and m.velocity and position < downbeat + STEPS - 0.5:
+    for position, velocity in onsets:
+        if position < first + OPENING_BARS * STEPS_PER_BAR:
             step = math.floor(position + 0.5)
-            loudest[step] = max(loudest.get(step, 0.0), m.velocity / 127)
+            loudest[step] = max(loudest.get(step, 0.0), velocity)
     velocities = sorted(loudest.values())
-    return float(np.mean(velocities[len(velocities) // 2:])) if velocities else 0.0
+    return float(np.mean(velocities[len(velocities) // 2:]))
 
 
 def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = None,
@@ -189,8 +197,10 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
     rings on for two beats or more, or a short one on a bar line or pushed and accented (the
     band's button), ends the song: the drums hit the crash and the kick with it, as loud as it,
-    and stop (:func:`final_chord`). The band starts on bar 1: the drums come in there with a crash, as
-    after a count-in, whether the player's first note is on the 1 or comes later in the bar.
+    and stop (:func:`final_chord`). The band starts where the player comes in (bar 1, or a later
+    bar when ``downbeat_ticks`` puts bar 1 before the first note): the drums come in there with a
+    crash, as after a count-in, at the level the part comes in at, whether the player's first
+    note is on the 1 or later in the bar.
     """
     path_in, path_out = Path(path_in), Path(path_out)
     if passes < 1:
@@ -214,8 +224,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine = Engine(generator, transport, settings, controls, executor=VirtualExecutor(latency),
                     clock=lambda: 0.0)
     engine.player.phrase_from(lead_in)   # fills end the song's 4-bar phrases, not the lead-in's
-    engine.player.mark(lead_in, 0.0, begins=True)   # the band starts on bar 1: the drums come in with a crash
-    engine.open_at(opening_level(performance, downbeat))   # ... at the level the part comes in at
+    _band_starts(engine, performance, notes, lead_in)
     # Passes end at the loop point (held notes let go, but in the last); later ones start at bar 1, no pickup.
     inputs = [(transport.time_at((position if k == passes - 1 else min(position, length - 1e-6)) + k * song),
                message)
@@ -231,6 +240,18 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
         drums = _ending(drums, performance, downbeat, shift + (passes - 1) * song, transport, engine)
     _write(path_out, bpm, inputs, drums, transport, shift, lead_in)
     return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
+
+
+def _band_starts(engine: Engine, performance: Performance, notes: list[tuple[float, mido.Message]],
+                 lead_in: int) -> None:
+    """The band starts where the player comes in (``notes`` on the engine's time line), on bar 1 at
+    ``lead_in`` or later (``--downbeat`` before the first note): the drums come in there with a
+    crash, at the level the part comes in at (:func:`opening_level`)."""
+    first = min(position for position, m in notes if m.type == "note_on" and m.velocity)
+    engine.player.mark(max(lead_in, entry_downbeat(first)), 0.0, begins=True)
+    level = opening_level(performance)
+    if level is not None:
+        engine.open_at(level)
 
 
 def _write(path_out: Path, bpm: float, inputs: list[tuple[float, mido.Message]], drums: list[tuple[float, mido.Message]],
@@ -370,24 +391,41 @@ def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
     return Chord(start, max(velocity for _, _, velocity in chord))
 
 
-def button(notes: list[tuple[float, float, float]], downbeat: float = 0.0) -> Chord | None:
+def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | None:
     """A short last chord with nothing after it, a loop's worth of song before it: the stab the
-    band ends on, when it falls on a bar line (``BUTTON_EARLY`` before it to ``BUTTON_LATE``
-    after, nothing else in its beat before it), or is pushed an eighth ahead of one
-    (``BUTTON_PUSH``) and accented, ``PUSH_ACCENT`` × as loud as the loudest the player played in
-    the two bars before it (a loop cut off after the figure's "and" of 4 is not)."""
-    last = notes[-1][0]
-    chord = [n for n in notes if n[0] >= last - CHORD_SPREAD]
-    start = min(onset for onset, _, _ in chord)
-    loudest = max(velocity for _, _, velocity in chord)
+    band ends on, on a bar line (:func:`on_the_line`) or pushed and accented (:func:`pushed`).
+    Its notes are the last onsets each within ``CHORD_SPREAD`` of the next (a roll, a flam)."""
+    if not notes:
+        return None
+    onsets = sorted({onset for onset, _, _ in notes})
+    start = onsets[-1]
+    for onset in reversed(onsets[:-1]):
+        if start - onset > CHORD_SPREAD:
+            break
+        start = onset
+    loudest = max(velocity for onset, _, velocity in notes if onset >= start)
     if start - notes[0][0] < ENDING_AFTER:
         return None
     bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
-    before = [velocity for onset, _, velocity in notes if start - 2 * STEPS_PER_BAR <= onset < start]
-    on_the_line = (-BUTTON_EARLY <= start - bar_line <= BUTTON_LATE
-                   and not [onset for onset, _, _ in notes if bar_line - BUTTON_EARLY <= onset < start])
-    pushed = abs(bar_line - BUTTON_PUSH - start) <= BUTTON_EARLY and bool(before) and loudest >= PUSH_ACCENT * max(before)
-    return Chord(start, loudest) if on_the_line or pushed else None
+    if on_the_line(notes, start, bar_line) or pushed(notes, start, bar_line, loudest):
+        return Chord(start, loudest)
+    return None
+
+
+def on_the_line(notes: list[tuple[float, float, float]], start: float, bar_line: float) -> bool:
+    """A chord at ``start`` on ``bar_line``: ``BUTTON_EARLY`` before it to ``BUTTON_LATE`` after
+    (laid back), nothing else in its beat before it."""
+    return (-BUTTON_EARLY <= start - bar_line <= BUTTON_LATE
+            and not any(bar_line - BUTTON_EARLY <= onset < start for onset, _, _ in notes))
+
+
+def pushed(notes: list[tuple[float, float, float]], start: float, bar_line: float, loudest: float) -> bool:
+    """A chord at ``start`` an eighth ahead of ``bar_line`` (``BUTTON_PUSH``, give or take
+    ``PUSH_SLACK``), ``BUTTON_ACCENT`` × as loud as the loudest of the ``BUTTON_BARS`` bars before
+    it, or 127."""
+    before = [velocity for onset, _, velocity in notes if start - BUTTON_BARS * STEPS_PER_BAR <= onset < start]
+    return (abs(bar_line - BUTTON_PUSH - start) <= PUSH_SLACK and bool(before)
+            and loudest >= min(1.0, BUTTON_ACCENT * max(before)))
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
@@ -422,7 +460,8 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
 def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, downbeat: float, shift: float,
             transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
     """The drums with the song's ending, if it has one (:func:`final_chord`); ``downbeat``: bar 1
-    on the file's time line; ``shift``: steps from there to the last pass's on the engine's."""
+    on the file's time line; ``shift``: steps from the file's time line to the last pass's on the
+    engine's."""
     chord = final_chord(performance, downbeat)
     if chord is None:
         return drums
@@ -432,12 +471,16 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
     due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
     due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
     # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows;
-    # a chord louder than the groove lifts the crash as much over the pattern's accents.
+    # a chord louder than the groove lifts the crash over the pattern's accents by the law's
+    # exponent; one as loud as the loudest the player played is the song's biggest crash.
     law = engine.settings.dynamics, engine.settings.mf_velocity / 127
     played = dynamics.played(engine.groove)
-    scale = (min(dynamics.MAX_SCALE, chord.velocity / played) if chord.velocity > played > 0.0
+    scale = (min(dynamics.MAX_SCALE, (chord.velocity / played) ** law[0]) if chord.velocity > played > 0.0
              else min(1.0, dynamics.law(chord.velocity, *law) / dynamics.law(played, *law)))
     level = accent_level(engine.pattern.steps) * scale
+    if chord.velocity >= engine.loudest:
+        level = max([level] + [m.velocity / 127 for _, m in drums
+                               if m.type == "note_on" and m.note == engine.player.settings.notes[CRASH]])
     return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
                      transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
 
