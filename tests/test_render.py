@@ -797,7 +797,7 @@ def test_a_part_begun_on_the_and_of_1_gets_the_band_s_crash_on_bar_1_at_its_leve
         model_dir: Path, tmp_path: Path, first: int, velocity: int) -> None:
     """Chords on the off-beats from the "and" (or the "a") of 1, as a montuno or a skank begins: the
     band starts on bar 1, so the drums come in there with a crash, as on a part begun on the 1.
-    When the first note came the downbeat had gone by, too late for one (eight reviewers' parts
+    When the first note came the downbeat had gone by, too late for one (fifteen reviewers' parts
     had no crash on bar 1); none on bar 2 either. The crash is at the part's level, read ahead:
     over chords at 20 it played at 83, as over chords at 80, before the opening pattern followed it,
     and at 83 over chords at 115 from beat 2, before it followed a loud part up."""
