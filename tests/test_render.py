@@ -1,4 +1,5 @@
 """`groovebox render`: deterministic, a drum file any DAW opens, and bad files give one clear line."""
+import dataclasses
 from pathlib import Path
 import subprocess
 import sys
@@ -499,8 +500,9 @@ def test_a_part_that_stops_on_a_stab_on_the_bar_line_ends_with_it_one_cut_off_it
     the kick and stop (they played up to two more bars of groove after it, in ten reviewers'
     parts), the crash louder than the song's first (the stab at 96 over eighths at 80; the ending
     crash was never louder than the pattern's accents, a loud button's softer than the song's crashes).
-    A part that stops on its figure's eighths, on beat 2 of bar 9, is a loop cut off: it plays
-    out to the loop end. A single held chord gets a pattern."""
+    A part that stops on its figure's eighths, on beat 2 of bar 9, is a loop cut off: the drums
+    play out its bar and stop there (they played bar 10 too, after the band had gone: a
+    reviewer's reggae and funk parts). A single held chord gets a pattern."""
     render(song_with_an_ending(tmp_path / "button.mid", held=200), tmp_path / "button_out.mid", model_dir=model_dir,
            seed=1)
     ons = [(step, m.note) for step, m in drum_steps(tmp_path / "button_out.mid") if m.type == "note_on" and m.velocity]
@@ -513,7 +515,9 @@ def test_a_part_that_stops_on_a_stab_on_the_bar_line_ends_with_it_one_cut_off_it
     render(song_then(tmp_path / "cut.mid", [(BAR9 + k * 240, BAR9 + k * 240 + 200, 60, 80) for k in range(3)]),
            tmp_path / "cut_out.mid",
            model_dir=model_dir, seed=1)
-    assert len([s for s, m in drum_steps(tmp_path / "cut_out.mid") if m.type == "note_on" and s > 8 * 16 + 1]) >= 10
+    cut = [s for s, m in drum_steps(tmp_path / "cut_out.mid") if m.type == "note_on" and m.velocity]
+    assert len([s for s in cut if 8 * 16 + 1 < s]) >= 10 and [s for s in cut if s >= 8 * 16 + 12 - 0.5]
+    assert max(cut) < 9 * 16 - 0.5
     one = mido.MidiFile(type=1, ticks_per_beat=480)
     one.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=0),
                                       mido.Message("note_off", note=60, velocity=0, time=4 * 480)]))
@@ -578,6 +582,87 @@ def song_then(path: Path, ending: list[tuple[int, int, int, int]], controls: lis
 BAR9 = 8 * 4 * 480
 
 
+@pytest.mark.parametrize("case, last, off, stop", [
+    ("stops on beat 2", BAR9 + 480, BAR9 + 600, 9 * 16),
+    ("stops on the a of 4", BAR9 + 1800, BAR9 + 1900, 9 * 16),
+    ("lets its last note go a 16th past the bar line", BAR9 + 1440, BAR9 + 1920 + 110, 9 * 16),
+    ("lets it ring into the next bar", BAR9 + 1440, BAR9 + 1920 + 480, 10 * 16),
+    ("stops in a loop's second bar", BAR9 + 1920 + 480, BAR9 + 1920 + 600, 10 * 16),
+    ("rested in the loop's second bar a loop before", BAR9 + 480, BAR9 + 600, 10 * 16),
+])
+def test_a_part_with_no_ending_stops_at_the_bar_line_where_it_stopped(
+        tmp_path: Path, case: str, last: int, off: int, stop: float) -> None:
+    """The band stops at the first bar line after the last note at which nothing sounds any more
+    (a 16th's slack for a legato release); when the part rested in the bar after it a loop before,
+    its figure goes on through that rest, to the loop's end."""
+    from appliance.core.render import band_stops, read_performance, sounding
+    notes = [(last, off, 60, 80)]
+    performance = read_performance(song_then(tmp_path / "s.mid", notes))
+    if case.startswith("rested"):     # bar 8, the second of the loop before, left out
+        performance = dataclasses.replace(performance, notes=[(position, m) for position, m in performance.notes
+                                                              if not 7 * 16 <= position < 8 * 16])
+    assert band_stops(sounding(performance), 0.0) == pytest.approx(stop), case
+    short = read_performance(song_then(tmp_path / "short.mid", []))
+    one_loop = [n for n in sounding(short) if n[0] < 2 * 16]
+    assert band_stops(one_loop, 0.0) is None     # a part shorter than a loop plays its loop out
+
+
+BAR10, BAR11 = BAR9 + 1920, BAR9 + 2 * 1920
+
+
+@pytest.mark.parametrize("case, stop, last, cold", [
+    ("a stab on 9, bar 10 silent, the last on 11", (BAR9, BAR9 + 120), BAR11, True),
+    ("a chord held two beats on 9, bar 10 silent", (BAR9, BAR9 + 960), BAR11, True),
+    ("a stab on 9, the last on 10", (BAR9, BAR9 + 120), BAR10, False),
+    ("a stab on 9 let ring into bar 10", (BAR9, BAR10 + 480), BAR11, False),
+    ("a stab on beat 2 of 9 at the figure's level", (BAR9 + 480, BAR9 + 600), BAR11, False),
+    ("after a bar of one chord", (BAR9, BAR9 + 120), BAR11, False),
+])
+def test_a_cold_stop_is_a_stop_then_a_bar_of_silence_after_a_busy_part(
+        tmp_path: Path, case: str, stop: tuple[int, int], last: int, cold: bool) -> None:
+    """The band's cold stop before the last hit: a chord that would have ended the song (a button,
+    a held chord), then a bar or more with nothing sounding, after two bars of two chords or more
+    each (a part that hits a chord and rests a bar all along keeps its time)."""
+    from appliance.core.render import cold_stop, final_chord, read_performance, sounding
+    notes = [(stop[0], stop[1], n, 84) for n in (48, 60, 64)] + [(last, last + 120, n, 100) for n in (48, 60, 64)]
+    performance = read_performance(song_then(tmp_path / "s.mid", notes))
+    if case.startswith("after a bar of one chord"):     # bar 8: one chord, on its 1
+        performance = dataclasses.replace(performance, notes=[(position, m) for position, m in performance.notes
+                                                              if not 7 * 16 + 1 <= position < 8 * 16])
+    chord = final_chord(performance)
+    assert chord is not None and chord.start == pytest.approx(last / 120)
+    found = cold_stop(sounding(performance), chord, 0.0)
+    assert (found is not None) == cold, case
+    if cold:
+        assert found.start == pytest.approx(stop[0] / 120)
+
+
+def test_the_drums_hit_a_cold_stop_lay_out_and_hit_the_last_chord(model_dir: Path, tmp_path: Path) -> None:
+    """A rock ending: a stab on 9, bar 10 silent, the last hit on 11. The drums hit the stop with the
+    crash and the kick, play nothing in the silence, and hit the last one (they grooved through the
+    stop, a reviewer's rock part)."""
+    notes = [(BAR9, BAR9 + 120, n, 110) for n in (48, 60, 64)] + [(BAR11, BAR11 + 120, n, 115) for n in (48, 60, 64)]
+    render(song_then(tmp_path / "s.mid", notes), tmp_path / "s_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m.note) for step, m in drum_steps(tmp_path / "s_out.mid") if m.type == "note_on" and m.velocity]
+    assert {note for step, note in ons if abs(step - 8 * 16) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}
+    assert {note for step, note in ons if abs(step - 10 * 16) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}
+    assert not [step for step, _ in ons if 8 * 16 + 0.01 < step < 10 * 16 - 0.01 or step > 10 * 16 + 0.01]
+    assert len([step for step, _ in ons if 7 * 16 <= step < 8 * 16 - 0.5]) >= 6     # the bar before it is played
+
+
+def test_an_accented_last_stab_on_beat_2_ends_the_song_where_it_is(model_dir: Path, tmp_path: Path) -> None:
+    """A reggae skank's last stab on beat 2, louder than the figure: the drums play beat 1 and hit
+    the stab with the crash and the kick (they played two more bars of groove after the band had
+    gone); the drums do not wait from the bar line as for a ritardando's late chord."""
+    stab = BAR9 + 480
+    render(song_then(tmp_path / "s.mid", [(stab, stab + 120, n, 105) for n in (48, 60, 64)]),
+           tmp_path / "s_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m) for step, m in drum_steps(tmp_path / "s_out.mid") if m.type == "note_on" and m.velocity]
+    assert {m.note for step, m in ons if abs(step - stab / 120) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}
+    assert not [step for step, _ in ons if step > stab / 120 + 0.01]
+    assert [step for step, _ in ons if 8 * 16 - 0.5 <= step < stab / 120 - 0.5]     # beat 1 is played
+
+
 @pytest.mark.parametrize("case, start, velocity", [
     ("on the downbeat", BAR9, 96),
     ("pushed on the and of 4", BAR9 - 240, 96),
@@ -637,21 +722,27 @@ def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path:
 
 
 @pytest.mark.parametrize("case, start, velocity, ends", [
-    ("on the line", BAR9, 100, True), ("a 32nd early", BAR9 - 50, 100, True), ("a 32nd late", BAR9 + 50, 100, True),
-    ("a 16th late, laid back", BAR9 + 110, 100, True), ("a 16th late after a note on the 1", BAR9 + 110, 100, False),
+    ("on the line", BAR9, 85, True), ("a 32nd early", BAR9 - 50, 85, True), ("a 32nd late", BAR9 + 50, 85, True),
+    ("a 16th late, laid back", BAR9 + 110, 85, True), ("a 16th late after a note on the 1", BAR9 + 110, 85, False),
+    ("a 16th late after a note on the 1, accented", BAR9 + 110, 100, True),
     ("on the and of 4, accented", BAR9 - 240, 100, True), ("on the and of 4, at the figure's level", BAR9 - 240, 85, False),
-    ("on the a of 4", BAR9 - 120, 100, False), ("on beat 2", BAR9 + 480, 100, False),
-    ("after a bar of bar 1 shifted", BAR9 + 480, 100, True),
+    ("on the a of 4, accented", BAR9 - 120, 100, True), ("on the a of 4", BAR9 - 120, 85, False),
+    ("on beat 2, accented", BAR9 + 480, 100, True), ("on beat 2", BAR9 + 480, 85, False),
+    ("on beat 2, as loud as the loudest", BAR9 + 480, 127, True),
+    ("after a bar of bar 1 shifted", BAR9 + 480, 85, True),
 ])
-def test_a_button_is_a_short_last_chord_on_the_bar_line_or_pushed_and_accented(
+def test_a_button_is_a_short_last_chord_on_the_bar_line_or_accented(
         tmp_path: Path, case: str, start: int, velocity: int, ends: bool) -> None:
     """The band's button: on the bar line (a 32nd early, up to a 16th late with nothing before it in
-    its beat), or pushed an eighth and accented (1.15 × the loudest of the two bars before it; the
-    eighths here are at 80). Anything else short is a loop cut off."""
+    its beat), or accented anywhere (1.15 × the loudest of the two bars before it; the eighths here
+    are at 80, the last bar's at 127 in the last case): a push on the "and" of 4, a reggae skank's
+    last hit on beat 2. Anything else short is a loop cut off."""
     from appliance.core.render import final_chord, held_chord, read_performance, sounding
     notes = [(start, start + 120, n, velocity) for n in (48, 60, 64)]
-    if case.endswith("note on the 1"):
+    if "note on the 1" in case:
         notes.append((BAR9, BAR9 + 60, 72, 80))
+    if case.endswith("the loudest"):
+        notes.append((BAR9 - 1920, BAR9 - 1800, 72, 127))
     performance = read_performance(song_then(tmp_path / "s.mid", notes))
     downbeat = 4.0 if case.startswith("after") else 0.0    # bar 1 a beat into the file: the chord is on its bar line
     chord = final_chord(performance, downbeat)

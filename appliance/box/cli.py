@@ -162,8 +162,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                              "skipped (0 = play through; default 8)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
-                             "or pushed and accented (the band's button), ends the song: crash and kick with "
-                             "it, then the drums stop (default on)")
+                             "or accented (the band's button), ends the song: crash and kick with it (and with "
+                             "a cold stop a bar's silence before it), then the drums stop; a part that just "
+                             "stops ends at the bar line where it stopped (default on)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
     render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "

@@ -31,10 +31,10 @@ DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line w
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
 BUTTON_LATE = 1.0     #: ... and after it (laid back a 16th)
-BUTTON_PUSH = STEPS_PER_BEAT / 2   #: steps before a bar line a button may be pushed (the "and" of 4) ...
-PUSH_SLACK = 0.5      #: ... give or take this (a 32nd) ...
-BUTTON_ACCENT = 1.15  #: ... when this many times as loud as the loudest note of the bars before it (or 127) ...
-BUTTON_BARS = 2       #: ... this many (a pushed stab no louder than the figure is a loop cut off)
+BUTTON_ACCENT = 1.15  #: a short last chord anywhere this many times as loud as the loudest note of the bars before it (or 127) ...
+BUTTON_BARS = 2       #: ... this many is the button too (one no louder than the figure is a loop cut off)
+COLD_BUSY = 2         #: chords in each of the two bars before a stop for a bar's silence after it to be the band's cold stop
+RELEASE_SLACK = 1.0   #: steps a part's last note may ring past a bar line and the band still stop there (a legato release)
 OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
@@ -195,9 +195,10 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
     A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
     virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
-    rings on for two beats or more, or a short one on a bar line or pushed and accented (the
-    band's button), ends the song: the drums hit the crash and the kick with it, as loud as it,
-    and stop (:func:`final_chord`). The band starts where the player comes in (bar 1, or a later
+    rings on for two beats or more, or a short one on a bar line or accented (the band's
+    button), ends the song: the drums hit the crash and the kick with it, as loud as it, and stop
+    (:func:`final_chord`); a part that just stops ends at the bar line where it stopped
+    (:func:`band_stops`). The band starts where the player comes in (bar 1, or a later
     bar when ``downbeat_ticks`` puts bar 1 before the first note): the drums come in there with a
     crash, as after a count-in, at the level the part comes in at, whether the player's first
     note is on the 1 or later in the bar.
@@ -332,6 +333,7 @@ class Chord:
 
     start: float
     velocity: float
+    waits: bool = True   #: when it comes after a bar line, the drums wait from that line (a ritardando's late chord)
 
 
 def sounding(performance: Performance) -> list[tuple[float, float, float]]:
@@ -365,7 +367,7 @@ def sounding(performance: Performance) -> list[tuple[float, float, float]]:
 def final_chord(performance: Performance, downbeat: float = 0.0) -> Chord | None:
     """The chord that ends the song, if one does: the last chord held (:func:`held_chord`), else
     the band's button (:func:`button`). A part that stops on short notes off the bar line at its
-    own level (a loop cut after its figure) has no ending, nor does a single chord.
+    own level (a loop cut after its figure) has no ending (:func:`band_stops`), nor does a single chord.
     ``downbeat``: bar 1, in steps."""
     notes = sounding(performance)
     return held_chord(notes) or button(notes, downbeat)
@@ -393,8 +395,9 @@ def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
 
 def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | None:
     """A short last chord with nothing after it, a loop's worth of song before it: the stab the
-    band ends on, on a bar line (:func:`on_the_line`) or pushed and accented (:func:`pushed`).
-    Its notes are the last onsets each within ``CHORD_SPREAD`` of the next (a roll, a flam)."""
+    band ends on, on a bar line (:func:`on_the_line`) or accented anywhere (:func:`accented`: a
+    push on the "and" of 4, a hit on beat 2). Its notes are the last onsets each within
+    ``CHORD_SPREAD`` of the next (a roll, a flam)."""
     if not notes:
         return None
     onsets = sorted({onset for onset, _, _ in notes})
@@ -407,8 +410,10 @@ def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | 
     if start - notes[0][0] < ENDING_AFTER:
         return None
     bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
-    if on_the_line(notes, start, bar_line) or pushed(notes, start, bar_line, loudest):
+    if on_the_line(notes, start, bar_line):
         return Chord(start, loudest)
+    if accented(notes, start, loudest):
+        return Chord(start, loudest, waits=False)
     return None
 
 
@@ -419,13 +424,46 @@ def on_the_line(notes: list[tuple[float, float, float]], start: float, bar_line:
             and not any(bar_line - BUTTON_EARLY <= onset < start for onset, _, _ in notes))
 
 
-def pushed(notes: list[tuple[float, float, float]], start: float, bar_line: float, loudest: float) -> bool:
-    """A chord at ``start`` an eighth ahead of ``bar_line`` (``BUTTON_PUSH``, give or take
-    ``PUSH_SLACK``), ``BUTTON_ACCENT`` × as loud as the loudest of the ``BUTTON_BARS`` bars before
-    it, or 127."""
+def accented(notes: list[tuple[float, float, float]], start: float, loudest: float) -> bool:
+    """A chord at ``start`` ``BUTTON_ACCENT`` × as loud as the loudest of the ``BUTTON_BARS`` bars
+    before it, or 127."""
     before = [velocity for onset, _, velocity in notes if start - BUTTON_BARS * STEPS_PER_BAR <= onset < start]
-    return (abs(bar_line - BUTTON_PUSH - start) <= PUSH_SLACK and bool(before)
-            and loudest >= min(1.0, BUTTON_ACCENT * max(before)))
+    return bool(before) and loudest >= min(1.0, BUTTON_ACCENT * max(before))
+
+
+def band_stops(notes: list[tuple[float, float, float]], downbeat: float) -> float | None:
+    """Where a part with no ending chord stops (steps; None: a part shorter than a loop plays its
+    loops out): the first bar line after its last note at which nothing sounds any more
+    (``RELEASE_SLACK``), or the loop's end when the part rested in the bar after it a loop before
+    (a figure whose second bar is a rest: the song goes on through it)."""
+    if not notes or notes[-1][0] - notes[0][0] < ENDING_AFTER:
+        return None
+    release = max(off for _, off, _ in notes)
+    line = downbeat + (math.floor((notes[-1][0] - downbeat) / STEPS_PER_BAR) + 1) * STEPS_PER_BAR
+    while release > line + RELEASE_SLACK:
+        line += STEPS_PER_BAR
+    rested = not any(line - STEPS <= onset < line - STEPS + STEPS_PER_BAR for onset, _, _ in notes)
+    if round((line - downbeat) / STEPS_PER_BAR) % BARS_PER_WINDOW and rested:
+        line += STEPS_PER_BAR
+    return line
+
+
+def cold_stop(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> Chord | None:
+    """The band's cold stop before ``chord``, if it made one: a chord that would have ended the
+    song there (held, or a button), a bar or more of silence after it (nothing sounding), and
+    ``COLD_BUSY`` onsets or more in each of the two bars before it (a part that rests a bar
+    between its hits all along keeps its time)."""
+    before = [n for n in notes if n[0] < chord.start]
+    if not before or chord.start - max(off for _, off, _ in before) < STEPS_PER_BAR:
+        return None
+    stop = held_chord(before) or button(before, downbeat)
+    if stop is None:
+        return None
+    onsets = sorted({onset for onset, _, _ in before if onset < stop.start})
+    heads = [onset for i, onset in enumerate(onsets) if i == 0 or onset - onsets[i - 1] > CHORD_SPREAD]
+    busy = all(sum(1 for onset in heads if stop.start - (k + 1) * STEPS_PER_BAR <= onset < stop.start - k * STEPS_PER_BAR)
+               >= COLD_BUSY for k in range(2))
+    return stop if busy else None
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
@@ -459,20 +497,38 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
 
 def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, downbeat: float, shift: float,
             transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
-    """The drums with the song's ending, if it has one (:func:`final_chord`); ``downbeat``: bar 1
-    on the file's time line; ``shift``: steps from the file's time line to the last pass's on the
-    engine's."""
+    """The drums with the song's ending, if it has one (:func:`final_chord`, after the band's
+    cold stops before it, :func:`cold_stop`), else stopped where the band stops
+    (:func:`band_stops`); ``downbeat``: bar 1 on the file's time line; ``shift``: steps from the
+    file's time line to the last pass's on the engine's."""
+    notes = sounding(performance)
     chord = final_chord(performance, downbeat)
     if chord is None:
-        return drums
-    at = chord.start + shift
-    # The bar line the chord was due on: the one before it when it comes under DUE_LATE after
+        stop = band_stops(notes, downbeat)
+        cut = transport.time_at(stop + shift - 0.5) if stop is not None else math.inf
+        return [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
+    hits = [chord]
+    while (stop := cold_stop(notes, hits[0], downbeat)) is not None:
+        hits.insert(0, stop)
+    at = hits[0].start + shift
+    # The bar line the first hit was due on: the one before it when it comes under DUE_LATE after
     # it (a ritardando's late chord: the drums wait from there), else the next (a push).
     due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
-    due = due if at - due < DUE_LATE else due + STEPS_PER_BAR
-    # As loud as the chord by the level law (dynamics.py), against the groove the pattern follows;
-    # a chord louder than the groove lifts the crash over the pattern's accents by the law's
-    # exponent; one as loud as the loudest the player played is the song's biggest crash.
+    due = due if at - due < DUE_LATE and hits[0].waits else due + STEPS_PER_BAR
+    cut = transport.time_at(min(due, at) - 0.5)
+    kept = [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
+    step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
+    for hit in hits:
+        kept += _crash_and_kick(transport.time_at(hit.start + shift), step_seconds, engine.player.settings,
+                                _ending_level(hit, engine, drums))
+    return kept
+
+
+def _ending_level(chord: Chord, engine: Engine, drums: list[tuple[float, mido.Message]]) -> float:
+    """The ending crash's level (0..1): as loud as the chord by the level law (dynamics.py),
+    against the groove the pattern follows; a chord louder than the groove lifts the crash over
+    the pattern's accents by the law's exponent; one as loud as the loudest the player played is
+    the song's biggest crash (``drums``: the song's)."""
     law = engine.settings.dynamics, engine.settings.mf_velocity / 127
     played = dynamics.played(engine.groove)
     scale = (min(dynamics.MAX_SCALE, (chord.velocity / played) ** law[0]) if chord.velocity > played > 0.0
@@ -481,21 +537,19 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
     if chord.velocity >= engine.loudest:
         level = max([level] + [m.velocity / 127 for _, m in drums
                                if m.type == "note_on" and m.note == engine.player.settings.notes[CRASH]])
-    return _end_with(drums, transport.time_at(min(due, at) - 0.5), transport.time_at(at),
-                     transport.time_at(1.0) - transport.time_at(0.0), engine.player.settings, level)
+    return level
 
 
-def _end_with(drums: list[tuple[float, mido.Message]], cut: float, at: float, step_seconds: float,
-              settings: PlayerSettings, level: float) -> list[tuple[float, mido.Message]]:
-    """The drums end with the last chord at ``at`` (seconds): no note from ``cut`` on, and the
-    crash and the kick with the chord, at the pattern's accent ``level``."""
-    kept = [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
+def _crash_and_kick(at: float, step_seconds: float, settings: PlayerSettings,
+                    level: float) -> list[tuple[float, mido.Message]]:
+    """The crash and the kick at ``at`` (seconds), at ``level`` (0..1), with their note-offs."""
     velocity = max(1, min(127, round(level * 127)))
+    out: list[tuple[float, mido.Message]] = []
     for voice in (CRASH, KICK):
         channel, note = settings.channels[voice] - 1, settings.notes[voice]
-        kept.append((at, mido.Message("note_on", channel=channel, note=note, velocity=velocity)))
-        kept.append((at + settings.gate * step_seconds, mido.Message("note_off", channel=channel, note=note, velocity=0)))
-    return kept
+        out.append((at, mido.Message("note_on", channel=channel, note=note, velocity=velocity)))
+        out.append((at + settings.gate * step_seconds, mido.Message("note_off", channel=channel, note=note, velocity=0)))
+    return out
 
 
 def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido.Message]]:
