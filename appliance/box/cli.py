@@ -163,7 +163,7 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
                              "or accented (the band's button), ends the song: crash and kick with it (and with "
-                             "a cold stop a bar's silence before it), then the drums stop; a part that just "
+                             "the band's cold stops a bar before it), then the drums stop; a part that just "
                              "stops ends at the bar line where it stopped (default on)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")

@@ -1,7 +1,9 @@
 """The engine on a virtual clock: a keyboard performance (MIDI file) in → the drum part out."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -31,9 +33,11 @@ DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line w
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
 BUTTON_LATE = 1.0     #: ... and after it (laid back a 16th)
-BUTTON_ACCENT = 1.15  #: a short last chord anywhere this many times as loud as the loudest note of the bars before it (or 127) ...
+BUTTON_ACCENT = 1.15  #: a short last chord anywhere this many times as loud as the loudest note of the bars before it ...
+ACCENT_STEP = 10 / 127  #: ... or this much louder (a loud band's accent under 127) ...
 BUTTON_BARS = 2       #: ... this many is the button too (one no louder than the figure is a loop cut off)
-COLD_BUSY = 2         #: chords in each of the two bars before a stop for a bar's silence after it to be the band's cold stop
+COLD_BUSY = 2         #: chords in each of the two bars before a stop for a bar's rest after it to be the band's cold stop
+COLD_CHAIN = 4        #: at most this many stops a bar apart before the last chord (hit, hit, hit)
 RELEASE_SLACK = 1.0   #: steps a part's last note may ring past a bar line and the band still stop there (a legato release)
 OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
@@ -329,11 +333,12 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
 
 @dataclass(frozen=True)
 class Chord:
-    """The song's last chord: where it starts (steps in the file) and how loud (0..1)."""
+    """A chord the band ends on (the song's last, or its cold stop before it): where it starts
+    (steps in the file) and how loud (0..1)."""
 
     start: float
     velocity: float
-    waits: bool = True   #: when it comes after a bar line, the drums wait from that line (a ritardando's late chord)
+    waits: bool = True   #: when it comes under DUE_LATE after a bar line, the drums wait from that line (a ritardando's late chord)
 
 
 def sounding(performance: Performance) -> list[tuple[float, float, float]]:
@@ -376,8 +381,8 @@ def final_chord(performance: Performance, downbeat: float = 0.0) -> Chord | None
 def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
     """The last notes that ring ENDING_RING steps or more (held, or under the pedal), with at
     most TAG_ONSETS short notes after them, within a bar (a tag); its start is the first note of
-    it still sounding then, up to a beat before (a rolled chord). The song before it lasts
-    ENDING_AFTER steps or more."""
+    it still sounding then, up to a beat before (a rolled chord), and more than half of the notes
+    struck with it ring on. The song before it lasts ENDING_AFTER steps or more."""
     ringing = [n for n in notes if n[1] - n[0] >= ENDING_RING]
     if not ringing:
         return None
@@ -388,8 +393,9 @@ def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
         return None
     chord = [n for n in ringing if last - STEPS_PER_BEAT <= n[0] and n[1] >= last]
     start = min(onset for onset, _, _ in chord)
-    if start - notes[0][0] < ENDING_AFTER:
-        return None
+    struck = [n for n in notes if start - CHORD_SPREAD <= n[0] <= last + CHORD_SPREAD]
+    if start - notes[0][0] < ENDING_AFTER or 2 * len(chord) <= len(struck):
+        return None     # most of what was struck with it let go: a bass note held under the figure
     return Chord(start, max(velocity for _, _, velocity in chord))
 
 
@@ -413,7 +419,9 @@ def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | 
     if on_the_line(notes, start, bar_line):
         return Chord(start, loudest)
     if accented(notes, start, loudest):
-        return Chord(start, loudest, waits=False)
+        # a stab in the bar's first beat is a late downbeat (the drums wait from the bar line);
+        # one from beat 2 on is where the band put it (the drums play up to it)
+        return Chord(start, loudest, waits=(start - downbeat) % STEPS_PER_BAR < STEPS_PER_BEAT - BUTTON_EARLY)
     return None
 
 
@@ -425,10 +433,14 @@ def on_the_line(notes: list[tuple[float, float, float]], start: float, bar_line:
 
 
 def accented(notes: list[tuple[float, float, float]], start: float, loudest: float) -> bool:
-    """A chord at ``start`` ``BUTTON_ACCENT`` × as loud as the loudest of the ``BUTTON_BARS`` bars
-    before it, or 127."""
-    before = [velocity for onset, _, velocity in notes if start - BUTTON_BARS * STEPS_PER_BAR <= onset < start]
-    return bool(before) and loudest >= min(1.0, BUTTON_ACCENT * max(before))
+    """A chord at ``start`` louder than everything in the ``BUTTON_BARS`` bars before it (give or
+    take ``CHORD_SPREAD``: the figure's own accent a loop before, played a little early), by
+    ``BUTTON_ACCENT`` × or ``ACCENT_STEP``, or up to 127 (a part played at 127 all along has no
+    accent)."""
+    reach = BUTTON_BARS * STEPS_PER_BAR + CHORD_SPREAD
+    before = [velocity for onset, _, velocity in notes if start - reach <= onset < start]
+    return (bool(before) and loudest > max(before)
+            and loudest >= min(1.0, BUTTON_ACCENT * max(before), max(before) + ACCENT_STEP))
 
 
 def band_stops(notes: list[tuple[float, float, float]], downbeat: float) -> float | None:
@@ -442,28 +454,57 @@ def band_stops(notes: list[tuple[float, float, float]], downbeat: float) -> floa
     line = downbeat + (math.floor((notes[-1][0] - downbeat) / STEPS_PER_BAR) + 1) * STEPS_PER_BAR
     while release > line + RELEASE_SLACK:
         line += STEPS_PER_BAR
-    rested = not any(line - STEPS <= onset < line - STEPS + STEPS_PER_BAR for onset, _, _ in notes)
+    early = BUTTON_EARLY      # a note a 32nd early belongs to the next bar
+    rested = not any(line - STEPS - early <= onset < line - STEPS + STEPS_PER_BAR - early for onset, _, _ in notes)
     if round((line - downbeat) / STEPS_PER_BAR) % BARS_PER_WINDOW and rested:
         line += STEPS_PER_BAR
     return line
 
 
-def cold_stop(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> Chord | None:
-    """The band's cold stop before ``chord``, if it made one: a chord that would have ended the
-    song there (held, or a button), a bar or more of silence after it (nothing sounding), and
-    ``COLD_BUSY`` onsets or more in each of the two bars before it (a part that rests a bar
-    between its hits all along keeps its time)."""
-    before = [n for n in notes if n[0] < chord.start]
-    if not before or chord.start - max(off for _, off, _ in before) < STEPS_PER_BAR:
-        return None
-    stop = held_chord(before) or button(before, downbeat)
-    if stop is None:
-        return None
-    onsets = sorted({onset for onset, _, _ in before if onset < stop.start})
-    heads = [onset for i, onset in enumerate(onsets) if i == 0 or onset - onsets[i - 1] > CHORD_SPREAD]
-    busy = all(sum(1 for onset in heads if stop.start - (k + 1) * STEPS_PER_BAR <= onset < stop.start - k * STEPS_PER_BAR)
-               >= COLD_BUSY for k in range(2))
-    return stop if busy else None
+def cold_stops(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> list[Chord]:
+    """The band's cold stops before ``chord``, if it made them: chords that would each have ended
+    the song there (held, or a button), each followed by a bar's rest (:func:`rests`), up to
+    ``COLD_CHAIN`` a bar apart (hit, hit, hit), the first after a busy part (``COLD_BUSY`` chords
+    or more in each of its two bars before); none when the part rested so before, as its form
+    (a call and its response, a chord and a bar's rest all along)."""
+    resting = rests(notes)
+    stops: list[Chord] = []
+    end = chord.start
+    while len(stops) < COLD_CHAIN:
+        before = [n for n in notes if n[0] < end]
+        stop = (held_chord(before) or button(before, downbeat)) if before else None
+        if stop is None or not any(abs(stop.start - rest) <= CHORD_SPREAD for rest in resting):
+            return []
+        stops.insert(0, stop)
+        heads = chord_starts([onset for onset, _, _ in before if onset < stop.start])
+        bars = [(stop.start - (k + 1) * STEPS_PER_BAR, stop.start - k * STEPS_PER_BAR) for k in range(2)]
+        if all(sum(1 for onset in heads if a <= onset < b) >= COLD_BUSY for a, b in bars):
+            form = any(rest < stops[0].start - CHORD_SPREAD for rest in resting)
+            return [] if form else stops
+        end = stop.start
+    return []
+
+
+def rests(notes: list[tuple[float, float, float]]) -> list[float]:
+    """The chords (their starts) after which the part rests a bar: nothing sounds for a bar
+    after everything let go, or everything let go within a beat and the next chord comes a bar or
+    more after it (a stab on the 1, the next on the next 1)."""
+    heads = chord_starts([onset for onset, _, _ in notes])
+    onsets = [onset for onset, _, _ in notes]
+    released = list(itertools.accumulate((off for _, off, _ in notes), max))   # notes are in onset order
+    out = []
+    for here, after in zip(heads, heads[1:]):
+        release = released[bisect.bisect_left(onsets, after) - 1]
+        if after - release >= STEPS_PER_BAR or (release - here <= STEPS_PER_BEAT
+                                                and after - here >= STEPS_PER_BAR - BUTTON_EARLY):
+            out.append(here)
+    return out
+
+
+def chord_starts(onsets: list[float]) -> list[float]:
+    """The onsets that start a chord: each more than ``CHORD_SPREAD`` after the one before."""
+    ordered = sorted(set(onsets))
+    return [onset for i, onset in enumerate(ordered) if i == 0 or onset - ordered[i - 1] > CHORD_SPREAD]
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
@@ -498,25 +539,27 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
 def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, downbeat: float, shift: float,
             transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
     """The drums with the song's ending, if it has one (:func:`final_chord`, after the band's
-    cold stops before it, :func:`cold_stop`), else stopped where the band stops
+    cold stop before it, :func:`cold_stop`), else stopped where the band stops
     (:func:`band_stops`); ``downbeat``: bar 1 on the file's time line; ``shift``: steps from the
     file's time line to the last pass's on the engine's."""
     notes = sounding(performance)
     chord = final_chord(performance, downbeat)
     if chord is None:
-        stop = band_stops(notes, downbeat)
-        cut = transport.time_at(stop + shift - 0.5) if stop is not None else math.inf
+        line = band_stops(notes, downbeat)
+        cut = transport.time_at(line + shift - 0.5) if line is not None else math.inf
         return [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
-    hits = [chord]
-    while (stop := cold_stop(notes, hits[0], downbeat)) is not None:
-        hits.insert(0, stop)
+    hits = [*cold_stops(notes, chord, downbeat), chord]
     at = hits[0].start + shift
     # The bar line the first hit was due on: the one before it when it comes under DUE_LATE after
-    # it (a ritardando's late chord: the drums wait from there), else the next (a push).
-    due = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
-    due = due if at - due < DUE_LATE and hits[0].waits else due + STEPS_PER_BAR
+    # it and waits (a ritardando's late chord: the drums wait from there), else the next (a push,
+    # a stab on beat 2: the crash on the bar line before it is the hit's, not the pattern's).
+    line = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
+    due = line if at - line < DUE_LATE and hits[0].waits else line + STEPS_PER_BAR
     cut = transport.time_at(min(due, at) - 0.5)
-    kept = [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
+    crash = engine.player.settings.notes[CRASH]
+    ahead = transport.time_at(line - 0.5) if at - line < DUE_LATE else cut
+    kept = [(t, m) for t, m in drums
+            if m.type != "note_on" or t < min(cut, ahead) or (t < cut and m.note != crash)]
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     for hit in hits:
         kept += _crash_and_kick(transport.time_at(hit.start + shift), step_seconds, engine.player.settings,
