@@ -629,8 +629,13 @@ def test_a_part_with_no_ending_stops_at_the_bar_line_where_it_stopped(
     ("a quarter-note stab on 9, the last on 10", [(BAR9, BAR9 + 480)], BAR10, 8 * 16),
     ("hit, hit, hit: on 9, 10 and 11", [(BAR9, BAR9 + 120), (BAR10, BAR10 + 120)], BAR11, 8 * 16),
     ("a chord on 8 left alone, a stab on 9: a chain", [(BAR9, BAR9 + 120)], BAR11, 7 * 16),
-    ("a half-note stab on 9, the last on 10", [(BAR9, BAR9 + 900)], BAR10, None),
-    ("a stab on 9 let ring into bar 10", [(BAR9, BAR10 + 480)], BAR11, None),
+    ("a half-note stab on 9, the last on 10", [(BAR9, BAR9 + 900)], BAR10, 8 * 16),
+    ("a half note on 9 let go a 16th late, the last on 10", [(BAR9, BAR9 + 1060)], BAR10, 8 * 16),
+    ("three beats on 9, the last on 10", [(BAR9, BAR9 + 1440)], BAR10, None),
+    ("a chord on 9 let ring into bar 10, the last on 11", [(BAR9, BAR10 + 480)], BAR11, None),
+    ("a chord on 9 held to a cut-off on 11 (a fermata)", [(BAR9, BAR11)], BAR11, 8 * 16),
+    ("a fade: chords held a bar each, softer each", [(BAR9, BAR10), (BAR10, BAR11)], BAR11, None),
+    ("a stab on 9, the last three beats later", [(BAR9, BAR9 + 120)], BAR9 + 1440, None),
     ("a stab on beat 2 of 9 at the figure's level", [(BAR9 + 480, BAR9 + 600)], BAR11, None),
     ("a chord and a bar's rest all along", [(BAR9, BAR9 + 120)], BAR11, None),
     ("a call and its response all along", [(BAR9, BAR9 + 120)], BAR11, None),
@@ -638,18 +643,20 @@ def test_a_part_with_no_ending_stops_at_the_bar_line_where_it_stopped(
 def test_a_cold_stop_is_a_stop_then_a_bars_rest_after_a_busy_part(
         tmp_path: Path, case: str, stops: list[tuple[int, int]], last: int, first: float | None) -> None:
     """The band's cold stop before the last hit: a chord that would have ended the song (a button,
-    a held chord), then a bar with nothing sounding, or a stab a beat long or less with the next
-    chord a bar after it; up to four a bar apart (hit, hit, hit), the first after two bars of two
-    chords or more each. A part that rested so before, as its form (a chord and a bar's rest, a
-    call and its response), keeps its time."""
+    a held chord), the next a bar or more after it, with a bar's silence, or let go within half a
+    bar, or held to a cut-off as loud (a fermata; a fade's softer chords are no stops); up to eight
+    a bar apart (hit, hit, hit), the first after two bars of two chords or more each. A part that rested so twice before, as its
+    form (a chord and a bar's rest, a call and its response), keeps its time."""
     from appliance.core.render import cold_stops, final_chord, read_performance, sounding
-    notes = [(on, off, n, 84) for on, off in stops for n in (48, 60, 64)] + [(last, last + 120, n, 100) for n in (48, 60, 64)]
+    levels = [60, 50] if case.startswith("a fade") else [84] * len(stops)
+    notes = [(on, off, n, level) for (on, off), level in zip(stops, levels) for n in (48, 60, 64)]
+    notes += [(last, last + 1920, n, 40) if case.startswith("a fade") else (last, last + 120, n, 100) for n in (48, 60, 64)]
     if case.endswith("a chain"):
         eighths = range(57)                               # bar 8: one chord, on its 1
     elif case.endswith("rest all along"):
         eighths = range(0, 64, 16)                        # one chord every other bar
     elif case.endswith("response all along"):
-        eighths = [e for e in range(64) if e % 32 <= 16]  # two busy bars, a stab on 1, a bar's rest
+        eighths = [e for e in range(64) if not (17 <= e < 24 or 41 <= e < 48)]   # bars 3 and 6: a stab on 1
     else:
         eighths = range(64)
     performance = read_performance(song_then(tmp_path / "s.mid", notes, eighths=eighths))
@@ -695,6 +702,7 @@ def test_an_accented_last_stab_on_beat_2_ends_the_song_where_it_is(model_dir: Pa
     ("pushed on the and of 4", BAR9 - 240, 96),
     ("rolled over a beat", BAR9, 96),
     ("then a short tag", BAR9, 96),
+    ("then a soft tag a bar and a beat later, while it rings", BAR9, 96),
     ("soft", BAR9, 20),
     ("short under the pedal", BAR9, 96),
 ])
@@ -707,6 +715,8 @@ def test_the_last_chord_is_found_where_a_drummer_hears_it(tmp_path: Path, case: 
         notes = [(start + 120 * i, start + held, n, velocity) for i, n in enumerate((48, 60, 64, 67))]
     elif case == "then a short tag":
         notes.append((start + 960, start + 1080, 72, 70))
+    elif case.startswith("then a soft tag"):
+        notes.append((start + 2400, start + 2520, 72, 50))
     elif case == "short under the pedal":
         notes = [(start, start + 200, n, velocity) for n in (48, 60, 64, 67)]
         controls = [(start - 10, 64, 127), (start + held, 64, 0)]
@@ -742,7 +752,8 @@ def test_a_bass_note_held_under_a_short_chord_is_no_held_chord(tmp_path: Path) -
     """The left hand holds a whole note on 9 under the right hand's short chord: with the figure's
     eighths going on after it, the part fades on and is no ending (a reviewer's pop fade got its
     crash there, under two more beats of keys); with nothing after it, the short chord on the bar
-    line is the button."""
+    line is the button. Held whole, it ends the song with a softer tag after it; a stinger as
+    loud as it on the next 1 is the ending instead."""
     from appliance.core.render import final_chord, held_chord, read_performance, sounding
     chord = [(BAR9, BAR9 + 1920, 36, 60)] + [(BAR9, BAR9 + 200, n, 70) for n in (60, 64, 67)]
     after = [(BAR9 + k * 240, BAR9 + k * 240 + 200, 72, 60) for k in (1, 2, 3)]
@@ -750,8 +761,30 @@ def test_a_bass_note_held_under_a_short_chord_is_no_held_chord(tmp_path: Path) -
     assert held_chord(sounding(fading)) is None and final_chord(fading) is None
     button = read_performance(song_then(tmp_path / "button.mid", chord))
     assert final_chord(button).start == pytest.approx(8 * 16)
-    held = read_performance(song_then(tmp_path / "held.mid", [(on, BAR9 + 1920, n, v) for on, _, n, v in chord] + after))
-    assert held_chord(sounding(held)).start == pytest.approx(8 * 16)     # all of it held, then a tag
+    tag = [(on, off, n, 50) for on, off, n, _ in after]
+    held = read_performance(song_then(tmp_path / "held.mid", [(on, BAR9 + 1920, n, v) for on, _, n, v in chord] + tag))
+    assert held_chord(sounding(held)).start == pytest.approx(8 * 16)     # all of it held, then a softer tag
+    stinger = read_performance(song_then(tmp_path / "stinger.mid", [(on, BAR9 + 1920, n, v) for on, _, n, v in chord]
+                                         + [(BAR10, BAR10 + 60, n, 70) for n in (48, 60)]))
+    assert held_chord(sounding(stinger)) is None and final_chord(stinger).start == pytest.approx(9 * 16)
+
+
+@pytest.mark.parametrize("case, held, ends", [("cut off after the loop's first bar", 1200, False),
+                                              ("the chord let ring on a bar and a half", 2880, True)])
+def test_a_loops_own_held_chord_is_no_ending(tmp_path: Path, case: str, held: int, ends: bool) -> None:
+    """A hip-hop keys loop: a chord held two and a half beats and a lick in its first bar, eighths
+    in its second. Cut off after a first bar, the part plays its loop again and is no ending (the
+    drums hit the held chord and went quiet while the keys played the lick: a reviewer's Rhodes
+    loop): the band stops at the bar line. The same chord let ring on is the ending."""
+    from appliance.core.render import band_stops, final_chord, held_chord, read_performance, sounding
+    loop = [(bar * 1920, bar * 1920 + 1200, n, 80) for bar in range(0, 8, 2) for n in (48, 60, 64)]
+    loop += [(bar * 1920 + t, bar * 1920 + t + 100, 67, 70) for bar in range(0, 8, 2) for t in (1440, 1680)]
+    last = [(BAR9, BAR9 + held, n, 80) for n in (48, 60, 64)] + [(BAR9 + t, BAR9 + t + 100, 67, 70) for t in (1440, 1680)]
+    odd = [e for e in range(64) if (e // 8) % 2]
+    performance = read_performance(song_then(tmp_path / "loop.mid", loop + last, eighths=odd))
+    assert (held_chord(sounding(performance)) is not None) == ends, case
+    if not ends:
+        assert final_chord(performance) is None and band_stops(sounding(performance), 0.0) == pytest.approx(9 * 16)
 
 
 def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path: Path) -> None:
@@ -775,19 +808,26 @@ def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path:
     ("on beat 2, accented", BAR9 + 480, 100, True), ("on beat 2", BAR9 + 480, 85, False),
     ("on beat 2 at 127 over a note at 120", BAR9 + 480, 127, True),
     ("on beat 2 at 127, a part played at 127 all along", BAR9 + 480, 127, False),
+    ("on the and of 4 at 127, a part played at 127 all along", BAR9 - 240, 127, True),
     ("on beat 2 of bar 9, the figure's accent there a loop before", BAR9 + 480, 100, False),
     ("the same, 10 ticks late", BAR9 + 490, 100, False),
     ("after a bar of bar 1 shifted", BAR9 + 480, 85, True),
     ("on beat 3 at 125 over a note at 112", BAR9 + 960, 125, True),
     ("on beat 3 at 118 over a note at 112", BAR9 + 960, 118, False),
+    ("two bits: the 1 left out, a chord on beat 2, the last on beat 3", BAR9 + 960, 80, True),
+    ("the 1 played, a chord on beat 2, the last on beat 3", BAR9 + 960, 80, False),
+    ("the 1 left out, a chord on beat 2, the last on beat 3's e", BAR9 + 1080, 80, False),
+    ("the 1 left out, a chord on beat 2, the last on beat 3, softer", BAR9 + 960, 60, False),
 ])
 def test_a_button_is_a_short_last_chord_on_the_bar_line_or_accented(
         tmp_path: Path, case: str, start: int, velocity: int, ends: bool) -> None:
     """The band's button: on the bar line (a 32nd early, up to a 16th late with nothing before it in
-    its beat), or accented anywhere (1.15 × the loudest of the two bars before it; the eighths here
-    are at 80): a push on the "and" of 4, a reggae skank's last hit on beat 2. Anything else short
-    is a loop cut off: a part played at 127 all along, the figure's own accent (a loop before,
-    played a little early or late)."""
+    its beat), or accented anywhere (1.15 × the loudest of the two bars before it, or 10 velocity
+    steps; the eighths here are at 80): a push on the "and" of 4, a reggae skank's last hit on beat
+    2; at 127 after a part at 127 all along, pushed on the "and" of 4; or, at the figure's level on
+    an eighth, after a last bar that leaves out the 1 the part played (a band's tag, "two bits").
+    Anything else short is a loop cut off: a part played at 127 all along stopping on beat 2, the
+    figure's own accent (a loop before, played a little early or late)."""
     from appliance.core.render import final_chord, held_chord, read_performance, sounding
     notes = [(start, start + 120, n, velocity) for n in (48, 60, 64)]
     if "note on the 1" in case:
@@ -796,6 +836,10 @@ def test_a_button_is_a_short_last_chord_on_the_bar_line_or_accented(
         notes.append((BAR9 - 1920, BAR9 - 1800, 72, 120))
     if case.endswith("over a note at 112"):
         notes.append((BAR9 - 1920, BAR9 - 1800, 72, 112))
+    if "a chord on beat 2" in case:
+        notes += [(BAR9 + 480, BAR9 + 600, n, 80) for n in (48, 60, 64)]
+    if case.startswith("the 1 played"):
+        notes += [(BAR9, BAR9 + 120, n, 80) for n in (48, 60, 64)]
     if "accent there" in case or "late" in case and case.startswith("the same"):
         notes.append((BAR9 - 2 * 1920 + 480, BAR9 - 2 * 1920 + 600, 72, 100))
     performance = read_performance(song_then(tmp_path / "s.mid", notes))

@@ -7,7 +7,7 @@ probe a change: pickups, rests, holds, stops, returns on an offbeat, comping tha
 reggae, swing, gospel... Session 33 added three probes of its own (review-s33) and two reviews
 (review-s33b, -s33c), sessions 34 and 35 one each (review-s34, -s35), session 36 two (review-s36,
 -s36b), session 37 one of starts and endings (review-s37, not scored: its expectations are in
-words), session 38 one of endings (review-s38, the same). The 324 parts live in training/review_parts/<review>/. Ten reviews also wrote
+words), session 38 two of endings (review-s38, -s38b, the same). The 338 parts live in training/review_parts/<review>/. Ten reviews also wrote
 down, before anything was rendered, what a drummer would play in each part (`expect.json`: the
 bars that must have a crash, the bars where one is fine, the bars where a fill belongs, the last
 bar, and for a pickup where bar 1's first note falls); the probes have the same, written from

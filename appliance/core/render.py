@@ -1,9 +1,7 @@
 """The engine on a virtual clock: a keyboard performance (MIDI file) in → the drum part out."""
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
-import itertools
 import logging
 import math
 from pathlib import Path
@@ -28,17 +26,21 @@ TICK_SECONDS = 0.01  #: how often the virtual player wakes up
 MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render)
 ENDING_RING = 2 * STEPS_PER_BEAT  #: steps the last chord must ring for the drums to end with it
 CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a beat)
-TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag)
+TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag) ...
+TAG_LEVEL = 0.8      #: ... softer than this × the chord, or struck while it rings (else a stinger: the ending)
 DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
 BUTTON_LATE = 1.0     #: ... and after it (laid back a 16th)
-BUTTON_ACCENT = 1.15  #: a short last chord anywhere this many times as loud as the loudest note of the bars before it ...
+BUTTON_ACCENT = 1.15  #: a short last chord this many times as loud as the loudest of the bars before it ...
 ACCENT_STEP = 10 / 127  #: ... or this much louder (a loud band's accent under 127) ...
+BUTTON_PUSH = STEPS_PER_BEAT / 2   #: ... or at 127 after 127 all along, this many steps before a bar line ...
+PUSH_SLACK = 0.5      #: ... give or take this (a 32nd) ...
 BUTTON_BARS = 2       #: ... this many is the button too (one no louder than the figure is a loop cut off)
-COLD_BUSY = 2         #: chords in each of the two bars before a stop for a bar's rest after it to be the band's cold stop
-COLD_CHAIN = 4        #: at most this many stops a bar apart before the last chord (hit, hit, hit)
-RELEASE_SLACK = 1.0   #: steps a part's last note may ring past a bar line and the band still stop there (a legato release)
+COLD_BUSY = 2         #: chords in each of the two bars before a stop, for a bar's rest after it to be a cold stop
+COLD_CHAIN = 8        #: at most this many stops a bar apart before the last chord (hit, hit, hit; a stop-time ending)
+COLD_FORM = 2         #: a part that rested so this many times before its stops rests as its form: no cold stop
+RELEASE_SLACK = 1.0   #: steps a last note may ring past a bar line, the band still stopping there (legato)
 OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
 DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length of their mean phase vector)
@@ -380,29 +382,52 @@ def final_chord(performance: Performance, downbeat: float = 0.0) -> Chord | None
 
 def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
     """The last notes that ring ENDING_RING steps or more (held, or under the pedal), with at
-    most TAG_ONSETS short notes after them, within a bar (a tag); its start is the first note of
-    it still sounding then, up to a beat before (a rolled chord), and more than half of the notes
-    struck with it ring on. The song before it lasts ENDING_AFTER steps or more."""
+    most TAG_ONSETS short notes after them (a tag), softer or struck while they ring, and within a
+    bar unless softer and struck while they ring (a pedalled chord's soft last notes); its
+    start is the first note of it still sounding then, up to a beat before (a rolled chord, a
+    pushed one); more than half of the notes struck with it ring on. The song before it lasts
+    ENDING_AFTER steps or more, and the bar from it is not the part's loop again
+    (:func:`plays_its_loop`)."""
     ringing = [n for n in notes if n[1] - n[0] >= ENDING_RING]
     if not ringing:
         return None
     last = ringing[-1][0]
-    after = [onset for onset, _, _ in notes if onset > last + CHORD_SPREAD]
-    tags = sum(1 for i, onset in enumerate(after) if i == 0 or onset - after[i - 1] > CHORD_SPREAD)
-    if tags > TAG_ONSETS or (after and after[-1] > last + STEPS_PER_BAR):
-        return None
     chord = [n for n in ringing if last - STEPS_PER_BEAT <= n[0] and n[1] >= last]
-    start = min(onset for onset, _, _ in chord)
+    start, loudest = min(onset for onset, _, _ in chord), max(velocity for _, _, velocity in chord)
+    after = [(onset, velocity) for onset, _, velocity in notes if onset > last + CHORD_SPREAD]
+    tags = chord_starts([onset for onset, _ in after])
+    rings_to = max(off for _, off, _ in chord)
+    late = [(onset, velocity) for onset, velocity in after
+            if onset > last + STEPS_PER_BAR and (onset >= rings_to - CHORD_SPREAD or velocity >= TAG_LEVEL * loudest)]
+    if len(tags) > TAG_ONSETS or late \
+            or any(velocity >= TAG_LEVEL * loudest for onset, velocity in after if onset >= rings_to - CHORD_SPREAD):
+        return None     # too many notes after it, a loud one or one after it let go a bar on, or a stinger
     struck = [n for n in notes if start - CHORD_SPREAD <= n[0] <= last + CHORD_SPREAD]
-    if start - notes[0][0] < ENDING_AFTER or 2 * len(chord) <= len(struck):
-        return None     # most of what was struck with it let go: a bass note held under the figure
-    return Chord(start, max(velocity for _, _, velocity in chord))
+    if start - notes[0][0] < ENDING_AFTER or 2 * len(chord) <= len(struck) or plays_its_loop(notes, start):
+        return None     # a bass note held under the figure going on; the loop's own held chord
+    return Chord(start, loudest)
+
+
+def plays_its_loop(notes: list[tuple[float, float, float]], start: float) -> bool:
+    """Whether the bar from ``start`` plays the part's loop again: two chords or more, each where
+    the part played one a loop before, the one at ``start`` let go no more than a beat later than
+    then (a hip-hop loop's held chord and its lick, cut off: no ending)."""
+    def bar_from(at: float) -> list[float]:
+        return chord_starts([o for o, _, _ in notes if at - CHORD_SPREAD <= o < at + STEPS_PER_BAR - CHORD_SPREAD])
+
+    now, then = bar_from(start), bar_from(start - STEPS)
+    if len(now) < 2 or not all(any(abs(a - STEPS - b) <= CHORD_SPREAD for b in then) for a in now):
+        return False
+    held = [off - onset for onset, off, _ in notes if abs(onset - start) <= CHORD_SPREAD]
+    before = [off - onset for onset, off, _ in notes if abs(onset - start + STEPS) <= CHORD_SPREAD]
+    return bool(before) and max(held) <= max(before) + STEPS_PER_BEAT
 
 
 def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | None:
     """A short last chord with nothing after it, a loop's worth of song before it: the stab the
     band ends on, on a bar line (:func:`on_the_line`) or accented anywhere (:func:`accented`: a
-    push on the "and" of 4, a hit on beat 2). Its notes are the last onsets each within
+    push on the "and" of 4, a hit on beat 2), or at 127 pushed on the "and" of 4 (a part played at
+    127 all along has no accent, and ends on its push). Its notes are the last onsets each within
     ``CHORD_SPREAD`` of the next (a roll, a flam)."""
     if not notes:
         return None
@@ -418,7 +443,8 @@ def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | 
     bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
     if on_the_line(notes, start, bar_line):
         return Chord(start, loudest)
-    if accented(notes, start, loudest):
+    pushed_at_127 = loudest >= 1.0 and abs(bar_line - BUTTON_PUSH - start) <= PUSH_SLACK
+    if accented(notes, start, loudest) or pushed_at_127 or leaves_out_the_one(notes, start, downbeat, loudest):
         # a stab in the bar's first beat is a late downbeat (the drums wait from the bar line);
         # one from beat 2 on is where the band put it (the drums play up to it)
         return Chord(start, loudest, waits=(start - downbeat) % STEPS_PER_BAR < STEPS_PER_BEAT - BUTTON_EARLY)
@@ -441,6 +467,25 @@ def accented(notes: list[tuple[float, float, float]], start: float, loudest: flo
     before = [velocity for onset, _, velocity in notes if start - reach <= onset < start]
     return (bool(before) and loudest > max(before)
             and loudest >= min(1.0, BUTTON_ACCENT * max(before), max(before) + ACCENT_STEP))
+
+
+def leaves_out_the_one(notes: list[tuple[float, float, float]], start: float, downbeat: float,
+                       loudest: float) -> bool:
+    """Whether the part's last bar, holding ``start``, leaves out the 1 that the part played in
+    each of the ``BUTTON_BARS`` bars before it (a 32nd early to a 16th late), and its last chord,
+    at ``start``, on an eighth after the 1 and after another chord in the bar, is as loud as the
+    middle of those bars' notes: the band's tag ("shave and a haircut, two bits"; one chord alone
+    after the 1 is a loop cut off)."""
+    line = downbeat + math.floor((start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
+    eighth = STEPS_PER_BEAT / 2
+    if start - line < eighth or abs((start - line + eighth / 2) % eighth - eighth / 2) > BUTTON_EARLY:
+        return False     # on the 1 (on_the_line's), or off the eighths (a drifting part's)
+    ones = [line - k * STEPS_PER_BAR for k in range(BUTTON_BARS + 1)]
+    played = [any(-BUTTON_EARLY <= onset - one <= BUTTON_LATE for onset, _, _ in notes) for one in ones]
+    before = [velocity for onset, _, velocity in notes if line - BUTTON_BARS * STEPS_PER_BAR - BUTTON_EARLY <= onset < line]
+    tag = chord_starts([onset for onset, _, _ in notes if line - BUTTON_EARLY <= onset <= start])
+    return (not played[0] and all(played[1:]) and len(tag) >= 2 and bool(before)
+            and loudest >= float(np.median(before)))
 
 
 def band_stops(notes: list[tuple[float, float, float]], downbeat: float) -> float | None:
@@ -479,24 +524,28 @@ def cold_stops(notes: list[tuple[float, float, float]], chord: Chord, downbeat: 
         heads = chord_starts([onset for onset, _, _ in before if onset < stop.start])
         bars = [(stop.start - (k + 1) * STEPS_PER_BAR, stop.start - k * STEPS_PER_BAR) for k in range(2)]
         if all(sum(1 for onset in heads if a <= onset < b) >= COLD_BUSY for a, b in bars):
-            form = any(rest < stops[0].start - CHORD_SPREAD for rest in resting)
+            form = sum(1 for rest in resting if rest < stops[0].start - CHORD_SPREAD) >= COLD_FORM
             return [] if form else stops
         end = stop.start
     return []
 
 
 def rests(notes: list[tuple[float, float, float]]) -> list[float]:
-    """The chords (their starts) after which the part rests a bar: nothing sounds for a bar
-    after everything let go, or everything let go within a beat and the next chord comes a bar or
-    more after it (a stab on the 1, the next on the next 1)."""
+    """The chords (their starts) after which the part rests a bar, the next chord a bar or more
+    later: nothing sounds for a bar after everything let go; or everything let go within half a
+    bar (a stab on the 1 and the next on the next 1, a half-note stop); or the chord rang on to a
+    cut-off at least as loud as it (a fermata, a stinger). Whole notes a bar apart, a fade's
+    softer chords, are not rests."""
     heads = chord_starts([onset for onset, _, _ in notes])
-    onsets = [onset for onset, _, _ in notes]
-    released = list(itertools.accumulate((off for _, off, _ in notes), max))   # notes are in onset order
     out = []
     for here, after in zip(heads, heads[1:]):
-        release = released[bisect.bisect_left(onsets, after) - 1]
-        if after - release >= STEPS_PER_BAR or (release - here <= STEPS_PER_BEAT
-                                                and after - here >= STEPS_PER_BAR - BUTTON_EARLY):
+        if after - here < STEPS_PER_BAR - BUTTON_EARLY:
+            continue
+        release = max(off for onset, off, _ in notes if onset < after)
+        level = max(velocity for onset, _, velocity in notes if here <= onset <= here + CHORD_SPREAD)
+        cut_off = max(velocity for onset, _, velocity in notes if after <= onset <= after + CHORD_SPREAD)
+        if (after - release >= STEPS_PER_BAR or release - here <= STEPS_PER_BAR / 2 + RELEASE_SLACK
+                or (release >= after - RELEASE_SLACK and cut_off >= level)):
             out.append(here)
     return out
 
