@@ -635,6 +635,8 @@ def test_a_part_with_no_ending_stops_at_the_bar_line_where_it_stopped(
     ("a chord on 9 let ring into bar 10, the last on 11", [(BAR9, BAR10 + 480)], BAR11, None),
     ("a chord on 9 held to a cut-off on 11 (a fermata)", [(BAR9, BAR11)], BAR11, 8 * 16),
     ("a fade: chords held a bar each, softer each", [(BAR9, BAR10), (BAR10, BAR11)], BAR11, None),
+    ("a pad: chords held a bar each, at one level", [(BAR9, BAR10), (BAR10, BAR11)], BAR11, None),
+    ("a stab on 9 after intro hits, each with a bar's rest", [(BAR9, BAR9 + 120)], BAR11, 8 * 16),
     ("a stab on 9, the last three beats later", [(BAR9, BAR9 + 120)], BAR9 + 1440, None),
     ("a stab on beat 2 of 9 at the figure's level", [(BAR9 + 480, BAR9 + 600)], BAR11, None),
     ("a chord and a bar's rest all along", [(BAR9, BAR9 + 120)], BAR11, None),
@@ -644,17 +646,22 @@ def test_a_cold_stop_is_a_stop_then_a_bars_rest_after_a_busy_part(
         tmp_path: Path, case: str, stops: list[tuple[int, int]], last: int, first: float | None) -> None:
     """The band's cold stop before the last hit: a chord that would have ended the song (a button,
     a held chord), the next a bar or more after it, with a bar's silence, or let go within half a
-    bar, or held to a cut-off as loud (a fermata; a fade's softer chords are no stops); up to eight
-    a bar apart (hit, hit, hit), the first after two bars of two chords or more each. A part that rested so twice before, as its
-    form (a chord and a bar's rest, a call and its response), keeps its time."""
+    bar, or held to a short cut-off as loud (a fermata; a fade's softer chords and a pad's whole
+    notes are no stops); up to eight (hit, hit, hit), the first after two bars of two chords or
+    more each. A part that rested so twice before, once it was playing busy bars, as its form (a
+    call and its response), keeps its time (intro hits do not count); so does a chord and a bar's
+    rest all along."""
     from appliance.core.render import cold_stops, final_chord, read_performance, sounding
     levels = [60, 50] if case.startswith("a fade") else [84] * len(stops)
     notes = [(on, off, n, level) for (on, off), level in zip(stops, levels) for n in (48, 60, 64)]
-    notes += [(last, last + 1920, n, 40) if case.startswith("a fade") else (last, last + 120, n, 100) for n in (48, 60, 64)]
+    held = {"a fade": 40, "a pad": 84}.get(case.split(":")[0])
+    notes += [(last, last + 1920, n, held) if held else (last, last + 120, n, 100) for n in (48, 60, 64)]
     if case.endswith("a chain"):
         eighths = range(57)                               # bar 8: one chord, on its 1
     elif case.endswith("rest all along"):
         eighths = range(0, 64, 16)                        # one chord every other bar
+    elif "intro hits" in case:
+        eighths = [0, 16, *range(32, 64)]                 # hits on 1 and 3, each with a bar's rest, then busy
     elif case.endswith("response all along"):
         eighths = [e for e in range(64) if not (17 <= e < 24 or 41 <= e < 48)]   # bars 3 and 6: a stab on 1
     else:
@@ -809,6 +816,7 @@ def test_a_short_last_chord_and_a_controller_after_it_is_no_held_chord(tmp_path:
     ("on beat 2 at 127 over a note at 120", BAR9 + 480, 127, True),
     ("on beat 2 at 127, a part played at 127 all along", BAR9 + 480, 127, False),
     ("on the and of 4 at 127, a part played at 127 all along", BAR9 - 240, 127, True),
+    ("on the and of 4 at 127, the figure's own accent there a loop before", BAR9 - 240, 127, False),
     ("on beat 2 of bar 9, the figure's accent there a loop before", BAR9 + 480, 100, False),
     ("the same, 10 ticks late", BAR9 + 490, 100, False),
     ("after a bar of bar 1 shifted", BAR9 + 480, 85, True),
@@ -841,7 +849,8 @@ def test_a_button_is_a_short_last_chord_on_the_bar_line_or_accented(
     if case.startswith("the 1 played"):
         notes += [(BAR9, BAR9 + 120, n, 80) for n in (48, 60, 64)]
     if "accent there" in case or "late" in case and case.startswith("the same"):
-        notes.append((BAR9 - 2 * 1920 + 480, BAR9 - 2 * 1920 + 600, 72, 100))
+        on_time = round(start / 240) * 240 - 2 * 1920       # the accent a loop before, on the grid
+        notes.append((on_time, on_time + 120, 72, velocity))
     performance = read_performance(song_then(tmp_path / "s.mid", notes))
     if case.endswith("all along"):
         performance = dataclasses.replace(performance, notes=[

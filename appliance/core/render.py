@@ -443,7 +443,9 @@ def button(notes: list[tuple[float, float, float]], downbeat: float) -> Chord | 
     bar_line = downbeat + round((start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR
     if on_the_line(notes, start, bar_line):
         return Chord(start, loudest)
-    pushed_at_127 = loudest >= 1.0 and abs(bar_line - BUTTON_PUSH - start) <= PUSH_SLACK
+    before = [velocity for onset, _, velocity in notes if start - BUTTON_BARS * STEPS_PER_BAR <= onset < start]
+    pushed_at_127 = (loudest >= 1.0 and bool(before) and float(np.median(before)) >= 1.0
+                     and abs(bar_line - BUTTON_PUSH - start) <= PUSH_SLACK)
     if accented(notes, start, loudest) or pushed_at_127 or leaves_out_the_one(notes, start, downbeat, loudest):
         # a stab in the bar's first beat is a late downbeat (the drums wait from the bar line);
         # one from beat 2 on is where the band put it (the drums play up to it)
@@ -510,32 +512,39 @@ def cold_stops(notes: list[tuple[float, float, float]], chord: Chord, downbeat: 
     """The band's cold stops before ``chord``, if it made them: chords that would each have ended
     the song there (held, or a button), each followed by a bar's rest (:func:`rests`), up to
     ``COLD_CHAIN`` a bar apart (hit, hit, hit), the first after a busy part (``COLD_BUSY`` chords
-    or more in each of its two bars before); none when the part rested so before, as its form
-    (a call and its response, a chord and a bar's rest all along)."""
-    resting = rests(notes)
+    or more in each of its two bars before: :func:`busy_before`); none when the part rested so
+    ``COLD_FORM`` times before, once the band was playing (an intro's hits do not count), as its
+    form (a call and its response, a section of hits and rests)."""
+    resting, heads = rests(notes), chord_starts([onset for onset, _, _ in notes])
     stops: list[Chord] = []
     end = chord.start
     while len(stops) < COLD_CHAIN:
         before = [n for n in notes if n[0] < end]
         stop = (held_chord(before) or button(before, downbeat)) if before else None
-        if stop is None or not any(abs(stop.start - rest) <= CHORD_SPREAD for rest in resting):
-            return []
+        if stop is None or not any(-CHORD_SPREAD <= rest - stop.start <= STEPS_PER_BEAT for rest in resting):
+            return []     # (a rolled chord's rest is its last note's)
         stops.insert(0, stop)
-        heads = chord_starts([onset for onset, _, _ in before if onset < stop.start])
-        bars = [(stop.start - (k + 1) * STEPS_PER_BAR, stop.start - k * STEPS_PER_BAR) for k in range(2)]
-        if all(sum(1 for onset in heads if a <= onset < b) >= COLD_BUSY for a, b in bars):
-            form = sum(1 for rest in resting if rest < stops[0].start - CHORD_SPREAD) >= COLD_FORM
-            return [] if form else stops
+        if busy_before(heads, stop.start):
+            grooving = next((head for head in heads if busy_before(heads, head)), stop.start)   # after any intro
+            form = sum(1 for rest in resting if grooving <= rest < stop.start - CHORD_SPREAD)
+            return [] if form >= COLD_FORM else stops
         end = stop.start
     return []
+
+
+def busy_before(heads: list[float], at: float) -> bool:
+    """Whether each of the two bars before ``at`` holds ``COLD_BUSY`` chords or more (``heads``:
+    the part's chord starts)."""
+    bars = [(at - (k + 1) * STEPS_PER_BAR, at - k * STEPS_PER_BAR) for k in range(2)]
+    return all(sum(1 for onset in heads if a <= onset < b) >= COLD_BUSY for a, b in bars)
 
 
 def rests(notes: list[tuple[float, float, float]]) -> list[float]:
     """The chords (their starts) after which the part rests a bar, the next chord a bar or more
     later: nothing sounds for a bar after everything let go; or everything let go within half a
     bar (a stab on the 1 and the next on the next 1, a half-note stop); or the chord rang on to a
-    cut-off at least as loud as it (a fermata, a stinger). Whole notes a bar apart, a fade's
-    softer chords, are not rests."""
+    short cut-off at least as loud as it (a fermata, a stinger). Whole notes a bar apart (a pad),
+    a fade's softer chords, are not rests."""
     heads = chord_starts([onset for onset, _, _ in notes])
     out = []
     for here, after in zip(heads, heads[1:]):
@@ -543,9 +552,10 @@ def rests(notes: list[tuple[float, float, float]]) -> list[float]:
             continue
         release = max(off for onset, off, _ in notes if onset < after)
         level = max(velocity for onset, _, velocity in notes if here <= onset <= here + CHORD_SPREAD)
-        cut_off = max(velocity for onset, _, velocity in notes if after <= onset <= after + CHORD_SPREAD)
+        cut_off = [(off - onset, velocity) for onset, off, velocity in notes if after <= onset <= after + CHORD_SPREAD]
+        short_and_loud = max(length for length, _ in cut_off) < ENDING_RING and max(v for _, v in cut_off) >= level
         if (after - release >= STEPS_PER_BAR or release - here <= STEPS_PER_BAR / 2 + RELEASE_SLACK
-                or (release >= after - RELEASE_SLACK and cut_off >= level)):
+                or (release >= after - RELEASE_SLACK and short_and_loud)):
             out.append(here)
     return out
 
@@ -588,7 +598,7 @@ def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, i
 def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, downbeat: float, shift: float,
             transport: InternalClock, engine: Engine) -> list[tuple[float, mido.Message]]:
     """The drums with the song's ending, if it has one (:func:`final_chord`, after the band's
-    cold stop before it, :func:`cold_stop`), else stopped where the band stops
+    cold stops before it, :func:`cold_stops`), else stopped where the band stops
     (:func:`band_stops`); ``downbeat``: bar 1 on the file's time line; ``shift``: steps from the
     file's time line to the last pass's on the engine's."""
     notes = sounding(performance)
