@@ -6,17 +6,22 @@
 #   box), after installing jackd2 where root; without root, one line says what to install.
 # The box logs which ports to connect and the command that does it.
 # Environment: VENV (.venv), CONFIG (examples/desktop.yaml), SEQ_DEVICE (/dev/snd/seq),
-# JACK_DEFAULT_SERVER (the JACK server's name, "default").
+# JACK_DEFAULT_SERVER (the JACK server's name, "default"), STATE_DIRECTORY (desktop.yaml's state.dir,
+# ../out/state from the config's directory: where the box finds the last config that loaded when
+# the file has a mistake).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 CONFIG=${CONFIG:-$here/examples/desktop.yaml}
+export STATE_DIRECTORY=${STATE_DIRECTORY:-$(cd "$(dirname "$CONFIG")" && pwd)/../out/state}
 SEQ_DEVICE=${SEQ_DEVICE:-/dev/snd/seq}
 say() { echo "groovebox: $*"; }
 jack_answers() { command -v jack_wait >/dev/null 2>&1 && [ "$(jack_wait -c 2>/dev/null)" = "running" ]; }
 
 args=()
 jackd_pid=""
+log=""
+jack_ran=""
 stop_jackd() {
   if [ -n "$jackd_pid" ] && kill -0 "$jackd_pid" 2>/dev/null; then
     # The box leaves its JACK clients to its exit; jackd takes them away a cycle or so later.
@@ -28,6 +33,7 @@ stop_jackd() {
     done
     kill -TERM "$jackd_pid" 2>/dev/null          # SIGTERM: a killed jackd keeps its registry slot
     wait "$jackd_pid" 2>/dev/null
+    [ -n "$jack_ran" ] && rm -f "$log"             # a server that ran; one that failed keeps its log
   fi
 }
 trap stop_jackd EXIT
@@ -69,6 +75,7 @@ else
       say "the JACK server did not start: $(tail -n 3 "$log" | tr '\n' ' ')" >&2
       exit 1
     fi
+    jack_ran=1
     say "JACK server '$server' running; connect with jack_connect, look with jack_lsp -c"
   fi
 fi

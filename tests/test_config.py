@@ -108,6 +108,16 @@ def test_bad_yaml_syntax_names_its_line(tmp_path: Path) -> None:
     assert re.match(r"config\.yaml:2: bad YAML: .*tab", errors[0])
 
 
+def test_a_key_without_its_colon_points_at_its_own_line(tmp_path: Path) -> None:
+    """The parser notices a missing colon only at the next key, lines later (through comments):
+    the error names that line and the line with content before it, where the mistake is."""
+    errors = errors_of("generator:\n  density 0.5\n  # how far the drummer strays\n  variation: 1.0\n", tmp_path)
+    assert len(errors) == 1
+    assert re.match(r"config\.yaml:4: bad YAML: .*line 2 .*density 0\.5", errors[0]), errors
+    errors = errors_of("tempo:\n  bpm: 120\n   clock: internal\n", tmp_path)
+    assert "line 2" not in errors[0]      # the parser's own line is right there: no guess
+
+
 def test_duplicate_key(tmp_path: Path) -> None:
     errors = errors_of("player:\n  channel: 3\n  channel: 4\n", tmp_path)
     assert errors == ["config.yaml:3 player.channel: appears twice; keep one"]

@@ -156,6 +156,9 @@ def test_why_silent_names_each_reason():
     # No keyboard is worth saying whenever the box is silent.
     waiting = " ".join(reasons(waiting_for="waiting for the first note"))
     assert "no keyboard seen" in waiting and "a2j:Keystation" in waiting and "gb:in" in waiting
+    # Before the first note an empty pattern is no news: waiting for the note is the reason.
+    before = reasons(waiting_for="waiting for the first note", pattern_hits=0, groove_hits=0)
+    assert before[0] == "waiting for the first note" and not any("pattern is empty" in r for r in before)
     off = " ".join(reasons(ports=PortsView(usb_off="no MIDI system here"), running=False))
     assert "USB MIDI is off (no MIDI system here)" in off
 
@@ -174,3 +177,13 @@ def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():
 
     assert "heard on the 8ths" in drawn(True)
     assert "heard on the 8ths" not in drawn(False)
+
+
+def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):
+    """``monitor --once`` is for scripts and a quick look: with no box to ask it prints why and
+    exits 1, not "trying again" and 0."""
+    done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "monitor", "--once",
+                           "--socket", str(tmp_path / "none.sock")],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.strip() and "trying again" not in done.stdout

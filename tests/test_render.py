@@ -2,6 +2,7 @@
 from collections.abc import Iterable
 import dataclasses
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -145,6 +146,27 @@ def test_a_missing_file_and_a_missing_model_are_one_line_each(tmp_path: Path, ca
         assert main(argv + ["-o", str(tmp_path / "o.mid")]) == 2
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert len(errors) == 1 and message in errors[0]
+
+
+def test_first_hour_mistakes_are_one_line_in_the_options_words(tmp_path: Path, caplog) -> None:
+    """A first-hour user's slips (session 39's review): the keyboard file given as the output, a
+    --downbeat past the part's end (it rendered 78,000 patterns of lead-in for 5 minutes), and
+    ranges named by the option typed, not the setting's name inside (--variation, not temperature)."""
+    keyboard = tmp_path / "song.mid"
+    keyboard.write_bytes(PHRASE.read_bytes())
+    cases = [(["render", str(keyboard), "-o", str(keyboard)], "-o"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--downbeat", "99999999"], "--downbeat"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--variation", "5"], "--variation"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--max-hits", "-3"], "--max-hits"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--forget", "-1"], "--forget"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--bpm", "0"], "--bpm")]
+    for argv, option in cases:
+        caplog.clear()
+        assert main(argv) == 2, argv
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and re.search(rf"(^|\s){re.escape(option)}[\s:]", errors[0]), errors
+    assert keyboard.read_bytes() == PHRASE.read_bytes()     # the keyboard file untouched
+    assert not (tmp_path / "o.mid").exists()
 
 
 # -- the options a musician needs: drum machine, where bar 1 falls, long silences, the memory --

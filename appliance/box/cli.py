@@ -15,6 +15,13 @@ log = logging.getLogger("groovebox")
 
 MODEL_NAME = "groove-vae"
 
+#: the settings' names in their range errors → the render options that set them
+RENDER_FLAGS = {"density": "--density", "temperature": "--variation", "velocity_scale": "--velocity-scale",
+                "humanise": "--humanise", "max_hits_per_voice": "--max-hits", "forget_passes": "--forget",
+                "forget_once": "--forget-once", "section_change": "--section-change", "rest_thin": "--rest-thin",
+                "drift": "--drift", "dynamics": "--dynamics", "mf_velocity": "--mf-velocity",
+                "crash_every": "--crash-every", "fill_every": "--fill-every", "swap_at": "--swap-at"}
+
 
 def default_model_dir() -> Path:
     """$GROOVEBOX_MODEL_DIR; else models/ of the checkout the package runs from; else the
@@ -46,7 +53,7 @@ def _render(args: argparse.Namespace) -> int:
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths,
                                   dynamics=args.dynamics, mf_velocity=args.mf_velocity)
     except (ValueError, KeyError) as error:
-        log.error("render: %s", error.args[0] if error.args else error)
+        log.error("render: %s", as_flags(str(error.args[0] if error.args else error)))
         return 2
     try:
         result = render(args.input, args.output, model_dir=args.model or default_model_dir(),
@@ -57,12 +64,19 @@ def _render(args: argparse.Namespace) -> int:
     except (RenderError, ModelError) as error:
         log.error("%s", error)
         return 2
+    sys.stdout.write("the last 2-bar pattern the drums played (. - + * # soft to loud):\n")
     sys.stdout.write(result.pattern.grid() + "\n")
     sys.stdout.write(f"{result.bars} bars at {result.bpm:g} BPM rendered in {result.wall_seconds:.2f} s "
                      f"({result.bars_per_second:.0f} bars/s), {result.stats['generations']} patterns, "
                      f"{result.stats['misses']} missed swap points\n")
     sys.stdout.write(f"drums written to {args.output}\n")
     return 0
+
+
+def as_flags(message: str) -> str:
+    """A setting's range error in the words of the render option that sets it."""
+    name, _, rest = message.partition(" ")
+    return f"{RENDER_FLAGS[name]} {rest}" if name in RENDER_FLAGS else message
 
 
 def _service(args: argparse.Namespace) -> int:
@@ -108,15 +122,23 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("input", type=Path, help="a keyboard performance (.mid)")
     render.add_argument("-o", "--output", type=Path, required=True, help="where the drum file goes")
     render.add_argument("--bpm", type=float, help="tempo (default: the file's first tempo, or 120)")
-    render.add_argument("--passes", type=int, default=1, help="play the performance this many times (overdub)")
-    render.add_argument("--seed", type=int, help="the same seed gives the same file")
+    render.add_argument("--passes", type=int, default=1,
+                        help="play the performance this many times, overdubbing as a looper does (default 1)")
+    render.add_argument("--seed", type=int, help="the same seed gives the same file (default: none, a new "
+                        "drummer's take every run)")
     render.add_argument("--model", type=Path, help=f"model directory (default {default_model_dir()})")
-    render.add_argument("--precision", choices=["int8", "fp32"], default="int8")
-    render.add_argument("--density", type=float, default=0.5, help="0..1: 0.5 plays as many hits as GMD drummers, 0.25 half, 1 twice")
-    render.add_argument("--variation", type=float, default=1.0, help="temperature 0..2")
-    render.add_argument("--humanise", type=float, default=1.0, help="0 = on the grid .. 2")
-    render.add_argument("--velocity-scale", type=float, default=1.0, help="0..2")
-    render.add_argument("--max-hits", type=int, default=32, help="most hits per voice in 2 bars")
+    render.add_argument("--precision", choices=["int8", "fp32"], default="int8",
+                        help="the model's arithmetic: int8 as the box runs it (default), or fp32")
+    render.add_argument("--density", type=float, default=0.5,
+                        help="0..1: 0.5 plays as many hits as GMD drummers, 0.25 half, 1 twice (default 0.5)")
+    render.add_argument("--variation", type=float, default=1.0,
+                        help="0..2: how far the drums stray from the pattern the model expects most: 0 plays "
+                        "it, 2 strays far (default 1)")
+    render.add_argument("--humanise", type=float, default=1.0,
+                        help="0..2: the drums' timing, 0 on the grid, 1 as the model plays it (default 1)")
+    render.add_argument("--velocity-scale", type=float, default=1.0,
+                        help="0..2: the drums' velocities × this (default 1)")
+    render.add_argument("--max-hits", type=int, default=32, help="0..32: most hits per voice in 2 bars (default 32)")
     render.add_argument("--swap-at", choices=["step", "beat", "bar"], default="beat",
                         help="where a new pattern may start: the next beat (default), bar line or 16th step")
     _musician_options(render)
@@ -152,8 +174,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="hear busy, even, unaccented sixteenths (a pianist's arpeggios) accented on the "
                              "eighths, as a drummer does, not as a snare roll (default on)")
     render.add_argument("--dynamics", type=float, default=memory.dynamics, metavar="LAW",
-                        help="how closely the drums follow your level: (yours / mf) ** this below your mf "
-                             f"(0 = one level, {MODEL_DYNAMICS:g} about the model alone; default {memory.dynamics:g})")
+                        help="0..1: how closely the drums follow your level below your mezzo-forte: 0 one "
+                             f"level, 1 all the way, {MODEL_DYNAMICS:g} about the model alone "
+                             f"(default {memory.dynamics:g})")
     render.add_argument("--mf-velocity", type=int, default=memory.mf_velocity, metavar="VELOCITY",
                         help="the velocity you play mezzo-forte at: from there up the drums play their full "
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")

@@ -712,6 +712,20 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         control=replace(config.control, socket=rel(config.control.socket)))
 
 
+def _line_above(text: str, line: int, what: str) -> str:
+    """Where a YAML structure error the parser noticed late often really is: the line with
+    content before the one it stopped at (a key without its colon, a line indented off its
+    block, a list not closed)."""
+    lines = text.splitlines()
+    above = next((k for k in range(min(line, len(lines)) - 1, -1, -1)
+                  if lines[k].strip() and not lines[k].lstrip().startswith("#")), None)
+    if above is None:
+        return ""
+    advice = (": a key needs a colon and a space after it (density: 0.5), and the keys of one block "
+              "the same indent") if "<block end>" in what else ""
+    return f"; the mistake may be earlier, on line {above + 1} ({lines[above].strip()[:40]!r}){advice}"
+
+
 def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Config:
     """Parse YAML text; ConfigError lists every problem found."""
     try:
@@ -723,7 +737,8 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
         what = e.problem or e.context or "cannot be read"
         if "'\\t'" in what:
             what += "; indent with spaces, not tabs"
-        raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}"]) from None
+        hint = _line_above(text, mark.line, what) if mark is not None and what.startswith("expected") else ""
+        raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}{hint}"]) from None
     except yaml.YAMLError as e:   # e.g. a tab or a control character
         raise ConfigError([f"{filename}: bad YAML: {e}"]) from None
     except RecursionError:
@@ -804,8 +819,11 @@ def load_with_fallback(path: str | os.PathLike[str],
             fallback = None
     using = f"running with the last good config ({keep})" if fallback is not None else \
         "running with the defaults"
-    log.error("config: %s; %s. Fix the file, check it with `groovebox config check %s`, then "
-              "`systemctl reload groovebox`", "; ".join(problems), using, p)
+    # systemd sets INVOCATION_ID for a unit's processes: there the unit reloads; elsewhere (make run) a signal does
+    reload = "`systemctl reload groovebox`" if os.environ.get("INVOCATION_ID") else \
+        f"reload the box (`kill -HUP {os.getpid()}`, or stop and start it)"
+    log.error("config: %s; %s. Fix the file, check it with `groovebox config check %s`, then %s",
+              "; ".join(problems), using, p, reload)
     return (fallback if fallback is not None else Config()), problems
 
 

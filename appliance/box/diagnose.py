@@ -69,7 +69,7 @@ def why_silent(*, running: bool, clock_mode: str, clock_source: str, waiting_for
                            "clock source (tempo.clock: %s)" % clock_mode)
         else:
             reasons.append("the clock is stopped")
-    if pattern_hits == 0:
+    if pattern_hits == 0 and not (waiting_for and not groove_hits):   # (before the first note: that is the reason)
         if frozen:
             reasons.append("frozen on an empty pattern: press freeze (groovebox freeze) to let "
                            "it change")

@@ -178,7 +178,11 @@ def main(args: argparse.Namespace) -> int:
             return waiting_frame(str(exc))
 
     if getattr(args, "once", False):
-        console.print(fetch())
+        try:
+            console.print(frame(request("status", socket_path, timeout=2.0)["status"]))
+        except ControlError as exc:
+            console.print(Text(f"groovebox monitor: {exc}", style="bold red"))
+            return 1
         return 0
     try:
         with Live(fetch(), console=console, screen=True, auto_refresh=False,

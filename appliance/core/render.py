@@ -145,8 +145,10 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
     if downbeat_ticks is not None and pickup_beats is not None:
         raise RenderError("give --downbeat or --pickup, not both")
     if downbeat_ticks is not None:
-        if downbeat_ticks < 0:
-            raise RenderError(f"--downbeat {downbeat_ticks}: a tick in the file, 0 or more")
+        last = max(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
+        if not 0 <= downbeat_ticks <= last / STEPS_PER_BEAT * ticks_per_beat:
+            raise RenderError(f"--downbeat {downbeat_ticks}: bar 1 falls at a tick from 0 to the part's last "
+                              f"note, {round(last / STEPS_PER_BEAT * ticks_per_beat)}")
         return downbeat_ticks / ticks_per_beat * STEPS_PER_BEAT
     if pickup_beats is not None:
         if not 0 <= pickup_beats <= 64:
@@ -170,10 +172,9 @@ def first_bar(performance: Performance) -> float:
     downbeat = float(entry_downbeat(first))
     if first - downbeat > MARK_WINDOW and _runs_into_next_bar(onsets, int(downbeat)):
         downbeat += STEPS_PER_BAR
-    if downbeat:
-        log.info("bar 1 taken at quarter note %g of the file, %s (--downbeat TICK or --pickup BEATS say "
-                 "otherwise)", downbeat / STEPS_PER_BEAT + 1, "its first notes a pickup into it"
-                 if downbeat - first > MARK_WINDOW else "where its first note comes in")
+    where = f"quarter note {downbeat / STEPS_PER_BEAT + 1:g} of the file" if downbeat else "the file's start"
+    log.info("bar 1 taken at %s, %s (--pickup BEATS or --downbeat TICK say otherwise)", where,
+             "its first notes a pickup into it" if downbeat - first > MARK_WINDOW else "where its first note comes in")
     return downbeat
 
 
@@ -210,10 +211,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     note is on the 1 or later in the bar.
     """
     path_in, path_out = Path(path_in), Path(path_out)
-    if passes < 1:
-        raise RenderError(f"--passes {passes}: play the performance at least once")
-    if max_rest_bars < 0:
-        raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
+    _check(path_in, path_out, passes, max_rest_bars)
     performance = read_performance(path_in)
     downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
                               ticks_per_beat=performance.ticks_per_beat)
@@ -249,6 +247,16 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
 
 
+def _check(path_in: Path, path_out: Path, passes: int, max_rest_bars: int) -> None:
+    """The options a render cannot take, each as one line that says what to give."""
+    if path_out.resolve() == path_in.resolve():
+        raise RenderError(f"-o {path_out} is the keyboard file itself: give another -o (the drum file would overwrite it)")
+    if passes < 1:
+        raise RenderError(f"--passes {passes}: play the performance at least once")
+    if max_rest_bars < 0:
+        raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
+
+
 def _band_starts(engine: Engine, performance: Performance, notes: list[tuple[float, mido.Message]],
                  lead_in: int) -> None:
     """The band starts where the player comes in (``notes`` on the engine's time line), on bar 1 at
@@ -281,7 +289,7 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
     try:
         bpm = check_bpm(bpm if bpm is not None else (performance.bpm or 120.0))
     except ValueError as error:
-        raise RenderError(f"{path_in}: {error}; give --bpm") from None
+        raise RenderError(f"--bpm: {error}" if bpm is not None else f"{path_in}: {error}; give --bpm") from None
     drift = drifts_from(performance, downbeat)
     if drift is not None:
         log.warning("%s: from bar %d its eighths sit 0.4 of a sixteenth or more off where they sat at the start "
