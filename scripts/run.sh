@@ -13,7 +13,9 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 CONFIG=${CONFIG:-$here/examples/desktop.yaml}
-export STATE_DIRECTORY=${STATE_DIRECTORY:-$(cd "$(dirname "$CONFIG")" && pwd)/../out/state}
+if [ -z "${STATE_DIRECTORY:-}" ] && config_dir=$(CDPATH='' cd -- "$(dirname -- "$CONFIG")" 2>/dev/null && pwd); then
+  export STATE_DIRECTORY="$config_dir/../out/state"   # the box keeps, and finds, the last good config there
+fi
 SEQ_DEVICE=${SEQ_DEVICE:-/dev/snd/seq}
 say() { echo "groovebox: $*"; }
 jack_answers() { command -v jack_wait >/dev/null 2>&1 && [ "$(jack_wait -c 2>/dev/null)" = "running" ]; }
@@ -33,7 +35,8 @@ stop_jackd() {
     done
     kill -TERM "$jackd_pid" 2>/dev/null          # SIGTERM: a killed jackd keeps its registry slot
     wait "$jackd_pid" 2>/dev/null
-    [ -n "$jack_ran" ] && rm -f "$log"             # a server that ran; one that failed keeps its log
+    # the log of a server that ran under a box that stopped cleanly goes; a failure's stays to be read
+    [ -n "$jack_ran" ] && [ "${code:-1}" -eq 0 ] && rm -f "$log"
   fi
 }
 trap stop_jackd EXIT

@@ -108,14 +108,21 @@ def test_bad_yaml_syntax_names_its_line(tmp_path: Path) -> None:
     assert re.match(r"config\.yaml:2: bad YAML: .*tab", errors[0])
 
 
-def test_a_key_without_its_colon_points_at_its_own_line(tmp_path: Path) -> None:
-    """The parser notices a missing colon only at the next key, lines later (through comments):
-    the error names that line and the line with content before it, where the mistake is."""
-    errors = errors_of("generator:\n  density 0.5\n  # how far the drummer strays\n  variation: 1.0\n", tmp_path)
-    assert len(errors) == 1
-    assert re.match(r"config\.yaml:4: bad YAML: .*line 2 .*density 0\.5", errors[0]), errors
+def test_a_slip_the_parser_notices_late_is_pointed_at_on_its_own_line(tmp_path: Path) -> None:
+    """The parser notices a key without its colon, or a list left open, only lines later (at the
+    next key, through comments, or at the file's end): the error names its own line and the
+    earlier line where the slip is; where its own line is the slip, no other."""
+    cases = [("generator:\n  density 0.5\n  # how far the drummer strays\n  variation: 1.0\n", 4, 2),
+             ("generator:\n  density 0.5\n  variation: 1.0\n", 3, 2),
+             ("generator:\n  density: 0.5\n  variation 1.0\n", 4, 3),
+             ("player:\n  notes: [36, 38,\n    42, 46\n  channel: 10\n", 4, 2)]
+    for text, noticed, slip in cases:
+        errors = errors_of(text, tmp_path)
+        assert len(errors) == 1
+        assert re.match(rf"config\.yaml:{noticed}: bad YAML: .*line {slip} ", errors[0]), errors
     errors = errors_of("tempo:\n  bpm: 120\n   clock: internal\n", tmp_path)
-    assert "line 2" not in errors[0]      # the parser's own line is right there: no guess
+    assert re.match(r"config\.yaml:3: bad YAML: ", errors[0]) and "line 2" not in errors[0], errors
+
 
 
 def test_duplicate_key(tmp_path: Path) -> None:
@@ -240,6 +247,28 @@ def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog
     # nothing kept at all: the defaults, and still a start
     config, problems = load_with_fallback(path, fallback_dir=tmp_path / "empty")
     assert problems and config == Config()
+
+
+def test_the_last_good_copy_is_kept_where_it_is_looked_for(tmp_path: Path, caplog, monkeypatch) -> None:
+    """$STATE_DIRECTORY (systemd's StateDirectory, make run's out/state) is where the copy is kept
+    and found, whatever the file's own state.dir (a broken file cannot say); the error line tells
+    how to reload where the box runs: the unit's name under systemd, a signal elsewhere."""
+    import logging
+    from appliance.box.config import load_with_fallback
+    kept = tmp_path / "kept"
+    monkeypatch.setenv("STATE_DIRECTORY", str(kept))
+    monkeypatch.delenv("GROOVEBOX_UNIT", raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state: {{dir: {tmp_path / 'elsewhere'}}}\nplayer: {{channel: 9}}\n")
+    assert load_with_fallback(path)[0].player.channel == 9
+    assert (kept / "config.last-good.yaml").exists() and not (tmp_path / "elsewhere").exists()
+    path.write_text("player: {channel: 99}\n")
+    caplog.set_level(logging.ERROR, logger="appliance.box.config")
+    assert load_with_fallback(path)[0].player.channel == 9
+    assert "kill -HUP" in caplog.records[-1].getMessage() and "systemctl" not in caplog.records[-1].getMessage()
+    monkeypatch.setenv("GROOVEBOX_UNIT", "groovebox.service")
+    load_with_fallback(path)
+    assert "systemctl reload groovebox.service" in caplog.records[-1].getMessage()
 
 
 # --------------------------------------------------------------------------- review fixes

@@ -1,6 +1,7 @@
 """`groovebox render`: deterministic, a drum file any DAW opens, and bad files give one clear line."""
 from collections.abc import Iterable
 import dataclasses
+import os
 from pathlib import Path
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from appliance.box.cli import main
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
-from appliance.core.render import render
+from appliance.core.render import RenderError, downbeat_steps, read_performance, render
 from training import flourish
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,8 +166,28 @@ def test_first_hour_mistakes_are_one_line_in_the_options_words(tmp_path: Path, c
         assert main(argv) == 2, argv
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert len(errors) == 1 and re.search(rf"(^|\s){re.escape(option)}[\s:]", errors[0]), errors
+    linked = tmp_path / "linked.mid"
+    os.link(keyboard, linked)                               # a hard link to it is the same file
+    caplog.clear()
+    assert main(["render", str(keyboard), "-o", str(linked)]) == 2
     assert keyboard.read_bytes() == PHRASE.read_bytes()     # the keyboard file untouched
     assert not (tmp_path / "o.mid").exists()
+
+
+@pytest.mark.parametrize("ticks_per_beat, last", [(480, 490), (1000, 1001), (96, 95)])
+def test_a_downbeat_on_the_last_note_itself_is_in_the_file(tmp_path: Path, ticks_per_beat: int, last: int) -> None:
+    """--downbeat takes any tick up to the part's last note's, that one included, whatever the
+    file's resolution (a round trip through steps once refused 1.6 % of them)."""
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                                       mido.Message("note_on", note=62, velocity=80, time=last),
+                                       mido.Message("note_off", note=62, velocity=0, time=10)]))
+    midi.save(str(tmp_path / "two.mid"))
+    performance = read_performance(tmp_path / "two.mid")
+    at = downbeat_steps(performance, downbeat_ticks=last, ticks_per_beat=ticks_per_beat)
+    assert at == pytest.approx(last / ticks_per_beat * 4)
+    with pytest.raises(RenderError, match="--downbeat"):
+        downbeat_steps(performance, downbeat_ticks=last + 1, ticks_per_beat=ticks_per_beat)
 
 
 # -- the options a musician needs: drum machine, where bar 1 falls, long silences, the memory --

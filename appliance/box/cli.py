@@ -41,6 +41,9 @@ def _render(args: argparse.Namespace) -> int:
     from appliance.core.generator import Controls, ModelError
     from appliance.core.render import RenderError, render
 
+    if not 1 <= args.channel <= 16:
+        log.error("render: --channel %d is not in 1..16", args.channel)
+        return 2
     try:
         controls = Controls(density=args.density, temperature=args.variation, humanise=args.humanise,
                             velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits)
@@ -181,8 +184,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="the velocity you play mezzo-forte at: from there up the drums play their full "
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
-                        help="a silence longer than this stops the drums until the next note, and is "
-                             "skipped (0 = play through; default 8)")
+                        help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
+                             "stops the drums until the next note and is skipped; a shorter one is played "
+                             "through (0 = play through every silence; default 8)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
                              "or accented (the band's button), ends the song: crash and kick with it (and with "
@@ -198,7 +202,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                       "comes in on; a first note from the \"and\" of 2 on, or a run from beat 2 into the next, "
                       "is a pickup into it)")
     bar1.add_argument("--pickup", type=float, metavar="BEATS",
-                      help="the first note is a pickup this many beats before bar 1")
+                      help="the first note is a pickup this many beats before bar 1 (default: as --downbeat's "
+                      "default; a pickup recorded at the file's start needs this)")
 
 
 def parser() -> argparse.ArgumentParser:

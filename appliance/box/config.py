@@ -23,7 +23,7 @@ it, so a config that passes ``config check`` never fails when the service starts
 
 What the service calls:
   - at start: ``config, problems = load_with_fallback(path)``: a broken file never stops
-    the box; it runs the last config that loaded (kept as ``state.dir/config.last-good.yaml``)
+    the box; it runs the last config that loaded (kept as ``config.last-good.yaml``: :func:`last_good_dir`)
     or the defaults, and one error line says what to fix. When the file is good,
     ``load_with_fallback`` has already called ``save_last_good`` for it;
   - on SIGHUP: ``appliance.box.reload.reload_file(path, engine, transport, controls=...)``
@@ -35,13 +35,14 @@ What the service calls:
     or after a reload that went through), never for a file that was refused: the copy is
     what the next start falls back to;
   - it writes ``config.source_text`` (the file exactly as loaded, comments and all)
-    atomically to ``config.state.dir/config.last-good.yaml``; a config built in code (no
-    ``source_text``) is not kept (returns None);
+    atomically to ``config.last-good.yaml`` in ``$STATE_DIRECTORY`` when that is set, else in
+    ``config.state.dir`` (:func:`last_good_dir`); a config built in code (no ``source_text``)
+    is not kept (returns None);
   - it never raises: an unwritable ``state.dir`` is one warning line and None; an unchanged
     copy is not rewritten (no flash wear on every SIGHUP);
-  - ``load_with_fallback(path, fallback_dir=...)`` reads the copy back from the *default*
-    ``state.dir`` unless told otherwise (a broken file cannot say where its state is), so a
-    service with a non-default ``state.dir`` should pass ``fallback_dir``.
+  - ``load_with_fallback(path)`` reads the copy back from the same place, with the *default*
+    ``state.dir`` standing in for the file's when ``$STATE_DIRECTORY`` is not set (a broken
+    file cannot say where its state is).
 """
 from __future__ import annotations
 
@@ -712,18 +713,27 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         control=replace(config.control, socket=rel(config.control.socket)))
 
 
-def _line_above(text: str, line: int, what: str) -> str:
-    """Where a YAML structure error the parser noticed late often really is: the line with
-    content before the one it stopped at (a key without its colon, a line indented off its
-    block, a list not closed)."""
-    lines = text.splitlines()
-    above = next((k for k in range(min(line, len(lines)) - 1, -1, -1)
-                  if lines[k].strip() and not lines[k].lstrip().startswith("#")), None)
-    if above is None:
+def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
+    """Where a YAML structure error the parser noticed late really is, when that is an earlier
+    line: where a list or map left open began, the key whose colon the scanner looked for, or
+    the line with content before the one it stopped at when that line lost its colon or the
+    block its indent ('' when the line it names is the one)."""
+    lines, mark, what = text.splitlines(), error.problem_mark, error.problem or ""
+    if mark is None:
         return ""
-    advice = (": a key needs a colon and a space after it (density: 0.5), and the keys of one block "
-              "the same indent") if "<block end>" in what else ""
-    return f"; the mistake may be earlier, on line {above + 1} ({lines[above].strip()[:40]!r}){advice}"
+    context = error.context or ""
+    if error.context_mark is not None and error.context_mark.line < mark.line and \
+            ("flow" in context or "simple key" in context):
+        line = error.context_mark.line
+        why = ": a list or map opened there is not closed" if "flow" in context else ": a key needs a colon after it"
+    else:
+        line = next((k for k in range(min(mark.line, len(lines)) - 1, -1, -1)
+                     if lines[k].strip() and not lines[k].lstrip().startswith("#")), -1)
+        if line < 0 or not ("<block end>" in what or ("mapping values" in what and ":" not in lines[line])):
+            return ""
+        why = (": a key needs a colon and a space after it (density: 0.5), and the keys of one block "
+               "the same indent")
+    return f"; the mistake may be earlier, on line {line + 1} ({lines[line].strip()[:40]!r}){why}"
 
 
 def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Config:
@@ -737,7 +747,7 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
         what = e.problem or e.context or "cannot be read"
         if "'\\t'" in what:
             what += "; indent with spaces, not tabs"
-        hint = _line_above(text, mark.line, what) if mark is not None and what.startswith("expected") else ""
+        hint = "" if "'\\t'" in what else _line_above(text, e)
         raise ConfigError([f"{filename}{line}: bad YAML: {what}{col}{hint}"]) from None
     except yaml.YAMLError as e:   # e.g. a tab or a control character
         raise ConfigError([f"{filename}: bad YAML: {e}"]) from None
@@ -775,13 +785,21 @@ def load(path: str | os.PathLike[str]) -> Config:
 LAST_GOOD = "config.last-good.yaml"
 
 
+def last_good_dir(config: Config | None = None) -> Path:
+    """Where the last config that loaded is kept and looked for: ``$STATE_DIRECTORY`` when set
+    (systemd's StateDirectory; ``make run`` sets it to desktop.yaml's), else the config's
+    ``state.dir`` (the default one when the file did not load: a broken file cannot say)."""
+    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state_directory) if state_directory else Path((config or Config()).state.dir)
+
+
 def save_last_good(config: Config) -> Path | None:
-    """Keep a copy of a config that loaded (``state.dir/config.last-good.yaml``, written
-    atomically) for :func:`load_with_fallback`. None when there is nothing to keep or the
+    """Keep a copy of a config that loaded (``config.last-good.yaml`` in :func:`last_good_dir`,
+    written atomically) for :func:`load_with_fallback`. None when there is nothing to keep or the
     directory is not writable (logged)."""
     if config.source_text is None:
         return None
-    target = Path(config.state.dir) / LAST_GOOD
+    target = last_good_dir(config) / LAST_GOOD
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and target.read_text(encoding="utf-8") == config.source_text:
@@ -799,8 +817,8 @@ def load_with_fallback(path: str | os.PathLike[str],
     one that loaded (kept in ``state.dir``), or else the defaults; the box starts either
     way. Returns (config, problems); problems are logged as one error line.
 
-    ``fallback_dir`` is where to look for the last good copy when the broken file cannot
-    say (default: the default ``state.dir``, /var/lib/groovebox)."""
+    ``fallback_dir`` is where to look for the last good copy (default: :func:`last_good_dir`,
+    where :func:`save_last_good` keeps it)."""
     p = Path(path)
     try:
         config = load(p)
@@ -809,7 +827,7 @@ def load_with_fallback(path: str | os.PathLike[str],
     else:
         save_last_good(config)
         return config, []
-    keep = Path(fallback_dir if fallback_dir is not None else Config().state.dir) / LAST_GOOD
+    keep = (Path(fallback_dir) if fallback_dir is not None else last_good_dir()) / LAST_GOOD
     fallback: Config | None = None
     if keep.exists():
         try:
@@ -819,9 +837,9 @@ def load_with_fallback(path: str | os.PathLike[str],
             fallback = None
     using = f"running with the last good config ({keep})" if fallback is not None else \
         "running with the defaults"
-    # systemd sets INVOCATION_ID for a unit's processes: there the unit reloads; elsewhere (make run) a signal does
-    reload = "`systemctl reload groovebox`" if os.environ.get("INVOCATION_ID") else \
-        f"reload the box (`kill -HUP {os.getpid()}`, or stop and start it)"
+    # the unit names itself (Environment=GROOVEBOX_UNIT=%n); elsewhere (make run) a signal reloads
+    unit = os.environ.get("GROOVEBOX_UNIT")
+    reload = f"`systemctl reload {unit}`" if unit else f"reload the box (`kill -HUP {os.getpid()}`, or stop and start it)"
     log.error("config: %s; %s. Fix the file, check it with `groovebox config check %s`, then %s",
               "; ".join(problems), using, p, reload)
     return (fallback if fallback is not None else Config()), problems

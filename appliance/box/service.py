@@ -255,15 +255,14 @@ class Service:
 
 def _load_config(path: Path | None) -> tuple[Config, Path | None]:
     """The config to start with. A broken file never keeps the box silent: it starts on the last
-    config that loaded (kept in $STATE_DIRECTORY, systemd's StateDirectory) or the defaults,
+    config that loaded (kept in $STATE_DIRECTORY, systemd's StateDirectory, else state.dir) or the defaults,
     and one error line says what to fix."""
     if path is None:
         if not DEFAULT_CONFIG.exists():
             log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
             return Config(), None
         path = DEFAULT_CONFIG
-    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or None
-    config, _problems = load_with_fallback(path, fallback_dir=state_directory)
+    config, _problems = load_with_fallback(path)     # the last good copy: config.last_good_dir
     return config, path
 
 

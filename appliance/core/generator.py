@@ -386,7 +386,7 @@ class Generator:
         self.precision = precision
         missing = [name for name in MODEL_FILES if not (self.model_dir / name).is_file()]
         if missing:
-            why = ("is it a model directory? the repository's is models/groove-vae" if len(missing) == len(MODEL_FILES)
+            why = ("is it a model directory? --model or model.dir names one" if len(missing) == len(MODEL_FILES)
                    else f"a model directory holds {', '.join(MODEL_FILES)}")
             raise ModelError(f"model directory {self.model_dir} lacks {', '.join(missing)} ({why})")
         self.card = read_card(self.model_dir)

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 OUT_TICKS_PER_BEAT = 480
 TICK_SECONDS = 0.01  #: how often the virtual player wakes up
-MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render)
+MAX_REST_BARS = 8    #: a silence longer than this stops the drums until the next note (render) ...
+REST_AHEAD_LOOPS = 3  #: ... when more than this many loops of it are still to come (else it is played through)
 ENDING_RING = 2 * STEPS_PER_BEAT  #: steps the last chord must ring for the drums to end with it
 CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a beat)
 TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag) ...
@@ -146,10 +147,11 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
         raise RenderError("give --downbeat or --pickup, not both")
     if downbeat_ticks is not None:
         last = max(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
-        if not 0 <= downbeat_ticks <= last / STEPS_PER_BEAT * ticks_per_beat:
+        downbeat = downbeat_ticks / ticks_per_beat * STEPS_PER_BEAT     # as read_performance places the notes
+        if downbeat_ticks < 0 or downbeat > last:
             raise RenderError(f"--downbeat {downbeat_ticks}: bar 1 falls at a tick from 0 to the part's last "
                               f"note, {round(last / STEPS_PER_BEAT * ticks_per_beat)}")
-        return downbeat_ticks / ticks_per_beat * STEPS_PER_BEAT
+        return downbeat
     if pickup_beats is not None:
         if not 0 <= pickup_beats <= 64:
             raise RenderError(f"--pickup {pickup_beats:g}: beats before bar 1, 0..64")
@@ -174,7 +176,7 @@ def first_bar(performance: Performance) -> float:
         downbeat += STEPS_PER_BAR
     where = f"quarter note {downbeat / STEPS_PER_BEAT + 1:g} of the file" if downbeat else "the file's start"
     log.info("bar 1 taken at %s, %s (--pickup BEATS or --downbeat TICK say otherwise)", where,
-             "its first notes a pickup into it" if downbeat - first > MARK_WINDOW else "where its first note comes in")
+             "its first notes a pickup into it" if downbeat - first > MARK_WINDOW else "the bar its first note comes in")
     return downbeat
 
 
@@ -200,8 +202,9 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     The output is a type-1 file: the keyboard track as played, and the drum track, on the
     input file's own time line. Bar 1 falls where ``downbeat_ticks``/``pickup_beats`` say (the
     engine's loop starts there; the drums come in on bar 1, a pickup before it is heard).
-    A silence longer than ``max_rest_bars`` stops the drums until the next note, and the
-    virtual clock skips it (0 plays through every silence). With ``ending``, a last chord that
+    A silence longer than ``max_rest_bars`` with more than ``REST_AHEAD_LOOPS`` loops of it
+    still to come stops the drums until the next note, and the virtual clock skips it (0 plays
+    through every silence). With ``ending``, a last chord that
     rings on for two beats or more, or a short one on a bar line or accented (the band's
     button), ends the song: the drums hit the crash and the kick with it, as loud as it, and stop
     (:func:`final_chord`); a part that just stops ends at the bar line where it stopped
@@ -249,7 +252,8 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
 
 def _check(path_in: Path, path_out: Path, passes: int, max_rest_bars: int) -> None:
     """The options a render cannot take, each as one line that says what to give."""
-    if path_out.resolve() == path_in.resolve():
+    if path_in.exists() and (path_out.resolve() == path_in.resolve()
+                             or path_out.exists() and path_out.samefile(path_in)):    # a link to it, too
         raise RenderError(f"-o {path_out} is the keyboard file itself: give another -o (the drum file would overwrite it)")
     if passes < 1:
         raise RenderError(f"--passes {passes}: play the performance at least once")
@@ -313,8 +317,8 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
           total_steps: int, lookahead: float, max_rest_bars: int,
           bar_ones: list[int]) -> list[tuple[float, mido.Message]]:
     """Run the engine on the virtual clock through the inputs; the drum events it played.
-    A silence longer than ``max_rest_bars`` stops the drums and the clock skips to the loop
-    point before the next note. At each of ``bar_ones`` (steps: a later pass's bar 1) the
+    A silence longer than ``max_rest_bars``, with more than ``REST_AHEAD_LOOPS`` loops of it to
+    come, stops the drums and the clock skips to the loop point before the next note. At each of ``bar_ones`` (steps: a later pass's bar 1) the
     phrases count from bar 1 again."""
     drums: list[tuple[float, mido.Message]] = []
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
@@ -330,7 +334,7 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
             heard = inputs[index][0]
             index += 1
         if max_rest_bars and index < len(inputs) and now - heard > rest_seconds \
-                and inputs[index][0] - now > 3 * loop_seconds:
+                and inputs[index][0] - now > REST_AHEAD_LOOPS * loop_seconds:
             drums.extend((event.time, event.message) for event in engine.player.drain())
             drums.extend((now, message) for message in engine.all_notes_off())
             now = heard = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
