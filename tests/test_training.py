@@ -246,3 +246,29 @@ def test_a_soup_interpolates_and_the_frontier_scores_it(smoke_run: Path, tmp_pat
     for key in ("drummers", "hands"):
         assert 0.0 < figures[key] <= 1.0, key
     assert np.isfinite(figures["offset_mse"]) and np.isfinite(figures["copy_offset_mse"])
+
+
+def test_the_tempo_probe_starts_as_the_model_and_learns_the_tempo() -> None:
+    """training/tempo_probe.py: the tempo enters through a zero-initialised layer, so the probe
+    starts as the shipped model whatever the tempo; one step of training makes it matter, and
+    each window's tempo comes from its own file in info.csv."""
+    from training import tempo_probe as probe
+    from training.model import GrooveVAE, ModelConfig
+    torch.manual_seed(0)
+    model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    grooves = np.random.default_rng(1).random((4, STEPS, 3)).astype(np.float32)
+    before = model(probe.model_input(grooves, None), sample=False)["logits"]
+    model.encoder.embed = probe.TempoEmbedding(model.encoder.embed)
+    slow, fast = (probe.model_input(grooves, np.full(4, t, np.float32)) for t in (-1.0, 1.0))
+    assert slow.shape == (4, STEPS, 4)
+    assert torch.allclose(model(slow, sample=False)["logits"], before, atol=1e-6)
+    assert torch.allclose(model(fast, sample=False)["logits"], before, atol=1e-6)
+    with torch.no_grad():
+        model.encoder.embed.tempo.weight.fill_(0.5)
+    assert not torch.allclose(model(slow, sample=False)["logits"], model(fast, sample=False)["logits"])
+    _need_gmd()
+    val = ds.load_split("validation")
+    bpm = probe.file_bpm(val, None)
+    assert len(bpm) == len(val) and 40 <= bpm.min() and bpm.max() <= 300
+    names = [val.files[i] for i in val.file_ids]
+    assert all(f"_{int(b)}_" in name for b, name in zip(bpm, names)), "GMD's file names carry their tempo"
