@@ -23,7 +23,7 @@ die() { printf 'flash: %s\n' "$*" >&2; exit 2; }
 say() { printf 'flash: %s\n' "$*"; }
 
 [ -n "$DEVICE" ] || die "DEVICE is not set: make flash DEVICE=/dev/sdX (see lsblk for the card)"
-[ -f "$IMG" ] || die "no image at $IMG: make image BASE_IMAGE=... first (or IMG=path)"
+[ -f "$IMG" ] || die "no image at $IMG: sudo make image first (or IMG=path to one)"
 
 if [ "$FLASH_TO_FILE" = 1 ] && [ ! -b "$DEVICE" ]; then
   [ -e "$DEVICE" ] || : > "$DEVICE"

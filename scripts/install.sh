@@ -355,6 +355,7 @@ fi
 if staged; then
   say "(DESTDIR) skipped: systemctl enable groovebox; serial getty and hciuart disabled"
 else
+  say "the UART on GPIO14/15 is DIN MIDI's: the serial console and, on Pi 3/4, Bluetooth (hciuart, disable-bt) go off"
   for unit in serial-getty@ttyAMA0.service serial-getty@serial0.service hciuart.service; do
     run systemctl disable --quiet "$unit" 2>/dev/null || true
     run systemctl mask --quiet "$unit" 2>/dev/null || true
@@ -368,7 +369,12 @@ else
   fi
 fi
 
-say "done: code in $PREFIX, config in $ETC_DIR/config.yaml, state in $STATE_DIR"
+if dry; then
+  say "dry run: the steps above, nothing changed (without DRY_RUN=1: code in $PREFIX, config in $ETC_DIR/config.yaml)"
+else
+  say "done: code in $PREFIX, config in $ETC_DIR/config.yaml, state in $STATE_DIR"
+  say "next: in $ETC_DIR/config.yaml set midi.outputs and player.drum_map for your drum machine (README.md, 'On the Pi'), check it with groovebox config check $ETC_DIR/config.yaml, then sudo systemctl restart groovebox"
+fi
 say "the command: $BIN_LINK -> $PREFIX/.venv/bin/groovebox (groovebox status, groovebox learn ACTION, ...)"
 if [ -n "$JOINED" ]; then
   say "added $JOINED to the group $SERVICE_USER, so that groovebox status / learn / freeze reach the box"

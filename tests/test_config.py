@@ -120,8 +120,17 @@ def test_a_slip_the_parser_notices_late_is_pointed_at_on_its_own_line(tmp_path: 
         errors = errors_of(text, tmp_path)
         assert len(errors) == 1
         assert re.match(rf"config\.yaml:{noticed}: bad YAML: .*line {slip} ", errors[0]), errors
-    errors = errors_of("tempo:\n  bpm: 120\n   clock: internal\n", tmp_path)
-    assert re.match(r"config\.yaml:3: bad YAML: ", errors[0]) and "line 2" not in errors[0], errors
+    errors = errors_of("tempo:\n  bpm: 120\n   clock: internal\n", tmp_path)    # its own line: too deep
+    assert re.match(r"config\.yaml:3: bad YAML: .*deeper than line 2", errors[0]) and "earlier" not in errors[0], errors
+    errors = errors_of("player:\n  channel: 10: 3\n", tmp_path)                    # its own line, no other
+    assert re.match(r"config\.yaml:2: bad YAML: ", errors[0]) and "line 1" not in errors[0], errors
+
+
+def test_a_section_s_key_at_the_top_is_sent_back_under_its_section(tmp_path: Path) -> None:
+    """A key that lost its indent reads as a top-level key: the error names the section(s) it belongs to."""
+    errors = errors_of("midi:\n  inputs: [Keystation]\noutputs: [TR-8S]\nenabled: true\n", tmp_path)
+    assert errors[0].startswith("config.yaml:3 outputs: unknown key") and "midi.outputs" in errors[0], errors
+    assert "din.enabled" in errors[1] and "gpio.enabled" in errors[1], errors
 
 
 

@@ -180,10 +180,12 @@ def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():
 
 
 def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):
-    """``monitor --once`` is for scripts and a quick look: with no box to ask it prints why and
-    exits 1, not "trying again" and 0."""
-    done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "monitor", "--once",
-                           "--socket", str(tmp_path / "none.sock")],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert done.stdout.strip() and "trying again" not in done.stdout
+    """``monitor --once`` is for scripts and a quick look, and ``monitor`` without a terminal
+    (plain ssh) prints one screen too: with no box to ask, each says why on stderr and exits 2,
+    as ``groovebox status`` does, not "trying again" and 0."""
+    for once in (["--once"], []):
+        done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "monitor", *once,
+                               "--socket", str(tmp_path / "none.sock")],
+                              capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.strip() and "trying again" not in done.stdout + done.stderr

@@ -1,6 +1,7 @@
 """`groovebox render`: deterministic, a drum file any DAW opens, and bad files give one clear line."""
 from collections.abc import Iterable
 import dataclasses
+import logging
 import os
 from pathlib import Path
 import re
@@ -174,6 +175,29 @@ def test_first_hour_mistakes_are_one_line_in_the_options_words(tmp_path: Path, c
     assert not (tmp_path / "o.mid").exists()
 
 
+@pytest.mark.parametrize("pickup, signature", [(1, (1, 4)), (1.5, (3, 8)), (4, None)])
+def test_a_pickup_gets_a_short_first_bar_in_the_file(model_dir: Path, tmp_path: Path, pickup: float,
+                                                      signature: tuple[int, int] | None) -> None:
+    """A part recorded from tick 0 with a pickup (``--pickup``): the file's first bar is the pickup
+    (1/4, 3/8), then 4/4 from bar 1, where the drums come in, so a DAW's bars are the song's; a
+    whole bar's pickup needs none."""
+    notes = [n for tick in range(0, 9 * BAR, 480) for n in chord(tick, 200)]
+    render(played(notes, tmp_path / "pickup.mid"), tmp_path / "out.mid", model_dir=model_dir, seed=1,
+           pickup_beats=pickup)
+    at, meters = 0, []
+    for message in mido.MidiFile(str(tmp_path / "out.mid")).tracks[0]:
+        at += message.time
+        if message.type == "time_signature":
+            meters.append((at, message.numerator, message.denominator))
+    downbeat = round(pickup * 480)
+    if signature is None:
+        assert meters == [(0, 4, 4)], meters
+    else:
+        assert meters == [(0, *signature), (downbeat, 4, 4)], meters
+    first_drum = min(t for t, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity)
+    assert abs(first_drum - downbeat) <= 60, (first_drum, downbeat)
+
+
 @pytest.mark.parametrize("ticks_per_beat, last", [(480, 490), (1000, 1001), (96, 95)])
 def test_a_downbeat_on_the_last_note_itself_is_in_the_file(tmp_path: Path, ticks_per_beat: int, last: int) -> None:
     """--downbeat takes any tick up to the part's last note's, that one included, whatever the
@@ -304,7 +328,7 @@ def test_a_file_that_does_not_say_where_bar_1_is_starts_it_where_the_player_come
     assert len(keyboard) == 16, "every note is kept, a pickup too"
 
 
-def test_a_long_silence_costs_nothing_and_the_drums_come_back(model_dir: Path, tmp_path: Path) -> None:
+def test_a_long_silence_costs_nothing_and_the_drums_come_back(model_dir: Path, tmp_path: Path, caplog) -> None:
     source = tmp_path / "silence.mid"
     bar = 4 * 480
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0),
@@ -315,8 +339,12 @@ def test_a_long_silence_costs_nothing_and_the_drums_come_back(model_dir: Path, t
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
     midi.tracks.append(track)
     midi.save(str(source))
+    caplog.set_level(logging.INFO, logger="appliance.core.render")
     result = render(source, tmp_path / "out.mid", model_dir=model_dir, seed=5)
     assert result.bars >= 100_000
+    # one line says where the drums stop and come back (the next note is in bar 100,001)
+    said = [r.getMessage() for r in caplog.records if "100001" in r.getMessage().replace(",", "")]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
     ons = [tick for tick, m in ticked(tmp_path / "out.mid") if m.type == "note_on"]
     # proportional to the notes: a few bars of drums after each note, none through the silence
     assert 0 < len(ons) < 40 * 12

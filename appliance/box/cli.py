@@ -67,7 +67,7 @@ def _render(args: argparse.Namespace) -> int:
     except (RenderError, ModelError) as error:
         log.error("%s", error)
         return 2
-    sys.stdout.write("the last 2-bar pattern the drums played (. - + * # soft to loud):\n")
+    sys.stdout.write("the last 2-bar pattern the box made (the file's ending may cut it short; . - + * # soft to loud):\n")
     sys.stdout.write(result.pattern.grid() + "\n")
     sys.stdout.write(f"{result.bars} bars at {result.bpm:g} BPM rendered in {result.wall_seconds:.2f} s "
                      f"({result.bars_per_second:.0f} bars/s), {result.stats['generations']} patterns, "
@@ -126,7 +126,8 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("-o", "--output", type=Path, required=True, help="where the drum file goes")
     render.add_argument("--bpm", type=float, help="tempo (default: the file's first tempo, or 120)")
     render.add_argument("--passes", type=int, default=1,
-                        help="play the performance this many times, overdubbing as a looper does (default 1)")
+                        help="play the performance this many times, overdubbing as a looper does; the file "
+                             "holds every pass, one after the other, the keyboard's too (default 1)")
     render.add_argument("--seed", type=int, help="the same seed gives the same file (default: none, a new "
                         "drummer's take every run)")
     render.add_argument("--model", type=Path, help=f"model directory (default {default_model_dir()})")
@@ -185,8 +186,8 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")
     render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
                         help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
-                             "stops the drums until the next note and is skipped; a shorter one is played "
-                             "through (0 = play through every silence; default 8)")
+                             "stops the drums until the next note (the file keeps its length; the render skips "
+                             "it); a shorter one is played through (0 = play through every silence; default 8)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
                              "or accented (the band's button), ends the song: crash and kick with it (and with "

@@ -47,6 +47,7 @@ What the service calls:
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+import argparse
 import difflib
 import logging
 import os
@@ -419,7 +420,12 @@ class _Builder:
             key = self.scalar(key_node)
             key_path = f"{path}.{key}" if path else str(key)
             if not isinstance(key, str) or key not in known:
-                self.problem(key_node, key_path, "unknown key" + _close(str(key), known))
+                home = [name for name in known   # a section's key at the top: its indent lost
+                        if is_dataclass(hints[name]) and key in {g.name for g in _fields(hints[name])}]
+                self.problem(key_node, key_path, "unknown key" + (
+                    "; did you mean " + " or ".join(f"{name}.{key}" for name in home)
+                    + f"? (indent it under {' or '.join(name + ':' for name in home)})" if home
+                    else _close(str(key), known)))
                 continue
             if key in seen:
                 self.problem(key_node, key_path, "appears twice; keep one")
@@ -729,7 +735,12 @@ def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
     else:
         line = next((k for k in range(min(mark.line, len(lines)) - 1, -1, -1)
                      if lines[k].strip() and not lines[k].lstrip().startswith("#")), -1)
-        if line < 0 or not ("<block end>" in what or ("mapping values" in what and ":" not in lines[line])):
+        if line >= 0 and "mapping values" in what and ":" in lines[line] and mark.line < len(lines):
+            deeper = (len(lines[mark.line]) - len(lines[mark.line].lstrip()) > len(lines[line]) - len(lines[line].lstrip())
+                      and not lines[line].split("#")[0].rstrip().endswith(":"))   # (a section's key has its keys deeper)
+            return (f"; it is indented deeper than line {line + 1} ({lines[line].strip()[:40]!r}): the keys of one "
+                    "block take the same indent") if deeper else ""
+        if line < 0 or not ("<block end>" in what or "mapping values" in what):
             return ""
         why = (": a key needs a colon and a space after it (density: 0.5), and the keys of one block "
                "the same indent")
@@ -868,7 +879,7 @@ def check_main(args: Any) -> int:
 
     ``args`` is the argument list (``["check", FILE]`` or ``[FILE]``) or an argparse
     namespace with a ``file`` attribute (what ``appliance.box.cli`` passes)."""
-    if hasattr(args, "file"):
+    if isinstance(args, argparse.Namespace):
         args = [str(args.file)]
     args = list(args)
     if args and args[0] == "check":
@@ -881,7 +892,7 @@ def check_main(args: Any) -> int:
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)
-        print(f"{args[0]}: {len(e.problems)} problem(s); nothing was changed", file=sys.stderr)
+        print(f"{args[0]}: {len(e.problems)} problem(s)", file=sys.stderr)
         return 1
     notes, channels = config.drum_notes()
     print(f"{args[0]}: OK")
@@ -889,6 +900,9 @@ def check_main(args: Any) -> int:
           + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "
           f"model {config.model.dir} ({config.model.precision})")
+    print("  keyboard from " + (", ".join(repr(p) for p in config.midi.inputs) or "every MIDI input")
+          + "; drums to " + (", ".join(repr(p) for p in config.midi.outputs) or "every MIDI output")
+          + (" and DIN" if config.din.enabled else ""))
     if config.gpio.enabled:
         print("  buttons " + ", ".join(f"{a}=GPIO{p}" for a, p in config.gpio.buttons.items()))
     for number, action in sorted(config.midi_map.cc.items()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from typing import Any
 
@@ -177,12 +178,14 @@ def main(args: argparse.Namespace) -> int:
         except ControlError as exc:
             return waiting_frame(str(exc))
 
-    if getattr(args, "once", False):
+    if not getattr(args, "once", False) and not console.is_terminal:
+        sys.stderr.write("groovebox monitor: not a terminal (over SSH: ssh -t); printing one screen\n")
+    if getattr(args, "once", False) or not console.is_terminal:
         try:
             console.print(frame(request("status", socket_path, timeout=2.0)["status"]))
-        except ControlError as exc:
-            console.print(Text(f"groovebox monitor: {exc}", style="bold red"))
-            return 1
+        except ControlError as exc:     # as `groovebox status` says it, on stderr, 2
+            sys.stderr.write(f"groovebox monitor: {exc}\n")
+            return 2
         return 0
     try:
         with Live(fetch(), console=console, screen=True, auto_refresh=False,

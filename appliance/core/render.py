@@ -151,11 +151,14 @@ def downbeat_steps(performance: Performance, *, downbeat_ticks: int | None = Non
         if downbeat_ticks < 0 or downbeat > last:
             raise RenderError(f"--downbeat {downbeat_ticks}: bar 1 falls at a tick from 0 to the part's last "
                               f"note, {round(last / STEPS_PER_BEAT * ticks_per_beat)}")
+        log.info("bar 1 at quarter note %g of the file (--downbeat %d)", downbeat / STEPS_PER_BEAT + 1, downbeat_ticks)
         return downbeat
     if pickup_beats is not None:
         if not 0 <= pickup_beats <= 64:
             raise RenderError(f"--pickup {pickup_beats:g}: beats before bar 1, 0..64")
         first = min(position for position, m in performance.notes if m.type == "note_on" and m.velocity)
+        log.info("bar 1 at quarter note %g of the file (--pickup %g)", (first + pickup_beats * STEPS_PER_BEAT)
+                 / STEPS_PER_BEAT + 1, pickup_beats)
         return first + pickup_beats * STEPS_PER_BEAT
     return first_bar(performance)
 
@@ -240,7 +243,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     inputs.sort(key=lambda item: item[0])
 
     started = time.perf_counter()
-    drums = _play(engine, transport, inputs, total_steps, settings.lookahead, max_rest_bars,
+    drums = _play(engine, transport, inputs, total_steps, settings.lookahead, (max_rest_bars, shift),
                   [lead_in + k * song for k in range(1, passes)])
     wall = time.perf_counter() - started
     engine.close()
@@ -276,14 +279,16 @@ def _band_starts(engine: Engine, performance: Performance, notes: list[tuple[flo
 def _write(path_out: Path, bpm: float, inputs: list[tuple[float, mido.Message]], drums: list[tuple[float, mido.Message]],
            transport: InternalClock, shift: float, lead_in: float) -> None:
     """Back onto the file's time line, and out: the drums come in on bar 1 (``lead_in`` on the
-    engine's line; a hit pushed early, just before it)."""
+    engine's line; a hit pushed early, just before it). A bar 1 off the file's own bar lines (a
+    ``--pickup`` or ``--downbeat``) gets a short first bar, so the file's bars are the song's."""
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     offset = shift * step_seconds
     start = (lead_in - 0.5) * step_seconds - 1e-9
     drums = _balanced([(t - offset, m) for t, m in drums if t >= start or m.type == "note_off"])
     keyboard = [(t - offset, m) for t, m in inputs]
+    pickup = (lead_in - shift) % STEPS_PER_BAR
     try:
-        write_file(path_out, bpm, keyboard, drums)
+        write_file(path_out, bpm, keyboard, drums, pickup_bar(pickup, step_seconds))
     except OSError as error:
         raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
 
@@ -314,12 +319,14 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
 
 
 def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mido.Message]],
-          total_steps: int, lookahead: float, max_rest_bars: int,
+          total_steps: int, lookahead: float, rest: tuple[int, float],
           bar_ones: list[int]) -> list[tuple[float, mido.Message]]:
     """Run the engine on the virtual clock through the inputs; the drum events it played.
-    A silence longer than ``max_rest_bars``, with more than ``REST_AHEAD_LOOPS`` loops of it to
-    come, stops the drums and the clock skips to the loop point before the next note. At each of ``bar_ones`` (steps: a later pass's bar 1) the
-    phrases count from bar 1 again."""
+    ``rest``: (``max_rest_bars``, the steps from the file's time line to the engine's). A silence
+    longer than ``max_rest_bars``, with more than ``REST_AHEAD_LOOPS`` loops of it to come, stops
+    the drums and the clock skips to the loop point before the next note (one log line). At each
+    of ``bar_ones`` (steps: a later pass's bar 1) the phrases count from bar 1 again."""
+    max_rest_bars, shift = rest
     drums: list[tuple[float, mido.Message]] = []
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     loop_seconds = STEPS * step_seconds
@@ -337,7 +344,11 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
                 and inputs[index][0] - now > REST_AHEAD_LOOPS * loop_seconds:
             drums.extend((event.time, event.message) for event in engine.player.drain())
             drums.extend((now, message) for message in engine.all_notes_off())
-            now = heard = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
+            back = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
+            bar = [math.floor((transport.position(t) - shift) / STEPS_PER_BAR) + 1 for t in (heard, now, back)]
+            log.info("silent from bar %d: the drums stop in bar %d, %d bars on (--max-rest), and come back at "
+                     "bar %d, the loop point before the next note", bar[0], bar[1], max_rest_bars, bar[2])
+            now = heard = back
             continue
         drums.extend((event.time, event.message) for event in engine.tick(now))
         now += TICK_SECONDS
@@ -682,16 +693,32 @@ def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido
     return out
 
 
+def pickup_bar(steps: float, step_seconds: float) -> list[tuple[float, mido.MetaMessage]]:
+    """The time signatures of a file whose first bar is ``steps`` short of a whole one (a pickup):
+    that many quarters, eighths or sixteenths, then 4/4 from bar 1; [] for a whole first bar or a
+    pickup off the sixteenths."""
+    if not 0 < steps < STEPS_PER_BAR or abs(steps - round(steps)) > 1e-6:
+        return []
+    steps = round(steps)
+    numerator, denominator = next((steps // unit, 4 * STEPS_PER_BEAT // unit) for unit in (4, 2, 1) if steps % unit == 0)
+    return [(0.0, mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)),
+            (steps * step_seconds, mido.MetaMessage("time_signature", numerator=4, denominator=4))]
+
+
 def write_file(path: Path, bpm: float, keyboard: list[tuple[float, mido.Message]],
-               drums: list[tuple[float, mido.Message]]) -> None:
-    """A type-1 file any DAW opens: tempo + keyboard track, drum track."""
+               drums: list[tuple[float, mido.Message]],
+               meters: list[tuple[float, mido.MetaMessage]] | None = None) -> None:
+    """A type-1 file any DAW opens: tempo + keyboard track, drum track; 4/4, or ``meters``
+    (seconds, time signature) in the first track."""
     seconds_per_tick = 60.0 / bpm / OUT_TICKS_PER_BEAT
+    meters = meters or []
 
     def track(name: str, timed: list[tuple[float, mido.Message]], tempo: bool) -> mido.MidiTrack:
         out = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
         if tempo:
             out.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
-            out.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+            if not meters:
+                out.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
         previous = 0
         for seconds, message in timed:
             ticks = max(0, round(seconds / seconds_per_tick))
@@ -702,7 +729,7 @@ def write_file(path: Path, bpm: float, keyboard: list[tuple[float, mido.Message]
         return out
 
     midi = mido.MidiFile(type=1, ticks_per_beat=OUT_TICKS_PER_BEAT)
-    midi.tracks.append(track("keyboard", sorted(keyboard, key=lambda item: item[0]), tempo=True))
+    midi.tracks.append(track("keyboard", sorted([*meters, *keyboard], key=lambda item: item[0]), tempo=True))
     midi.tracks.append(track("groovebox drums", drums, tempo=False))
     path.parent.mkdir(parents=True, exist_ok=True)
     midi.save(str(path))
