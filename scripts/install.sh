@@ -373,11 +373,13 @@ if dry; then
   say "dry run: the steps above, nothing changed (without DRY_RUN=1: code in $PREFIX, config in $ETC_DIR/config.yaml)"
 else
   say "done: code in $PREFIX, config in $ETC_DIR/config.yaml, state in $STATE_DIR"
-  say "next: in $ETC_DIR/config.yaml set midi.outputs and player.drum_map for your drum machine (README.md, 'On the Pi'), check it with groovebox config check $ETC_DIR/config.yaml, then sudo systemctl restart groovebox"
+  if ! staged && [ "$IN_IMAGE" != 1 ]; then
+    say "next: in $ETC_DIR/config.yaml set midi.outputs and player.drum_map for your drum machine (README.md, 'On the Pi'), check it with groovebox config check $ETC_DIR/config.yaml, then sudo systemctl restart groovebox"
+  fi
 fi
 say "the command: $BIN_LINK -> $PREFIX/.venv/bin/groovebox (groovebox status, groovebox learn ACTION, ...)"
 if [ -n "$JOINED" ]; then
-  say "added $JOINED to the group $SERVICE_USER, so that groovebox status / learn / freeze reach the box"
+  say "$(dry && echo 'would add' || echo added) $JOINED to the group $SERVICE_USER, so that groovebox status / learn / freeze reach the box"
   say "without sudo: log out and back in (or run: newgrp $SERVICE_USER) for it to take effect"
 else
   say "to talk to the box without sudo, join its group: sudo usermod -a -G $SERVICE_USER USER (then log in again)"

@@ -131,6 +131,10 @@ def test_a_section_s_key_at_the_top_is_sent_back_under_its_section(tmp_path: Pat
     errors = errors_of("midi:\n  inputs: [Keystation]\noutputs: [TR-8S]\nenabled: true\n", tmp_path)
     assert errors[0].startswith("config.yaml:3 outputs: unknown key") and "midi.outputs" in errors[0], errors
     assert "din.enabled" in errors[1] and "gpio.enabled" in errors[1], errors
+    errors = errors_of("[Keystation]: true\n? {a: 1}\n: 2\n", tmp_path)        # keys no section has: one line each
+    assert len(errors) == 2 and all("unknown key" in e for e in errors), errors
+    errors = errors_of("midi:\n  inputs:\n    - name: a\n      port: b: c\n", tmp_path)   # a list item's keys: no hint
+    assert re.match(r"config\.yaml:4: bad YAML: ", errors[0]) and "deeper" not in errors[0], errors
 
 
 

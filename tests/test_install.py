@@ -297,7 +297,7 @@ def test_dry_run_adds_the_sudo_user_to_the_group_and_says_so() -> None:
     assert run.returncode == 0, run.stderr
     assert "+ usermod -a -G groovebox alice" in run.stdout
     assert "+ ln -sfn /opt/groovebox/.venv/bin/groovebox /usr/local/bin/groovebox" in run.stdout
-    assert "added alice to the group groovebox" in run.stdout and "log out and back in" in run.stdout
+    assert "would add alice to the group groovebox" in run.stdout and "log out and back in" in run.stdout
     # sudo from root, or no sudo at all: nobody is added
     for env in ({"DRY_RUN": "1", "SUDO_USER": "root"}, {"DRY_RUN": "1"}):
         run = install_sh(env)

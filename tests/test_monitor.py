@@ -183,9 +183,10 @@ def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):
     """``monitor --once`` is for scripts and a quick look, and ``monitor`` without a terminal
     (plain ssh) prints one screen too: with no box to ask, each says why on stderr and exits 2,
     as ``groovebox status`` does, not "trying again" and 0."""
-    for once in (["--once"], []):
+    for once in (["--once"], []):     # (FORCE_COLOR once made rich take the pipe for a terminal)
         done = subprocess.run([sys.executable, "-m", "appliance.box.cli", "monitor", *once,
-                               "--socket", str(tmp_path / "none.sock")],
+                               "--socket", str(tmp_path / "none.sock")], env=dict(os.environ, FORCE_COLOR="1"),
                               capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stderr.strip() and "trying again" not in done.stdout + done.stderr
+        assert ("ssh -t" in done.stderr) == (not once), done.stderr    # the live view needs a terminal

@@ -13,7 +13,8 @@ import pytest
 
 from appliance.box.cli import main
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
-from appliance.core.render import RenderError, downbeat_steps, read_performance, render
+from appliance.core.render import (RenderError, downbeat_steps, file_bar, pickup_bar, read_performance, render,
+                                   short_first_bar)
 from training import flourish
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,6 +197,15 @@ def test_a_pickup_gets_a_short_first_bar_in_the_file(model_dir: Path, tmp_path: 
         assert meters == [(0, *signature), (downbeat, 4, 4)], meters
     first_drum = min(t for t, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity)
     assert abs(first_drum - downbeat) <= 60, (first_drum, downbeat)
+
+
+def test_the_file_s_bars_count_from_its_short_first_bar() -> None:
+    """Bars as a DAW numbers them in the file written (the silence line names them): a short first
+    bar only for a bar 1 off the file's bar lines by whole sixteenths, never of 0 or 16 steps."""
+    assert [short_first_bar(s) for s in (0, 4, 6, 16, 20, 2.5, 1e-7, 16 - 1e-7)] == [0, 4, 6, 0, 4, 0, 0, 0]
+    assert [file_bar(s, 0) for s in (0, 15.9, 16, 40)] == [1, 1, 2, 3]
+    assert [file_bar(s, 4) for s in (0, 3.9, 4, 19.9, 20, 36)] == [1, 1, 2, 2, 3, 4]
+    assert not pickup_bar(short_first_bar(1e-7), 0.125)
 
 
 @pytest.mark.parametrize("ticks_per_beat, last", [(480, 490), (1000, 1001), (96, 95)])

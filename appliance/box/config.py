@@ -421,7 +421,8 @@ class _Builder:
             key_path = f"{path}.{key}" if path else str(key)
             if not isinstance(key, str) or key not in known:
                 home = [name for name in known   # a section's key at the top: its indent lost
-                        if is_dataclass(hints[name]) and key in {g.name for g in _fields(hints[name])}]
+                        if isinstance(key, str) and is_dataclass(hints[name])
+                        and key in {g.name for g in _fields(hints[name])}]
                 self.problem(key_node, key_path, "unknown key" + (
                     "; did you mean " + " or ".join(f"{name}.{key}" for name in home)
                     + f"? (indent it under {' or '.join(name + ':' for name in home)})" if home
@@ -736,7 +737,9 @@ def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
         line = next((k for k in range(min(mark.line, len(lines)) - 1, -1, -1)
                      if lines[k].strip() and not lines[k].lstrip().startswith("#")), -1)
         if line >= 0 and "mapping values" in what and ":" in lines[line] and mark.line < len(lines):
-            deeper = (len(lines[mark.line]) - len(lines[mark.line].lstrip()) > len(lines[line]) - len(lines[line].lstrip())
+            def indent(text: str) -> int:     # a list item's keys sit past its "- "
+                return len(re.match(r"[ ]*(?:-[ ]+)*", text).group(0))
+            deeper = (indent(lines[mark.line]) > indent(lines[line])
                       and not lines[line].split("#")[0].rstrip().endswith(":"))   # (a section's key has its keys deeper)
             return (f"; it is indented deeper than line {line + 1} ({lines[line].strip()[:40]!r}): the keys of one "
                     "block take the same indent") if deeper else ""
@@ -901,6 +904,7 @@ def check_main(args: Any) -> int:
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "
           f"model {config.model.dir} ({config.model.precision})")
     print("  keyboard from " + (", ".join(repr(p) for p in config.midi.inputs) or "every MIDI input")
+          + (" and DIN" if config.din.enabled else "")
           + "; drums to " + (", ".join(repr(p) for p in config.midi.outputs) or "every MIDI output")
           + (" and DIN" if config.din.enabled else ""))
     if config.gpio.enabled:

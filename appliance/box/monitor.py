@@ -178,9 +178,10 @@ def main(args: argparse.Namespace) -> int:
         except ControlError as exc:
             return waiting_frame(str(exc))
 
-    if not getattr(args, "once", False) and not console.is_terminal:
+    terminal = sys.stdout.isatty()     # (not rich's is_terminal: FORCE_COLOR makes a pipe one)
+    if not getattr(args, "once", False) and not terminal:
         sys.stderr.write("groovebox monitor: not a terminal (over SSH: ssh -t); printing one screen\n")
-    if getattr(args, "once", False) or not console.is_terminal:
+    if getattr(args, "once", False) or not terminal:
         try:
             console.print(frame(request("status", socket_path, timeout=2.0)["status"]))
         except ControlError as exc:     # as `groovebox status` says it, on stderr, 2

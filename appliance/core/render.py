@@ -280,15 +280,14 @@ def _write(path_out: Path, bpm: float, inputs: list[tuple[float, mido.Message]],
            transport: InternalClock, shift: float, lead_in: float) -> None:
     """Back onto the file's time line, and out: the drums come in on bar 1 (``lead_in`` on the
     engine's line; a hit pushed early, just before it). A bar 1 off the file's own bar lines (a
-    ``--pickup`` or ``--downbeat``) gets a short first bar, so the file's bars are the song's."""
+    ``--pickup`` or ``--downbeat``) gets a short first bar, so the file's bar lines are the song's."""
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     offset = shift * step_seconds
     start = (lead_in - 0.5) * step_seconds - 1e-9
     drums = _balanced([(t - offset, m) for t, m in drums if t >= start or m.type == "note_off"])
     keyboard = [(t - offset, m) for t, m in inputs]
-    pickup = (lead_in - shift) % STEPS_PER_BAR
     try:
-        write_file(path_out, bpm, keyboard, drums, pickup_bar(pickup, step_seconds))
+        write_file(path_out, bpm, keyboard, drums, pickup_bar(short_first_bar(lead_in - shift), step_seconds))
     except OSError as error:
         raise RenderError(f"{path_out}: cannot write the drum file ({error.strerror or error})") from None
 
@@ -345,7 +344,7 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
             drums.extend((event.time, event.message) for event in engine.player.drain())
             drums.extend((now, message) for message in engine.all_notes_off())
             back = math.floor(inputs[index][0] / loop_seconds) * loop_seconds
-            bar = [math.floor((transport.position(t) - shift) / STEPS_PER_BAR) + 1 for t in (heard, now, back)]
+            bar = [file_bar(transport.position(t) - shift, short_first_bar(-shift)) for t in (heard, now, back)]
             log.info("silent from bar %d: the drums stop in bar %d, %d bars on (--max-rest), and come back at "
                      "bar %d, the loop point before the next note", bar[0], bar[1], max_rest_bars, bar[2])
             now = heard = back
@@ -693,13 +692,25 @@ def _balanced(drums: list[tuple[float, mido.Message]]) -> list[tuple[float, mido
     return out
 
 
-def pickup_bar(steps: float, step_seconds: float) -> list[tuple[float, mido.MetaMessage]]:
-    """The time signatures of a file whose first bar is ``steps`` short of a whole one (a pickup):
-    that many quarters, eighths or sixteenths, then 4/4 from bar 1; [] for a whole first bar or a
-    pickup off the sixteenths."""
-    if not 0 < steps < STEPS_PER_BAR or abs(steps - round(steps)) > 1e-6:
+def short_first_bar(downbeat: float) -> int:
+    """Steps of the short first bar a file gets when bar 1 (``downbeat``, steps into the file) is
+    off its bar lines by whole sixteenths (a pickup); 0: none (on a bar line, or off the sixteenths)."""
+    steps = downbeat % STEPS_PER_BAR
+    return round(steps) if abs(steps - round(steps)) <= 1e-6 and 0 < round(steps) < STEPS_PER_BAR else 0
+
+
+def file_bar(position: float, short: int) -> int:
+    """The bar (from 1) of a position (steps) in the file written, after a short first bar of ``short`` steps."""
+    if not short:
+        return math.floor(position / STEPS_PER_BAR) + 1
+    return 1 if position < short else math.floor((position - short) / STEPS_PER_BAR) + 2
+
+
+def pickup_bar(steps: int, step_seconds: float) -> list[tuple[float, mido.MetaMessage]]:
+    """The time signatures of a file whose first bar is ``steps`` long (:func:`short_first_bar`):
+    that many quarters, eighths or sixteenths, then 4/4 from bar 1; [] for none."""
+    if not steps:
         return []
-    steps = round(steps)
     numerator, denominator = next((steps // unit, 4 * STEPS_PER_BEAT // unit) for unit in (4, 2, 1) if steps % unit == 0)
     return [(0.0, mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)),
             (steps * step_seconds, mido.MetaMessage("time_signature", numerator=4, denominator=4))]
