@@ -115,7 +115,8 @@ install:
 IMG ?= build/groovebox.img
 IMAGE_TOOLS := mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
 	dosfstools:mkfs.vfat mtools:mcopy fdisk:sfdisk e2fsprogs:mkfs.ext4
-image: $(VENV)/.runtime
+# A dry run builds nothing, the venv neither, and says what a real build would still need.
+image: $(if $(filter 1,$(DRY_RUN)),,$(VENV)/.runtime)
 	@[ -n "$(DRY_RUN)" ] || bash scripts/apt-install.sh $(IMAGE_TOOLS)
 	IMG="$(IMG)" DRY_RUN="$(DRY_RUN)" PIP="$(abspath $(VENV))/bin/pip" bash image/build.sh
 

@@ -54,7 +54,7 @@ BOOT_LABEL=RASPIFIRM
 START_SECTOR=8192                        # 4 MiB: partitions aligned for SD cards' erase blocks
 
 say() { printf 'image: %s\n' "$*"; }
-die() { printf 'image: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'image: %s\n' "$1" >&2; exit "${2:-1}"; }
 dry() { [ "$DRY_RUN" = 1 ]; }
 run() { if dry; then printf '+ %s\n' "$*"; else "$@"; fi; }
 now() { date +%s; }
@@ -99,21 +99,31 @@ if [ -n "$WIFI_SSID" ] && [ -z "$WIFI_COUNTRY" ]; then
   die "WIFI_SSID needs WIFI_COUNTRY (two letters, e.g. GB, DE, US: the radio's legal channels)" 2
 fi
 
-if ! dry && [ -z "$CARD_ROOT" ]; then
-  [ "$(id -u)" -eq 0 ] || die "needs root (chroot, files owned by root and the service user): sudo make image" 2
-  missing=()
+# preflight: what a real build needs of this machine. A dry run says what is missing and goes on.
+preflight() {
+  local missing=() problems=()
+  [ "$(id -u)" -eq 0 ] || problems+=("needs root (chroot, files owned by root and the service user): sudo make image")
   for tool in mmdebstrap mkfs.vfat mcopy mkfs.ext4 sfdisk chroot unshare; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ "$(uname -m)" != aarch64 ] && ! [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-    [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
-    command -v update-binfmts >/dev/null 2>&1 && update-binfmts --enable qemu-aarch64 2>/dev/null || true
+    if ! dry; then
+      [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+      command -v update-binfmts >/dev/null 2>&1 && update-binfmts --enable qemu-aarch64 2>/dev/null || true
+    fi
     [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || missing+=("qemu-aarch64 binfmt")
   fi
   [ -x "$PIP" ] || missing+=("pip ($PIP: make .venv/.runtime, or PIP=...)")
-  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}
-  apt-get install mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk e2fsprogs" 2
-fi
+  [ ${#missing[@]} -eq 0 ] || problems+=("missing: ${missing[*]}
+  apt-get install mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk e2fsprogs")
+  [ ${#problems[@]} -gt 0 ] || return 0
+  if dry; then
+    for p in "${problems[@]}"; do say "a real build would stop here: $p"; done
+  else
+    die "$(printf '%s\n' "${problems[@]}")" 2
+  fi
+}
+[ -n "$CARD_ROOT" ] || preflight
 
 say "plan: $IMG from Debian $SUITE arm64 (${#PACKAGES[@]} packages) + wheels for cp${PY_VERSION/./} aarch64"
 say "cache: $CACHE_DIR (wheels-$WHEEL_KEY, $(basename "$BASE_TAR"), debs/)"

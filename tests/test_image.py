@@ -163,6 +163,7 @@ def test_the_image_checks_what_it_is_given(tmp_path: Path) -> None:
     base = {"DRY_RUN": "1", "IMG": str(tmp_path / "out.img"), "CACHE_DIR": str(tmp_path / "cache")}
     run = build({**base, "FIRST_USER": "Bad User"})
     assert run.returncode == 2 and "login name" in run.stderr
+    assert run.stderr.rstrip().endswith("please"), "the exit code is not printed as part of the message"
     run = build({**base, "FIRST_USER": "musician"})
     assert run.returncode == 2 and "FIRST_PASSWORD_HASH" in run.stderr and "FIRST_SSH_KEY" in run.stderr
     run = build({**base, "WIFI_SSID": "stage"})
@@ -170,6 +171,15 @@ def test_the_image_checks_what_it_is_given(tmp_path: Path) -> None:
     run = build({**base, "FIRST_USER": "musician", "FIRST_SSH_KEY": "ssh-ed25519 AAAA me", "WIFI_SSID": "stage",
                  "WIFI_COUNTRY": "GB"})
     assert run.returncode == 0 and "groovebox-setup.txt (user musician, wifi stage)" in run.stdout
+
+
+def test_a_dry_run_says_what_a_real_build_would_still_need(tmp_path: Path) -> None:
+    run = build({"DRY_RUN": "1", "IMG": str(tmp_path / "out.img"), "CACHE_DIR": str(tmp_path / "cache"),
+                 "PIP": str(tmp_path / "no-pip")})
+    assert run.returncode == 0, run.stderr
+    stops = [line for line in run.stdout.splitlines() if "a real build would stop here" in line]
+    assert stops and "no-pip" in stops[-1], run.stdout
+    assert "+ mmdebstrap" in run.stdout, "the plan is printed all the same"
 
 
 def test_the_guest_test_is_valid_python() -> None:
