@@ -217,6 +217,20 @@ def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check_main([]) == 2
 
 
+def test_check_names_a_drum_machine_heard_on_every_channel(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A drum machine listed as an input (for its clock) sends its own notes too."""
+    both = tmp_path / "both.yaml"
+    both.write_text("midi: {inputs: [Keystation, TR-8S], outputs: [TR-8S]}\ntempo: {clock: external}\n")
+    assert check_main([str(both)]) == 0
+    out = capsys.readouterr().out
+    assert "every channel" in out and "'TR-8S'" in out and "loop.input_channel" in out
+    both.write_text("midi: {inputs: [Keystation, TR-8S], outputs: [TR-8S]}\nloop: {input_channel: 1}\n")
+    assert check_main([str(both)]) == 0
+    out = capsys.readouterr().out
+    assert "channel 1 only" in out and "loop.input_channel" not in out
+
+
 def test_check_as_a_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("player:\n  channel: 17\n")

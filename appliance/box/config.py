@@ -903,10 +903,17 @@ def check_main(args: Any) -> int:
           + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "
           f"model {config.model.dir} ({config.model.precision})")
+    channel = config.loop.input_channel
     print("  keyboard from " + (", ".join(repr(p) for p in config.midi.inputs) or "every MIDI input")
           + (" and DIN" if config.din.enabled else "")
+          + (f", channel {channel} only" if channel else ", every channel")
           + "; drums to " + (", ".join(repr(p) for p in config.midi.outputs) or "every MIDI output")
           + (" and DIN" if config.din.enabled else ""))
+    both = [p for p in config.midi.inputs if p in config.midi.outputs]
+    if both and not channel:
+        print(f"  note: {', '.join(repr(p) for p in both)} is heard and played to, on every channel: "
+              "the drum machine's own notes (its pads, its pattern, a MIDI thru) would join the "
+              "groove; set loop.input_channel to the keyboard's channel")
     if config.gpio.enabled:
         print("  buttons " + ", ".join(f"{a}=GPIO{p}" for a, p in config.gpio.buttons.items()))
     for number, action in sorted(config.midi_map.cc.items()):
