@@ -13,11 +13,11 @@ from appliance.box.controls import ControlsHandle
 from appliance.box.diagnose import PortsView
 from appliance.core.clock import ClockSwitch
 from appliance.core.engine import Engine
-from appliance.io.midi.backends import open_backend
+from appliance.io.midi.backends import open_backend, resolve_api
 from appliance.io.midi.clock import feed_clock
 from appliance.io.midi.din import DinPort
 from appliance.io.midi.hints import alsa_sequencer_present, connect_hints, no_midi_system, numbered
-from appliance.io.midi.backend import PortBackend, PortError
+from appliance.io.midi.backend import NoServer, PortBackend, PortError
 from appliance.io.midi.ports import MidiPorts
 
 log = logging.getLogger("appliance.box.service")
@@ -144,10 +144,11 @@ class MidiRouting:
             try:
                 backend = open_backend(other, client_name=m.client_name)
                 self._api = other
-            except PortError:
+            except PortError as second:
                 self.usb_off = str(first)
                 log.error("USB MIDI off: %s", first)
-                if not alsa_sequencer_present():
+                jack = first if resolve_api(m.api) == "jack" else second if other == "jack" else None
+                if not alsa_sequencer_present() and (jack is None or isinstance(jack, NoServer)):
                     self.usb_off = no_midi_system()
                     log.error("USB MIDI off: %s", self.usb_off)
                 return None

@@ -184,6 +184,11 @@ class PortError(Exception):
     """A MIDI system or port could not be opened; the message says what to fix."""
 
 
+class NoServer(PortError):
+    """The MIDI system is not there at all (no JACK server answers), as opposed to one that
+    answers and refuses."""
+
+
 def _new_port(before: set[str], after: list[str], fallback: str) -> str:
     new = [port_key(n) for n in after if n not in before]
     return new[0] if len(new) == 1 else fallback

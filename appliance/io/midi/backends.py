@@ -4,6 +4,8 @@ from __future__ import annotations
 from appliance.io.midi.backend import PortBackend
 from appliance.io.midi.rtmidi_backend import RtMidiBackend, resolve_api
 
+__all__ = ["open_backend", "resolve_api"]
+
 
 def open_backend(api: str, client_name: str = "groovebox") -> PortBackend:
     """``alsa`` (the Pi: rtmidi ports, quick to open), ``jack`` (two fixed ports, patched;

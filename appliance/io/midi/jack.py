@@ -31,8 +31,8 @@ import threading
 import time
 from typing import Any, Sequence
 
-from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
-                                       VirtualPorts, port_key)
+from appliance.io.midi.backend import (InputHandle, NoServer, OutputHandle, PortBackend, PortError,
+                                       RawCallback, VirtualPorts, port_key)
 from appliance.io.midi.rtmidi_backend import _RtInput, _RtOutput, _rtmidi
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class JackPatchbay:
         status = ctypes.c_int(0)
         self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
         if not self._client:
-            raise PortError(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
+            raise NoServer(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
                             "is the JACK server running? (jackd -d dummy, or start it from "
                             "your desktop)")
         self._on_shutdown = _SHUTDOWN(self._shutdown)   # kept: JACK holds the pointer
@@ -239,8 +239,8 @@ class JackBackend(PortBackend):
         except rtmidi.RtMidiError as exc:
             self.patchbay.close()
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
-        self.input_port = _only(set(self.patchbay.destinations()) - before_destinations, "input")
-        self.output_port = _only(set(self.patchbay.sources()) - before_sources, "output")
+        self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
+        self.output_port = _ours(self.patchbay.sources(), before_sources, output_client(client_name), "out")
         self._own = {self.input_port, self.output_port}
         self._input = _RtInput(midi_in, self._deliver, lambda _handle, obj: obj.delete())
         self._output = _SharedOutput(midi_out)
@@ -348,7 +348,15 @@ class JackBackend(PortBackend):
             self.patchbay.cycles(2, DRAIN_S)   # rtmidi's close waited for its queue; this does it now
 
 
-def _only(names: set[str], what: str) -> str:
-    if len(names) != 1:
-        raise PortError(f"cannot tell which JACK {what} port is ours ({sorted(names)})")
-    return next(iter(names))
+def _ours(listed: list[str], before: set[str], client: str, port: str) -> str:
+    """The port just made: the one name new since ``before``. A box killed a moment ago
+    (power cut, systemd's restart a second later) leaves its ports until JACK notices, and
+    when JACK frees them between the two lists, the new port takes the old one's name and
+    nothing looks new: then it is the one port by our client's name (JACK numbers a second
+    client of the same name ``client-01``)."""
+    new = set(listed) - before
+    if len(new) != 1:
+        new = {n for n in listed if re.fullmatch(re.escape(client) + r"(-\d+)?:" + re.escape(port), n)}
+    if len(new) != 1:
+        raise PortError(f"cannot tell which JACK port is ours ({client}:{port}: {sorted(new)})")
+    return next(iter(new))
