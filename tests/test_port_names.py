@@ -93,3 +93,40 @@ def test_a_jack_server_that_answers_is_not_called_missing(monkeypatch, caplog) -
     monkeypatch.setattr("appliance.box.midi_routing.open_backend", missing)
     assert routing._backend() is None
     assert "no JACK server" in routing.usb_off
+
+
+def test_a_sysex_start_with_no_end_does_not_deafen_the_box(jack) -> None:
+    """rtmidi's JACK input drops every event after a stray F0 until one ends with F7: the box
+    sends its own input one every EOX_EVERY_S, and does not pass it on."""
+    import threading
+    import time
+
+    import rtmidi
+
+    heard: list[list[int]] = []
+    got = threading.Event()
+
+    def hear(data: list[int], t: float) -> None:
+        heard.append(list(data))
+        got.set()
+
+    box = JackBackend("gb-eox")
+    keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="gb-eox-keys")
+    keyboard.open_virtual_port("out")
+    try:
+        assert box.is_own(box.eox_port) and box.eox_port not in box.sources()
+        box.open_input("gb-eox-keys:out", hear)
+        keyboard.send_message([0x90, 60, 100])
+        assert got.wait(10), "the keyboard is heard"
+        keyboard.send_message([0xF0, 0x01, 0x02, 0x03])       # a sysex start, never ended
+        time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while [0x90, 61, 100] not in heard and time.monotonic() < deadline:
+            keyboard.send_message([0x90, 61, 100])
+            time.sleep(0.1)
+        assert [0x90, 61, 100] in heard, "the box hears notes again after a stray sysex start"
+        assert [0xF7] not in heard, "the end-of-sysex is the box's own, not the keyboard's"
+    finally:
+        keyboard.close_port()
+        keyboard.delete()
+        box.close()

@@ -43,6 +43,7 @@ _MIDI_TYPE = b"8 bit raw midi"
 _EEXIST = 17
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
+EOX_EVERY_S = 0.25   #: how often the box's input is sent an end-of-sysex (JackBackend: a stray sysex start)
 
 
 def _libjack() -> ctypes.CDLL:
@@ -203,6 +204,11 @@ class _SharedOutput(_RtOutput):
         out.delete()
 
 
+def eox_client(client_name: str) -> str:
+    """The JACK client that sends the box's own input an end-of-sysex now and then (JackBackend)."""
+    return f"{client_name}-eox"
+
+
 def output_client(client_name: str) -> str:
     """The JACK client of the box's output. rtmidi makes one JACK client per port and JACK
     client names are unique, so the output cannot share the input's: it is named here
@@ -211,12 +217,19 @@ def output_client(client_name: str) -> str:
 
 
 class JackBackend(PortBackend):
-    """The box on JACK: one input and one output port, patched to what matches.
+    """The box on JACK: one input and one output port, patched to what matches (and its own
+    end-of-sysex port, below).
 
     Its ports are ``<client_name>:in`` (play into it) and ``<client_name>-out:out`` (the drums).
 
     Every handle it returns shares those two ports: an output handle's ``sink`` is the one
     output, so :class:`MidiPorts` sends each message once whatever is connected to it.
+
+    A third port, ``<client_name>-eox:out``, patched to the input, sends it an end-of-sysex
+    (F7) every ``EOX_EVERY_S``: rtmidi's JACK input takes every event after a sysex start with
+    no end (a stray F0 from a keyboard or a cable) as more of that sysex and drops it, until an
+    event ends with F7; without one the box stayed deaf to the keyboard for good (fault harness,
+    session 40). The F7s themselves are not passed on.
     """
 
     api = "jack"
@@ -236,12 +249,18 @@ class JackBackend(PortBackend):
             midi_in.open_virtual_port("in")
             midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=output_client(client_name))
             midi_out.open_virtual_port("out")
+            eox = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=eox_client(client_name))
+            eox.open_virtual_port("out")
         except rtmidi.RtMidiError as exc:
             self.patchbay.close()
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
         self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
         self.output_port = _ours(self.patchbay.sources(), before_sources, output_client(client_name), "out")
-        self._own = {self.input_port, self.output_port}
+        self.eox_port = _ours(self.patchbay.sources(), before_sources, eox_client(client_name), "out")
+        self._own = {self.input_port, self.output_port, self.eox_port}
+        self.patchbay.connect(self.eox_port, self.input_port)
+        self._eox = _SharedOutput(eox)
+        self._next_eox = 0.0
         self._input = _RtInput(midi_in, self._deliver, lambda _handle, obj: obj.delete())
         self._output = _SharedOutput(midi_out)
         self._patches: set[tuple[str, str]] = set()
@@ -254,13 +273,17 @@ class JackBackend(PortBackend):
     # -- the data path ------------------------------------------------------------------------
     def _deliver(self, data: list[int], t: float) -> None:
         callback = self._callback
-        if callback is not None:
+        if callback is not None and data != [0xF7]:   # our own end-of-sysex, or a stray one
             callback(data, t)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
                 busy = self._input.poll(256) > 0
+                now = time.monotonic()
+                if now >= self._next_eox:
+                    self._next_eox = now + EOX_EVERY_S
+                    self._eox.send([0xF7])
             except Exception:
                 log.exception("MIDI input poll failed")
                 busy = False
@@ -279,8 +302,8 @@ class JackBackend(PortBackend):
         if name in self._own or super().is_own(name):
             return True
         client = port_key(name).split(":", 1)[0]
-        out = output_client(self.client_name)
-        return client == out or bool(re.fullmatch(re.escape(out) + r"-\d+", client))
+        return any(client == own or bool(re.fullmatch(re.escape(own) + r"-\d+", client))
+                   for own in (output_client(self.client_name), eox_client(self.client_name)))
 
     def sources(self, own: bool = False) -> list[str]:
         return [n for n in self.patchbay.sources() if own or not self.is_own(n)]
@@ -321,13 +344,14 @@ class JackBackend(PortBackend):
         self.patchbay.disconnect(source, destination)
 
     def close(self) -> None:
-        """Unregister the two ports and close the clients (a test, a tool). Not on the service's
+        """Unregister the ports and close the clients (a test, a tool). Not on the service's
         stop: see :meth:`leave`."""
         self._stop.set()
         self._poller.join(timeout=5)
         if not self.gone:          # a dead server's clients are left to the exit
             self._input.close()
             self._output.close()
+            self._eox.close()
         self.patchbay.close()
 
     def leave(self) -> None:
@@ -349,14 +373,15 @@ class JackBackend(PortBackend):
 
 
 def _ours(listed: list[str], before: set[str], client: str, port: str) -> str:
-    """The port just made: the one name new since ``before``. A box killed a moment ago
+    """The port just made: the one by our client's name new since ``before``. A box killed a moment ago
     (power cut, systemd's restart a second later) leaves its ports until JACK notices, and
     when JACK frees them between the two lists, the new port takes the old one's name and
     nothing looks new: then it is the one port by our client's name (JACK numbers a second
     client of the same name ``client-01``)."""
-    new = set(listed) - before
+    named = {n for n in listed if re.fullmatch(re.escape(client) + r"(-\d+)?:" + re.escape(port), n)}
+    new = named - before
     if len(new) != 1:
-        new = {n for n in listed if re.fullmatch(re.escape(client) + r"(-\d+)?:" + re.escape(port), n)}
+        new = named
     if len(new) != 1:
         raise PortError(f"cannot tell which JACK port is ours ({client}:{port}: {sorted(new)})")
     return next(iter(new))
