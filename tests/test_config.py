@@ -274,6 +274,14 @@ def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog
     # nothing kept at all: the defaults, and still a start
     config, problems = load_with_fallback(path, fallback_dir=tmp_path / "empty")
     assert problems and config == Config()
+    # an empty file is a broken one (the good copy runs), and an empty copy is no good copy
+    path.write_text("")
+    config, problems = load_with_fallback(path, fallback_dir=state)
+    assert "empty" in problems[0] and config.player.channel == 9
+    (state / "config.last-good.yaml").write_text("\n")
+    config, problems = load_with_fallback(path, fallback_dir=state)
+    assert config == Config()
+    assert check_main([str(path)]) == 1
 
 
 def test_the_last_good_copy_is_kept_where_it_is_looked_for(tmp_path: Path, caplog, monkeypatch) -> None:

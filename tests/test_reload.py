@@ -127,6 +127,26 @@ def test_an_invalid_file_is_refused_and_the_old_config_stays(generator, tmp_path
     engine.close()
 
 
+def test_an_empty_file_is_refused_and_the_last_good_copy_kept(generator, tmp_path: Path, caplog,
+                                                              monkeypatch) -> None:
+    """A 0-byte file (a crashed editor, a full disk) is not every default: the reload is refused."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    engine = engine_for(generator, BASE, generator.new_eps())
+    path = tmp_path / "config.yaml"
+    path.write_text("generator:\n  density: 0.2\n")
+    good = reload_file(path, BASE, engine, engine.transport)
+    kept = (tmp_path / "state" / "config.last-good.yaml").read_text()
+    assert good is not BASE and "density: 0.2" in kept
+    for empty in ("", "  \n\n"):
+        path.write_text(empty)
+        caplog.clear()
+        assert reload_file(path, good, engine, engine.transport) is good
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1 and "empty" in errors[0]
+        assert (tmp_path / "state" / "config.last-good.yaml").read_text() == kept
+    engine.close()
+
+
 def test_without_a_remembered_config_the_engine_state_is_the_baseline(generator) -> None:
     engine = Engine(generator, InternalClock(bpm=120.0, start=0.0), executor=VirtualExecutor(),
                     clock=lambda: 0.0)

@@ -154,6 +154,8 @@ class LoopConfig:
     section_change: float = opt(0.3, range=(0.0, 1.0),
                                 doc="a pass sharing less than this with the groove starts a new section; 0 = off")
     rest_thin: float = opt(0.25, range=(0.0, 1.0), doc="density taken off per bar of rest (no note, no key held, a steady step of the groove left out)")
+    end_after_bars: int = opt(8, range=(0, 64),
+                              doc="bars of rest after which the song ends: the drums stop and wait for the next song; 0 = never")
     drift: float = opt(0.2, range=(0.0, 1.0), doc="how far the variation wanders each pass")
     crash_every: int = opt(8, range=(0, 64),
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
@@ -313,7 +315,7 @@ class Config:
             section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
             fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths, dynamics=self.loop.dynamics,
-            mf_velocity=self.loop.mf_velocity)
+            mf_velocity=self.loop.mf_velocity, end_after_bars=self.loop.end_after_bars)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""
@@ -659,7 +661,7 @@ class _Checks:
 _CORE_KEYS = (
     ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
     ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"), ("forget_once", "loop.forget_once"),
-    ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"), ("fill_every", "loop.fill_every"),
+    ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("end_after_bars", "loop.end_after_bars"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"), ("fill_every", "loop.fill_every"),
     ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),
     ("density", "generator.density"), ("temperature", "generator.variation"),
@@ -793,7 +795,17 @@ def load(path: str | os.PathLike[str]) -> Config:
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise ConfigError([f"{p}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column "
                            f"{column}); save the file as UTF-8"]) from None
+    _not_empty(text, p)
     return loads(text, filename=str(p), base=p.resolve().parent)
+
+
+def _not_empty(text: str, path: Path) -> None:
+    """An empty file is what a crashed editor or a full disk leaves behind, not a wish for every
+    default (a file of comments only is one): it is refused, and the box keeps what it had."""
+    if not text.strip():
+        raise ConfigError([f"{path}: the file is empty (an editor that crashed, or a full disk?); "
+                           f"restore it from {LAST_GOOD} in the state directory, or from "
+                           "examples/config.yaml for every default"])
 
 
 LAST_GOOD = "config.last-good.yaml"
@@ -846,6 +858,7 @@ def load_with_fallback(path: str | os.PathLike[str],
     if keep.exists():
         try:
             text = keep.read_text(encoding="utf-8")
+            _not_empty(text, keep)
             fallback = loads(text, filename=str(keep), base=p.resolve().parent)
         except (OSError, UnicodeDecodeError, ConfigError):
             fallback = None
