@@ -231,6 +231,14 @@ def test_check_names_a_drum_machine_heard_on_every_channel(tmp_path: Path,
     assert "channel 1 only" in out and "loop.input_channel" not in out
 
 
+def test_a_number_in_exponent_form_is_written_out_for_you(tmp_path: Path) -> None:
+    """YAML 1.1 reads 1e9 as text: the line says so, and what to write."""
+    with pytest.raises(ConfigError) as e:
+        loads("tempo: {bpm: 1e2}\ngenerator: {density: 5e-1}\n")
+    assert "YAML reads 1e2 as text: write it out (100)" in e.value.problems[0]
+    assert "(0.5)" in e.value.problems[1]
+
+
 def test_check_as_a_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("player:\n  channel: 17\n")

@@ -190,3 +190,40 @@ def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stderr.strip() and "trying again" not in done.stdout + done.stderr
         assert ("ssh -t" in done.stderr) == (not once), done.stderr    # the live view needs a terminal
+
+
+def test_status_and_monitor_say_so_when_the_answer_is_not_a_box_status(tmp_path):
+    """Another program on the socket, or a box of another version: one line on stderr, no traceback."""
+    import json
+    import socket
+    import threading
+
+    answers = {"list": b"[1,2,3]\n", "no-status": b'{"ok": true}\n', "closes": b"",
+               "wrong-types": json.dumps({"ok": True, "status": {"bpm": "fast", "step": None, "why_silent": 5,
+                                                                 "ports": [], "engine": [], "pattern": "x"}}).encode() + b"\n"}
+    for name, answer in answers.items():
+        path = str(tmp_path / f"{name}.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(8)
+
+        def serve(server=server, answer=answer) -> None:
+            while True:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    return
+                with client:
+                    client.recv(65536)
+                    client.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        try:
+            for args in (["status"], ["monitor", "--once"]):
+                done = cli(*args, "--socket", path)
+                assert done.returncode in (1, 2), (name, args, done.stdout, done.stderr)
+                assert "Traceback" not in done.stderr and done.stderr.strip(), (name, args, done.stderr)
+                if name == "closes":
+                    assert "without an answer" in done.stderr
+        finally:
+            server.close()

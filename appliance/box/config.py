@@ -348,6 +348,13 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.problems))
 
 
+def _exponent(text: str) -> str:
+    """A number in exponent form YAML 1.1 takes for text (``1e9``, ``2E-3``), written out; else ''."""
+    if not re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", text.strip()):
+        return ""
+    return f"{float(text):.10g}" if abs(float(text)) < 1e15 else f"{float(text):.1e}".replace("e+", "e")
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -477,6 +484,8 @@ class _Builder:
             hint = ""
             if tp is bool and isinstance(raw, str):
                 hint = "; write true or false"
+            elif tp in (int, float) and isinstance(raw, str) and _exponent(raw):
+                hint = f"; YAML reads {raw} as text: write it out ({_exponent(raw)})"
             elif tp in (int, float) and isinstance(raw, str):
                 hint = "; write a plain number without quotes or units"
             elif tp is int and isinstance(raw, float):

@@ -39,7 +39,7 @@ MAX_DEPTH = 8             #: JSON nesting a request may have (a real one has 1)
 TIMEOUT_S = 2.0           #: from connect to the last byte of the answer
 MAX_CLIENTS = 32          #: open connections; one more pushes out the oldest
 DRAIN_S = 0.2             #: after answering, read what the client still sends this long
-COMMANDS = ("status", "freeze", "clear", "resample", "prior", "learn", "timing")
+COMMANDS = ("status", "freeze", "clear", "resample", "prior", "end", "learn", "timing")
 
 
 class ControlTarget(Protocol):
@@ -368,12 +368,19 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
     except OSError as exc:
         raise ControlError(f"the box at {path} does not answer ({exc.strerror or exc}); "
                            "is it running?") from None
+    if not data:
+        raise ControlError(f"the box at {path} closed the connection without an answer; is it "
+                           "restarting, or busy with many clients?")
     try:
         reply = json.loads(data.decode("utf-8"))
     except ValueError:
         raise ControlError(f"the box at {path} gave an answer that is not JSON") from None
+    if not isinstance(reply, dict) or (reply.get("ok") and command == "status"
+                                       and not isinstance(reply.get("status"), dict)):
+        raise ControlError(f"the box at {path} gave an answer of the wrong shape (another "
+                           "program on its socket, or another groovebox version?)")
     if not reply.get("ok"):
-        raise ControlError(reply.get("error", "the box refused"))
+        raise ControlError(str(reply.get("error", "the box refused")))
     return reply
 
 
@@ -429,7 +436,7 @@ def format_status(status: dict[str, Any]) -> str:
 
 
 def client_main(args: argparse.Namespace) -> int:
-    """``groovebox status|freeze|clear|resample|prior [--socket PATH]``, ``groovebox learn ACTION``."""
+    """``groovebox status|freeze|clear|resample|prior|end [--socket PATH]``, ``groovebox learn ACTION``."""
     command = args.command
     fields: dict[str, Any] = {}
     if command == "learn":
@@ -441,7 +448,13 @@ def client_main(args: argparse.Namespace) -> int:
         return 2 if "no running groovebox" in str(exc) or "does not answer" in str(exc) else 1
     out = sys.stdout
     if command == "status":
-        out.write(format_status(reply["status"]))
+        try:
+            text = format_status(reply["status"])
+        except (AttributeError, TypeError, KeyError, ValueError):
+            sys.stderr.write(f"groovebox status: the box's status is not one this groovebox can "
+                             f"read (another program on its socket, or another groovebox version?)\n")
+            return 1
+        out.write(text)
     elif command == "freeze":
         out.write(f"freeze {'on' if reply.get('frozen') else 'off'}\n")
     elif command == "learn":

@@ -172,9 +172,18 @@ def main(args: argparse.Namespace) -> int:
     rate = max(0.5, min(float(getattr(args, "rate", 4.0)), 20.0))
     socket_path = getattr(args, "socket", None)
 
+    def screen() -> Any:
+        """One screen of the box's status; ControlError when there is none to show."""
+        status = request("status", socket_path, timeout=2.0)["status"]
+        try:
+            return frame(status)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            raise ControlError("the box's status is not one this groovebox can read (another "
+                               "program on its socket, or another groovebox version?)") from None
+
     def fetch() -> Any:
         try:
-            return frame(request("status", socket_path, timeout=2.0)["status"])
+            return screen()
         except ControlError as exc:
             return waiting_frame(str(exc))
 
@@ -183,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.write("groovebox monitor: not a terminal (over SSH: ssh -t); printing one screen\n")
     if getattr(args, "once", False) or not terminal:
         try:
-            console.print(frame(request("status", socket_path, timeout=2.0)["status"]))
+            console.print(screen())
         except ControlError as exc:     # as `groovebox status` says it, on stderr, 2
             sys.stderr.write(f"groovebox monitor: {exc}\n")
             return 2
