@@ -225,6 +225,33 @@ def test_status_behind_ten_idle_clients_answers_within_a_second(server):
             s.close()
 
 
+def test_more_clients_than_it_serves_cuts_off_the_oldest_and_says_so(server, caplog):
+    """A program opening connections in a loop: the oldest is cut off, a rate-limited line says
+    so, and a request still gets through."""
+    import logging
+    import time
+
+    from appliance.box.control_socket import MAX_CLIENTS
+    srv, _ = server
+    caplog.set_level(logging.WARNING, logger="appliance.box.control_socket")
+    idle = []
+    try:
+        for _ in range(3 * MAX_CLIENTS):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(srv.path))
+            idle.append(s)
+        deadline = time.monotonic() + 10
+        while srv.dropped < MAX_CLIENTS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.dropped >= MAX_CLIENTS
+        lines = [r.getMessage() for r in caplog.records if "clients at once" in r.getMessage()]
+        assert 1 <= len(lines) <= 3, lines
+        assert request("status", srv.path, timeout=10)["ok"]
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_a_client_trickling_bytes_is_cut_off_and_blocks_nobody(server):
     import time
     srv, _ = server

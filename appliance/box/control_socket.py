@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.core.clock import RateLimitedLog
+
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
@@ -110,6 +112,7 @@ class ControlServer:
         self.mode = mode
         self.clock = clock
         self.dropped = 0          #: connections cut off (too slow, too many)
+        self._news = RateLimitedLog(log)   #: a flood of clients is said now and then, not each time
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -210,6 +213,10 @@ class ControlServer:
                 oldest = min(self._conns.values(), key=lambda c: c.deadline)
                 self.dropped += 1
                 self._drop(oldest.sock.fileno())
+                self._news.note("flood", logging.WARNING, "control socket %s: more than %d clients "
+                                "at once, the oldest cut off (a program opening connections in a "
+                                "loop?); the music is not affected", self.path, MAX_CLIENTS)
+                self._news.flush()
             conn = _Conn(sock, self.clock() + TIMEOUT_S)
             self._conns[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
@@ -366,6 +373,10 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
         raise ControlError(f"not allowed to talk to {path}: join the groovebox group "
                            "(sudo adduser $USER groovebox) or use sudo") from None
     except OSError as exc:
+        if isinstance(exc, ConnectionResetError):
+            raise ControlError(f"the box at {path} cut the connection off: it serves {MAX_CLIENTS} "
+                               "clients at once, and another program may be flooding its socket; "
+                               "try again") from None
         raise ControlError(f"the box at {path} does not answer ({exc.strerror or exc}); "
                            "is it running?") from None
     if not data:
