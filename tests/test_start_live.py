@@ -59,3 +59,49 @@ control: {{socket: {tmp_path}/control.sock}}
         service.stop()
         drums.close()
         pads.close()
+
+
+def test_the_end_command_ends_the_song_and_the_next_note_starts_the_next(jack, tmp_path, tiny_model_dir):
+    drums = Recorder("end-drums")
+    keys = Player("end-keys")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 3}}
+generator: {{density: 0.9, humanise: 0.0}}
+tempo: {{bpm: 150, clock: internal}}
+start: {{mode: first-note}}
+loop: {{swap_at: step}}
+midi: {{api: jack, client_name: gb-end, inputs: [end-keys], outputs: [end-drums]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: "end-keys:out" in service.status()["ports"]["inputs"], 10)
+        keys.send(mido.Message("note_on", note=48, velocity=100))
+        assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 8, 20), "the song plays"
+        pressed = time.monotonic()
+        reply = service.request("end")
+        assert "next bar line" in reply["message"]
+        bar_s = 60.0 / 150 * 4
+        assert wait_until(lambda: service.status()["engine"]["waiting_for"] != "", 4 * bar_s + 10), \
+            "a bar after the last hit the box waits for the next song"
+        status = service.status()
+        assert "first note" in status["engine"]["waiting_for"] and not status["running"]
+        assert status["groove"] == [], "the overdub is cleared"
+        after = [(t, m.note) for t, m in drums.events if m.type == "note_on" and t > pressed]
+        last = [note for t, note in after if t > after[-1][0] - 0.005]
+        assert sorted(last) == [36, 49], f"the last hit is the crash and the kick: {after[-6:]}"
+        assert after[-1][0] - pressed < bar_s + 0.2, "on the next bar line"
+        ended = time.monotonic()
+        time.sleep(bar_s)
+        assert not [t for t, m in drums.events if m.type == "note_on" and t > ended], "silent between songs"
+        drums.clear()
+        keys.send(mido.Message("note_on", note=50, velocity=100))
+        assert drums.wait_for(lambda ev: any(m.type == "note_on" for _, m in ev), 10), "the next song starts"
+        assert service.status()["engine"]["waiting_for"] == ""
+    finally:
+        service.stop()
+        drums.close()
+        keys.close()

@@ -223,7 +223,8 @@ def parser() -> argparse.ArgumentParser:
 
     for name, text in (("status", "tempo, ports, groove and pattern of the running box"),
                        ("freeze", "toggle freeze"), ("clear", "clear the overdub"),
-                       ("resample", "a new variation"), ("prior", "a pattern from scratch")):
+                       ("resample", "a new variation"), ("prior", "a pattern from scratch"),
+                       ("end", "end the song: a crash and a kick on the next bar line, then wait for the next")):
         client = commands.add_parser(name, help=text)
         client.add_argument("--socket", type=Path, help="control socket of the running box")
         client.set_defaults(func=_client)

@@ -1,4 +1,4 @@
-"""What ``groovebox status | freeze | clear | resample | prior | learn | timing`` does: the
+"""What ``groovebox status | freeze | clear | resample | prior | end | learn | timing`` does: the
 control socket's commands, answered from the running box."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOIC
 if TYPE_CHECKING:
     from appliance.box.service import Service
 
-MESSAGES = {"clear": "overdub cleared", "resample": "new variation", "prior": "playing from scratch"}
+MESSAGES = {"clear": "overdub cleared", "resample": "new variation", "prior": "playing from scratch",
+            "end": "the song ends on the next bar line"}
 
 
 def control(box: "Service", command: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -28,12 +29,15 @@ def control(box: "Service", command: str, request: dict[str, Any]) -> dict[str, 
         if box.controls is None:
             raise ValueError("MIDI learn is not available (controls are off; see the log)")
         return {"message": box.controls.learn(str(request.get("action", "")))}
-    if command in ("freeze", "clear", "resample", "prior"):
+    if command == "end" and (engine.player.ending is not None or not engine.transport.running):
+        return {"message": "an ending is on its way" if engine.player.ending is not None
+                else "nothing plays: no song to end"}
+    if command in ("freeze", "clear", "resample", "prior", "end"):
         if box.controls is not None:
             box.controls.actions.do(command)
         else:
             {"freeze": engine.freeze, "clear": engine.clear, "resample": engine.resample,
-             "prior": engine.prior}[command]()
+             "prior": engine.prior, "end": engine.end}[command]()
         if command == "freeze":
             return {"frozen": engine.frozen}
         return {"message": MESSAGES[command]}

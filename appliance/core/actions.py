@@ -1,7 +1,8 @@
 """What a button, a pad or a knob does to the engine, shared by GPIO and MIDI-mapped controls.
 
 Actions (by name, see :data:`ACTIONS`): freeze (toggle), clear, resample,
-prior (from scratch), tap (tap tempo), scene_N (recall), store_scene_N.  Knobs
+prior (from scratch), tap (tap tempo), end (the song: a last hit on the next bar line, then the
+box waits for the next song), scene_N (recall), store_scene_N.  Knobs
 (:data:`KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
 (an encoder): density 0..1, variation (temperature) 0..2, humanise 0..2, velocity_scale 0..2,
 tempo over ``gpio.tempo_range`` bpm (internal clock only).
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: Things a button, a pad or a note can do.
 ACTIONS: tuple[str, ...] = (
-    "freeze", "clear", "resample", "prior", "tap",
+    "freeze", "clear", "resample", "prior", "tap", "end",
     *(f"scene_{i}" for i in range(1, 9)), *(f"store_scene_{i}" for i in range(1, 9)),
 )
 #: Things a knob (pot, encoder or CC) can turn.
@@ -79,7 +80,7 @@ class Actions:
             self.store_scene(int(action.rsplit("_", 1)[1]))
         elif action.startswith("scene_"):
             self.recall_scene(int(action.rsplit("_", 1)[1]))
-        elif action in ("freeze", "clear", "resample", "prior", "tap"):
+        elif action in ("freeze", "clear", "resample", "prior", "tap", "end"):
             getattr(self, action)()
         else:
             raise ValueError(f"unknown action {action!r}")
@@ -100,6 +101,9 @@ class Actions:
 
     def prior(self) -> None:
         self.engine.prior()
+
+    def end(self) -> bool:
+        return self.engine.end()
 
     def tap(self) -> None:
         now = self.clock()

@@ -22,7 +22,7 @@ from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
 from appliance.core.phrase import MARK_WINDOW, Onset, Ran, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
-from appliance.core.start import Starter
+from appliance.core.start import Starter, StartSettings
 from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class EngineSettings:
     hear_eighths: bool = True    #: busy, even, unaccented sixteenths (arpeggios) reach the model accented on the eighths
     dynamics: float = DYNAMICS   #: 0..1 the drums' level follows the player's as (played / mf) ** this; 0 = one level
     mf_velocity: int = MF_VELOCITY   #: 1..127 the player's mezzo-forte: from there up the drums play their full level
+    end_after_bars: int = 0      #: bars of rest (as rest_thin counts them) after which the song ends: the drums stop at the next bar line and wait for the next song; 0 = never
 
     def __post_init__(self) -> None:
         if not 0 < self.lookahead <= 1:
@@ -85,6 +86,8 @@ class EngineSettings:
                 raise ValueError(f"{name} {getattr(self, name)} is not in 0..1")
         if not 1 <= self.mf_velocity <= 127:
             raise ValueError(f"mf_velocity {self.mf_velocity} is not in 1..127")
+        if self.end_after_bars < 0:
+            raise ValueError(f"end_after_bars {self.end_after_bars} is not 0 (never) or more")
         self.player_settings()  # checks notes, channels, gate and swap_at
 
     def memory(self) -> Memory:
@@ -234,6 +237,7 @@ class Engine:
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
         self._back: Back | None = None                 # ... how it came back into the form (None: phrases began again)
+        self._ended = False                            # the song ended: silent until the next song's first note
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -293,6 +297,10 @@ class Engine:
         if message.type != "note_on" or message.velocity == 0:   # the groove only hears onsets
             self._keys.hear(message, self._transport.position(t) if self._transport.running else None)
             return
+        if self._ended:
+            with self._lock:        # the next song: the player plays again once the clock runs
+                self._ended = False
+                self._player.resume()
         starter = self.starter
         if starter is not None and starter.waiting:
             self._player.cue()      # the note that starts the loop is its downbeat: play it
@@ -348,6 +356,9 @@ class Engine:
         if self._transport.running:
             self._next_pass(t)
             self._follow_rest(t)
+            ending = self._player.ending
+            if ending is not None and not self._ended and self._transport.position(t) >= ending + STEPS_PER_BAR:
+                self._finish_song(t)
         # No callbacks here: this is the player's thread. What it changed is told by the
         # next thread that tells (see _notify).
         return self._player.schedule(t)
@@ -525,15 +536,55 @@ class Engine:
         return bool(self._looper.groove.steps[step, HIT] > 0)
 
     def _follow_rest(self, t: float) -> None:
-        """A rest deepened by a bar (or ended): regenerate at the new density."""
-        if not self._settings.rest_thin:
+        """A rest deepened by a bar (or ended): regenerate at the new density; a rest of
+        ``end_after_bars`` ends the song (not while frozen: a frozen loop plays on by itself)."""
+        end_after = self._settings.end_after_bars
+        if not self._settings.rest_thin and not end_after:
             return
         rest = self._rest_bars(self._transport.position(t))
-        if rest != self._rest:
+        if end_after and rest >= end_after and not self._frozen and self._player.ending is None:
+            with self._lock:
+                if self._end_on_next_bar(t, hit=False):
+                    log.info("end: %d bars without a note, the drums stop at the next bar line "
+                             "(loop.end_after_bars)", rest)
+        if self._settings.rest_thin and rest != self._rest:
             with self._lock:
                 self._rest = rest
                 if not self._frozen:
                     self._ask(t)
+
+    def _end_on_next_bar(self, t: float, hit: bool) -> bool:
+        """The song ends on the next bar line not yet scheduled (under the lock)."""
+        if not self._transport.running or self._ended or self._player.ending is not None:
+            return False
+        first = self._player.next_step
+        if first is None:
+            first = math.ceil(self._transport.position(t))
+        self._player.end_at(-(-first // STEPS_PER_BAR) * STEPS_PER_BAR, hit)
+        return True
+
+    def _finish_song(self, t: float) -> None:
+        """A bar after the song's last downbeat: a new song's start. The overdub is cleared (and a
+        freeze let go), the box's own clock held, and the box waits as the start mode says."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            self._looper.clear()
+            self._pickup_to = self._run = self._back = None
+            self._rest = 0
+            self._loudest = 0.0
+            self._frozen = False
+            self._opens = True
+            if self.starter is None:
+                self.starter = Starter(StartSettings(mode="first-note"), self._transport, now=t)
+            else:
+                self.starter.again(t)
+            self._player.new_song()
+            self._notify("groove")
+            self._notify("freeze")
+            self._ask(t, force=True, opening=True)
+        log.info("end: the song is over; %s", self.starter.describe())
 
     def played_controls(self) -> Controls:
         """The knobs as the drummer plays them now: density thinned by a rest."""
@@ -599,6 +650,18 @@ class Engine:
                 self._ask(self._clock())
         log.info("overdub cleared")
         self._deliver()
+
+    def end(self) -> bool:
+        """End the song: a crash and a kick on the next bar line, then silence; a bar later the
+        overdub is cleared and the box waits for the next song (``start.mode``; ``now`` waits for
+        the first note). False when nothing plays or an ending is already on its way."""
+        t = self._clock()
+        with self._lock:
+            ends = self._end_on_next_bar(t, hit=True)
+            downbeat = self._player.ending
+        if ends and downbeat is not None:
+            log.info("end: the drums end the song on the next bar line (bar %d)", downbeat // STEPS_PER_BAR + 1)
+        return ends
 
     def resample(self) -> None:
         """A new variation: the same groove, a new eps. Works while frozen too."""

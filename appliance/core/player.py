@@ -10,6 +10,7 @@ import threading
 import mido
 
 from appliance.core import limbs
+from appliance.core.limbs import KICK
 from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
                                    VELOCITY, Pattern)
 from appliance.core.fills import accent_level
@@ -88,6 +89,9 @@ class Player:
         self._cued = False
         self._phrasing = Phrasing(settings.crash_every, settings.fill_every)
         self.late_drops = 0
+        self._end: int | None = None    # the song ends on this downbeat (absolute step): nothing after
+        self._end_hit = True            # ... with a crash and a kick on it
+        self._fresh = False             # a new song: the next start is located as the first one was
 
     @property
     def pattern(self) -> Pattern:
@@ -119,6 +123,30 @@ class Player:
         step will start it (it waits for a ``schedule`` under way to finish)."""
         with self._lock:
             self._offered = None
+
+    @property
+    def ending(self) -> int | None:
+        """The downbeat (absolute step) the song ends on, or None."""
+        return self._end
+
+    def end_at(self, downbeat: int, hit: bool = True) -> None:
+        """End the song on ``downbeat`` (absolute step, not yet scheduled): with ``hit``, a crash
+        and a kick there at the pattern's accent level; after it, nothing plays until
+        :meth:`resume`."""
+        with self._lock:
+            self._end, self._end_hit = int(downbeat), hit
+
+    def resume(self) -> None:
+        """The player plays again after an ending (the next song's first note)."""
+        with self._lock:
+            self._end = None
+
+    def new_song(self) -> None:
+        """The song is over: the next start is located and cued as the first one was, and its
+        phrases count from its own bar 1."""
+        with self._lock:
+            self._fresh = True
+            self._phrasing = Phrasing(self.settings.crash_every, self.settings.fill_every)
 
     def phrase_from(self, step: int) -> None:
         """Bar 1 of the song is at absolute ``step`` (a render's lead-in): phrases count from it."""
@@ -210,7 +238,8 @@ class Player:
                 return self._stopped(now)
             position = transport.position(now)
             self._was_running = True
-            if self._next_step is None:
+            if self._next_step is None or self._fresh:
+                self._fresh = False
                 self._locate(position)
                 if self._cued:
                     earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
@@ -279,6 +308,10 @@ class Player:
 
     def _schedule_step(self, step: int, now: float) -> None:
         settings = self.settings  # read once: a live settings change lands between steps
+        if self._end is not None and step >= self._end:
+            if step == self._end and self._end_hit and not self._waiting_for_first:
+                self._ending_hit(step, settings)
+            return
         every = SWAP_EVERY[settings.swap_at]
         offered = self._offered
         # Before the first pattern arrives nothing plays, so the first one may start at any step.
@@ -313,6 +346,15 @@ class Player:
             midi_velocity = max(1, min(127, round(velocity * 127)))
             self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
             self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
+
+    def _ending_hit(self, step: int, settings: PlayerSettings) -> None:
+        """The song's last hit: the crash and the kick together, at the pattern's accent level."""
+        velocity = max(1, min(127, round(accent_level(self._pattern.steps) * 127)))
+        for voice in (CRASH, KICK):
+            channel, note = settings.channels[voice] - 1, settings.notes[voice]
+            self._push(float(step), mido.Message("note_on", channel=channel, note=note, velocity=velocity))
+            self._push(step + min(settings.gate, 0.5), mido.Message("note_off", channel=channel, note=note,
+                                                                    velocity=0))
 
     def _push(self, position: float, message: mido.Message) -> None:
         heapq.heappush(self._queue, (position, next(self._seq), message))

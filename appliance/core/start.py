@@ -66,6 +66,7 @@ class Starter:
 
     def __init__(self, settings: StartSettings, clock: StartableClock, now: float) -> None:
         self.settings = settings
+        self.mode = settings.mode   #: how the next song starts: as set, and after an ending never "now"
         self._clock = clock
         self._taps: list[float] = []
         self._downbeat: float | None = None
@@ -76,6 +77,15 @@ class Starter:
             self.state = WAITING
             clock.stop(now)
 
+    def again(self, now: float) -> None:
+        """The song has ended: hold the box's own clock and wait for the next song, as at the
+        start (``now`` waits for the first note: the band is between songs)."""
+        self.mode = "first-note" if self.settings.mode == "now" else self.settings.mode
+        self._taps.clear()
+        self._downbeat = self._bpm = None
+        self.state = WAITING
+        self._clock.stop(now)
+
     @property
     def waiting(self) -> bool:
         return self.state != PLAYING
@@ -85,7 +95,7 @@ class Starter:
         s = self.settings
         if self.state == PLAYING:
             return ""
-        if s.mode == "first-note":
+        if self.mode == "first-note":
             return "waiting for the first note (it is beat one)"
         if self.state == STARTING:
             return f"counted in at {self._bpm:.1f} BPM: starting on the next bar"
@@ -101,7 +111,7 @@ class Starter:
         if self._clock.running:           # a MIDI clock started the box before the player did
             self.state = PLAYING
             return False
-        if self.settings.mode == "first-note":
+        if self.mode == "first-note":
             self._clock.start(t, 0.0)
             self.state = PLAYING
             log.info("start: first note heard, playing at %.1f BPM", self._clock.bpm)

@@ -1,0 +1,123 @@
+"""The end of a song on a virtual clock: the end button's last hit, the end after a long rest,
+and the next song started as the first one was."""
+from __future__ import annotations
+
+import mido
+import pytest
+
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
+from appliance.core.start import Starter, StartSettings
+from appliance.core.transport import InternalClock
+
+BPM = 120.0
+BAR_S = 2.0            # at 120 BPM
+KICK, CRASH = GM_NOTES[0], GM_NOTES[7]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def engine_with(generator, clock: Clock, mode: str = "first-note", **settings) -> Engine:
+    transport = InternalClock(bpm=BPM, start=0.0)
+    starter = Starter(StartSettings(mode=mode), transport, now=0.0)
+    return Engine(generator, transport, settings=EngineSettings(**settings), executor=VirtualExecutor(0.0),
+                  clock=clock, starter=starter)
+
+
+def comping(start: float, bars: int) -> list[tuple[float, mido.Message]]:
+    """A chord on every beat, let go half a beat later."""
+    notes = []
+    for beat in range(bars * 4):
+        t = start + beat * BAR_S / 4
+        for n in (48, 60, 64, 67):
+            notes.append((t, mido.Message("note_on", note=n, velocity=90)))
+            notes.append((t + BAR_S / 8, mido.Message("note_off", note=n, velocity=0)))
+    return sorted(notes, key=lambda item: item[0])
+
+
+def run(engine: Engine, clock: Clock, end: float, notes=(), at=None, dt: float = 0.005) -> list:
+    """Ticks up to ``end``; ``at``: (time, callable) actions, e.g. the end button."""
+    pending = sorted(notes, key=lambda item: item[0])
+    actions = sorted(at or [], key=lambda item: item[0])
+    events = []
+    while clock.now < end:
+        while pending and pending[0][0] <= clock.now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        while actions and actions[0][0] <= clock.now:
+            actions.pop(0)[1]()
+        events.extend(e for e in engine.tick(clock.now) if e.message.type == "note_on")
+        clock.now += dt
+    return events
+
+
+def test_the_end_button_ends_on_the_next_bar_line_and_the_next_note_starts_a_new_song(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    pressed = first + 2 * BAR_S + 1.3          # in bar 3, on beat 3's "e"
+    events = run(engine, clock, first + 8 * BAR_S, notes=comping(first, 3), at=[(pressed, engine.end)])
+    last_line = first + 3 * BAR_S              # bar 4's downbeat: the next bar line after the press
+    before = [e for e in events if e.time < last_line - 0.1]
+    assert before, "the song played"
+    hit = [e for e in events if abs(e.time - last_line) < 0.05]
+    assert sorted(e.message.note for e in hit) == sorted([KICK, CRASH]), "the last hit: crash and kick"
+    assert len({e.message.velocity for e in hit}) == 1 and hit[0].message.velocity >= 64
+    assert not [e for e in events if e.time > last_line + 0.05], "nothing after the last hit"
+    assert engine.groove.is_empty, "the overdub is cleared for the next song"
+    assert "first note" in engine.stats()["waiting_for"]
+    assert not engine.transport.running
+
+    again = clock.now + 0.7                    # the next song, at a moment of the player's choosing
+    events = run(engine, clock, again + 2 * BAR_S, notes=comping(again, 1))
+    assert events and min(e.time for e in events) - again < 0.06, "the next song's first note is its downbeat"
+    assert engine.transport.position(again) == pytest.approx(0.0)
+    assert CRASH in {e.message.note for e in events if e.time - again < 0.06}, "it comes in with a crash"
+    assert engine.stats()["waiting_for"] == ""
+
+
+def test_a_second_press_or_a_press_with_nothing_playing_does_nothing(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    assert engine.end() is False, "nothing plays yet"
+    run(engine, clock, 3.0, notes=comping(0.5, 1))
+    assert engine.end() is True
+    assert engine.end() is False, "an ending is on its way"
+
+
+def test_a_long_rest_ends_the_song_without_a_crash(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=2)
+    first = 0.5
+    events = run(engine, clock, first + 14 * BAR_S, notes=comping(first, 4))
+    stopped = first + 4 * BAR_S
+    after = [e for e in events if e.time > stopped]
+    assert after, "the drums play on into the rest"
+    last = max(e.time for e in events)
+    assert last < stopped + 5 * BAR_S, "they stop within a few bars of the rest"
+    assert engine.groove.is_empty and "first note" in engine.stats()["waiting_for"]
+    # the bar line they stopped on had no ending hit: the band had stopped already
+    assert CRASH not in {e.message.note for e in after if e.time > last - 0.05}
+
+
+def test_the_drums_play_on_through_a_rest_when_told_to_or_frozen(generator) -> None:
+    for settings, freeze in (({"end_after_bars": 0}, False), ({"end_after_bars": 2}, True)):
+        clock = Clock()
+        engine = engine_with(generator, clock, **settings)
+        first = 0.5
+        at = [(first + 4 * BAR_S - 0.2, lambda: engine.freeze(True))] if freeze else []
+        events = run(engine, clock, first + 14 * BAR_S, notes=comping(first, 4), at=at)
+        assert max(e.time for e in events) > first + 13 * BAR_S, (settings, freeze)
+        assert engine.stats()["waiting_for"] == ""
+
+
+def test_end_after_bars_is_checked() -> None:
+    with pytest.raises(ValueError, match="end_after_bars"):
+        EngineSettings(end_after_bars=-1)
+    assert STEPS_PER_BAR == 16
