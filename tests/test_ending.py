@@ -121,3 +121,19 @@ def test_end_after_bars_is_checked() -> None:
     with pytest.raises(ValueError, match="end_after_bars"):
         EngineSettings(end_after_bars=-1)
     assert STEPS_PER_BAR == 16
+
+
+def test_no_crash_marks_a_phrase_while_the_player_rests(generator) -> None:
+    """A break of seven bars: the drums thin out and keep time, but no crash marks a phrase that
+    the band is not playing (a musician's rehearsal heard a lone crash in a break); the player's
+    return gets its crash."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=0)
+    first = 0.5
+    back = first + 19 * BAR_S               # the break: bars 13 to 19, over bar 17's phrase head
+    events = run(engine, clock, back + 2 * BAR_S, notes=comping(first, 12) + comping(back, 2))
+    rests_from = first + 13 * BAR_S         # a whole bar without a note: the rest is heard
+    in_rest = [e for e in events if rests_from + 0.1 < e.time < back - 0.1]
+    assert in_rest, "the drums keep time through the break"
+    assert CRASH not in {e.message.note for e in in_rest}
+    assert CRASH in {e.message.note for e in events if abs(e.time - back) < 0.06}, "the return's crash"

@@ -328,6 +328,7 @@ class Engine:
                 self._player.pickup(position, t, begins=False)
             if self._rest:
                 self._rest = 0
+                self._player.resting = False
                 if not self._frozen:
                     self._ask(t)
             if self._looper.record(position, message.velocity / 127.0):
@@ -550,6 +551,7 @@ class Engine:
         if self._settings.rest_thin and rest != self._rest:
             with self._lock:
                 self._rest = rest
+                self._player.resting = rest > 0
                 if not self._frozen:
                     self._ask(t)
 
@@ -573,6 +575,7 @@ class Engine:
             self._looper.clear()
             self._pickup_to = self._run = self._back = None
             self._rest = 0
+            self._player.resting = False
             self._loudest = 0.0
             self._frozen = False
             self._opens = True

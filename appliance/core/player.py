@@ -92,6 +92,8 @@ class Player:
         self._end: int | None = None    # the song ends on this downbeat (absolute step): nothing after
         self._end_hit = True            # ... with a crash and a kick on it
         self._fresh = False             # a new song: the next start is located as the first one was
+        #: the player has rested a bar or more (Engine._rest): no crash marks a phrase the band is not playing
+        self.resting = False
 
     @property
     def pattern(self) -> Pattern:
@@ -326,6 +328,9 @@ class Player:
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
             cells = self._phrasing.take(step, cells, self._pattern)
+            if self.resting and cells[CRASH, HIT] >= 0.5:
+                cells = cells.copy()
+                cells[CRASH] = 0.0
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
