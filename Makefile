@@ -117,7 +117,7 @@ IMAGE_TOOLS := mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt
 	dosfstools:mkfs.vfat mtools:mcopy fdisk:sfdisk e2fsprogs:mkfs.ext4
 # A dry run builds nothing, the venv neither, and says what a real build would still need.
 image: $(if $(filter 1,$(DRY_RUN)),,$(VENV)/.runtime)
-	@[ -n "$(DRY_RUN)" ] || bash scripts/apt-install.sh $(IMAGE_TOOLS)
+	@[ -n "$(filter 1,$(DRY_RUN))" ] || bash scripts/apt-install.sh $(IMAGE_TOOLS)
 	IMG="$(IMG)" DRY_RUN="$(DRY_RUN)" PIP="$(abspath $(VENV))/bin/pip" bash image/build.sh
 
 # image-test: boot $(IMG) in qemu-system-aarch64 and play it over ALSA inside (slow: minutes).

@@ -123,17 +123,37 @@ def test_end_after_bars_is_checked() -> None:
     assert STEPS_PER_BAR == 16
 
 
-def test_no_crash_marks_a_phrase_while_the_player_rests(generator) -> None:
-    """A break of seven bars: the drums thin out and keep time, but no crash marks a phrase that
-    the band is not playing (a musician's rehearsal heard a lone crash in a break); the player's
-    return gets its crash."""
+def test_a_band_going_straight_into_the_next_song_starts_it_on_its_first_chord(generator) -> None:
+    """A chord half a bar after the last hit is the next song's beat one, not a bar late."""
     clock = Clock()
-    engine = engine_with(generator, clock, end_after_bars=0)
+    engine = engine_with(generator, clock)
     first = 0.5
-    back = first + 19 * BAR_S               # the break: bars 13 to 19, over bar 17's phrase head
-    events = run(engine, clock, back + 2 * BAR_S, notes=comping(first, 12) + comping(back, 2))
-    rests_from = first + 13 * BAR_S         # a whole bar without a note: the rest is heard
-    in_rest = [e for e in events if rests_from + 0.1 < e.time < back - 0.1]
-    assert in_rest, "the drums keep time through the break"
-    assert CRASH not in {e.message.note for e in in_rest}
-    assert CRASH in {e.message.note for e in events if abs(e.time - back) < 0.06}, "the return's crash"
+    pressed = first + 2 * BAR_S + 1.3
+    last_line = first + 3 * BAR_S
+    next_song = last_line + BAR_S / 2
+    events = run(engine, clock, next_song + 2 * BAR_S, notes=comping(first, 3) + comping(next_song, 2),
+                 at=[(pressed, engine.end)])
+    assert engine.stats()["waiting_for"] == "" and engine.transport.running
+    assert engine.transport.position(next_song) == pytest.approx(0.0, abs=0.01), "the chord is beat one"
+    ons = [e for e in events if e.time > last_line + 0.1]
+    assert ons and min(e.time for e in ons) - next_song < 0.06
+    assert CRASH in {e.message.note for e in ons if e.time - next_song < 0.06}, "it comes in with a crash"
+
+
+def test_a_player_back_before_the_rests_bar_line_keeps_the_song(generator) -> None:
+    """An ending a long rest set up is called off by a note before its bar line."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=2)
+    first = 0.5
+    song = {}
+
+    def remember() -> None:
+        song["ending"] = engine.player.ending
+    # the rest's ending is set in bar 6 for bar 7's line; the player is back on bar 6's last beat
+    back = first + 5 * BAR_S + 0.8 * BAR_S
+    events = run(engine, clock, first + 10 * BAR_S, notes=comping(first, 4) + comping(back, 3),
+                 at=[(back - 0.05, remember)])
+    assert song["ending"] == 6 * STEPS_PER_BAR, "an ending was on its way, for bar 7's line"
+    assert engine.player.ending is None and not engine.ended and engine.stats()["waiting_for"] == ""
+    assert engine.transport.position(back) > 5 * STEPS_PER_BAR, "the same song: its clock went on"
+    assert max(e.time for e in events) > first + 9.5 * BAR_S, "the song goes on"

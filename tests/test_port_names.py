@@ -130,3 +130,37 @@ def test_a_sysex_start_with_no_end_does_not_deafen_the_box(jack) -> None:
         keyboard.close_port()
         keyboard.delete()
         box.close()
+
+
+def test_ten_thousand_notes_at_once_print_nothing_and_the_box_hears_on(jack, capfd) -> None:
+    """rtmidi prints a line to stderr (journald) for every message past a full input queue."""
+    import threading
+    import time
+
+    import rtmidi
+
+    heard: list[list[int]] = []
+    lock = threading.Lock()
+
+    def hear(data: list[int], t: float) -> None:
+        with lock:
+            heard.append(list(data))
+
+    box = JackBackend("gb-flood")
+    keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="gb-flood-keys")
+    keyboard.open_virtual_port("out")
+    try:
+        box.open_input("gb-flood-keys:out", hear)
+        time.sleep(0.2)
+        for i in range(10_000):
+            keyboard.send_message([0x90, 36 + i % 48, 100])
+        deadline = time.monotonic() + 20
+        while [0x90, 30, 1] not in heard and time.monotonic() < deadline:
+            keyboard.send_message([0x90, 30, 1])
+            time.sleep(0.1)
+        assert [0x90, 30, 1] in heard, "the box hears the keyboard after the flood"
+        assert "queue limit" not in capfd.readouterr().err
+    finally:
+        keyboard.close_port()
+        keyboard.delete()
+        box.close()

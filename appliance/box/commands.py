@@ -29,8 +29,9 @@ def control(box: "Service", command: str, request: dict[str, Any]) -> dict[str, 
         if box.controls is None:
             raise ValueError("MIDI learn is not available (controls are off; see the log)")
         return {"message": box.controls.learn(str(request.get("action", "")))}
-    if command == "end" and (engine.player.ending is not None or not engine.transport.running):
-        return {"message": "an ending is on its way" if engine.player.ending is not None
+    if command == "end" and (engine.ended or engine.player.ending is not None or not engine.transport.running):
+        return {"message": "the song has ended; the box waits for the next" if engine.ended
+                else "an ending is on its way" if engine.player.ending is not None
                 else "nothing plays: no song to end"}
     if command in ("freeze", "clear", "resample", "prior", "end"):
         if box.controls is not None:

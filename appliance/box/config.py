@@ -52,6 +52,7 @@ import difflib
 import logging
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 import sys
 import types
@@ -352,7 +353,8 @@ def _exponent(text: str) -> str:
     """A number in exponent form YAML 1.1 takes for text (``1e9``, ``2E-3``), written out; else ''."""
     if not re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", text.strip()):
         return ""
-    return f"{float(text):.10g}" if abs(float(text)) < 1e15 else f"{float(text):.1e}".replace("e+", "e")
+    written = f"{Decimal(text.strip()):f}"
+    return written.rstrip("0").rstrip(".") if "." in written else written
 
 
 def _describe(value: Any) -> str:

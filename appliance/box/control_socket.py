@@ -374,9 +374,9 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
                            "(sudo adduser $USER groovebox) or use sudo") from None
     except OSError as exc:
         if isinstance(exc, ConnectionResetError):
-            raise ControlError(f"the box at {path} cut the connection off: it serves {MAX_CLIENTS} "
-                               "clients at once, and another program may be flooding its socket; "
-                               "try again") from None
+            raise ControlError(f"the box at {path} cut the connection off (it serves {MAX_CLIENTS} "
+                               "clients at once and another program may be flooding its socket, or "
+                               "it is restarting); try again") from None
         raise ControlError(f"the box at {path} does not answer ({exc.strerror or exc}); "
                            "is it running?") from None
     if not data:

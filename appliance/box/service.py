@@ -170,6 +170,8 @@ class Service:
                 break
             if self.transport is not None:
                 self.transport.flush_news()     # clock news noticed on the player's thread
+            if self.engine is not None:
+                self.engine.flush_news()        # an ending noticed on the player's thread
             if self.player is not None and not self.player.is_alive():
                 log.error("player thread died; exiting so that systemd restarts the box")
                 self.close()

@@ -39,6 +39,8 @@ PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar l
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
+LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord
+
 
 class Back(Enum):
     """How a player back by beat 2's "e" comes back into the form (``Engine._back_in_the_form``)."""
@@ -238,6 +240,7 @@ class Engine:
         self._run: Run | None = None                   # a late entry's notes, while they run on
         self._back: Back | None = None                 # ... how it came back into the form (None: phrases began again)
         self._ended = False                            # the song ended: silent until the next song's first note
+        self._said: deque[str] = deque(maxlen=16)      # log lines of the player's thread, written by others
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -297,8 +300,9 @@ class Engine:
         if message.type != "note_on" or message.velocity == 0:   # the groove only hears onsets
             self._keys.hear(message, self._transport.position(t) if self._transport.running else None)
             return
-        if self._ended:
-            with self._lock:        # the next song: the player plays again once the clock runs
+        with self._lock:
+            self._while_ending(t)
+            if self._ended:         # the next song: the player plays again once the clock runs
                 self._ended = False
                 self._player.resume()
         starter = self.starter
@@ -328,7 +332,6 @@ class Engine:
                 self._player.pickup(position, t, begins=False)
             if self._rest:
                 self._rest = 0
-                self._player.resting = False
                 if not self._frozen:
                     self._ask(t)
             if self._looper.record(position, message.velocity / 127.0):
@@ -545,25 +548,34 @@ class Engine:
         rest = self._rest_bars(self._transport.position(t))
         if end_after and rest >= end_after and not self._frozen and self._player.ending is None:
             with self._lock:
-                if self._end_on_next_bar(t, hit=False):
-                    log.info("end: %d bars without a note, the drums stop at the next bar line "
-                             "(loop.end_after_bars)", rest)
+                if self._end_on_next_bar(t, hit=False) is not None:
+                    self._said.append(f"end: {rest} bars without a note, the drums stop at the next bar "
+                                      "line (loop.end_after_bars)")
         if self._settings.rest_thin and rest != self._rest:
             with self._lock:
                 self._rest = rest
-                self._player.resting = rest > 0
                 if not self._frozen:
                     self._ask(t)
 
-    def _end_on_next_bar(self, t: float, hit: bool) -> bool:
-        """The song ends on the next bar line not yet scheduled (under the lock)."""
-        if not self._transport.running or self._ended or self._player.ending is not None:
-            return False
-        first = self._player.next_step
-        if first is None:
-            first = math.ceil(self._transport.position(t))
-        self._player.end_at(-(-first // STEPS_PER_BAR) * STEPS_PER_BAR, hit)
-        return True
+    def _end_on_next_bar(self, t: float, hit: bool) -> int | None:
+        """The song ends on the next bar line not yet scheduled (under the lock): that downbeat."""
+        if not self._transport.running or self._ended:
+            return None
+        return self._player.end_on_next_bar(self._transport.position(t), hit)
+
+    def _while_ending(self, t: float) -> None:
+        """A note while the song ends (under the lock): before the bar line a rest's ending waits
+        for, the player is back and the song goes on; from ``LAST_CHORD`` after the ending's bar
+        line (the last chord may come a little late), the song is over at once and the note is the
+        next song's first."""
+        ending = self._player.ending
+        if ending is None or self._ended:
+            return
+        position = self._transport.position(t) if self._transport.running else math.inf
+        if not self._player.ending_hit and position < ending:
+            self._player.resume()
+        elif position >= ending + (LAST_CHORD if self._player.ending_hit else 0.0):
+            self._finish_song(t)
 
     def _finish_song(self, t: float) -> None:
         """A bar after the song's last downbeat: a new song's start. The overdub is cleared (and a
@@ -572,12 +584,13 @@ class Engine:
             if self._ended:
                 return
             self._ended = True
-            self._looper.clear()
+            self._looper = Looper(self._settings.memory())   # as at power-up: no passes counted
+            self._keys, self._ears, self._touch = Keys(), listening.Ears(), Touch()
             self._pickup_to = self._run = self._back = None
             self._rest = 0
-            self._player.resting = False
             self._loudest = 0.0
-            self._frozen = False
+            self._opening_level = None
+            self._frozen = self._prior = False
             self._opens = True
             if self.starter is None:
                 self.starter = Starter(StartSettings(mode="first-note"), self._transport, now=t)
@@ -587,7 +600,7 @@ class Engine:
             self._notify("groove")
             self._notify("freeze")
             self._ask(t, force=True, opening=True)
-        log.info("end: the song is over; %s", self.starter.describe())
+            self._said.append(f"end: the song is over; {self.starter.describe()}")
 
     def played_controls(self) -> Controls:
         """The knobs as the drummer plays them now: density thinned by a rest."""
@@ -618,6 +631,9 @@ class Engine:
         jump, not a clock switch where the song already is, the keys forget where the last chord
         rang. ``tick`` calls this whenever ``transport.relocations`` changes."""
         transport = self._transport
+        if self._player.ending is not None and not self._ended:
+            self._finish_song(t)   # a master's Start after the song's end: the next song
+            return
         if not transport.running:
             return       # the next Continue/Start anchors again and bumps the count
         position = transport.position(t)
@@ -660,11 +676,25 @@ class Engine:
         the first note). False when nothing plays or an ending is already on its way."""
         t = self._clock()
         with self._lock:
-            ends = self._end_on_next_bar(t, hit=True)
-            downbeat = self._player.ending
-        if ends and downbeat is not None:
+            downbeat = self._end_on_next_bar(t, hit=True)
+        if downbeat is not None:
             log.info("end: the drums end the song on the next bar line (bar %d)", downbeat // STEPS_PER_BAR + 1)
-        return ends
+        self.flush_news()
+        return downbeat is not None
+
+    @property
+    def ended(self) -> bool:
+        """The song has ended: the box waits for the next one."""
+        return self._ended
+
+    def flush_news(self) -> None:
+        """Write the log lines the player's thread kept (it never writes logs itself)."""
+        while True:
+            try:
+                line = self._said.popleft()
+            except IndexError:
+                return
+            log.info("%s", line)
 
     def resample(self) -> None:
         """A new variation: the same groove, a new eps. Works while frozen too."""
@@ -828,6 +858,7 @@ class Engine:
     def _deliver(self) -> None:
         """Tell ``on_change`` what changed. Called with the lock released, by the threads that
         change things (input, actions, the generator worker), never by the player thread."""
+        self.flush_news()
         while True:
             try:
                 kind = self._news.popleft()

@@ -92,8 +92,6 @@ class Player:
         self._end: int | None = None    # the song ends on this downbeat (absolute step): nothing after
         self._end_hit = True            # ... with a crash and a kick on it
         self._fresh = False             # a new song: the next start is located as the first one was
-        #: the player has rested a bar or more (Engine._rest): no crash marks a phrase the band is not playing
-        self.resting = False
 
     @property
     def pattern(self) -> Pattern:
@@ -131,12 +129,22 @@ class Player:
         """The downbeat (absolute step) the song ends on, or None."""
         return self._end
 
-    def end_at(self, downbeat: int, hit: bool = True) -> None:
-        """End the song on ``downbeat`` (absolute step, not yet scheduled): with ``hit``, a crash
-        and a kick there at the pattern's accent level; after it, nothing plays until
-        :meth:`resume`."""
-        with self._lock:
-            self._end, self._end_hit = int(downbeat), hit
+    @property
+    def ending_hit(self) -> bool:
+        """Whether the ending plays its last hit (the end action) or stops without one (a rest)."""
+        return self._end_hit
+
+    def end_on_next_bar(self, position: float, hit: bool = True) -> int | None:
+        """End the song on the next bar line not yet scheduled (``position``: where the transport
+        is, for a player that has scheduled nothing): with ``hit``, a crash and a kick there at the
+        pattern's accent level; after it, nothing plays until :meth:`resume`. The downbeat, or None
+        when an ending is already on its way."""
+        with self._lock:    # the next step is read and the ending set between two steps
+            if self._end is not None:
+                return None
+            first = self._next_step if self._next_step is not None and not self._fresh else math.ceil(position)
+            self._end, self._end_hit = -(-first // STEPS_PER_BAR) * STEPS_PER_BAR, hit
+            return self._end
 
     def resume(self) -> None:
         """The player plays again after an ending (the next song's first note)."""
@@ -148,6 +156,8 @@ class Player:
         phrases count from its own bar 1."""
         with self._lock:
             self._fresh = True
+            self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
+            heapq.heapify(self._queue)
             self._phrasing = Phrasing(self.settings.crash_every, self.settings.fill_every)
 
     def phrase_from(self, step: int) -> None:
@@ -191,11 +201,13 @@ class Player:
         """:meth:`mark`, under the lock; not ``restarts``: the player is back, but phrases count on.
         A player who comes in before the song's bar 1 (a render's pickup of a bar or more) comes in on it."""
         downbeat = max(entry_downbeat(position), self._phrasing.start) if begins else marked_downbeat(position)
+        if self._end is not None and downbeat >= self._end:
+            return   # the song has ended there: the next song's first note marks its own bar 1
         if begins and (restarts is None or restarts):
             self._phrasing.begin(downbeat)
         elif begins:
             self._phrasing.lands(downbeat)
-        if self._next_step is None or downbeat >= self._next_step:
+        if self._next_step is None or self._fresh or downbeat >= self._next_step:
             self._phrasing.mark(downbeat, begins)
             return
         settings = self.settings
@@ -263,7 +275,7 @@ class Player:
         position where the player already is (a clock switch without a jump) changes nothing.
         True if it jumped."""
         with self._lock:
-            if self._next_step is None or (
+            if self._next_step is None or self._fresh or (
                     self._last_position - self.JUMP <= position <= self._next_step + self.JUMP):
                 return False
             self._jump(position)
@@ -301,7 +313,8 @@ class Player:
             return []
         self._was_running = False
         position = self.transport.position(now)
-        self._locate(position)
+        if not self._fresh:       # a new song is located where it starts
+            self._locate(position)
         offs = [Event(now, message) for _, _, message in sorted(self._queue)
                 if message.type == "note_off"]
         self._queue.clear()
@@ -328,9 +341,6 @@ class Player:
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
             cells = self._phrasing.take(step, cells, self._pattern)
-            if self.resting and cells[CRASH, HIT] >= 0.5:
-                cells = cells.copy()
-                cells[CRASH] = 0.0
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from appliance.io.midi.backend import (InputHandle, NoServer, OutputHandle, PortBackend, PortError,
                                        RawCallback, VirtualPorts, port_key)
-from appliance.io.midi.rtmidi_backend import _RtInput, _RtOutput, _rtmidi
+from appliance.io.midi.rtmidi_backend import RtMidiBackend, _RtInput, _RtOutput, _rtmidi
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ _EEXIST = 17
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
 EOX_EVERY_S = 0.25   #: how often the box's input is sent an end-of-sysex (JackBackend: a stray sysex start)
+EOX_CHECK_EVERY = 8  #: ... and every this many, that its connection to the input is still there
 
 
 def _libjack() -> ctypes.CDLL:
@@ -244,7 +245,7 @@ class JackBackend(PortBackend):
         self._callback: RawCallback | None = None
         before_sources, before_destinations = set(self.patchbay.sources()), set(self.patchbay.destinations())
         try:
-            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=1024)
+            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=RtMidiBackend.QUEUE)
             midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
             midi_in.open_virtual_port("in")
             midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=output_client(client_name))
@@ -254,13 +255,20 @@ class JackBackend(PortBackend):
         except rtmidi.RtMidiError as exc:
             self.patchbay.close()
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
-        self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
-        self.output_port = _ours(self.patchbay.sources(), before_sources, output_client(client_name), "out")
-        self.eox_port = _ours(self.patchbay.sources(), before_sources, eox_client(client_name), "out")
+        try:
+            self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
+            self.output_port = _ours(self.patchbay.sources(), before_sources, output_client(client_name), "out")
+            self.eox_port = _ours(self.patchbay.sources(), before_sources, eox_client(client_name), "out")
+            self.patchbay.connect(self.eox_port, self.input_port)
+        except PortError:
+            for made in (midi_in, midi_out, eox):   # a retry by the same name gets the same names
+                made.delete()
+            self.patchbay.close()
+            raise
         self._own = {self.input_port, self.output_port, self.eox_port}
-        self.patchbay.connect(self.eox_port, self.input_port)
         self._eox = _SharedOutput(eox)
         self._next_eox = 0.0
+        self._eox_sent = 0
         self._input = _RtInput(midi_in, self._deliver, lambda _handle, obj: obj.delete())
         self._output = _SharedOutput(midi_out)
         self._patches: set[tuple[str, str]] = set()
@@ -281,9 +289,13 @@ class JackBackend(PortBackend):
             try:
                 busy = self._input.poll(256) > 0
                 now = time.monotonic()
-                if now >= self._next_eox:
+                if now >= self._next_eox and not self.gone:
                     self._next_eox = now + EOX_EVERY_S
                     self._eox.send([0xF7])
+                    self._eox_sent += 1
+                    if self._eox_sent % EOX_CHECK_EVERY == 0 and not self.patchbay.connected(
+                            self.eox_port, self.input_port):   # a patchbay tool took it away
+                        self.patchbay.connect(self.eox_port, self.input_port)
             except Exception:
                 log.exception("MIDI input poll failed")
                 busy = False
