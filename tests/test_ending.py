@@ -157,3 +157,14 @@ def test_a_player_back_before_the_rests_bar_line_keeps_the_song(generator) -> No
     assert engine.player.ending is None and not engine.ended and engine.stats()["waiting_for"] == ""
     assert engine.transport.position(back) > 5 * STEPS_PER_BAR, "the same song: its clock went on"
     assert max(e.time for e in events) > first + 9.5 * BAR_S, "the song goes on"
+
+
+def test_a_player_back_on_the_rests_bar_line_keeps_the_song(generator) -> None:
+    """Back a moment after the bar line a rest's ending waits for: the same song, with its crash."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=2)
+    first = 0.5
+    back = first + 6 * BAR_S + 0.02          # bar 7's line, 20 ms late
+    events = run(engine, clock, back + 2 * BAR_S, notes=comping(first, 4) + comping(back, 2))
+    assert not engine.ended and engine.transport.position(back) > 5 * STEPS_PER_BAR, "the same song"
+    assert CRASH in {e.message.note for e in events if abs(e.time - back) < 0.08}, "the return's crash"

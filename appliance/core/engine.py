@@ -241,6 +241,7 @@ class Engine:
         self._back: Back | None = None                 # ... how it came back into the form (None: phrases began again)
         self._ended = False                            # the song ended: silent until the next song's first note
         self._said: deque[str] = deque(maxlen=16)      # log lines of the player's thread, written by others
+        self._no_end_before = -math.inf                # a rest's ending called off: none again before this step
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -405,9 +406,10 @@ class Engine:
             return   # the drums do not follow the level
         loudest = self._touch.hear(self._looper.groove, mf / 127)
         if loudest is not None:
-            log.info("over the last %d bars the keyboard played soft, at most about velocity %d, and the drums "
-                     "follow it as soft (loop.dynamics): if that is your normal touch, set loop.mf_velocity "
-                     "to about %d (now %d)", BARS * TOUCH_PASSES, loudest, loudest, mf)
+            self._said.append(   # the player's thread: written by another (flush_news)
+                f"over the last {BARS * TOUCH_PASSES} bars the keyboard played soft, at most about velocity "
+                f"{loudest}, and the drums follow it as soft (loop.dynamics): if that is your normal touch, "
+                f"set loop.mf_velocity to about {loudest} (now {mf})")
 
     def _rest_bars(self, position: float) -> int:
         """Whole bars without a note-on once more than a bar went by and a steady step of the
@@ -546,7 +548,8 @@ class Engine:
         if not self._settings.rest_thin and not end_after:
             return
         rest = self._rest_bars(self._transport.position(t))
-        if end_after and rest >= end_after and not self._frozen and self._player.ending is None:
+        if (end_after and rest >= end_after and not self._frozen and self._player.ending is None
+                and self._transport.position(t) >= self._no_end_before):
             with self._lock:
                 if self._end_on_next_bar(t, hit=False) is not None:
                     self._said.append(f"end: {rest} bars without a note, the drums stop at the next bar "
@@ -564,26 +567,28 @@ class Engine:
         return self._player.end_on_next_bar(self._transport.position(t), hit)
 
     def _while_ending(self, t: float) -> None:
-        """A note while the song ends (under the lock): before the bar line a rest's ending waits
-        for, the player is back and the song goes on; from ``LAST_CHORD`` after the ending's bar
-        line (the last chord may come a little late), the song is over at once and the note is the
-        next song's first."""
+        """A note while the song ends (under the lock): up to ``MARK_WINDOW`` after the bar line a
+        rest's ending waits for, the player is back and the song goes on; from ``LAST_CHORD`` after
+        an end action's bar line (the last chord may come a little late), or past a rest's window,
+        the song is over at once and the note is the next song's first."""
         ending = self._player.ending
         if ending is None or self._ended:
             return
         position = self._transport.position(t) if self._transport.running else math.inf
-        if not self._player.ending_hit and position < ending:
-            self._player.resume()
-        elif position >= ending + (LAST_CHORD if self._player.ending_hit else 0.0):
+        if not self._player.ending_hit and position < ending + MARK_WINDOW:
+            self._player.resume()   # back by the bar line: the return's crash comes with its mark
+            self._no_end_before = position + STEPS_PER_BAR   # ... and the rest is not heard again at once
+        elif position >= ending + (LAST_CHORD if self._player.ending_hit else MARK_WINDOW):
             self._finish_song(t)
 
     def _finish_song(self, t: float) -> None:
         """A bar after the song's last downbeat: a new song's start. The overdub is cleared (and a
         freeze let go), the box's own clock held, and the box waits as the start mode says."""
         with self._lock:
-            if self._ended:
+            if self._ended or self._player.ending is None:   # finished already, or the next song began
                 return
             self._ended = True
+            self._no_end_before = -math.inf
             self._looper = Looper(self._settings.memory())   # as at power-up: no passes counted
             self._keys, self._ears, self._touch = Keys(), listening.Ears(), Touch()
             self._pickup_to = self._run = self._back = None
@@ -631,11 +636,13 @@ class Engine:
         jump, not a clock switch where the song already is, the keys forget where the last chord
         rang. ``tick`` calls this whenever ``transport.relocations`` changes."""
         transport = self._transport
-        if self._player.ending is not None and not self._ended:
-            self._finish_song(t)   # a master's Start after the song's end: the next song
-            return
         if not transport.running:
             return       # the next Continue/Start anchors again and bumps the count
+        ending = self._player.ending
+        if ending is not None and not self._ended and not (
+                ending - STEPS_PER_BAR <= transport.position(t) < ending):
+            self._finish_song(t)   # a master's Start (or a jump) away from the song's last bar: the next song
+            return
         position = transport.position(t)
         self._pickup_to = self._run = None
         self._looper.relocate(position)
