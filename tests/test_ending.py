@@ -168,3 +168,40 @@ def test_a_player_back_on_the_rests_bar_line_keeps_the_song(generator) -> None:
     events = run(engine, clock, back + 2 * BAR_S, notes=comping(first, 4) + comping(back, 2))
     assert not engine.ended and engine.transport.position(back) > 5 * STEPS_PER_BAR, "the same song"
     assert CRASH in {e.message.note for e in events if abs(e.time - back) < 0.08}, "the return's crash"
+
+
+def test_between_songs_on_a_master_clock_the_drums_wait_and_status_says_so(generator) -> None:
+    """An external MIDI clock runs on after the end: silence, a status that says why, and the
+    next note brings the drums back."""
+    from appliance.core.clock import ClockSwitch
+    clock = Clock()
+    switch = ClockSwitch("external", BPM, clock=clock)
+    starter = Starter(StartSettings(mode="now"), switch, now=0.0)
+    engine = Engine(generator, switch, settings=EngineSettings(), executor=VirtualExecutor(0.0),
+                    clock=clock, starter=starter)
+    switch.heard("start", 0.0)
+    ticks = [(i * BAR_S / 96, None) for i in range(96 * 12)]     # 24 clocks a beat, 12 bars
+
+    def drive(until: float, notes=(), at=()) -> list:
+        nonlocal ticks
+        events = []
+        pending, actions = sorted(notes, key=lambda n: n[0]), sorted(at, key=lambda a: a[0])
+        while clock.now < until:
+            while ticks and ticks[0][0] <= clock.now:
+                switch.heard("clock", ticks.pop(0)[0])
+            while pending and pending[0][0] <= clock.now:
+                engine.handle(*reversed(pending.pop(0)))
+            while actions and actions[0][0] <= clock.now:
+                actions.pop(0)[1]()
+            events.extend(e for e in engine.tick(clock.now) if e.message.type == "note_on")
+            clock.now += 0.005
+        return events
+
+    played = drive(3 * BAR_S, notes=[(t, m) for t, m in comping(0.0, 3)], at=[(2.3 * BAR_S, engine.end)])
+    assert played and switch.running
+    between = drive(6 * BAR_S)
+    assert engine.ended and switch.running
+    assert not [e for e in between if e.time > 3 * BAR_S + 0.05], "silent between songs"
+    assert "next note" in engine.stats()["waiting_for"]
+    again = drive(8 * BAR_S, notes=[(t, m) for t, m in comping(6 * BAR_S + 0.01, 2)])
+    assert again and not engine.ended and engine.stats()["waiting_for"] == ""

@@ -689,6 +689,13 @@ class Engine:
         self.flush_news()
         return downbeat is not None
 
+    def _waiting_for(self) -> str:
+        """What the box waits for, in a musician's words ('' while it plays)."""
+        said = self.starter.describe() if self.starter is not None else ""
+        if not said and self._ended:   # a master clock runs on between songs
+            return "the song has ended: your next note starts the next one"
+        return said
+
     @property
     def ended(self) -> bool:
         """The song has ended: the box waits for the next one."""
@@ -798,7 +805,7 @@ class Engine:
             "frozen": self._frozen,
             "heard_on_the_eighths": self._settings.hear_eighths and self._ears.busy,
             "late_drops": self._player.late_drops,
-            "waiting_for": self.starter.describe() if self.starter is not None else "",
+            "waiting_for": self._waiting_for(),
         }
 
     def close(self) -> None:
