@@ -205,3 +205,28 @@ def test_between_songs_on_a_master_clock_the_drums_wait_and_status_says_so(gener
     assert "next note" in engine.stats()["waiting_for"]
     again = drive(8 * BAR_S, notes=[(t, m) for t, m in comping(6 * BAR_S + 0.01, 2)])
     assert again and not engine.ended and engine.stats()["waiting_for"] == ""
+
+
+@pytest.mark.parametrize("latency, beats", [(0.02, 1), (1.0, 2)])
+def test_the_next_songs_first_beats_play_an_opening_not_the_last_songs_pattern(generator, latency, beats) -> None:
+    """Straight into the next song with a generator that takes a moment (as on the box), or a
+    long one (a result asked for in the last song lands in the next): until a pattern asked in
+    the new song arrives, it plays what the first song opened with, not the old groove."""
+    clock = Clock()
+    transport = InternalClock(bpm=BPM, start=0.0)
+    engine = Engine(generator, transport, settings=EngineSettings(), executor=VirtualExecutor(latency),
+                    clock=clock, starter=Starter(StartSettings(mode="first-note"), transport, now=0.0))
+    first = 1.5                                # the opening is ready before the first note
+    last_line = first + 3 * BAR_S
+    next_song = last_line + BAR_S / 2
+    last_chord = [(last_line + 0.05, mido.Message("note_on", note=n, velocity=90)) for n in (43, 55, 59, 62)]
+    events = run(engine, clock, next_song + BAR_S, notes=comping(first, 3) + last_chord + comping(next_song, 1),
+                 at=[(first + 2 * BAR_S + 1.3, engine.end)])
+
+    def first_beats(start: float) -> set[tuple[int, int]]:
+        step_s = BAR_S / 16
+        return {(round((e.time - start) / step_s), e.message.note) for e in events
+                if -0.5 * step_s <= e.time - start < (4 * beats - 0.5) * step_s}
+    opened, again = first_beats(first), first_beats(next_song)
+    assert (0, CRASH) in again and (0, KICK) in again, "beat one comes in with a crash"
+    assert again == opened, "each song's first beats play the opening pattern"

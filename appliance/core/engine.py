@@ -116,6 +116,8 @@ class Job:
     feel: tuple[float, ...] = ()   #: steps each sixteenth of the beat is played late (listening.felt)
     lift: float = 1.0              #: how much louder the big fill ends and its crash play (dynamics.lift)
     loud: dynamics.Loud | None = None   #: a loud groove's reading at dynamics.LOUD (listening.Heard.loud)
+    song: int = 0                  #: the song it was asked in (a result from an ended song is dropped)
+    opens: bool = False            #: the opening pattern (nothing played yet): kept for the next song's beat one
 
 
 Done = Callable[[Pattern, float], None]
@@ -218,6 +220,8 @@ class Engine:
         self._loudest = 0.0   # the player's loudest level (dynamics.played) over a pass since the start or a clear
         self._opening_level: float | None = None   # the player's level before they play (open_at)
         self._opens = True    # the first ask opens on z = 0, unless a resample or a restored z noise came first
+        self._opening: Pattern | None = None   # the last opening pattern: the next song's beat one plays it
+        self._song = 0                         # songs ended so far (a job asked in an ended song is dropped)
         self._player = Player(transport, settings.player_settings())
         self._lock = threading.RLock()
         self._eps = generator.new_eps()
@@ -597,11 +601,13 @@ class Engine:
             self._opening_level = None
             self._frozen = self._prior = False
             self._opens = True
+            self._song += 1
+            self._waiting = None       # asked for the song that ended
             if self.starter is None:
                 self.starter = Starter(StartSettings(mode="first-note"), self._transport, now=t)
             else:
                 self.starter.again(t)
-            self._player.new_song()
+            self._player.new_song(self._opening)   # beat one plays an opening, not the old song's pattern
             self._notify("groove")
             self._notify("freeze")
             self._ask(t, force=True, opening=True)
@@ -834,7 +840,7 @@ class Engine:
         if opens and self._opening_level is not None:   # nothing played: the whole law (dynamics.opening)
             controls = replace(controls, velocity_scale=min(2.0, controls.velocity_scale
                                                             * dynamics.opening(self._opening_level, *law)))
-        job = Job(groove, controls, eps, self._prior, t, target, force, feel, lift, heard.loud)
+        job = Job(groove, controls, eps, self._prior, t, target, force, feel, lift, heard.loud, self._song, opens)
         if self._busy:
             self._waiting = job
         else:
@@ -851,9 +857,13 @@ class Engine:
         with self._lock:
             if pattern is None:
                 self._failures += 1
+            elif job.song != self._song:
+                pass      # asked before the song ended: the next song does not play it
             elif not self._frozen or job.force:
                 self._player.lift = job.lift
                 self._player.offer(pattern)
+                if job.opens:
+                    self._opening = pattern
                 self._notify("pattern")
                 self._generations += 1
                 self._latencies_ms.append((done_at - job.asked_at) * 1000.0)

@@ -151,11 +151,15 @@ class Player:
         with self._lock:
             self._end = None
 
-    def new_song(self) -> None:
+    def new_song(self, opening: Pattern | None = None) -> None:
         """The song is over: the next start is located and cued as the first one was, and its
-        phrases count from its own bar 1."""
+        phrases count from its own bar 1. ``opening``: what its first steps play until a new
+        pattern is offered (None: the last song's pattern); nothing offered before is taken."""
         with self._lock:
             self._fresh = True
+            self._offered = None
+            if opening is not None:
+                self._pattern = opening
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
             heapq.heapify(self._queue)
             self._phrasing = Phrasing(self.settings.crash_every, self.settings.fill_every)
