@@ -230,3 +230,47 @@ def test_the_next_songs_first_beats_play_an_opening_not_the_last_songs_pattern(g
     opened, again = first_beats(first), first_beats(next_song)
     assert (0, CRASH) in again and (0, KICK) in again, "beat one comes in with a crash"
     assert again == opened, "each song's first beats play the opening pattern"
+
+
+@pytest.mark.parametrize("press", [-0.2, -0.04, -0.01, 0.0, 0.03])
+def test_end_pressed_with_the_last_chord_ends_on_its_bar_line(generator, press) -> None:
+    """A keyboard player hits the end pad with the final chord on a downbeat, a little early or
+    late: the drums end there (the crash at most max_late late), not a bar later."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 3 * BAR_S
+    chord = [(line, mido.Message("note_on", note=n, velocity=90)) for n in (48, 60, 64)]
+    events = run(engine, clock, first + 7 * BAR_S, notes=comping(first, 3) + chord, at=[(line + press, engine.end)])
+    crashes = [e.time - line for e in events if e.message.note == CRASH and e.time > line - 0.1]
+    assert len(crashes) == 1 and -0.001 < crashes[0] <= max(press, 0) + 0.05, crashes
+    assert max(e.time for e in events) - line < 0.1, "nothing after the last hit"
+    assert engine.ended and engine.groove.is_empty
+
+
+def test_end_pressed_well_after_a_bar_line_ends_on_the_next(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 3 * BAR_S
+    events = run(engine, clock, first + 7 * BAR_S, notes=comping(first, 3), at=[(line + 0.2, engine.end)])
+    hit = [e for e in events if abs(e.time - (line + BAR_S)) < 0.05]
+    assert sorted(e.message.note for e in hit) == sorted([KICK, CRASH])
+    assert max(e.time for e in events) - (line + BAR_S) < 0.1
+
+
+def test_the_next_song_ends_with_its_last_chord_too(generator) -> None:
+    """The second song's clock starts again from 0: its end press is read on its own bar lines."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 3 * BAR_S
+    run(engine, clock, line + 2 * BAR_S, notes=comping(first, 3), at=[(line - 0.01, engine.end)])
+    again = clock.now + 0.3
+    second_line = again + 2 * BAR_S
+    # 80 ms before the line: scheduled (half a step ahead of the look-ahead), its notes not out yet
+    events = run(engine, clock, second_line + 3 * BAR_S, notes=comping(again, 2),
+                 at=[(second_line - 0.08, engine.end)])
+    hit = [e for e in events if e.time > second_line - 0.1]
+    assert sorted(e.message.note for e in hit) == sorted([KICK, CRASH]), "the last hit, as a song's own"
+    assert len({e.message.velocity for e in hit}) == 1 and all(abs(e.time - second_line) < 0.01 for e in hit)

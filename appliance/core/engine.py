@@ -565,10 +565,11 @@ class Engine:
                     self._ask(t)
 
     def _end_on_next_bar(self, t: float, hit: bool) -> int | None:
-        """The song ends on the next bar line not yet scheduled (under the lock): that downbeat."""
+        """The song ends on the next bar line not yet scheduled, or with ``hit`` on one just
+        scheduled or played (a press with the last chord) (under the lock): that downbeat."""
         if not self._transport.running or self._ended:
             return None
-        return self._player.end_on_next_bar(self._transport.position(t), hit)
+        return self._player.end_on_next_bar(self._transport.position(t), hit, now=t)
 
     def _while_ending(self, t: float) -> None:
         """A note while the song ends (under the lock): up to ``MARK_WINDOW`` after the bar line a
@@ -684,14 +685,15 @@ class Engine:
         self._deliver()
 
     def end(self) -> bool:
-        """End the song: a crash and a kick on the next bar line, then silence; a bar later the
+        """End the song: a crash and a kick on the next bar line (on the last one, if pressed with
+        its chord: up to the player's ``max_late`` after it), then silence; a bar later the
         overdub is cleared and the box waits for the next song (``start.mode``; ``now`` waits for
         the first note). False when nothing plays or an ending is already on its way."""
         t = self._clock()
         with self._lock:
             downbeat = self._end_on_next_bar(t, hit=True)
         if downbeat is not None:
-            log.info("end: the drums end the song on the next bar line (bar %d)", downbeat // STEPS_PER_BAR + 1)
+            log.info("end: the drums end the song on the bar line of bar %d", downbeat // STEPS_PER_BAR + 1)
         self.flush_news()
         return downbeat is not None
 

@@ -92,6 +92,7 @@ class Player:
         self._end: int | None = None    # the song ends on this downbeat (absolute step): nothing after
         self._end_hit = True            # ... with a crash and a kick on it
         self._fresh = False             # a new song: the next start is located as the first one was
+        self._sent_to: float | None = None   # the position up to which queued notes have been handed out
 
     @property
     def pattern(self) -> Pattern:
@@ -134,17 +135,45 @@ class Player:
         """Whether the ending plays its last hit (the end action) or stops without one (a rest)."""
         return self._end_hit
 
-    def end_on_next_bar(self, position: float, hit: bool = True) -> int | None:
+    def end_on_next_bar(self, position: float, hit: bool = True, now: float | None = None) -> int | None:
         """End the song on the next bar line not yet scheduled (``position``: where the transport
         is, for a player that has scheduled nothing): with ``hit``, a crash and a kick there at the
         pattern's accent level; after it, nothing plays until :meth:`resume`. The downbeat, or None
-        when an ending is already on its way."""
+        when an ending is already on its way.
+
+        With ``hit`` and ``now``, a press with the last chord ends on its bar line: a line already
+        scheduled ends there if ``now`` is at most ``max_late`` past it (see :meth:`_end_on_scheduled`)."""
         with self._lock:    # the next step is read and the ending set between two steps
             if self._end is not None:
                 return None
-            first = self._next_step if self._next_step is not None and not self._fresh else math.ceil(position)
+            scheduled = self._next_step is not None and not self._fresh
+            if hit and now is not None and scheduled and self._next_step > 0:
+                line = (self._next_step - 1) // STEPS_PER_BAR * STEPS_PER_BAR   # the last line scheduled
+                if now - self.transport.time_at(line) <= self.settings.max_late:
+                    self._end_on_scheduled(line, now)
+                    return line
+            first = self._next_step if scheduled else math.ceil(position)
             self._end, self._end_hit = -(-first // STEPS_PER_BAR) * STEPS_PER_BAR, hit
             return self._end
+
+    def _end_on_scheduled(self, line: int, now: float) -> None:
+        """End on a bar line already scheduled (under the lock): what is queued from it on is
+        dropped (its note-offs kept); if the line's notes are still queued, the last hit plays on
+        it as usual, else they have gone out and a crash joins them now (none if one played there)."""
+        self._end, self._end_hit = line, True
+        gone = self._sent_to is not None and line <= self._sent_to
+        # the line's own notes may be pushed early: everything from half a step before it is the line's or later
+        self._queue = [entry for entry in self._queue if entry[0] < line - 0.5 or entry[2].type == "note_off"]
+        heapq.heapify(self._queue)
+        if not gone:
+            self._ending_hit(line, self.settings)
+        elif not self._phrasing.crashed_at(line):
+            velocity = max(1, min(127, round(accent_level(self._pattern.steps) * 127)))
+            channel, note = self.settings.channels[CRASH] - 1, self.settings.notes[CRASH]
+            on_position = max(float(line), self.transport.position(now))
+            self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=velocity))
+            self._push(on_position + min(self.settings.gate, 0.5), mido.Message("note_off", channel=channel,
+                                                                               note=note, velocity=0))
 
     def resume(self) -> None:
         """The player plays again after an ending (the next song's first note)."""
@@ -158,6 +187,7 @@ class Player:
         with self._lock:
             self._fresh = True
             self._offered = None
+            self._sent_to = None
             if opening is not None:
                 self._pattern = opening
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
@@ -289,6 +319,7 @@ class Player:
         late = self.settings.max_late * self.transport.bpm / 15.0   # seconds → steps
         self._next_step = math.ceil(position - min(late, 0.49))
         self._last_position = position
+        self._sent_to = None
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
         self._phrasing.forget()
@@ -380,6 +411,7 @@ class Player:
 
     def _pop_until(self, horizon: float) -> list[Event]:
         """Pop every queued note up to a position, timed by the transport's current tempo."""
+        self._sent_to = horizon if self._sent_to is None else max(self._sent_to, horizon)
         events = []
         while self._queue and self._queue[0][0] <= horizon:
             position, _, message = heapq.heappop(self._queue)
