@@ -82,6 +82,7 @@ train: $(VENV)/.dev
 	$(PY) -m training.soup training/runs/groove-vae-soup/best.pt training/runs/groove-vae-hands-expression/best.pt 0.5 training/runs/groove-vae/best.pt
 	$(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae
 	$(PY) -m training.calibrate models/groove-vae
+	$(PY) -m training.prior models/groove-vae
 	$(PY) -m training.evaluate models/groove-vae
 	$(PY) -m training.human_eval models/groove-vae --split test --write
 

@@ -48,7 +48,11 @@ def test_same_eps_same_pattern_new_eps_new_variation(generator: Generator) -> No
 def test_an_empty_groove_samples_from_the_prior(generator: Generator) -> None:
     eps = generator.new_eps()
     z = generator.latent(Groove.empty(), Controls(temperature=0.5), eps)
-    assert np.allclose(z, 0.5 * eps)
+    prior = generator.prior
+    assert prior is not None, "the shipped card carries its prior (training/prior.py)"
+    k = prior.component(eps)
+    assert np.allclose(z, prior.means[k] + 0.5 * prior.scales[k] * eps)
+    assert not generator.latent(Groove.empty(), Controls(), np.zeros_like(eps)).any(), "no noise: z = 0, the opening"
     z_groove = generator.latent(GROOVE, Controls(temperature=0.0), eps)
     assert np.allclose(z_groove, generator.encode(GROOVE)[0])
 

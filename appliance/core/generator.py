@@ -13,6 +13,7 @@ from appliance.core import fills, limbs
 from appliance.core.dynamics import Loud, thins
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
+from appliance.core.prior import Prior
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +394,7 @@ class Generator:
         self.latent_size = int(self.card["latent_size"])
         self.thresholds = np.asarray(self.card["thresholds"], np.float32)
         self.calibration = Calibration.from_card(self.card)
+        self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
         sessions = []
         for part in ("encoder", "decoder"):
             path = graph_path(self.model_dir, part, precision)
@@ -434,9 +436,12 @@ class Generator:
         return hits[0], velocities[0], offsets[0]
 
     def latent(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool = False) -> np.ndarray:
-        """z = mu + temperature · σ · eps; from the prior (z = temperature · eps) with no groove."""
+        """z = mu + temperature · σ · eps; from the prior (``appliance.core.prior``) with no groove;
+        no noise there (eps all 0: the opening pattern) is z = 0, the model's plainest groove."""
         if prior or groove.is_empty:
-            return (controls.temperature * eps).astype(np.float32)
+            if self.prior is None or not eps.any():
+                return (controls.temperature * eps).astype(np.float32)
+            return self.prior.draw(eps, controls.temperature)
         mu, logvar = self.encode(groove)
         return (mu + controls.temperature * np.exp(0.5 * logvar) * eps).astype(np.float32)
 
