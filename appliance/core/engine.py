@@ -20,7 +20,7 @@ from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STE
                                    HIT, Groove, Pattern, quantise)
 from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
-from appliance.core.phrase import MARK_WINDOW, Onset, Ran, Run, entry_downbeat, marked_downbeat
+from appliance.core.phrase import MARK_WINDOW, ONSET_SPREAD, Onset, Ran, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter, StartSettings
 from appliance.core.transport import Transport
@@ -40,6 +40,10 @@ PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar l
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
 LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord
+LIFT = 1.3         #: a note on a phrase's first bar line this many times as loud as the player's level ...
+LIFT_BY = 16       #: ... and this much louder (velocity) marks it with a crash: the band lifts into a chorus
+LIFT_STAYS = 4     #: notes from the lift bar's beat 2 on, on average LIFT_BY / 2 over the level before: the band stayed up
+QUIET_REST = 5     #: bars of rest after which no crash marks a phrase: the drums are winding down, not playing a break
 
 
 class Back(Enum):
@@ -54,6 +58,16 @@ class Landing(Enum):
 
     PICKUP = auto()    #: a keys fill into the band's return: a crash, and phrases begin there (Engine._begins_where_it_lands)
     BACK_IN = auto()   #: the groove's own figure after a stop, into a phrase's first bar: a crash, the form goes on
+
+
+@dataclass
+class Lift:
+    """A lift marked on ``downbeat`` over the player's ``level`` (velocity), and the notes since."""
+
+    downbeat: int
+    level: float
+    notes: int = 0
+    velocities: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -246,6 +260,8 @@ class Engine:
         self._ended = False                            # the song ended: silent until the next song's first note
         self._said: deque[str] = deque(maxlen=16)      # log lines of the player's thread, written by others
         self._no_end_before = -math.inf                # a rest's ending called off: none again before this step
+        self._lift: Lift | None = None                 # a lift marked, until a bar later tells whether the band stayed up
+        self._heard_notes: deque[tuple[float, int]] = deque()   # (position, velocity) of the last pass's notes: the level a lift is from
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -335,8 +351,16 @@ class Engine:
                 self._player.pickup(position, t, begins=self._begins_where_it_lands(position))
             elif lands is Landing.BACK_IN:
                 self._player.pickup(position, t, begins=False)
+            elif (level := self._lifts(position, message.velocity)) is not None:
+                self._player.mark(position, t, lift=True)   # the band lifts into a new phrase: a crash
+                self._lift = Lift(round(position / STEPS_PER_BAR) * STEPS_PER_BAR, level)
+            self._follow_lift(position, message.velocity)
+            self._heard_notes.append((position, message.velocity))
+            while self._heard_notes[0][0] < position - STEPS:
+                self._heard_notes.popleft()
             if self._rest:
                 self._rest = 0
+                self._player.resting = False
                 if not self._frozen:
                     self._ask(t)
             if self._looper.record(position, message.velocity / 127.0):
@@ -483,6 +507,38 @@ class Engine:
         return ((rang_to is not None and rang_to >= head + PUSH_HELD)
                 or (self._looper.last_accent() or 0.0) >= PUSH_ACCENT)
 
+    def _lifts(self, position: float, velocity: int) -> float | None:
+        """A note on a phrase's first bar line (a 32nd early to half a beat late) ``LIFT`` times as loud as the
+        player has been playing, and ``LIFT_BY`` more (a verse into a chorus): the level it lifts
+        from (velocity), else None. The level: the mean velocity of the louder half of the notes
+        of the pass before it, a whole pass of them heard since the start."""
+        if not self._looper.learned or self._settings.crash_every == 0:
+            return None
+        downbeat = round(position / STEPS_PER_BAR) * STEPS_PER_BAR
+        if not -ONSET_SPREAD <= position - downbeat <= MARK_WINDOW or self._player.inside_phrase(downbeat):
+            return None   # a push (an anticipation) is the push rules' to hear, not a lift
+        heard = sorted(v for p, v in self._heard_notes if p >= position - STEPS)
+        louder = heard[len(heard) // 2:]
+        if not louder:     # nothing heard in the pass before (a rest, a jump): nothing to lift from
+            return None
+        level = sum(louder) / len(louder)
+        return level if velocity >= LIFT * level and velocity >= level + LIFT_BY else None
+
+    def _follow_lift(self, position: float, velocity: int) -> None:
+        """A bar after a lift's downbeat: if the player stayed up through it (``LIFT_STAYS`` notes
+        from its second beat on, their mean ``LIFT_BY`` / 2 over the level before), the form counts
+        from the lift (a chorus); else (a one-off push, a hit) it goes on as before (under the lock)."""
+        lift = self._lift
+        if lift is None or position < lift.downbeat + STEPS_PER_BEAT:
+            return
+        if position < lift.downbeat + STEPS_PER_BAR:
+            lift.notes += 1
+            lift.velocities += velocity
+            return
+        if lift.notes >= LIFT_STAYS and lift.velocities / lift.notes >= lift.level + LIFT_BY / 2:
+            self._player.confirm_lift(lift.downbeat)
+        self._lift = None
+
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
         (not within a sixteenth before it or half a beat after) after ``HOLD`` steps with no new
@@ -561,6 +617,7 @@ class Engine:
         if self._settings.rest_thin and rest != self._rest:
             with self._lock:
                 self._rest = rest
+                self._player.resting = rest >= QUIET_REST
                 if not self._frozen:
                     self._ask(t)
 
@@ -597,7 +654,10 @@ class Engine:
             self._looper = Looper(self._settings.memory())   # as at power-up: no passes counted
             self._keys, self._ears, self._touch = Keys(), listening.Ears(), Touch()
             self._pickup_to = self._run = self._back = None
+            self._lift = None
+            self._heard_notes.clear()
             self._rest = 0
+            self._player.resting = False
             self._loudest = 0.0
             self._opening_level = None
             self._frozen = self._prior = False
@@ -651,7 +711,8 @@ class Engine:
             self._finish_song(t)   # a master's Start (or a jump) away from the song's last bar: the next song
             return
         position = transport.position(t)
-        self._pickup_to = self._run = None
+        self._pickup_to = self._run = self._lift = None
+        self._heard_notes.clear()
         self._looper.relocate(position)
         if self._player.relocate(position):
             self._keys.relocate(position)

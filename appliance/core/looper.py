@@ -163,6 +163,11 @@ class Looper:
         return self._pass
 
     @property
+    def learned(self) -> bool:
+        """A full pass was heard since the first note (or a groove was loaded): the groove is the player's."""
+        return self._learned
+
+    @property
     def sections(self) -> int:
         """New sections followed so far (a count: the engine marks each with a crash)."""
         return self._sections

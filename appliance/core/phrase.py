@@ -86,7 +86,7 @@ MARKS_APART = 2 * STEPS            #: steps from a marked crash to the next (4 b
 
 
 _BIG, _SMALL = object(), object()   #: the two kinds of phrase end (Phrasing._phrase_end)
-_BEGINS, _SECTION, _FILL = object(), object(), object()   #: what marks a downbeat for a crash
+_BEGINS, _SECTION, _FILL, _LIFT = object(), object(), object(), object()   #: what marks a downbeat for a crash
 
 
 def marked_downbeat(position: float) -> int:
@@ -200,7 +200,8 @@ class Phrasing:
         self.every = every
         self.fill_every = fill_every
         self.lift = 1.0   # how much louder than the pattern a big fill ends and the crash after it plays (dynamics.lift)
-        self._marks: dict[int, object] = {}   # marked downbeat → what marks it (_BEGINS, _SECTION, _FILL)
+        self._marks: dict[int, object] = {}   # marked downbeat → what marks it (_BEGINS, _SECTION, _FILL, _LIFT)
+        self._lifted: int | None = None   # a lift's crash played here; the form counts from it once confirmed
         self._last: int | None = None     # absolute step of the last crash played
         self._last_mark: int | None = None   # ... of the last one the player marked
         self._last_fill: int | None = None   # ... and of the last one after a big fill
@@ -229,12 +230,21 @@ class Phrasing:
         self._keeper_of: Pattern | None = None   # the pattern _pattern_keepers describes
         self._pattern_keepers: dict[int | str, int | None] = {}   # the voice each of its bars keeps time on
 
-    def mark(self, downbeat: int, begins: bool = False) -> None:
+    def mark(self, downbeat: int, begins: bool = False, lift: bool = False) -> None:
         """A crash is welcome on this downbeat (absolute step), not yet scheduled: the player comes
-        in or back there (``begins``), or a new section begins."""
+        in or back there (``begins``), or a new section begins; ``lift``: the band lifts there (a
+        louder chord on a phrase head), a crash that moves the form's count only once
+        :meth:`confirm_lift` says the band stayed up (a one-off push does not)."""
         if self.every or self.fill_every:
             if self._marks.get(downbeat) is not _BEGINS:
-                self._marks[downbeat] = _BEGINS if begins else _SECTION
+                self._marks[downbeat] = _BEGINS if begins else _LIFT if lift else _SECTION
+
+    def confirm_lift(self, downbeat: int) -> None:
+        """The band stayed up after a lift marked on ``downbeat``: if its crash played (and the form's
+        own was not due there anyway), the form's crashes count from there (the chorus's own phrases)."""
+        if self._lifted == downbeat:
+            self._last = downbeat
+        self._lifted = None
 
     def fill(self, step: int, pattern: Pattern) -> np.ndarray:
         """The cells [voices, 3] of ``pattern`` that play at absolute ``step``: its own, except that
@@ -365,20 +375,23 @@ class Phrasing:
         crash before."""
         self._landing = downbeat
 
-    def welcome_late(self, downbeat: int, begins: bool = False) -> bool:
+    def welcome_late(self, downbeat: int, begins: bool = False, lift: bool = False) -> bool:
         """A mark for a downbeat already scheduled: True if a crash is to be added there now
         (none played there, marks a pass apart); the caller plays it late."""
-        kind = _BEGINS if begins else _SECTION
+        kind = _BEGINS if begins else _LIFT if lift else _SECTION
         if not self.every or not self._mark_allowed(downbeat, kind) or self._last == downbeat:
             return False
-        self._crashed(downbeat)
+        if kind is _LIFT and not self._due(downbeat):
+            self._lifted = downbeat
+        else:
+            self._crashed(downbeat)
         self._last_mark = downbeat
         self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
 
     def crashed_at(self, downbeat: int) -> bool:
         """Whether the last crash played is on ``downbeat``."""
-        return self._last == downbeat
+        return self._last == downbeat or self._lifted == downbeat
 
     def inside_phrase(self, downbeat: int) -> bool:
         """Whether ``downbeat`` falls inside a phrase of ``fill_every`` bars (of ``every`` without
@@ -410,6 +423,7 @@ class Phrasing:
         self._marks.clear()
         self.origin = self.start
         self._last = self._last_mark = self._last_fill = None
+        self._lifted = None
         self._landing = self._landed = None
         self._begun = self._back_in = self._came_late = None
         self._keeper = self._came_in = self._late = None
@@ -463,7 +477,7 @@ class Phrasing:
         crash = downbeat and cells[CRASH, HIT] >= 0.5
         votes = recent[RIDE] + recent[CLOSED_HAT]
         leans = downbeat and votes >= STEPS_PER_BAR and recent[wanted] >= LEANS * votes
-        if late is not None or crash and (kind is _BEGINS or kind is _SECTION) or leans and (
+        if late is not None or crash and (kind is _BEGINS or kind is _SECTION or kind is _LIFT) or leans and (
                 crash or step < self._settles_by):
             self._keeper, self._settles_by = wanted, min(self._settles_by, step)   # settled: once is enough
             return cells
@@ -481,7 +495,10 @@ class Phrasing:
         kind = self._marks.pop(step, None)
         crash = cells[CRASH, HIT] >= 0.5
         if kind is not None and self._mark_allowed(step, kind):
-            self._crashed(step)
+            if kind is _LIFT and not self._due(step):
+                self._lifted = step   # the form's count moves only if the band stays up (confirm_lift)
+            else:
+                self._crashed(step)
             if kind is _FILL:
                 self._last_fill = step
             else:
@@ -503,6 +520,10 @@ class Phrasing:
             cells[RIDE] = cells[CRASH]
         cells[CRASH] = 0.0
         return cells, None
+
+    def _due(self, step: int) -> bool:
+        """Whether the form's own crash may fall on ``step``: the last one ``every`` bars back or more."""
+        return self._last is None or not 0 <= step - self._last < self.every * STEPS_PER_BAR
 
     def _crashed(self, step: int) -> None:
         """A marked crash plays at ``step``: the last one (a landing's remembers the one before)."""

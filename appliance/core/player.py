@@ -93,6 +93,8 @@ class Player:
         self._end_hit = True            # ... with a crash and a kick on it
         self._fresh = False             # a new song: the next start is located as the first one was
         self._sent_to: float | None = None   # the position up to which queued notes have been handed out
+        #: the player has rested long enough that the drums are winding down (Engine): no crash marks a phrase
+        self.resting = False
 
     @property
     def pattern(self) -> Pattern:
@@ -199,15 +201,21 @@ class Player:
         with self._lock:
             self._phrasing.song_from(step)
 
-    def mark(self, position: float, now: float, begins: bool = False) -> None:
+    def mark(self, position: float, now: float, begins: bool = False, lift: bool = False) -> None:
         """Something begins at ``position`` (the player comes in or back, a new section): a
         crash on the downbeat it marks (see appliance/core/phrase.py). A downbeat already
         scheduled gets its crash now, up to ``max_late`` late; a later one is let go (when the
         player comes in there, crashes still count from it). ``begins``: the player comes in or
         back there, so phrases count from that downbeat (one who comes in by beat 2's "e"
-        begins that bar: see :func:`entry_downbeat`)."""
+        begins that bar: see :func:`entry_downbeat`). ``lift``: the band lifts into a new phrase
+        there; the form's crashes count from it once :meth:`confirm_lift` is called."""
         with self._lock:
-            self._mark(position, now, begins)
+            self._mark(position, now, begins, lift=lift)
+
+    def confirm_lift(self, downbeat: int) -> None:
+        """The band stayed up after the lift marked on ``downbeat``: the form's crashes count from it."""
+        with self._lock:
+            self._phrasing.confirm_lift(downbeat)
 
     def inside_phrase(self, downbeat: int) -> bool:
         """Whether ``downbeat`` (absolute step) falls inside a phrase, not on its first bar line."""
@@ -231,7 +239,8 @@ class Player:
                 self._phrasing.was_a_pickup(marked_downbeat(position))
             self._mark(position, now, True, restarts=begins)
 
-    def _mark(self, position: float, now: float, begins: bool, restarts: bool | None = None) -> None:
+    def _mark(self, position: float, now: float, begins: bool, restarts: bool | None = None,
+              lift: bool = False) -> None:
         """:meth:`mark`, under the lock; not ``restarts``: the player is back, but phrases count on.
         A player who comes in before the song's bar 1 (a render's pickup of a bar or more) comes in on it."""
         downbeat = max(entry_downbeat(position), self._phrasing.start) if begins else marked_downbeat(position)
@@ -242,14 +251,14 @@ class Player:
         elif begins:
             self._phrasing.lands(downbeat)
         if self._next_step is None or self._fresh or downbeat >= self._next_step:
-            self._phrasing.mark(downbeat, begins)
+            self._phrasing.mark(downbeat, begins, lift)
             return
         settings = self.settings
         if now - self.transport.time_at(downbeat) > settings.max_late:
             if begins:
                 self._phrasing.came_in_late(downbeat)
             return
-        if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins):
+        if self._waiting_for_first or not self._phrasing.welcome_late(downbeat, begins, lift):
             return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
         velocity = float(with_crash(self._pattern.steps[downbeat % STEPS],
                                     accent_level(self._pattern.steps))[CRASH, VELOCITY])
@@ -376,6 +385,9 @@ class Player:
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
             cells = self._phrasing.take(step, cells, self._pattern)
+            if self.resting and cells[CRASH, HIT] >= 0.5:
+                cells = cells.copy()
+                cells[CRASH] = 0.0
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
