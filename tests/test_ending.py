@@ -3,6 +3,7 @@ and the next song started as the first one was."""
 from __future__ import annotations
 
 import mido
+import numpy as np
 import pytest
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
@@ -244,6 +245,7 @@ def test_end_pressed_with_the_last_chord_ends_on_its_bar_line(generator, press) 
     events = run(engine, clock, first + 7 * BAR_S, notes=comping(first, 3) + chord, at=[(line + press, engine.end)])
     crashes = [e.time - line for e in events if e.message.note == CRASH and e.time > line - 0.1]
     assert len(crashes) == 1 and -0.001 < crashes[0] <= max(press, 0) + 0.05, crashes
+    assert sum(e.message.note == KICK for e in events if abs(e.time - line) < 0.06) == 1, "one kick, no flam"
     assert max(e.time for e in events) - line < 0.1, "nothing after the last hit"
     assert engine.ended and engine.groove.is_empty
 
@@ -274,3 +276,30 @@ def test_the_next_song_ends_with_its_last_chord_too(generator) -> None:
     hit = [e for e in events if e.time > second_line - 0.1]
     assert sorted(e.message.note for e in hit) == sorted([KICK, CRASH]), "the last hit, as a song's own"
     assert len({e.message.velocity for e in hit}) == 1 and all(abs(e.time - second_line) < 0.01 for e in hit)
+
+
+def test_after_a_restored_state_the_next_song_still_opens_plainly(generator) -> None:
+    """A box that started from its saved state never asked for an opening: the next song's first
+    beat plays the plainest groove made at the song's end, not the restored groove's pattern."""
+    from appliance.core.groove import Groove
+    def slow_engine(clock: Clock) -> Engine:      # a generator that takes a second
+        transport = InternalClock(bpm=BPM, start=0.0)
+        return Engine(generator, transport, settings=EngineSettings(), executor=VirtualExecutor(1.0),
+                      clock=clock, starter=Starter(StartSettings(mode="first-note"), transport, now=0.0))
+    clock, fresh_clock = Clock(), Clock()
+    engine, fresh = slow_engine(clock), slow_engine(fresh_clock)
+    first = 1.5                                    # the fresh box's opening is ready by then
+    opened = run(fresh, fresh_clock, first + BAR_S / 4, notes=comping(first, 1))
+    steps = np.zeros((32, 3), np.float32)
+    steps[::2] = (1.0, 0.8, 0.0)                       # a groove of eighths, as saved
+    engine.restore(groove=Groove(steps), eps=generator.new_eps())
+    last_line = first + 3 * BAR_S
+    next_song = last_line + BAR_S / 2
+    events = run(engine, clock, next_song + BAR_S / 4, notes=comping(first, 3) + comping(next_song, 1),
+                 at=[(first + 2 * BAR_S + 1.3, engine.end)])
+    step_s = BAR_S / 16
+
+    def first_beat(played, start):
+        return {(round((e.time - start) / step_s), e.message.note) for e in played
+                if -0.5 * step_s <= e.time - start < 3.5 * step_s}
+    assert first_beat(events, next_song) == first_beat(opened, first)

@@ -79,8 +79,8 @@ def test_a_model_with_a_broken_prior_still_loads_and_plays(model_dir, tmp_path, 
 
 def test_the_shipped_prior_plays_fewer_snare_licks_than_the_standard_normal(generator: Generator) -> None:
     """What a musician hears from the prior button: from the mixture, the snare leaves beats 2 and 4
-    to lick around them less than from N(0, I) (on the validation figures, 8.7 against 11.5 hits
-    per 2 bars; GMD drummers 7.9), and beat 1 has its kick more often."""
+    to lick around them less than from N(0, I) (here 9.0 against 11.5 hits per 2 bars; GMD
+    drummers' validation windows 7.9), and beat 1 has its kick more often."""
     snare, kick = VOICES.index("snare"), VOICES.index("kick")
     backbeat = [4, 12, 20, 28]
     rng = np.random.default_rng(3)

@@ -351,16 +351,12 @@ class Engine:
                 self._player.pickup(position, t, begins=self._begins_where_it_lands(position))
             elif lands is Landing.BACK_IN:
                 self._player.pickup(position, t, begins=False)
-            elif (level := self._lifts(position, message.velocity)) is not None:
-                self._player.mark(position, t, lift=True)   # the band lifts into a new phrase: a crash
-                self._lift = Lift(round(position / STEPS_PER_BAR) * STEPS_PER_BAR, level)
+            else:
+                self._mark_lift(position, t, message.velocity)
             self._follow_lift(position, message.velocity)
-            self._heard_notes.append((position, message.velocity))
-            while self._heard_notes[0][0] < position - STEPS:
-                self._heard_notes.popleft()
+            self._player.resting = False
             if self._rest:
                 self._rest = 0
-                self._player.resting = False
                 if not self._frozen:
                     self._ask(t)
             if self._looper.record(position, message.velocity / 127.0):
@@ -416,7 +412,7 @@ class Engine:
                 self._notify("groove")
             self._hear_level()
             drift = self._settings.drift
-            if drift > 0 and not self._frozen and not self._looper.groove.is_empty:
+            if drift > 0 and not self._frozen and not self._prior and not self._looper.groove.is_empty:
                 self._eps = (np.sqrt(1.0 - drift * drift) * self._eps
                              + drift * self.generator.new_eps()).astype(np.float32)
                 changed = True
@@ -524,10 +520,25 @@ class Engine:
         level = sum(louder) / len(louder)
         return level if velocity >= LIFT * level and velocity >= level + LIFT_BY else None
 
+    def _mark_lift(self, position: float, t: float, velocity: int) -> None:
+        """A lift into a new phrase (:meth:`_lifts`) gets its crash (under the lock)."""
+        level = self._lifts(position, velocity)
+        if level is None:
+            return
+        self._player.mark(position, t, lift=True)
+        downbeat = round(position / STEPS_PER_BAR) * STEPS_PER_BAR
+        if self._lift is None or self._lift.downbeat != downbeat:   # the level before the chord's first note
+            self._lift = Lift(downbeat, level)
+
     def _follow_lift(self, position: float, velocity: int) -> None:
-        """A bar after a lift's downbeat: if the player stayed up through it (``LIFT_STAYS`` notes
-        from its second beat on, their mean ``LIFT_BY`` / 2 over the level before), the form counts
-        from the lift (a chorus); else (a one-off push, a hit) it goes on as before (under the lock)."""
+        """The first note in the bar after a lift's: if the player stayed up through the lift's bar
+        (``LIFT_STAYS`` notes from its second beat on, their mean ``LIFT_BY`` / 2 over the level
+        before), the form counts from the lift (a chorus); else (a one-off push, a hit, a rest
+        after it) it goes on as before. Every note is kept for a pass: the level a lift is from
+        (under the lock)."""
+        self._heard_notes.append((position, velocity))
+        while self._heard_notes[0][0] < position - STEPS:
+            self._heard_notes.popleft()
         lift = self._lift
         if lift is None or position < lift.downbeat + STEPS_PER_BEAT:
             return
@@ -535,7 +546,7 @@ class Engine:
             lift.notes += 1
             lift.velocities += velocity
             return
-        if lift.notes >= LIFT_STAYS and lift.velocities / lift.notes >= lift.level + LIFT_BY / 2:
+        if position < lift.downbeat + 2 * STEPS_PER_BAR and lift.notes >= LIFT_STAYS and lift.velocities / lift.notes >= lift.level + LIFT_BY / 2:
             self._player.confirm_lift(lift.downbeat)
         self._lift = None
 
@@ -605,9 +616,8 @@ class Engine:
         """A rest deepened by a bar (or ended): regenerate at the new density; a rest of
         ``end_after_bars`` ends the song (not while frozen: a frozen loop plays on by itself)."""
         end_after = self._settings.end_after_bars
-        if not self._settings.rest_thin and not end_after:
-            return
         rest = self._rest_bars(self._transport.position(t))
+        self._player.resting = rest >= QUIET_REST and not self._frozen
         if (end_after and rest >= end_after and not self._frozen and self._player.ending is None
                 and self._transport.position(t) >= self._no_end_before):
             with self._lock:
@@ -617,7 +627,6 @@ class Engine:
         if self._settings.rest_thin and rest != self._rest:
             with self._lock:
                 self._rest = rest
-                self._player.resting = rest >= QUIET_REST
                 if not self._frozen:
                     self._ask(t)
 
@@ -668,11 +677,20 @@ class Engine:
                 self.starter = Starter(StartSettings(mode="first-note"), self._transport, now=t)
             else:
                 self.starter.again(t)
-            self._player.new_song(self._opening)   # beat one plays an opening, not the old song's pattern
+            self._player.new_song(self._opening or self._plainest())   # beat one plays an opening, not the old song's
             self._notify("groove")
             self._notify("freeze")
             self._ask(t, force=True, opening=True)
             self._said.append(f"end: the song is over; {self.starter.describe()}")
+
+    def _plainest(self) -> Pattern | None:
+        """The opening pattern made here and now (z = 0, nothing played), for a song that began from
+        a restored state and so never asked for one; None if the model fails. Once a song at most."""
+        try:
+            self._opening = self.generator.generate(Groove.empty(), self.played_controls(), np.zeros_like(self._eps))
+        except Exception:     # onnxruntime's own errors; the next pattern asked for comes anyway
+            log.exception("the opening pattern for the next song could not be made")
+        return self._opening
 
     def played_controls(self) -> Controls:
         """The knobs as the drummer plays them now: density thinned by a rest."""
@@ -711,8 +729,9 @@ class Engine:
             self._finish_song(t)   # a master's Start (or a jump) away from the song's last bar: the next song
             return
         position = transport.position(t)
-        self._pickup_to = self._run = self._lift = None
-        self._heard_notes.clear()
+        with self._lock:    # the input thread reads what this resets
+            self._pickup_to = self._run = self._lift = None
+            self._heard_notes.clear()
         self._looper.relocate(position)
         if self._player.relocate(position):
             self._keys.relocate(position)

@@ -200,6 +200,7 @@ class Phrasing:
         self.every = every
         self.fill_every = fill_every
         self.lift = 1.0   # how much louder than the pattern a big fill ends and the crash after it plays (dynamics.lift)
+        self.quiet = False   # the band has stopped for a while (Player.resting): no crash but a mark's
         self._marks: dict[int, object] = {}   # marked downbeat → what marks it (_BEGINS, _SECTION, _FILL, _LIFT)
         self._lifted: int | None = None   # a lift's crash played here; the form counts from it once confirmed
         self._last: int | None = None     # absolute step of the last crash played
@@ -242,7 +243,7 @@ class Phrasing:
     def confirm_lift(self, downbeat: int) -> None:
         """The band stayed up after a lift marked on ``downbeat``: if its crash played (and the form's
         own was not due there anyway), the form's crashes count from there (the chorus's own phrases)."""
-        if self._lifted == downbeat:
+        if self._lifted == downbeat and (self._last is None or self._last < downbeat):
             self._last = downbeat
         self._lifted = None
 
@@ -327,6 +328,7 @@ class Phrasing:
         """The player comes in, or back from a rest, on this downbeat: phrases count from it, and
         a section the looper heard just before (its join still to come) was this."""
         self.origin = self._begun = downbeat
+        self._lifted = None
         self._marks = {step: kind for step, kind in self._marks.items()
                        if kind is not _SECTION or step <= downbeat}
 
@@ -494,6 +496,8 @@ class Phrasing:
         crashed there (_BEGINS, _SECTION, _FILL; None: no mark's crash)."""
         kind = self._marks.pop(step, None)
         crash = cells[CRASH, HIT] >= 0.5
+        if kind is _FILL and self.quiet:
+            kind = None   # no crash after a fill while the drums wind down
         if kind is not None and self._mark_allowed(step, kind):
             if kind is _LIFT and not self._due(step):
                 self._lifted = step   # the form's count moves only if the band stays up (confirm_lift)
@@ -509,6 +513,10 @@ class Phrasing:
                 floor = max(floor, self._stroke[1])
             return with_crash(cells, floor), kind
         if not crash:
+            return cells, None
+        if self.quiet:   # the drums wind down: the pattern's crash goes, and is not counted as played
+            cells = cells.copy()
+            cells[CRASH] = 0.0
             return cells, None
         mid_phrase = bool(self.fill_every) and step % STEPS_PER_BAR == 0 and (
             (step - self.origin) // STEPS_PER_BAR % self.fill_every != 0)   # a downbeat no phrase begins on
@@ -529,6 +537,7 @@ class Phrasing:
         """A marked crash plays at ``step``: the last one (a landing's remembers the one before)."""
         self._landed = (step, self._last) if step == self._landing else None
         self._last = step
+        self._lifted = None   # a crash since a lift: the form counts from it
 
     def _mark_allowed(self, step: int, kind: object) -> bool:
         """Marks a pass apart are one event; a player coming back from a rest always gets its

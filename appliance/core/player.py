@@ -384,10 +384,8 @@ class Player:
         cells = self._pattern.steps[step % STEPS]
         if not self._waiting_for_first:
             cells = self._phrasing.fill(step, self._pattern)
+            self._phrasing.quiet = self.resting
             cells = self._phrasing.take(step, cells, self._pattern)
-            if self.resting and cells[CRASH, HIT] >= 0.5:
-                cells = cells.copy()
-                cells[CRASH] = 0.0
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
