@@ -303,3 +303,19 @@ def test_after_a_restored_state_the_next_song_still_opens_plainly(generator) -> 
         return {(round((e.time - start) / step_s), e.message.note) for e in played
                 if -0.5 * step_s <= e.time - start < 3.5 * step_s}
     assert first_beat(events, next_song) == first_beat(opened, first)
+
+
+@pytest.mark.parametrize("press", [0.0, 0.01, 0.03])
+def test_end_with_a_loud_last_chord_on_a_phrase_head_still_crashes(generator, press) -> None:
+    """The last chord, louder, on bar 5's line (a lift's crash is asked for there) and the end pad
+    with it: the song ends on that line with one crash (the rehearsal heard none: the lift's crash,
+    queued, was dropped with the rest of the line, and counted as played)."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 4 * BAR_S
+    chord = [(line, mido.Message("note_on", note=n, velocity=124)) for n in (48, 60, 64, 67)]
+    events = run(engine, clock, first + 8 * BAR_S, notes=comping(first, 4) + chord, at=[(line + press, engine.end)])
+    crashes = [e.time - line for e in events if e.message.note == CRASH and e.time > line - 0.1]
+    assert len(crashes) == 1 and -0.001 < crashes[0] <= press + 0.05, crashes
+    assert max(e.time for e in events) - line < 0.1

@@ -115,3 +115,25 @@ def test_settings_are_checked() -> None:
         StartSettings(mode="later")
     with pytest.raises(ValueError, match="2..8"):
         StartSettings(mode="count-in", count_in_beats=1)
+
+
+def test_the_first_beat_plays_at_the_first_notes_level(model_dir) -> None:
+    """The pattern that plays the downbeat a first note cues was made before anything was heard,
+    at the model's own level: that beat plays at the note's level by the law (a pp ballad's first
+    chord got a crash at 121 in session 41's rehearsal); at mf (80) as it is."""
+    from appliance.core.engine import EngineSettings
+    from appliance.core.generator import Generator
+    loudest = {}
+    for velocity in (30, 80, 110):
+        transport = InternalClock(bpm=120.0, start=0.0)
+        engine = Engine(Generator(model_dir, seed=1), transport, settings=EngineSettings(),
+                        executor=VirtualExecutor(1.0), clock=lambda: 0.0,
+                        starter=Starter(StartSettings(mode="first-note"), transport, now=0.0))
+        t, events = 0.0, []
+        while t < 1.6:       # the opening is ready at 1 s; the note at 1.5 s; its own pattern at 2.5 s
+            if abs(t - 1.5) < 1e-9:
+                engine.handle(mido.Message("note_on", note=60, velocity=velocity), t)
+            events += [e for e in engine.tick(t) if e.message.type == "note_on"]
+            t = round(t + 0.005, 3)
+        loudest[velocity] = max(e.message.velocity for e in events if 1.49 <= e.time < 1.6)
+    assert loudest[30] < 0.8 * loudest[80] and loudest[110] >= loudest[80], loudest

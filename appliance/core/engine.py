@@ -328,7 +328,9 @@ class Engine:
                 self._player.resume()
         starter = self.starter
         if starter is not None and starter.waiting:
-            self._player.cue()      # the note that starts the loop is its downbeat: play it
+            # the note that starts the loop is its downbeat: play it, at the note's level by the law
+            law = self._settings.dynamics, self._settings.mf_velocity / 127
+            self._player.cue(dynamics.opening(message.velocity / 127, *law) if starter.mode == "first-note" else 1.0)
             if starter.hear(message.note, t):
                 return              # a count-in tap, not part of the groove
         if not self._transport.running:

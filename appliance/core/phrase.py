@@ -391,10 +391,6 @@ class Phrasing:
         self._late = kind   # the time may move with the pattern from the next step, as at the crash
         return True
 
-    def crashed_at(self, downbeat: int) -> bool:
-        """Whether the last crash played is on ``downbeat``."""
-        return self._last == downbeat or self._lifted == downbeat
-
     def inside_phrase(self, downbeat: int) -> bool:
         """Whether ``downbeat`` falls inside a phrase of ``fill_every`` bars (of ``every`` without
         fill phrasing), counted from where phrases count from, not on its first bar line."""

@@ -8,12 +8,14 @@ import math
 import threading
 
 import mido
+import numpy as np
 
 from appliance.core import limbs
 from appliance.core.limbs import KICK
 from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
                                    VELOCITY, Pattern)
 from appliance.core.fills import accent_level
+from appliance.core.generator import scale_velocities
 from appliance.core.phrase import CRASH, Phrasing, entry_downbeat, marked_downbeat, with_crash
 from appliance.core.transport import Transport
 
@@ -87,12 +89,16 @@ class Player:
         self._sounding: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
         self._cued = False
+        self._cue_scale = 1.0             # the velocity scale a cue asks for ...
+        self._first_scale: float | None = None   # ... applied from the cued start until a new pattern is taken
+        self._made_before: Pattern | None = None  # the pattern offered or playing at the cued start
         self._phrasing = Phrasing(settings.crash_every, settings.fill_every)
         self.late_drops = 0
         self._end: int | None = None    # the song ends on this downbeat (absolute step): nothing after
         self._end_hit = True            # ... with a crash and a kick on it
         self._fresh = False             # a new song: the next start is located as the first one was
         self._sent_to: float | None = None   # the position up to which queued notes have been handed out
+        self._crash_out: tuple[float, tuple[int, int]] | None = None   # the last crash handed out: position, (channel, note)
         #: the player has rested long enough that the drums are winding down (Engine): no crash marks a phrase
         self.resting = False
 
@@ -115,10 +121,13 @@ class Player:
         """Hand over a new pattern (None withdraws one not yet taken); one reference swap."""
         self._offered = pattern
 
-    def cue(self) -> None:
+    def cue(self, scale: float = 1.0) -> None:
         """The transport is about to start on a downbeat that may be a moment past by the time
         the player looks (the player's first note starts the loop): play that step, up to
-        ``max_late`` late, rather than skip it. Only a player that has not run yet takes it."""
+        ``max_late`` late, rather than skip it. Only a player that has not run yet takes it.
+        ``scale``: the velocities of what it plays until it takes a new pattern (the first note's
+        level: the pattern made before anything was heard is at the model's own)."""
+        self._cue_scale = scale
         self._cued = True
 
     def withdraw(self) -> None:
@@ -161,15 +170,16 @@ class Player:
     def _end_on_scheduled(self, line: int, now: float) -> None:
         """End on a bar line already scheduled (under the lock): what is queued from it on is
         dropped (its note-offs kept); if the line's notes are still queued, the last hit plays on
-        it as usual, else they have gone out and a crash joins them now (none if one played there)."""
+        it as usual, else they have gone out and a crash joins them now (none if one went out there)."""
         self._end, self._end_hit = line, True
         gone = self._sent_to is not None and line <= self._sent_to
         # the line's own notes may be pushed early: everything from half a step before it is the line's or later
         self._queue = [entry for entry in self._queue if entry[0] < line - 0.5 or entry[2].type == "note_off"]
         heapq.heapify(self._queue)
+        crash_key = (self.settings.channels[CRASH] - 1, self.settings.notes[CRASH])
         if not gone:
             self._ending_hit(line, self.settings)
-        elif not self._phrasing.crashed_at(line):
+        elif self._crash_out is None or self._crash_out[0] < line - 0.5 or self._crash_out[1] != crash_key:
             velocity = max(1, min(127, round(accent_level(self._pattern.steps) * 127)))
             channel, note = self.settings.channels[CRASH] - 1, self.settings.notes[CRASH]
             on_position = max(float(line), self.transport.position(now))
@@ -190,6 +200,7 @@ class Player:
             self._fresh = True
             self._offered = None
             self._sent_to = None
+            self._crash_out = None
             if opening is not None:
                 self._pattern = opening
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
@@ -262,6 +273,8 @@ class Player:
             return   # nothing plays yet, or a crash played there (or at a mark a moment ago)
         velocity = float(with_crash(self._pattern.steps[downbeat % STEPS],
                                     accent_level(self._pattern.steps))[CRASH, VELOCITY])
+        if self._first_scale is not None:
+            velocity = float(scale_velocities(np.float32(velocity), self._first_scale))
         on_position = max(float(downbeat), self.transport.position(now))
         key = (settings.channels[CRASH] - 1, settings.notes[CRASH])
         self._push(on_position, mido.Message("note_on", channel=key[0], note=key[1],
@@ -302,6 +315,8 @@ class Player:
                     earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
                     self._next_step = min(self._next_step, math.ceil(earliest - 1e-9))
                     self._cued = False
+                    self._first_scale = self._cue_scale if self._cue_scale != 1.0 else None
+                    self._made_before = self._offered or self._pattern   # heard nothing: what the scale is for
             elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
                 self._jump(position)
             self._last_position = max(self._last_position, position)
@@ -329,6 +344,7 @@ class Player:
         self._next_step = math.ceil(position - min(late, 0.49))
         self._last_position = position
         self._sent_to = None
+        self._crash_out = None
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
         self._phrasing.forget()
@@ -378,6 +394,8 @@ class Player:
                 step % every == 0 or self._waiting_for_first):
             self._pattern = offered
             self._waiting_for_first = False
+            if offered is not self._made_before:
+                self._first_scale = None
         self._phrasing.every = settings.crash_every
         self._phrasing.fill_every = settings.fill_every
         self._phrasing.lift = self.lift
@@ -403,6 +421,8 @@ class Player:
                 self.late_drops += 1
                 continue
             off_position = max(on_position, min(on_position + settings.gate, step + 0.5))
+            if self._first_scale is not None:
+                velocity = float(scale_velocities(np.float32(velocity), self._first_scale))
             midi_velocity = max(1, min(127, round(velocity * 127)))
             self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
             self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
@@ -428,6 +448,8 @@ class Player:
             key = (message.channel, message.note)
             if message.type == "note_on":
                 self._sounding[key] = self._sounding.get(key, 0) + 1
+                if message.note == self.settings.notes[CRASH]:
+                    self._crash_out = (position, key)
             elif key in self._sounding:
                 self._sounding[key] -= 1
                 if not self._sounding[key]:
