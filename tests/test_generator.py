@@ -212,6 +212,64 @@ def test_a_thin_pattern_keeps_the_backbone_the_model_is_sure_of() -> None:
     assert hits.sum() == 16
 
 
+def funk_probabilities() -> np.ndarray:
+    """A funk reading (the rehearsal's clavinet): kick on 1 and 3, hats on the eighths, syncopated
+    snares on the e of 2 and the a of 3 the model is surer of than the backbeat on 2 and 4."""
+    probabilities = np.full((STEPS, NUM_VOICES), 0.01, np.float32)
+    probabilities[0::8, 0] = 0.9                             # kick on 1 and 3
+    probabilities[0::2, 2] = 0.7                             # closed hat on the eighths
+    probabilities[[3, 11, 19, 27], 1] = 0.7                  # snare syncopations
+    probabilities[4::8, 1] = 0.4                             # the backbeat, less sure
+    return probabilities
+
+
+BIAS = np.array([-0.67, -0.34, -0.46, -1.96, -2.18, -1.59, -1.62, -2.1, -0.11])   # the shipped calibration's
+
+
+def test_a_thinner_drummer_keeps_the_backbeat_played_at_half_density() -> None:
+    """Turning density down thins the drummer's own pattern (0.5's) from its backbone out: the
+    backbeat the model is less sure of than its syncopations stays (the rehearsal's funk lost it
+    in half its bars at 0.3), and density 0 plays no fewer than the backbone."""
+    from appliance.core.generator import BACKBONE, pattern_hits
+    probabilities = funk_probabilities()
+    calibration = Calibration(count_scale=1.3)                  # 0.5 plays 28: the backbeat last
+    half = pattern_hits(probabilities, BIAS, 0.5, calibration)
+    assert half[4::8, 1].all() and half[0::16, 0].all()
+    for density in (0.0, 0.1, 0.25, 0.4):
+        hits = pattern_hits(probabilities, BIAS, density, calibration)
+        assert hits[4::8, 1].all() and hits[0::16, 0].all(), density
+        assert (hits <= half).all() or density > 0                  # a thinner pattern, from 0.5's
+        assert hits.sum() == max(target_hits(probabilities, density, calibration), 6)
+    assert pattern_hits(probabilities, BIAS, 0.0, calibration).sum() == (BACKBONE & half).sum() == 6
+    # the old chooser, by the same count: the syncopations first, the backbeat gone
+    from appliance.core.generator import choose_hits
+    assert not choose_hits(probabilities, BIAS, target_hits(probabilities, 0.25, calibration))[4::8, 1].any()
+
+
+def test_a_backbeat_the_drummer_does_not_play_is_not_added() -> None:
+    """Half time (the snare on 3) keeps its feel thinned out: no snare comes onto 2 and 4."""
+    from appliance.core.generator import pattern_hits
+    probabilities = funk_probabilities()
+    probabilities[4::8, 1] = 0.02
+    probabilities[8::16, 0], probabilities[8::16, 1] = 0.01, 0.9     # the snare on 3, no kick there
+    for density in (0.0, 0.25, 0.5):
+        hits = pattern_hits(probabilities, BIAS, density, Calibration())
+        assert not hits[4::8, 1].any() and hits[0::16, 0].all()
+
+
+def test_the_batched_chooser_thins_as_the_box_does() -> None:
+    from appliance.core.generator import pattern_hits, pattern_hits_for
+    rng = np.random.default_rng(5)
+    probabilities = (rng.random((30, STEPS, NUM_VOICES)) ** 3).astype(np.float32)
+    probabilities[:10] = funk_probabilities()
+    for density in (0.0, 0.25, 0.5):
+        batch = pattern_hits_for(probabilities, BIAS, density, Calibration())
+        one_by_one = np.stack([pattern_hits(p, BIAS, density, Calibration()) for p in probabilities])
+        assert np.array_equal(batch, one_by_one), density
+    with pytest.raises(ValueError):
+        pattern_hits_for(probabilities, BIAS, 0.75, Calibration())
+
+
 def test_hits_beyond_a_drummers_count_make_no_snare_roll() -> None:
     """Density over 0.5 asks for more hits than a drummer plays: they go to hats, kicks and ghost
     notes, never into a run of more than ROLL_MAX snare sixteenths (at density 0.75 the comping

@@ -20,7 +20,10 @@ Two tables, each as played (``loop.hear_eighths: false``) and as the box hears i
   sixteenth at 52–57 of 127) under a melody at 56–90, and for sixteenths at 55 with the eighths
   1.5 and 2 × as loud (an accented ostinato);
 - at density 0.25, those rows' kicks on 1 and 3 and snares on 2 and 4, and the drummers' F1
-  through the chooser, with its sure cells first (``generator.SURE``) and by margin alone;
+  through the box's chooser (its backbone at 0.5 first, ``generator.pattern_hits``), and the
+  chooser alone with its sure cells first (``generator.SURE``) and by margin alone;
+- at density 0, 0.25 and 0.5, the box's chooser against its sure cells first alone over the
+  validation drummers' grooves and simulated hands: F1, hits, bars with a snare on 2 and 4;
 - the drums' level (:func:`dynamics_markdown`).
 The int8 graphs, as the box plays them. Never the test split.
 
@@ -285,13 +288,15 @@ HATS = [ds.VOICES.index("closed_hat"), ds.VOICES.index("open_hat"), ds.VOICES.in
 
 
 THIN = 0.25   #: the density at which :func:`thin` looks at what a thin pattern keeps
+BOX = "the box: its backbone at 0.5 first"
 
 
 def thin(model: OnnxModel, card: dict, val: ds.Split) -> dict[str, dict[str, float]]:
-    """At density ``THIN``, with the chooser's sure cells first (``generator.SURE``) and without
-    (a ``sure`` above 1): over the validation drummers' own grooves, pooled hit F1 through the
-    chooser; over the flat sixteenths, Alberti and ostinato rows heard on the eighths, the share
-    of beats 1 and 3 with a kick and of 2 and 4 with a snare."""
+    """At density ``THIN``, the box's chooser (the backbone it plays at 0.5 first:
+    ``generator.pattern_hits``), and the chooser alone with its sure cells first
+    (``generator.SURE``) and without (a ``sure`` above 1): over the validation drummers' own
+    grooves, pooled hit F1 through the chooser; over the flat sixteenths, Alberti and ostinato
+    rows heard on the eighths, the share of beats 1 and 3 with a kick and of 2 and 4 with a snare."""
     calibration = Calibration.from_card(card)
     bias = np.asarray(calibration.voice_bias, np.float64)
     rows = [flat_sixteenths(v, 0.0, seed) for v in LEVELS for seed in range(SEEDS)]
@@ -300,15 +305,50 @@ def thin(model: OnnxModel, card: dict, val: ds.Split) -> dict[str, dict[str, flo
     heard = np.array([listening.on_the_eighths(Groove(g)).groove.steps for g in rows])
     drummers = model.predict(val.grooves)[0]
     parts = model.predict(heard)[0]
+
+    def chosen(probabilities: np.ndarray, label: str) -> np.ndarray:
+        if label == BOX:
+            return generator.pattern_hits_for(probabilities, bias, THIN, calibration)
+        sure = generator.SURE if label == "sure first" else 1.01
+        counts = np.array([generator.target_hits(p, THIN, calibration) for p in probabilities])
+        return generator.choose_hits_for(probabilities, bias, counts, sure)
+
     out = {}
-    for label, sure in (("sure first", generator.SURE), ("by margin alone", 1.01)):
-        hits = generator.choose_hits_for(drummers, bias, np.array([generator.target_hits(p, THIN, calibration)
-                                                                   for p in drummers]), sure)
-        f1 = hit_scores(hits, val.patterns[..., HIT] > 0.5)[0].f1
-        hits = generator.choose_hits_for(parts, bias, np.array([generator.target_hits(p, THIN, calibration)
-                                                                for p in parts]), sure)
+    for label in (BOX, "sure first", "by margin alone"):
+        f1 = hit_scores(chosen(drummers, label), val.patterns[..., HIT] > 0.5)[0].f1
+        hits = chosen(parts, label)
         out[label] = {"f1": float(f1), "kicks": float(hits[:, DOWNBEATS, KICK].mean()),
                       "backbeats": float(hits[:, BACKBEATS, SNARE].mean())}
+    return out
+
+
+THINNING = (0.0, 0.25, 0.5)   #: the densities :func:`thinning` compares the choosers at
+
+
+def backbeat_bars(hits: np.ndarray) -> float:
+    """The share of bars of windows [N, 32, 9] with a snare on both 2 and 4."""
+    return float((hits[:, BACKBEATS[0::2], SNARE] & hits[:, BACKBEATS[1::2], SNARE]).mean())
+
+
+def thinning(model: OnnxModel, card: dict, val: ds.Split) -> dict:
+    """The box's chooser (``generator.pattern_hits``) against its sure cells first alone, at the
+    densities ``THINNING``, over the validation drummers' own grooves and the fixed simulated
+    hands: pooled hit F1 against the drummers' patterns, hits per 2 bars, and bars with a snare on
+    2 and 4 (the drummers' own: ``own``)."""
+    calibration = Calibration.from_card(card)
+    bias = np.asarray(calibration.voice_bias, np.float64)
+    true = val.patterns[..., HIT] > 0.5
+    out: dict = {"own": backbeat_bars(true)}
+    for kind in ("drummers", "hands"):
+        grooves = val.grooves if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
+        probabilities = model.predict(grooves)[0]
+        for density in THINNING:
+            counts = np.array([generator.target_hits(p, density, calibration) for p in probabilities])
+            for label, hits in ((BOX, generator.pattern_hits_for(probabilities, bias, density, calibration)),
+                                ("sure first", generator.choose_hits_for(probabilities, bias, counts))):
+                out[f"{kind} {density} {label}"] = {"f1": float(hit_scores(hits, true)[0].f1),
+                                                    "hits": float(hits.sum(axis=(1, 2)).mean()),
+                                                    "backbeats": backbeat_bars(hits)}
     return out
 
 
@@ -348,7 +388,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
             songs.setdefault(song.name, {})[label] = {"hits": s["hits"], "snare": s["hits_snare"],
                                                       "rolls": s["snare_rolls_per_8_bars"], "backbeat": s["backbeat_accent"]}
     return {"loops": loops, "songs": songs, "levels": levels(model, card), "dynamics": dynamics(model, card), "rhythms": by_rhythm(model, card),
-            "thin": thin(model, card, val),
+            "thin": thin(model, card, val), "thinning": thinning(model, card, val),
             "drummers_level": drummers_level, "busy_drummers": busy_drummers}
 
 
@@ -386,16 +426,32 @@ def markdown(result: dict) -> str:
               "the beats' mean velocity over the \"&\"s' is "
               + " / ".join(f"{q:.2f}" for q in busy["beats_over_ands"]) + " (quartiles), and beats 2 and 4 over 1 and 3 "
               f"{busy['backbeat_over_beats']:.2f} (median)."]
-    lines += ["", f"At density {THIN}, the chooser's sure cells (p ≥ {generator.SURE}) first by place in the beat, "
+    lines += ["", f"At density {THIN}, the box's chooser (the kick on 1 and snare on 2 and 4 it plays at 0.5 first), "
+              f"and the chooser alone with its sure cells (p ≥ {generator.SURE}) first by place in the beat, "
               "or all by margin (the flat sixteenths, Alberti and ostinato rows heard on the eighths; the validation "
               "drummers' own grooves):", "",
               "| chooser | beats 1 and 3 with a kick | 2 and 4 with a snare | drummers' F1 through the chooser |",
               "|---|---|---|---|"]
     for label, r in result["thin"].items():
         lines.append(f"| {label} | {r['kicks']:.2f} | {r['backbeats']:.2f} | {r['f1']:.4f} |")
+    lines += ["", thinning_markdown(result["thinning"])]
     lines += ["", f"The drummers' own grooves' mean velocity (validation, every note): {result['drummers_level']:.3f} "
               f"(listening.LEVEL {listening.LEVEL})."]
     lines += ["", dynamics_markdown(result["dynamics"], result["rhythms"])]
+    return "\n".join(lines)
+
+
+def thinning_markdown(result: dict) -> str:
+    """:func:`thinning` as a table."""
+    lines = ["Turning the density down over the validation drummers' grooves and simulated hands, the box's "
+             "chooser (its backbone at 0.5 first) against its sure cells first alone (pooled hit F1 / hits per "
+             f"2 bars / bars with a snare on 2 and 4; the drummers' own bars: {result['own']:.2f}):", "",
+             "| input | density | the box | sure first alone |", "|---|---|---|---|"]
+    for kind in ("drummers", "hands"):
+        for density in THINNING:
+            cells = [result[f"{kind} {density} {label}"] for label in (BOX, "sure first")]
+            lines.append(f"| {kind} | {density} | " + " | ".join(
+                f"{c['f1']:.4f} / {c['hits']:.1f} / {c['backbeats']:.2f}" for c in cells) + " |")
     return "\n".join(lines)
 
 

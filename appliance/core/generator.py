@@ -117,23 +117,31 @@ EXTRA = {"kick": 2, "snare": 3, "open_hat": 0, "low_tom": 0, "mid_tom": 0, "high
 _EXTRA = [EXTRA.get(voice, STEPS) for voice in VOICES]
 _SNARE, _RIDE, _HAT = VOICES.index("snare"), VOICES.index("ride"), VOICES.index("closed_hat")
 _BACKBEAT = (4, 12)   #: beats 2 and 4 of a bar: the backbeat is never refused for making a run
+#: The backbone: the kick on each bar's 1, the snare on 2 and 4. A drummer thinning out (density
+#: under 0.5) keeps what of it they play at 0.5 first, and plays no fewer hits than that.
+BACKBONE = np.zeros((STEPS, NUM_VOICES), bool)
+BACKBONE[0::STEPS_PER_BAR, VOICES.index("kick")] = True
+BACKBONE[[bar + beat for bar in range(0, STEPS, STEPS_PER_BAR) for beat in _BACKBEAT], _SNARE] = True
 
 #: 0 on a beat, 1 on an "&", 2 on an e or a: what a drummer thinning a groove keeps longest
 _METRIC = np.array([0 if step % 4 == 0 else 1 if step % 2 == 0 else 2 for step in range(STEPS)])
 
 
-def _order(probabilities: np.ndarray, bias: np.ndarray, sure: float = SURE) -> np.ndarray:
+def _order(probabilities: np.ndarray, bias: np.ndarray, sure: float = SURE,
+           first: np.ndarray | None = None) -> np.ndarray:
     """The cells of windows [..., 32, 9] (flattened per window) in the order the chooser takes
-    them: first those the model is ``sure`` of, by place in the beat, then voice, then step (among
-    near-certain hits the logit's order is noise: a sixteenth hat line would outrank the kick on
-    1); then the rest, most above its voice's bias first, ties by step, then voice."""
+    them: the ``first`` cells (a mask like ``probabilities``), if any; then those the model is
+    ``sure`` of, by place in the beat, then voice, then step (among near-certain hits the logit's
+    order is noise: a sixteenth hat line would outrank the kick on 1); then the rest, most above
+    its voice's bias first, ties by step, then voice."""
     shape = probabilities.shape[:-2] + (probabilities.shape[-2] * probabilities.shape[-1],)
     margin = (_logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)).reshape(shape)
     sure = (probabilities >= sure).reshape(shape)
+    later = np.zeros(shape, bool) if first is None else ~np.asarray(first, bool).reshape(shape)
     steps, voices = np.divmod(np.arange(shape[-1]), probabilities.shape[-1])
     steps, voices = np.broadcast_to(steps, shape), np.broadcast_to(voices, shape)
     return np.lexsort((voices, steps, np.where(sure, voices, 0), np.where(sure, 0.0, -margin),
-                       np.where(sure, _METRIC[steps], 0), ~sure), axis=-1)
+                       np.where(sure, _METRIC[steps], 0), ~sure, later), axis=-1)
 
 
 def density_multiple(density: float) -> float:
@@ -163,21 +171,22 @@ def target_hits(probabilities: np.ndarray, density: float, calibration: Calibrat
 
 
 def choose_hits(probabilities: np.ndarray, bias: np.ndarray, count: int, sure: float = SURE,
-                plain: int | None = None) -> np.ndarray:
+                plain: int | None = None, first: np.ndarray | None = None) -> np.ndarray:
     """The ``count`` cells most above their voice's bias (in logit space: a tuned threshold, or the
     calibrated bias that lets each voice play as often as drummers do), those the model is sure of
     first (:func:`_order`); the count is the density's.
     A cell one drummer could not play on its step with the hits already chosen (appliance.core.limbs:
     open or closed hat, two hands) is skipped and the next one taken, and so is, after the first
     ``plain`` hits (a drummer's count; default ``count``), a cell the same drummer with more energy
-    would not play (:class:`_Energy`). Ties: earlier step, lower voice."""
+    would not play (:class:`_Energy`). Ties: earlier step, lower voice. The ``first`` cells, if
+    any, come before all others (:func:`_order`)."""
     playable = _PLAYABLE
     plain = count if plain is None else plain
     on_step = [0] * probabilities.shape[0]       # the voices chosen on each step, as a bit mask
     kit = _Energy(probabilities.shape[0])
     hits = np.zeros(probabilities.size, bool)
     taken = 0
-    for cell in _order(probabilities, bias, sure).tolist():
+    for cell in _order(probabilities, bias, sure, first).tolist():
         if taken >= count:
             break
         step, voice = divmod(cell, NUM_VOICES)
@@ -221,12 +230,13 @@ class _Energy:
         return voice != _SNARE or step % STEPS_PER_BAR in _BACKBEAT or snare_run(self.snare, step) <= ROLL_MAX
 
 
-def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray, sure: float = SURE) -> np.ndarray:
+def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndarray, sure: float = SURE,
+                    first: np.ndarray | None = None) -> np.ndarray:
     """:func:`choose_hits` for windows [N, 32, 9] at once, ``counts`` [N] hits each, at most a
     drummer's (no roll rule: calibration fits the voice bias with it at density 0.5, so it fits
     what the box plays)."""
     n = len(probabilities)
-    order = _order(probabilities, bias, sure)
+    order = _order(probabilities, bias, sure, first)
     hits = np.zeros((n, STEPS, NUM_VOICES), bool)
     on_step = np.zeros((n, STEPS), np.int64)
     taken = np.zeros(n, np.int64)
@@ -243,6 +253,33 @@ def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndar
         hits[rows[ok], step[ok], voice[ok]] = True
         taken += ok
     return hits
+
+
+def pattern_hits(probabilities: np.ndarray, bias: np.ndarray, density: float, calibration: Calibration) -> np.ndarray:
+    """The hits the box plays at ``density`` (:func:`choose_hits`, the count :func:`target_hits`'s).
+    Under 0.5 the drummer thins out their own pattern, 0.5's, keeping its backbone (BACKBONE)
+    first: the backbeat the model is less sure of than the syncopations around it stays."""
+    count = target_hits(probabilities, density, calibration)
+    drummers = target_hits(probabilities, 0.5, calibration)
+    if count >= drummers:
+        return choose_hits(probabilities, bias, count, plain=drummers)
+    backbone = choose_hits(probabilities, bias, drummers) & BACKBONE
+    return choose_hits(probabilities, bias, max(count, int(backbone.sum())), first=backbone)
+
+
+def pattern_hits_for(probabilities: np.ndarray, bias: np.ndarray, density: float, calibration: Calibration,
+                     sure: float = SURE) -> np.ndarray:
+    """:func:`pattern_hits` for windows [N, 32, 9] at once, at density 0.5 or under
+    (:func:`choose_hits_for`: no roll rule, so no more hits than a drummer's)."""
+    if density > 0.5:
+        raise ValueError(f"density {density} is over 0.5: no more hits than a drummer's here")
+    counts = np.array([target_hits(p, density, calibration) for p in probabilities], np.int64)
+    drummers = np.array([target_hits(p, 0.5, calibration) for p in probabilities], np.int64)
+    backbone = choose_hits_for(probabilities, bias, drummers, sure) & BACKBONE
+    thin = counts < drummers
+    backbone &= thin[:, None, None]
+    counts = np.where(thin, np.maximum(counts, backbone.sum(axis=(1, 2))), counts)
+    return choose_hits_for(probabilities, bias, counts, sure, first=backbone)
 
 
 def spread_out(values: np.ndarray, hits: np.ndarray, sd: float, low: float, high: float) -> np.ndarray:
@@ -473,8 +510,7 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
         bias = np.asarray(calibration.voice_bias, np.float64)
     else:
         bias = _logit(np.asarray(tuned_thresholds, np.float64))
-    hits = choose_hits(probabilities, bias, target_hits(probabilities, controls.density, calibration),
-                       plain=target_hits(probabilities, min(controls.density, 0.5), calibration))
+    hits = pattern_hits(probabilities, bias, controls.density, calibration)
     hits, velocities, offsets = keep_time(hits, probabilities, velocities, offsets, bias, controls.density)
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     offsets = spread_offsets(offsets, hits, calibration.offset_sd)
