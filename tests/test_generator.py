@@ -238,7 +238,7 @@ def test_a_thinner_drummer_keeps_the_backbeat_played_at_half_density() -> None:
     for density in (0.0, 0.1, 0.25, 0.4):
         hits = pattern_hits(probabilities, BIAS, density, calibration)
         assert hits[4::8, 1].all() and hits[0::16, 0].all(), density
-        assert (hits <= half).all() or density > 0                  # a thinner pattern, from 0.5's
+        assert (hits <= half).all()                                  # a thinner pattern, from 0.5's
         assert hits.sum() == max(target_hits(probabilities, density, calibration), 6)
     assert pattern_hits(probabilities, BIAS, 0.0, calibration).sum() == (BACKBONE & half).sum() == 6
     # the old chooser, by the same count: the syncopations first, the backbeat gone
@@ -258,16 +258,36 @@ def test_a_backbeat_the_drummer_does_not_play_is_not_added() -> None:
 
 
 def test_the_batched_chooser_thins_as_the_box_does() -> None:
+    """`pattern_hits_for` (training's, many windows at once) plays what the box plays, the
+    backbone's floor at density 0 included."""
     from appliance.core.generator import pattern_hits, pattern_hits_for
     rng = np.random.default_rng(5)
     probabilities = (rng.random((30, STEPS, NUM_VOICES)) ** 3).astype(np.float32)
     probabilities[:10] = funk_probabilities()
-    for density in (0.0, 0.25, 0.5):
-        batch = pattern_hits_for(probabilities, BIAS, density, Calibration())
-        one_by_one = np.stack([pattern_hits(p, BIAS, density, Calibration()) for p in probabilities])
-        assert np.array_equal(batch, one_by_one), density
+    for calibration in (Calibration(), Calibration(count_scale=1.3)):
+        for density in (0.0, 0.25, 0.5):
+            batch = pattern_hits_for(probabilities, BIAS, density, calibration)
+            one_by_one = np.stack([pattern_hits(p, BIAS, density, calibration) for p in probabilities])
+            assert np.array_equal(batch, one_by_one), (calibration, density)
+    funk = pattern_hits_for(probabilities[:10], BIAS, 0.0, Calibration(count_scale=1.3))
+    assert funk[:, 4::8, 1].all() and (funk.sum(axis=(1, 2)) == 6).all()   # more than density 0's count
     with pytest.raises(ValueError):
         pattern_hits_for(probabilities, BIAS, 0.75, Calibration())
+
+
+def test_the_box_plays_the_thinned_backbone_under_every_knob() -> None:
+    """Through shape_pattern (the box's path): density 0.25 keeps the funk's backbeat, and so does
+    a cap on hits per voice (it kept the likeliest cells, played or not: the syncopations the
+    thin pattern left out took the cap's places and the snare went silent)."""
+    probabilities = funk_probabilities()
+    velocities = np.full((STEPS, NUM_VOICES), 0.6, np.float32)
+    offsets = np.zeros((STEPS, NUM_VOICES), np.float32)
+    calibration = Calibration(count_scale=1.3, voice_bias=tuple(BIAS))
+    tuned = np.full(NUM_VOICES, 0.5)
+    for controls in (Controls(density=0.25), Controls(density=0.25, max_hits_per_voice=4)):
+        hits = shape_pattern(probabilities, velocities, offsets, tuned, controls, calibration).steps[..., HIT] > 0
+        assert hits[4::8, 1].all() and hits[0::16, 0].all(), controls
+        assert (hits.sum(axis=0) <= controls.max_hits_per_voice).all()
 
 
 def test_hits_beyond_a_drummers_count_make_no_snare_roll() -> None:

@@ -515,8 +515,10 @@ def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     offsets = spread_offsets(offsets, hits, calibration.offset_sd)
     if controls.max_hits_per_voice < STEPS:
-        # Keep the most likely hits of each voice; stable sort keeps earlier steps on ties.
-        rank = np.argsort(np.argsort(-probabilities, axis=0, kind="stable"), axis=0, kind="stable")
+        # Keep the most likely of each voice's hits (a likelier cell not played takes no place
+        # from them: a thin pattern's backbeat stays); stable sort keeps earlier steps on ties.
+        played = np.where(hits, probabilities, -1.0)
+        rank = np.argsort(np.argsort(-played, axis=0, kind="stable"), axis=0, kind="stable")
         hits &= rank < controls.max_hits_per_voice
     played_offsets = np.clip(offsets * controls.humanise, -0.5, 0.499)
     steps = np.zeros((STEPS, NUM_VOICES, 3), np.float32)
