@@ -2,6 +2,8 @@
 and the next song started as the first one was."""
 from __future__ import annotations
 
+import logging
+
 import mido
 import numpy as np
 import pytest
@@ -139,6 +141,22 @@ def test_a_band_going_straight_into_the_next_song_starts_it_on_its_first_chord(g
     ons = [e for e in events if e.time > last_line + 0.1]
     assert ons and min(e.time for e in ons) - next_song < 0.06
     assert CRASH in {e.message.note for e in ons if e.time - next_song < 0.06}, "it comes in with a crash"
+
+
+def test_the_log_says_the_song_is_over_before_the_next_one_starts(generator, caplog) -> None:
+    """Session 42's rehearsal read "first note heard" in the log before the last song's "the song
+    is over": the note that starts the next song writes the ending's line first."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    next_song = first + 3 * BAR_S + BAR_S / 2
+    with caplog.at_level(logging.INFO):
+        run(engine, clock, next_song + BAR_S, notes=comping(first, 3) + comping(next_song, 1),
+            at=[(first + 2 * BAR_S + 1.3, engine.end)])
+    lines = [r.getMessage() for r in caplog.records]
+    over = [i for i, line in enumerate(lines) if "song is over" in line]
+    heard = [i for i, line in enumerate(lines) if "first note heard" in line]
+    assert over and len(heard) >= 2 and over[0] < heard[-1], lines
 
 
 def test_a_player_back_before_the_rests_bar_line_keeps_the_song(generator) -> None:

@@ -1,4 +1,8 @@
 """The engine on a virtual clock: notes in → groove → pattern live, swap points, misses, actions."""
+import logging
+import math
+import time
+
 import mido
 import numpy as np
 
@@ -246,3 +250,22 @@ def test_the_players_tick_waits_for_no_lock_a_slower_thread_holds(generator) -> 
         assert done.wait(5), "tick waited for the engine lock"
     t.join(5)
     assert "player" not in seen                    # and it ran nobody's callbacks
+
+
+def test_a_hammered_button_writes_a_few_log_lines(generator, caplog) -> None:
+    """Freeze, clear, resample and prior each say so in the log (session 42's rehearsal found
+    resample silent), and a pad hammered (a stuck controller) writes a few lines, not one a press."""
+    from appliance.core.engine import BUTTON_LOG_S
+    engine = make_engine(generator)
+    with caplog.at_level(logging.INFO, logger="appliance.core.engine"):
+        engine.resample()
+        assert len(caplog.records) == 1
+        started = time.monotonic()
+        for _ in range(50):
+            engine.resample()
+            engine.freeze()
+        elapsed = time.monotonic() - started
+    lines = [r for r in caplog.records if r.name == "appliance.core.engine"]
+    # the 1st and 10th of each kind, and each kind again once a BUTTON_LOG_S (a slow, loaded machine)
+    assert 3 <= len(lines) <= 5 + 2 * math.ceil(elapsed / BUTTON_LOG_S), [r.getMessage() for r in lines]
+    engine.close()

@@ -711,3 +711,21 @@ def test_a_figure_s_own_last_note_with_scattered_velocities_is_seldom_heard_as_a
     3.4 %; the step against its own level in the pass before alone measured 18.7 %)."""
     from training.push_scatter import false_pushes
     assert false_pushes(8, 200, np.random.default_rng(36)) < 0.10
+
+
+def test_a_lift_brings_back_what_a_thinner_groove_let_go() -> None:
+    """The engine's lift (the band back in on a phrase head) restores the steps a breakdown let
+    go, as they were, at once; with nothing let go it changes nothing."""
+    eighths, downbeats = list(range(0, STEPS, 2)), [0, 16]
+    looper = Looper(Memory(forget_passes=8, section_change=0.3))
+    assert not looper.bring_back()
+    for k in range(3):
+        play_pass(looper, k, eighths)
+    for k in (3, 4):
+        play_pass(looper, k, downbeats)                 # a breakdown: whole notes
+    looper.advance(5 * STEPS)
+    assert looper.groove.steps[:, HIT].sum() == 2
+    looper.record(5 * STEPS, 0.9)                       # the big chord on the 1
+    assert looper.bring_back()
+    assert all(looper.groove.steps[eighths, HIT] == 1) and looper.groove.steps[:, HIT].sum() == len(eighths)
+    assert not looper.bring_back()

@@ -121,3 +121,78 @@ def test_the_priors_groove_holds_while_nothing_is_played(generator) -> None:
     drawn = engine.pattern.steps[..., HIT].copy()
     run(engine, clock, first + 14 * BAR_S)
     assert (engine.pattern.steps[..., HIT] == drawn).all()
+
+
+def held(start: float, bars: int, velocity: int, notes=(43, 31)) -> list[tuple[float, mido.Message]]:
+    """A whole note a bar (the left hand of a breakdown), let go just before the next bar."""
+    out = []
+    for bar in range(bars):
+        t = start + bar * BAR_S
+        for n in notes:
+            out.append((t, mido.Message("note_on", note=n, velocity=velocity)))
+            out.append((t + BAR_S * 0.95, mido.Message("note_off", note=n, velocity=0)))
+    return out
+
+
+def hits_per_bar(events, first: float, bars: range) -> dict[int, int]:
+    return {bar: sum(1 for e in events if first + (bar - 1) * BAR_S - 0.03 <= e.time < first + bar * BAR_S - 0.03)
+            for bar in bars}
+
+
+def band(start: float, bars: int, velocity: int) -> list[tuple[float, mido.Message]]:
+    """The rehearsal's full comp: octave bass on the beats, a triad on every eighth (the "&" of 2
+    and 4 accented)."""
+    out = []
+    for bar in range(bars):
+        s = start + bar * BAR_S
+        for beat in range(4):
+            for n, v in ((43, velocity - 4), (31, velocity - 8)):
+                t = s + beat * BAR_S / 4
+                out += [(t, mido.Message("note_on", note=n, velocity=v)),
+                        (t + BAR_S * 0.22, mido.Message("note_off", note=n, velocity=0))]
+        for eighth in range(8):
+            v = velocity - 14 + (10 if eighth in (2, 6) else 0)
+            t = s + eighth * BAR_S / 8
+            for n in (67, 71, 74):
+                out += [(t, mido.Message("note_on", note=n, velocity=v)),
+                        (t + BAR_S * 0.1, mido.Message("note_off", note=n, velocity=0))]
+    return out
+
+
+def test_the_band_back_on_a_phrase_head_brings_the_groove_back_at_once(generator) -> None:
+    """Session 42's rehearsal: four bars of whole notes (a breakdown) thinned the groove just as
+    the band came back on bar 13 with a big chord ringing two beats, the comp in on beat 3; the
+    drums played the breakdown's thin pattern through bars 13 and 14 (12-15 hits a bar against
+    about 19 before it). The lift brings the groove back at the chord."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=0)
+    first = 0.5
+    back = first + 12 * BAR_S
+    chord = [(back, mido.Message("note_on", note=n, velocity=118)) for n in (31, 43, 67, 71, 74, 79, 83)]
+    chord += [(back + BAR_S / 2, mido.Message("note_off", note=n, velocity=0)) for n in (31, 43, 67, 71, 74, 79, 83)]
+    comp_in = [item for item in band(back, 1, 100) if item[0] >= back + BAR_S / 2]       # beats 3 and 4
+    notes = band(first, 8, 92) + held(first + 8 * BAR_S, 4, 70) + chord + comp_in + band(back + BAR_S, 3, 100)
+    events = run(engine, clock, back + BAR_S / 4, notes=notes)
+    eighths = engine.groove.steps[0::2, HIT]
+    assert eighths.all(), "the comp's eighths are the groove again from the chord on"
+    events += run(engine, clock, back + 4 * BAR_S, notes=[item for item in notes if item[0] >= clock.now])
+    counts = hits_per_bar(events, first, range(1, 17))
+    before = sum(counts[bar] for bar in range(5, 9)) / 4
+    assert 13 in crash_bars(events, first), "the lift's crash"
+    assert counts[13] + counts[14] >= 0.9 * 2 * before, counts
+
+
+def test_clear_pressed_while_playing_keeps_the_form(generator) -> None:
+    """Session 42's rehearsal pressed clear on the "&" of 1 in bar 19 and played on: the box took
+    the next note for a new start, crashed on bar 20 and ended its next phrase a bar early. The
+    form goes on; the player back two bars after a clear is a new start as before."""
+    first = 0.5
+    pressed = first + 18 * BAR_S + BAR_S / 8
+    for play_on, crash_on in ((True, 25), (False, 21)):
+        clock = Clock()
+        engine = engine_with(generator, clock, end_after_bars=0)
+        later = comping(pressed + BAR_S / 8, 8, 80) if play_on else comping(first + 20 * BAR_S, 6, 80)
+        events = run(engine, clock, first + 26 * BAR_S, notes=comping(first, 18, 80) + later, at=[(pressed, engine.clear)])
+        bars = crash_bars(events, first)
+        assert 17 in bars and crash_on in bars, (play_on, bars)
+        assert not bars & {19, 20} and (play_on or 25 not in bars), (play_on, bars)

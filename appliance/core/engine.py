@@ -15,6 +15,7 @@ import numpy as np
 
 from appliance.core.generator import Controls, Generator
 from appliance.core import dynamics, listening
+from appliance.core.clock import RateLimitedLog
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
 from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT,
                                    HIT, Groove, Pattern, quantise)
@@ -39,6 +40,8 @@ PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar l
 
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
+BUTTON_LOG_S = 1.0   #: a button's log line (freeze, clear, resample, prior) again after this long, else 1st, 10th, 100th …
+PLAYS_ON = STEPS_PER_BEAT * 2   #: clear pressed within this (steps) of notes on both sides: the player plays on, the form goes on
 LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord
 LIFT = 1.3         #: a note on a phrase's first bar line this many times as loud as the player's level ...
 LIFT_BY = 16       #: ... and this much louder (velocity) marks it with a crash: the band lifts into a chorus
@@ -259,9 +262,11 @@ class Engine:
         self._back: Back | None = None                 # ... how it came back into the form (None: phrases began again)
         self._ended = False                            # the song ended: silent until the next song's first note
         self._said: deque[str] = deque(maxlen=16)      # log lines of the player's thread, written by others
+        self._buttons = RateLimitedLog(log, every_s=BUTTON_LOG_S)   # a pad hammered is said now and then
         self._no_end_before = -math.inf                # a rest's ending called off: none again before this step
         self._lift: Lift | None = None                 # a lift marked, until a bar later tells whether the band stayed up
         self._heard_notes: deque[tuple[float, int]] = deque()   # (position, velocity) of the last pass's notes: the level a lift is from
+        self._plays_on = -math.inf   # cleared while the player played: a note before this position goes on in the form
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -326,6 +331,7 @@ class Engine:
             if self._ended:         # the next song: the player plays again once the clock runs
                 self._ended = False
                 self._player.resume()
+        self.flush_news()           # "the song is over" before the next song's start is logged
         starter = self.starter
         if starter is not None and starter.waiting:
             # the note that starts the loop is its downbeat: play it, at the note's level by the law
@@ -337,36 +343,47 @@ class Engine:
             return
         position = self._transport.position(t)
         rest = self._rest_bars(position)
-        comes_in = (self._looper.groove.is_empty or rest > 0   # the start, a return
+        comes_in = ((self._looper.groove.is_empty and position >= self._plays_on) or rest > 0   # the start, a return
                     or self._back_from_hold(position))
+        self._plays_on = -math.inf
         back = self._back_in_the_form(position, rest) if comes_in else None
         lands = self._run_lands(position, message.note, message.velocity, comes_in, back is not None)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
-            if comes_in:
-                self._back = back
-                if back is not None:
-                    self._player.back_in(position)
-                else:
-                    self._player.mark(position, t, begins=True)
-            elif lands is Landing.PICKUP:
-                self._player.pickup(position, t, begins=self._begins_where_it_lands(position))
-            elif lands is Landing.BACK_IN:
-                self._player.pickup(position, t, begins=False)
-            else:
-                self._mark_lift(position, t, message.velocity)
+            lifted = self._marks(position, t, message.velocity, comes_in, back, lands)
             self._follow_lift(position, message.velocity)
             self._player.resting = False
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
                     self._ask(t)
-            if self._looper.record(position, message.velocity / 127.0):
+            changed = self._looper.record(position, message.velocity / 127.0)
+            if lifted:   # after the record: a lift on the loop point ends the pass that thins the groove
+                changed = self._looper.bring_back() or changed
+            if changed:
                 self._prior = False
                 self._notify("groove")
                 if not self._frozen:
                     self._ask(t)
         self._deliver()
+
+    def _marks(self, position: float, t: float, velocity: int, comes_in: bool, back: Back | None,
+               lands: Landing | None) -> bool:
+        """What a note marks for the phrasing (under the lock): the player coming in or back, a
+        pickup or a run back in, else perhaps a lift (then True)."""
+        if comes_in:
+            self._back = back
+            if back is not None:
+                self._player.back_in(position)
+            else:
+                self._player.mark(position, t, begins=True)
+        elif lands is Landing.PICKUP:
+            self._player.pickup(position, t, begins=self._begins_where_it_lands(position))
+        elif lands is Landing.BACK_IN:
+            self._player.pickup(position, t, begins=False)
+        else:
+            return self._mark_lift(position, t, velocity)
+        return False
 
     # -- the player's side -------------------------------------------------------------------
     def tick(self, t: float) -> list[Event]:
@@ -522,15 +539,17 @@ class Engine:
         level = sum(louder) / len(louder)
         return level if velocity >= LIFT * level and velocity >= level + LIFT_BY else None
 
-    def _mark_lift(self, position: float, t: float, velocity: int) -> None:
-        """A lift into a new phrase (:meth:`_lifts`) gets its crash (under the lock)."""
+    def _mark_lift(self, position: float, t: float, velocity: int) -> bool:
+        """A lift into a new phrase (:meth:`_lifts`) gets its crash (under the lock); whether it
+        is one (the caller then brings back what a thinner groove let go: the band is back)."""
         level = self._lifts(position, velocity)
         if level is None:
-            return
+            return False
         self._player.mark(position, t, lift=True)
         downbeat = round(position / STEPS_PER_BAR) * STEPS_PER_BAR
         if self._lift is None or self._lift.downbeat != downbeat:   # the level before the chord's first note
             self._lift = Lift(downbeat, level)
+        return True
 
     def _follow_lift(self, position: float, velocity: int) -> None:
         """The first note in the bar after a lift's: if the player stayed up through the lift's bar
@@ -667,6 +686,7 @@ class Engine:
             self._pickup_to = self._run = self._back = None
             self._lift = None
             self._heard_notes.clear()
+            self._plays_on = -math.inf
             self._rest = 0
             self._player.resting = False
             self._loudest = 0.0
@@ -750,20 +770,26 @@ class Engine:
             if not self._frozen:
                 self._ask(self._clock())
             frozen = self._frozen
-        log.info("freeze %s", "on" if frozen else "off")
+        self._button("freeze", "freeze %s", "on" if frozen else "off")
         self._deliver()
         return frozen
 
     def clear(self) -> None:
-        """Empty the overdub; the drums go on from the prior until something is played."""
+        """Empty the overdub; the drums go on from the prior until something is played. Pressed
+        while the player plays (a note ``PLAYS_ON`` before it, and the next within ``PLAYS_ON``
+        after it), the form goes on: that note is no new start (no crash, phrases count on)."""
+        t = self._clock()
         with self._lock:
+            position = self._transport.position(t) if self._transport.running else math.inf
+            silence = self._looper.silence(position)
+            self._plays_on = position + PLAYS_ON if silence is not None and silence < PLAYS_ON else -math.inf
             self._looper.clear()
             self._pickup_to = self._run = None
             self._loudest = 0.0   # a new song: its own loudest
             self._notify("groove")
             if not self._frozen:
                 self._ask(self._clock())
-        log.info("overdub cleared")
+        self._button("clear", "overdub cleared")
         self._deliver()
 
     def end(self) -> bool:
@@ -806,6 +832,7 @@ class Engine:
             self._eps = self.generator.new_eps()
             self._opens = False
             self._ask(self._clock(), force=True)
+        self._button("resample", "resample: a new variation of the groove")
 
     def prior(self) -> None:
         """From scratch: z from the prior, until the groove changes again."""
@@ -813,6 +840,12 @@ class Engine:
             self._eps = self.generator.new_eps()
             self._prior = True
             self._ask(self._clock(), force=True)
+        self._button("prior", "prior: a new groove from scratch, until you play")
+
+    def _button(self, kind: str, text: str, *args: object) -> None:
+        """A button's log line, rate-limited (``BUTTON_LOG_S``); written now (no lock held)."""
+        self._buttons.note(kind, logging.INFO, text, *args)
+        self._buttons.flush()
 
     def set_controls(self, **changes: object) -> Controls:
         """Change knobs (e.g. density=0.7); they take effect at the next regeneration."""

@@ -24,7 +24,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   one chord a bar); a part left out, one half of a 4-bar phrase, or one bar's worth fades as
   above. They come back together when the player plays ``RETURN_FIRST_BEAT`` of them in the
   first beat of a bar, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
-  in); not played again, they go at that pass's end again.
+  in), or lifts back in on a phrase head (``bring_back``: the engine hears the lift); not played
+  again, they go at that pass's end again.
 - A change of feel: steps of the groove that a pass played in both bars left out, each beside a
   step it played new with its note ``MOVED_BY`` or more away (straight eighths to a shuffle's,
   the "&" moved to the "a"), go at its end when they are ``MOVED_STEPS`` or more in both bars and
@@ -445,10 +446,24 @@ class Looper:
         first_beat = step - bar < STEPS_PER_BEAT and again[bar:bar + STEPS_PER_BEAT].sum() >= RETURN_FIRST_BEAT
         if not first_beat and again.sum() < RETURN_SHARE * thinned.sum():
             return
-        back = thinned & ~self._now
+        self._restore_thinned()
+
+    def _restore_thinned(self) -> None:
+        back = (self._thinned[:, HIT] > 0) & ~self._now
         self._steps[back] = self._thinned[back]
         self._stamp[back] = self._played
         self._thinned[:] = 0.0
+
+    def bring_back(self) -> bool:
+        """The steps a thinner groove let go come back at once, as they were: the band lifts back
+        in on a phrase head (the engine's lift) with a chord that rings before the comp comes
+        back. Whether any did."""
+        with self._lock:
+            if not (self._thinned[:, HIT] > 0).any():
+                return False
+            self._restore_thinned()
+            self._publish()
+            return True
 
     def _forget(self, finished: np.ndarray) -> None:
         n = self._memory.forget_passes
