@@ -269,3 +269,12 @@ def test_a_hammered_button_writes_a_few_log_lines(generator, caplog) -> None:
     # the 1st and 10th of each kind, and each kind again once a BUTTON_LOG_S (a slow, loaded machine)
     assert 3 <= len(lines) <= 5 + 2 * math.ceil(elapsed / BUTTON_LOG_S), [r.getMessage() for r in lines]
     engine.close()
+
+
+def test_freeze_and_unfreeze_within_a_second_are_both_logged(generator, caplog) -> None:
+    """The log says where freeze ended up: on and off are told apart by the rate limit."""
+    engine = make_engine(generator)
+    with caplog.at_level(logging.INFO, logger="appliance.core.engine"):
+        assert engine.freeze() is True and engine.freeze() is False
+    assert len([r for r in caplog.records if r.name == "appliance.core.engine"]) == 2
+    engine.close()

@@ -532,3 +532,22 @@ def test_hits_beyond_a_drummers_count_keep_the_drummers_time() -> None:
     own = float(np.median(steps[0::2, 2, OFFSET][steps[0::2, 2, HIT] > 0]))
     assert abs(float(added.mean()) - own) < 0.02, (added.mean(), own)
     assert added.std() > 0.02, "the model's spread around it stays"
+
+
+def test_a_swung_hat_lines_added_sixteenths_swing_with_it() -> None:
+    """The drummer's own e and a (four or more) set the time of the added ones: a swung line's
+    added e play as late as its own a, not on the beats' time."""
+    probabilities = np.full((STEPS, NUM_VOICES), 0.01, np.float32)
+    probabilities[0::2, 2] = 0.95
+    probabilities[3::4, 2] = 0.9                             # the drummer's own "a"s, swung
+    probabilities[1::4, 2] = 0.1                             # the "e"s, for more energy
+    probabilities[0::8, 0], probabilities[4::8, 1] = 0.9, 0.9
+    velocities = np.full((STEPS, NUM_VOICES), 0.6, np.float32)
+    offsets = np.zeros((STEPS, NUM_VOICES), np.float32)
+    offsets[1::2, 2] = 0.25
+    tuned = np.full(NUM_VOICES, 0.5)
+    steps = shape_pattern(probabilities, velocities, offsets, tuned, Controls(density=1.0)).steps
+    half = shape_pattern(probabilities, velocities, offsets, tuned, Controls(density=0.5)).steps
+    added = (steps[1::4, 2, HIT] > 0) & (half[1::4, 2, HIT] == 0)
+    assert added.sum() >= 4
+    assert np.allclose(steps[1::4, 2, OFFSET][added], 0.25, atol=0.02)   # the own "a"s' time

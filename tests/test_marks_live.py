@@ -123,7 +123,7 @@ def test_the_priors_groove_holds_while_nothing_is_played(generator) -> None:
     assert (engine.pattern.steps[..., HIT] == drawn).all()
 
 
-def held(start: float, bars: int, velocity: int, notes=(43, 31)) -> list[tuple[float, mido.Message]]:
+def held(start: float, bars: int, velocity: int, notes: tuple[int, ...] = (43, 31)) -> list[tuple[float, mido.Message]]:
     """A whole note a bar (the left hand of a breakdown), let go just before the next bar."""
     out = []
     for bar in range(bars):
@@ -135,6 +135,7 @@ def held(start: float, bars: int, velocity: int, notes=(43, 31)) -> list[tuple[f
 
 
 def hits_per_bar(events, first: float, bars: range) -> dict[int, int]:
+    """Drum hits in each bar (1 = the bar at ``first``), a hit up to 30 ms early counted in its bar."""
     return {bar: sum(1 for e in events if first + (bar - 1) * BAR_S - 0.03 <= e.time < first + bar * BAR_S - 0.03)
             for bar in bars}
 
@@ -196,3 +197,34 @@ def test_clear_pressed_while_playing_keeps_the_form(generator) -> None:
         bars = crash_bars(events, first)
         assert 17 in bars and crash_on in bars, (play_on, bars)
         assert not bars & {19, 20} and (play_on or 25 not in bars), (play_on, bars)
+
+
+def test_a_jump_after_a_clear_is_a_new_start(generator) -> None:
+    """A clear pressed while playing, then the song jumps back to its top (a master's Start): the
+    player coming in two bars later is a new start, with its crash (a code review: the clear's
+    "plays on" outlived the jump, by position)."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=0)
+    first = 0.5
+    pressed = first + 18 * BAR_S + BAR_S / 8
+    jump = pressed + 0.05
+    back = jump + 2 * BAR_S
+    events = run(engine, clock, back + 2 * BAR_S, notes=comping(first, 18, 80) + comping(back, 2, 80),
+                 at=[(pressed, engine.clear), (jump, lambda: engine.transport.start(jump, 0.0))])
+    assert 3 in crash_bars([e for e in events if e.time >= jump], jump), "the entry after the jump is marked"
+
+
+def test_a_one_off_lift_lets_the_breakdown_go_again(generator) -> None:
+    """A loud chord on a phrase head in a breakdown, and whole notes again: the groove it brought
+    back goes again at the next bar's first note (the band did not stay up)."""
+    clock = Clock()
+    engine = engine_with(generator, clock, end_after_bars=0)
+    first = 0.5
+    back = first + 12 * BAR_S
+    chord = [(back, mido.Message("note_on", note=n, velocity=118)) for n in (31, 43, 67, 71, 74)]
+    chord += [(back + BAR_S / 8, mido.Message("note_off", note=n, velocity=0)) for n in (31, 43, 67, 71, 74)]
+    notes = band(first, 8, 92) + held(first + 8 * BAR_S, 4, 70) + chord + held(back + BAR_S, 3, 70)
+    run(engine, clock, back + BAR_S / 4, notes=notes)
+    assert engine.groove.steps[0::2, HIT].all(), "the lift brought the eighths back"
+    run(engine, clock, back + BAR_S + BAR_S / 4, notes=[item for item in notes if item[0] >= clock.now])
+    assert engine.groove.steps[:, HIT].sum() <= 4, "the whole notes again: the eighths went again"

@@ -41,7 +41,8 @@ PUSH_HELD = 0.75               #: ... or sounding this many steps past the bar l
 __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecutor"]
 
 BUTTON_LOG_S = 1.0   #: a button's log line (freeze, clear, resample, prior) again after this long, else 1st, 10th, 100th …
-PLAYS_ON = STEPS_PER_BEAT * 2   #: clear pressed within this (steps) of notes on both sides: the player plays on, the form goes on
+PLAYS_ON = STEPS_PER_BEAT * 2   #: clear pressed within this (steps, and its time) of notes on both sides: the player plays on
+GONE = (-math.inf, -math.inf)   #: no clear pressed while the player played
 LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord
 LIFT = 1.3         #: a note on a phrase's first bar line this many times as loud as the player's level ...
 LIFT_BY = 16       #: ... and this much louder (velocity) marks it with a crash: the band lifts into a chorus
@@ -266,7 +267,7 @@ class Engine:
         self._no_end_before = -math.inf                # a rest's ending called off: none again before this step
         self._lift: Lift | None = None                 # a lift marked, until a bar later tells whether the band stayed up
         self._heard_notes: deque[tuple[float, int]] = deque()   # (position, velocity) of the last pass's notes: the level a lift is from
-        self._plays_on = -math.inf   # cleared while the player played: a note before this position goes on in the form
+        self._plays_on = GONE   # cleared while the player played: a note before this (position, time) goes on in the form
 
     # -- read-only views ---------------------------------------------------------------------
     @property
@@ -343,21 +344,22 @@ class Engine:
             return
         position = self._transport.position(t)
         rest = self._rest_bars(position)
-        comes_in = ((self._looper.groove.is_empty and position >= self._plays_on) or rest > 0   # the start, a return
+        plays_on = position < self._plays_on[0] and t < self._plays_on[1]
+        comes_in = ((self._looper.groove.is_empty and not plays_on) or rest > 0   # the start, a return
                     or self._back_from_hold(position))
-        self._plays_on = -math.inf
         back = self._back_in_the_form(position, rest) if comes_in else None
         lands = self._run_lands(position, message.note, message.velocity, comes_in, back is not None)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
+            self._plays_on = GONE
             lifted = self._marks(position, t, message.velocity, comes_in, back, lands)
-            self._follow_lift(position, message.velocity)
+            let_go = self._follow_lift(position, message.velocity)
             self._player.resting = False
             if self._rest:
                 self._rest = 0
                 if not self._frozen:
                     self._ask(t)
-            changed = self._looper.record(position, message.velocity / 127.0)
+            changed = self._looper.record(position, message.velocity / 127.0) or let_go
             if lifted:   # after the record: a lift on the loop point ends the pass that thins the groove
                 changed = self._looper.bring_back() or changed
             if changed:
@@ -551,25 +553,27 @@ class Engine:
             self._lift = Lift(downbeat, level)
         return True
 
-    def _follow_lift(self, position: float, velocity: int) -> None:
+    def _follow_lift(self, position: float, velocity: int) -> bool:
         """The first note in the bar after a lift's: if the player stayed up through the lift's bar
         (``LIFT_STAYS`` notes from its second beat on, their mean ``LIFT_BY`` / 2 over the level
         before), the form counts from the lift (a chorus); else (a one-off push, a hit, a rest
-        after it) it goes on as before. Every note is kept for a pass: the level a lift is from
-        (under the lock)."""
+        after it) it goes on as before, and what the lift brought back of a thinner groove goes
+        again (then True). Every note is kept for a pass: the level a lift is from (under the lock)."""
         self._heard_notes.append((position, velocity))
         while self._heard_notes[0][0] < position - STEPS:
             self._heard_notes.popleft()
         lift = self._lift
         if lift is None or position < lift.downbeat + STEPS_PER_BEAT:
-            return
+            return False
         if position < lift.downbeat + STEPS_PER_BAR:
             lift.notes += 1
             lift.velocities += velocity
-            return
+            return False
+        self._lift = None
         if position < lift.downbeat + 2 * STEPS_PER_BAR and lift.notes >= LIFT_STAYS and lift.velocities / lift.notes >= lift.level + LIFT_BY / 2:
             self._player.confirm_lift(lift.downbeat)
-        self._lift = None
+            return False
+        return self._looper.let_go_again()
 
     def _back_from_hold(self, position: float) -> bool:
         """A pickup after a hold (a fermata, the band holding): the first note off the bar line
@@ -686,7 +690,7 @@ class Engine:
             self._pickup_to = self._run = self._back = None
             self._lift = None
             self._heard_notes.clear()
-            self._plays_on = -math.inf
+            self._plays_on = GONE
             self._rest = 0
             self._player.resting = False
             self._loudest = 0.0
@@ -754,6 +758,7 @@ class Engine:
         with self._lock:    # the input thread reads what this resets
             self._pickup_to = self._run = self._lift = None
             self._heard_notes.clear()
+            self._plays_on = GONE   # a note after a jump is where the player comes in
         self._looper.relocate(position)
         if self._player.relocate(position):
             self._keys.relocate(position)
@@ -770,7 +775,7 @@ class Engine:
             if not self._frozen:
                 self._ask(self._clock())
             frozen = self._frozen
-        self._button("freeze", "freeze %s", "on" if frozen else "off")
+        self._button(f"freeze {'on' if frozen else 'off'}", "freeze %s", "on" if frozen else "off")
         self._deliver()
         return frozen
 
@@ -782,7 +787,8 @@ class Engine:
         with self._lock:
             position = self._transport.position(t) if self._transport.running else math.inf
             silence = self._looper.silence(position)
-            self._plays_on = position + PLAYS_ON if silence is not None and silence < PLAYS_ON else -math.inf
+            playing = silence is not None and silence < PLAYS_ON
+            self._plays_on = (position + PLAYS_ON, t + PLAYS_ON * 15.0 / self._transport.bpm) if playing else GONE
             self._looper.clear()
             self._pickup_to = self._run = None
             self._loudest = 0.0   # a new song: its own loudest

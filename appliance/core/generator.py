@@ -282,21 +282,33 @@ def pattern_hits_for(probabilities: np.ndarray, bias: np.ndarray, density: float
     return choose_hits_for(probabilities, bias, counts, sure, first=backbone)
 
 
+FEEL_HITS = 4   #: a voice's own hits on one kind of step (beats and "&"s, or e and a) that set their time
+SWING = 1 / 3   #: ... at most this far (steps) off the grid: sixteenths swung as triplets
+
+
 def on_their_time(hits: np.ndarray, own: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The hits beyond the drummer's own (``own``: density 0.5's), per voice, centred on the
-    median timing of the voice's own hits (none: the grid; clipped to ±0.1 of a step), each as
-    far from it as the model put it from their mean. The model's offset for a cell it did not
-    expect leans one way: at density 1 over straight eighths its e and a hats came 0.15 of a
-    step behind the beats and "&"s, a limp (GMD's busy hat lines play them even)."""
+    """The hits beyond the drummer's own (``own``: density 0.5's), per voice and per kind of step
+    (the beats and "&"s, or the e and a between them), centred on the median timing of the voice's
+    own hits there (fewer than ``FEEL_HITS`` there: of all its own hits; none at all: the grid;
+    at most ``SWING`` off it), each as far from it as the model put it from their mean. The model's offset for a cell
+    it did not expect leans one way: at density 1 over straight eighths its e and a hats came
+    0.15 of a step behind the beats and "&"s, a limp (GMD's busy hat lines play them even); a
+    swung line's own e and a keep the added ones as late as they are."""
     extra = hits & ~own
     if not extra.any():
         return offsets
     offsets = offsets.copy()
+    between = np.arange(len(hits)) % 2 == 1
     for voice in np.flatnonzero(extra.any(axis=0)):
-        mine, added = own[:, voice], extra[:, voice]
-        feel = float(np.clip(np.median(offsets[mine, voice]), -0.1, 0.1)) if mine.any() else 0.0
-        placed = offsets[added, voice]
-        offsets[added, voice] = np.clip(feel + placed - placed.mean(), -0.5, 0.499)
+        mine = own[:, voice]
+        for kind in (~between, between):
+            added = extra[:, voice] & kind
+            if not added.any():
+                continue
+            like = mine & kind if (mine & kind).sum() >= FEEL_HITS else mine
+            feel = float(np.clip(np.median(offsets[like, voice]), -SWING, SWING)) if like.any() else 0.0
+            placed = offsets[added, voice]
+            offsets[added, voice] = np.clip(feel + placed - placed.mean(), -0.5, 0.499)
     return offsets
 
 

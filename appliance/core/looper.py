@@ -113,6 +113,7 @@ class Looper:
         self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
         self._offsets_then = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
         self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
+        self._brought = np.zeros(STEPS, bool)            # ... and those a lift brought back in this pass
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -311,6 +312,7 @@ class Looper:
             self._steady[:] = False
             self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
+            self._brought[:] = False
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -326,6 +328,7 @@ class Looper:
             self._history[:] = np.where(self._held, 0b11, 0).astype(np.uint64)   # a saved groove is no one-off
             self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
+            self._brought[:] = False
             self._older = self._held.copy()
             self._going, self._section_age = True, 0
             self._learned, self._learn_end = True, math.inf
@@ -346,6 +349,7 @@ class Looper:
             self._last = np.where(finished, self._steps[:, VELOCITY], np.nan).astype(np.float32)
         self._pass = now_pass
         self._now[:] = False
+        self._brought[:] = False
         if finished.any():
             self._rest_passes = crossed - 1   # passes skipped by a jump held nothing either
             self._played += 1
@@ -448,11 +452,13 @@ class Looper:
             return
         self._restore_thinned()
 
-    def _restore_thinned(self) -> None:
+    def _restore_thinned(self) -> np.ndarray:
+        """The steps a thinner groove let go back in the groove (those not played again already): which."""
         back = (self._thinned[:, HIT] > 0) & ~self._now
         self._steps[back] = self._thinned[back]
         self._stamp[back] = self._played
         self._thinned[:] = 0.0
+        return back
 
     def bring_back(self) -> bool:
         """The steps a thinner groove let go come back at once, as they were: the band lifts back
@@ -461,7 +467,21 @@ class Looper:
         with self._lock:
             if not (self._thinned[:, HIT] > 0).any():
                 return False
-            self._restore_thinned()
+            self._brought = self._restore_thinned()
+            self._publish()
+            return True
+
+    def let_go_again(self) -> bool:
+        """What :meth:`bring_back` brought back in this pass and the player has not played since
+        goes again, kept aside as before (the lift was a one-off: the band did not stay up).
+        Whether any did."""
+        with self._lock:
+            gone = self._brought & ~self._now & (self._steps[:, HIT] > 0)
+            self._brought[:] = False
+            if not gone.any():
+                return False
+            self._thinned[gone] = self._steps[gone]
+            self._steps[gone] = 0.0
             self._publish()
             return True
 
