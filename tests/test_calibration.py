@@ -2,6 +2,7 @@
 (0.5 plays as many hits as the drummers did over the same grooves, 0.25 half, 0.75 one and a half
 times, 1 at most twice, 0 sparse but not silent) and velocities spread as a drummer's."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,34 @@ def test_calibration_can_fit_on_people_as_well_as_drummers_and_the_target_stays_
     assert np.array_equal(grooves[12:], humanize.human_set(patterns, "hands", humanize.SEED_VALIDATION))
     with pytest.raises(SystemExit, match="--inputs"):
         calibrate.main(["--inputs", "drummers,robots", "models/groove-vae"])
+
+
+def test_the_cards_validation_figures_are_what_the_box_plays_now(validation) -> None:
+    """The figures stored beside the fit are the chooser's of today, not of the day it was fitted
+    (``python -m training.calibrate --refresh`` measures them again)."""
+    patterns, predictions, card = validation
+    stored = card["calibration"]["validation"]
+    drummers = float((patterns[..., HIT] > 0.5).sum(axis=(1, 2)).mean())
+    for density, hits in stored["hits"].items():
+        now = float(hits_at(float(density), predictions, card).mean()) / drummers
+        then = hits / stored["drummers_hits"]
+        assert abs(now - then) <= 0.06 * then + 0.02, (density, round(now, 3), round(then, 3))
+
+
+def test_refresh_stores_the_figures_again_and_refits_nothing(tmp_path: Path, model_dir: Path) -> None:
+    from training import calibrate
+    if not (ds.gmd_dir() / "info.csv").exists():
+        pytest.skip("GMD_DIR is missing: --refresh measures on the validation split")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    card = json.loads((copy / "model.json").read_text())
+    card["calibration"]["validation"]["hits"] = {"0.5": 1.0}   # a stale figure
+    (copy / "model.json").write_text(json.dumps(card))
+    calibrate.main(["--refresh", str(copy)])
+    after = json.loads((copy / "model.json").read_text())["calibration"]
+    assert after["voice_bias"] == card["calibration"]["voice_bias"]
+    assert after["count_scale"] == card["calibration"]["count_scale"]
+    assert set(after["validation"]["hits"]) == {"0", "0.25", "0.5", "0.75", "1"}
+    assert 0.9 <= after["validation"]["hits"]["0.5"] / after["validation"]["drummers_hits"] <= 1.1
+    with pytest.raises(SystemExit, match="--refresh"):
+        calibrate.main(["--refresh", "--inputs", "hands", str(copy)])

@@ -23,7 +23,9 @@ the target is always the drummer's pattern): tried and not taken, see docs/ARCHI
 
 The figures it fitted with (validation hits per window at each density, generated vs drummers)
 are stored beside them. The int8 graphs are used, as the box plays them. Run it after every
-export (``make train`` does); ``--check`` only prints the current model's figures. Never the test split.
+export (``make train`` does); ``--check`` only prints the current model's figures; ``--refresh``
+stores them again, the fitted values as they are (after a change to how the box chooses its hits,
+which moves the figures but not the fit). Never the test split.
 """
 from __future__ import annotations
 
@@ -123,18 +125,45 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
     return out
 
 
+def store(path: Path, card: dict, calibration: Calibration, result: dict, kinds: tuple[str, ...],
+          refit: bool = True) -> None:
+    """Write the calibration and its validation figures into the card at ``path``; without
+    ``refit``, the figures only (the fitted values stay as they are)."""
+    if not refit:
+        card["calibration"]["validation"] = result
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        log.info("stored the calibration's figures again in %s (nothing refitted)", path)
+        return
+    card["calibration"] = {
+        "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
+        "offset_sd": calibration.offset_sd,
+        "voice_bias": list(calibration.voice_bias or []) or None,
+        "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs"
+                     + ("" if kinds == ("drummers",) else f", each loop as {', '.join(kinds)} input "
+                        f"(training/humanize.py, seed {humanize.SEED_VALIDATION})"),
+        "command": COMMAND, "validation": result,
+    }
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    log.info("wrote the calibration into %s", path)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=REPO / "models" / "groove-vae")
     p.add_argument("--gmd-dir", default=None)
     p.add_argument("--check", action="store_true", help="print the stored calibration's figures only")
+    p.add_argument("--refresh", action="store_true",
+                   help="measure the stored calibration's figures again and store them (nothing refitted)")
     p.add_argument("--inputs", default="drummers",
                    help="comma-separated kinds of input to fit on: drummers (default), keys, hands")
     args = p.parse_args(argv)
     kinds = tuple(k.strip() for k in args.inputs.split(",") if k.strip())
     if not kinds or set(kinds) - set(KINDS):
         raise SystemExit(f"calibrate: --inputs takes {', '.join(KINDS)}, comma-separated; got {args.inputs!r}")
+    if args.refresh and kinds != ("drummers",):
+        raise SystemExit("calibrate: --refresh measures the stored fit on the drummers' grooves, as it was "
+                         "fitted; to fit on other inputs, leave --refresh out")
     path = args.model_dir / "model.json"
     if not path.exists():
         raise SystemExit(f"calibrate: {args.model_dir} holds no model.json (export a model first)")
@@ -146,20 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = np.asarray(card["thresholds"], np.float32)
     grooves, patterns = inputs_of(val, kinds)
     probabilities, velocities, offsets = predict(args.model_dir, grooves)
-    calibration = Calibration.from_card(card) if args.check else fit(probabilities, patterns, thresholds)
+    stored = args.check or args.refresh
+    calibration = Calibration.from_card(card) if stored else fit(probabilities, patterns, thresholds)
     result = figures(probabilities, velocities, offsets, patterns, thresholds, calibration)
-    if not args.check:
-        card["calibration"] = {
-            "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
-            "offset_sd": calibration.offset_sd,
-            "voice_bias": list(calibration.voice_bias or []) or None,
-            "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs"
-                         + ("" if kinds == ("drummers",) else f", each loop as {', '.join(kinds)} input "
-                            f"(training/humanize.py, seed {humanize.SEED_VALIDATION})"),
-            "command": COMMAND, "validation": result,
-        }
-        path.write_text(json.dumps(card, indent=2) + "\n")
-        log.info("wrote the calibration into %s", path)
+    if args.refresh or not args.check:
+        store(path, card, calibration, result, kinds, refit=not args.refresh)
     print(f"count_scale {calibration.count_scale:.4f}, velocity_sd {calibration.velocity_sd:.4f} "
           f"({calibration.velocity_sd * 127:.1f} of 127)")
     print(f"validation ({result['windows']} windows, {', '.join(kinds)}): drummers play {result['drummers_hits']:.1f} hits per 2 bars")
