@@ -326,6 +326,98 @@ def test_a_new_section_takes_over_after_one_pass() -> None:
     assert set(np.flatnonzero(looper.groove.steps[:, HIT])) == set(chorus)
 
 
+VERSE = [0, 3, 6, 10, 16, 19, 22, 28]             #: a verse figure ...
+CHORUS = [0, 4, 8, 11, 12, 16, 20, 24, 27, 28]    #: ... and a chorus on other steps (overlap 0.2)
+
+
+def steps_of(looper: Looper) -> set[int]:
+    return set(np.flatnonzero(looper.groove.steps[:, HIT]))
+
+
+def test_a_section_heard_before_comes_back_from_its_first_beats() -> None:
+    """Verse, chorus, verse: the second verse's groove is back once three of its steps, two of
+    them not the chorus's, were played in its first bar (step 6: beat 2's "&"), not a pass later."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, VERSE)
+    for k in range(4, 6):
+        play_pass(looper, k, CHORUS)
+    assert steps_of(looper) == set(CHORUS)
+    looper.advance(6 * STEPS)
+    sections = looper.sections
+    looper.record(6 * STEPS + 0, 0.8)
+    looper.record(6 * STEPS + 3, 0.8)
+    assert steps_of(looper) >= set(CHORUS) - {0}, "two notes are not yet the verse"
+    looper.record(6 * STEPS + 6, 0.8)
+    assert steps_of(looper) == set(VERSE), "the verse, both bars, as it was"
+    for step in VERSE[3:]:
+        looper.record(6 * STEPS + step, 0.8)
+    looper.advance(7 * STEPS)
+    assert steps_of(looper) == set(VERSE)
+    assert looper.sections == sections + 1, "the pass's end still hears a new section (its crash, its phrasing)"
+    play_pass(looper, 7, VERSE)
+    play_pass(looper, 8, CHORUS[:3])
+    assert steps_of(looper) == set(CHORUS), "and the chorus again, its groove kept when the verse came back"
+
+
+@pytest.mark.parametrize("bar", [
+    [0, 2, 6],           # a note off the verse's steps
+    [0, 3],              # two notes only
+    [0, 4, 6, 8],        # the chorus's own steps with one of the verse's
+])
+def test_notes_that_are_not_a_bar_of_a_section_heard_before_do_not_bring_it_back(bar) -> None:
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, VERSE)
+    for k in range(4, 6):
+        play_pass(looper, k, CHORUS)
+    play_pass(looper, 6, bar)
+    assert set(CHORUS) - set(bar) <= steps_of(looper), "still the chorus, the notes overdubbed"
+
+
+def test_a_breakdown_on_a_sections_beats_does_not_bring_the_whole_section_back() -> None:
+    """Most of a remembered section's steps up to there must be played: three of a busy
+    figure's eight in a bar are a reduction of it, not the figure."""
+    busy = [0, 2, 3, 5, 6, 8, 10, 11, 16, 18, 19, 21, 22, 24, 26, 27]
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, busy)
+    for k in range(4, 6):
+        play_pass(looper, k, CHORUS)
+    play_pass(looper, 6, [2, 5, 10])
+    assert not set(busy) - {2, 5, 10} <= steps_of(looper)
+
+
+def test_sections_are_not_known_again_without_section_change_or_forgetting() -> None:
+    for memory in (Memory(forget_passes=4, section_change=0.0), Memory(forget_passes=0, section_change=0.3)):
+        looper = Looper(memory)
+        for k in range(4):
+            play_pass(looper, k, VERSE)
+        for k in range(4, 6):
+            play_pass(looper, k, CHORUS)
+        play_pass(looper, 6, VERSE[:3])
+        assert set(CHORUS) - {0} <= steps_of(looper)
+
+
+def test_clear_and_load_forget_the_sections_heard() -> None:
+    for reset in ("clear", "load"):
+        looper = Looper(Memory(forget_passes=4, section_change=0.3))
+        for k in range(4):
+            play_pass(looper, k, VERSE)
+        for k in range(4, 6):
+            play_pass(looper, k, CHORUS)
+        if reset == "clear":
+            looper.clear()
+            for k in range(6, 8):
+                play_pass(looper, k, CHORUS)
+        else:
+            looper.load(looper.groove)
+        looper.advance(8 * STEPS)
+        for step in VERSE[:3]:
+            looper.record(8 * STEPS + step, 0.8)
+        assert set(CHORUS) - {0} <= steps_of(looper), reset
+
+
 def test_a_variation_of_the_groove_is_no_new_section() -> None:
     looper = Looper(Memory(forget_passes=8, section_change=0.3))
     groove = [0, 4, 8, 12, 16, 20, 24, 28]

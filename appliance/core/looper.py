@@ -38,6 +38,12 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   steps, in the bars played, and ``RECALL_OWN`` of the pass's own), while the pass before went on
   with the groove, is none either: the other half of a 4-bar phrase after a pass laid out.
   0 turns it off.
+- A section heard before comes back at once: the grooves of the last ``SECTIONS_KEPT`` sections
+  left behind are remembered, and when a bar's notes so far (``KNOWN_NOTES`` or more, ``KNOWN_NEW``
+  of them new to the groove) all fall on one's steps and play ``KNOWN_COVER`` of its steps up to
+  there, that groove comes back, both bars, as it was: the second verse after a chorus, from its
+  first beats, not a pass later. The pass's end still hears a new section (its crash and its
+  phrasing are the new-section rule's, as before).
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
   ``silence`` tells the engine how long nothing was played and ``left_out`` how many steady steps of
   the groove went by unplayed meanwhile (the gaps of a sparse groove are no rest), and
@@ -76,6 +82,10 @@ MOVED_BY = 0.5          #: ... each note this many steps or more from where it w
 STEADY = 0.25           #: ... while the steps it played again sit within this (median, steps) of where they were (no drift)
 RETURN_FIRST_BEAT = 2   #: ... and come back together when the player plays this many of them in a bar's first beat
 RETURN_SHARE = 0.5      #: ... or this share of them in one pass
+SECTIONS_KEPT = 3       #: the grooves of this many sections left behind are remembered, to know them again
+KNOWN_NOTES = 3         #: a section comes back once this many steps of a bar are its, in the bar played so far ...
+KNOWN_NEW = 2           #: ... this many of them not in the groove the pass began with ...
+KNOWN_COVER = 0.75      #: ... and this share of its steps up to there played (not a few of its beats)
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
@@ -114,6 +124,9 @@ class Looper:
         self._offsets_then = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
         self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
         self._brought = np.zeros(STEPS, bool)            # ... and those a lift brought back in this pass
+        self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
+        self._known: list[np.ndarray] = []               # the grooves of sections left behind, latest first
+        self._knew = False                               # a section came back in the pass in progress
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -269,6 +282,7 @@ class Looper:
             self._stamp[step] = self._played
             cell[:] = (1.0, velocity, offset)
             self._bring_back(step)
+            self._know_again(step)
             before = (self._groove, self._assumed)
             self._publish()
             return (self._groove, self._assumed) != before
@@ -313,6 +327,8 @@ class Looper:
             self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
             self._brought[:] = False
+            self._began[:] = 0.0
+            self._known, self._knew = [], False
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -329,6 +345,8 @@ class Looper:
             self._dropped[:] = self._moved_away[:] = False
             self._thinned[:] = 0.0
             self._brought[:] = False
+            self._began = self._steps.copy()
+            self._known, self._knew = [], False
             self._older = self._held.copy()
             self._going, self._section_age = True, 0
             self._learned, self._learn_end = True, math.inf
@@ -356,7 +374,8 @@ class Looper:
             self._history = (self._history << np.uint64(1)) | finished.astype(np.uint64)
             present = self._steps[:, HIT] > 0
             if self._follow_section(finished):
-                self._steps[~finished & present] = 0.0   # a new section: the old groove goes
+                self._remember(self._began)               # a new section: the old groove goes, remembered
+                self._steps[~finished & present] = 0.0
                 self._thinned[:] = 0.0
                 self._sections += 1
             self._thin()
@@ -368,6 +387,8 @@ class Looper:
         if finished.any():
             self._older = self._held & present
         self._held = present
+        self._began = self._steps.copy()
+        self._knew = False
         self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
 
@@ -484,6 +505,43 @@ class Looper:
             self._steps[gone] = 0.0
             self._publish()
             return True
+
+    def _remember(self, groove: np.ndarray) -> None:
+        """Keep a section's groove (cells [32, 3]) left behind, the latest first: one like it (as
+        much in common as ``section_change`` or more) is that section, heard again."""
+        steps = groove[:, HIT] > 0
+        if steps.sum() < SECTION_MIN_STEPS:
+            return
+        change = self._memory.section_change
+        self._known = [groove.copy()] + [known for known in self._known
+                                         if _overlap(known[:, HIT] > 0, steps) < change][:SECTIONS_KEPT - 1]
+
+    def _know_again(self, step: int) -> None:
+        """A section heard before comes back: when the bar played so far (up to ``step``) has
+        ``KNOWN_NOTES`` or more steps, all of them a remembered section's, ``KNOWN_NEW`` of them not
+        in the groove the pass began with, and ``KNOWN_COVER`` of that section's steps up to there,
+        its groove comes back at once (a drummer who knows the chorus plays it from its first
+        beats, not a pass later). The pass's end still hears it as a new section (its crash and
+        phrasing as before). Once a pass; not without ``section_change`` or ``forget_passes``."""
+        if self._knew or not self._known or not self._memory.section_change or not self._memory.forget_passes:
+            return
+        bar = step - step % STEPS_PER_BAR
+        played = np.zeros(STEPS, bool)
+        played[bar:step + 1] = self._now[bar:step + 1]
+        if played.sum() < KNOWN_NOTES or (played & ~self._held).sum() < KNOWN_NEW:
+            return
+        for k, known in enumerate(self._known):
+            there = known[:, HIT] > 0
+            if (played & ~there).any() or played.sum() < KNOWN_COVER * there[bar:step + 1].sum():
+                continue
+            del self._known[k]
+            self._remember(self._began)
+            back = ~self._now
+            self._steps[back] = known[back]
+            self._stamp[back & there] = self._played
+            self._thinned[:] = 0.0
+            self._knew = True
+            return
 
     def _forget(self, finished: np.ndarray) -> None:
         n = self._memory.forget_passes
