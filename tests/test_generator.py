@@ -8,7 +8,7 @@ import pytest
 from appliance.core.model_files import MODEL_FILES
 from appliance.core import limbs
 from appliance.core.generator import (VELOCITY_FLOOR, Calibration, Controls, Generator, ModelError, density_multiple,
-                                      shape_pattern, target_hits)
+                                      shape_pattern, spread_offsets, target_hits)
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES, Groove
 
 
@@ -158,6 +158,54 @@ def test_tight_offsets_are_spread_as_a_drummer_plays_them_and_humanise_0_is_on_t
     assert np.array_equal(loose_enough.steps, tight.steps)      # already as loose as asked: as is
     grid = shape_pattern(probabilities, velocities, offsets, tuned, Controls(humanise=0.0), calibration)
     assert not grid.steps[..., OFFSET].any()
+
+
+def test_a_swing_is_kept_as_the_model_plays_it_and_only_the_strays_around_it_are_spread() -> None:
+    """Spread around the pattern's mean, a swing grows: e and a 0.24 late and the beats on the
+    grid became e and a 0.3 late and the beats early (session 43's rehearsal: the kicks on a
+    neo-soul's swung sixteenths 25 ms behind the keys). With ``offset_sd_within`` each voice's
+    timing on each kind of step stays the model's, and the hits stray around it to that SD."""
+    rng = np.random.default_rng(5)
+    between = (np.arange(STEPS) % 2 == 1)[:, None]
+    offsets = (np.where(between, 0.24, 0.0) + 0.03 * rng.standard_normal((STEPS, NUM_VOICES))).astype(np.float32)
+    offsets[:, 1] += 0.06                                   # the snare laid back
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[:, :3] = True                                       # kick, snare and hat on every sixteenth
+    whole = spread_offsets(offsets, hits, 0.16)
+    kept = spread_offsets(offsets, hits, 0.16, within=0.06)
+    odd, even = hits & between, hits & ~between
+    assert whole[odd].mean() - whole[even].mean() > 0.28, "spread as a whole, the swing grows"
+    assert kept[odd].mean() - kept[even].mean() == pytest.approx(offsets[odd].mean() - offsets[even].mean(), abs=1e-4)
+    assert kept[:, 1][hits[:, 1]].mean() - kept[:, 0][hits[:, 0]].mean() == pytest.approx(0.06, abs=0.01)
+    played = kept[:, :3]
+    centre = np.where(between, played[1::2].mean(axis=0), played[0::2].mean(axis=0))   # per voice, per kind
+    assert (played - centre).std() == pytest.approx(0.06, abs=0.004)
+    assert np.array_equal(spread_offsets(offsets, hits, 0.16, within=0.01), offsets), "loose enough already: as is"
+
+
+def test_over_a_swung_groove_the_real_models_beats_do_not_rush_nor_its_swing_grow(model_dir: Path) -> None:
+    """A comp on the sixteenths with its e and a a quarter of a step late: the kick and snare on
+    the beats and "&"s sit within 0.08 of a step of the grid, and their e and a no more than the
+    groove's swing behind them (the pattern spread around its mean put the snare's beats 0.13
+    early and the kick's e and a 0.36 behind its beats; session 43's rehearsal heard it drag)."""
+    generator = Generator(model_dir, seed=1)
+    steps = np.zeros((STEPS, 3), np.float32)
+    for bar in (0, 16):
+        for step in (0, 3, 6, 8, 10, 11, 14):
+            steps[bar + step] = (1.0, 0.7 if step % 4 == 0 else 0.55, 0.25 if step % 2 else 0.0)
+    between = np.arange(STEPS) % 2 == 1
+    offsets: dict[tuple[int, bool], list[float]] = {}
+    for seed in range(8):
+        eps = np.random.default_rng(seed).standard_normal(generator.latent_size).astype(np.float32)
+        pattern = generator.generate(Groove(steps), Controls(), eps)
+        for voice in (0, 1):                                   # kick, snare
+            hit = pattern.steps[:, voice, HIT] > 0
+            for kind in (False, True):
+                offsets.setdefault((voice, kind), []).extend(pattern.steps[hit & (between == kind), voice, OFFSET])
+    for voice in (0, 1):
+        on, off = np.mean(offsets[(voice, False)]), np.mean(offsets[(voice, True)])
+        assert abs(on) <= 0.08, (VOICES[voice], on)
+        assert off - on <= 0.25 + 0.05, (VOICES[voice], off - on)
 
 
 @pytest.mark.parametrize("bad", [dict(density=1.5), dict(temperature=-1), dict(max_hits_per_voice=33),

@@ -12,8 +12,12 @@
   the snare on keyboard input);
 - ``velocity_sd``: the mean, over validation windows, of the drummers' velocity SD within a window;
   a generated pattern whose velocities are closer together than that is spread out to it;
-- ``offset_sd``: the same for micro-timing: the mean of the drummers' offset SD (in steps) within
-  a window. The model, trained on squared error, plays the average push and drag, tighter than
+- ``offset_sd_within``: the same for each hit's distance (in steps) from the mean timing of its
+  voice on its kind of step (beats and "&"s, or e and a) in its window: how far a drummer strays
+  around their own feel. The box spreads the model's offsets around that feel to it, and leaves
+  the feel itself (a swing, a snare laid back) as the model plays it;
+- ``offset_sd``: the same for micro-timing as a whole: the mean of the drummers' offset SD (in steps) within
+  a window (what older cards, without ``offset_sd_within``, spread to). The model, trained on squared error, plays the average push and drag, tighter than
   any drummer (a third of their timing spread on keyboard input); its pattern is spread out to it.
 
 They are fitted on the drummers' own grooves of the validation loops. ``--inputs drummers,keys,hands``
@@ -25,11 +29,13 @@ The figures it fitted with (validation hits per window at each density, generate
 are stored beside them. The int8 graphs are used, as the box plays them. Run it after every
 export (``make train`` does); ``--check`` only prints the current model's figures; ``--refresh``
 stores them again, the fitted values as they are (after a change to how the box chooses its hits,
-which moves the figures but not the fit). Never the test split.
+which moves the figures but not the fit), with the drummers' ``offset_sd_within`` measured again
+(a statistic of their grooves, not a fit; cards from before session 43 lack it). Never the test split.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import logging
 from pathlib import Path
@@ -78,14 +84,15 @@ def fit(probabilities: np.ndarray, patterns: np.ndarray, thresholds: np.ndarray)
     true = patterns[..., HIT] > 0.5
     scale = float(true.sum() / probabilities.sum(dtype=np.float64))
     counted = Calibration(count_scale=round(scale, 4), velocity_sd=round(window_sd(patterns, VELOCITY), 4),
-                          offset_sd=round(window_sd(patterns, OFFSET), 4))
+                          offset_sd=round(window_sd(patterns, OFFSET), 4),
+                          offset_sd_within=round(window_sd_within(patterns), 4))
     bias = _logit(np.asarray(thresholds, np.float64))
     drummers = true.sum(axis=(0, 1)).astype(np.float64)
     for _ in range(BIAS_ROUNDS):
         played = chosen(probabilities, bias, counted).sum(axis=(0, 1)).astype(np.float64)
         bias += BIAS_STEP * (np.log(played + 1) - np.log(drummers + 1))
     return Calibration(counted.count_scale, counted.velocity_sd, tuple(round(float(b), 4) for b in bias),
-                       counted.offset_sd)
+                       counted.offset_sd, counted.offset_sd_within)
 
 
 def window_sd(patterns: np.ndarray, channel: int) -> float:
@@ -95,8 +102,44 @@ def window_sd(patterns: np.ndarray, channel: int) -> float:
                           for i in range(len(patterns)) if true[i].sum() > 1]))
 
 
+def window_sd_within(patterns: np.ndarray) -> float:
+    """The mean, over windows with two hits or more, of the SD of the hits' offsets from the mean
+    offset of their voice on their kind of step (beats and "&"s, or e and a) in the window."""
+    true = patterns[..., HIT] > 0.5
+    between = (np.arange(patterns.shape[1]) % 2 == 1)[:, None]
+    sds = []
+    for window, hit in zip(patterns[..., OFFSET], true):
+        if hit.sum() < 2:
+            continue
+        apart = np.zeros_like(window)
+        for kind in (~between, between):
+            own = hit & kind
+            counts = own.sum(axis=0)
+            means = np.where(counts > 0, (window * own).sum(axis=0) / np.maximum(counts, 1), 0.0)
+            apart = np.where(own, window - means, apart)
+        sds.append(float(apart[hit].std()))
+    return float(np.mean(sds))
+
+
+def offset_mse(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, patterns: np.ndarray,
+               thresholds: np.ndarray, calibration: Calibration, grooves: np.ndarray) -> dict[str, float]:
+    """Offset MSE (steps²) on the true positives of density 0.5 against the drummers: as the model
+    predicts it, as the box plays it (spread), and copy-the-groove (the groove's offset on the step)."""
+    true = patterns[..., HIT] > 0.5
+    model, box, copy = [], [], []
+    for p, v, o, pattern, hit, groove in zip(probabilities, velocities, offsets, patterns, true, grooves):
+        played = shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
+        tp = (played[..., HIT] > 0) & hit
+        drummer = pattern[..., OFFSET][tp]
+        model.append(o[tp] - drummer)
+        box.append(played[..., OFFSET][tp] - drummer)
+        copy.append(np.broadcast_to(groove[:, None, OFFSET], tp.shape)[tp] - drummer)
+    return {name: float(np.mean(np.concatenate(errors) ** 2))
+            for name, errors in (("model", model), ("box", box), ("copy", copy))}
+
+
 def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, patterns: np.ndarray,
-            thresholds: np.ndarray, calibration: Calibration) -> dict:
+            thresholds: np.ndarray, calibration: Calibration, grooves: np.ndarray) -> dict:
     """Mean hits per window at each density and the generated velocity SD, next to the drummers'."""
     true = patterns[..., HIT] > 0.5
     out: dict = {"windows": int(len(patterns)), "drummers_hits": float(true.sum(axis=(1, 2)).mean()),
@@ -117,6 +160,8 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
         if density == 0.5:
             out["velocity_sd"] = float(np.concatenate(vels).std())
             out["offset_sd"] = float(np.concatenate(offs).std())
+            out["offset_mse_tp"] = offset_mse(probabilities, velocities, offsets, patterns, thresholds, calibration,
+                                              grooves)
     played = chosen(probabilities, np.asarray(calibration.voice_bias, np.float64), calibration) \
         if calibration.voice_bias is not None else probabilities >= thresholds
     out["hits_per_voice"] = [round(float(x), 3) for x in played.sum(axis=1).mean(axis=0)]
@@ -130,13 +175,14 @@ def store(path: Path, card: dict, calibration: Calibration, result: dict, kinds:
     """Write the calibration and its validation figures into the card at ``path``; without
     ``refit``, the figures only (the fitted values stay as they are)."""
     if not refit:
+        card["calibration"]["offset_sd_within"] = calibration.offset_sd_within
         card["calibration"]["validation"] = result
         path.write_text(json.dumps(card, indent=2) + "\n")
         log.info("stored the calibration's figures again in %s (nothing refitted)", path)
         return
     card["calibration"] = {
         "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
-        "offset_sd": calibration.offset_sd,
+        "offset_sd": calibration.offset_sd, "offset_sd_within": calibration.offset_sd_within,
         "voice_bias": list(calibration.voice_bias or []) or None,
         "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs"
                      + ("" if kinds == ("drummers",) else f", each loop as {', '.join(kinds)} input "
@@ -177,7 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     probabilities, velocities, offsets = predict(args.model_dir, grooves)
     stored = args.check or args.refresh
     calibration = Calibration.from_card(card) if stored else fit(probabilities, patterns, thresholds)
-    result = figures(probabilities, velocities, offsets, patterns, thresholds, calibration)
+    if args.refresh:   # the drummers' own statistic, measured again (a card from before it was stored lacks it)
+        calibration = replace(calibration, offset_sd_within=round(window_sd_within(patterns), 4))
+    result = figures(probabilities, velocities, offsets, patterns, thresholds, calibration, grooves)
     if args.refresh or not args.check:
         store(path, card, calibration, result, kinds, refit=not args.refresh)
     print(f"count_scale {calibration.count_scale:.4f}, velocity_sd {calibration.velocity_sd:.4f} "
@@ -188,7 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"velocity SD at density 0.5: {result['velocity_sd'] * 127:.1f} of 127 "
           f"(drummers {result['drummers_velocity_sd'] * 127:.1f})")
     print(f"timing SD at density 0.5: {result['offset_sd']:.3f} steps (drummers {result['drummers_offset_sd']:.3f}); "
-          f"offset_sd {calibration.offset_sd:.4f}")
+          f"offset_sd {calibration.offset_sd:.4f}, offset_sd_within {calibration.offset_sd_within:.4f}")
+    mse = result["offset_mse_tp"]
+    print(f"offset MSE on true positives at density 0.5: {mse['model']:.5f} as the model predicts, "
+          f"{mse['box']:.5f} as the box plays, {mse['copy']:.5f} copying the groove (steps²)")
     print("hits per voice at density 0.5:", " ".join(f"{v} {x:.2f}/{d:.2f}" for v, x, d in zip(
         ds.VOICES, result["hits_per_voice"], result["drummers_hits_per_voice"])), "(box/drummers)")
     print(f"hit F1 at density 0.5 against the drummers: {result['hit_f1_at_density_0.5']:.3f}")
