@@ -388,15 +388,62 @@ def test_a_breakdown_on_a_sections_beats_does_not_bring_the_whole_section_back()
     assert not set(busy) - {2, 5, 10} <= steps_of(looper)
 
 
-def test_sections_are_not_known_again_without_section_change_or_forgetting() -> None:
-    for memory in (Memory(forget_passes=4, section_change=0.0), Memory(forget_passes=0, section_change=0.3)):
-        looper = Looper(memory)
-        for k in range(4):
-            play_pass(looper, k, VERSE)
-        for k in range(4, 6):
-            play_pass(looper, k, CHORUS)
-        play_pass(looper, 6, VERSE[:3])
-        assert set(CHORUS) - {0} <= steps_of(looper)
+def test_sections_are_not_known_again_without_forgetting() -> None:
+    """``forget_passes`` 0 keeps the overdub: the chorus is heard as a new section all the same,
+    but nothing comes back early. (With ``section_change`` 0 no section is heard, so none is kept.)"""
+    looper = Looper(Memory(forget_passes=0, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, VERSE)
+    for k in range(4, 6):
+        play_pass(looper, k, CHORUS)
+    assert looper.sections == 1
+    play_pass(looper, 6, VERSE[:3])
+    assert set(CHORUS) - {0} <= steps_of(looper)
+
+
+def test_a_flourish_on_the_downbeat_does_not_bring_back_a_busy_section() -> None:
+    """Three sixteenths on the 1 are a few steps of any busy groove heard before (an intro's
+    arpeggio): the match must run into the bar's second beat, covering 3/4 of the section's steps."""
+    verse = [0, 6, 8, 16, 22, 24]
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, range(STEPS))                 # the intro: every sixteenth
+    for k in range(4, 8):
+        play_pass(looper, k, verse)
+    play_pass(looper, 8, [0, 1, 2, 3] + verse[1:])
+    assert steps_of(looper) == set(verse) | {1, 2, 3}, "the verse, the flourish overdubbed"
+
+
+def test_a_section_back_on_the_passs_second_bar_is_not_known_in_it() -> None:
+    """The chorus in the pass's first bar, the verse on its second: the pass's notes are not all
+    the verse's, so its groove does not come back over the chorus's bar (the pass's end follows)."""
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, VERSE)
+    for k in range(4, 6):
+        play_pass(looper, k, CHORUS)
+    play_pass(looper, 6, [step for step in CHORUS if step < 16] + [step for step in VERSE if step >= 16])
+    assert set(CHORUS) - set(VERSE) <= steps_of(looper)
+
+
+def test_a_section_known_again_is_not_let_go_with_a_lifts_steps() -> None:
+    """A chorus in sixteenths thinned to its eighths, a lift brings the sixteenths back, then the
+    verse comes back: the lift, a one-off, letting its steps go again must not take the verse's."""
+    verse = [0, 3, 7, 10, 16, 19, 23, 26]
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    for k in range(4):
+        play_pass(looper, k, verse)
+    for k in range(4, 6):
+        play_pass(looper, k, range(STEPS))              # the chorus, every sixteenth: a new section
+    for k in range(6, 8):
+        play_pass(looper, k, range(0, STEPS, 2))        # its eighths: the sixteenths are thinned
+    looper.advance(8 * STEPS)
+    assert looper.bring_back(), "the lift brings the sixteenths back"
+    for step in verse[:3]:
+        looper.record(8 * STEPS + step, 0.8)
+    assert steps_of(looper) == set(verse)
+    looper.let_go_again()
+    assert steps_of(looper) == set(verse), "the verse's 19 and 23 stay"
 
 
 def test_clear_and_load_forget_the_sections_heard() -> None:
@@ -821,3 +868,22 @@ def test_a_lift_brings_back_what_a_thinner_groove_let_go() -> None:
     assert looper.bring_back()
     assert all(looper.groove.steps[eighths, HIT] == 1) and looper.groove.steps[:, HIT].sum() == len(eighths)
     assert not looper.bring_back()
+
+
+def test_a_lift_is_heard_at_its_level_at_once_and_a_one_off_lets_it_go() -> None:
+    looper = Looper(Memory(forget_passes=4, section_change=0.3))
+    groove = [0, 4, 8, 12, 16, 20, 24, 28]
+    for k in range(3):
+        play_pass(looper, k, groove, velocity=0.4)
+    play_pass(looper, 3, [0], velocity=0.7)               # a loud chord on the pass's first beat
+    waiting = looper.groove.steps[8, VELOCITY]
+    assert not looper.lift_to(1.1), "under LEVEL_CHANGE: no lift"
+    assert looper.lift_to(1.75)
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(waiting * 1.75, rel=1e-5), "the steps to come, louder"
+    assert looper.let_go_again(), "a one-off: back to the level played"
+    assert looper.groove.steps[8, VELOCITY] == pytest.approx(waiting, rel=1e-5)
+    looper.lift_to(1.75)
+    looper.record(3 * STEPS + 4, 0.3)
+    looper.record(3 * STEPS + 8, 0.3)                      # three notes: the pass says how loud it is
+    assert looper.groove.steps[12, VELOCITY] == pytest.approx(waiting, rel=1e-5)
+    assert not looper.lift_to(1.75), "once the pass has its own three notes, they say"

@@ -13,7 +13,7 @@
 - ``velocity_sd``: the mean, over validation windows, of the drummers' velocity SD within a window;
   a generated pattern whose velocities are closer together than that is spread out to it;
 - ``offset_sd_within``: the same for each hit's distance (in steps) from the mean timing of its
-  voice on its kind of step (beats and "&"s, or e and a) in its window: how far a drummer strays
+  voice on its kind of step (beats, "&"s, or e and a) in its window: how far a drummer strays
   around their own feel. The box spreads the model's offsets around that feel to it, and leaves
   the feel itself (a swing, a snare laid back) as the model plays it;
 - ``offset_sd``: the same for micro-timing as a whole: the mean of the drummers' offset SD (in steps) within
@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core.generator import Calibration, Controls, _logit, choose_hits_for, shape_pattern, target_hits
+from appliance.core.generator import (Calibration, Controls, _logit, choose_hits_for, shape_pattern, step_kinds,
+                                      target_hits)
 from appliance.core.groove import HIT, OFFSET, VELOCITY
 from training import dataset as ds
 from training import humanize
@@ -104,16 +105,15 @@ def window_sd(patterns: np.ndarray, channel: int) -> float:
 
 def window_sd_within(patterns: np.ndarray) -> float:
     """The mean, over windows with two hits or more, of the SD of the hits' offsets from the mean
-    offset of their voice on their kind of step (beats and "&"s, or e and a) in the window."""
+    offset of their voice on their kind of step (beats, "&"s, or e and a) in the window."""
     true = patterns[..., HIT] > 0.5
-    between = (np.arange(patterns.shape[1]) % 2 == 1)[:, None]
     sds = []
     for window, hit in zip(patterns[..., OFFSET], true):
         if hit.sum() < 2:
             continue
         apart = np.zeros_like(window)
-        for kind in (~between, between):
-            own = hit & kind
+        for kind in step_kinds(patterns.shape[1]):
+            own = hit & kind[:, None]
             counts = own.sum(axis=0)
             means = np.where(counts > 0, (window * own).sum(axis=0) / np.maximum(counts, 1), 0.0)
             apart = np.where(own, window - means, apart)

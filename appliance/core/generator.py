@@ -11,7 +11,7 @@ import numpy as np
 
 from appliance.core import fills, limbs
 from appliance.core.dynamics import Loud, thins
-from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, VELOCITY, VOICES, Groove, Pattern
+from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 from appliance.core.prior import Prior
 
@@ -47,7 +47,7 @@ class Calibration:
     voice_bias: tuple[float, ...] | None = None  #: per-voice logit each voice's hits must clear; None = thresholds
     offset_sd: float = 0.0     #: a pattern's offset SD (steps) is spread out to at least this; 0 = as is
     #: ... unless this is set: each hit's offset is spread around its voice's own timing on its kind
-    #: of step (beats and "&"s, or e and a) until those spreads' SD is this (steps); 0 = as above
+    #: of step (beats, "&"s, or e and a) until those spreads' SD is this (steps); 0 = as above
     offset_sd_within: float = 0.0
 
     @classmethod
@@ -422,21 +422,27 @@ def spread_velocities(velocities: np.ndarray, hits: np.ndarray, sd: float) -> np
     return np.where(hits, np.clip(spread, VELOCITY_FLOOR, 1.0), velocities).astype(np.float32)
 
 
+def step_kinds(steps: int = STEPS) -> tuple[np.ndarray, ...]:
+    """The kinds of step a feel moves together: the beats, the "&"s (an eighth swing), and the e
+    and a between them (a sixteenth swing)."""
+    place = np.arange(steps) % STEPS_PER_BEAT
+    return place == 0, place == 2, place % 2 == 1
+
+
 def spread_offsets(offsets: np.ndarray, hits: np.ndarray, sd: float, within: float = 0.0) -> np.ndarray:
     """The model's push and drag (in steps), as far from the grid as a drummer plays them. With
     ``within``, only each hit's distance from its voice's own timing on its kind of step (the
-    beats and "&"s, or the e and a) is spread, to that SD: the feel the model plays (a swing,
-    a snare laid back) stays where it put it. Spread around the pattern's mean instead, a swing
+    beats, the "&"s, or the e and a: ``step_kinds``) is spread, to that SD: the feel the model
+    plays (a swing, a snare laid back) stays where it put it. Spread around the pattern's mean instead, a swing
     grew with the spread: session 43's rehearsal heard the kicks on a neo-soul's swung sixteenths
     land 25 ms behind the keys, and the kicks on the beats 14 ms ahead of them."""
     if not within:
         return spread_out(offsets, hits, sd, -0.5, 0.499)
     if hits.sum() < 2:
         return offsets
-    between = np.arange(len(offsets)) % 2 == 1
     centre = offsets.copy()
     for voice in np.flatnonzero(hits.any(axis=0)):
-        for kind in (~between, between):
+        for kind in step_kinds(len(offsets)):
             own = hits[:, voice] & kind
             if own.any():
                 centre[own, voice] = offsets[own, voice].mean()

@@ -39,9 +39,10 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   with the groove, is none either: the other half of a 4-bar phrase after a pass laid out.
   0 turns it off.
 - A section heard before comes back at once: the grooves of the last ``SECTIONS_KEPT`` sections
-  left behind are remembered, and when a bar's notes so far (``KNOWN_NOTES`` or more, ``KNOWN_NEW``
-  of them new to the groove) all fall on one's steps and play ``KNOWN_COVER`` of its steps up to
-  there, that groove comes back, both bars, as it was: the second verse after a chorus, from its
+  left behind are remembered, and when a bar's notes so far, into its second beat
+  (``KNOWN_NOTES`` or more, ``KNOWN_NEW`` of them new to the groove), play ``KNOWN_COVER`` of
+  one's steps up to the end of that beat, and every note of the pass so far falls on its steps,
+  that groove comes back, both bars, as it was: the second verse after a chorus, from its
   first beats, not a pass later. The pass's end still hears a new section (its crash and its
   phrasing are the new-section rule's, as before).
 - A rest: a pass with nothing played ages nothing (the drummer remembers the song through a break);
@@ -127,6 +128,7 @@ class Looper:
         self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
         self._known: list[np.ndarray] = []               # the grooves of sections left behind, latest first
         self._knew = False                               # a section came back in the pass in progress
+        self._lifted_to = 1.0                            # a lift's level in the pass in progress (lift_to)
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -328,7 +330,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began[:] = 0.0
-            self._known, self._knew = [], False
+            self._known, self._knew, self._lifted_to = [], False, 1.0
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -346,7 +348,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began = self._steps.copy()
-            self._known, self._knew = [], False
+            self._known, self._knew, self._lifted_to = [], False, 1.0
             self._older = self._held.copy()
             self._going, self._section_age = True, 0
             self._learned, self._learn_end = True, math.inf
@@ -389,6 +391,7 @@ class Looper:
         self._held = present
         self._began = self._steps.copy()
         self._knew = False
+        self._lifted_to = 1.0
         self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
 
@@ -492,19 +495,35 @@ class Looper:
             self._publish()
             return True
 
+    def lift_to(self, ratio: float) -> bool:
+        """The band lifts into a new phrase (the engine's lift: a chord on a phrase head ``ratio``
+        times the player's level): the steps not played again yet in this pass are heard at that
+        level at once, until the pass has ``LEVEL_NOTES`` notes of its own to say how loud it is
+        (a drummer comes up with the chorus on its downbeat, not on its third note). Whether the
+        groove the model hears changed."""
+        with self._lock:
+            if ratio < LEVEL_CHANGE or self._now.sum() >= LEVEL_NOTES:
+                return False
+            before = self._groove
+            self._lifted_to = float(ratio)
+            self._publish()
+            return self._groove != before
+
     def let_go_again(self) -> bool:
         """What :meth:`bring_back` brought back in this pass and the player has not played since
-        goes again, kept aside as before (the lift was a one-off: the band did not stay up).
-        Whether any did."""
+        goes again, kept aside as before, and a lift's level (:meth:`lift_to`) with it (the lift
+        was a one-off: the band did not stay up). Whether the groove the model hears changed."""
         with self._lock:
             gone = self._brought & ~self._now & (self._steps[:, HIT] > 0)
             self._brought[:] = False
-            if not gone.any():
+            lifted, self._lifted_to = self._lifted_to, 1.0
+            if not gone.any() and lifted == 1.0:
                 return False
             self._thinned[gone] = self._steps[gone]
             self._steps[gone] = 0.0
+            before = self._groove
             self._publish()
-            return True
+            return self._groove != before
 
     def _remember(self, groove: np.ndarray) -> None:
         """Keep a section's groove (cells [32, 3]) left behind, the latest first: one like it (as
@@ -517,22 +536,29 @@ class Looper:
                                          if _overlap(known[:, HIT] > 0, steps) < change][:SECTIONS_KEPT - 1]
 
     def _know_again(self, step: int) -> None:
-        """A section heard before comes back: when the bar played so far (up to ``step``) has
-        ``KNOWN_NOTES`` or more steps, all of them a remembered section's, ``KNOWN_NEW`` of them not
-        in the groove the pass began with, and ``KNOWN_COVER`` of that section's steps up to there,
-        its groove comes back at once (a drummer who knows the chorus plays it from its first
-        beats, not a pass later). The pass's end still hears it as a new section (its crash and
-        phrasing as before). Once a pass; not without ``section_change`` or ``forget_passes``."""
+        """A section heard before comes back: when the bar played so far (up to ``step``, into its
+        second beat at least) has ``KNOWN_NOTES`` or more steps, ``KNOWN_NEW`` of them not in the
+        groove the pass began with, and plays ``KNOWN_COVER`` of a remembered section's steps up to
+        the end of the beat it is in, while every note of the pass so far falls on that section's
+        steps, its groove comes back at once (a drummer who knows the chorus plays it from its
+        first beats, not a pass later). The pass's end still hears it as a new section (its crash
+        and phrasing as before). Once a pass; not without ``section_change`` or ``forget_passes``.
+        (A flourish on the downbeat is a few sixteenths of any busy groove, and a section that
+        comes in on the pass's second bar leaves the first bar's notes off its steps: neither
+        brings one back.)"""
         if self._knew or not self._known or not self._memory.section_change or not self._memory.forget_passes:
             return
         bar = step - step % STEPS_PER_BAR
+        if step - bar < STEPS_PER_BEAT:
+            return
         played = np.zeros(STEPS, bool)
         played[bar:step + 1] = self._now[bar:step + 1]
         if played.sum() < KNOWN_NOTES or (played & ~self._held).sum() < KNOWN_NEW:
             return
+        beat_end = step - step % STEPS_PER_BEAT + STEPS_PER_BEAT
         for k, known in enumerate(self._known):
             there = known[:, HIT] > 0
-            if (played & ~there).any() or played.sum() < KNOWN_COVER * there[bar:step + 1].sum():
+            if (self._now & ~there).any() or played.sum() < KNOWN_COVER * there[bar:beat_end].sum():
                 continue
             del self._known[k]
             self._remember(self._began)
@@ -540,6 +566,7 @@ class Looper:
             self._steps[back] = known[back]
             self._stamp[back & there] = self._played
             self._thinned[:] = 0.0
+            self._brought[:] = False
             self._knew = True
             return
 
@@ -589,10 +616,10 @@ class Looper:
     def _level(self) -> float:
         """The player's change of level in this pass: the mean velocity of its notes over the last
         played pass's up to the same step, once it has ``LEVEL_NOTES`` notes and the change is
-        ``LEVEL_CHANGE`` or more either way; else 1."""
+        ``LEVEL_CHANGE`` or more either way; else 1, or before that, a lift's (:meth:`lift_to`)."""
         now = self._now
         if now.sum() < LEVEL_NOTES:
-            return 1.0
+            return self._lifted_to
         before = self._last[: int(np.flatnonzero(now).max()) + 1]
         before = before[~np.isnan(before)]
         if before.size < LEVEL_NOTES:
