@@ -183,17 +183,18 @@ def test_a_swing_is_kept_as_the_model_plays_it_and_only_the_strays_around_it_are
     assert np.array_equal(spread_offsets(offsets, hits, 0.16, within=0.01), offsets), "loose enough already: as is"
 
 
-@pytest.mark.parametrize("late, played, swing", [
-    (1, (0, 3, 6, 8, 10, 11, 14), 0.25),       # a sixteenth swing: the e and a late
-    (2, (0, 2, 4, 6, 8, 10, 12, 14), 0.15),    # an eighth swing: the "&"s late
+@pytest.mark.parametrize("late, played, swing, bound", [
+    (1, (0, 3, 6, 8, 10, 11, 14), 0.25, 0.08),       # a sixteenth swing: the e and a late
+    (2, (0, 2, 4, 6, 8, 10, 12, 14), 0.15, 0.05),    # an eighth swing: the "&"s late
 ])
 def test_over_a_swung_groove_the_real_models_beats_do_not_rush_nor_its_swing_grow(
-        model_dir: Path, late: int, played: tuple[int, ...], swing: float) -> None:
+        model_dir: Path, late: int, played: tuple[int, ...], swing: float, bound: float) -> None:
     """A comp with its late steps ``swing`` of a step late: the kick, snare and hat on the beats
-    sit within 0.08 of a step of the grid, and on the late steps no more than the groove's swing
-    behind them. Spread around the pattern's mean, the snare's beats came 0.13 early under the
-    sixteenth swing and the kick's e and a 0.36 behind its beats, the hat's beats 0.10 early under
-    the eighth swing (session 43's rehearsal heard a neo-soul's swung kicks drag)."""
+    sit within ``bound`` of a step of the grid, and on the late steps no more than the groove's
+    swing behind them. Spread around the pattern's mean, the snare's beats came 0.13 early under
+    the sixteenth swing and the kick's e and a 0.36 behind its beats, the hat's beats 0.10 early
+    under the eighth swing; with the beats and "&"s one kind of step, 0.08 early (session 43's
+    rehearsal heard a neo-soul's swung kicks drag; its code review, the eighth swing)."""
     generator = Generator(model_dir, seed=1)
     steps = np.zeros((STEPS, 3), np.float32)
     place = np.arange(STEPS) % 4
@@ -210,7 +211,7 @@ def test_over_a_swung_groove_the_real_models_beats_do_not_rush_nor_its_swing_gro
                 offsets.setdefault((voice, kind), []).extend(pattern.steps[hit & where, voice, OFFSET])
     for voice in (0, 1, 2):
         on = np.mean(offsets[(voice, "beat")]) if offsets[(voice, "beat")] else 0.0
-        assert abs(on) <= 0.08, (VOICES[voice], on)
+        assert abs(on) <= bound, (VOICES[voice], on)
         if len(offsets[(voice, "late")]) >= 4:
             assert np.mean(offsets[(voice, "late")]) - on <= swing + 0.05, (VOICES[voice], offsets[(voice, "late")])
 

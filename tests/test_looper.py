@@ -870,20 +870,19 @@ def test_a_lift_brings_back_what_a_thinner_groove_let_go() -> None:
     assert not looper.bring_back()
 
 
-def test_a_lift_is_heard_at_its_level_at_once_and_a_one_off_lets_it_go() -> None:
+
+def test_a_section_heard_before_needs_most_of_the_beat_it_is_in() -> None:
+    """A kept figure busy on beat 2: the 1, its "&" and beat 2's first sixteenth are not yet it
+    (its steps to the end of beat 2 are six); two more sixteenths of beat 2 are."""
+    busy = [0, 2, 4, 5, 6, 7, 16, 18, 20, 21, 22, 23]
+    other = [0, 8, 11, 14, 16, 24, 27, 30]
     looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    groove = [0, 4, 8, 12, 16, 20, 24, 28]
-    for k in range(3):
-        play_pass(looper, k, groove, velocity=0.4)
-    play_pass(looper, 3, [0], velocity=0.7)               # a loud chord on the pass's first beat
-    waiting = looper.groove.steps[8, VELOCITY]
-    assert not looper.lift_to(1.1), "under LEVEL_CHANGE: no lift"
-    assert looper.lift_to(1.75)
-    assert looper.groove.steps[8, VELOCITY] == pytest.approx(waiting * 1.75, rel=1e-5), "the steps to come, louder"
-    assert looper.let_go_again(), "a one-off: back to the level played"
-    assert looper.groove.steps[8, VELOCITY] == pytest.approx(waiting, rel=1e-5)
-    looper.lift_to(1.75)
-    looper.record(3 * STEPS + 4, 0.3)
-    looper.record(3 * STEPS + 8, 0.3)                      # three notes: the pass says how loud it is
-    assert looper.groove.steps[12, VELOCITY] == pytest.approx(waiting, rel=1e-5)
-    assert not looper.lift_to(1.75), "once the pass has its own three notes, they say"
+    for k in range(4):
+        play_pass(looper, k, busy)
+    for k in range(4, 7):
+        play_pass(looper, k, other)
+    play_pass(looper, 7, [0, 2, 4])
+    assert set(other) - {0} <= steps_of(looper), "three eighths: not yet the busy figure"
+    for step in (5, 6):
+        looper.record(7 * STEPS + step, 0.8)
+    assert steps_of(looper) == set(busy)

@@ -362,8 +362,6 @@ class Engine:
             changed = self._looper.record(position, message.velocity / 127.0) or let_go
             if lifted:   # after the record: a lift on the loop point ends the pass that thins the groove
                 changed = self._looper.bring_back() or changed
-                if self._lift is not None:   # ... and the drums come up with it at once
-                    changed = self._looper.lift_to(message.velocity / max(self._lift.level, 1.0)) or changed
             if changed:
                 self._prior = False
                 self._notify("groove")

@@ -128,7 +128,6 @@ class Looper:
         self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
         self._known: list[np.ndarray] = []               # the grooves of sections left behind, latest first
         self._knew = False                               # a section came back in the pass in progress
-        self._lifted_to = 1.0                            # a lift's level in the pass in progress (lift_to)
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -330,7 +329,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began[:] = 0.0
-            self._known, self._knew, self._lifted_to = [], False, 1.0
+            self._known, self._knew = [], False
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -348,7 +347,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began = self._steps.copy()
-            self._known, self._knew, self._lifted_to = [], False, 1.0
+            self._known, self._knew = [], False
             self._older = self._held.copy()
             self._going, self._section_age = True, 0
             self._learned, self._learn_end = True, math.inf
@@ -391,7 +390,6 @@ class Looper:
         self._held = present
         self._began = self._steps.copy()
         self._knew = False
-        self._lifted_to = 1.0
         self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
 
@@ -495,35 +493,19 @@ class Looper:
             self._publish()
             return True
 
-    def lift_to(self, ratio: float) -> bool:
-        """The band lifts into a new phrase (the engine's lift: a chord on a phrase head ``ratio``
-        times the player's level): the steps not played again yet in this pass are heard at that
-        level at once, until the pass has ``LEVEL_NOTES`` notes of its own to say how loud it is
-        (a drummer comes up with the chorus on its downbeat, not on its third note). Whether the
-        groove the model hears changed."""
-        with self._lock:
-            if ratio < LEVEL_CHANGE or self._now.sum() >= LEVEL_NOTES:
-                return False
-            before = self._groove
-            self._lifted_to = float(ratio)
-            self._publish()
-            return self._groove != before
-
     def let_go_again(self) -> bool:
         """What :meth:`bring_back` brought back in this pass and the player has not played since
-        goes again, kept aside as before, and a lift's level (:meth:`lift_to`) with it (the lift
-        was a one-off: the band did not stay up). Whether the groove the model hears changed."""
+        goes again, kept aside as before (the lift was a one-off: the band did not stay up).
+        Whether any did."""
         with self._lock:
             gone = self._brought & ~self._now & (self._steps[:, HIT] > 0)
             self._brought[:] = False
-            lifted, self._lifted_to = self._lifted_to, 1.0
-            if not gone.any() and lifted == 1.0:
+            if not gone.any():
                 return False
             self._thinned[gone] = self._steps[gone]
             self._steps[gone] = 0.0
-            before = self._groove
             self._publish()
-            return self._groove != before
+            return True
 
     def _remember(self, groove: np.ndarray) -> None:
         """Keep a section's groove (cells [32, 3]) left behind, the latest first: one like it (as
@@ -616,10 +598,10 @@ class Looper:
     def _level(self) -> float:
         """The player's change of level in this pass: the mean velocity of its notes over the last
         played pass's up to the same step, once it has ``LEVEL_NOTES`` notes and the change is
-        ``LEVEL_CHANGE`` or more either way; else 1, or before that, a lift's (:meth:`lift_to`)."""
+        ``LEVEL_CHANGE`` or more either way; else 1."""
         now = self._now
         if now.sum() < LEVEL_NOTES:
-            return self._lifted_to
+            return 1.0
         before = self._last[: int(np.flatnonzero(now).max()) + 1]
         before = before[~np.isnan(before)]
         if before.size < LEVEL_NOTES:
