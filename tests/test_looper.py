@@ -334,14 +334,21 @@ def steps_of(looper: Looper) -> set[int]:
     return set(np.flatnonzero(looper.groove.steps[:, HIT]))
 
 
+def left_for(first=VERSE, then=CHORUS, passes: int = 2,
+             memory: Memory = Memory(forget_passes=4, section_change=0.3)) -> Looper:
+    """A looper that heard ``first`` for four passes, then ``then`` (a new section) for ``passes``."""
+    looper = Looper(memory)
+    for k in range(4):
+        play_pass(looper, k, first)
+    for k in range(4, 4 + passes):
+        play_pass(looper, k, then)
+    return looper
+
+
 def test_a_section_heard_before_comes_back_from_its_first_beats() -> None:
     """Verse, chorus, verse: the second verse's groove is back once three of its steps, two of
     them not the chorus's, were played in its first bar (step 6: beat 2's "&"), not a pass later."""
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, VERSE)
-    for k in range(4, 6):
-        play_pass(looper, k, CHORUS)
+    looper = left_for()
     assert steps_of(looper) == set(CHORUS)
     looper.advance(6 * STEPS)
     sections = looper.sections
@@ -366,11 +373,7 @@ def test_a_section_heard_before_comes_back_from_its_first_beats() -> None:
     [0, 4, 6, 8],        # the chorus's own steps with one of the verse's
 ])
 def test_notes_that_are_not_a_bar_of_a_section_heard_before_do_not_bring_it_back(bar) -> None:
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, VERSE)
-    for k in range(4, 6):
-        play_pass(looper, k, CHORUS)
+    looper = left_for()
     play_pass(looper, 6, bar)
     assert set(CHORUS) - set(bar) <= steps_of(looper), "still the chorus, the notes overdubbed"
 
@@ -379,11 +382,7 @@ def test_a_breakdown_on_a_sections_beats_does_not_bring_the_whole_section_back()
     """Most of a remembered section's steps up to there must be played: three of a busy
     figure's eight in a bar are a reduction of it, not the figure."""
     busy = [0, 2, 3, 5, 6, 8, 10, 11, 16, 18, 19, 21, 22, 24, 26, 27]
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, busy)
-    for k in range(4, 6):
-        play_pass(looper, k, CHORUS)
+    looper = left_for(busy, CHORUS)
     play_pass(looper, 6, [2, 5, 10])
     assert not set(busy) - {2, 5, 10} <= steps_of(looper)
 
@@ -391,11 +390,7 @@ def test_a_breakdown_on_a_sections_beats_does_not_bring_the_whole_section_back()
 def test_sections_are_not_known_again_without_forgetting() -> None:
     """``forget_passes`` 0 keeps the overdub: the chorus is heard as a new section all the same,
     but nothing comes back early. (With ``section_change`` 0 no section is heard, so none is kept.)"""
-    looper = Looper(Memory(forget_passes=0, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, VERSE)
-    for k in range(4, 6):
-        play_pass(looper, k, CHORUS)
+    looper = left_for(memory=Memory(forget_passes=0, section_change=0.3))
     assert looper.sections == 1
     play_pass(looper, 6, VERSE[:3])
     assert set(CHORUS) - {0} <= steps_of(looper)
@@ -405,11 +400,7 @@ def test_a_flourish_on_the_downbeat_does_not_bring_back_a_busy_section() -> None
     """Three sixteenths on the 1 are a few steps of any busy groove heard before (an intro's
     arpeggio): the match must run into the bar's second beat, covering 3/4 of the section's steps."""
     verse = [0, 6, 8, 16, 22, 24]
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, range(STEPS))                 # the intro: every sixteenth
-    for k in range(4, 8):
-        play_pass(looper, k, verse)
+    looper = left_for(range(STEPS), verse, passes=4)       # the intro: every sixteenth; then the verse
     play_pass(looper, 8, [0, 1, 2, 3] + verse[1:])
     assert steps_of(looper) == set(verse) | {1, 2, 3}, "the verse, the flourish overdubbed"
 
@@ -417,11 +408,7 @@ def test_a_flourish_on_the_downbeat_does_not_bring_back_a_busy_section() -> None
 def test_a_section_back_on_the_passs_second_bar_is_not_known_in_it() -> None:
     """The chorus in the pass's first bar, the verse on its second: the pass's notes are not all
     the verse's, so its groove does not come back over the chorus's bar (the pass's end follows)."""
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, VERSE)
-    for k in range(4, 6):
-        play_pass(looper, k, CHORUS)
+    looper = left_for()
     play_pass(looper, 6, [step for step in CHORUS if step < 16] + [step for step in VERSE if step >= 16])
     assert set(CHORUS) - set(VERSE) <= steps_of(looper)
 
@@ -430,11 +417,7 @@ def test_a_section_known_again_is_not_let_go_with_a_lifts_steps() -> None:
     """A chorus in sixteenths thinned to its eighths, a lift brings the sixteenths back, then the
     verse comes back: the lift, a one-off, letting its steps go again must not take the verse's."""
     verse = [0, 3, 7, 10, 16, 19, 23, 26]
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, verse)
-    for k in range(4, 6):
-        play_pass(looper, k, range(STEPS))              # the chorus, every sixteenth: a new section
+    looper = left_for(verse, range(STEPS))              # the chorus, every sixteenth: a new section
     for k in range(6, 8):
         play_pass(looper, k, range(0, STEPS, 2))        # its eighths: the sixteenths are thinned
     looper.advance(8 * STEPS)
@@ -448,11 +431,7 @@ def test_a_section_known_again_is_not_let_go_with_a_lifts_steps() -> None:
 
 def test_clear_and_load_forget_the_sections_heard() -> None:
     for reset in ("clear", "load"):
-        looper = Looper(Memory(forget_passes=4, section_change=0.3))
-        for k in range(4):
-            play_pass(looper, k, VERSE)
-        for k in range(4, 6):
-            play_pass(looper, k, CHORUS)
+        looper = left_for()
         if reset == "clear":
             looper.clear()
             for k in range(6, 8):
@@ -876,11 +855,7 @@ def test_a_section_heard_before_needs_most_of_the_beat_it_is_in() -> None:
     (its steps to the end of beat 2 are six); two more sixteenths of beat 2 are."""
     busy = [0, 2, 4, 5, 6, 7, 16, 18, 20, 21, 22, 23]
     other = [0, 8, 11, 14, 16, 24, 27, 30]
-    looper = Looper(Memory(forget_passes=4, section_change=0.3))
-    for k in range(4):
-        play_pass(looper, k, busy)
-    for k in range(4, 7):
-        play_pass(looper, k, other)
+    looper = left_for(busy, other, passes=3)
     play_pass(looper, 7, [0, 2, 4])
     assert set(other) - {0} <= steps_of(looper), "three eighths: not yet the busy figure"
     for step in (5, 6):
