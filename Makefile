@@ -83,6 +83,7 @@ train: $(VENV)/.dev
 	$(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae
 	$(PY) -m training.calibrate models/groove-vae
 	$(PY) -m training.prior models/groove-vae
+	$(PY) -m training.styles models/groove-vae --write
 	$(PY) -m training.evaluate models/groove-vae
 	$(PY) -m training.human_eval models/groove-vae --split test --write
 

@@ -20,7 +20,8 @@ RENDER_FLAGS = {"density": "--density", "temperature": "--variation", "velocity_
                 "humanise": "--humanise", "max_hits_per_voice": "--max-hits", "forget_passes": "--forget",
                 "forget_once": "--forget-once", "section_change": "--section-change", "rest_thin": "--rest-thin",
                 "drift": "--drift", "dynamics": "--dynamics", "mf_velocity": "--mf-velocity",
-                "crash_every": "--crash-every", "fill_every": "--fill-every", "swap_at": "--swap-at"}
+                "crash_every": "--crash-every", "fill_every": "--fill-every", "swap_at": "--swap-at",
+                "style_amount": "--style-amount"}
 
 
 def default_model_dir() -> Path:
@@ -46,7 +47,8 @@ def _render(args: argparse.Namespace) -> int:
         return 2
     try:
         controls = Controls(density=args.density, temperature=args.variation, humanise=args.humanise,
-                            velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits)
+                            velocity_scale=args.velocity_scale, max_hits_per_voice=args.max_hits,
+                            style=args.style, style_amount=args.style_amount)
         notes, channels = drummaps.resolve(args.drum_map, channel=args.channel)
         settings = EngineSettings(swap_at=args.swap_at, notes=notes, channels=channels,
                                   pedal_hat=drummaps.pedal_hat(args.drum_map),
@@ -143,10 +145,20 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("--velocity-scale", type=float, default=1.0,
                         help="0..2: the drums' velocities × this (default 1)")
     render.add_argument("--max-hits", type=int, default=32, help="0..32: most hits per voice in 2 bars (default 32)")
+    _style_options(render)
     render.add_argument("--swap-at", choices=["step", "beat", "bar"], default="beat",
                         help="where a new pattern may start: the next beat (default), bar line or 16th step")
     _musician_options(render)
     render.set_defaults(func=_render)
+
+
+def _style_options(render: argparse.ArgumentParser) -> None:
+    from appliance.core import styles
+    render.add_argument("--style", choices=styles.NAMES, default=styles.NONE,
+                        help="a style the drums lean toward, as GMD's drummers play it (default none: the "
+                             "model's own reading of the groove)")
+    render.add_argument("--style-amount", type=float, default=1.0, metavar="AMOUNT",
+                        help=f"0..{styles.MAX_AMOUNT:g}: how far the drums lean toward the style (default 1)")
 
 
 def _musician_options(render: argparse.ArgumentParser) -> None:

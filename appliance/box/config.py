@@ -61,7 +61,7 @@ from typing import Any, Callable, Union
 
 import yaml
 
-from appliance.core import drummaps
+from appliance.core import drummaps, styles
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY
 from appliance.core.actions import ACTIONS, KNOBS
 from appliance.core.engine import EngineSettings
@@ -124,6 +124,8 @@ class GeneratorConfig:
     humanise: float = opt(1.0, range=(0.0, 2.0))
     max_hits_per_voice: int = opt(32, range=(0, 32))
     thresholds: tuple[float, ...] | None = opt(None, range=(0.01, 0.99), length=NUM_VOICES)
+    style: str = opt(styles.NONE, choices=styles.NAMES, doc="a style's nudge of the drummer (appliance.core.styles)")
+    style_amount: float = opt(1.0, range=(0.0, styles.MAX_AMOUNT))
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,8 @@ class Config:
         g = self.generator
         return dict(density=g.density, temperature=g.variation, velocity_scale=g.velocity_scale,
                     humanise=g.humanise, max_hits_per_voice=g.max_hits_per_voice,
-                    thresholds=None if g.thresholds is None else tuple(g.thresholds))
+                    thresholds=None if g.thresholds is None else tuple(g.thresholds),
+                    style=g.style, style_amount=g.style_amount)
 
 
 # --------------------------------------------------------------------------- errors
@@ -677,7 +680,8 @@ _CORE_KEYS = (
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),
     ("density", "generator.density"), ("temperature", "generator.variation"),
     ("velocity_scale", "generator.velocity_scale"), ("humanise", "generator.humanise"),
-    ("thresholds", "generator.thresholds"),
+    ("thresholds", "generator.thresholds"), ("style_amount", "generator.style_amount"),
+    ("style", "generator.style"),
 )
 
 

@@ -144,7 +144,8 @@ def _baseline(engine: Engine, transport: Transport, new: Config) -> Config:
             return {"density": controls.density, "temperature": controls.temperature,
                     "velocity_scale": controls.velocity_scale, "humanise": controls.humanise,
                     "max_hits_per_voice": controls.max_hits_per_voice,
-                    "thresholds": controls.thresholds}
+                    "thresholds": controls.thresholds, "style": controls.style,
+                    "style_amount": controls.style_amount}
 
     current = _Current(**{f.name: getattr(new, f.name) for f in fields(Config)})
     return replace(
@@ -153,7 +154,8 @@ def _baseline(engine: Engine, transport: Transport, new: Config) -> Config:
         generator=replace(new.generator, density=controls.density, variation=controls.temperature,
                           velocity_scale=controls.velocity_scale, humanise=controls.humanise,
                           max_hits_per_voice=controls.max_hits_per_voice,
-                          thresholds=controls.thresholds),
+                          thresholds=controls.thresholds, style=controls.style,
+                          style_amount=controls.style_amount),
         loop=replace(new.loop, swap_at=settings.swap_at, forget_passes=settings.forget_passes,
                      forget_once=settings.forget_once,
                      section_change=settings.section_change, rest_thin=settings.rest_thin,

@@ -2,7 +2,8 @@
 
 Actions (by name, see :data:`ACTIONS`): freeze (toggle), clear, resample,
 prior (from scratch), tap (tap tempo), end (the song: a last hit on the next bar line, then the
-box waits for the next song), scene_N (recall), store_scene_N.  Knobs
+box waits for the next song), scene_N (recall), store_scene_N, style_NAME (a style of
+:mod:`appliance.core.styles`; pressed again while it plays: none).  Knobs
 (:data:`KNOBS`) take a position 0..1 (a pot or a CC) or a number of detents
 (an encoder): density 0..1, variation (temperature) 0..2, humanise 0..2, velocity_scale 0..2,
 tempo over ``gpio.tempo_range`` bpm (internal clock only).
@@ -20,6 +21,7 @@ import time
 from typing import Callable, Protocol
 
 from appliance.core.engine import Engine
+from appliance.core.styles import STYLES
 from appliance.core.tap import TapTempo
 from appliance.core.transport import Transport
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 ACTIONS: tuple[str, ...] = (
     "freeze", "clear", "resample", "prior", "tap", "end",
     *(f"scene_{i}" for i in range(1, 9)), *(f"store_scene_{i}" for i in range(1, 9)),
+    *(f"style_{name}" for name in STYLES),
 )
 #: Things a knob (pot, encoder or CC) can turn.
 KNOBS: tuple[str, ...] = ("density", "variation", "tempo", "humanise", "velocity_scale")
@@ -80,6 +83,8 @@ class Actions:
             self.store_scene(int(action.rsplit("_", 1)[1]))
         elif action.startswith("scene_"):
             self.recall_scene(int(action.rsplit("_", 1)[1]))
+        elif action.startswith("style_"):
+            self.engine.style(action.removeprefix("style_"))
         elif action in ("freeze", "clear", "resample", "prior", "tap", "end"):
             getattr(self, action)()
         else:

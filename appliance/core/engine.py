@@ -14,7 +14,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls, Generator
-from appliance.core import dynamics, listening
+from appliance.core import dynamics, listening, styles
 from appliance.core.clock import RateLimitedLog
 from appliance.core.dynamics import DYNAMICS, MF_VELOCITY, TOUCH_PASSES, Touch
 from appliance.core.groove import (BARS, GM_NOTES, GM_PEDAL_HAT, NUM_VOICES, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT,
@@ -839,6 +839,14 @@ class Engine:
             self._opens = False
             self._ask(self._clock(), force=True)
         self._button("resample", "resample: a new variation of the groove")
+
+    def style(self, name: str) -> str:
+        """A style's pad (``appliance.core.styles``): that style, or none when it plays already."""
+        with self._lock:
+            now = styles.NONE if self._controls.style == name else name
+        self.set_controls(style=now)     # a name that is no style raises ValueError, nothing changes
+        self._button("style", "style: %s", now)
+        return now
 
     def prior(self) -> None:
         """From scratch: z from the prior, until the groove changes again."""

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core import fills, limbs
+from appliance.core import fills, limbs, styles
 from appliance.core.dynamics import Loud, thins
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Groove, Pattern
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 from appliance.core.prior import Prior
+from appliance.core.styles import Styles
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,15 @@ class Controls:
     humanise: float = 1.0         #: 0..2; 0 puts every hit on the grid
     max_hits_per_voice: int = 32  #: 0..32; the most likely hits are kept
     thresholds: tuple[float, ...] | None = None  #: 9 values overriding model.json
+    style: str = styles.NONE      #: a style's nudge of z (appliance.core.styles), or none
+    style_amount: float = 1.0     #: 0..2: how far the style moves z
 
     def __post_init__(self) -> None:
+        if self.style not in styles.NAMES:
+            raise ValueError(f"style {self.style!r} is not one of {', '.join(styles.NAMES)}")
         for name, low, high in (("density", 0, 1), ("temperature", 0, 2),
-                                ("velocity_scale", 0, 2), ("humanise", 0, 2)):
+                                ("velocity_scale", 0, 2), ("humanise", 0, 2),
+                                ("style_amount", 0, styles.MAX_AMOUNT)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name} {value} is not in {low}..{high}")
@@ -497,6 +503,7 @@ class Generator:
         self.thresholds = np.asarray(self.card["thresholds"], np.float32)
         self.calibration = Calibration.from_card(self.card)
         self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
+        self.styles = Styles.from_card(self.card, self.latent_size)
         sessions = []
         for part in ("encoder", "decoder"):
             path = graph_path(self.model_dir, part, precision)
@@ -539,13 +546,18 @@ class Generator:
 
     def latent(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool = False) -> np.ndarray:
         """z = mu + temperature · σ · eps; from the prior (``appliance.core.prior``) with no groove;
-        no noise there (eps all 0: the opening pattern) is z = 0, the model's plainest groove."""
+        no noise there (eps all 0: the opening pattern) is z = 0, the model's plainest groove.
+        A style (``controls.style``) adds its shift to either."""
         if prior or groove.is_empty:
             if self.prior is None or not eps.any():
-                return (controls.temperature * eps).astype(np.float32)
-            return self.prior.draw(eps, controls.temperature)
-        mu, logvar = self.encode(groove)
-        return (mu + controls.temperature * np.exp(0.5 * logvar) * eps).astype(np.float32)
+                z = controls.temperature * eps
+            else:
+                z = self.prior.draw(eps, controls.temperature)
+        else:
+            mu, logvar = self.encode(groove)
+            z = mu + controls.temperature * np.exp(0.5 * logvar) * eps
+        shift = self.styles.shift(controls.style, controls.style_amount)
+        return (z if shift is None else z + shift).astype(np.float32)
 
     def generate(self, groove: Groove, controls: Controls = Controls(),
                  eps: np.ndarray | None = None, prior: bool = False, loud: Loud | None = None) -> Pattern:
