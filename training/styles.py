@@ -12,14 +12,14 @@ style, less the mean over all training grooves. Two checks, on grooves the shift
   the card's thresholds with no style, with their own style, and with a wrong one (bossa, or funk
   for bossa), at amount 1.
 - **Does the drummer play the style?** All validation loops as simulated keys, decoded with each
-  style: how far the drums' step profile (each voice's share of hits on each step of the bar) is
+  style: how far the drums' step profile (how often each voice plays on each step of the bar) is
   from that style's own drummers' profile (training grooves), with no style and with it. The
   distance is the mean absolute difference over the 16 steps × 9 voices; and which styles'
   drummers the drums are then nearest to (the style's own should come first).
 
 With ``--parts``, a musician's check: the reviewers' keyboard parts (training/review_parts)
-whose names say their style (bossa, reggae, funk, shuffle, disco, hiphop, samba, afro, second
-line) rendered through the box (int8, seed 1) without a style and with their own. For each,
+whose names say their style (bossa, funk, shuffle, hiphop, samba, afro, second line) rendered
+through the box (int8, seed 1) without a style and with their own. For each,
 whose drummers the drums' step profile over the whole render is nearest to, and the snare's
 share on beats 2 and 4 (a rock backbeat plays all its snares there).
 """
@@ -37,6 +37,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls
+from appliance.core.model_files import MODEL_FILES
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, STEPS_PER_BAR, STEPS_PER_BEAT
 from appliance.core.render import render
 from appliance.core.styles import NONE, STYLES, matches
@@ -52,8 +53,8 @@ WRONG = {"bossa": "funk"}          #: the wrong style each is checked against (e
 COMMAND = "python -m training.styles MODEL_DIR --write"
 PARTS = Path(__file__).resolve().parent / "review_parts"
 #: words in a reviewer's part name → the style it is in
-PART_WORDS = {"bossa": "bossa", "reggae": "reggae", "funk": "funk", "shuffle": "shuffle", "disco": "disco",
-              "hiphop": "hiphop", "samba": "samba", "afro": "afrobeat", "second_line": "secondline"}
+PART_WORDS = {"bossa": "bossa", "funk": "funk", "shuffle": "shuffle", "hiphop": "hiphop", "samba": "samba",
+              "afro": "afrobeat", "second_line": "secondline"}
 VOICE_OF = {note: voice for voice, note in enumerate(GM_NOTES)} | {GM_PEDAL_HAT: GM_NOTES.index(42)}
 SNARE = 1
 
@@ -63,6 +64,12 @@ def gmd_styles(split: ds.Split, root: Path) -> np.ndarray:
     with open(root / "info.csv", newline="") as f:
         label = {row["midi_filename"]: row["style"] for row in csv.DictReader(f)}
     return np.array([label[split.files[i]] for i in split.file_ids])
+
+
+def drummers_of(split: ds.Split, mine: np.ndarray) -> list[str]:
+    """The GMD drummers (``drummerN``) who played the windows ``mine``."""
+    return sorted({split.files[i].split("/")[0] for i in set(split.file_ids[mine].tolist())},
+                  key=lambda d: int(d.removeprefix("drummer")) if d.removeprefix("drummer").isdigit() else 0)
 
 
 def style_of(labels: np.ndarray, name: str) -> np.ndarray:
@@ -89,12 +96,12 @@ def fit(model: OnnxModel, split: ds.Split, labels: np.ndarray) -> dict[str, dict
             log.warning("style %s: %d files, %d windows in %s; not fitted", name, files, mine.sum(), split.name)
             continue
         fitted[name] = {"shift": (mu[mine].mean(axis=0) - centre).astype(np.float32),
-                        "windows": int(mine.sum()), "files": files}
+                        "windows": int(mine.sum()), "files": files, "drummers": drummers_of(split, mine)}
     return fitted
 
 
 def profile(hits: np.ndarray) -> np.ndarray:
-    """Each voice's share of hits on each step of the bar, [16, 9], over windows [N, 32, 9]."""
+    """How often each voice plays on each step of the bar (hits per bar), [16, 9], over windows [N, 32, 9]."""
     bars = hits.reshape(len(hits), 2, STEPS_PER_BAR, hits.shape[-1]).astype(np.float64)
     return bars.mean(axis=(0, 1))
 
@@ -112,7 +119,8 @@ def helps(model: OnnxModel, thresholds: np.ndarray, split: ds.Split, labels: np.
         if mine.sum() < MIN_CHECKED:
             continue
         wrong = WRONG.get(name, "bossa")
-        row = {"style": name, "windows": int(mine.sum()), "wrong": wrong}
+        row = {"style": name, "windows": int(mine.sum()), "wrong": wrong,
+               "drummers": drummers_of(split, mine), "fitted on": fitted[name]["drummers"]}
         for kind, mu in mus.items():
             for label, shift in ((NONE, 0.0), ("own", fitted[name]["shift"]), ("wrong", fitted[wrong]["shift"])):
                 probs = decode_all(model, mu[mine] + shift)
@@ -160,28 +168,50 @@ def style_parts(only: tuple[str, ...] = ()) -> list[tuple[Path, str]]:
     out = []
     for path in sorted(PARTS.glob("*/*.mid")):
         found = [style for word, style in PART_WORDS.items() if word in path.stem.lower()]
-        if len(found) == 1 and (not only or found[0] in only):
+        if len(found) == 1 and found[0] in STYLES and (not only or found[0] in only):
             out.append((path, found[0]))
     return out
 
 
-def parts(model_dir: Path, targets: dict[str, np.ndarray], seed: int = 1, only: tuple[str, ...] = ()) -> list[dict]:
-    """Each style-named part (of the styles ``only``), rendered without a style and with its own."""
+def with_styles(model_dir: Path, fitted: dict[str, dict], into: Path) -> Path:
+    """A model directory in ``into``: ``model_dir``'s graphs (linked) and its card with ``fitted``'s shifts."""
+    for name in MODEL_FILES:
+        if name != "model.json":
+            (into / name).symlink_to((model_dir / name).resolve())
+    (into / "model.json").write_text((model_dir / "model.json").read_text())
+    write(into, fitted, [], [])
+    return into
+
+
+def parts(model_dir: Path, fitted: dict[str, dict], targets: dict[str, np.ndarray], seed: int = 1,
+          only: tuple[str, ...] = ()) -> list[dict]:
+    """Each style-named part (of the styles ``only``), rendered without a style and with its own
+    (the shifts ``fitted``, whatever the card on disk holds)."""
     rows = []
+    before = logging.root.manager.disable
     logging.disable(logging.WARNING)      # each render's own lines (where bar 1 falls, a drifting tempo)
-    with tempfile.TemporaryDirectory() as tmp:
-        for path, style in style_parts(only):
-            row = {"part": f"{path.parent.name}/{path.stem}", "style": style}
-            for label, name in (("none", NONE), ("style", style)):
-                out = Path(tmp) / "drums.mid"
-                render(path, out, model_dir=model_dir, seed=seed, controls=Controls(style=name))
-                drums = drums_profile(out)
-                distance = {other: float(np.abs(drums - target).mean()) for other, target in targets.items()}
-                snare = drums[:, SNARE]
-                row[f"{label} nearest"] = sorted(distance, key=distance.get)[0]
-                row[f"{label} backbeat"] = float(snare[[4, 12]].sum() / snare.sum()) if snare.sum() else 0.0
-            rows.append(row)
-    logging.disable(logging.NOTSET)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = _render_parts(with_styles(model_dir, fitted, Path(tmp)), Path(tmp), targets, seed, only)
+    finally:
+        logging.disable(before)
+    return rows
+
+
+def _render_parts(model_dir: Path, tmp: Path, targets: dict[str, np.ndarray], seed: int,
+                  only: tuple[str, ...]) -> list[dict]:
+    rows = []
+    for path, style in style_parts(only):
+        row = {"part": f"{path.parent.name}/{path.stem}", "style": style}
+        for label, name in (("none", NONE), ("style", style)):
+            out = tmp / "drums.mid"
+            render(path, out, model_dir=model_dir, seed=seed, controls=Controls(style=name))
+            drums = drums_profile(out)
+            distance = {other: float(np.abs(drums - target).mean()) for other, target in targets.items()}
+            snare = drums[:, SNARE]
+            row[f"{label} nearest"] = sorted(distance, key=distance.get)[0]
+            row[f"{label} backbeat"] = float(snare[[4, 12]].sum() / snare.sum()) if snare.sum() else 0.0
+        rows.append(row)
     return rows
 
 
@@ -197,10 +227,10 @@ def parts_markdown(rows: list[dict]) -> str:
 
 
 def markdown(help_rows: list[dict], play_rows: list[dict]) -> str:
-    lines = ["| validation loops (windows) | hands: none / own / wrong | keys: none / own / wrong |",
+    lines = ["| validation loops (windows; drummers) | hands: none / own / wrong | keys: none / own / wrong |",
              "|---|---|---|"]
     for r in help_rows:
-        lines.append(f"| {r['style']} ({r['windows']}; wrong: {r['wrong']}) | "
+        lines.append(f"| {r['style']} ({r['windows']}; {', '.join(r['drummers'])}) | "
                      + " | ".join(" / ".join(f"{r[f'{kind} {x}']:.3f}" for x in (NONE, "own", "wrong"))
                                   for kind in ("hands", "keys")) + " |")
     lines += ["", "| style | profile distance to its drummers: none → style | nearest drummers with the style |",
@@ -214,9 +244,11 @@ def write(model_dir: Path, fitted: dict[str, dict], help_rows: list[dict], play_
     path = model_dir / "model.json"
     card = json.loads(path.read_text())
     card["styles"] = {name: {"shift": " ".join(f"{x:.5f}" for x in entry["shift"]), "windows": entry["windows"],
-                             "files": entry["files"], "gmd": list(STYLES[name])} for name, entry in fitted.items()}
-    card.setdefault("metrics", {})["styles"] = {
-        "command": COMMAND, "helps (validation, amount 1)": help_rows, "plays (validation keys)": play_rows}
+                             "files": entry["files"], "drummers": entry["drummers"], "gmd": list(STYLES[name])}
+                      for name, entry in fitted.items()}
+    if help_rows or play_rows:
+        card.setdefault("metrics", {})["styles"] = {
+            "command": COMMAND, "helps (validation, amount 1)": help_rows, "plays (validation keys)": play_rows}
     path.write_text(json.dumps(card, indent=2) + "\n")
     log.info("wrote %d styles into %s", len(fitted), path)
 
@@ -236,14 +268,14 @@ def main(argv: list[str] | None = None) -> None:
     train_labels, validation_labels = gmd_styles(train, root), gmd_styles(validation, root)
     fitted = fit(model, train, train_labels)
     for name, entry in fitted.items():
-        log.info("style %s: %d files, %d windows, |shift| %.2f", name, entry["files"], entry["windows"],
-                 float(np.linalg.norm(entry["shift"])))
+        log.info("style %s: %d files, %d windows, |shift| %.2f, %s", name, entry["files"], entry["windows"],
+                 float(np.linalg.norm(entry["shift"])), ", ".join(entry["drummers"]))
     help_rows = helps(model, thresholds, validation, validation_labels, fitted)
     play_rows = plays(model, thresholds, train, train_labels, validation, fitted)
     print(markdown(help_rows, play_rows))
     if args.parts:
         print()
-        print(parts_markdown(parts(args.model_dir, drummers(train, train_labels, fitted))))
+        print(parts_markdown(parts(args.model_dir, fitted, drummers(train, train_labels, fitted))))
     if args.write:
         write(args.model_dir, fitted, help_rows, play_rows)
 

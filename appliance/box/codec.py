@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from appliance.core import styles
 from appliance.core.generator import Controls
 from appliance.core.groove import NUM_VOICES, STEPS, STEPS_PER_BAR, Groove, Pattern
 
@@ -96,6 +97,9 @@ def controls_from(data: Any) -> dict[str, Any]:
         raise StateError(f"controls has {len(data)} entries (at most {MAX_CONTROLS})")
     known = _controls_fields()
     out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    if "style" in out and out["style"] not in styles.NAMES:
+        # names change between versions: a style this one does not offer is none, the rest kept
+        log.warning("state: style %.40r is not one this box offers; playing none", out.pop("style"))
     try:
         controls_obj(out)
     except (TypeError, ValueError) as e:

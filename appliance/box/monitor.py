@@ -126,10 +126,9 @@ def _numbers(status: dict[str, Any]) -> Table:
         value = controls.get(key)
         if isinstance(value, (int, float)):
             knobs.append(f"{label:<9} {_knob(float(value), top)} {value:4.2f}\n")
-    style = controls.get("style")
-    if isinstance(style, str) and style != "none":
-        amount = controls.get("style_amount")
-        knobs.append(f"{'style':<9} {style[:12]:<12} {amount if isinstance(amount, (int, float)) else 1.0:4.2f}\n")
+    style, amount = controls.get("style"), controls.get("style_amount")
+    if isinstance(style, str) and isinstance(amount, (int, float)):   # "none" too: the layout stays still
+        knobs.append(f"{'style':<9} {style[:12]:<12} {amount:4.2f}\n")
     timing = status.get("output_timing_ms") or {}
     numbers = Text()
     numbers.append(f"inference  p50 {_ms(engine.get('latency_ms_p50'))} ms  "

@@ -841,12 +841,15 @@ class Engine:
         self._button("resample", "resample: a new variation of the groove")
 
     def style(self, name: str) -> str:
-        """A style's pad (``appliance.core.styles``): that style, or none when it plays already."""
-        with self._lock:
-            now = styles.NONE if self._controls.style == name else name
-        self.set_controls(style=now)     # a name that is no style raises ValueError, nothing changes
-        self._button("style", "style: %s", now)
-        return now
+        """A style's pad (``appliance.core.styles``): that style, or none when it plays already.
+        A name that is no style raises ValueError, and nothing changes."""
+        controls = self._change_controls(
+            lambda now: replace(now, style=styles.NONE if now.style == name else name))
+        if controls.style == styles.NONE or controls.style in self.generator.styles.shifts:
+            self._button("style", "style: %s", controls.style)
+        else:
+            self._button("style", "style: %s is not in this model's card: the drums play as none", controls.style)
+        return controls.style
 
     def prior(self) -> None:
         """From scratch: z from the prior, until the groove changes again."""
@@ -863,8 +866,12 @@ class Engine:
 
     def set_controls(self, **changes: object) -> Controls:
         """Change knobs (e.g. density=0.7); they take effect at the next regeneration."""
+        return self._change_controls(lambda now: replace(now, **changes))
+
+    def _change_controls(self, change: Callable[[Controls], Controls]) -> Controls:
+        """The knobs as ``change`` makes them from the knobs now, in one hold of the lock."""
         with self._lock:
-            self._controls = replace(self._controls, **changes)
+            self._controls = change(self._controls)
             self._notify("controls")
             if not self._frozen:
                 self._ask(self._clock())

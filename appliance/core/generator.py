@@ -90,7 +90,7 @@ class Controls:
 
     def __post_init__(self) -> None:
         if self.style not in styles.NAMES:
-            raise ValueError(f"style {self.style!r} is not one of {', '.join(styles.NAMES)}")
+            raise ValueError(f"style {self.style!r:.40} is not one of {', '.join(styles.NAMES)}")
         for name, low, high in (("density", 0, 1), ("temperature", 0, 2),
                                 ("velocity_scale", 0, 2), ("humanise", 0, 2),
                                 ("style_amount", 0, styles.MAX_AMOUNT)):
@@ -465,6 +465,12 @@ def _spread_around(offsets: np.ndarray, centre: np.ndarray, hits: np.ndarray, sd
     return np.clip(centre + apart * min(MAX_SPREAD, sd / now), -0.5, 0.499).astype(np.float32)
 
 
+def level(probabilities: np.ndarray, velocities: np.ndarray) -> float:
+    """How loud a reading plays: its velocities' mean, each cell weighed by its hit probability."""
+    weight = float(probabilities.sum())
+    return float((probabilities * velocities).sum()) / weight if weight > 0 else 0.0
+
+
 def read_card(model_dir: Path) -> dict:
     """model.json, checked for what the box needs."""
     path = model_dir / "model.json"
@@ -559,6 +565,22 @@ class Generator:
         shift = self.styles.shift(controls.style, controls.style_amount)
         return (z if shift is None else z + shift).astype(np.float32)
 
+    def read(self, groove: Groove, controls: Controls, eps: np.ndarray,
+             prior: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The decoder's reading of the groove. Under a style, its velocities are brought to the
+        level the model plays the groove at without one: a style changes the pattern, not how
+        loud the drums follow the player (:func:`level`)."""
+        z = self.latent(groove, controls, eps, prior)
+        probabilities, velocities, offsets = self.decode(z)
+        shift = self.styles.shift(controls.style, controls.style_amount)
+        if shift is not None:
+            plain_probabilities, plain_velocities, _ = self.decode(z - shift)
+            styled = level(probabilities, velocities)
+            if styled > 0:
+                gain = level(plain_probabilities, plain_velocities) / styled
+                velocities = np.clip(velocities * gain, 0.0, 1.0).astype(np.float32)
+        return probabilities, velocities, offsets
+
     def generate(self, groove: Groove, controls: Controls = Controls(),
                  eps: np.ndarray | None = None, prior: bool = False, loud: Loud | None = None) -> Pattern:
         """The pattern over ``groove``; over a loud one (``loud``, dynamics.loud) the model's reading
@@ -566,9 +588,9 @@ class Generator:
         eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
-        probabilities, velocities, offsets = self.decode(self.latent(groove, controls, eps, prior))
+        probabilities, velocities, offsets = self.read(groove, controls, eps, prior)
         if loud is not None and not prior:
-            down = self.decode(self.latent(loud.groove, controls, eps, prior))
+            down = self.read(loud.groove, controls, eps, prior)
             if thins(float(probabilities.sum()), float(down[0].sum())):
                 (probabilities, velocities, offsets), controls = down, replace(
                     controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
