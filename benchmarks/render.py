@@ -10,6 +10,7 @@ import time
 import mido
 
 from appliance.box.cli import default_model_dir
+from appliance.core.generator import Controls
 from appliance.core.render import render
 
 PHRASE = Path(__file__).resolve().parent.parent / "examples" / "keyboard_phrase.mid"
@@ -32,7 +33,20 @@ def main() -> None:
           f"{median / real_time_bars_per_second:.0f}x real time at {result.bpm:g} BPM; "
           f"{generations} patterns generated, {misses} missed swap points")
 
+    styled()
     silence()
+
+
+def styled() -> None:
+    """The same renders with a style: each pattern decodes z twice (the level kept, styles.py)."""
+    speeds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for style in ("none", "bossa"):
+            speeds[style] = statistics.median(
+                render(PHRASE, Path(tmp) / "out.mid", model_dir=default_model_dir(), passes=8, seed=seed,
+                       controls=Controls(style=style)).bars_per_second for seed in range(RUNS))
+    print(f"render with --style bossa: median {speeds['bossa']:.0f} bars/s against {speeds['none']:.0f} "
+          f"without a style ({speeds['bossa'] / speeds['none']:.2f}x, in this run)")
 
 
 SILENT_BARS = 100_000

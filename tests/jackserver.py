@@ -199,42 +199,44 @@ def jack():
 class Recorder:
     """A JACK client with one MIDI input; remembers (arrival time, message).
 
-    It polls rtmidi from its own thread instead of taking callbacks: a Python callback in
-    JACK's process thread that waits for the GIL garbles bursts. Arrival times come from
-    rtmidi's C-side time stamps (the JACK cycle), not from when Python got round to it."""
+    The input is python-rtmidi polled in a process of its own (tests/recorder_child.py), which
+    writes each message with its arrival time: rtmidi's C-side time stamps (the JACK cycle) on
+    ``time.monotonic``'s clock, not when Python got round to it. (A Python callback in JACK's
+    process thread that waits for the GIL garbles bursts.) ``close`` ends that process and
+    waits until its port has left the server: RtMidi's own close can crash the process that
+    calls it (see the child's docstring)."""
 
-    def __init__(self, client: str, port: str = "in") -> None:
-        import rtmidi
-        from appliance.io.midi.backend import ArrivalClock
+    def __init__(self, client: str, port: str = "in", timeout: float = 30.0) -> None:
         self.events: list[tuple[float, mido.Message]] = []
+        self.name = f"{client}:{port}"
         self._cond = threading.Condition()
-        self._arrival = ArrivalClock()
-        self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client, queue_size_limit=65536)
-        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._in.open_virtual_port(port)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._ready = threading.Event()
+        self._errors = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.recorder_child", client, port],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+                                      cwd=REPO, env=dict(os.environ), text=True)
+        self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+        if not self._ready.wait(timeout):
+            self.close()
+            self._errors.seek(0)
+            raise AssertionError(f"the recorder {self.name} did not open its port in {timeout:g} s: "
+                                 f"{self._errors.read()[-2000:]}")
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            got = False
-            while True:
-                event = self._in.get_message()
-                if event is None:
-                    break
-                got = True
-                data, delta = event
-                t = self._arrival.stamp(delta)
-                try:
-                    message = mido.Message.from_bytes(data)
-                except ValueError:
-                    continue
-                with self._cond:
-                    self.events.append((t, message))
-                    self._cond.notify_all()
-            if not got:
-                self._stop.wait(0.0005)
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line == "ready\n":
+                self._ready.set()
+                continue
+            stamp, _, data = line.partition(" ")
+            try:
+                message = mido.Message.from_bytes(bytes.fromhex(data.strip()))
+            except ValueError:
+                continue
+            with self._cond:
+                self.events.append((float(stamp), message))
+                self._cond.notify_all()
 
     def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> list[tuple[float, mido.Message]]:
         """Every event so far, once nothing new has come for ``quiet`` seconds (a busy machine
@@ -261,11 +263,24 @@ class Recorder:
         with self._cond:
             self.events.clear()
 
-    def close(self) -> None:
-        self._stop.set()
+    def close(self, timeout: float = 20.0) -> None:
+        """End the recorder's process; return once its port has left the JACK server."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait(timeout=timeout)
         self._thread.join(timeout=5)
-        self._in.close_port()
-        self._in.delete()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._errors.close()
+        wait_until(lambda: self.name not in _ports().splitlines(), timeout=timeout)
+
+
+def _ports() -> str:
+    """Every port of the JACK server ``JACK_DEFAULT_SERVER`` names (jack_lsp)."""
+    try:
+        return subprocess.run(["jack_lsp"], env=dict(os.environ), capture_output=True, text=True, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        return ""
 
 
 class Player:
