@@ -244,7 +244,8 @@ def write(model_dir: Path, fitted: dict[str, dict], help_rows: list[dict], play_
     path = model_dir / "model.json"
     card = json.loads(path.read_text())
     card["styles"] = {name: {"shift": " ".join(f"{x:.5f}" for x in entry["shift"]), "windows": entry["windows"],
-                             "files": entry["files"], "drummers": entry["drummers"], "gmd": list(STYLES[name])}
+                             "files": entry["files"], "drummers": entry["drummers"], "gmd": list(STYLES[name]),
+                             "length": round(float(np.linalg.norm(entry["shift"])), 3)}
                       for name, entry in fitted.items()}
     if help_rows or play_rows:
         card.setdefault("metrics", {})["styles"] = {

@@ -86,7 +86,7 @@ class Controls:
     max_hits_per_voice: int = 32  #: 0..32; the most likely hits are kept
     thresholds: tuple[float, ...] | None = None  #: 9 values overriding model.json
     style: str = styles.NONE      #: a style's nudge of z (appliance.core.styles), or none
-    style_amount: float = 1.0     #: 0..2: how far the style moves z
+    style_amount: float = 1.0     #: 0..1.5: how far the style moves z
 
     def __post_init__(self) -> None:
         if self.style not in styles.NAMES:
@@ -471,6 +471,25 @@ def level(probabilities: np.ndarray, velocities: np.ndarray) -> float:
     return float((probabilities * velocities).sum()) / weight if weight > 0 else 0.0
 
 
+def at_level(probabilities: np.ndarray, velocities: np.ndarray,
+             plain_probabilities: np.ndarray, plain_velocities: np.ndarray) -> np.ndarray:
+    """A styled reading's velocities brought to the level of the plain one (:func:`level`),
+    one gain for the kit; a voice brought up goes no louder than it plays in either reading
+    (a soft cross-stick or hat foot of the style is not lifted past the plain snare or hat)."""
+    styled = level(probabilities, velocities)
+    if styled <= 0:
+        return velocities
+    gain = level(plain_probabilities, plain_velocities) / styled
+    out = velocities * gain
+    if gain > 1:
+        for voice in range(velocities.shape[1]):
+            now = level(probabilities[:, voice], velocities[:, voice])
+            most = max(now, level(plain_probabilities[:, voice], plain_velocities[:, voice]))
+            if now > 0 and now * gain > most:
+                out[:, voice] = velocities[:, voice] * (most / now)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def read_card(model_dir: Path) -> dict:
     """model.json, checked for what the box needs."""
     path = model_dir / "model.json"
@@ -575,10 +594,7 @@ class Generator:
         shift = self.styles.shift(controls.style, controls.style_amount)
         if shift is not None:
             plain_probabilities, plain_velocities, _ = self.decode(z - shift)
-            styled = level(probabilities, velocities)
-            if styled > 0:
-                gain = level(plain_probabilities, plain_velocities) / styled
-                velocities = np.clip(velocities * gain, 0.0, 1.0).astype(np.float32)
+            velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
         return probabilities, velocities, offsets
 
     def generate(self, groove: Groove, controls: Controls = Controls(),
