@@ -37,3 +37,13 @@ def make_engine(generator: Generator, bpm: float = 120.0, latency: float = 0.0,
     """An engine on a virtual clock (start 0.0); the caller drives engine.tick(t)."""
     return Engine(generator, InternalClock(bpm=bpm, start=0.0), settings, controls,
                   executor=VirtualExecutor(latency), clock=lambda: 0.0)
+
+
+@pytest.fixture(autouse=True)
+def _recorders_closed():
+    """A live test that fails before its ``finally`` leaves a recorder's process open: closed here."""
+    yield
+    import sys
+    jackserver = sys.modules.get("tests.jackserver")
+    if jackserver is not None:
+        jackserver.Recorder.close_left_open()

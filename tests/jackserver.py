@@ -202,26 +202,38 @@ class Recorder:
     The input is python-rtmidi polled in a process of its own (tests/recorder_child.py), which
     writes each message with its arrival time: rtmidi's C-side time stamps (the JACK cycle) on
     ``time.monotonic``'s clock, not when Python got round to it. (A Python callback in JACK's
-    process thread that waits for the GIL garbles bursts.) ``close`` ends that process and
-    waits until its port has left the server: RtMidi's own close can crash the process that
-    calls it (see the child's docstring)."""
+    process thread that waits for the GIL garbles bursts.) ``close`` lets that process close
+    its port and end (killed if it has not within ``GONE_S``) and waits until the port has
+    left the server: RtMidi's own close can crash the process that calls it (see the child's
+    docstring). Recorders a test leaves open are closed after it (``close_left_open``)."""
+
+    GONE_S = 5.0
+    left_open: list["Recorder"] = []
 
     def __init__(self, client: str, port: str = "in", timeout: float = 30.0) -> None:
         self.events: list[tuple[float, mido.Message]] = []
         self.name = f"{client}:{port}"
         self._cond = threading.Condition()
         self._ready = threading.Event()
+        self._dead = False
         self._errors = tempfile.TemporaryFile(mode="w+")
         self._proc = subprocess.Popen([sys.executable, "-m", "tests.recorder_child", client, port],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
                                       cwd=REPO, env=dict(os.environ), text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout):
-            self.close()
+        Recorder.left_open.append(self)
+        self._ready.wait(timeout)
+        if self._dead or not self._ready.is_set():
             self._errors.seek(0)
-            raise AssertionError(f"the recorder {self.name} did not open its port in {timeout:g} s: "
-                                 f"{self._errors.read()[-2000:]}")
+            why = self._errors.read()[-2000:]
+            self._end()
+            raise AssertionError(f"the recorder {self.name} did not open its port in {timeout:g} s: {why}")
+        ports = _ports()
+        if ports is not None and self.name not in ports:
+            self._end()
+            raise AssertionError(f"the recorder's port is not {self.name} (a client of that name left open?): "
+                                 f"{' '.join(p for p in ports if p.startswith(client))}")
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
@@ -229,14 +241,18 @@ class Recorder:
             if line == "ready\n":
                 self._ready.set()
                 continue
-            stamp, _, data = line.partition(" ")
             try:
-                message = mido.Message.from_bytes(bytes.fromhex(data.strip()))
+                stamp, data = line.split()
+                event = (float(stamp), mido.Message.from_bytes(bytes.fromhex(data)))
             except ValueError:
                 continue
             with self._cond:
-                self.events.append((float(stamp), message))
+                self.events.append(event)
                 self._cond.notify_all()
+        with self._cond:                 # the child has gone: nobody waits for it in vain
+            self._dead = True
+            self._ready.set()
+            self._cond.notify_all()
 
     def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> list[tuple[float, mido.Message]]:
         """Every event so far, once nothing new has come for ``quiet`` seconds (a busy machine
@@ -256,7 +272,7 @@ class Recorder:
     def wait_for(self, predicate: Callable[[list[tuple[float, mido.Message]]], bool],
                  timeout: float = 20.0) -> list[tuple[float, mido.Message]]:
         with self._cond:
-            self._cond.wait_for(lambda: predicate(self.events), timeout)
+            self._cond.wait_for(lambda: predicate(self.events) or self._dead, timeout)
             return list(self.events)
 
     def clear(self) -> None:
@@ -265,22 +281,41 @@ class Recorder:
 
     def close(self, timeout: float = 20.0) -> None:
         """End the recorder's process; return once its port has left the JACK server."""
-        if self._proc.poll() is None:
+        self._end(timeout)
+        gone = wait_until(lambda: (ports := _ports()) is not None and self.name not in ports, timeout=timeout)
+        assert gone, f"the recorder's port {self.name} has not left the JACK server in {timeout:g} s"
+
+    def _end(self, timeout: float = 20.0) -> None:
+        """The child closes its port and exits (killed after ``GONE_S``); the reader stops."""
+        if self in Recorder.left_open:
+            Recorder.left_open.remove(self)
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()          # the child closes its port and exits
+        try:
+            self._proc.wait(timeout=self.GONE_S)
+        except subprocess.TimeoutExpired:
             self._proc.kill()
-        self._proc.wait(timeout=timeout)
+            self._proc.wait(timeout=timeout)
         self._thread.join(timeout=5)
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
+        if self._proc.stdout is not None and not self._thread.is_alive():
+            self._proc.stdout.close()
         self._errors.close()
-        wait_until(lambda: self.name not in _ports().splitlines(), timeout=timeout)
+
+    @classmethod
+    def close_left_open(cls) -> None:
+        """Close every recorder a test left open (a test that failed before its ``finally``)."""
+        for recorder in list(cls.left_open):
+            recorder.close()
 
 
-def _ports() -> str:
-    """Every port of the JACK server ``JACK_DEFAULT_SERVER`` names (jack_lsp)."""
+def _ports() -> list[str] | None:
+    """Every port of the JACK server ``JACK_DEFAULT_SERVER`` names (jack_lsp; none when no server
+    runs); None when jack_lsp does not answer in time."""
     try:
-        return subprocess.run(["jack_lsp"], env=dict(os.environ), capture_output=True, text=True, timeout=10).stdout
+        done = subprocess.run(["jack_lsp"], env=dict(os.environ), capture_output=True, text=True, timeout=10)
     except subprocess.TimeoutExpired:
-        return ""
+        return None
+    return done.stdout.split() if done.returncode == 0 else []
 
 
 class Player:

@@ -473,21 +473,32 @@ def level(probabilities: np.ndarray, velocities: np.ndarray) -> float:
 
 def at_level(probabilities: np.ndarray, velocities: np.ndarray,
              plain_probabilities: np.ndarray, plain_velocities: np.ndarray) -> np.ndarray:
-    """A styled reading's velocities brought to the level of the plain one (:func:`level`),
-    one gain for the kit; a voice brought up goes no louder than it plays in either reading
-    (a soft cross-stick or hat foot of the style is not lifted past the plain snare or hat)."""
-    styled = level(probabilities, velocities)
-    if styled <= 0:
-        return velocities
-    gain = level(plain_probabilities, plain_velocities) / styled
-    out = velocities * gain
-    if gain > 1:
-        for voice in range(velocities.shape[1]):
-            now = level(probabilities[:, voice], velocities[:, voice])
-            most = max(now, level(plain_probabilities[:, voice], plain_velocities[:, voice]))
-            if now > 0 and now * gain > most:
-                out[:, voice] = velocities[:, voice] * (most / now)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    """A styled reading's velocities brought to the level of the plain one (:func:`level`), one
+    gain for the kit; a voice brought up goes no louder than it plays in either reading (a hat
+    foot of the style is not lifted past the plain hat), and the voices left carry the rest."""
+    target, styled = level(plain_probabilities, plain_velocities), level(probabilities, velocities)
+    if not (styled > 0 and target > 0 and np.isfinite(target) and np.isfinite(styled)):
+        return velocities.astype(np.float32)
+    weight = probabilities.sum(axis=0)
+    mass = (probabilities * velocities).sum(axis=0)                 # each voice's level × weight
+    own = np.divide(mass, weight, out=np.zeros_like(mass), where=weight > 0)
+    plain_weight = plain_probabilities.sum(axis=0)
+    plain_own = np.divide((plain_probabilities * plain_velocities).sum(axis=0), plain_weight,
+                          out=np.zeros_like(mass), where=plain_weight > 0)
+    most = np.maximum(own, plain_own)
+    gains = np.ones(velocities.shape[1])
+    capped = np.zeros(velocities.shape[1], bool)
+    for _ in range(velocities.shape[1]):        # a voice capped leaves more for the others
+        needed = target * weight.sum() - (gains * mass)[capped].sum()
+        free = mass[~capped].sum()
+        gain = needed / free if free > 0 else 1.0
+        over = ~capped & (gain > 1) & (own * gain > most) & (weight > 0)
+        if not over.any():
+            gains[~capped] = gain
+            break
+        capped |= over
+        gains[over] = most[over] / own[over]
+    return np.clip(velocities * gains, 0.0, 1.0).astype(np.float32)
 
 
 def read_card(model_dir: Path) -> dict:
