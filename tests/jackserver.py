@@ -302,10 +302,12 @@ class Recorder:
         self._errors.close()
 
     @classmethod
-    def close_left_open(cls) -> None:
-        """Close every recorder a test left open (a test that failed before its ``finally``)."""
+    def close_left_open(cls, keep: set[int] | frozenset[int] = frozenset()) -> None:
+        """Close every recorder a test left open (a test that failed before its ``finally``),
+        but those whose ``id`` is in ``keep``."""
         for recorder in list(cls.left_open):
-            recorder.close()
+            if id(recorder) not in keep:
+                recorder.close()
 
 
 def _ports() -> list[str] | None:
