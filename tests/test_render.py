@@ -1400,3 +1400,20 @@ def test_a_walk_up_after_a_dropped_bar_lands_with_a_crash_and_the_form_goes_on(
     assert {11, 16} <= crashes, sorted(crashes)   # and after the big fill: the landing puts it off no longer
     toms = set(tom_bars(tmp_path / "out.mid"))
     assert 15 in toms and not toms & {14, 18}, sorted(toms)   # phrases from bar 1
+
+
+def test_render_plays_stop_time_s_hits_and_lays_out_unless_told_not_to(model_dir: Path, tmp_path: Path) -> None:
+    """8 bars of eighth chords, 4 bars of a short chord on each 1 (stop time), 8 bars of chords:
+    from the second hit only the hits' crash and kick play; ``--no-stop-time`` grooves through."""
+    source = played(comp(range(0, 8), 240) + [n for bar in range(8, 12) for n in chord(bar * BAR, 200, 100)]
+                    + comp(range(12, 20), 240), tmp_path / "stops.mid")
+    per_bar = {}
+    for flag in ("--stop-time", "--no-stop-time"):
+        out = tmp_path / f"{flag}.mid"
+        assert main(["render", str(source), "-o", str(out), "--seed", "1", "--model", str(model_dir), flag]) == 0
+        ons = [(tick, m.note) for tick, m in ticked(out) if m.type == "note_on" and m.velocity and m.channel == 9]
+        per_bar[flag] = [[n for tick, n in ons if b * BAR - 60 <= tick < (b + 1) * BAR - 60] for b in range(8, 13)]
+    stopped = per_bar["--stop-time"]
+    assert all(set(bar) == {GM_NOTES[0], GM_NOTES[7]} for bar in stopped[2:4]), stopped   # bars 11, 12: the hits
+    assert len(stopped[0]) >= 6 and len(stopped[4]) >= 6, "the first hit's bar and the band's return groove"
+    assert all(len(bar) >= 6 for bar in per_bar["--no-stop-time"][1:4]), per_bar["--no-stop-time"]

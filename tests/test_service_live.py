@@ -342,3 +342,42 @@ def test_learn_binds_a_knob_of_the_keyboard_to_an_action(box, capsys):
     assert client_main(argparse.Namespace(command="learn", action="frezee",
                                           socket=service.socket_path)) == 1
     assert "did you mean 'freeze'" in capsys.readouterr().err
+
+
+def test_stop_time_hits_are_answered_live_and_the_drums_lay_out_between_them(box, jack):
+    """Two bars of quarter chords, four bars of one short chord on each 1, two bars of chords:
+    from the second hit the drums play a crash and a kick with each hit, at once, and nothing
+    between (appliance/core/stops.py), through the real JACK server."""
+    service, keys, drums, _din = box
+    if service.status()["frozen"]:
+        service.request("freeze")
+    status = service.status()
+    sps = 60.0 / status["bpm"] / 4
+    start = (int(status["position"] + (time.monotonic() - status["now"]) / sps) // 32 + 1) * 32
+    steps = [bar * 16 + beat * 4 for bar in (0, 1, 6, 7) for beat in range(4)] + [bar * 16 for bar in range(2, 6)]
+    drums.clear()
+    xruns_before = jack.xruns()
+    sent = {}
+    for step in sorted(steps):
+        delay = status["now"] + (start + step - status["position"]) * sps - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sent[step] = time.monotonic()
+        for note in (48, 60, 64):
+            keys.send(mido.Message("note_on", note=note, velocity=96))
+        time.sleep(sps)                                     # let go a sixteenth later
+        for note in (48, 60, 64):
+            keys.send(mido.Message("note_off", note=note, velocity=0))
+    time.sleep(1.0)
+    notes = [(t, m.note) for t, m in drums.events if m.type == "note_on" and m.velocity > 0]
+    slack = 0 if jack.xruns() == xruns_before else 2        # late JACK cycles: a note may land a bar off
+    for bar in (4, 5):                                       # the third and fourth hits
+        hit = sent[bar * 16]
+        in_bar = [(round(t - hit, 3), n) for t, n in notes if hit - 4 * sps <= t < hit + 12 * sps]
+        answer = {n for t, n in in_bar if -0.005 <= t <= 0.05}
+        assert {36, 49} <= answer, f"bar {bar + 1}: the hit's crash and kick within 50 ms: {in_bar}"
+        assert len(in_bar) <= len(answer) + slack, f"bar {bar + 1}: the drums lay out after the hit: {in_bar}"
+    back = sent[6 * 16]
+    assert wait_until(lambda: sum(1 for t, m in drums.events if t > back + sps and m.type == "note_on") >= 4, 10), \
+        "the drums come back in with the chords"
+    service.request("clear")

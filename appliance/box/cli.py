@@ -56,7 +56,8 @@ def _render(args: argparse.Namespace) -> int:
                                   section_change=args.section_change,
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths,
-                                  dynamics=args.dynamics, mf_velocity=args.mf_velocity)
+                                  dynamics=args.dynamics, mf_velocity=args.mf_velocity,
+                                  stop_time=args.stop_time)
     except (ValueError, KeyError) as error:
         log.error("render: %s", as_flags(str(error.args[0] if error.args else error)))
         return 2
@@ -189,6 +190,10 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--hear-eighths", action=argparse.BooleanOptionalAction, default=memory.hear_eighths,
                         help="hear busy, even, unaccented sixteenths (a pianist's arpeggios) accented on the "
                              "eighths, as a drummer does, not as a snare roll (default on)")
+    render.add_argument("--stop-time", action=argparse.BooleanOptionalAction, default=memory.stop_time,
+                        help="stop time: from the second short hit on a bar's 1 in a row, with nothing else "
+                             "in its bar, the drums play the hits with you and lay out between them, and come "
+                             "back in with your next note off the 1 (default on)")
     render.add_argument("--dynamics", type=float, default=memory.dynamics, metavar="LAW",
                         help="0..1: how closely the drums follow your level below your mezzo-forte: 0 one "
                              f"level, 1 all the way, {MODEL_DYNAMICS:g} about the model alone "

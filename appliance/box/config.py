@@ -164,6 +164,7 @@ class LoopConfig:
                            doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
     fill_every: int = opt(4, range=(0, 64),
                           doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
+    stop_time: bool = opt(True, doc="from the second short hit on a bar's 1 in a row with nothing else in the bar, the drums play the hits with you and lay out between them")
     hear_eighths: bool = opt(True, doc="busy sixteenths (arpeggios, an ostinato: at one level or one figure every beat) are heard accented on the eighths")
     dynamics: float = opt(DYNAMICS, range=(0.0, 1.0),
                           doc="the drums' level follows yours as (yours / mf_velocity) ** this below it; 0 = one level")
@@ -318,7 +319,8 @@ class Config:
             section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
             fill_every=self.loop.fill_every, hear_eighths=self.loop.hear_eighths, dynamics=self.loop.dynamics,
-            mf_velocity=self.loop.mf_velocity, end_after_bars=self.loop.end_after_bars)
+            mf_velocity=self.loop.mf_velocity, end_after_bars=self.loop.end_after_bars,
+            stop_time=self.loop.stop_time)
 
     def start_settings(self) -> StartSettings:
         """The core's start behaviour; an external clock starts the box itself."""

@@ -24,6 +24,7 @@ from appliance.core.looper import Looper, Memory
 from appliance.core.phrase import MARK_WINDOW, ONSET_SPREAD, Onset, Ran, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
 from appliance.core.start import Starter, StartSettings
+from appliance.core.stops import Heard, StopTime
 from appliance.core.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class EngineSettings:
     hear_eighths: bool = True    #: busy, even, unaccented sixteenths (arpeggios) reach the model accented on the eighths
     dynamics: float = DYNAMICS   #: 0..1 the drums' level follows the player's as (played / mf) ** this; 0 = one level
     mf_velocity: int = MF_VELOCITY   #: 1..127 the player's mezzo-forte: from there up the drums play their full level
+    stop_time: bool = True       #: from the second lone short hit on a bar's 1 in a row, the drums play the hits with the band and lay out between them
     end_after_bars: int = 0      #: bars of rest (as rest_thin counts them) after which the song ends: the drums stop at the next bar line and wait for the next song; 0 = never
 
     def __post_init__(self) -> None:
@@ -257,6 +259,7 @@ class Engine:
         self._latencies_ms: deque[float] = deque(maxlen=2000)
         self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
         self._keys = Keys()                            # keys down or under the pedal
+        self._stops = StopTime()                       # the band's hits on the 1, heard as stop time
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
@@ -349,10 +352,13 @@ class Engine:
                     or self._back_from_hold(position))
         back = self._back_in_the_form(position, rest) if comes_in else None
         lands = self._run_lands(position, message.note, message.velocity, comes_in, back is not None)
+        rang_to = self._keys.last_rang_to(position)   # the chord before this note's (stop time)
         self._keys.press(message.channel, message.note, position)
         with self._lock:
             self._plays_on = GONE
             lifted = self._marks(position, t, message.velocity, comes_in, back, lands)
+            if self._settings.stop_time:
+                self._stop_time(self._stops.hear(position, rang_to), position, t)
             let_go = self._follow_lift(position, message.velocity)
             self._player.resting = False
             if self._rest:
@@ -367,6 +373,7 @@ class Engine:
                 self._notify("groove")
                 if not self._frozen:
                     self._ask(t)
+        self._buttons.flush()
         self._deliver()
 
     def _marks(self, position: float, t: float, velocity: int, comes_in: bool, back: Back | None,
@@ -386,6 +393,23 @@ class Engine:
         else:
             return self._mark_lift(position, t, velocity)
         return False
+
+    def _stop_time(self, heard: Heard | None, position: float, t: float) -> None:
+        """What stop time asks of the player (under the lock; appliance/core/stops.py): the hit
+        answered and the band laid out, or the drums back in. Not while frozen: a frozen loop plays on."""
+        if heard is Heard.PLAYS_ON or heard is Heard.PICKUP:
+            self._player.play_on()
+        elif heard is not None and not self._frozen:
+            if heard is Heard.STOPS:
+                self._buttons.note("stop time", logging.INFO,
+                                   "stop time: the drums play the band's hits with you and lay out between them "
+                                   "(loop.stop_time)")
+            self._player.stop_time(position, t, first=heard is Heard.STOPS)
+
+    def _let_stop_time_go(self) -> None:
+        """Stop time is forgotten (under the lock): a jump, a clear, a new song, a freeze, the knob off."""
+        self._stops = StopTime()
+        self._player.play_on()
 
     # -- the player's side -------------------------------------------------------------------
     def tick(self, t: float) -> list[Event]:
@@ -687,6 +711,7 @@ class Engine:
             self._no_end_before = -math.inf
             self._looper = Looper(self._settings.memory())   # as at power-up: no passes counted
             self._keys, self._ears, self._touch = Keys(), listening.Ears(), Touch()
+            self._stops = StopTime()   # the player's new_song lets the drums play again
             self._pickup_to = self._run = self._back = None
             self._lift = None
             self._heard_notes.clear()
@@ -759,6 +784,7 @@ class Engine:
             self._pickup_to = self._run = self._lift = None
             self._heard_notes.clear()
             self._plays_on = GONE   # a note after a jump is where the player comes in
+            self._let_stop_time_go()
         self._looper.relocate(position)
         if self._player.relocate(position):
             self._keys.relocate(position)
@@ -771,6 +797,7 @@ class Engine:
             if self._frozen:  # what is on its way must not replace the held pattern
                 self._waiting = None
                 self._player.withdraw()
+                self._let_stop_time_go()   # the held pattern plays on, as it does through a rest
             self._notify("freeze")
             if not self._frozen:
                 self._ask(self._clock())
@@ -791,6 +818,7 @@ class Engine:
             self._plays_on = (position + PLAYS_ON, t + PLAYS_ON * 15.0 / self._transport.bpm) if playing else GONE
             self._looper.clear()
             self._pickup_to = self._run = None
+            self._let_stop_time_go()
             self._loudest = 0.0   # a new song: its own loudest
             self._notify("groove")
             if not self._frozen:
@@ -892,6 +920,8 @@ class Engine:
             self._looper.memory = settings.memory()
             if not settings.hear_eighths:
                 self._ears = listening.Ears()   # heard as played from now on, and said so
+            if not settings.stop_time:
+                self._let_stop_time_go()
             if heard_anew and not self._frozen:
                 self._ask(self._clock())
         self._deliver()
@@ -947,6 +977,7 @@ class Engine:
             "pattern_hits": self._player.pattern.hits,
             "groove_hits": self.groove.hits,
             "frozen": self._frozen,
+            "stop_time": self._player.stopped,
             "heard_on_the_eighths": self._settings.hear_eighths and self._ears.busy,
             "late_drops": self._player.late_drops,
             "waiting_for": self._waiting_for(),

@@ -17,6 +17,7 @@ from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFS
 from appliance.core.fills import accent_level
 from appliance.core.generator import scale_velocities
 from appliance.core.phrase import CRASH, Phrasing, entry_downbeat, marked_downbeat, with_crash
+from appliance.core.stops import HIT_EARLY, LAYS_OUT, hit_downbeat
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
@@ -101,6 +102,9 @@ class Player:
         self._crash_out: tuple[float, tuple[int, int]] | None = None   # the last crash handed out: position, (channel, note)
         #: the player has rested long enough that the drums are winding down (Engine): no crash marks a phrase
         self.resting = False
+        self._laid_out = False   # stop time: the steps play nothing, the band's hits are answered (stop_time) ...
+        self._laid_out_from = -math.inf   # ... from this position
+        self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → where its last note-on was handed out
 
     @property
     def pattern(self) -> Pattern:
@@ -192,6 +196,45 @@ class Player:
         with self._lock:
             self._end = None
 
+    @property
+    def stopped(self) -> bool:
+        """In stop time: the drums play the band's hits only (:meth:`stop_time`)."""
+        return self._laid_out
+
+    def stop_time(self, position: float, now: float, first: bool = False) -> None:
+        """Stop time (appliance/core/stops.py): the band's hit at ``position`` gets a crash and a
+        kick at the pattern's accent level, each unless one went out on that hit's downbeat
+        already; the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
+        ``first`` hit heard as stop time, as a drummer takes that long to hear it): what is queued
+        from there is dropped (its note-offs kept), and the steps play nothing until :meth:`play_on`.
+        No hit after the song's end, nor before the first pattern."""
+        with self._lock:
+            here = max(position, self.transport.position(now))
+            out = max(here, hit_downbeat(position) + LAYS_OUT) if first else here
+            self._laid_out, self._laid_out_from = True, out
+            self._queue = [entry for entry in self._queue if entry[0] < out or entry[2].type == "note_off"]
+            heapq.heapify(self._queue)
+            downbeat = hit_downbeat(position)
+            if self._waiting_for_first or (self._end is not None and downbeat >= self._end):
+                return
+            settings = self.settings
+            velocity = self._hit_velocity()
+            for voice in (CRASH, KICK):
+                key = (settings.channels[voice] - 1, settings.notes[voice])
+                since = downbeat - HIT_EARLY
+                if self._struck.get(key, -math.inf) >= since or any(
+                        entry[0] >= since and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key
+                        for entry in self._queue):
+                    continue   # it went out with the hit already (the pattern's downbeat, a mark's crash)
+                self._push(here, mido.Message("note_on", channel=key[0], note=key[1], velocity=velocity))
+                self._push(here + min(settings.gate, 0.5), mido.Message("note_off", channel=key[0], note=key[1],
+                                                                          velocity=0))
+
+    def play_on(self) -> None:
+        """Stop time is over: the steps play again from the next one scheduled."""
+        with self._lock:
+            self._laid_out = False
+
     def new_song(self, opening: Pattern | None = None) -> None:
         """The song is over: the next start is located and cued as the first one was, and its
         phrases count from its own bar 1. ``opening``: what its first steps play until a new
@@ -206,6 +249,7 @@ class Player:
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
             heapq.heapify(self._queue)
             self._phrasing = Phrasing(self.settings.crash_every, self.settings.fill_every)
+            self._laid_out = False
 
     def phrase_from(self, step: int) -> None:
         """Bar 1 of the song is at absolute ``step`` (a render's lead-in): phrases count from it."""
@@ -345,6 +389,7 @@ class Player:
         self._last_position = position
         self._sent_to = None
         self._crash_out = None
+        self._laid_out = False
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
         self._phrasing.forget()
@@ -405,6 +450,8 @@ class Player:
             self._phrasing.quiet = self.resting
             cells = self._phrasing.take(step, cells, self._pattern)
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
+        if self._laid_out and step >= self._laid_out_from - 0.5:
+            return                     # stop time: the band is out (the phrasing above still counts the step)
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):
@@ -427,6 +474,13 @@ class Player:
             self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
             self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
 
+    def _hit_velocity(self) -> int:
+        """A band hit's velocity: the pattern's accent level (as the cued start scales it)."""
+        velocity = accent_level(self._pattern.steps)
+        if self._first_scale is not None:
+            velocity = float(scale_velocities(np.float32(velocity), self._first_scale))
+        return max(1, min(127, round(velocity * 127)))
+
     def _ending_hit(self, step: int, settings: PlayerSettings) -> None:
         """The song's last hit: the crash and the kick together, at the pattern's accent level."""
         velocity = max(1, min(127, round(accent_level(self._pattern.steps) * 127)))
@@ -448,6 +502,7 @@ class Player:
             key = (message.channel, message.note)
             if message.type == "note_on":
                 self._sounding[key] = self._sounding.get(key, 0) + 1
+                self._struck[key] = position
                 if message.note == self.settings.notes[CRASH]:
                     self._crash_out = (position, key)
             elif key in self._sounding:

@@ -1,0 +1,181 @@
+"""Stop time (appliance/core/stops.py): from the second lone short hit on a bar's 1 in a row, the
+drums play the hits with the band and lay out between them; any other note brings them back."""
+from __future__ import annotations
+
+import mido
+import pytest
+
+from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
+from appliance.core.generator import Generator
+from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
+from appliance.core.stops import HIT_RINGS, LAYS_OUT, Heard, StopTime
+from appliance.core.transport import InternalClock
+
+BAR = STEPS_PER_BAR
+BPM = 120.0
+BAR_S = 2.0            # at 120 BPM
+KICK, CRASH = GM_NOTES[0], GM_NOTES[7]
+FIRST = BAR_S          # the first chord (s): on the bar line of bar 2 (the clock starts at 0)
+
+
+# -- what the notes tell (steps) -----------------------------------------------------------
+def hits(stop: StopTime, *positions: float, rings: float = 2.0) -> list[Heard | None]:
+    """Each position a chord let go ``rings`` steps after it."""
+    heard, rang_to = [], None
+    for position in positions:
+        heard.append(stop.hear(position, rang_to))
+        rang_to = position + rings
+    return heard
+
+
+def after_a_bar_of_comp() -> StopTime:
+    """Stop time heard after a bar of chords on the beats (bar −1)."""
+    stop = StopTime()
+    assert hits(stop, -BAR, -BAR + 4, -BAR + 8, -BAR + 12) == [None] * 4
+    return stop
+
+
+def test_the_second_lone_hit_in_a_row_begins_stop_time_and_the_next_ones_are_hits() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR, 3 * BAR) == [None, Heard.STOPS, Heard.HIT, Heard.HIT]
+    assert stop.stopped
+
+
+def test_hits_from_the_first_bar_or_after_one_chord_are_how_the_part_goes_not_a_stop() -> None:
+    stop = StopTime()
+    assert hits(stop, 0.0, 0.8, BAR, 2 * BAR, 3 * BAR) == [None] * 5, "a rolled chord on every 1"
+    assert stop.hear(4 * BAR + 4, 3 * BAR + 2) is None                  # one chord on beat 2 ...
+    assert hits(stop, 5 * BAR, 6 * BAR, 7 * BAR) == [None] * 3         # ... is no bar the band played
+
+
+def test_a_chord_rolled_or_pushed_a_sixteenth_early_is_one_hit() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, 0.3, 0.6, BAR - 0.9, BAR - 0.5) == [None, None, None, Heard.STOPS, None]
+    assert stop.stopped
+
+
+def test_a_note_off_the_one_ends_stop_time_and_a_bar_of_more_is_no_hit() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR, 2 * BAR + 4) == [None, Heard.STOPS, Heard.HIT, Heard.PLAYS_ON]
+    assert not stop.stopped
+    assert stop.hear(3 * BAR, 2 * BAR + 6) is None, "the bar before had more than its hit"
+    assert stop.hear(4 * BAR, 3 * BAR + 2) is Heard.STOPS, "... and was played by the band"
+
+
+def test_a_pickup_in_the_last_beat_into_the_next_hit_keeps_stop_time() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, 12.0, 14.0, BAR, 2 * BAR, 2 * BAR + 13, 3 * BAR) == [
+        None, None, None, Heard.STOPS, Heard.HIT, Heard.PICKUP, Heard.HIT]
+    assert stop.stopped
+    assert stop.hear(3 * BAR + 14, 3 * BAR + 2) is Heard.PICKUP
+    assert stop.hear(4 * BAR + 4, 3 * BAR + 15) is Heard.PLAYS_ON, "no hit after the pickup: the band is back"
+
+
+def test_a_note_on_the_and_of_one_is_no_hit() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 2.0, BAR + 2.0, 2 * BAR + 2.0) == [None, None, None]
+
+
+def test_a_held_chord_is_no_stop() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR, rings=HIT_RINGS + 1) == [None, None, None]
+    assert stop.hear(BAR * 3, None) is None
+    assert stop.hear(BAR * 4, BAR * 4) is None, "the chord before still sounds"
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR) == [None, Heard.STOPS, Heard.HIT]
+    assert stop.hear(3 * BAR, 2 * BAR + HIT_RINGS + 1) is Heard.PLAYS_ON, "the band held the last one"
+
+
+def test_a_bar_with_no_note_keeps_stop_time_but_hits_a_bar_apart_only_begin_it() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 3 * BAR, 5 * BAR) == [None, Heard.STOPS, Heard.HIT, Heard.HIT]
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, 2 * BAR, 4 * BAR) == [None, None, None]
+
+
+# -- the engine on a virtual clock, with the shipped model ---------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def engine_with(generator, clock: Clock, **settings) -> Engine:
+    return Engine(generator, InternalClock(bpm=BPM, start=0.0), EngineSettings(**settings),
+                  executor=VirtualExecutor(0.0), clock=clock)
+
+
+def chord(t: float, held: float, velocity: int = 96) -> list[tuple[float, mido.Message]]:
+    return [item for n in (48, 60, 64, 67) for item in
+            ((t, mido.Message("note_on", note=n, velocity=velocity)), (t + held, mido.Message("note_off", note=n)))]
+
+
+def song(stop_bars: int = 4, held: float = BAR_S / 8) -> list[tuple[float, mido.Message]]:
+    """4 bars of a chord on every beat, ``stop_bars`` bars of one chord on the 1 (held
+    ``held`` s), then 4 bars of the comp again."""
+    notes = []
+    for bar in range(8 + stop_bars):
+        start = FIRST + bar * BAR_S
+        if 4 <= bar < 4 + stop_bars:
+            notes += chord(start, held)
+        else:
+            for beat in range(4):
+                notes += chord(start + beat * BAR_S / 4, BAR_S / 8)
+    return sorted(notes, key=lambda item: item[0])
+
+
+def drums(engine: Engine, clock: Clock, notes, end: float, at=()) -> list:
+    pending, actions, events = list(notes), sorted(at), []
+    while clock.now < end:
+        while pending and pending[0][0] <= clock.now:
+            t, message = pending.pop(0)
+            engine.handle(message, t)
+        while actions and actions[0][0] <= clock.now:
+            actions.pop(0)[1]()
+        events += [e for e in engine.tick(clock.now) if e.message.type == "note_on"]
+        clock.now += 0.005
+    return events
+
+
+def bar_of(events, bar: int) -> list:
+    start = FIRST + bar * BAR_S
+    return [e for e in events if start - 0.05 <= e.time < start + BAR_S - 0.05]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_in_stop_time_the_drums_play_the_hits_and_lay_out_between_them(model_dir, seed) -> None:
+    clock = Clock()
+    engine = engine_with(Generator(model_dir, seed=seed), clock)
+    events = drums(engine, clock, song(), FIRST + 12 * BAR_S)
+    assert len(bar_of(events, 4)) >= 6, "the first hit may be a one-off: the drums play through it"
+    for bar in (5, 6, 7):
+        played = bar_of(events, bar)
+        start = FIRST + bar * BAR_S
+        assert {KICK, CRASH} <= {e.message.note for e in played}, (bar, played)
+        heard_by = start + (LAYS_OUT - 0.5) * BAR_S / BAR if bar == 5 else start + 0.06   # the second hit: by its "and"
+        assert all(e.time < heard_by for e in played), f"bar {bar + 1}: only the hit plays"
+    assert len(bar_of(events, 9)) >= 6, "the comp is back: so are the drums"
+    assert not engine.stats()["stop_time"]
+
+
+def test_stop_time_off_frozen_or_over_held_chords_grooves_through(generator) -> None:
+    for settings, notes, freeze in (({"stop_time": False}, song(), False), ({}, song(), True),
+                                    ({}, song(held=BAR_S * 0.9), False)):
+        clock = Clock()
+        engine = engine_with(generator, clock, **settings)
+        at = [(FIRST + 3 * BAR_S, lambda: engine.freeze(True))] if freeze else []
+        events = drums(engine, clock, notes, FIRST + 9 * BAR_S, at=at)
+        for bar in (5, 6, 7):
+            assert len(bar_of(events, bar)) >= 6, (settings, freeze, bar)
+
+
+def test_a_clear_in_stop_time_brings_the_drums_back(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    notes = [item for item in song() if item[0] < FIRST + 7 * BAR_S]
+    events = drums(engine, clock, notes, FIRST + 8 * BAR_S, at=[(FIRST + 6.5 * BAR_S, engine.clear)])
+    cleared = FIRST + 6.5 * BAR_S
+    assert not [e for e in events if FIRST + 6 * BAR_S + 0.06 <= e.time < cleared], "laid out until the clear"
+    assert len([e for e in events if e.time > cleared]) >= 4, "the drums go on from the prior"
