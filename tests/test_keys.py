@@ -94,3 +94,12 @@ def test_a_jump_forgets_the_last_chord_and_a_key_held_across_it_still_goes_stale
     keys.relocate(0.0)
     assert keys.last_rang_to(10.0) is None
     assert keys.held(HELD_FOR - 1.0) and not keys.held(HELD_FOR + 1.0)
+
+
+def test_sounding_since_counts_only_keys_struck_from_then_on() -> None:
+    keys = pedal_down_with(40)                 # a key left down at step 0
+    keys.press(0, 60, 32.0)                    # a stab at 32, let go under the pedal
+    keys.hear(off(60))
+    assert keys.sounding_since(36.0, 32.0), "the stab rings on under the pedal"
+    keys.hear(cc(64, 0))
+    assert keys.sounding(36.0) and not keys.sounding_since(36.0, 32.0), "only the old key sounds"

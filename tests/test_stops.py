@@ -8,7 +8,7 @@ import pytest
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.generator import Generator
 from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
-from appliance.core.stops import HIT_RINGS, LAYS_OUT, Heard, StopTime
+from appliance.core.stops import HIT_RINGS, LAYS_OUT, START_RINGS, Heard, StopTime
 from appliance.core.transport import InternalClock
 
 BAR = STEPS_PER_BAR
@@ -64,11 +64,51 @@ def test_a_note_off_the_one_ends_stop_time_and_a_bar_of_more_is_no_hit() -> None
 
 def test_a_pickup_in_the_last_beat_into_the_next_hit_keeps_stop_time() -> None:
     stop = after_a_bar_of_comp()
-    assert hits(stop, 0.0, 12.0, 14.0, BAR, 2 * BAR, 2 * BAR + 13, 3 * BAR) == [
-        None, None, None, Heard.STOPS, Heard.HIT, Heard.PICKUP, Heard.HIT]
+    assert hits(stop, 0.0, BAR, BAR + 12.0, BAR + 14.0, 2 * BAR, 2 * BAR + 13, 3 * BAR) == [
+        None, Heard.STOPS, Heard.PICKUP, Heard.PICKUP, Heard.HIT, Heard.PICKUP, Heard.HIT]
     assert stop.stopped
     assert stop.hear(3 * BAR + 14, 3 * BAR + 2) is Heard.PICKUP
     assert stop.hear(4 * BAR + 4, 3 * BAR + 15) is Heard.PLAYS_ON, "no hit after the pickup: the band is back"
+
+
+def test_a_short_chord_on_1_and_on_4_bar_after_bar_is_a_comp_figure_not_stop_time() -> None:
+    stop = after_a_bar_of_comp()
+    positions = [bar * BAR + step + roll for bar in range(6) for step in (0.0, 12.0) for roll in (0.0, 0.1)]
+    assert hits(stop, *positions) == [None] * 24
+    assert not stop.stopped
+
+
+def test_stop_time_begins_on_hits_with_a_pickup_line_of_single_notes() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, 12.0, 14.0, BAR, BAR + 12.0, 2 * BAR) == [
+        None, None, None, Heard.STOPS, Heard.PICKUP, Heard.HIT]
+
+
+def test_a_dry_chord_a_bar_that_rings_past_a_stab_does_not_begin_stop_time() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR, rings=START_RINGS + 0.5) == [None, None, None]
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, rings=START_RINGS) == [None, Heard.STOPS]
+    assert stop.hear(2 * BAR, BAR + HIT_RINGS) is Heard.HIT, "once in it, a hit may ring a beat"
+
+
+def test_a_hit_still_sounding_a_beat_on_ends_stop_time_at_once() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR, 2 * BAR) == [None, Heard.STOPS, Heard.HIT]
+    assert not stop.due(2 * BAR + HIT_RINGS - 0.5)
+    assert stop.rings(2 * BAR + HIT_RINGS, sounding=True) is Heard.PLAYS_ON   # a bass held under the stab
+    assert not stop.stopped and stop.hear(3 * BAR, 2 * BAR + 12) is None, "a held chord is no hit"
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, BAR) == [None, Heard.STOPS]
+    assert stop.rings(BAR + HIT_RINGS, sounding=False) is None and stop.stopped
+    assert not stop.due(BAR + HIT_RINGS + 1), "heard once"
+    assert stop.hear(2 * BAR, BAR + 2) is Heard.HIT
+
+
+def test_exact_sixteenths_back_from_seconds_fall_on_their_side_of_the_window() -> None:
+    stop = after_a_bar_of_comp()
+    assert hits(stop, -1.0 + 1e-9, BAR - 1.0 - 1e-9, 2 * BAR - 1.0 + 1e-9) == [None, Heard.STOPS, Heard.HIT]
+    assert stop.hear(2 * BAR + 11.0 - 1e-9, 2 * BAR + 1) is Heard.PICKUP
 
 
 def test_a_note_on_the_and_of_one_is_no_hit() -> None:
@@ -179,3 +219,57 @@ def test_a_clear_in_stop_time_brings_the_drums_back(generator) -> None:
     cleared = FIRST + 6.5 * BAR_S
     assert not [e for e in events if FIRST + 6 * BAR_S + 0.06 <= e.time < cleared], "laid out until the clear"
     assert len([e for e in events if e.time > cleared]) >= 4, "the drums go on from the prior"
+
+
+def stop_song(pickup: bool = False, hit_velocity: int = 96, back_at: float = 0.0) -> list[tuple[float, mido.Message]]:
+    """4 bars of eighth chords, 4 bars of hits on the 1 (with a pickup on the 4 and its "and" of
+    each bar but the first), then eighth chords again from ``back_at`` (s) into bar 9."""
+    notes = []
+    for bar in range(12):
+        start = FIRST + bar * BAR_S
+        if 4 <= bar < 8:
+            notes += chord(start, BAR_S / 8, hit_velocity)
+            if pickup and bar > 4:   # stop time begins on hits alone
+                notes += chord(start + 0.75 * BAR_S, BAR_S / 16) + chord(start + 0.875 * BAR_S, BAR_S / 16)
+        else:
+            first = back_at if bar == 8 else 0.0
+            for eighth in range(8):
+                if eighth * BAR_S / 8 >= first:
+                    notes += chord(start + eighth * BAR_S / 8, BAR_S / 16)
+    return sorted(notes, key=lambda item: item[0])
+
+
+def test_a_pickup_into_the_next_hit_is_played_on_the_snare_and_the_drums_stay_out(generator) -> None:
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    events = drums(engine, clock, stop_song(pickup=True), FIRST + 10 * BAR_S)
+    snare = GM_NOTES[1]
+    for bar in (6, 7):
+        start = FIRST + bar * BAR_S
+        played = [(round((e.time - start) / (BAR_S / 16), 2), e.message.note) for e in bar_of(events, bar)]
+        assert {(0.0, KICK), (0.0, CRASH), (12.0, snare), (14.0, snare)} <= set(played), played
+        assert len(played) == 4, played
+
+
+def test_the_band_back_after_a_stop_gets_its_steps_from_its_first_note(model_dir) -> None:
+    """Back on the "and" of 1 after the last hit: the drums play that step (scheduled already, laid
+    out, it is played once the band is back), as they do without stop time."""
+    step_s = BAR_S / 16
+    back = FIRST + 8 * BAR_S + 2 * step_s
+    heard = {}
+    for on in (True, False):
+        clock = Clock()
+        engine = engine_with(Generator(model_dir, seed=1), clock, stop_time=on)
+        events = drums(engine, clock, stop_song(back_at=2 * step_s), back + 4 * step_s)
+        heard[on] = sorted(e.message.note for e in events if back - step_s / 2 <= e.time < back + step_s / 2)
+    assert heard[False] and heard[True] == heard[False], heard
+
+
+def test_a_soft_hit_is_answered_softer_than_a_loud_one(model_dir) -> None:
+    levels = {}
+    for velocity in (40, 110):
+        clock = Clock()
+        engine = engine_with(Generator(model_dir, seed=1), clock)
+        events = drums(engine, clock, stop_song(hit_velocity=velocity), FIRST + 8 * BAR_S)
+        levels[velocity] = [e.message.velocity for e in bar_of(events, 6) if e.message.note == CRASH]
+    assert levels[40] and levels[110] and max(levels[40]) < 0.8 * min(levels[110]), levels

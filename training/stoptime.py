@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| loop.stop_time | passage bars from the second hit | drum notes a bar: mean / most | "
           "with a crash and a kick | drum notes in the bar after: mean / fewest |")
     print("|---|---|---|---|---|")
+    if not found:
+        raise SystemExit("stoptime: no stop-time passage in the reviewers' parts")
     for on in (False, True):
         p = measure(args.model_dir, on, found)
         print(f"| {'on' if on else 'off'} | {len(p.notes)} | {statistics.mean(p.notes):.1f} / {max(p.notes)} | "

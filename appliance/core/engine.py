@@ -260,6 +260,7 @@ class Engine:
         self._latency_summary: tuple[int, float, float] | None = None   #: (generations, p50, p99)
         self._keys = Keys()                            # keys down or under the pedal
         self._stops = StopTime()                       # the band's hits on the 1, heard as stop time
+        self._stop_level = 0.0                         # ... the groove's level where it began
         self._rest = 0                                 # bars of rest the pattern is thinned for
         self._pickup_to: int | None = None             # the bar line a pickup after a hold leads into
         self._run: Run | None = None                   # a late entry's notes, while they run on
@@ -357,8 +358,8 @@ class Engine:
         with self._lock:
             self._plays_on = GONE
             lifted = self._marks(position, t, message.velocity, comes_in, back, lands)
-            if self._settings.stop_time:
-                self._stop_time(self._stops.hear(position, rang_to), position, t)
+            if self._settings.stop_time and not self._frozen:   # a frozen loop plays on: nothing to hear
+                self._stop_time(self._stops.hear(position, rang_to), position, t, message.velocity)
             let_go = self._follow_lift(position, message.velocity)
             self._player.resting = False
             if self._rest:
@@ -394,17 +395,41 @@ class Engine:
             return self._mark_lift(position, t, velocity)
         return False
 
-    def _stop_time(self, heard: Heard | None, position: float, t: float) -> None:
+    def _stop_time(self, heard: Heard | None, position: float, t: float, velocity: int) -> None:
         """What stop time asks of the player (under the lock; appliance/core/stops.py): the hit
-        answered and the band laid out, or the drums back in. Not while frozen: a frozen loop plays on."""
-        if heard is Heard.PLAYS_ON or heard is Heard.PICKUP:
-            self._player.play_on()
-        elif heard is not None and not self._frozen:
-            if heard is Heard.STOPS:
-                self._buttons.note("stop time", logging.INFO,
-                                   "stop time: the drums play the band's hits with you and lay out between them "
-                                   "(loop.stop_time)")
-            self._player.stop_time(position, t, first=heard is Heard.STOPS)
+        answered and the band laid out, a pickup played with it, or the drums back in from this
+        note. The answer is as much softer than the pattern's accents as the note is than the
+        groove was where stop time began (the drums' law, ``loop.dynamics``; the hits the looper
+        records meanwhile would move the groove's level)."""
+        if heard is Heard.PLAYS_ON:
+            self._player.play_on(position, t)
+            return
+        if heard is None:
+            return
+        if heard is Heard.STOPS:
+            self._stop_level = dynamics.played(self._looper.groove)
+        level = self._stop_level
+        scale = dynamics.law(velocity / 127, self._settings.dynamics, level) if level else 1.0
+        if heard is Heard.PICKUP:
+            self._player.stop_time_pickup(position, t, scale)
+            return
+        if heard is Heard.STOPS:
+            self._buttons.note("stop time", logging.INFO,
+                               "stop time: the drums play the band's hits with you and lay out between them "
+                               "(loop.stop_time)")
+        self._player.stop_time(position, t, first=heard is Heard.STOPS, scale=scale)
+
+    def _follow_ring(self, t: float) -> None:
+        """Stop time's hit still sounding a beat on (a held chord, not a stop): the drums come back
+        in at once (the player's thread; the lock only then)."""
+        position = self._transport.position(t)
+        if not self._stops.due(position):
+            return
+        with self._lock:
+            hit = self._stops.hit
+            sounding = hit is not None and self._keys.sounding_since(position, hit)
+            if self._stops.rings(position, sounding) is Heard.PLAYS_ON:
+                self._player.play_on(position, t)
 
     def _let_stop_time_go(self) -> None:
         """Stop time is forgotten (under the lock): a jump, a clear, a new song, a freeze, the knob off."""
@@ -430,6 +455,7 @@ class Engine:
         if self._transport.running:
             self._next_pass(t)
             self._follow_rest(t)
+            self._follow_ring(t)
             ending = self._player.ending
             if ending is not None and not self._ended and self._transport.position(t) >= ending + STEPS_PER_BAR:
                 self._finish_song(t)
@@ -784,10 +810,11 @@ class Engine:
             self._pickup_to = self._run = self._lift = None
             self._heard_notes.clear()
             self._plays_on = GONE   # a note after a jump is where the player comes in
-            self._let_stop_time_go()
         self._looper.relocate(position)
         if self._player.relocate(position):
             self._keys.relocate(position)
+            with self._lock:
+                self._let_stop_time_go()   # the bars it heard are elsewhere
 
     # -- actions -----------------------------------------------------------------------------
     def freeze(self, on: bool | None = None) -> bool:
@@ -797,7 +824,7 @@ class Engine:
             if self._frozen:  # what is on its way must not replace the held pattern
                 self._waiting = None
                 self._player.withdraw()
-                self._let_stop_time_go()   # the held pattern plays on, as it does through a rest
+            self._let_stop_time_go()   # frozen, the held pattern plays on (as through a rest); unfrozen, heard afresh
             self._notify("freeze")
             if not self._frozen:
                 self._ask(self._clock())

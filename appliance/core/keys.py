@@ -101,6 +101,13 @@ class Keys:
             return any(position - struck < HELD_FOR
                        for struck in (*self._down.values(), *self._pedalled.values()))
 
+    def sounding_since(self, position: float, since: float) -> bool:
+        """True while a key struck from ``since`` on (less than ``HELD_FOR`` steps ago) still sounds:
+        one of a chord struck there, not one left down long before it."""
+        with self._lock:
+            return any(since <= struck and position - struck < HELD_FOR
+                       for struck in (*self._down.values(), *self._pedalled.values()))
+
     @staticmethod
     def _let_go(keys: dict[Key, float], channel: int) -> None:
         for key in [key for key in keys if key[0] == channel]:

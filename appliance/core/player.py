@@ -11,16 +11,17 @@ import mido
 import numpy as np
 
 from appliance.core import limbs
-from appliance.core.limbs import KICK
+from appliance.core.limbs import KICK, SNARE
 from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR,
                                    VELOCITY, Pattern)
 from appliance.core.fills import accent_level
 from appliance.core.generator import scale_velocities
 from appliance.core.phrase import CRASH, Phrasing, entry_downbeat, marked_downbeat, with_crash
-from appliance.core.stops import HIT_EARLY, LAYS_OUT, hit_downbeat
+from appliance.core.stops import HIT_EARLY, LAYS_OUT, PICKUP_LEVEL, hit_downbeat
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
+HELD_BACK = 4   #: steps laid out in stop time kept for the band's return (more than the look-ahead ever schedules)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Player:
         self.resting = False
         self._laid_out = False   # stop time: the steps play nothing, the band's hits are answered (stop_time) ...
         self._laid_out_from = -math.inf   # ... from this position
+        self._held_back: dict[int, np.ndarray] = {}   # the last steps laid out: step → its cells
         self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → where its last note-on was handed out
 
     @property
@@ -201,39 +203,60 @@ class Player:
         """In stop time: the drums play the band's hits only (:meth:`stop_time`)."""
         return self._laid_out
 
-    def stop_time(self, position: float, now: float, first: bool = False) -> None:
+    def stop_time(self, position: float, now: float, first: bool = False, scale: float = 1.0) -> None:
         """Stop time (appliance/core/stops.py): the band's hit at ``position`` gets a crash and a
         kick at the pattern's accent level, each unless one went out on that hit's downbeat
         already; the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
         ``first`` hit heard as stop time, as a drummer takes that long to hear it): what is queued
         from there is dropped (its note-offs kept), and the steps play nothing until :meth:`play_on`.
-        No hit after the song's end, nor before the first pattern."""
+        ``scale``: the hit's level against the groove's (the drums' law; at most 1). No hit after
+        the song's end, nor before the first pattern."""
         with self._lock:
             here = max(position, self.transport.position(now))
-            out = max(here, hit_downbeat(position) + LAYS_OUT) if first else here
-            self._laid_out, self._laid_out_from = True, out
+            downbeat = hit_downbeat(position)
+            if self._end is not None and downbeat >= self._end:
+                return   # the song ends there: its last hit is queued already   # a hit pushed ahead of it takes the downbeat's place: out from there
+            out = max(here, downbeat + LAYS_OUT) if first and position >= downbeat else here
+            self._laid_out, self._laid_out_from, self._held_back = True, out, {}
             self._queue = [entry for entry in self._queue if entry[0] < out or entry[2].type == "note_off"]
             heapq.heapify(self._queue)
-            downbeat = hit_downbeat(position)
-            if self._waiting_for_first or (self._end is not None and downbeat >= self._end):
-                return
-            settings = self.settings
-            velocity = self._hit_velocity()
-            for voice in (CRASH, KICK):
-                key = (settings.channels[voice] - 1, settings.notes[voice])
-                since = downbeat - HIT_EARLY
-                if self._struck.get(key, -math.inf) >= since or any(
-                        entry[0] >= since and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key
-                        for entry in self._queue):
-                    continue   # it went out with the hit already (the pattern's downbeat, a mark's crash)
-                self._push(here, mido.Message("note_on", channel=key[0], note=key[1], velocity=velocity))
-                self._push(here + min(settings.gate, 0.5), mido.Message("note_off", channel=key[0], note=key[1],
-                                                                          velocity=0))
+            if not self._waiting_for_first:
+                self._answer(here, downbeat - HIT_EARLY, (CRASH, KICK), self._hit_velocity(scale))
 
-    def play_on(self) -> None:
-        """Stop time is over: the steps play again from the next one scheduled."""
+    def stop_time_pickup(self, position: float, now: float, scale: float = 1.0) -> None:
+        """A pickup into stop time's next hit, at ``position``: the snare plays it with the band
+        (at ``PICKUP_LEVEL`` of a hit's level); the drums stay laid out."""
+        with self._lock:
+            if self._laid_out and not self._waiting_for_first and self._end is None:
+                here = max(position, self.transport.position(now))
+                self._answer(here, here - 0.5, (SNARE,), self._hit_velocity(scale * PICKUP_LEVEL))
+
+    def _answer(self, here: float, since: float, voices: tuple[int, ...], velocity: int) -> None:
+        """The band's hit answered at ``here`` by ``voices`` (under the lock): a voice that went out
+        since ``since`` is not doubled; one still queued there gives way to the answer's level."""
+        settings = self.settings
+        for voice in voices:
+            key = (settings.channels[voice] - 1, settings.notes[voice])
+            if self._struck.get(key, -math.inf) >= since:
+                continue   # it went out with the hit already (the pattern's downbeat, a mark's crash)
+            self._queue = [entry for entry in self._queue if not (
+                entry[0] >= since and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key)]
+            heapq.heapify(self._queue)
+            self._push(here, mido.Message("note_on", channel=key[0], note=key[1], velocity=velocity))
+            self._push(here + min(settings.gate, 0.5), mido.Message("note_off", channel=key[0], note=key[1],
+                                                                      velocity=0))
+
+    def play_on(self, position: float = math.inf, now: float | None = None) -> None:
+        """Stop time is over: the steps play again. The band is back at ``position``: the steps
+        laid out from there (already scheduled) play too, up to ``max_late`` late."""
         with self._lock:
             self._laid_out = False
+            held_back, self._held_back = self._held_back, {}
+            if now is None:
+                return
+            for step in sorted(held_back):
+                if step >= position - 0.5:
+                    self._push_cells(step, held_back[step], now, self.settings)
 
     def new_song(self, opening: Pattern | None = None) -> None:
         """The song is over: the next start is located and cued as the first one was, and its
@@ -244,6 +267,7 @@ class Player:
             self._offered = None
             self._sent_to = None
             self._crash_out = None
+            self._struck.clear()
             if opening is not None:
                 self._pattern = opening
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
@@ -389,6 +413,7 @@ class Player:
         self._last_position = position
         self._sent_to = None
         self._crash_out = None
+        self._struck.clear()
         self._laid_out = False
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
@@ -424,6 +449,7 @@ class Player:
                 if message.type == "note_off"]
         self._queue.clear()
         self._sounding.clear()
+        self._struck.clear()
         return offs
 
     def _schedule_step(self, step: int, now: float) -> None:
@@ -451,7 +477,14 @@ class Player:
             cells = self._phrasing.take(step, cells, self._pattern)
             cells = limbs.fit(cells)   # a crash added on a marked downbeat takes a hand
         if self._laid_out and step >= self._laid_out_from - 0.5:
-            return                     # stop time: the band is out (the phrasing above still counts the step)
+            # stop time: the band is out (the phrasing above still counts the step); kept a moment
+            # for the player's return (play_on)
+            self._held_back = {k: c for k, c in self._held_back.items() if k > step - HELD_BACK} | {step: cells}
+            return
+        self._push_cells(step, cells, now, settings)
+
+    def _push_cells(self, step: int, cells: np.ndarray, now: float, settings: PlayerSettings) -> None:
+        """Queue one step's notes (a note already more than ``max_late`` late is dropped)."""
         on_step = cells[:, HIT] >= 0.5
         chosen: dict[tuple[int, int], tuple[float, float]] = {}
         for voice in range(NUM_VOICES):
@@ -474,9 +507,9 @@ class Player:
             self._push(on_position, mido.Message("note_on", channel=channel, note=note, velocity=midi_velocity))
             self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
 
-    def _hit_velocity(self) -> int:
-        """A band hit's velocity: the pattern's accent level (as the cued start scales it)."""
-        velocity = accent_level(self._pattern.steps)
+    def _hit_velocity(self, scale: float = 1.0) -> int:
+        """A band hit's velocity: the pattern's accent level (as the cued start scales it) × ``scale``."""
+        velocity = accent_level(self._pattern.steps) * scale
         if self._first_scale is not None:
             velocity = float(scale_velocities(np.float32(velocity), self._first_scale))
         return max(1, min(127, round(velocity * 127)))
