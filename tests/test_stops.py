@@ -10,6 +10,7 @@ from appliance.core.generator import Generator
 from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
 from appliance.core.stops import HIT_RINGS, LAYS_OUT, START_RINGS, Heard, StopTime
 from appliance.core.transport import InternalClock
+from tests.test_ending import Clock, run
 
 BAR = STEPS_PER_BAR
 BPM = 120.0
@@ -134,14 +135,6 @@ def test_a_bar_with_no_note_keeps_stop_time_but_hits_a_bar_apart_only_begin_it()
 
 
 # -- the engine on a virtual clock, with the shipped model ---------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def engine_with(generator, clock: Clock, **settings) -> Engine:
     return Engine(generator, InternalClock(bpm=BPM, start=0.0), EngineSettings(**settings),
                   executor=VirtualExecutor(0.0), clock=clock)
@@ -167,16 +160,8 @@ def song(stop_bars: int = 4, held: float = BAR_S / 8) -> list[tuple[float, mido.
 
 
 def drums(engine: Engine, clock: Clock, notes, end: float, at=()) -> list:
-    pending, actions, events = list(notes), sorted(at), []
-    while clock.now < end:
-        while pending and pending[0][0] <= clock.now:
-            t, message = pending.pop(0)
-            engine.handle(message, t)
-        while actions and actions[0][0] <= clock.now:
-            actions.pop(0)[1]()
-        events += [e for e in engine.tick(clock.now) if e.message.type == "note_on"]
-        clock.now += 0.005
-    return events
+    """The drums' note-ons up to ``end`` (s), the notes and the actions ``at`` (time, callable) played."""
+    return run(engine, clock, end, notes=notes, at=list(at))
 
 
 def bar_of(events, bar: int) -> list:
