@@ -252,6 +252,33 @@ def test_more_clients_than_it_serves_cuts_off_the_oldest_and_says_so(server, cap
             s.close()
 
 
+def test_a_connect_and_close_loop_does_not_cut_a_real_request_off(server):
+    """A fault harness's four threads connecting and closing in a loop made `groovebox status`
+    fail 2 times in 3: the hung-up connections still counted, and the real one was the oldest."""
+    import time
+    srv, _ = server
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect(str(srv.path))
+                except OSError:
+                    pass
+    churners = [threading.Thread(target=churn, daemon=True) for _ in range(3)]
+    for t in churners:
+        t.start()
+    try:
+        time.sleep(0.3)
+        answers = [request("status", srv.path, timeout=10)["ok"] for _ in range(20)]
+    finally:
+        stop.set()
+        for t in churners:
+            t.join(timeout=5)
+    assert answers == [True] * 20
+
+
 def test_a_client_trickling_bytes_is_cut_off_and_blocks_nobody(server):
     import time
     srv, _ = server

@@ -231,6 +231,19 @@ def test_arrival_times_come_from_the_midi_systems_stamps():
     assert clock.stamp(0.1) <= now[0]  # never in the future
 
 
+def test_a_knob_turned_faster_than_the_box_reads_it_is_read_at_its_newest_value():
+    from appliance.io.midi.backend import latest_controls
+    knob = [([0xB0, 21, value], value / 1000) for value in range(0, 60, 2)]       # a sweep, one side of 64
+    note = ([0x90, 60, 100], 0.5)
+    pad = [([0xB0, 40, 127], 0.6), ([0xB0, 40, 0], 0.61)]                          # a pad pressed and let go
+    other = [([0xB1, 21, 10], 0.7), ([0xB0, 22, 10], 0.71)]                        # another channel, another knob
+    batch = knob[:10] + [note] + knob[10:] + pad + other + [([0xB0, 21, 100], 0.8), ([0xB0, 21, 90], 0.9)]
+    kept = latest_controls(batch)
+    assert kept == [note, knob[-1], *pad, *other, ([0xB0, 21, 90], 0.9)]
+    assert latest_controls([note, *pad]) == [note, *pad]
+    assert latest_controls([]) == []
+
+
 def test_a_connection_lost_between_two_scans_is_made_again(jack):
     """On JACK, a keyboard replugged faster than the scan (or a connection undone by hand
     in a patchbay) keeps its name but loses the connection: the box makes it again."""

@@ -136,6 +136,28 @@ def test_learn_times_out_and_unknown_names_suggest(box) -> None:
         midimap.learn("resampel")
 
 
+def test_what_a_player_or_a_client_repeats_fast_is_said_now_and_then(box, caplog) -> None:
+    """A fault harness's 1,000 a second wrote a line each: learning a knob while the player
+    plays on, a pad on a scene the box does not have, a scene pad hammered, a learn client
+    (the 1st, 10th and 100th time, and again a second on: a slow machine may take seconds here)."""
+    engine, midimap, _ = box
+    caplog.set_level("INFO")
+    midimap.learn("tempo", now=0.0)
+    for note in range(200):
+        assert midimap.handle(on(40 + note % 40), 1.0) is False    # a note: tempo needs a knob
+    for _ in range(200):
+        midimap.actions.do("scene_7")                              # 4 slots
+        midimap.actions.do("store_scene_1")
+        midimap.actions.do("scene_2")                              # empty
+        midimap.learn("freeze", now=1.0)
+    lines = [r.getMessage() for r in caplog.records]
+    for said in ("needs a knob", "no scene 7", "scene 1 stored", "scene 2 is empty", "learning freeze"):
+        assert 1 <= sum(said in line for line in lines) <= 8, (said, [line for line in lines if said in line])
+    with pytest.raises(ValueError) as junk:
+        midimap.learn("x" * 60_000)
+    assert len(str(junk.value)) < 400, "a client's junk is not echoed whole"
+
+
 def test_a_corrupt_learned_file_is_set_aside(tmp_path, generator, caplog) -> None:
     path = tmp_path / "midimap.json"
     path.write_text('{"bindings": [{"kind": "cc", "number": 400')

@@ -159,6 +159,9 @@ def test_why_silent_names_each_reason():
     # Before the first note an empty pattern is no news: waiting for the note is the reason.
     before = reasons(waiting_for="waiting for the first note", pattern_hits=0, groove_hits=0)
     assert before[0] == "waiting for the first note" and not any("pattern is empty" in r for r in before)
+    # ... nor after a power cut, frozen on a groove restored: its pattern comes back with the note.
+    restored = " ".join(reasons(waiting_for="waiting for the first note", pattern_hits=0, frozen=True))
+    assert "empty" not in restored and "press freeze" not in restored, restored
     off = " ".join(reasons(ports=PortsView(usb_off="no MIDI system here"), running=False))
     assert "USB MIDI is off (no MIDI system here)" in off
 

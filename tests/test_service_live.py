@@ -309,12 +309,44 @@ def test_a_flood_of_notes_neither_grows_memory_nor_breaks_the_beat(box):
         return [(round(t - t0, 3), n) for t, c, n in want
                 if not any(m.note == n and abs(at - t) <= limit for at, m in got)]
     assert len(want) >= 4
-    # Every hit is played; on a busy 2-core machine one of them may be up to 0.1 s late (seen
-    # once in a full CI run: a snare 30+ ms late, 0.5 s into the flood), never more, never two.
-    assert off_by(0.1) == [], f"drum hits lost during the flood: {off_by(0.1)[:10]}"
+    # Every hit is played; on a busy 2-core machine one of them may be late (seen once in a full
+    # CI run: a snare 30+ ms late, 0.5 s into the flood), never two: played up to the player's
+    # max_late (50 ms) late, or dropped and counted (late_drops), never played later.
+    drops = after["engine"]["late_drops"] - status["engine"]["late_drops"]
+    assert len(off_by(0.1)) <= drops, f"drum hits lost during the flood: {off_by(0.1)[:10]}, {drops} late drops"
     assert len(off_by(0.03)) <= 1, f"drum hits late during the flood: {off_by(0.03)[:10]}"
     assert service.rss_mb() - rss_before < 40, "memory grew with the flood"
     service.request("freeze")
+
+
+def test_a_knob_storm_is_read_at_its_newest_value_and_the_box_keeps_up(box):
+    """A fault harness turned a mapped knob 6,000 times a second for 15 s, and the box worked
+    through every value, 36 s behind the keyboard: each batch it reads keeps a knob's newest."""
+    service, keys, _drums, _din = box
+    if service.status()["frozen"]:
+        service.request("freeze")          # each knob move asks the model for a pattern ...
+    play_phrase(keys, service.status(), list(range(0, 32, 2)))   # ... of a busy groove
+
+    def density() -> float:
+        return service.status()["controls"]["density"]
+    assert service.request("learn", action="density")["ok"]
+    keys.send(mido.Message("control_change", control=21, value=10))   # learned: this CC is density now
+    assert wait_until(lambda: (keys.send(mido.Message("control_change", control=21, value=0)), density() == 0.0)[1],
+                      20, step=0.2), "the knob was not learned"
+    sent, t0 = 0, time.monotonic()
+    while sent < 30_000:
+        for _ in range(100):
+            keys.send(mido.Message("control_change", control=21, value=1 + sent % 126))
+            sent += 1
+        time.sleep(0.0005)
+    keys.send(mido.Message("control_change", control=21, value=127))
+    storm_s = time.monotonic() - t0
+    # without: 4.3 s to catch up on this machine (0.006 s with); under load, longer
+    assert wait_until(lambda: density() == 1.0, 2, step=0.1), \
+        f"{sent} knob moves in {storm_s:.1f} s: still working through them 2 s on (density {density()})"
+    keys.send(mido.Message("control_change", control=21, value=round(0.6 * 127)))   # as the box began
+    assert wait_until(lambda: abs(density() - 0.6) < 0.01, 10)
+    assert service.status()["running"]
 
 
 def test_a_keyboard_on_din_is_heard_too(box):

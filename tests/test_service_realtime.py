@@ -142,6 +142,40 @@ def test_a_failing_engine_does_not_stop_the_player(tiny_generator, caplog):
     assert "player cycle failed" in caplog.text
 
 
+def test_a_note_the_player_thread_gets_to_too_late_is_dropped_and_counted(tiny_generator):
+    """The engine's lock or the CPU held the thread up (a fault harness's note flood sent a loop
+    point's crash 70-270 ms late): a note-on past ``max_late`` is dropped, never played as a flam."""
+    from appliance.core.player import Event
+    transport = InternalClock(bpm=120, start=time.monotonic())
+    engine = Engine(tiny_generator, transport, EngineSettings())
+    handed = []
+
+    def held_up(now):
+        if handed:
+            return []
+        handed.append(now)
+        return [Event(now - 0.2, mido.Message("note_on", channel=9, note=49, velocity=100)),
+                Event(now - 0.2 + 0.01, mido.Message("note_off", channel=9, note=49, velocity=0)),
+                Event(now + 0.02, mido.Message("note_on", channel=9, note=36, velocity=100))]
+
+    engine.tick = held_up
+    sent = []
+    player = PlayerThread(engine, transport, sent.append, use_realtime=False)
+    player.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and player.late_drops < 2 and not any(
+                m.type == "note_on" and m.note == 36 for m in sent):
+            time.sleep(0.01)
+    finally:
+        player.stop()
+        player.join(timeout=10)
+        engine.close()
+    assert not [m for m in sent if m.type == "note_on" and m.note == 49 and m.velocity], "the late crash"
+    kick = [m for m in sent if m.type == "note_on" and m.note == 36]
+    assert player.late_drops == (1 if kick else 2), "the kick on time (or, the thread starved, dropped too)"
+
+
 def _sounding(events) -> set[tuple[int, int]]:
     on: dict[tuple[int, int], int] = {}
     for _, m in events:

@@ -80,6 +80,8 @@ def status(box: "Service") -> dict[str, Any]:
     position = transport.position(now)
     view = midi.view() if midi is not None else PortsView(usb_off="not started")
     stats = engine.stats()
+    if player is not None:   # dropped when queued (the engine's player) or when due (the player thread)
+        stats["late_drops"] += player.late_drops
     groove_hits, groove_grid = _groove_view(engine.groove)
     hits, pattern_grid = _pattern_view(engine.pattern)
     settings = engine.settings

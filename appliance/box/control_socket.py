@@ -210,16 +210,36 @@ class ControlServer:
                 return
             sock.setblocking(False)
             if len(self._conns) >= MAX_CLIENTS:
-                oldest = min(self._conns.values(), key=lambda c: c.deadline)
-                self.dropped += 1
-                self._drop(oldest.sock.fileno())
-                self._news.note("flood", logging.WARNING, "control socket %s: more than %d clients "
-                                "at once, the oldest cut off (a program opening connections in a "
-                                "loop?); the music is not affected", self.path, MAX_CLIENTS)
-                self._news.flush()
+                self._make_room()
             conn = _Conn(sock, self.clock() + TIMEOUT_S)
             self._conns[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _make_room(self) -> None:
+        """One client too many: those that have hung up go first (not yet read, they still
+        count), then the oldest that has sent nothing; one with a request in is cut off last
+        (a fault harness's connect-and-close loop cut the real ``groovebox status`` off)."""
+        idle = []
+        for fd, conn in list(self._conns.items()):
+            try:
+                waiting = conn.sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                waiting = None   # connected, nothing sent
+            except OSError:
+                waiting = b""
+            if waiting == b"":
+                self._drop(fd)   # hung up
+            elif waiting is None and not conn.inbuf and not conn.answered:
+                idle.append(conn)
+        if len(self._conns) < MAX_CLIENTS:
+            return
+        victim = min(idle or self._conns.values(), key=lambda c: c.deadline)
+        self.dropped += 1
+        self._drop(victim.sock.fileno())
+        self._news.note("flood", logging.WARNING, "control socket %s: more than %d clients "
+                        "at once, the oldest idle one cut off (a program opening connections in a "
+                        "loop?); the music is not affected", self.path, MAX_CLIENTS)
+        self._news.flush()
 
     def _readable(self, conn: _Conn) -> None:
         chunk = conn.sock.recv(65536)
@@ -373,7 +393,7 @@ def request(command: str, socket_path: str | os.PathLike[str] | None = None,
         raise ControlError(f"not allowed to talk to {path}: join the groovebox group "
                            "(sudo adduser $USER groovebox) or use sudo") from None
     except OSError as exc:
-        if isinstance(exc, ConnectionResetError):
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)):   # cut off while it sent
             raise ControlError(f"the box at {path} cut the connection off (it serves {MAX_CLIENTS} "
                                "clients at once and another program may be flooding its socket, or "
                                "it is restarting); try again") from None

@@ -69,7 +69,8 @@ def why_silent(*, running: bool, clock_mode: str, clock_source: str, waiting_for
                            "clock source (tempo.clock: %s)" % clock_mode)
         else:
             reasons.append("the clock is stopped")
-    if pattern_hits == 0 and not (waiting_for and not groove_hits):   # (before the first note: that is the reason)
+    if pattern_hits == 0 and not waiting_for:   # (while it waits the player has taken no pattern yet:
+        # a state restored after a power cut, frozen, comes back with the first note)
         if frozen:
             reasons.append("frozen on an empty pattern: press freeze (groovebox freeze) to let "
                            "it change")

@@ -46,6 +46,9 @@ class PlayerThread(threading.Thread):
         self.realtime = False
         self.sent = 0
         self.tick_errors = 0
+        #: note-ons more than the player's ``max_late`` late by the time this thread got to them
+        #: (held up by the engine's lock or the CPU): dropped, never played as a flam
+        self.late_drops = 0
         #: (ideal time, sent time, channel, note) of recent note-ons: the player's own view
         self.timing: deque[tuple[float, float, int, int]] = deque(maxlen=timing_log)
         self._timing_cache: tuple[float, dict[str, float]] | None = None
@@ -121,9 +124,12 @@ class PlayerThread(threading.Thread):
             self._stop_event.wait(wait)
 
     def _send_due(self, heap: list[tuple[float, int, mido.Message]]) -> None:
-        clock = self.clock
+        clock, max_late = self.clock, self.engine.player.settings.max_late
         while heap and heap[0][0] <= clock():
             due, _, message = heapq.heappop(heap)
+            if message.type == "note_on" and message.velocity and clock() - due > max_late:
+                self.late_drops += 1   # its note-off goes out as due: harmless
+                continue
             self._out(message)
             if message.type == "note_on":
                 self.timing.append((due, clock(), message.channel, message.note))

@@ -102,12 +102,7 @@ def apply_config(new_config: Config, engine: Engine, transport: Transport, *,
         if "state.scenes" in changes and controls.scenes is not None:
             controls.scenes.slots = new_config.state.scenes
         controls.reconfigure(new_config)
-
-    if lines:
-        log.info("reload: %s", "; ".join(lines))
-    else:
-        log.info("reload: nothing changed")
-    return lines
+    return lines   # said once, by the caller (reload_file)
 
 
 def reload_file(path: str | os.PathLike[str], running: Config, engine: Engine,

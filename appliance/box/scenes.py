@@ -10,6 +10,8 @@ import numpy as np
 
 from appliance.box.codec import (StateError, controls_from, controls_json, controls_obj, eps_from,
                                  flag_from, groove_from, groove_json, pattern_from, pattern_json)
+from appliance.core.actions import SAID_AGAIN_S
+from appliance.core.clock import RateLimitedLog
 from appliance.core.engine import Engine
 from appliance.core.groove import Groove, Pattern
 
@@ -61,6 +63,7 @@ class Scenes:
         self._scenes: dict[int, Scene] = {k: v for k, v in (saved or {}).items()
                                           if 1 <= k <= slots}
         self.on_change: list[Callable[[], None]] = []
+        self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # a pad hammered is said now and then
 
     def _check(self, slot: int) -> None:
         if not 1 <= slot <= self.slots:
@@ -75,7 +78,7 @@ class Scenes:
                       pattern=engine.pattern if frozen else None)
         with self._lock:
             self._scenes[slot] = scene
-        log.info("scene %d stored (%d groove hits)", slot, scene.groove.hits)
+        self._say(f"scene {slot} stored", "scene %d stored (%d groove hits)", slot, scene.groove.hits)
         for callback in list(self.on_change):
             callback()
         return scene
@@ -85,11 +88,15 @@ class Scenes:
         with self._lock:
             scene = self._scenes.get(slot)
         if scene is None:
-            log.info("scene %d is empty; nothing recalled", slot)
+            self._say(f"scene {slot} empty", "scene %d is empty; nothing recalled", slot)
             return False
         scene.apply(engine)
-        log.info("scene %d recalled", slot)
+        self._say(f"scene {slot} recalled", "scene %d recalled", slot)
         return True
+
+    def _say(self, kind: str, text: str, *args: object) -> None:
+        self._news.note(kind, logging.INFO, text, *args)
+        self._news.flush()
 
     def get(self, slot: int) -> Scene | None:
         with self._lock:

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
+from appliance.core.clock import RateLimitedLog
 from appliance.core.engine import Engine
 from appliance.core.styles import STYLES
 from appliance.core.tap import TapTempo
@@ -45,6 +46,7 @@ KNOB_FIELDS: dict[str, tuple[str, float, float]] = {
 }
 DETENTS_PER_SWEEP = 32   #: encoder detents from one end of a knob's range to the other
 DEADBAND = 1.0 / 256     #: smaller knob moves than this (0..1) are ignored
+SAID_AGAIN_S = 1.0       #: a line a pad or a client can trigger is said again after this long (else the 1st, 10th, 100th ... time)
 
 
 class SceneSlots(Protocol):
@@ -74,6 +76,7 @@ class Actions:
         self.on_action: list[Callable[[str], None]] = []
         self._lock = threading.RLock()
         self._warned_tempo = False
+        self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # a pad hammered is said now and then
 
     # -- buttons
 
@@ -119,16 +122,20 @@ class Actions:
 
     def recall_scene(self, slot: int) -> bool:
         if self.scenes is None or not 1 <= slot <= self.scenes.slots:
-            log.info("controls: no scene %d (state.scenes sets how many)", slot)
+            self._no_scene(slot)
             return False
         return bool(self.scenes.recall(slot, self.engine))
 
     def store_scene(self, slot: int) -> bool:
         if self.scenes is None or not 1 <= slot <= self.scenes.slots:
-            log.info("controls: no scene %d (state.scenes sets how many)", slot)
+            self._no_scene(slot)
             return False
         self.scenes.store(slot, self.engine)
         return True
+
+    def _no_scene(self, slot: int) -> None:
+        self._news.note(f"no scene {slot}", logging.INFO, "controls: no scene %d (state.scenes sets how many)", slot)
+        self._news.flush()
 
     # -- knobs
 

@@ -538,8 +538,6 @@ class Generator:
         self.latent_size = int(self.card["latent_size"])
         self.thresholds = np.asarray(self.card["thresholds"], np.float32)
         self.calibration = Calibration.from_card(self.card)
-        self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
-        self.styles = Styles.from_card(self.card, self.latent_size)
         sessions = []
         for part in ("encoder", "decoder"):
             path = graph_path(self.model_dir, part, precision)
@@ -549,7 +547,9 @@ class Generator:
                 raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
                                  "re-export the model (make train / training/export.py)") from error
         self._encoder, self._decoder = sessions
-        self._check_contract()
+        self._check_contract()   # before the prior and the styles: a wrong latent_size is said once, as itself
+        self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
+        self.styles = Styles.from_card(self.card, self.latent_size)
         self._rng = np.random.default_rng(seed)
         log.info("model %s (%s, z=%d) loaded from %s", self.card.get("name", "?"), precision,
                  self.latent_size, self.model_dir)

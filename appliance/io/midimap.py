@@ -26,7 +26,8 @@ from typing import Callable, Mapping, Protocol
 
 import mido
 
-from appliance.core.actions import ACTIONS, KNOBS, Actions
+from appliance.core.actions import ACTIONS, KNOBS, SAID_AGAIN_S, Actions
+from appliance.core.clock import RateLimitedLog
 from appliance.io.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class MidiMap:
         self._learned: dict[Key, str] = self._load_learned()
         self._cc_values: dict[Key, int] = {}
         self._learning: str | None = None
+        self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # what a player or a client can repeat fast
         self._learn_since = 0.0
 
     # -- the table
@@ -99,14 +101,16 @@ class MidiMap:
         if action not in ACTIONS and action not in KNOBS:
             close = difflib.get_close_matches(action, [*ACTIONS, *KNOBS], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"cannot learn '{action}'{hint} (actions: {', '.join(ACTIONS[:5])}, "
+            named = action if len(action) <= 40 else action[:40] + "…"   # a client's junk is not echoed whole
+            raise ValueError(f"cannot learn '{named}'{hint} (actions: {', '.join(ACTIONS[:5])}, "
                              f"scene_N, store_scene_N; knobs: {', '.join(KNOBS)})")
         with self._lock:
             self._learning = action
             self._learn_since = self.clock() if now is None else now
         what = "turn a knob (CC)" if action in KNOBS else "press a pad or key, or move a CC"
-        log.info("midi map: learning %s: %s within %.0f s", action, what,
-                 self.config.learn_timeout_s)
+        self._news.note(f"learning {action}", logging.INFO, "midi map: learning %s: %s within %.0f s", action,
+                        what, self.config.learn_timeout_s)
+        self._news.flush()
         return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
 
     def cancel_learn(self) -> None:
@@ -171,7 +175,8 @@ class MidiMap:
                     last = self._cc_values.get(key, 0)
                     self._cc_values[key] = value
         if said is not None:
-            log.info("%s", said)
+            self._news.note(said, logging.INFO, "%s", said)
+            self._news.flush()
         if learn is not None:
             self._bind(*learn)          # logs and writes outside the lock
             return True

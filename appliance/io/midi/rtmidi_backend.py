@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable, Sequence
 
 from appliance.io.midi.backend import (ArrivalClock, InputHandle, OutputHandle, PortBackend,
-                                       PortError, RawCallback)
+                                       PortError, RawCallback, latest_controls)
 
 log = logging.getLogger("appliance.io.midi.ports")
 
@@ -57,18 +57,20 @@ class _RtInput(InputHandle):
         self._lock = threading.Lock()
 
     def poll(self, limit: int) -> int:
-        """Hand over what rtmidi queued (at most ``limit`` messages); how many there were."""
+        """Hand over what rtmidi queued (at most ``limit`` messages, a knob's stale values left
+        out: :func:`latest_controls`); how many there were."""
         with self._lock:
             midi_in = self._in
-            count = 0
-            while midi_in is not None and count < limit:
+            batch: list[tuple[list[int], float]] = []
+            while midi_in is not None and len(batch) < limit:
                 event = midi_in.get_message()
                 if event is None:
                     break
                 data, delta = event
-                self.callback(data, self.arrival.stamp(delta))
-                count += 1
-            return count
+                batch.append((data, self.arrival.stamp(delta)))
+            for data, t in latest_controls(batch):
+                self.callback(data, t)
+            return len(batch)
 
     def close(self) -> None:
         with self._lock:
