@@ -9,6 +9,7 @@ from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.generator import Generator
 from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
 from appliance.core.stops import HIT_RINGS, LAYS_OUT, START_RINGS, Heard, StopTime
+from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.test_ending import Clock, run
 
@@ -127,11 +128,23 @@ def test_a_held_chord_is_no_stop() -> None:
     assert stop.hear(3 * BAR, 2 * BAR + HIT_RINGS + 1) is Heard.PLAYS_ON, "the band held the last one"
 
 
-def test_a_bar_with_no_note_keeps_stop_time_but_hits_a_bar_apart_only_begin_it() -> None:
+def test_a_bar_with_no_note_keeps_stop_time_and_hits_every_other_bar_begin_it() -> None:
     stop = after_a_bar_of_comp()
     assert hits(stop, 0.0, BAR, 3 * BAR, 5 * BAR) == [None, Heard.STOPS, Heard.HIT, Heard.HIT]
     stop = after_a_bar_of_comp()
-    assert hits(stop, 0.0, 2 * BAR, 4 * BAR) == [None, None, None]
+    assert hits(stop, 0.0, 2 * BAR, 4 * BAR) == [None, Heard.STOPS, Heard.HIT]
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, 3 * BAR, 6 * BAR) == [None, None, None], "two bars of silence: a break, not a figure"
+
+
+def test_in_stop_time_a_fill_from_beat_3_leads_into_the_next_hit_but_not_into_the_first() -> None:
+    stop = after_a_bar_of_comp()
+    fill = [BAR + 8.0 + step for step in range(7)]   # (a note on the last sixteenth would be a push of the hit)
+    assert hits(stop, 0.0, BAR, *fill, 2 * BAR) == [None, Heard.STOPS] + [Heard.PICKUP] * 7 + [Heard.HIT]
+    assert stop.hear(2 * BAR + 6.0, 2 * BAR + 2) is Heard.PLAYS_ON, "beat 2: the band is back"
+    stop = after_a_bar_of_comp()
+    assert hits(stop, 0.0, *[8.0 + step for step in range(7)], BAR, 2 * BAR) == [None] * 9 + [Heard.STOPS], \
+        "a fill after the first hit: the band played that bar"
 
 
 # -- the engine on a virtual clock, with the shipped model ---------------------------------
@@ -181,6 +194,8 @@ def test_in_stop_time_the_drums_play_the_hits_and_lay_out_between_them(model_dir
         assert {KICK, CRASH} <= {e.message.note for e in played}, (bar, played)
         heard_by = start + (LAYS_OUT - 0.5) * BAR_S / BAR if bar == 5 else start + 0.06   # the second hit: by its "and"
         assert all(e.time < heard_by for e in played), f"bar {bar + 1}: only the hit plays"
+        loudest = {note: max(e.message.velocity for e in played if e.message.note == note) for note in (KICK, CRASH)}
+        assert loudest[KICK] >= 0.75 * loudest[CRASH], f"bar {bar + 1}: the kick with the crash, {loudest}"
     assert len(bar_of(events, 9)) >= 6, "the comp is back: so are the drums"
     assert not engine.stats()["stop_time"]
 
@@ -258,3 +273,54 @@ def test_a_soft_hit_is_answered_softer_than_a_loud_one(model_dir) -> None:
         events = drums(engine, clock, stop_song(hit_velocity=velocity), FIRST + 8 * BAR_S)
         levels[velocity] = [e.message.velocity for e in bar_of(events, 6) if e.message.note == CRASH]
     assert levels[40] and levels[110] and max(levels[40]) < 0.8 * min(levels[110]), levels
+
+
+# -- the player alone ----------------------------------------------------------------------
+@pytest.mark.parametrize("kick_level", [0.3, 1.0])
+def test_the_second_hit_s_kick_is_struck_at_the_answer_s_level_if_the_pattern_s_went_out_softer(kick_level) -> None:
+    """The pattern's kick on the downbeat goes out before the hit is heard: a soft one is struck
+    again with the crash, at the answer's level; one as loud is not doubled."""
+    from tests.test_player import pattern_with
+    cells = {(step, 0): (kick_level, 0.0) for step in (0, 16)} | {(step, 1): (1.0, 0.0) for step in (4, 12, 20, 28)}
+    clock = InternalClock(bpm=BPM, start=0.0)
+    player = Player(clock, PlayerSettings(max_late=10.0, crash_every=0, fill_every=0), pattern_with(cells))
+    step_s = BAR_S / BAR
+    events, now = [], 0.0
+    while now < BAR_S + 0.2 * step_s:   # the second bar's downbeat has gone out
+        events += player.schedule(now)
+        now += 0.01
+    player.stop_time(float(BAR), now, first=True)
+    while now < BAR_S + 4 * step_s:
+        events += player.schedule(now)
+        now += 0.01
+    hit = [(e.message.note, e.message.velocity) for e in events
+           if e.message.type == "note_on" and BAR_S - 0.01 <= e.time < BAR_S + 4 * step_s]
+    crash = [velocity for note, velocity in hit if note == CRASH]
+    kicks = [velocity for note, velocity in hit if note == KICK]
+    assert len(crash) == 1, hit
+    if kick_level < 0.5:
+        assert len(kicks) == 2 and kicks[1] == crash[0], hit
+    else:
+        assert kicks == [127], hit
+
+
+def test_the_answers_keep_the_accent_level_of_the_pattern_playing_where_stop_time_began() -> None:
+    """The patterns made in stop time come from a groove of hits, louder or softer: the answers to
+    hits at one level stay at one level (a review heard them drift from 125 to 87 over 8 bars)."""
+    from tests.test_player import pattern_with
+    loud = {(step, 1): (1.0, 0.0) for step in (4, 12, 20, 28)} | {(0, 0): (1.0, 0.0)}
+    soft = {cell: (0.5, 0.0) for cell in loud}
+    clock = InternalClock(bpm=BPM, start=0.0)
+    player = Player(clock, PlayerSettings(max_late=10.0, crash_every=0, fill_every=0), pattern_with(loud))
+    crashes, now = [], 0.0
+    for bar in (1, 2, 3):
+        while now < bar * BAR_S - 0.02:
+            crashes += [e.message.velocity for e in player.schedule(now) if e.message.note == CRASH and e.message.velocity]
+            now += 0.01
+        player.stop_time(float(bar * BAR), now + 0.02, first=bar == 1)
+        player.offer(pattern_with(soft))   # taken at the next beat
+    crashes += [e.message.velocity for e in player.drain() if e.message.note == CRASH and e.message.velocity]
+    assert crashes == [127, 127, 127], crashes
+    player.play_on()
+    player.stop_time(float(4 * BAR), clock.time_at(4 * BAR), first=True)
+    assert [e.message.velocity for e in player.drain() if e.message.note == CRASH and e.message.velocity] == [64], "a new passage: the pattern's"

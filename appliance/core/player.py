@@ -17,7 +17,7 @@ from appliance.core.groove import (GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, OFFS
 from appliance.core.fills import accent_level
 from appliance.core.generator import scale_velocities
 from appliance.core.phrase import CRASH, Phrasing, entry_downbeat, marked_downbeat, with_crash
-from appliance.core.stops import HIT_EARLY, LAYS_OUT, PICKUP_LEVEL, hit_downbeat
+from appliance.core.stops import ANSWERED, HIT_EARLY, LAYS_OUT, PICKUP_LEVEL, hit_downbeat
 from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
@@ -106,7 +106,8 @@ class Player:
         self._laid_out = False   # stop time: the steps play nothing, the band's hits are answered (stop_time) ...
         self._laid_out_from = -math.inf   # ... from this position
         self._held_back: dict[int, np.ndarray] = {}   # the last steps laid out: step → its cells
-        self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → where its last note-on was handed out
+        self._stop_accent: float | None = None   # ... the accent level its answers play at (the pattern's at its first)
+        self._struck: dict[tuple[int, int], tuple[float, int]] = {}   # (channel, note) → where and how hard its last note-on went out
 
     @property
     def pattern(self) -> Pattern:
@@ -205,8 +206,8 @@ class Player:
 
     def stop_time(self, position: float, now: float, first: bool = False, scale: float = 1.0) -> None:
         """Stop time (appliance/core/stops.py): the band's hit at ``position`` gets a crash and a
-        kick at the pattern's accent level, each unless one went out on that hit's downbeat
-        already; the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
+        kick at the accent level of the pattern playing where stop time began, each unless one
+        went out on that hit's downbeat already (as loud, ``ANSWERED``); the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
         ``first`` hit heard as stop time, as a drummer takes that long to hear it): what is queued
         from there is dropped (its note-offs kept), and the steps play nothing until :meth:`play_on`.
         ``scale``: the hit's level against the groove's (the drums' law; at most 1). No hit after
@@ -215,8 +216,11 @@ class Player:
             here = max(position, self.transport.position(now))
             downbeat = hit_downbeat(position)
             if self._end is not None and downbeat >= self._end:
-                return   # the song ends there: its last hit is queued already   # a hit pushed ahead of it takes the downbeat's place: out from there
+                return   # the song ends there: its last hit is queued already
+            # a hit pushed ahead of the bar line takes the downbeat's place: out from there
             out = max(here, downbeat + LAYS_OUT) if first and position >= downbeat else here
+            if not self._waiting_for_first and (first or self._stop_accent is None):
+                self._stop_accent = accent_level(self._pattern.steps)
             self._laid_out, self._laid_out_from, self._held_back = True, out, {}
             self._queue = [entry for entry in self._queue if entry[0] < out or entry[2].type == "note_off"]
             heapq.heapify(self._queue)
@@ -233,11 +237,13 @@ class Player:
 
     def _answer(self, here: float, since: float, voices: tuple[int, ...], velocity: int) -> None:
         """The band's hit answered at ``here`` by ``voices`` (under the lock): a voice that went out
-        since ``since`` is not doubled; one still queued there gives way to the answer's level."""
+        since ``since`` at ``ANSWERED`` of the answer's level or more is not doubled (one softer
+        is struck again, at the answer's); one still queued there gives way to the answer."""
         settings = self.settings
         for voice in voices:
             key = (settings.channels[voice] - 1, settings.notes[voice])
-            if self._struck.get(key, -math.inf) >= since:
+            struck, struck_velocity = self._struck.get(key, (-math.inf, 0))
+            if struck >= since and struck_velocity >= ANSWERED * velocity:
                 continue   # it went out with the hit already (the pattern's downbeat, a mark's crash)
             self._queue = [entry for entry in self._queue if not (
                 entry[0] >= since and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key)]
@@ -250,7 +256,7 @@ class Player:
         """Stop time is over: the steps play again. The band is back at ``position``: the steps
         laid out from there (already scheduled) play too, up to ``max_late`` late."""
         with self._lock:
-            self._laid_out = False
+            self._laid_out, self._stop_accent = False, None
             held_back, self._held_back = self._held_back, {}
             if now is None:
                 return
@@ -273,7 +279,7 @@ class Player:
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
             heapq.heapify(self._queue)
             self._phrasing = Phrasing(self.settings.crash_every, self.settings.fill_every)
-            self._laid_out = False
+            self._laid_out, self._stop_accent = False, None
 
     def phrase_from(self, step: int) -> None:
         """Bar 1 of the song is at absolute ``step`` (a render's lead-in): phrases count from it."""
@@ -414,7 +420,7 @@ class Player:
         self._sent_to = None
         self._crash_out = None
         self._struck.clear()
-        self._laid_out = False
+        self._laid_out, self._stop_accent = False, None
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
         self._phrasing.forget()
@@ -508,8 +514,10 @@ class Player:
             self._push(off_position, mido.Message("note_off", channel=channel, note=note, velocity=0))
 
     def _hit_velocity(self, scale: float = 1.0) -> int:
-        """A band hit's velocity: the pattern's accent level (as the cued start scales it) × ``scale``."""
-        velocity = accent_level(self._pattern.steps) * scale
+        """A band hit's velocity: the pattern's accent level where stop time began (as the cued
+        start scales it) × ``scale``: the patterns made meanwhile, from a groove of hits, move it."""
+        accent = accent_level(self._pattern.steps) if self._stop_accent is None else self._stop_accent
+        velocity = accent * scale
         if self._first_scale is not None:
             velocity = float(scale_velocities(np.float32(velocity), self._first_scale))
         return max(1, min(127, round(velocity * 127)))
@@ -535,7 +543,7 @@ class Player:
             key = (message.channel, message.note)
             if message.type == "note_on":
                 self._sounding[key] = self._sounding.get(key, 0) + 1
-                self._struck[key] = position
+                self._struck[key] = (position, message.velocity)
                 if message.note == self.settings.notes[CRASH]:
                     self._crash_out = (position, key)
             elif key in self._sounding:

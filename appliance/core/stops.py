@@ -13,10 +13,13 @@ on the snare (``PICKUP_LEVEL``), and groove back in with the player's next note 
   held longer (a whole note, a pad, a bass held under the stab, one under the pedal) is no stop:
   the drums come back in as soon as it has sounded that long (:meth:`StopTime.rings`).
 - Stop time follows a bar the band played (``PLAYED`` chords or more) and begins at the second
-  hit after a stab (``START_RINGS``) with nothing after it but a pickup line of single notes:
-  hits from the player's first bar on are a sparse comp, a short chord on 1 and another on 4,
-  bar after bar, a comp figure, and one dry chord a bar a ballad. Once in it, a bar with no note
-  keeps it (the band is still out), and so does a pickup in a bar's last beat (``PICKUP_FROM``).
+  hit after a stab (``START_RINGS``) with nothing after it but a pickup line of single notes,
+  a bar on or two (hits every other bar): hits from the player's first bar on are a sparse
+  comp, a short chord on 1 and another on 4, bar after bar, a comp figure, and one dry chord a
+  bar a ballad. Once in it, a bar with no note keeps it (the band is still out), and so does a
+  pickup in a bar's last beat (``PICKUP_FROM``) or the band's fill from beat 3 (``FILL_FROM``).
+- The answer's crash and kick go out unless the pattern's went out with the hit already, at
+  ``ANSWERED`` of the answer's level or more (the second hit's downbeat is sent before it is heard).
 """
 from __future__ import annotations
 
@@ -31,11 +34,13 @@ HIT_LATE = 1.5     #: steps after the bar line up to which a note is still the h
 HIT_RINGS = 4.0    #: steps a hit may sound (a beat); longer is a held chord, not a stop
 START_RINGS = 3.0  #: ... and the hit before stop time's first one, a stab (a dotted eighth; a dry ballad's chords ring longer)
 PICKUP_FROM = 3 * STEPS_PER_BEAT - 1.0   #: notes from a bar's last beat on (a 16th early) lead into the next hit: stop time goes on
+FILL_FROM = 2 * STEPS_PER_BEAT - 1.0     #: ... and, once in stop time, from beat 3 on (a 16th early): the band's fill into the next hit
 LAYS_OUT = 2.0     #: steps after its bar line the drums lay out from at the second hit (the "and" of 1): the time it takes to hear it
 PICKUP_LEVEL = 0.8  #: a pickup's snare, against a hit's level
+ANSWERED = 0.6      #: a crash or kick that went out with the hit this loud against the answer's (or more) is not struck again (a softer one is struck again)
 PLAYED = 2         #: chords (notes more than ``CHORD`` apart) in the bar before the first hit: the band played it
 
-__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "PICKUP_LEVEL", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
+__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "FILL_FROM", "PICKUP_LEVEL", "ANSWERED", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
 
 
 def hit_downbeat(position: float) -> int:
@@ -83,7 +88,7 @@ class StopTime:
         if not same_bar:
             return self._new_bar(downbeat, position, where < HIT_LATE)
         self._chords += chord
-        if where >= PICKUP_FROM:
+        if where >= PICKUP_FROM or (self.stopped and not self._body and where >= FILL_FROM):
             self._pickup_notes += 1
             self._pickup_chords += chord
             return Heard.PICKUP if self.stopped and chord else None   # once a chord
@@ -116,8 +121,10 @@ class StopTime:
                     and rang is not None and rang <= HIT_RINGS)
         follows = self._bar == downbeat - STEPS_PER_BAR
         # stop time begins on a stab (START_RINGS), after a bar the band played, with at most a
-        # pickup line after it (a chord in the last beat is a comp figure's: a chord on 1 and on 4)
-        lone = (stop_bar and follows and self._played_before and rang <= START_RINGS
+        # pickup line after it (a chord in the last beat is a comp figure's: a chord on 1 and on 4),
+        # the bar before this one's or the one before that (hits every other bar)
+        lone = (stop_bar and (follows or self._bar == downbeat - 2 * STEPS_PER_BAR)
+                and self._played_before and rang <= START_RINGS
                 and self._pickup_notes == self._pickup_chords)
         self._played_before = follows and not stop_bar and self._chords >= PLAYED
         self._bar, self._hit, self._rang = downbeat, position if on_the_one else None, None
