@@ -270,7 +270,7 @@ def _report(r: dict, jack_mode: str) -> None:
           f"[target p99 <= 1 ms: {'ok' if b99 <= 1 else 'MISSED'}]")
     print(f"    without hogs: p50 {q50:.3f} ms, p99 {q99:.3f} ms, max {qmax:.3f} ms over "
           f"{len(quiet_errors)} notes; player's own send error with hogs: p50 {s50:.3f} ms, "
-          f"p99 {s99:.3f} ms, max {smax:.3f} ms")
+          f"p99 {s99:.3f} ms, max {smax:.3f} ms; {final['engine']['late_drops']} dropped as too late")
     own = rss.get("RssAnon", 0) + rss.get("RssFile", 0)
     print(f"(c) service RSS {rss.get('VmRSS', 0):.1f} MB = {own:.1f} MB its own + "
           f"{rss.get('RssShmem', 0):.1f} MB JACK server shared memory "

@@ -232,6 +232,7 @@ def test_status_through_the_cli_binary(box):
 def test_keyboard_unplugged_and_back_plays_again(box):
     service, keys, _drums, _din = box
     t0 = time.monotonic()
+    drops_before = service.status()["engine"]["late_drops"]
     keys.close()
     assert wait_until(lambda: service.status()["ports"]["inputs"] == [], 10)
     assert service.status()["running"]               # the beat never stopped
@@ -252,6 +253,7 @@ def test_keyboard_unplugged_and_back_plays_again(box):
     late = [(round(ideal - t0, 3), round((sent - ideal) * 1000, 1))
             for ideal, sent, _channel, _note in timing if ideal >= t0 and sent - ideal > 0.015]
     assert late == []
+    assert service.status()["engine"]["late_drops"] == drops_before, "none dropped as too late either"
 
 
 def held_groove(service, keys: Player, hits: int = 8) -> dict:
