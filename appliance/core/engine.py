@@ -359,7 +359,7 @@ class Engine:
             self._plays_on = GONE
             lifted = self._marks(position, t, message.velocity, comes_in, back, lands)
             if self._settings.stop_time and not self._frozen:   # a frozen loop plays on: nothing to hear
-                self._stop_time(self._stops.hear(position, rang_to), position, t, message.velocity)
+                self._stop_time(self._stops.hear(position, rang_to, message.velocity), position, t, message.velocity)
             let_go = self._follow_lift(position, message.velocity)
             self._player.resting = False
             if self._rest:
@@ -399,7 +399,8 @@ class Engine:
         """What stop time asks of the player (under the lock; appliance/core/stops.py): the hit
         answered and the band laid out, a pickup played with it, or the drums back in from this
         note. The answer is as much softer than the pattern's accents as the note is than the
-        groove was where stop time began (the drums' law, ``loop.dynamics``; the hits the looper
+        groove was where stop time began, or louder, up to 127 (the drums' law, ``loop.dynamics``,
+        on up as ``dynamics.opening``: a band building through the stops; the hits the looper
         records meanwhile would move the groove's level)."""
         if heard is Heard.PLAYS_ON:
             self._player.play_on(position, t)
@@ -409,7 +410,7 @@ class Engine:
         if heard is Heard.STOPS:
             self._stop_level = dynamics.played(self._looper.groove)
         level = self._stop_level
-        scale = dynamics.law(velocity / 127, self._settings.dynamics, level) if level else 1.0
+        scale = dynamics.opening(velocity / 127, self._settings.dynamics, level) if level else 1.0
         if heard is Heard.PICKUP:
             self._player.stop_time_pickup(position, t, scale)
             return

@@ -22,6 +22,7 @@ from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
 HELD_BACK = 4   #: steps laid out in stop time kept for the band's return (more than the look-ahead ever schedules)
+SPLIT_S = 0.03  #: a kick that went out this long (s) or more before a stop-time hit's answer is struck again with it
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ class Player:
         went out on that hit's downbeat already (as loud, ``ANSWERED``); the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
         ``first`` hit heard as stop time, as a drummer takes that long to hear it): what is queued
         from there is dropped (its note-offs kept), and the steps play nothing until :meth:`play_on`.
-        ``scale``: the hit's level against the groove's (the drums' law; at most 1). No hit after
+        ``scale``: the hit's level against the groove's (the drums' law, louder too). No hit after
         the song's end, nor before the first pattern."""
         with self._lock:
             here = max(position, self.transport.position(now))
@@ -237,18 +238,22 @@ class Player:
 
     def _answer(self, here: float, since: float, voices: tuple[int, ...], velocity: int) -> None:
         """The band's hit answered at ``here`` by ``voices`` (under the lock): a voice that went out
-        since ``since`` at ``ANSWERED`` of the answer's level or more is not doubled (one softer
-        is struck again, at the answer's); one still queued there gives way to the answer."""
-        settings = self.settings
+        since ``since``, at ``ANSWERED`` of the answer's level or more and at most ``SPLIT_S``
+        before it, is not doubled (one softer, or earlier, a laid-back hit's, is struck again with
+        the answer); one still queued there gives way to the answer, the louder of the two."""
+        settings, time_at = self.settings, self.transport.time_at
         for voice in voices:
             key = (settings.channels[voice] - 1, settings.notes[voice])
             struck, struck_velocity = self._struck.get(key, (-math.inf, 0))
-            if struck >= since and struck_velocity >= ANSWERED * velocity:
+            if (struck >= since and struck_velocity >= ANSWERED * velocity
+                    and time_at(here) - time_at(struck) <= SPLIT_S):
                 continue   # it went out with the hit already (the pattern's downbeat, a mark's crash)
-            self._queue = [entry for entry in self._queue if not (
-                entry[0] >= since and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key)]
+            queued = {entry[1]: entry[2].velocity for entry in self._queue if entry[0] >= since
+                      and entry[2].type == "note_on" and (entry[2].channel, entry[2].note) == key}
+            self._queue = [entry for entry in self._queue if entry[1] not in queued]
             heapq.heapify(self._queue)
-            self._push(here, mido.Message("note_on", channel=key[0], note=key[1], velocity=velocity))
+            level = max([velocity, *queued.values()])
+            self._push(here, mido.Message("note_on", channel=key[0], note=key[1], velocity=level))
             self._push(here + min(settings.gate, 0.5), mido.Message("note_off", channel=key[0], note=key[1],
                                                                       velocity=0))
 

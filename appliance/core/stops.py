@@ -14,10 +14,13 @@ on the snare (``PICKUP_LEVEL``), and groove back in with the player's next note 
   the drums come back in as soon as it has sounded that long (:meth:`StopTime.rings`).
 - Stop time follows a bar the band played (``PLAYED`` chords or more) and begins at the second
   hit after a stab (``START_RINGS``) with nothing after it but a pickup line of single notes,
-  a bar on or two (hits every other bar): hits from the player's first bar on are a sparse
-  comp, a short chord on 1 and another on 4, bar after bar, a comp figure, and one dry chord a
-  bar a ballad. Once in it, a bar with no note keeps it (the band is still out), and so does a
-  pickup in a bar's last beat (``PICKUP_FROM``) or the band's fill from beat 3 (``FILL_FROM``).
+  a bar on, or two if both hits stand out (``ACCENTED``; hits every other bar, a pickup in the
+  bar between or not): hits from the player's first bar on are a sparse comp, a short chord on
+  1 and another on 4, bar after bar, a comp figure, one dry chord a bar a ballad, and one every
+  other bar at the band's level the changes. Once in it, a bar with no note keeps it (the band
+  is still out), and so does a pickup in a bar's last beat (``PICKUP_FROM``) or the band's fill
+  from the "and" of 2 (``FILL_FROM``; in a hit's bar two bars running, a figure: the band plays).
+  A sixteenth line's last note ahead of the bar line is the line's, not the hit pushed (``LINE``).
 - The answer's crash and kick go out unless the pattern's went out with the hit already, at
   ``ANSWERED`` of the answer's level or more (the second hit's downbeat is sent before it is heard).
 """
@@ -34,13 +37,16 @@ HIT_LATE = 1.5     #: steps after the bar line up to which a note is still the h
 HIT_RINGS = 4.0    #: steps a hit may sound (a beat); longer is a held chord, not a stop
 START_RINGS = 3.0  #: ... and the hit before stop time's first one, a stab (a dotted eighth; a dry ballad's chords ring longer)
 PICKUP_FROM = 3 * STEPS_PER_BEAT - 1.0   #: notes from a bar's last beat on (a 16th early) lead into the next hit: stop time goes on
-FILL_FROM = 2 * STEPS_PER_BEAT - 1.0     #: ... and, once in stop time, from beat 3 on (a 16th early): the band's fill into the next hit
+FILL_FROM = 1.5 * STEPS_PER_BEAT - 1.0   #: ... and, once in stop time, from the "and" of 2 on (a 16th early): the band's fill into the next hit, once
+LINE = 1.5         #: a note this close (steps) after the chord before it is that line's last, never the next hit pushed early ...
+LINE_EARLY = 0.5   #: ... if it is this far (steps) ahead of the bar line or more (nearer, it is the hit a touch early)
+ACCENTED = 1.2     #: hits every other bar begin stop time only this loud against the bar the band played before
 LAYS_OUT = 2.0     #: steps after its bar line the drums lay out from at the second hit (the "and" of 1): the time it takes to hear it
 PICKUP_LEVEL = 0.8  #: a pickup's snare, against a hit's level
 ANSWERED = 0.6      #: a crash or kick that went out with the hit this loud against the answer's (or more) is not struck again (a softer one is struck again)
 PLAYED = 2         #: chords (notes more than ``CHORD`` apart) in the bar before the first hit: the band played it
 
-__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "FILL_FROM", "PICKUP_LEVEL", "ANSWERED", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
+__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "FILL_FROM", "LINE", "LINE_EARLY", "ACCENTED", "PICKUP_LEVEL", "ANSWERED", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
 
 
 def hit_downbeat(position: float) -> int:
@@ -70,30 +76,59 @@ class StopTime:
         self._pickup_chords = 0           # ... struck as this many chords (more notes: a chord among them)
         self._chords = 0                  # ... chords struck in it
         self._struck = -math.inf          # where the last chord was struck
-        self._played_before = False       # the bar before that one was played by the band
+        self._played_before = False       # the bar before that one was played by the band ...
+        self._played_level = 0.0          # ... at this mean velocity
+        self._loudness = (0, 0)           # the bar's velocities summed, and its notes
+        self._hit_level = (0, 0)          # its hit's velocities summed, and its notes
+        self._gap: int | None = None      # the bar after the hit's, with only a pickup in it (the hit's bar goes on)
+        self._filled = False              # in stop time, the bar had a fill before its last beat ...
+        self._filled_before = False       # ... and so had the bar before: a figure, not a fill
 
-    def hear(self, position: float, rang_to: float | None) -> Heard | None:
-        """A note-on at ``position``. ``rang_to``: where the last chord struck before it stopped
-        sounding (``Keys.last_rang_to``; the note's own position while it still sounds)."""
+    def hear(self, position: float, rang_to: float | None, velocity: int = 100) -> Heard | None:
+        """A note-on at ``position`` (``velocity`` 1..127). ``rang_to``: where the last chord
+        struck before it stopped sounding (``Keys.last_rang_to``; the note's own position while
+        it still sounds)."""
         position = round(position, 6)       # a render's exact sixteenths, back from seconds
         downbeat = hit_downbeat(position)
+        chord = position - self._struck > CHORD
+        if position <= downbeat - LINE_EARLY and chord and position - self._struck <= LINE:
+            downbeat -= STEPS_PER_BAR       # a line's last sixteenth into the bar line, not a push of its hit
         where = position - downbeat
-        same_bar = downbeat == self._bar
+        same_bar = downbeat in (self._bar, self._gap)
         if same_bar and where < HIT_LATE and self._hit is not None:
+            self._hit_level = (self._hit_level[0] + velocity, self._hit_level[1] + 1)
             return None                     # another note of the hit (a chord, a rolled one)
         if self._hit is not None and self._rang is None and rang_to is not None:
             self._rang = rang_to - self._hit   # the first note after the hit: how long the hit rang
-        chord = position - self._struck > CHORD
         self._struck = position if chord else self._struck
-        if not same_bar:
-            return self._new_bar(downbeat, position, where < HIT_LATE)
+        if not same_bar and not self._gap_pickup(downbeat, where):
+            return self._new_bar(downbeat, position, where < HIT_LATE, velocity)
         self._chords += chord
-        if where >= PICKUP_FROM or (self.stopped and not self._body and where >= FILL_FROM):
+        self._loudness = (self._loudness[0] + velocity, self._loudness[1] + 1)
+        in_gap = downbeat == self._gap       # (a fill there, between hits every other bar, is no figure)
+        fill = self.stopped and not self._body and where >= FILL_FROM and (in_gap or not self._filled_before)
+        if where >= PICKUP_FROM or fill:
+            self._filled |= where < PICKUP_FROM and not in_gap
             self._pickup_notes += 1
             self._pickup_chords += chord
             return Heard.PICKUP if self.stopped and chord else None   # once a chord
         self._body = True
         return self._play_on()
+
+    def _gap_pickup(self, downbeat: int, where: float) -> bool:
+        """A note in the bar after a stop bar, in its last beat (in stop time, from ``FILL_FROM``):
+        that bar is one with no note but a pickup into the next hit (hits every other bar)."""
+        threshold = FILL_FROM if self.stopped else PICKUP_FROM
+        if self._bar is None or downbeat != self._bar + STEPS_PER_BAR or where < threshold or not self._stop_bar():
+            return False
+        self._gap = downbeat
+        return True
+
+    def _stop_bar(self) -> bool:
+        """The last bar's was a hit and nothing else but, at most, a pickup; short enough to be a stop."""
+        rang = self._rang
+        return (self._hit is not None and not self._body and self._rang_long is not True
+                and rang is not None and rang <= HIT_RINGS)
 
     @property
     def hit(self) -> float | None:
@@ -114,21 +149,26 @@ class StopTime:
         self._rang_long = sounding   # (if not, how long it rang is heard at the next note)
         return self._play_on() if sounding else None
 
-    def _new_bar(self, downbeat: int, position: float, on_the_one: bool) -> Heard | None:
+    def _new_bar(self, downbeat: int, position: float, on_the_one: bool, velocity: int) -> Heard | None:
         """The first note of a bar: is it the next hit of stop time?"""
-        rang = self._rang
-        stop_bar = (self._hit is not None and not self._body and self._rang_long is not True
-                    and rang is not None and rang <= HIT_RINGS)
+        stop_bar = self._stop_bar()
         follows = self._bar == downbeat - STEPS_PER_BAR
         # stop time begins on a stab (START_RINGS), after a bar the band played, with at most a
         # pickup line after it (a chord in the last beat is a comp figure's: a chord on 1 and on 4),
-        # the bar before this one's or the one before that (hits every other bar)
-        lone = (stop_bar and (follows or self._bar == downbeat - 2 * STEPS_PER_BAR)
-                and self._played_before and rang <= START_RINGS
+        # the bar before this one's, or the one before that if both hits stand out (hits every
+        # other bar; sparse chords every other bar are a ballad's, or the changes)
+        hit_level = self._hit_level[0] / max(1, self._hit_level[1])
+        accented = min(hit_level, velocity) >= ACCENTED * self._played_level
+        lone = (stop_bar and (follows or (self._bar == downbeat - 2 * STEPS_PER_BAR and accented))
+                and self._played_before and self._rang is not None and self._rang <= START_RINGS
                 and self._pickup_notes == self._pickup_chords)
         self._played_before = follows and not stop_bar and self._chords >= PLAYED
-        self._bar, self._hit, self._rang = downbeat, position if on_the_one else None, None
+        if self._played_before:
+            self._played_level = self._loudness[0] / max(1, self._loudness[1])
+        self._bar, self._hit, self._rang, self._gap = downbeat, position if on_the_one else None, None, None
         self._body, self._rang_long, self._pickup_notes, self._pickup_chords, self._chords = False, None, 0, 0, 1
+        self._loudness, self._hit_level = (velocity, 1), (velocity, 1)
+        self._filled_before, self._filled = self._filled, False
         if not on_the_one or not stop_bar:
             return self._play_on()
         if self.stopped:
