@@ -242,6 +242,8 @@ def test_a_knob_turned_faster_than_the_box_reads_it_is_read_at_its_newest_value(
     assert kept == [note, knob[-1], *pad, *other, ([0xB0, 21, 90], 0.9)]
     assert latest_controls([note, *pad]) == [note, *pad]
     assert latest_controls([]) == []
+    pedal = [([0xB0, 64, 90], 0.1), ([0x80, 60, 0], 0.11), ([0xB0, 64, 100], 0.12)]   # half-damper: in its place
+    assert latest_controls(pedal) == pedal
 
 
 def test_a_connection_lost_between_two_scans_is_made_again(jack):

@@ -148,6 +148,32 @@ def test_a_pickup_or_a_fill_in_the_bar_between_hits_every_other_bar_is_played_wi
         "a pickup line in the bar between begins it; a fill from beat 3 there keeps it"
 
 
+def test_a_chord_s_keys_go_where_its_first_went_and_a_push_after_a_short_pickup_is_the_hit() -> None:
+    """A code review's probes: the line in octaves (the second key is the line's too), a pushed
+    chord spread over more than ``CHORD`` (one hit, not the band back), a push right after a
+    pickup on the "and" of 4 (a line of two is no run: the push is the hit)."""
+    def heard(*notes: tuple[float, float | None]) -> list[Heard | None]:
+        stop = after_a_bar_of_comp()
+        return [stop.hear(position, rang_to) for position, rang_to in notes]
+    octaves = [(BAR + step + key, BAR + step + key if step > 12 else BAR + 2.0)   # the hit let go on its "and"
+               for step in (12.0, 13.0, 14.0, 15.0) for key in (0.0, 0.02)]
+    assert heard((0.0, None), (BAR, 2.0), *octaves, (2 * BAR, 2 * BAR))[-1] is Heard.HIT
+    assert heard((0.0, None), (BAR, 2.0), (2 * BAR - 1.1, BAR + 2), (2 * BAR - 0.55, 2 * BAR - 0.55)) == [
+        None, Heard.STOPS, Heard.HIT, None]
+    assert heard((0.0, None), (BAR, 2.0), (BAR + 14.0, BAR + 2), (BAR + 15.0, BAR + 15.0),
+                 (BAR + 15.02, BAR + 15.02)) == [None, Heard.STOPS, Heard.PICKUP, Heard.HIT, None]
+
+
+def test_a_fill_a_bar_apart_is_no_figure_and_hits_every_other_bar_stand_out_on_average() -> None:
+    stop = after_a_bar_of_comp()
+    fill = [8.0, 9.0, 10.0, 11.0]
+    notes = [0.0, BAR, 2 * BAR, *[2 * BAR + step for step in fill], 4 * BAR, *[4 * BAR + step for step in fill]]
+    assert hits(stop, *notes)[-5:] == [Heard.HIT] + [Heard.PICKUP] * 4, "a bar of no note between the fills"
+    stop = after_a_bar_of_comp()
+    assert [stop.hear(0.0, None, 125), stop.hear(0.1, None, 70), stop.hear(2 * BAR, 2.0, 125)] == [None] * 3, \
+        "the first hit's keys on average (97.5) under 1.2 x the comp's 100"
+
+
 def test_a_sixteenth_line_into_the_bar_line_ends_on_its_last_note_and_the_hit_is_on_the_1() -> None:
     stop = after_a_bar_of_comp()
     line = [BAR + 12.0 + step for step in range(4)]   # the last on the "a" of 4

@@ -12,7 +12,7 @@ The server never blocks the box and no client can kill or starve it: one thread 
 connection at once through ``selectors`` (non-blocking sockets). Each request is bounded in
 size (64 KiB), JSON nesting (8 levels) and time (2 s from connecting to the last byte of the
 answer, however slowly the bytes come); at most 32 connections are open at once (a new one
-beyond that pushes out the oldest). Whatever a request makes fail, RecursionError included,
+beyond that lets go of those that hung up, else pushes out the oldest idle one, else the oldest). Whatever a request makes fail, RecursionError included,
 costs that client its answer only. The socket's directory must belong to the box and be
 writable by nobody else (one log line and no socket otherwise).
 """
@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import select
 import selectors
 import socket
 import stat
@@ -39,7 +40,7 @@ SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
 MAX_DEPTH = 8             #: JSON nesting a request may have (a real one has 1)
 TIMEOUT_S = 2.0           #: from connect to the last byte of the answer
-MAX_CLIENTS = 32          #: open connections; one more pushes out the oldest
+MAX_CLIENTS = 32          #: open connections; one more lets the hung-up go, else the oldest idle one
 DRAIN_S = 0.2             #: after answering, read what the client still sends this long
 COMMANDS = ("status", "freeze", "clear", "resample", "prior", "end", "learn", "timing")
 
@@ -176,8 +177,8 @@ class ControlServer:
             if key.data is None:
                 self._accept()
                 continue
-            conn = self._conns.get(key.fd)
-            if conn is None:
+            conn = key.data
+            if self._conns.get(key.fd) is not conn:   # dropped in this turn (its fd may be a new client's)
                 continue
             try:
                 if mask & selectors.EVENT_READ:
@@ -220,6 +221,12 @@ class ControlServer:
         count), then the oldest that has sent nothing; one with a request in is cut off last
         (a fault harness's connect-and-close loop cut the real ``groovebox status`` off)."""
         idle = []
+        hung_up = select.poll()
+        for fd in self._conns:
+            hung_up.register(fd, select.POLLRDHUP)
+        for fd, events in hung_up.poll(0):   # hung up, its bytes read or not (a peek sees the bytes)
+            if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
+                self._drop(fd)
         for fd, conn in list(self._conns.items()):
             try:
                 waiting = conn.sock.recv(1, socket.MSG_PEEK)
@@ -237,8 +244,9 @@ class ControlServer:
         self.dropped += 1
         self._drop(victim.sock.fileno())
         self._news.note("flood", logging.WARNING, "control socket %s: more than %d clients "
-                        "at once, the oldest idle one cut off (a program opening connections in a "
-                        "loop?); the music is not affected", self.path, MAX_CLIENTS)
+                        "at once, the oldest %s cut off (a program opening connections in a "
+                        "loop?); the music is not affected", self.path, MAX_CLIENTS,
+                        "idle one" if idle else "one")
         self._news.flush()
 
     def _readable(self, conn: _Conn) -> None:

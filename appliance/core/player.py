@@ -22,7 +22,7 @@ from appliance.core.transport import Transport
 
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
 HELD_BACK = 4   #: steps laid out in stop time kept for the band's return (more than the look-ahead ever schedules)
-SPLIT_S = 0.03  #: a kick that went out this long (s) or more before a stop-time hit's answer is struck again with it
+SPLIT_S = 0.03  #: a kick or crash that went out more than this (s) before a stop-time hit's answer is struck again with it
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class Player:
     def stop_time(self, position: float, now: float, first: bool = False, scale: float = 1.0) -> None:
         """Stop time (appliance/core/stops.py): the band's hit at ``position`` gets a crash and a
         kick at the accent level of the pattern playing where stop time began, each unless one
-        went out on that hit's downbeat already (as loud, ``ANSWERED``); the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
+        went out on that hit's downbeat already, loud enough and with it (:meth:`_answer`); the drums lay out from the hit (from the "and" of 1, ``LAYS_OUT``, at the
         ``first`` hit heard as stop time, as a drummer takes that long to hear it): what is queued
         from there is dropped (its note-offs kept), and the steps play nothing until :meth:`play_on`.
         ``scale``: the hit's level against the groove's (the drums' law, louder too). No hit after

@@ -38,8 +38,8 @@ HIT_RINGS = 4.0    #: steps a hit may sound (a beat); longer is a held chord, no
 START_RINGS = 3.0  #: ... and the hit before stop time's first one, a stab (a dotted eighth; a dry ballad's chords ring longer)
 PICKUP_FROM = 3 * STEPS_PER_BEAT - 1.0   #: notes from a bar's last beat on (a 16th early) lead into the next hit: stop time goes on
 FILL_FROM = 1.5 * STEPS_PER_BEAT - 1.0   #: ... and, once in stop time, from the "and" of 2 on (a 16th early): the band's fill into the next hit, once
-LINE = 1.5         #: a note this close (steps) after the chord before it is that line's last, never the next hit pushed early ...
-LINE_EARLY = 0.5   #: ... if it is this far (steps) ahead of the bar line or more (nearer, it is the hit a touch early)
+LINE = 1.5         #: a chord this close (steps) after the one before, the third of such a run or later, is the line's ...
+LINE_EARLY = 0.5   #: ... last, never the next hit pushed early, if it is this far (steps) ahead of the bar line or more
 ACCENTED = 1.2     #: hits every other bar begin stop time only this loud against the bar the band played before
 LAYS_OUT = 2.0     #: steps after its bar line the drums lay out from at the second hit (the "and" of 1): the time it takes to hear it
 PICKUP_LEVEL = 0.8  #: a pickup's snare, against a hit's level
@@ -83,6 +83,8 @@ class StopTime:
         self._gap: int | None = None      # the bar after the hit's, with only a pickup in it (the hit's bar goes on)
         self._filled = False              # in stop time, the bar had a fill before its last beat ...
         self._filled_before = False       # ... and so had the bar before: a figure, not a fill
+        self._run = 0                     # chords in a row so far, each within LINE of the one before
+        self._line = False                # the last chord is a line's last, ahead of the bar line
 
     def hear(self, position: float, rang_to: float | None, velocity: int = 100) -> Heard | None:
         """A note-on at ``position`` (``velocity`` 1..127). ``rang_to``: where the last chord
@@ -91,7 +93,12 @@ class StopTime:
         position = round(position, 6)       # a render's exact sixteenths, back from seconds
         downbeat = hit_downbeat(position)
         chord = position - self._struck > CHORD
-        if position <= downbeat - LINE_EARLY and chord and position - self._struck <= LINE:
+        if chord:                           # decided once a chord: its other keys go where its first went
+            close = position - self._struck <= LINE
+            self._line = (close and self._run >= 1 and position <= downbeat - LINE_EARLY
+                          and hit_downbeat(self._struck) < downbeat)   # (the chord before in the bar before)
+            self._run = self._run + 1 if close else 0
+        if self._line:
             downbeat -= STEPS_PER_BAR       # a line's last sixteenth into the bar line, not a push of its hit
         where = position - downbeat
         same_bar = downbeat in (self._bar, self._gap)
@@ -168,7 +175,7 @@ class StopTime:
         self._bar, self._hit, self._rang, self._gap = downbeat, position if on_the_one else None, None, None
         self._body, self._rang_long, self._pickup_notes, self._pickup_chords, self._chords = False, None, 0, 0, 1
         self._loudness, self._hit_level = (velocity, 1), (velocity, 1)
-        self._filled_before, self._filled = self._filled, False
+        self._filled_before, self._filled = self._filled and follows, False   # (a bar of no note between: no figure)
         if not on_the_one or not stop_bar:
             return self._play_on()
         if self.stopped:
