@@ -161,7 +161,21 @@ def test_a_chord_s_keys_go_where_its_first_went_and_a_push_after_a_short_pickup_
     assert heard((0.0, None), (BAR, 2.0), (2 * BAR - 1.1, BAR + 2), (2 * BAR - 0.55, 2 * BAR - 0.55)) == [
         None, Heard.STOPS, Heard.HIT, None]
     assert heard((0.0, None), (BAR, 2.0), (BAR + 14.0, BAR + 2), (BAR + 15.0, BAR + 15.0),
-                 (BAR + 15.02, BAR + 15.02)) == [None, Heard.STOPS, Heard.PICKUP, Heard.HIT, None]
+                 (BAR + 15.02, BAR + 15.02)) == [None, Heard.STOPS, Heard.PICKUP, Heard.PICKUP, Heard.HIT], \
+        "a single key after a pickup, then the band's chord joins it: the push"
+
+
+def test_in_stop_time_a_fill_s_last_notes_are_its_own_and_a_louder_note_is_the_push() -> None:
+    """A musician's re-check: a fill from the "and" of 2 that ends on the "and" and the "a" of 4
+    got the crash on its last note, and the band's hit on the 1 nothing."""
+    stop = after_a_bar_of_comp()
+    fill = [BAR + step for step in (6.0, 7.0, 8.0, 10.0, 14.0, 15.0)]
+    assert hits(stop, 0.0, BAR, 2 * BAR, *[BAR + f for f in fill], 3 * BAR)[-7:] == [Heard.PICKUP] * 6 + [Heard.HIT]
+    stop = after_a_bar_of_comp()
+    heard = [stop.hear(0.0, None), stop.hear(BAR, 2.0)]
+    heard += [stop.hear(position, BAR + 2.0, 90) for position in (BAR + 12.0, BAR + 13.0, BAR + 14.0)]
+    heard.append(stop.hear(BAR + 15.0, BAR + 14.5, 120))   # "da-da-da-BAM": the push, one key and louder
+    assert heard == [None, Heard.STOPS] + [Heard.PICKUP] * 3 + [Heard.HIT], heard
 
 
 def test_a_fill_a_bar_apart_is_no_figure_and_hits_every_other_bar_stand_out_on_average() -> None:
@@ -408,3 +422,16 @@ def test_hits_louder_than_the_band_played_are_answered_louder(model_dir, seed) -
         events = drums(engine, clock, stop_song(hit_velocity=velocity, comp_velocity=60), FIRST + 8 * BAR_S)
         levels[velocity] = [e.message.velocity for e in bar_of(events, 6) if e.message.note == CRASH and e.message.velocity]
     assert levels[60] and levels[110] and min(levels[110]) >= min(127, 1.2 * max(levels[60])), levels
+
+
+@pytest.mark.parametrize("frac", [0.0000004, 0.0000007])
+def test_a_held_hit_ends_stop_time_wherever_its_position_rounds(generator, frac) -> None:
+    """The hit's position is rounded to a millionth of a step, its keys' are not: a hit that
+    rounded up had its own keys missed, and a held return stayed laid out (a musician's re-check)."""
+    start = FIRST + 7 * BAR_S
+    notes = [n for n in stop_song() if not start - 0.1 <= n[0] < start + BAR_S - 0.1]
+    notes = sorted(notes + chord(start + frac * BAR_S / BAR, BAR_S * 0.9), key=lambda item: item[0])
+    clock = Clock()
+    events = drums(engine_with(generator, clock), clock, notes, FIRST + 8 * BAR_S)
+    assert len(bar_of(events, 6)) <= 4, "stop time"
+    assert len(bar_of(events, 7)) >= 8, "the band held the hit: the drums are back in its bar"

@@ -23,10 +23,6 @@ log = logging.getLogger("appliance.box.service")
 TICK_S = 0.010            #: the player wakes at least this often to ask the engine for events
 QUIET_GAP_S = 0.015       #: a gap between notes long enough to open a MIDI port in
 TIMING_EVERY_S = 1.0      #: the output-timing percentiles in status are at most this old
-#: a note-on this many times the player's ``max_late`` late when due here is dropped: the player
-#: queues some up to ``max_late`` late on purpose (a held-back step, the first downbeat), and
-#: this thread's own delay must not cut that window short
-LATE_DROP = 2.0
 
 
 class PlayerThread(threading.Thread):
@@ -50,8 +46,10 @@ class PlayerThread(threading.Thread):
         self.realtime = False
         self.sent = 0
         self.tick_errors = 0
-        #: note-ons more than ``LATE_DROP`` × the player's ``max_late`` late by the time this thread got
-        #: to them (held up by the engine's lock or the CPU): dropped, never played as a flam
+        #: note-ons more than the player's ``max_late`` late by the time this thread got to them
+        #: (held up by the engine's lock or the CPU): dropped, never played as a flam. The rule is
+        #: the player's own, on the true clock: one the player let through 45 ms late (a held-back
+        #: step, the first downbeat) and sent 10 ms later is past it too
         self.late_drops = 0
         #: (ideal time, sent time, channel, note) of recent note-ons: the player's own view
         self.timing: deque[tuple[float, float, int, int]] = deque(maxlen=timing_log)
@@ -128,7 +126,7 @@ class PlayerThread(threading.Thread):
             self._stop_event.wait(wait)
 
     def _send_due(self, heap: list[tuple[float, int, mido.Message]]) -> None:
-        clock, too_late = self.clock, LATE_DROP * self.engine.player.settings.max_late
+        clock, too_late = self.clock, self.engine.player.settings.max_late
         while heap and heap[0][0] <= clock():
             due, _, message = heapq.heappop(heap)
             if message.type == "note_on" and message.velocity and clock() - due > too_late:

@@ -428,7 +428,8 @@ class Engine:
             return
         with self._lock:
             hit = self._stops.hit
-            sounding = hit is not None and self._keys.sounding_since(position, hit)
+            # (the hit's position is rounded to a millionth, its keys' are not: a key struck with it may lie under)
+            sounding = hit is not None and self._keys.sounding_since(position, hit - 1e-6)
             if self._stops.rings(position, sounding) is Heard.PLAYS_ON:
                 self._player.play_on(position, t)
 

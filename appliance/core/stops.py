@@ -20,7 +20,8 @@ on the snare (``PICKUP_LEVEL``), and groove back in with the player's next note 
   other bar at the band's level the changes. Once in it, a bar with no note keeps it (the band
   is still out), and so does a pickup in a bar's last beat (``PICKUP_FROM``) or the band's fill
   from the "and" of 2 (``FILL_FROM``; in a hit's bar two bars running, a figure: the band plays).
-  A sixteenth line's last note ahead of the bar line is the line's, not the hit pushed (``LINE``).
+  A line's last note ahead of the bar line is the line's, not the hit pushed (``LINE``), unless
+  it is louder or has more keys than the note before (``LINE_ACCENT``).
 - The answer's crash and kick go out unless the pattern's went out with the hit already, at
   ``ANSWERED`` of the answer's level or more (the second hit's downbeat is sent before it is heard).
 """
@@ -38,15 +39,16 @@ HIT_RINGS = 4.0    #: steps a hit may sound (a beat); longer is a held chord, no
 START_RINGS = 3.0  #: ... and the hit before stop time's first one, a stab (a dotted eighth; a dry ballad's chords ring longer)
 PICKUP_FROM = 3 * STEPS_PER_BEAT - 1.0   #: notes from a bar's last beat on (a 16th early) lead into the next hit: stop time goes on
 FILL_FROM = 1.5 * STEPS_PER_BEAT - 1.0   #: ... and, once in stop time, from the "and" of 2 on (a 16th early): the band's fill into the next hit, once
-LINE = 1.5         #: a chord this close (steps) after the one before, the third of such a run or later, is the line's ...
-LINE_EARLY = 0.5   #: ... last, never the next hit pushed early, if it is this far (steps) ahead of the bar line or more
+LINE = 1.75        #: a note this close (steps) after the one before, the third of such a run or later (in stop time, ...
+LINE_EARLY = 0.5   #: ... any after a pickup), is the line's last, not the next hit pushed, this far (steps) ahead of the bar line
+LINE_ACCENT = 1.15  #: ... unless it is this much louder than the note before, or has more keys than it (the band's push)
 ACCENTED = 1.2     #: hits every other bar begin stop time only this loud against the bar the band played before
 LAYS_OUT = 2.0     #: steps after its bar line the drums lay out from at the second hit (the "and" of 1): the time it takes to hear it
 PICKUP_LEVEL = 0.8  #: a pickup's snare, against a hit's level
 ANSWERED = 0.6      #: a crash or kick that went out with the hit this loud against the answer's (or more) is not struck again (a softer one is struck again)
 PLAYED = 2         #: chords (notes more than ``CHORD`` apart) in the bar before the first hit: the band played it
 
-__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "FILL_FROM", "LINE", "LINE_EARLY", "ACCENTED", "PICKUP_LEVEL", "ANSWERED", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
+__all__ = ["HIT_EARLY", "HIT_LATE", "HIT_RINGS", "START_RINGS", "LAYS_OUT", "PICKUP_FROM", "FILL_FROM", "LINE", "LINE_EARLY", "LINE_ACCENT", "ACCENTED", "PICKUP_LEVEL", "ANSWERED", "PLAYED", "Heard", "StopTime", "hit_downbeat"]
 
 
 def hit_downbeat(position: float) -> int:
@@ -85,6 +87,8 @@ class StopTime:
         self._filled_before = False       # ... and so had the bar before: a figure, not a fill
         self._run = 0                     # chords in a row so far, each within LINE of the one before
         self._line = False                # the last chord is a line's last, ahead of the bar line
+        self._keys = (0, 0)               # keys in the chord before and in this one
+        self._velocity = 0                # the first key's velocity of the chord before
 
     def hear(self, position: float, rang_to: float | None, velocity: int = 100) -> Heard | None:
         """A note-on at ``position`` (``velocity`` 1..127). ``rang_to``: where the last chord
@@ -93,11 +97,7 @@ class StopTime:
         position = round(position, 6)       # a render's exact sixteenths, back from seconds
         downbeat = hit_downbeat(position)
         chord = position - self._struck > CHORD
-        if chord:                           # decided once a chord: its other keys go where its first went
-            close = position - self._struck <= LINE
-            self._line = (close and self._run >= 1 and position <= downbeat - LINE_EARLY
-                          and hit_downbeat(self._struck) < downbeat)   # (the chord before in the bar before)
-            self._run = self._run + 1 if close else 0
+        self._line_or_push(position, downbeat, chord, velocity)
         if self._line:
             downbeat -= STEPS_PER_BAR       # a line's last sixteenth into the bar line, not a push of its hit
         where = position - downbeat
@@ -121,6 +121,22 @@ class StopTime:
             return Heard.PICKUP if self.stopped and chord else None   # once a chord
         self._body = True
         return self._play_on()
+
+    def _line_or_push(self, position: float, downbeat: int, chord: bool, velocity: int) -> None:
+        """Whether a note ahead of the bar line ends the line before it (``_line``) or is the next
+        hit pushed: decided at a chord's first key, and again when it gets more keys than the
+        chord before (a single-note pickup, then the band's chord pushed)."""
+        if not chord:
+            self._keys = (self._keys[0], self._keys[1] + 1)
+            self._line = self._line and self._keys[1] <= self._keys[0]
+            return
+        close = position - self._struck <= LINE
+        run = self._run >= 1 or (self.stopped and self._pickup_notes > 0)
+        self._line = (close and run and position <= downbeat - LINE_EARLY
+                      and hit_downbeat(self._struck) < downbeat   # (the chord before in the bar before)
+                      and velocity < LINE_ACCENT * self._velocity)
+        self._run = self._run + 1 if close else 0
+        self._keys, self._velocity = (self._keys[1], 1), velocity
 
     def _gap_pickup(self, downbeat: int, where: float) -> bool:
         """A note in the bar after a stop bar, in its last beat (in stop time, from ``FILL_FROM``):
