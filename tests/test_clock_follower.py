@@ -577,3 +577,58 @@ def test_a_clock_lost_just_after_a_tempo_change_is_counted_too():
     assert f.missed == 1
     assert f.position(times[-1]) - base == pytest.approx((144 + 11 + 59) / 6, abs=0.02)
     assert f.bpm == pytest.approx(140, abs=0.5)
+
+
+@pytest.mark.parametrize("extra", [1, 5, 24])
+def test_extra_clock_bytes_right_behind_one_are_ignored_and_counted(extra, caplog):
+    """Two clock sources merged, a MIDI loop or an interface that stutters sends bytes the
+    master never counted. Counted, five of them put the box 5/6 of a step ahead of the
+    master for the rest of the song (a fault harness's probe, session 47)."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 120, jitter=0.0003)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(47)
+    for k in range(extra):                    # right behind the 48th clock
+        now.t = src.ideal + 0.0002 * (k + 1)
+        feed_clock(f, CLOCK, now.t)
+    times = src.ticks(96)
+    for k, t in enumerate(times):
+        assert f.position(t) - base == pytest.approx((48 + k) / 6, abs=0.02), k
+    assert f.extra == extra and f.bpm == pytest.approx(120, abs=0.5)
+    assert any("came right behind" in r.getMessage() for r in caplog.records)
+
+
+def test_every_clock_doubled_by_a_loop_is_still_the_masters_grid():
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 100)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(47)
+    period = tick_period(100)
+    for k in range(96):
+        src.ideal += period
+        for echo in (0.0, 0.0011):           # each clock, and its echo a millisecond on
+            now.t = src.ideal + echo
+            feed_clock(f, CLOCK, now.t)
+        assert f.position(src.ideal) - base == pytest.approx((48 + k) / 6, abs=0.02), k
+    assert f.bpm == pytest.approx(100, abs=0.5) and f.extra >= 95
+
+
+@pytest.mark.parametrize("to_bpm", [200, 250, 300])
+def test_a_jump_in_tempo_is_not_taken_for_extra_clocks(to_bpm):
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, 60)
+    src.send(START)
+    first = src.ticks(1)[0]
+    base = f.position(first)
+    src.ticks(95)
+    src.bpm = to_bpm
+    times = src.ticks(72)
+    assert f.extra == 0 and f.bpm == pytest.approx(to_bpm, abs=0.5)
+    assert f.position(times[-1]) - base == pytest.approx((96 + 71) / 6, abs=0.02)

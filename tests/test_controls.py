@@ -34,6 +34,27 @@ def test_tap_tempo_median_of_the_last_gaps_and_timeout() -> None:
     assert slow.tap(1.9) == pytest.approx(40.0)      # clamped to the clock's range
 
 
+@pytest.mark.parametrize("bounce_s", [0.005, 0.03, 0.05, 0.15])
+def test_a_double_triggered_tap_is_a_bounce_not_300_bpm(bounce_s, generator, caplog) -> None:
+    """A pad that double-triggers, or a button bouncing past its debounce, set 300 BPM
+    (a fault harness's probe, session 47)."""
+    caplog.set_level(logging.INFO)
+    now = Clock()
+    engine = make_engine(generator, controls=Controls())
+    actions = Actions(engine, engine.transport, clock=now)
+    engine.transport.set_bpm(96.0, 0.0)
+    for beat in range(4):
+        now.now = beat * 0.625
+        actions.tap()
+        now.now += bounce_s
+        actions.tap()
+    assert engine.transport.bpm == pytest.approx(96.0, abs=0.1)
+    assert actions.tap_tempo.ignored == 4
+    assert any("double trigger" in r.getMessage() for r in caplog.records)
+    tap = TapTempo()
+    assert [tap.tap(t) for t in (0.0, 0.005, 0.25, 0.252, 0.5)] == [None, None, 240.0, None, 240.0]
+
+
 def test_knob_positions_map_onto_each_range(generator) -> None:
     engine = make_engine(generator, controls=Controls())
     actions = Actions(engine, engine.transport, tempo_range=(80.0, 160.0), clock=lambda: 0.0)

@@ -199,3 +199,60 @@ def test_a_stuck_uart_never_blocks_the_player(pty_pair, caplog):
         assert drained
     finally:
         port.close()
+
+
+def test_a_knob_storm_on_din_is_read_at_its_newest_value(pty_pair):
+    """A knob sent faster than the box reads it: each read keeps a controller's newest value
+    on each side of 64 (a fault harness, session 47: DIN worked through every one of 15,888
+    CCs, where USB kept 2,259). Pedals and a pad's press and release all stay."""
+    master, name = pty_pair
+    inbox = Inbox()
+    gate = threading.Event()
+
+    def slow(message: mido.Message, t: float) -> None:
+        gate.wait(5)                      # the box busy: the bytes pile up behind the first
+        inbox(message, t)
+
+    port = DinPort(name, 38400, on_message=slow)
+    assert port.open()
+    try:
+        os.write(master, bytes([0xB0, 21, 0]))
+        time.sleep(0.2)                   # the reader holds the first message
+        burst = [0xB0, 64, 127]           # sustain down
+        for k in range(600):
+            burst += [0xB0, 21, k % 64]   # a knob, under 64 all the way
+        burst += [0xB0, 20, 127, 0xB0, 20, 0]   # a pad: press and release
+        burst += [0xB0, 64, 0, 0xB0, 21, 63]     # sustain up; the knob's last value
+        os.write(master, bytes(burst))
+        time.sleep(0.2)
+        gate.set()
+        got = inbox.wait_for(6)
+        time.sleep(0.2)
+        got = list(inbox.messages)
+    finally:
+        port.close()
+    knob = [m.value for m in got if m.control == 21]
+    assert knob[-1] == 63 and len(knob) <= 10, knob
+    assert [m.value for m in got if m.control == 64] == [127, 0]
+    assert [m.value for m in got if m.control == 20] == [127, 0]
+
+
+def test_a_note_that_waited_too_long_for_the_uart_is_dropped_not_played_late(pty_pair):
+    """After a stalled UART, the queued hits came out as a burst of stale drums (94 note-ons
+    in 250 ms: a fault harness, session 47). A note-on that waited longer than STALE_S is
+    dropped and counted; its note-off still goes, so nothing hangs."""
+    master, name = pty_pair
+
+    def clock() -> float:          # the writer thread sees every message a second after its send
+        return 0.0 if threading.current_thread() is threading.main_thread() else 1.0
+
+    port = DinPort(name, 38400, input=False, clock=clock)
+    assert port.open()
+    try:
+        port.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+        port.send(mido.Message("note_off", channel=9, note=36))
+        wire = read_master(master, 3, timeout=5)
+    finally:
+        port.close()
+    assert port.stale == 1
+    assert list(wire) == [0x99, 36, 0]          # the note-off (as a note-on at velocity 0) only

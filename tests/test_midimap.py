@@ -215,3 +215,51 @@ def test_learning_never_writes_the_file_under_the_lock_or_on_the_input_thread(bo
     assert midimap.flush()
     assert writers and threading.current_thread().name not in writers
     assert json.loads((tmp_path / "midimap.json").read_text())["bindings"][0]["number"] == 80
+
+
+def test_a_knob_learnt_on_a_full_disk_keeps_working_and_is_saved_once_there_is_room(
+        generator, tmp_path, monkeypatch, caplog) -> None:
+    """A fault harness (session 47) learnt a knob with the state disk full: it worked until a
+    reload that touched ``midi_map`` dropped it, and was never written once there was room,
+    so a restart lost it."""
+    import errno
+    import logging
+    import time
+    from appliance.io import midimap as module
+    caplog.set_level(logging.INFO)
+    real_write = module.atomic_write
+    full = {"on": True}
+
+    def write(path, data, mode=0o644):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(module, "atomic_write", write)
+    monkeypatch.setattr(module, "SAVE_RETRY_S", 0.05)
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n")
+    engine = make_engine(generator)
+    handle = start(config, engine, engine.transport, threads=False)
+    try:
+        handle.learn("humanise")
+        assert handle.handle(cc(31, 10), 0.0) is True                   # learnt ...
+        assert handle.handle(cc(31, 0), 0.0) is True and engine.controls.humanise == 0.0   # ... and works
+        assert handle.midimap.flush(timeout=2) is False                  # not on disk
+        new = replace(config, midi_map=replace(config.midi_map, cc={21: "density", 22: "velocity_scale"}))
+        assert handle.reconfigure(new) == ["midi_map"]
+        assert handle.handle(cc(31, 127), 0.0) is True and engine.controls.humanise == 2.0
+        time.sleep(0.3)                                                 # retries while full: said once
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1
+        full["on"] = False                                              # room again
+        deadline = time.monotonic() + 10
+        path = tmp_path / "midimap.json"
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert handle.midimap.flush(timeout=5) is True
+        saved = json.loads(path.read_text())["bindings"]
+        assert {"kind": "cc", "number": 31, "channel": 1, "action": "humanise"} in saved
+    finally:
+        handle.close()
+    again = MidiMap(new.midi_map, handle.actions, learned_path=tmp_path / "midimap.json")
+    assert again.bindings()[("cc", 31, 1)] == "humanise"               # a restart knows it

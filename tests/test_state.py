@@ -223,6 +223,37 @@ def test_autosaver_survives_a_disk_that_refuses(tmp_path: Path, caplog: pytest.L
     assert len(errors) == 1 and "the box plays on" in errors[0].getMessage()
 
 
+def test_a_full_disk_is_tried_at_the_save_rate_not_at_every_change(tmp_path: Path, caplog) -> None:
+    """On a full state disk the autosaver tried at every change (16-75 times a second under a
+    note flood, 0.4 of a core: a fault harness, session 47), and room coming back was not said."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    store = StateStore(tmp_path)
+    attempts: list[float] = []
+    full = {"on": True}
+
+    def save_bytes(data: bytes) -> None:
+        attempts.append(clock.now)
+        if full["on"]:
+            raise OSError(28, "No space left on device")
+        StateStore.save_bytes(store, data)
+
+    store.save_bytes = save_bytes
+    current = {"n": 0}
+    saver = Autosaver(store, lambda: a_state(current["n"] % 7 + 1), every_s=1.0, clock=clock)
+    for k in range(100):                    # a change every 20 ms for 2 s
+        clock.now = k * 0.02
+        current["n"] += 1
+        saver.maybe_save()
+    assert len(attempts) <= 3
+    full["on"] = False
+    clock.now = 3.0
+    current["n"] += 1
+    assert saver.maybe_save() is True
+    lines = [r for r in caplog.records if r.name == "appliance.box.state"]
+    assert [r.levelno for r in lines] == [logging.ERROR, logging.INFO]   # the failure, and room again
+
+
 def test_autosaver_thread_saves_on_poke_and_close(tmp_path: Path) -> None:
     current = {"state": a_state(1)}
     store = StateStore(tmp_path)

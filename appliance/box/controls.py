@@ -116,8 +116,11 @@ class ControlsHandle:
             self._open_panel(config)
             changed.append("gpio")
         if config.midi_map != self.config.midi_map or config.state.dir != self.config.state.dir:
-            learning = self.midimap.learning
+            learning, old = self.midimap.learning, self.midimap
+            old.close()
             self.midimap = self._midimap(config)
+            if config.state.dir == self.config.state.dir:
+                self.midimap.keep_learned(old)      # learned and maybe not on disk yet (a full disk)
             if learning:
                 self.midimap.learn(learning)
             changed.append("midi_map")
@@ -127,6 +130,7 @@ class ControlsHandle:
     def close(self) -> None:
         if self.midimap is not None:
             self.midimap.flush()         # learned bindings reach the disk before exit
+            self.midimap.close()
         if self.panel is not None:
             self.panel.close()
             self.panel = None

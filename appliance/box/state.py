@@ -321,11 +321,16 @@ class Autosaver:
             try:
                 self.store.save_bytes(body)
             except OSError as e:
+                # Tried again no sooner than a save would be: on a full disk, retrying at every
+                # change cost 0.4 of a core under a note flood (a fault harness, session 47).
+                self._last_save = self.clock() if now is None else now
                 message = f"state: cannot save to {self.store.path}: {e}; the box plays on"
                 if message != self._last_error:
                     log.error("%s", message)
                     self._last_error = message
                 return False
+            if self._last_error is not None:
+                log.info("state: saved to %s again", self.store.path)
             self._last_error = None
             self._last_body = body
             self._last_save = self.clock() if now is None else now

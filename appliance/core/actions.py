@@ -116,9 +116,15 @@ class Actions:
     def tap(self) -> None:
         now = self.clock()
         with self._lock:
+            ignored = self.tap_tempo.ignored
             bpm = self.tap_tempo.tap(now)
-        if bpm is not None:
-            self.set_bpm(bpm, now)
+            bounced = self.tap_tempo.ignored > ignored
+        if bounced:
+            self._news.note("tap bounce", logging.INFO, "controls: a tap right after the last one "
+                            "was taken for a double trigger and ignored (the pad or button bounces)")
+        elif bpm is not None and self.set_bpm(bpm, now):
+            self._news.note("tap", logging.INFO, "controls: tap tempo %.1f BPM", bpm)
+        self._news.flush()
 
     def recall_scene(self, slot: int) -> bool:
         if self.scenes is None or not 1 <= slot <= self.scenes.slots:

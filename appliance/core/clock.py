@@ -18,6 +18,10 @@ counted from the timing: while a steady clock plays, a gap of k periods followed
 one is k clocks (up to ``MAX_MISSED`` in a row), so a lost byte neither puts the box a clock
 late for the rest of the song nor bends its tempo for a beat; a clock merely late, or a real
 slowdown, is followed as it is. Each such loss is counted (``missed``) and logged, rate-limited.
+The other way round, a clock three quarters of a period or more ahead of the steady line (an
+extra byte right behind a clock: two sources merged, a MIDI loop, a stuttering interface) is
+put aside; if the next clock is where the line puts it, what was put aside is ignored, counted
+(``extra``) and logged, rate-limited; otherwise it was a jump in tempo, and is counted in.
 
 Relocation is exact: Start puts the first clock after it at position 0, Song Position
 Pointer + Continue at the song position (MIDI beats are our sixteenth steps), so a sequencer
@@ -67,6 +71,8 @@ STEADY_SLACK = 0.5           #: each clock within this many periods of the line 
 STEADY_MIN_S = 0.004         #: ... or this many seconds, whichever is more
 STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat back
 MAX_MISSED = 3               #: clocks in a row that may go missing and be counted from the timing
+EXTRA_EARLY = 0.75           #: a clock this many periods ahead of the steady line is put aside ...
+MAX_EXTRA = PPQN             #: ... up to this many, until the next clock says what they were
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
 MISSED_GAPS = 6              #: the period a gap is judged by: the median of this many gaps before it
 LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
@@ -147,6 +153,8 @@ class MidiClockFollower(Transport):
         self._last_tick = -math.inf
         self._last_heard = -math.inf      # last tick, Start or Continue
         self.missed = 0                   #: clocks counted from the timing (see _missed_before)
+        self.extra = 0                    #: clocks ignored as extra (see _early)
+        self._suspects: list[float] = []  # clocks put aside by _early, judged at the next one
         self._stopped_at = -math.inf
         #: what it has to say; an owner that passes ``news`` writes it (outside its own locks)
         self.news = news if news is not None else RateLimitedLog(log, clock=clock)
@@ -239,34 +247,50 @@ class MidiClockFollower(Transport):
     def tick(self, t: float) -> None:
         with self._lock:
             self._check_lost(t)
-            missed = self._missed_before(t)
-            if missed:
-                # The tick before this one came ``missed`` clocks after its predecessor:
-                # number it (and so everything after it) as the master counted.
-                n, heard = self._ticks.pop()
-                self._ticks.append((n + missed, heard))
-                self._n += missed
-                self.missed += missed
-                self.news.note("missed", logging.WARNING,
-                               "MIDI clock: %d clock(s) went missing on the way in and were "
-                               "counted from the timing (check the clock source's cable)", missed)
-            self._n += 1
-            self._last_tick = self._last_heard = t
-            self._ticks.append((self._n, t))
-            self._refit()
-            if self._state == IDLE and self._steady:
-                # A clock without a Start: join it where the box already is.
-                self._held = self._adopted(t, self._held)
-                self._pending = self._held
-                self._state, self._anchored = PLAYING, False
-                self.news.note("join", logging.INFO,
-                               "following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
-            if self._state == PLAYING and self._pending is not None:
-                self._anchor_here(self._pending)
+            if self._early(t):
+                self._suspects.append(t)       # an extra clock, or a jump in tempo: see the next
+            else:
+                suspects, self._suspects = self._suspects, []
+                if suspects and self._on_line(t):
+                    self.extra += len(suspects)
+                    self.news.note("extra", logging.WARNING,
+                                   "MIDI clock: %d clock(s) came right behind another and were "
+                                   "ignored (two clock sources merged, or a MIDI loop?)", len(suspects))
+                    suspects = []
+                for heard in suspects + [t]:
+                    self._count(heard)
         self._flush()
+
+    def _count(self, t: float) -> None:
+        """One clock of the master's: number it and fit the line again (lock held)."""
+        missed = self._missed_before(t)
+        if missed:
+            # The tick before this one came ``missed`` clocks after its predecessor:
+            # number it (and so everything after it) as the master counted.
+            n, heard = self._ticks.pop()
+            self._ticks.append((n + missed, heard))
+            self._n += missed
+            self.missed += missed
+            self.news.note("missed", logging.WARNING,
+                           "MIDI clock: %d clock(s) went missing on the way in and were "
+                           "counted from the timing (check the clock source's cable)", missed)
+        self._n += 1
+        self._last_tick = self._last_heard = t
+        self._ticks.append((self._n, t))
+        self._refit()
+        if self._state == IDLE and self._steady:
+            # A clock without a Start: join it where the box already is.
+            self._held = self._adopted(t, self._held)
+            self._pending = self._held
+            self._state, self._anchored = PLAYING, False
+            self.news.note("join", logging.INFO,
+                           "following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
+        if self._state == PLAYING and self._pending is not None:
+            self._anchor_here(self._pending)
 
     def start(self, t: float) -> None:
         with self._lock:
+            self._suspects.clear()
             self._check_lost(t)
             self._song_position = None
             self._hold(t)
@@ -278,6 +302,7 @@ class MidiClockFollower(Transport):
 
     def resume(self, t: float) -> None:
         with self._lock:
+            self._suspects.clear()
             self._check_lost(t)
             was = self._state
             self._hold(t)
@@ -296,6 +321,7 @@ class MidiClockFollower(Transport):
 
     def stop(self, t: float) -> None:
         with self._lock:
+            self._suspects.clear()
             self._hold(t)
             self._state, self._pending = STOPPED, None
             self._stopped_at = t
@@ -364,6 +390,27 @@ class MidiClockFollower(Transport):
             return 0
         return k - 1
 
+    def _early(self, t: float) -> bool:
+        """A clock too early to be the master's next, while a steady clock plays.
+
+        A clock arrives late, never early, so one ``EXTRA_EARLY`` periods or more ahead of
+        where the steady line puts the next is an extra byte (two clock sources merged, a MIDI
+        loop, an interface that stutters) or the first of a jump in tempo. It is put aside and
+        judged at the next clock that is not: if that one is where the line puts the next
+        (``_on_line``), the ones put aside were extra and are ignored; otherwise they are
+        counted (a jump to four times the tempo). Counted, five extra bytes put the box 5/6
+        of a step ahead of the master for the rest of the song (a fault harness's probe)."""
+        if (self._state != PLAYING or not self._anchored or not self._steady
+                or len(self._ticks) < STEADY_TICKS or len(self._suspects) >= MAX_EXTRA):
+            return False
+        a, b = self._fit
+        return t < a + b * (self._n + 1 - EXTRA_EARLY)
+
+    def _on_line(self, t: float) -> bool:
+        """``t`` is where the line puts the next clock, within ``MISSED_SLACK`` periods."""
+        a, b = self._fit
+        return abs(t - (a + b * (self._n + 1))) <= MISSED_SLACK * b
+
     def _anchor_here(self, position: float) -> None:
         self._relocations += 1
         self._ref_n, self._ref_pos = self._n, position
@@ -425,6 +472,7 @@ class MidiClockFollower(Transport):
             self._hold(self._last_tick if self._last_tick > -math.inf else now)
             self._state, self._anchored, self._steady = IDLE, False, False
             self._ticks.clear()
+            self._suspects.clear()
             self.news.note("lost", logging.WARNING,
                            "MIDI clock lost (nothing for %.1f s); check the clock source's cable",
                            now - self._last_heard)

@@ -13,6 +13,10 @@ True means the message was a control and must not be recorded into the groove.
   - a CC bound to an action fires when its value crosses 64 upwards (a pad or a button
     sending 127/0, a sustain pedal);
   - a note bound to an action fires on note-on; its note-off is swallowed too.
+
+Learned bindings that cannot be written (a full or read-only disk) keep working and are tried
+again every ``SAVE_RETRY_S`` and at exit until they are on disk; one line says the failure, one
+the save that worked after it. A reload that rebuilds the map keeps them (``keep_learned``).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from appliance.io.files import atomic_write
 log = logging.getLogger(__name__)
 
 LEARNED_FILE = "midimap.json"
+SAVE_RETRY_S = 5.0           #: learned bindings that could not be saved (a full disk) are tried again after this
 Key = tuple[str, int, int]   #: ("cc" | "note", number 0..127, channel 1..16 or 0 = any)
 
 
@@ -60,6 +65,9 @@ class MidiMap:
         self.on_learned: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
         self._saver = _LatestWriter()
+        self._unsaved: bytes | None = None      # learned bindings not on disk yet (a failed write)
+        self._retry: threading.Timer | None = None
+        self._closed = False
         self._table: dict[Key, str] = {}
         for number, name in config.cc.items():
             self._table[("cc", number, config.channel)] = name
@@ -118,8 +126,33 @@ class MidiMap:
             self._learning = None
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until the learned bindings are on disk (True), or ``timeout`` (False)."""
-        return self._saver.flush(timeout)
+        """Write what is not on disk yet, wait for it; True when the learned bindings are on
+        disk, False after ``timeout`` or when the write failed."""
+        with self._lock:
+            unsaved = self._unsaved
+        if unsaved is not None:
+            self._save_learned(unsaved)
+        return self._saver.flush(timeout) and self._unsaved is None
+
+    def close(self) -> None:
+        """No more retries (the map is replaced, or the box stops: call :meth:`flush` first)."""
+        with self._lock:
+            self._closed = True
+            if self._retry is not None:
+                self._retry.cancel()
+                self._retry = None
+
+    def keep_learned(self, old: "MidiMap") -> None:
+        """Take over ``old``'s learned bindings (a reload rebuilds the map; what was learned
+        and not yet on disk stays, and is written from here)."""
+        with old._lock:
+            learned, unsaved = dict(old._learned), old._unsaved
+        with self._lock:
+            self._learned, self._unsaved = learned, unsaved    # a failure already said stays said
+        if unsaved is not None or learned != self._load_learned_quietly():
+            with self._lock:
+                data = self._learned_bytes()
+            self._save_learned(data)
 
     def _bind(self, key: Key, action: str) -> None:
         """Learn ``key`` for ``action``; the file is written by a helper thread, never under
@@ -235,9 +268,44 @@ class MidiMap:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, data)
             except OSError as e:
-                log.error("midi map: cannot save learned bindings to %s: %s (they last until "
-                          "the next restart)", path, e)
+                self._failed(data, f"midi map: cannot save learned bindings to {path}: {e}; "
+                                   f"they work, and saving is tried again every {SAVE_RETRY_S:.0f} s")
+                return
+            with self._lock:
+                was, self._unsaved = self._unsaved, None
+            if was is not None:
+                log.info("midi map: learned bindings saved to %s after all", path)
         self._saver.submit(write)
+
+    def _failed(self, data: bytes, message: str) -> None:
+        """A write failed: say so once, and try again later (a full disk gets room)."""
+        with self._lock:
+            first, self._unsaved = self._unsaved is None, data
+            if self._closed or (self._retry is not None and self._retry.is_alive()):
+                timer = None
+            else:
+                timer = self._retry = threading.Timer(SAVE_RETRY_S, self._try_again)
+                timer.daemon = True
+        if first:
+            log.error("%s", message)
+        if timer is not None:
+            timer.start()
+
+    def _try_again(self) -> None:
+        with self._lock:
+            self._retry = None
+            data = None if self._closed else self._unsaved
+        if data is not None:
+            self._save_learned(data)
+
+    def _load_learned_quietly(self) -> dict[Key, str]:
+        """What the file holds, or {} (no warning, nothing set aside: for a comparison)."""
+        try:
+            data = json.loads(self.learned_path.read_text()) if self.learned_path else {}
+            return {(b["kind"], int(b["number"]), int(b["channel"])): b["action"]
+                    for b in data.get("bindings", [])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
 
 
 class _LatestWriter:

@@ -108,22 +108,29 @@ PEDALS = range(64, 70)   #: sustain, portamento, sostenuto, soft, legato, hold 2
 
 def latest_controls(batch: list[tuple[list[int], float]]) -> list[tuple[list[int], float]]:
     """A batch of raw messages with each control change that a later one of the same controller
-    and channel, on the same side of 64, makes stale left out: a knob turned (or automated)
+    and channel, on the same side of 64, makes stale left out (:func:`stale_controls`)."""
+    stale = stale_controls([data for data, _ in batch])
+    return [item for k, item in enumerate(batch) if k not in stale]
+
+
+def stale_controls(batch: Sequence[Sequence[int]]) -> set[int]:
+    """Which of a batch of raw messages are control changes that a later one of the same
+    controller and channel, on the same side of 64, makes stale: a knob turned (or automated)
     faster than the box reads it is read at its newest value, not worked through message by
     message (a fault harness's 6,000 a second left the box 36 s behind the keyboard), while a
     pad's press and release both stay. Pedals (``PEDALS``) are left as they are: a half-damper
     sustain pedal's press moved past a note-off would let that key ring."""
-    kept: list[tuple[list[int], float]] = []
+    stale: set[int] = set()
     newer: dict[tuple[int, int], bool] = {}   # (status, controller) → the side of 64 its next kept value is on
-    for data, t in reversed(batch):
+    for k in range(len(batch) - 1, -1, -1):
+        data = batch[k]
         if len(data) == 3 and data[0] & 0xF0 == 0xB0 and data[1] not in PEDALS:
             key, high = (data[0], data[1]), data[2] >= 64
             if newer.get(key) == high:
+                stale.add(k)
                 continue
             newer[key] = high
-        kept.append((data, t))
-    kept.reverse()
-    return kept
+    return stale
 
 
 @dataclass(frozen=True)

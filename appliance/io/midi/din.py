@@ -18,11 +18,16 @@ from typing import Callable
 import mido
 import serial
 
+from appliance.io.midi.backend import stale_controls
 from appliance.io.midi.parser import MidiEncoder, MidiParser
 
 log = logging.getLogger(__name__)
 
 MessageCallback = Callable[[mido.Message, float], None]
+
+#: a note-on that waited longer than this for the UART is dropped, never played late (the
+#: player's own ``max_late``): after a stall, a drum machine got 94 stale hits in 250 ms
+STALE_S = 0.05
 
 
 class DinPort:
@@ -54,7 +59,9 @@ class DinPort:
         self.sent = 0
         self.dropped = 0
         self._garbage_reported = 0
-        self._outbox: queue.Queue[mido.Message | None] = queue.Queue(maxsize=1024)
+        self._long_reported = 0
+        self.stale = 0                   #: note-ons dropped after waiting longer than ``STALE_S``
+        self._outbox: queue.Queue[tuple[mido.Message, float] | None] = queue.Queue(maxsize=1024)
         self._writer: threading.Thread | None = None
 
     @property
@@ -96,7 +103,7 @@ class DinPort:
         if not self.output or self._serial is None:
             return
         try:
-            self._outbox.put_nowait(message)
+            self._outbox.put_nowait((message, self.clock()))
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
@@ -106,11 +113,18 @@ class DinPort:
     def _write_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                message = self._outbox.get(timeout=0.2)
+                item = self._outbox.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if message is None:
+            if item is None:
                 return
+            message, queued = item
+            if message.type == "note_on" and message.velocity > 0 and self.clock() - queued > STALE_S:
+                self.stale += 1            # note-offs still go: nothing is left hanging
+                if self.stale == 1 or self.stale % 1000 == 0:
+                    log.warning("DIN MIDI output on %s held up: %d note(s) dropped rather than "
+                                "played late", self.device, self.stale)
+                continue
             self._write(message)
 
     def flush(self, timeout: float = 1.0) -> None:
@@ -136,6 +150,10 @@ class DinPort:
             except (serial.SerialException, OSError) as exc:
                 self.write_errors += 1
                 self._encoder.reset()
+                try:
+                    port.reset_output_buffer()  # what waits in the kernel is stale by now
+                except (serial.SerialException, OSError):
+                    pass
                 if self.write_errors == 1 or self.write_errors % 1000 == 0:
                     log.warning("DIN MIDI write failed on %s (%s), %d so far",
                                 self.device, _reason(exc), self.write_errors)
@@ -160,7 +178,11 @@ class DinPort:
             if not data or not self.input:
                 continue
             t = self.clock()
-            for message in self.parser.feed(data):
+            messages = list(self.parser.feed(data))
+            stale = stale_controls([m.bytes() for m in messages])   # a knob read at its newest value
+            for k, message in enumerate(messages):
+                if k in stale:
+                    continue
                 if self.on_message is not None:
                     try:
                         self.on_message(message, t)
@@ -170,6 +192,11 @@ class DinPort:
 
     def _report_garbage(self) -> None:
         stats = self.parser.stats
+        if stats.long_sysex and (self._long_reported == 0 or stats.long_sysex >= 10 * self._long_reported):
+            self._long_reported = stats.long_sysex
+            log.warning("DIN MIDI on %s: %d SysEx message(s) longer than %d bytes skipped (a patch "
+                        "dump or a firmware update on this cable? the box needs none)",
+                        self.device, stats.long_sysex, self.parser.max_sysex)
         bad = stats.dropped_bytes + stats.broken_sysex
         if bad and (self._garbage_reported == 0 or bad >= 10 * self._garbage_reported):
             self._garbage_reported = bad

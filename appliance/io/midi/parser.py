@@ -31,7 +31,8 @@ _REALTIME = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF})
 class ParserStats:
     messages: int = 0
     dropped_bytes: int = 0   #: stray data bytes, undefined status bytes
-    broken_sysex: int = 0    #: sysex cut short by a status byte, or longer than the limit
+    broken_sysex: int = 0    #: sysex cut short by a status byte
+    long_sysex: int = 0      #: sysex longer than the limit, skipped to its end whole
 
 
 class MidiParser:
@@ -45,11 +46,13 @@ class MidiParser:
         self._needed = 0             # data bytes still missing
         self._data: list[int] = []
         self._sysex: list[int] | None = None
+        self._skipping = False       # inside a sysex too long to keep: its data is not stray
 
     def reset(self) -> None:
         self._running = self._status = self._needed = 0
         self._data = []
         self._sysex = None
+        self._skipping = False
 
     def feed(self, data: bytes | bytearray | list[int]) -> list[mido.Message]:
         out: list[mido.Message] = []
@@ -65,14 +68,21 @@ class MidiParser:
                 return self._emit([byte])
             self.stats.dropped_bytes += 1      # 0xF9, 0xFD are undefined
             return None
+        if self._skipping:
+            if byte < 0x80:
+                return None
+            self._skipping = False
+            if byte == SYSEX_END:
+                return None
         if self._sysex is not None:
             if byte < 0x80:
                 if len(self._sysex) < self.max_sysex:
                     self._sysex.append(byte)
-                else:                          # too long: drop it whole, resync later
+                else:                          # too long: skip it whole, to its end
                     self._sysex = None
-                    self.stats.broken_sysex += 1
+                    self.stats.long_sysex += 1
                     self._status = 0
+                    self._skipping = True
                 return None
             if byte == SYSEX_END:
                 data, self._sysex = self._sysex, None
