@@ -68,7 +68,8 @@ def follow(true: list[float], stamps: list[float]) -> tuple[float, float]:
     return worst_bpm, worst_step
 
 
-#: name → (bpm, lost clock indices, {index: periods late}, slowdown to bpm or None)
+#: name → (bpm, lost clock indices, {index: periods late}, change to bpm or None), and below,
+#: {index: extra bytes 1 ms behind it}
 LOSSES: dict[str, tuple[float, set[int], dict[int, float], float | None]] = {
     "one lost": (140, {150}, {}, None),
     "two in a row lost": (140, {150, 151}, {}, None),
@@ -80,10 +81,18 @@ LOSSES: dict[str, tuple[float, set[int], dict[int, float], float | None]] = {
     "late 1 then 0.5 period (none lost)": (140, set(), {150: 1.0, 151: 0.5}, None),
     "slowdown 100 -> 87 (none lost)": (100, set(), {}, 87.0),
     "slowdown 100 -> 70 (none lost)": (100, set(), {}, 70.0),
+    "jump 60 -> 240 (none lost or extra)": (60, set(), {}, 240.0),
+    "five extra behind one": (140, set(), {}, None),
+    "every clock doubled from the 150th": (140, set(), {}, None),
+}
+EXTRA: dict[str, dict[int, int]] = {
+    "five extra behind one": {150: 5},
+    "every clock doubled from the 150th": {i: 1 for i in range(150, 350)},
 }
 
 
-def counted_wrong(bpm: float, lost: set[int], late: dict[int, float], to: float | None, seed: int) -> bool:
+def counted_wrong(bpm: float, lost: set[int], late: dict[int, float], to: float | None, seed: int,
+                  extra: dict[int, int] | None = None) -> bool:
     rng = random.Random(seed)
     true, t = [], 0.0
     for i in range(350):
@@ -99,6 +108,9 @@ def counted_wrong(bpm: float, lost: set[int], late: dict[int, float], to: float 
         t += late.get(i, 0.0) * 60 / bpm / 24 + rng.random() * 0.002
         last = now[0] = max(last, (int(t / CYCLE_S) + 1) * CYCLE_S)
         follower.heard("clock", now[0])
+        for _ in range((extra or {}).get(i, 0)):
+            last = now[0] = max(last, (int((t + 0.001) / CYCLE_S) + 1) * CYCLE_S)
+            follower.heard("clock", now[0])
     return round(follower.position(now[0]) * 6) != len(true) - 1    # the last clock's number
 
 
@@ -113,10 +125,10 @@ def main() -> None:
                 runs = [follow(*arrivals(jitter, stalls, seed)) for seed in range(SEEDS)]
             cells.append(f"{max(r[0] for r in runs):7.2f} {max(r[1] for r in runs) * 1000:7.1f} ms")
         print(f"{name:30s} {cells[0]:>18s} {cells[1]:>18s}")
-    print(f"\nlost clocks and slowdowns ({SEEDS * 4} seeds, jitter 0-2 ms): runs counted wrong at the end")
+    print(f"\nlost and extra clocks, tempo changes ({SEEDS * 4} seeds, jitter 0-2 ms): runs counted wrong at the end")
     for name, (bpm, lost, late, to) in LOSSES.items():
         with mock.patch("appliance.core.clock.log"):
-            wrong = sum(counted_wrong(bpm, lost, late, to, seed) for seed in range(SEEDS * 4))
+            wrong = sum(counted_wrong(bpm, lost, late, to, seed, EXTRA.get(name)) for seed in range(SEEDS * 4))
         print(f"{name:40s} {wrong:3d} of {SEEDS * 4}")
 
 
