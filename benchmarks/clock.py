@@ -68,8 +68,8 @@ def follow(true: list[float], stamps: list[float]) -> tuple[float, float]:
     return worst_bpm, worst_step
 
 
-#: name → (bpm, lost clock indices, {index: periods late}, change to bpm or None), and below,
-#: {index: extra bytes 1 ms behind it}
+#: name → (bpm, lost clock indices, {index: periods late}, change to bpm or None); extra bytes
+#: in ``EXTRA``
 LOSSES: dict[str, tuple[float, set[int], dict[int, float], float | None]] = {
     "one lost": (140, {150}, {}, None),
     "two in a row lost": (140, {150, 151}, {}, None),
@@ -82,17 +82,22 @@ LOSSES: dict[str, tuple[float, set[int], dict[int, float], float | None]] = {
     "slowdown 100 -> 87 (none lost)": (100, set(), {}, 87.0),
     "slowdown 100 -> 70 (none lost)": (100, set(), {}, 70.0),
     "jump 60 -> 240 (none lost or extra)": (60, set(), {}, 240.0),
-    "five extra behind one": (140, set(), {}, None),
-    "every clock doubled from the 150th": (140, set(), {}, None),
+    "jump 140 -> 210 (none lost or extra)": (140, set(), {}, 210.0),
+    "five extra 2 ms behind one": (140, set(), {}, None),
+    "every clock echoed 3 ms on (a loop)": (140, set(), {}, None),
+    "five extra in the clock's own cycle": (140, set(), {}, None),
 }
-EXTRA: dict[str, dict[int, int]] = {
-    "five extra behind one": {150: 5},
-    "every clock doubled from the 150th": {i: 1 for i in range(150, 350)},
+#: name → ({index: extra bytes behind it}, how far behind, s); in its own 64-frame JACK cycle
+#: an extra byte has the clock's time stamp and cannot be told from two clocks in one cycle
+EXTRA: dict[str, tuple[dict[int, int], float]] = {
+    "five extra 2 ms behind one": ({150: 5}, 0.002),
+    "every clock echoed 3 ms on (a loop)": ({i: 1 for i in range(150, 350)}, 0.003),
+    "five extra in the clock's own cycle": ({150: 5}, 0.0),
 }
 
 
 def counted_wrong(bpm: float, lost: set[int], late: dict[int, float], to: float | None, seed: int,
-                  extra: dict[int, int] | None = None) -> bool:
+                  extra: tuple[dict[int, int], float] = ({}, 0.0)) -> bool:
     rng = random.Random(seed)
     true, t = [], 0.0
     for i in range(350):
@@ -108,8 +113,8 @@ def counted_wrong(bpm: float, lost: set[int], late: dict[int, float], to: float 
         t += late.get(i, 0.0) * 60 / bpm / 24 + rng.random() * 0.002
         last = now[0] = max(last, (int(t / CYCLE_S) + 1) * CYCLE_S)
         follower.heard("clock", now[0])
-        for _ in range((extra or {}).get(i, 0)):
-            last = now[0] = max(last, (int((t + 0.001) / CYCLE_S) + 1) * CYCLE_S)
+        for _ in range(extra[0].get(i, 0)):
+            last = now[0] = max(last, (int((t + extra[1]) / CYCLE_S) + 1) * CYCLE_S)
             follower.heard("clock", now[0])
     return round(follower.position(now[0]) * 6) != len(true) - 1    # the last clock's number
 
@@ -128,7 +133,7 @@ def main() -> None:
     print(f"\nlost and extra clocks, tempo changes ({SEEDS * 4} seeds, jitter 0-2 ms): runs counted wrong at the end")
     for name, (bpm, lost, late, to) in LOSSES.items():
         with mock.patch("appliance.core.clock.log"):
-            wrong = sum(counted_wrong(bpm, lost, late, to, seed, EXTRA.get(name)) for seed in range(SEEDS * 4))
+            wrong = sum(counted_wrong(bpm, lost, late, to, seed, EXTRA.get(name, ({}, 0.0))) for seed in range(SEEDS * 4))
         print(f"{name:40s} {wrong:3d} of {SEEDS * 4}")
 
 

@@ -619,16 +619,43 @@ def test_every_clock_doubled_by_a_loop_is_still_the_masters_grid():
     assert f.bpm == pytest.approx(100, abs=0.5) and f.extra >= 95
 
 
-@pytest.mark.parametrize("to_bpm", [200, 250, 300])
-def test_a_jump_in_tempo_is_not_taken_for_extra_clocks(to_bpm):
+@pytest.mark.parametrize("from_bpm, to_bpm", [(60, 200), (60, 250), (60, 300), (60, 90), (60, 120),
+                                               (140, 210), (150, 225), (120, 240)])
+def test_a_jump_in_tempo_is_not_taken_for_extra_clocks(from_bpm, to_bpm):
+    """After a jump to 1.5 or 2 times the tempo the third clock comes 0.8 periods ahead of the
+    line that lags behind it (a code review lost one so in 4-6 of 40 runs: 64-frame cycles,
+    each clock up to 2 ms late)."""
+    cycle = 64 / 48000
+    for seed in range(40):
+        rng = random.Random(seed)
+        now = Now()
+        f = MidiClockFollower(bpm=120, clock=now)
+        feed_clock(f, START, 0.0)
+        ideal, last = 0.0, 0.0
+        for k in range(96 + 72):
+            ideal += tick_period(from_bpm if k < 96 else to_bpm)
+            last = now.t = max(last, (int((ideal + rng.uniform(0, 0.002)) / cycle) + 1) * cycle)
+            feed_clock(f, CLOCK, now.t)
+        assert f.extra == 0, seed
+        assert round(f.position(now.t) * 6) == 96 + 72 - 1, seed
+        assert f.bpm == pytest.approx(to_bpm, rel=0.02), seed
+
+
+@pytest.mark.parametrize("bpm, frames", [(120, 1024), (122, 1024), (240, 512), (60, 2048)])
+def test_a_steady_clock_stamped_once_a_jack_cycle_keeps_every_clock(bpm, frames):
+    """A JACK cycle gives every clock in it one time stamp. With the period just under a cycle,
+    the line runs at the cycle's rate, and now and then a cycle holds two clocks: the second
+    looks a period early. Taken for an extra byte, a code review's 2 minutes at 120 BPM on
+    1024 frames lost 22 steps."""
     now = Now()
     f = MidiClockFollower(bpm=120, clock=now)
-    src = Source(f, now, 60)
-    src.send(START)
-    first = src.ticks(1)[0]
-    base = f.position(first)
-    src.ticks(95)
-    src.bpm = to_bpm
-    times = src.ticks(72)
-    assert f.extra == 0 and f.bpm == pytest.approx(to_bpm, abs=0.5)
-    assert f.position(times[-1]) - base == pytest.approx((96 + 71) / 6, abs=0.02)
+    cycle = frames / 48000
+    rng = random.Random(3)
+    feed_clock(f, START, 0.0)
+    ideal, count = 0.0, 24 * bpm          # a minute of clocks
+    for _ in range(count):
+        ideal += tick_period(bpm)
+        now.t = (int((ideal + rng.uniform(0, 0.001)) / cycle) + 1) * cycle
+        feed_clock(f, CLOCK, now.t)
+    assert f.extra == 0
+    assert f.position(now.t) * 6 == pytest.approx(count - 1, abs=0.5 * cycle / tick_period(bpm) + 1)

@@ -263,3 +263,23 @@ def test_a_knob_learnt_on_a_full_disk_keeps_working_and_is_saved_once_there_is_r
         handle.close()
     again = MidiMap(new.midi_map, handle.actions, learned_path=tmp_path / "midimap.json")
     assert again.bindings()[("cc", 31, 1)] == "humanise"               # a restart knows it
+
+
+def test_a_reload_after_the_learned_file_was_deleted_forgets_what_it_held(generator, tmp_path) -> None:
+    """Deleting midimap.json is how a player clears what was learned: a reload keeps in-memory
+    bindings only while the disk refused them (a code review, session 47)."""
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n")
+    engine = make_engine(generator)
+    handle = start(config, engine, engine.transport, threads=False)
+    try:
+        handle.learn("humanise")
+        assert handle.handle(cc(31, 10), 0.0) is True
+        assert handle.midimap.flush() is True
+        (tmp_path / "midimap.json").unlink()
+        new = replace(config, midi_map=replace(config.midi_map, cc={21: "density", 22: "velocity_scale"}))
+        assert handle.reconfigure(new) == ["midi_map"]
+        assert handle.midimap.flush() is True
+        assert not (tmp_path / "midimap.json").exists()
+        assert ("cc", 31, 1) not in handle.midimap.bindings()
+    finally:
+        handle.close()

@@ -16,7 +16,8 @@ True means the message was a control and must not be recorded into the groove.
 
 Learned bindings that cannot be written (a full or read-only disk) keep working and are tried
 again every ``SAVE_RETRY_S`` and at exit until they are on disk; one line says the failure, one
-the save that worked after it. A reload that rebuilds the map keeps them (``keep_learned``).
+the save that worked after it. A reload that rebuilds the map keeps them until they are on
+disk (``keep_learned``); deleting the file is how a player forgets what was learned.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class MidiMap:
         self.on_learned: list[Callable[[str, str], None]] = []
         self._lock = threading.RLock()
         self._saver = _LatestWriter()
-        self._unsaved: bytes | None = None      # learned bindings not on disk yet (a failed write)
+        self._unsaved = False                   # learned bindings not on disk yet (a failed write)
         self._retry: threading.Timer | None = None
         self._closed = False
         self._table: dict[Key, str] = {}
@@ -128,11 +129,9 @@ class MidiMap:
     def flush(self, timeout: float = 5.0) -> bool:
         """Write what is not on disk yet, wait for it; True when the learned bindings are on
         disk, False after ``timeout`` or when the write failed."""
-        with self._lock:
-            unsaved = self._unsaved
-        if unsaved is not None:
-            self._save_learned(unsaved)
-        return self._saver.flush(timeout) and self._unsaved is None
+        if self._unsaved:
+            self._save_learned()
+        return self._saver.flush(timeout) and not self._unsaved
 
     def close(self) -> None:
         """No more retries (the map is replaced, or the box stops: call :meth:`flush` first)."""
@@ -143,16 +142,15 @@ class MidiMap:
                 self._retry = None
 
     def keep_learned(self, old: "MidiMap") -> None:
-        """Take over ``old``'s learned bindings (a reload rebuilds the map; what was learned
-        and not yet on disk stays, and is written from here)."""
+        """A reload rebuilds the map from the file: if ``old`` learned bindings the disk
+        refused, they are taken over and written from here (otherwise the file is what was
+        learned, or what the player left of it: deleting it forgets them)."""
         with old._lock:
             learned, unsaved = dict(old._learned), old._unsaved
-        with self._lock:
-            self._learned, self._unsaved = learned, unsaved    # a failure already said stays said
-        if unsaved is not None or learned != self._load_learned_quietly():
+        if unsaved:
             with self._lock:
-                data = self._learned_bytes()
-            self._save_learned(data)
+                self._learned, self._unsaved = learned, True   # a failure already said stays said
+            self._save_learned()
 
     def _bind(self, key: Key, action: str) -> None:
         """Learn ``key`` for ``action``; the file is written by a helper thread, never under
@@ -162,8 +160,7 @@ class MidiMap:
                 del self._learned[k]
             self._learned[key] = action
             self._learning = None
-            data = self._learned_bytes()
-        self._save_learned(data)
+        self._save_learned()
         kind, number, channel = key
         log.info("midi map: %s %d on channel %d now %s", kind, number, channel, action)
         for callback in list(self.on_learned):
@@ -258,29 +255,33 @@ class MidiMap:
                              for (k, n, c), a in sorted(self._learned.items())]}
         return (json.dumps(data, indent=1) + "\n").encode()
 
-    def _save_learned(self, data: bytes) -> None:
+    def _save_learned(self) -> None:
+        """Write the learned bindings as they are when the writer gets to them (a retry
+        never writes an older set over a newer one)."""
         if self.learned_path is None:
             return
         path = self.learned_path
 
         def write() -> None:
+            with self._lock:
+                data = self._learned_bytes()
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, data)
             except OSError as e:
-                self._failed(data, f"midi map: cannot save learned bindings to {path}: {e}; "
-                                   f"they work, and saving is tried again every {SAVE_RETRY_S:.0f} s")
+                self._failed(f"midi map: cannot save learned bindings to {path}: {e}; "
+                             f"they work, and saving is tried again every {SAVE_RETRY_S:.0f} s")
                 return
             with self._lock:
-                was, self._unsaved = self._unsaved, None
-            if was is not None:
+                was, self._unsaved = self._unsaved, False   # learned again meanwhile: its own write follows
+            if was:
                 log.info("midi map: learned bindings saved to %s after all", path)
         self._saver.submit(write)
 
-    def _failed(self, data: bytes, message: str) -> None:
+    def _failed(self, message: str) -> None:
         """A write failed: say so once, and try again later (a full disk gets room)."""
         with self._lock:
-            first, self._unsaved = self._unsaved is None, data
+            first, self._unsaved = not self._unsaved, True
             if self._closed or (self._retry is not None and self._retry.is_alive()):
                 timer = None
             else:
@@ -294,18 +295,9 @@ class MidiMap:
     def _try_again(self) -> None:
         with self._lock:
             self._retry = None
-            data = None if self._closed else self._unsaved
-        if data is not None:
-            self._save_learned(data)
-
-    def _load_learned_quietly(self) -> dict[Key, str]:
-        """What the file holds, or {} (no warning, nothing set aside: for a comparison)."""
-        try:
-            data = json.loads(self.learned_path.read_text()) if self.learned_path else {}
-            return {(b["kind"], int(b["number"]), int(b["channel"])): b["action"]
-                    for b in data.get("bindings", [])}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}
+            again = self._unsaved and not self._closed
+        if again:
+            self._save_learned()
 
 
 class _LatestWriter:

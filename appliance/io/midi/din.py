@@ -150,10 +150,6 @@ class DinPort:
             except (serial.SerialException, OSError) as exc:
                 self.write_errors += 1
                 self._encoder.reset()
-                try:
-                    port.reset_output_buffer()  # what waits in the kernel is stale by now
-                except (serial.SerialException, OSError):
-                    pass
                 if self.write_errors == 1 or self.write_errors % 1000 == 0:
                     log.warning("DIN MIDI write failed on %s (%s), %d so far",
                                 self.device, _reason(exc), self.write_errors)
