@@ -20,7 +20,8 @@ late for the rest of the song nor bends its tempo for a beat; a clock merely lat
 slowdown, is followed as it is. Each such loss is counted (``missed``) and logged, rate-limited.
 The other way round, a clock three quarters of a period or more ahead of the steady line and
 less than a quarter period after the last (an extra byte right behind a clock: two sources
-merged, a MIDI loop, a stuttering interface; not one on the same time stamp) is put aside; if the next clock is where the line puts it, what was put aside is ignored, counted
+merged, a MIDI loop, a stuttering interface; on its clock's own time stamp only where the
+stamps are finer than half a period) is put aside; if the next clock is where the line puts it, what was put aside is ignored, counted
 (``extra``) and logged, rate-limited; otherwise it was a jump in tempo, and is counted in.
 
 Relocation is exact: Start puts the first clock after it at position 0, Song Position
@@ -74,6 +75,7 @@ MAX_MISSED = 3               #: clocks in a row that may go missing and be count
 EXTRA_EARLY = 0.75           #: a clock this many periods ahead of the steady line is put aside ...
 MAX_EXTRA = PPQN             #: ... up to this many, until the next clock says what they were
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp (one JACK cycle)
+COARSE_STAMPS = 0.5          #: stamps this coarse (in periods) can hold two of the master's clocks
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
 MISSED_GAPS = 6              #: the period a gap is judged by: the median of this many gaps before it
 LOG_EVERY_S = 30.0           #: a kind of clock news is logged again after this long anyway
@@ -402,20 +404,31 @@ class MidiClockFollower(Transport):
         counted (a jump to four times the tempo). Counted, five extra bytes put the box 5/6
         of a step ahead of the master for the rest of the song (a fault harness's probe).
 
-        Only a clock within ``BURST_GAP`` of a period after the last, and not on its time
-        stamp (``SAME_STAMP_S``), is put aside. After a jump to 1.5 or 2 times the tempo the
-        third clock comes 0.8 periods ahead of the line that lags behind it, but half a period
-        or more after the last. A JACK cycle stamps every clock in it with one time; with a
+        Only a clock within ``BURST_GAP`` of a period after the last is put aside: after a
+        jump to 1.5 or 2 times the tempo the third clock comes 0.8 periods ahead of the line
+        that lags behind it, but half a period or more after the last. One on the last one's
+        time stamp only where the stamps are finer than ``COARSE_STAMPS`` of a period
+        (``_stamp_step``): a JACK cycle stamps every clock in it with one time, and with a
         period just under the cycle (120 BPM on 1024 frames at 48 kHz) the line runs at the
         cycle's rate, and the second of the two clocks a cycle holds now and then came a
-        period early: a code review's simulation lost 15 clocks in 400 so. An extra byte in the
-        same cycle as the master's clock cannot be told from that, and is counted."""
+        period early: a code review's simulation lost 15 clocks in 400 so. On such cycles an
+        extra byte in its clock's own cycle cannot be told from that, and is counted."""
         if (self._state != PLAYING or not self._anchored or not self._steady
                 or len(self._ticks) < STEADY_TICKS or len(self._suspects) >= MAX_EXTRA):
             return False
         a, b = self._fit
-        return (SAME_STAMP_S < t - self._last_tick < BURST_GAP * b
-                and t < a + b * (self._n + 1 - EXTRA_EARLY))
+        gap = t - self._last_tick
+        if gap >= BURST_GAP * b or t >= a + b * (self._n + 1 - EXTRA_EARLY):
+            return False
+        return gap > SAME_STAMP_S or self._stamp_step() <= COARSE_STAMPS * b
+
+    def _stamp_step(self) -> float:
+        """How finely the clocks are time-stamped, from the window: the smallest step between
+        its gaps (a JACK cycle's length, or less), infinite when every gap is the same."""
+        times = [t for _, t in self._ticks]
+        gaps = sorted(t1 - t0 for t0, t1 in zip(times, times[1:]))
+        steps = [g1 - g0 for g0, g1 in zip(gaps, gaps[1:]) if g1 - g0 > SAME_STAMP_S]
+        return min(steps, default=math.inf)
 
     def _on_line(self, t: float) -> bool:
         """``t`` is where the line puts the next clock, within ``MISSED_SLACK`` periods."""
