@@ -659,3 +659,22 @@ def test_a_steady_clock_stamped_once_a_jack_cycle_keeps_every_clock(bpm, frames)
         feed_clock(f, CLOCK, now.t)
     assert f.extra == 0
     assert f.position(now.t) * 6 == pytest.approx(count - 1, abs=0.5 * cycle / tick_period(bpm) + 1)
+
+
+def test_extra_bytes_in_their_clocks_own_short_jack_cycle_are_ignored():
+    """On 64-frame cycles an extra byte right behind a clock gets the clock's time stamp (the
+    fault harness's five, through a real JACK server): the stamps, finer than half a period,
+    say two of the master's clocks cannot share one."""
+    cycle = 64 / 48000
+    rng = random.Random(5)
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    feed_clock(f, START, 0.0)
+    ideal = 0.0
+    for k in range(200):
+        ideal += tick_period(120)
+        now.t = (int((ideal + rng.uniform(0, 0.001)) / cycle) + 1) * cycle
+        for _ in range(6 if k == 100 else 1):      # five extra in the 101st clock's cycle
+            feed_clock(f, CLOCK, now.t)
+    assert f.extra == 5
+    assert round(f.position(now.t) * 6) == 199
