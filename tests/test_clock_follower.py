@@ -579,18 +579,23 @@ def test_a_clock_lost_just_after_a_tempo_change_is_counted_too():
     assert f.bpm == pytest.approx(140, abs=0.5)
 
 
+def a_beat_and_more(bpm: float, jitter: float = 0.0) -> tuple[Now, MidiClockFollower, Source, float]:
+    """A follower after a Start and 48 clocks at ``bpm``; the position of the first clock."""
+    now = Now()
+    f = MidiClockFollower(bpm=120, clock=now)
+    src = Source(f, now, bpm, jitter=jitter)
+    src.send(START)
+    base = f.position(src.ticks(1)[0])
+    src.ticks(47)
+    return now, f, src, base
+
+
 @pytest.mark.parametrize("extra", [1, 5, 24])
 def test_extra_clock_bytes_right_behind_one_are_ignored_and_counted(extra, caplog):
     """Two clock sources merged, a MIDI loop or an interface that stutters sends bytes the
     master never counted. Counted, five of them put the box 5/6 of a step ahead of the
     master for the rest of the song (a fault harness's probe, session 47)."""
-    now = Now()
-    f = MidiClockFollower(bpm=120, clock=now)
-    src = Source(f, now, 120, jitter=0.0003)
-    src.send(START)
-    first = src.ticks(1)[0]
-    base = f.position(first)
-    src.ticks(47)
+    now, f, src, base = a_beat_and_more(120, jitter=0.0003)
     for k in range(extra):                    # right behind the 48th clock
         now.t = src.ideal + 0.0002 * (k + 1)
         feed_clock(f, CLOCK, now.t)
@@ -602,13 +607,7 @@ def test_extra_clock_bytes_right_behind_one_are_ignored_and_counted(extra, caplo
 
 
 def test_every_clock_doubled_by_a_loop_is_still_the_masters_grid():
-    now = Now()
-    f = MidiClockFollower(bpm=120, clock=now)
-    src = Source(f, now, 100)
-    src.send(START)
-    first = src.ticks(1)[0]
-    base = f.position(first)
-    src.ticks(47)
+    now, f, src, base = a_beat_and_more(100)
     period = tick_period(100)
     for k in range(96):
         src.ideal += period
