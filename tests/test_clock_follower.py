@@ -677,3 +677,29 @@ def test_extra_bytes_in_their_clocks_own_short_jack_cycle_are_ignored():
             feed_clock(f, CLOCK, now.t)
     assert f.extra == 5
     assert round(f.position(now.t) * 6) == 199
+
+
+def test_one_masters_clock_on_usb_and_din_is_followed_once(caplog):
+    """A sequencer wired to the box by USB and by DIN sends every clock twice, a few
+    milliseconds apart: the input that sent one first is followed until it goes quiet."""
+    from appliance.box.config import Config
+    from appliance.box.midi_routing import MidiRouting
+    now = Now(100.0)
+    switch = ClockSwitch("external", clock=now)
+    routing = MidiRouting(Config(), transport=switch, engine=None)   # type: ignore[arg-type]
+    routing.on_input(START, now.t)
+    routing.on_input(START, now.t + 0.002, source="din")
+    first = None
+    for k in range(96):
+        now.t = 100.0 + (k + 1) * tick_period(120)
+        routing.on_input(CLOCK, now.t)
+        routing.on_input(CLOCK, now.t + 0.002, source="din")
+        first = switch.follower.position(now.t) if first is None else first
+    assert switch.follower.position(now.t) - first == pytest.approx(95 / 6, abs=0.02)
+    assert switch.follower.bpm == pytest.approx(120, abs=0.5)
+    assert any("USB and DIN" in r.getMessage() for r in caplog.records)
+    later = now.t + 1.0                           # USB goes quiet: DIN's clock takes over
+    for k in range(48):
+        now.t = later + k * tick_period(120)
+        routing.on_input(CLOCK, now.t, source="din")
+    assert routing._clock_input == "din" and switch.follower.bpm == pytest.approx(120, abs=0.5)

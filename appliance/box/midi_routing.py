@@ -11,7 +11,7 @@ import mido
 from appliance.box.config import Config
 from appliance.box.controls import ControlsHandle
 from appliance.box.diagnose import PortsView
-from appliance.core.clock import ClockSwitch
+from appliance.core.clock import CLOCK_EVENTS, ClockSwitch, RateLimitedLog
 from appliance.core.engine import Engine
 from appliance.io.midi.backends import open_backend, resolve_api
 from appliance.io.midi.clock import feed_clock
@@ -25,6 +25,8 @@ log = logging.getLogger("appliance.box.service")
 #: what the controls and the engine may take; anything else in is dropped
 PLAYED = frozenset({"note_on", "note_off", "control_change", "program_change", "pitchwheel",
                     "aftertouch", "polytouch"})
+#: a clock input that has been quiet this long hands the clock over to the other (the follower's ``lost_after``)
+CLOCK_HANDOVER_S = 0.5
 
 
 class MidiRouting:
@@ -45,16 +47,25 @@ class MidiRouting:
         self._own_ports: tuple[str, str] = ("", "")   #: our virtual ports as the system lists them
         self.inputs_seen = 0
         self._inputs_lock = threading.Lock()   # two input threads count (USB and DIN)
+        self._clock_input: str | None = None   # the input whose clock is followed ("usb" or "din")
+        self._clock_heard = 0.0
+        self._news = RateLimitedLog(log)
 
     def open(self) -> None:
         self._open_usb()
         self._open_din()
 
     # -- in -----------------------------------------------------------------------------------
-    def on_input(self, message: mido.Message, t: float) -> None:
+    def on_input(self, message: mido.Message, t: float, source: str = "usb") -> None:
         """Every message from every input (the rtmidi poller, the DIN reader)."""
         with self._inputs_lock:
             self.inputs_seen += 1
+            theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t)
+        if theirs:
+            self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on USB and DIN: the "
+                            "%s one is followed, the other ignored (one cable is enough)", self._clock_input)
+            self._news.flush()
+            return
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
             return
         controls = self.controls
@@ -65,6 +76,20 @@ class MidiRouting:
             except Exception:
                 log.exception("controls failed on %s", message)
         self.engine.handle(message, t)
+
+    def _clock_from(self, source: str, t: float) -> bool:
+        """Whether a clock message from ``source`` is followed (lock held). One master's clock
+        on both USB and DIN comes in twice, a few milliseconds apart: counted together, the box
+        heard twice the clocks. The input that sent one first is followed until it has been
+        quiet for ``CLOCK_HANDOVER_S``."""
+        if (self._clock_input is not None and source != self._clock_input
+                and t - self._clock_heard <= CLOCK_HANDOVER_S):
+            return False
+        self._clock_input, self._clock_heard = source, t
+        return True
+
+    def _on_din(self, message: mido.Message, t: float) -> None:
+        self.on_input(message, t, source="din")
 
     # -- out ----------------------------------------------------------------------------------
     def send(self, message: mido.Message) -> None:
@@ -185,7 +210,7 @@ class MidiRouting:
         d = self.config.din
         if not d.enabled:
             return
-        din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self.on_input)
+        din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self._on_din)
         if din.open():
             self.din = din
         else:
