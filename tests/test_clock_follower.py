@@ -698,6 +698,7 @@ def test_one_masters_clock_on_usb_and_din_is_followed_once(caplog):
     assert switch.follower.position(now.t) - first == pytest.approx(95 / 6, abs=0.02)
     assert switch.follower.bpm == pytest.approx(120, abs=0.5)
     assert any("USB and DIN" in r.getMessage() for r in caplog.records)
+    assert routing.clocks_ignored == 96 + 1                # the DIN clocks and its Start (status: clock_counts)
     later = now.t + 1.0                           # USB goes quiet: DIN's clock takes over
     for k in range(48):
         now.t = later + k * tick_period(120)

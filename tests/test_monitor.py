@@ -182,6 +182,24 @@ def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():
     assert "heard on the 8ths" not in drawn(False)
 
 
+def test_the_monitor_says_what_went_wrong_with_the_midi_clock():
+    import io
+
+    from rich.console import Console
+
+    from appliance.box.monitor import clock_trouble, frame
+
+    def drawn(counts: dict[str, int]) -> str:
+        console = Console(file=io.StringIO(), width=160, color_system=None)
+        console.print(frame({"running": True, "bpm": 120.0, "step": 3, "clock_counts": counts}))
+        return console.file.getvalue()
+
+    assert clock_trouble({"missed": 0, "extra": 0, "other_input": 0}) == ""
+    assert "MIDI clock" not in drawn({"missed": 0, "extra": 0, "other_input": 0})
+    shown = drawn({"missed": 3, "extra": 0, "other_input": 96})
+    assert "3 clocks missed" in shown and "96 clocks" in shown and "extra" not in shown
+
+
 def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):
     """``monitor --once`` is for scripts and a quick look, and ``monitor`` without a terminal
     (plain ssh) prints one screen too: with no box to ask, each says why on stderr and exits 2,

@@ -90,6 +90,8 @@ def status(box: "Service") -> dict[str, Any]:
         "bpm": round(transport.bpm, 3),
         "clock_mode": transport.mode,
         "clock_source": transport.source,
+        "clock_counts": {"missed": transport.follower.missed, "extra": transport.follower.extra,
+                         "other_input": midi.clocks_ignored if midi is not None else 0},
         "now": now,
         "position": position,
         "step": int(math.floor(position)) % STEPS,

@@ -49,6 +49,7 @@ class MidiRouting:
         self._inputs_lock = threading.Lock()   # two input threads count (USB and DIN)
         self._clock_input: str | None = None   # the input whose clock is followed ("usb" or "din")
         self._clock_heard = 0.0
+        self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
         self._news = RateLimitedLog(log)
 
     def open(self) -> None:
@@ -61,6 +62,7 @@ class MidiRouting:
         with self._inputs_lock:
             self.inputs_seen += 1
             theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t)
+            self.clocks_ignored += theirs
         if theirs:
             self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on USB and DIN: the "
                             "%s one is followed, the other ignored (one cable is enough)", self._clock_input)

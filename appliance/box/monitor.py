@@ -92,12 +92,23 @@ def _header(status: dict[str, Any]) -> list[Any]:
     if status.get("engine", {}).get("heard_on_the_eighths"):
         head.append("   16ths heard on the 8ths", style="grey70")
     parts: list[Any] = [head]
+    counts = clock_trouble(status.get("clock_counts") or {})
+    if counts:
+        parts.append(Text(f"MIDI clock: {counts}", style="yellow"))
     for reason in status.get("why_silent") or []:
         parts.append(Text(f"silent: {reason}", style="bold red"))
     keyboard = status.get("keyboard")
     if keyboard and not status.get("why_silent"):
         parts.append(Text(keyboard, style="yellow"))
     return parts
+
+
+def clock_trouble(counts: dict[str, int]) -> str:
+    """What went wrong with the MIDI clock so far, in words ("" when nothing did)."""
+    said = {"missed": "{} clocks missed (counted from the timing)",
+            "extra": "{} extra clocks ignored (a MIDI loop?)",
+            "other_input": "{} clocks from a second cable ignored"}
+    return "; ".join(text.format(counts[key]) for key, text in said.items() if counts.get(key))
 
 
 def _grid(status: dict[str, Any], step: int | None) -> list[Text]:
