@@ -82,9 +82,22 @@ def test_input_running_status_garbage_sysex_and_realtime(pty_pair, caplog):
     ][:len(got)]
     assert len(got) == 8
     assert port.parser.stats.dropped_bytes == 4
+    assert "4 stray bytes" in port.trouble()            # the status's din line says it too
     # Garbage gets one line that says what to check (and not one per byte).
     lines = [r.getMessage() for r in caplog.records if "stray byte" in r.getMessage()]
     assert 1 <= len(lines) <= 2 and "din.baud" in lines[0]
+
+
+def test_a_clean_cable_has_no_trouble_to_report(pty_pair):
+    master, name = pty_pair
+    port = DinPort(name, 38400, input=False)
+    assert port.open()
+    try:
+        port.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+        assert len(read_master(master, 3, timeout=5)) == 3
+    finally:
+        port.close()
+    assert port.trouble() == ""
 
 
 def test_output_uses_running_status_and_round_trips(pty_pair):
@@ -259,4 +272,5 @@ def test_a_note_that_waited_too_long_for_the_uart_is_dropped_not_played_late(pty
     finally:
         port.close()
     assert port.stale == 1
+    assert port.trouble() == "1 late notes dropped"
     assert list(wire) == [0x99, 36, 0]          # the note-off (as a note-on at velocity 0) only

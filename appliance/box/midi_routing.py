@@ -107,7 +107,9 @@ class MidiRouting:
     def din_status(self) -> str | None:
         if self.din is None:
             return self.din_off
-        return f"{self.din.device} ({'connected' if self.din.connected else 'lost'})"
+        trouble = self.din.trouble()
+        return f"{self.din.device} ({'connected' if self.din.connected else 'lost'}" \
+               f"{'; ' + trouble if trouble else ''})"
 
     def connect_hints(self) -> list[str]:
         """Which port to connect to which, with the command (the log at start, status)."""

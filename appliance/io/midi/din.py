@@ -200,6 +200,17 @@ class DinPort:
                         "if this grows, check din.baud (38400 with the midi-uart0 overlay) and "
                         "the MIDI IN wiring (optocoupler)", self.device, bad, stats.messages)
 
+    def trouble(self) -> str:
+        """What went wrong on this cable so far, in words ("" when nothing did): the status's
+        ``din`` line, so a bad cable or a wrong ``din.baud`` shows at the desk too."""
+        stats = self.parser.stats
+        said = ((stats.dropped_bytes + stats.broken_sysex, "{} stray bytes in"),
+                (stats.long_sysex, "{} long SysEx skipped"),
+                (self.stale, "{} late notes dropped"),
+                (self.dropped, "{} messages dropped (output stuck)"),
+                (self.write_errors, "{} write errors"))
+        return "; ".join(text.format(n) for n, text in said if n)
+
     def _drop_serial(self) -> None:
         with self._write_lock:
             port, self._serial = self._serial, None
