@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.box.diagnose import clock_trouble
 from appliance.core.clock import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -452,6 +453,9 @@ def format_status(status: dict[str, Any]) -> str:
     din = status.get("din")
     if din:
         lines.append(f"DIN:     {din}")
+    clock = clock_trouble(status.get("clock_counts") or {})
+    if clock:
+        lines.append(f"clock:   {clock}")
     stats = status.get("engine", {})
     lines.append(f"freeze {'ON' if status.get('frozen') else 'off'};  "
                  f"inference p50 {stats.get('latency_ms_p50', 0):.1f} ms, "

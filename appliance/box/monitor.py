@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from appliance.box.control_socket import ControlError, request
+from appliance.box.diagnose import clock_trouble
 
 STEPS, STEPS_PER_BEAT, STEPS_PER_BAR = 32, 4, 16
 LEVELS = " ▁▂▃▄▅▆▇█"
@@ -101,14 +102,6 @@ def _header(status: dict[str, Any]) -> list[Any]:
     if keyboard and not status.get("why_silent"):
         parts.append(Text(keyboard, style="yellow"))
     return parts
-
-
-def clock_trouble(counts: dict[str, int]) -> str:
-    """What went wrong with the MIDI clock so far, in words ("" when nothing did)."""
-    said = {"missed": "{} clocks missed (counted from the timing)",
-            "extra": "{} extra clocks ignored (a MIDI loop?)",
-            "other_input": "{} clocks from a second cable ignored"}
-    return "; ".join(text.format(counts[key]) for key, text in said.items() if counts.get(key))
 
 
 def _grid(status: dict[str, Any], step: int | None) -> list[Text]:
