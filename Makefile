@@ -55,6 +55,7 @@ apt-report:
 
 test: $(VENV)/.dev apt-test apt-report
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 live-under-load: $(VENV)/.dev apt-test

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from appliance.box.diagnose import PortsView, keyboard_problem, why_silent
 from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, VELOCITY, VOICES, Groove, Pattern
@@ -37,8 +37,10 @@ def control(box: "Service", command: str, request: dict[str, Any]) -> dict[str, 
         if box.controls is not None:
             box.controls.actions.do(command)
         else:
-            {"freeze": engine.freeze, "clear": engine.clear, "resample": engine.resample,
-             "prior": engine.prior, "end": engine.end}[command]()
+            buttons: dict[str, Callable[[], object]] = {
+                "freeze": engine.freeze, "clear": engine.clear, "resample": engine.resample,
+                "prior": engine.prior, "end": engine.end}
+            buttons[command]()
         if command == "freeze":
             return {"frozen": engine.frozen}
         return {"message": MESSAGES[command]}

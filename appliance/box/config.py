@@ -467,13 +467,13 @@ class _Builder:
             if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
                 return None
             if is_dataclass(inner):
-                return self.build(inner, node, path)
+                return self.build(typing.cast(type, inner), node, path)
             return self.value(inner, meta, node, path, default)
         if is_dataclass(tp):
             if (hasattr(tp, "none") and isinstance(node, yaml.ScalarNode)
                     and node.tag.endswith(":null")):
                 return tp.none()   # `leds: null` means no LEDs, not the defaults
-            return self.build(tp, node, path)
+            return self.build(typing.cast(type, tp), node, path)
         if origin is tuple:
             return self.sequence(args[0], meta, node, path, default)
         if origin is dict:
@@ -499,7 +499,7 @@ class _Builder:
                 hint = "; a whole number is needed"
             self.problem(node, path, f"expected {_kind(tp)}, got {_describe(raw)}{hint}")
             return default
-        value = float(raw) if tp is float else raw
+        value: Any = float(raw) if tp is float else raw
         if tp is str and len(value) > meta.get("max_text", MAX_TEXT):
             self.problem(node, path, f"{len(value)} characters; at most "
                                      f"{meta.get('max_text', MAX_TEXT)}")
@@ -588,8 +588,9 @@ class _Checks:
         self.builder = builder
 
     def run(self, obj: Any, node: yaml.Node, path: str) -> None:
-        check = {KnobConfig: self.knob, GpioConfig: self.gpio, MidiConfig: self.midi,
-                 Config: self.config}.get(type(obj))
+        checks: dict[type, Callable[[Any, yaml.Node, str], None]] = {
+            KnobConfig: self.knob, GpioConfig: self.gpio, MidiConfig: self.midi, Config: self.config}
+        check = checks.get(type(obj))
         if check is not None:
             check(obj, node, path)
 
@@ -728,15 +729,14 @@ def _kind(tp: Any, plural: bool = False) -> str:
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
-    def rel(p: str | None) -> str | None:
-        if p is None or os.path.isabs(p):
-            return p
-        return str((base / p).resolve())
+    def rel(p: str) -> str:
+        return p if os.path.isabs(p) else str((base / p).resolve())
+    socket = config.control.socket
     return replace(
         config,
         model=replace(config.model, dir=rel(config.model.dir)),
         state=replace(config.state, dir=rel(config.state.dir)),
-        control=replace(config.control, socket=rel(config.control.socket)))
+        control=replace(config.control, socket=rel(socket) if socket is not None else None))
 
 
 def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
@@ -757,7 +757,8 @@ def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
                      if lines[k].strip() and not lines[k].lstrip().startswith("#")), -1)
         if line >= 0 and "mapping values" in what and ":" in lines[line] and mark.line < len(lines):
             def indent(text: str) -> int:     # a list item's keys sit past its "- "
-                return len(re.match(r"[ ]*(?:-[ ]+)*", text).group(0))
+                found = re.match(r"[ ]*(?:-[ ]+)*", text)      # (it matches at least "")
+                return len(found.group(0)) if found else 0
             deeper = (indent(lines[mark.line]) > indent(lines[line])
                       and not lines[line].split("#")[0].rstrip().endswith(":"))   # (a section's key has its keys deeper)
             return (f"; it is indented deeper than line {line + 1} ({lines[line].strip()[:40]!r}): the keys of one "

@@ -175,19 +175,19 @@ class ControlServer:
         soonest = min((c.deadline for c in self._conns.values()), default=now + 0.5)
         events = selector.select(timeout=max(0.0, min(0.5, soonest - now)))
         for key, mask in events:
-            if key.data is None:
+            client: _Conn | None = key.data
+            if client is None:
                 self._accept()
                 continue
-            conn = key.data
-            if self._conns.get(key.fd) is not conn:   # dropped in this turn (its fd may be a new client's)
+            if self._conns.get(key.fd) is not client:   # dropped in this turn (its fd may be a new client's)
                 continue
             try:
                 if mask & selectors.EVENT_READ:
-                    self._readable(conn)
+                    self._readable(client)
                 if key.fd in self._conns and mask & selectors.EVENT_WRITE:
-                    self._writable(conn)
+                    self._writable(client)
             except OSError:
-                self._drop(conn.sock.fileno())
+                self._drop(client.sock.fileno())
         now = self.clock()
         for fd, conn in list(self._conns.items()):
             if now >= conn.deadline:

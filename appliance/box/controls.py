@@ -59,7 +59,7 @@ class ControlsHandle:
 
     def _actions(self, config: Config) -> Actions:
         return Actions(self.engine, self.transport, self.scenes,
-                       tempo_range=tuple(config.gpio.tempo_range), clock=self.clock,
+                       tempo_range=_tempo_range(config), clock=self.clock,
                        follows_external_clock=config.tempo.clock == "external")
 
     def _midimap(self, config: Config) -> MidiMap:
@@ -107,7 +107,7 @@ class ControlsHandle:
         The engine is untouched, so the beat goes on."""
         changed = []
         if (config.gpio, config.tempo.clock) != (self.config.gpio, self.config.tempo.clock):
-            self.actions.tempo_range = tuple(config.gpio.tempo_range)
+            self.actions.tempo_range = _tempo_range(config)
             self.actions.follows_external_clock = config.tempo.clock == "external"
         if config.gpio != self.config.gpio:
             if self.panel is not None:
@@ -144,3 +144,9 @@ def start(config: Config, engine: Engine, transport: Transport, *, scenes: Scene
     ``pin_factory`` overrides ``gpio.pin_factory`` (tests pass a MockFactory); ``threads``
     False leaves polling the panel to the caller (``handle.panel.poll(now)``)."""
     return ControlsHandle(config, engine, transport, scenes, pin_factory, clock, threads)
+
+
+def _tempo_range(config: Config) -> tuple[float, float]:
+    """The tempo knob's lowest and highest BPM (two numbers: the config checks it)."""
+    low, high = config.gpio.tempo_range
+    return low, high

@@ -129,17 +129,16 @@ class MidiRouting:
     def view(self) -> PortsView:
         """The MIDI side as status shows it, from what the ports already keep (cheap)."""
         ports, din = self.ports, self.din
-        common = dict(din=self.din_status(), din_ok=din is not None and din.connected,
-                      hints=tuple(self.connect_hints()))
+        din_line, din_ok, hints = self.din_status(), din is not None and din.connected, tuple(self.connect_hints())
         if ports is None:
-            return PortsView(usb_off=self.usb_off or "see the log", **common)
+            return PortsView(usb_off=self.usb_off or "see the log", din=din_line, din_ok=din_ok, hints=hints)
         connected = ports.connected()
         sources, destinations = ports.seen
         inputs, outputs = ports.patterns
         return PortsView(api=ports.backend.api, input_patterns=tuple(inputs),
                          output_patterns=tuple(outputs), sources=tuple(sources),
                          destinations=tuple(destinations), inputs=tuple(connected["inputs"]),
-                         outputs=tuple(connected["outputs"]), **common)
+                         outputs=tuple(connected["outputs"]), din=din_line, din_ok=din_ok, hints=hints)
 
     def ports_line(self) -> str:
         usb = self.connected()

@@ -30,8 +30,8 @@ class Scene:
     pattern: Pattern | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"groove": groove_json(self.groove), "eps": self.eps,
-               "controls": dict(self.controls), "prior": self.prior}
+        out: dict[str, Any] = {"groove": groove_json(self.groove), "eps": self.eps,
+                               "controls": dict(self.controls), "prior": self.prior}
         if self.pattern is not None:
             out["pattern"] = pattern_json(self.pattern)
         return out

@@ -111,7 +111,8 @@ class Service:
         sd_notify(f"READY=1\nSTATUS={doing} at {self.transport.bpm:.1f} BPM; {ports}")
 
     def _restore_state(self) -> None:
-        c = self.config
+        c, engine, transport = self.config, self.engine, self.transport
+        assert engine is not None and transport is not None, "made by start()"
         try:
             store = StateStore(c.state.dir)
             saved = store.load()
@@ -120,9 +121,9 @@ class Service:
             return
         self.scenes = Scenes(c.state.scenes, saved.scenes if saved else None)
         if saved is not None:
-            saved.apply(self.engine, self.transport, now=self.clock())
+            saved.apply(engine, transport, now=self.clock())
             log.info("state: restored from %s", c.state.dir)
-        engine, transport, scenes = self.engine, self.transport, self.scenes
+        scenes = self.scenes
         # Nothing is saved until the player plays the restored state (a slow start must not
         # record its still-empty pattern).
         self.autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
@@ -132,9 +133,10 @@ class Service:
         self.scenes.on_change.append(autosaver.poke)
 
     def _start_controls(self) -> None:
+        engine, transport = self.engine, self.transport
+        assert engine is not None and transport is not None, "made by start()"
         try:
-            self.controls = start_controls(self.config, self.engine, self.transport,
-                                           scenes=self.scenes)
+            self.controls = start_controls(self.config, engine, transport, scenes=self.scenes)
         except Exception:
             log.exception("controls: failed to start; buttons and the MIDI map are off")
 
@@ -184,8 +186,9 @@ class Service:
                     sd_notify("WATCHDOG=1")
                     warned = False
                 elif not warned:
+                    dead = self.player is not None and not self.player.is_alive()
                     log.error("player thread %s: no more watchdog pings, systemd will restart "
-                              "the box", "is dead" if not self.player.is_alive() else "is stuck")
+                              "the box", "is dead" if dead else "is stuck")
                     warned = True
         sd_notify("STOPPING=1")
         log.info("stopping: all notes off")

@@ -95,10 +95,10 @@ class LiveState:
                 log.warning("state: saved tempo not restored: %s", e)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"groove": groove_json(self.groove), "eps": self.eps,
-               "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
-               "prior": self.prior,
-               "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
+        out: dict[str, Any] = {"groove": groove_json(self.groove), "eps": self.eps,
+                               "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
+                               "prior": self.prior,
+                               "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
         if self.frozen and self.pattern is not None:
             out["pattern"] = pattern_json(self.pattern)
         return out

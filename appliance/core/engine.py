@@ -8,7 +8,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol, cast
 
 import mido
 import numpy as np
@@ -23,7 +23,7 @@ from appliance.core.keys import Keys
 from appliance.core.looper import Looper, Memory
 from appliance.core.phrase import MARK_WINDOW, ONSET_SPREAD, Onset, Ran, Run, entry_downbeat, marked_downbeat
 from appliance.core.player import Event, Player, PlayerSettings
-from appliance.core.start import Starter, StartSettings
+from appliance.core.start import StartableClock, Starter, StartSettings
 from appliance.core.stops import Heard, StopTime
 from appliance.core.transport import Transport
 
@@ -140,7 +140,7 @@ class Job:
     opens: bool = False            #: the opening pattern (nothing played yet): kept for the next song's beat one
 
 
-Done = Callable[[Pattern, float], None]
+Done = Callable[[Pattern | None, float], None]   #: None: the generation failed
 
 
 class Executor(Protocol):
@@ -753,7 +753,9 @@ class Engine:
             self._song += 1
             self._waiting = None       # asked for the song that ended
             if self.starter is None:
-                self.starter = Starter(StartSettings(mode="first-note"), self._transport, now=t)
+                # every transport the box plays on can be held and started (InternalClock, ClockSwitch)
+                clock = cast(StartableClock, self._transport)
+                self.starter = Starter(StartSettings(mode="first-note"), clock, now=t)
             else:
                 self.starter.again(t)
             self._player.new_song(self._opening or self._plainest())   # beat one plays an opening, not the old song's
@@ -921,7 +923,7 @@ class Engine:
         self._buttons.note(kind, logging.INFO, text, *args)
         self._buttons.flush()
 
-    def set_controls(self, **changes: object) -> Controls:
+    def set_controls(self, **changes: Any) -> Controls:
         """Change knobs (e.g. density=0.7); they take effect at the next regeneration."""
         return self._change_controls(lambda now: replace(now, **changes))
 
@@ -936,7 +938,7 @@ class Engine:
         self._deliver()
         return controls
 
-    def update_settings(self, **changes: object) -> EngineSettings:
+    def update_settings(self, **changes: Any) -> EngineSettings:
         """Change settings live; the player takes them at its next step, the beat goes on. How
         the groove is heard (``hear_eighths``, ``dynamics``, ``mf_velocity``) is heard in a new pattern at once."""
         with self._lock:
@@ -997,6 +999,7 @@ class Engine:
         if latencies is not None:
             p50, p99 = np.percentile(np.array(latencies) if latencies else np.zeros(1), (50, 99))
             summary = self._latency_summary = (generations, round(float(p50), 3), round(float(p99), 3))
+        assert summary is not None     # kept, or worked out just above
         return {
             "generations": generations,
             "misses": self._misses,
@@ -1024,7 +1027,8 @@ class Engine:
         if self._frozen and not force:
             return
         target = self._player.next_boundary(slack=1) if self._player.next_step is not None else None
-        groove, controls, feel = self._looper.assumed, self.played_controls(), ()
+        groove, controls = self._looper.assumed, self.played_controls()
+        feel: tuple[float, ...] = ()
         law = self._settings.dynamics, self._settings.mf_velocity / 127
         heard = self._ears.hear(groove, *law) if self._settings.hear_eighths else listening.as_played(groove, *law)
         # the player's feel as played; humanise below 1 takes it towards the grid (0: on it)

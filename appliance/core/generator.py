@@ -27,7 +27,7 @@ MAX_SPREAD = 3.0        #: velocities and offsets are spread out at most this ma
 VELOCITY_FLOOR = 15 / 127
 
 
-def scale_velocities(velocities: np.ndarray, scale: float) -> np.ndarray:
+def scale_velocities(velocities: np.ndarray | np.floating, scale: float) -> np.ndarray:
     """Velocities × ``scale`` above the softest hit (``VELOCITY_FLOOR``), so that softer drums keep
     their ghost notes and in-between hats apart instead of piling them up on the floor."""
     above = np.clip(velocities, VELOCITY_FLOOR, 1.0) - VELOCITY_FLOOR
@@ -145,12 +145,12 @@ def _order(probabilities: np.ndarray, bias: np.ndarray, sure: float = SURE,
     its voice's bias first, ties by step, then voice."""
     shape = probabilities.shape[:-2] + (probabilities.shape[-2] * probabilities.shape[-1],)
     margin = (_logit(probabilities.astype(np.float64)) - np.asarray(bias, np.float64)).reshape(shape)
-    sure = (probabilities >= sure).reshape(shape)
+    certain = (probabilities >= sure).reshape(shape)
     later = np.zeros(shape, bool) if first is None else ~np.asarray(first, bool).reshape(shape)
     steps, voices = np.divmod(np.arange(shape[-1]), probabilities.shape[-1])
     steps, voices = np.broadcast_to(steps, shape), np.broadcast_to(voices, shape)
-    return np.lexsort((voices, steps, np.where(sure, voices, 0), np.where(sure, 0.0, -margin),
-                       np.where(sure, _METRIC[steps], 0), ~sure, later), axis=-1)
+    return np.lexsort((voices, steps, np.where(certain, voices, 0), np.where(certain, 0.0, -margin),
+                       np.where(certain, _METRIC[steps], 0), ~certain, later), axis=-1)
 
 
 def density_multiple(density: float) -> float:
@@ -368,7 +368,7 @@ def keep_time(hits: np.ndarray, probabilities: np.ndarray, velocities: np.ndarra
             continue
         bar = slice(start, start + STEPS_PER_BAR)
         on = hits[bar]
-        cymbal_steps = on[:, _CYMBALS].any(axis=1)
+        cymbal_steps = np.asarray(on[:, _CYMBALS].any(axis=1))
         if not on.any() or cymbal_steps.sum() >= keep:
             continue
         voice = timekeeper

@@ -87,9 +87,11 @@ class Pattern:
         return int(self.steps[:, :, HIT].sum())
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Pattern) and np.array_equal(self.steps, other.steps)
-                and (self.fill is None) == (other.fill is None)
-                and (self.fill is None or np.array_equal(self.fill, other.fill)))
+        if not isinstance(other, Pattern) or not np.array_equal(self.steps, other.steps):
+            return False
+        if self.fill is None or other.fill is None:
+            return self.fill is None and other.fill is None
+        return np.array_equal(self.fill, other.fill)
 
     def __hash__(self) -> int:
         return hash(self.steps.tobytes() + (b"" if self.fill is None else self.fill.tobytes()))

@@ -118,11 +118,11 @@ class Looper:
         self._lock = threading.Lock()
         self._steps = np.zeros((STEPS, 3), np.float32)   # hit, velocity and offset as last played
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
-        self._history = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
+        self._history: np.ndarray = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
         self._steady = np.zeros(STEPS, bool)             # the groove's steps played in both played passes before the last note's
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
         self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
-        self._offsets_then = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
+        self._offsets_then: np.ndarray = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
         self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
         self._brought = np.zeros(STEPS, bool)            # ... and those a lift brought back in this pass
         self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
@@ -130,10 +130,10 @@ class Looper:
         self._knew = False                               # a section came back in the pass in progress
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
-        self._held = np.zeros(STEPS, bool)               # steps in the groove when this pass began
-        self._last = np.full(STEPS, np.nan, np.float32)  # the last played pass's velocities (nan: not played)
-        self._before = np.full(STEPS, np.nan, np.float32)  # ... and the played pass's before it
-        self._older = np.zeros(STEPS, bool)              # ... and already when the pass before began
+        self._held: np.ndarray = np.zeros(STEPS, bool)               # steps in the groove when this pass began
+        self._last: np.ndarray = np.full(STEPS, np.nan, np.float32)  # the last played pass's velocities (nan: not played)
+        self._before: np.ndarray = np.full(STEPS, np.nan, np.float32)  # ... and the played pass's before it
+        self._older: np.ndarray = np.zeros(STEPS, bool)              # ... and already when the pass before began
         self._going = False                              # the last played pass went on with the groove
         self._section_age = 0                            # played passes since the last new section (or clear, load)
         self._pass = 0
@@ -580,12 +580,13 @@ class Looper:
         note, each step not reached yet takes the step a beat (or two) before it, so the drums'
         first bar answers a groove at the player's level and rhythm, not a few notes in silence.
         (Only steps not heard yet are played before the full pass ends learning.)"""
-        heard = self._heard_to - self._learn_from if self._learn_from is not None else 0.0
+        learn_from = self._learn_from
+        heard = self._heard_to - learn_from if learn_from is not None else 0.0
         if heard < STEPS_PER_BAR:
             period = 2 * STEPS_PER_BEAT if heard >= 2 * STEPS_PER_BEAT else STEPS_PER_BEAT if heard >= STEPS_PER_BEAT else 0
             steps = steps.copy()
-            if period:
-                for position in range(math.floor(self._heard_to) + 1, self._learn_from + STEPS):
+            if period and learn_from is not None:     # (a period means something was heard)
+                for position in range(math.floor(self._heard_to) + 1, learn_from + STEPS):
                     if steps[position % STEPS, HIT] == 0:
                         steps[position % STEPS] = steps[(position - period) % STEPS]
             return steps

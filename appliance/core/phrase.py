@@ -444,14 +444,17 @@ class Phrasing:
         patterns have kept it on the other cymbal through ``LEANS`` of the last pass, at any crash
         on a downbeat, or, in the phrase where the player comes in or back (``SETTLING``), at any
         downbeat."""
-        played, bar, made = pattern, step % STEPS // STEPS_PER_BAR, None
+        played, made = pattern, None
+        bar: int | str = step % STEPS // STEPS_PER_BAR       # a bar of the loop, or "fill" (made is the fill)
         if self._played is not None and self._played[0] == step:   # the bar fill() took these cells from
             _, played, bar, made = self._played
         if self._keeper_of is not played:
             self._keeper_of, self._pattern_keepers = played, {}
         if bar not in self._pattern_keepers:
-            self._pattern_keepers[bar] = timekeeper(
-                made if made is not None else played.steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR])
+            if made is None:
+                assert isinstance(bar, int)
+                made = played.steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR]
+            self._pattern_keepers[bar] = timekeeper(made)
         wanted = self._pattern_keepers[bar]
         late, self._late = self._late, None
         if kind is _BEGINS or late is _BEGINS or self._came_in is None:
@@ -467,8 +470,8 @@ class Phrasing:
         if self._keeper is None:   # the first bar plays as it comes; then the cymbal it kept time on most
             if not downbeat or step < self._came_in + STEPS_PER_BAR:
                 return cells
-            bar = list(self._wanted)[-STEPS_PER_BAR - 1:-1]
-            rides, hats = bar.count(RIDE), bar.count(CLOSED_HAT)
+            last_bar = list(self._wanted)[-STEPS_PER_BAR - 1:-1]
+            rides, hats = last_bar.count(RIDE), last_bar.count(CLOSED_HAT)
             self._keeper = wanted if rides == hats else RIDE if rides > hats else CLOSED_HAT
         if wanted is None or wanted == self._keeper:
             return cells

@@ -85,7 +85,7 @@ class Player:
         self._offered: Pattern | None = None
         self.lift = 1.0   #: how much louder than the pattern a big fill ends and the crash after it (dynamics.lift)
         self._next_step: int | None = None
-        self._last_position: float | None = None
+        self._last_position = 0.0                  # set with _next_step (_locate, _jump)
         self._was_running = False
         self._queue: list[tuple[float, int, mido.Message]] = []  # (position, seq, message)
         self._seq = itertools.count()
@@ -165,13 +165,13 @@ class Player:
         with self._lock:    # the next step is read and the ending set between two steps
             if self._end is not None:
                 return None
-            scheduled = self._next_step is not None and not self._fresh
-            if hit and now is not None and scheduled and self._next_step > 0:
-                line = (self._next_step - 1) // STEPS_PER_BAR * STEPS_PER_BAR   # the last line scheduled
+            next_step = None if self._fresh else self._next_step     # None: nothing scheduled yet
+            if hit and now is not None and next_step is not None and next_step > 0:
+                line = (next_step - 1) // STEPS_PER_BAR * STEPS_PER_BAR   # the last line scheduled
                 if now - self.transport.time_at(line) <= self.settings.max_late:
                     self._end_on_scheduled(line, now)
                     return line
-            first = self._next_step if scheduled else math.ceil(position)
+            first = next_step if next_step is not None else math.ceil(position)
             self._end, self._end_hit = -(-first // STEPS_PER_BAR) * STEPS_PER_BAR, hit
             return self._end
 
@@ -389,10 +389,10 @@ class Player:
             self._was_running = True
             if self._next_step is None or self._fresh:
                 self._fresh = False
-                self._locate(position)
+                located = self._locate(position)
                 if self._cued:
                     earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
-                    self._next_step = min(self._next_step, math.ceil(earliest - 1e-9))
+                    self._next_step = min(located, math.ceil(earliest - 1e-9))
                     self._cued = False
                     self._first_scale = self._cue_scale if self._cue_scale != 1.0 else None
                     self._made_before = self._offered or self._pattern   # heard nothing: what the scale is for
@@ -400,9 +400,9 @@ class Player:
                 self._jump(position)
             self._last_position = max(self._last_position, position)
             horizon = transport.position(now + self.settings.lookahead)
-            while self._next_step - 0.5 <= horizon:
-                self._schedule_step(self._next_step, now)
-                self._next_step += 1
+            while (step := self._scheduling()) - 0.5 <= horizon:
+                self._schedule_step(step, now)
+                self._next_step = self._scheduling() + 1
             return self._pop_until(horizon)
 
     def relocate(self, position: float) -> bool:
@@ -444,9 +444,17 @@ class Player:
         with self._lock:
             return self._pop_until(math.inf)
 
-    def _locate(self, position: float) -> None:
-        self._next_step = math.ceil(position - 1e-9)
+    def _locate(self, position: float) -> int:
+        """Start scheduling at ``position``: the first step it schedules."""
+        step = self._next_step = math.ceil(position - 1e-9)
         self._last_position = position
+        return step
+
+    def _scheduling(self) -> int:
+        """The next step to schedule, once scheduling has begun (``_locate``)."""
+        step = self._next_step
+        assert step is not None, "the player schedules before it was located"
+        return step
 
     def _stopped(self, now: float) -> list[Event]:
         """The transport stopped: no new notes; release what sounds; resume where it stopped."""

@@ -59,7 +59,7 @@ class Prior:
         """The component ``eps`` draws from: a hash of its bytes, as a point on the weights' scale."""
         digest = hashlib.blake2b(np.ascontiguousarray(eps, np.float32).tobytes(), digest_size=8).digest()
         u = int.from_bytes(digest, "little") / 2.0 ** 64
-        return int(min(np.searchsorted(np.cumsum(self.weights), u, side="right"), len(self.weights) - 1))
+        return min(int(np.searchsorted(np.cumsum(self.weights), u, side="right")), len(self.weights) - 1)
 
     def draw(self, eps: np.ndarray, temperature: float) -> np.ndarray:
         """z for the noise ``eps`` [Z] at ``temperature`` (the "variation" knob)."""

@@ -150,7 +150,7 @@ class Starter:
         if self._clock.running and self.state != STARTING:
             self.state = PLAYING           # a MIDI clock started the box
             return False
-        if self.state != STARTING or self._downbeat is None:
+        if self.state != STARTING or self._downbeat is None or self._bpm is None:
             return False
         # Less than a step ahead, so that the player's first step is the downbeat itself.
         ahead = min(lookahead, 0.5 * seconds_per_step(self._bpm))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import logging
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 import mido
 
@@ -39,36 +39,39 @@ class PortStats:
     bad_messages: int = 0
 
 
+Handle = TypeVar("Handle", InputHandle, OutputHandle)
+
+
 @dataclass
-class _Connection:
+class _Connection(Generic[Handle]):
     name: str
-    handle: InputHandle | OutputHandle
+    handle: Handle
 
 
-class _PortTable:
+class _PortTable(Generic[Handle]):
     """The connections of one direction (inputs or outputs), kept in line with the port list:
     a port that vanished (or lost its connection) is closed, one that matches is opened."""
 
     def __init__(self, kind: str, patterns: Sequence[str], ignore: Sequence[str],
-                 open_port: Callable[[str], InputHandle | OutputHandle],
+                 open_port: Callable[[str], Handle],
                  quiet: Callable[[], None]) -> None:
         self.kind = kind
         self.patterns = list(patterns)
         self.ignore = list(ignore)
-        self.open_port = open_port
+        self.open_port: Callable[[str], Handle] = open_port
         self.quiet = quiet
         self.lock = threading.Lock()
-        self.table: dict[str, _Connection] = {}
+        self.table: dict[str, _Connection[Handle]] = {}
 
     def names(self) -> list[str]:
         with self.lock:
             return [c.name for c in self.table.values()]
 
-    def handles(self) -> list[InputHandle | OutputHandle]:
+    def handles(self) -> list[Handle]:
         with self.lock:
             return [c.handle for c in self.table.values()]
 
-    def take_all(self) -> list[InputHandle | OutputHandle]:
+    def take_all(self) -> list[Handle]:
         with self.lock:
             handles = [c.handle for c in self.table.values()]
             self.table.clear()
@@ -143,10 +146,10 @@ class MidiPorts:
         self.on_message = on_message
         self.scan_interval = scan_interval
         self.stats = PortStats()
-        self._inputs = _PortTable("input", inputs, ignore,
+        self._inputs: _PortTable[InputHandle] = _PortTable("input", inputs, ignore,
                                   lambda name: self.backend.open_input(name, self._raw_in),
                                   self._wait_quiet)
-        self._outputs = _PortTable("output", outputs, ignore,
+        self._outputs: _PortTable[OutputHandle] = _PortTable("output", outputs, ignore,
                                    lambda name: self.backend.open_output(name), self._wait_quiet)
         self._virtual: VirtualPorts | None = None
         self._stop = threading.Event()
@@ -275,11 +278,13 @@ class MidiPorts:
     def _come_back(self) -> bool:
         """Try the MIDI system again, 1 s, then 2, 4, … up to ``retry_max_s`` apart, until it
         answers (True) or the ports close (False)."""
-        delay = 1.0
+        reopen, delay = self.reopen, 1.0
+        if reopen is None:
+            return False
         while not self._stop.wait(delay):
             self._wait_quiet()
             try:
-                backend = self.reopen()
+                backend = reopen()
             except Exception as exc:   # PortError, or the MIDI library's own: not back yet
                 log.debug("MIDI system not back yet: %s", exc)
                 delay = min(delay * 2, self.retry_max_s)

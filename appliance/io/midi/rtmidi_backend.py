@@ -101,7 +101,9 @@ class _RtOutput(OutputHandle):
             self._release(out)
 
     def _release(self, out) -> None:
-        self._backend._release(self._backend._spare_out, out)
+        backend = self._backend
+        assert backend is not None, "an output without a backend releases itself (_SharedOutput)"
+        backend._release(backend._spare_out, out)
 
 
 class RtMidiBackend(PortBackend):
