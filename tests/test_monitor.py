@@ -197,7 +197,7 @@ def test_the_monitor_says_what_went_wrong_with_the_midi_clock():
     assert clock_trouble({"missed": 0, "extra": 0, "other_input": 0}) == ""
     assert "MIDI clock" not in drawn({"missed": 0, "extra": 0, "other_input": 0})
     shown = drawn({"missed": 3, "extra": 0, "other_input": 96})
-    assert "3 clocks missed" in shown and "96 clocks" in shown and "extra" not in shown
+    assert "3 clocks missed" in shown and "96 clock messages" in shown and "extra" not in shown
 
 
 def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):

@@ -21,7 +21,6 @@ copy, with nothing patched.
 """
 from __future__ import annotations
 
-import atexit
 import ctypes
 import ctypes.util
 import glob
@@ -32,7 +31,6 @@ import threading
 import time
 from typing import Any, Sequence
 
-from appliance.core.clock import RateLimitedLog
 from appliance.io.midi.backend import (InputHandle, NoServer, OutputHandle, PortBackend, PortError,
                                        RawCallback, VirtualPorts, port_key)
 from appliance.io.midi.rtmidi_backend import RtMidiBackend, _RtInput, _RtOutput, _rtmidi
@@ -44,7 +42,6 @@ _IS_INPUT, _IS_OUTPUT = 0x1, 0x2
 _MIDI_TYPE = b"8 bit raw midi"
 _EEXIST = 17
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
 EOX_EVERY_S = 0.25   #: how often the box's input is sent an end-of-sysex (JackBackend: a stray sysex start)
 EOX_CHECK_EVERY = 8  #: ... and every this many, that its connection to the input is still there
@@ -66,76 +63,11 @@ def _libjack() -> ctypes.CDLL:
     raise PortError("libjack not found (install libjack-jackd2-0)")
 
 
-class LibjackMessages:
-    """libjack's own messages, into the log instead of onto stderr, rate-limited.
-
-    libjack writes to stderr itself: every JACK client in the process (the box has four) says
-    three or four lines when the server goes away and more while it is gone, 29 lines for one
-    restart in tests/test_midi_ports.py, 31-46 in a fault harness's, where the box says what
-    happened in one line of its own. Routed here (``jack_set_error_function`` and
-    ``jack_set_info_function``, on the copy of libjack the box uses), they go to the log as
-    ``libjack: ...`` at INFO, the first of a burst and then the 10th, 100th ... or one again
-    after ``RateLimitedLog.every_s``, so the first line (``Cannot connect to server socket
-    err = Permission denied``, say) is kept for the engineer.
-
-    :meth:`install` once per process. At the interpreter's exit libjack's own printers are put
-    back (its threads can outlive Python's teardown, and must not call into it then); the
-    service ends with ``os._exit``, before any teardown, where nothing needs putting back.
-    """
-
-    _installed: "LibjackMessages | None" = None
-    _install_lock = threading.Lock()
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self._lib = lib
-        self._lock = threading.Lock()
-        self.news = RateLimitedLog(log)
-        self.count = 0
-        self._defaults = [ctypes.c_void_p.in_dll(lib, name).value
-                          for name in ("jack_error_callback", "jack_info_callback")]
-        self._callback = _MESSAGE(self._heard)   # kept: libjack holds the pointer
-
-    @classmethod
-    def install(cls, lib: ctypes.CDLL) -> None:
-        with cls._install_lock:
-            if cls._installed is not None:
-                return
-            try:
-                messages = cls(lib)
-            except ValueError:           # a libjack that does not export its printers
-                log.debug("libjack's messages stay on stderr (no jack_error_callback)")
-                return
-            lib.jack_set_error_function.argtypes = [_MESSAGE]
-            lib.jack_set_info_function.argtypes = [_MESSAGE]
-            lib.jack_set_error_function(messages._callback)
-            lib.jack_set_info_function(messages._callback)
-            cls._installed = messages
-            atexit.register(messages.uninstall)
-
-    def uninstall(self) -> None:
-        """libjack's own printers (stderr) back."""
-        setters = (self._lib.jack_set_error_function, self._lib.jack_set_info_function)
-        for setter, default in zip(setters, self._defaults):
-            if default:
-                setter(ctypes.cast(default, _MESSAGE))
-
-    def _heard(self, message: bytes | None) -> None:
-        try:
-            text = (message or b"").decode(errors="replace").strip()
-            with self._lock:
-                self.count += 1
-                self.news.note("libjack", logging.INFO, "libjack: %s", text)
-            self.news.flush()
-        except Exception:          # a callback from C: nothing may escape
-            pass
-
-
 class JackPatchbay:
     """A JACK client without ports that lists MIDI ports and connects them (GIL-free)."""
 
     def __init__(self, name: str) -> None:
         lib = _libjack()
-        LibjackMessages.install(lib)
         lib.jack_client_open.restype = ctypes.c_void_p
         lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
