@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from appliance.io.midi.backend import (InputHandle, NoServer, OutputHandle, PortBackend, PortError,
                                        RawCallback, VirtualPorts, port_key)
@@ -41,10 +41,40 @@ _NO_START_SERVER = 0x01
 _IS_INPUT, _IS_OUTPUT = 0x1, 0x2
 _MIDI_TYPE = b"8 bit raw midi"
 _EEXIST = 17
-_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
 EOX_EVERY_S = 0.25   #: how often the box's input is sent an end-of-sysex (JackBackend: a stray sysex start)
 EOX_CHECK_EVERY = 8  #: ... and every this many, that its connection to the input is still there
+
+
+class _ServerGone:
+    """A flag libjack raises from its own thread with no Python in it: a POSIX semaphore that
+    libc's ``sem_post`` (C) posts as the client's shutdown callback, read with ``sem_getvalue``.
+
+    A Python (ctypes) callback there needs the GIL on libjack's notification thread, and
+    ``jack_client_close`` cancels that thread (``pthread_cancel``): cancelled while waiting for
+    the GIL, it left the GIL locked and the process hung (a backend built while the server died
+    hung in 3 of 14 runs, ``scripts/jack_gone_race.sh``). ``sem_post`` takes the one pointer a
+    shutdown callback gets; its int result is ignored, as the C calling conventions allow. The
+    semaphores are never freed (``_FLAGS``): a client left to the exit may still post one.
+    """
+
+    def __init__(self) -> None:
+        self._sem = (ctypes.c_long * 8)()          # a sem_t (32 bytes on 64-bit glibc), aligned
+        if _LIBC.sem_init(ctypes.byref(self._sem), 0, 0) != 0:
+            raise PortError(f"cannot make a semaphore (errno {ctypes.get_errno()})")
+        _FLAGS.append(self)
+        self.callback = ctypes.cast(_LIBC.sem_post, ctypes.c_void_p)
+        self.argument = ctypes.cast(ctypes.byref(self._sem), ctypes.c_void_p)
+
+    @property
+    def raised(self) -> bool:
+        value = ctypes.c_int(0)
+        _LIBC.sem_getvalue(ctypes.byref(self._sem), ctypes.byref(value))
+        return value.value > 0
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_FLAGS: list[_ServerGone] = []
 
 
 def _libjack() -> ctypes.CDLL:
@@ -79,13 +109,13 @@ class JackPatchbay:
         lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_port_connected_to.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         lib.jack_last_frame_time.restype = ctypes.c_uint32
         lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
         lib.jack_get_buffer_size.restype = ctypes.c_uint32
         lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
         self._lib = lib
-        self.gone = False
+        self._gone = _ServerGone()
         self._lock = threading.Lock()
         status = ctypes.c_int(0)
         self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
@@ -93,11 +123,12 @@ class JackPatchbay:
             raise NoServer(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
                             "is the JACK server running? (jackd -d dummy, or start it from "
                             "your desktop)")
-        self._on_shutdown = _SHUTDOWN(self._shutdown)   # kept: JACK holds the pointer
-        lib.jack_on_shutdown(self._client, self._on_shutdown, None)
+        lib.jack_on_shutdown(self._client, self._gone.callback, self._gone.argument)
 
-    def _shutdown(self, _arg: Any) -> None:
-        self.gone = True
+    @property
+    def gone(self) -> bool:
+        """The server shut down (or threw this client out)."""
+        return self._gone.raised
 
     def _ports(self, flags: int) -> list[str]:
         with self._lock:
