@@ -44,6 +44,7 @@ _EEXIST = 17
 DRAIN_S = 1.0   #: at the stop, the longest wait for the last messages to leave (JackBackend.leave)
 EOX_EVERY_S = 0.25   #: how often the box's input is sent an end-of-sysex (JackBackend: a stray sysex start)
 EOX_CHECK_EVERY = 8  #: ... and every this many, that its connection to the input is still there
+GONE_WAIT_S = 1.0    #: a failed build waits this long to see whether the server went (JackBackend._give_up)
 
 
 class _ServerGone:
@@ -59,7 +60,7 @@ class _ServerGone:
     """
 
     def __init__(self) -> None:
-        self._sem = (ctypes.c_long * 8)()          # a sem_t (32 bytes on 64-bit glibc), aligned
+        self._sem = (ctypes.c_long * 8)()          # room for a sem_t (glibc: 32 bytes, 16 on 32-bit ARM), aligned
         if _LIBC.sem_init(ctypes.byref(self._sem), 0, 0) != 0:
             raise PortError(f"cannot make a semaphore (errno {ctypes.get_errno()})")
         _FLAGS.append(self)
@@ -69,12 +70,27 @@ class _ServerGone:
     @property
     def raised(self) -> bool:
         value = ctypes.c_int(0)
-        _LIBC.sem_getvalue(ctypes.byref(self._sem), ctypes.byref(value))
-        return value.value > 0
+        return _LIBC.sem_getvalue(ctypes.byref(self._sem), ctypes.byref(value)) == 0 and value.value > 0
+
+    def raised_within(self, timeout: float) -> bool:
+        """Whether the flag is up, or goes up within ``timeout`` seconds (left up: polled)."""
+        deadline = time.monotonic() + timeout
+        while not self.raised:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def forget(self) -> None:
+        """Its client is closed (its notification thread joined): nothing will post it now."""
+        if self in _FLAGS:
+            _FLAGS.remove(self)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
+#: sem_* live in libc since glibc 2.34, and in libpthread (still a name for them) before it
+_LIBC = ctypes.CDLL(ctypes.util.find_library("pthread") or None, use_errno=True)
 _FLAGS: list[_ServerGone] = []
+_LEFT: list[object] = []   #: clients of a dead server, left to the process's exit (JackBackend._give_up)
 
 
 def _libjack() -> ctypes.CDLL:
@@ -115,7 +131,6 @@ class JackPatchbay:
         lib.jack_get_buffer_size.restype = ctypes.c_uint32
         lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
         self._lib = lib
-        self._gone = _ServerGone()
         self._lock = threading.Lock()
         status = ctypes.c_int(0)
         self._client = lib.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
@@ -123,6 +138,7 @@ class JackPatchbay:
             raise NoServer(f"cannot open the JACK MIDI system (status 0x{status.value:x}); "
                             "is the JACK server running? (jackd -d dummy, or start it from "
                             "your desktop)")
+        self._gone = _ServerGone()     # made once a client is (a retry loop with no server makes none)
         lib.jack_on_shutdown(self._client, self._gone.callback, self._gone.argument)
 
     @property
@@ -191,11 +207,16 @@ class JackPatchbay:
             time.sleep(0.002)
         return False
 
+    def went_within(self, timeout: float) -> bool:
+        """Whether the server is gone, or goes within ``timeout`` seconds."""
+        return self._gone.raised_within(timeout)
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client and not self.gone:
             self._lib.jack_client_close(client)
+            self._gone.forget()
 
 
 class _Patch(InputHandle, OutputHandle):
@@ -275,16 +296,20 @@ class JackBackend(PortBackend):
         self.patchbay = JackPatchbay(f"{client_name}-patchbay")
         self._callback: RawCallback | None = None
         before_sources, before_destinations = set(self.patchbay.sources()), set(self.patchbay.destinations())
+        made: list = []
         try:
             midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=RtMidiBackend.QUEUE)
+            made.append(midi_in)
             midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
             midi_in.open_virtual_port("in")
             midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=output_client(client_name))
+            made.append(midi_out)
             midi_out.open_virtual_port("out")
             eox = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=eox_client(client_name))
+            made.append(eox)
             eox.open_virtual_port("out")
         except rtmidi.RtMidiError as exc:
-            self.patchbay.close()
+            self._give_up(made)
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
         try:
             self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
@@ -292,9 +317,7 @@ class JackBackend(PortBackend):
             self.eox_port = _ours(self.patchbay.sources(), before_sources, eox_client(client_name), "out")
             self.patchbay.connect(self.eox_port, self.input_port)
         except PortError:
-            for made in (midi_in, midi_out, eox):   # a retry by the same name gets the same names
-                made.delete()
-            self.patchbay.close()
+            self._give_up(made)      # a retry by the same name gets the same names
             raise
         self._own = {self.input_port, self.output_port, self.eox_port}
         self._eox = _SharedOutput(eox)
@@ -308,6 +331,19 @@ class JackBackend(PortBackend):
         self._poller = threading.Thread(target=self._poll, name="midi-in", daemon=True)
         self._poller.start()
         log.info("JACK ports %s and %s", self.input_port, self.output_port)
+
+    def _give_up(self, made: list) -> None:
+        """A build that failed: close what it made, unless its server went meanwhile (within
+        ``GONE_WAIT_S``), when the clients are left to the exit (``_LEFT``). Closing a client as
+        its server dies can hang the process inside libjack: ``jack_client_close`` cancels the
+        client's notification thread, and one cancelled holding libjack's own lock
+        (``JackGlobals::fSynchroMutex``) leaves it held (a review's gdb, session 48)."""
+        if self.patchbay.went_within(GONE_WAIT_S):
+            _LEFT.extend([*made, self.patchbay])
+            return
+        for client in made:
+            client.delete()
+        self.patchbay.close()
 
     # -- the data path ------------------------------------------------------------------------
     def _deliver(self, data: list[int], t: float) -> None:
