@@ -7,10 +7,15 @@ child starts, and waits for the backend to see the server gone. Prints each run'
 
     python scripts/jack_gone_race.py [--rounds 2] [--delays 0,2,5,10,20,30,50]
 
-Session 48, on the 2-core build machine, before the shutdown flag was a semaphore posted by C
-(``jack._ServerGone``; it was a ctypes callback, Python on libjack's notification thread): 7 of
-56 runs hung (the main thread in ``JackPatchbay.close``, after rtmidi failed to open) and 2 died
-of SIGSEGV; after it, 0 of 42 hung and 1 died of SIGSEGV (inside libjack: not fixed). docs/ARCHITECTURE.md, "Lessons from the live tests".
+Session 48, on the 2-core build machine:
+- the shutdown flag a ctypes callback (Python on libjack's notification thread), and the
+  patchbay closed after rtmidi failed: 7 of 56 runs hung, 2 died of SIGSEGV;
+- the flag a semaphore posted by C (``jack._ServerGone``): 0 of 42 hung here, but a review saw 3
+  of 71 hang inside libjack (a notification thread cancelled holding libjack's own lock), and
+  SIGSEGVs went on (2 of 40, 4 of 24: the close of a client libjack had already freed);
+- a failed build leaves its clients to the exit when rtmidi failed, or when the server went
+  within a second (``JackBackend._give_up``): 0 of 60 (delays 15-30 ms, where the faults were)
+  and 0 of 32 (0-100 ms). docs/ARCHITECTURE.md, "Lessons from the live tests".
 """
 from __future__ import annotations
 

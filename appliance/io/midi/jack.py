@@ -54,7 +54,7 @@ class _ServerGone:
     A Python (ctypes) callback there needs the GIL on libjack's notification thread, and
     ``jack_client_close`` cancels that thread (``pthread_cancel``): cancelled while waiting for
     the GIL, it left the GIL locked and the process hung (a backend built while the server died
-    hung in 7 of 56 runs, ``scripts/jack_gone_race.py``). ``sem_post`` takes the one pointer a
+    hung in some of 56 runs, ``scripts/jack_gone_race.py``, with ``JackBackend._give_up``). ``sem_post`` takes the one pointer a
     shutdown callback gets; its int result is ignored, as the C calling conventions allow. The
     semaphores are never freed (``_FLAGS``): a client left to the exit may still post one.
     """
@@ -309,7 +309,12 @@ class JackBackend(PortBackend):
             made.append(eox)
             eox.open_virtual_port("out")
         except rtmidi.RtMidiError as exc:
-            self._give_up(made)
+            # rtmidi's JACK client opens fail when the server does not answer, and libjack's
+            # failed open then frees every client of the process ("clients are still
+            # allocated, cleanup..."), the patchbay's too, without its shutdown callback:
+            # closing it then was a SIGSEGV (4 of 24 runs, scripts/jack_gone_race.py). They
+            # are left to the exit.
+            _LEFT.extend([*made, self.patchbay])
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
         try:
             self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
@@ -333,11 +338,12 @@ class JackBackend(PortBackend):
         log.info("JACK ports %s and %s", self.input_port, self.output_port)
 
     def _give_up(self, made: list) -> None:
-        """A build that failed: close what it made, unless its server went meanwhile (within
-        ``GONE_WAIT_S``), when the clients are left to the exit (``_LEFT``). Closing a client as
-        its server dies can hang the process inside libjack: ``jack_client_close`` cancels the
-        client's notification thread, and one cancelled holding libjack's own lock
-        (``JackGlobals::fSynchroMutex``) leaves it held (a review's gdb, session 48)."""
+        """A build that failed with its server up: close what it made, unless the server went
+        meanwhile (within ``GONE_WAIT_S``), when the clients are left to the exit (``_LEFT``).
+        Closing a client as its server dies can hang the process inside libjack:
+        ``jack_client_close`` cancels the client's notification thread, and one cancelled
+        holding libjack's own lock (``JackGlobals::fSynchroMutex``) leaves it held (a review's
+        gdb, session 48)."""
         if self.patchbay.went_within(GONE_WAIT_S):
             _LEFT.extend([*made, self.patchbay])
             return
