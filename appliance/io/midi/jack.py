@@ -54,7 +54,7 @@ class _ServerGone:
     A Python (ctypes) callback there needs the GIL on libjack's notification thread, and
     ``jack_client_close`` cancels that thread (``pthread_cancel``): cancelled while waiting for
     the GIL, it left the GIL locked and the process hung (a backend built while the server died
-    hung in some of 56 runs, ``scripts/jack_gone_race.py``, with ``JackBackend._give_up``). ``sem_post`` takes the one pointer a
+    hung in 7 of 56 runs of ``scripts/jack_gone_race.py``, before this and ``JackBackend._give_up``). ``sem_post`` takes the one pointer a
     shutdown callback gets; its int result is ignored, as the C calling conventions allow. The
     semaphores are never freed (``_FLAGS``): a client left to the exit may still post one.
     """
