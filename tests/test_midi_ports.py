@@ -404,6 +404,64 @@ def test_the_server_dying_while_the_backend_is_built_hangs_nothing(jack):
     assert [line for line in runs if not line.endswith(": done")] == [], done.stdout
 
 
+FULL = r"""
+import ctypes, os, subprocess, sys, time
+from tests.jackserver import popen_jackd, reclaim_dead_slots   # a jackd that dies with this process
+reclaim_dead_slots()
+name = f"groovebox-full-{os.getpid()}"
+os.environ["JACK_DEFAULT_SERVER"] = name
+jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT)
+for _ in range(100):
+    if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
+        break
+    time.sleep(0.1)
+from appliance.io.midi.backend import PortError
+from appliance.io.midi.jack import JackBackend, _libjack
+lib = _libjack()
+lib.jack_client_open.restype = ctypes.c_void_p
+lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+lib.jack_port_register.restype = ctypes.c_void_p
+lib.jack_port_register.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong]
+lib.jack_port_unregister.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+hog = lib.jack_client_open(b"port-hog", 1, None)
+held = []
+while len(held) < 10000:                # JACK's port table, full but for two ports
+    port = lib.jack_port_register(hog, f"p{len(held)}".encode(), b"8 bit raw midi", 2, 0)
+    if not port:
+        break
+    held.append(port)
+for port in held[-2:]:
+    lib.jack_port_unregister(hog, port)
+del held[-2:]
+for attempt in range(2):
+    try:
+        JackBackend("gb-full")
+        print("BUILT WHILE FULL", flush=True)
+    except PortError as exc:
+        print("REFUSED", exc, flush=True)
+for port in held:
+    lib.jack_port_unregister(hog, port)
+backend = JackBackend("gb-full")
+print("PORTS", backend.input_port, backend.output_port, flush=True)
+jackd.terminate()
+jackd.wait(timeout=10)
+os._exit(0)
+"""
+
+
+def test_a_full_jack_port_table_leaves_no_dead_clients_behind(jack):
+    """A live server that refuses the box's ports (its port table full) is not a dead one: what
+    a failed build made is closed, so the retry after it gets the box's own port names back
+    (leaving such clients to the exit, as for a dead server, left gb:in registered and dead and
+    the box on gb-03:in; a review, session 48)."""
+    done = subprocess.run([sys.executable, "-c", FULL], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=jack.env())
+    out = done.stdout
+    assert out.count("REFUSED") == 2, out + done.stderr[-2000:]
+    assert "PORTS gb-full:in gb-full-out:out" in out, out + done.stderr[-2000:]
+
+
 DRAIN_CHILD = """
 import os
 from appliance.io.midi.jack import JackBackend

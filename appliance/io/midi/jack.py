@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from appliance.io.midi.backend import (InputHandle, NoServer, OutputHandle, PortBackend, PortError,
                                        RawCallback, VirtualPorts, port_key)
@@ -90,7 +90,9 @@ class _ServerGone:
 #: sem_* live in libc since glibc 2.34, and in libpthread (still a name for them) before it
 _LIBC = ctypes.CDLL(ctypes.util.find_library("pthread") or None, use_errno=True)
 _FLAGS: list[_ServerGone] = []
-_LEFT: list[object] = []   #: clients of a dead server, left to the process's exit (JackBackend._give_up)
+#: clients of a dead server, left to the process's exit (JackBackend): never closed. (python-rtmidi
+#: 1.5.8 does not close a client it collects either; kept, so that one that does would not.)
+_LEFT: list[object] = []
 
 
 def _libjack() -> ctypes.CDLL:
@@ -298,24 +300,23 @@ class JackBackend(PortBackend):
         before_sources, before_destinations = set(self.patchbay.sources()), set(self.patchbay.destinations())
         made: list = []
         try:
-            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=RtMidiBackend.QUEUE)
-            made.append(midi_in)
+            midi_in = _new_client(made, rtmidi.MidiIn, name=client_name, queue_size_limit=RtMidiBackend.QUEUE)
             midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
             midi_in.open_virtual_port("in")
-            midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=output_client(client_name))
-            made.append(midi_out)
+            midi_out = _new_client(made, rtmidi.MidiOut, name=output_client(client_name))
             midi_out.open_virtual_port("out")
-            eox = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=eox_client(client_name))
-            made.append(eox)
+            eox = _new_client(made, rtmidi.MidiOut, name=eox_client(client_name))
             eox.open_virtual_port("out")
-        except rtmidi.RtMidiError as exc:
-            # rtmidi's JACK client opens fail when the server does not answer, and libjack's
-            # failed open then frees every client of the process ("clients are still
-            # allocated, cleanup..."), the patchbay's too, without its shutdown callback:
-            # closing it then was a SIGSEGV (4 of 24 runs, scripts/jack_gone_race.py). They
-            # are left to the exit.
+        except _OpenFailed as exc:
+            # A client open fails when the server does not answer, and libjack's failed open
+            # then frees every client of the process ("clients are still allocated,
+            # cleanup..."), the patchbay's too, without its shutdown callback: closing it then
+            # was a SIGSEGV (4 of 24 runs, scripts/jack_gone_race.py). Nothing is closed.
             _LEFT.extend([*made, self.patchbay])
             raise PortError(f"cannot open the JACK MIDI system ({exc})") from exc
+        except rtmidi.RtMidiError as exc:   # a port the server refused (its port table full): it is up
+            self._give_up(made)
+            raise PortError(f"cannot make the box's JACK ports ({exc})") from exc
         try:
             self.input_port = _ours(self.patchbay.destinations(), before_destinations, client_name, "in")
             self.output_port = _ours(self.patchbay.sources(), before_sources, output_client(client_name), "out")
@@ -455,6 +456,22 @@ class JackBackend(PortBackend):
         self._poller.join(timeout=5)
         if not self.gone:
             self.patchbay.cycles(2, DRAIN_S)   # rtmidi's close waited for its queue; this does it now
+
+
+class _OpenFailed(Exception):
+    """rtmidi could not open a JACK client: the server did not answer (JackBackend)."""
+
+
+def _new_client(made: list, kind: Any, **options: Any) -> Any:
+    """An rtmidi JACK client (``kind``: MidiIn or MidiOut), added to ``made``; ``_OpenFailed``
+    when it cannot be opened, told apart from a port that cannot be made afterwards."""
+    rtmidi = _rtmidi()
+    try:
+        client = kind(rtmidi.API_UNIX_JACK, **options)
+    except rtmidi.RtMidiError as exc:
+        raise _OpenFailed(str(exc)) from exc
+    made.append(client)
+    return client
 
 
 def _ours(listed: list[str], before: set[str], client: str, port: str) -> str:
