@@ -300,12 +300,13 @@ class JackBackend(PortBackend):
         before_sources, before_destinations = set(self.patchbay.sources()), set(self.patchbay.destinations())
         made: list = []
         try:
-            midi_in = _new_client(made, rtmidi.MidiIn, name=client_name, queue_size_limit=RtMidiBackend.QUEUE)
+            midi_in = _new_client(made, self.patchbay, rtmidi.MidiIn, name=client_name,
+                                  queue_size_limit=RtMidiBackend.QUEUE)
             midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
             midi_in.open_virtual_port("in")
-            midi_out = _new_client(made, rtmidi.MidiOut, name=output_client(client_name))
+            midi_out = _new_client(made, self.patchbay, rtmidi.MidiOut, name=output_client(client_name))
             midi_out.open_virtual_port("out")
-            eox = _new_client(made, rtmidi.MidiOut, name=eox_client(client_name))
+            eox = _new_client(made, self.patchbay, rtmidi.MidiOut, name=eox_client(client_name))
             eox.open_virtual_port("out")
         except _OpenFailed as exc:
             # A client open fails when the server does not answer, and libjack's failed open
@@ -462,10 +463,14 @@ class _OpenFailed(Exception):
     """rtmidi could not open a JACK client: the server did not answer (JackBackend)."""
 
 
-def _new_client(made: list, kind: Any, **options: Any) -> Any:
+def _new_client(made: list, patchbay: JackPatchbay, kind: Any, **options: Any) -> Any:
     """An rtmidi JACK client (``kind``: MidiIn or MidiOut), added to ``made``; ``_OpenFailed``
-    when it cannot be opened, told apart from a port that cannot be made afterwards."""
+    when it cannot be opened, told apart from a port that cannot be made afterwards. Not tried
+    once the patchbay has seen the server go: an open after the server's death is what makes
+    libjack tear down every client of the process, the moment its hangs and crashes come from."""
     rtmidi = _rtmidi()
+    if patchbay.gone:
+        raise _OpenFailed("the JACK server went away")
     try:
         client = kind(rtmidi.API_UNIX_JACK, **options)
     except rtmidi.RtMidiError as exc:
