@@ -142,6 +142,20 @@ def popen_jackd(name: str, args: list[str], **popen: object) -> subprocess.Popen
                             **popen)  # type: ignore[call-overload]
 
 
+def own_jackd(prefix: str, **popen: object) -> subprocess.Popen:
+    """A child script's own dummy jackd (``<prefix>-<pid>``, made the default server, dying with
+    the process), once it answers (at most 10 s)."""
+    reclaim_dead_slots()                   # JACK has 8 server slots a machine
+    name = f"{prefix}-{os.getpid()}"
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], **popen)
+    for _ in range(100):
+        if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
+            break
+        time.sleep(0.1)
+    return jackd
+
+
 def start_server() -> JackServer:
     """Start (once per process) a jackd with the dummy driver and wait until it answers."""
     global _server

@@ -271,16 +271,8 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
 GONE = r"""
 import logging, os, signal, subprocess, sys, time
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
-from tests.jackserver import popen_jackd, reclaim_dead_slots   # a jackd that dies with this process
-reclaim_dead_slots()                   # JACK has 8 server slots a machine
-name = f"groovebox-gone-{os.getpid()}"
-os.environ["JACK_DEFAULT_SERVER"] = name
-jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], stdout=sys.stderr,
-                    stderr=subprocess.STDOUT)
-for _ in range(100):
-    if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
-        break
-    time.sleep(0.1)
+from tests.jackserver import own_jackd   # a jackd that dies with this process
+jackd = own_jackd("groovebox-gone", stdout=sys.stderr, stderr=subprocess.STDOUT)
 from appliance.io.midi.jack import JackBackend
 from appliance.io.midi.ports import MidiPorts
 ports = MidiPorts(JackBackend("groovebox"), inputs=["keys"], outputs=["drums"], scan_interval=0.1)
@@ -412,16 +404,8 @@ def test_the_server_dying_while_the_backend_is_built_hangs_nothing(jack):
 
 FULL = r"""
 import ctypes, os, subprocess, sys, time
-from tests.jackserver import popen_jackd, reclaim_dead_slots   # a jackd that dies with this process
-reclaim_dead_slots()
-name = f"groovebox-full-{os.getpid()}"
-os.environ["JACK_DEFAULT_SERVER"] = name
-jackd = popen_jackd(name, ["--no-realtime", "-d", "dummy", "-p", "256"], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.STDOUT)
-for _ in range(100):
-    if subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running":
-        break
-    time.sleep(0.1)
+from tests.jackserver import own_jackd   # a jackd that dies with this process
+jackd = own_jackd("groovebox-full", stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 from appliance.io.midi.backend import PortError
 from appliance.io.midi.jack import JackBackend, _libjack
 lib = _libjack()
