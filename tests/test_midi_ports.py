@@ -388,7 +388,7 @@ def test_the_server_dying_while_the_backend_is_built_hangs_nothing(jack):
     a failed build left a dead server's clients to the exit (scripts/jack_gone_race.py). The
     faults came with the server stopped 15-30 ms in on this machine, not in every run: this is
     the fast check; ``python scripts/jack_gone_race.py --rounds 10`` is the proof. A hang inside
-    libjack is rarer now but not gone (1 of 4 runs in one CI run, 0 of 153 runs of the script
+    libjack is rarer now but not gone (1 of 4 runs in one CI run, 0 of 177 runs of the script
     here), so a hang is reported, not failed on; a crash fails."""
     done = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "jack_gone_race.py"), "--rounds", "1",
                            "--delays", "15,20,25,30", "--timeout", "25"],
