@@ -116,7 +116,7 @@ install:
 
 # image: Debian bookworm arm64 packages + PyPI wheels -> $(IMG) (root; cached in build/cache).
 IMG ?= build/groovebox.img
-IMAGE_TOOLS := mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
+IMAGE_TOOLS := mmdebstrap:mmdebstrap arch-test:arch-test qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
 	dosfstools:mkfs.vfat mtools:mcopy fdisk:sfdisk e2fsprogs:mkfs.ext4
 # A dry run builds nothing, the venv neither, and says what a real build would still need.
 image: $(if $(filter 1,$(DRY_RUN)),,$(VENV)/.runtime)

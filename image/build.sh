@@ -7,7 +7,7 @@
 #   make image FIRST_USER=me FIRST_SSH_KEY="$(cat ~/.ssh/id_ed25519.pub)" WIFI_SSID=... WIFI_PASSWORD=...
 #                                            bake a first-boot setup file into the card (see image/README.md)
 #
-# Needs root on a Debian-like Linux machine with: mmdebstrap, qemu-user-static + binfmt-support
+# Needs root on a Debian-like Linux machine with: mmdebstrap, arch-test, qemu-user-static + binfmt-support
 # (unless the machine is arm64), dosfstools, mtools, fdisk (sfdisk), e2fsprogs; pip for the
 # wheelhouse (PIP, default the repo's .venv). No loop devices, no mounts of the image, no
 # network inside the chroot: apt runs on the host (mmdebstrap), pip downloads on the host.
@@ -103,7 +103,7 @@ fi
 preflight() {
   local missing=() problems=()
   [ "$(id -u)" -eq 0 ] || problems+=("needs root (chroot, files owned by root and the service user): sudo make image")
-  for tool in mmdebstrap mkfs.vfat mcopy mkfs.ext4 sfdisk chroot unshare; do
+  for tool in mmdebstrap arch-test mkfs.vfat mcopy mkfs.ext4 sfdisk chroot unshare; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ "$(uname -m)" != aarch64 ] && ! [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
@@ -115,7 +115,7 @@ preflight() {
   fi
   [ -x "$PIP" ] || missing+=("pip ($PIP: make .venv/.runtime, or PIP=...)")
   [ ${#missing[@]} -eq 0 ] || problems+=("missing: ${missing[*]}
-  apt-get install mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk e2fsprogs")
+  apt-get install mmdebstrap arch-test qemu-user-static binfmt-support dosfstools mtools fdisk e2fsprogs")
   [ ${#problems[@]} -gt 0 ] || return 0
   if dry; then
     for p in "${problems[@]}"; do say "a real build would stop here: $p"; done
