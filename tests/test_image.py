@@ -186,3 +186,25 @@ def test_the_guest_test_is_valid_python() -> None:
     for path in (REPO / "image" / "guest_test.py", REPO / "image" / "image_test.py"):
         compile(path.read_text(), str(path), "exec")
     assert sys.version_info >= (3, 11)
+
+
+def guest_test_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("guest_test", REPO / "image" / "guest_test.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_guest_test_matches_what_the_box_sent_with_what_arrived() -> None:
+    """image-test's timing check: a note heard near its time matches; a late one is lost and
+    heard as extra; a note on another channel or note number never matches."""
+    match = guest_test_module().match
+    meant = [(1.000, 9, 36), (1.125, 9, 38), (1.250, 9, 42), (1.375, 9, 42)]
+    heard = [(1.002, 9, 36), (1.131, 9, 38), (1.250, 0, 42), (1.500, 9, 42)]
+    errors, lost, extra = match(meant, heard, 0.0625)
+    assert errors == pytest.approx([0.002, 0.006])
+    assert lost == [(1.250, 9, 42), (1.375, 9, 42)]
+    assert extra == [(1.250, 0, 42), (1.500, 9, 42)]
+    assert match(meant, [(t, c, n) for t, c, n in meant], 0.0625)[1:] == ([], [])
