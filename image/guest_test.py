@@ -244,6 +244,81 @@ def hotplug(keys: Keyboard, drums: Recorder) -> tuple[Keyboard, Recorder]:
     return keys, drums
 
 
+def held(st: dict) -> set[tuple[int, int]]:
+    return {(step, voice) for step, voice, _velocity, _offset in st["pattern"]}
+
+
+def restart(keys: Keyboard, drums: Recorder) -> None:
+    """A restart (a pulled power cord's reboot, or `systemctl restart`) comes back into the same
+    state: silent until the player's first note (start.mode first-note), then the held pattern,
+    held, at its tempo; and it reads what changed in the config since (the clock setting changed
+    here, internal -> auto, is one that needs the restart)."""
+    before = status()
+    text = CONFIG.read_text()
+    CONFIG.write_text(text.replace("\n  clock: internal\n", "\n  clock: auto\n", 1))
+    t = time.monotonic()
+    subprocess.run(["systemctl", "restart", "groovebox"], timeout=300)
+    back = wait_until(lambda: systemctl("is-active", "groovebox") == "active"
+                      and ports_connected("gbtest-keys", "gbtest-drums"), 120, every=0.5)
+    t_back = time.monotonic()
+    figure("restart_to_ready_s", f"{t_back - t:.1f}")
+    time.sleep(2.0)
+    waited = not drums.note_ons(t_back)
+    keys.send(mido.Message("note_on", note=60, velocity=90))
+    t_note = time.monotonic()
+    keys.send(mido.Message("note_off", note=60, velocity=0))
+    playing = wait_until(lambda: drums.note_ons(t_note), 15, every=0.05)
+    if playing:
+        figure("restart_note_to_drums_s", f"{playing[0][0] - t_note:.2f}")
+    time.sleep(1.0)
+    after = status()
+    check("restart_same_state", bool(back) and waited and bool(playing) and after["frozen"]
+          and held(after) == held(before) and abs(after["bpm"] - before["bpm"]) < 0.01
+          and after["clock_mode"] == "auto" and "clock: internal" in text,
+          f"back: {bool(back)}, silent until the first note: {waited}, drums then: {bool(playing)}, "
+          f"frozen {after['frozen']}, the same pattern: {held(after) == held(before)} "
+          f"({len(held(after))} hits, was {len(held(before))}), {after['bpm']} BPM (was {before['bpm']}), "
+          f"clock {after['clock_mode']}")
+
+
+def clock_follow(keys: Keyboard, drums: Recorder, bpm: float = 100.0) -> None:
+    """A sequencer's MIDI clock over ALSA (tempo.clock auto, no Start): the box takes the beat
+    from it once it is steady, at its tempo, and keeps that tempo on its own clock when it stops."""
+    period = 60.0 / bpm / 24
+    stop = threading.Event()
+
+    def send() -> None:
+        t0 = time.monotonic()
+        k = 0
+        while not stop.is_set():
+            k += 1
+            delay = t0 + k * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            keys.send(mido.Message("clock"))
+    sender = threading.Thread(target=send, daemon=True)
+    t = time.monotonic()
+    sender.start()
+    following = wait_until(lambda: status()["clock_source"] == "external"
+                           and abs(status()["bpm"] - bpm) < 1.0, 20, every=0.1)
+    if following:
+        figure("clock_to_following_s", f"{time.monotonic() - t:.1f}")
+    time.sleep(2.0)
+    st = status()
+    on_it = st["clock_source"] == "external" and abs(st["bpm"] - bpm) < 1.0
+    stop.set()
+    sender.join(timeout=2)
+    time.sleep(1.5)
+    t_own = time.monotonic()
+    own = status()
+    playing = wait_until(lambda: len(drums.note_ons(t_own)) >= 3, 15)
+    check("clock_follow", bool(following) and on_it and own["clock_source"] == "internal"
+          and abs(own["bpm"] - bpm) < 1.0 and bool(playing),
+          f"following {bpm:g} BPM: {bool(following)} ({st['bpm']} BPM, {st['clock_source']}, "
+          f"counts {st.get('clock_counts')}); clock stopped: {own['clock_source']} at {own['bpm']} BPM, "
+          f"drums playing: {bool(playing)}")
+
+
 def first_boot() -> None:
     """groovebox-firstboot did its job: this card's SSH keys, and groovebox-setup.txt applied."""
     finished = wait_until(lambda: systemctl("is-active", "groovebox-firstboot") in ("active", "failed")
@@ -426,6 +501,10 @@ def main() -> int:
           f"still playing={bool(playing)}, pid {pid} kept, log: {complaint[:1]}")
     CONFIG.write_text(good)
     subprocess.run(["systemctl", "reload", "groovebox"], timeout=60)
+
+    # --- restarted into the same state, then following a sequencer's clock
+    restart(keys, drums)
+    clock_follow(keys, drums)
 
     # --- the power-off listener, stopped after the box
     subprocess.run(["systemd-run", "--unit=gbtest-offs", "--property=Before=groovebox.service",

@@ -166,6 +166,9 @@ def main() -> int:
                         ("step_error_ms_p95", "drum note heard vs meant, p95 ms (guest)"),
                         ("step_error_ms_max", "drum note heard vs meant, max ms (guest)"),
                         ("replug_to_connected_s", "replugged to connected again s (guest)"),
+                        ("restart_to_ready_s", "systemctl restart to ready s (guest)"),
+                        ("restart_note_to_drums_s", "then first note to drums s (guest)"),
+                        ("clock_to_following_s", "MIDI clock in to following it s (guest)"),
                         ("guest_test_s", "guest test duration s")):
         if name in figures:
             print(f"  {label:<46}{figures[name]}")
