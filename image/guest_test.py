@@ -281,24 +281,34 @@ def restart(keys: Keyboard, drums: Recorder) -> None:
           f"clock {after['clock_mode']}")
 
 
+class ClockSender:
+    """A sequencer's MIDI clock (24 a quarter note, no Start) from a keyboard client, on time."""
+
+    def __init__(self, keys: Keyboard, bpm: float) -> None:
+        self.keys, self.period = keys, 60.0 / bpm / 24
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        t0, k = time.monotonic(), 0
+        while not self._stop.is_set():
+            k += 1
+            delay = t0 + k * self.period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.keys.send(mido.Message("clock"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 def clock_follow(keys: Keyboard, drums: Recorder, bpm: float = 100.0) -> None:
     """A sequencer's MIDI clock over ALSA (tempo.clock auto, no Start): the box takes the beat
     from it once it is steady, at its tempo, and keeps that tempo on its own clock when it stops."""
-    period = 60.0 / bpm / 24
-    stop = threading.Event()
-
-    def send() -> None:
-        t0 = time.monotonic()
-        k = 0
-        while not stop.is_set():
-            k += 1
-            delay = t0 + k * period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            keys.send(mido.Message("clock"))
-    sender = threading.Thread(target=send, daemon=True)
     t = time.monotonic()
-    sender.start()
+    sender = ClockSender(keys, bpm)
     following = wait_until(lambda: status()["clock_source"] == "external"
                            and abs(status()["bpm"] - bpm) < 1.0, 20, every=0.1)
     if following:
@@ -306,8 +316,7 @@ def clock_follow(keys: Keyboard, drums: Recorder, bpm: float = 100.0) -> None:
     time.sleep(2.0)
     st = status()
     on_it = st["clock_source"] == "external" and abs(st["bpm"] - bpm) < 1.0
-    stop.set()
-    sender.join(timeout=2)
+    sender.stop()
     time.sleep(1.5)
     t_own = time.monotonic()
     own = status()
@@ -317,6 +326,26 @@ def clock_follow(keys: Keyboard, drums: Recorder, bpm: float = 100.0) -> None:
           f"following {bpm:g} BPM: {bool(following)} ({st['bpm']} BPM, {st['clock_source']}, "
           f"counts {st.get('clock_counts')}); clock stopped: {own['clock_source']} at {own['bpm']} BPM, "
           f"drums playing: {bool(playing)}")
+
+
+def two_clock_masters(keys: Keyboard, bpm: float = 90.0, other_bpm: float = 140.0) -> None:
+    """A second device sending its own clock beside the sequencer's (ALSA tells the two apart):
+    the box follows the one it heard first, at its tempo, and counts the other's as ignored."""
+    other = Keyboard("gbtest-seq2")
+    plugged = wait_until(lambda: ports_connected("gbtest-seq2"), 30, every=0.2)
+    first = ClockSender(keys, bpm)
+    following = wait_until(lambda: status()["clock_source"] == "external"
+                           and abs(status()["bpm"] - bpm) < 1.0, 20, every=0.1)
+    second = ClockSender(other, other_bpm)
+    time.sleep(3.0)
+    st = status()
+    second.stop()
+    first.stop()
+    other.close()
+    check("two_clock_masters", bool(plugged) and bool(following) and st["clock_source"] == "external"
+          and abs(st["bpm"] - bpm) < 1.0 and st["clock_counts"]["other_input"] > 50,
+          f"second device connected: {bool(plugged)}; following the first: {bool(following)}; with both "
+          f"sending: {st['bpm']} BPM ({st['clock_source']}), counts {st['clock_counts']}")
 
 
 def first_boot() -> None:
@@ -505,6 +534,7 @@ def main() -> int:
     # --- restarted into the same state, then following a sequencer's clock
     restart(keys, drums)
     clock_follow(keys, drums)
+    two_clock_masters(keys)
 
     # --- the power-off listener, stopped after the box
     subprocess.run(["systemd-run", "--unit=gbtest-offs", "--property=Before=groovebox.service",

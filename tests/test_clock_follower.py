@@ -704,3 +704,25 @@ def test_one_masters_clock_on_usb_and_din_is_followed_once(caplog):
         now.t = later + k * tick_period(120)
         routing.on_input(CLOCK, now.t, source="din")
     assert routing._clock_input == "din" and switch.follower.bpm == pytest.approx(120, abs=0.5)
+
+
+def test_two_usb_masters_are_told_apart_where_the_ports_say_which(caplog):
+    """A sequencer at 120 BPM and a keyboard sending its own clock at 140, on two USB ports
+    (ALSA: a port per device): the one heard first is followed, the other ignored, and the
+    warning names both devices."""
+    from appliance.box.config import Config
+    from appliance.box.midi_routing import MidiRouting
+    now = Now(100.0)
+    switch = ClockSwitch("external", clock=now)
+    routing = MidiRouting(Config(), transport=switch, engine=None)   # type: ignore[arg-type]
+    routing._on_usb(START, now.t, "seq:out 128:0")
+    events = [(100.0 + (k + 1) * tick_period(120), "seq:out 128:0") for k in range(96)]
+    events += [(100.004 + (k + 1) * tick_period(140), "Keys:Keys MIDI 1 24:0") for k in range(112)]
+    for t, port in sorted(events):
+        now.t = t
+        routing._on_usb(CLOCK, t, port)
+    assert switch.follower.bpm == pytest.approx(120, abs=0.5)
+    assert switch.follower.position(now.t) == pytest.approx(95 / 6, abs=0.05)   # Start: the first clock is 0
+    assert routing.clocks_ignored == 112
+    said = [r.getMessage() for r in caplog.records if "MIDI clock comes in on" in r.getMessage()]
+    assert said and "seq:out" in said[0] and "Keys:Keys MIDI 1" in said[0] and "24:0" not in said[0]

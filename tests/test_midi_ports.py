@@ -20,11 +20,13 @@ from tests.jackserver import REPO, Player, Recorder, connect, jack, wait_until  
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[mido.Message] = []
+        self.sources: list[str] = []
         self.lock = threading.Lock()
 
-    def __call__(self, message: mido.Message, t: float) -> None:
+    def __call__(self, message: mido.Message, t: float, source: str) -> None:
         with self.lock:
             self.messages.append(message)
+            self.sources.append(source)
 
     def notes(self) -> list[int]:
         with self.lock:
@@ -148,6 +150,30 @@ def test_a_pattern_matching_nothing_waits_and_lists_the_ports(backend, caplog):
     finally:
         ports.close()
         other.close()
+
+
+def test_each_input_says_which_device_it_came_from_where_the_midi_system_can(backend):
+    """Two clock masters on USB are told apart by their ports (rtmidi's port per connection,
+    as on ALSA); on JACK's patched input they are one input, and the box says so ("")."""
+    inbox = Inbox()
+    one, two = Player("seq-f1"), Player("seq-f2")
+    ports = MidiPorts(backend, inputs=["seq-f1", "seq-f2"], on_message=inbox, scan_interval=0.2)
+    try:
+        ports.start()
+        assert wait_until(lambda: len(ports.connected()["inputs"]) == 2)
+        one.send(mido.Message("note_on", note=71, velocity=1))
+        two.send(mido.Message("note_on", note=72, velocity=2))
+        assert wait_until(lambda: sorted(inbox.notes()) == [71, 72])
+        with inbox.lock:
+            said = {m.note: source for m, source in zip(inbox.messages, inbox.sources)}
+        if backend.inputs_merge:
+            assert said == {71: "", 72: ""}
+        else:
+            assert said == {71: "seq-f1:out", 72: "seq-f2:out"}
+    finally:
+        ports.close()
+        one.close()
+        two.close()
 
 
 def test_virtual_ports_and_never_itself(jack, backend):

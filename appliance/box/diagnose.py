@@ -92,5 +92,5 @@ def clock_trouble(counts: dict[str, int]) -> str:
     """What went wrong with the MIDI clock so far, in words ("" when nothing did)."""
     said = {"missed": "{} clocks missed (counted from the timing)",
             "extra": "{} extra clocks ignored (a MIDI loop?)",
-            "other_input": "{} clock messages from a second cable ignored"}
+            "other_input": "{} clock messages from a second input ignored"}
     return "; ".join(text.format(counts[key]) for key, text in said.items() if counts.get(key))

@@ -17,7 +17,7 @@ from appliance.io.midi.backends import open_backend, resolve_api
 from appliance.io.midi.clock import feed_clock
 from appliance.io.midi.din import DinPort
 from appliance.io.midi.hints import alsa_sequencer_present, connect_hints, no_midi_system, numbered
-from appliance.io.midi.backend import NoServer, PortBackend, PortError
+from appliance.io.midi.backend import NoServer, PortBackend, PortError, port_key
 from appliance.io.midi.ports import MidiPorts
 
 log = logging.getLogger("appliance.box.service")
@@ -27,6 +27,13 @@ PLAYED = frozenset({"note_on", "note_off", "control_change", "program_change", "
                     "aftertouch", "polytouch"})
 #: a clock input that has been quiet this long hands the clock over to the other (the follower's ``lost_after``)
 CLOCK_HANDOVER_S = 0.5
+
+
+def _shown(source: str | None) -> str:
+    """An input as the log names it: DIN, USB, or USB (the device's port)."""
+    if source in ("usb", "din", None):
+        return str(source).upper()
+    return f"USB ({source.split(' ', 1)[1]})"
 
 
 class MidiRouting:
@@ -47,7 +54,7 @@ class MidiRouting:
         self._own_ports: tuple[str, str] = ("", "")   #: our virtual ports as the system lists them
         self.inputs_seen = 0
         self._inputs_lock = threading.Lock()   # two input threads count (USB and DIN)
-        self._clock_input: str | None = None   # the input whose clock is followed ("usb" or "din")
+        self._clock_input: str | None = None   # the input whose clock is followed (_on_usb, _on_din)
         self._clock_heard = 0.0
         self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
         self._news = RateLimitedLog(log)
@@ -64,8 +71,9 @@ class MidiRouting:
             theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t)
             self.clocks_ignored += theirs
         if theirs:
-            self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on USB and DIN: the "
-                            "%s one is followed, the other ignored (one cable is enough)", self._clock_input)
+            self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on %s and %s: the "
+                            "first is followed, the other ignored (one clock master on one cable is "
+                            "enough)", _shown(self._clock_input), _shown(source))
             self._news.flush()
             return
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
@@ -81,7 +89,8 @@ class MidiRouting:
 
     def _clock_from(self, source: str, t: float) -> bool:
         """Whether a clock message from ``source`` is followed (lock held). One master's clock
-        on both USB and DIN comes in twice, a few milliseconds apart: counted together, the box
+        on both USB and DIN comes in twice, a few milliseconds apart, and two masters' clocks
+        (a sequencer and a keyboard sending its own) interleave: counted together, the box
         heard twice the clocks. The input that sent one first is followed until it has been
         quiet for ``CLOCK_HANDOVER_S``."""
         if (self._clock_input is not None and source != self._clock_input
@@ -92,6 +101,11 @@ class MidiRouting:
 
     def _on_din(self, message: mido.Message, t: float) -> None:
         self.on_input(message, t, source="din")
+
+    def _on_usb(self, message: mido.Message, t: float, port: str) -> None:
+        """Each USB device is its own clock source where the MIDI system tells them apart
+        (ALSA); on JACK they all come in as one, "usb"."""
+        self.on_input(message, t, source=f"usb {port_key(port)}" if port else "usb")
 
     # -- out ----------------------------------------------------------------------------------
     def send(self, message: mido.Message) -> None:
@@ -191,7 +205,7 @@ class MidiRouting:
         m = self.config.midi
         self.ports = MidiPorts(backend, inputs=tuple(m.inputs) or ("*",),
                                outputs=tuple(m.outputs) or ("*",), virtual=m.virtual,
-                               on_message=self.on_input, quiet=self.quiet,
+                               on_message=self._on_usb, quiet=self.quiet,
                                # a JACK server that dies and comes back: the same system again
                                reopen=lambda: open_backend(self._api, client_name=m.client_name))
         try:

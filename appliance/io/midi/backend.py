@@ -158,6 +158,9 @@ class PortBackend(ABC):
     client_name: str = "groovebox"
     #: "alsa" or "jack": which connect tool a person uses (aconnect, jack_connect)
     api: str = ""
+    #: True where every input comes in on one port of ours (JACK's patched input), so a message
+    #: cannot be told by the device it came from; rtmidi's port per connection can
+    inputs_merge: bool = False
 
     @abstractmethod
     def sources(self, own: bool = False) -> list[str]:

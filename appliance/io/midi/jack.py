@@ -288,6 +288,7 @@ class JackBackend(PortBackend):
     """
 
     api = "jack"
+    inputs_merge = True
 
     def __init__(self, client_name: str = "groovebox", poll_s: float = 0.002) -> None:
         rtmidi = _rtmidi()

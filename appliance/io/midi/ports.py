@@ -23,12 +23,14 @@ from typing import Callable, Generic, Sequence, TypeVar
 
 import mido
 
-from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError,
+from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
                                        VirtualPorts, matches)
 
 log = logging.getLogger(__name__)
 
-MessageCallback = Callable[[mido.Message, float], None]
+#: (message, arrival time, input): the input's port name, or "" where the box cannot tell its
+#: inputs apart (its own virtual port; a backend whose inputs merge, as JACK's patched one)
+MessageCallback = Callable[[mido.Message, float, str], None]
 
 
 # --- the ports the box plays through ---------------------------------------------------------
@@ -126,8 +128,9 @@ class _PortTable(Generic[Handle]):
 class MidiPorts:
     """Inputs and outputs chosen by name patterns, kept connected across unplug/replug.
 
-    ``on_message(message, t)`` is called from the input poller with the arrival time on
-    time.monotonic's clock (from the MIDI system's own stamps). ``send(message)`` goes to
+    ``on_message(message, t, input)`` is called from the input poller with the arrival time on
+    time.monotonic's clock (from the MIDI system's own stamps) and the input it came in on
+    (:data:`MessageCallback`). ``send(message)`` goes to
     every connected output and the virtual output, once per port.
     """
 
@@ -147,7 +150,7 @@ class MidiPorts:
         self.scan_interval = scan_interval
         self.stats = PortStats()
         self._inputs: _PortTable[InputHandle] = _PortTable("input", inputs, ignore,
-                                  lambda name: self.backend.open_input(name, self._raw_in),
+                                  lambda name: self.backend.open_input(name, self._raw_from(name)),
                                   self._wait_quiet)
         self._outputs: _PortTable[OutputHandle] = _PortTable("output", outputs, ignore,
                                    lambda name: self.backend.open_output(name), self._wait_quiet)
@@ -167,7 +170,7 @@ class MidiPorts:
 
     def _open_virtual(self) -> None:
         if self.virtual:
-            self._virtual = self.backend.open_virtual(self._raw_in)
+            self._virtual = self.backend.open_virtual(self._raw_from(""))
             log.info("virtual MIDI ports open: %s (play into it), %s (drums out)",
                      self._virtual.input_name, self._virtual.output_name)
 
@@ -232,7 +235,13 @@ class MidiPorts:
                 log.debug("send failed: %s", exc)
 
     # -- input --------------------------------------------------------------------------------
-    def _raw_in(self, data: list[int], t: float) -> None:
+    def _raw_from(self, name: str) -> RawCallback:
+        """The raw callback of one input, which tells its messages by ``name`` where the
+        backend can (:attr:`PortBackend.inputs_merge`)."""
+        source = "" if self.backend.inputs_merge else name
+        return lambda data, t: self._raw_in(data, t, source)
+
+    def _raw_in(self, data: list[int], t: float, source: str = "") -> None:
         try:
             message = mido.Message.from_bytes(data)
         except (ValueError, TypeError, IndexError):
@@ -244,7 +253,7 @@ class MidiPorts:
             return
         if self.on_message is not None:
             try:
-                self.on_message(message, t)
+                self.on_message(message, t, source)
             except Exception:
                 log.exception("MIDI input handler failed on %s", message)
 
