@@ -726,3 +726,45 @@ def test_two_usb_masters_are_told_apart_where_the_ports_say_which(caplog):
     assert routing.clocks_ignored == 112
     said = [r.getMessage() for r in caplog.records if "MIDI clock comes in on" in r.getMessage()]
     assert said and "seq:out" in said[0] and "Keys:Keys MIDI 1" in said[0] and "24:0" not in said[0]
+
+
+def box_with_echo(seconds: float, latency: float = 0.003, sending: bool = True,
+                  master: list[tuple[float, mido.Message]] | None = None) -> ClockSwitch:
+    """A box in auto that sends its clock (120 BPM) into a drum machine echoing every message
+    back ``latency`` later, for ``seconds`` (1 ms steps), with a ``master``'s messages too."""
+    import heapq
+    now = Now(100.0)
+    switch = ClockSwitch("auto", bpm=120, clock=now)
+    switch.sending = sending
+    sender = ClockSender(switch, on_start=switch.own_start)
+    heard: list[tuple[float, int, str]] = [(100.0 + t, -k, m.type) for k, (t, m) in enumerate(master or [])]
+    heapq.heapify(heard)
+    for ms in range(int(seconds * 1000)):
+        now.t = 100.0 + ms / 1000
+        for k, (at, message) in enumerate(sender.due(now.t, now.t + 0.005)):
+            heapq.heappush(heard, (at + latency, k, message.type))
+        while heard and heard[0][0] <= now.t:
+            at, _k, kind = heapq.heappop(heard)
+            feed_clock(switch, mido.Message(kind), at)
+    return switch
+
+
+def test_a_box_sending_its_clock_does_not_follow_its_own_echo(caplog):
+    """tempo.clock auto + send_clock, and a drum machine with MIDI thru on: followed, the echo
+    is the box following itself 3 ms late, over and over (without the rule: 120 -> 45 BPM in
+    these 30 s). The box keeps its own clock and says why, once."""
+    switch = box_with_echo(30.0)
+    assert switch.source == "internal" and switch.bpm == pytest.approx(120)
+    assert switch.position(130.0) == pytest.approx(30.0 * 8, abs=0.01)     # 8 steps a second
+    said = [r.getMessage() for r in caplog.records if "sends its own" in r.getMessage()]
+    assert len(said) == 1 and "MIDI loop" in said[0]
+
+
+def test_a_master_pressing_play_still_takes_a_box_that_sends_its_clock():
+    """The same box, no echo: a sequencer's Start and clock at 100 BPM take the beat over."""
+    clocks = [(5.0, START)] + [(5.0 + (k + 1) * tick_period(100), CLOCK) for k in range(240)]
+    switch = box_with_echo(11.0, latency=3600.0, master=clocks)      # its own clock never comes back
+    assert switch.source == "external" and switch.bpm == pytest.approx(100, abs=0.3)
+    free = [(5.0 + (k + 1) * tick_period(100), CLOCK) for k in range(240)]
+    assert box_with_echo(11.0, latency=3600.0, master=free).source == "internal"   # no Start: not followed
+    assert box_with_echo(11.0, latency=3600.0, sending=False, master=free).source == "external"

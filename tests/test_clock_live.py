@@ -324,3 +324,52 @@ control: {{socket: {tmp_path}/control.sock}}
         source.close()
         drums.close()
     assert code == 0, service.log()[-2000:]
+
+
+ECHO = r"""
+import sys, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="clk-echo-out")
+out.open_virtual_port("out")
+midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="clk-echo", queue_size_limit=4096)
+midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
+midi_in.set_callback(lambda event, _data: out.send_message(event[0]))
+midi_in.open_virtual_port("in")
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir):
+    """tempo.clock auto + send_clock into a drum machine that echoes everything back (MIDI
+    thru on): the box keeps its own clock at its own tempo, and says once why."""
+    import subprocess
+    import sys
+    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=jack.env())
+    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 5}}
+tempo: {{bpm: 150, clock: auto, send_clock: true}}
+start: {{mode: now}}
+midi: {{api: jack, client_name: gb-echo, inputs: [clk-echo-out], outputs: ["clk-echo:in"]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-echo-out:out"]
+                          and service.status()["ports"]["outputs"] == ["clk-echo:in"], 10)
+        assert wait_until(lambda: "sends its own" in service.log(), 20), service.log()[-2000:]
+        time.sleep(6.0)                 # without the rule, the box took its echo for a master after 8 s
+        status = service.status()
+        assert status["clock_source"] == "internal" and status["bpm"] == 150, status["bpm"]
+        assert service.log().count("sends its own") == 1
+    finally:
+        code = service.stop()
+        if echo.poll() is None:
+            echo.stdin.write("bye\n")
+            echo.stdin.flush()
+        echo.wait(timeout=10)
+    assert code == 0, service.log()[-2000:]

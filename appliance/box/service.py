@@ -100,7 +100,10 @@ class Service:
                                 quiet=self._quiet)
         self.midi.open()
         self._start_control_socket()
-        sender = ClockSender(self.transport) if c.tempo.send_clock else None
+        sender = None
+        if c.tempo.send_clock:
+            self.transport.sending = True     # a clock at its own tempo may be its own, echoed
+            sender = ClockSender(self.transport, on_start=self.transport.own_start)
         self.player = PlayerThread(self.engine, self.transport, self.midi.send,
                                    clock_sender=sender, clock=self.clock)
         self.player.start()

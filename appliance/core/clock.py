@@ -44,6 +44,15 @@ count in, two bars at 40 BPM take 12 s; longer than that, the player is on their
 ``auto`` plays on its own clock again). Start or Continue from a steady master takes it
 back at once.
 
+A box that sends its own clock (``tempo.send_clock``) may hear it back: a drum machine with MIDI
+thru or echo on returns every clock a few milliseconds later. Followed, that echo is the box
+following itself a little late, over and over: with exact time stamps and a 3 ms echo its tempo
+slid from 120 to 45 BPM in 30 s (tests/test_clock_follower.py); live on JACK it took its own echo
+for a master after 8 s (tests/test_clock_live.py without this rule). So while :attr:`ClockSwitch.sending`, ``auto`` takes over only
+from a master that says so, with a Start or Continue the box did not send itself (one within
+``ECHO_S`` of the box's own is its echo): a sequencer pressing play. A clock with no such Start
+is not followed, with one log line.
+
 What the follower logs (Start, Stop, Continue, clock found and lost) is rate-limited: the
 1st, 10th, 100th … time of each, or when 30 s have passed since the last line of the kind,
 and never while a lock is held.
@@ -74,6 +83,7 @@ STOPPED_AFTER_S = 15.0       #: auto: a Stop longer than this hands the beat bac
 MAX_MISSED = 3               #: clocks in a row that may go missing and be counted from the timing
 EXTRA_EARLY = 0.75           #: a clock this many periods ahead of the steady line is put aside ...
 MAX_EXTRA = PPQN             #: ... up to this many, until the next clock says what they were
+ECHO_S = 0.2                 #: a Start or Continue this soon after the box sent one is its echo
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp (one JACK cycle)
 COARSE_STAMPS = 0.5          #: stamps this coarse (in periods) can hold two of the master's clocks
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
@@ -550,6 +560,12 @@ class ClockSwitch(Transport):
                                           news=self.news)
         self._switch_lock = threading.RLock()
         self._relocations = 0
+        #: the box sends its clock out (tempo.send_clock): in auto a master takes over only
+        #: with a Start or Continue the box did not send (see the module doc)
+        self.sending = False
+        self._own_start = -math.inf      # when the box last sent a Start or Continue
+        self._master_started = False     # a Start or Continue heard that was not the box's own
+        self._echo_said = False
         if mode == "external":
             self.internal.stop(now)
 
@@ -575,8 +591,10 @@ class ClockSwitch(Transport):
         follower = self.follower
         with self._switch_lock:
             state = follower.state
+            if state == IDLE:
+                self._echo_said = False
             if self._source == "internal" and state == PLAYING and follower.steady \
-                    and follower.running:
+                    and follower.running and self._from_a_master():
                 self._source = "external"
                 self._relocations += 1
                 self.news.note("external", logging.INFO, "clock: following MIDI clock at %.1f BPM",
@@ -590,6 +608,7 @@ class ClockSwitch(Transport):
                 self.internal.set_bpm(clamp_bpm(follower.bpm), since)
                 self.internal.start(since, position=where)
                 self._source = "internal"
+                self._master_started = False
                 self._relocations += 1
                 if state == IDLE:
                     self.news.note("internal", logging.INFO, "clock: MIDI clock gone, carrying on "
@@ -598,6 +617,25 @@ class ClockSwitch(Transport):
                     self.news.note("internal", logging.INFO, "clock: MIDI clock stopped for "
                                    "%.0f s, playing on at %.1f BPM on the internal clock",
                                    self.stopped_after, self.internal.bpm)
+
+    def _from_a_master(self) -> bool:
+        """Whether the steady clock may be followed: always, unless the box sends its own and
+        no master has pressed play (the clock may be the box's own, echoed back)."""
+        if not self.sending or self._master_started:
+            return True
+        if self._echo_said:
+            return False
+        self._echo_said = True                 # once, until that clock goes quiet
+        self.news.note("echo", logging.WARNING, "clock: a MIDI clock comes in at %.1f BPM while the "
+                       "box sends its own (tempo.send_clock): not followed until a sequencer sends "
+                       "Start or Continue. A MIDI loop? Turn MIDI thru/echo off on the drum machine",
+                       self.follower.bpm)
+        return False
+
+    def own_start(self, t: float) -> None:
+        """The box sends a Start or Continue at ``t`` (its ClockSender): one heard just after
+        is its echo, not a master."""
+        self._own_start = t
 
     @property
     def relocations(self) -> int:
@@ -631,6 +669,8 @@ class ClockSwitch(Transport):
         if self.mode == "internal":
             return
         with self._switch_lock:
+            if event in ("start", "continue") and not -0.02 <= t - self._own_start <= ECHO_S:
+                self._master_started = True
             self.follower.heard(event, t, song_position)
         self._update()
         self.news.flush()                  # the input thread writes the news, no lock held

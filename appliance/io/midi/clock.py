@@ -6,6 +6,7 @@ clock and a followed one) is :mod:`appliance.core.clock`; this module only trans
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import mido
 
@@ -30,8 +31,9 @@ class ClockSender:
     thread merges them with the drum events.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, on_start: Callable[[float], None] | None = None) -> None:
         self.transport = transport
+        self.on_start = on_start          #: told when a Start or Continue goes out (ClockSwitch.own_start)
         self._next: int | None = None     # next clock index (position · 6)
         self._was_running = False
 
@@ -45,6 +47,8 @@ class ClockSender:
             step = math.ceil(transport.position(now) - 1e-9)
             self._next = step * CLOCKS_PER_STEP
             at = max(now, transport.time_at(step) - 0.001)
+            if self.on_start is not None:
+                self.on_start(at)
             if step % STEPS:
                 out.append((at, mido.Message("songpos", pos=step % STEPS)))
                 out.append((at, mido.Message("continue")))
