@@ -350,6 +350,39 @@ class Player:
         self._out.delete()
 
 
+ECHO_SCRIPT = r"""
+import sys, rtmidi
+name = sys.argv[1]
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-out")
+out.open_virtual_port("out")
+midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=4096)
+midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
+midi_in.set_callback(lambda event, _data: out.send_message(event[0]))
+midi_in.open_virtual_port("in")
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+class EchoDevice:
+    """A drum machine with MIDI thru on, in its own process: everything sent to ``<name>:in``
+    comes back out of ``<name>-out:out`` (clocks and notes alike)."""
+
+    def __init__(self, server: JackServer, name: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", ECHO_SCRIPT, name], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=server.env())
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def close(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            self.proc.stdin.write("bye\n")
+            self.proc.stdin.flush()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def connect(server: JackServer, source: str, destination: str) -> None:
     """Connect two ports (already connected is fine)."""
     done = subprocess.run(["jack_connect", source, destination], env=server.env(),

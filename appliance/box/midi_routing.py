@@ -11,6 +11,7 @@ import mido
 from appliance.box.config import Config
 from appliance.box.controls import ControlsHandle
 from appliance.box.diagnose import PortsView
+from appliance.box.echo import OwnNotes
 from appliance.core.clock import CLOCK_EVENTS, ClockSwitch, RateLimitedLog
 from appliance.core.engine import Engine
 from appliance.io.midi.backends import open_backend, resolve_api
@@ -57,6 +58,8 @@ class MidiRouting:
         self._clock_input: str | None = None   # the input whose clock is followed (_on_usb, _on_din)
         self._clock_heard = 0.0
         self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
+        self.own_notes = OwnNotes()
+        self.heard_back = 0                  #: the box's own notes heard back (a MIDI thru), dropped
         self._news = RateLimitedLog(log)
 
     def open(self) -> None:
@@ -77,6 +80,13 @@ class MidiRouting:
             self._news.flush()
             return
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
+            return
+        if self.own_notes.heard_back(message, t):
+            self.heard_back += 1
+            self._news.note("heard back", logging.WARNING, "the box hears its own drums back on %s "
+                            "and leaves them out of the groove: turn MIDI thru (soft thru, echo) off "
+                            "on the drum machine", _shown(source))
+            self._news.flush()
             return
         controls = self.controls
         if controls is not None:
@@ -109,6 +119,7 @@ class MidiRouting:
 
     # -- out ----------------------------------------------------------------------------------
     def send(self, message: mido.Message) -> None:
+        self.own_notes.sent(message)
         if self.ports is not None:
             self.ports.send(message)
         if self.din is not None:

@@ -48,10 +48,10 @@ A box that sends its own clock (``tempo.send_clock``) may hear it back: a drum m
 thru or echo on returns every clock a few milliseconds later. Followed, that echo is the box
 following itself a little late, over and over: with exact time stamps and a 3 ms echo its tempo
 slid from 120 to 45 BPM in 30 s (tests/test_clock_follower.py); live on JACK it took its own echo
-for a master after 8 s (tests/test_clock_live.py without this rule). So while :attr:`ClockSwitch.sending`, ``auto`` takes over only
-from a master that says so, with a Start or Continue the box did not send itself (one within
-``ECHO_S`` of the box's own is its echo): a sequencer pressing play. A clock with no such Start
-is not followed, with one log line.
+for a master after 8 s (tests/test_midi_loop_live.py without this rule). So while
+:attr:`ClockSwitch.sending`, ``auto`` takes over only from a master that says so, with a Start
+or Continue the box did not send itself (one within ``ECHO_S`` of the box's own is its echo): a
+sequencer pressing play. A clock with no such Start is not followed, with one log line.
 
 What the follower logs (Start, Stop, Continue, clock found and lost) is rate-limited: the
 1st, 10th, 100th … time of each, or when 30 s have passed since the last line of the kind,

@@ -1,0 +1,67 @@
+"""A MIDI loop, live on JACK: a drum machine with MIDI thru on sends everything the box plays
+back to it. The box neither follows its own clock nor hears its own drums as the player's."""
+from __future__ import annotations
+
+import time
+
+from tests.jackserver import EchoDevice, ServiceProcess, jack, wait_until  # noqa: F401
+
+
+def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir):
+    """tempo.clock auto + send_clock into a drum machine that echoes everything back (MIDI
+    thru on): the box keeps its own clock at its own tempo, and says once why."""
+    echo = EchoDevice(jack, "clk-echo")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 5}}
+tempo: {{bpm: 150, clock: auto, send_clock: true}}
+start: {{mode: now}}
+midi: {{api: jack, client_name: gb-echo, inputs: [clk-echo-out], outputs: ["clk-echo:in"]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-echo-out:out"]
+                          and service.status()["ports"]["outputs"] == ["clk-echo:in"], 10)
+        assert wait_until(lambda: "sends its own" in service.log(), 20), service.log()[-2000:]
+        time.sleep(6.0)                 # without the rule, the box took its echo for a master after 8 s
+        status = service.status()
+        assert status["clock_source"] == "internal" and status["bpm"] == 150, status["bpm"]
+        assert service.log().count("sends its own") == 1
+    finally:
+        code = service.stop()
+        echo.close()
+    assert code == 0, service.log()[-2000:]
+
+
+def test_the_box_does_not_hear_its_own_drums_back(jack, tmp_path, tiny_model_dir):
+    """Its drums come back note for note on the drum machine's output, which the box also
+    listens to (as it does by default: every port in and out): left out of the groove, with a
+    warning line (rate-limited), while the box keeps playing."""
+    echo = EchoDevice(jack, "thru")
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 6}}
+generator: {{density: 0.8}}
+tempo: {{bpm: 160}}
+start: {{mode: now}}
+midi: {{api: jack, client_name: gb-thru, inputs: [thru-out], outputs: ["thru:in"]}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    service = ServiceProcess(jack, str(tmp_path), config)
+    try:
+        service.wait_ready()
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["thru-out:out"]
+                          and service.status()["ports"]["outputs"] == ["thru:in"], 10)
+        assert wait_until(lambda: service.status()["inputs_seen"] >= 40, 30), service.status()["inputs_seen"]
+        status = service.status()
+        assert status["engine"]["groove_hits"] == 0, status["groove_grid"]
+        assert wait_until(lambda: "hears its own drums" in service.log(), 10)
+        assert service.log().count("hears its own drums") <= 3     # rate-limited: the 1st, 10th, 100th ...
+    finally:
+        code = service.stop()
+        echo.close()
+    assert code == 0, service.log()[-2000:]
