@@ -99,7 +99,7 @@ def play(song: Song, seed: int = 0) -> list[tuple[float, int, int, float]]:
             root = progression[bar % len(progression)]
             if style == BUSY:
                 tones = (-12, 0, 4, 7, 12, 7, 4, 0)
-                pattern = [(i / 4, 0.3, (tones[i % len(tones)],), int(rng.integers(48, 100)))
+                pattern: Bar = [(i / 4, 0.3, (tones[i % len(tones)],), int(rng.integers(48, 100)))
                            for i in range(16) if i % 4 == 0 or rng.random() < 0.55]
             else:
                 pattern = list(STYLES[style])
@@ -110,7 +110,7 @@ def play(song: Song, seed: int = 0) -> list[tuple[float, int, int, float]]:
                     beat = float(rng.integers(0, 8)) / 2 + 0.25
                     pattern.append((beat, 0.2, TRIAD, int(rng.integers(50, 80))))
             if pattern and k == bars - 1 and bars >= 4 and style not in ("held", "rest"):
-                pattern = [n for n in pattern if n[0] < 2] + [(2, 1.9, TRIAD, 80)]
+                pattern = [n for n in pattern if n[0] < 2] + [(2.0, 1.9, TRIAD, 80)]
             lift = 8 * np.sin(2 * np.pi * (bar % 4) / 4)
             for beat, length, pitches, velocity in pattern:
                 for pitch in pitches:

@@ -47,7 +47,7 @@ def cpu_features() -> dict:
         try:
             from numpy._core._multiarray_umath import __cpu_features__ as feats
         except ImportError:  # numpy < 2
-            from numpy.core._multiarray_umath import __cpu_features__ as feats
+            from numpy.core._multiarray_umath import __cpu_features__ as feats  # type: ignore[no-redef]
         wanted = ("AVX2", "FMA3", "AVX512F", "AVX512_SKX", "AVX512_CLX", "AVX512_ICL", "AVX512_SPR")
         out["cpuid"] = [k for k in wanted if feats.get(k)]
         out["vnni"] = bool(feats.get("AVX512_CLX") or feats.get("AVX512_ICL"))  # CLX = AVX512-VNNI

@@ -296,7 +296,7 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         chosen = rng.random(b) < aug.p_jitter
         noise = rng.normal(0.0, aug.jitter, (b, STEPS)) * chosen[:, None] * hit
         grooves[..., OFFSET] = np.clip(grooves[..., OFFSET] + noise, -0.5, 0.4999) * hit
-    person = np.zeros(b, bool)
+    person: np.ndarray = np.zeros(b, bool)
     if aug.p_hands > 0 or aug.p_keys > 0:  # a person's groove replaces the drummer's (one source per groove)
         source = rng.random(b)
         hands = source < aug.p_hands

@@ -143,7 +143,7 @@ def stats(windows: np.ndarray, phrase_starts: tuple[int, ...] = (0,)) -> dict[st
     per_bar = bars.sum(axis=(1, 2))
     out["bar2_share"] = (float(per_bar[1] / per_bar[2:10].mean())
                          if len(per_bar) >= 4 and per_bar[2:10].mean() > 0 else float("nan"))
-    out["crash_run_bars"] = float(longest_run(bars[..., CRASH].any(axis=1)))
+    out["crash_run_bars"] = float(longest_run(np.asarray(bars[..., CRASH].any(axis=1))))
     out["two_hats_per_16_bars"] = float((hit[..., limbs.CLOSED_HAT] & hit[..., limbs.OPEN_HAT]).sum() * 2 * per_8)
     out["unplayable_per_16_bars"] = float((~limbs.playable(hit)).sum() * 2 * per_8)
     if n > 1:

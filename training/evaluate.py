@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 def evaluate(model_dir: Path, split: ds.Split) -> dict:
     card = json.loads((model_dir / "model.json").read_text())
     thresholds = np.asarray(card["thresholds"], np.float32)
-    results = {}
+    results: dict[str, Any] = {}
     for precision in ("fp32", "int8"):
         probs, vel, off = OnnxModel(model_dir, precision, threads=2).predict(split.grooves, batch=1)
         results[precision] = report(probs, vel, off, split.patterns, split.grooves, thresholds)

@@ -87,7 +87,7 @@ def syncopation(patterns: np.ndarray) -> np.ndarray:
     hits = _hits(patterns)
     total = np.zeros(len(hits))
     for voices in BAND_VOICES.values():
-        onset = hits[:, :, voices].any(axis=2)              # [N, 32]: any voice of the band
+        onset = np.asarray(hits[:, :, voices].any(axis=2))  # [N, 32]: any voice of the band
         total += (onset & ~onset[:, NEXT_BEAT]) @ SYNC_GAIN
     return total / (STEPS // STEPS_PER_BAR)
 

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 import sys
 import tempfile
+from typing import Any
 
 import mido
 import numpy as np
@@ -104,7 +105,7 @@ def return_crashes(performances: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Share of the returns from a rest (comping songs) whose bar has a crash."""
     hits = []
     for i, (song, (windows, _)) in enumerate(zip(comping.SONGS, performances)):
-        crash_bars = (windows[..., drumstats.CRASH, 0] > 0.5).reshape(-1, 16).any(axis=1)
+        crash_bars = np.asarray((windows[..., drumstats.CRASH, 0] > 0.5).reshape(-1, 16).any(axis=1))
         hits += [bool(crash_bars[b]) for b in rest_returns(song, seed=i) if b < len(crash_bars)]
     return float(np.mean(hits)) if hits else float("nan")
 
@@ -112,7 +113,7 @@ def return_crashes(performances: list[tuple[np.ndarray, np.ndarray]]) -> float:
 def measure(model_dir: Path, densities: tuple[float, ...] = DENSITIES, gmd_root: str | None = None,
             settings: EngineSettings = EngineSettings()) -> dict:
     gmd = gmd_performances("validation", gmd_root)
-    result = {"gmd_validation": drumstats.pooled([(drumstats.stats(w), len(w)) for w in gmd]),
+    result: dict[str, Any] = {"gmd_validation": drumstats.pooled([(drumstats.stats(w), len(w)) for w in gmd]),
               "gmd_files": len(gmd), "box": {}, "songs": [s.name for s in comping.SONGS],
               "bars": sum(s.bars for s in comping.SONGS)}
     for density in densities:

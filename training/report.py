@@ -128,7 +128,8 @@ def load(settings: Settings, work: Path) -> Data:
     grooves, truth = test.grooves[index], test.patterns[index]
     card = json.loads((settings.model_dir / "model.json").read_text())
     model = OnnxModel(settings.model_dir, settings.precision, threads=2)
-    mus, outs = [], ([], [], [])
+    mus: list[np.ndarray] = []
+    outs: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for i in range(0, len(grooves), 256):
         mu, _ = model.encode(grooves[i:i + 256])
         mus.append(mu)
@@ -174,7 +175,7 @@ def _hist(ax: plt.Axes, data: Data, name: str, genre: str | None, sources=SOURCE
     values = {s: v for s, v in values.items() if len(v)}
     _, _, edges = feat.histograms(np.concatenate(list(values.values())), np.zeros(0), bins=30)
     for s, v in values.items():
-        ax.hist(v, bins=edges, density=True, histtype="step" if s != "drummer" else "stepfilled",
+        ax.hist(v, bins=list(edges), density=True, histtype="step" if s != "drummer" else "stepfilled",
                 alpha=0.35 if s == "drummer" else 1.0, color=COLOURS[s], linewidth=1.5, label=f"{LABELS[s]} ({len(v)})")
     ax.set_title(name, fontsize=9)
     ax.set_xlabel(feat.FEATURES[name], fontsize=7)

@@ -264,8 +264,8 @@ def compare(old: dict[tuple[str, int], Heard], new: list[Heard]) -> list[str]:
                  f"{same} the same, {len(fresh)} new")
     before = totals(old[h.key] for h in new if h.key in old)
     for review, after in sorted(totals(new).items()):
-        was = "/".join(map(str, before.get(review, []))) or "-"
-        lines.append(f"{review} (missing/spurious/fills off/lead): {was} -> {'/'.join(map(str, after))}")
+        totals_were = "/".join(map(str, before.get(review, []))) or "-"
+        lines.append(f"{review} (missing/spurious/fills off/lead): {totals_were} -> {'/'.join(map(str, after))}")
     return lines
 
 

@@ -45,7 +45,9 @@ def key_bars(path: Path) -> tuple[dict[int, list[tuple[float, float]]], int]:
     """Bar (from 1) → the keys' (beat in the bar, beats held) with a hit's push counted in the
     next bar, and the number of 4/4 bars."""
     midi = mido.MidiFile(str(path))
-    per_beat, now, down, pedal, notes = midi.ticks_per_beat, 0, {}, None, []
+    per_beat, now, pedal = midi.ticks_per_beat, 0, None
+    down: dict[int, list[int]] = {}
+    notes: list[list[float]] = []
     pedalled: list[tuple[float, float]] = []
     for message in mido.merge_tracks(midi.tracks):
         now += message.time
@@ -93,7 +95,8 @@ def passages(path: Path) -> list[tuple[int, int]]:
 def drum_bars(path: Path) -> dict[int, list[int]]:
     """Bar (from 1) → the drum notes played in it (from a 32nd before its line)."""
     midi = mido.MidiFile(str(path))
-    now, bars = 0, {}
+    now = 0
+    bars: dict[int, list[int]] = {}
     for message in mido.merge_tracks(midi.tracks):
         now += message.time
         if message.type == "note_on" and message.velocity and message.channel == DRUMS:

@@ -146,7 +146,7 @@ def plays(model: OnnxModel, thresholds: np.ndarray, train: ds.Split, train_label
         styled = profile(decode_all(model, mu + entry["shift"]) >= thresholds)
         distance = {other: float(np.abs(styled - target).mean()) for other, target in targets.items()}
         rows.append({"style": name, "none": float(np.abs(plain - targets[name]).mean()),
-                     "style_on": distance[name], "nearest": sorted(distance, key=distance.get)[:3]})
+                     "style_on": distance[name], "nearest": sorted(distance, key=distance.__getitem__)[:3]})
     return rows
 
 
@@ -202,14 +202,14 @@ def _render_parts(model_dir: Path, tmp: Path, targets: dict[str, np.ndarray], se
                   only: tuple[str, ...]) -> list[dict]:
     rows = []
     for path, style in style_parts(only):
-        row = {"part": f"{path.parent.name}/{path.stem}", "style": style}
+        row: dict[str, object] = {"part": f"{path.parent.name}/{path.stem}", "style": style}
         for label, name in (("none", NONE), ("style", style)):
             out = tmp / "drums.mid"
             render(path, out, model_dir=model_dir, seed=seed, controls=Controls(style=name))
             drums = drums_profile(out)
             distance = {other: float(np.abs(drums - target).mean()) for other, target in targets.items()}
             snare = drums[:, SNARE]
-            row[f"{label} nearest"] = sorted(distance, key=distance.get)[0]
+            row[f"{label} nearest"] = sorted(distance, key=distance.__getitem__)[0]
             row[f"{label} backbeat"] = float(snare[[4, 12]].sum() / snare.sum()) if snare.sum() else 0.0
         rows.append(row)
     return rows

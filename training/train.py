@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ def lr_at(epoch: float, cfg: TrainConfig) -> float:
 def predict(model: GrooveVAE, grooves: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Torch predictions at z = mu: hit probabilities, velocities, offsets, each [N,32,9]."""
     model.eval()
-    outs = [], [], []
+    outs: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for i in range(0, len(grooves), batch):
         out = model(torch.tensor(grooves[i:i + batch]), sample=False)
         outs[0].append(torch.sigmoid(out["logits"]).numpy())
@@ -196,8 +196,8 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     if ema is not None:
         ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
-             "history": [], "rng": None}
+    state: dict[str, Any] = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
+                             "history": [], "rng": None}
     init_info = None
     if ckpt_path.exists() and not args.fresh:
         ckpt = torch.load(ckpt_path, weights_only=False)
