@@ -3,6 +3,7 @@ virtual clock (deterministic: the times are the test's)."""
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import mido
 import pytest
@@ -728,10 +729,13 @@ def test_two_usb_masters_are_told_apart_where_the_ports_say_which(caplog):
     assert said and "seq:out" in said[0] and "Keys:Keys MIDI 1" in said[0] and "24:0" not in said[0]
 
 
-def box_with_echo(seconds: float, latency: float = 0.003, sending: bool = True,
-                  master: list[tuple[float, mido.Message]] | None = None) -> ClockSwitch:
-    """A box in auto that sends its clock (120 BPM) into a drum machine echoing every message
-    back ``latency`` later, for ``seconds`` (1 ms steps), with a ``master``'s messages too."""
+def box_with_echo(seconds: float, latency: float | None = 0.003, sending: bool = True,
+                  master: list[tuple[float, mido.Message]] | None = None,
+                  actions: tuple[tuple[float, Callable[[ClockSwitch], None]], ...] = ()) -> tuple[ClockSwitch, list[str]]:
+    """A box in auto that sends its clock (120 BPM) as the player does, only while it is the
+    master, into a drum machine echoing every message back ``latency`` later (None: no echo),
+    for ``seconds`` (1 ms steps), with a ``master``'s messages too (seconds from the start) and
+    ``actions`` on the switch at their times. Returns the switch and its source every 10 ms."""
     import heapq
     now = Now(100.0)
     switch = ClockSwitch("auto", bpm=120, clock=now)
@@ -739,32 +743,84 @@ def box_with_echo(seconds: float, latency: float = 0.003, sending: bool = True,
     sender = ClockSender(switch, on_start=switch.own_start)
     heard: list[tuple[float, int, str]] = [(100.0 + t, -k, m.type) for k, (t, m) in enumerate(master or [])]
     heapq.heapify(heard)
+    todo, sources, k = sorted(actions, key=lambda a: a[0]), [], 0
     for ms in range(int(seconds * 1000)):
         now.t = 100.0 + ms / 1000
-        for k, (at, message) in enumerate(sender.due(now.t, now.t + 0.005)):
-            heapq.heappush(heard, (at + latency, k, message.type))
+        while todo and todo[0][0] <= ms / 1000:
+            todo.pop(0)[1](switch)
+        if switch.source == "internal":                            # as PlayerThread sends it
+            for at, message in sender.due(now.t, now.t + 0.005):
+                if latency is not None:
+                    k += 1
+                    heapq.heappush(heard, (at + latency, k, message.type))
         while heard and heard[0][0] <= now.t:
             at, _k, kind = heapq.heappop(heard)
             feed_clock(switch, mido.Message(kind), at)
-    return switch
+        if ms % 10 == 0:
+            sources.append(switch.source)
+    return switch, sources
+
+
+def switches(sources: list[str]) -> int:
+    return sum(a != b for a, b in zip(sources, sources[1:]))
 
 
 def test_a_box_sending_its_clock_does_not_follow_its_own_echo(caplog):
-    """tempo.clock auto + send_clock, and a drum machine with MIDI thru on: followed, the echo
-    is the box following itself 3 ms late, over and over (without the rule: 120 -> 45 BPM in
-    these 30 s). The box keeps its own clock and says why, once."""
-    switch = box_with_echo(30.0)
-    assert switch.source == "internal" and switch.bpm == pytest.approx(120)
-    assert switch.position(130.0) == pytest.approx(30.0 * 8, abs=0.01)     # 8 steps a second
-    said = [r.getMessage() for r in caplog.records if "sends its own" in r.getMessage()]
-    assert len(said) == 1 and "MIDI loop" in said[0]
+    """tempo.clock auto + send_clock, and a drum machine with MIDI thru on. Followed, the echo
+    stops (the box sends only as the master), and the box flips between the two every beat or
+    so, its drum machine losing the clock each time. The box keeps its own clock, says why
+    once, and a turn of its tempo knob is not taken for a master while its echo catches up."""
+    switch, sources = box_with_echo(30.0, actions=((15.0, lambda sw: sw.set_bpm(132, sw.clock())),))
+    assert switches(sources) == 0 and switch.bpm == pytest.approx(132)
+    said = [r.getMessage() for r in caplog.records if "while it sends its own" in r.getMessage()]
+    assert len(said) == 1 and "MIDI thru" in said[0]
+    _, without = box_with_echo(30.0, sending=False)
+    assert switches(without) > 20                     # the rule's absence: flipping, 2 a beat or so
 
 
-def test_a_master_pressing_play_still_takes_a_box_that_sends_its_clock():
-    """The same box, no echo: a sequencer's Start and clock at 100 BPM take the beat over."""
-    clocks = [(5.0, START)] + [(5.0 + (k + 1) * tick_period(100), CLOCK) for k in range(240)]
-    switch = box_with_echo(11.0, latency=3600.0, master=clocks)      # its own clock never comes back
+def test_a_master_still_takes_a_box_that_sends_its_clock():
+    """Without an echo: a sequencer's Start and clock at the box's own tempo, or any clock at
+    another tempo, take the beat over; a free clock at the box's own tempo does not (it cannot
+    be told from an echo), unless the box does not send."""
+    at_120 = [(5.0, START)] + [(5.0 + (k + 1) * tick_period(120), CLOCK) for k in range(240)]
+    switch, _ = box_with_echo(9.0, latency=None, master=at_120)
+    assert switch.source == "external" and switch.bpm == pytest.approx(120, abs=0.3)
+    free_100 = [(5.0 + (k + 1) * tick_period(100), CLOCK) for k in range(240)]
+    switch, _ = box_with_echo(11.0, latency=None, master=free_100)
     assert switch.source == "external" and switch.bpm == pytest.approx(100, abs=0.3)
-    free = [(5.0 + (k + 1) * tick_period(100), CLOCK) for k in range(240)]
-    assert box_with_echo(11.0, latency=3600.0, master=free).source == "internal"   # no Start: not followed
-    assert box_with_echo(11.0, latency=3600.0, sending=False, master=free).source == "external"
+    free_120 = at_120[1:]
+    assert box_with_echo(9.0, latency=None, master=free_120)[0].source == "internal"
+    assert box_with_echo(9.0, latency=None, sending=False, master=free_120)[0].source == "external"
+
+
+def test_a_start_from_the_echoing_drum_machine_is_followed_once_at_most():
+    """The drum machine echoes the box's clock and sends a Start of its own (its play button):
+    taken for a master, its clock stops as soon as the box stops sending, so the box is the
+    master again and that Start counts no more. A Start with no clock 10 s before lets nothing in."""
+    switch, sources = box_with_echo(12.0, master=[(5.0625, START)])
+    assert switches(sources) <= 2 and switch.source == "internal" and sources[-300:] == ["internal"] * 300
+    switch, sources = box_with_echo(20.0, master=[(1.0, START)])
+    assert switches(sources[600:]) == 0 and switch.source == "internal"
+
+
+def test_a_sequencer_pressing_play_takes_the_clock_from_another_input(caplog):
+    """On ALSA (a port per device) the echo's input is heard first; a sequencer on another
+    input pressing play (Start, then its clock at 100 BPM) takes the clock over at once, and so
+    does the next song's Start after a keyboard's free clock had taken the input."""
+    import logging
+    from appliance.box.config import Config
+    from appliance.box.midi_routing import MidiRouting
+    caplog.set_level(logging.INFO)
+    now = Now(100.0)
+    switch = ClockSwitch("auto", clock=now)
+    routing = MidiRouting(Config(), transport=switch, engine=None)   # type: ignore[arg-type]
+    events = [(100.0 + (k + 1) * tick_period(120), "TR-8:TR-8 MIDI 1 24:0", CLOCK) for k in range(480)]
+    events += [(102.0, "seq:out 128:0", START)]
+    events += [(102.0 + (k + 1) * tick_period(100), "seq:out 128:0", CLOCK) for k in range(300)]
+    for t, port, message in sorted(events, key=lambda e: e[0]):
+        now.t = t
+        routing._on_usb(message, t, port)
+    assert switch.source == "external" and switch.bpm == pytest.approx(100, abs=0.5)
+    assert routing._clock_input == "usb seq:out"
+    assert any("pressed play" in r.getMessage() for r in caplog.records)
+

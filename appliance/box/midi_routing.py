@@ -3,6 +3,7 @@ routed (clock → controls → engine), every message out sent to every port."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Callable
 
@@ -28,6 +29,8 @@ PLAYED = frozenset({"note_on", "note_off", "control_change", "program_change", "
                     "aftertouch", "polytouch"})
 #: a clock input that has been quiet this long hands the clock over to the other (the follower's ``lost_after``)
 CLOCK_HANDOVER_S = 0.5
+#: a Start on a second input this soon after the followed one's is the same master on two cables
+PRESS_S = 0.1
 
 
 def _shown(source: str | None) -> str:
@@ -57,6 +60,7 @@ class MidiRouting:
         self._inputs_lock = threading.Lock()   # two input threads count (USB and DIN)
         self._clock_input: str | None = None   # the input whose clock is followed (_on_usb, _on_din)
         self._clock_heard = 0.0
+        self._clock_pressed = -math.inf      # when the followed input last sent Start or Continue
         self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
         self.own_notes = OwnNotes()
         self.heard_back = 0                  #: the box's own notes heard back (a MIDI thru), dropped
@@ -71,13 +75,14 @@ class MidiRouting:
         """Every message from every input (the rtmidi poller, the DIN reader)."""
         with self._inputs_lock:
             self.inputs_seen += 1
-            theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t)
+            theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t, message.type)
             self.clocks_ignored += theirs
         if theirs:
             self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on %s and %s: the "
-                            "first is followed, the other ignored (one clock master on one cable is "
-                            "enough)", _shown(self._clock_input), _shown(source))
-            self._news.flush()
+                            "first is followed, the other ignored until it presses play (one clock "
+                            "master on one cable is enough)", _shown(self._clock_input), _shown(source))
+        self._news.flush()                  # no lock held
+        if theirs:
             return
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
             return
@@ -97,16 +102,25 @@ class MidiRouting:
                 log.exception("controls failed on %s", message)
         self.engine.handle(message, t)
 
-    def _clock_from(self, source: str, t: float) -> bool:
+    def _clock_from(self, source: str, t: float, kind: str) -> bool:
         """Whether a clock message from ``source`` is followed (lock held). One master's clock
         on both USB and DIN comes in twice, a few milliseconds apart, and two masters' clocks
-        (a sequencer and a keyboard sending its own) interleave: counted together, the box
-        heard twice the clocks. The input that sent one first is followed until it has been
-        quiet for ``CLOCK_HANDOVER_S``."""
+        (a sequencer and a keyboard sending its own, or the box's own coming back through a
+        drum machine's MIDI thru) interleave: counted together, the box heard twice the clocks.
+        The input that sent one first is followed until it has been quiet for
+        ``CLOCK_HANDOVER_S``, or until another presses play: a Start or Continue (not the box's
+        own echo, and not the followed input's own Start on a second cable, ``PRESS_S``)."""
         if (self._clock_input is not None and source != self._clock_input
                 and t - self._clock_heard <= CLOCK_HANDOVER_S):
-            return False
+            pressed = (kind in ("start", "continue") and t - self._clock_pressed > PRESS_S
+                       and not self.transport.own_echo(t))
+            if not pressed:
+                return False
+            self._news.note("pressed", logging.INFO, "MIDI clock: %s pressed play; its clock is "
+                            "followed now", _shown(source))
         self._clock_input, self._clock_heard = source, t
+        if kind in ("start", "continue"):
+            self._clock_pressed = t
         return True
 
     def _on_din(self, message: mido.Message, t: float) -> None:

@@ -45,13 +45,18 @@ count in, two bars at 40 BPM take 12 s; longer than that, the player is on their
 back at once.
 
 A box that sends its own clock (``tempo.send_clock``) may hear it back: a drum machine with MIDI
-thru or echo on returns every clock a few milliseconds later. Followed, that echo is the box
-following itself a little late, over and over: with exact time stamps and a 3 ms echo its tempo
-slid from 120 to 45 BPM in 30 s (tests/test_clock_follower.py); live on JACK it took its own echo
-for a master after 8 s (tests/test_midi_loop_live.py without this rule). So while
-:attr:`ClockSwitch.sending`, ``auto`` takes over only from a master that says so, with a Start
-or Continue the box did not send itself (one within ``ECHO_S`` of the box's own is its echo): a
-sequencer pressing play. A clock with no such Start is not followed, with one log line.
+thru or echo on returns every clock a few milliseconds later, a steady clock at the box's own
+tempo. Followed, the box stops sending (it sends only as the master), the echo stops, the clock
+is lost half a second later and the box is the master again: it flipped between the two about
+every beat and a half, its drum machine losing the clock each time (tests/test_clock_follower.py
+without this rule). An echo cannot be told from a master at the box's own tempo, so while
+:attr:`ClockSwitch.sending`, ``auto`` does not take over from a steady clock within
+``ECHO_TEMPO`` of the box's own tempo, nor for ``SETTLE_S`` after its own tempo changed (its
+echo catches up with a tempo knob a beat later); it takes over from any other tempo, and from
+any clock within ``MASTER_START_S`` after a Start or Continue the box did not send (one within
+``ECHO_S`` after the box's own is its echo): a sequencer pressing play. One log line says so. A
+clock followed that goes quiet within two ``lost_after`` of the take-over was the box's own (a
+drum machine that echoes its clock and sends its own Start): that Start counts no more.
 
 What the follower logs (Start, Stop, Continue, clock found and lost) is rate-limited: the
 1st, 10th, 100th … time of each, or when 30 s have passed since the last line of the kind,
@@ -84,6 +89,9 @@ MAX_MISSED = 3               #: clocks in a row that may go missing and be count
 EXTRA_EARLY = 0.75           #: a clock this many periods ahead of the steady line is put aside ...
 MAX_EXTRA = PPQN             #: ... up to this many, until the next clock says what they were
 ECHO_S = 0.2                 #: a Start or Continue this soon after the box sent one is its echo
+ECHO_TEMPO = 0.015           #: while the box sends its clock, one this close to its tempo may be its echo
+SETTLE_S = 3.5               #: ... and any, this long after its own tempo changed (two beats at 40 BPM, and some)
+MASTER_START_S = 4.0         #: a clock this soon after a master's Start or Continue is followed whatever its tempo
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp (one JACK cycle)
 COARSE_STAMPS = 0.5          #: stamps this coarse (in periods) can hold two of the master's clocks
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
@@ -560,11 +568,14 @@ class ClockSwitch(Transport):
                                           news=self.news)
         self._switch_lock = threading.RLock()
         self._relocations = 0
-        #: the box sends its clock out (tempo.send_clock): in auto a master takes over only
-        #: with a Start or Continue the box did not send (see the module doc)
+        #: the box sends its clock out (tempo.send_clock): in auto a clock at its own tempo
+        #: may be its echo, and is not followed without a master's Start (see the module doc)
         self.sending = False
         self._own_start = -math.inf      # when the box last sent a Start or Continue
-        self._master_started = False     # a Start or Continue heard that was not the box's own
+        self._master_start = -math.inf   # when a Start or Continue came that was not the box's own
+        self._own_bpm = self.internal.bpm
+        self._own_bpm_changed = -math.inf
+        self._took_over = -math.inf        # when auto last took the beat from a MIDI clock
         self._echo_said = False
         if mode == "external":
             self.internal.stop(now)
@@ -593,9 +604,12 @@ class ClockSwitch(Transport):
             state = follower.state
             if state == IDLE:
                 self._echo_said = False
+            if self.internal.bpm != self._own_bpm:
+                self._own_bpm, self._own_bpm_changed = self.internal.bpm, self.clock()
             if self._source == "internal" and state == PLAYING and follower.steady \
                     and follower.running and self._from_a_master():
                 self._source = "external"
+                self._took_over = self.clock()
                 self._relocations += 1
                 self.news.note("external", logging.INFO, "clock: following MIDI clock at %.1f BPM",
                                follower.bpm)
@@ -608,8 +622,10 @@ class ClockSwitch(Transport):
                 self.internal.set_bpm(clamp_bpm(follower.bpm), since)
                 self.internal.start(since, position=where)
                 self._source = "internal"
-                self._master_started = False
                 self._relocations += 1
+                if self.sending and state == IDLE and self.clock() - self._took_over <= 2 * follower.lost_after:
+                    # it stopped as soon as the box stopped sending: it was the box's own, echoed
+                    self._master_start = -math.inf
                 if state == IDLE:
                     self.news.note("internal", logging.INFO, "clock: MIDI clock gone, carrying on "
                                    "at %.1f BPM on the internal clock", self.internal.bpm)
@@ -619,23 +635,32 @@ class ClockSwitch(Transport):
                                    self.stopped_after, self.internal.bpm)
 
     def _from_a_master(self) -> bool:
-        """Whether the steady clock may be followed: always, unless the box sends its own and
-        no master has pressed play (the clock may be the box's own, echoed back)."""
-        if not self.sending or self._master_started:
+        """Whether the steady clock may be followed (lock held): always, unless the box sends its
+        own and the clock may be that, echoed back (module doc)."""
+        now = self.clock()
+        if not self.sending or now - self._master_start <= MASTER_START_S:
             return True
-        if self._echo_said:
+        if now - self._own_bpm_changed <= SETTLE_S:
             return False
-        self._echo_said = True                 # once, until that clock goes quiet
-        self.news.note("echo", logging.WARNING, "clock: a MIDI clock comes in at %.1f BPM while the "
-                       "box sends its own (tempo.send_clock): not followed until a sequencer sends "
-                       "Start or Continue. A MIDI loop? Turn MIDI thru/echo off on the drum machine",
-                       self.follower.bpm)
+        if abs(self.follower.bpm / self._own_bpm - 1.0) > ECHO_TEMPO:
+            return True
+        if not self._echo_said:
+            self._echo_said = True             # once, until that clock goes quiet
+            self.news.note("echo", logging.WARNING, "clock: a MIDI clock comes in at the box's own "
+                           "tempo (%.1f BPM) while it sends its own (tempo.send_clock): not followed, "
+                           "it may be its own coming back (a drum machine's MIDI thru or echo?); a "
+                           "sequencer is followed once it sends Start or Continue, or another tempo",
+                           self.follower.bpm)
         return False
 
     def own_start(self, t: float) -> None:
         """The box sends a Start or Continue at ``t`` (its ClockSender): one heard just after
         is its echo, not a master."""
         self._own_start = t
+
+    def own_echo(self, t: float) -> bool:
+        """Whether a Start or Continue heard at ``t`` is the box's own coming back."""
+        return self.sending and -0.02 <= t - self._own_start <= ECHO_S
 
     @property
     def relocations(self) -> int:
@@ -669,8 +694,8 @@ class ClockSwitch(Transport):
         if self.mode == "internal":
             return
         with self._switch_lock:
-            if event in ("start", "continue") and not -0.02 <= t - self._own_start <= ECHO_S:
-                self._master_started = True
+            if event in ("start", "continue") and not self.own_echo(t):
+                self._master_start = t
             self.follower.heard(event, t, song_position)
         self._update()
         self.news.flush()                  # the input thread writes the news, no lock held
