@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import mido
 
-from appliance.box.echo import ECHO_S, OwnNotes
+from appliance.box.echo import ARM, ECHO_S, OwnNotes
 
 
 class Now:
@@ -14,18 +14,48 @@ class Now:
         return self.t
 
 
-def test_a_note_the_box_sent_comes_back_once_and_only_on_its_channel_note_and_time() -> None:
+def kick(velocity: int = 100, channel: int = 0, note: int = 60) -> mido.Message:
+    """volca-drum's kick: middle C on channel 1, the keyboard's own channel."""
+    return mido.Message("note_on", channel=channel, note=note, velocity=velocity)
+
+
+def test_a_player_on_the_drums_channel_and_note_is_heard() -> None:
+    """No echo anywhere: the player's middle C 15 ms after each kick is the player's, even at
+    the kick's velocity now and then (one match is not an echo)."""
     now = Now(10.0)
     own = OwnNotes(clock=now)
-    kick = mido.Message("note_on", channel=9, note=36, velocity=100)
-    own.sent(kick)
+    for bar in range(16):
+        now.t = 10.0 + bar * 0.5
+        own.sent(kick(100))
+        own.sent(mido.Message("note_off", channel=0, note=60))
+        velocity = 100 if bar == 3 else 80 + bar
+        assert not own.heard_back(kick(velocity), now.t + 0.015, "usb keys")
+        assert not own.heard_back(mido.Message("note_off", channel=0, note=60), now.t + 0.02, "usb keys")
+    assert not own.echoes("usb keys")
+
+
+def test_an_input_that_echoes_is_found_and_only_its_echoes_are_dropped() -> None:
+    """Byte for byte back within ECHO_S: after ARM matches the input echoes, and from then on
+    each sent note is dropped once per input (USB and DIN both echoing), note-offs too; its
+    own pads, and anything too late, are heard."""
+    now = Now(10.0)
+    own = OwnNotes(clock=now)
+    verdicts = []
+    for k in range(ARM + 3):
+        now.t = 10.0 + k * 0.25
+        own.sent(kick(100 - k))
+        verdicts.append(own.heard_back(kick(100 - k), now.t + 0.004, "usb TR-8"))
+    assert verdicts == [False] * (ARM - 1) + [True] * 4 and own.echoes("usb TR-8")
+    now.t = 12.0
+    own.sent(kick(90, channel=9, note=36))
     own.sent(mido.Message("note_off", channel=9, note=36))
-    assert not own.heard_back(mido.Message("note_on", channel=0, note=36, velocity=100), 10.003)  # the keyboard
-    assert not own.heard_back(mido.Message("note_on", channel=9, note=38, velocity=100), 10.003)
-    assert own.heard_back(kick, 10.003)
-    assert not own.heard_back(kick, 10.004)                       # each note sent matches once
-    assert own.heard_back(mido.Message("note_on", channel=9, note=36, velocity=0), 10.004)   # an off
-    now.t = 20.0
-    own.sent(kick)
-    assert not own.heard_back(kick, 20.0 + ECHO_S + 0.01)           # too late to be its own
-    assert not own.heard_back(mido.Message("control_change", channel=9, control=7, value=1), 20.0)
+    assert own.heard_back(kick(90, channel=9, note=36), 12.003, "usb TR-8")
+    assert not own.heard_back(kick(90, channel=9, note=36), 12.004, "usb TR-8")     # once per input
+    assert not own.heard_back(kick(90, channel=9, note=36), 12.005, "din")          # not an echoing input
+    assert own.heard_back(mido.Message("note_on", channel=9, note=36, velocity=0), 12.006, "usb TR-8")
+    assert not own.heard_back(kick(70, channel=9, note=38), 12.007, "usb TR-8")     # its own pad
+    own.sent(kick(90, channel=9, note=36))
+    assert not own.heard_back(kick(90, channel=9, note=36), 12.0 + ECHO_S + 0.02, "usb TR-8")
+    assert not own.heard_back(mido.Message("control_change", channel=9, control=7, value=1), 12.0, "usb TR-8")
+    now.t = 20.0                                                    # no echo for a while: not armed
+    assert not own.echoes("usb TR-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from appliance.box.echo import ARM
 from tests.jackserver import EchoDevice, ServiceProcess, jack, wait_until  # noqa: F401
 
 
@@ -38,8 +39,8 @@ control: {{socket: {tmp_path}/control.sock}}
 
 def test_the_box_does_not_hear_its_own_drums_back(jack, tmp_path, tiny_model_dir):
     """Its drums come back note for note on the drum machine's output, which the box also
-    listens to (as it does by default: every port in and out): left out of the groove, with a
-    warning line (rate-limited), while the box keeps playing."""
+    listens to (as it does by default: every port in and out): once that input is seen to echo
+    them, they are left out of the groove, with a warning line (rate-limited)."""
     echo = EchoDevice(jack, "thru")
     config = f"""
 model: {{dir: {tiny_model_dir}, seed: 6}}
@@ -58,7 +59,8 @@ control: {{socket: {tmp_path}/control.sock}}
                           and service.status()["ports"]["outputs"] == ["thru:in"], 10)
         assert wait_until(lambda: service.status()["inputs_seen"] >= 40, 30), service.status()["inputs_seen"]
         status = service.status()
-        assert status["engine"]["groove_hits"] == 0, status["groove_grid"]
+        # the first ARM - 1 are heard before the input is known to echo (without the rule: 8)
+        assert status["engine"]["groove_hits"] <= ARM - 1, status["groove_grid"]
         assert wait_until(lambda: "hears its own drums" in service.log(), 10)
         assert service.log().count("hears its own drums") <= 3     # rate-limited: the 1st, 10th, 100th ...
     finally:

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,7 +189,7 @@ def parity_check(model: GrooveVAE, model_dir: Path, grooves: np.ndarray, true_hi
     problems = []
     if fp32_diff > tol.fp32_max_abs:
         problems.append(f"fp32 ONNX differs from torch by {fp32_diff:.2e} > {tol.fp32_max_abs:g}")
-    result = {"windows": int(len(grooves)), "fp32_vs_torch_max_abs": fp32_diff,
+    result: dict[str, Any] = {"windows": int(len(grooves)), "fp32_vs_torch_max_abs": fp32_diff,
               "fp32_vs_torch_hit_agreement": float(np.mean((t_probs >= th) == (f_probs >= th)))}
     result.update(_int8_parity(model_dir, grooves, true_hits, th, (f_probs, f_vel, f_off), tol, problems))
     result["f1"] = {"torch": t_f1, **result["f1"]}
@@ -219,7 +220,7 @@ def _int8_parity(model_dir: Path, grooves: np.ndarray, true_hits: np.ndarray, th
     i_probs, i_vel, i_off = OnnxModel(model_dir, "int8", threads=2).predict(grooves, batch=1)
     f_f1 = hit_scores(f_probs >= th, true_hits)[0].f1
     i_f1 = hit_scores(i_probs >= th, true_hits)[0].f1
-    result = {
+    result: dict[str, Any] = {
         "windows": int(len(grooves)),
         "int8_vs_fp32_hit_agreement": float(np.mean((i_probs >= th) == (f_probs >= th))),
         "int8_vs_fp32_max_abs_prob": float(np.abs(i_probs - f_probs).max()),
@@ -283,7 +284,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     thresholds = tune_thresholds(probs, true)
     pooled, per_voice = hit_scores(probs >= thresholds, true)
     parity = parity_check(model, out_dir, val.grooves, true, thresholds, tol)
-    card = {
+    card: dict[str, Any] = {
         "name": name,
         "latent_size": model.cfg.latent_size,
         "steps": STEPS,

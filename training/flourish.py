@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         keys, drums = Path(tmp) / "keys.mid", Path(tmp) / "drums.mid"
         for style in STYLES:
             for run_bar in (6, 7):
-                cells, answer = [], {}
+                cells: list[str] = []
+                answer: dict = {}
                 for run, forget_once, fill_every in ((run_bar, once, 4), (run_bar, 0, 4), (None, once, 4),
                                                      (run_bar, once, 0)):
                     comping_with_a_run(keys, style, run)

@@ -69,10 +69,11 @@ def box_reads(model: OnnxModel, heard: list[listening.Heard]) -> tuple[np.ndarra
     loud = [i for i, h in enumerate(heard) if h.loud is not None]
     if loud:
         own = model.predict(grooves[loud])[0].sum(axis=(1, 2))
-        down = model.predict(np.array([heard[i].loud.groove.steps for i in loud], np.float32))[0].sum(axis=(1, 2))
-        for i, mine, theirs in zip(loud, own, down):
-            if law.thins(float(mine), float(theirs)):
-                grooves[i], scales[i] = heard[i].loud.groove.steps, min(2.0, scales[i] * heard[i].loud.lift)
+        louds = [heard[i].loud for i in loud]
+        down = model.predict(np.array([h.groove.steps for h in louds if h is not None], np.float32))[0].sum(axis=(1, 2))
+        for i, brought, mine, theirs in zip(loud, louds, own, down):
+            if brought is not None and law.thins(float(mine), float(theirs)):
+                grooves[i], scales[i] = brought.groove.steps, min(2.0, scales[i] * brought.lift)
     return grooves, scales
 
 
@@ -166,7 +167,14 @@ def levels(model: OnnxModel, card: dict) -> dict:
         for label, grooves, scales, feels in (
                 ("as_played", played, [1.0] * len(played), [()] * len(played)),
                 ("heard", *box_reads(model, heard), [h.feel for h in heard])):
-            snare, backbeats, on, between, kicks, kicks_between, hats, backbeat = [], [], [], [], [], [], [], []
+            snare: list[float] = []
+            backbeats: list[float] = []
+            on: list[float] = []
+            between: list[float] = []
+            kicks: list = []
+            kicks_between: list = []
+            hats: list[float] = []
+            backbeat: list[float] = []
             for p, v, o, k, feel in zip(*model.predict(grooves), scales, feels):
                 steps = listening.felt(shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k),
                                                      calibration), feel).steps
@@ -204,7 +212,7 @@ def dynamics(model: OnnxModel, card: dict) -> dict[int, dict[str, float]]:
     thresholds = np.asarray(card["thresholds"], np.float32)
     calibration = Calibration.from_card(card)
 
-    def level(grooves: np.ndarray, scales: list[float]) -> float:
+    def level(grooves: np.ndarray, scales: list[float] | np.ndarray) -> float:
         played = [shape_pattern(p, v, o, thresholds, Controls(velocity_scale=k), calibration).steps
                   for p, v, o, k in zip(*model.predict(grooves), scales)]
         return float(np.mean([s[..., VELOCITY][s[..., HIT] > 0].mean() * 127 for s in played]))
@@ -380,7 +388,7 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
                      "kicks_between": float(kicks[:, 1::2].sum(axis=1).mean()),
                      "hats": float(np.median(hats) / np.median(backbeat))}
     drummers_level = float(val.grooves[..., VELOCITY][hit].mean())
-    songs = {}
+    songs: dict[str, dict] = {}
     for label, on in (("as_played", False), ("heard", True)):
         for song, (windows, _keys) in zip(comping.SONGS, playalong.box_performances(
                 model_dir, 0.5, EngineSettings(hear_eighths=on))):

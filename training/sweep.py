@@ -199,12 +199,15 @@ def export(study: optuna.Study, recipe_path: Path = tr.RECIPE, readme: Path = RE
     least `min_gain` validation F1: one short run per trial is a noisy measurement."""
     best = study.best_trial
     base = baseline(study)
-    chosen = best if base is None or best.value >= base.value + min_gain else base
-    why = (f"best trial {best.number} ({best.value:.4f}) beats the shipped architecture"
-           + ("" if base is None else f" (trial {base.number}, {base.value:.4f})") + f" by at least {min_gain}"
-           if chosen is best else
-           f"best trial {best.number} ({best.value:.4f}) is within {min_gain} of the shipped architecture "
-           f"(trial {base.number}, {base.value:.4f}): the shipped architecture stays")
+    assert best.value is not None           # both are finished trials
+    if base is None or base.value is None or best.value >= base.value + min_gain:
+        chosen = best
+        why = (f"best trial {best.number} ({best.value:.4f}) beats the shipped architecture"
+               + ("" if base is None else f" (trial {base.number}, {base.value:.4f})") + f" by at least {min_gain}")
+    else:
+        chosen = base
+        why = (f"best trial {best.number} ({best.value:.4f}) is within {min_gain} of the shipped architecture "
+               f"(trial {base.number}, {base.value:.4f}): the shipped architecture stays")
     recipe = {"source": f"optuna study {STUDY}, trial {chosen.number}, validation F1 {chosen.value:.4f} "
                         f"under the sweep's short budget {study.user_attrs.get('budget')}; {why}",
               "short_budget_lr": chosen.params["lr"],  # recorded, not applied: a full run keeps its own lr

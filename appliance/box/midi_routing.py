@@ -86,11 +86,12 @@ class MidiRouting:
             return
         if feed_clock(self.transport, message, t) or message.type not in PLAYED:
             return
-        if self.own_notes.heard_back(message, t):
-            self.heard_back += 1
-            self._news.note("heard back", logging.WARNING, "the box hears its own drums back on %s "
-                            "and leaves them out of the groove: turn MIDI thru (soft thru, echo) off "
-                            "on the drum machine", _shown(source))
+        if self.own_notes.heard_back(message, t, source):
+            with self._inputs_lock:
+                self.heard_back += 1
+            self._news.note("heard back", logging.WARNING, "the box hears its own drums back on %s, "
+                            "byte for byte, and leaves them out of the groove: turn MIDI thru (soft "
+                            "thru, echo) off on the drum machine", _shown(source))
             self._news.flush()
             return
         controls = self.controls
