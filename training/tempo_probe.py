@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     train_tempo = val_tempo = None
     if not args.no_tempo:
-        model.encoder.embed = TempoEmbedding(model.encoder.embed)
+        model.encoder.embed = TempoEmbedding(model.encoder.embed)  # type: ignore[assignment]  # a probe swaps the module
         train_tempo, val_tempo = tempos(train, args.gmd_dir), tempos(val, args.gmd_dir)
     name = "control" if args.no_tempo else "tempo"
 
