@@ -8,24 +8,37 @@ from appliance.box.echo import ARM
 from tests.jackserver import EchoDevice, ServiceProcess, jack, wait_until  # noqa: F401
 
 
-def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir):
-    """tempo.clock auto + send_clock into a drum machine that echoes everything back (MIDI
-    thru on): the box keeps its own clock at its own tempo, and says once why."""
-    echo = EchoDevice(jack, "clk-echo")
+def looped_box(jack, tmp_path, model_dir, name: str, settings: str) -> tuple[ServiceProcess, EchoDevice]:
+    """The service playing into an echo device ``name`` whose output it also listens to,
+    started now (``settings``: more YAML lines), once both ports are connected."""
+    echo = EchoDevice(jack, name)
     config = f"""
-model: {{dir: {tiny_model_dir}, seed: 5}}
-tempo: {{bpm: 150, clock: auto, send_clock: true}}
+model: {{dir: {model_dir}, seed: 5}}
 start: {{mode: now}}
-midi: {{api: jack, client_name: gb-echo, inputs: [clk-echo-out], outputs: ["clk-echo:in"]}}
+midi: {{api: jack, client_name: gb-{name}, inputs: [{name}-out], outputs: ["{name}:in"]}}
 gpio: {{enabled: false}}
 state: {{dir: {tmp_path}/state}}
 control: {{socket: {tmp_path}/control.sock}}
+{settings}
 """
     service = ServiceProcess(jack, str(tmp_path), config)
     try:
         service.wait_ready()
-        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-echo-out:out"]
-                          and service.status()["ports"]["outputs"] == ["clk-echo:in"], 10)
+        assert wait_until(lambda: service.status()["ports"]["inputs"] == [f"{name}-out:out"]
+                          and service.status()["ports"]["outputs"] == [f"{name}:in"], 10)
+    except BaseException:
+        service.stop()
+        echo.close()
+        raise
+    return service, echo
+
+
+def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir):
+    """tempo.clock auto + send_clock into a drum machine that echoes everything back (MIDI
+    thru on): the box keeps its own clock at its own tempo, and says once why."""
+    service, echo = looped_box(jack, tmp_path, tiny_model_dir, "clk-echo",
+                               "tempo: {bpm: 150, clock: auto, send_clock: true}")
+    try:
         assert wait_until(lambda: "sends its own" in service.log(), 20), service.log()[-2000:]
         time.sleep(6.0)                 # without the rule, the box took its echo for a master after 8 s
         status = service.status()
@@ -41,22 +54,9 @@ def test_the_box_does_not_hear_its_own_drums_back(jack, tmp_path, tiny_model_dir
     """Its drums come back note for note on the drum machine's output, which the box also
     listens to (as it does by default: every port in and out): once that input is seen to echo
     them, they are left out of the groove, with a warning line (rate-limited)."""
-    echo = EchoDevice(jack, "thru")
-    config = f"""
-model: {{dir: {tiny_model_dir}, seed: 6}}
-generator: {{density: 0.8}}
-tempo: {{bpm: 160}}
-start: {{mode: now}}
-midi: {{api: jack, client_name: gb-thru, inputs: [thru-out], outputs: ["thru:in"]}}
-gpio: {{enabled: false}}
-state: {{dir: {tmp_path}/state}}
-control: {{socket: {tmp_path}/control.sock}}
-"""
-    service = ServiceProcess(jack, str(tmp_path), config)
+    service, echo = looped_box(jack, tmp_path, tiny_model_dir, "thru",
+                               "generator: {density: 0.8}\ntempo: {bpm: 160}")
     try:
-        service.wait_ready()
-        assert wait_until(lambda: service.status()["ports"]["inputs"] == ["thru-out:out"]
-                          and service.status()["ports"]["outputs"] == ["thru:in"], 10)
         assert wait_until(lambda: service.status()["inputs_seen"] >= 40, 30), service.status()["inputs_seen"]
         status = service.status()
         # the first ARM - 1 are heard before the input is known to echo (without the rule: 8)
