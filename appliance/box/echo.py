@@ -3,13 +3,13 @@ note the box sends it, byte for byte, and heard as the player's they would join 
 drummer listening to itself.
 
 A note-on heard on an input with the channel, note and velocity of one the box sent less than
-``ECHO_S`` before *matches* it (each sent note once per input). An input whose notes have matched
-``ARM`` times within ``ARMED_S`` is one that echoes: from then on what matches there (note-offs
-on channel and note) is the box's own and is dropped (``MidiRouting.on_input``), and what does
-not match (the drum machine's own pads, a keyboard on the same cable) is heard. Until then
-nothing is dropped: a drum map may put its drums on the keyboard's own channel (volca-drum's
-kick is middle C on channel 1), and a player's note that happens to fall on a drum hit is the
-player's."""
+``ECHO_S`` before *matches* it (each sent note once per input; sent notes are kept ``KEPT_S``).
+An input whose last ``ARM`` note-ons all matched is one that echoes, until ``ARMED_S`` pass
+without a match: there, what matches is the box's own and is dropped (``MidiRouting.on_input``),
+and so is the note-off of a note-on dropped; what does not match (the drum machine's own pads, a
+keyboard on the same cable) is heard. Until then nothing is dropped: a drum map may put its
+drums on the keyboard's own channel (volca-drum's kick is middle C on channel 1), and a player's
+note that happens to fall on a drum hit is the player's."""
 from __future__ import annotations
 
 from collections import deque
@@ -22,8 +22,8 @@ import mido
 
 ECHO_S = 0.1          #: a note heard this soon after the box sent the same one may be its echo
 KEPT_S = 0.5          #: how long a sent note is kept (an input thread held up reads its notes late)
-ARM = 4               #: matches on one input ...
-ARMED_S = 2.0         #: ... within this long make it an input that echoes the box
+ARM = 4               #: note-ons in a row that match make an input one that echoes the box ...
+ARMED_S = 8.0         #: ... until this long passes without a match (a few bars at the slowest)
 
 
 def _key(message: mido.Message) -> tuple[str, int, int, int]:
@@ -48,7 +48,9 @@ class OwnNotes:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._sent: deque[_Sent] = deque()
-        self._matches: dict[str, deque[float]] = {}    #: per input, when its notes matched
+        self._run: dict[str, int] = {}           #: per input, its note-ons that matched in a row
+        self._last: dict[str, float] = {}        #: per input, when a note of it last matched
+        self._held: dict[str, set[tuple[int, int]]] = {}   #: per input, (channel, note) dropped on
         self._lock = threading.Lock()      # the player sends, the input threads hear
 
     def sent(self, message: mido.Message) -> None:
@@ -68,10 +70,9 @@ class OwnNotes:
             return self._armed(source, self.clock())
 
     def _armed(self, source: str, now: float) -> bool:
-        times = self._matches.get(source)
-        while times and now - times[0] > ARMED_S:
-            times.popleft()
-        return times is not None and len(times) >= ARM
+        if now - self._last.get(source, -ARMED_S - 1.0) > ARMED_S:
+            self._run[source] = 0
+        return self._run.get(source, 0) >= ARM
 
     def heard_back(self, message: mido.Message, t: float, source: str = "") -> bool:
         """Whether ``message`` (arrived at ``t`` on ``source``) is the box's own, to be dropped."""
@@ -82,9 +83,22 @@ class OwnNotes:
             self._forget(t)
             sent = next((s for s in self._sent if s.key == key and source not in s.matched
                          and -0.01 <= t - s.at <= ECHO_S), None)
+            armed = self._armed(source, t)            # (and a run gone stale starts again)
+            held = self._held.setdefault(source, set())
+            if key[0] == "off":
+                if sent is None or key[1:3] not in held:
+                    return False                   # its note-on was heard: so is its note-off
+                sent.matched.add(source)
+                held.discard(key[1:3])
+                return True
             if sent is None:
+                if not armed:
+                    self._run[source] = 0
                 return False
             sent.matched.add(source)
-            if key[0] == "on":
-                self._matches.setdefault(source, deque(maxlen=4 * ARM)).append(t)
-            return self._armed(source, t)
+            self._run[source] = self._run.get(source, 0) + 1
+            self._last[source] = t
+            if self._run[source] < ARM:
+                return False
+            held.add(key[1:3])
+            return True

@@ -61,6 +61,7 @@ class MidiRouting:
         self._clock_input: str | None = None   # the input whose clock is followed (_on_usb, _on_din)
         self._clock_heard = 0.0
         self._clock_pressed = -math.inf      # when the followed input last sent Start or Continue
+        self._songpos: dict[str, tuple[float, mido.Message]] = {}   # each input's last Song Position
         self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
         self.own_notes = OwnNotes()
         self.heard_back = 0                  #: the box's own notes heard back (a MIDI thru), dropped
@@ -75,8 +76,21 @@ class MidiRouting:
         """Every message from every input (the rtmidi poller, the DIN reader)."""
         with self._inputs_lock:
             self.inputs_seen += 1
+            followed = self._clock_input
             theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t, message.type)
+            handed = message.type in CLOCK_EVENTS and not theirs and followed not in (None, source)
             self.clocks_ignored += theirs
+            where = None
+            if message.type == "songpos" and theirs:       # kept for a Continue that takes over
+                self._songpos[source] = (t, message)
+            elif message.type in ("songpos", "start"):
+                self._songpos.pop(source, None)
+            elif message.type == "continue" and not theirs:
+                where = self._songpos.pop(source, None)
+        if handed:
+            self.transport.new_source()
+        if where is not None:
+            feed_clock(self.transport, where[1], where[0])  # where that Continue goes on from
         if theirs:
             self._news.note("two clocks", logging.WARNING, "MIDI clock comes in on %s and %s: the "
                             "first is followed, the other ignored until it presses play (one clock "

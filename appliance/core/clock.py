@@ -50,13 +50,15 @@ tempo. Followed, the box stops sending (it sends only as the master), the echo s
 is lost half a second later and the box is the master again: it flipped between the two about
 every beat and a half, its drum machine losing the clock each time (tests/test_clock_follower.py
 without this rule). An echo cannot be told from a master at the box's own tempo, so while
-:attr:`ClockSwitch.sending`, ``auto`` does not take over from a steady clock within
-``ECHO_TEMPO`` of the box's own tempo, nor for ``SETTLE_S`` after its own tempo changed (its
-echo catches up with a tempo knob a beat later); it takes over from any other tempo, and from
-any clock within ``MASTER_START_S`` after a Start or Continue the box did not send (one within
+:attr:`ClockSwitch.sending`, ``auto`` does not take over from a steady clock whose tempo,
+counted over ``RATE_S`` (not fitted: JACK stamps a cycle's clocks with one time), is within
+``ECHO_TEMPO`` of the box's own, nor for ``SETTLE_S`` after its own tempo changed (its echo
+catches up with a tempo knob a beat later); it takes over from any other tempo, and from any
+clock within ``MASTER_START_S`` after a Start or Continue the box did not send (one within
 ``ECHO_S`` after the box's own is its echo): a sequencer pressing play. One log line says so. A
 clock followed that goes quiet within two ``lost_after`` of the take-over was the box's own (a
-drum machine that echoes its clock and sends its own Start): that Start counts no more.
+drum machine that echoes its clock and sends its own Start): the box goes back to its tempo
+before, and takes nothing over until that tempo changes or a master presses play.
 
 What the follower logs (Start, Stop, Continue, clock found and lost) is rate-limited: the
 1st, 10th, 100th … time of each, or when 30 s have passed since the last line of the kind,
@@ -92,6 +94,7 @@ ECHO_S = 0.2                 #: a Start or Continue this soon after the box sent
 ECHO_TEMPO = 0.015           #: while the box sends its clock, one this close to its tempo may be its echo
 SETTLE_S = 3.5               #: ... and any, this long after its own tempo changed (two beats at 40 BPM, and some)
 MASTER_START_S = 4.0         #: a clock this soon after a master's Start or Continue is followed whatever its tempo
+RATE_S = (3.0, 4.0)          #: the tempo judged against the box's own: clocks counted over 3 to 4 s (a JACK cycle's stamps, 20 ms, then err < 1 %)
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp (one JACK cycle)
 COARSE_STAMPS = 0.5          #: stamps this coarse (in periods) can hold two of the master's clocks
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
@@ -354,6 +357,13 @@ class MidiClockFollower(Transport):
         with self._lock:
             self._song_position = float(sixteenths)
 
+    def new_source(self) -> None:
+        """Another input's clock is followed from now on: its clocks are not on the old one's
+        line (as after a paused clock, :meth:`_forget_a_paused_clock`)."""
+        with self._lock:
+            self._ticks.clear()
+            self._suspects.clear()
+
     def _flush(self) -> None:
         if self._writes_news:
             self.news.flush()
@@ -576,6 +586,9 @@ class ClockSwitch(Transport):
         self._own_bpm = self.internal.bpm
         self._own_bpm_changed = -math.inf
         self._took_over = -math.inf        # when auto last took the beat from a MIDI clock
+        self._tempo_before = self.internal.bpm   # the box's own tempo then
+        self._echo_found = False           # a clock taken over died as the box stopped sending
+        self._clock_times: deque[float] = deque()   # while sending: the clocks of the last RATE_S
         self._echo_said = False
         if mode == "external":
             self.internal.stop(now)
@@ -606,10 +619,11 @@ class ClockSwitch(Transport):
                 self._echo_said = False
             if self.internal.bpm != self._own_bpm:
                 self._own_bpm, self._own_bpm_changed = self.internal.bpm, self.clock()
+                self._echo_found = False
             if self._source == "internal" and state == PLAYING and follower.steady \
                     and follower.running and self._from_a_master():
                 self._source = "external"
-                self._took_over = self.clock()
+                self._took_over, self._tempo_before = self.clock(), self.internal.bpm
                 self._relocations += 1
                 self.news.note("external", logging.INFO, "clock: following MIDI clock at %.1f BPM",
                                follower.bpm)
@@ -619,13 +633,16 @@ class ClockSwitch(Transport):
                 since = follower.last_tick_time if state == IDLE else self.clock()
                 since = since if since > -math.inf else self.clock()
                 where = follower.position(since)
-                self.internal.set_bpm(clamp_bpm(follower.bpm), since)
+                echo = (self.sending and state == IDLE
+                        and self.clock() - self._took_over <= 2 * follower.lost_after)
+                if echo:      # it stopped as soon as the box stopped sending: the box's own, echoed
+                    self._master_start, self._echo_found = -math.inf, True
+                bpm = self._tempo_before if echo else clamp_bpm(follower.bpm)
+                self.internal.set_bpm(bpm, since)
+                self._own_bpm = self.internal.bpm             # the box's own again, not a change
                 self.internal.start(since, position=where)
                 self._source = "internal"
                 self._relocations += 1
-                if self.sending and state == IDLE and self.clock() - self._took_over <= 2 * follower.lost_after:
-                    # it stopped as soon as the box stopped sending: it was the box's own, echoed
-                    self._master_start = -math.inf
                 if state == IDLE:
                     self.news.note("internal", logging.INFO, "clock: MIDI clock gone, carrying on "
                                    "at %.1f BPM on the internal clock", self.internal.bpm)
@@ -640,9 +657,12 @@ class ClockSwitch(Transport):
         now = self.clock()
         if not self.sending or now - self._master_start <= MASTER_START_S:
             return True
-        if now - self._own_bpm_changed <= SETTLE_S:
+        if self._echo_found or now - self._own_bpm_changed <= SETTLE_S:
             return False
-        if abs(self.follower.bpm / self._own_bpm - 1.0) > ECHO_TEMPO:
+        rate = self._rate()
+        if rate is None:
+            return False                       # not yet heard long enough to tell
+        if abs(rate / self._own_bpm - 1.0) > ECHO_TEMPO:
             return True
         if not self._echo_said:
             self._echo_said = True             # once, until that clock goes quiet
@@ -653,10 +673,23 @@ class ClockSwitch(Transport):
                            self.follower.bpm)
         return False
 
+    def _rate(self) -> float | None:
+        """The tempo of the clocks heard over the last RATE_S (lock held), or None before 3 s:
+        counted, not fitted, so time stamps a JACK cycle apart move it by a cycle over 3 s."""
+        times = self._clock_times
+        if len(times) < 2 or times[-1] - times[0] < RATE_S[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0]) * 60.0 / PPQN
+
     def own_start(self, t: float) -> None:
         """The box sends a Start or Continue at ``t`` (its ClockSender): one heard just after
         is its echo, not a master."""
         self._own_start = t
+
+    def new_source(self) -> None:
+        """The routing hands the clock to another input (MidiRouting._clock_from)."""
+        with self._switch_lock:
+            self.follower.new_source()
 
     def own_echo(self, t: float) -> bool:
         """Whether a Start or Continue heard at ``t`` is the box's own coming back."""
@@ -695,7 +728,14 @@ class ClockSwitch(Transport):
             return
         with self._switch_lock:
             if event in ("start", "continue") and not self.own_echo(t):
-                self._master_start = t
+                self._master_start, self._echo_found = t, False
+            elif event == "clock" and self.sending:
+                times = self._clock_times
+                if times and t - times[-1] > self.follower.lost_after:
+                    times.clear()                  # a new stream
+                times.append(t)
+                while t - times[0] > RATE_S[1]:
+                    times.popleft()
             self.follower.heard(event, t, song_position)
         self._update()
         self.news.flush()                  # the input thread writes the news, no lock held
