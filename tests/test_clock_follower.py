@@ -855,3 +855,49 @@ def test_a_sequencer_continuing_from_a_song_position_on_another_input_is_followe
     # Continue: the first clock after it is step 20; 240 clocks later, 40 steps on
     assert switch.source == "external" and routing._clock_input == "usb seq:out"
     assert switch.position(now.t) == pytest.approx(20 + 239 / 6, abs=0.05)
+
+
+def test_a_jump_of_the_boxs_own_tempo_under_its_echo_is_not_taken_for_a_master():
+    """Tap tempo, a count-in or a loaded state jump the tempo: the echo follows, and its tempo
+    is counted afresh (counted on, the old tempo's clocks read as another tempo 3.5 s later)."""
+    for before, after in ((120, 100), (120, 150), (90, 120), (140, 100)):
+        switch, sources = box_with_echo(30.0, bpm=before, actions=((12.0, lambda sw, b=after: sw.set_bpm(b, sw.clock())),))
+        assert switches(sources) == 0 and switch.bpm == pytest.approx(after), (before, after)
+
+
+def test_a_song_position_kept_from_the_second_cable_is_not_replayed_later():
+    """One master on USB and DIN: it locates (Song Position 16) and continues, stops, and
+    continues again with no Song Position; this time the DIN copy comes first. The box goes on
+    from where the master stopped, not from the old Song Position the DIN copy carried."""
+    import heapq
+    from appliance.box.config import Config
+    from appliance.box.midi_routing import MidiRouting
+    period = tick_period(100)
+    now = Now(100.0)
+    switch = ClockSwitch("auto", clock=now)
+    routing = MidiRouting(Config(), transport=switch, engine=None)   # type: ignore[arg-type]
+    heard: list = []
+
+    def both(t: float, message: mido.Message, din_first: bool = False) -> None:
+        heard.append((t, 0 if din_first else 1, message, "usb"))
+        heard.append((t + (-0.0005 if din_first else 0.0005), 2, message.copy(), "din"))
+    both(101.0, START)
+    for c in range(24 * 20):
+        t = 101.002 + c * period
+        heard += [(t, 3, CLOCK, "usb"), (t + 0.001, 4, CLOCK, "din")]
+    both(102.51, STOP)
+    both(103.01, mido.Message("songpos", pos=16))
+    both(103.011, CONTINUE)
+    both(106.01, STOP)
+    both(107.01, CONTINUE, din_first=True)
+    heapq.heapify(heard)
+    stopped = None
+    for ms in range(1, 9000):
+        now.t = 100.0 + ms / 1000
+        while heard and heard[0][0] <= now.t:
+            at, _k, message, port = heapq.heappop(heard)
+            routing._on_din(message, at) if port == "din" else routing._on_usb(message, at, "seq:out 128:0")
+        if ms == 6500:
+            stopped = switch.position(now.t)
+    assert stopped is not None
+    assert switch.position(now.t) == pytest.approx(stopped + (now.t - 107.01) / (6 * period), abs=0.3)

@@ -4,9 +4,11 @@ drummer listening to itself.
 
 A note-on heard on an input with the channel, note and velocity of one the box sent less than
 ``ECHO_S`` before *matches* it (each sent note once per input; sent notes are kept ``KEPT_S``).
-An input whose last ``ARM`` note-ons all matched is one that echoes, until ``ARMED_S`` pass
-without a match: there, what matches is the box's own and is dropped (``MidiRouting.on_input``),
-and so is the note-off of a note-on dropped; what does not match (the drum machine's own pads, a
+An input whose last ``ARM`` note-ons all matched, each as late as the one before within
+``LAG_SLACK`` (an echo's way back takes the same few milliseconds every time; a player's timing
+does not), is one that echoes, until ``ARMED_S`` pass without a match or a match comes at
+another lag: there, what matches is the box's own and is dropped (``MidiRouting.on_input``), and
+so is the note-off of a note-on dropped; what does not match (the drum machine's own pads, a
 keyboard on the same cable) is heard. Until then nothing is dropped: a drum map may put its
 drums on the keyboard's own channel (volca-drum's kick is middle C on channel 1), and a player's
 note that happens to fall on a drum hit is the player's."""
@@ -24,6 +26,7 @@ ECHO_S = 0.1          #: a note heard this soon after the box sent the same one 
 KEPT_S = 0.5          #: how long a sent note is kept (an input thread held up reads its notes late)
 ARM = 4               #: note-ons in a row that match make an input one that echoes the box ...
 ARMED_S = 8.0         #: ... until this long passes without a match (a few bars at the slowest)
+LAG_SLACK = 0.006     #: ... each as late as the last within this (a 256-frame JACK cycle is 5.3 ms)
 
 
 def _key(message: mido.Message) -> tuple[str, int, int, int]:
@@ -50,6 +53,7 @@ class OwnNotes:
         self._sent: deque[_Sent] = deque()
         self._run: dict[str, int] = {}           #: per input, its note-ons that matched in a row
         self._last: dict[str, float] = {}        #: per input, when a note of it last matched
+        self._lag: dict[str, float] = {}         #: per input, how late that match came
         self._held: dict[str, set[tuple[int, int]]] = {}   #: per input, (channel, note) dropped on
         self._lock = threading.Lock()      # the player sends, the input threads hear
 
@@ -96,8 +100,10 @@ class OwnNotes:
                     self._run[source] = 0
                 return False
             sent.matched.add(source)
-            self._run[source] = self._run.get(source, 0) + 1
-            self._last[source] = t
+            lag = t - sent.at
+            steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK
+            self._run[source] = self._run.get(source, 0) + 1 if steady else 1
+            self._last[source], self._lag[source] = t, lag
             if self._run[source] < ARM:
                 return False
             held.add(key[1:3])

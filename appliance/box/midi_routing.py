@@ -76,19 +76,15 @@ class MidiRouting:
         """Every message from every input (the rtmidi poller, the DIN reader)."""
         with self._inputs_lock:
             self.inputs_seen += 1
-            followed = self._clock_input
             theirs = message.type in CLOCK_EVENTS and not self._clock_from(source, t, message.type)
-            handed = message.type in CLOCK_EVENTS and not theirs and followed not in (None, source)
             self.clocks_ignored += theirs
             where = None
             if message.type == "songpos" and theirs:       # kept for a Continue that takes over
                 self._songpos[source] = (t, message)
-            elif message.type in ("songpos", "start"):
-                self._songpos.pop(source, None)
-            elif message.type == "continue" and not theirs:
+            elif message.type in ("songpos", "start", "continue"):
                 where = self._songpos.pop(source, None)
-        if handed:
-            self.transport.new_source()
+                if theirs or message.type != "continue":
+                    where = None
         if where is not None:
             feed_clock(self.transport, where[1], where[0])  # where that Continue goes on from
         if theirs:

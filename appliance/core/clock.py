@@ -357,13 +357,6 @@ class MidiClockFollower(Transport):
         with self._lock:
             self._song_position = float(sixteenths)
 
-    def new_source(self) -> None:
-        """Another input's clock is followed from now on: its clocks are not on the old one's
-        line (as after a paused clock, :meth:`_forget_a_paused_clock`)."""
-        with self._lock:
-            self._ticks.clear()
-            self._suspects.clear()
-
     def _flush(self) -> None:
         if self._writes_news:
             self.news.flush()
@@ -620,6 +613,7 @@ class ClockSwitch(Transport):
             if self.internal.bpm != self._own_bpm:
                 self._own_bpm, self._own_bpm_changed = self.internal.bpm, self.clock()
                 self._echo_found = False
+                self._clock_times.clear()          # its echo's tempo is counted afresh
             if self._source == "internal" and state == PLAYING and follower.steady \
                     and follower.running and self._from_a_master():
                 self._source = "external"
@@ -685,11 +679,6 @@ class ClockSwitch(Transport):
         """The box sends a Start or Continue at ``t`` (its ClockSender): one heard just after
         is its echo, not a master."""
         self._own_start = t
-
-    def new_source(self) -> None:
-        """The routing hands the clock to another input (MidiRouting._clock_from)."""
-        with self._switch_lock:
-            self.follower.new_source()
 
     def own_echo(self, t: float) -> bool:
         """Whether a Start or Continue heard at ``t`` is the box's own coming back."""
