@@ -901,3 +901,21 @@ def test_a_song_position_kept_from_the_second_cable_is_not_replayed_later():
             stopped = switch.position(now.t)
     assert stopped is not None
     assert switch.position(now.t) == pytest.approx(stopped + (now.t - 107.01) / (6 * period), abs=0.3)
+
+
+def test_the_slaves_hear_stop_when_another_clock_leads_and_continue_when_the_box_is_back():
+    """The box sends its clock only as the master: when a master takes over, its slaves get
+    one Stop (not a clock that just stops), and when the box leads again, Song Position and
+    Continue where it is; the box's switch is told of each, so their echoes are not a master."""
+    now = Now(100.0)
+    switch = ClockSwitch("auto", bpm=120, clock=now)
+    told: list[tuple[float, str]] = []
+    sender = ClockSender(switch, on_start=lambda t, kind: told.append((round(t - 100, 3), kind)))
+    kinds = [m.type for _, m in sender.due(now.t, now.t + 0.01)]
+    assert kinds[0] == "start" and told == [(0.0, "start")]
+    now.t = 101.0
+    assert [m.type for _, m in sender.hand_over(now.t)] == ["stop"] and sender.hand_over(now.t) == []
+    now.t = 102.03
+    back = [m for _, m in sender.due(now.t, now.t + 0.05)]
+    assert [m.type for m in back[:2]] == ["songpos", "continue"] and back[0].pos == 17
+    assert [k for _, k in told] == ["start", "stop", "start"]

@@ -92,3 +92,17 @@ def test_a_player_at_the_boxs_velocity_right_behind_its_hits_is_heard() -> None:
         own.sent(kick(127))
         dropped += own.heard_back(kick(127), now.t + rng.uniform(0.005, 0.035), "usb keys")
     assert dropped <= 3
+
+
+def test_an_echo_is_found_with_a_player_on_the_same_input() -> None:
+    """On JACK every USB device is one input: the player's notes come between the echoes and
+    break no run; the echoes are found, the player's notes are heard."""
+    now = Now(10.0)
+    own = OwnNotes(clock=now)
+    echoes, played = [], []
+    for beat in range(12):
+        now.t = 10.0 + 0.7 * beat
+        own.sent(kick(100 - beat, channel=9, note=36))
+        echoes.append(own.heard_back(kick(100 - beat, channel=9, note=36), now.t + 0.003, "usb"))
+        played.append(own.heard_back(kick(64, channel=0, note=60 + beat), now.t + 0.2, "usb"))
+    assert echoes == [False] * (ARM - 1) + [True] * (12 - ARM + 1) and not any(played)

@@ -87,7 +87,7 @@ class OwnNotes:
             self._forget(t)
             sent = next((s for s in self._sent if s.key == key and source not in s.matched
                          and -0.01 <= t - s.at <= ECHO_S), None)
-            armed = self._armed(source, t)            # (and a run gone stale starts again)
+            self._armed(source, t)                    # a run gone stale starts again
             held = self._held.setdefault(source, set())
             if key[0] == "off":
                 if sent is None or key[1:3] not in held:
@@ -96,9 +96,7 @@ class OwnNotes:
                 held.discard(key[1:3])
                 return True
             if sent is None:
-                if not armed:
-                    self._run[source] = 0
-                return False
+                return False            # a player's note or a pad between the echoes breaks no run
             sent.matched.add(source)
             lag = t - sent.at
             steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK

@@ -113,8 +113,10 @@ class PlayerThread(threading.Thread):
         lookahead = engine.settings.lookahead
         for event in engine.tick(now):
             heapq.heappush(heap, (event.time, next(self._seq), event.message))
-        if self.clock_sender is not None and transport.source == "internal":
-            for when, message in self.clock_sender.due(now, now + lookahead):
+        if self.clock_sender is not None:       # the box's clock only while it is the master
+            internal = transport.source == "internal"
+            for when, message in (self.clock_sender.due(now, now + lookahead) if internal
+                                  else self.clock_sender.hand_over(now)):
                 heapq.heappush(heap, (when, next(self._seq), message))
         self._send_due(heap)
         now = clock()

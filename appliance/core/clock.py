@@ -575,6 +575,12 @@ class ClockSwitch(Transport):
         #: may be its echo, and is not followed without a master's Start (see the module doc)
         self.sending = False
         self._own_start = -math.inf      # when the box last sent a Start or Continue
+        self._own_stop = -math.inf       # ... and a Stop
+        self._sending_then = False       # whether it sent its clock when auto last took over
+        self._own_ran = self.internal.running
+        self._own_halted = -math.inf     # when the box's own clock last stopped
+        self._follower_moves = 0         # the follower's relocations, last read ...
+        self._follower_unfollowed = 0    # ... and those made while it was not followed
         self._master_start = -math.inf   # when a Start or Continue came that was not the box's own
         self._own_bpm = self.internal.bpm
         self._own_bpm_changed = -math.inf
@@ -610,6 +616,10 @@ class ClockSwitch(Transport):
             state = follower.state
             if state == IDLE:
                 self._echo_said = False
+            running = self.internal.running
+            if self._own_ran and not running:
+                self._own_halted = self.clock()   # its clock's echo may still be on its way
+            self._own_ran = running
             if self.internal.bpm != self._own_bpm:
                 self._own_bpm, self._own_bpm_changed = self.internal.bpm, self.clock()
                 self._echo_found = False
@@ -618,6 +628,7 @@ class ClockSwitch(Transport):
                     and follower.running and self._from_a_master():
                 self._source = "external"
                 self._took_over, self._tempo_before = self.clock(), self.internal.bpm
+                self._sending_then = self._sends(self.clock())
                 self._relocations += 1
                 self.news.note("external", logging.INFO, "clock: following MIDI clock at %.1f BPM",
                                follower.bpm)
@@ -627,7 +638,7 @@ class ClockSwitch(Transport):
                 since = follower.last_tick_time if state == IDLE else self.clock()
                 since = since if since > -math.inf else self.clock()
                 where = follower.position(since)
-                echo = (self.sending and state == IDLE
+                echo = (self._sending_then and state == IDLE
                         and self.clock() - self._took_over <= 2 * follower.lost_after)
                 if echo:      # it stopped as soon as the box stopped sending: the box's own, echoed
                     self._master_start, self._echo_found = -math.inf, True
@@ -649,7 +660,7 @@ class ClockSwitch(Transport):
         """Whether the steady clock may be followed (lock held): always, unless the box sends its
         own and the clock may be that, echoed back (module doc)."""
         now = self.clock()
-        if not self.sending or now - self._master_start <= MASTER_START_S:
+        if not self._sends(now) or now - self._master_start <= MASTER_START_S:
             return True
         if self._echo_found or now - self._own_bpm_changed <= SETTLE_S:
             return False
@@ -667,6 +678,12 @@ class ClockSwitch(Transport):
                            self.follower.bpm)
         return False
 
+    def _sends(self, now: float) -> bool:
+        """Whether the box's own clock goes out, or went out so lately that its echo may still
+        be coming: a box held until the player's first note sends nothing."""
+        return self.sending and (self.internal.running
+                                 or now - max(self._own_stop, self._own_halted) <= 2 * self.follower.lost_after)
+
     def _rate(self) -> float | None:
         """The tempo of the clocks heard over the last RATE_S (lock held), or None before 3 s:
         counted, not fitted, so time stamps a JACK cycle apart move it by a cycle over 3 s."""
@@ -675,20 +692,31 @@ class ClockSwitch(Transport):
             return None
         return (len(times) - 1) / (times[-1] - times[0]) * 60.0 / PPQN
 
-    def own_start(self, t: float) -> None:
-        """The box sends a Start or Continue at ``t`` (its ClockSender): one heard just after
-        is its echo, not a master."""
-        self._own_start = t
+    def own_start(self, t: float, kind: str = "start") -> None:
+        """The box sends a Start or Continue (or, ``kind`` "stop", a Stop) at ``t`` (its
+        ClockSender): one heard just after is its echo, not a master, and is not followed."""
+        if kind == "stop":
+            self._own_stop = t
+        else:
+            self._own_start = t
 
-    def own_echo(self, t: float) -> bool:
-        """Whether a Start or Continue heard at ``t`` is the box's own coming back."""
-        return self.sending and -0.02 <= t - self._own_start <= ECHO_S
+    def own_echo(self, t: float, kind: str = "start") -> bool:
+        """Whether a Start or Continue (or a Stop) heard at ``t`` is the box's own coming back."""
+        sent = self._own_stop if kind == "stop" else self._own_start
+        return self.sending and -0.02 <= t - sent <= ECHO_S
 
     @property
     def relocations(self) -> int:
-        """Bumped whenever the position may have jumped (a Start, a song position, a switch)."""
+        """Bumped whenever the position may have jumped (a Start, a song position, a switch).
+        The follower's own count only while it is followed: on the box's own clock, a clock
+        joined or its echo's Start moves nothing."""
         self._update()
-        return self._relocations + self.follower.relocations + self.internal.relocations
+        with self._switch_lock:
+            moves = self.follower.relocations
+            if self._source != "external":
+                self._follower_unfollowed += moves - self._follower_moves
+            self._follower_moves = moves
+            return self._relocations + moves - self._follower_unfollowed + self.internal.relocations
 
     @property
     def bpm(self) -> float:
@@ -716,7 +744,9 @@ class ClockSwitch(Transport):
         if self.mode == "internal":
             return
         with self._switch_lock:
-            if event in ("start", "continue") and not self.own_echo(t):
+            if event in ("start", "continue", "stop") and self.own_echo(t, event):
+                return                             # the box's own, echoed: nothing to follow
+            if event in ("start", "continue"):
                 self._master_start, self._echo_found = t, False
             elif event == "clock" and self.sending:
                 times = self._clock_times

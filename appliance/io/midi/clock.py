@@ -31,11 +31,23 @@ class ClockSender:
     thread merges them with the drum events.
     """
 
-    def __init__(self, transport: Transport, on_start: Callable[[float], None] | None = None) -> None:
+    def __init__(self, transport: Transport, on_start: Callable[[float, str], None] | None = None) -> None:
         self.transport = transport
-        self.on_start = on_start          #: told when a Start or Continue goes out (ClockSwitch.own_start)
+        #: told when a Start, Continue or Stop goes out, and its kind (ClockSwitch.own_start)
+        self.on_start = on_start
         self._next: int | None = None     # next clock index (position · 6)
         self._was_running = False
+
+    def hand_over(self, now: float) -> list[tuple[float, mido.Message]]:
+        """A Stop for the slaves, once, when the box stops or another clock leads (the player
+        sends the box's clock only while it is the master); it comes back with Song Position
+        and Continue (or Start) where the box then is."""
+        if not self._was_running:
+            return []
+        self._was_running, self._next = False, None
+        if self.on_start is not None:
+            self.on_start(now, "stop")
+        return [(now, mido.Message("stop"))]
 
     def due(self, now: float, until: float) -> list[tuple[float, mido.Message]]:
         out: list[tuple[float, mido.Message]] = []
@@ -48,15 +60,14 @@ class ClockSender:
             self._next = step * CLOCKS_PER_STEP
             at = max(now, transport.time_at(step) - 0.001)
             if self.on_start is not None:
-                self.on_start(at)
+                self.on_start(at, "start")
             if step % STEPS:
                 out.append((at, mido.Message("songpos", pos=step % STEPS)))
                 out.append((at, mido.Message("continue")))
             else:
                 out.append((at, mido.Message("start")))
         elif not running and self._was_running:
-            out.append((now, mido.Message("stop")))
-            self._next = None
+            out.extend(self.hand_over(now))
         self._was_running = running
         if not running or self._next is None:
             return out
