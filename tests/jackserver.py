@@ -9,6 +9,7 @@ Import the fixture into a test module: ``from tests.jackserver import jack  # no
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import mido
 import numpy as np
@@ -381,6 +382,25 @@ class EchoDevice:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+@contextlib.contextmanager
+def cycle_frames(server: JackServer, frames: int) -> Iterator[None]:
+    """The server runs ``frames``-frame cycles inside the block (``jack_bufsize``, as a desktop
+    user sets a larger buffer), and its own size again after."""
+    def bufsize(*args: str) -> str:
+        done = subprocess.run(["jack_bufsize", *args], env=server.env(), capture_output=True,
+                              text=True, timeout=20)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    before = bufsize()
+    bufsize(str(frames))
+    assert wait_until(lambda: bufsize() == str(frames), 10)
+    try:
+        yield
+    finally:
+        bufsize(before)
 
 
 def connect(server: JackServer, source: str, destination: str) -> None:

@@ -919,3 +919,32 @@ def test_the_slaves_hear_stop_when_another_clock_leads_and_continue_when_the_box
     back = [m for _, m in sender.due(now.t, now.t + 0.05)]
     assert [m.type for m in back[:2]] == ["songpos", "continue"] and back[0].pos == 17
     assert [k for _, k in told] == ["start", "stop", "start"]
+
+
+@pytest.mark.parametrize("bpm, frames", [(122, 1024), (150, 1024), (240, 512), (60, 2048), (130, 2048)])
+def test_a_clock_on_long_jack_cycles_with_their_jitter_is_steady_and_whole(bpm, frames):
+    """Real JACK stamps, as rtmidi gives them: every clock read in a cycle gets the cycle's
+    time, some µs apart (rtmidi reads JACK's time per message), and the cycles themselves
+    come up to a millisecond off their line. Told the cycle (``stamp_grain``, as the box is by
+    JACK), the follower finds the clock steady (for ``auto`` to follow) even where a cycle
+    holds two clocks, ignores none of them, and counts its tempo within 1 %."""
+    now = Now()
+    f = MidiClockFollower(bpm=100, clock=now)
+    cycle = frames / 48000
+    f.stamp_grain = cycle
+    rng = random.Random(7)
+    feed_clock(f, START, 0.0)
+    ideal, count, steady = 0.0, 24 * 16, []
+    read_at = {}
+    for _ in range(count):
+        ideal += tick_period(bpm)
+        k = int(ideal / cycle) + 1                       # read in the next cycle ...
+        read_at.setdefault(k, k * cycle + rng.uniform(0, 0.0012))   # ... which runs a little late
+        now.t = read_at[k] + rng.uniform(0, 2e-5)        # and each message some µs apart
+        read_at[k] = now.t
+        feed_clock(f, CLOCK, now.t)
+        steady.append(f.steady)
+    assert f.extra == 0 and f.missed == 0
+    assert f.position(now.t) * 6 == pytest.approx(count - 1, abs=0.5 * cycle / tick_period(bpm) + 1)
+    assert sum(steady[24 * 2:]) >= 0.8 * len(steady[24 * 2:])
+    assert f.bpm == pytest.approx(bpm, rel=0.01)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from tests.jackserver import REPO, Recorder, ServiceProcess, jack, played_note, wait_until  # noqa: F401
+import pytest
+
+from tests.jackserver import (REPO, Recorder, ServiceProcess, cycle_frames, jack, played_note,  # noqa: F401
+                              wait_until)
 
 TOLERANCE_S = 0.010
 
@@ -324,3 +327,41 @@ control: {{socket: {tmp_path}/control.sock}}
         source.close()
         drums.close()
     assert code == 0, service.log()[-2000:]
+
+
+@pytest.mark.parametrize("bpm", [122.0, 150.0])
+def test_a_clock_through_a_desktops_long_jack_cycles_is_followed_clock_for_clock(
+        jack, tmp_path, tiny_model_dir, bpm):
+    """A JACK server with 1024-frame cycles (21 ms at 48 kHz, as desktops run it) gives every
+    clock read in a cycle the cycle's time. At 150 BPM (a clock every 17 ms) a cycle often
+    holds two: the box never found the clock steady and did not follow it. At 122 (20.5 ms)
+    it followed, but took the second clock of a cycle for an extra byte now and then (14 of
+    384 in 16 beats: its drums more than two steps behind the master). Told the cycle by JACK,
+    it follows at once, counts every clock, and shows the master's tempo."""
+    config = f"""
+model: {{dir: {tiny_model_dir}, seed: 4}}
+tempo: {{bpm: 100, clock: auto}}
+midi: {{api: jack, client_name: gb-long, inputs: [clk-src], outputs: []}}
+gpio: {{enabled: false}}
+state: {{dir: {tmp_path}/state}}
+control: {{socket: {tmp_path}/control.sock}}
+"""
+    with cycle_frames(jack, 1024):
+        source = ClockSource(jack, [(bpm, 24 * 16)])
+        service = ServiceProcess(jack, str(tmp_path), config)
+        try:
+            service.wait_ready()
+            assert wait_until(lambda: service.status()["ports"]["inputs"] == ["clk-src:out"], 10)
+            source.go()
+            started = time.monotonic()
+            assert wait_until(lambda: service.status()["clock_source"] == "external", 10), service.log()[-2000:]
+            time.sleep(max(0.0, started + 14 * 60 / bpm - time.monotonic()))   # 14 of the 16 beats
+            following = service.status()
+            source.finish()
+        finally:
+            code = service.stop()
+            source.close()
+    assert code == 0, service.log()[-2000:]
+    assert following["clock_source"] == "external"
+    assert following["clock_counts"]["extra"] == 0 and following["clock_counts"]["missed"] == 0, following["clock_counts"]
+    assert following["bpm"] == pytest.approx(bpm, abs=1.5)

@@ -106,3 +106,25 @@ def test_an_echo_is_found_with_a_player_on_the_same_input() -> None:
         echoes.append(own.heard_back(kick(100 - beat, channel=9, note=36), now.t + 0.003, "usb"))
         played.append(own.heard_back(kick(64, channel=0, note=60 + beat), now.t + 0.2, "usb"))
     assert echoes == [False] * (ARM - 1) + [True] * (12 - ARM + 1) and not any(played)
+
+
+def test_an_echo_through_large_jack_cycles_is_found() -> None:
+    """On a JACK server with 1024-frame cycles (21 ms at 48 kHz) a note leaves at the next
+    cycle's start and is stamped with the time of the cycle it is read in: each echo's lag
+    wanders over a whole cycle. Told the cycle (``grain``), the input is found to echo; with a
+    millisecond's grain it is not."""
+    import random
+    cycle = 1024 / 48000
+    for grain, found in ((cycle, True), (0.0, False)):
+        rng = random.Random(5)
+        now = Now(10.0)
+        own = OwnNotes(clock=now, grain=lambda g=grain: g)
+        dropped = []
+        for step in range(24):
+            now.t = 10.0 + 0.1 * step + rng.uniform(0.0, cycle)     # the player thread's own time
+            own.sent(kick(90 + step % 5, channel=9, note=36))
+            sent_out = (now.t // cycle + 1) * cycle                  # the next cycle's start
+            read = (sent_out + 0.002) // cycle * cycle + cycle       # back 2 ms later, read a cycle on
+            dropped.append(own.heard_back(kick(90 + step % 5, channel=9, note=36), read, "usb"))
+        assert own.echoes("usb") is found
+        assert (sum(dropped) >= 24 - ARM) is found, dropped

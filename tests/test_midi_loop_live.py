@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from appliance.box.echo import ARM
-from tests.jackserver import EchoDevice, ServiceProcess, jack, wait_until  # noqa: F401
+import pytest
+
+from tests.jackserver import EchoDevice, ServiceProcess, cycle_frames, jack, wait_until  # noqa: F401
 
 
 def looped_box(jack, tmp_path, model_dir, name: str, settings: str) -> tuple[ServiceProcess, EchoDevice]:
@@ -33,10 +35,17 @@ control: {{socket: {tmp_path}/control.sock}}
     return service, echo
 
 
-def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("frames", [64, 1024])
+def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tiny_model_dir, frames):
     """tempo.clock auto + send_clock into a drum machine that echoes everything back (MIDI
-    thru on): the box keeps its own clock at its own tempo, and says once why."""
-    service, echo = looped_box(jack, tmp_path, tiny_model_dir, "clk-echo",
+    thru on): the box keeps its own clock at its own tempo, and says once why; also where a
+    JACK cycle (1024 frames, 21 ms) is longer than a clock's period (17 ms at 150 BPM)."""
+    with cycle_frames(jack, frames):
+        box_ignores_its_clock_echo(jack, tmp_path, tiny_model_dir, f"clk-echo{frames}")
+
+
+def box_ignores_its_clock_echo(jack, tmp_path, model_dir, name: str) -> None:
+    service, echo = looped_box(jack, tmp_path, model_dir, name,
                                "tempo: {bpm: 150, clock: auto, send_clock: true}")
     try:
         assert wait_until(lambda: "sends its own" in service.log(), 20), service.log()[-2000:]
@@ -50,11 +59,19 @@ def test_a_box_that_sends_its_clock_does_not_follow_its_echo(jack, tmp_path, tin
     assert code == 0, service.log()[-2000:]
 
 
-def test_the_box_does_not_hear_its_own_drums_back(jack, tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("frames", [64, 1024])
+def test_the_box_does_not_hear_its_own_drums_back(jack, tmp_path, tiny_model_dir, frames):
     """Its drums come back note for note on the drum machine's output, which the box also
     listens to (as it does by default: every port in and out): once that input is seen to echo
-    them, they are left out of the groove, with a warning line (rate-limited)."""
-    service, echo = looped_box(jack, tmp_path, tiny_model_dir, "thru",
+    them, they are left out of the groove, with a warning line (rate-limited). Also on a JACK
+    server with a desktop's large buffer (1024 frames, 21 ms cycles), where each echo comes
+    back as late as the cycle the drums went out in."""
+    with cycle_frames(jack, frames):
+        box_hears_its_echo_once(jack, tmp_path, tiny_model_dir, f"thru{frames}")
+
+
+def box_hears_its_echo_once(jack, tmp_path, model_dir, name: str) -> None:
+    service, echo = looped_box(jack, tmp_path, model_dir, name,
                                "generator: {density: 0.8}\ntempo: {bpm: 160}")
     try:
         assert wait_until(lambda: service.status()["inputs_seen"] >= 40, 30), service.status()["inputs_seen"]

@@ -14,7 +14,7 @@ from appliance.io.midi.backend import matches, port_key
 from appliance.io.midi.ports import MidiPorts
 from appliance.io.midi.rtmidi_backend import RtMidiBackend, resolve_api
 
-from tests.jackserver import REPO, Player, Recorder, connect, jack, wait_until  # noqa: F401
+from tests.jackserver import REPO, Player, Recorder, connect, cycle_frames, jack, wait_until  # noqa: F401
 
 
 class Inbox:
@@ -292,6 +292,20 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
     finally:
         ports.close()
         keys.close()
+
+
+def test_the_jack_backend_knows_its_cycle(jack):
+    """``stamp_grain`` is one JACK cycle, and follows the server's buffer size when it changes
+    (within a few seconds): the box's echo finding (appliance/box/echo.py) needs it."""
+    from appliance.io.midi.jack import JackBackend
+    backend = JackBackend(client_name="groovebox-cycle")
+    try:
+        assert backend.stamp_grain == pytest.approx(64 / 48000)
+        with cycle_frames(jack, 1024):
+            assert wait_until(lambda: backend.stamp_grain == pytest.approx(1024 / 48000), 10)
+        assert wait_until(lambda: backend.stamp_grain == pytest.approx(64 / 48000), 10)
+    finally:
+        backend.close()
 
 
 GONE = r"""

@@ -6,7 +6,8 @@ A note-on heard on an input with the channel, note and velocity of one the box s
 ``ECHO_S`` before *matches* it (each sent note once per input; sent notes are kept ``KEPT_S``).
 An input whose last ``ARM`` note-ons all matched, each as late as the one before within
 ``LAG_SLACK`` (an echo's way back takes the same few milliseconds every time; a player's timing
-does not), is one that echoes, until ``ARMED_S`` pass without a match or a match comes at
+does not; on JACK, within one cycle more, since a note leaves at the next cycle's start and is
+stamped arriving with its cycle's time), is one that echoes, until ``ARMED_S`` pass without a match or a match comes at
 another lag: there, what matches is the box's own and is dropped (``MidiRouting.on_input``), and
 so is the note-off of a note-on dropped; what does not match (the drum machine's own pads, a
 keyboard on the same cable) is heard. Until then nothing is dropped: a drum map may put its
@@ -26,7 +27,7 @@ ECHO_S = 0.1          #: a note heard this soon after the box sent the same one 
 KEPT_S = 0.5          #: how long a sent note is kept (an input thread held up reads its notes late)
 ARM = 4               #: note-ons in a row that match make an input one that echoes the box ...
 ARMED_S = 8.0         #: ... until this long passes without a match (a few bars at the slowest)
-LAG_SLACK = 0.006     #: ... each as late as the last within this (a 256-frame JACK cycle is 5.3 ms)
+LAG_SLACK = 0.006     #: ... each as late as the last within this, and one MIDI system cycle more (``grain``)
 
 
 def _key(message: mido.Message) -> tuple[str, int, int, int]:
@@ -48,8 +49,10 @@ class OwnNotes:
     """The notes the box sent in the last ``ECHO_S``, and whether one heard is one of them
     coming back on an input that echoes the box."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 grain: Callable[[], float] = lambda: 0.0) -> None:
         self.clock = clock
+        self.grain = grain       #: how coarse the MIDI system's times are (PortBackend.stamp_grain)
         self._sent: deque[_Sent] = deque()
         self._run: dict[str, int] = {}           #: per input, its note-ons that matched in a row
         self._last: dict[str, float] = {}        #: per input, when a note of it last matched
@@ -99,7 +102,7 @@ class OwnNotes:
                 return False            # a player's note or a pad between the echoes breaks no run
             sent.matched.add(source)
             lag = t - sent.at
-            steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK
+            steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK + self.grain()
             self._run[source] = self._run.get(source, 0) + 1 if steady else 1
             self._last[source], self._lag[source] = t, lag
             if self._run[source] < ARM:

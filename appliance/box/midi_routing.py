@@ -63,7 +63,7 @@ class MidiRouting:
         self._clock_pressed = -math.inf      # when the followed input last sent Start or Continue
         self._songpos: dict[str, tuple[float, mido.Message]] = {}   # each input's last Song Position
         self.clocks_ignored = 0              #: clock messages from the input not followed (_clock_from)
-        self.own_notes = OwnNotes()
+        self.own_notes = OwnNotes(grain=self._stamp_grain)
         self.heard_back = 0                  #: the box's own notes heard back (a MIDI thru), dropped
         self._news = RateLimitedLog(log)
 
@@ -130,9 +130,16 @@ class MidiRouting:
             self._news.note("pressed", logging.INFO, "MIDI clock: %s pressed play; its clock is "
                             "followed now", _shown(source))
         self._clock_input, self._clock_heard = source, t
+        self.transport.stamp_grain = 0.0 if source == "din" else self._stamp_grain()
         if kind in ("start", "continue"):
             self._clock_pressed = t
         return True
+
+    def _stamp_grain(self) -> float:
+        """How coarse USB MIDI's times are (one JACK cycle). For the echoes, DIN's (finer) are
+        taken as coarse as USB's: a wider slack only lets a steady echo be found sooner."""
+        ports = self.ports
+        return ports.stamp_grain if ports is not None else 0.0
 
     def _on_din(self, message: mido.Message, t: float) -> None:
         self.on_input(message, t, source="din")

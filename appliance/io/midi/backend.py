@@ -199,6 +199,12 @@ class PortBackend(ABC):
         be opened until the box restarts."""
         return False
 
+    @property
+    def stamp_grain(self) -> float:
+        """How coarse, in seconds, the times are at which messages leave and are stamped
+        arriving; 0 where finer than a millisecond (ALSA's sequencer)."""
+        return 0.0
+
     def is_own(self, name: str) -> bool:
         client = port_key(name).split(":", 1)[0]
         base = self.client_name

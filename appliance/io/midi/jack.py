@@ -132,6 +132,8 @@ class JackPatchbay:
         lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
         lib.jack_get_buffer_size.restype = ctypes.c_uint32
         lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+        lib.jack_get_sample_rate.restype = ctypes.c_uint32
+        lib.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
         self._lib = lib
         self._lock = threading.Lock()
         status = ctypes.c_int(0)
@@ -208,6 +210,15 @@ class JackPatchbay:
                 return True
             time.sleep(0.002)
         return False
+
+    def cycle_s(self) -> float | None:
+        """How long one process cycle lasts (frames per cycle / sample rate); None with no server."""
+        with self._lock:
+            if not self._client or self.gone:
+                return None
+            frames = self._lib.jack_get_buffer_size(self._client)
+            rate = self._lib.jack_get_sample_rate(self._client)
+        return frames / rate if rate else None
 
     def went_within(self, timeout: float) -> bool:
         """Whether the server is gone, or goes within ``timeout`` seconds."""
@@ -328,6 +339,7 @@ class JackBackend(PortBackend):
             self._give_up(made)      # a retry by the same name gets the same names
             raise
         self._own = {self.input_port, self.output_port, self.eox_port}
+        self._cycle_s = self.patchbay.cycle_s() or 0.0
         self._eox = _SharedOutput(eox)
         self._next_eox = 0.0
         self._eox_sent = 0
@@ -369,20 +381,32 @@ class JackBackend(PortBackend):
                     self._next_eox = now + EOX_EVERY_S
                     self._eox.send([0xF7])
                     self._eox_sent += 1
-                    if self._eox_sent % EOX_CHECK_EVERY == 0 and not self.patchbay.connected(
-                            self.eox_port, self.input_port):   # a patchbay tool took it away
-                        self.patchbay.connect(self.eox_port, self.input_port)
+                    if self._eox_sent % EOX_CHECK_EVERY == 0:
+                        self._look_again()
             except Exception:
                 log.exception("MIDI input poll failed")
                 busy = False
             if not busy:
                 self._stop.wait(self.poll_s)
 
+    def _look_again(self) -> None:
+        """Every couple of seconds: the end-of-sysex port still patched to the input (a patchbay
+        tool may take it away), and the cycle's length (``jack_bufsize`` may change it)."""
+        if not self.patchbay.connected(self.eox_port, self.input_port):
+            self.patchbay.connect(self.eox_port, self.input_port)
+        self._cycle_s = self.patchbay.cycle_s() or self._cycle_s
+
     # -- PortBackend --------------------------------------------------------------------------
     @property
     def gone(self) -> bool:
         """The JACK server went away (shut down or crashed)."""
         return self.patchbay.gone
+
+    @property
+    def stamp_grain(self) -> float:
+        """One JACK cycle: rtmidi sends what the box queued at the next cycle's start, and
+        stamps what comes in with the time of the cycle it was read in."""
+        return self._cycle_s
 
     def is_own(self, name: str) -> bool:
         """Ours, or another box's by the same name (``groovebox-01:in``, ``groovebox-out-01:out``):

@@ -211,6 +211,11 @@ class MidiPorts:
         return (virtual.input_name, virtual.output_name) if virtual is not None else ("", "")
 
     @property
+    def stamp_grain(self) -> float:
+        """The MIDI system's :attr:`~PortBackend.stamp_grain` (one JACK cycle)."""
+        return self.backend.stamp_grain
+
+    @property
     def patterns(self) -> tuple[list[str], list[str]]:
         """The name patterns of the inputs and outputs the box connects to."""
         return list(self._inputs.patterns), list(self._outputs.patterns)
