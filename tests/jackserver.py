@@ -395,12 +395,18 @@ def cycle_frames(server: JackServer, frames: int) -> Iterator[None]:
         return done.stdout.strip()
 
     before = bufsize()
-    bufsize(str(frames))
-    assert wait_until(lambda: bufsize() == str(frames), 10)
     try:
+        bufsize(str(frames))
+        assert wait_until(lambda: bufsize() == str(frames), 10)
         yield
     finally:
-        bufsize(before)
+        try:
+            bufsize(before)
+            restored = wait_until(lambda: bufsize() == before, 10)
+        except (AssertionError, OSError, subprocess.SubprocessError) as error:
+            restored, before = False, f"{before} ({error})"
+        if not restored:       # said, or the next tests run on the wrong cycles unknowingly
+            pytest.fail(f"the JACK server could not be set back to {before} frames")
 
 
 def connect(server: JackServer, source: str, destination: str) -> None:

@@ -329,14 +329,15 @@ control: {{socket: {tmp_path}/control.sock}}
     assert code == 0, service.log()[-2000:]
 
 
-@pytest.mark.parametrize("bpm", [122.0, 150.0])
+@pytest.mark.parametrize("bpm", [105.0, 122.0, 150.0])
 def test_a_clock_through_a_desktops_long_jack_cycles_is_followed_clock_for_clock(
         jack, tmp_path, tiny_model_dir, bpm):
     """A JACK server with 1024-frame cycles (21 ms at 48 kHz, as desktops run it) gives every
     clock read in a cycle the cycle's time. At 150 BPM (a clock every 17 ms) a cycle often
     holds two: the box never found the clock steady and did not follow it. At 122 (20.5 ms)
     it followed, but took the second clock of a cycle for an extra byte now and then (14 of
-    384 in 16 beats: its drums more than two steps behind the master). Told the cycle by JACK,
+    384 in 16 beats: its drums more than two steps behind the master); at 105 (23.8 ms) it
+    took a cycle with no clock in it for a lost clock (36 in 16 beats, six steps ahead). Told the cycle by JACK,
     it follows at once, counts every clock, and shows the master's tempo."""
     config = f"""
 model: {{dir: {tiny_model_dir}, seed: 4}}

@@ -118,7 +118,7 @@ def test_an_echo_through_large_jack_cycles_is_found() -> None:
     for grain, found in ((cycle, True), (0.0, False)):
         rng = random.Random(5)
         now = Now(10.0)
-        own = OwnNotes(clock=now, grain=lambda g=grain: g)
+        own = OwnNotes(clock=now, grain=lambda source, g=grain: g if source == "usb" else 0.0)
         dropped = []
         for step in range(24):
             now.t = 10.0 + 0.1 * step + rng.uniform(0.0, cycle)     # the player thread's own time

@@ -50,9 +50,9 @@ class OwnNotes:
     coming back on an input that echoes the box."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 grain: Callable[[], float] = lambda: 0.0) -> None:
+                 grain: Callable[[str], float] = lambda source: 0.0) -> None:
         self.clock = clock
-        self.grain = grain       #: how coarse the MIDI system's times are (PortBackend.stamp_grain)
+        self.grain = grain       #: how coarse an input's times are (PortBackend.stamp_grain)
         self._sent: deque[_Sent] = deque()
         self._run: dict[str, int] = {}           #: per input, its note-ons that matched in a row
         self._last: dict[str, float] = {}        #: per input, when a note of it last matched
@@ -102,7 +102,7 @@ class OwnNotes:
                 return False            # a player's note or a pad between the echoes breaks no run
             sent.matched.add(source)
             lag = t - sent.at
-            steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK + self.grain()
+            steady = abs(lag - self._lag.get(source, lag)) <= LAG_SLACK + self.grain(source)
             self._run[source] = self._run.get(source, 0) + 1 if steady else 1
             self._last[source], self._lag[source] = t, lag
             if self._run[source] < ARM:

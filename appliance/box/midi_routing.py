@@ -130,16 +130,15 @@ class MidiRouting:
             self._news.note("pressed", logging.INFO, "MIDI clock: %s pressed play; its clock is "
                             "followed now", _shown(source))
         self._clock_input, self._clock_heard = source, t
-        self.transport.stamp_grain = 0.0 if source == "din" else self._stamp_grain()
+        self.transport.stamp_grain = self._stamp_grain(source)
         if kind in ("start", "continue"):
             self._clock_pressed = t
         return True
 
-    def _stamp_grain(self) -> float:
-        """How coarse USB MIDI's times are (one JACK cycle). For the echoes, DIN's (finer) are
-        taken as coarse as USB's: a wider slack only lets a steady echo be found sooner."""
+    def _stamp_grain(self, source: str = "usb") -> float:
+        """How coarse an input's times are: one JACK cycle for USB on JACK; 0 for DIN."""
         ports = self.ports
-        return ports.stamp_grain if ports is not None else 0.0
+        return ports.stamp_grain if ports is not None and source != "din" else 0.0
 
     def _on_din(self, message: mido.Message, t: float) -> None:
         self.on_input(message, t, source="din")

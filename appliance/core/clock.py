@@ -95,9 +95,11 @@ ECHO_TEMPO = 0.015           #: while the box sends its clock, one this close to
 SETTLE_S = 3.5               #: ... and any, this long after its own tempo changed (two beats at 40 BPM, and some)
 MASTER_START_S = 4.0         #: a clock this soon after a master's Start or Continue is followed whatever its tempo
 RATE_S = (3.0, 4.0)          #: the tempo judged against the box's own: clocks counted over 3 to 4 s (a JACK cycle's stamps, 20 ms, then err < 1 %)
-COUNTED_S = (3.0, 4.0)       #: where stamps are coarse, the tempo is counted over the clocks of 3 to 4 s
-TEMPO_JUMP = 0.08            #: ... and afresh after a change of tempo by more than this (a cycle's stamps: < 4 % over 1 s)
-SAME_STAMP_S = 1e-4          #: clocks this close came on one time stamp (one JACK cycle: rtmidi reads JACK's time per message, some µs apart)
+COUNTED_S = (1.5, 4.0)       #: where stamps are coarse, the tempo is counted over the clocks of 1.5 to 4 s
+TEMPO_RECENT_S = 1.5         #: ... and afresh once the last this long runs ...
+TEMPO_JUMP = 0.06            #: ... this far off the whole count (a cycle's stamps: < 3 % over 1.5 s; an 80 ms stall 5 %)
+SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp ...
+CYCLE_STAMP_S = 1e-4         #: ... or this close, on a MIDI system that says its stamps are a cycle (rtmidi reads JACK's time per message, some µs apart)
 STAMP_SLACK = 0.75           #: stamps a cycle coarse put a clock up to this many cycles off the line
 COARSE_STAMPS = 0.5          #: stamps this coarse (in periods) can hold two of the master's clocks
 MISSED_SLACK = 0.25          #: a gap counts as k clocks when within this many periods of k
@@ -336,17 +338,17 @@ class MidiClockFollower(Transport):
         span.append((self._n, t))
         while t - span[0][1] > COUNTED_S[1]:
             span.popleft()
-        self._counted = None
-        if self.stamp_grain <= COARSE_STAMPS * self._fit[1] or len(span) < 2:
-            return
-        recent = next(k for k, (_, heard) in enumerate(span) if t - heard <= 1.0)
-        (n0, t0), (nr, tr), (n1, t1) = span[0], span[recent], span[-1]
-        whole = (t1 - t0) / (n1 - n0)
-        if n1 > nr and abs((t1 - tr) / (n1 - nr) / whole - 1.0) > TEMPO_JUMP:
-            for _ in range(recent):
-                span.popleft()
-        elif t1 - t0 >= COUNTED_S[0]:
-            self._counted = whole
+        counted = None
+        if self.stamp_grain > COARSE_STAMPS * self._fit[1] and len(span) >= 2:
+            recent = next(k for k, (_, heard) in enumerate(span) if t - heard <= TEMPO_RECENT_S)
+            (n0, t0), (nr, tr), (n1, t1) = span[0], span[recent], span[-1]
+            whole = (t1 - t0) / (n1 - n0)
+            if recent and n1 > nr and abs((t1 - tr) / (n1 - nr) / whole - 1.0) > TEMPO_JUMP:
+                for _ in range(recent):
+                    span.popleft()
+            elif t1 - t0 >= COUNTED_S[0]:
+                counted = whole
+        self._counted = counted        # one write: ``bpm`` is read from other threads
 
     def start(self, t: float) -> None:
         with self._lock:
@@ -413,7 +415,6 @@ class MidiClockFollower(Transport):
         if t - self._last_tick > 2 * self._fit[1]:
             self._ticks.clear()
             self._span.clear()
-            self._counted = None
 
     def _adopted(self, t: float, otherwise: float) -> float:
         """The position the box plays at on its own clock (see ``adopt``), else ``otherwise``."""
@@ -432,7 +433,10 @@ class MidiClockFollower(Transport):
         steady clock, a gap of k periods (2 ≤ k ≤ ``MAX_MISSED`` + 1, within
         ``MISSED_SLACK``) followed by a gap of one period counts as k clocks. One gap alone
         decides nothing: a clock merely late (the next one comes early) or a real slowdown
-        (the next gap is long too) is followed as it is."""
+        (the next gap is long too) is followed as it is. Nothing is counted so where the MIDI
+        system stamps in cycles longer than half a period: there a cycle that holds no clock
+        is a gap of two (a review's sweep on 1024 frames: 99 clocks counted at 101 BPM in
+        16 beats that were never lost, the box 4 beats ahead)."""
         ticks = self._ticks
         if (self._state != PLAYING or not self._anchored or len(ticks) < STEADY_TICKS
                 or ticks[-1][0] <= self._ref_n):
@@ -444,6 +448,8 @@ class MidiClockFollower(Transport):
         b = gaps[len(gaps) // 2]
         if b <= 0 or any(abs(gap - b) > MISSED_SLACK * b for gap in gaps):
             return 0
+        if self.stamp_grain > COARSE_STAMPS * b:
+            return 0   # a cycle with no clock in it is a gap of two: nothing is told from the timing
         (_, before), (_, last) = ticks[-2], ticks[-1]
         if not 0.5 * b <= t - last <= 1.5 * b:
             return 0
@@ -479,7 +485,7 @@ class MidiClockFollower(Transport):
         gap = t - self._last_tick
         if gap >= BURST_GAP * b or t >= a + b * (self._n + 1 - EXTRA_EARLY):
             return False
-        return gap > SAME_STAMP_S or self._grain() <= COARSE_STAMPS * b
+        return gap > self._same_stamp() or self._grain() <= COARSE_STAMPS * b
 
     def _grain(self) -> float:
         """How coarse the clocks' stamps are: one JACK cycle where the MIDI system says
@@ -488,12 +494,18 @@ class MidiClockFollower(Transport):
         BPM, 12 of 384 clocks were lost so, tests/test_clock_live.py)."""
         return max(self.stamp_grain, self._stamp_step())
 
+    def _same_stamp(self) -> float:
+        """Clocks this close came on one time stamp: ``CYCLE_STAMP_S`` where the MIDI system
+        says its stamps are a cycle, else ``SAME_STAMP_S`` (an ALSA byte sent twice 30 µs
+        apart is two stamps, the second one extra)."""
+        return CYCLE_STAMP_S if self.stamp_grain > 0 else SAME_STAMP_S
+
     def _stamp_step(self) -> float:
         """How finely the clocks are time-stamped, from the window: the smallest step between
         its gaps (a JACK cycle's length, or less), infinite when every gap is the same."""
         times = [t for _, t in self._ticks]
         gaps = sorted(t1 - t0 for t0, t1 in zip(times, times[1:]))
-        steps = [g1 - g0 for g0, g1 in zip(gaps, gaps[1:]) if g1 - g0 > SAME_STAMP_S]
+        steps = [g1 - g0 for g0, g1 in zip(gaps, gaps[1:]) if g1 - g0 > self._same_stamp()]
         return min(steps, default=math.inf)
 
     def _on_line(self, t: float) -> bool:
@@ -564,7 +576,6 @@ class MidiClockFollower(Transport):
             self._state, self._anchored, self._steady = IDLE, False, False
             self._ticks.clear()
             self._span.clear()
-            self._counted = None
             self._suspects.clear()
             self.news.note("lost", logging.WARNING,
                            "MIDI clock lost (nothing for %.1f s); check the clock source's cable",
@@ -574,7 +585,6 @@ class MidiClockFollower(Transport):
             self._state, self._steady = IDLE, False     # stopped and silent: gone
             self._ticks.clear()
             self._span.clear()
-            self._counted = None
 
 
 LATE_S = 0.0015   #: a clock this far behind the fitted line is a straggler
