@@ -79,6 +79,7 @@ def box_hears_its_echo_once(jack, tmp_path, model_dir, name: str) -> None:
         # the first ARM - 1 are heard before the input is known to echo (without the rule: 8)
         assert status["engine"]["groove_hits"] <= ARM - 1, status["groove_grid"]
         assert wait_until(lambda: "hears its own drums" in service.log(), 10)
+        assert service.status()["heard_back"] >= 10                # on the status too
         assert service.log().count("hears its own drums") <= 3     # rate-limited: the 1st, 10th, 100th ...
     finally:
         code = service.stop()

@@ -198,6 +198,26 @@ def test_the_monitor_says_what_went_wrong_with_the_midi_clock():
     assert "MIDI clock" not in drawn({"missed": 0, "extra": 0, "other_input": 0})
     shown = drawn({"missed": 3, "extra": 0, "other_input": 96})
     assert "3 clocks missed" in shown and "96 clock messages" in shown and "extra" not in shown
+    assert "MIDI thru" not in shown
+
+
+def test_the_monitor_and_status_say_the_box_hears_its_own_notes_back():
+    """A drum machine's MIDI thru sends the box's notes back: left out of the groove, counted
+    on the status (``heard_back``), and said at the desk with what to do."""
+    import io
+
+    from rich.console import Console
+
+    from appliance.box.control_socket import format_status
+    from appliance.box.monitor import frame
+
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(frame({"running": True, "bpm": 120.0, "step": 3, "heard_back": 17}))
+    shown = console.file.getvalue()
+    assert "MIDI thru: 17 of the box's own notes" in shown and "turn MIDI thru off" in shown
+    text = format_status({"running": True, "bpm": 120.0, "step": 3, "heard_back": 17})
+    assert "thru:    17 of the box's own notes" in text
+    assert "thru:" not in format_status({"running": True, "bpm": 120.0, "step": 3, "heard_back": 0})
 
 
 def test_monitor_once_without_a_box_says_so_and_fails(tmp_path):

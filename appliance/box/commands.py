@@ -94,6 +94,7 @@ def status(box: "Service") -> dict[str, Any]:
         "clock_source": transport.source,
         "clock_counts": {"missed": transport.follower.missed, "extra": transport.follower.extra,
                          "other_input": midi.clocks_ignored if midi is not None else 0},
+        "heard_back": midi.heard_back if midi is not None else 0,
         "now": now,
         "position": position,
         "step": int(math.floor(position)) % STEPS,

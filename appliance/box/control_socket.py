@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance.box.diagnose import clock_trouble
+from appliance.box.diagnose import clock_trouble, heard_back_trouble
 from appliance.core.clock import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -456,6 +456,9 @@ def format_status(status: dict[str, Any]) -> str:
     clock = clock_trouble(status.get("clock_counts") or {})
     if clock:
         lines.append(f"clock:   {clock}")
+    thru = heard_back_trouble(int(status.get("heard_back") or 0))
+    if thru:
+        lines.append(f"thru:    {thru}")
     stats = status.get("engine", {})
     lines.append(f"freeze {'ON' if status.get('frozen') else 'off'};  "
                  f"inference p50 {stats.get('latency_ms_p50', 0):.1f} ms, "

@@ -88,6 +88,14 @@ def why_silent(*, running: bool, clock_mode: str, clock_source: str, waiting_for
     return reasons
 
 
+def heard_back_trouble(count: int) -> str:
+    """The box's own notes heard back through a MIDI thru, in words ("" when none were)."""
+    if not count:
+        return ""
+    return (f"{count} of the box's own notes came back (a drum machine's MIDI thru or echo) "
+            "and were left out of the groove: turn MIDI thru off on the drum machine")
+
+
 def clock_trouble(counts: dict[str, int]) -> str:
     """What went wrong with the MIDI clock so far, in words ("" when nothing did)."""
     said = {"missed": "{} clocks missed (counted from the timing)",

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from appliance.box.control_socket import ControlError, request
-from appliance.box.diagnose import clock_trouble
+from appliance.box.diagnose import clock_trouble, heard_back_trouble
 
 STEPS, STEPS_PER_BEAT, STEPS_PER_BAR = 32, 4, 16
 LEVELS = " ▁▂▃▄▅▆▇█"
@@ -96,6 +96,9 @@ def _header(status: dict[str, Any]) -> list[Any]:
     counts = clock_trouble(status.get("clock_counts") or {})
     if counts:
         parts.append(Text(f"MIDI clock: {counts}", style="yellow"))
+    thru = heard_back_trouble(int(status.get("heard_back") or 0))
+    if thru:
+        parts.append(Text(f"MIDI thru: {thru}", style="yellow"))
     for reason in status.get("why_silent") or []:
         parts.append(Text(f"silent: {reason}", style="bold red"))
     keyboard = status.get("keyboard")
