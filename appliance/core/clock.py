@@ -52,7 +52,7 @@ every beat and a half, its drum machine losing the clock each time (tests/test_c
 without this rule). An echo cannot be told from a master at the box's own tempo, so while
 :attr:`ClockSwitch.sending`, ``auto`` does not take over from a steady clock whose tempo,
 counted over ``RATE_S`` (not fitted: JACK stamps a cycle's clocks with one time), is within
-``ECHO_TEMPO`` of the box's own, nor for ``SETTLE_S`` after its own tempo changed (its echo
+``ECHO_TEMPO`` of the box's own (and of a cycle over 3 s, where stamps are a JACK cycle), nor for ``SETTLE_S`` after its own tempo changed (its echo
 catches up with a tempo knob a beat later); it takes over from any other tempo, and from any
 clock within ``MASTER_START_S`` after a Start or Continue the box did not send (one within
 ``ECHO_S`` after the box's own is its echo): a sequencer pressing play. One log line says so. A
@@ -95,7 +95,8 @@ ECHO_TEMPO = 0.015           #: while the box sends its clock, one this close to
 SETTLE_S = 3.5               #: ... and any, this long after its own tempo changed (two beats at 40 BPM, and some)
 MASTER_START_S = 4.0         #: a clock this soon after a master's Start or Continue is followed whatever its tempo
 RATE_S = (3.0, 4.0)          #: the tempo judged against the box's own: clocks counted over 3 to 4 s (a JACK cycle's stamps, 20 ms, then err < 1 %)
-COUNTED_S = (1.5, 4.0)       #: where stamps are coarse, the tempo is counted over the clocks of 1.5 to 4 s
+COUNTED_S = (1.5, 6.0)       #: where stamps are coarse, the tempo is counted over the clocks of 1.5 to 6 s
+COUNTED_FROM = 0.1           #: ... coarse: a cycle over this many periods (a beat's line is then 1-4 % off)
 TEMPO_RECENT_S = 1.5         #: ... and afresh once the last this long runs ...
 TEMPO_JUMP = 0.06            #: ... this far off the whole count (a cycle's stamps: < 3 % over 1.5 s; an 80 ms stall 5 %)
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp ...
@@ -331,15 +332,16 @@ class MidiClockFollower(Transport):
 
     def _count_tempo(self, t: float) -> None:
         """The clocks of the last ``COUNTED_S`` counted (lock held): a tempo to show and to
-        carry on at, within a cycle over 3 s (< 1 % on 1024 frames), where the MIDI system
-        says its stamps are coarse (``stamp_grain``). A tempo over the last second
-        ``TEMPO_JUMP`` off the whole count's is the master's new one: counted from there."""
+        carry on at, within a cycle over the span (< 1 % on 1024 frames), where the MIDI system
+        says its stamps are a cycle over ``COUNTED_FROM`` of a period (``stamp_grain``). A
+        tempo over the last ``TEMPO_RECENT_S`` ``TEMPO_JUMP`` off the whole count's is the
+        master's new one: counted from there."""
         span = self._span
         span.append((self._n, t))
         while t - span[0][1] > COUNTED_S[1]:
             span.popleft()
         counted = None
-        if self.stamp_grain > COARSE_STAMPS * self._fit[1] and len(span) >= 2:
+        if self.stamp_grain > COUNTED_FROM * self._fit[1] and len(span) >= 2:
             recent = next(k for k, (_, heard) in enumerate(span) if t - heard <= TEMPO_RECENT_S)
             (n0, t0), (nr, tr), (n1, t1) = span[0], span[recent], span[-1]
             whole = (t1 - t0) / (n1 - n0)
@@ -727,8 +729,8 @@ class ClockSwitch(Transport):
         rate = self._rate()
         if rate is None:
             return False                       # not yet heard long enough to tell
-        if abs(rate / self._own_bpm - 1.0) > ECHO_TEMPO:
-            return True
+        if abs(rate / self._own_bpm - 1.0) > ECHO_TEMPO + self.follower.stamp_grain / RATE_S[0]:
+            return True          # (a count over 3 s of stamps a cycle coarse is a cycle off)
         if not self._echo_said:
             self._echo_said = True             # once, until that clock goes quiet
             self.news.note("echo", logging.WARNING, "clock: a MIDI clock comes in at the box's own "

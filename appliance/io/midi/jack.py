@@ -375,6 +375,8 @@ class JackBackend(PortBackend):
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
+                if not self.gone:      # read each time: jack_bufsize may change it mid-song
+                    self._cycle_s = self.patchbay.cycle_s() or self._cycle_s
                 busy = self._input.poll(256) > 0
                 now = time.monotonic()
                 if now >= self._next_eox and not self.gone:
@@ -391,10 +393,9 @@ class JackBackend(PortBackend):
 
     def _look_again(self) -> None:
         """Every couple of seconds: the end-of-sysex port still patched to the input (a patchbay
-        tool may take it away), and the cycle's length (``jack_bufsize`` may change it)."""
+        tool may take it away)."""
         if not self.patchbay.connected(self.eox_port, self.input_port):
             self.patchbay.connect(self.eox_port, self.input_port)
-        self._cycle_s = self.patchbay.cycle_s() or self._cycle_s
 
     # -- PortBackend --------------------------------------------------------------------------
     @property
