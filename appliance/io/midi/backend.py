@@ -150,8 +150,10 @@ class PortBackend(ABC):
     there are now), :meth:`open_input`, :meth:`open_output` (a connection to one of them),
     :meth:`open_virtual_input` and :meth:`open_virtual_output` (a port of the box's own
     that others connect to). It may override :meth:`open_virtual` (when it knows its own
-    ports' names), :attr:`gone` (when the MIDI system can vanish under it), :meth:`is_own`,
-    :meth:`close` and :meth:`leave`. Every method is called from the hotplug thread, never the player.
+    ports' names), :attr:`gone` (when the MIDI system can vanish under it), :attr:`stamp_grain`
+    (when its times come in steps coarser than a millisecond; read from the input threads, so a
+    value kept, not a call into the MIDI system), :meth:`is_own`, :meth:`close` and
+    :meth:`leave`. Every method is called from the hotplug thread, never the player.
     """
 
     #: the name our own ports show under, so that the box never connects to itself
