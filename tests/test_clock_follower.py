@@ -811,6 +811,18 @@ def test_an_echo_through_2048_frame_cycles_told_is_not_followed(bpm):
     assert switches(sources) == 0 and switch.bpm == pytest.approx(bpm), bpm
 
 
+def test_a_free_clock_2_percent_off_through_long_cycles_told_is_followed():
+    """Told long cycles, the echo guard allows a cycle over the count more than ECHO_TEMPO; the
+    count runs up to 8 s there, so a sequencer's free clock 1.9 % off the box's tempo (no
+    Start) through 1024-frame cycles is still followed, after about 8 s (a review: never, with
+    the allowance a cycle over 3 s). Closer than that it cannot be told from the box's own
+    echo: press play on the sequencer."""
+    free = [(1.0 + (k + 1) * tick_period(101.9), CLOCK) for k in range(24 * 26)]
+    switch, sources = box_with_echo(15.0, latency=None, bpm=100, master=free,
+                                    cycle=1024 / 48000, told=True)
+    assert switch.source == "external" and switch.bpm == pytest.approx(101.9, rel=0.01)
+
+
 def test_a_master_still_takes_a_box_that_sends_its_clock():
     """Without an echo: a sequencer's Start and clock at the box's own tempo, or any clock at
     another tempo, take the beat over; a free clock at the box's own tempo does not (it cannot
@@ -1017,22 +1029,25 @@ def test_a_clock_byte_sent_twice_30_us_apart_on_fine_stamps_is_extra():
     assert round(f.position(now.t) * 6) == src.sent - 1
 
 
-@pytest.mark.parametrize("bpm, frames, rate", [(107, 512, 44100), (78, 512, 48000), (58, 1024, 48000),
-                                               (130, 2048, 44100)])
-def test_the_tempo_through_cycles_under_half_a_period_is_counted_too(bpm, frames, rate):
-    """Cycles a tenth to a half of a period long still put a beat's line 1.5-3 % off (a
-    review: 104.4-107.7 shown for 107 BPM on 512 frames at 44.1 kHz, and handed back so):
-    shown, and carried on at when the clock goes, is the tempo counted (within 1 %)."""
+@pytest.mark.parametrize("frames, rate, bpm", [(256, 48000, 120), (512, 44100, 80)])
+def test_a_jump_through_cycles_under_half_a_period_is_shown_at_once(frames, rate, bpm):
+    """Where a cycle is under half a period the line's own tempo is shown: it follows a jump of
+    5 % within two beats, and the box carries on at the new tempo when the clock goes. (A tempo
+    counted over seconds there, tried, showed it only 4-5 s later and handed back 6 % low, a
+    review; its gain, 0-3 % on a steady clock, is not worth that.)"""
     now = Now()
     sw = ClockSwitch("auto", bpm=100, clock=now)
     sw.stamp_grain = frames / rate
     feed_clock(sw, START, 0.0)
-    shown = []
-    for k, t in enumerate(long_cycle_stamps(bpm, frames, 24, seed=5, rate=rate)):
+    before = long_cycle_stamps(bpm, frames, 12, seed=5, rate=rate)
+    for t in before:
         now.t = t
         feed_clock(sw, CLOCK, t)
-        if k >= 24 * 12:                                 # settled: 12 beats on
-            shown.append(sw.bpm)
-    assert min(shown) == pytest.approx(bpm, rel=0.01) and max(shown) == pytest.approx(bpm, rel=0.01)
+    after = long_cycle_stamps(bpm * 1.05, frames, 14, seed=6, rate=rate)
+    shift = before[-1] - after[24 * 12 - 1] + 60 / (bpm * 1.05) / 24     # on from the last clock
+    for t in after[24 * 12:]:
+        now.t = t + shift
+        feed_clock(sw, CLOCK, now.t)
+    assert sw.bpm == pytest.approx(bpm * 1.05, rel=0.015)
     now.t += 1.0
-    assert sw.source == "internal" and sw.bpm == pytest.approx(bpm, rel=0.01)
+    assert sw.source == "internal" and sw.bpm == pytest.approx(bpm * 1.05, rel=0.015)

@@ -296,7 +296,7 @@ def test_a_connection_lost_between_two_scans_is_made_again(jack):
 
 def test_the_jack_backend_knows_its_cycle(jack):
     """``stamp_grain`` is one JACK cycle, and follows the server's buffer size when it changes
-    mid-song (read at each poll: a review's simulation of a 2 s delay counted 40 clocks wrong
+    mid-song (read every 0.25 s: a review's simulation of a 2 s delay counted 40 clocks wrong
     at 105 BPM): the clock follower and the echo finding (appliance/box/echo.py) need it."""
     from appliance.io.midi.jack import JackBackend
     backend = JackBackend(client_name="groovebox-cycle")

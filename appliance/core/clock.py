@@ -95,8 +95,9 @@ ECHO_TEMPO = 0.015           #: while the box sends its clock, one this close to
 SETTLE_S = 3.5               #: ... and any, this long after its own tempo changed (two beats at 40 BPM, and some)
 MASTER_START_S = 4.0         #: a clock this soon after a master's Start or Continue is followed whatever its tempo
 RATE_S = (3.0, 4.0)          #: the tempo judged against the box's own: clocks counted over 3 to 4 s (a JACK cycle's stamps, 20 ms, then err < 1 %)
-COUNTED_S = (1.5, 6.0)       #: where stamps are coarse, the tempo is counted over the clocks of 1.5 to 6 s
-COUNTED_FROM = 0.1           #: ... coarse: a cycle over this many periods (a beat's line is then 1-4 % off)
+RATE_TOLD_S = 8.0            #: ... up to 8 s where told the stamps are a cycle (the guard widened by a cycle over the count)
+COUNTED_S = (1.5, 4.0)       #: where stamps are coarse, the tempo is counted over the clocks of 1.5 to 4 s
+COUNTED_FROM = 0.5           #: ... coarse: a cycle over this many periods (a beat's line 2-4 % off; under, 0-3 %, but it follows a jump at once)
 TEMPO_RECENT_S = 1.5         #: ... and afresh once the last this long runs ...
 TEMPO_JUMP = 0.06            #: ... this far off the whole count (a cycle's stamps: < 3 % over 1.5 s; an 80 ms stall 5 %)
 SAME_STAMP_S = 1e-5          #: clocks this close came on one time stamp ...
@@ -729,8 +730,9 @@ class ClockSwitch(Transport):
         rate = self._rate()
         if rate is None:
             return False                       # not yet heard long enough to tell
-        if abs(rate / self._own_bpm - 1.0) > ECHO_TEMPO + self.follower.stamp_grain / RATE_S[0]:
-            return True          # (a count over 3 s of stamps a cycle coarse is a cycle off)
+        span = self._clock_times[-1] - self._clock_times[0]
+        if abs(rate / self._own_bpm - 1.0) > ECHO_TEMPO + self.follower.stamp_grain / span:
+            return True          # (a count of stamps a cycle coarse may be a cycle off)
         if not self._echo_said:
             self._echo_said = True             # once, until that clock goes quiet
             self.news.note("echo", logging.WARNING, "clock: a MIDI clock comes in at the box's own "
@@ -747,8 +749,9 @@ class ClockSwitch(Transport):
                                  or now - max(self._own_stop, self._own_halted) <= 2 * self.follower.lost_after)
 
     def _rate(self) -> float | None:
-        """The tempo of the clocks heard over the last RATE_S (lock held), or None before 3 s:
-        counted, not fitted, so time stamps a JACK cycle apart move it by a cycle over 3 s."""
+        """The tempo of the clocks heard over the last RATE_S (``RATE_TOLD_S`` where told the
+        stamps are a cycle; lock held), or None before 3 s: counted, not fitted, so time stamps
+        a JACK cycle apart move it by a cycle over the count."""
         times = self._clock_times
         if len(times) < 2 or times[-1] - times[0] < RATE_S[0]:
             return None
@@ -824,7 +827,7 @@ class ClockSwitch(Transport):
                 if times and t - times[-1] > self.follower.lost_after:
                     times.clear()                  # a new stream
                 times.append(t)
-                while t - times[0] > RATE_S[1]:
+                while t - times[0] > (RATE_TOLD_S if self.follower.stamp_grain else RATE_S[1]):
                     times.popleft()
             self.follower.heard(event, t, song_position)
         self._update()

@@ -375,12 +375,13 @@ class JackBackend(PortBackend):
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
-                if not self.gone:      # read each time: jack_bufsize may change it mid-song
-                    self._cycle_s = self.patchbay.cycle_s() or self._cycle_s
                 busy = self._input.poll(256) > 0
                 now = time.monotonic()
                 if now >= self._next_eox and not self.gone:
                     self._next_eox = now + EOX_EVERY_S
+                    # jack_bufsize may change it mid-song; read every time (its ctypes calls
+                    # each let go of the GIL: a keyboard's notes p99 7 -> 11 ms later, a review)
+                    self._cycle_s = self.patchbay.cycle_s() or self._cycle_s
                     self._eox.send([0xF7])
                     self._eox_sent += 1
                     if self._eox_sent % EOX_CHECK_EVERY == 0:
