@@ -174,6 +174,28 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert "missing.yaml: cannot read" in str(info.value)
 
 
+def test_a_pipe_a_directory_and_a_file_of_many_items_are_refused_at_once(tmp_path: Path) -> None:
+    """A fault harness: a named pipe at the path held `config check` (and a reload) forever; a
+    1 MiB file of 40,000 small mappings held the main thread 11.6 s (the watchdog unpinged)."""
+    import os
+    import time
+    pipe = tmp_path / "pipe.yaml"
+    os.mkfifo(pipe)
+    for path in (pipe, tmp_path):
+        with pytest.raises(ConfigError) as info:
+            load(path)
+        assert "not a file" in str(info.value)
+    example = Path(__file__).resolve().parents[1] / "examples" / "config.yaml"
+    big = tmp_path / "big.yaml"
+    big.write_text(example.read_text() + "\n" + "\n".join(f"x{i}: {{a: 1, b: [1, 2]}}" for i in range(40_000)))
+    started = time.process_time()
+    with pytest.raises(ConfigError) as info:
+        load(big)
+    assert "YAML items" in str(info.value) and len(info.value.problems) == 1
+    assert time.process_time() - started < 2.0      # refused before the tree is built (8.5 s to build it)
+    assert load(example).tempo.bpm > 0                  # the example is far below the cap
+
+
 def test_engine_settings_and_controls_mapping() -> None:
     c = loads("player: {drum_map: volca-drum, lookahead_ms: 80, gate_steps: 0.25, notes: {kick: 48}}\n"
               "loop: {input_channel: 0, swap_at: step, forget_passes: 3}\n"
@@ -207,8 +229,20 @@ def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("player: {drum_map: tr-8s}\nmidi_map: {cc: {21: density}}\n")
     assert check_main(["check", str(good)]) == 0
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
+    out = said.out
     assert "OK" in out and "kick=36/ch10" in out and "CC 21 -> density" in out
+    assert ("lacks" in said.err) != Path(Config().model.dir).is_dir()   # the default /opt/groovebox/... here
+    models = Path(__file__).resolve().parents[1] / "models" / "groove-vae"
+    with_model = tmp_path / "with_model.yaml"
+    with_model.write_text(f"model: {{dir: {models}}}\n")
+    assert check_main([str(with_model)]) == 0
+    assert "lacks" not in capsys.readouterr().err
+    no_model = tmp_path / "no_model.yaml"
+    no_model.write_text(f"model: {{dir: {tmp_path / 'nowhere'}}}\n")   # a fault harness: said OK, then run exited 1
+    assert check_main([str(no_model)]) == 0
+    said = capsys.readouterr()
+    assert "OK" in said.out and "nowhere lacks encoder.onnx" in said.err and "groovebox run" in said.err
     bad = tmp_path / "bad.yaml"
     bad.write_text("player: {chanel: 3}\n")
     assert check_main([str(bad)]) == 1

@@ -169,6 +169,25 @@ def test_a_corrupt_learned_file_is_set_aside(tmp_path, generator, caplog) -> Non
     assert any("set aside" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("body", [
+    '{"bindings": [{"kind": "cc", "number": 1e999, "channel": 0, "action": "density"}]}',   # int(inf)
+    "[" * 100_000 + "]" * 100_000,                                                          # deeper than JSON parses
+    '{"bindings": [' + ",".join(['{"kind": "cc", "number": 1, "channel": 0, "action": "density"}'] * 30_000) + "]}",
+])
+def test_a_learned_file_of_any_damage_is_set_aside_and_the_controls_run(tmp_path, generator, caplog, body) -> None:
+    """Any damage to midimap.json costs the learned bindings, never the controls (a fault harness:
+    1e999 and deep nesting stopped every control, the config's own map too, at every start)."""
+    path = tmp_path / "midimap.json"
+    path.write_text(body)
+    engine = make_engine(generator)
+    midimap = MidiMap(MidiMapConfig(cc={1: "density"}), Actions(engine, engine.transport),
+                      learned_path=path)
+    assert midimap.bindings() == {("cc", 1, 0): "density"}
+    assert (tmp_path / "midimap.json.corrupt").exists() and not path.exists()
+    said = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(said) == 1 and len(said[0]) < 400
+
+
 def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
     config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\n"
                    "midi_map:\n  cc: {21: density}\n  notes: {40: freeze}\n")

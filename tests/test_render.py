@@ -139,6 +139,27 @@ def test_bad_files_give_one_clear_line_and_no_traceback(content, message, model_
     assert len(done.stdout.strip().splitlines()) == 1
 
 
+def test_a_tempo_of_zero_is_no_tempo_and_a_header_of_zero_ticks_is_one_line(model_dir: Path, tmp_path: Path,
+                                                                             caplog) -> None:
+    """A fault harness's files: a set_tempo of 0 (tempo2bpm divided by zero, --bpm or not) and an
+    MThd division of 0 (render divided by zero) were tracebacks."""
+    zero_tempo = tmp_path / "zero_tempo.mid"
+    midi = mido.MidiFile(str(PHRASE))
+    midi.tracks[0].insert(0, mido.MetaMessage("set_tempo", tempo=0, time=0))
+    midi.save(str(zero_tempo))
+    assert main(["render", str(zero_tempo), "-o", str(tmp_path / "o.mid"), "--model", str(model_dir),
+                 "--seed", "1"]) == 0
+    assert drum_notes(tmp_path / "o.mid")
+    no_ticks = tmp_path / "no_ticks.mid"
+    body = PHRASE.read_bytes()
+    assert body[:4] == b"MThd"
+    no_ticks.write_bytes(body[:12] + b"\x00\x00" + body[14:])   # the header's division: 0 ticks per beat
+    caplog.clear()
+    assert main(["render", str(no_ticks), "-o", str(tmp_path / "o.mid"), "--model", str(model_dir)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "ticks per beat" in errors[0]
+
+
 def test_a_missing_file_and_a_missing_model_are_one_line_each(tmp_path: Path, caplog) -> None:
     cases = [(["render", str(tmp_path / "nope.mid")], "no such file"),
              (["render", str(PHRASE), "--model", str(tmp_path)], "lacks encoder.onnx"),
@@ -162,7 +183,8 @@ def test_first_hour_mistakes_are_one_line_in_the_options_words(tmp_path: Path, c
              (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--variation", "5"], "--variation"),
              (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--max-hits", "-3"], "--max-hits"),
              (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--forget", "-1"], "--forget"),
-             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--bpm", "0"], "--bpm")]
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--bpm", "0"], "--bpm"),
+             (["render", str(keyboard), "-o", str(tmp_path / "o.mid"), "--seed", "-1"], "--seed")]
     for argv, option in cases:
         caplog.clear()
         assert main(argv) == 2, argv

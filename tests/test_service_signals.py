@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 from tests.jackserver import REPO, Recorder, ServiceProcess, jack, wait_until  # noqa: F401
@@ -158,3 +159,28 @@ control: {{socket: {tmp_path}/control.sock}}
     assert "player.channel: 99 is not in 1..16" in line
     assert "tempo.bpm: 200 → 150" in service.log()
     assert code == 0
+
+
+def test_a_sighup_while_the_box_imports_does_not_end_it(tmp_path):
+    """A fault harness: `kill -HUP` in the first half second of `groovebox run` (its imports)
+    ended the process. Here the SIGHUP comes just as the service module starts importing: the
+    box goes on starting (to its one line about the missing model: exit 1, not death by SIGHUP)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"model: {{dir: {tmp_path}/no-model}}\nstate: {{dir: {tmp_path}/state}}\n"
+                      f"control: {{socket: {tmp_path}/control.sock}}\ngpio: {{enabled: false}}\n")
+    child = textwrap.dedent(f"""
+        import os, signal, sys
+        from appliance.box import cli
+
+        class HupOnImport:   # the signal arrives while the service's imports run
+            def find_spec(self, name, path=None, target=None):
+                if name == "appliance.box.service":
+                    os.kill(os.getpid(), signal.SIGHUP)
+                return None
+
+        sys.meta_path.insert(0, HupOnImport())
+        cli.main(["run", "--config", {str(config)!r}])
+        """)
+    done = subprocess.run([sys.executable, "-c", child], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "cannot start" in done.stdout and "no-model" in done.stdout

@@ -86,3 +86,14 @@ def test_an_exception_out_of_the_run_still_stops_the_box(monkeypatch) -> None:
     with pytest.raises(RuntimeError):
         service.main(argparse.Namespace(config=None, midi_api=None, log_level=None))
     assert closed == [True]
+
+
+def test_run_without_a_config_file_finds_the_checkouts_model(tmp_path, monkeypatch, caplog) -> None:
+    """A fault harness: `groovebox run` from a checkout, no /etc/groovebox/config.yaml: the
+    defaults named /opt/groovebox/models, and the box did not start."""
+    from pathlib import Path
+    monkeypatch.setattr(service, "DEFAULT_CONFIG", tmp_path / "missing.yaml")
+    config, path = service._load_config(None)
+    assert path is None
+    assert Path(config.model.dir) == cli.default_model_dir() and Path(config.model.dir).is_dir()
+    assert any(config.model.dir in r.getMessage() for r in caplog.records)

@@ -272,6 +272,7 @@ class RecordingEngine:
         self.eps = np.arange(64, dtype=np.float32) / 64
         self.controls = Controls(density=0.6)
         self.frozen = False
+        self.held_pattern = None
         self.from_prior = False
         self.restored: list[dict] = []
 
@@ -299,6 +300,28 @@ def test_scenes_store_and_recall(tmp_path: Path) -> None:
     store.save(snapshot(engine, None, scenes))
     again = Scenes(4, store.load().scenes)
     assert again.get(2) is not None and again.get(2).groove == a_groove(9)
+
+
+def test_scenes_above_a_smaller_state_scenes_are_kept_out_of_reach(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """state.scenes lowered from 4 to 2 and set back: scenes 3 and 4 come back, not lost."""
+    engine = RecordingEngine()
+    four = Scenes(4)
+    for slot in (1, 2, 3, 4):
+        four.store(slot, engine)
+    store = StateStore(tmp_path)
+    store.save(snapshot(engine, None, four))
+    with caplog.at_level(logging.WARNING):
+        two = Scenes(2, store.load().scenes)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "3, 4" in said[0]
+    with pytest.raises(ValueError):
+        two.recall(3, engine)
+    two.store(1, engine)
+    store.save(snapshot(engine, None, two))   # a save while they are out of reach
+    back = Scenes(4, store.load().scenes)
+    assert sorted(back.snapshot()) == [1, 2, 3, 4]
+    assert back.recall(4, engine) is True
 
 
 # --------------------------------------------------------------------------- tempo and restore
@@ -461,9 +484,9 @@ def test_every_list_in_the_state_file_is_bounded(tmp_path: Path) -> None:
     assert StateStore(tmp_path).load() is None
 
 
-def test_nothing_is_saved_until_the_restored_state_plays(tmp_path: Path, generator) -> None:
-    """A slow start (ports, JACK) longer than save_every_s: the autosaver runs, but the first
-    save must not record the player's still-empty pattern over the held one."""
+def test_a_restored_freeze_not_yet_playing_is_saved_as_restored(tmp_path: Path, generator) -> None:
+    """A slow start (ports, JACK), or a box waiting for the first note: the autosaver saves,
+    and keeps the held pattern, not the player's still-empty one."""
     from tests.conftest import make_engine
     engine = make_engine(generator)
     _run(engine, 0.0, 4.0, notes=tuple(range(0, 32, 3)))
@@ -475,16 +498,119 @@ def test_nothing_is_saved_until_the_restored_state_plays(tmp_path: Path, generat
 
     again = make_engine(generator)              # the restart: restored, player not yet running
     store.load().apply(again, again.transport, now=0.0)
-    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0,
-                      clock=FakeClock(), ready=lambda: again.live)
+    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0, clock=FakeClock())
     assert not again.live
-    assert saver.save_now() is False and saver.maybe_save() is False
-    saver.close()                               # a crash or stop in the window: no save either
-    assert store.load().pattern == held
+    again.set_controls(density=0.9)             # a knob turned before the first note
+    assert saver.save_now() is True
+    saver.close()                               # a crash or stop in the window
+    kept = store.load()
+    assert kept.frozen and kept.pattern == held and kept.controls["density"] == 0.9
     _run(again, 0.0, 0.5)                       # the player is up and plays the held pattern
     assert again.live and again.pattern == held
-    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0,
-                      clock=FakeClock(), ready=lambda: again.live)
+    saver = Autosaver(store, lambda: snapshot(again, again.transport), every_s=0.0, clock=FakeClock())
     again.freeze(False)
     assert saver.save_now() is True
     assert store.load().frozen is False
+
+
+def test_knobs_and_freeze_set_while_waiting_for_the_first_note_are_saved(tmp_path: Path, generator) -> None:
+    """start.mode first-note: nothing plays yet, the player turns density and presses freeze,
+    the power goes; the box comes back with them."""
+    from tests.conftest import make_engine
+    engine = make_engine(generator)
+    assert not engine.live
+    store = StateStore(tmp_path)
+    saver = Autosaver(store, lambda: snapshot(engine, engine.transport), every_s=0.0, clock=FakeClock())
+    engine.set_controls(density=1.0)
+    engine.freeze(True)
+    assert saver.save_now() is True
+    kept = store.load()
+    assert kept.frozen and kept.controls["density"] == 1.0
+
+
+# --------------------------------------------------------------------------- one box per state directory
+
+def test_a_second_box_on_the_same_state_directory_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """A fault harness: two `groovebox run` on one config both played (the drums twice) and
+    wrote over each other's state. The first holds the directory; the second is told whose it is."""
+    from appliance.box.state import StateBusy
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from appliance.box.state import StateStore
+        StateStore({str(tmp_path)!r}).claim()
+        print("held", flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateBusy) as busy:
+            StateStore(tmp_path).claim()
+        assert f"pid {holder.pid}" in str(busy.value) and str(tmp_path) in str(busy.value)
+    finally:
+        holder.kill()                          # kill -9: the kernel lets go of the lock
+        holder.wait(timeout=30)
+    mine = StateStore(tmp_path)
+    mine.claim()
+    with pytest.raises(StateBusy):
+        StateStore(tmp_path).claim()           # the same process, another box: refused too
+    mine.release()
+    StateStore(tmp_path).claim()
+
+
+def test_the_service_refuses_before_it_loads_the_model_or_opens_a_port(tmp_path: Path) -> None:
+    from appliance.box.config import loads
+    from appliance.box.service import Service
+    from appliance.box.state import StateBusy
+    first = StateStore(tmp_path / "state")
+    first.claim()
+    config = loads(f"state: {{dir: {tmp_path / 'state'}}}\nmodel: {{dir: {tmp_path / 'no-model'}}}\n")
+    service = Service(config)
+    with pytest.raises(StateBusy):            # not ModelError: nothing was loaded
+        service.start()
+    assert service.generator is None and service.midi is None
+    service.close()
+    first.release()
+
+
+def test_a_state_directory_that_cannot_be_locked_is_no_reason_not_to_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    StateStore(blocker / "state").claim()      # cannot be made: carries on, saving will say why
+
+
+# --------------------------------------------------------------------------- the config file edited between runs
+
+def test_a_knob_edited_in_the_file_since_the_last_run_wins_the_others_stay_as_played(
+        tmp_path: Path, generator, caplog: pytest.LogCaptureFixture) -> None:
+    """A fault harness: bpm 120 → 90 and density 0.5 → 0.9 in the file, then a restart: the box
+    came back at 120 and 0.5 (the saved state won), and a reload said "nothing changed"."""
+    from appliance.box.config import loads
+    from appliance.box.state import file_knobs
+    from tests.conftest import make_engine
+    before = loads("generator: {density: 0.5, humanise: 1.0}\ntempo: {bpm: 120}\n")
+    engine = make_engine(generator)
+    engine.set_controls(humanise=0.4)                        # turned on stage
+    store = StateStore(tmp_path)
+    store.save(snapshot(engine, engine.transport, file=file_knobs(before)))
+
+    same = make_engine(generator)                            # restarted on the same file
+    with caplog.at_level(logging.INFO):
+        store.load().apply(same, same.transport, now=0.0, file=file_knobs(before))
+    assert same.controls.humanise == 0.4 and same.controls.density == engine.controls.density
+    assert not [r for r in caplog.records if "changed in the config file" in r.getMessage()]
+
+    edited = loads("generator: {density: 0.9, humanise: 1.0}\ntempo: {bpm: 90}\n")
+    again = make_engine(generator)                           # the file edited over SSH, then a restart
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        store.load().apply(again, again.transport, now=0.0, file=file_knobs(edited))
+    assert again.controls.density == 0.9 and again.transport.bpm == 90
+    assert again.controls.humanise == 0.4                    # not edited: as it was left
+    said = [r.getMessage() for r in caplog.records if "changed in the config file" in r.getMessage()]
+    assert len(said) == 1 and "generator.density 0.9" in said[0] and "tempo.bpm 90" in said[0]
+
+    old = LiveState(groove=a_groove(3), controls={"density": 0.3})   # saved before the file was kept
+    store.save(old)
+    older = make_engine(generator)
+    store.load().apply(older, older.transport, now=0.0, file=file_knobs(edited))
+    assert older.controls.density == 0.3

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -85,8 +86,20 @@ def as_flags(message: str) -> str:
     return f"{RENDER_FLAGS[name]} {rest}" if name in RENDER_FLAGS else message
 
 
+#: SIGHUPs that came while ``groovebox run`` was still importing (``hold_hups``)
+early_hups: list[int] = []
+
+
+def hold_hups() -> None:
+    """Until the service's own handler takes over, a SIGHUP is remembered, not the end of the
+    process (its default action; the imports take half a second, a fault harness's SIGHUP
+    then killed the box): the service reloads once for it (``Service.install_signal_handlers``)."""
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early_hups.append(signum))
+
+
 def _service(args: argparse.Namespace) -> int:
     """``groovebox run``: ends through ``service.exit_now``, whatever ends it."""
+    hold_hups()
     from appliance.box import service
     code = 1
     try:

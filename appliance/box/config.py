@@ -52,6 +52,7 @@ import difflib
 import logging
 import os
 import re
+import stat
 from decimal import Decimal
 from pathlib import Path
 import sys
@@ -69,6 +70,7 @@ from appliance.core.generator import Controls
 from appliance.core.start import StartSettings
 from appliance.io.files import atomic_write
 from appliance.core.groove import NUM_VOICES, VOICES
+from appliance.core.model_files import MODEL_FILES
 from appliance.core.transport import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ UART_PINS = {14: "UART TX", 15: "UART RX"}
 
 
 MAX_FILE = 1 << 20      #: a config is a few KiB; a file past this is refused before parsing
+MAX_EVENTS = 8000       #: YAML events (keys, values, brackets) in a file: examples/config.yaml has 234
 MAX_ITEMS = 64          #: items in any list or mapping unless a key says otherwise
 MAX_TEXT = 1024         #: characters in any text value unless a key says otherwise
 MAX_PROBLEMS = 20       #: problems reported one a line; the rest are counted
@@ -773,6 +776,7 @@ def _line_above(text: str, error: yaml.MarkedYAMLError) -> str:
 def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Config:
     """Parse YAML text; ConfigError lists every problem found."""
     try:
+        _not_too_many_items(text, filename)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -795,11 +799,35 @@ def loads(text: str, filename: str = "<config>", base: Path | None = None) -> Co
     return _resolve_paths(config, base) if base is not None else config
 
 
+def _not_too_many_items(text: str, filename: str) -> None:
+    """Refuse a file of more than ``MAX_EVENTS`` YAML events before building its tree: a 1 MiB
+    file of small mappings took 8.5 s and 300 MB to compose, on the thread that pings the
+    watchdog (a fault harness: 11.6 s without a ping, the drums with a 1 s hole). Counted with
+    libyaml's parser where PyYAML has it, and stopped at the cap, so any file costs
+    milliseconds. A YAML error here is left to ``yaml.compose``, whose message is the one shown."""
+    loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader   # PyYAML built without libyaml: Python's
+    events = 0
+    try:
+        for _ in yaml.parse(text, Loader=loader):
+            events += 1
+            if events > MAX_EVENTS:
+                raise ConfigError([f"{filename}: more than {MAX_EVENTS} YAML items; a groovebox config has a few "
+                                   "hundred (is this the right file?)"])
+    except yaml.YAMLError:
+        return
+
+
 def load(path: str | os.PathLike[str]) -> Config:
     """Read and check the config file at ``path``; ConfigError names file:line key."""
     p = Path(path)
     try:
-        with open(p, "rb") as f:
+        # not blocking: a named pipe at the path would hold a reload (and the watchdog) forever
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError([f"{p}: cannot read: not a file (a directory or a pipe?); give the "
+                               "path of the YAML file"])
+        with open(fd, "rb") as f:
             data = f.read(MAX_FILE + 1)
     except OSError as e:
         raise ConfigError([f"{p}: cannot read: {e}"]) from None
@@ -930,6 +958,11 @@ def check_main(args: Any) -> int:
         return 1
     notes, channels = config.drum_notes()
     print(f"{args[0]}: OK")
+    missing = [name for name in MODEL_FILES if not (Path(config.model.dir) / name).is_file()]
+    if missing:   # not the file's mistake, but the box will not start without them
+        print(f"  warning: model.dir {config.model.dir} lacks {', '.join(missing)}: `groovebox run` will "
+              "not start on this machine; point model.dir at a model directory (models/groove-vae)",
+              file=sys.stderr)
     print(f"  drum map {config.player.drum_map}: "
           + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "

@@ -60,8 +60,13 @@ class Scenes:
     def __init__(self, slots: int = 4, saved: Mapping[int, Scene] | None = None) -> None:
         self.slots = slots
         self._lock = threading.Lock()
-        self._scenes: dict[int, Scene] = {k: v for k, v in (saved or {}).items()
-                                          if 1 <= k <= slots}
+        # slots above ``slots`` are kept, out of reach, not dropped: a smaller ``state.scenes``
+        # set back gives them back
+        self._scenes: dict[int, Scene] = {k: v for k, v in (saved or {}).items() if k >= 1}
+        beyond = sorted(k for k in self._scenes if k > slots)
+        if beyond:
+            log.warning("scenes %s kept but out of reach while state.scenes is %d: set it to %d to "
+                        "recall them", ", ".join(map(str, beyond)), slots, beyond[-1])
         self.on_change: list[Callable[[], None]] = []
         self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # a pad hammered is said now and then
 
@@ -71,11 +76,10 @@ class Scenes:
 
     def store(self, slot: int, engine: Engine) -> Scene:
         self._check(slot)
-        frozen = bool(engine.frozen)
         scene = Scene(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
                       controls=controls_json(engine.controls),
                       prior=bool(engine.from_prior),
-                      pattern=engine.pattern if frozen else None)
+                      pattern=engine.held_pattern)
         with self._lock:
             self._scenes[slot] = scene
         self._say(f"scene {slot} stored", "scene %d stored (%d groove hits)", slot, scene.groove.hits)

@@ -33,6 +33,7 @@ from typing import Any, Callable, NoReturn
 
 
 from appliance.box import commands, realtime
+from appliance.box.cli import default_model_dir, early_hups
 from appliance.box.config import Config, ConfigError, load_with_fallback
 from appliance.box.control_socket import ControlServer, default_socket_path
 from appliance.box.controls import ControlsHandle, start as start_controls
@@ -41,7 +42,7 @@ from appliance.box.notify import sd_notify, watchdog_interval
 from appliance.box.player_thread import PlayerThread
 from appliance.box.reload import reload_file
 from appliance.box.scenes import Scenes
-from appliance.box.state import Autosaver, StateStore, snapshot
+from appliance.box.state import Autosaver, StateBusy, StateStore, file_knobs, snapshot
 from appliance.core.clock import ClockSwitch
 from appliance.core.engine import Engine
 from appliance.core.generator import Generator, ModelError
@@ -73,6 +74,7 @@ class Service:
         self.controls: ControlsHandle | None = None
         self.scenes: Scenes | None = None
         self.autosaver: Autosaver | None = None
+        self.store: StateStore | None = None
         self.control_server: ControlServer | None = None
         self.player: PlayerThread | None = None
         # Signal handlers only set a flag and put on a SimpleQueue (reentrant, unlike an Event,
@@ -84,7 +86,10 @@ class Service:
 
     # -- bring up ---------------------------------------------------------------------------
     def start(self) -> None:
+        """Bring the box up; StateBusy (before anything opens) when another box plays on its state."""
         c = self.config
+        self.store = StateStore(c.state.dir)
+        self.store.claim()
         realtime.shorten_gil_switch_interval()
         realtime.raise_process_priority()
         self.generator = Generator(c.model.dir, precision=c.model.precision, seed=c.model.seed)
@@ -116,21 +121,21 @@ class Service:
     def _restore_state(self) -> None:
         c, engine, transport = self.config, self.engine, self.transport
         assert engine is not None and transport is not None, "made by start()"
+        store = self.store
+        assert store is not None, "claimed by start()"
         try:
-            store = StateStore(c.state.dir)
             saved = store.load()
         except Exception as exc:  # the state is never a reason not to start
             log.warning("state: cannot use %s (%s); starting clean, not saving", c.state.dir, exc)
             return
         self.scenes = Scenes(c.state.scenes, saved.scenes if saved else None)
         if saved is not None:
-            saved.apply(engine, transport, now=self.clock())
+            saved.apply(engine, transport, now=self.clock(), file=file_knobs(c))
             log.info("state: restored from %s", c.state.dir)
         scenes = self.scenes
-        # Nothing is saved until the player plays the restored state (a slow start must not
-        # record its still-empty pattern).
-        self.autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
-                                   every_s=c.state.save_every_s, ready=lambda: engine.live).start()
+        # the file's knobs as they are now: a reload changes them, and a restart compares
+        self.autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes, file_knobs(self.config)),
+                                   every_s=c.state.save_every_s).start()
         autosaver = self.autosaver
         engine.on_change.append(lambda kind: autosaver.poke())
         self.scenes.on_change.append(autosaver.poke)
@@ -161,6 +166,8 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
+        if early_hups:   # a SIGHUP while the box was starting: the file may have changed since it was read
+            self._reload_asked = True
 
     def run_forever(self) -> int:
         interval = watchdog_interval()
@@ -250,6 +257,8 @@ class Service:
                     log.exception("closing %s failed", type(part).__name__)
         if self.engine is not None:
             self.engine.close()
+        if self.store is not None:
+            self.store.release()
 
     # -- the control socket ---------------------------------------------------------------------
     def control(self, command: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +276,13 @@ def _load_config(path: Path | None) -> tuple[Config, Path | None]:
     and one error line says what to fix."""
     if path is None:
         if not DEFAULT_CONFIG.exists():
-            log.warning("no config file (%s is missing); playing with the defaults", DEFAULT_CONFIG)
-            return Config(), None
+            config = Config()
+            found = default_model_dir()   # a checkout's models/, where the installed box's is not there
+            if not Path(config.model.dir).is_dir() and found.is_dir():
+                config = replace(config, model=replace(config.model, dir=str(found)))
+            log.warning("no config file (%s is missing); playing with the defaults, the model in %s",
+                        DEFAULT_CONFIG, config.model.dir)
+            return config, None
         path = DEFAULT_CONFIG
     config, _problems = load_with_fallback(path)     # the last good copy: config.last_good_dir
     return config, path
@@ -310,7 +324,7 @@ def main(args: argparse.Namespace) -> int:
     service.install_signal_handlers()
     try:
         service.start()
-    except ModelError as exc:
+    except (ModelError, StateBusy) as exc:
         log.error("cannot start: %s", exc)
         service.close()
         return 1

@@ -25,8 +25,7 @@ What the service calls::
     if saved is not None:
         saved.apply(engine, transport, now=time.monotonic())   # engine.restore(...) + tempo
     autosaver = Autosaver(store, lambda: snapshot(engine, transport, scenes),
-                          every_s=config.state.save_every_s,
-                          ready=lambda: engine.live).start()   # nothing saved before it plays
+                          every_s=config.state.save_every_s).start()
     engine.on_change.append(lambda kind: autosaver.poke())
     scenes.on_change.append(autosaver.poke)
     ...
@@ -35,6 +34,7 @@ What the service calls::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import fcntl
 import hashlib
 import json
 import logging
@@ -49,6 +49,7 @@ import numpy as np
 
 from appliance.box.codec import (StateError, controls_from, controls_json, controls_obj, eps_from,
                                  flag_from, groove_from, groove_json, pattern_from, pattern_json)
+from appliance.box.config import Config
 from appliance.box.scenes import Scene, Scenes
 from appliance.core.engine import Engine
 from appliance.core.groove import Groove, Pattern
@@ -57,6 +58,12 @@ from appliance.io.files import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
+#: the config file's names of the knobs the state keeps (:func:`file_knobs`)
+FILE_KEYS = {"density": "generator.density", "temperature": "generator.variation",
+             "velocity_scale": "generator.velocity_scale", "humanise": "generator.humanise",
+             "max_hits_per_voice": "generator.max_hits_per_voice", "thresholds": "generator.thresholds",
+             "style": "generator.style", "style_amount": "generator.style_amount", "bpm": "tempo.bpm"}
+LOCK_FILE = "running.lock"   #: holds the pid of the box that plays on this directory
 MAGIC = "groovebox-state"
 VERSION = 1
 STATE_FILE = "state.json"
@@ -77,22 +84,48 @@ class LiveState:
     scenes: Mapping[int, Scene] = field(default_factory=dict)
     prior: bool = False
     pattern: Pattern | None = None   #: the held pattern, kept only while frozen
+    file: Mapping[str, Any] | None = None   #: the config file's knobs it ran under (:func:`file_knobs`)
 
     def apply(self, engine: Engine, transport: Transport | None = None,
-              now: float | None = None) -> None:
+              now: float | None = None, file: Mapping[str, Any] | None = None) -> None:
         """Put this state back into a running engine (and an internal clock's tempo): the
         same groove, z noise, knobs and prior flag give the same pattern; a frozen state
-        plays the pattern it held."""
+        plays the pattern it held. ``file``: the knobs of the config file the box starts on
+        (:func:`file_knobs`); a knob the file changed since this state was saved is the
+        file's (edited over SSH, then a restart), the others are the knobs as last played."""
+        controls, bpm = dict(self.controls), self.bpm
+        newer = self._newer_in(file)
+        for key, value in newer.items():
+            if key == "bpm":
+                bpm = value
+            elif controls:
+                controls[key] = value
+        if newer:
+            log.info("state: %s changed in the config file since the last run: the file's value "
+                     "plays, the other knobs as they were left", ", ".join(
+                         f"{FILE_KEYS.get(k, k)} {v:g}" if isinstance(v, float) else f"{FILE_KEYS.get(k, k)} {v}"
+                         for k, v in newer.items()))
         engine.restore(groove=self.groove,
                        eps=None if self.eps is None else np.asarray(self.eps, np.float32),
-                       controls=controls_obj(self.controls), frozen=self.frozen,
+                       controls=controls_obj(controls), frozen=self.frozen,
                        prior=self.prior,
                        pattern=self.pattern if self.frozen else None)
-        if self.bpm is not None and transport is not None:
+        if bpm is not None and transport is not None:
             try:
-                transport.set_bpm(self.bpm, time.monotonic() if now is None else now)
+                transport.set_bpm(bpm, time.monotonic() if now is None else now)
             except ValueError as e:
                 log.warning("state: saved tempo not restored: %s", e)
+
+    def _newer_in(self, file: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The knobs ``file`` sets otherwise than the file this state ran under (none when
+        either is unknown: a state saved before the file was kept plays as saved)."""
+        if file is None or self.file is None:
+            return {}
+        was, now = self.file, file
+        newer = {k: v for k, v in now.get("controls", {}).items() if was.get("controls", {}).get(k) != v}
+        if now.get("bpm") is not None and now.get("bpm") != was.get("bpm"):
+            newer["bpm"] = now["bpm"]
+        return newer
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"groove": groove_json(self.groove), "eps": self.eps,
@@ -101,6 +134,8 @@ class LiveState:
                                "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
         if self.frozen and self.pattern is not None:
             out["pattern"] = pattern_json(self.pattern)
+        if self.file is not None:
+            out["file"] = {"controls": dict(self.file.get("controls", {})), "bpm": self.file.get("bpm")}
         return out
 
     @classmethod
@@ -133,7 +168,25 @@ class LiveState:
         return cls(groove=groove_from(data.get("groove")), eps=eps_from(data.get("eps")),
                    controls=controls_from(data.get("controls")), frozen=frozen,
                    bpm=None if bpm is None else float(bpm), scenes=scenes, prior=prior,
-                   pattern=pattern)
+                   pattern=pattern, file=_file_from(data.get("file")))
+
+
+def _file_from(data: Any) -> dict[str, Any] | None:
+    """The file's knobs as saved (None: not kept, a state from before they were)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise StateError("file is not a mapping")
+    bpm = data.get("bpm")
+    if bpm is not None and not (isinstance(bpm, (int, float)) and not isinstance(bpm, bool) and math.isfinite(bpm)):
+        raise StateError("file.bpm is not a number")
+    return {"controls": controls_from(data.get("controls")), "bpm": None if bpm is None else float(bpm)}
+
+
+def file_knobs(config: Config) -> dict[str, Any]:
+    """The knobs a config file sets that the state keeps too (the generator's and the tempo),
+    as :class:`LiveState` keeps them: what a restart compares to tell a file edited since."""
+    return {"controls": controls_from(controls_json(config.controls())), "bpm": float(config.tempo.bpm)}
 
 
 # --------------------------------------------------------------------------- the file format
@@ -171,12 +224,49 @@ def decode(data: bytes) -> LiveState:
         raise StateError("bad JSON: nested too deeply") from None
 
 
+class StateBusy(Exception):
+    """Another groovebox plays on this state directory."""
+
+
 class StateStore:
     """``state.json`` in one directory (``state.dir``, /var/lib/groovebox on the Pi)."""
 
     def __init__(self, directory: str | os.PathLike[str], name: str = STATE_FILE) -> None:
         self.dir = Path(directory)
         self.path = self.dir / name
+        self._claim: int | None = None   # the lock file's descriptor while this process holds the directory
+
+    def claim(self) -> None:
+        """Hold the directory while this box runs (``LOCK_FILE``, flock'd: the kernel lets go
+        when the process ends, by kill -9 too). A second box on the same state played the
+        drums twice and wrote over the first one's state (a fault harness: 33 → 69 drum notes
+        in 3 s): it raises StateBusy, naming the first. A directory that cannot be made or
+        locked is no reason not to start (saving then says what is wrong)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise StateBusy(f"another groovebox{f' (pid {holder})' if holder.isdigit() else ''} plays on "
+                            f"the state directory {self.dir}: stop it first (systemctl stop groovebox, or "
+                            "Ctrl-C in the terminal of `make run`), or give this one its own state.dir") from None
+        except OSError:
+            os.close(fd)
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._claim = fd
+
+    def release(self) -> None:
+        """Let go of the directory (``claim``); the box's last act, after the exit save."""
+        fd, self._claim = self._claim, None
+        if fd is not None:
+            os.close(fd)
 
     def save(self, state: LiveState) -> None:
         self.save_bytes(encode(state))
@@ -239,15 +329,16 @@ class StateStore:
 
 
 def snapshot(engine: Engine, transport: Transport | None = None,
-             scenes: Scenes | None = None) -> LiveState:
-    """The live state of a running engine, ready to save."""
+             scenes: Scenes | None = None, file: Mapping[str, Any] | None = None) -> LiveState:
+    """The live state of a running engine, ready to save (``file``: :func:`file_knobs` of the
+    config it runs on)."""
     frozen = bool(engine.frozen)
     return LiveState(groove=engine.groove, eps=tuple(float(x) for x in engine.eps),
                      controls=controls_json(engine.controls), frozen=frozen,
                      bpm=internal_bpm(transport),
                      scenes={} if scenes is None else scenes.snapshot(),
                      prior=bool(engine.from_prior),
-                     pattern=engine.pattern if frozen else None)
+                     pattern=engine.held_pattern, file=file)
 
 
 def internal_bpm(transport: Transport | None) -> float | None:
@@ -264,19 +355,17 @@ def internal_bpm(transport: Transport | None) -> float | None:
 class Autosaver:
     """Saves the live state when it changed, at most every ``every_s`` seconds, and on close.
 
-    Nothing is written until ``ready()`` is true (the service: the player plays the restored
-    state), so a slow start never records a state the box has not reached, such as the
-    player's still-empty pattern over a held one.
+    It saves from the start, before the player plays (a knob turned while the box waits for
+    the first note is kept); a restored freeze not yet playing is saved as restored
+    (``Engine.held_pattern``), not as the player's still-empty pattern.
 
     ``snapshot`` is called from the autosaver's own thread; it must be cheap and thread-safe
     (engine properties are)."""
 
     def __init__(self, store: StateStore, snapshot: Callable[[], LiveState],
-                 every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 ready: Callable[[], bool] = lambda: True) -> None:
+                 every_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.snapshot = snapshot
-        self.ready = ready
         self.every_s = float(every_s)
         self.clock = clock
         self.saves = 0
@@ -308,8 +397,6 @@ class Autosaver:
 
     def save_now(self, now: float | None = None) -> bool:
         """Save if the state changed since the last save; True if a file was written."""
-        if not self.ready():
-            return False
         with self._lock:
             try:
                 body = encode(self.snapshot())

@@ -286,6 +286,12 @@ class Engine:
         return self._player.pattern
 
     @property
+    def held_pattern(self) -> Pattern | None:
+        """What a freeze holds (None when not frozen): the pattern playing, or, before the
+        player took its first, the one it will play (a restored freeze waiting for a note)."""
+        return self._player.to_play if self._frozen else None
+
+    @property
     def live(self) -> bool:
         """True once the player plays the first pattern: the generated one, or the restored one."""
         return self._player.has_pattern

@@ -116,6 +116,12 @@ class Player:
         return self._pattern
 
     @property
+    def to_play(self) -> Pattern | None:
+        """The pattern playing now; before the first is taken, the one offered to it (a
+        restored freeze waiting for the first note), or None."""
+        return self._pattern if not self._waiting_for_first else self._offered
+
+    @property
     def has_pattern(self) -> bool:
         """True once the first pattern (generated or restored) has been taken to play."""
         return not self._waiting_for_first

@@ -94,6 +94,9 @@ def read_performance(path: Path) -> Performance:
         raise RenderError(f"{path}: no such file") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
         raise RenderError(f"{path}: not a MIDI file ({str(error) or 'the file ends early'})") from None
+    if not 0 < midi.ticks_per_beat < 0x8000:   # 0 divides by zero; the top bit set is SMPTE time
+        raise RenderError(f"{path}: its header says {midi.ticks_per_beat} ticks per beat; the box reads files timed "
+                          "in ticks per beat (export it again from your DAW)")
     tracks = midi.tracks
     if midi.type == 2:
         with_notes = [track for track in tracks if any(m.type == "note_on" for m in track)]
@@ -106,7 +109,7 @@ def read_performance(path: Path) -> Performance:
         ticks = 0
         for message in track:
             ticks += message.time
-            if message.type == "set_tempo":
+            if message.type == "set_tempo" and message.tempo > 0:   # a tempo of 0 µs a beat is no tempo
                 tempos.append(message.tempo)
             elif message.type == "time_signature" and (message.numerator, message.denominator) not in FOUR_FOUR:
                 meters.append((message.numerator, message.denominator, ticks / midi.ticks_per_beat * STEPS_PER_BEAT))
@@ -217,7 +220,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     note is on the 1 or later in the bar.
     """
     path_in, path_out = Path(path_in), Path(path_out)
-    _check(path_in, path_out, passes, max_rest_bars)
+    _check(path_in, path_out, passes, max_rest_bars, seed)
     performance = read_performance(path_in)
     downbeat = downbeat_steps(performance, downbeat_ticks=downbeat_ticks, pickup_beats=pickup_beats,
                               ticks_per_beat=performance.ticks_per_beat)
@@ -253,7 +256,7 @@ def render(path_in: str | Path, path_out: str | Path, *, model_dir: str | Path,
     return RenderResult(engine.pattern, song * passes // STEPS_PER_BAR, bpm, wall, engine.stats())
 
 
-def _check(path_in: Path, path_out: Path, passes: int, max_rest_bars: int) -> None:
+def _check(path_in: Path, path_out: Path, passes: int, max_rest_bars: int, seed: int | None = None) -> None:
     """The options a render cannot take, each as one line that says what to give."""
     if path_in.exists() and (path_out.resolve() == path_in.resolve()
                              or path_out.exists() and path_out.samefile(path_in)):    # a link to it, too
@@ -262,6 +265,8 @@ def _check(path_in: Path, path_out: Path, passes: int, max_rest_bars: int) -> No
         raise RenderError(f"--passes {passes}: play the performance at least once")
     if max_rest_bars < 0:
         raise RenderError(f"--max-rest {max_rest_bars}: bars of silence, 0 (play through) or more")
+    if seed is not None and seed < 0:
+        raise RenderError(f"--seed {seed}: give 0 or more")
 
 
 def _band_starts(engine: Engine, performance: Performance, notes: list[tuple[float, mido.Message]],

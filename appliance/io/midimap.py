@@ -38,6 +38,7 @@ from appliance.io.files import atomic_write
 log = logging.getLogger(__name__)
 
 LEARNED_FILE = "midimap.json"
+MAX_LEARNED_BYTES = 1 << 20   #: a learned map is a few KB; a bigger file is not one
 SAVE_RETRY_S = 5.0           #: learned bindings that could not be saved (a full disk) are tried again after this
 Key = tuple[str, int, int]   #: ("cc" | "note", number 0..127, channel 1..16 or 0 = any)
 
@@ -230,6 +231,8 @@ class MidiMap:
         if self.learned_path is None or not self.learned_path.exists():
             return {}
         try:
+            if self.learned_path.stat().st_size > MAX_LEARNED_BYTES:
+                raise ValueError(f"over {MAX_LEARNED_BYTES} bytes")
             data = json.loads(self.learned_path.read_text())
             out: dict[Key, str] = {}
             for item in data["bindings"]:
@@ -239,14 +242,15 @@ class MidiMap:
                     raise ValueError(f"bad binding {item!r}")
                 out[(kind, number, channel)] = name
             return out
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
+            # (1e999 is a float JSON reads, int() cannot; 10,000 brackets are deeper than it parses)
             aside = self.learned_path.with_name(self.learned_path.name + ".corrupt")
             try:
                 self.learned_path.replace(aside)
             except OSError:
                 pass
-            log.warning("midi map: %s is unusable (%s); set aside as %s; learned bindings "
-                        "start empty", self.learned_path, e, aside)
+            log.warning("midi map: %s is unusable (%.120s); set aside as %s; learned bindings "
+                        "start empty", self.learned_path, str(e) or type(e).__name__, aside)
             return {}
 
     def _learned_bytes(self) -> bytes:
