@@ -146,6 +146,12 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
     path.write_text("not a socket")
     with pytest.raises(OSError, match="not a socket"):
         ControlServer(path, FakeBox()).start()
+    folder = tmp_path / "tmp"               # control.socket: /tmp (a fault harness: told to remove /tmp)
+    folder.mkdir()
+    with pytest.raises(OSError) as said:
+        ControlServer(folder, FakeBox()).start()
+    assert "is a directory" in str(said.value) and "remove" not in str(said.value)
+    assert folder.is_dir()
 
 
 def test_no_box_running_says_what_to_do(tmp_path, capsys):

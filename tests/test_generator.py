@@ -1,4 +1,5 @@
 """The generator: the model contract, z sampling, the controls, and a missing or corrupt model."""
+import json
 from pathlib import Path
 import shutil
 
@@ -244,6 +245,10 @@ def test_an_incomplete_or_corrupt_model_is_one_clear_error(tiny_model_dir: Path,
     (corrupt / "encoder.int8.onnx").write_bytes((tiny_model_dir / "encoder.int8.onnx").read_bytes())
     (corrupt / "model.json").write_text("{broken")
     with pytest.raises(ModelError, match="model.json: not a readable model card"):
+        Generator(corrupt)
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    (corrupt / "model.json").write_text(json.dumps({**card, "thresholds": [float("nan")] * NUM_VOICES}))
+    with pytest.raises(ModelError, match="thresholds between 0 and 1"):   # a fault harness: NaN loaded, played nothing
         Generator(corrupt)
     with pytest.raises(ModelError, match="precision"):
         Generator(tiny_model_dir, precision="fp16")

@@ -125,7 +125,11 @@ class ControlServer:
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):
                 raise OSError(f"another groovebox is already answering on {self.path}")
-            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+            mode = self.path.lstat().st_mode
+            if stat.S_ISDIR(mode):   # never "remove it": that may be /tmp
+                raise OSError(f"control.socket {self.path} is a directory; give the socket's own path "
+                              f"in it, e.g. {self.path / 'groovebox.sock'}")
+            if not stat.S_ISSOCK(mode):
                 raise OSError(f"{self.path} exists and is not a socket; remove it or set control.socket")
             self.path.unlink()              # a stale socket from a crash
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

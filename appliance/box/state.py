@@ -411,7 +411,8 @@ class Autosaver:
                 # Tried again no sooner than a save would be: on a full disk, retrying at every
                 # change cost 0.4 of a core under a note flood (a fault harness, session 47).
                 self._last_save = self.clock() if now is None else now
-                message = f"state: cannot save to {self.store.path}: {e}; the box plays on"
+                # (the reason, not the exception: its temp file's name is new each time)
+                message = f"state: cannot save to {self.store.path}: {e.strerror or e}; the box plays on"
                 if message != self._last_error:
                     log.error("%s", message)
                     self._last_error = message

@@ -511,8 +511,9 @@ def read_card(model_dir: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{path}: not a readable model card ({error}); "
                          "retrain or copy the model directory again") from error
-    if latent <= 0 or len(thresholds) != NUM_VOICES:
-        raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds")
+    if latent <= 0 or len(thresholds) != NUM_VOICES or not all(0.0 < t < 1.0 for t in thresholds):
+        raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds between 0 and 1 "
+                         "(a NaN plays nothing); retrain or copy the model directory again")
     return card
 
 
