@@ -44,6 +44,12 @@ def comping(start: float, bars: int) -> list[tuple[float, mido.Message]]:
     return sorted(notes, key=lambda item: item[0])
 
 
+def held(notes: tuple[int, ...], at: float, for_s: float, velocity: int = 90) -> list[tuple[float, mido.Message]]:
+    """A chord struck at ``at`` and let go ``for_s`` later."""
+    return ([(at, mido.Message("note_on", note=n, velocity=velocity)) for n in notes]
+            + [(at + for_s, mido.Message("note_off", note=n, velocity=0)) for n in notes])
+
+
 def run(engine: Engine, clock: Clock, end: float, notes=(), at=None, dt: float = 0.005) -> list:
     """Ticks up to ``end``; ``at``: (time, callable) actions, e.g. the end button."""
     pending = sorted(notes, key=lambda item: item[0])
@@ -238,7 +244,7 @@ def test_the_next_songs_first_beats_play_an_opening_not_the_last_songs_pattern(g
     first = 1.5                                # the opening is ready before the first note
     last_line = first + 3 * BAR_S
     next_song = last_line + BAR_S / 2
-    last_chord = [(last_line + 0.05, mido.Message("note_on", note=n, velocity=90)) for n in (43, 55, 59, 62)]
+    last_chord = held((43, 55, 59, 62), last_line + 0.05, BAR_S / 4)   # let go before the next song
     events = run(engine, clock, next_song + BAR_S, notes=comping(first, 3) + last_chord + comping(next_song, 1),
                  at=[(first + 2 * BAR_S + 1.3, engine.end)])
 
@@ -259,7 +265,7 @@ def test_end_pressed_with_the_last_chord_ends_on_its_bar_line(generator, press) 
     engine = engine_with(generator, clock)
     first = 0.5
     line = first + 3 * BAR_S
-    chord = [(line, mido.Message("note_on", note=n, velocity=90)) for n in (48, 60, 64)]
+    chord = held((48, 60, 64), line, BAR_S / 2)
     events = run(engine, clock, first + 7 * BAR_S, notes=comping(first, 3) + chord, at=[(line + press, engine.end)])
     crashes = [e.time - line for e in events if e.message.note == CRASH and e.time > line - 0.1]
     assert len(crashes) == 1 and -0.001 < crashes[0] <= max(press, 0) + 0.05, crashes
@@ -337,3 +343,36 @@ def test_end_with_a_loud_last_chord_on_a_phrase_head_still_crashes(generator, pr
     crashes = [e.time - line for e in events if e.message.note == CRASH and e.time > line - 0.1]
     assert len(crashes) == 1 and -0.001 < crashes[0] <= press + 0.05, crashes
     assert max(e.time for e in events) - line < 0.1
+
+
+@pytest.mark.parametrize("tail", ["roll", "lick", "pedal"])
+def test_a_rolled_last_chord_or_a_lick_over_its_ring_is_the_songs_tail(generator, tail) -> None:
+    """A musician's review: end pressed, the last chord on the downbeat rolled upward (a note
+    every 100 ms) and let ring, or a three-note lick 1.5 beats after it over the held chord: the
+    note a beat past the line started the next song, with a crash and 8 bars of drums. The ring
+    belongs to the song; once it is let go, the next note starts the next song."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 3 * BAR_S
+    beat = BAR_S / 4
+    if tail == "roll":
+        last = [(line + 0.1 * i, mido.Message("note_on", note=n, velocity=80))
+                for i, n in enumerate((36, 48, 55, 60, 64, 67, 72, 76, 79))]
+        last += [(line + 3 * beat, mido.Message("note_off", note=n, velocity=0)) for _, n in
+                 ((0, m.note) for _, m in last)]
+    elif tail == "lick":
+        last = held((48, 60, 64, 67), line, 3 * beat) + [
+            (line + 1.5 * beat + 0.04 * i, mido.Message("note_on", note=72 + 4 * i, velocity=70)) for i in range(3)]
+        last += [(line + 3.5 * beat, mido.Message("note_off", note=72 + 4 * i, velocity=0)) for i in range(3)]
+    else:   # let go under the pedal, a lick a bar and a half later, the pedal up after it
+        last = held((48, 60, 64, 67), line, beat) + [(line + 0.5 * beat, mido.Message("control_change", control=64, value=127))]
+        last += held((72, 76), line + 1.5 * BAR_S, beat / 2) + [(line + 2 * BAR_S, mido.Message("control_change", control=64, value=0))]
+    ring_ends = max(t for t, m in last)
+    next_song = ring_ends + beat
+    events = run(engine, clock, next_song + BAR_S, notes=comping(first, 3) + last + comping(next_song, 1),
+                 at=[(first + 2 * BAR_S + 1.3, engine.end)])
+    between = [e for e in events if line + 0.1 < e.time < next_song - 0.06]   # (the next downbeat's own may be pushed early)
+    assert not between, f"the drums came back during the last chord's {tail}: {len(between)} notes"
+    assert engine.transport.position(next_song) == pytest.approx(0.0, abs=0.01), "the next song starts on its first chord"
+    assert CRASH in {e.message.note for e in events if abs(e.time - next_song) < 0.06}

@@ -44,7 +44,8 @@ __all__ = ["Engine", "EngineSettings", "Event", "VirtualExecutor", "WorkerExecut
 BUTTON_LOG_S = 1.0   #: a button's log line (freeze, clear, resample, prior) again after this long, else 1st, 10th, 100th …
 PLAYS_ON = STEPS_PER_BEAT * 2   #: clear pressed within this (steps, and its time) of notes on both sides: the player plays on
 GONE = (-math.inf, -math.inf)   #: no clear pressed while the player played
-LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord
+LAST_CHORD = 4.0   #: steps after the end action's bar line that a note is still the song's last chord ...
+CHORD_EARLY = 1.0  #: ... and before it (a chord a sixteenth early is on the line)
 LIFT = 1.3         #: a note on a phrase's first bar line this many times as loud as the player's level ...
 LIFT_BY = 16       #: ... and this much louder (velocity) marks it with a crash: the band lifts into a chorus
 LIFT_STAYS = 4     #: notes from the lift bar's beat 2 on, on average LIFT_BY / 2 over the level before: the band stayed up
@@ -338,6 +339,9 @@ class Engine:
             self._keys.hear(message, self._transport.position(t) if self._transport.running else None)
             return
         with self._lock:
+            if self._in_the_tail(t):   # a rolled last chord, a lick over its ring: the song is over all the same
+                self._keys.press(message.channel, message.note, self._transport.position(t))
+                return
             self._while_ending(t)
             if self._ended:         # the next song: the player plays again once the clock runs
                 self._ended = False
@@ -382,6 +386,25 @@ class Engine:
                     self._ask(t)
         self._buttons.flush()
         self._deliver()
+
+    def _in_the_tail(self, t: float) -> bool:
+        """Whether a note-on at ``t`` is the ending song's tail (under the lock): from ``LAST_CHORD``
+        past an end action's bar line, while a key struck from there on still sounds (held, or
+        under the pedal, up to ``keys.HELD_FOR``): a chord rolled upward, a lick or a tag over the
+        last chord's ring. A musician's review heard such a roll start the next song, with a crash
+        and 8 bars of drums. Once the last chord is let go, the next note starts the next song
+        (a band going straight on); a player who stopped before the bar line starts it at once."""
+        ending = self._player.ending
+        if ending is None or not self._player.ending_hit or self._ended or not self._transport.running:
+            return False
+        position = self._transport.position(t)
+        return position >= ending + LAST_CHORD and self._tail_rings(position)
+
+    def _tail_rings(self, position: float) -> bool:
+        """A key struck on the ending's bar line or after it still sounds (an end action's)."""
+        ending = self._player.ending
+        return (ending is not None and self._player.ending_hit
+                and self._keys.sounding_since(position, ending - CHORD_EARLY))
 
     def _marks(self, position: float, t: float, velocity: int, comes_in: bool, back: Back | None,
                lands: Landing | None) -> bool:
@@ -465,7 +488,9 @@ class Engine:
             self._follow_rest(t)
             self._follow_ring(t)
             ending = self._player.ending
-            if ending is not None and not self._ended and self._transport.position(t) >= ending + STEPS_PER_BAR:
+            position = self._transport.position(t)
+            if (ending is not None and not self._ended and position >= ending + STEPS_PER_BAR
+                    and not self._tail_rings(position)):   # the song is over once its last chord is let go
                 self._finish_song(t)
         # No callbacks here: this is the player's thread. What it changed is told by the
         # next thread that tells (see _notify).
