@@ -225,6 +225,22 @@ def test_example_documents_every_key_with_its_default() -> None:
             assert lines[i - 1].strip().startswith("#"), f"line {i + 1} has no comment: {line!r}"
 
 
+def test_check_says_when_mapped_notes_would_be_taken_from_the_keys(tmp_path: Path, capsys) -> None:
+    """A musician's review: README's pads {36: freeze, 37: end, 38: style_bossa} on every channel;
+    the left hand's C2 froze the loop every bar, C#2 ended the song, and check said OK."""
+    cases = {"midi_map: {notes: {36: freeze, 37: end}}\n": True,
+             "midi_map: {channel: 1, notes: {36: freeze}}\nloop: {input_channel: 1}\n": True,
+             "midi_map: {channel: 10, notes: {36: freeze}}\n": False,
+             "midi_map: {channel: 10, notes: {36: freeze}}\nloop: {input_channel: 1}\n": False,
+             "midi_map: {cc: {21: density}}\n": False}
+    for text, warned in cases.items():
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        assert check_main([str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("press them instead of playing" in out) == warned, (text, out)
+
+
 def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("player: {drum_map: tr-8s}\nmidi_map: {cc: {21: density}}\n")

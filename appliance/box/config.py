@@ -984,7 +984,22 @@ def check_main(args: Any) -> int:
         print(f"  CC {number} -> {action}")
     for number, action in sorted(config.midi_map.notes.items()):
         print(f"  note {number} -> {action}")
+    said = pads_on_the_keys(config)
+    if said:
+        print(said)
     return 0
+
+
+def pads_on_the_keys(config: Config) -> str:
+    """A note mapped where the keyboard plays is taken from its keys: a musician's review mapped
+    README's 36/37/38 on every channel and the left hand's C2 froze the loop every bar."""
+    m, heard = config.midi_map, config.loop.input_channel
+    if not m.notes or (m.channel and m.channel != heard):   # pads on a channel of their own
+        return ""
+    where = "on every channel" if not m.channel else f"on channel {m.channel}, the keyboard's"
+    return (f"  note: notes {', '.join(map(str, sorted(m.notes)))} are mapped {where}: the keyboard's own keys "
+            "with these numbers press them instead of playing; set midi_map.channel to the pads' channel "
+            "(10 on most keyboards)")
 
 
 if __name__ == "__main__":   # python -m appliance.box.config check FILE

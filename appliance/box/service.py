@@ -34,7 +34,7 @@ from typing import Any, Callable, NoReturn
 
 from appliance.box import commands, realtime
 from appliance.box.cli import default_model_dir, early_hups
-from appliance.box.config import Config, ConfigError, load_with_fallback
+from appliance.box.config import Config, ConfigError, load_with_fallback, pads_on_the_keys
 from appliance.box.control_socket import ControlServer, default_socket_path
 from appliance.box.controls import ControlsHandle, start as start_controls
 from appliance.box.midi_routing import MidiRouting
@@ -143,6 +143,9 @@ class Service:
     def _start_controls(self) -> None:
         engine, transport = self.engine, self.transport
         assert engine is not None and transport is not None, "made by start()"
+        said = pads_on_the_keys(self.config)
+        if said:
+            log.warning("midi map: %s", said.strip().removeprefix("note: "))
         try:
             self.controls = start_controls(self.config, engine, transport, scenes=self.scenes)
         except Exception:
