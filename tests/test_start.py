@@ -110,6 +110,43 @@ def test_a_midi_clock_that_starts_first_starts_the_box(generator) -> None:
     assert engine.stats()["waiting_for"] == ""
 
 
+@pytest.mark.parametrize("start_by", ["note", "start"])
+def test_external_clock_without_start_waits_for_the_first_note_or_a_start(generator, start_by) -> None:
+    """A musician's review: a drum machine sends its clock while stopped (no Start), tempo.clock
+    external, start.mode first-note, nothing played: the drums played 0.76 s later. The clock
+    keeps the time; the first note is beat one on it (or the master's Start starts it)."""
+    now = [0.0]
+    switch = ClockSwitch("external", 120.0, clock=lambda: now[0])
+    engine = engine_with(generator, "first-note", transport=switch)
+    period = 0.5 / 24                                            # 120 BPM
+    clocks = [1.0 + i * period for i in range(24 * 16)]          # 16 beats, no Start
+    events: list = []
+    t_start = clocks[24 * 8] + 0.007                             # after 8 beats, between two clocks
+    step = 0.005
+    t = 0.0
+    k = 0
+    while t < clocks[-1]:
+        while k < len(clocks) and clocks[k] <= t:
+            switch.heard("clock", clocks[k])
+            k += 1
+        now[0] = t
+        if abs(t - t_start) < step / 2:
+            if start_by == "note":
+                engine.handle(note(60, 100), t)
+            else:
+                switch.heard("start", t)
+        events.extend(engine.tick(t))
+        t += step
+    ons = note_ons(events)
+    assert switch.follower.steady
+    assert not [e for e in ons if e.time < t_start - 0.05], "the drums played before anyone started them"
+    assert ons and min(e.time for e in ons) - t_start < 0.05, "they come in with the note (or the Start)"
+    assert engine.stats()["waiting_for"] == "" and switch.running
+    if start_by == "note":
+        assert switch.position(t_start) == pytest.approx(0.0, abs=0.05), "the note is beat one"
+        assert switch.bpm == pytest.approx(120.0, abs=1.0)
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="start mode"):
         StartSettings(mode="later")

@@ -178,10 +178,13 @@ class MidiClockFollower(Transport):
         self._state = IDLE
         self._steady = False              # the last beat of clocks is a plausible, even clock
         self._anchored = False            # a tick has fixed the position since the last Start
-        self._ref_n = 0                   # at tick _ref_n ...
+        self._ref_n: float = 0            # at tick _ref_n ...
         self._ref_pos = 0.0               # ... the position was _ref_pos
         self._pending: float | None = None   # position the next tick will be at
         self._held = 0.0                  # position while not playing
+        #: playing a clock it joined without a Start (no Start, Continue or Stop since): the
+        #: position is the box's own, which :meth:`begin_at` may set
+        self.joined = False
         self._song_position: float | None = None
         self._last_tick = -math.inf
         self._last_heard = -math.inf      # last tick, Start or Continue
@@ -326,6 +329,7 @@ class MidiClockFollower(Transport):
             self._held = self._adopted(t, self._held)
             self._pending = self._held
             self._state, self._anchored = PLAYING, False
+            self.joined = True
             self.news.note("join", logging.INFO,
                            "following MIDI clock at %.1f BPM (no Start heard)", self.bpm)
         if self._state == PLAYING and self._pending is not None:
@@ -362,6 +366,7 @@ class MidiClockFollower(Transport):
             self._forget_a_paused_clock(t)
             self._last_heard = t
             self._state, self._anchored, self._pending = PLAYING, False, 0.0
+            self.joined = False
             self.news.note("start", logging.INFO, "MIDI Start")
         self._flush()
 
@@ -381,6 +386,7 @@ class MidiClockFollower(Transport):
                 where = self._adopted(t, self._held)
             self._song_position = None
             self._state, self._anchored, self._pending = PLAYING, False, where
+            self.joined = False
             self.news.note("continue", logging.INFO, "MIDI Continue")
         self._flush()
 
@@ -389,9 +395,24 @@ class MidiClockFollower(Transport):
             self._suspects.clear()
             self._hold(t)
             self._state, self._pending = STOPPED, None
+            self.joined = False
             self._stopped_at = t
             self.news.note("stop", logging.INFO, "MIDI Stop")
         self._flush()
+
+    def begin_at(self, t: float) -> bool:
+        """A clock joined without a Start (:attr:`joined`) is the loop's from ``t``: position 0
+        there, at the clock's tempo (the player's first note is beat one, as on the box's own
+        clock). False, and nothing moves, when no such clock plays."""
+        with self._lock:
+            self._check_lost(t)
+            if not (self.joined and self._state == PLAYING and self._anchored):
+                return False
+            a, b = self._fit
+            self._relocations += 1
+            self._ref_n, self._ref_pos, self._held = (t - a) / b, 0.0, 0.0
+            self.joined = False
+        return True
 
     def song_position(self, sixteenths: int) -> None:
         """Song Position Pointer: MIDI beats (sixteenths) since the song start = our steps."""
@@ -652,6 +673,9 @@ class ClockSwitch(Transport):
         self._echo_found = False           # a clock taken over died as the box stopped sending
         self._clock_times: deque[float] = deque()   # while sending: the clocks of the last RATE_S
         self._echo_said = False
+        #: external: the box waits to start (its Starter holds it): a clock joined without a
+        #: Start keeps the time but plays nothing until the first note or a master's Start
+        self._waits = False
         if mode == "external":
             self.internal.stop(now)
 
@@ -789,6 +813,8 @@ class ClockSwitch(Transport):
 
     @property
     def running(self) -> bool:
+        if self._waits and self.follower.joined:   # a drum machine's clock while it is stopped
+            return False
         return self._active().running
 
     def position(self, t: float) -> float:
@@ -822,6 +848,7 @@ class ClockSwitch(Transport):
                 return                             # the box's own, echoed: nothing to follow
             if event in ("start", "continue"):
                 self._master_start, self._echo_found = t, False
+                self._waits = False
             elif event == "clock" and self.sending:
                 times = self._clock_times
                 if times and t - times[-1] > self.follower.lost_after:
@@ -843,9 +870,15 @@ class ClockSwitch(Transport):
         self.internal.set_bpm(bpm, now)
 
     def start(self, now: float, position: float = 0.0) -> None:
-        """Play the internal clock from exactly ``position`` (a relocation)."""
+        """Play the internal clock from exactly ``position`` (a relocation); external, a clock
+        joined without a Start from ``now`` on (the box waited for its first note)."""
         self.internal.start(now, position)
+        if self.mode == "external" and self._waits:
+            self._waits = False
+            self.follower.begin_at(now)
 
     def stop(self, now: float) -> None:
+        """Hold the internal clock (the Starter waits); external, a clock without a Start waits too."""
         self.internal.stop(now)
+        self._waits = self.mode == "external"
 

@@ -396,9 +396,12 @@ class Player:
             if self._next_step is None or self._fresh:
                 self._fresh = False
                 located = self._locate(position)
+                # a step whose time passed less than max_late ago is played (a first note's
+                # downbeat, a master's Start: the first clock anchors beat one a moment before the
+                # player looks; it skipped it, the kick on 1 lost, until session 51)
+                earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
+                self._next_step = min(located, math.ceil(earliest - 1e-9))
                 if self._cued:
-                    earliest = max(transport.position(now - self.settings.max_late), position - 0.5)
-                    self._next_step = min(located, math.ceil(earliest - 1e-9))
                     self._cued = False
                     self._first_scale = self._cue_scale if self._cue_scale != 1.0 else None
                     self._made_before = self._offered or self._pattern   # heard nothing: what the scale is for
