@@ -1,6 +1,8 @@
 """MIDI-mapped controls: the config's table, consumed messages, learn mode, learned bindings."""
 from __future__ import annotations
 
+import logging
+
 from dataclasses import replace
 import json
 from pathlib import Path
@@ -35,7 +37,7 @@ def box(generator, tmp_path):
     engine.tick(0.0)
     actions = Actions(engine, engine.transport, Scenes(4), clock=lambda: 0.0)
     config = MidiMapConfig(channel=0, cc={21: "density", 22: "variation", 23: "tempo", 64: "freeze"},
-                           notes={36: "clear", 37: "scene_1", 38: "store_scene_1"})
+                           notes={36: "clear", 37: "scene_1", 38: "store_scene_1"}, pickup=False)
     midimap = MidiMap(config, actions, learned_path=tmp_path / "midimap.json", clock=lambda: 0.0)
     yield engine, midimap, tmp_path
     engine.close()
@@ -49,6 +51,33 @@ def test_cc_turns_a_knob_and_is_consumed(box) -> None:
     assert engine.controls.temperature == 0.0
     assert midimap.handle(cc(23, 127), 0.1) is True
     assert engine.transport.bpm == 180.0
+
+
+def test_a_knobs_cc_takes_over_once_it_reaches_the_value(generator, caplog) -> None:
+    """A musician's review: the keyboard's tempo knob, nudged first at 53 with the box at 100
+    BPM, jumped the tempo to 110-112. With soft takeover (midi_map.pickup, on by default) a
+    knob's CC sets nothing until it reaches or crosses where the knob stands; then it follows."""
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    engine.tick(0.0)
+    actions = Actions(engine, engine.transport, Scenes(4), clock=lambda: 0.0)
+    midimap = MidiMap(MidiMapConfig(cc={21: "density", 23: "tempo"}), actions, clock=lambda: 0.0)
+    bpm = engine.transport.bpm
+    with caplog.at_level(logging.INFO):
+        for value in (127, 120, 110):                         # far above 0.5: consumed, nothing moves
+            assert midimap.handle(cc(21, value), 0.1) is True
+        assert midimap.handle(cc(23, 53), 0.1) is True
+    assert engine.controls.density == 0.5 and engine.transport.bpm == bpm
+    waits = [r.getMessage() for r in caplog.records if "soft takeover" in r.getMessage()]
+    assert 1 <= len(waits) <= 2 and any("density" in w and "64" in w for w in waits), waits
+    midimap.handle(cc(21, 66), 0.2)                            # within the window of 0.5: taken
+    assert engine.controls.density == pytest.approx(66 / 127, abs=1e-3)
+    midimap.handle(cc(21, 127), 0.3)
+    assert engine.controls.density == 1.0
+    actions.knob("density", 0.2)                               # moved from elsewhere (a pot, a scene)
+    midimap.handle(cc(21, 90), 0.4)
+    assert engine.controls.density == pytest.approx(0.2, abs=1e-3)
+    midimap.handle(cc(21, 10), 0.5)                            # crossed 0.2 between two messages: taken
+    assert engine.controls.density == pytest.approx(10 / 127, abs=1e-3)
 
 
 def test_cc_as_a_button_fires_when_crossing_64(box) -> None:
@@ -190,7 +219,7 @@ def test_a_learned_file_of_any_damage_is_set_aside_and_the_controls_run(tmp_path
 
 def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
     config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\n"
-                   "midi_map:\n  cc: {21: density}\n  notes: {40: freeze}\n")
+                   "midi_map:\n  cc: {21: density}\n  notes: {40: freeze}\n  pickup: false\n")
     engine = make_engine(generator)
     handle = start(config, engine, engine.transport, threads=False)
     try:
@@ -256,7 +285,7 @@ def test_a_knob_learnt_on_a_full_disk_keeps_working_and_is_saved_once_there_is_r
 
     monkeypatch.setattr(module, "atomic_write", write)
     monkeypatch.setattr(module, "SAVE_RETRY_S", 0.05)
-    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n")
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n  pickup: false\n")
     engine = make_engine(generator)
     handle = start(config, engine, engine.transport, threads=False)
     try:
@@ -287,7 +316,7 @@ def test_a_knob_learnt_on_a_full_disk_keeps_working_and_is_saved_once_there_is_r
 def test_a_reload_after_the_learned_file_was_deleted_forgets_what_it_held(generator, tmp_path) -> None:
     """Deleting midimap.json is how a player clears what was learned: a reload keeps in-memory
     bindings only while the disk refused them (a code review, session 47)."""
-    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n")
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\nmidi_map:\n  cc: {{21: density}}\n  pickup: false\n")
     engine = make_engine(generator)
     handle = start(config, engine, engine.transport, threads=False)
     try:

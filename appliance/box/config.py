@@ -272,6 +272,7 @@ class MidiMapConfig:
                              max_items=128)
     notes: dict[int, str] = opt(factory=dict, key_range=(0, 127), choices=ACTIONS, max_items=128)
     learn_timeout_s: float = opt(30.0, range=(1.0, 600.0))
+    pickup: bool = opt(True, doc="a knob's CC takes over only once it reaches the value it controls")
 
 
 @dataclass(frozen=True)

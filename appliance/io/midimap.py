@@ -33,6 +33,7 @@ import mido
 
 from appliance.core.actions import ACTIONS, KNOBS, SAID_AGAIN_S, Actions
 from appliance.core.clock import RateLimitedLog
+from appliance.io.pickup import Pickup
 from appliance.io.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class MidiMapSettings(Protocol):
     def notes(self) -> Mapping[int, str]: ...
     @property
     def learn_timeout_s(self) -> float: ...
+    @property
+    def pickup(self) -> bool: ...
 
 
 class MidiMap:
@@ -77,6 +80,7 @@ class MidiMap:
             self._table[("note", number, config.channel)] = name
         self._learned: dict[Key, str] = self._load_learned()
         self._cc_values: dict[Key, int] = {}
+        self._pickups: dict[Key, Pickup] = {}   # a knob CC's soft takeover (``midi_map.pickup``)
         self._learning: str | None = None
         self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # what a player or a client can repeat fast
         self._learn_since = 0.0
@@ -215,7 +219,7 @@ class MidiMap:
             return False
         try:
             if is_cc and name in KNOBS:
-                self.actions.knob(name, value / 127.0)
+                self._turn(key, name, value)
             elif is_cc:
                 if last < 64 <= value:
                     self.actions.do(name)
@@ -224,6 +228,23 @@ class MidiMap:
         except Exception:
             log.exception("midi map: %s failed", name)
         return True
+
+    def _turn(self, key: Key, name: str, value: int) -> None:
+        """A knob's CC: it sets the knob once it has reached or crossed where the knob stands
+        (soft takeover; a musician's review: the tempo knob's first nudge jumped 100 → 112 BPM)."""
+        with self._lock:
+            pickup = self._pickups.setdefault(key, Pickup(self.config.pickup))
+        current = self.actions.knob_value(name)
+        if not pickup.takes(value / 127.0, current):
+            kind, number, _ = key
+            self._news.note(f"pickup {name}", logging.INFO,
+                            "midi map: %s %d (%s) at %d waits until it reaches %d, where %s stands "
+                            "(soft takeover: midi_map.pickup)", kind.upper(), number, name, value,
+                            round(current * 127), name)
+            self._news.flush()
+            return
+        self.actions.knob(name, value / 127.0)
+        pickup.sent = self.actions.knob_value(name)
 
     # -- learned bindings on disk
 

@@ -31,6 +31,7 @@ from appliance.core.actions import DEADBAND, KNOBS, Actions
 from appliance.core.engine import Engine
 from appliance.core.transport import Transport
 from appliance.core.groove import STEPS, STEPS_PER_BEAT
+from appliance.io.pickup import Pickup
 
 if TYPE_CHECKING:
     from gpiozero import Factory
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 BEAT_FLASH_STEPS = 1.0      #: a beat LED flash lasts one 16th ...
 ACCENT_FLASH_STEPS = 3.0    #: ... and three at the loop start
 ACTIVITY_FLASH_S = 0.05
-PICKUP_WINDOW = 0.02        #: a pot within this of the current value takes over
 
 
 class KnobSettings(Protocol):
@@ -168,9 +168,7 @@ class _Pot:
         self.invert = invert
         self.adc = MCP3008(channel=channel, port=port, device=device, pin_factory=factory)
         self.smoothed: float | None = None
-        self.sent: float | None = None
-        self.picked_up = not panel.config.pickup
-        self.last_side: int | None = None
+        self.pickup = Pickup(panel.config.pickup)
 
     def read(self) -> float:
         value = float(self.adc.value)
@@ -181,24 +179,12 @@ class _Pot:
         alpha = 1.0 - self.panel.config.smoothing
         self.smoothed = raw if self.smoothed is None else self.smoothed + alpha * (raw - self.smoothed)
         position = self.smoothed
-        current = self.panel.actions.knob_value(self.name)
-        if self.sent is not None and abs(current - self.sent) > 2 * PICKUP_WINDOW:
-            # moved from elsewhere (a CC, a scene, a restore): pick up again
-            self.picked_up = not self.panel.config.pickup
-            self.sent = None
-            self.last_side = None   # a side seen before the change is no crossing now
-        if not self.picked_up:
-            side = 1 if position > current else -1
-            crossed = self.last_side is not None and side != self.last_side
-            self.last_side = side
-            if abs(position - current) <= PICKUP_WINDOW or crossed:
-                self.picked_up = True
-                log.debug("knob %s picked up at %.3f", self.name, position)
-            else:
-                return
-        if self.sent is None or abs(position - self.sent) >= DEADBAND:
+        pickup = self.pickup
+        if not pickup.takes(position, self.panel.actions.knob_value(self.name)):
+            return
+        if pickup.sent is None or abs(position - pickup.sent) >= DEADBAND:
             self.panel.actions.knob(self.name, position)
-            self.sent = self.panel.actions.knob_value(self.name)
+            pickup.sent = self.panel.actions.knob_value(self.name)
 
     def close(self) -> None:
         self.adc.close()
