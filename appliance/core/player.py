@@ -23,6 +23,10 @@ from appliance.core.transport import Transport
 SWAP_EVERY = {"step": 1, "beat": STEPS_PER_BAR // 4, "bar": STEPS_PER_BAR}
 HELD_BACK = 4   #: steps laid out in stop time kept for the band's return (more than the look-ahead ever schedules)
 SPLIT_S = 0.03  #: a kick or crash that went out more than this (s) before a stop-time hit's answer is struck again with it
+#: a press of end this long after a bar line is one with the last chord on it: it ends there, its
+#: crash as late as the press (a musician's review: 70 ms late cost a whole extra bar; hands press
+#: a pad up to about a tenth of a second after the chord)
+END_LATE_S = 0.12
 
 
 @dataclass(frozen=True)
@@ -167,14 +171,14 @@ class Player:
         when an ending is already on its way.
 
         With ``hit`` and ``now``, a press with the last chord ends on its bar line: a line already
-        scheduled ends there if ``now`` is at most ``max_late`` past it (see :meth:`_end_on_scheduled`)."""
+        scheduled ends there if ``now`` is at most ``END_LATE_S`` past it (see :meth:`_end_on_scheduled`)."""
         with self._lock:    # the next step is read and the ending set between two steps
             if self._end is not None:
                 return None
             next_step = None if self._fresh else self._next_step     # None: nothing scheduled yet
             if hit and now is not None and next_step is not None and next_step > 0:
                 line = (next_step - 1) // STEPS_PER_BAR * STEPS_PER_BAR   # the last line scheduled
-                if now - self.transport.time_at(line) <= self.settings.max_late:
+                if now - self.transport.time_at(line) <= max(self.settings.max_late, END_LATE_S):
                     self._end_on_scheduled(line, now)
                     return line
             first = next_step if next_step is not None else math.ceil(position)
