@@ -647,16 +647,21 @@ class Looper:
             return 0
         span = np.arange(STEPS) <= heard
         played, held = self._now & span, self._held & span
-        if played.sum() < SECTION_MIN_STEPS or (played & ~held).sum() < KNOWN_NEW or _overlap(played, held) >= change:
-            return 0
+        if (not played[0] or played.sum() < SECTION_MIN_STEPS or (played & ~held).sum() < KNOWN_NEW
+                or _overlap(played, held) >= change):
+            return 0   # (a section begins on its downbeat: a lick off it, a bar of sixteenths on the "e"s, is none)
         return STEPS_PER_BAR if heard >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
 
     def _assume_section(self, steps: np.ndarray, period: int) -> np.ndarray:
-        """The steps of the pass not reached yet as the new section's last ``period`` steps again
-        (:meth:`_forming`): its figure, not the old groove's, what it played and what it left out."""
+        """The pass as the new section plays it (:meth:`_forming`): the part heard as played in
+        this pass only (the old groove's steps there not played again are left out: kept, the
+        model heard a bar busier than either section, a musician's review found), and the part
+        not reached yet as its last ``period`` steps again."""
         steps = steps.copy()
-        start = self._pass * STEPS
-        for position in range(math.floor(self._heard_to) + 1, start + STEPS):
+        start, reached = self._pass * STEPS, math.floor(self._heard_to)
+        span = np.arange(STEPS) <= reached - start
+        steps[span & ~self._now] = 0.0
+        for position in range(reached + 1, start + STEPS):
             steps[position % STEPS] = steps[(position - period) % STEPS]
         return steps
 
