@@ -1439,3 +1439,37 @@ def test_render_plays_stop_time_s_hits_and_lays_out_unless_told_not_to(model_dir
     assert all(set(bar) == {GM_NOTES[0], GM_NOTES[7]} for bar in stopped[2:4]), stopped   # bars 11, 12: the hits
     assert len(stopped[0]) >= 6 and len(stopped[4]) >= 6, "the first hit's bar and the band's return groove"
     assert all(len(bar) >= 6 for bar in per_bar["--no-stop-time"][1:4]), per_bar["--no-stop-time"]
+
+
+def test_a_busier_new_sections_second_bar_plays_the_new_section(model_dir: Path, tmp_path: Path) -> None:
+    """A musician's review (session 51): 8 bars of whole-note chords, then eighths. The model
+    heard the old groove ahead until the new section's first pass ended, and its second bar had
+    4-9 hits where the bars around it had 15-19. Now it hears the new bar repeat."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100))])
+    midi.tracks.append(track)
+    events = []
+    for bar in range(8):
+        events += [(bar * 1920, "note_on", n) for n in (48, 60, 64, 67)]
+        events += [(bar * 1920 + 1800, "note_off", n) for n in (48, 60, 64, 67)]
+    for bar in range(8, 16):
+        for k in range(8):
+            chord = (48, 60, 64, 67) if k in (0, 3, 6) else (60, 64, 67)
+            events += [(bar * 1920 + k * 240, "note_on", n) for n in chord]
+            events += [(bar * 1920 + k * 240 + 200, "note_off", n) for n in chord]
+    events.sort(key=lambda e: (e[0], e[1] == "note_on"))
+    last = 0
+    for tick, kind, n in events:
+        track.append(mido.Message(kind, note=n, velocity=90 if kind == "note_on" else 0, time=tick - last))
+        last = tick
+    midi.save(str(tmp_path / "sections.mid"))
+    for seed in (1, 2):
+        render(tmp_path / "sections.mid", tmp_path / "out.mid", model_dir=model_dir, seed=seed, ending=False)
+        out = mido.MidiFile(str(tmp_path / "out.mid"))
+        per_bar, ticks = [0] * 20, 0
+        for message in out.tracks[-1]:
+            ticks += message.time
+            if message.type == "note_on" and message.velocity:
+                per_bar[ticks // (out.ticks_per_beat * 4)] += 1
+        after = per_bar[10:16]
+        assert per_bar[9] >= 0.7 * min(after), (seed, per_bar)

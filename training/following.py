@@ -16,7 +16,10 @@ of steps). The figures, pooled over beats:
 - beats of the other passes (the groove goes on).
 
 A drummer who knows the song hears a section that comes back at once; the figures say how
-far the box is from that, and nothing about the model.
+far the box is from that, and nothing about the model. A second column does the same for the
+groove the model hears (``Looper.assumed``: the first pass's bars ahead, and a new section's,
+as a repeat of what was heard); ``--second-bars`` looks at a changing pass's second bar only,
+as heard at the end of its first.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ class Beat:
     """One beat of a part: how much of the pass being played the looper's groove holds."""
 
     overlap: float
+    heard: float     #: ... and of the groove the model hears (``Looper.assumed``: a new section's bars ahead as its repeat)
     changes: bool    #: the pass changes (shares < CHANGE with the pass before)
     again: bool      #: ... and plays an earlier pass again
 
@@ -64,14 +68,10 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def beats(path: Path) -> list[Beat]:
     """Every beat of a part in a pass with notes (see the module's doc)."""
-    notes = onsets(path)
+    notes, played = played_passes(path)
     if not notes:
         return []
-    passes = int(notes[-1][0] // STEPS) + 1
-    played = np.zeros((passes, STEPS), bool)
-    for position, _ in notes:
-        step = int(round(position))
-        played[min(step // STEPS, passes - 1), step % STEPS] = True
+    passes = len(played)
     looper, i, out = Looper(), 0, []
     for beat in range(passes * STEPS // STEPS_PER_BEAT):
         now = beat * STEPS_PER_BEAT + STEPS_PER_BEAT / 2
@@ -84,30 +84,79 @@ def beats(path: Path) -> list[Beat]:
             continue
         changes = k > 0 and overlap(played[k], played[k - 1]) < CHANGE
         again = changes and any(overlap(played[k], played[j]) >= AGAIN for j in range(k - 1))
-        out.append(Beat(overlap(looper.groove.steps[:, HIT] > 0, played[k]), changes, again))
+        out.append(Beat(overlap(looper.groove.steps[:, HIT] > 0, played[k]),
+                        overlap(looper.assumed.steps[:, HIT] > 0, played[k]), changes, again))
     return out
 
 
-def figures(parts: list[Path]) -> dict[str, tuple[float, int]]:
-    """Mean overlap and beats counted: all, changes, a pass again, the groove going on."""
+def figures(parts: list[Path]) -> dict[str, tuple[float, float, int]]:
+    """Mean overlap (the groove, what the model hears) and beats counted: all, changes, a pass
+    again, the groove going on."""
     every = [beat for part in parts for beat in beats(part)]
     kinds = {"all beats": every, "passes that change": [b for b in every if b.changes],
              "... that play an earlier pass again": [b for b in every if b.again],
              "passes that go on": [b for b in every if not b.changes]}
-    return {name: (float(np.mean([b.overlap for b in chosen])) if chosen else float("nan"), len(chosen))
+    return {name: (float(np.mean([b.overlap for b in chosen])) if chosen else float("nan"),
+                   float(np.mean([b.heard for b in chosen])) if chosen else float("nan"), len(chosen))
             for name, chosen in kinds.items()}
+
+
+def played_passes(path: Path) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """A part's note-ons and, per 2-bar pass, the steps it plays."""
+    notes = onsets(path)
+    passes = int(notes[-1][0] // STEPS) + 1 if notes else 0
+    played = np.zeros((passes, STEPS), bool)
+    for position, _ in notes:
+        step = int(round(position))
+        played[min(step // STEPS, passes - 1), step % STEPS] = True
+    return notes, played
+
+
+def second_bars(parts: list[Path]) -> np.ndarray:
+    """For each pass that changes: at its first bar's fourth beat (half in), the Jaccard overlap of
+    its second bar as played with that bar in the groove and in what the model hears, and their
+    step counts (groove, heard, played): the rows of ``--second-bars``."""
+    rows = []
+    bar2 = slice(STEPS // 2, STEPS)
+    for path in parts:
+        notes, played = played_passes(path)
+        looper, i = Looper(), 0
+        for beat in range(len(played) * STEPS // STEPS_PER_BEAT):
+            now = beat * STEPS_PER_BEAT + STEPS_PER_BEAT / 2
+            while i < len(notes) and notes[i][0] < now:
+                looper.record(*notes[i])
+                i += 1
+            looper.advance(now)
+            k, b = divmod(beat, STEPS // STEPS_PER_BEAT)
+            want = played[k][bar2] if k else np.zeros(0, bool)
+            if b != 3 or not want.any() or overlap(played[k], played[k - 1]) >= CHANGE:
+                continue
+            groove, heard = looper.groove.steps[bar2, HIT] > 0, looper.assumed.steps[bar2, HIT] > 0
+            rows.append((overlap(groove, want), overlap(heard, want), groove.sum(), heard.sum(), want.sum()))
+    return np.array(rows, float).reshape(-1, 5)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", type=Path, nargs="?", default=PARTS)
+    p.add_argument("--second-bars", action="store_true",
+                   help="a changing pass's second bar, heard at its first bar's end: the groove's and the model's")
     args = p.parse_args(argv)
     parts = sorted(args.parts.glob("*/*.mid"))
     print(f"{len(parts)} parts under {args.parts}")
-    print("| beats | the looper's groove against the pass being played (Jaccard) | beats |")
-    print("|---|---|---|")
-    for name, (mean, count) in figures(parts).items():
-        print(f"| {name} | {mean:.4f} | {count} |")
+    if args.second_bars:
+        rows = second_bars(parts)
+        acted = rows[rows[:, 0] != rows[:, 1]]
+        for name, chosen in (("changing passes", rows), ("... where what the model hears is not the groove", acted)):
+            print(f"{name}: {len(chosen)}; the second bar as played against the groove's {chosen[:, 0].mean():.3f} "
+                  f"and what the model hears {chosen[:, 1].mean():.3f} (Jaccard); steps {chosen[:, 2].mean():.2f} / "
+                  f"{chosen[:, 3].mean():.2f} / played {chosen[:, 4].mean():.2f}; better {int((chosen[:, 1] > chosen[:, 0]).sum())}, "
+                  f"worse {int((chosen[:, 1] < chosen[:, 0]).sum())}")
+        return
+    print("| beats | the looper's groove against the pass being played (Jaccard) | what the model hears | beats |")
+    print("|---|---|---|---|")
+    for name, (mean, heard, count) in figures(parts).items():
+        print(f"| {name} | {mean:.4f} | {heard:.4f} | {count} |")
 
 
 if __name__ == "__main__":

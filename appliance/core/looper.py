@@ -626,7 +626,44 @@ class Looper:
             steps[:, VELOCITY] *= np.where(steps[:, HIT] > 0, fade, 0.0).astype(np.float32)
         self._groove = Groove(steps)
         learning = self._learn_from is not None and not self._learned
-        self._assumed = Groove(self._assume_repeat(steps)) if learning else self._groove
+        period = 0 if learning else self._forming()
+        self._assumed = (Groove(self._assume_repeat(steps)) if learning
+                         else Groove(self._assume_section(steps, period)) if period else self._groove)
+
+    def _forming(self) -> int:
+        """A new section begun in the pass in progress: once two beats or more of it were heard,
+        ``SECTION_MIN_STEPS`` played there, ``KNOWN_NEW`` of them new, sharing less than
+        ``section_change`` with the groove's steps there as the pass began, the bars ahead are
+        heard as its repeat: the period (two beats, or a bar once one was heard), else 0. Until the
+        pass ended and followed the section, the model heard the old groove ahead, and the new
+        section's second bar played the old one's drums (a musician's review, session 51: 4–9
+        hits where the bars around played 15–19)."""
+        change = self._memory.section_change
+        # (the groove must have been there a pass already, as _follow_section asks)
+        if not change or not self._learned or self._knew or not (self._held & self._older).any():
+            return 0
+        heard = self._heard_to - self._pass * STEPS
+        if not 2 * STEPS_PER_BEAT <= heard < STEPS:
+            return 0
+        span = np.arange(STEPS) <= heard
+        played, held = self._now & span, self._held & span
+        if (not played[0] or played.sum() < SECTION_MIN_STEPS or (played & ~held).sum() < KNOWN_NEW
+                or _overlap(played, held) >= change):
+            return 0   # (a section begins on its downbeat: a lick off it, a bar of sixteenths on the "e"s, is none)
+        return STEPS_PER_BAR if heard >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
+
+    def _assume_section(self, steps: np.ndarray, period: int) -> np.ndarray:
+        """The pass as the new section plays it (:meth:`_forming`): the part heard as played in
+        this pass only (the old groove's steps there not played again are left out: kept, the
+        model heard a bar busier than either section, a musician's review found), and the part
+        not reached yet as its last ``period`` steps again."""
+        steps = steps.copy()
+        start, reached = self._pass * STEPS, math.floor(self._heard_to)
+        span = np.arange(STEPS) <= reached - start
+        steps[span & ~self._now] = 0.0
+        for position in range(reached + 1, start + STEPS):
+            steps[position % STEPS] = steps[(position - period) % STEPS]
+        return steps
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
