@@ -3,7 +3,8 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
-from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, Pattern
+from appliance.core.groove import GM_NOTES, NUM_VOICES, STEPS, STEPS_PER_BAR, Pattern
+from appliance.core.phrase import CRASH
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 
@@ -157,3 +158,29 @@ def test_relocate_says_whether_the_song_jumped() -> None:
     here = clock.position(1.0)
     assert player.relocate(here) is False
     assert player.relocate(here + 128.0) is True
+
+
+@pytest.mark.parametrize("press", [0.0, 0.03, 0.06, 0.08, 0.09, 0.11])  # step 1 is handed out, not due, from 0.05 to 0.1 s
+def test_end_pressed_just_after_a_line_already_handed_out_plays_nothing_after_its_crash(press: float) -> None:
+    """The end pad hit with the last chord, a moment after its bar line: the steps after the line
+    were handed out a look-ahead early; they are withdrawn, so the crash is the last thing heard
+    (a CI run at 150 BPM heard a kick and two toms 40 ms after it)."""
+    clock = InternalClock(bpm=150.0, start=0.0)
+    hats = {(step, 2): (0.5, 0.0) for step in range(STEPS)}
+    player = Player(clock, PlayerSettings(lookahead=0.05, max_late=0.05), pattern_with(hats))
+    line = STEPS_PER_BAR
+    pressed, now, events = clock.time_at(line) + press, 0.0, []
+    while now < clock.time_at(line + 2 * STEPS_PER_BAR):
+        if pressed <= now < pressed + 0.005:
+            assert player.end_on_next_bar(clock.position(now), hit=True, now=now) == line
+        ticked = player.schedule(now)
+        cut = player.withdrawn()
+        if cut is not None:
+            events = [e for e in events if e.time < max(cut, now)]
+        events.extend(e for e in ticked if e.message.type == "note_on")
+        now += 0.005
+    crashes = [e.time for e in events if e.message.note == GM_NOTES[CRASH]]
+    assert len(crashes) == 1 and clock.time_at(line) - 1e-9 <= crashes[0] <= pressed + 0.006, crashes
+    assert max(e.time for e in events) <= crashes[0] + 1e-9, "nothing after the crash"
+    assert any(abs(e.time - clock.time_at(line)) < 1e-6 and e.message.note == GM_NOTES[2] for e in events) \
+        or press == 0.0, "the line's own notes went out"

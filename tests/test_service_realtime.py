@@ -176,6 +176,40 @@ def test_a_note_the_player_thread_gets_to_too_late_is_dropped_and_counted(tiny_g
     assert player.late_drops == (1 if kick else 2), "the kick on time (or, the thread starved, dropped too)"
 
 
+def test_notes_withdrawn_by_an_ending_are_not_sent_but_its_crash_is(tiny_generator):
+    """An end pressed with the last chord, after its line was handed out: what the thread holds from
+    the cut on is dropped (its note-offs kept); the tick's own crash, due after the cut, is played."""
+    from appliance.core.player import Event
+    transport = InternalClock(bpm=120, start=time.monotonic())
+    engine = Engine(tiny_generator, transport, EngineSettings())
+    ticks: list[float] = []
+
+    def ending(now):
+        ticks.append(now)
+        if len(ticks) == 1:     # the step after the line, handed out a look-ahead early
+            return [Event(now + 0.2, mido.Message("note_on", channel=9, note=42, velocity=90)),
+                    Event(now + 0.25, mido.Message("note_off", channel=9, note=42, velocity=0))]
+        if len(ticks) == 2:     # the end: the crash, now
+            return [Event(now + 0.05, mido.Message("note_on", channel=9, note=49, velocity=100))]
+        return []
+
+    engine.tick = ending
+    engine.withdrawn = lambda: ticks[0] + 0.1 if len(ticks) == 2 else None
+    sent = []
+    player = PlayerThread(engine, transport, sent.append, use_realtime=False)
+    player.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (ticks and time.monotonic() > ticks[0] + 0.4):
+            time.sleep(0.01)
+    finally:
+        player.stop()
+        player.join(timeout=10)
+        engine.close()
+    assert [m.note for m in sent if m.type == "note_on"] == [49], "the crash, and nothing withdrawn"
+    assert any(m.type == "note_off" and m.note == 42 for m in sent), "a withdrawn note's note-off is harmless"
+
+
 def _sounding(events) -> set[tuple[int, int]]:
     on: dict[tuple[int, int], int] = {}
     for _, m in events:

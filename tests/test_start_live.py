@@ -81,10 +81,13 @@ control: {{socket: {tmp_path}/control.sock}}
         assert wait_until(lambda: "end-keys:out" in service.status()["ports"]["inputs"], 10)
         keys.send(mido.Message("note_on", note=48, velocity=100))
         assert drums.wait_for(lambda ev: sum(m.type == "note_on" for _, m in ev) >= 8, 20), "the song plays"
+        bar_s = 60.0 / 150 * 4
+        # press mid-bar: a press just after a bar line is the last chord's, and ends on that line
+        downbeat = next(t for t, m in drums.events if m.type == "note_on")
+        time.sleep((bar_s / 2 - (time.monotonic() - downbeat) % bar_s) % bar_s)
         pressed = time.monotonic()
         reply = service.request("end")
         assert "next bar line" in reply["message"]
-        bar_s = 60.0 / 150 * 4
         assert wait_until(lambda: service.status()["engine"]["waiting_for"] != "", 4 * bar_s + 10), \
             "a bar after the last hit the box waits for the next song"
         status = service.status()

@@ -111,7 +111,12 @@ class PlayerThread(threading.Thread):
             self.notes_off()
         self._was_running = running
         lookahead = engine.settings.lookahead
-        for event in engine.tick(now):
+        events = engine.tick(now)
+        cut = engine.withdrawn()
+        if cut is not None:     # an ending pressed with its last chord: what was to follow is not played
+            heap[:] = [entry for entry in heap if entry[2].type != "note_on" or entry[0] < cut]
+            heapq.heapify(heap)
+        for event in events:
             heapq.heappush(heap, (event.time, next(self._seq), event.message))
         if self.clock_sender is not None:       # the box's clock only while it is the master
             internal = transport.source == "internal"

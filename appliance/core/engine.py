@@ -888,6 +888,12 @@ class Engine:
         self._button("clear", "overdub cleared")
         self._deliver()
 
+    def withdrawn(self) -> float | None:
+        """After a tick: note-ons returned by earlier ticks and due at or after this time are not to
+        be played; drop them from what waits to be sent before adding this tick's events
+        (:meth:`Player.withdrawn`). None nearly always."""
+        return self._player.withdrawn()
+
     def end(self) -> bool:
         """End the song: a crash and a kick on the next bar line (on the last one, if pressed with
         its chord: up to the player's ``max_late`` after it), then silence; a bar later the

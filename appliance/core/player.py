@@ -106,6 +106,8 @@ class Player:
         self._fresh = False             # a new song: the next start is located as the first one was
         self._sent_to: float | None = None   # the position up to which queued notes have been handed out
         self._crash_out: tuple[float, tuple[int, int]] | None = None   # the last crash handed out: position, (channel, note)
+        self._withdraw: float | None = None     # an ending's cut, told by the next schedule (see withdrawn)
+        self._withdrawn: float | None = None    # the cut the last schedule told
         #: the player has rested long enough that the drums are winding down (Engine): no crash marks a phrase
         self.resting = False
         self._laid_out = False   # stop time: the steps play nothing, the band's hits are answered (stop_time) ...
@@ -188,9 +190,12 @@ class Player:
     def _end_on_scheduled(self, line: int, now: float) -> None:
         """End on a bar line already scheduled (under the lock): what is queued from it on is
         dropped (its note-offs kept); if the line's notes are still queued, the last hit plays on
-        it as usual, else they have gone out and a crash joins them now (none if one went out there)."""
+        it as usual, else they have gone out and a crash joins them now (none if one went out there),
+        and the notes handed out after the line are withdrawn (:meth:`withdrawn`)."""
         self._end, self._end_hit = line, True
         gone = self._sent_to is not None and line <= self._sent_to
+        if gone:    # the line's own notes may be pulled late: everything from half a step after it is not
+            self._withdraw = self.transport.time_at(line + 0.5)
         # the line's own notes may be pushed early: everything from half a step before it is the line's or later
         self._queue = [entry for entry in self._queue if entry[0] < line - 0.5 or entry[2].type == "note_off"]
         heapq.heapify(self._queue)
@@ -392,6 +397,7 @@ class Player:
     def schedule(self, now: float) -> list[Event]:
         """Every event due up to now + look-ahead that was not returned before, in time order."""
         with self._lock:
+            self._withdrawn, self._withdraw = self._withdraw, None
             transport = self.transport
             if not transport.running:
                 return self._stopped(now)
@@ -417,6 +423,15 @@ class Player:
                 self._schedule_step(step, now)
                 self._next_step = self._scheduling() + 1
             return self._pop_until(horizon)
+
+    def withdrawn(self) -> float | None:
+        """Once, after the schedule that told it: note-ons returned by the schedules before that
+        one and due at or after this time are not to be played (an end pressed with the last
+        chord, after its line's notes were handed out: the crash comes instead). Whoever holds
+        events not yet sent drops them before it adds that schedule's own; their note-offs stay."""
+        with self._lock:
+            cut, self._withdrawn = self._withdrawn, None
+            return cut
 
     def relocate(self, position: float) -> bool:
         """The transport jumped to ``position`` (Start, Song Position): play on from there at

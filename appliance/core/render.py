@@ -354,7 +354,11 @@ def _play(engine: Engine, transport: InternalClock, inputs: list[tuple[float, mi
                      "bar %d, the loop point before the next note", bar[0], bar[1], max_rest_bars, bar[2])
             now = heard = back
             continue
-        drums.extend((event.time, event.message) for event in engine.tick(now))
+        events = engine.tick(now)
+        cut = engine.withdrawn()
+        if cut is not None:     # as the box: what waited to be sent from the cut on is not played
+            drums = [(t, m) for t, m in drums if m.type != "note_on" or t < max(cut, now)]
+        drums.extend((event.time, event.message) for event in events)
         now += TICK_SECONDS
     drums.extend((event.time, event.message) for event in engine.player.drain())
     return drums
