@@ -381,3 +381,21 @@ def test_a_rolled_last_chord_or_a_lick_over_its_ring_is_the_songs_tail(generator
     assert not between, f"the drums came back during the last chord's {tail}: {len(between)} notes"
     assert engine.transport.position(next_song) == pytest.approx(0.0, abs=0.01), "the next song starts on its first chord"
     assert CRASH in {e.message.note for e in events if abs(e.time - next_song) < 0.06}
+
+
+def test_status_says_the_song_has_ended_while_its_last_chord_rings(generator) -> None:
+    """After the last hit the drums are silent: the status says so (it said nothing, as if the
+    drums played, for as long as the last chord rang), then what starts the next song."""
+    clock = Clock()
+    engine = engine_with(generator, clock)
+    first = 0.5
+    line = first + 3 * BAR_S
+    chord = held((48, 60, 64), line, 1.5 * BAR_S)
+    notes = comping(first, 3) + chord
+    run(engine, clock, line - 0.3, notes=notes, at=[(line - 0.5, engine.end)])
+    assert engine.stats()["waiting_for"] == "", "before the last hit the drums play"
+    run(engine, clock, line + BAR_S + 0.4, notes=[n for n in notes if n[0] >= line - 0.3])
+    ringing = engine.stats()["waiting_for"]
+    assert "last chord rings" in ringing and not engine.ended, ringing
+    run(engine, clock, line + 3 * BAR_S, notes=[n for n in chord if n[0] >= line + BAR_S + 0.4])
+    assert engine.ended and "first note" in engine.stats()["waiting_for"]

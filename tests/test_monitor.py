@@ -268,3 +268,23 @@ def test_status_and_monitor_say_so_when_the_answer_is_not_a_box_status(tmp_path)
                     assert "without an answer" in done.stderr
         finally:
             server.close()
+
+
+def test_a_box_silent_after_its_song_on_a_running_clock_says_waiting_not_playing():
+    """A master clock runs on between songs, or the last chord rings after the last hit: the
+    transport runs, the drums do not; the header and the status say waiting, and why."""
+    import io
+
+    from rich.console import Console
+
+    from appliance.box.control_socket import format_status
+    from appliance.box.monitor import frame
+
+    status = {"running": True, "bpm": 120.0, "step": 3, "why_silent": ["the song has ended: your next note starts the next one"],
+              "engine": {"waiting_for": "the song has ended: your next note starts the next one"}}
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(frame(status))
+    head = console.file.getvalue().splitlines()[0]
+    assert "waiting" in head and "playing" not in head, head
+    assert format_status(status).startswith("groovebox waiting")
+    assert format_status({"running": True, "bpm": 120.0, "step": 3}).startswith("groovebox playing")

@@ -88,7 +88,7 @@ control: {{socket: {tmp_path}/control.sock}}
         pressed = time.monotonic()
         reply = service.request("end")
         assert "next bar line" in reply["message"]
-        assert wait_until(lambda: service.status()["engine"]["waiting_for"] != "", 4 * bar_s + 10), \
+        assert wait_until(lambda: "first note" in service.status()["engine"]["waiting_for"], 4 * bar_s + 10), \
             "a bar after the last hit the box waits for the next song"
         status = service.status()
         assert "first note" in status["engine"]["waiting_for"] and not status["running"]

@@ -445,7 +445,7 @@ def format_status(status: dict[str, Any]) -> str:
     """The status as a musician reads it."""
     lines = []
     waiting = status.get("engine", {}).get("waiting_for")
-    playing = "playing" if status.get("running") else "waiting" if waiting else "stopped"
+    playing = "waiting" if waiting else "playing" if status.get("running") else "stopped"
     lines.append(f"groovebox {playing} at {status.get('bpm', 0):.1f} BPM, clock "
                  f"{status.get('clock_source', '?')} ({status.get('clock_mode', '?')}), "
                  f"step {status.get('step', 0) + 1}/32")

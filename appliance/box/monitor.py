@@ -80,10 +80,10 @@ def _header(status: dict[str, Any]) -> list[Any]:
     running = status.get("running", False)
     head = Text()
     head.append("groovebox  ", style="bold")
-    if running:
-        head.append("▶ playing", style="bold green")
-    elif status.get("engine", {}).get("waiting_for"):
+    if status.get("engine", {}).get("waiting_for"):   # a master clock may run on between songs
         head.append("◆ waiting", style="bold yellow")
+    elif running:
+        head.append("▶ playing", style="bold green")
     else:
         head.append("■ stopped", style="bold red")
     head.append(f"   {status.get('bpm', 0):.1f} BPM   clock {status.get('clock_source', '?')}"

@@ -910,9 +910,15 @@ class Engine:
     def _waiting_for(self) -> str:
         """What the box waits for, in a musician's words ('' while it plays)."""
         said = self.starter.describe() if self.starter is not None else ""
-        if not said and self._ended:   # a master clock runs on between songs
+        if said:
+            return said
+        ending = self._player.ending
+        if self._ended or (ending is not None and self._transport.running    # a master clock runs on
+                           and self._transport.position(self._clock()) >= ending + 1):   # or the last bar rings
+            if not self._ended and self._tail_rings(self._transport.position(self._clock())):
+                return "the song has ended and its last chord rings: let it go, then your next note starts the next song"
             return "the song has ended: your next note starts the next one"
-        return said
+        return ""
 
     @property
     def ended(self) -> bool:
