@@ -184,3 +184,26 @@ def test_end_pressed_just_after_a_line_already_handed_out_plays_nothing_after_it
     assert max(e.time for e in events) <= crashes[0] + 1e-9, "nothing after the crash"
     assert any(abs(e.time - clock.time_at(line)) < 1e-6 and e.message.note == GM_NOTES[2] for e in events) \
         or press == 0.0, "the line's own notes went out"
+
+
+@pytest.mark.parametrize("jump_at", [0.58, 0.6, 0.62])   # step 5 (0.625 s) is handed out, not due
+def test_a_jump_plays_nothing_handed_out_for_the_old_position(jump_at: float) -> None:
+    """A master's Start in mid-bar puts the box back on beat one: the steps of the old position,
+    handed out a look-ahead early, are withdrawn; only the new position's notes follow the jump."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    hats = {(step, 2): (0.5, 0.0) for step in range(STEPS)}
+    player = Player(clock, PlayerSettings(lookahead=0.05, max_late=0.05), pattern_with(hats))
+    now, events, jumped = 0.0, [], False
+    while now < 1.5:
+        if not jumped and now >= jump_at:
+            clock.start(now, position=0.0)
+            assert player.relocate(0.0, now=now)
+            jumped = True
+        ticked = player.schedule(now)
+        cut = player.withdrawn()
+        if cut is not None:
+            events = [e for e in events if e.time < max(cut, now)]
+        events.extend(e for e in ticked if e.message.type == "note_on")
+        now += 0.005
+    after = sorted(round(e.time - jump_at, 3) for e in events if e.time >= jump_at - 1e-9)
+    assert after[:4] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=0.006), after[:6]

@@ -174,3 +174,26 @@ def test_the_first_beat_plays_at_the_first_notes_level(model_dir) -> None:
             t = round(t + 0.005, 3)
         loudest[velocity] = max(e.message.velocity for e in events if 1.49 <= e.time < 1.6)
     assert loudest[30] < 0.8 * loudest[80] and loudest[110] >= loudest[80], loudest
+
+
+def test_a_jump_to_beat_one_plays_nothing_more_of_the_old_bar(generator) -> None:
+    """A master's Start (here the clock put back on 0) 90 ms after a step: the next step of the
+    old bar was handed out a look-ahead early. Withdrawn, nothing sounds between the new beat
+    one and its second step (before session 52 the old step's notes played 35 ms after it)."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    engine = engine_with(generator, "now", transport=clock)
+    engine.set_controls(density=0.9)
+    jumps = [2.0 + k * 1.09 + 0.09 for k in range(6)]   # each 90 ms after a step of the grid it left
+    events, now = [], 0.0
+    while now < jumps[-1] + 1.0:
+        if any(abs(now - j) < 0.0025 for j in jumps):
+            clock.start(now, position=0.0)
+        ticked = engine.tick(now)
+        cut = engine.withdrawn()
+        if cut is not None:
+            events = [e for e in events if e.time < max(cut, now)]
+        events.extend(e for e in ticked if e.message.type == "note_on")
+        now += 0.005
+    stray = [(round(e.time - j, 3), e.message.note) for j in jumps for e in events if j + 0.01 < e.time < j + 0.1]
+    assert not stray, stray
+    assert all(any(abs(e.time - j) < 0.02 for e in events) for j in jumps), "each new beat one is played"

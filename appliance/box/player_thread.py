@@ -113,7 +113,7 @@ class PlayerThread(threading.Thread):
         lookahead = engine.settings.lookahead
         events = engine.tick(now)
         cut = engine.withdrawn()
-        if cut is not None:     # an ending pressed with its last chord: what was to follow is not played
+        if cut is not None:     # an ending pressed with its last chord, a jump: what was to follow is not played
             heap[:] = [entry for entry in heap if entry[2].type != "note_on" or entry[0] < cut]
             heapq.heapify(heap)
         for event in events:

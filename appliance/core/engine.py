@@ -846,7 +846,7 @@ class Engine:
             self._heard_notes.clear()
             self._plays_on = GONE   # a note after a jump is where the player comes in
         self._looper.relocate(position)
-        if self._player.relocate(position):
+        if self._player.relocate(position, now=t):
             self._keys.relocate(position)
             with self._lock:
                 self._let_stop_time_go()   # the bars it heard are elsewhere
@@ -890,8 +890,8 @@ class Engine:
 
     def withdrawn(self) -> float | None:
         """After a tick: note-ons returned by earlier ticks and due at or after this time are not to
-        be played; drop them from what waits to be sent before adding this tick's events
-        (:meth:`Player.withdrawn`). None nearly always."""
+        be played (an ending's or a jump's: :meth:`Player.withdrawn`); drop them from what waits to
+        be sent before adding this tick's events. None nearly always."""
         return self._player.withdrawn()
 
     def end(self) -> bool:

@@ -416,7 +416,8 @@ class Player:
                     self._first_scale = self._cue_scale if self._cue_scale != 1.0 else None
                     self._made_before = self._offered or self._pattern   # heard nothing: what the scale is for
             elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
-                self._jump(position)
+                self._jump(position)     # told with this schedule: what was handed out before is not played
+                self._withdrawn = now if self._withdrawn is None else min(self._withdrawn, now)
             self._last_position = max(self._last_position, position)
             horizon = transport.position(now + self.settings.lookahead)
             while (step := self._scheduling()) - 0.5 <= horizon:
@@ -427,23 +428,27 @@ class Player:
     def withdrawn(self) -> float | None:
         """Once, after the schedule that told it: note-ons returned by the schedules before that
         one and due at or after this time are not to be played (an end pressed with the last
-        chord, after its line's notes were handed out: the crash comes instead). Whoever holds
+        chord, after its line's notes were handed out: the crash comes instead; a jump: the
+        old position's steps). Whoever holds
         events not yet sent drops them before it adds that schedule's own; their note-offs stay."""
         with self._lock:
             cut, self._withdrawn = self._withdrawn, None
             return cut
 
-    def relocate(self, position: float) -> bool:
-        """The transport jumped to ``position`` (Start, Song Position): play on from there at
-        once. Queued note-ons are dropped (their note-offs kept); a step whose time passed
-        less than ``max_late`` ago is still played, so a Start's downbeat is heard. A
-        position where the player already is (a clock switch without a jump) changes nothing.
-        True if it jumped."""
+    def relocate(self, position: float, now: float | None = None) -> bool:
+        """The transport jumped to ``position`` (Start, Song Position) at ``now``: play on from
+        there at once. Queued note-ons are dropped (their note-offs kept), and with ``now`` those
+        handed out for the old position and due from then on are withdrawn (:meth:`withdrawn`);
+        a step whose time passed less than ``max_late`` ago is still played, so a Start's
+        downbeat is heard. A position where the player already is (a clock switch without a
+        jump) changes nothing. True if it jumped."""
         with self._lock:
             if self._next_step is None or self._fresh or (
                     self._last_position - self.JUMP <= position <= self._next_step + self.JUMP):
                 return False
             self._jump(position)
+            if now is not None:
+                self._withdraw = now if self._withdraw is None else min(self._withdraw, now)
             return True
 
     def _jump(self, position: float) -> None:
