@@ -568,6 +568,10 @@ class Generator:
         if shapes != wanted:
             raise ModelError(f"{self.model_dir}: the graphs give shapes {shapes}, the contract wants {wanted}")
 
+    def reseed(self, seed: int | None) -> None:
+        """Start the noise stream again: the same seed draws the same variations from here."""
+        self._rng = np.random.default_rng(seed)
+
     def new_eps(self) -> np.ndarray:
         """A fresh draw of the noise that picks one variation of z."""
         return self._rng.standard_normal(self.latent_size).astype(np.float32)

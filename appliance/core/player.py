@@ -115,6 +115,8 @@ class Player:
         self._held_back: dict[int, np.ndarray] = {}   # the last steps laid out: step → its cells
         self._stop_accent: float | None = None   # ... the accent level its answers play at (the pattern's at its first)
         self._struck: dict[tuple[int, int], tuple[float, int]] = {}   # (channel, note) → where and how hard its last note-on went out
+        self._struck_before: dict[tuple[int, int], tuple[float, int]] = {}   # ... and the one before (a withdrawal's)
+        self._crash_before: tuple[float, tuple[int, int]] | None = None      # the crash handed out before _crash_out
 
     @property
     def pattern(self) -> Pattern:
@@ -195,7 +197,7 @@ class Player:
         self._end, self._end_hit = line, True
         gone = self._sent_to is not None and line <= self._sent_to
         if gone:    # the line's own notes may be pulled late: everything from half a step after it is not
-            self._withdraw = self.transport.time_at(line + 0.5)
+            self._withdraw_from(line + 0.5)
         # the line's own notes may be pushed early: everything from half a step before it is the line's or later
         self._queue = [entry for entry in self._queue if entry[0] < line - 0.5 or entry[2].type == "note_off"]
         heapq.heapify(self._queue)
@@ -240,6 +242,7 @@ class Player:
             self._laid_out, self._laid_out_from, self._held_back = True, out, {}
             self._queue = [entry for entry in self._queue if entry[0] < out or entry[2].type == "note_off"]
             heapq.heapify(self._queue)
+            self._withdraw_from(out)
             if not self._waiting_for_first:
                 self._answer(here, downbeat - HIT_EARLY, (CRASH, KICK), self._hit_velocity(scale))
 
@@ -292,8 +295,9 @@ class Player:
             self._fresh = True
             self._offered = None
             self._sent_to = None
-            self._crash_out = None
+            self._crash_out = self._crash_before = None
             self._struck.clear()
+            self._struck_before.clear()
             if opening is not None:
                 self._pattern = opening
             self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
@@ -425,6 +429,24 @@ class Player:
                 self._next_step = self._scheduling() + 1
             return self._pop_until(horizon)
 
+    def _withdraw_from(self, position: float) -> None:
+        """Withdraw the note-ons handed out from ``position`` on (under the lock; told by the next
+        schedule: :meth:`withdrawn`); what went out is then only what came before it."""
+        if self._sent_to is None or self._sent_to < position:
+            return     # nothing handed out there
+        cut = self.transport.time_at(position)
+        self._withdraw = cut if self._withdraw is None else min(self._withdraw, cut)
+        for key, (where, _velocity) in list(self._struck.items()):
+            if where >= position:    # withdrawn: what went out is the one before, if it went out
+                before = self._struck_before.get(key)
+                if before is not None and before[0] < position:
+                    self._struck[key] = before
+                else:
+                    del self._struck[key]
+        if self._crash_out is not None and self._crash_out[0] >= position:
+            before_crash = self._crash_before
+            self._crash_out = before_crash if before_crash is not None and before_crash[0] < position else None
+
     def withdrawn(self) -> float | None:
         """Once, after the schedule that told it: note-ons returned by the schedules before that
         one and due at or after this time are not to be played (an end pressed with the last
@@ -456,8 +478,9 @@ class Player:
         self._next_step = math.ceil(position - min(late, 0.49))
         self._last_position = position
         self._sent_to = None
-        self._crash_out = None
+        self._crash_out = self._crash_before = None
         self._struck.clear()
+        self._struck_before.clear()
         self._laid_out, self._stop_accent = False, None
         self._queue = [entry for entry in self._queue if entry[2].type == "note_off"]
         heapq.heapify(self._queue)
@@ -502,6 +525,7 @@ class Player:
         self._queue.clear()
         self._sounding.clear()
         self._struck.clear()
+        self._struck_before.clear()
         return offs
 
     def _schedule_step(self, step: int, now: float) -> None:
@@ -589,9 +613,11 @@ class Player:
             key = (message.channel, message.note)
             if message.type == "note_on":
                 self._sounding[key] = self._sounding.get(key, 0) + 1
+                if key in self._struck:
+                    self._struck_before[key] = self._struck[key]
                 self._struck[key] = (position, message.velocity)
                 if message.note == self.settings.notes[CRASH]:
-                    self._crash_out = (position, key)
+                    self._crash_before, self._crash_out = self._crash_out, (position, key)
             elif key in self._sounding:
                 self._sounding[key] -= 1
                 if not self._sounding[key]:
