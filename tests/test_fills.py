@@ -149,6 +149,20 @@ def test_the_big_fill_ends_8_bars_a_pickup_ends_the_4_between_and_a_crash_follow
     assert bars_with(ons, clock, GM_NOTES[KICK]) == list(range(17))
 
 
+def test_a_12_bar_blues_fills_big_into_each_chorus_and_crashes_on_its_first_bar() -> None:
+    """``crash_every`` 12, phrases of 4: the big fill ends each 12-bar chorus and the crash comes
+    on bars 1, 13, 25; the lines between end with pickups (a musician's review set 12 and got
+    crashes on bar 5 of the second and third chorus: the big fill kept to every 8 bars)."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=12), made()), clock, 37)
+    crashes = sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],)))
+    assert crashes == [12, 24, 36], "bars 13, 25, 37 (bar 1 is a start's, marked by the engine)"
+    snare = steps_with(ons, clock, (GM_NOTES[SNARE],))
+    big = [bar for bar, steps in snare.items() if steps == [4, 8, 10]]
+    assert big == [11, 23, 35], "the big fill in the last bar of each chorus"
+    assert sorted(steps_with(ons, clock, TOM_NOTES)) == [3, 7, 11, 15, 19, 23, 27, 31, 35], "a fill ends each line"
+
+
 def test_below_density_half_the_big_fill_is_a_one_drum_pickup_and_fill_every_0_plays_none() -> None:
     clock = InternalClock(bpm=120.0, start=0.0)
     ons = play(Player(clock, PlayerSettings(fill_every=4), made(0.25)), clock, 16)
@@ -255,9 +269,11 @@ def test_a_jump_counts_phrases_from_the_songs_bar_1_again() -> None:
 
 
 def test_the_crash_after_a_fill_keeps_crash_every() -> None:
+    """The big fill comes every ``crash_every`` bars, into its crash (until session 52 every 8,
+    and the first crash came after bar 8's: bars 9 and 41, off a 32-bar form)."""
     clock = InternalClock(bpm=120.0, start=0.0)
     ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=32), made()), clock, 64)
-    assert sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],))) == [8, 40]
+    assert sorted(steps_with(ons, clock, (GM_NOTES[VOICES.index("crash")],))) == [32]
 
 
 def test_a_second_pass_counts_its_phrases_from_its_own_bar_1(model_dir, tmp_path) -> None:

@@ -164,9 +164,9 @@ class LoopConfig:
                               doc="bars of rest after which the song ends: the drums stop and wait for the next song; 0 = never")
     drift: float = opt(0.2, range=(0.0, 1.0), doc="how far the variation wanders each pass")
     crash_every: int = opt(8, range=(0, 64),
-                           doc="bars between crashes besides the start, a new section, a return; 0 = as the model plays them")
+                           doc="bars between crashes besides the start, a new section, a return, each after a big fill (12: a blues chorus); 0 = as the model plays them")
     fill_every: int = opt(4, range=(0, 64),
-                          doc="a pickup fill ends every phrase this long, the big fill every second one; 0 = as the model plays them")
+                          doc="a pickup fill ends every phrase this long, the big fill every crash_every bars (every second phrase without it); 0 = as the model plays them")
     stop_time: bool = opt(True, doc="from the second short hit on a bar's 1 in a row with nothing else in the bar, the drums play the hits with you and lay out between them")
     hear_eighths: bool = opt(True, doc="busy sixteenths (arpeggios, an ostinato: at one level or one figure every beat) are heard accented on the eighths")
     dynamics: float = opt(DYNAMICS, range=(0.0, 1.0),

@@ -40,7 +40,7 @@ Fills and toms are phrased the same way. The model's two bars often hold a tom o
 groove bar and a fill bar (appliance.core.fills.fill_bar); looped, that is a tom lick every other
 bar for as long as the groove lasts. A drummer grooves and fills where a phrase ends. Phrases
 count from the song's bar 1 (again after a jump), and from the downbeat where the player comes
-in or back from a rest (:meth:`Phrasing.begin`) or the drummer joined a new section (:meth:`Phrasing.section`). The last bar of every 2 · ``fill_every`` bars (default 8), and the bar
+in or back from a rest (:meth:`Phrasing.begin`) or the drummer joined a new section (:meth:`Phrasing.section`). The last bar of every ``every`` bars (default 8; 2 · ``fill_every`` when ``every`` is 0), and the bar
 before a marked downbeat known by then, is a big phrase end: the pattern's fill bar plays there,
 else its made fill (``Pattern.fill``), and the downbeat after it is marked for a crash, welcome
 when the last crash is ``every`` bars back (a return from a rest always gets its own; a pickup's
@@ -309,12 +309,18 @@ class Phrasing:
             return made[in_bar]
         return pattern.steps[own] if end is _BIG else None
 
+    @property
+    def big_every(self) -> int:
+        """Bars from one big fill to the next: ``every`` (the crash after each comes on time: a
+        12-bar blues fills into each chorus), or 2 · ``fill_every`` with crashes as they come."""
+        return self.every or 2 * self.fill_every
+
     def _phrase_end(self, bar: int) -> object | None:
-        """_BIG for the last bar of every 2 · ``fill_every`` bars and the bar before a marked
+        """_BIG for the last bar of every :attr:`big_every` bars and the bar before a marked
         downbeat, _SMALL for the last bar of the other phrases, None inside a phrase."""
         after = self.origin + (bar + 1) * STEPS_PER_BAR
         kind = self._marks.get(after)
-        if (bar + 1) % (2 * self.fill_every) == 0 or (
+        if (bar + 1) % self.big_every == 0 or (
                 kind is not None and (not self.every or self._mark_allowed(after, kind))):
             return _BIG
         return _SMALL if (bar + 1) % self.fill_every == 0 else None
@@ -363,7 +369,7 @@ class Phrasing:
         joins = downbeat + -(-(next_step + STEPS_PER_BAR - downbeat) // phrase) * phrase   # a whole bar ahead at least
         self._marks.setdefault(joins, _SECTION)
         # phrases count from where the drummer joins (the ends before it fall where they would from
-        # the section's first downbeat): the next big fill is 2 · fill_every bars after the join,
+        # the section's first downbeat): the next big fill is big_every bars after the join,
         # not fill_every bars after the one that joined. Counting from the section's first downbeat
         # was tried (session 25) and dropped: the looper hears a section on its pass grid, a bar
         # late when the section starts between passes, and a big fill then ran into a chorus's
