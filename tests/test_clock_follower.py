@@ -1051,3 +1051,22 @@ def test_a_jump_through_cycles_under_half_a_period_is_shown_at_once(frames, rate
     assert sw.bpm == pytest.approx(bpm * 1.05, rel=0.015)
     now.t += 1.0
     assert sw.source == "internal" and sw.bpm == pytest.approx(bpm * 1.05, rel=0.015)
+
+
+@pytest.mark.parametrize("looked_after", [0.0, 0.004, 0.012, 0.04])
+def test_clock_sender_starts_a_song_begun_a_moment_ago_with_start_on_beat_one(looked_after):
+    """The first note starts the box's clock; the player's thread sends the clock a few ms later:
+    a Start, and clock 0 at once, not Song Position 1 + Continue (a reviewer's slave missed beat
+    one); a start looked at more than LATE_START_S late joins at the next sixteenth."""
+    now = Now(0.0)
+    sw = ClockSwitch("internal", bpm=120, clock=now)
+    sw.stop(0.0)
+    sender = ClockSender(sw)
+    sw.start(2.0, position=0.0)
+    out = sender.due(2.0 + looked_after, 2.2)
+    assert [m.type for _, m in out[:2]] == ["start", "clock"], out[:3]
+    assert out[0][0] == pytest.approx(2.0 + looked_after) and out[1][0] == pytest.approx(2.0)
+    late = ClockSender(sw)
+    sw.start(3.0, position=0.0)
+    out = late.due(3.08, 3.3)
+    assert [m.type for _, m in out[:2]] == ["songpos", "continue"] and out[0][1].pos == 1

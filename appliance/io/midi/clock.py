@@ -24,6 +24,9 @@ def feed_clock(transport: ClockSwitch | MidiClockFollower, message: mido.Message
     return True
 
 
+LATE_START_S = 0.05   #: the loop's beat one begun this recently is started at once (it is the slaves' too)
+
+
 class ClockSender:
     """Master clock out: 24 ppqn from the transport, Start when it starts, Stop when it stops.
 
@@ -54,9 +57,14 @@ class ClockSender:
         transport = self.transport
         running = transport.running
         if running and not self._was_running:
-            # Start (or Song Position + Continue) just before the next sixteenth; the first
+            # Start (or Song Position + Continue) just before the next sixteenth, or at once for
+            # the loop's beat one begun up to LATE_START_S ago (the box starts on a note a moment
+            # before this thread looks: a slave sent Song Position 1 missed beat one); the first
             # clock after it is that sixteenth, as a slave expects.
-            step = math.ceil(transport.position(now) - 1e-9)
+            position = transport.position(now)
+            step = math.floor(position + 1e-9)
+            if step % STEPS or now - transport.time_at(step) > LATE_START_S:
+                step = math.ceil(position - 1e-9)
             self._next = step * CLOCKS_PER_STEP
             at = max(now, transport.time_at(step) - 0.001)
             if self.on_start is not None:
