@@ -274,3 +274,93 @@ def test_a_note_that_waited_too_long_for_the_uart_is_dropped_not_played_late(pty
     assert port.stale == 1
     assert port.trouble() == "1 late notes dropped"
     assert list(wire) == [0x99, 36, 0]          # the note-off (as a note-on at velocity 0) only
+
+
+def test_clocks_held_up_by_the_uart_are_dropped_and_the_slave_put_back_on_a_sixteenth(pty_pair):
+    """A stalled line once let 631 stale clocks out in a burst, throwing a slaved drum machine 26
+    beats ahead (a stage tech's review, session 52). Stale clocks are dropped; the first fresh
+    clock on a sixteenth comes after Stop, Song Position (where the box is) and Continue."""
+    master, name = pty_pair
+    lag = [0.0]
+
+    def clock() -> float:          # the writer thread sees each message ``lag`` after its send
+        return 0.0 if threading.current_thread() is threading.main_thread() else lag[0]
+
+    port = DinPort(name, 38400, input=False, clock=clock)
+    assert port.open()
+    try:
+        port.send(mido.Message("start"))
+        for _ in range(6):
+            port.send(mido.Message("clock"))
+        port.flush()
+        time.sleep(0.05)
+        lag[0] = 1.0                       # the line held: 10 clocks wait too long
+        for _ in range(10):
+            port.send(mido.Message("clock"))
+        port.flush()
+        time.sleep(0.05)
+        lag[0] = 0.0
+        for _ in range(4):                 # clocks 16 and 17 are dropped; 18 is sixteenth 3
+            port.send(mido.Message("clock"))
+        wire = read_master(master, 1 + 6 + 1 + 3 + 1 + 2, timeout=5)
+    finally:
+        port.close()
+    assert list(wire) == [0xFA] + [0xF8] * 6 + [0xFC, 0xF2, 3, 0, 0xFB] + [0xF8] * 2, wire.hex(" ")
+    assert port.caught_up == 1 and "put back 1 time" in port.trouble()
+
+
+class HeldUart:
+    """A UART whose far end takes no bytes (a held CTS): the kernel queues what is written
+    (TIOCOUTQ, ``out_waiting``) until the line frees. A pty blocks at once instead, so this path
+    (a real UART's) is shown with this stand-in for pyserial's port."""
+
+    def __init__(self) -> None:
+        self._held, self.queued, self.wire = True, bytearray(), bytearray()
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    @held.setter
+    def held(self, held: bool) -> None:
+        self._held = held
+        if not held:                      # freed: what the kernel queued goes out
+            self.wire.extend(self.queued)
+            self.queued.clear()
+
+    @property
+    def out_waiting(self) -> int:
+        return len(self.queued)
+
+    def reset_output_buffer(self) -> None:
+        self.queued.clear()
+
+    def write(self, data: bytes) -> int:
+        (self.queued if self.held else self.wire).extend(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_held_uart_queue_is_discarded_and_its_notes_released_when_it_frees():
+    """What a held line queued is not let out in a burst when it frees (a stage tech's review:
+    631 stale clocks at once); at most HELD_BYTES wait, and the notes struck before the hold get
+    their note-offs first when it frees."""
+    from appliance.io.midi.din import HELD_BYTES
+    port = DinPort("/dev/null", 38400, input=False)
+    uart = HeldUart()
+    port._serial = uart
+    assert port._write(mido.Message("note_on", channel=9, note=38, velocity=100))
+    for _ in range(400):
+        port._write(mido.Message("clock"))
+        assert uart.out_waiting <= HELD_BYTES + 3
+    assert port.held_up >= 1 and "line held up" in port.trouble()
+    uart.held = False
+    stale = len(uart.wire)
+    assert stale <= HELD_BYTES + 3, "what waited when the line froze: no more"
+    for _ in range(2):    # the queue drained: the first write pays what is owed
+        assert port._write(mido.Message("clock"))
+    assert port._write(mido.Message("note_on", channel=9, note=36, velocity=90))
+    fresh = bytes(uart.wire[stale:])
+    assert fresh == bytes([0x99, 38, 0, 0xF8, 0xF8, 36, 90]), fresh.hex(" ")

@@ -9,6 +9,7 @@ open is retried every ``retry_s`` seconds, quietly, and comes back on its own.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from typing import Callable
 import mido
 import serial
 
+from appliance.core.clock import CLOCKS_PER_STEP
 from appliance.io.midi.backend import stale_controls
 from appliance.io.midi.parser import MidiEncoder, MidiParser
 
@@ -28,6 +30,52 @@ MessageCallback = Callable[[mido.Message, float], None]
 #: a note-on that waited longer than this for the UART is dropped, never played late (the
 #: player's own ``max_late``): after a stall, a drum machine got 94 stale hits in 250 ms
 STALE_S = 0.05
+#: bytes waiting in the tty's queue beyond which the line is held up (40 ms at 31250 baud): a held
+#: CTS, a stuck USB-serial adapter. What waits is discarded, so no stale burst comes out when it
+#: frees; the notes struck in the last ``HANGING_S`` get their note-offs then
+HELD_BYTES = 128
+HANGING_S = 2.0
+
+
+@dataclass
+class SlaveClock:
+    """Where the drum machine slaved to this cable stands, counted from the clock bytes written:
+    clocks dropped while the UART was held up leave it ``behind``, to be put back with Song
+    Position and Continue on the next sixteenth (a burst of 631 stale clocks after a 15 s stall
+    threw a slave 26 beats ahead: a stage tech's review, session 52)."""
+
+    running: bool = False
+    index: int = 0           #: clocks since Start (Song Position · 6)
+    behind: bool = False
+
+    def passed(self, message: mido.Message) -> None:
+        """A clock, Start, Continue, Stop or Song Position went out."""
+        if message.type == "clock":
+            self.index += 1
+        elif message.type == "start":
+            self.running, self.index, self.behind = True, 0, False
+        elif message.type == "continue":
+            self.running = True
+        elif message.type == "stop":
+            self.running, self.behind = False, False
+        elif message.type == "songpos":
+            self.index = message.pos * CLOCKS_PER_STEP
+
+    def lost(self, clocks: int = 0) -> None:
+        """Clocks (or bytes) that never reached the slave."""
+        self.index += clocks
+        self.behind = self.behind or self.running
+
+    def catch_up(self) -> list[mido.Message] | None:
+        """Before the next clock: None to drop it (not yet on a sixteenth), else what to send first."""
+        if not self.behind:
+            return []
+        if self.index % CLOCKS_PER_STEP:
+            self.index += 1
+            return None
+        self.behind = False
+        return [mido.Message("stop"), mido.Message("songpos", pos=self.index // CLOCKS_PER_STEP % 16384),
+                mido.Message("continue")]
 
 
 class DinPort:
@@ -61,6 +109,12 @@ class DinPort:
         self._garbage_reported = 0
         self._long_reported = 0
         self.stale = 0                   #: note-ons dropped after waiting longer than ``STALE_S``
+        self.caught_up = 0               #: times the slave was put back after the UART held its clock up
+        self.held_up = 0                 #: times the line was found held up and its queue discarded
+        self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → when its note-on was written
+        self._hanging: set[tuple[int, int]] = set()       # note-offs owed once the line frees
+        self._since_discard: int | None = None   # bytes written since a held line's queue was discarded
+        self.slave = SlaveClock()        # the writer thread's own
         self._outbox: queue.Queue[tuple[mido.Message, float] | None] = queue.Queue(maxsize=1024)
         self._writer: threading.Thread | None = None
 
@@ -119,13 +173,43 @@ class DinPort:
             if item is None:
                 return
             message, queued = item
+            if message.type == "clock":
+                self._write_clock(self.clock() - queued > STALE_S)
+                continue
             if message.type == "note_on" and message.velocity > 0 and self.clock() - queued > STALE_S:
                 self.stale += 1            # note-offs still go: nothing is left hanging
                 if self.stale == 1 or self.stale % 1000 == 0:
                     log.warning("DIN MIDI output on %s held up: %d note(s) dropped rather than "
                                 "played late", self.device, self.stale)
                 continue
-            self._write(message)
+            self._write_and_count(message)
+
+    def _write_and_count(self, message: mido.Message) -> None:
+        """Write, and keep count of where the slave stands: a failed write discarded what the tty
+        held, clocks perhaps among it."""
+        written = self._write(message)
+        self.slave.passed(message)
+        if not written:
+            self.slave.lost()
+
+    def _write_clock(self, stale: bool) -> None:
+        """One clock: a stale one is dropped (the slave is put back later, never rushed through
+        a burst); the first fresh one on a sixteenth after that brings Stop, Song Position, Continue."""
+        slave = self.slave
+        if stale:
+            slave.lost(1)
+            return
+        first = slave.catch_up()
+        if first is None:
+            return
+        if first:
+            self.caught_up += 1
+            if self.caught_up in (1, 10, 100) or self.caught_up % 1000 == 0:
+                log.warning("DIN MIDI output on %s was held up: the drum machine's clock is put back on "
+                            "sixteenth %d (Song Position and Continue; %d time(s) so far)",
+                            self.device, first[1].pos, self.caught_up)
+        for message in [*first, mido.Message("clock")]:
+            self._write_and_count(message)
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait (a little) until the queued messages are written."""
@@ -133,12 +217,16 @@ class DinPort:
         while not self._outbox.empty() and self.clock() < deadline:
             time.sleep(0.005)
 
-    def _write(self, message: mido.Message) -> None:
+    def _write(self, message: mido.Message) -> bool:
+        """Write one message; False if it did not go (what the tty held is then discarded:
+        stale bytes never come out in a burst when the line frees)."""
         with self._write_lock:
             port = self._serial
             if port is None:
-                return
+                return False
             now = self.clock()
+            if self._held(port, now):
+                return False
             if now - self._last_status_write > self.status_refresh_s:
                 self._encoder.reset()
             data = self._encoder.encode(message)
@@ -147,12 +235,60 @@ class DinPort:
             try:
                 port.write(data)
                 self.sent += 1
+                if self._since_discard is not None:
+                    self._since_discard += len(data)
+                if message.type == "note_on" and message.velocity:
+                    self._struck[(message.channel, message.note)] = now
+                return True
             except (serial.SerialException, OSError) as exc:
                 self.write_errors += 1
-                self._encoder.reset()
+                self._discard(port, now)
                 if self.write_errors == 1 or self.write_errors % 1000 == 0:
                     log.warning("DIN MIDI write failed on %s (%s), %d so far",
                                 self.device, _reason(exc), self.write_errors)
+                return False
+
+    def _discard(self, port: serial.Serial, now: float) -> None:
+        """Throw away what waits in the tty (under the write lock): the notes struck lately are owed
+        their note-offs (thrown away with it, perhaps) once the line frees."""
+        try:
+            port.reset_output_buffer()
+        except (serial.SerialException, OSError):
+            pass
+        self._encoder.reset()
+        self._since_discard = 0
+        self._hanging.update(key for key, at in self._struck.items() if now - at <= HANGING_S)
+        self._struck.clear()
+        self.slave.lost()
+
+    def _held(self, port: serial.Serial, now: float) -> bool:
+        """Whether the line is held up (under the write lock): then what waits in the tty is
+        discarded; once it frees (what was written since drains), the notes struck before get
+        their note-offs first."""
+        try:
+            waiting = port.out_waiting
+        except (serial.SerialException, OSError, ValueError):
+            waiting = 0
+        if waiting > HELD_BYTES:
+            self._discard(port, now)
+            self.held_up += 1
+            if self.held_up in (1, 10, 100) or self.held_up % 1000 == 0:
+                log.warning("DIN MIDI output on %s is held up (the far end takes no bytes: a held CTS, "
+                            "a stuck adapter?): what waited is dropped, %d time(s) so far", self.device,
+                            self.held_up)
+            return True
+        if self._since_discard is not None and waiting < self._since_discard:   # it drains: free again
+            self._since_discard = None
+        if self._hanging and self._since_discard is None:
+            hanging, self._hanging = self._hanging, set()
+            for channel, note in sorted(hanging):
+                data = self._encoder.encode(mido.Message("note_off", channel=channel, note=note, velocity=0))
+                try:
+                    port.write(data)
+                except (serial.SerialException, OSError):
+                    self._encoder.reset()
+                    return True
+        return False
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -208,7 +344,9 @@ class DinPort:
                 (stats.long_sysex, "{} long SysEx skipped"),
                 (self.stale, "{} late notes dropped"),
                 (self.dropped, "{} messages dropped (output stuck)"),
-                (self.write_errors, "{} write errors"))
+                (self.write_errors, "{} write errors"),
+                (self.held_up, "line held up {} time(s)"),
+                (self.caught_up, "the drum machine's clock put back {} time(s) after a stall"))
         return "; ".join(text.format(n) for n, text in said if n)
 
     def _drop_serial(self) -> None:
