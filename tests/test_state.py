@@ -557,6 +557,20 @@ def test_a_second_box_on_the_same_state_directory_is_refused_naming_the_first(tm
     StateStore(tmp_path).claim()
 
 
+def test_a_state_directory_whose_lock_file_cannot_be_written_is_held_all_the_same(tmp_path: Path) -> None:
+    """A stage tech's review: on a state directory remounted read-only the lock file could not be
+    made, the claim gave up, and two boxes played. The directory itself is locked; here the lock
+    file is a directory, which no box can write either."""
+    from appliance.box.state import LOCK_FILE, StateBusy
+    (tmp_path / LOCK_FILE).mkdir()
+    first = StateStore(tmp_path)
+    first.claim()
+    with pytest.raises(StateBusy, match="another groovebox plays on"):
+        StateStore(tmp_path).claim()
+    first.release()
+    StateStore(tmp_path).claim()
+
+
 def test_the_service_refuses_before_it_loads_the_model_or_opens_a_port(tmp_path: Path) -> None:
     from appliance.box.config import loads
     from appliance.box.service import Service

@@ -241,26 +241,41 @@ class StateStore:
         when the process ends, by kill -9 too). A second box on the same state played the
         drums twice and wrote over the first one's state (a fault harness: 33 → 69 drum notes
         in 3 s): it raises StateBusy, naming the first. A directory that cannot be made or
-        locked is no reason not to start (saving then says what is wrong)."""
+        locked is no reason not to start (saving then says what is wrong). The directory itself
+        is locked, so a read-only one is held too (a stage tech's review: an SD card remounted
+        read-only let two boxes play, the lock file not writable); ``LOCK_FILE`` names the pid."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            pass
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             os.close(fd)
+            holder = self._holder()
             raise StateBusy(f"another groovebox{f' (pid {holder})' if holder.isdigit() else ''} plays on "
                             f"the state directory {self.dir}: stop it first (systemctl stop groovebox, or "
                             "Ctrl-C in the terminal of `make run`), or give this one its own state.dir") from None
         except OSError:
             os.close(fd)
             return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._claim = fd
+        try:
+            atomic_write(self.dir / LOCK_FILE, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass     # read-only: held all the same, the message then names no pid
+
+    def _holder(self) -> str:
+        """The pid the box holding the directory wrote, or ''."""
+        try:
+            with open(self.dir / LOCK_FILE, "rb") as f:
+                return f.read(32).decode("ascii", "replace").strip()
+        except OSError:
+            return ""
 
     def release(self) -> None:
         """Let go of the directory (``claim``); the box's last act, after the exit save."""
