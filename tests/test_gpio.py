@@ -290,6 +290,60 @@ def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
         chip.close()
 
 
+def test_a_pot_that_waits_for_its_value_says_so_when_turned(generator, caplog) -> None:
+    """The README promised the log says where a pot waits (a stage tech's review: the density pot
+    at 0.2 with density at 0.5 did nothing, and nothing was said). Once per turn, not per poll."""
+    factory = MockFactory()
+    chip = MockMCP3008(factory)
+    engine = make_engine(generator, controls=Controls(density=0.5))
+    panel = Panel(panel_config(pickup=True, buttons={}), Actions(engine, engine.transport),
+                  pin_factory=factory, clock=Clock())
+    try:
+        with caplog.at_level("INFO", logger="appliance.io.panel"):
+            chip.set(0, 0.2)
+            for _ in range(20):
+                panel.poll()
+        said = [r.getMessage() for r in caplog.records if "knob density" in r.getMessage()]
+        assert len(said) == 1 and "density at 20%" in said[0] and "50%" in said[0], said
+    finally:
+        panel.close()
+        chip.close()
+
+
+def test_a_button_down_at_start_does_nothing_until_it_is_let_go(generator, caplog) -> None:
+    """A button held through a restart (or stuck, or a normally-closed switch) toggled a restored
+    freeze at the first poll (a stage tech's review). It is taken as down: nothing until it is let
+    go and pressed again, and one line says so."""
+    from gpiozero.pins.mock import MockPin
+
+    class HeldDown(MockPin):
+        def _set_pull(self, value: str) -> None:
+            super()._set_pull(value)
+            self.drive_low()          # the switch holds the line low against the pull-up
+
+    factory = MockFactory()
+    factory.pin(17, pin_class=HeldDown)
+    engine = make_engine(generator)
+    clock = Clock()
+    with caplog.at_level("WARNING", logger="appliance.io.panel"):
+        panel = Panel(panel_config(buttons={"freeze": 17, "resample": 22}), Actions(engine, engine.transport),
+                      pin_factory=factory, clock=clock)
+    try:
+        assert "freeze button (GPIO 17) is down at start" in caplog.text
+        for _ in range(3):
+            clock.now += 0.1
+            panel.poll()
+        assert engine.frozen is False
+        release(factory, 17)
+        clock.now += 0.1
+        panel.poll()
+        assert engine.frozen is False, "letting it go is no press"
+        click(factory, clock, 17)
+        assert engine.frozen is True, "the next press is"
+    finally:
+        panel.close()
+
+
 def test_a_pot_unpicked_from_elsewhere_does_not_see_a_false_crossing(generator) -> None:
     """Picked up by crossing downwards, then a CC/scene moves the value below the resting pot:
     the side seen before the change must not count as a crossing on the next poll."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 import warnings
 
 from appliance.core.actions import DEADBAND, KNOBS, Actions
+from appliance.core.clock import RateLimitedLog
 from appliance.core.engine import Engine
 from appliance.core.transport import Transport
 from appliance.core.groove import STEPS, STEPS_PER_BEAT
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 BEAT_FLASH_STEPS = 1.0      #: a beat LED flash lasts one 16th ...
 ACCENT_FLASH_STEPS = 3.0    #: ... and three at the loop start
 ACTIVITY_FLASH_S = 0.05
+PICKUP_SAID_S = 5.0         #: a pot turned while it waits for its value says so at most this often
 
 
 class KnobSettings(Protocol):
@@ -120,10 +122,15 @@ class _PanelButton:
         self.action = action
         self.panel = panel
         self.button = Button(pin, pull_up=True, bounce_time=None, pin_factory=factory)
-        self.pressed = False
+        # down already at start (held through a restart, stuck, a normally-closed switch): taken as
+        # down, so it does nothing until it is let go and pressed again (it toggled a restored freeze)
+        self.pressed = bool(self.button.is_pressed)
         self.pressed_at = 0.0
         self.last_edge = -1e9
-        self.held_fired = False
+        self.held_fired = self.pressed
+        if self.pressed:
+            log.warning("gpio: the %s button (GPIO %d) is down at start: nothing until it is let go "
+                        "(held through the restart, or a stuck or normally-closed switch?)", action, pin)
         self.button.when_pressed = self._edge
         self.button.when_released = self._edge
 
@@ -169,6 +176,7 @@ class _Pot:
         self.adc = MCP3008(channel=channel, port=port, device=device, pin_factory=factory)
         self.smoothed: float | None = None
         self.pickup = Pickup(panel.config.pickup)
+        self.waits_at: float | None = None   # where it was when it last said it waits
 
     def read(self) -> float:
         value = float(self.adc.value)
@@ -180,8 +188,17 @@ class _Pot:
         self.smoothed = raw if self.smoothed is None else self.smoothed + alpha * (raw - self.smoothed)
         position = self.smoothed
         pickup = self.pickup
-        if not pickup.takes(position, self.panel.actions.knob_value(self.name)):
+        current = self.panel.actions.knob_value(self.name)
+        if not pickup.takes(position, current):
+            if self.waits_at is None or abs(position - self.waits_at) >= DEADBAND:   # turned, not taken
+                self.waits_at = position
+                self.panel.news.note(f"pickup {self.name}", logging.INFO,
+                                     "gpio: knob %s at %d%% waits until it reaches %d%%, where %s stands "
+                                     "(soft takeover: gpio.pickup)", self.name, round(position * 100),
+                                     round(current * 100), self.name)
+                self.panel.news.flush()
             return
+        self.waits_at = None
         if pickup.sent is None or abs(position - pickup.sent) >= DEADBAND:
             self.panel.actions.knob(self.name, position)
             pickup.sent = self.panel.actions.knob_value(self.name)
@@ -224,6 +241,7 @@ class Panel:
         self.transport = transport if transport is not None else actions.transport
         self.clock = clock
         self.lock = threading.RLock()
+        self.news = RateLimitedLog(log, every_s=PICKUP_SAID_S, clock=clock)   # a pot's wait, said when turned
         self.bounce_s = config.bounce_ms / 1000.0
         self.hold_s = config.hold_s
         factory = pin_factory if pin_factory is not None else make_pin_factory(config.pin_factory)
