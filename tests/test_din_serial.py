@@ -148,6 +148,30 @@ def test_missing_device_is_one_clear_log_line(caplog):
     assert "din.device" in lines[0].getMessage()
 
 
+def test_a_device_missing_at_start_is_opened_when_it_comes(tmp_path, caplog):
+    """A USB-serial adapter plugged in after boot: DIN was off for good (a stage tech's review: 0
+    bytes 8 s after the device came); it is tried again every ``retry_s``, as after a loss."""
+    caplog.set_level(logging.INFO)
+    link = tmp_path / "ttyMIDI"
+    port = DinPort(str(link), 38400, input=False, retry_s=0.2)
+    assert port.open() is False
+    master, slave = os.openpty()
+    try:
+        tty.setraw(master)
+        link.symlink_to(os.ttyname(slave))
+        deadline = time.monotonic() + 10
+        while not port.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert port.connected
+        port.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+        assert read_master(master, 3) == bytes([0x99, 36, 100])
+    finally:
+        port.close()
+        for fd in (master, slave):
+            os.close(fd)
+    assert any("came after the start" in r.getMessage() for r in caplog.records)
+
+
 def test_a_vanished_device_is_reopened(tmp_path, caplog):
     """The serial device disappears while open (a USB-serial adapter pulled) and comes back."""
     caplog.set_level(logging.INFO)

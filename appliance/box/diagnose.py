@@ -39,7 +39,7 @@ def keyboard_problem(ports: PortsView) -> str:
             "" if ports.din is None else f" and DIN is {ports.din}")
     virtual = [n for n in ports.inputs if n.endswith("(virtual)")]
     line = (f"no keyboard seen: midi.inputs {_patterns(ports.input_patterns)} matched none of "
-            f"the MIDI inputs here: {_listed(ports.sources)}")
+            f"the MIDI inputs here: {_listed(ports.sources)}" + ("" if ports.din is None else f"; DIN is {ports.din}"))
     if virtual:
         line += f"; or connect one to {virtual[0].replace(' (virtual)', '')}"
     return line
@@ -53,7 +53,8 @@ def output_problem(ports: PortsView) -> str:
         return f"the drums go nowhere: USB MIDI is off ({ports.usb_off or 'see the log'})" + (
             "" if ports.din is None else f" and DIN is {ports.din}")
     return (f"the drums go nowhere: midi.outputs {_patterns(ports.output_patterns)} matched "
-            f"none of the MIDI outputs here: {_listed(ports.destinations)}")
+            f"none of the MIDI outputs here: {_listed(ports.destinations)}"
+            + ("" if ports.din is None else f"; DIN is {ports.din}"))
 
 
 def why_silent(*, running: bool, clock_mode: str, clock_source: str, waiting_for: str,

@@ -53,7 +53,6 @@ class MidiRouting:
         self.quiet = quiet
         self.ports: MidiPorts | None = None
         self.din: DinPort | None = None
-        self.din_off: str | None = None      #: why DIN is off although enabled
         self.usb_off = ""                    #: why USB MIDI is off
         self._own_ports: tuple[str, str] = ("", "")   #: our virtual ports as the system lists them
         self.inputs_seen = 0
@@ -162,10 +161,11 @@ class MidiRouting:
 
     def din_status(self) -> str | None:
         if self.din is None:
-            return self.din_off
-        trouble = self.din.trouble()
-        return f"{self.din.device} ({'connected' if self.din.connected else 'lost'}" \
-               f"{'; ' + trouble if trouble else ''})"
+            return None     # not enabled
+        din, trouble = self.din, self.din.trouble()
+        state = ("connected" if din.connected else "lost, tried again every 2 s" if din.was_connected
+                 else "cannot open it, tried again every 2 s: check din.device and the UART (see the log)")
+        return f"{din.device} ({state}{'; ' + trouble if trouble else ''})"
 
     def connect_hints(self) -> list[str]:
         """Which port to connect to which, with the command (the log at start, status)."""
@@ -198,7 +198,7 @@ class MidiRouting:
 
     def ports_line(self) -> str:
         usb = self.connected()
-        din = f", DIN {self.din.device}" if self.din is not None else ""
+        din = "" if self.din is None else f", DIN {self.din.device}" + ("" if self.din.connected else " (not open yet)")
         return (f"in: {', '.join(usb['inputs']) or 'waiting'}; "
                 f"out: {', '.join(usb['outputs']) or 'waiting'}{din}")
 
@@ -269,8 +269,5 @@ class MidiRouting:
         d = self.config.din
         if not d.enabled:
             return
-        din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self._on_din)
-        if din.open():
-            self.din = din
-        else:
-            self.din_off = f"off: cannot open {d.device} (see the log)"
+        self.din = DinPort(d.device, d.baud, input=d.input, output=d.output, on_message=self._on_din)
+        self.din.open()      # not there yet: tried again every 2 s

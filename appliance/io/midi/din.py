@@ -109,6 +109,7 @@ class DinPort:
         self._garbage_reported = 0
         self._long_reported = 0
         self.stale = 0                   #: note-ons dropped after waiting longer than ``STALE_S``
+        self.was_connected = False       #: the device was open once (lost, not missing from the start)
         self.caught_up = 0               #: times the slave was put back after the UART held its clock up
         self.held_up = 0                 #: times the line was found held up and its queue discarded
         self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → when its note-on was written
@@ -123,13 +124,14 @@ class DinPort:
         return self._serial is not None
 
     def open(self) -> bool:
-        if not self._open_serial(first=True):
-            return False
+        """Open the device and start the reader and writer; False when it is not there yet: it is
+        tried again every ``retry_s`` (a USB-serial adapter plugged in after boot), as after a loss."""
+        opened = self._open_serial(first=True)
         self._thread = threading.Thread(target=self._run, name="din-midi", daemon=True)
         self._thread.start()
         self._writer = threading.Thread(target=self._write_loop, name="din-midi-out", daemon=True)
         self._writer.start()
-        return True
+        return opened
 
     def _open_serial(self, first: bool) -> bool:
         try:
@@ -137,15 +139,19 @@ class DinPort:
         except (serial.SerialException, OSError, ValueError) as exc:
             if first:
                 log.warning("DIN MIDI off: cannot open serial device %s (%s); check din.device "
-                            "and that the UART is enabled (dtoverlay=midi-uart0), "
-                            "USB MIDI carries on", self.device, _reason(exc))
+                            "and that the UART is enabled (dtoverlay=midi-uart0); tried again every "
+                            "%.0f s, USB MIDI carries on", self.device, _reason(exc), self.retry_s)
             return False
         with self._write_lock:
             self._serial = port
             self._encoder.reset()
         self.parser.reset()
-        if not first:
+        self.was_connected, was = True, self.was_connected
+        if not first and was:
             log.info("DIN MIDI back on %s", self.device)
+        elif not first:
+            log.info("DIN MIDI on %s at %d baud (in=%s, out=%s): it came after the start", self.device,
+                     self.baud, self.input, self.output)
         else:
             log.info("DIN MIDI on %s at %d baud (in=%s, out=%s)", self.device, self.baud,
                      self.input, self.output)
