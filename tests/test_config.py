@@ -522,6 +522,29 @@ def test_many_small_mistakes_are_capped(tmp_path: Path) -> None:
     assert 1 <= len(problems) <= 21 and sum(len(p) for p in problems) < 4000
 
 
+def _leaf_keys(sections: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each section's keys that hold a number or a switch (a word there is a problem)."""
+    from dataclasses import fields
+    from appliance.box.config import Config
+    config = Config()
+    return {section: [f.name for f in fields(getattr(config, section))
+                      if isinstance(getattr(getattr(config, section), f.name), (bool, int, float))]
+            for section in sections}
+
+
+def test_check_counts_every_problem_not_only_those_it_prints(tmp_path: Path, capsys) -> None:
+    """A stage tech's review: 20 problems printed, "... and 65 more", then "21 problem(s)"."""
+    from appliance.box.config import check_main
+    sections = ("generator", "tempo", "loop", "player", "din")
+    path = tmp_path / "config.yaml"
+    path.write_text("".join(f"{section}:\n" + "".join(f"  {key}: fast\n" for key in keys)
+                            for section, keys in _leaf_keys(sections).items()))
+    assert check_main([str(path)]) == 1
+    err = capsys.readouterr().err
+    more = int(err.split("... and ")[1].split(" more")[0])
+    assert f": {20 + more} problem(s)" in err, err[-300:]
+
+
 def test_long_strings_are_refused_where_they_would_fail_later(tmp_path: Path) -> None:
     problems = errors_of(f"midi:\n  client_name: {'x' * 1000}\n", tmp_path)
     assert len(problems) == 1 and "midi.client_name" in problems[0] and len(problems[0]) < 200

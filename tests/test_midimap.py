@@ -161,8 +161,12 @@ def test_learn_times_out_and_unknown_names_suggest(box) -> None:
     midimap.learn("resample", now=0.0)
     assert midimap.handle(on(90), 100.0) is False             # too late: a played note
     assert midimap.learning is None
-    with pytest.raises(ValueError, match="did you mean 'resample'"):
+    with pytest.raises(ValueError, match="did you mean 'resample'") as unknown:
         midimap.learn("resampel")
+    assert "end" in str(unknown.value) and "style_bossa" in str(unknown.value), "every action it takes is named"
+    with pytest.raises(ValueError, match="keeps 4 scenes"):   # told now, not when the pad is pressed
+        midimap.learn("scene_5")
+    assert "learning store_scene_4" in midimap.learn("store_scene_4")
 
 
 def test_what_a_player_or_a_client_repeats_fast_is_said_now_and_then(box, caplog) -> None:

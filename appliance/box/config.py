@@ -351,6 +351,7 @@ class ConfigError(Exception):
 
     def __init__(self, problems: list[str]) -> None:
         problems = [p if len(p) <= 300 else p[:297] + "..." for p in problems]
+        self.count = len(problems)     #: every problem found, told or not
         if len(problems) > MAX_PROBLEMS:
             problems = problems[:MAX_PROBLEMS] + [
                 f"... and {len(problems) - MAX_PROBLEMS} more problems like these"]
@@ -955,7 +956,7 @@ def check_main(args: Any) -> int:
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)
-        print(f"{args[0]}: {len(e.problems)} problem(s)", file=sys.stderr)
+        print(f"{args[0]}: {e.count} problem(s)", file=sys.stderr)
         return 1
     notes, channels = config.drum_notes()
     print(f"{args[0]}: OK")

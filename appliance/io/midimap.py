@@ -116,8 +116,15 @@ class MidiMap:
             close = difflib.get_close_matches(action, [*ACTIONS, *KNOBS], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             named = action if len(action) <= 40 else action[:40] + "…"   # a client's junk is not echoed whole
-            raise ValueError(f"cannot learn '{named}'{hint} (actions: {', '.join(ACTIONS[:5])}, "
-                             f"scene_N, store_scene_N; knobs: {', '.join(KNOBS)})")
+            plain = [a for a in ACTIONS if not a.startswith(("scene_", "store_scene_", "style_"))]
+            styles = [a for a in ACTIONS if a.startswith("style_")]
+            raise ValueError(f"cannot learn '{named}'{hint} (actions: {', '.join(plain)}, scene_N, "
+                             f"store_scene_N, {', '.join(styles)}; knobs: {', '.join(KNOBS)})")
+        scenes = self.actions.scenes
+        if action.startswith(("scene_", "store_scene_")) and scenes is not None \
+                and int(action.rsplit("_", 1)[1]) > scenes.slots:
+            raise ValueError(f"cannot learn '{action}': this box keeps {scenes.slots} scenes "
+                             "(state.scenes; up to 8)")
         with self._lock:
             self._learning = action
             self._learn_since = self.clock() if now is None else now
