@@ -288,3 +288,20 @@ def test_a_box_silent_after_its_song_on_a_running_clock_says_waiting_not_playing
     assert "waiting" in head and "playing" not in head, head
     assert format_status(status).startswith("groovebox waiting")
     assert format_status({"running": True, "bpm": 120.0, "step": 3}).startswith("groovebox playing")
+
+
+def test_a_state_that_cannot_be_saved_shows_at_the_desk():
+    """A full or read-only state disk was said only in the journal (a stage tech's review)."""
+    import io
+
+    from rich.console import Console
+
+    from appliance.box.control_socket import format_status
+    from appliance.box.monitor import frame
+
+    trouble = "state: cannot save to /var/lib/groovebox/state.json: No space left on device; the box plays on"
+    status = {"running": True, "bpm": 120.0, "step": 3, "state": trouble}
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(frame(status))
+    assert "No space left on device" in console.file.getvalue()
+    assert "state:   state: cannot save" not in format_status(status) and "No space left" in format_status(status)

@@ -246,10 +246,12 @@ def test_a_full_disk_is_tried_at_the_save_rate_not_at_every_change(tmp_path: Pat
         current["n"] += 1
         saver.maybe_save()
     assert len(attempts) <= 3
+    assert "No space left on device" in saver.trouble, "the status says it too"
     full["on"] = False
     clock.now = 3.0
     current["n"] += 1
     assert saver.maybe_save() is True
+    assert saver.trouble == ""
     lines = [r for r in caplog.records if r.name == "appliance.box.state"]
     assert [r.levelno for r in lines] == [logging.ERROR, logging.INFO]   # the failure, and room again
 

@@ -100,6 +100,7 @@ def status(box: "Service") -> dict[str, Any]:
         "step": int(math.floor(position)) % STEPS,
         "ports": {"inputs": list(view.inputs), "outputs": list(view.outputs)},
         "din": view.din,
+        "state": box.autosaver.trouble if box.autosaver is not None else "",
         "frozen": engine.frozen,
         "engine": stats,
         "groove_grid": groove_grid,

@@ -451,6 +451,8 @@ def format_status(status: dict[str, Any]) -> str:
                  f"step {status.get('step', 0) + 1}/32")
     for reason in status.get("why_silent") or []:
         lines.append(f"silent:  {reason}")
+    if status.get("state"):
+        lines.append(str(status["state"]))     # "state: cannot save to …"
     ports = status.get("ports", {})
     lines.append("inputs:  " + (", ".join(ports.get("inputs", [])) or "none"))
     lines.append("outputs: " + (", ".join(ports.get("outputs", [])) or "none"))

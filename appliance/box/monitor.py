@@ -101,6 +101,8 @@ def _header(status: dict[str, Any]) -> list[Any]:
         parts.append(Text(f"MIDI thru: {thru}", style="yellow"))
     for reason in status.get("why_silent") or []:
         parts.append(Text(f"silent: {reason}", style="bold red"))
+    if status.get("state"):
+        parts.append(Text(str(status["state"]), style="yellow"))
     keyboard = status.get("keyboard")
     if keyboard and not status.get("why_silent"):
         parts.append(Text(keyboard, style="yellow"))

@@ -440,6 +440,12 @@ class Autosaver:
             self.saves += 1
             return True
 
+    @property
+    def trouble(self) -> str:
+        """Why the state is not being saved ('' while saves work): the status says it too, so the
+        desk knows a power cut would lose what changed (a stage tech's review: only the log said)."""
+        return self._last_error or ""
+
     def close(self) -> None:
         """Stop the thread and save once more (the exit save)."""
         self._stop.set()
