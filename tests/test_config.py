@@ -259,6 +259,16 @@ def test_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check_main([str(no_model)]) == 0
     said = capsys.readouterr()
     assert "OK" in said.out and "nowhere lacks encoder.onnx" in said.err and "groovebox run" in said.err
+    import shutil
+    cut = tmp_path / "cut-model"      # a stage tech's review: a truncated copy passed the check
+    shutil.copytree(models, cut)
+    graph = cut / "decoder.int8.onnx"
+    graph.write_bytes(graph.read_bytes()[:5000])
+    truncated = tmp_path / "truncated.yaml"
+    truncated.write_text(f"model: {{dir: {cut}}}\n")
+    assert check_main([str(truncated)]) == 0
+    said = capsys.readouterr()
+    assert "decoder.int8.onnx" in said.err and "cannot load" in said.err and "groovebox run" in said.err
     bad = tmp_path / "bad.yaml"
     bad.write_text("player: {chanel: 3}\n")
     assert check_main([str(bad)]) == 1

@@ -960,11 +960,9 @@ def check_main(args: Any) -> int:
         return 1
     notes, channels = config.drum_notes()
     print(f"{args[0]}: OK")
-    missing = [name for name in MODEL_FILES if not (Path(config.model.dir) / name).is_file()]
-    if missing:   # not the file's mistake, but the box will not start without them
-        print(f"  warning: model.dir {config.model.dir} lacks {', '.join(missing)}: `groovebox run` will "
-              "not start on this machine; point model.dir at a model directory (models/groove-vae)",
-              file=sys.stderr)
+    warning = model_warning(config)
+    if warning:   # not the file's mistake, but the box will not start without a model
+        print(f"  warning: {warning}", file=sys.stderr)
     print(f"  drum map {config.player.drum_map}: "
           + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "
@@ -990,6 +988,21 @@ def check_main(args: Any) -> int:
     if said:
         print(said)
     return 0
+
+
+def model_warning(config: Config) -> str:
+    """Why `groovebox run` would not start on this machine with this file's model ('' if it
+    would): files missing, or graphs onnxruntime cannot load (a truncated copy passed the check)."""
+    missing = [name for name in MODEL_FILES if not (Path(config.model.dir) / name).is_file()]
+    if missing:
+        return (f"model.dir {config.model.dir} lacks {', '.join(missing)}: `groovebox run` will not start on "
+                "this machine; point model.dir at a model directory (models/groove-vae)")
+    from appliance.core.generator import Generator, ModelError
+    try:
+        Generator(config.model.dir, precision=config.model.precision)
+    except ModelError as error:
+        return f"{error}: `groovebox run` will not start on this machine"
+    return ""
 
 
 def pads_on_the_keys(config: Config) -> str:
