@@ -1473,3 +1473,32 @@ def test_a_busier_new_sections_second_bar_plays_the_new_section(model_dir: Path,
                 per_bar[ticks // (out.ticks_per_beat * 4)] += 1
         after = per_bar[10:16]
         assert per_bar[9] >= 0.7 * min(after), (seed, per_bar)
+
+
+def test_a_rest_longer_than_the_box_s_end_after_bars_ends_the_song_as_on_the_box(model_dir: Path, tmp_path: Path) -> None:
+    """8 bars of chords, 12 bars of silence, 8 bars again. The box ends the song after
+    ``loop.end_after_bars`` (8) bars of rest and starts the next on the return; render played
+    the rest through, 3 hits a bar (a musician's review). ``--end-after-bars 0`` still does."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    gap = 0
+    for bar in list(range(8)) + list(range(20, 28)):
+        for beat in range(4):
+            start = (bar * 4 + beat) * 480
+            track.append(mido.Message("note_on", note=60, velocity=90, time=start - gap))
+            track.append(mido.Message("note_off", note=60, velocity=0, time=240))
+            gap = start + 240
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    source = tmp_path / "rest.mid"
+    midi.save(str(source))
+    bars = {}
+    for end in ("8", "0"):
+        out = tmp_path / f"drums{end}.mid"
+        assert main(["render", str(source), "-o", str(out), "--seed", "1", "--model", str(model_dir),
+                     "--end-after-bars", end]) == 0
+        bars[end] = {int(s // 16) for s, m in drum_steps(out) if m.type == "note_on" and m.velocity}
+    assert not bars["8"] & set(range(16, 19)), "the song ended: silent until the return (bar 21)"
+    assert set(range(16, 19)) <= bars["0"], "never ending: the rest is played through"
+    out = tmp_path / "default.mid"
+    assert main(["render", str(source), "-o", str(out), "--seed", "1", "--model", str(model_dir)]) == 0
+    assert {int(s // 16) for s, m in drum_steps(out) if m.type == "note_on" and m.velocity} == bars["8"]

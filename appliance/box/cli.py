@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from appliance.core.engine import EngineSettings
@@ -58,7 +58,7 @@ def _render(args: argparse.Namespace) -> int:
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths,
                                   dynamics=args.dynamics, mf_velocity=args.mf_velocity,
-                                  stop_time=args.stop_time)
+                                  stop_time=args.stop_time, end_after_bars=args.end_after_bars)
     except (ValueError, KeyError) as error:
         log.error("render: %s", as_flags(str(error.args[0] if error.args else error)))
         return 2
@@ -129,6 +129,12 @@ def _config(args: argparse.Namespace) -> int:
 def _engine_defaults() -> "EngineSettings":
     from appliance.core.engine import EngineSettings
     return EngineSettings()
+
+
+def _box_default(name: str) -> Any:
+    """A loop setting as the box has it out of the box (config.yaml's default)."""
+    from appliance.box.config import LoopConfig
+    return getattr(LoopConfig(), name)
 
 
 def _drum_map_names() -> list[str]:
@@ -218,6 +224,10 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
                              "stops the drums until the next note (the file keeps its length; the render skips "
                              "it); a shorter one is played through (0 = play through every silence; default 8)")
+    render.add_argument("--end-after-bars", type=int, default=_box_default("end_after_bars"), metavar="BARS",
+                        help="bars of rest after which the song ends, as on the box: the drums stop, and the "
+                             "next note starts the next song with its crash (0 = never; default "
+                             f"{_box_default('end_after_bars')}, the box's loop.end_after_bars)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
                              "or accented (the band's button), ends the song: crash and kick with it (and with "
