@@ -85,10 +85,14 @@ def test_type_0_1_and_2_files_render(kind: int, model_dir: Path, tmp_path: Path)
     assert drum_notes(tmp_path / "out.mid")
 
 
-def test_a_tempo_change_keeps_notes_in_their_place_in_the_bar(model_dir: Path, tmp_path: Path) -> None:
+def test_a_tempo_change_keeps_notes_in_their_place_in_the_bar(model_dir: Path, tmp_path: Path, caplog) -> None:
+    """... and says, as a warning, that the keyboard track is written at one tempo (a review's
+    ritardando drawn as a tempo map came back straight, 5 s shorter, said only at INFO)."""
     source = keyboard_file(tmp_path / "tempo.mid", tempos=(500000, 300000))
     result = render(source, tmp_path / "out.mid", model_dir=model_dir, seed=1)
     assert result.bpm == 120
+    said = [r for r in caplog.records if "changes tempo" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING and "keyboard track" in said[0].getMessage()
     keyboard = mido.MidiFile(str(tmp_path / "out.mid")).tracks[0]
     ticks, onsets = 0, []
     for message in keyboard:

@@ -309,8 +309,9 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
                     "(%d of %d 2-bar windows): if it was played without a click, the drums, which keep the file's "
                     "%g BPM, will not follow it (a part at one other tempo: give --bpm)", path_in, *drift, bpm)
     if performance.tempo_changes:
-        log.info("%s changes tempo %d times: notes keep their place in the bar, played at %g BPM",
-                 path_in, performance.tempo_changes, bpm)
+        log.warning("%s changes tempo %d times: the box plays one tempo, so the notes keep their place in the "
+                    "bar at %g BPM and the keyboard track is written at that tempo too (a ritardando drawn as a "
+                    "tempo map is played straight); give --bpm for another", path_in, performance.tempo_changes, bpm)
     if performance.meters:
         numerator, denominator, position = performance.meters[0]
         where = "" if position == 0 else f" from quarter note {position / STEPS_PER_BEAT + 1:g}"
