@@ -638,3 +638,22 @@ def test_inside_a_phrase_counts_from_where_phrases_count_from() -> None:
     assert Phrasing(every=8, fill_every=0).inside_phrase(4 * STEPS_PER_BAR)
     assert not Phrasing(every=8, fill_every=0).inside_phrase(8 * STEPS_PER_BAR)
     assert not Phrasing(every=0, fill_every=0).inside_phrase(STEPS_PER_BAR)
+
+
+def test_a_stray_ride_hit_in_a_hat_bar_is_played_on_the_hat() -> None:
+    """A musician's review: 208 of 1,418 bars kept on the hat pinged the ride mid-bar
+    ("RhhRhhhh"). Once the phrase keeps time on the hat, such a hit is played on the hat (or left
+    out where the hat plays); a ride on the downbeat stays."""
+    steps = pattern(crash_steps=()).steps.copy()
+    steps[6, RIDE] = (1, 0.7, 0.0)      # a stray, on a step the hat does not play (the "a" of 2)
+    steps[7, RIDE] = (1, 0.7, 0.0)
+    steps[20, RIDE] = (1, 0.7, 0.0)     # on a step the hat plays too
+    steps[16, RIDE] = (1, 0.9, 0.0)     # the second bar's downbeat: an accent
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(crash_every=8, fill_every=0), Pattern(steps))
+    ons = play(player, clock, 8)
+    rides = sorted({int(round(clock.position(e.time))) for e in ons if e.message.note == GM_NOTES[RIDE]})
+    later = [s for s in rides if s >= STEPS_PER_BAR]
+    assert all(s % STEPS_PER_BAR == 0 for s in later), rides
+    hats = {int(round(clock.position(e.time))) for e in ons if e.message.note == GM_NOTES[CLOSED_HAT]}
+    assert {s + 2 * STEPS for s in (6, 7)} <= hats, "the strays played on the hat"
