@@ -169,6 +169,7 @@ def _render_parser(commands: argparse._SubParsersAction) -> None:
     render.add_argument("--swap-at", choices=["step", "beat", "bar"], default="beat",
                         help="where a new pattern may start: the next beat (default), bar line or 16th step")
     _musician_options(render)
+    _song_options(render)
     render.set_defaults(func=_render)
 
 
@@ -179,6 +180,23 @@ def _style_options(render: argparse.ArgumentParser) -> None:
                              "model's own reading of the groove)")
     render.add_argument("--style-amount", type=float, default=1.0, metavar="AMOUNT",
                         help=f"0..{styles.MAX_AMOUNT:g}: how far the drums lean toward the style (default 1)")
+
+
+def _song_options(render: argparse.ArgumentParser) -> None:
+    """How a song's silences and its end are played."""
+    render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
+                        help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
+                             "stops the drums until the next note (the file keeps its length; the render skips "
+                             "it); a shorter one is played through (0 = play through every silence; default 8)")
+    render.add_argument("--end-after-bars", type=int, default=_box_default("end_after_bars"), metavar="BARS",
+                        help="bars of rest after which the song ends, as on the box: the drums stop, and the "
+                             "next note starts the next song with its crash (0 = never; default "
+                             f"{_box_default('end_after_bars')}, the box's loop.end_after_bars)")
+    render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
+                        help="a last chord that rings on for two beats or more, or a short one on a bar line "
+                             "or accented (the band's button), ends the song: crash and kick with it (and with "
+                             "the band's cold stops a bar before it), then the drums stop; a part that just "
+                             "stops ends at the bar line where it stopped (default on)")
 
 
 def _musician_options(render: argparse.ArgumentParser) -> None:
@@ -220,19 +238,6 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--mf-velocity", type=int, default=memory.mf_velocity, metavar="VELOCITY",
                         help="the velocity you play mezzo-forte at: from there up the drums play their full "
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")
-    render.add_argument("--max-rest", type=int, default=8, metavar="BARS",
-                        help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
-                             "stops the drums until the next note (the file keeps its length; the render skips "
-                             "it); a shorter one is played through (0 = play through every silence; default 8)")
-    render.add_argument("--end-after-bars", type=int, default=_box_default("end_after_bars"), metavar="BARS",
-                        help="bars of rest after which the song ends, as on the box: the drums stop, and the "
-                             "next note starts the next song with its crash (0 = never; default "
-                             f"{_box_default('end_after_bars')}, the box's loop.end_after_bars)")
-    render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
-                        help="a last chord that rings on for two beats or more, or a short one on a bar line "
-                             "or accented (the band's button), ends the song: crash and kick with it (and with "
-                             "the band's cold stops a bar before it), then the drums stop; a part that just "
-                             "stops ends at the bar line where it stopped (default on)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
     render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "
