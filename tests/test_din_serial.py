@@ -148,6 +148,17 @@ def test_missing_device_is_one_clear_log_line(caplog):
     assert "din.device" in lines[0].getMessage()
 
 
+def plug_in(link, port: DinPort, connected: bool = True) -> tuple[int, int]:
+    """A new pty behind ``link`` (a serial device plugged in); waits until ``port`` has it open."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    link.symlink_to(os.ttyname(slave))
+    deadline = time.monotonic() + 10
+    while port.connected != connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return master, slave
+
+
 def test_a_device_missing_at_start_is_opened_when_it_comes(tmp_path, caplog):
     """A USB-serial adapter plugged in after boot: DIN was off for good (a stage tech's review: 0
     bytes 8 s after the device came); it is tried again every ``retry_s``, as after a loss."""
@@ -155,13 +166,8 @@ def test_a_device_missing_at_start_is_opened_when_it_comes(tmp_path, caplog):
     link = tmp_path / "ttyMIDI"
     port = DinPort(str(link), 38400, input=False, retry_s=0.2)
     assert port.open() is False
-    master, slave = os.openpty()
+    master, slave = plug_in(link, port)
     try:
-        tty.setraw(master)
-        link.symlink_to(os.ttyname(slave))
-        deadline = time.monotonic() + 10
-        while not port.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert port.connected
         port.send(mido.Message("note_on", channel=9, note=36, velocity=100))
         assert read_master(master, 3) == bytes([0x99, 36, 100])
@@ -193,12 +199,7 @@ def test_a_vanished_device_is_reopened(tmp_path, caplog):
         while port.connected and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not port.connected
-        master, slave = os.openpty()
-        tty.setraw(master)
-        link.symlink_to(os.ttyname(slave))
-        deadline = time.monotonic() + 10
-        while not port.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
+        master, slave = plug_in(link, port)
         assert port.connected
         os.write(master, bytes([0x90, 2, 2]))
         got = inbox.wait_for(2)

@@ -12,6 +12,7 @@ from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
 from appliance.core.start import Starter, StartSettings
 from appliance.core.transport import InternalClock
+from tests.test_player import heard
 
 BPM = 120.0
 BAR_S = 2.0            # at 120 BPM
@@ -61,11 +62,7 @@ def run(engine: Engine, clock: Clock, end: float, notes=(), at=None, dt: float =
             engine.handle(message, t)
         while actions and actions[0][0] <= clock.now:
             actions.pop(0)[1]()
-        ticked = engine.tick(clock.now)
-        cut = engine.withdrawn()
-        if cut is not None:    # as the player thread: what waited to be sent is not played
-            events = [e for e in events if e.time < max(cut, clock.now)]
-        events.extend(e for e in ticked if e.message.type == "note_on")
+        events = heard(events, engine.tick(clock.now), engine.withdrawn(), clock.now)   # as the player thread
         clock.now += dt
     return events
 

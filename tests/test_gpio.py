@@ -265,12 +265,18 @@ def test_pot_noise_is_smoothed_and_ignored(generator) -> None:
         chip.close()
 
 
-def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
+def pickup_panel(generator) -> tuple[MockMCP3008, object, Panel]:
+    """A panel of pots with pickup on, density standing at 0.5: (the MCP3008, the engine, the panel)."""
     factory = MockFactory()
     chip = MockMCP3008(factory)
     engine = make_engine(generator, controls=Controls(density=0.5))
     panel = Panel(panel_config(pickup=True, buttons={}), Actions(engine, engine.transport),
                   pin_factory=factory, clock=Clock())
+    return chip, engine, panel
+
+
+def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
+    chip, engine, panel = pickup_panel(generator)
     try:
         chip.set(0, 0.1)
         panel.poll()
@@ -293,11 +299,7 @@ def test_pickup_waits_for_the_pot_to_reach_the_value(generator) -> None:
 def test_a_pot_that_waits_for_its_value_says_so_when_turned(generator, caplog) -> None:
     """The README promised the log says where a pot waits (a stage tech's review: the density pot
     at 0.2 with density at 0.5 did nothing, and nothing was said). Once per turn, not per poll."""
-    factory = MockFactory()
-    chip = MockMCP3008(factory)
-    engine = make_engine(generator, controls=Controls(density=0.5))
-    panel = Panel(panel_config(pickup=True, buttons={}), Actions(engine, engine.transport),
-                  pin_factory=factory, clock=Clock())
+    chip, engine, panel = pickup_panel(generator)
     try:
         with caplog.at_level("INFO", logger="appliance.io.panel"):
             chip.set(0, 0.2)

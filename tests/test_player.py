@@ -24,6 +24,14 @@ def play(player: Player, until: float, window: float) -> list:
     return events
 
 
+def heard(events: list, ticked: list, cut: float | None, now: float) -> list:
+    """The note-ons a drum machine gets, as the player thread sends them: what an ending or a jump
+    withdrew (``cut``, from ``withdrawn()``) dropped from what waited, then this tick's added."""
+    if cut is not None:
+        events = [e for e in events if e.time < max(cut, now)]
+    return events + [e for e in ticked if e.message.type == "note_on"]
+
+
 CELLS = {(0, 0): (1.0, -0.25), (4, 1): (0.5, 0.2), (10, 2): (0.3, 0.0), (31, 8): (0.8, 0.4)}
 
 
@@ -173,11 +181,7 @@ def test_end_pressed_just_after_a_line_already_handed_out_plays_nothing_after_it
     while now < clock.time_at(line + 2 * STEPS_PER_BAR):
         if pressed <= now < pressed + 0.005:
             assert player.end_on_next_bar(clock.position(now), hit=True, now=now) == line
-        ticked = player.schedule(now)
-        cut = player.withdrawn()
-        if cut is not None:
-            events = [e for e in events if e.time < max(cut, now)]
-        events.extend(e for e in ticked if e.message.type == "note_on")
+        events = heard(events, player.schedule(now), player.withdrawn(), now)
         now += 0.005
     crashes = [e.time for e in events if e.message.note == GM_NOTES[CRASH]]
     assert len(crashes) == 1 and clock.time_at(line) - 1e-9 <= crashes[0] <= pressed + 0.006, crashes
@@ -199,11 +203,7 @@ def test_a_jump_plays_nothing_handed_out_for_the_old_position(jump_at: float) ->
             clock.start(now, position=0.0)
             assert player.relocate(0.0, now=now)
             jumped = True
-        ticked = player.schedule(now)
-        cut = player.withdrawn()
-        if cut is not None:
-            events = [e for e in events if e.time < max(cut, now)]
-        events.extend(e for e in ticked if e.message.type == "note_on")
+        events = heard(events, player.schedule(now), player.withdrawn(), now)
         now += 0.005
     after = sorted(round(e.time - jump_at, 3) for e in events if e.time >= jump_at - 1e-9)
     assert after[:4] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=0.006), after[:6]

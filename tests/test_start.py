@@ -7,6 +7,7 @@ from appliance.core.engine import Engine, VirtualExecutor
 from appliance.core.groove import GM_NOTES
 from appliance.core.start import Starter, StartSettings
 from appliance.core.transport import InternalClock
+from tests.test_player import heard
 
 
 def note(n: int = 60, velocity: int = 100) -> mido.Message:
@@ -188,11 +189,7 @@ def test_a_jump_to_beat_one_plays_nothing_more_of_the_old_bar(generator) -> None
     while now < jumps[-1] + 1.0:
         if any(abs(now - j) < 0.0025 for j in jumps):
             clock.start(now, position=0.0)
-        ticked = engine.tick(now)
-        cut = engine.withdrawn()
-        if cut is not None:
-            events = [e for e in events if e.time < max(cut, now)]
-        events.extend(e for e in ticked if e.message.type == "note_on")
+        events = heard(events, engine.tick(now), engine.withdrawn(), now)
         now += 0.005
     stray = [(round(e.time - j, 3), e.message.note) for j in jumps for e in events if j + 0.01 < e.time < j + 0.1]
     assert not stray, stray

@@ -441,21 +441,17 @@ def test_a_held_hit_ends_stop_time_wherever_its_position_rounds(generator, frac)
 def test_a_hit_heard_after_the_next_step_was_handed_out_lays_out_from_there(heard_after) -> None:
     """Stop time's hit heard as the next step was handed out a look-ahead early: that step is
     withdrawn, so the answer is the last thing before the drums lay out (a hat played after it)."""
-    from tests.test_player import pattern_with
+    from tests.test_player import heard, pattern_with
     hats = {(step, 2): (0.5, 0.0) for step in range(32)}
     clock = InternalClock(bpm=BPM, start=0.0)
     player = Player(clock, PlayerSettings(lookahead=0.05, max_late=10.0, crash_every=0, fill_every=0),
                     pattern_with(hats))
     step_s = BAR_S / BAR
-    events, now, heard = [], 0.0, BAR_S + heard_after
+    events, now, heard_at = [], 0.0, BAR_S + heard_after
     while now < BAR_S + 4 * step_s:
-        if heard <= now < heard + 0.005:
+        if heard_at <= now < heard_at + 0.005:
             player.stop_time(float(BAR), now)
-        ticked = player.schedule(now)
-        cut = player.withdrawn()
-        if cut is not None:
-            events = [e for e in events if e.time < max(cut, now)]
-        events += [e for e in ticked if e.message.type == "note_on"]
+        events = heard(events, player.schedule(now), player.withdrawn(), now)
         now += 0.005
     answer = min(e.time for e in events if e.message.note == CRASH)
     assert [e for e in events if e.time > answer + 1e-9] == [], "nothing after the answer: laid out"
