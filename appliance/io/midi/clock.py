@@ -40,6 +40,7 @@ class ClockSender:
         self.on_start = on_start
         self._next: int | None = None     # next clock index (position · 6)
         self._was_running = False
+        self._not_before = -math.inf      # no clock is stamped before the Start it follows
 
     def hand_over(self, now: float) -> list[tuple[float, mido.Message]]:
         """A Stop for the slaves, once, when the box stops or another clock leads (the player
@@ -67,6 +68,7 @@ class ClockSender:
                 step = math.ceil(position - 1e-9)
             self._next = step * CLOCKS_PER_STEP
             at = max(now, transport.time_at(step) - 0.001)
+            self._not_before = at          # a late start's first clocks go after it, not before
             if self.on_start is not None:
                 self.on_start(at, "start")
             if step % STEPS:
@@ -84,6 +86,7 @@ class ClockSender:
             self._next = math.ceil(position * CLOCKS_PER_STEP - 1e-9)    # jumped: re-locate
         horizon = transport.position(until) * CLOCKS_PER_STEP
         while self._next <= horizon:
-            out.append((transport.time_at(self._next / CLOCKS_PER_STEP), mido.Message("clock")))
+            when = max(transport.time_at(self._next / CLOCKS_PER_STEP), self._not_before)
+            out.append((when, mido.Message("clock")))
             self._next += 1
         return out
