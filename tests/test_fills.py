@@ -268,6 +268,15 @@ def test_a_jump_counts_phrases_from_the_songs_bar_1_again() -> None:
     assert phrasing.origin == 32
 
 
+@pytest.mark.parametrize("crash_every", [1, 2, 3])
+def test_crashes_more_often_than_a_phrase_do_not_fill_every_bar(crash_every: int) -> None:
+    """crash_every shorter than fill_every: the big fill stays every 2 phrases (a code review:
+    crash_every 2 made every other bar a big fill, 3 put fills in bars 3 and 4)."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    ons = play(Player(clock, PlayerSettings(fill_every=4, crash_every=crash_every), made()), clock, 17)
+    assert sorted(steps_with(ons, clock, TOM_NOTES)) == [3, 7, 11, 15]
+
+
 def test_the_crash_after_a_fill_keeps_crash_every() -> None:
     """The big fill comes every ``crash_every`` bars, into its crash (until session 52 every 8,
     and the first crash came after bar 8's: bars 9 and 41, off a 32-bar form)."""

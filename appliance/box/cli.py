@@ -188,10 +188,11 @@ def _song_options(render: argparse.ArgumentParser) -> None:
                         help="a silence longer than this, with more than 3 loops (6 bars) of it still to come, "
                              "stops the drums until the next note (the file keeps its length; the render skips "
                              "it); a shorter one is played through (0 = play through every silence; default 8)")
-    render.add_argument("--end-after-bars", type=int, default=_box_default("end_after_bars"), metavar="BARS",
-                        help="bars of rest after which the song ends, as on the box: the drums stop, and the "
-                             "next note starts the next song with its crash (0 = never; default "
-                             f"{_box_default('end_after_bars')}, the box's loop.end_after_bars)")
+    render.add_argument("--end-after-bars", type=int, default=0, metavar="BARS",
+                        help="bars of rest after which the song ends, as on the box "
+                             f"(loop.end_after_bars, {_box_default('end_after_bars')} there): the drums stop, "
+                             "and the next note starts the next song as its beat one, off the file's bars "
+                             "if it is a pickup (default 0: every rest played through, on the file's bars)")
     render.add_argument("--ending", action=argparse.BooleanOptionalAction, default=True,
                         help="a last chord that rings on for two beats or more, or a short one on a bar line "
                              "or accented (the band's button), ends the song: crash and kick with it (and with "

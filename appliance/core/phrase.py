@@ -312,8 +312,9 @@ class Phrasing:
     @property
     def big_every(self) -> int:
         """Bars from one big fill to the next: ``every`` (the crash after each comes on time: a
-        12-bar blues fills into each chorus), or 2 · ``fill_every`` with crashes as they come."""
-        return self.every or 2 * self.fill_every
+        12-bar blues fills into each chorus), or 2 · ``fill_every`` with crashes as they come, or
+        ``every`` shorter than a phrase (a code review: crash_every 2 filled every other bar)."""
+        return self.every if self.every >= self.fill_every else 2 * self.fill_every
 
     def _phrase_end(self, bar: int) -> object | None:
         """_BIG for the last bar of every :attr:`big_every` bars and the bar before a marked
