@@ -9,7 +9,6 @@ open is retried every ``retry_s`` seconds, quietly, and comes back on its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import logging
 import queue
 import threading
@@ -19,8 +18,8 @@ from typing import Callable
 import mido
 import serial
 
-from appliance.core.clock import CLOCKS_PER_STEP
 from appliance.io.midi.backend import stale_controls
+from appliance.io.midi.din_line import HeldLine, SlaveClock
 from appliance.io.midi.parser import MidiEncoder, MidiParser
 
 log = logging.getLogger(__name__)
@@ -30,52 +29,6 @@ MessageCallback = Callable[[mido.Message, float], None]
 #: a note-on that waited longer than this for the UART is dropped, never played late (the
 #: player's own ``max_late``): after a stall, a drum machine got 94 stale hits in 250 ms
 STALE_S = 0.05
-#: bytes waiting in the tty's queue beyond which the line is held up (40 ms at 31250 baud): a held
-#: CTS, a stuck USB-serial adapter. What waits is discarded, so no stale burst comes out when it
-#: frees; the notes struck in the last ``HANGING_S`` get their note-offs then
-HELD_BYTES = 128
-HANGING_S = 2.0
-
-
-@dataclass
-class SlaveClock:
-    """Where the drum machine slaved to this cable stands, counted from the clock bytes written:
-    clocks dropped while the UART was held up leave it ``behind``, to be put back with Song
-    Position and Continue on the next sixteenth (a burst of 631 stale clocks after a 15 s stall
-    threw a slave 26 beats ahead: a stage tech's review, session 52)."""
-
-    running: bool = False
-    index: int = 0           #: clocks since Start (Song Position · 6)
-    behind: bool = False
-
-    def passed(self, message: mido.Message) -> None:
-        """A clock, Start, Continue, Stop or Song Position went out."""
-        if message.type == "clock":
-            self.index += 1
-        elif message.type == "start":
-            self.running, self.index, self.behind = True, 0, False
-        elif message.type == "continue":
-            self.running = True
-        elif message.type == "stop":
-            self.running, self.behind = False, False
-        elif message.type == "songpos":
-            self.index = message.pos * CLOCKS_PER_STEP
-
-    def lost(self, clocks: int = 0) -> None:
-        """Clocks (or bytes) that never reached the slave."""
-        self.index += clocks
-        self.behind = self.behind or self.running
-
-    def catch_up(self) -> list[mido.Message] | None:
-        """Before the next clock: None to drop it (not yet on a sixteenth), else what to send first."""
-        if not self.behind:
-            return []
-        if self.index % CLOCKS_PER_STEP:
-            self.index += 1
-            return None
-        self.behind = False
-        return [mido.Message("stop"), mido.Message("songpos", pos=self.index // CLOCKS_PER_STEP % 16384),
-                mido.Message("continue")]
 
 
 class DinPort:
@@ -112,9 +65,8 @@ class DinPort:
         self.was_connected = False       #: the device was open once (lost, not missing from the start)
         self.caught_up = 0               #: times the slave was put back after the UART held its clock up
         self.held_up = 0                 #: times the line was found held up and its queue discarded
-        self._struck: dict[tuple[int, int], float] = {}   # (channel, note) → when its note-on was written
-        self._hanging: set[tuple[int, int]] = set()       # note-offs owed once the line frees
-        self._since_discard: int | None = None   # bytes written since a held line's queue was discarded
+        self.line = HeldLine()           # the writer thread's own, under the write lock
+        self._open_failed = ""           # why the last try to open the device failed
         self.slave = SlaveClock()        # the writer thread's own
         self._outbox: queue.Queue[tuple[mido.Message, float] | None] = queue.Queue(maxsize=1024)
         self._writer: threading.Thread | None = None
@@ -137,11 +89,16 @@ class DinPort:
         try:
             port = serial.Serial(self.device, self.baud, timeout=0.1, write_timeout=0.05)
         except (serial.SerialException, OSError, ValueError) as exc:
+            reason, said = _reason(exc), self._open_failed
+            self._open_failed = reason
             if first:
                 log.warning("DIN MIDI off: cannot open serial device %s (%s); check din.device "
                             "and that the UART is enabled (dtoverlay=midi-uart0); tried again every "
-                            "%.0f s, USB MIDI carries on", self.device, _reason(exc), self.retry_s)
+                            "%.0f s, USB MIDI carries on", self.device, reason, self.retry_s)
+            elif reason != said:           # it came, but cannot be opened (under the service: a restart)
+                log.warning("DIN MIDI: %s still cannot be opened, now: %s", self.device, reason)
             return False
+        self._open_failed = ""
         with self._write_lock:
             self._serial = port
             self._encoder.reset()
@@ -190,32 +147,38 @@ class DinPort:
                 continue
             self._write_and_count(message)
 
-    def _write_and_count(self, message: mido.Message) -> None:
+    def _write_and_count(self, message: mido.Message) -> bool:
         """Write, and keep count of where the slave stands: a failed write discarded what the tty
         held, clocks perhaps among it."""
         written = self._write(message)
-        self.slave.passed(message)
-        if not written:
-            self.slave.lost()
+        if written:
+            self.slave.passed(message)
+        else:
+            self.slave.failed(message)
+        return written
 
     def _write_clock(self, stale: bool) -> None:
         """One clock: a stale one is dropped (the slave is put back later, never rushed through
         a burst); the first fresh one on a sixteenth after that brings Stop, Song Position, Continue."""
-        slave = self.slave
+        slave, clock = self.slave, mido.Message("clock")
         if stale:
-            slave.lost(1)
+            slave.failed(clock)
             return
         first = slave.catch_up()
         if first is None:
             return
         if first:
+            for message in first:          # all three, or it is tried again on the next sixteenth
+                if not self._write(message):
+                    slave.failed(clock)
+                    return
+            slave.caught_up()
             self.caught_up += 1
             if self.caught_up in (1, 10, 100) or self.caught_up % 1000 == 0:
                 log.warning("DIN MIDI output on %s was held up: the drum machine's clock is put back on "
                             "sixteenth %d (Song Position and Continue; %d time(s) so far)",
                             self.device, first[1].pos, self.caught_up)
-        for message in [*first, mido.Message("clock")]:
-            self._write_and_count(message)
+        self._write_and_count(clock)
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait (a little) until the queued messages are written."""
@@ -238,44 +201,42 @@ class DinPort:
             data = self._encoder.encode(message)
             if data and data[0] >= 0x80 and data[0] < 0xF8:
                 self._last_status_write = now
-            try:
-                port.write(data)
-                self.sent += 1
-                if self._since_discard is not None:
-                    self._since_discard += len(data)
-                if message.type == "note_on" and message.velocity:
-                    self._struck[(message.channel, message.note)] = now
-                return True
-            except (serial.SerialException, OSError) as exc:
-                self.write_errors += 1
-                self._discard(port, now)
-                if self.write_errors == 1 or self.write_errors % 1000 == 0:
-                    log.warning("DIN MIDI write failed on %s (%s), %d so far",
-                                self.device, _reason(exc), self.write_errors)
-                return False
+            return self._put(port, message, data, now)
 
-    def _discard(self, port: serial.Serial, now: float) -> None:
-        """Throw away what waits in the tty (under the write lock): the notes struck lately are owed
-        their note-offs (thrown away with it, perhaps) once the line frees."""
+    def _put(self, port: serial.Serial, message: mido.Message, data: bytes, now: float) -> bool:
+        """Bytes onto the wire (under the write lock); False, and what the tty held discarded, on a failure."""
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            self.write_errors += 1
+            self._discard(port, now, message)
+            if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                log.warning("DIN MIDI write failed on %s (%s), %d so far",
+                            self.device, _reason(exc), self.write_errors)
+            return False
+        self.sent += 1
+        self.line.wrote(message, len(data))
+        return True
+
+    def _discard(self, port: serial.Serial, now: float, failed: mido.Message | None = None) -> None:
+        """Throw away what waits in the tty (under the write lock): the notes that went into it are
+        owed their note-offs once the line frees, and the slave is put back."""
         try:
             port.reset_output_buffer()
         except (serial.SerialException, OSError):
             pass
         self._encoder.reset()
-        self._since_discard = 0
-        self._hanging.update(key for key, at in self._struck.items() if now - at <= HANGING_S)
-        self._struck.clear()
+        self.line.discarded(now, failed)
         self.slave.lost()
 
     def _held(self, port: serial.Serial, now: float) -> bool:
         """Whether the line is held up (under the write lock): then what waits in the tty is
-        discarded; once it frees (what was written since drains), the notes struck before get
-        their note-offs first."""
+        discarded; once bytes leave again, the note-offs owed go first."""
         try:
             waiting = port.out_waiting
         except (serial.SerialException, OSError, ValueError):
             waiting = 0
-        if waiting > HELD_BYTES:
+        if self.line.looked(waiting, now):
             self._discard(port, now)
             self.held_up += 1
             if self.held_up in (1, 10, 100) or self.held_up % 1000 == 0:
@@ -283,17 +244,11 @@ class DinPort:
                             "a stuck adapter?): what waited is dropped, %d time(s) so far", self.device,
                             self.held_up)
             return True
-        if self._since_discard is not None and waiting < self._since_discard:   # it drains: free again
-            self._since_discard = None
-        if self._hanging and self._since_discard is None:
-            hanging, self._hanging = self._hanging, set()
-            for channel, note in sorted(hanging):
-                data = self._encoder.encode(mido.Message("note_off", channel=channel, note=note, velocity=0))
-                try:
-                    port.write(data)
-                except (serial.SerialException, OSError):
-                    self._encoder.reset()
-                    return True
+        for channel, note in self.line.to_pay():
+            off = mido.Message("note_off", channel=channel, note=note, velocity=0)
+            if not self._put(port, off, self._encoder.encode(off), now):
+                return True                # the rest stays owed
+            self.line.paid((channel, note))
         return False
 
     def _run(self) -> None:
