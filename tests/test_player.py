@@ -207,3 +207,18 @@ def test_a_jump_plays_nothing_handed_out_for_the_old_position(jump_at: float) ->
         now += 0.005
     after = sorted(round(e.time - jump_at, 3) for e in events if e.time >= jump_at - 1e-9)
     assert after[:4] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=0.006), after[:6]
+
+
+def test_a_new_song_withdraws_what_was_handed_out_for_after_it() -> None:
+    """A master's Start away from the song's last bar ends the song (Engine._finish_song): the
+    old bar's notes handed out a look-ahead early are withdrawn (a code review)."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    player = Player(clock, PlayerSettings(lookahead=0.05), pattern_with({(s, 2): (0.5, 0.0) for s in range(STEPS)}))
+    events = []
+    for k in range(120):
+        events = heard(events, player.schedule(k * 0.005), player.withdrawn(), k * 0.005)
+    assert max(e.time for e in events) > 0.6, "a step handed out a look-ahead early"
+    player.new_song(now=0.6)
+    player.schedule(0.6)
+    cut = player.withdrawn()
+    assert cut == 0.6 and max(e.time for e in heard(events, [], cut, 0.6)) < 0.6

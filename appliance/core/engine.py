@@ -789,7 +789,7 @@ class Engine:
                 self.starter = Starter(StartSettings(mode="first-note"), clock, now=t)
             else:
                 self.starter.again(t)
-            self._player.new_song(self._opening or self._plainest())   # beat one plays an opening, not the old song's
+            self._player.new_song(self._opening or self._plainest(), now=t)   # beat one plays an opening, not the old song's
             self._notify("groove")
             self._notify("freeze")
             self._ask(t, force=True, opening=True)

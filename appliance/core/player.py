@@ -287,11 +287,15 @@ class Player:
                 if step >= position - 0.5:
                     self._push_cells(step, held_back[step], now, self.settings)
 
-    def new_song(self, opening: Pattern | None = None) -> None:
+    def new_song(self, opening: Pattern | None = None, now: float | None = None) -> None:
         """The song is over: the next start is located and cued as the first one was, and its
         phrases count from its own bar 1. ``opening``: what its first steps play until a new
-        pattern is offered (None: the last song's pattern); nothing offered before is taken."""
+        pattern is offered (None: the last song's pattern); nothing offered before is taken. With
+        ``now``, what was handed out for after it is withdrawn (a master's Start away from the
+        song's last bar ends it: the old bar's notes a look-ahead early must not follow)."""
         with self._lock:
+            if now is not None and self._sent_to is not None:
+                self._withdraw = now if self._withdraw is None else min(self._withdraw, now)
             self._fresh = True
             self._offered = None
             self._sent_to = None
