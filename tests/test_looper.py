@@ -493,6 +493,88 @@ def test_memory_knobs_are_checked() -> None:
             EngineSettings(**bad)
 
 
+HALVES = [0, 8, 16, 24]                                         #: half-note chords ...
+EIGHTHS = list(range(0, STEPS, 2))                              #: ... then eighths on the same downbeats
+
+
+def heard_of(looper: Looper) -> set[int]:
+    return set(np.flatnonzero(looper.assumed.steps[:, HIT]))
+
+
+def test_a_busier_section_over_the_same_downbeats_is_heard_from_its_third_beat() -> None:
+    """Eighths after half notes share the old downbeats: the note on beat 3 (step 8, on one of
+    them) kept the section rule off until beat 4; judged on the two whole beats heard, it is the
+    new section's from beat 3 (session 53)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, HALVES)
+    for step in (0, 2, 4, 6):
+        looper.record(4 * STEPS + step, 0.9)
+    assert heard_of(looper) == {0, 2, 4, 6, 8, 16, 24}          # the old groove ahead
+    looper.record(4 * STEPS + 8, 0.9)
+    assert heard_of(looper) == set(EIGHTHS)                      # the new section, both bars
+    assert steps_of(looper) == {0, 2, 4, 6, 8, 16, 24}          # the groove as played is unchanged
+
+
+def test_a_one_beat_lick_over_a_sparse_groove_is_no_new_section() -> None:
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, HALVES)
+    for step in (0, 1, 2, 3, 8):                                 # a run on beat 1, then the chord on 3
+        looper.record(4 * STEPS + step, 0.9)
+    assert looper.assumed == looper.groove
+
+
+@pytest.mark.parametrize("first_bar", [[0, 8], []])
+def test_a_section_begun_on_the_loops_second_bar_is_heard_in_both_bars(first_bar: list[int]) -> None:
+    """After an odd number of bars (an intro, a 3-bar tag) a section begins on the loop's second
+    bar: its bar ahead is the loop's next bar, so the model hears it in both (session 53)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, HALVES)
+    for step in first_bar + [16, 18, 20, 22]:
+        looper.record(4 * STEPS + step, 0.9)
+    assert looper.assumed == looper.groove                       # two beats heard: not yet
+    looper.record(4 * STEPS + 24, 0.9)
+    assert heard_of(looper) == set(EIGHTHS)
+    for step in (26, 28, 30):
+        looper.record(4 * STEPS + step, 0.9)
+    assert heard_of(looper) == set(EIGHTHS)
+
+
+@pytest.mark.parametrize("velocity, goes_down", [(0.4, True), (0.8, False)])
+def test_a_softer_thinner_pass_is_heard_going_down_from_its_third_beat(velocity: float, goes_down: bool) -> None:
+    """A loud chorus of eighths, then a quiet verse of half notes: the chorus's groove was heard
+    through the verse's whole first pass (a musician's review, session 52). Softer and thinner
+    over two whole beats, the model hears the pass as played and those beats again; at the same
+    level (a chord held over two beats of the comp) it hears the groove (session 53)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, EIGHTHS)
+    looper.record(4 * STEPS, velocity)
+    assert looper.assumed == looper.groove
+    looper.record(4 * STEPS + 8, velocity)
+    if goes_down:
+        assert heard_of(looper) == set(HALVES)
+        assert looper.assumed.steps[HALVES, VELOCITY] == pytest.approx(velocity)
+    else:
+        assert looper.assumed == looper.groove
+    assert steps_of(looper) == set(EIGHTHS)                     # the groove as played is unchanged
+
+
+def test_a_drift_across_the_steps_is_not_going_down() -> None:
+    """Steps the groove played in one pass only (a player drifting onto the next sixteenth) are
+    not left out when the next pass misses them."""
+    looper = Looper()
+    for k in range(3):
+        play_pass(looper, k, EIGHTHS)
+    play_pass(looper, 3, [step + 1 for step in EIGHTHS])
+    looper.advance(4 * STEPS)
+    looper.record(4 * STEPS + 1, 0.4)
+    looper.record(4 * STEPS + 9, 0.4)
+    assert looper.assumed == looper.groove
+
+
 def test_until_a_full_pass_is_heard_bar_2_repeats_bar_1() -> None:
     looper = Looper()
     for step in (0, 4, 8, 12):                        # bar 1 of the first pass

@@ -15,7 +15,7 @@ from appliance.box.cli import main
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT
 from appliance.core.render import (RenderError, downbeat_steps, file_bar, pickup_bar, read_performance, render,
                                    short_first_bar)
-from training import flourish
+from training import flourish, sections
 
 REPO = Path(__file__).resolve().parent.parent
 PHRASE = REPO / "examples" / "keyboard_phrase.mid"
@@ -1443,6 +1443,33 @@ def test_render_plays_stop_time_s_hits_and_lays_out_unless_told_not_to(model_dir
     assert all(set(bar) == {GM_NOTES[0], GM_NOTES[7]} for bar in stopped[2:4]), stopped   # bars 11, 12: the hits
     assert len(stopped[0]) >= 6 and len(stopped[4]) >= 6, "the first hit's bar and the band's return groove"
     assert all(len(bar) >= 6 for bar in per_bar["--no-stop-time"][1:4]), per_bar["--no-stop-time"]
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_louder_busier_chorus_on_the_loop_point_has_its_backbeat_in_its_first_bar(model_dir: Path, tmp_path: Path,
+                                                                                    seed: int) -> None:
+    """A musician's review (session 52): a quiet verse of half-note chords, then a loud chorus of
+    eighths on the loop point. The chorus's eighths share the verse's downbeats, so the new section
+    was heard only from beat 4 and its first bar lost the snare on 2 or 4 (the model heard a busy
+    first half and the verse's sparse rest: a fill). Now from beat 3 (training/sections.py)."""
+    part, change = sections.parts()["verse 8 bars into the chorus"]
+    part.save(tmp_path / "keys.mid")
+    render(tmp_path / "keys.mid", tmp_path / "out.mid", model_dir=model_dir, seed=seed)
+    hits, kicks, backbeats = sections.bars(tmp_path / "out.mid")[change]
+    assert backbeats == 2 and kicks >= 3, (hits, kicks, backbeats)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_quiet_verse_after_a_loud_chorus_drops_the_choruss_kick_in_its_first_pass(model_dir: Path, tmp_path: Path,
+                                                                                    seed: int) -> None:
+    """A musician's review (session 52): 8 bars of a loud chorus in eighths, then a quiet verse of
+    half-note chords. The drums kept the chorus's kick (6-7 a bar) through the verse's first two
+    bars. Now the verse's second bar plays the verse's (training/sections.py)."""
+    part, change = sections.parts()["the chorus into the verse"]
+    part.save(tmp_path / "keys.mid")
+    render(tmp_path / "keys.mid", tmp_path / "out.mid", model_dir=model_dir, seed=seed)
+    kicks = [bar[1] for bar in sections.bars(tmp_path / "out.mid")]
+    assert kicks[change + 1] <= 3 < min(kicks[change - 4:change]), kicks
 
 
 def test_a_busier_new_sections_second_bar_plays_the_new_section(model_dir: Path, tmp_path: Path) -> None:

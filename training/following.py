@@ -19,7 +19,9 @@ A drummer who knows the song hears a section that comes back at once; the figure
 far the box is from that, and nothing about the model. A second column does the same for the
 groove the model hears (``Looper.assumed``: the first pass's bars ahead, and a new section's,
 as a repeat of what was heard); ``--second-bars`` looks at a changing pass's second bar only,
-as heard at the end of its first.
+as heard at the end of its first; ``--ahead`` looks forward, as the drums play: at every beat's
+end, the steps of the next two beats and of the next 32 steps (a loop) in the groove and in what
+the model hears, against what the player then plays there.
 """
 from __future__ import annotations
 
@@ -136,14 +138,56 @@ def second_bars(parts: list[Path]) -> np.ndarray:
     return np.array(rows, float).reshape(-1, 5)
 
 
+def ahead(parts: list[Path]) -> np.ndarray:
+    """At every beat's end (of a pass with notes, after the first pass): the Jaccard overlap of the
+    next two beats' and the next loop's steps in the groove and in what the model hears with what
+    the player then plays there, and whether the pass changes (the rows of ``--ahead``: groove and
+    heard over two beats, groove and heard over a loop, changes)."""
+    rows = []
+    for path in parts:
+        notes, played = played_passes(path)
+        flat = played.reshape(-1)
+        looper, i = Looper(), 0
+        for beat in range(len(played) * STEPS // STEPS_PER_BEAT):
+            now = (beat + 1) * STEPS_PER_BEAT - 0.5
+            while i < len(notes) and notes[i][0] < now:
+                looper.record(*notes[i])
+                i += 1
+            looper.advance(now)
+            k = beat * STEPS_PER_BEAT // STEPS
+            start = (beat + 1) * STEPS_PER_BEAT
+            if k == 0 or not played[k].any() or start + STEPS > flat.size:
+                continue
+            row = []
+            for span in (2 * STEPS_PER_BEAT, STEPS):
+                at = np.arange(start, start + span)
+                want = flat[at]
+                row += [overlap(looper.groove.steps[at % STEPS, HIT] > 0, want),
+                        overlap(looper.assumed.steps[at % STEPS, HIT] > 0, want)]
+            later = played[min(k + 1, len(played) - 1)]
+            row.append(float(overlap(played[k], played[k - 1]) < CHANGE or overlap(later, played[k]) < CHANGE))
+            rows.append(row)
+    return np.array(rows, float).reshape(-1, 5)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", type=Path, nargs="?", default=PARTS)
     p.add_argument("--second-bars", action="store_true",
                    help="a changing pass's second bar, heard at its first bar's end: the groove's and the model's")
+    p.add_argument("--ahead", action="store_true",
+                   help="the next two beats and the next loop, heard at each beat's end, against what is then played")
     args = p.parse_args(argv)
     parts = sorted(args.parts.glob("*/*.mid"))
     print(f"{len(parts)} parts under {args.parts}")
+    if args.ahead:
+        rows = ahead(parts)
+        print("| beats | next two beats: groove / heard | next loop: groove / heard | beats |")
+        print("|---|---|---|---|")
+        for name, chosen in (("all", rows), ("around a change", rows[rows[:, 4] > 0]), ("the rest", rows[rows[:, 4] == 0])):
+            m = chosen[:, :4].mean(axis=0)
+            print(f"| {name} | {m[0]:.4f} / {m[1]:.4f} | {m[2]:.4f} / {m[3]:.4f} | {len(chosen)} |")
+        return
     if args.second_bars:
         rows = second_bars(parts)
         acted = rows[rows[:, 0] != rows[:, 1]]

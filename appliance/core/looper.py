@@ -90,6 +90,7 @@ KNOWN_COVER = 0.75      #: ... and this share of its steps up to there played (n
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
+DOWN_LEFT = 3           #: a pass gone down leaves out this many of the groove's steps in two beats
 ACCENT_STEPS = 4        #: ``last_accent`` of a step new to the figure needs this many other steps played in its pass
 
 
@@ -626,43 +627,90 @@ class Looper:
             steps[:, VELOCITY] *= np.where(steps[:, HIT] > 0, fade, 0.0).astype(np.float32)
         self._groove = Groove(steps)
         learning = self._learn_from is not None and not self._learned
-        period = 0 if learning else self._forming()
+        forming = None if learning else self._forming() or self._going_down()
         self._assumed = (Groove(self._assume_repeat(steps)) if learning
-                         else Groove(self._assume_section(steps, period)) if period else self._groove)
+                         else Groove(self._assume_section(steps, *forming)) if forming else self._groove)
 
-    def _forming(self) -> int:
-        """A new section begun in the pass in progress: once two beats or more of it were heard,
-        ``SECTION_MIN_STEPS`` played there, ``KNOWN_NEW`` of them new, sharing less than
-        ``section_change`` with the groove's steps there as the pass began, the bars ahead are
-        heard as its repeat: the period (two beats, or a bar once one was heard), else 0. Until the
-        pass ended and followed the section, the model heard the old groove ahead, and the new
-        section's second bar played the old one's drums (a musician's review, session 51: 4–9
-        hits where the bars around played 15–19)."""
-        change = self._memory.section_change
+    def _forming(self) -> tuple[int, int] | None:
+        """A new section begun in the pass in progress, on its downbeat or its second bar's: once
+        two beats or more of it were heard, ``SECTION_MIN_STEPS`` played there, ``KNOWN_NEW`` of
+        them new, sharing less than ``section_change`` with the groove's steps there as the pass
+        began, the bars ahead are heard as its repeat: (where it began, the period: two beats, or
+        a bar once one was heard), else None. Until the pass ended and followed the section, the
+        model heard the old groove ahead, and the new section's second bar played the old one's
+        drums (a musician's review, session 51: 4–9 hits where the bars around played 15–19).
+        "There" is the section up to the note just played, or its whole beats heard when both of
+        its first two beats were played: a busier section over a sparse groove shares the old
+        downbeats, and a note on one of them (eighths over half notes: on beat 3) had kept the
+        rule off until beat 4 (session 53). A section begun on the second bar (after an odd
+        number of bars: an intro's, a 3-bar tag's) is heard in both bars, the loop's next bar
+        being the section's second."""
         # (the groove must have been there a pass already, as _follow_section asks)
-        if not change or not self._learned or self._knew or not (self._held & self._older).any():
-            return 0
+        if not self._memory.section_change or not self._learned or self._knew or not (self._held & self._older).any():
+            return None
         heard = self._heard_to - self._pass * STEPS
-        if not 2 * STEPS_PER_BEAT <= heard < STEPS:
-            return 0
-        span = np.arange(STEPS) <= heard
-        played, held = self._now & span, self._held & span
-        if (not played[0] or played.sum() < SECTION_MIN_STEPS or (played & ~held).sum() < KNOWN_NEW
-                or _overlap(played, held) >= change):
-            return 0   # (a section begins on its downbeat: a lick off it, a bar of sixteenths on the "e"s, is none)
-        return STEPS_PER_BAR if heard >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
+        for start in (0, STEPS_PER_BAR):
+            into = heard - start
+            if 2 * STEPS_PER_BEAT <= into < STEPS - start and self._begins_at(start, into):
+                return start, STEPS_PER_BAR if into >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
+        return None
 
-    def _assume_section(self, steps: np.ndarray, period: int) -> np.ndarray:
+    def _begins_at(self, start: int, into: float) -> bool:
+        """The pass's notes from step ``start``, ``into`` steps heard, are a new section's (:meth:`_forming`)."""
+        steps = np.arange(STEPS) - start
+        whole = (steps >= 0) & (steps < into // STEPS_PER_BEAT * STEPS_PER_BEAT)
+        both_beats = all(self._now[start + beat:start + beat + STEPS_PER_BEAT].any() for beat in (0, STEPS_PER_BEAT))
+        return self._new_in(start, (steps >= 0) & (steps <= into)) or (both_beats and self._new_in(start, whole))
+
+    def _new_in(self, start: int, span: np.ndarray) -> bool:
+        """The pass's notes in ``span`` are a new section's, begun on ``start`` (:meth:`_forming`): a
+        section begins on its downbeat (a lick off it, a bar of sixteenths on the "e"s, is none)."""
+        played, held = self._now & span, self._held & span
+        return bool(played[start] and played.sum() >= SECTION_MIN_STEPS and (played & ~held).sum() >= KNOWN_NEW
+                    and _overlap(played, held) < self._memory.section_change)
+
+    def _going_down(self) -> tuple[int, int] | None:
+        """The player gone down in the pass in progress: its last two whole beats, with a note,
+        play at most half of the groove's steps there as the pass began (``DOWN_LEFT`` or more of
+        them left out) and only those, and the pass so far is ``LEVEL_CHANGE`` × softer than the
+        last: the bars ahead are heard as those two beats again (as :meth:`_forming`'s). A
+        musician's review (session 52): a loud chorus of eighths into a quiet verse of half notes
+        kept the chorus's kick (7–8 a bar) through the verse's whole first pass."""
+        if not self._memory.section_change or not self._learned or self._knew or not self._held.any():
+            return None
+        heard = self._heard_to - self._pass * STEPS
+        if not 2 * STEPS_PER_BEAT - 0.5 <= heard < STEPS:
+            return None
+        end = math.floor(heard + 0.5) // STEPS_PER_BEAT * STEPS_PER_BEAT   # (a note a moment early is on its step)
+        window = slice(end - 2 * STEPS_PER_BEAT, end)
+        played, held, steady = self._now[window], self._held[window], (self._held & self._steady)[window]
+        if not played.any() or (played & ~held).any() or (steady & ~played).sum() < DOWN_LEFT \
+                or 2 * played.sum() > steady.sum():
+            return None
+        before = self._last[: math.floor(heard) + 1]
+        before = before[~np.isnan(before)]
+        if not before.size:
+            return None
+        softer = float(self._steps[self._now, VELOCITY].mean()) * LEVEL_CHANGE <= float(before.mean())
+        return (0, 2 * STEPS_PER_BEAT) if softer else None
+
+    def _assume_section(self, steps: np.ndarray, start: int, period: int) -> np.ndarray:
         """The pass as the new section plays it (:meth:`_forming`): the part heard as played in
         this pass only (the old groove's steps there not played again are left out: kept, the
         model heard a bar busier than either section, a musician's review found), and the part
-        not reached yet as its last ``period`` steps again."""
+        not reached yet as its last ``period`` steps again, the second bar as the first; a
+        section begun on the second bar is heard in the first bar too (the loop's next bar)."""
         steps = steps.copy()
-        start, reached = self._pass * STEPS, math.floor(self._heard_to)
-        span = np.arange(STEPS) <= reached - start
+        begin, reached = self._pass * STEPS, math.floor(self._heard_to)
+        span = np.arange(STEPS) <= reached - begin
         steps[span & ~self._now] = 0.0
-        for position in range(reached + 1, start + STEPS):
-            steps[position % STEPS] = steps[(position - period) % STEPS]
+        for position in range(reached + 1, begin + STEPS):
+            # (the second bar is the first again: two beats again from beat 3 put its downbeat on
+            # beat 3's, and a figure resting there was heard with none, a fill to the model)
+            back = STEPS_PER_BAR if position - begin >= STEPS_PER_BAR and not start else period
+            steps[position % STEPS] = steps[(position - back) % STEPS]
+        if start:
+            steps[:STEPS_PER_BAR] = steps[STEPS_PER_BAR:]
         return steps
 
 
