@@ -153,7 +153,8 @@ def ahead(parts: list[Path]) -> np.ndarray:
             while i < len(notes) and notes[i][0] < now:
                 looper.record(*notes[i])
                 i += 1
-            looper.advance(now)
+            if looper.pass_ends(now):   # (as the engine: between loop points the looper hears notes only)
+                looper.advance(now)
             k = beat * STEPS_PER_BEAT // STEPS
             start = (beat + 1) * STEPS_PER_BEAT
             if k == 0 or not played[k].any() or start + STEPS > flat.size:

@@ -90,7 +90,7 @@ KNOWN_COVER = 0.75      #: ... and this share of its steps up to there played (n
 FADE_DEPTH = 0.5        #: a step about to be forgotten is heard at (1 - FADE_DEPTH) of its velocity
 LEVEL_CHANGE = 1.25     #: a pass this much softer or louder than the one before changes the player's level
 LEVEL_NOTES = 3         #: ... once it has this many notes (their mean against the last pass's so far)
-DOWN_LEFT = 3           #: a pass gone down leaves out this many of the groove's steps in two beats
+DOWN_LEFT = 3           #: a pass gone down leaves out this many of the groove's steady steps in two beats
 ACCENT_STEPS = 4        #: ``last_accent`` of a step new to the figure needs this many other steps played in its pass
 
 
@@ -129,6 +129,7 @@ class Looper:
         self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
         self._known: list[np.ndarray] = []               # the grooves of sections left behind, latest first
         self._knew = False                               # a section came back in the pass in progress
+        self._down = False                               # the player was heard going down in the pass in progress
         self._played = 0                                 # index of the played pass in progress
         self._now = np.zeros(STEPS, bool)                # steps played in the pass in progress
         self._held: np.ndarray = np.zeros(STEPS, bool)               # steps in the groove when this pass began
@@ -330,7 +331,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began[:] = 0.0
-            self._known, self._knew = [], False
+            self._known, self._knew, self._down = [], False, False
             self._learn_from, self._learned, self._learn_end = None, False, math.inf
             self._groove = self._assumed = Groove.empty()
             return had_notes
@@ -348,7 +349,7 @@ class Looper:
             self._thinned[:] = 0.0
             self._brought[:] = False
             self._began = self._steps.copy()
-            self._known, self._knew = [], False
+            self._known, self._knew, self._down = [], False, False
             self._older = self._held.copy()
             self._going, self._section_age = True, 0
             self._learned, self._learn_end = True, math.inf
@@ -360,7 +361,7 @@ class Looper:
             return
         finished = self._now.copy()
         crossed = now_pass - self._pass
-        level = self._level()
+        level, down = self._level(), self._ends_down(finished)
         if level != 1.0:   # the player's new level holds for what the pass did not play again
             keep = ~finished & (self._steps[:, HIT] > 0)
             self._steps[keep, VELOCITY] = np.clip(self._steps[keep, VELOCITY] * level, 0.02, 1.0)
@@ -381,6 +382,8 @@ class Looper:
                 self._thinned[:] = 0.0
                 self._sections += 1
             self._thin()
+            if level <= 1.0 / LEVEL_CHANGE or down:
+                self._thin(passes=1)   # the player went down: softer, and thinner in both bars
             self._moved_away = self._moved(finished)
         else:
             self._rest_passes += crossed
@@ -390,9 +393,20 @@ class Looper:
             self._older = self._held & present
         self._held = present
         self._began = self._steps.copy()
-        self._knew = False
+        self._knew = self._down = False
         self._offsets_then = self._steps[:, OFFSET].copy()
         self._publish()
+
+    def _ends_down(self, finished: np.ndarray) -> bool:
+        """The pass ending was heard going down (:meth:`_going_down`) and is still down at its end:
+        its last note and those up to two beats before it ``LEVEL_CHANGE`` × softer than the pass
+        before (not stabs growing into the band's return, a review's stop-time lead-in)."""
+        played = np.flatnonzero(finished)
+        before = self._last[~np.isnan(self._last)]
+        if not self._down or not played.size or not before.size:
+            return False
+        tail = self._steps[played[played >= played[-1] - 2 * STEPS_PER_BEAT], VELOCITY]
+        return float(tail.mean()) * LEVEL_CHANGE <= float(before.mean())
 
     def _follow_section(self, finished: np.ndarray) -> bool:
         """Whether the pass just ended (``finished``) begins a new section; keeps count of the
@@ -418,17 +432,18 @@ class Looper:
         self._section_age = 0
         return True
 
-    def _thin(self) -> None:
-        """Steps left out of both of the last two played passes, each of which played both bars,
-        go when they are ``THIN_SHARE`` or more of the groove (``forget_passes`` 0 keeps them)."""
+    def _thin(self, passes: int = 2) -> None:
+        """Steps left out of the last two played passes (or the last, a pass gone down), each of
+        which played both bars, go when they are ``THIN_SHARE`` or more of the groove
+        (``forget_passes`` 0 keeps them)."""
         if not self._memory.forget_passes:
             return
-        last_two = self._history & np.uint64(0b11)
-        bars = last_two.reshape(-1, STEPS_PER_BAR)
-        if not all(((bar & np.uint64(bit)) > 0).any() for bar in bars for bit in (1, 2)):
-            return   # a bar left empty in either pass (a rest, a phrase begun late) thins nothing
+        last = self._history & np.uint64((1 << passes) - 1)
+        bars = last.reshape(-1, STEPS_PER_BAR)
+        if not all(((bar & np.uint64(1 << k)) > 0).any() for bar in bars for k in range(passes)):
+            return   # a bar left empty in a pass (a rest, a phrase begun late) thins nothing
         present = self._steps[:, HIT] > 0
-        left_out = present & (last_two == 0)
+        left_out = present & (last == 0)
         if not left_out.reshape(-1, STEPS_PER_BAR).any(axis=1).all():
             return   # one bar's worth: a phrase's shape, or a change begun mid-pass
         if left_out.sum() >= THIN_SHARE * present.sum():
@@ -632,79 +647,83 @@ class Looper:
                          else Groove(self._assume_section(steps, *forming)) if forming else self._groove)
 
     def _forming(self) -> tuple[int, int] | None:
-        """A new section begun in the pass in progress, on its downbeat or its second bar's: once
-        two beats or more of it were heard, ``SECTION_MIN_STEPS`` played there, ``KNOWN_NEW`` of
-        them new, sharing less than ``section_change`` with the groove's steps there as the pass
-        began, the bars ahead are heard as its repeat: (where it began, the period: two beats, or
-        a bar once one was heard), else None. Until the pass ended and followed the section, the
-        model heard the old groove ahead, and the new section's second bar played the old one's
-        drums (a musician's review, session 51: 4–9 hits where the bars around played 15–19).
-        "There" is the section up to the note just played, or its whole beats heard when both of
-        its first two beats were played: a busier section over a sparse groove shares the old
-        downbeats, and a note on one of them (eighths over half notes: on beat 3) had kept the
-        rule off until beat 4 (session 53). A section begun on the second bar (after an odd
-        number of bars: an intro's, a 3-bar tag's) is heard in both bars, the loop's next bar
-        being the section's second."""
+        """A new section begun in the pass in progress: once two beats or more of it were heard,
+        ``SECTION_MIN_STEPS`` played there, ``KNOWN_NEW`` of them new, sharing less than
+        ``section_change`` with the groove's steps there as the pass began, the bars ahead are
+        heard as its repeat: (0, the period: two beats, or a bar once one was heard), else None.
+        Until the pass ended and followed the section, the model heard the old groove ahead, and
+        the new section's second bar played the old one's drums (a musician's review, session 51:
+        4–9 hits where the bars around played 15–19). "There" is the pass up to the note just
+        played, or its whole beats heard when both of its first two beats were played: a busier
+        section over a sparse groove shares the old downbeats, and a note on one of them (eighths
+        over half notes: on beat 3) had kept the rule off until beat 4 (session 53)."""
         # (the groove must have been there a pass already, as _follow_section asks)
         if not self._memory.section_change or not self._learned or self._knew or not (self._held & self._older).any():
             return None
         heard = self._heard_to - self._pass * STEPS
-        for start in (0, STEPS_PER_BAR):
-            into = heard - start
-            if 2 * STEPS_PER_BEAT <= into < STEPS - start and self._begins_at(start, into):
-                return start, STEPS_PER_BAR if into >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
-        return None
+        if not 2 * STEPS_PER_BEAT - 0.5 <= heard < STEPS - 0.5:
+            return None
+        reached = math.floor(heard + 0.5)   # (a chord a moment early is on its step)
+        steps = np.arange(STEPS)
+        whole = steps < reached // STEPS_PER_BEAT * STEPS_PER_BEAT
+        both_beats = self._now[:STEPS_PER_BEAT].any() and self._now[STEPS_PER_BEAT:2 * STEPS_PER_BEAT].any()
+        if not (self._new_in(steps <= reached) or (both_beats and self._new_in(whole))):
+            return None
+        return 0, STEPS_PER_BAR if reached >= STEPS_PER_BAR else 2 * STEPS_PER_BEAT
 
-    def _begins_at(self, start: int, into: float) -> bool:
-        """The pass's notes from step ``start``, ``into`` steps heard, are a new section's (:meth:`_forming`)."""
-        steps = np.arange(STEPS) - start
-        whole = (steps >= 0) & (steps < into // STEPS_PER_BEAT * STEPS_PER_BEAT)
-        both_beats = all(self._now[start + beat:start + beat + STEPS_PER_BEAT].any() for beat in (0, STEPS_PER_BEAT))
-        return self._new_in(start, (steps >= 0) & (steps <= into)) or (both_beats and self._new_in(start, whole))
-
-    def _new_in(self, start: int, span: np.ndarray) -> bool:
-        """The pass's notes in ``span`` are a new section's, begun on ``start`` (:meth:`_forming`): a
-        section begins on its downbeat (a lick off it, a bar of sixteenths on the "e"s, is none)."""
+    def _new_in(self, span: np.ndarray) -> bool:
+        """The pass's notes in ``span`` are a new section's (:meth:`_forming`): a section begins on
+        its downbeat (a lick off it, a bar of sixteenths on the "e"s, is none)."""
         played, held = self._now & span, self._held & span
-        return bool(played[start] and played.sum() >= SECTION_MIN_STEPS and (played & ~held).sum() >= KNOWN_NEW
+        return bool(played[0] and played.sum() >= SECTION_MIN_STEPS and (played & ~held).sum() >= KNOWN_NEW
                     and _overlap(played, held) < self._memory.section_change)
 
     def _going_down(self) -> tuple[int, int] | None:
-        """The player gone down in the pass in progress: its last two whole beats, with a note,
-        play at most half of the groove's steps there as the pass began (``DOWN_LEFT`` or more of
-        them left out) and only those, and the pass so far is ``LEVEL_CHANGE`` × softer than the
-        last: the bars ahead are heard as those two beats again (as :meth:`_forming`'s). A
-        musician's review (session 52): a loud chorus of eighths into a quiet verse of half notes
-        kept the chorus's kick (7–8 a bar) through the verse's whole first pass."""
+        """The player gone down in the pass in progress: the two whole beats before the note just
+        played (the pass played from their start or before), with it, play at most half of the
+        groove's steady steps there (``DOWN_LEFT`` or more of them left out) and no other steps,
+        ``LEVEL_CHANGE`` × softer than the last pass up to there (once in the pass: it holds
+        while the pass stays thin): the bars ahead are
+        heard as those beats again, and the loop's next bar as this one (as :meth:`_forming`'s;
+        from the second bar, as it plays). At its end such a pass thins the groove at once
+        (``_thin(passes=1)``). A musician's review (session 52): a loud chorus of eighths into a
+        quiet verse of half notes kept the chorus's kick (6–7 a bar) through the verse's whole
+        first pass."""
         if not self._memory.section_change or not self._learned or self._knew or not self._held.any():
             return None
         heard = self._heard_to - self._pass * STEPS
         if not 2 * STEPS_PER_BEAT - 0.5 <= heard < STEPS:
             return None
-        end = math.floor(heard + 0.5) // STEPS_PER_BEAT * STEPS_PER_BEAT   # (a note a moment early is on its step)
-        window = slice(end - 2 * STEPS_PER_BEAT, end)
+        reached = math.floor(heard + 0.5)   # (a note a moment early is on its step)
+        end = reached // STEPS_PER_BEAT * STEPS_PER_BEAT
+        if not self._now[:end - 2 * STEPS_PER_BEAT + 1].any():
+            return None   # (the player came in within the two beats: back from a rest, not down)
+        window = slice(end - 2 * STEPS_PER_BEAT, reached + 1)
         played, held, steady = self._now[window], self._held[window], (self._held & self._steady)[window]
-        if not played.any() or (played & ~held).any() or (steady & ~played).sum() < DOWN_LEFT \
-                or 2 * played.sum() > steady.sum():
+        if (played & ~held).any() or (steady & ~played).sum() < DOWN_LEFT or 2 * played.sum() > steady.sum():
             return None
-        before = self._last[: math.floor(heard) + 1]
-        before = before[~np.isnan(before)]
-        if not before.size:
-            return None
-        softer = float(self._steps[self._now, VELOCITY].mean()) * LEVEL_CHANGE <= float(before.mean())
-        return (0, 2 * STEPS_PER_BEAT) if softer else None
+        if not self._down:
+            before = self._last[:reached + 1]
+            before = before[~np.isnan(before)]
+            now = self._steps[window][played, VELOCITY]
+            if not before.size or not now.size or float(now.mean()) * LEVEL_CHANGE > float(before.mean()):
+                return None
+            self._down = True   # (until the pass ends: an accented chord later in it is still the verse)
+        return (STEPS_PER_BAR if end > STEPS_PER_BAR else 0), 2 * STEPS_PER_BEAT
 
     def _assume_section(self, steps: np.ndarray, start: int, period: int) -> np.ndarray:
         """The pass as the new section plays it (:meth:`_forming`): the part heard as played in
         this pass only (the old groove's steps there not played again are left out: kept, the
         model heard a bar busier than either section, a musician's review found), and the part
-        not reached yet as its last ``period`` steps again, the second bar as the first; a
-        section begun on the second bar is heard in the first bar too (the loop's next bar)."""
+        not reached yet as its last ``period`` steps again, the second bar as the first; from
+        ``start`` on the second bar, the first bar as the second (the loop's next bar)."""
         steps = steps.copy()
         begin, reached = self._pass * STEPS, math.floor(self._heard_to)
         span = np.arange(STEPS) <= reached - begin
         steps[span & ~self._now] = 0.0
         for position in range(reached + 1, begin + STEPS):
+            if self._now[position % STEPS]:
+                continue    # (a note a moment early, played on the step ahead)
             # (the second bar is the first again: two beats again from beat 3 put its downbeat on
             # beat 3's, and a figure resting there was heard with none, a fill to the model)
             back = STEPS_PER_BAR if position - begin >= STEPS_PER_BAR and not start else period
