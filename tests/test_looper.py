@@ -654,6 +654,60 @@ def test_a_soft_return_after_a_rest_is_not_going_down() -> None:
     assert looper.assumed == looper.groove
 
 
+def test_sixteenths_into_soft_eighths_go_down_within_the_pass() -> None:
+    """Half the groove's steps in the two whole beats is thin enough (a code review, session 53:
+    the window took in the note's own step, and five of nine was over half)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, SIXTEENTHS, 0.9)
+    looper.advance(4 * STEPS)
+    for step in (0, 2, 4, 6, 8):
+        looper.record(4 * STEPS + step, 0.4)
+    assert heard_of(looper) == set(EIGHTHS)
+
+
+@pytest.mark.parametrize("start", [0.5, 0.15])
+def test_one_softer_pass_that_does_not_end_down_does_not_thin_the_groove(start: float) -> None:
+    """A pass only softer (quarters at a lower level, a breath) or stabs growing from soft into the
+    band's return: the groove is kept (a code review, session 53: a level drop alone thinned it)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, EIGHTHS, 0.7)
+    looper.advance(4 * STEPS)
+    looper.record(4 * STEPS, start)
+    for i, step in enumerate(range(20, STEPS, 2)):
+        looper.record(4 * STEPS + step, start + 0.15 * i)
+    looper.advance(5 * STEPS)
+    assert steps_of(looper) == set(EIGHTHS)
+
+
+def test_going_down_is_off_without_forgetting() -> None:
+    """With ``forget_passes`` 0 no pass thins the groove, so the drums would come back up at the
+    next loop point: the model hears the groove."""
+    looper = Looper(Memory(forget_passes=0))
+    for k in range(4):
+        play_pass(looper, k, EIGHTHS, 0.8)
+    for step in (0, 8):
+        looper.record(4 * STEPS + step, 0.3)
+    assert looper.assumed == looper.groove
+
+
+def test_a_jump_back_mid_pass_lets_the_pass_go_down_no_more() -> None:
+    """A master's Start after the verse went down, the chorus back loud: heard as the groove
+    (a code review, session 53: the pass stayed down from before the jump)."""
+    looper = Looper()
+    for k in range(4):
+        play_pass(looper, k, EIGHTHS, 0.8)
+    looper.advance(4 * STEPS)
+    for step in (0, 8, 16):
+        looper.record(4 * STEPS + step, 0.3)
+    looper.advance(4 * STEPS + 20)
+    looper.relocate(0.0)
+    for step in (0, 2, 4, 6, 8):
+        looper.record(step, 0.9)
+    assert heard_of(looper) == set(EIGHTHS)
+
+
 def test_a_drift_across_the_steps_is_not_going_down() -> None:
     """Steps the groove played in one pass only (a player drifting onto the next sixteenth) are
     not left out when the next pass misses them."""

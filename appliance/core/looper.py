@@ -26,6 +26,11 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   first beat of a bar, or ``RETURN_SHARE`` of them in one pass (the chorus again, the band back
   in), or lifts back in on a phrase head (``bring_back``: the engine hears the lift); not played
   again, they go at that pass's end again.
+- Going down goes in one pass: once the two whole beats before a note play at most half of the
+  groove's steady steps there (``DOWN_LEFT`` or more left out) and nothing else, ``LEVEL_CHANGE``
+  × softer than the last pass, the model hears the pass as played and those beats again (the
+  chorus into a quiet verse); a pass that went down and ends as soft thins the groove at its end,
+  as two passes would (not stabs growing into the band's return).
 - A change of feel: steps of the groove that a pass played in both bars left out, each beside a
   step it played new with its note ``MOVED_BY`` or more away (straight eighths to a shuffle's,
   the "&" moved to the "a"), go at its end when they are ``MOVED_STEPS`` or more in both bars and
@@ -37,7 +42,8 @@ Rules (see docs/ARCHITECTURE.md, "The groove memory", for why these and not othe
   of the last ``SECTION_RECALLS`` played passes of this section again (``RECALL_COVER`` of its
   steps, in the bars played, and ``RECALL_OWN`` of the pass's own), while the pass before went on
   with the groove, is none either: the other half of a 4-bar phrase after a pass laid out.
-  0 turns it off.
+  0 turns it off. Once two beats of a pass are clearly a new section's (up to the last note, or
+  over the whole beats heard), the model hears the pass as played and its bar ahead again.
 - A section heard before comes back at once: the grooves of the last ``SECTIONS_KEPT`` sections
   left behind are remembered, and when a bar's notes so far, into its second beat
   (``KNOWN_NOTES`` or more, ``KNOWN_NEW`` of them new to the groove), play ``KNOWN_COVER`` of
@@ -314,6 +320,8 @@ class Looper:
         makes the looper fade or forget the groove."""
         with self._lock:
             self._shift = float((self._pass - loop_pass(position)) * STEPS)
+            self._heard_to, self._down = position + self._shift, False   # (the pass goes on from here)
+            self._publish()
 
     def clear(self) -> bool:
         with self._lock:
@@ -382,7 +390,7 @@ class Looper:
                 self._thinned[:] = 0.0
                 self._sections += 1
             self._thin()
-            if level <= 1.0 / LEVEL_CHANGE or down:
+            if down:
                 self._thin(passes=1)   # the player went down: softer, and thinner in both bars
             self._moved_away = self._moved(finished)
         else:
@@ -403,10 +411,10 @@ class Looper:
         before (not stabs growing into the band's return, a review's stop-time lead-in)."""
         played = np.flatnonzero(finished)
         before = self._last[~np.isnan(self._last)]
-        if not self._down or not played.size or not before.size:
+        if not self._down or self._knew or not played.size or not before.size:
             return False
         tail = self._steps[played[played >= played[-1] - 2 * STEPS_PER_BEAT], VELOCITY]
-        return float(tail.mean()) * LEVEL_CHANGE <= float(before.mean())
+        return float(tail.mean()) * LEVEL_CHANGE <= max(float(before.mean()), 0.05)
 
     def _follow_section(self, finished: np.ndarray) -> bool:
         """Whether the pass just ended (``finished``) begins a new section; keeps count of the
@@ -680,17 +688,19 @@ class Looper:
 
     def _going_down(self) -> tuple[int, int] | None:
         """The player gone down in the pass in progress: the two whole beats before the note just
-        played (the pass played from their start or before), with it, play at most half of the
-        groove's steady steps there (``DOWN_LEFT`` or more of them left out) and no other steps,
-        ``LEVEL_CHANGE`` × softer than the last pass up to there (once in the pass: it holds
-        while the pass stays thin): the bars ahead are
+        played (the pass played from their start or before) play at most half of the groove's
+        steady steps there (``DOWN_LEFT`` or more of them left out) and no other steps, their
+        notes and the note ``LEVEL_CHANGE`` × softer than the last pass up to there (once in the
+        pass: it holds while the pass stays thin): the bars ahead are
         heard as those beats again, and the loop's next bar as this one (as :meth:`_forming`'s;
         from the second bar, as it plays). At its end such a pass thins the groove at once
         (``_thin(passes=1)``). A musician's review (session 52): a loud chorus of eighths into a
         quiet verse of half notes kept the chorus's kick (6–7 a bar) through the verse's whole
         first pass."""
-        if not self._memory.section_change or not self._learned or self._knew or not self._held.any():
-            return None
+        memory = self._memory
+        if not memory.section_change or not memory.forget_passes or not self._learned or self._knew \
+                or not self._held.any():
+            return None   # (forget_passes 0: no pass thins the groove, so the drums would come back up)
         heard = self._heard_to - self._pass * STEPS
         if not 2 * STEPS_PER_BEAT - 0.5 <= heard < STEPS:
             return None
@@ -698,15 +708,15 @@ class Looper:
         end = reached // STEPS_PER_BEAT * STEPS_PER_BEAT
         if not self._now[:end - 2 * STEPS_PER_BEAT + 1].any():
             return None   # (the player came in within the two beats: back from a rest, not down)
-        window = slice(end - 2 * STEPS_PER_BEAT, reached + 1)
+        window = slice(end - 2 * STEPS_PER_BEAT, end)   # (the two whole beats; the note just played triggers)
         played, held, steady = self._now[window], self._held[window], (self._held & self._steady)[window]
         if (played & ~held).any() or (steady & ~played).sum() < DOWN_LEFT or 2 * played.sum() > steady.sum():
             return None
         if not self._down:
             before = self._last[:reached + 1]
             before = before[~np.isnan(before)]
-            now = self._steps[window][played, VELOCITY]
-            if not before.size or not now.size or float(now.mean()) * LEVEL_CHANGE > float(before.mean()):
+            now = self._steps[end - 2 * STEPS_PER_BEAT:reached + 1][self._now[end - 2 * STEPS_PER_BEAT:reached + 1], VELOCITY]
+            if not before.size or not now.size or float(now.mean()) * LEVEL_CHANGE > max(float(before.mean()), 0.05):
                 return None
             self._down = True   # (until the pass ends: an accented chord later in it is still the verse)
         return (STEPS_PER_BAR if end > STEPS_PER_BAR else 0), 2 * STEPS_PER_BEAT
