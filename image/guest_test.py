@@ -348,6 +348,41 @@ def two_clock_masters(keys: Keyboard, bpm: float = 90.0, other_bpm: float = 140.
           f"sending: {st['bpm']} BPM ({st['clock_source']}), counts {st['clock_counts']}")
 
 
+def din_on_usb(config: str) -> tuple[str, int]:
+    """The config with its din section set to a USB-serial adapter, and how many sections changed."""
+    import re
+    din = "din:\n  enabled: true\n  device: /dev/ttyUSB0\n  baud: 31250\n"
+    return re.subn(r"^din:\n(?:[ #].*\n)*", din, config, count=1, flags=re.M)
+
+
+def din_plugged_late(keys: Keyboard) -> None:
+    """A USB-MIDI-DIN cable plugged in after the box started (din.device /dev/ttyUSB0): the box,
+    restarted with it in its config and the cable not there, opens it once it comes and plays the
+    drums into it (the host plugs qemu's usb-serial in and counts the notes that come out)."""
+    good = CONFIG.read_text()
+    text, n = din_on_usb(good)
+    CONFIG.write_text(text)
+    subprocess.run(["systemctl", "restart", "groovebox"], timeout=300)
+    back = wait_until(lambda: systemctl("is-active", "groovebox") == "active"
+                      and ports_connected("gbtest-keys"), 120, every=0.5)
+    before = status().get("din") or ""
+    groups = Path("/proc/devices").read_text()
+    say("din_plug_now")
+    t_plug = time.monotonic()
+    opened = wait_until(lambda: "(connected" in (status().get("din") or ""), 60, every=0.2)
+    if opened:
+        figure("din_plug_to_open_s", f"{time.monotonic() - t_plug:.1f}")
+    keys.send(mido.Message("note_on", note=60, velocity=90))   # start.mode first-note after the restart
+    keys.send(mido.Message("note_off", note=60, velocity=0))
+    time.sleep(4.0)
+    after = status().get("din") or ""
+    check("din_plugged_late", n == 1 and bool(back) and "ttyUSB" in groups and "(connected" not in before
+          and bool(opened) and "(connected" in after,
+          f"config edited: {n == 1}; restarted: {bool(back)}; ttyUSB in /proc/devices at the start: "
+          f"{'ttyUSB' in groups}; before the plug: {before}; after: {after}")
+    CONFIG.write_text(good)
+
+
 def first_boot() -> None:
     """groovebox-firstboot did its job: this card's SSH keys, and groovebox-setup.txt applied."""
     finished = wait_until(lambda: systemctl("is-active", "groovebox-firstboot") in ("active", "failed")
@@ -535,6 +570,7 @@ def main() -> int:
     restart(keys, drums)
     clock_follow(keys, drums)
     two_clock_masters(keys)
+    din_plugged_late(keys)
 
     # --- the power-off listener, stopped after the box
     subprocess.run(["systemd-run", "--unit=gbtest-offs", "--property=Before=groovebox.service",

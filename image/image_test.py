@@ -7,9 +7,11 @@ qemu: -M virt -cpu cortex-a72 -m 1024, the image as a virtio disk (snapshot=on: 
 not changed), a second virtio disk holding a tar of image/guest_test.py and a MIDI phrase. The
 guest's systemd runs the test from the kernel command line (systemd.run=) and powers off when it
 ends (systemd.run_success_action / failure_action); journald forwards the log to the serial
-console, which this reads. Passes only when every check in the guest passed, the box logged
-"all notes off" while the guest powered off, the power-off listener heard no hanging note, and
-qemu exited by itself. Prints the figures it measured (and those of the build, from $IMG.stats).
+console, which this reads. When the guest asks (``GBTEST din_plug_now``), a USB-serial adapter
+is plugged into its USB bus through the qemu monitor; what the box writes to it lands in a file.
+Passes only when every check in the guest passed, the box logged "all notes off" while the
+guest powered off, the power-off listener heard no hanging note, the late adapter carried drum
+notes, and qemu exited by itself. Prints the figures it measured (and those of the build, from $IMG.stats).
 Standard library only.
 """
 from __future__ import annotations
@@ -60,6 +62,39 @@ def payload(directory: Path) -> Path:
     return path
 
 
+def plug_din(monitor: Path) -> None:
+    """Plug a USB-serial adapter (qemu's usb-serial, an FTDI FT232) into the running guest,
+    through the qemu monitor, as a player plugs a USB-MIDI-DIN cable in after the box started."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(monitor))
+        s.sendall(b"device_add usb-serial,chardev=din,id=din0,bus=xhci.0\n")
+        time.sleep(1.0)
+        reply = s.recv(4096).decode("utf-8", "replace")
+    print(f"image-test: plugged a USB-serial adapter into the guest ({reply.strip().splitlines()[-1:]})",
+          flush=True)
+
+
+def note_ons(raw: bytes) -> int:
+    """Note-ons (velocity > 0) in a MIDI byte stream, running status and real-time bytes included."""
+    count, status, data = 0, 0, []
+    for b in raw:
+        if b >= 0xF8:                   # clock, start, stop: anywhere, running status kept
+            continue
+        if b >= 0x80:
+            status, data = (b if b < 0xF0 else 0), []
+            continue
+        if not status:
+            continue
+        data.append(b)
+        length = 1 if status & 0xF0 in (0xC0, 0xD0) else 2
+        if len(data) == length:
+            count += status & 0xF0 == 0x90 and data[1] > 0
+            data = []
+    return count
+
+
 def main() -> int:
     kernel, initrd = IMG.parent / "groovebox.vmlinuz", IMG.parent / "groovebox.initrd"
     for need in (IMG, kernel, initrd):
@@ -91,8 +126,12 @@ def main() -> int:
         f'systemd.run="{run}"', "systemd.run_success_action=poweroff",
         "systemd.run_failure_action=poweroff",
     ])
+    monitor, din_out = work / "monitor.sock", work / "din.out"
     command = [qemu, "-M", "virt", "-cpu", "cortex-a72", "-smp", SMP, "-m", "1024",
-               "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+               "-display", "none", "-monitor", f"unix:{monitor},server=on,wait=off",
+               "-serial", "stdio", "-no-reboot",
+               # a USB bus, and what a USB-serial adapter plugged into it later writes (plug_din)
+               "-device", "qemu-xhci,id=xhci", "-chardev", f"file,id=din,path={din_out}",
                "-nic", "none", "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
                "-drive", f"if=virtio,format=raw,file={card}",
                "-drive", f"if=virtio,format=raw,file={payload(work)},readonly=on"]
@@ -112,6 +151,8 @@ def main() -> int:
                 lines.append((time.monotonic() - t_launch, text))
                 log.write(text + "\n")
                 log.flush()
+                if "GBTEST din_plug_now" in text:
+                    threading.Thread(target=plug_din, args=(monitor,), daemon=True).start()
                 if "GBTEST" in text:
                     print(f"  [{time.monotonic() - t_launch:6.1f} s] {text[text.index('GBTEST'):]}",
                           flush=True)
@@ -126,6 +167,7 @@ def main() -> int:
         done.wait(5)
         fail(f"qemu still running after {TIMEOUT_S:.0f} s; the serial log is {log_path}")
     done.wait(10)
+    din_notes = note_ons(din_out.read_bytes()) if din_out.exists() else 0
     shutil.rmtree(work, ignore_errors=True)
     t_exit = time.monotonic() - t_launch
 
@@ -149,6 +191,8 @@ def main() -> int:
         problems.append("the power-off listener did not report every note ended")
     if proc.returncode != 0:
         problems.append(f"qemu exited with {proc.returncode}")
+    if din_notes < 4:
+        problems.append(f"the USB-serial adapter plugged in after the start got {din_notes} drum notes")
 
     print("image-test: figures (the guest's clock is emulated: TCG on this host, no KVM)")
     if stats:
@@ -169,9 +213,11 @@ def main() -> int:
                         ("restart_to_ready_s", "systemctl restart to ready s (guest)"),
                         ("restart_note_to_drums_s", "then first note to drums s (guest)"),
                         ("clock_to_following_s", "MIDI clock in to following it s (guest)"),
+                        ("din_plug_to_open_s", "USB-serial DIN plugged in to opened s (guest)"),
                         ("guest_test_s", "guest test duration s")):
         if name in figures:
             print(f"  {label:<46}{figures[name]}")
+    print(f"  drum notes out of the late USB-serial DIN      {din_notes}")
     if finished and notes_off:
         print(f"  power-off to all notes off (host)             {notes_off[-1][0] - finished[0]:.1f} s")
     if finished:

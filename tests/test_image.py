@@ -208,3 +208,31 @@ def test_the_guest_test_matches_what_the_box_sent_with_what_arrived() -> None:
     assert lost == [(1.250, 9, 42), (1.375, 9, 42)]
     assert extra == [(1.250, 0, 42), (1.500, 9, 42)]
     assert match(meant, [(t, c, n) for t, c, n in meant], 0.0625)[1:] == ([], [])
+
+
+def test_the_late_usb_serial_check_sets_din_in_the_shipped_config(tmp_path: Path) -> None:
+    """image-test's late USB-serial DIN check edits the installed config (examples/config.yaml):
+    its din section, and nothing else, becomes a USB-serial adapter, and the result loads."""
+    from appliance.box.config import load
+    shipped = (REPO / "examples" / "config.yaml").read_text()
+    text, n = guest_test_module().din_on_usb(shipped)
+    assert n == 1
+    (tmp_path / "config.yaml").write_text(text)
+    din = load(tmp_path / "config.yaml").din
+    assert din.enabled and din.device == "/dev/ttyUSB0" and din.baud == 31250
+    assert text.replace("din:\n  enabled: true\n  device: /dev/ttyUSB0\n  baud: 31250\n", "") \
+        == re.sub(r"^din:\n(?:[ #].*\n)*", "", shipped, flags=re.M)
+
+
+def test_image_test_counts_the_drum_notes_the_late_adapter_carried() -> None:
+    """What qemu's usb-serial wrote to its file, as MIDI: note-ons with velocity, running status
+    and clock bytes between them; note-offs as note-ons at 0 and other messages do not count."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("image_test", REPO / "image" / "image_test.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    raw = bytes([0xF8, 0x99, 36, 100, 38, 0xF8, 90, 0x89, 36, 0, 0x99, 42, 0, 0xB9, 7, 100,
+                 0xC9, 5, 0x99, 46])            # the last is cut short
+    assert module.note_ons(raw) == 2
+    assert module.note_ons(b"") == 0

@@ -168,11 +168,17 @@ def test_on_debian_the_boot_settings_go_where_raspi_firmware_keeps_them(tmp_path
     settings = (defaults / "raspi-firmware").read_text()
     assert 'CONSOLES="tty1"' in settings and "ROOTPART=LABEL=RASPIROOT" in settings
     assert (boot / "config.txt").read_text() == "# written by raspi-firmware\narm_64bit=1\n"
-    # the ALSA sequencer at boot, before the unit starts
-    modules = (root / "etc" / "modules-load.d" / "groovebox.conf").read_text().split()
-    assert "snd-seq" in modules
+    # every device group the unit allows is there when it starts: a built-in driver's, or one
+    # whose module is loaded at boot, before the unit (a USB-serial adapter plugged in later)
+    text = (root / "etc" / "modules-load.d" / "groovebox.conf").read_text()
+    modules = {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
     unit = (root / "etc" / "systemd" / "system" / "groovebox.service").read_text()
     assert re.search(r"^After=.*systemd-modules-load\.service", unit, re.M)
+    groups = set(re.findall(r"^DeviceAllow=char-(\S+)", unit, re.M))
+    module_of = {"alsa": "snd-seq", "ttyUSB": "usbserial", "ttyACM": "cdc_acm", "spi": "spidev"}
+    built_in = {"ttyAMA", "ttyS", "gpiochip"}     # the Pi's and Debian's kernels build these in
+    assert groups == set(module_of) | built_in
+    assert {module_of[g] for g in groups - built_in} <= modules
 
 
 def test_apt_waits_for_a_held_lock_instead_of_failing(tmp_path: Path) -> None:

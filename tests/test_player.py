@@ -209,6 +209,38 @@ def test_a_jump_plays_nothing_handed_out_for_the_old_position(jump_at: float) ->
     assert after[:4] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=0.006), after[:6]
 
 
+@pytest.mark.parametrize("fails", [1, 3])
+def test_a_withdrawal_told_by_a_cycle_that_failed_is_kept_for_the_next(fails: int) -> None:
+    """A jump told by a schedule that then raised (the player thread logs it and carries on
+    without asking withdrawn()): the next cycle that works still withdraws what was handed out
+    for the old position, and the earliest cut wins."""
+    clock = InternalClock(bpm=120.0, start=0.0)
+    hats = {(step, 2): (0.5, 0.0) for step in range(STEPS)}
+    player = Player(clock, PlayerSettings(lookahead=0.05, max_late=0.05), pattern_with(hats))
+    now, events, jump_at, failing = 0.0, [], 0.6, 0
+    pop = player._pop_until
+
+    def broken(horizon: float) -> list:
+        raise RuntimeError("a cycle that fails")
+    while now < 1.5:
+        if failing == 0 and now >= jump_at:
+            clock.start(now, position=0.0)
+            assert player.relocate(0.0, now=now)
+            failing, player._pop_until = fails, broken      # type: ignore[method-assign]
+        if failing > 0 and now >= jump_at:
+            with pytest.raises(RuntimeError):
+                player.schedule(now)
+            failing -= 1
+            if failing == 0:
+                failing, player._pop_until = -1, pop         # type: ignore[method-assign]
+        else:
+            events = heard(events, player.schedule(now), player.withdrawn(), now)
+        now += 0.005
+    after = sorted(round(e.time - jump_at, 3) for e in events if e.time >= jump_at - 1e-9)
+    assert after[:4] == pytest.approx([0.0, 0.125, 0.25, 0.375], abs=0.03), after[:6]
+    assert all(b - a > 0.1 for a, b in zip(after, after[1:])), "nothing of the old position's steps"
+
+
 def test_a_new_song_withdraws_what_was_handed_out_for_after_it() -> None:
     """A master's Start away from the song's last bar ends the song (Engine._finish_song): the
     old bar's notes handed out a look-ahead early are withdrawn (a code review)."""

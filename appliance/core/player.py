@@ -66,6 +66,13 @@ class PlayerSettings:
             raise ValueError(f"fill_every {self.fill_every} is not in 0..64 bars (0 = the model's fills as they are)")
 
 
+def _earlier(cut: float | None, other: float | None) -> float | None:
+    """The earlier of two withdrawal times, either of which may be None (none)."""
+    if cut is None or other is None:
+        return other if cut is None else cut
+    return min(cut, other)
+
+
 class Player:
     """Schedules the playing pattern, step by step, on the transport.
 
@@ -295,7 +302,7 @@ class Player:
         song's last bar ends it: the old bar's notes a look-ahead early must not follow)."""
         with self._lock:
             if now is not None and self._sent_to is not None:
-                self._withdraw = now if self._withdraw is None else min(self._withdraw, now)
+                self._withdraw = _earlier(self._withdraw, now)
             self._fresh = True
             self._offered = None
             self._sent_to = None
@@ -405,7 +412,9 @@ class Player:
     def schedule(self, now: float) -> list[Event]:
         """Every event due up to now + look-ahead that was not returned before, in time order."""
         with self._lock:
-            self._withdrawn, self._withdraw = self._withdraw, None
+            # a cut not yet taken (the cycle that was to take it failed) is kept, the earlier one
+            self._withdrawn = _earlier(self._withdrawn, self._withdraw)
+            self._withdraw = None
             transport = self.transport
             if not transport.running:
                 return self._stopped(now)
@@ -425,7 +434,7 @@ class Player:
                     self._made_before = self._offered or self._pattern   # heard nothing: what the scale is for
             elif position < self._last_position - self.JUMP or position > self._next_step + STEPS:
                 self._jump(position)     # told with this schedule: what was handed out before is not played
-                self._withdrawn = now if self._withdrawn is None else min(self._withdrawn, now)
+                self._withdrawn = _earlier(self._withdrawn, now)
             self._last_position = max(self._last_position, position)
             horizon = transport.position(now + self.settings.lookahead)
             while (step := self._scheduling()) - 0.5 <= horizon:
@@ -439,7 +448,7 @@ class Player:
         if self._sent_to is None or self._sent_to < position:
             return     # nothing handed out there
         cut = self.transport.time_at(position)
-        self._withdraw = cut if self._withdraw is None else min(self._withdraw, cut)
+        self._withdraw = _earlier(self._withdraw, cut)
         for key, (where, _velocity) in list(self._struck.items()):
             if where >= position:    # withdrawn: what went out is the one before, if it went out
                 before = self._struck_before.get(key)
@@ -474,7 +483,7 @@ class Player:
                 return False
             self._jump(position)
             if now is not None:
-                self._withdraw = now if self._withdraw is None else min(self._withdraw, now)
+                self._withdraw = _earlier(self._withdraw, now)
             return True
 
     def _jump(self, position: float) -> None:
