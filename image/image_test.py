@@ -71,9 +71,13 @@ def plug_din(monitor: Path) -> None:
         s.connect(str(monitor))
         s.sendall(b"device_add usb-serial,chardev=din,id=din0,bus=xhci.0\n")
         time.sleep(1.0)
-        reply = s.recv(4096).decode("utf-8", "replace")
-    print(f"image-test: plugged a USB-serial adapter into the guest ({reply.strip().splitlines()[-1:]})",
-          flush=True)
+        s.sendall(b"info usb\n")
+        time.sleep(1.0)
+        reply = s.recv(1 << 16).decode("utf-8", "replace")
+    # the monitor echoes what it is sent with terminal escapes; its answer is on lines of their own
+    answer = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", reply).splitlines()
+              if line.strip() and not line.lstrip().startswith("(qemu)") and "QEMU" not in line[:5]]
+    print(f"image-test: plugged a USB-serial adapter into the guest: {'; '.join(answer[-3:])}", flush=True)
 
 
 def note_ons(raw: bytes) -> int:

@@ -427,3 +427,26 @@ def test_a_note_off_owed_is_kept_until_it_goes():
     offs = [bytes(uart.wire[i:i + 2]) for i in range(len(uart.wire) - 1) if uart.wire[i + 1] == 0]
     assert {36, 42, 49} <= {b[0] for b in offs}, uart.wire.hex(" ")
     assert not port.line.owed
+
+
+def test_a_device_the_service_may_not_open_says_to_restart(tmp_path, caplog, monkeypatch):
+    """A USB-serial adapter plugged in after a service that started before its driver was loaded
+    (the device cgroup refuses it: EPERM, seen in the booted image): the one line says to restart."""
+    caplog.set_level(logging.INFO)
+    link = tmp_path / "ttyUSB0"
+    port = DinPort(str(link), 31250, input=False, retry_s=0.1)
+    assert port.open() is False
+    refused = serial.SerialException(f"[Errno 1] could not open port {link}: [Errno 1] Operation not permitted: '{link}'")
+
+    def no(*args, **kwargs):
+        raise refused
+    monkeypatch.setattr(serial, "Serial", no)
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline and not any("still cannot be opened" in r.getMessage()
+                                                        for r in caplog.records):
+            time.sleep(0.05)
+    finally:
+        port.close()
+    lines = [r.getMessage() for r in caplog.records if "still cannot be opened" in r.getMessage()]
+    assert len(lines) == 1 and "systemctl restart groovebox" in lines[0], lines

@@ -96,7 +96,10 @@ class DinPort:
                             "and that the UART is enabled (dtoverlay=midi-uart0); tried again every "
                             "%.0f s, USB MIDI carries on", self.device, reason, self.retry_s)
             elif reason != said:           # it came, but cannot be opened (under the service: a restart)
-                log.warning("DIN MIDI: %s still cannot be opened, now: %s", self.device, reason)
+                log.warning("DIN MIDI: %s still cannot be opened, now: %s%s", self.device, reason,
+                            "; the service was started before its driver was loaded, so it may not "
+                            "open it: restart the box (sudo systemctl restart groovebox)"
+                            if "Operation not permitted" in reason else "")
             return False
         self._open_failed = ""
         with self._write_lock:
