@@ -352,6 +352,40 @@ def test_a_broken_file_at_start_runs_the_last_good_config(tmp_path: Path, caplog
     assert check_main([str(path)]) == 1
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("copy", ["torn", "fifo", "directory"])
+def test_a_last_good_copy_torn_or_not_a_file_does_not_stop_the_start(tmp_path: Path, caplog, copy: str) -> None:
+    """A last-good copy torn by a power cut (0xFF pages: no UTF-8), a FIFO or a directory where it
+    is kept: the good config still starts the box (a fault hunt: a torn copy made every start
+    fail with a UnicodeDecodeError, and a FIFO would block it); a torn copy or a FIFO is replaced."""
+    import logging
+    import os
+    from appliance.box.config import load_with_fallback
+    state = tmp_path / "state"
+    state.mkdir()
+    keep = state / "config.last-good.yaml"
+    if copy == "torn":
+        keep.write_bytes(b"player: {channel: 9}\n" + b"\xff" * 4096)
+    elif copy == "fifo":
+        os.mkfifo(keep)
+    else:
+        keep.mkdir()
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state: {{dir: {state}}}\nplayer: {{channel: 7}}\n")
+    caplog.set_level(logging.WARNING, logger="appliance.box.config")
+    config, problems = load_with_fallback(path, fallback_dir=state)
+    assert problems == [] and config.player.channel == 7
+    if copy == "directory":
+        assert keep.is_dir() and any("last-good" in r.getMessage() for r in caplog.records)
+    else:
+        assert keep.read_text() == path.read_text()
+    # and a broken config falls back past a copy that is no good, to the defaults, at once
+    if copy != "torn":
+        path.write_text("player: {channel: 99}\n")
+        config, problems = load_with_fallback(path, fallback_dir=state)
+        assert problems and config.player.channel == (7 if copy == "fifo" else Config().player.channel)
+
+
 def test_the_last_good_copy_is_kept_where_it_is_looked_for(tmp_path: Path, caplog, monkeypatch) -> None:
     """$STATE_DIRECTORY (systemd's StateDirectory, make run's out/state) is where the copy is kept
     and found, whatever the file's own state.dir (a broken file cannot say); the error line tells

@@ -450,3 +450,53 @@ def test_a_device_the_service_may_not_open_says_to_restart(tmp_path, caplog, mon
         port.close()
     lines = [r.getMessage() for r in caplog.records if "still cannot be opened" in r.getMessage()]
     assert len(lines) == 1 and "systemctl restart groovebox" in lines[0], lines
+
+
+def test_an_adapter_held_up_then_pulled_and_plugged_back_plays_again(tmp_path):
+    """The stage tech's cure for a hung USB-serial adapter: pull it and plug it back in. What the
+    tty held is flushed on the failed write, and on a hung-up tty that flush raises termios.error
+    (EIO, no OSError): it killed the writer thread for good, the status saying DIN was back (a
+    fault hunt: 10 of 10 pulls). Drums going out all along must come out of the new device."""
+    import termios
+    link = tmp_path / "ttyUSB0"
+    master, slave = os.openpty()
+    tty.setraw(master)
+    link.symlink_to(os.ttyname(slave))
+    port = DinPort(str(link), 31250, input=True, retry_s=0.1)
+    assert port.open()
+    stop = threading.Event()
+
+    def drums() -> None:
+        k = 0
+        while not stop.is_set():
+            port.send(mido.Message("note_on", channel=9, note=36, velocity=100 if k % 2 else 0))
+            k += 1
+            time.sleep(1 / 60)
+    sender = threading.Thread(target=drums, daemon=True)
+    sender.start()
+    fds = [master, slave]
+    try:
+        assert read_master(master, 6)
+        serial_port = port._serial
+        assert serial_port is not None
+        termios.tcflow(serial_port.fd, termios.TCOOFF)   # the adapter stops taking bytes
+        time.sleep(0.5)
+        os.close(master)                                  # pulled
+        os.close(slave)
+        fds = []
+        link.unlink()
+        time.sleep(0.5)
+        master, slave = plug_in(link, port)               # plugged back in
+        fds = [master, slave]
+        assert port.connected
+        assert len(read_master(master, 30)) >= 30, "no drums out of the adapter plugged back in"
+        assert port._writer is not None and port._writer.is_alive()
+    finally:
+        stop.set()
+        sender.join()
+        port.close()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -874,11 +874,14 @@ def save_last_good(config: Config) -> Path | None:
     if config.source_text is None:
         return None
     target = last_good_dir(config) / LAST_GOOD
+    text = config.source_text.encode("utf-8")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.read_text(encoding="utf-8") == config.source_text:
+        # compared as bytes: a copy torn by a power cut (0xFF pages) is no text, and is replaced;
+        # only a regular file is read (a FIFO there would block the start), anything else replaced
+        if target.is_file() and target.read_bytes() == text:
             return target
-        atomic_write(target, config.source_text.encode("utf-8"))
+        atomic_write(target, text)
     except OSError as e:
         log.warning("config: cannot keep a last-good copy in %s: %s", target.parent, e)
         return None
@@ -903,7 +906,7 @@ def load_with_fallback(path: str | os.PathLike[str],
         return config, []
     keep = (Path(fallback_dir) if fallback_dir is not None else last_good_dir()) / LAST_GOOD
     fallback: Config | None = None
-    if keep.exists():
+    if keep.is_file():
         try:
             text = keep.read_text(encoding="utf-8")
             _not_empty(text, keep)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import termios
 import threading
 import time
 from typing import Callable
@@ -25,6 +26,10 @@ from appliance.io.midi.parser import MidiEncoder, MidiParser
 log = logging.getLogger(__name__)
 
 MessageCallback = Callable[[mido.Message, float], None]
+
+#: what a serial device that went away (a USB-serial adapter pulled) raises: pyserial's own, the
+#: OS's, and termios.error, which is no OSError (tcflush on a hung-up tty: EIO)
+SERIAL_ERRORS = (serial.SerialException, OSError, termios.error)
 
 #: a note-on that waited longer than this for the UART is dropped, never played late (the
 #: player's own ``max_late``): after a stall, a drum machine got 94 stale hits in 250 ms
@@ -88,7 +93,7 @@ class DinPort:
     def _open_serial(self, first: bool) -> bool:
         try:
             port = serial.Serial(self.device, self.baud, timeout=0.1, write_timeout=0.05)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (*SERIAL_ERRORS, ValueError) as exc:
             reason, said = _reason(exc), self._open_failed
             self._open_failed = reason
             if first:
@@ -138,17 +143,25 @@ class DinPort:
                 continue
             if item is None:
                 return
-            message, queued = item
-            if message.type == "clock":
-                self._write_clock(self.clock() - queued > STALE_S)
-                continue
-            if message.type == "note_on" and message.velocity > 0 and self.clock() - queued > STALE_S:
-                self.stale += 1            # note-offs still go: nothing is left hanging
-                if self.stale == 1 or self.stale % 1000 == 0:
-                    log.warning("DIN MIDI output on %s held up: %d note(s) dropped rather than "
-                                "played late", self.device, self.stale)
-                continue
-            self._write_and_count(message)
+            try:
+                self._write_item(*item)
+            except Exception:  # noqa: BLE001 - one message must never end DIN output for the night
+                self.write_errors += 1
+                if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                    log.exception("DIN MIDI write failed on %s, %d so far; the writer carries on",
+                                  self.device, self.write_errors)
+
+    def _write_item(self, message: mido.Message, queued: float) -> None:
+        if message.type == "clock":
+            self._write_clock(self.clock() - queued > STALE_S)
+            return
+        if message.type == "note_on" and message.velocity > 0 and self.clock() - queued > STALE_S:
+            self.stale += 1            # note-offs still go: nothing is left hanging
+            if self.stale == 1 or self.stale % 1000 == 0:
+                log.warning("DIN MIDI output on %s held up: %d note(s) dropped rather than "
+                            "played late", self.device, self.stale)
+            return
+        self._write_and_count(message)
 
     def _write_and_count(self, message: mido.Message) -> bool:
         """Write, and keep count of where the slave stands: a failed write discarded what the tty
@@ -210,7 +223,7 @@ class DinPort:
         """Bytes onto the wire (under the write lock); False, and what the tty held discarded, on a failure."""
         try:
             port.write(data)
-        except (serial.SerialException, OSError) as exc:
+        except SERIAL_ERRORS as exc:
             self.write_errors += 1
             self._discard(port, now, message)
             if self.write_errors == 1 or self.write_errors % 1000 == 0:
@@ -226,7 +239,7 @@ class DinPort:
         owed their note-offs once the line frees, and the slave is put back."""
         try:
             port.reset_output_buffer()
-        except (serial.SerialException, OSError):
+        except SERIAL_ERRORS:
             pass
         self._encoder.reset()
         self.line.discarded(now, failed)
@@ -237,7 +250,7 @@ class DinPort:
         discarded; once bytes leave again, the note-offs owed go first."""
         try:
             waiting = port.out_waiting
-        except (serial.SerialException, OSError, ValueError):
+        except (*SERIAL_ERRORS, ValueError):
             waiting = 0
         if self.line.looked(waiting, now):
             self._discard(port, now)
@@ -260,11 +273,18 @@ class DinPort:
             if port is None:
                 if self._stop.wait(self.retry_s):
                     return
-                self._open_serial(first=False)
+                try:
+                    self._open_serial(first=False)
+                except Exception as exc:  # noqa: BLE001 - the retries must outlive a device that misbehaves
+                    reason = f"{type(exc).__name__}: {exc}"
+                    if reason != self._open_failed:      # once a reason, not every retry
+                        self._open_failed = reason
+                        log.exception("DIN MIDI: opening %s failed; tried again every %.0f s",
+                                      self.device, self.retry_s)
                 continue
             try:
                 data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError) as exc:
+            except (*SERIAL_ERRORS, TypeError) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("DIN MIDI lost on %s (%s); retrying every %.0f s",
@@ -319,7 +339,7 @@ class DinPort:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except SERIAL_ERRORS:
                 pass
 
     def close(self) -> None:
