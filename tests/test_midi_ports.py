@@ -152,6 +152,55 @@ def test_a_pattern_matching_nothing_waits_and_lists_the_ports(backend, caplog):
         other.close()
 
 
+def test_a_flapping_device_writes_a_few_log_lines_not_one_a_scan(backend, caplog):
+    """A USB device on a bad cable comes and goes every half second, the configured keyboard
+    missing: each scan that saw a change wrote "connected", "gone" and "no MIDI input matches"
+    lines, 8 a second (a fault hunt). Now each port and each pattern has a budget of lines
+    (here 2, where the box has 6), and the device is still connected whenever it is there."""
+    import time
+    caplog.set_level(logging.INFO, logger="appliance.io.midi.ports")
+    ports = MidiPorts(backend, inputs=["Keystation", "*"], scan_interval=0.2)
+    ports.budget.burst = 2
+    opened: list[str] = []
+    real = ports._inputs.open_port
+
+    def counted(name: str):
+        opened.append(name)
+        return real(name)
+    ports._inputs.open_port = counted          # type: ignore[method-assign]
+    try:
+        ports.start()
+        end = time.monotonic() + 6.0
+        while time.monotonic() < end:
+            flaky = Player("flaky-pad")
+            wait_until(lambda: any("flaky-pad" in n for n in ports.connected()["inputs"]), timeout=2)
+            flaky.close()
+            wait_until(lambda: not any("flaky-pad" in n for n in ports.connected()["inputs"]), timeout=2)
+    finally:
+        ports.close()
+    lines = [r.getMessage() for r in caplog.records]
+    flaky_lines = [line for line in lines if "flaky-pad" in line and "no MIDI" not in line]
+    missing = [line for line in lines if "matches 'Keystation'" in line]
+    assert sum("flaky-pad" in n for n in opened) >= 4, opened
+    assert 1 <= len(flaky_lines) <= 2 and 1 <= len(missing) <= 2, lines
+
+
+def test_a_log_budget_lets_a_burst_through_then_one_line_a_while_saying_what_it_left_out() -> None:
+    from appliance.io.midi.ports import LogBudget
+    now = [0.0]
+    budget = LogBudget(burst=3, every_s=30.0, clock=lambda: now[0])
+    assert [budget.allow("input:pad") for _ in range(5)] == ["", "", "", None, None]
+    assert budget.allow("input:keys") == "", "each port has its own budget"
+    now[0] = 31.0
+    said = budget.allow("input:pad")
+    assert said is not None and "2 more" in said
+    assert budget.allow("input:pad") is None
+    now[0] = 200.0                               # a quiet evening fills the budget again
+    first = budget.allow("input:pad")
+    assert first is not None and "1 more" in first
+    assert [budget.allow("input:pad") for _ in range(2)] == ["", ""]
+
+
 def test_each_input_says_which_device_it_came_from_where_the_midi_system_can(backend):
     """Two clock masters on USB are told apart by their ports (rtmidi's port per connection,
     as on ALSA); on JACK's patched input they are one input, and the box says so ("")."""

@@ -16,9 +16,10 @@ dropped silently.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 import threading
+import time
 from typing import Callable, Generic, Sequence, TypeVar
 
 import mido
@@ -41,6 +42,35 @@ class PortStats:
     bad_messages: int = 0
 
 
+@dataclass
+class LogBudget:
+    """Lines an outside source triggers (a port plugged, gone, missing), per kind: ``burst`` of
+    them as they come, then one every ``every_s`` (a token bucket), each saying how many like it
+    were left out since: a USB cable that flaps wrote 8 lines a second (a fault hunt), while a
+    keyboard unplugged and plugged back now and then is still logged every time."""
+
+    burst: int = 6
+    every_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    _tokens: dict[str, tuple[float, float]] = field(default_factory=dict)   # kind -> (tokens, when)
+    _skipped: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allow(self, kind: str) -> str | None:
+        """None when this line is to be left out; else what to add to it ("" or how many were left out)."""
+        with self._lock:
+            now = self.clock()
+            tokens, then = self._tokens.get(kind, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - then) / self.every_s)
+            if tokens < 1.0:
+                self._tokens[kind] = (tokens, now)
+                self._skipped[kind] = self._skipped.get(kind, 0) + 1
+                return None
+            self._tokens[kind] = (tokens - 1.0, now)
+            skipped = self._skipped.pop(kind, 0)
+        return f" ({skipped} more like it left out of the log)" if skipped else ""
+
+
 Handle = TypeVar("Handle", InputHandle, OutputHandle)
 
 
@@ -56,8 +86,9 @@ class _PortTable(Generic[Handle]):
 
     def __init__(self, kind: str, patterns: Sequence[str], ignore: Sequence[str],
                  open_port: Callable[[str], Handle],
-                 quiet: Callable[[], None]) -> None:
+                 quiet: Callable[[], None], budget: LogBudget) -> None:
         self.kind = kind
+        self.budget = budget
         self.patterns = list(patterns)
         self.ignore = list(ignore)
         self.open_port: Callable[[str], Handle] = open_port
@@ -105,10 +136,11 @@ class _PortTable(Generic[Handle]):
         with self.lock:
             closing = [self.table.pop(key) for key in gone if key in self.table]
         for c in closing:
-            if c.name in present:
-                log.warning("MIDI %s %r was replugged; reconnecting", self.kind, c.name)
-            else:
-                log.warning("MIDI %s %r gone; will reconnect when it is back", self.kind, c.name)
+            more = self.budget.allow(f"{self.kind}:{c.name}")
+            if more is not None and c.name in present:
+                log.warning("MIDI %s %r was replugged; reconnecting%s", self.kind, c.name, more)
+            elif more is not None:
+                log.warning("MIDI %s %r gone; will reconnect when it is back%s", self.kind, c.name, more)
             self.quiet()
             _quietly(c.handle.close)
         for name in available:
@@ -118,11 +150,13 @@ class _PortTable(Generic[Handle]):
             try:
                 handle = self.open_port(name)
             except PortError as exc:
-                log.warning("%s", exc)
+                if (more := self.budget.allow(f"{self.kind}:{name}")) is not None:
+                    log.warning("%s%s", exc, more)
                 continue
             with self.lock:
                 self.table[name] = _Connection(name, handle)
-            log.info("MIDI %s connected: %r", self.kind, name)
+            if (more := self.budget.allow(f"{self.kind}:{name}")) is not None:
+                log.info("MIDI %s connected: %r%s", self.kind, name, more)
 
 
 class MidiPorts:
@@ -149,11 +183,13 @@ class MidiPorts:
         self.on_message = on_message
         self.scan_interval = scan_interval
         self.stats = PortStats()
+        self.budget = LogBudget()       #: how often a port's comings and goings are logged
         self._inputs: _PortTable[InputHandle] = _PortTable("input", inputs, ignore,
                                   lambda name: self.backend.open_input(name, self._raw_from(name)),
-                                  self._wait_quiet)
+                                  self._wait_quiet, self.budget)
         self._outputs: _PortTable[OutputHandle] = _PortTable("output", outputs, ignore,
-                                   lambda name: self.backend.open_output(name), self._wait_quiet)
+                                   lambda name: self.backend.open_output(name), self._wait_quiet,
+                                   self.budget)
         self._virtual: VirtualPorts | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -336,11 +372,14 @@ class MidiPorts:
         seen = (missing, tuple(sources), tuple(destinations))
         if missing and seen != self._last_missing:
             for kind, pattern in missing:
+                more = self.budget.allow(f"missing {kind}:{pattern}")
+                if more is None:
+                    continue
                 there = sources if kind == "input" else destinations
                 what = (f"no MIDI {kind} to connect to yet" if _is_wildcard(pattern)
                         else f"no MIDI {kind} matches {pattern!r} yet")
-                log.warning("%s; waiting. %ss now: %s", what, kind,
-                            ", ".join(map(repr, there)) or "none")
+                log.warning("%s; waiting. %ss now: %s%s", what, kind,
+                            ", ".join(map(repr, there)) or "none", more)
         self._last_missing = seen if missing else ()
 
 
