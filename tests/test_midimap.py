@@ -240,6 +240,31 @@ def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
         handle.close()
 
 
+def test_a_reload_that_drops_the_scene_being_learned_stops_learning_and_applies(generator, tmp_path, caplog) -> None:
+    """`groovebox learn scene_4` waiting, then a reload to a file of 2 scenes that also changes
+    the map: the reload failed half-way with a traceback (a fault hunt); now it applies, and one
+    line says the learning stopped and why."""
+    import logging
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}, scenes: 4}}\n"
+                   "midi_map:\n  cc: {21: density}\n  pickup: false\n")
+    engine = make_engine(generator)
+    scenes = Scenes(4)
+    handle = start(config, engine, engine.transport, scenes=scenes, threads=False)
+    caplog.set_level(logging.WARNING, logger="appliance.box.controls")
+    try:
+        assert "learning scene_4" in handle.learn("scene_4")
+        new = replace(config, state=replace(config.state, scenes=2),
+                      midi_map=replace(config.midi_map, cc={22: "density"}))
+        scenes.slots = 2                       # as the reload does (appliance/box/reload.py) before the map
+        assert handle.reconfigure(new) == ["midi_map"]
+        assert handle.config is new and handle.midimap.learning is None
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "scene_4" in lines[0], lines
+        assert handle.handle(cc(22, 127), 0.0) is True and engine.controls.density == 1.0
+    finally:
+        handle.close()
+
+
 def test_learning_never_writes_the_file_under_the_lock_or_on_the_input_thread(box, monkeypatch) -> None:
     """An fsync on an SD card can take long: the MIDI input thread must not wait for it."""
     import threading

@@ -180,7 +180,7 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class PlayerConfig:
-    lookahead_ms: float = opt(50.0, range=(1.0, 500.0))
+    lookahead_ms: float = opt(50.0, range=(20.0, 500.0), doc="how far ahead notes are scheduled, in milliseconds (under 20, twice the player thread's 10 ms turn, notes would go out up to 10 ms late)")
     gate_steps: float = opt(0.5, range=(0.0, 1.0), above=True,
                             doc="note length in steps, more than 0 and at most 1")
     channel: int = opt(10, range=(1, 16))

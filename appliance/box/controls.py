@@ -122,7 +122,10 @@ class ControlsHandle:
             if config.state.dir == self.config.state.dir:
                 self.midimap.keep_learned(old)      # learned and maybe not on disk yet (a full disk)
             if learning:
-                self.midimap.learn(learning)
+                try:
+                    self.midimap.learn(learning)     # learning survives a reload ...
+                except ValueError as exc:            # ... unless the new file has no such action
+                    log.warning("learn %s stopped by the reload: %s", learning, exc)
             changed.append("midi_map")
         self.config = config
         return changed
