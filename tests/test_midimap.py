@@ -221,6 +221,19 @@ def test_a_learned_file_of_any_damage_is_set_aside_and_the_controls_run(tmp_path
     assert len(said) == 1 and len(said[0]) < 400
 
 
+@pytest.mark.timeout(30)
+def test_a_fifo_where_the_learned_file_is_kept_is_set_aside_not_read(tmp_path, generator, caplog) -> None:
+    """Reading a FIFO blocks until something writes to it: the controls would never start."""
+    import os
+    path = tmp_path / "midimap.json"
+    os.mkfifo(path)
+    engine = make_engine(generator)
+    midimap = MidiMap(MidiMapConfig(cc={1: "density"}), Actions(engine, engine.transport),
+                      learned_path=path)
+    assert midimap.bindings() == {("cc", 1, 0): "density"}
+    assert any("set aside" in r.getMessage() for r in caplog.records)
+
+
 def test_start_wires_the_map_from_the_config(generator, tmp_path) -> None:
     config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\n"
                    "midi_map:\n  cc: {21: density}\n  notes: {40: freeze}\n  pickup: false\n")

@@ -72,6 +72,15 @@ def test_no_file_starts_clean(tmp_path: Path) -> None:
     assert StateStore(tmp_path / "never-made").load() is None
 
 
+@pytest.mark.timeout(30)
+def test_a_fifo_where_the_state_is_kept_starts_clean_not_blocked(tmp_path: Path) -> None:
+    """Reading a FIFO blocks until something writes to it: the box would never start."""
+    import os
+    store = StateStore(tmp_path)
+    os.mkfifo(store.path)
+    assert store.load() is None
+
+
 def test_cut_at_every_byte_offset_never_stops_the_start(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     data = encode(a_state(scenes=0))

@@ -294,6 +294,8 @@ class StateStore:
         """The saved state, or None (no file yet, or it was unusable and set aside)."""
         self._remove_leftovers()
         try:
+            if self.path.exists() and not self.path.is_file():    # a FIFO there would block the start
+                raise OSError(f"{self.path} is not a regular file")
             with open(self.path, "rb") as f:
                 data = f.read(MAX_BYTES + 1)
         except FileNotFoundError:

@@ -259,6 +259,8 @@ class MidiMap:
         if self.learned_path is None or not self.learned_path.exists():
             return {}
         try:
+            if not self.learned_path.is_file():      # a FIFO there would block the start
+                raise ValueError("not a regular file")
             if self.learned_path.stat().st_size > MAX_LEARNED_BYTES:
                 raise ValueError(f"over {MAX_LEARNED_BYTES} bytes")
             data = json.loads(self.learned_path.read_text())
