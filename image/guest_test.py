@@ -361,26 +361,28 @@ def din_plugged_late(keys: Keyboard) -> None:
     drums into it (the host plugs qemu's usb-serial in and counts the notes that come out)."""
     good = CONFIG.read_text()
     text, n = din_on_usb(good)
-    CONFIG.write_text(text)
-    subprocess.run(["systemctl", "restart", "groovebox"], timeout=300)
-    back = wait_until(lambda: systemctl("is-active", "groovebox") == "active"
-                      and ports_connected("gbtest-keys"), 120, every=0.5)
-    before = status().get("din") or ""
-    groups = Path("/proc/devices").read_text()
-    say("din_plug_now")
-    t_plug = time.monotonic()
-    opened = wait_until(lambda: "(connected" in (status().get("din") or ""), 60, every=0.2)
-    if opened:
-        figure("din_plug_to_open_s", f"{time.monotonic() - t_plug:.1f}")
-    keys.send(mido.Message("note_on", note=60, velocity=90))   # start.mode first-note after the restart
-    keys.send(mido.Message("note_off", note=60, velocity=0))
-    time.sleep(4.0)
-    after = status().get("din") or ""
-    check("din_plugged_late", n == 1 and bool(back) and "ttyUSB" in groups and "(connected" not in before
-          and bool(opened) and "(connected" in after,
-          f"config edited: {n == 1}; restarted: {bool(back)}; ttyUSB in /proc/devices at the start: "
-          f"{'ttyUSB' in groups}; before the plug: {before}; after: {after}")
-    CONFIG.write_text(good)
+    try:
+        CONFIG.write_text(text)
+        subprocess.run(["systemctl", "restart", "groovebox"], timeout=300)
+        back = wait_until(lambda: systemctl("is-active", "groovebox") == "active"
+                          and ports_connected("gbtest-keys"), 120, every=0.5)
+        before = status().get("din") or ""
+        groups = Path("/proc/devices").read_text()
+        say("din_plug_now")
+        t_plug = time.monotonic()
+        opened = wait_until(lambda: "(connected" in (status().get("din") or ""), 60, every=0.2)
+        if opened:
+            figure("din_plug_to_open_s", f"{time.monotonic() - t_plug:.1f}")
+        keys.send(mido.Message("note_on", note=60, velocity=90))   # start.mode first-note after the restart
+        keys.send(mido.Message("note_off", note=60, velocity=0))
+        time.sleep(4.0)
+        after = status().get("din") or ""
+        check("din_plugged_late", n == 1 and bool(back) and "ttyUSB" in groups and "(connected" not in before
+              and bool(opened) and "(connected" in after,
+              f"config edited: {n == 1}; restarted: {bool(back)}; ttyUSB in /proc/devices at the start: "
+              f"{'ttyUSB' in groups}; before the plug: {before}; after: {after}")
+    finally:
+        CONFIG.write_text(good)   # (the box runs on with DIN until the next restart)
 
 
 def first_boot() -> None:

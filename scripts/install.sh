@@ -46,7 +46,7 @@ PYTHON=${PYTHON:-python3}
 MODEL=${MODEL:-$REPO/models/groove-vae}
 SERVICE_USER=groovebox
 # Debian bookworm and Raspberry Pi OS both have these. procps: /bin/kill for the unit's
-# ExecReload; kmod: modprobe for the ALSA sequencer module (/etc/modules-load.d/groovebox.conf).
+# ExecReload; kmod: modprobe for the modules loaded at boot (/etc/modules-load.d/groovebox.conf).
 APT_PACKAGES=(python3 python3-venv python3-spidev libasound2 libjack-jackd2-0 alsa-utils procps kmod)
 # Installed where apt has them: python3-lgpio is in Raspberry Pi OS, not in Debian. Without it
 # gpiozero falls back (RPi.GPIO, pigpio, native); where none works the panel is off, one log line.
@@ -248,8 +248,9 @@ else
   printf '%s\n' "$unit" > "$D_UNIT.new" && chmod 0644 "$D_UNIT.new" && mv "$D_UNIT.new" "$D_UNIT"
 fi
 run install -m 0644 "$REPO/firmware_config/99-groovebox.rules" "$DESTDIR/etc/udev/rules.d/99-groovebox.rules"
-# the ALSA sequencer loaded at boot, before the unit starts: its DeviceAllow=char-alsa is
-# resolved at start, and with no ALSA module loaded then, /dev/snd/seq stays shut to it
+# the ALSA sequencer, USB-serial and SPI modules loaded at boot, before the unit starts: its
+# DeviceAllow= device groups are resolved at start, and a group whose module is not loaded then
+# stays shut to it (/dev/snd/seq; a USB-serial DIN adapter plugged in later)
 run install -d -m 0755 "$DESTDIR/etc/modules-load.d"
 run install -m 0644 "$REPO/firmware_config/modules-load.groovebox.conf" "$DESTDIR/etc/modules-load.d/groovebox.conf"
 if staged; then

@@ -500,3 +500,25 @@ def test_an_adapter_held_up_then_pulled_and_plugged_back_plays_again(tmp_path):
                 os.close(fd)
             except OSError:
                 pass
+
+
+def test_a_handler_that_fails_on_every_message_neither_ends_the_reader_nor_floods_the_log(pty_pair, caplog):
+    """A bug downstream of DIN input: every message raises. The reader carries on (the last
+    message still arrives) and says so a few times, not once a message; the status says so."""
+    master, name = pty_pair
+    inbox = Inbox()
+
+    def broken(message: mido.Message, t: float) -> None:
+        inbox(message, t)
+        raise RuntimeError("a bug downstream")
+    port = DinPort(name, 38400, on_message=broken)
+    assert port.open()
+    try:
+        for k in range(200):
+            os.write(master, bytes([0x90, k % 128, 1 + k % 100]))
+        got = inbox.wait_for(200)
+    finally:
+        port.close()
+    assert len(got) == 200 and got[-1] == mido.Message("note_on", note=199 % 128, velocity=1 + 199 % 100)
+    lines = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert 1 <= len(lines) <= 3 and port.failures >= 1 and "unexpected errors" in port.trouble()

@@ -185,20 +185,47 @@ def test_a_flapping_device_writes_a_few_log_lines_not_one_a_scan(backend, caplog
     assert 1 <= len(flaky_lines) <= 2 and 1 <= len(missing) <= 2, lines
 
 
-def test_a_log_budget_lets_a_burst_through_then_one_line_a_while_saying_what_it_left_out() -> None:
+def test_a_log_budget_lets_a_burst_through_then_a_line_a_while_and_ends_on_the_last_word(caplog) -> None:
+    """The budget's lines: a burst, then one every ``every_s`` saying how many were left out, and
+    the last line left out said once the kind settled, so the log ends on how the port stayed (a
+    code review: 10 flaps and a keyboard plugged in for good ended the log on "gone")."""
     from appliance.io.midi.ports import LogBudget
+    caplog.set_level(logging.INFO, logger="appliance.io.midi.ports")
     now = [0.0]
-    budget = LogBudget(burst=3, every_s=30.0, clock=lambda: now[0])
-    assert [budget.allow("input:pad") for _ in range(5)] == ["", "", "", None, None]
-    assert budget.allow("input:keys") == "", "each port has its own budget"
-    now[0] = 31.0
-    said = budget.allow("input:pad")
-    assert said is not None and "2 more" in said
-    assert budget.allow("input:pad") is None
-    now[0] = 200.0                               # a quiet evening fills the budget again
-    first = budget.allow("input:pad")
-    assert first is not None and "1 more" in first
-    assert [budget.allow("input:pad") for _ in range(2)] == ["", ""]
+    budget = LogBudget(burst=3, every_s=30.0, settle_s=5.0, clock=lambda: now[0])
+
+    def said() -> list[str]:
+        lines = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        return lines
+    for k in range(5):
+        budget.say("input:pad", logging.INFO, "pad %s", "connected" if k % 2 == 0 else "gone")
+    budget.say("input:keys", logging.INFO, "keys connected")
+    assert said() == ["pad connected", "pad gone", "pad connected", "keys connected"]
+    budget.settle()
+    assert said() == [], "not settled yet"
+    now[0] = 6.0
+    budget.settle()
+    assert said() == ["pad connected (1 more like it left out of the log)"], "the last word, once settled"
+    budget.settle()
+    assert said() == []
+    for k in range(2):
+        budget.say("input:pad", logging.INFO, "pad %s", "gone" if k % 2 == 0 else "connected")
+    now[0] = 40.0
+    budget.say("input:pad", logging.INFO, "pad gone")
+    assert said() == ["pad gone (2 more like it left out of the log)"]
+    budget.say("missing input:Keystation", logging.WARNING, "no Keystation")
+    budget.withdraw("missing input:Keystation")
+    now[0] = 100.0
+    budget.settle()
+    assert said() == ["no Keystation"], "(said at once: the budget was full)"
+    for _ in range(3):
+        budget.say("missing input:Keystation", logging.WARNING, "no Keystation")
+    budget.say("missing input:Keystation", logging.WARNING, "no Keystation")   # left out ...
+    budget.withdraw("missing input:Keystation")                               # ... and no longer true
+    now[0] = 200.0
+    budget.settle()
+    assert said() == ["no Keystation"] * 3
 
 
 def test_each_input_says_which_device_it_came_from_where_the_midi_system_can(backend):

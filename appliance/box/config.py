@@ -75,6 +75,11 @@ from appliance.core.transport import MAX_BPM, MIN_BPM
 
 log = logging.getLogger(__name__)
 
+#: the least look-ahead the box plays (player.lookahead_ms under it is raised to it): the player
+#: thread's turn (appliance/box/player_thread.py TICK_S); with less, a fault hunt's 1 ms sent
+#: notes up to 9 ms late (p99), while 10 ms and more send them on time
+LOOKAHEAD_FLOOR_MS = 10.0
+
 PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "pigpio", "native", "mock")
 #: BCM GPIO numbers the 40-pin header offers.
 PINS = (2, 27)
@@ -180,7 +185,7 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class PlayerConfig:
-    lookahead_ms: float = opt(50.0, range=(20.0, 500.0), doc="how far ahead notes are scheduled, in milliseconds (under 20, twice the player thread's 10 ms turn, notes would go out up to 10 ms late)")
+    lookahead_ms: float = opt(50.0, range=(1.0, 500.0), doc="how far ahead notes are scheduled, in milliseconds (the box plays at least 10, the player thread's turn: less sent notes up to 9 ms late)")
     gate_steps: float = opt(0.5, range=(0.0, 1.0), above=True,
                             doc="note length in steps, more than 0 and at most 1")
     channel: int = opt(10, range=(1, 16))
@@ -315,7 +320,7 @@ class Config:
         """The engine's settings for this config."""
         notes, channels = self.drum_notes()
         return EngineSettings(
-            swap_at=self.loop.swap_at, lookahead=self.player.lookahead_ms / 1000.0,
+            swap_at=self.loop.swap_at, lookahead=max(self.player.lookahead_ms, LOOKAHEAD_FLOOR_MS) / 1000.0,
             gate=self.player.gate_steps, notes=notes, channels=channels,
             pedal_hat=drummaps.pedal_hat(self.player.drum_map),
             input_channel=self.loop.input_channel or None,
@@ -966,6 +971,9 @@ def check_main(args: Any) -> int:
     warning = model_warning(config)
     if warning:   # not the file's mistake, but the box will not start without a model
         print(f"  warning: {warning}", file=sys.stderr)
+    if config.player.lookahead_ms < LOOKAHEAD_FLOOR_MS:
+        print(f"  note: player.lookahead_ms {_fmt_num(config.player.lookahead_ms)} is under the player's "
+              f"{LOOKAHEAD_FLOOR_MS:g} ms turn: the box plays {LOOKAHEAD_FLOOR_MS:g}")
     print(f"  drum map {config.player.drum_map}: "
           + " ".join(f"{v}={n}/ch{c}" for v, n, c in zip(VOICES, notes, channels)))
     print(f"  tempo {_fmt_num(config.tempo.bpm)} bpm, clock {config.tempo.clock}; "

@@ -115,18 +115,20 @@ class ControlsHandle:
                 self.panel = None
             self._open_panel(config)
             changed.append("gpio")
+        learning = self.midimap.learning
+        beyond = self.midimap.out_of_reach(learning) if learning else ""
         if config.midi_map != self.config.midi_map or config.state.dir != self.config.state.dir:
-            learning, old = self.midimap.learning, self.midimap
+            old = self.midimap
             old.close()
             self.midimap = self._midimap(config)
             if config.state.dir == self.config.state.dir:
                 self.midimap.keep_learned(old)      # learned and maybe not on disk yet (a full disk)
-            if learning:
-                try:
-                    self.midimap.learn(learning)     # learning survives a reload ...
-                except ValueError as exc:            # ... unless the new file has no such action
-                    log.warning("learn %s stopped by the reload: %s", learning, exc)
+            if learning and not beyond:
+                self.midimap.learn(learning)         # learning survives a reload ...
             changed.append("midi_map")
+        if learning and beyond:                      # ... unless the reload took its scene away
+            self.midimap.cancel_learn()
+            log.warning("learn %s stopped by the reload: %s", learning, beyond)
         self.config = config
         return changed
 

@@ -120,11 +120,9 @@ class MidiMap:
             styles = [a for a in ACTIONS if a.startswith("style_")]
             raise ValueError(f"cannot learn '{named}'{hint} (actions: {', '.join(plain)}, scene_N, "
                              f"store_scene_N, {', '.join(styles)}; knobs: {', '.join(KNOBS)})")
-        scenes = self.actions.scenes
-        if action.startswith(("scene_", "store_scene_")) and scenes is not None \
-                and int(action.rsplit("_", 1)[1]) > scenes.slots:
-            raise ValueError(f"cannot learn '{action}': this box keeps {scenes.slots} scenes "
-                             "(state.scenes; up to 8)")
+        beyond = self.out_of_reach(action)
+        if beyond:
+            raise ValueError(f"cannot learn '{action}': {beyond}")
         with self._lock:
             self._learning = action
             self._learn_since = self.clock() if now is None else now
@@ -133,6 +131,15 @@ class MidiMap:
                         what, self.config.learn_timeout_s)
         self._news.flush()
         return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
+
+    def out_of_reach(self, action: str) -> str:
+        """Why a scene action cannot be learnt on this box ("" when it can): a scene beyond
+        ``state.scenes``."""
+        scenes = self.actions.scenes
+        if action.startswith(("scene_", "store_scene_")) and scenes is not None \
+                and int(action.rsplit("_", 1)[1]) > scenes.slots:
+            return f"this box keeps {scenes.slots} scenes (state.scenes; up to 8)"
+        return ""
 
     def cancel_learn(self) -> None:
         with self._lock:

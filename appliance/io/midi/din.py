@@ -70,6 +70,7 @@ class DinPort:
         self.was_connected = False       #: the device was open once (lost, not missing from the start)
         self.caught_up = 0               #: times the slave was put back after the UART held its clock up
         self.held_up = 0                 #: times the line was found held up and its queue discarded
+        self.failures = 0                #: unexpected errors the reader or the writer carried on after
         self.line = HeldLine()           # the writer thread's own, under the write lock
         self._open_failed = ""           # why the last try to open the device failed
         self.slave = SlaveClock()        # the writer thread's own
@@ -146,10 +147,7 @@ class DinPort:
             try:
                 self._write_item(*item)
             except Exception:  # noqa: BLE001 - one message must never end DIN output for the night
-                self.write_errors += 1
-                if self.write_errors == 1 or self.write_errors % 1000 == 0:
-                    log.exception("DIN MIDI write failed on %s, %d so far; the writer carries on",
-                                  self.device, self.write_errors)
+                self._failed("output")
 
     def _write_item(self, message: mido.Message, queued: float) -> None:
         if message.type == "clock":
@@ -293,18 +291,30 @@ class DinPort:
                 continue
             if not data or not self.input:
                 continue
-            t = self.clock()
-            messages = list(self.parser.feed(data))
-            stale = stale_controls([m.bytes() for m in messages])   # a knob read at its newest value
-            for k, message in enumerate(messages):
-                if k in stale:
-                    continue
-                if self.on_message is not None:
-                    try:
-                        self.on_message(message, t)
-                    except Exception:  # a bug downstream must not kill the reader
-                        log.exception("DIN MIDI input handler failed")
-            self._report_garbage()
+            try:
+                self._hear(data, self.clock())
+            except Exception:  # noqa: BLE001 - a bug in here must not end DIN input for the night
+                self._failed("input")
+
+    def _hear(self, data: bytes, t: float) -> None:
+        messages = list(self.parser.feed(data))
+        stale = stale_controls([m.bytes() for m in messages])   # a knob read at its newest value
+        for k, message in enumerate(messages):
+            if k in stale or self.on_message is None:
+                continue
+            try:
+                self.on_message(message, t)
+            except Exception:  # noqa: BLE001 - a bug downstream costs one message, not the rest
+                self._failed("input")
+        self._report_garbage()
+
+    def _failed(self, side: str) -> None:
+        """An unexpected error the reader or the writer carries on after: counted, and logged
+        the 1st, 10th, 100th … time."""
+        self.failures += 1
+        if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
+            log.exception("DIN MIDI %s on %s failed (%d time(s)); it carries on", side, self.device,
+                          self.failures)
 
     def _report_garbage(self) -> None:
         stats = self.parser.stats
@@ -330,6 +340,7 @@ class DinPort:
                 (self.dropped, "{} messages dropped (output stuck)"),
                 (self.write_errors, "{} write errors"),
                 (self.held_up, "line held up {} time(s)"),
+                (self.failures, "{} unexpected errors (see the log)"),
                 (self.caught_up, "the drum machine's clock put back {} time(s) after a stall"))
         return "; ".join(text.format(n) for n, text in said if n)
 

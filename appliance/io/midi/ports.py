@@ -25,7 +25,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 import mido
 
 from appliance.io.midi.backend import (InputHandle, OutputHandle, PortBackend, PortError, RawCallback,
-                                       VirtualPorts, matches)
+                                       VirtualPorts, matches, port_key)
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,21 @@ class LogBudget:
     """Lines an outside source triggers (a port plugged, gone, missing), per kind: ``burst`` of
     them as they come, then one every ``every_s`` (a token bucket), each saying how many like it
     were left out since: a USB cable that flaps wrote 8 lines a second (a fault hunt), while a
-    keyboard unplugged and plugged back now and then is still logged every time."""
+    keyboard unplugged and plugged back now and then is still logged every time. The last line
+    left out of a kind is said once nothing more of the kind came for ``settle_s``
+    (:meth:`settle`), so the log ends on how things stayed."""
 
     burst: int = 6
     every_s: float = 30.0
+    settle_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
     _tokens: dict[str, tuple[float, float]] = field(default_factory=dict)   # kind -> (tokens, when)
     _skipped: dict[str, int] = field(default_factory=dict)
+    _pending: dict[str, tuple[float, int, str, tuple[object, ...]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def allow(self, kind: str) -> str | None:
-        """None when this line is to be left out; else what to add to it ("" or how many were left out)."""
+    def say(self, kind: str, level: int, text: str, *args: object) -> None:
+        """Log ``text % args`` now if the kind's budget allows, else keep it as the kind's last word."""
         with self._lock:
             now = self.clock()
             tokens, then = self._tokens.get(kind, (float(self.burst), now))
@@ -65,10 +69,33 @@ class LogBudget:
             if tokens < 1.0:
                 self._tokens[kind] = (tokens, now)
                 self._skipped[kind] = self._skipped.get(kind, 0) + 1
-                return None
+                self._pending[kind] = (now, level, text, args)
+                return
             self._tokens[kind] = (tokens - 1.0, now)
+            self._pending.pop(kind, None)
             skipped = self._skipped.pop(kind, 0)
-        return f" ({skipped} more like it left out of the log)" if skipped else ""
+        log.log(level, text + _left_out(skipped), *args)
+
+    def withdraw(self, kind: str) -> None:
+        """The kind's last word left out no longer holds (a pattern missing that now matches)."""
+        with self._lock:
+            self._pending.pop(kind, None)
+
+    def settle(self) -> None:
+        """Say each kind's last line left out once ``settle_s`` passed without another."""
+        with self._lock:
+            now = self.clock()
+            due = [(kind, line) for kind, line in self._pending.items() if now - line[0] >= self.settle_s]
+            said = []
+            for kind, (_, level, text, args) in due:
+                del self._pending[kind]
+                said.append((level, text + _left_out(self._skipped.pop(kind, 0) - 1), args))
+        for level, text, args in said:
+            log.log(level, text, *args)
+
+
+def _left_out(skipped: int) -> str:
+    return f" ({skipped} more like it left out of the log)" if skipped > 0 else ""
 
 
 Handle = TypeVar("Handle", InputHandle, OutputHandle)
@@ -136,11 +163,12 @@ class _PortTable(Generic[Handle]):
         with self.lock:
             closing = [self.table.pop(key) for key in gone if key in self.table]
         for c in closing:
-            more = self.budget.allow(f"{self.kind}:{c.name}")
-            if more is not None and c.name in present:
-                log.warning("MIDI %s %r was replugged; reconnecting%s", self.kind, c.name, more)
-            elif more is not None:
-                log.warning("MIDI %s %r gone; will reconnect when it is back%s", self.kind, c.name, more)
+            if c.name in present:
+                self.budget.say(self._kind(c.name), logging.WARNING, "MIDI %s %r was replugged; reconnecting",
+                                self.kind, c.name)
+            else:
+                self.budget.say(self._kind(c.name), logging.WARNING,
+                                "MIDI %s %r gone; will reconnect when it is back", self.kind, c.name)
             self.quiet()
             _quietly(c.handle.close)
         for name in available:
@@ -150,13 +178,15 @@ class _PortTable(Generic[Handle]):
             try:
                 handle = self.open_port(name)
             except PortError as exc:
-                if (more := self.budget.allow(f"{self.kind}:{name}")) is not None:
-                    log.warning("%s%s", exc, more)
+                self.budget.say(self._kind(name), logging.WARNING, "%s", exc)
                 continue
             with self.lock:
                 self.table[name] = _Connection(name, handle)
-            if (more := self.budget.allow(f"{self.kind}:{name}")) is not None:
-                log.info("MIDI %s connected: %r%s", self.kind, name, more)
+            self.budget.say(self._kind(name), logging.INFO, "MIDI %s connected: %r", self.kind, name)
+
+    def _kind(self, name: str) -> str:
+        """A port's lines share one budget, whatever ALSA's numbers for it this time."""
+        return f"{self.kind}:{port_key(name)}"
 
 
 class MidiPorts:
@@ -372,14 +402,16 @@ class MidiPorts:
         seen = (missing, tuple(sources), tuple(destinations))
         if missing and seen != self._last_missing:
             for kind, pattern in missing:
-                more = self.budget.allow(f"missing {kind}:{pattern}")
-                if more is None:
-                    continue
                 there = sources if kind == "input" else destinations
                 what = (f"no MIDI {kind} to connect to yet" if _is_wildcard(pattern)
                         else f"no MIDI {kind} matches {pattern!r} yet")
-                log.warning("%s; waiting. %ss now: %s%s", what, kind,
-                            ", ".join(map(repr, there)) or "none", more)
+                self.budget.say(f"missing {kind}:{pattern}", logging.WARNING, "%s; waiting. %ss now: %s",
+                                what, kind, ", ".join(map(repr, there)) or "none")
+        for table in (self._inputs, self._outputs):
+            for pattern in table.patterns:
+                if (table.kind, pattern) not in missing:
+                    self.budget.withdraw(f"missing {table.kind}:{pattern}")
+        self.budget.settle()
         self._last_missing = seen if missing else ()
 
 
