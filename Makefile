@@ -31,6 +31,8 @@ help:
 
 # The runtime set (what the Pi gets) and the development set (tests, training).
 $(VENV)/.runtime: pyproject.toml
+	@# Debian's own python3 makes a venv only with python3-venv (its ensurepip)
+	@$(PYTHON) -m ensurepip --version >/dev/null 2>&1 || bash scripts/apt-install.sh python3-venv:/usr/share/doc/python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e .
