@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import mido
+import numpy as np
 import pytest
 
 from appliance.box.cli import main
@@ -669,6 +670,62 @@ def test_a_part_that_drifts_off_the_files_tempo_gets_one_warning(model_dir: Path
     with caplog.at_level("WARNING", logger="appliance.core.render"):
         render(dragging, tmp_path / "out.mid", model_dir=model_dir, seed=1)
     assert len([r for r in caplog.records if r.name == "appliance.core.render" and r.levelname == "WARNING"]) == 1
+
+
+def played_without_a_click(path: Path, bpm: float, to_bpm: float | None = None, bars: int = 12) -> Path:
+    """Eighth chords and a bass on 1, played at ``bpm`` (moving to ``to_bpm`` by the end) with
+    12 ms of timing spread, recorded into a sequencer left at 120 BPM."""
+    rng = np.random.default_rng(0)
+    events, at_s = [], 0.0
+    for bar in range(bars):
+        tempo = bpm if to_bpm is None else bpm + (to_bpm - bpm) * bar / bars
+        for eighth in range(8):
+            t = max(0.0, at_s + eighth * 30.0 / tempo + rng.normal(0, 0.012))
+            events += [(round(t * 960), 1, 60 + k, 80 if eighth % 2 == 0 else 64) for k in (0, 4, 7)]
+            events += [(round(t * 960) + 180, 0, 60 + k, 0) for k in (0, 4, 7)]
+        events += [(round(at_s * 960), 1, 36, 80), (round(at_s * 960) + 900, 0, 36, 0)]
+        at_s += 240.0 / tempo
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    now = 0
+    for tick, _, note, velocity in sorted(events):
+        track.append(mido.Message("note_on", note=note, velocity=velocity, time=tick - now))
+        now = tick
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("bpm, to_bpm, says", [(93, None, "about 93 BPM"), (110, None, "about 110 BPM"),
+                                               (120, 111, "4-bar stretches"), (100, 117, "4-bar stretches"),
+                                               (120, None, None)])
+def test_a_part_played_at_another_tempo_than_the_files_gets_one_warning(
+        model_dir: Path, tmp_path: Path, caplog, bpm: float, to_bpm: float | None, says: str | None) -> None:
+    """A newcomer's first render: a part played without a click into a sequencer left at 120, at
+    93 or 110 BPM, or slowing or speeding up: no warning at all came, the drums fitting nowhere
+    (the drift test reads the eighths of 2-bar windows, and such a part turns through a whole
+    eighth inside one). Now one line, with the tempo it was played at when it was steady, and
+    advice that works (--bpm, the old advice, moves notes and drums together). On the beat: none."""
+    path = played_without_a_click(tmp_path / "keys.mid", bpm, to_bpm)
+    with caplog.at_level("WARNING", logger="appliance.core.render"):
+        render(path, tmp_path / "out.mid", model_dir=model_dir, seed=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "appliance.core.render" and r.levelname == "WARNING"]
+    if says is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and says in lines[0] and "set the file's tempo" in lines[0], lines
+
+
+def test_the_reviewers_parts_played_to_a_click_are_not_said_to_leave_the_beat() -> None:
+    """Every part the reviewers wrote (339 files: swing, triplets, second lines, stop time, rubato
+    ballads) sits on the file's grid by these tests, but for those written to leave it."""
+    from appliance.core.render import off_the_beat, played_at, read_performance
+    parts = sorted((REPO / "training" / "review_parts").glob("*/*.mid"))
+    off = {path.stem for path in parts if played_at(perf := read_performance(path)) or off_the_beat(perf)}
+    written_off = {"d04b_tempo_change_no_meta", "d05_slow_drift_4pct", "d05b_slow_drift_1p5pct",
+                   "d06_wrong_tempo_112_in_120", "d06b_wrong_tempo_118_in_120", "d_drift1", "d_drift1.5",
+                   "d_drift2", "d_drift3"}
+    assert len(parts) > 300 and off <= written_off and {"d06_wrong_tempo_112_in_120", "d_drift2"} <= off, off
 
 
 def song_then(path: Path, ending: list[tuple[int, int, int, int]], controls: list[tuple[int, int, int]] = (),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import logging
 import math
 from pathlib import Path
@@ -48,7 +49,20 @@ DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length 
 DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
 DRIFT_WINDOWS = 3    #: the part drifts when this many windows, and DRIFT_SHARE of those that say, are off
 DRIFT_SHARE = 0.2
+#: a part played at a steady tempo other than the file's (:func:`played_at`): its notes sit on a
+#: grid this many times the file's, tried from PLAYED_RATIOS[0] to [1] by PLAYED_STEP ...
+PLAYED_RATIOS, PLAYED_STEP = (0.5, 2.0), 0.001
+PLAYED_AGREE = 0.6     #: ... this well (the length of their mean phase vector on the sixteenths) ...
+PLAYED_BETTER = 3.0    #: ... and this many times better than on the file's own grid ...
+PLAYED_APART = 0.012   #: ... a grid this close to a simple multiple of the file's (1, 3/4, 3/2 …) being the file's own
+SIMPLE_RATIOS = (1 / 2, 2 / 3, 3 / 4, 4 / 5, 5 / 6, 7 / 8, 1, 8 / 7, 6 / 5, 5 / 4, 4 / 3, 3 / 2, 5 / 3, 7 / 4, 2)
+PLAYED_NOTES = 20      #: the least onsets that say (in a part, or a window of it) ...
+PLAYED_WINDOW = 64     #: ... judged 4 bars at a time for a drift (:func:`off_the_beat`)
 
+
+#: what to do about a part that does not keep the file's beat (--bpm moves both together)
+PLAY_TO_A_CLICK = ("in the sequencer, set the file's tempo to the one it was played at, keeping the notes "
+                   "where they are in time, or play it again to a click")
 
 CRASH, KICK = VOICES.index("crash"), VOICES.index("kick")
 BARS_PER_WINDOW = STEPS // STEPS_PER_BAR
@@ -304,10 +318,19 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
     except ValueError as error:
         raise RenderError(f"--bpm: {error}" if bpm is not None else f"{path_in}: {error}; give --bpm") from None
     drift = drifts_from(performance, downbeat)
+    ratio = played_at(performance) if drift is None else None
     if drift is not None:
         log.warning("%s: from bar %d its eighths sit 0.4 of a sixteenth or more off where they sat at the start "
                     "(%d of %d 2-bar windows): if it was played without a click, the drums, which keep the file's "
-                    "%g BPM, will not follow it (a part at one other tempo: give --bpm)", path_in, *drift, bpm)
+                    "beat, will not follow it; %s", path_in, *drift, PLAY_TO_A_CLICK)
+    elif ratio is not None:
+        log.warning("%s: its notes sit on a steady beat of about %.0f BPM, not on the file's %g BPM: if it was "
+                    "played without a click, the drums, which keep the file's beat, will not follow it; %s",
+                    path_in, ratio * (performance.bpm or 120.0), performance.bpm or 120.0, PLAY_TO_A_CLICK)
+    elif (off := off_the_beat(performance)) is not None:
+        log.warning("%s: its notes leave the file's %g BPM beat (%d of %d 4-bar stretches sit on another): if it "
+                    "was played without a click, the drums, which keep the file's beat, will not follow it; %s",
+                    path_in, performance.bpm or 120.0, *off, PLAY_TO_A_CLICK)
     if performance.tempo_changes:
         log.warning("%s changes tempo %d times: the box plays one tempo, so the notes keep their place in the "
                     "bar at %g BPM and the keyboard track is written at that tempo too (a ritardando drawn as a "
@@ -596,6 +619,67 @@ def chord_starts(onsets: list[float]) -> list[float]:
     """The onsets that start a chord: each more than ``CHORD_SPREAD`` after the one before."""
     ordered = sorted(set(onsets))
     return [onset for i, onset in enumerate(ordered) if i == 0 or onset - ordered[i - 1] > CHORD_SPREAD]
+
+
+def played_at(performance: Performance) -> float | None:
+    """The ratio of the tempo a part was played at to the file's, when its notes sit on a steady
+    grid other than the file's (played without a click, into a sequencer at its default tempo);
+    None when they sit on the file's grid, or on no steady one. Each grid is judged by how well
+    the notes' phases on its sixteenths agree (``PLAYED_AGREE``, ``PLAYED_BETTER`` × the file's
+    sixteenths or triplets); of a grid's simple multiples (a part in eighths sits as well on one
+    half as fast, or 3/2 as fast), the one its notes fall on eighths of most. Grids near a simple
+    multiple of the file's are the file's own read another way (triplets, a second-line feel)."""
+    onsets = _onsets(performance)[:4000]
+    if len(onsets) < PLAYED_NOTES:
+        return None
+    ratios = _other_grids()
+    found = _agree(onsets, ratios)
+    best = int(np.argmax(found))
+    if found[best] < max(PLAYED_AGREE, PLAYED_BETTER * _on_the_files(onsets)):
+        return None
+    multiples = np.array([ratios[best] * m for m in (1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2)
+                          if PLAYED_RATIOS[0] <= ratios[best] * m <= PLAYED_RATIOS[1]])
+    multiples = multiples[_agree(onsets, multiples) >= 0.85 * found[best]]
+    ratio = float(multiples[int(np.argmax(_agree(onsets, multiples, period=2.0)))])
+    near = min(abs(ratio / simple - 1.0) for simple in SIMPLE_RATIOS if simple != 1)
+    return ratio if near >= 2 * PLAYED_APART else None   # (the file's grid near 1/2 or 3/2 of it: no tempo to tell)
+
+
+def _onsets(performance: Performance) -> np.ndarray:
+    return np.unique(np.round([position for position, m in performance.notes if m.type == "note_on" and m.velocity], 2))
+
+
+def _agree(onsets: np.ndarray, ratios: np.ndarray, period: float = 1.0) -> np.ndarray:
+    """How well the onsets' phases agree on a grid ``ratios`` × the file's, of ``period`` steps."""
+    return np.abs(np.exp(2j * np.pi / period * np.outer(ratios, onsets)).mean(axis=1))
+
+
+@functools.lru_cache(maxsize=1)
+def _other_grids() -> np.ndarray:
+    ratios = np.arange(PLAYED_RATIOS[0], PLAYED_RATIOS[1] + PLAYED_STEP / 2, PLAYED_STEP)
+    simple = np.array(SIMPLE_RATIOS)
+    return ratios[np.min(np.abs(ratios[:, None] / simple[None, :] - 1.0), axis=1) >= PLAYED_APART]
+
+
+def _on_the_files(onsets: np.ndarray) -> float:
+    """How well the onsets sit on the file's grid: its sixteenths, or its triplets (a swing)."""
+    return float(max(_agree(onsets, np.array([1.0]))[0], _agree(onsets, np.array([1.0]), period=4 / 3)[0]))
+
+
+def off_the_beat(performance: Performance) -> tuple[int, int] | None:
+    """Whether the part leaves the file's beat (played without a click: a drift, a tempo other than
+    the file's): (the ``PLAYED_WINDOW``-step windows whose notes sit on another steady grid rather
+    than the file's, as :func:`played_at` judges a whole part, the windows with ``PLAYED_NOTES``
+    onsets or more), when they are 2 or more and a third of those; else None."""
+    onsets, ratios = _onsets(performance), _other_grids()
+    said = off = 0
+    for start in np.arange(0.0, onsets.max(initial=0.0) + 1.0, PLAYED_WINDOW):
+        notes = onsets[(onsets >= start) & (onsets < start + PLAYED_WINDOW)] - start
+        if len(notes) < PLAYED_NOTES:
+            continue
+        said += 1
+        off += bool(_agree(notes, ratios).max() >= max(PLAYED_AGREE, PLAYED_BETTER * _on_the_files(notes)))
+    return (off, said) if off >= 2 and 3 * off >= said else None
 
 
 def drifts_from(performance: Performance, downbeat: float = 0.0) -> tuple[int, int, int] | None:
