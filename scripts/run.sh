@@ -59,6 +59,7 @@ else
     server=${JACK_DEFAULT_SERVER:-default}
     log=$(mktemp -t groovebox-jackd.XXXXXX.log)
     say "no ALSA sequencer ($SEQ_DEVICE): starting a JACK server (jackd -d dummy, name $server, log $log); it stops with the box"
+    say "the dummy driver has no sound card: MIDI flows, but a soft synth on this server is not heard (to hear one, run a JACK server on your sound card first, or load the ALSA sequencer: sudo modprobe snd-seq)"
     for mode in "-R" "--no-realtime"; do
       # its own session: Ctrl-C stops the box first, which then sends its last note-offs
       # -S (synchronous): a cycle ends when every client is done, so a late client makes the

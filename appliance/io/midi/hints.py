@@ -70,7 +70,7 @@ def connect_hints(api: str, box_in: str, box_out: str, sources: Sequence[str],
                      + (f"  (MIDI inputs here: {', '.join(destinations)})"
                         if len(destinations) > 1 else ""))
     else:
-        synth = ("fluidsynth -a jack -m jack /usr/share/sounds/sf2/FluidR3_GM.sf2"
+        synth = ("fluidsynth -a jack -j -m jack /usr/share/sounds/sf2/FluidR3_GM.sf2"
                  if api == "jack" else "fluidsynth -a pulseaudio -m alsa_seq "
                  "/usr/share/sounds/sf2/FluidR3_GM.sf2")
         lines.append(f"drums: nothing listens yet; start a GM soft synth (e.g. `{synth}`) and "
