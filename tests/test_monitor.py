@@ -164,6 +164,13 @@ def test_why_silent_names_each_reason():
     assert "empty" not in restored and "press freeze" not in restored, restored
     off = " ".join(reasons(ports=PortsView(usb_off="no MIDI system here"), running=False))
     assert "USB MIDI is off (no MIDI system here)" in off
+    # desktop.yaml's virtual port, and no synth on the MIDI system to wire it to (a newcomer's
+    # make run, no synth started: no silent line came); with a synth there it may be wired by hand
+    own = PortsView(api="jack", outputs=("groovebox-out:out (virtual)",), destinations=("Midi Through:in",))
+    lonely = " ".join(reasons(ports=own))
+    assert "drums go nowhere" in lonely and "groovebox-out:out" in lonely and "(virtual)" not in lonely
+    wired = PortsView(api="jack", outputs=("groovebox-out:out (virtual)",), destinations=("fluidsynth:midi",))
+    assert not any("drums go nowhere" in r for r in reasons(ports=wired))
 
 
 def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():

@@ -46,9 +46,19 @@ def keyboard_problem(ports: PortsView) -> str:
 
 
 def output_problem(ports: PortsView) -> str:
-    """'' when the drums go somewhere, else what is wrong and what exists."""
-    if ports.outputs or ports.din_ok:
+    """'' when the drums go somewhere (or may: the box's own port wired by hand to a port there
+    is), else what is wrong and what exists."""
+    real_outputs = [n for n in ports.outputs if not n.endswith("(virtual)")]
+    if real_outputs or ports.din_ok:
         return ""
+    elsewhere = [n for n in ports.destinations if "midi through" not in n.lower()]
+    if ports.outputs and ports.api:       # only the box's own port: wired by hand, or to nothing
+        if elsewhere:
+            return ""
+        own = ports.outputs[0].replace(" (virtual)", "")
+        return (f"the drums go nowhere: nothing here to play to but the box's own port {own}, and "
+                "no synth or drum machine to connect it to: start a soft synth (a General MIDI kit "
+                "on channel 10) or plug in a drum machine" + ("" if ports.din is None else f"; DIN is {ports.din}"))
     if not ports.api:
         return f"the drums go nowhere: USB MIDI is off ({ports.usb_off or 'see the log'})" + (
             "" if ports.din is None else f" and DIN is {ports.din}")
