@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.box.config import Config, loads
+from appliance.box.config import Config, load, loads
 from appliance.box.controls import start
 from appliance.core.engine import Engine, VirtualExecutor
 from appliance.core.groove import VOICES
@@ -101,7 +101,14 @@ def test_tempo_reload_keeps_the_position_continuous(generator) -> None:
     engine.close()
 
 
-def test_restart_only_keys_are_reported(generator, caplog) -> None:
+@pytest.mark.parametrize("unit", ["groovebox.service", None])
+def test_restart_only_keys_are_reported(generator, caplog, monkeypatch, unit: str | None) -> None:
+    """Under systemd the line names the unit's restart; elsewhere (make run, a newcomer's
+    review: it told a desktop to `sudo systemctl restart`) a restart of the box."""
+    if unit:
+        monkeypatch.setenv("GROOVEBOX_UNIT", unit)
+    else:
+        monkeypatch.delenv("GROOVEBOX_UNIT", raising=False)
     engine = engine_for(generator, BASE, generator.new_eps())
     new = replace(BASE, model=replace(BASE.model, precision="fp32"),
                   midi=replace(BASE.midi, inputs=("Keystation",)))
@@ -110,7 +117,25 @@ def test_restart_only_keys_are_reported(generator, caplog) -> None:
     assert "model.precision: int8 → fp32 (restart)" in changed
     assert "midi.inputs: [] → [Keystation] (restart)" in changed
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "systemctl restart groovebox" in warnings[0]
+    assert len(warnings) == 1 and (f"systemctl restart {unit}" in warnings[0] if unit
+                                   else "systemctl" not in warnings[0] and "restart of the box" in warnings[0])
+    engine.close()
+
+
+def test_what_the_command_line_set_is_no_change_on_a_reload(generator, tmp_path: Path, caplog) -> None:
+    """`make run` starts the box with --midi-api jack over a file that says alsa: a reload of
+    the same file said "midi.api: jack → alsa (restart)" (a newcomer's review)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state: {{dir: {tmp_path}}}\nmidi: {{api: alsa}}\ntempo: {{bpm: 100}}\n")
+    running = replace(load(path), midi=replace(load(path).midi, api="jack"))
+    engine = engine_for(generator, running, generator.new_eps())
+    path.write_text(f"state: {{dir: {tmp_path}}}\nmidi: {{api: alsa}}\ntempo: {{bpm: 110}}\n")
+    caplog.set_level(logging.INFO, logger="appliance.box.reload")
+    now = reload_file(path, running, engine, engine.transport,
+                      override=lambda c: replace(c, midi=replace(c.midi, api="jack")))
+    assert now.midi.api == "jack" and now.tempo.bpm == 110
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "midi.api" not in said and "tempo.bpm: 100 → 110" in said
     engine.close()
 
 

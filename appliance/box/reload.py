@@ -22,7 +22,7 @@ from dataclasses import fields, replace
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from appliance.box.config import Config, ConfigError, flatten, load, save_last_good
 from appliance.box.controls import ControlsHandle
@@ -74,8 +74,9 @@ def apply_config(new_config: Config, engine: Engine, transport: Transport, *,
         lines.append(line)
     restart = [k for k in changes if needs_restart(k)]
     if restart:
-        log.warning("reload: %s changed; takes effect after `sudo systemctl restart groovebox`",
-                    ", ".join(restart))
+        unit = os.environ.get("GROOVEBOX_UNIT")     # the unit names itself; elsewhere (make run) no systemd
+        log.warning("reload: %s changed; takes effect after %s", ", ".join(restart),
+                    f"`sudo systemctl restart {unit}`" if unit else "a restart of the box (Ctrl-C, then start it again)")
 
     # the drummer's knobs: only what the file changed
     old_controls, new_controls = old.controls_dict(), new_config.controls_dict()
@@ -106,17 +107,21 @@ def apply_config(new_config: Config, engine: Engine, transport: Transport, *,
 
 
 def reload_file(path: str | os.PathLike[str], running: Config, engine: Engine,
-                transport: Transport, **kw: Any) -> Config:
+                transport: Transport, *, override: Callable[[Config], Config] | None = None,
+                **kw: Any) -> Config:
     """Load ``path`` and apply it over ``running``; returns the config that runs now. A
     broken file is refused (one error line, every problem in it) and ``running`` stays;
-    one that applies is kept as the last good config."""
+    one that applies is kept as the last good config. ``override``: what the command line
+    set over the file at the start (``--midi-api``), set over the new file too, so that it is
+    no change."""
     try:
-        new = load(path)
+        loaded = load(path)
     except ConfigError as e:
         log.error("reload refused, the box keeps its running config: %s", " | ".join(e.problems))
         return running
+    new = override(loaded) if override is not None else loaded
     changed = apply_config(new, engine, transport, old=running, **kw)
-    save_last_good(new)
+    save_last_good(loaded)
     log.info("config reloaded from %s: %s", path, "; ".join(changed) if changed else "nothing changed")
     return new
 

@@ -62,9 +62,12 @@ class Service:
     """Everything the box runs, wired. ``start()`` brings it up, ``close()`` takes it down."""
 
     def __init__(self, config: Config, config_path: Path | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 override: Callable[[Config], Config] | None = None) -> None:
         self.config = config
         self.config_path = config_path
+        #: what the command line sets over the file (``--midi-api``), over a reloaded file too
+        self.override = override
         self.clock = clock
         self.started_at = clock()
         self.generator: Generator | None = None
@@ -230,7 +233,8 @@ class Service:
         sd_notify("RELOADING=1")
         try:
             self.config = reload_file(self.config_path, self.config, self.engine, self.transport,
-                                      controls=self.controls, autosaver=self.autosaver)
+                                      controls=self.controls, autosaver=self.autosaver,
+                                      override=self.override)
         except Exception:
             log.exception("reload failed; the box keeps playing")
         finally:
@@ -315,15 +319,20 @@ def main(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             log.error("%s", line)
         return 2
+    override = None
     if getattr(args, "midi_api", None):
-        config = replace(config, midi=replace(config.midi, api=args.midi_api))
+        api = args.midi_api
+
+        def override(loaded: Config) -> Config:
+            return replace(loaded, midi=replace(loaded.midi, api=api))
+        config = override(config)
     cli_level = getattr(args, "log_level", None)
     if cli_level in (None, "info") and not os.environ.get("GROOVEBOX_LOG_LEVEL"):
         logging.getLogger().setLevel(config.log_level.upper())
     # A crash in a native library (JACK, rtmidi, onnxruntime) leaves every thread's Python stack
     # on stderr, so the journal says where, not only that the service died of a signal.
     faulthandler.enable()
-    service = Service(config, path)
+    service = Service(config, path, override=override)
     service.install_signal_handlers()
     try:
         service.start()
