@@ -86,6 +86,7 @@ fi
 say "playing with $CONFIG; Ctrl-C stops it; from another terminal: $VENV/bin/groovebox monitor (or status | freeze | clear | resample)"
 "$VENV/bin/groovebox" run --config "$CONFIG" "${args[@]}" &
 box=$!
+say "the box runs as pid $box: after you edit $CONFIG, kill -HUP $box reloads it"
 trap 'kill -INT "$box" 2>/dev/null' INT TERM
 wait "$box"; code=$?
 while kill -0 "$box" 2>/dev/null; do wait "$box"; code=$?; done
