@@ -728,6 +728,36 @@ def test_the_reviewers_parts_played_to_a_click_are_not_said_to_leave_the_beat() 
     assert len(parts) > 300 and off <= written_off and {"d06_wrong_tempo_112_in_120", "d_drift2"} <= off, off
 
 
+def test_a_guide_drum_track_beside_the_keyboard_is_left_out(model_dir: Path, tmp_path: Path, caplog) -> None:
+    """A DAW export: the keyboard's track and a guide hat track on channel 10. The hats were heard
+    as part of the groove (the drums changed with them) and copied into the keyboard track,
+    playing over the new drums (a newcomer's review). Now they are left out, with one line."""
+    def export(path: Path, hats: bool) -> Path:
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        keys = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+        for beat in range(32):
+            keys += [mido.Message("note_on", note=60 + beat % 3, velocity=80, time=0 if beat == 0 else 240),
+                     mido.Message("note_off", note=60 + beat % 3, velocity=0, time=240)]
+        midi.tracks.append(keys)
+        if hats:
+            drums = mido.MidiTrack()
+            for eighth in range(64):
+                drums += [mido.Message("note_on", channel=9, note=42, velocity=90, time=0 if eighth == 0 else 180),
+                          mido.Message("note_off", channel=9, note=42, velocity=0, time=60)]
+            midi.tracks.append(drums)
+        midi.save(str(path))
+        return path
+    with caplog.at_level("WARNING", logger="appliance.core.render"):
+        render(export(tmp_path / "daw.mid", True), tmp_path / "out.mid", model_dir=model_dir, seed=3)
+    render(export(tmp_path / "keys.mid", False), tmp_path / "plain.mid", model_dir=model_dir, seed=3)
+    lines = [r.getMessage() for r in caplog.records if "channel 10" in r.getMessage()]
+    assert len(lines) == 1 and "64 notes" in lines[0]
+    out, plain = mido.MidiFile(str(tmp_path / "out.mid")), mido.MidiFile(str(tmp_path / "plain.mid"))
+    assert not any(m.type == "note_on" and m.channel == 9 for m in out.tracks[0]), "no guide hats in the keys"
+    drums = [(m.type, m.note, m.velocity, m.time) for m in out.tracks[1] if m.type in ("note_on", "note_off")]
+    assert drums == [(m.type, m.note, m.velocity, m.time) for m in plain.tracks[1] if m.type in ("note_on", "note_off")]
+
+
 def song_then(path: Path, ending: list[tuple[int, int, int, int]], controls: list[tuple[int, int, int]] = (),
               eighths: Iterable[int] = range(64)) -> Path:
     """8 bars of eighth chords at 80 (120 BPM, 480 ticks a beat; ``eighths``: which of the 64 are

@@ -82,6 +82,7 @@ class Performance:
     drum_channel_only: bool
     ticks_per_beat: int = 480
     meters: tuple[tuple[int, int, float], ...] = ()  #: time signatures other than 4/4 or 2/2: (numerator, denominator, position in steps)
+    drums_left_out: int = 0                   #: notes of a channel-10 track beside the keyboard's, left out
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,14 @@ def read_performance(path: Path) -> Performance:
     if not onsets:
         raise RenderError(f"{path}: no notes to hear (the file has no note-on messages)")
     bpm = round(mido.tempo2bpm(tempos[0]), 2) if tempos else None
+    left_out = 0
+    if any(m.channel == 9 for m in onsets) and any(m.channel != 9 for m in onsets):
+        # a DAW's export with a guide drum track: the keyboard is the rest, and the drums the box
+        # writes take that track's place (heard, it changed the drums; copied, it played over them)
+        left_out = sum(m.channel == 9 for m in onsets)
+        notes = [(position, m) for position, m in notes if not (hasattr(m, "channel") and m.channel == 9)]
     return Performance(notes, bpm, max(0, len(set(tempos)) - 1), all(m.channel == 9 for m in onsets),
-                       midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])))
+                       midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])), left_out)
 
 
 def opening_level(performance: Performance) -> float | None:
@@ -343,6 +350,10 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
                     path_in, numerator, denominator, where)
     if performance.drum_channel_only:
         log.warning("%s has notes only on channel 10 (a drum track?): heard as the groove anyway", path_in)
+    if performance.drums_left_out:
+        log.warning("%s: its %d notes on channel 10 (a drum track beside the keyboard's?) are left out: the box "
+                    "hears the other channels, and the drums it writes take their place", path_in,
+                    performance.drums_left_out)
     return bpm
 
 
