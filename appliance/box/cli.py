@@ -71,7 +71,8 @@ def _render(args: argparse.Namespace) -> int:
     except (RenderError, ModelError) as error:
         log.error("%s", error)
         return 2
-    sys.stdout.write("the last 2-bar pattern the box made (the file's ending may cut it short; . - + * # soft to loud):\n")
+    sys.stdout.write("the last 2-bar pattern the model made, before the box's phrasing (its crashes, fills and the "
+                     "ending are in the file, not here; . - + * # soft to loud):\n")
     sys.stdout.write(result.pattern.grid() + "\n")
     sys.stdout.write(f"{result.bars} bars at {result.bpm:g} BPM rendered in {result.wall_seconds:.2f} s "
                      f"({result.bars_per_second:.0f} bars/s), {result.stats['generations']} patterns, "
