@@ -171,6 +171,17 @@ def test_why_silent_names_each_reason():
     assert "drums go nowhere" in lonely and "groovebox-out:out" in lonely and "(virtual)" not in lonely
     wired = PortsView(api="jack", outputs=("groovebox-out:out (virtual)",), destinations=("fluidsynth:midi",))
     assert not any("drums go nowhere" in r for r in reasons(ports=wired))
+    # ... but the keyboard's own MIDI in is no synth (a code review: ALSA's one name, a2j's two)
+    keys = "Keystation 49 MkIII:Keystation 49 MkIII MIDI 1 20:0"
+    alsa = PortsView(api="alsa", output_patterns=("FLUID",), sources=(keys,), inputs=(keys,),
+                     destinations=("Midi Through:Midi Through Port-0 14:0", keys), outputs=("groovebox:out (virtual)",))
+    said = " ".join(reasons(ports=alsa))
+    assert "drums go nowhere" in said and "'FLUID'" in said and "keyboard's own MIDI in" in said
+    a2j = "a2j:Keystation 49 MkIII [20] (%s): Keystation 49 MkIII MIDI 1"
+    jack = PortsView(api="jack", output_patterns=("fluidsynth",), sources=(a2j % "capture",),
+                     destinations=(a2j % "playback",), inputs=(a2j % "capture",),
+                     outputs=("groovebox-out:out (virtual)",))
+    assert any("drums go nowhere" in r for r in reasons(ports=jack))
 
 
 def test_the_monitor_says_when_busy_sixteenths_are_heard_on_the_eighths():

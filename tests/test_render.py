@@ -696,7 +696,10 @@ def played_without_a_click(path: Path, bpm: float, to_bpm: float | None = None, 
     return path
 
 
-@pytest.mark.parametrize("bpm, to_bpm, says", [(93, None, "about 93 BPM"), (110, None, "about 110 BPM"),
+@pytest.mark.parametrize("bpm, to_bpm, says", [(93, None, "a steady beat of their own"),
+                                               (100, None, "a steady beat of their own"),
+                                               (110, None, "a steady beat of their own"),
+                                               (170, None, "a steady beat of their own"),
                                                (120, 111, "4-bar stretches"), (100, 117, "4-bar stretches"),
                                                (120, None, None)])
 def test_a_part_played_at_another_tempo_than_the_files_gets_one_warning(
@@ -704,8 +707,9 @@ def test_a_part_played_at_another_tempo_than_the_files_gets_one_warning(
     """A newcomer's first render: a part played without a click into a sequencer left at 120, at
     93 or 110 BPM, or slowing or speeding up: no warning at all came, the drums fitting nowhere
     (the drift test reads the eighths of 2-bar windows, and such a part turns through a whole
-    eighth inside one). Now one line, with the tempo it was played at when it was steady, and
-    advice that works (--bpm, the old advice, moves notes and drums together). On the beat: none."""
+    eighth inside one). Now one line, with advice that works (--bpm, the old advice, moves notes
+    and drums together); no tempo is named (a part in eighths sits as well on a grid half or 3/2
+    as fast: the first version named 85 BPM for 170, a code review). On the beat: none."""
     path = played_without_a_click(tmp_path / "keys.mid", bpm, to_bpm)
     with caplog.at_level("WARNING", logger="appliance.core.render"):
         render(path, tmp_path / "out.mid", model_dir=model_dir, seed=1)
@@ -719,13 +723,39 @@ def test_a_part_played_at_another_tempo_than_the_files_gets_one_warning(
 def test_the_reviewers_parts_played_to_a_click_are_not_said_to_leave_the_beat() -> None:
     """Every part the reviewers wrote (339 files: swing, triplets, second lines, stop time, rubato
     ballads) sits on the file's grid by these tests, but for those written to leave it."""
-    from appliance.core.render import off_the_beat, played_at, read_performance
+    from appliance.core.render import keeps_its_own_tempo, off_the_beat, read_performance
     parts = sorted((REPO / "training" / "review_parts").glob("*/*.mid"))
-    off = {path.stem for path in parts if played_at(perf := read_performance(path)) or off_the_beat(perf)}
+    off = {path.stem for path in parts if keeps_its_own_tempo(perf := read_performance(path)) or off_the_beat(perf)}
     written_off = {"d04b_tempo_change_no_meta", "d05_slow_drift_4pct", "d05b_slow_drift_1p5pct",
                    "d06_wrong_tempo_112_in_120", "d06b_wrong_tempo_118_in_120", "d_drift1", "d_drift1.5",
                    "d_drift2", "d_drift3"}
     assert len(parts) > 300 and off <= written_off and {"d06_wrong_tempo_112_in_120", "d_drift2"} <= off, off
+
+
+@pytest.mark.parametrize("run", ["32nds", "16th triplets", "tremolo"])
+def test_runs_quantized_to_the_files_finer_grids_are_on_its_beat(tmp_path: Path, run: str) -> None:
+    """A ballad of whole-note chords whose runs are quantized to 32nds, sixteenth triplets or a
+    32nd tremolo: every note on the file's grid, and the first version said the part kept a
+    tempo of its own (its runs fit a grid just off twice the file's better than its sixteenths)."""
+    from appliance.core.render import keeps_its_own_tempo, off_the_beat
+    per_beat, beats = {"32nds": (8, 1), "16th triplets": (6, 2), "tremolo": (8, 2)}[run]
+    events = []
+    for bar in range(16):
+        events += [(bar * 1920, 1, 48 + k, 70) for k in (0, 12, 16, 19)] + [(bar * 1920 + 1900, 0, 48 + k, 0) for k in (0, 12, 16, 19)]
+        for k in range(per_beat * beats):
+            at = bar * 1920 + 1920 - beats * 480 + round(k * 480 / per_beat)
+            note = 72 + (k % 2) * 4 if run == "tremolo" else 72 + k
+            events += [(at, 1, note, 60), (at + 30, 0, note, 0)]
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(72), time=0)])
+    now = 0
+    for tick, on, note, velocity in sorted(events):
+        track.append(mido.Message("note_on", note=note, velocity=velocity, time=tick - now))
+        now = tick
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(tmp_path / "ballad.mid"))
+    performance = read_performance(tmp_path / "ballad.mid")
+    assert not keeps_its_own_tempo(performance) and off_the_beat(performance) is None
 
 
 def test_a_guide_drum_track_beside_the_keyboard_is_left_out(model_dir: Path, tmp_path: Path, caplog) -> None:
@@ -756,6 +786,25 @@ def test_a_guide_drum_track_beside_the_keyboard_is_left_out(model_dir: Path, tmp
     assert not any(m.type == "note_on" and m.channel == 9 for m in out.tracks[0]), "no guide hats in the keys"
     drums = [(m.type, m.note, m.velocity, m.time) for m in out.tracks[1] if m.type in ("note_on", "note_off")]
     assert drums == [(m.type, m.note, m.velocity, m.time) for m in plain.tracks[1] if m.type in ("note_on", "note_off")]
+
+
+def test_a_keyboard_on_channel_10_beside_a_count_in_is_the_keyboard(tmp_path: Path) -> None:
+    """A code review: 16 bars of keyboard on channel 10 and a 4-note count-in on channel 1 had the
+    keyboard left out as a "guide drum track", 2 bars rendered of 16 and the part gone from the file."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    click = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    for beat in range(4):
+        click += [mido.Message("note_on", note=76, velocity=90, time=0 if beat == 0 else 400),
+                  mido.Message("note_off", note=76, velocity=0, time=80)]
+    keys = mido.MidiTrack()
+    for eighth in range(16 * 8):
+        keys += [mido.Message("note_on", channel=9, note=60 + eighth % 5, velocity=80, time=1920 if eighth == 0 else 40),
+                 mido.Message("note_off", channel=9, note=60 + eighth % 5, velocity=0, time=200)]
+    midi.tracks += [click, keys]
+    midi.save(str(tmp_path / "keys10.mid"))
+    performance = read_performance(tmp_path / "keys10.mid")
+    assert performance.drums_left_out == 0
+    assert sum(m.type == "note_on" and m.velocity > 0 for _, m in performance.notes) == 4 + 16 * 8
 
 
 def song_then(path: Path, ending: list[tuple[int, int, int, int]], controls: list[tuple[int, int, int]] = (),

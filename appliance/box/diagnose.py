@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from appliance.io.midi.backend import port_key
+
 
 @dataclass(frozen=True)
 class PortsView:
@@ -45,20 +47,31 @@ def keyboard_problem(ports: PortsView) -> str:
     return line
 
 
+def _device(name: str) -> str:
+    """A port's device, the same for its input and its output (ALSA gives both one name; JACK's
+    a2j bridge marks them capture and playback)."""
+    return port_key(name).replace("(capture)", "").replace("(playback)", "").strip()
+
+
 def output_problem(ports: PortsView) -> str:
     """'' when the drums go somewhere (or may: the box's own port wired by hand to a port there
     is), else what is wrong and what exists."""
     real_outputs = [n for n in ports.outputs if not n.endswith("(virtual)")]
     if real_outputs or ports.din_ok:
         return ""
-    elsewhere = [n for n in ports.destinations if "midi through" not in n.lower()]
+    keyboards = {_device(n) for n in ports.inputs if not n.endswith("(virtual)")}
+    elsewhere = [n for n in ports.destinations
+                 if "midi through" not in n.lower() and _device(n) not in keyboards]
     if ports.outputs and ports.api:       # only the box's own port: wired by hand, or to nothing
         if elsewhere:
             return ""
         own = ports.outputs[0].replace(" (virtual)", "")
-        return (f"the drums go nowhere: nothing here to play to but the box's own port {own}, and "
-                "no synth or drum machine to connect it to: start a soft synth (a General MIDI kit "
-                "on channel 10) or plug in a drum machine" + ("" if ports.din is None else f"; DIN is {ports.din}"))
+        named = ("" if not ports.output_patterns or all(p.strip() in ("", "*") for p in ports.output_patterns)
+                 else f"midi.outputs {_patterns(ports.output_patterns)} matched nothing, and ")
+        return (f"the drums go nowhere: {named}nothing here to play to but the box's own port {own}"
+                + (" and the keyboard's own MIDI in" if keyboards else "")
+                + ": start a soft synth (a General MIDI kit on channel 10) or plug in a drum machine"
+                + ("" if ports.din is None else f"; DIN is {ports.din}"))
     if not ports.api:
         return f"the drums go nowhere: USB MIDI is off ({ports.usb_off or 'see the log'})" + (
             "" if ports.din is None else f" and DIN is {ports.din}")

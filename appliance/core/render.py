@@ -49,13 +49,17 @@ DRIFT_AGREE = 0.5    #: ... and its notes this much agreement on it (the length 
 DRIFT_DEGREES = 70   #: a window whose eighths sit this far (degrees of an eighth) from the song's start is off
 DRIFT_WINDOWS = 3    #: the part drifts when this many windows, and DRIFT_SHARE of those that say, are off
 DRIFT_SHARE = 0.2
-#: a part played at a steady tempo other than the file's (:func:`played_at`): its notes sit on a
+#: a part played at a steady tempo other than the file's (:func:`keeps_its_own_tempo`): its notes sit on a
 #: grid this many times the file's, tried from PLAYED_RATIOS[0] to [1] by PLAYED_STEP ...
 PLAYED_RATIOS, PLAYED_STEP = (0.5, 2.0), 0.001
 PLAYED_AGREE = 0.6     #: ... this well (the length of their mean phase vector on the sixteenths) ...
 PLAYED_BETTER = 3.0    #: ... and this many times better than on the file's own grid ...
 PLAYED_APART = 0.012   #: ... a grid this close to a simple multiple of the file's (1, 3/4, 3/2 …) being the file's own
-SIMPLE_RATIOS = (1 / 2, 2 / 3, 3 / 4, 4 / 5, 5 / 6, 7 / 8, 1, 8 / 7, 6 / 5, 5 / 4, 4 / 3, 3 / 2, 5 / 3, 7 / 4, 2)
+SIMPLE_RATIOS = (1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 5 / 3, 7 / 4, 2)
+GM_KIT = (35, 59)          #: General MIDI's kit keys (kick to ride) ...
+GUIDE_DRUMS = 0.8          #: ... a channel-10 part this much on them beside a keyboard part is a guide drum track ...
+GUIDE_BESIDE = 16          #: ... the keyboard part, on the other channels, this many notes or more
+FILE_GRIDS = (1.0, 4 / 3, 1 / 2, 2 / 3)   #: the file's own subdivisions, in steps (see _on_the_files)
 PLAYED_NOTES = 20      #: the least onsets that say (in a part, or a window of it) ...
 PLAYED_WINDOW = 64     #: ... judged 4 bars at a time for a drift (:func:`off_the_beat`)
 
@@ -137,10 +141,14 @@ def read_performance(path: Path) -> Performance:
         raise RenderError(f"{path}: no notes to hear (the file has no note-on messages)")
     bpm = round(mido.tempo2bpm(tempos[0]), 2) if tempos else None
     left_out = 0
-    if any(m.channel == 9 for m in onsets) and any(m.channel != 9 for m in onsets):
-        # a DAW's export with a guide drum track: the keyboard is the rest, and the drums the box
-        # writes take that track's place (heard, it changed the drums; copied, it played over them)
-        left_out = sum(m.channel == 9 for m in onsets)
+    drums = [m.note for m in onsets if m.channel == 9]
+    if drums and len(onsets) - len(drums) >= GUIDE_BESIDE \
+            and sum(GM_KIT[0] <= n <= GM_KIT[1] for n in drums) >= GUIDE_DRUMS * len(drums):
+        # a DAW's export with a guide drum track (on a kit's keys, beside a keyboard part): the
+        # keyboard is the rest, and the drums the box writes take that track's place (heard, it
+        # changed the drums; copied, it played over them). A keyboard on channel 10 beside a
+        # count-in on another is the keyboard (a code review).
+        left_out = len(drums)
         notes = [(position, m) for position, m in notes if not (hasattr(m, "channel") and m.channel == 9)]
     return Performance(notes, bpm, max(0, len(set(tempos)) - 1), all(m.channel == 9 for m in onsets),
                        midi.ticks_per_beat, tuple(sorted(meters, key=lambda m: m[2])), left_out)
@@ -325,15 +333,15 @@ def _tempo(performance: Performance, bpm: float | None, path_in: Path, downbeat:
     except ValueError as error:
         raise RenderError(f"--bpm: {error}" if bpm is not None else f"{path_in}: {error}; give --bpm") from None
     drift = drifts_from(performance, downbeat)
-    ratio = played_at(performance) if drift is None else None
+    own = drift is None and keeps_its_own_tempo(performance)
     if drift is not None:
         log.warning("%s: from bar %d its eighths sit 0.4 of a sixteenth or more off where they sat at the start "
                     "(%d of %d 2-bar windows): if it was played without a click, the drums, which keep the file's "
                     "beat, will not follow it; %s", path_in, *drift, PLAY_TO_A_CLICK)
-    elif ratio is not None:
-        log.warning("%s: its notes sit on a steady beat of about %.0f BPM, not on the file's %g BPM: if it was "
+    elif own:
+        log.warning("%s: its notes sit on a steady beat of their own, not on the file's %g BPM: if it was "
                     "played without a click, the drums, which keep the file's beat, will not follow it; %s",
-                    path_in, ratio * (performance.bpm or 120.0), performance.bpm or 120.0, PLAY_TO_A_CLICK)
+                    path_in, performance.bpm or 120.0, PLAY_TO_A_CLICK)
     elif (off := off_the_beat(performance)) is not None:
         log.warning("%s: its notes leave the file's %g BPM beat (%d of %d 4-bar stretches sit on another): if it "
                     "was played without a click, the drums, which keep the file's beat, will not follow it; %s",
@@ -632,28 +640,23 @@ def chord_starts(onsets: list[float]) -> list[float]:
     return [onset for i, onset in enumerate(ordered) if i == 0 or onset - ordered[i - 1] > CHORD_SPREAD]
 
 
-def played_at(performance: Performance) -> float | None:
-    """The ratio of the tempo a part was played at to the file's, when its notes sit on a steady
-    grid other than the file's (played without a click, into a sequencer at its default tempo);
-    None when they sit on the file's grid, or on no steady one. Each grid is judged by how well
-    the notes' phases on its sixteenths agree (``PLAYED_AGREE``, ``PLAYED_BETTER`` × the file's
-    sixteenths or triplets); of a grid's simple multiples (a part in eighths sits as well on one
-    half as fast, or 3/2 as fast), the one its notes fall on eighths of most. Grids near a simple
-    multiple of the file's are the file's own read another way (triplets, a second-line feel)."""
+def keeps_its_own_tempo(performance: Performance) -> bool:
+    """Whether the part's notes sit on a steady grid other than the file's all through (played
+    without a click, into a sequencer at its default tempo). Each grid 0.5–2 × the file's is
+    judged by how well the notes' phases on its sixteenths agree (``PLAYED_AGREE``, and
+    ``PLAYED_BETTER`` × how well they sit on the file's own subdivisions: :func:`_on_the_files`);
+    grids near a simple multiple of the file's (3/4, 3/2 …) are the file's own read another way.
+    Which tempo it was played at is not said: a part in eighths sits as well on a grid half as
+    fast, or 3/2 as fast, and timing spread favours the slower (a code review)."""
     onsets = _onsets(performance)[:4000]
     if len(onsets) < PLAYED_NOTES:
-        return None
-    ratios = _other_grids()
-    found = _agree(onsets, ratios)
-    best = int(np.argmax(found))
-    if found[best] < max(PLAYED_AGREE, PLAYED_BETTER * _on_the_files(onsets)):
-        return None
-    multiples = np.array([ratios[best] * m for m in (1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2)
-                          if PLAYED_RATIOS[0] <= ratios[best] * m <= PLAYED_RATIOS[1]])
-    multiples = multiples[_agree(onsets, multiples) >= 0.85 * found[best]]
-    ratio = float(multiples[int(np.argmax(_agree(onsets, multiples, period=2.0)))])
-    near = min(abs(ratio / simple - 1.0) for simple in SIMPLE_RATIOS if simple != 1)
-    return ratio if near >= 2 * PLAYED_APART else None   # (the file's grid near 1/2 or 3/2 of it: no tempo to tell)
+        return False
+    return _elsewhere(onsets)
+
+
+def _elsewhere(onsets: np.ndarray) -> bool:
+    """The onsets sit on another grid, clearly better than on the file's own."""
+    return bool(_agree(onsets, _other_grids()).max() >= max(PLAYED_AGREE, PLAYED_BETTER * _on_the_files(onsets)))
 
 
 def _onsets(performance: Performance) -> np.ndarray:
@@ -673,23 +676,25 @@ def _other_grids() -> np.ndarray:
 
 
 def _on_the_files(onsets: np.ndarray) -> float:
-    """How well the onsets sit on the file's grid: its sixteenths, or its triplets (a swing)."""
-    return float(max(_agree(onsets, np.array([1.0]))[0], _agree(onsets, np.array([1.0]), period=4 / 3)[0]))
+    """How well the onsets sit on the file's own grid: its sixteenths, eighth triplets (a swing),
+    32nds, sixteenth triplets, quintuplets or septuplets (a run quantized to any of them; with
+    the sixteenths alone a tremolo's 32nds read as another tempo: a code review)."""
+    return float(max(_agree(onsets, np.array([1.0]), period=period)[0] for period in FILE_GRIDS))
 
 
 def off_the_beat(performance: Performance) -> tuple[int, int] | None:
     """Whether the part leaves the file's beat (played without a click: a drift, a tempo other than
     the file's): (the ``PLAYED_WINDOW``-step windows whose notes sit on another steady grid rather
-    than the file's, as :func:`played_at` judges a whole part, the windows with ``PLAYED_NOTES``
+    than the file's, as :func:`keeps_its_own_tempo` judges a whole part, the windows with ``PLAYED_NOTES``
     onsets or more), when they are 2 or more and a third of those; else None."""
-    onsets, ratios = _onsets(performance), _other_grids()
+    onsets = _onsets(performance)
     said = off = 0
     for start in np.arange(0.0, onsets.max(initial=0.0) + 1.0, PLAYED_WINDOW):
         notes = onsets[(onsets >= start) & (onsets < start + PLAYED_WINDOW)] - start
         if len(notes) < PLAYED_NOTES:
             continue
         said += 1
-        off += bool(_agree(notes, ratios).max() >= max(PLAYED_AGREE, PLAYED_BETTER * _on_the_files(notes)))
+        off += _elsewhere(notes)
     return (off, said) if off >= 2 and 3 * off >= said else None
 
 
