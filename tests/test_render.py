@@ -685,7 +685,12 @@ def played_without_a_click(path: Path, bpm: float, to_bpm: float | None = None, 
             events += [(round(t * 960) + 180, 0, 60 + k, 0) for k in (0, 4, 7)]
         events += [(round(at_s * 960), 1, 36, 80), (round(at_s * 960) + 900, 0, 36, 0)]
         at_s += 240.0 / tempo
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    return written(path, events, 120.0)
+
+
+def written(path: Path, events: list[tuple[int, int, int, int]], bpm: float) -> Path:
+    """(tick, on, note, velocity) notes, note-offs as note-ons at 0, written at 480 ticks a beat."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0)])
     now = 0
     for tick, _, note, velocity in sorted(events):
         track.append(mido.Message("note_on", note=note, velocity=velocity, time=tick - now))
@@ -746,15 +751,7 @@ def test_runs_quantized_to_the_files_finer_grids_are_on_its_beat(tmp_path: Path,
             at = bar * 1920 + 1920 - beats * 480 + round(k * 480 / per_beat)
             note = 72 + (k % 2) * 4 if run == "tremolo" else 72 + k
             events += [(at, 1, note, 60), (at + 30, 0, note, 0)]
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(72), time=0)])
-    now = 0
-    for tick, on, note, velocity in sorted(events):
-        track.append(mido.Message("note_on", note=note, velocity=velocity, time=tick - now))
-        now = tick
-    midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi.save(str(tmp_path / "ballad.mid"))
-    performance = read_performance(tmp_path / "ballad.mid")
+    performance = read_performance(written(tmp_path / "ballad.mid", events, 72.0))
     assert not keeps_its_own_tempo(performance) and off_the_beat(performance) is None
 
 

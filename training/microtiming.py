@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 import tempfile
 
-import mido
 import numpy as np
 
 from appliance.core.generator import Controls
@@ -27,12 +26,12 @@ from appliance.core.groove import STEPS_PER_BEAT
 from appliance.core.render import render
 from training.dataset import BrokenMidi, gmd_dir, list_files, read_notes
 from training.playalong import drum_notes
+from training.sections import save_notes
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPOS = (60, 80, 100, 120, 140)
 JITTER_MS = 12.0
 SEEDS = (1, 2, 3)
-TPB = 480
 
 
 def played_part(path: Path, bpm: float, bars: int = 16, seed: int = 0) -> None:
@@ -46,18 +45,7 @@ def played_part(path: Path, bpm: float, bars: int = 16, seed: int = 0) -> None:
             notes += [(at, 0.4, key, 80 if eighth % 2 == 0 else 64) for key in (60, 64, 67)]
         for beat, key in ((0, 36), (2, 43)):
             notes.append((bar * 4 + beat + rng.normal(0, JITTER_MS / 1000) / beat_s, 1.8, key, 78))
-    events = []
-    for at, length, key, velocity in notes:
-        start = max(0, round(at * TPB))
-        events += [(start, 1, key, velocity), (start + round(length * TPB), 0, key, 0)]
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))])
-    last = 0
-    for tick, _, key, velocity in sorted(events):
-        track.append(mido.Message("note_on", note=key, velocity=velocity, time=tick - last))
-        last = tick
-    midi = mido.MidiFile(ticks_per_beat=TPB)
-    midi.tracks.append(track)
-    midi.save(str(path))
+    save_notes(path, bpm, notes)
 
 
 def box_offsets(model_dir: Path, bpm: float) -> np.ndarray:

@@ -54,16 +54,21 @@ class Part:
             self.play(4 * bar + k / 2, 0.35, tuple(p + 12 for p in triad), velocity if k % 2 == 0 else velocity - 12)
 
     def save(self, path: Path) -> None:
-        events = [(round(b * TPB), 1, p, v) for b, _, p, v in self.notes]
-        events += [(round((b + length) * TPB), 0, p, 0) for b, length, p, _ in self.notes]
-        track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm))])
-        last = 0
-        for tick, _, pitch, velocity in sorted(events):
-            track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last))
-            last = tick
-        midi = mido.MidiFile(ticks_per_beat=TPB)
-        midi.tracks.append(track)
-        midi.save(str(path))
+        save_notes(path, self.bpm, self.notes)
+
+
+def save_notes(path: Path, bpm: float, notes: list[tuple[float, float, int, int]]) -> None:
+    """(beat, length in beats, pitch, velocity) notes as a one-track file at ``bpm`` (TPB ticks a beat)."""
+    events = [(max(0, round(b * TPB)), 1, p, v) for b, _, p, v in notes]
+    events += [(max(0, round((b + length) * TPB)), 0, p, 0) for b, length, p, _ in notes]
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))])
+    last = 0
+    for tick, _, pitch, velocity in sorted(events):
+        track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last))
+        last = tick
+    midi = mido.MidiFile(ticks_per_beat=TPB)
+    midi.tracks.append(track)
+    midi.save(str(path))
 
 
 def parts() -> dict[str, tuple[Part, int]]:
