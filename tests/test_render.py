@@ -944,6 +944,41 @@ def test_an_accented_last_stab_on_beat_2_ends_the_song_where_it_is(model_dir: Pa
     # ... without bar 9's phrase crash a beat ahead of the band's hit (a reviewer's reggae and funk)
 
 
+@pytest.mark.parametrize("hits", [[0], [0, 720, 1440]], ids=["a stab on the 1", "hits on 1, the and of 2, 4"])
+def test_the_bands_hits_into_its_last_chord_are_played_with_it(model_dir: Path, tmp_path: Path, hits: list[int]) -> None:
+    """A boogie's stab on the 1 then its last chord on the "and" of 2; a rock band's hits on 1, the
+    "and" of 2 and 4 then its last chord on the next 1 (a musician's review: the drums left out
+    the stab, waiting from the bar line as for a ritardando's late chord, and grooved on through
+    the hits). The drums hit each with the band, the crash and the kick, and lay out between."""
+    last = BAR9 + 720 if len(hits) == 1 else BAR10
+    notes = [(BAR9 + at, BAR9 + at + 150, n, 100) for at in hits for n in (48, 60, 64)]
+    notes += [(last, last + 2 * 1920, n, 100) for n in (48, 60, 64, 67)]
+    render(song_then(tmp_path / "s.mid", notes), tmp_path / "s_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m.note) for step, m in drum_steps(tmp_path / "s_out.mid") if m.type == "note_on" and m.velocity]
+    struck = [(BAR9 + at) / 120 for at in hits] + [last / 120]
+    for at in struck:
+        assert {note for step, note in ons if abs(step - at) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}, at
+    assert not [step for step, _ in ons if step > 8 * 16 - 0.5 and min(abs(step - at) for at in struck) > 0.01]
+    assert len([step for step, _ in ons if 7 * 16 <= step < 8 * 16 - 0.5]) >= 6     # the bar before is played
+
+
+def test_the_bands_figure_up_to_its_last_chord_is_no_hits() -> None:
+    """A part whose figure rests between its chords on 1 and 2 and grooves from beat 3, ending on a
+    chord on beat 3: its last bar is the figure up to the chord, not the band's hits (the drums
+    groove up to the chord); with its beat 2 left out, the chord on 1 is the band's hit, unless
+    softer than the band or a bar before the last chord."""
+    from appliance.core.render import Chord, band_hits
+    bars = [(b * 16 + at, b * 16 + at + 1.2, 0.7) for b in range(8) for at in (0, 4, 8, 9, 10, 11, 12, 14)]
+    notes = bars + [(128.0, 129.2, 0.7), (132.0, 133.2, 0.7)]
+    assert band_hits(notes, Chord(136.0, 0.8), 0.0) == []
+    changed = bars + [(128.0, 129.2, 0.7)]
+    assert [hit.start for hit in band_hits(changed, Chord(136.0, 0.8), 0.0)] == [128.0]
+    # a piano's soft plinks before the band's last chord (a Basie ending: a reviewer found a crash
+    # on each), and a hit a bar's rest before it (a cold stop's, or the form's), are no hits
+    assert band_hits(bars + [(128.0, 129.2, 0.3)], Chord(136.0, 0.8), 0.0) == []
+    assert band_hits(changed, Chord(144.0, 0.8), 0.0) == []
+
+
 @pytest.mark.parametrize("case, start, velocity", [
     ("on the downbeat", BAR9, 96),
     ("pushed on the and of 4", BAR9 - 240, 96),

@@ -42,6 +42,8 @@ BUTTON_BARS = 2       #: ... this many is the button too (one no louder than the
 COLD_BUSY = 2         #: chords in each of the two bars before a stop, for a bar's rest after it to be a cold stop
 COLD_CHAIN = 8        #: at most this many stops a bar apart before the last chord (hit, hit, hit; a stop-time ending)
 COLD_FORM = 2         #: a part that rested so this many times before its stops rests as its form: no cold stop
+HITS_APART = STEPS_PER_BEAT - CHORD_SPREAD   #: the band's hits into its last chord come a beat or more apart (a 32nd's give) ...
+HITS_REST = 1.0       #: ... each let go this many steps (a sixteenth) or more before the next
 RELEASE_SLACK = 1.0   #: steps a last note may ring past a bar line, the band still stopping there (legato)
 OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
@@ -606,6 +608,49 @@ def cold_stops(notes: list[tuple[float, float, float]], chord: Chord, downbeat: 
     return []
 
 
+def band_hits(notes: list[tuple[float, float, float]], first: Chord, downbeat: float) -> list[Chord]:
+    """The band's hits into its ending (``first``: its last chord, or the first of its cold stops),
+    if it played them: from a bar line, in ``first``'s bar or the bar before, short chords a beat
+    or more apart and under a bar (``HITS_APART``; a bar's rest is a cold stop's), each let go a
+    sixteenth before the next (``HITS_REST``), each as loud as the two bars before them (their
+    median) or louder, after two bars that grooved (a chord under a beat after another in each),
+    and not the figure the bar before played up to there (the same chords, and no others, a bar
+    before). A boogie's stab on the 1 before its last
+    chord on the "and" of 2; a rock band's kicks on 1, the "and" of 2 and 4. The drums hit them
+    with the band and lay out between (they grooved on through them, a musician's review)."""
+    heads = chord_starts([onset for onset, _, _ in notes if onset < first.start - CHORD_SPREAD])
+    bar = downbeat + math.floor((first.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
+    hits: list[Chord] = []
+    after = first.start
+    for head in reversed(heads):
+        struck = [n for n in notes if head <= n[0] <= head + CHORD_SPREAD]
+        if (head < bar - STEPS_PER_BAR - BUTTON_EARLY or not HITS_APART <= after - head < STEPS_PER_BAR - BUTTON_EARLY
+                or max(off for _, off, _ in struck) > after - HITS_REST):
+            break
+        hits.insert(0, Chord(head, max(velocity for _, _, velocity in struck), waits=False))
+        after = head
+    while hits and not on_the_line(notes, hits[0].start, downbeat + round(
+            (hits[0].start - downbeat) / STEPS_PER_BAR) * STEPS_PER_BAR):
+        hits.pop(0)
+    if not hits or not all(grooved(heads, hits[0].start - k * STEPS_PER_BAR) for k in range(2)):
+        return []
+    before = [velocity for onset, _, velocity in notes if hits[0].start - 2 * STEPS_PER_BAR <= onset < hits[0].start]
+    if min(hit.velocity for hit in hits) < float(np.median(before)):
+        return []     # softer than the band: the piano's plinks before the band's last chord (a Basie ending)
+    figure = [head for head in heads
+              if hits[0].start - STEPS_PER_BAR - CHORD_SPREAD <= head < first.start - STEPS_PER_BAR - CHORD_SPREAD]
+    if len(figure) == len(hits) and all(abs(hit.start - STEPS_PER_BAR - head) <= CHORD_SPREAD
+                                        for hit, head in zip(hits, figure)):
+        return []     # the part's own figure up to its last chord, a bar on
+    return hits
+
+
+def grooved(heads: list[float], at: float) -> bool:
+    """Whether the bar before ``at`` holds a chord under a beat after another (``heads``: chord starts)."""
+    bar = [onset for onset in heads if at - STEPS_PER_BAR <= onset < at]
+    return any(b - a < STEPS_PER_BEAT for a, b in zip(bar, bar[1:]))
+
+
 def busy_before(heads: list[float], at: float) -> bool:
     """Whether each of the two bars before ``at`` holds ``COLD_BUSY`` chords or more (``heads``:
     the part's chord starts)."""
@@ -740,6 +785,7 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
         cut = transport.time_at(line + shift - 0.5) if line is not None else math.inf
         return [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
     hits = [*cold_stops(notes, chord, downbeat), chord]
+    hits = [*band_hits(notes, hits[0], downbeat), *hits]
     at = hits[0].start + shift
     # The bar line the first hit was due on: the one before it when it comes under DUE_LATE after
     # it and waits (a ritardando's late chord: the drums wait from there), else the next (a push,
