@@ -22,6 +22,9 @@ class FakeBox:
     def __init__(self) -> None:
         self.frozen = False
         self.calls: list[str] = []
+        self.learning: str | None = None
+        self.learned: dict | None = None
+        self.polls = 0          # status calls while learning: the third binds "clear", or gives "density" up
 
     def control(self, command: str, req: dict) -> dict:
         self.calls.append(command)
@@ -31,9 +34,17 @@ class FakeBox:
         if command == "learn":
             if req.get("action") not in ("clear", "density"):
                 raise ValueError(f"unknown action {req.get('action')!r}; did you mean 'clear'?")
+            self.learning, self.polls = req["action"], 0
             return {"message": f"learning {req['action']}: move a knob"}
         if command == "status":
-            return {"status": {"running": True, "bpm": 118.0, "clock_source": "internal",
+            if self.learning is not None:
+                self.polls += 1
+                if self.polls >= 3:
+                    if self.learning == "clear":
+                        self.learned = {"action": "clear", "control": "cc 20 channel 1", "at": float(len(self.calls))}
+                    self.learning = None
+            return {"status": {"learn": {"learning": self.learning, "timeout_s": 30.0, "learned": self.learned},
+                               "running": True, "bpm": 118.0, "clock_source": "internal",
                                "clock_mode": "auto", "step": 3, "ports": {"inputs": ["keys"],
                                "outputs": ["drums"]}, "frozen": self.frozen,
                                "engine": {"latency_ms_p50": 2.0, "latency_ms_p99": 3.5,
@@ -90,10 +101,23 @@ def test_actions_and_status_round_trip(server, capsys):
 
 def test_learn_passes_the_action_and_the_refusal(server, capsys):
     srv, _ = server
-    assert client_main(argparse.Namespace(command="learn", action="density", socket=srv.path)) == 0
+    assert client_main(argparse.Namespace(command="learn", action="density", socket=srv.path, wait=False)) == 0
     assert "learning density" in capsys.readouterr().out
     assert client_main(argparse.Namespace(command="learn", action="clera", socket=srv.path)) == 1
     assert "did you mean 'clear'" in capsys.readouterr().err
+
+
+def test_learn_waits_and_says_which_control_it_bound_or_that_none_came(server, capsys):
+    """A newcomer ran `groovebox learn clear`, turned a knob, and was told nothing: the binding
+    was in the box's log only. The client now waits for it and says it, or says none came."""
+    srv, box = server
+    assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 0
+    out = capsys.readouterr().out
+    assert "learning clear" in out and "clear is now cc 20 channel 1" in out
+    assert client_main(argparse.Namespace(command="learn", action="density", socket=srv.path)) == 1
+    captured = capsys.readouterr()
+    assert "learning density" in captured.out and "nothing learnt for density" in captured.err
+    assert box.calls.count("status") >= 6
 
 
 def test_bad_requests_get_one_line_and_the_server_lives_on(server):

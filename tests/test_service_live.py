@@ -368,11 +368,17 @@ def test_learn_binds_a_knob_of_the_keyboard_to_an_action(box, capsys):
 
     from appliance.box.control_socket import client_main
     service, keys, _drums, _din = box
-    assert client_main(argparse.Namespace(command="learn", action="clear",
-                                          socket=service.socket_path)) == 0
-    assert "learning clear" in capsys.readouterr().out
+    done: list[int] = []
+    client = threading.Thread(target=lambda: done.append(client_main(argparse.Namespace(
+        command="learn", action="clear", socket=service.socket_path))))
+    client.start()      # `groovebox learn` waits for the control and says which it bound
+    assert wait_until(lambda: (service.status()["learn"] or {}).get("learning") == "clear", 10)
     keys.send(mido.Message("control_change", control=20, value=127))   # this CC is now "clear"
     keys.send(mido.Message("control_change", control=20, value=0))
+    client.join(20)
+    assert done == [0]
+    out = capsys.readouterr().out
+    assert "learning clear" in out and "clear is now cc 20 channel" in out
     keys.send(mido.Message("note_on", note=61, velocity=127))
     assert wait_until(lambda: service.status()["engine"]["groove_hits"] >= 1, 10)
     keys.send(mido.Message("control_change", control=20, value=127))   # press: clear

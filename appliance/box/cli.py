@@ -284,6 +284,8 @@ def parser() -> argparse.ArgumentParser:
     learn = commands.add_parser("learn", help="bind the next CC or note the box sees to ACTION")
     learn.add_argument("action", help="e.g. freeze, clear, resample, density")
     learn.add_argument("--socket", type=Path)
+    learn.add_argument("--no-wait", dest="wait", action="store_false",
+                       help="return at once (default: wait until the box has learnt a control, and say which)")
     learn.set_defaults(func=_client)
 
     config = commands.add_parser("config", help="configuration")

@@ -74,6 +74,17 @@ def _pattern_view(pattern: Pattern) -> tuple[list[list[float]], str]:
     return cached[1]
 
 
+def _learn_view(box: "Service") -> dict[str, Any] | None:
+    """What ``groovebox learn`` waits on: the action being learnt (None once learnt or timed out)
+    and the last binding learnt; None with the controls off."""
+    if box.controls is None:
+        return None
+    midimap = box.controls.midimap
+    last = midimap.last_learned
+    return {"learning": midimap.learning_now(), "timeout_s": midimap.config.learn_timeout_s,
+            "learned": None if last is None else {"action": last.action, "control": last.control, "at": last.at}}
+
+
 def status(box: "Service") -> dict[str, Any]:
     """Everything ``groovebox status`` shows, as plain JSON values."""
     engine, transport, midi, player = box.engine, box.transport, box.midi, box.player
@@ -122,6 +133,7 @@ def status(box: "Service") -> dict[str, Any]:
             pattern_hits=stats["pattern_hits"], groove_hits=stats["groove_hits"],
             density=engine.controls.density, ports=view),
         "keyboard": keyboard_problem(view),
+        "learn": _learn_view(box),
         "midi": {"api": view.api, "inputs": list(view.input_patterns),
                  "outputs": list(view.output_patterns), "sources": list(view.sources),
                  "destinations": list(view.destinations), "connect": list(view.hints)},

@@ -8,6 +8,10 @@ connection: the client sends one JSON line, the box answers one JSON line::
     {"command": "learn", "action": "clear"} → {"ok": true, ...}
     anything wrong                          → {"ok": false, "error": "one line"}
 
+``groovebox learn ACTION`` then asks for the status until its ``learn`` block says what the box
+bound (``learned``) or that it stopped learning (``learning`` no longer the action: timed out,
+or a reload or another learn took over), and says so (``--no-wait``: at once).
+
 The server never blocks the box and no client can kill or starve it: one thread serves every
 connection at once through ``selectors`` (non-blocking sockets). Each request is bounded in
 size (64 KiB), JSON nesting (8 levels) and time (2 s from connecting to the last byte of the
@@ -487,13 +491,46 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LEARN_POLL_S = 0.2   #: how often ``groovebox learn`` asks the box whether it has learnt
+
+
+def _wait_for_learn(action: str, socket_path: Path | None, before: dict[str, Any] | None) -> int:
+    """Wait until the box has learnt ``action`` (a binding other than ``before``) and say what it
+    bound, or say that it learnt nothing (timed out, or another learn or a reload took over)."""
+    deadline = None
+    try:
+        while True:
+            try:
+                learn = request("status", socket_path)["status"].get("learn") or {}
+            except ControlError as exc:
+                sys.stderr.write(f"groovebox learn: {exc}\n")
+                return 1
+            learned = learn.get("learned")
+            if learned and learned != before and learned.get("action") == action:
+                sys.stdout.write(f"{action} is now {learned.get('control')} (kept on the box, in its state "
+                                 f"directory's midimap.json)\n")
+                return 0
+            deadline = deadline or time.monotonic() + float(learn.get("timeout_s") or 30.0) + 2.0
+            if learn.get("learning") != action or time.monotonic() > deadline:
+                sys.stderr.write(f"groovebox learn: nothing learnt for {action}: no control came in time "
+                                 "(is the keyboard connected? groovebox status counts the inputs seen)\n")
+                return 1
+            time.sleep(LEARN_POLL_S)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"groovebox learn: stopped waiting; the box may still learn {action}\n")
+        return 130
+
+
 def client_main(args: argparse.Namespace) -> int:
     """``groovebox status|freeze|clear|resample|prior|end [--socket PATH]``, ``groovebox learn ACTION``."""
     command = args.command
     fields: dict[str, Any] = {}
+    before: dict[str, Any] | None = None
     if command == "learn":
         fields["action"] = args.action
     try:
+        if command == "learn" and getattr(args, "wait", True):
+            before = (request("status", getattr(args, "socket", None))["status"].get("learn") or {}).get("learned")
         reply = request(command, getattr(args, "socket", None), **fields)
     except ControlError as exc:
         sys.stderr.write(f"groovebox {command}: {exc}\n")
@@ -511,6 +548,9 @@ def client_main(args: argparse.Namespace) -> int:
         out.write(f"freeze {'on' if reply.get('frozen') else 'off'}\n")
     elif command == "learn":
         out.write(reply.get("message", f"learning {args.action}: move a knob or press a pad") + "\n")
+        out.flush()
+        if getattr(args, "wait", True):
+            return _wait_for_learn(args.action, getattr(args, "socket", None), before)
     else:
         out.write(reply.get("message", f"{command}: done") + "\n")
     return 0

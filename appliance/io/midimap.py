@@ -21,6 +21,7 @@ disk (``keep_learned``); deleting the file is how a player forgets what was lear
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import difflib
 import json
 import logging
@@ -42,6 +43,15 @@ LEARNED_FILE = "midimap.json"
 MAX_LEARNED_BYTES = 1 << 20   #: a learned map is a few KB; a bigger file is not one
 SAVE_RETRY_S = 5.0           #: learned bindings that could not be saved (a full disk) are tried again after this
 Key = tuple[str, int, int]   #: ("cc" | "note", number 0..127, channel 1..16 or 0 = any)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The last binding learnt: the action, the control ("cc 20 channel 1") and when (the map's clock)."""
+
+    action: str
+    control: str
+    at: float
 
 
 class MidiMapSettings(Protocol):
@@ -82,6 +92,7 @@ class MidiMap:
         self._cc_values: dict[Key, int] = {}
         self._pickups: dict[Key, Pickup] = {}   # a knob CC's soft takeover (``midi_map.pickup``)
         self._learning: str | None = None
+        self.last_learned: Learned | None = None   #: what ``groovebox learn`` waits for
         self._news = RateLimitedLog(log, every_s=SAID_AGAIN_S)   # what a player or a client can repeat fast
         self._learn_since = 0.0
 
@@ -132,6 +143,15 @@ class MidiMap:
         self._news.flush()
         return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
 
+    def learning_now(self, now: float | None = None) -> str | None:
+        """The action being learnt, None once it is learnt, cancelled or past ``learn_timeout_s``
+        (:attr:`learning` stays set until the next message says the time is up)."""
+        with self._lock:
+            now = self.clock() if now is None else now
+            if self._learning is None or now - self._learn_since > self.config.learn_timeout_s:
+                return None
+            return self._learning
+
     def out_of_reach(self, action: str) -> str:
         """Why a scene action cannot be learnt on this box ("" when it can): a scene beyond
         ``state.scenes``."""
@@ -179,8 +199,9 @@ class MidiMap:
                 del self._learned[k]
             self._learned[key] = action
             self._learning = None
+            kind, number, channel = key
+            self.last_learned = Learned(action, f"{kind} {number} channel {channel}", self.clock())
         self._save_learned()
-        kind, number, channel = key
         log.info("midi map: %s %d on channel %d now %s", kind, number, channel, action)
         for callback in list(self.on_learned):
             callback(action, f"{kind} {number} channel {channel}")
