@@ -25,6 +25,7 @@ class FakeBox:
         self.learning: str | None = None
         self.learned: dict | None = None
         self.polls = 0          # status calls while learning: the third binds "clear", or gives "density" up
+        self.learn_block: object = None   # a status "learn" block to answer with instead (an odd box)
 
     def control(self, command: str, req: dict) -> dict:
         self.calls.append(command)
@@ -43,6 +44,8 @@ class FakeBox:
                     if self.learning == "clear":
                         self.learned = {"action": "clear", "control": "cc 20 channel 1", "at": float(len(self.calls))}
                     self.learning = None
+            if self.learn_block is not None:
+                return {"status": {"learn": self.learn_block}}
             return {"status": {"learn": {"learning": self.learning, "timeout_s": 30.0, "learned": self.learned},
                                "running": True, "bpm": 118.0, "clock_source": "internal",
                                "clock_mode": "auto", "step": 3, "ports": {"inputs": ["keys"],
@@ -118,6 +121,24 @@ def test_learn_waits_and_says_which_control_it_bound_or_that_none_came(server, c
     captured = capsys.readouterr()
     assert "learning density" in captured.out and "nothing learnt for density" in captured.err
     assert box.calls.count("status") >= 6
+    box.learn_block = {"learning": "freeze", "timeout_s": 30.0, "learned": None}
+    assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 1
+    assert "another `groovebox learn freeze` took over" in capsys.readouterr().err
+    box.learn_block = ["not", "an", "object"]
+    assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 1
+    assert "not one this groovebox can read" in capsys.readouterr().err
+
+
+def test_learn_with_a_box_that_does_not_report_it_says_where_to_look(server, capsys, monkeypatch):
+    """A box still running an older version has no learn block: it learns all the same, and the
+    client says its log has the binding (a code review: it said "nothing learnt", exit 1)."""
+    srv, box = server
+    original = box.control
+    monkeypatch.setattr(box, "control", lambda command, req: (
+        {"status": {k: v for k, v in original(command, req)["status"].items() if k != "learn"}}
+        if command == "status" else original(command, req)))
+    assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 0
+    assert "its log does" in capsys.readouterr().out
 
 
 def test_bad_requests_get_one_line_and_the_server_lives_on(server):

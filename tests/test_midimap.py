@@ -277,6 +277,30 @@ def test_a_reload_that_drops_the_scene_being_learned_stops_learning_and_applies(
         handle.close()
 
 
+def test_a_reload_keeps_learning_with_its_time_running_and_what_was_learnt(generator, tmp_path) -> None:
+    """A code review: a reload while `groovebox learn` waited started the box's learn timeout
+    again (the client had given up, and a knob touched later was bound silently), and the map was
+    the box's before it learnt again (a status read then saw no learning)."""
+    now = [0.0]
+    config = loads(f"gpio: {{enabled: false}}\nstate: {{dir: {tmp_path}}}\n"
+                   "midi_map:\n  cc: {21: density}\n  pickup: false\n  learn_timeout_s: 30\n")
+    engine = make_engine(generator)
+    handle = start(config, engine, engine.transport, scenes=Scenes(4), threads=False, clock=lambda: now[0])
+    try:
+        handle.learn("freeze")
+        assert handle.handle(cc(30, 127), 1.0) is True
+        assert handle.midimap.learn_state()[1].control == "cc 30 channel 1"
+        handle.learn("clear")
+        now[0] = 20.0
+        assert handle.reconfigure(replace(config, midi_map=replace(config.midi_map, cc={22: "density"}))) == ["midi_map"]
+        learning, learned = handle.midimap.learn_state()
+        assert learning == "clear" and learned is not None and learned.action == "freeze"
+        now[0] = 31.0
+        assert handle.midimap.learn_state() == (None, learned)     # timed out at 30 s, as before the reload
+    finally:
+        handle.close()
+
+
 def test_learning_never_writes_the_file_under_the_lock_or_on_the_input_thread(box, monkeypatch) -> None:
     """An fsync on an SD card can take long: the MIDI input thread must not wait for it."""
     import threading

@@ -80,8 +80,8 @@ def _learn_view(box: "Service") -> dict[str, Any] | None:
     if box.controls is None:
         return None
     midimap = box.controls.midimap
-    last = midimap.last_learned
-    return {"learning": midimap.learning_now(), "timeout_s": midimap.config.learn_timeout_s,
+    learning, last = midimap.learn_state()
+    return {"learning": learning, "timeout_s": midimap.config.learn_timeout_s,
             "learned": None if last is None else {"action": last.action, "control": last.control, "at": last.at}}
 
 

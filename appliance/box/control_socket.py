@@ -10,7 +10,8 @@ connection: the client sends one JSON line, the box answers one JSON line::
 
 ``groovebox learn ACTION`` then asks for the status until its ``learn`` block says what the box
 bound (``learned``) or that it stopped learning (``learning`` no longer the action: timed out,
-or a reload or another learn took over), and says so (``--no-wait``: at once).
+another learn took over, a reload took its scene away), and says so (``--no-wait``: at once). A
+reload keeps learning, its time running on.
 
 The server never blocks the box and no client can kill or starve it: one thread serves every
 connection at once through ``selectors`` (non-blocking sockets). Each request is bounded in
@@ -492,33 +493,54 @@ def format_status(status: dict[str, Any]) -> str:
 
 
 LEARN_POLL_S = 0.2   #: how often ``groovebox learn`` asks the box whether it has learnt
+LEARN_SLACK_S = 5.0  #: ... and how long past the box's own learn timeout it waits at most
 
 
-def _wait_for_learn(action: str, socket_path: Path | None, before: dict[str, Any] | None) -> int:
+def _exit_code(exc: ControlError) -> int:
+    """2 when no box answers (none running, or it does not answer), 1 for any other trouble."""
+    return 2 if "no running groovebox" in str(exc) or "does not answer" in str(exc) else 1
+
+
+def _learn_block(socket_path: Path | None) -> dict[str, Any] | None:
+    """The status's ``learn`` block (None: a box that does not report it, an older one)."""
+    block = request("status", socket_path)["status"].get("learn")
+    if block is not None and not isinstance(block, dict):
+        raise TypeError("learn is not an object")
+    return block
+
+
+def _wait_for_learn(action: str, socket_path: Path | None, before: Any) -> int:
     """Wait until the box has learnt ``action`` (a binding other than ``before``) and say what it
-    bound, or say that it learnt nothing (timed out, or another learn or a reload took over)."""
-    deadline = None
-    try:
-        while True:
-            try:
-                learn = request("status", socket_path)["status"].get("learn") or {}
-            except ControlError as exc:
-                sys.stderr.write(f"groovebox learn: {exc}\n")
-                return 1
-            learned = learn.get("learned")
-            if learned and learned != before and learned.get("action") == action:
-                sys.stdout.write(f"{action} is now {learned.get('control')} (kept on the box, in its state "
-                                 f"directory's midimap.json)\n")
+    bound, or say why it learnt nothing: no control came in time, another learn took over, or
+    the box stopped learning (a reload took its scene away, a restart)."""
+    started = time.monotonic()
+    while True:
+        try:
+            learn = _learn_block(socket_path)
+            if learn is None:
+                sys.stdout.write("this box does not say what it learns (an older version?): its log does "
+                                 "(journalctl -u groovebox)\n")
                 return 0
-            deadline = deadline or time.monotonic() + float(learn.get("timeout_s") or 30.0) + 2.0
-            if learn.get("learning") != action or time.monotonic() > deadline:
-                sys.stderr.write(f"groovebox learn: nothing learnt for {action}: no control came in time "
-                                 "(is the keyboard connected? groovebox status counts the inputs seen)\n")
-                return 1
-            time.sleep(LEARN_POLL_S)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"groovebox learn: stopped waiting; the box may still learn {action}\n")
-        return 130
+            learned, learning, timeout = learn.get("learned"), learn.get("learning"), float(learn.get("timeout_s") or 30.0)
+            if isinstance(learned, dict) and learned != before and learned.get("action") == action:
+                sys.stdout.write(f"{action} is now {learned.get('control')}\n")
+                return 0
+        except ControlError as exc:
+            sys.stderr.write(f"groovebox learn: {exc}\n")
+            return _exit_code(exc)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            sys.stderr.write("groovebox learn: the box's status is not one this groovebox can read "
+                             "(another program on its socket, or another groovebox version?)\n")
+            return 1
+        waited = time.monotonic() - started
+        if learning != action or waited > timeout + LEARN_SLACK_S:
+            why = (f"another `groovebox learn {learning}` took over" if learning
+                   else f"no control came within {timeout:.0f} s (is the keyboard connected? groovebox status "
+                   "counts the inputs seen)" if waited >= timeout - 1.0
+                   else "the box stopped learning (a reload or a restart; its log says which)")
+            sys.stderr.write(f"groovebox learn: nothing learnt for {action}: {why}\n")
+            return 1
+        time.sleep(LEARN_POLL_S)
 
 
 def client_main(args: argparse.Namespace) -> int:
@@ -530,11 +552,17 @@ def client_main(args: argparse.Namespace) -> int:
         fields["action"] = args.action
     try:
         if command == "learn" and getattr(args, "wait", True):
-            before = (request("status", getattr(args, "socket", None))["status"].get("learn") or {}).get("learned")
+            before = (_learn_block(getattr(args, "socket", None)) or {}).get("learned")
         reply = request(command, getattr(args, "socket", None), **fields)
     except ControlError as exc:
         sys.stderr.write(f"groovebox {command}: {exc}\n")
-        return 2 if "no running groovebox" in str(exc) or "does not answer" in str(exc) else 1
+        return _exit_code(exc)
+    except (AttributeError, TypeError, KeyError):
+        sys.stderr.write(f"groovebox {command}: the box's answer is not one this groovebox can read "
+                         "(another program on its socket, or another groovebox version?)\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
     out = sys.stdout
     if command == "status":
         try:
@@ -550,7 +578,12 @@ def client_main(args: argparse.Namespace) -> int:
         out.write(reply.get("message", f"learning {args.action}: move a knob or press a pad") + "\n")
         out.flush()
         if getattr(args, "wait", True):
-            return _wait_for_learn(args.action, getattr(args, "socket", None), before)
+            try:
+                return _wait_for_learn(args.action, getattr(args, "socket", None), before)
+            except KeyboardInterrupt:
+                sys.stderr.write(f"groovebox learn: stopped waiting; the box still learns {args.action} "
+                                 "until its learn timeout (the next control it sees)\n")
+                return 130
     else:
         out.write(reply.get("message", f"{command}: done") + "\n")
     return 0

@@ -120,11 +120,13 @@ class ControlsHandle:
         if config.midi_map != self.config.midi_map or config.state.dir != self.config.state.dir:
             old = self.midimap
             old.close()
-            self.midimap = self._midimap(config)
+            fresh = self._midimap(config)            # whole before it is the map (`groovebox learn` reads it)
             if config.state.dir == self.config.state.dir:
-                self.midimap.keep_learned(old)      # learned and maybe not on disk yet (a full disk)
+                fresh.keep_learned(old)             # learned and maybe not on disk yet (a full disk)
+                fresh.last_learned = old.last_learned
             if learning and not beyond:
-                self.midimap.learn(learning)         # learning survives a reload ...
+                fresh.learn(learning, now=old.learning_since)   # learning survives a reload, its time running on ...
+            self.midimap = fresh
             changed.append("midi_map")
         if learning and beyond:                      # ... unless the reload took its scene away
             self.midimap.cancel_learn()

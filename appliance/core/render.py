@@ -43,7 +43,10 @@ COLD_BUSY = 2         #: chords in each of the two bars before a stop, for a bar
 COLD_CHAIN = 8        #: at most this many stops a bar apart before the last chord (hit, hit, hit; a stop-time ending)
 COLD_FORM = 2         #: a part that rested so this many times before its stops rests as its form: no cold stop
 HITS_APART = STEPS_PER_BEAT - CHORD_SPREAD   #: the band's hits into its last chord come a beat or more apart (a 32nd's give) ...
-HITS_REST = 1.0       #: ... each let go this many steps (a sixteenth) or more before the next
+HITS_REST = 1.0       #: ... each let go this many steps (a sixteenth) or more before the next ...
+HITS_NOTES = 2        #: ... each a chord of this many notes or more (a single note is a line: a walk-up, a plink)
+FIGURE_BUSIER = 2     #: a bar before them, up to the last chord's place, with a chord where each hit is, is the part's
+                      #: own figure unless it holds this many times as many chords as the hits (the band played on between)
 RELEASE_SLACK = 1.0   #: steps a last note may ring past a bar line, the band still stopping there (legato)
 OPENING_BARS = 2      #: bars from the first note over which render reads the level a part comes in at
 DRIFT_NOTES = 6      #: a 2-bar window needs this many notes to say where the part's eighths fall ...
@@ -70,7 +73,7 @@ PLAYED_WINDOW = 64     #: ... judged 4 bars at a time for a drift (:func:`off_th
 PLAY_TO_A_CLICK = ("in the sequencer, set the file's tempo to the one it was played at, keeping the notes "
                    "where they are in time, or play it again to a click")
 
-CRASH, KICK = VOICES.index("crash"), VOICES.index("kick")
+CRASH, KICK, SNARE = VOICES.index("crash"), VOICES.index("kick"), VOICES.index("snare")
 BARS_PER_WINDOW = STEPS // STEPS_PER_BAR
 
 
@@ -610,14 +613,15 @@ def cold_stops(notes: list[tuple[float, float, float]], chord: Chord, downbeat: 
 
 def band_hits(notes: list[tuple[float, float, float]], first: Chord, downbeat: float) -> list[Chord]:
     """The band's hits into its ending (``first``: its last chord, or the first of its cold stops),
-    if it played them: from a bar line, in ``first``'s bar or the bar before, short chords a beat
-    or more apart and under a bar (``HITS_APART``; a bar's rest is a cold stop's), each let go a
-    sixteenth before the next (``HITS_REST``), each as loud as the two bars before them (their
-    median) or louder, after two bars that grooved (a chord under a beat after another in each),
-    and not the figure the bar before played up to there (the same chords, and no others, a bar
-    before). A boogie's stab on the 1 before its last
-    chord on the "and" of 2; a rock band's kicks on 1, the "and" of 2 and 4. The drums hit them
-    with the band and lay out between (they grooved on through them, a musician's review)."""
+    if it played them: from a bar line, in ``first``'s bar or the bar before, short chords
+    (``HITS_NOTES`` notes or more) a beat or more apart and under a bar (``HITS_APART``; a bar's
+    rest is a cold stop's), each let go a sixteenth before the next (``HITS_REST``), each as loud
+    as the two bars before them (their median) or louder, after two bars that grooved (a chord
+    under ``HITS_APART`` after another in each), and not the part's own figure (a chord a bar
+    before each, up to the last chord's place under ``FIGURE_BUSIER`` × as busy as the hits). A boogie's stab on the 1
+    before its last chord on the "and" of 2; a rock band's kicks on 1, the "and" of 2 and 4. The
+    drums hit them with the band and lay out between (they grooved on through them, a musician's
+    review)."""
     heads = chord_starts([onset for onset, _, _ in notes if onset < first.start - CHORD_SPREAD])
     bar = downbeat + math.floor((first.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
     hits: list[Chord] = []
@@ -625,7 +629,7 @@ def band_hits(notes: list[tuple[float, float, float]], first: Chord, downbeat: f
     for head in reversed(heads):
         struck = [n for n in notes if head <= n[0] <= head + CHORD_SPREAD]
         if (head < bar - STEPS_PER_BAR - BUTTON_EARLY or not HITS_APART <= after - head < STEPS_PER_BAR - BUTTON_EARLY
-                or max(off for _, off, _ in struck) > after - HITS_REST):
+                or max(off for _, off, _ in struck) > after - HITS_REST or len(struck) < HITS_NOTES):
             break
         hits.insert(0, Chord(head, max(velocity for _, _, velocity in struck), waits=False))
         after = head
@@ -637,18 +641,44 @@ def band_hits(notes: list[tuple[float, float, float]], first: Chord, downbeat: f
     before = [velocity for onset, _, velocity in notes if hits[0].start - 2 * STEPS_PER_BAR <= onset < hits[0].start]
     if min(hit.velocity for hit in hits) < float(np.median(before)):
         return []     # softer than the band: the piano's plinks before the band's last chord (a Basie ending)
-    figure = [head for head in heads
-              if hits[0].start - STEPS_PER_BAR - CHORD_SPREAD <= head < first.start - STEPS_PER_BAR - CHORD_SPREAD]
-    if len(figure) == len(hits) and all(abs(hit.start - STEPS_PER_BAR - head) <= CHORD_SPREAD
-                                        for hit, head in zip(hits, figure)):
-        return []     # the part's own figure up to its last chord, a bar on
+    before_them = [head for head in heads
+                   if hits[0].start - STEPS_PER_BAR - CHORD_SPREAD <= head < first.start - STEPS_PER_BAR - CHORD_SPREAD]
+    if len(before_them) < FIGURE_BUSIER * len(hits) and all(
+            any(abs(hit.start - STEPS_PER_BAR - head) <= CHORD_SPREAD for head in before_them) for hit in hits):
+        return []     # the part's own figure up to its last chord, a bar on (give or take a lead-in, a bass note)
     return hits
 
 
+def tag_before(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> list[Chord]:
+    """The band's tag's chords before its last (``chord``, a button: a held chord after a late 1 is
+    a ritardando's), when the tag leaves out its bar's 1 (:func:`leaves_out_the_one`: "two" of
+    "shave and a haircut, two bits"): the drums rest on
+    the 1 with the band (they played it, two musicians' reviews) and hit each with the snare and
+    the kick, the last chord with the crash."""
+    if not leaves_out_the_one(notes, chord.start, downbeat, chord.velocity):
+        return []
+    line = downbeat + math.floor((chord.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
+    heads = chord_starts([onset for onset, _, _ in notes if line - BUTTON_EARLY <= onset < chord.start - CHORD_SPREAD])
+    return [Chord(head, max(velocity for onset, _, velocity in notes if head <= onset <= head + CHORD_SPREAD))
+            for head in heads]
+
+
+def struck_on_the_line(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> bool:
+    """Whether the band struck a chord (``HITS_NOTES`` notes or more) on the bar line before
+    ``chord``, which comes later in that bar (the comp's last quarter, a stab the hits left out;
+    within a 32nd of the line: a ritardando's notes drag later, and its line of single notes
+    into the last chord may cross it): the chord was not due on the line, a ritardando's late
+    one, and the drums play up to it."""
+    line = downbeat + math.floor((chord.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
+    struck = [onset for onset, _, _ in notes if abs(onset - line) <= BUTTON_EARLY and onset < chord.start - CHORD_SPREAD]
+    return len(struck) >= HITS_NOTES
+
+
 def grooved(heads: list[float], at: float) -> bool:
-    """Whether the bar before ``at`` holds a chord under a beat after another (``heads``: chord starts)."""
+    """Whether the bar before ``at`` holds a chord under ``HITS_APART`` after another (``heads``:
+    chord starts; quarters played a touch early are not, as they are not hits either)."""
     bar = [onset for onset in heads if at - STEPS_PER_BAR <= onset < at]
-    return any(b - a < STEPS_PER_BEAT for a, b in zip(bar, bar[1:]))
+    return any(b - a < HITS_APART for a, b in zip(bar, bar[1:]))
 
 
 def busy_before(heads: list[float], at: float) -> bool:
@@ -785,8 +815,11 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
         cut = transport.time_at(line + shift - 0.5) if line is not None else math.inf
         return [(t, m) for t, m in drums if t < cut or m.type != "note_on"]
     hits = [*cold_stops(notes, chord, downbeat), chord]
-    hits = [*band_hits(notes, hits[0], downbeat), *hits]
+    tag = tag_before(notes, chord, downbeat) if len(hits) == 1 and held_chord(notes) is None else []
+    hits = [*(tag or band_hits(notes, hits[0], downbeat)), *hits]
     at = hits[0].start + shift
+    if hits[0].waits and struck_on_the_line(notes, hits[0], downbeat):
+        hits[0] = Chord(hits[0].start, hits[0].velocity, waits=False)   # the band played the 1: no ritardando
     # The bar line the first hit was due on: the one before it when it comes under DUE_LATE after
     # it and waits (a ritardando's late chord: the drums wait from there), else the next (a push,
     # a stab on beat 2: the crash on the bar line before it is the hit's, not the pattern's).
@@ -800,7 +833,7 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
     step_seconds = transport.time_at(1.0) - transport.time_at(0.0)
     for hit in hits:
         kept += _crash_and_kick(transport.time_at(hit.start + shift), step_seconds, engine.player.settings,
-                                _ending_level(hit, engine, drums))
+                                _ending_level(hit, engine, drums), (SNARE, KICK) if hit in tag else (CRASH, KICK))
     return kept
 
 
@@ -820,12 +853,12 @@ def _ending_level(chord: Chord, engine: Engine, drums: list[tuple[float, mido.Me
     return level
 
 
-def _crash_and_kick(at: float, step_seconds: float, settings: PlayerSettings,
-                    level: float) -> list[tuple[float, mido.Message]]:
-    """The crash and the kick at ``at`` (seconds), at ``level`` (0..1), with their note-offs."""
+def _crash_and_kick(at: float, step_seconds: float, settings: PlayerSettings, level: float,
+                    voices: tuple[int, ...] = (CRASH, KICK)) -> list[tuple[float, mido.Message]]:
+    """The crash and the kick (or ``voices``) at ``at`` (seconds), at ``level`` (0..1), with their note-offs."""
     velocity = max(1, min(127, round(level * 127)))
     out: list[tuple[float, mido.Message]] = []
-    for voice in (CRASH, KICK):
+    for voice in voices:
         channel, note = settings.channels[voice] - 1, settings.notes[voice]
         out.append((at, mido.Message("note_on", channel=channel, note=note, velocity=velocity)))
         out.append((at + settings.gate * step_seconds, mido.Message("note_off", channel=channel, note=note, velocity=0)))

@@ -143,14 +143,20 @@ class MidiMap:
         self._news.flush()
         return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
 
-    def learning_now(self, now: float | None = None) -> str | None:
-        """The action being learnt, None once it is learnt, cancelled or past ``learn_timeout_s``
-        (:attr:`learning` stays set until the next message says the time is up)."""
+    @property
+    def learning_since(self) -> float:
+        """When the current (or last) learn began, on the map's clock."""
+        return self._learn_since
+
+    def learn_state(self, now: float | None = None) -> tuple[str | None, Learned | None]:
+        """(the action being learnt, None once it is learnt, cancelled or past ``learn_timeout_s``;
+        the last binding learnt), read together (:attr:`learning` stays set until the next
+        message says the time is up)."""
         with self._lock:
             now = self.clock() if now is None else now
             if self._learning is None or now - self._learn_since > self.config.learn_timeout_s:
-                return None
-            return self._learning
+                return None, self.last_learned
+            return self._learning, self.last_learned
 
     def out_of_reach(self, action: str) -> str:
         """Why a scene action cannot be learnt on this box ("" when it can): a scene beyond
