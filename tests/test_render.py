@@ -1026,6 +1026,7 @@ def test_the_bands_figure_up_to_its_last_chord_is_no_hits() -> None:
     ("rolled over a beat", BAR9, 96),
     ("then a short tag", BAR9, 96),
     ("then a soft tag a bar and a beat later, while it rings", BAR9, 96),
+    ("held 3.5 beats, then a soft tag a bar on", BAR9, 108),
     ("soft", BAR9, 20),
     ("short under the pedal", BAR9, 96),
 ])
@@ -1040,6 +1041,9 @@ def test_the_last_chord_is_found_where_a_drummer_hears_it(tmp_path: Path, case: 
         notes.append((start + 960, start + 1080, 72, 70))
     elif case.startswith("then a soft tag"):
         notes.append((start + 2400, start + 2520, 72, 50))
+    elif case.startswith("held 3.5 beats"):     # a musician's review (session 55): the drums swung on through it
+        notes = [(start, start + 1680, n, velocity) for n in (48, 60, 64, 67)]
+        notes += [(start + 1920 + at, start + 1920 + at + 150, 72 + k, 30) for k, at in enumerate((480, 800, 1440))]
     elif case == "short under the pedal":
         notes = [(start, start + 200, n, velocity) for n in (48, 60, 64, 67)]
         controls = [(start - 10, 64, 127), (start + held, 64, 0)]

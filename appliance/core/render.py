@@ -29,7 +29,8 @@ REST_AHEAD_LOOPS = 3  #: ... when more than this many loops of it are still to c
 ENDING_RING = 2 * STEPS_PER_BEAT  #: steps the last chord must ring for the drums to end with it
 CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a beat)
 TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag) ...
-TAG_LEVEL = 0.8      #: ... softer than this × the chord, or struck while it rings (else a stinger: the ending)
+TAG_LEVEL = 0.8      #: ... softer than this × the chord, or struck while it rings (else a stinger: the ending) ...
+TAG_SOFT = 0.5       #: ... and a bar on, after it let go, softer than this × the chord (a piano's soft tag; louder: the song goes on)
 DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
@@ -476,8 +477,8 @@ def held_chord(notes: list[tuple[float, float, float]]) -> Chord | None:
     after = [(onset, velocity) for onset, _, velocity in notes if onset > last + CHORD_SPREAD]
     tags = chord_starts([onset for onset, _ in after])
     rings_to = max(off for _, off, _ in chord)
-    late = [(onset, velocity) for onset, velocity in after
-            if onset > last + STEPS_PER_BAR and (onset >= rings_to - CHORD_SPREAD or velocity >= TAG_LEVEL * loudest)]
+    late = [(onset, velocity) for onset, velocity in after if onset > last + STEPS_PER_BAR and velocity >= TAG_SOFT * loudest
+            and (onset >= rings_to - CHORD_SPREAD or velocity >= TAG_LEVEL * loudest)]
     if len(tags) > TAG_ONSETS or late \
             or any(velocity >= TAG_LEVEL * loudest for onset, velocity in after if onset >= rings_to - CHORD_SPREAD):
         return None     # too many notes after it, a loud one or one after it let go a bar on, or a stinger
