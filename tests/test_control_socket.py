@@ -127,6 +127,10 @@ def test_learn_waits_and_says_which_control_it_bound_or_that_none_came(server, c
     box.learn_block = ["not", "an", "object"]
     assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 1
     assert "not one this groovebox can read" in capsys.readouterr().err
+    box.learn_block = {"learning": "freeze\x1b[2J" + "x" * 5000, "timeout_s": 10 ** 400, "learned": None}
+    assert client_main(argparse.Namespace(command="learn", action="clear", socket=srv.path)) == 1
+    err = capsys.readouterr().err      # a second code review: a traceback, the escape and the junk echoed
+    assert "\x1b" not in err and len(err) < 400 and "Traceback" not in err
 
 
 def test_learn_with_a_box_that_does_not_report_it_says_where_to_look(server, capsys, monkeypatch):

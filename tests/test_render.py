@@ -994,6 +994,34 @@ def test_shave_and_a_haircut_two_bits_rests_on_the_one_with_the_band(model_dir: 
     assert {note for step, note in ons if abs(step - two) < 0.01} == {GM_NOTES[0], GM_NOTES[1]}    # kick, snare
     assert {note for step, note in ons if abs(step - bits) < 0.01} == {GM_NOTES[0], GM_NOTES[7]}   # kick, crash
     assert not [step for step, _ in ons if step > bits + 0.01]
+    # "two" on 3 and "bits" on 4 rest on the 1 and on 2 too (a code review: the drums played them)
+    late = notes[:-6] + [(BAR10 + at, BAR10 + at + 200, n, 95) for at in (960, 1440) for n in (48, 60, 64)]
+    render(song_then(tmp_path / "l.mid", late), tmp_path / "l_out.mid", model_dir=model_dir, seed=1)
+    ons = [(step, m.note) for step, m in drum_steps(tmp_path / "l_out.mid") if m.type == "note_on" and m.velocity]
+    assert not [step for step, _ in ons if 9 * 16 - 0.5 <= step < (BAR10 + 960) / 120 - 0.01]
+    assert {note for step, note in ons if abs(step - (BAR10 + 960) / 120) < 0.01} == {GM_NOTES[0], GM_NOTES[1]}
+
+
+def test_a_run_into_the_button_is_no_tag_and_a_smooth_ritardando_no_struck_one() -> None:
+    """A code review: a single-note run from beat 2 into a stab on 3, in a bar that leaves out
+    its 1, got a snare and a kick on each of its notes (a tag's "two"); and a ritardando's dragged
+    "and" of 4 landing on the bar line, its last chord off the eighths, was heard as the band
+    playing the 1. Now the run is played up to (no tag), and the chord is a late one."""
+    from appliance.core.render import Chord, struck_on_the_line, tag_before
+
+    def chord(at: float, notes: int = 3, velocity: float = 0.7) -> list[tuple[float, float, float]]:
+        return [(at + 0.02 * k, at + 1.5, velocity) for k in range(notes)]
+
+    eighths = [n for e in range(72) for n in chord(e * 2.0)]     # 9 bars
+    run = [(148.0 + k, 148.8 + k, 0.7) for k in range(4)]
+    assert tag_before(eighths + run + chord(152, velocity=1.0), Chord(152.0, 1.0), 0.0) == []
+    chords = [n for k in range(4) for n in chord(148.0 + k)]     # sixteenth chords: a run still
+    assert tag_before(eighths + chords + chord(152, velocity=1.0), Chord(152.0, 1.0), 0.0) == []
+    two = chord(148) + chord(152, velocity=1.0)
+    assert [hit.start for hit in tag_before(eighths + two, Chord(152.0, 1.0), 0.0)] == [148.0]
+    slowing = [n for e in range(64) for n in chord(e * 2.0)] + chord(127.9) + chord(130.6)
+    assert not struck_on_the_line(slowing, Chord(130.6, 0.7), 0.0)
+    assert struck_on_the_line(slowing[:-3] + chord(128.0) + chord(132.0), Chord(132.0, 0.7), 0.0)
 
 
 def test_the_bands_figure_up_to_its_last_chord_is_no_hits() -> None:

@@ -522,20 +522,27 @@ def _wait_for_learn(action: str, socket_path: Path | None, before: Any) -> int:
                                  "(journalctl -u groovebox)\n")
                 return 0
             learned, learning, timeout = learn.get("learned"), learn.get("learning"), float(learn.get("timeout_s") or 30.0)
+            timeout = min(max(timeout, 0.0), 3600.0)
             if isinstance(learned, dict) and learned != before and learned.get("action") == action:
-                sys.stdout.write(f"{action} is now {learned.get('control')}\n")
+                control = "".join(c for c in str(learned.get("control"))[:40] if c.isprintable())
+                sys.stdout.write(f"{action} is now {control}\n")
                 return 0
         except ControlError as exc:
             sys.stderr.write(f"groovebox learn: {exc}\n")
             return _exit_code(exc)
-        except (AttributeError, TypeError, ValueError, KeyError):
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError):
             sys.stderr.write("groovebox learn: the box's status is not one this groovebox can read "
                              "(another program on its socket, or another groovebox version?)\n")
             return 1
         waited = time.monotonic() - started
-        if learning != action or waited > timeout + LEARN_SLACK_S:
-            why = (f"another `groovebox learn {learning}` took over" if learning
-                   else f"no control came within {timeout:.0f} s (is the keyboard connected? groovebox status "
+        if learning == action and waited > timeout + LEARN_SLACK_S:
+            sys.stderr.write(f"groovebox learn: stopped waiting after {waited:.0f} s; the box still says it learns "
+                             f"{action} (its log says when it binds)\n")
+            return 1
+        if learning != action:
+            other = "".join(c for c in str(learning)[:40] if c.isprintable())
+            why = (f"another `groovebox learn {other}` took over" if learning
+                   else f"no control came within {timeout:g} s (is the keyboard connected? groovebox status "
                    "counts the inputs seen)" if waited >= timeout - 1.0
                    else "the box stopped learning (a reload or a restart; its log says which)")
             sys.stderr.write(f"groovebox learn: nothing learnt for {action}: {why}\n")
@@ -575,7 +582,7 @@ def client_main(args: argparse.Namespace) -> int:
     elif command == "freeze":
         out.write(f"freeze {'on' if reply.get('frozen') else 'off'}\n")
     elif command == "learn":
-        out.write(reply.get("message", f"learning {args.action}: move a knob or press a pad") + "\n")
+        out.write(str(reply.get("message", f"learning {args.action}: move a knob or press a pad")) + "\n")
         out.flush()
         if getattr(args, "wait", True):
             try:
@@ -585,5 +592,5 @@ def client_main(args: argparse.Namespace) -> int:
                                  "until its learn timeout (the next control it sees)\n")
                 return 130
     else:
-        out.write(reply.get("message", f"{command}: done") + "\n")
+        out.write(str(reply.get("message", f"{command}: done")) + "\n")
     return 0

@@ -31,6 +31,7 @@ CHORD_SPREAD = 0.5   #: steps a chord's notes spread over (a rolled one: up to a
 TAG_ONSETS = 3       #: short notes after the last chord that still leave it the ending (a tag) ...
 TAG_LEVEL = 0.8      #: ... softer than this × the chord, or struck while it rings (else a stinger: the ending) ...
 TAG_SOFT = 0.5       #: ... and a bar on, after it let go, softer than this × the chord (a piano's soft tag; louder: the song goes on)
+TAG_HITS = 2          #: the chords before a button in a bar that leaves out its 1 that are the band's tag ("two")
 DUE_LATE = 2 * STEPS_PER_BEAT  #: a last chord less than this after a bar line was due on it (a ritardando)
 ENDING_AFTER = STEPS  #: steps of song before the last chord for it to be an ending (a loop's worth)
 BUTTON_EARLY = 0.5    #: steps before a bar line a short last chord may fall and still be the button that ends the song ...
@@ -655,24 +656,34 @@ def tag_before(notes: list[tuple[float, float, float]], chord: Chord, downbeat: 
     a ritardando's), when the tag leaves out its bar's 1 (:func:`leaves_out_the_one`: "two" of
     "shave and a haircut, two bits"): the drums rest on
     the 1 with the band (they played it, two musicians' reviews) and hit each with the snare and
-    the kick, the last chord with the crash."""
+    the kick, the last chord with the crash. At most ``TAG_HITS`` chords of ``HITS_NOTES`` notes
+    or more, an eighth or more apart: a single-note run into the button is not a tag (a code
+    review heard a snare and a kick on each of its notes)."""
     if not leaves_out_the_one(notes, chord.start, downbeat, chord.velocity):
         return []
     line = downbeat + math.floor((chord.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
     heads = chord_starts([onset for onset, _, _ in notes if line - BUTTON_EARLY <= onset < chord.start - CHORD_SPREAD])
-    return [Chord(head, max(velocity for onset, _, velocity in notes if head <= onset <= head + CHORD_SPREAD))
-            for head in heads]
+    places = [*heads, chord.start]
+    struck = [[n for n in notes if head <= n[0] <= head + CHORD_SPREAD] for head in heads]
+    if (not heads or len(heads) > TAG_HITS or any(b - a < STEPS_PER_BEAT / 2 - CHORD_SPREAD for a, b in zip(places, places[1:]))
+            or any(len(chord_notes) < HITS_NOTES for chord_notes in struck)):
+        return []     # a run or a line into the button, not the band's "two": the drums play up to it
+    return [Chord(head, max(velocity for _, _, velocity in chord_notes)) for head, chord_notes in zip(heads, struck)]
 
 
 def struck_on_the_line(notes: list[tuple[float, float, float]], chord: Chord, downbeat: float) -> bool:
     """Whether the band struck a chord (``HITS_NOTES`` notes or more) on the bar line before
     ``chord``, which comes later in that bar (the comp's last quarter, a stab the hits left out;
     within a 32nd of the line: a ritardando's notes drag later, and its line of single notes
-    into the last chord may cross it): the chord was not due on the line, a ritardando's late
-    one, and the drums play up to it."""
+    into the last chord may cross it), and the chord falls on an eighth after it, within a 32nd
+    (a smooth ritardando's dragged "and" of 4 may land on the line, its last chord off the
+    eighths): the chord was not due on the line, a ritardando's late one, and the drums play up
+    to it."""
     line = downbeat + math.floor((chord.start - downbeat + BUTTON_EARLY) / STEPS_PER_BAR) * STEPS_PER_BAR
     struck = [onset for onset, _, _ in notes if abs(onset - line) <= BUTTON_EARLY and onset < chord.start - CHORD_SPREAD]
-    return len(struck) >= HITS_NOTES
+    eighth = STEPS_PER_BEAT / 2
+    on_an_eighth = abs((chord.start - line + eighth / 2) % eighth - eighth / 2) <= BUTTON_EARLY
+    return len(struck) >= HITS_NOTES and on_an_eighth
 
 
 def grooved(heads: list[float], at: float) -> bool:
@@ -825,7 +836,7 @@ def _ending(drums: list[tuple[float, mido.Message]], performance: Performance, d
     # it and waits (a ritardando's late chord: the drums wait from there), else the next (a push,
     # a stab on beat 2: the crash on the bar line before it is the hit's, not the pattern's).
     line = math.floor((at + 0.5) / STEPS_PER_BAR) * STEPS_PER_BAR
-    due = line if at - line < DUE_LATE and hits[0].waits else line + STEPS_PER_BAR
+    due = line if (at - line < DUE_LATE and hits[0].waits) or tag else line + STEPS_PER_BAR
     cut = transport.time_at(min(due, at) - 0.5)
     crash = engine.player.settings.notes[CRASH]
     ahead = transport.time_at(line - 0.5) if at - line < DUE_LATE else cut

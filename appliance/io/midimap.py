@@ -141,7 +141,7 @@ class MidiMap:
         self._news.note(f"learning {action}", logging.INFO, "midi map: learning %s: %s within %.0f s", action,
                         what, self.config.learn_timeout_s)
         self._news.flush()
-        return f"learning {action}: {what} within {self.config.learn_timeout_s:.0f} s"
+        return f"learning {action}: {what} within {self.config.learn_timeout_s:g} s"
 
     @property
     def learning_since(self) -> float:
