@@ -24,17 +24,18 @@ DEFAULT_MODEL = REPO / "models" / "groove-vae"
 
 def _grooves(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    g = np.zeros((n, 32, 3), np.float32)
+    g = np.zeros((n, 32, 4), np.float32)
     g[..., 0] = rng.random((n, 32)) < 0.5
     g[..., 1] = g[..., 0] * rng.uniform(0.2, 1.0, (n, 32))
     g[..., 2] = g[..., 0] * rng.uniform(-0.3, 0.3, (n, 32))
+    g[..., 3] = g[..., 0] * (rng.random((n, 32)) < 0.4)     # the register (a 4-channel model hears it)
     return g
 
 
 def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> dict:
     enc = open_session(graph_path(model_dir, "encoder", precision))
     dec = open_session(graph_path(model_dir, "decoder", precision))
-    grooves = _grooves(64)
+    grooves = _grooves(64)[..., :enc.get_inputs()[0].shape[-1]]
     times = []
     for i in range(warmup + runs):
         g = grooves[i % len(grooves)][None]

@@ -100,10 +100,10 @@ def test_calibration_can_fit_on_people_as_well_as_drummers_and_the_target_stays_
     patterns[..., VELOCITY] = patterns[..., HIT] * rng.uniform(0.3, 1.0, (6, 32, 9))
     split = ds.Split("validation", patterns, ds.flatten(patterns), np.zeros(6, np.int32), ["x.mid"])
     grooves, targets = calibrate.inputs_of(split)
-    assert np.array_equal(grooves, split.grooves) and np.array_equal(targets, patterns)
+    assert np.array_equal(grooves, split.inputs) and np.array_equal(targets, patterns)   # with the register
     grooves, targets = calibrate.inputs_of(split, ("drummers", "keys", "hands"))
-    assert grooves.shape == (18, 32, 3) and np.array_equal(targets, np.concatenate([patterns] * 3))
-    assert np.array_equal(grooves[12:], humanize.human_set(patterns, "hands", humanize.SEED_VALIDATION))
+    assert grooves.shape == (18, 32, 4) and np.array_equal(targets, np.concatenate([patterns] * 3))
+    assert np.array_equal(grooves[12:], humanize.human_set(patterns, "hands", humanize.SEED_VALIDATION, register=True))
     with pytest.raises(SystemExit, match="--inputs"):
         calibrate.main(["--inputs", "drummers,robots", "models/groove-vae"])
 

@@ -1,14 +1,16 @@
 """The engine on a virtual clock: notes in → groove → pattern live, swap points, misses, actions."""
+import json
 import logging
 import math
 import time
 
 import mido
 import numpy as np
+import pytest
 
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
-from appliance.core.generator import Controls
-from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, Groove
+from appliance.core.generator import Controls, Generator, ModelError
+from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, STEPS, Groove
 from appliance.core.transport import InternalClock
 from tests.conftest import make_engine
 
@@ -278,3 +280,32 @@ def test_freeze_and_unfreeze_within_a_second_are_both_logged(generator, caplog) 
         assert engine.freeze() is True and engine.freeze() is False
     assert len([r for r in caplog.records if r.name == "appliance.core.engine"]) == 2
     engine.close()
+
+
+def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_hears_them(
+        generator, tmp_path) -> None:
+    """``split_note``: a note below it marks its step low in the groove (Groove.low); 0 marks
+    none. A model whose encoder takes 4 channels reads the register, and a different register
+    gives it a different z (the shipped model does); a 3-channel model is not asked for one."""
+    from tests import tiny_model
+    for split, expected in ((60, [0]), (0, [])):
+        engine = make_engine(generator, settings=EngineSettings(split_note=split))
+        engine.tick(0.0)
+        engine.handle(note(40, 90), 0.001)      # a bass note on 1 (engine at 120 BPM: a step is 125 ms)
+        engine.handle(note(64, 100), 0.002)     # and the chord above it
+        engine.handle(note(67, 100), 0.5)       # a chord alone on 2
+        assert list(np.flatnonzero(engine.groove.low)) == expected, split
+    assert generator.channels == 4                       # the shipped model hears it
+    assert Generator(tiny_model.build(tmp_path / "three"), seed=1).channels == 3
+    four = Generator(tiny_model.build(tmp_path / "four", channels=4), seed=1)
+    assert four.channels == 4
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[::4] = (1.0, 0.8, 0.0)
+    low = np.zeros(STEPS)
+    low[::8] = 1.0
+    assert not np.array_equal(four.encode(Groove(steps, low))[0], four.encode(Groove(steps))[0])
+    card = json.loads((tmp_path / "four" / "model.json").read_text())
+    card["inputs"]["encoder"]["groove"] = ["N", STEPS, 3]      # a card that disagrees with its graphs
+    (tmp_path / "four" / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="model.json says"):
+        Generator(tmp_path / "four")

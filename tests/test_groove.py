@@ -66,3 +66,26 @@ def test_pattern_grid_shows_velocity_by_character() -> None:
     assert kick.startswith("kick") and kick[11] == "#"
     assert snare[11 + 4] == "."
     assert math.isclose(len(kick), len(snare))
+
+
+def test_the_register_marks_the_left_hands_steps_and_is_heard_only_with_both_hands() -> None:
+    """Groove.low: 1 where a low note landed (never where nothing did); a 4-channel model hears
+    it at LOW, unless every note is on one side of the split (pads, one hand: unknown, all 0)."""
+    from appliance.core.groove import HIT, LOW
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[[0, 4, 8, 12], HIT] = 1.0
+    steps[[0, 4, 8, 12], 1] = 0.7
+    low = np.zeros(STEPS)
+    low[[0, 8, 20]] = 1.0                       # step 20 plays nothing: no register there
+    groove = Groove(steps, low)
+    assert list(np.flatnonzero(groove.low)) == [0, 8]
+    assert groove != Groove(steps) and hash(groove) != hash(Groove(steps))
+    np.testing.assert_array_equal(groove.model_input(3), steps)
+    heard = groove.model_input(4)
+    assert heard.shape == (STEPS, 4) and list(np.flatnonzero(heard[:, LOW])) == [0, 8]
+    all_low = Groove(steps, steps[:, HIT])
+    assert not all_low.model_input(4)[:, LOW].any()    # one side of the split only: unknown
+    assert not Groove(steps).model_input(4)[:, LOW].any()
+    fewer = steps.copy()
+    fewer[0] = 0.0
+    assert list(np.flatnonzero(groove.with_steps(fewer).low)) == [8]   # a step let go loses its register

@@ -157,3 +157,31 @@ def test_varied_players_stay_near_the_targets() -> None:
         assert 0.7 * base.level <= v.level <= 1.3 * base.level
         assert 0.0 <= v.bar_change <= 1.0
         assert abs(v.keep_bias - base.keep_bias) <= 1.0 + 1e-9
+
+
+def test_the_register_marks_where_the_low_hand_landed_and_changes_nothing_else() -> None:
+    """training/register_probe.py's fourth channel: hands' low hand, keys' bass, a drummer's kick
+    and toms; the first three channels and the random draws are those of the plain groove."""
+    pats = rock_beat(64, hats=2)
+    for kind in ("hands", "keys"):
+        plain = hz.human_set(pats, kind, hz.SEED_VALIDATION)
+        with_low = hz.human_set(pats, kind, hz.SEED_VALIDATION, register=True)
+        assert with_low.shape == (64, STEPS, 4)
+        np.testing.assert_array_equal(with_low[..., :3], plain)
+        low = with_low[..., 3] > 0.5
+        assert not (low & (with_low[..., HIT] < 0.5)).any()         # only where a note landed
+        assert low.any() and (~low & (with_low[..., HIT] > 0.5)).any()  # a low part and a high part
+        # the rock beat's kick is on the beats 1 and 3: the low part lands there, give or take a
+        # step (a comper's anticipations: an eighth early)
+        steps = np.nonzero(low)[1]
+        assert np.mean(np.minimum(steps % 8, 8 - steps % 8) <= 2) > 0.95, kind
+    drummer = ds.register(pats)
+    assert drummer.shape == (64, STEPS) and set(np.flatnonzero(drummer[0])) == {0, 8, 16, 24}
+    no_kick = np.ones(NUM_VOICES, bool)
+    no_kick[KICK] = False
+    assert not ds.register(pats, np.broadcast_to(no_kick, (64, NUM_VOICES))).any()
+    grooves, person = ds.augment_with_people(pats, np.random.default_rng(3), ds.Augment(p_hands=0.5, p_keys=0.2),
+                                             with_register=True)
+    assert grooves.shape == (64, STEPS, 4) and not (grooves[..., 3] > grooves[..., HIT]).any()
+    drummers = ~person
+    assert drummers.any()

@@ -1089,3 +1089,30 @@ def test_a_section_heard_before_needs_most_of_the_beat_it_is_in() -> None:
     for step in (5, 6):
         looper.record(7 * STEPS + step, 0.8)
     assert steps_of(looper) == set(busy)
+
+
+def test_the_looper_keeps_each_steps_register_as_last_played() -> None:
+    """A step is the left hand's when a low note landed there in the pass that last played it
+    (a bass note under a louder chord too); a pass that plays it high only makes it high; a
+    step forgotten loses it; a clear forgets it; a saved groove brings it back."""
+    looper = Looper(Memory(forget_passes=2, section_change=0.0))
+    for p in range(2):
+        base = p * STEPS
+        looper.record(base + 0, 0.9)                 # a chord on 1 ...
+        looper.record(base + 0.02, 0.5, low=True)    # ... with a softer bass note under it
+        looper.record(base + 4, 0.8)                 # a chord on 2, the right hand only
+        looper.record(base + 8, 0.6, low=True)       # a bass note on 3
+    looper.advance(2 * STEPS)
+    assert list(np.flatnonzero(looper.groove.low)) == [0, 8]
+    looper.record(2 * STEPS + 8, 0.7)               # beat 3 now played by the right hand only
+    looper.advance(3 * STEPS)
+    assert list(np.flatnonzero(looper.groove.low)) == [0]
+    saved = looper.groove
+    for p in range(3, 7):                            # the player leaves out beat 1 from here on
+        looper.record(p * STEPS + 4, 0.8)
+        looper.advance((p + 1) * STEPS)
+    assert looper.groove.steps[0, 0] == 0 and not looper.groove.low.any()
+    looper.load(saved)
+    assert looper.groove.low[0] == 1.0
+    looper.clear()
+    assert not looper.groove.low.any()

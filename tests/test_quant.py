@@ -104,7 +104,7 @@ def test_pi_estimate_counts_the_models_work() -> None:
     arch = json.loads((SHIPPED / "model.json").read_text())["architecture"]
     d, ff, layers, z, steps = arch["d_model"], arch["d_ff"], arch["n_layers"], arch["latent_size"], arch["steps"]
     block = steps * (d * 3 * d + d * d + 2 * d * ff) + 2 * steps * steps * d
-    encoder = steps * 3 * d + layers * block + steps * d * 2 * z
+    encoder = steps * arch.get("groove_channels", 3) * d + layers * block + steps * d * 2 * z
     decoder = z * steps * d + layers * block + steps * d * 3 * arch["voices"]
     assert pi.count_macs(SHIPPED / "encoder.onnx", d) == encoder
     assert pi.count_macs(SHIPPED / "decoder.onnx", d) == decoder

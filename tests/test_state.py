@@ -28,7 +28,7 @@ def a_groove(seed: int) -> Groove:
     steps[hits, 0] = 1
     steps[hits, 1] = rng.uniform(0.2, 1.0, hits.sum())
     steps[hits, 2] = rng.uniform(-0.5, 0.49, hits.sum())
-    return Groove(steps)
+    return Groove(steps, rng.random(STEPS) < 0.4)    # with its register (the left hand's steps)
 
 
 def a_state(seed: int = 1, scenes: int = 2) -> LiveState:
@@ -53,6 +53,18 @@ def test_round_trip(tmp_path: Path) -> None:
     assert back is not None and same(back, state)
     assert back.groove == state.groove and back.bpm == state.bpm and back.frozen == state.frozen
     assert Controls(**back.controls).temperature == 1.3
+
+
+def test_the_grooves_register_is_saved_and_an_older_save_loads_without_one() -> None:
+    from appliance.box.codec import StateError, groove_from, groove_json
+    groove = a_groove(3)
+    assert groove.low.any() and groove_from(groove_json(groove)) == groove
+    older = [row[:3] for row in groove_json(groove)]          # saved before the register
+    assert groove_from(older) == Groove(groove.steps)
+    bad = groove_json(groove)
+    bad[0][3] = 2.0
+    with pytest.raises(StateError, match="out of range"):
+        groove_from(bad)
 
 
 def test_a_held_pattern_keeps_its_fill_bar_and_an_older_save_loads_without_one() -> None:

@@ -252,19 +252,22 @@ def test_the_tempo_probe_starts_as_the_model_and_learns_the_tempo() -> None:
     """training/tempo_probe.py: the tempo enters through a zero-initialised layer, so the probe
     starts as the shipped model whatever the tempo; one step of training makes it matter, and
     each window's tempo comes from its own file in info.csv."""
+    from dataclasses import asdict
     from training import tempo_probe as probe
-    from training.model import GrooveVAE, ModelConfig
+    from training.model import GrooveVAE, ModelConfig, widen
     torch.manual_seed(0)
-    model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    small = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)
+    plain = GrooveVAE(small).eval()
     grooves = np.random.default_rng(1).random((4, STEPS, 3)).astype(np.float32)
-    before = model(probe.model_input(grooves, None), sample=False)["logits"]
-    model.encoder.embed = probe.TempoEmbedding(model.encoder.embed)
+    before = plain(probe.model_input(grooves, None), sample=False)["logits"]
+    model = GrooveVAE(ModelConfig(**{**asdict(small), "groove_channels": 4})).eval()
+    model.load_state_dict(widen(plain.state_dict(), asdict(small), model.cfg))
     slow, fast = (probe.model_input(grooves, np.full(4, t, np.float32)) for t in (-1.0, 1.0))
     assert slow.shape == (4, STEPS, 4)
     assert torch.allclose(model(slow, sample=False)["logits"], before, atol=1e-6)
     assert torch.allclose(model(fast, sample=False)["logits"], before, atol=1e-6)
     with torch.no_grad():
-        model.encoder.embed.tempo.weight.fill_(0.5)
+        model.encoder.embed.weight[:, 3] = 0.5
     assert not torch.allclose(model(slow, sample=False)["logits"], model(fast, sample=False)["logits"])
     _need_gmd()
     val = ds.load_split("validation")
@@ -272,3 +275,63 @@ def test_the_tempo_probe_starts_as_the_model_and_learns_the_tempo() -> None:
     assert len(bpm) == len(val) and 40 <= bpm.min() and bpm.max() <= 300
     names = [val.files[i] for i in val.file_ids]
     assert all(f"_{int(b)}_" in name for b, name in zip(bpm, names)), "GMD's file names carry their tempo"
+
+
+def test_a_model_with_the_register_starts_as_the_one_without_and_hears_it() -> None:
+    """model.widen: a 3-channel checkpoint's weights in a model with ``groove_channels`` 4 play
+    the same whatever the register, until training makes it matter; a 3-channel model hears the
+    first three channels of a 4-channel groove; the register probe feeds 4-channel grooves
+    (blanked in ``blind`` of them)."""
+    from dataclasses import asdict
+    from training import register_probe as probe
+    from training.model import GrooveVAE, ModelConfig, widen
+    pats = np.zeros((8, STEPS, 9, 3), np.float32)
+    pats[:, ::8, 0] = (1, 0.9, 0.0)     # a kick on every beat 1 and 3
+    pats[:, 4::8, 1] = (1, 0.8, 0.0)    # a snare on 2 and 4
+    split = ds.Split("train", pats, ds.flatten(pats), np.zeros(8, int), ["x.mid"])
+    idx = np.arange(8)
+    grooves, _ = probe.register_batch(split, 0.0)(idx, np.random.default_rng(1))
+    assert grooves.shape == (8, STEPS, 4) and grooves[..., 3].sum() > 0
+    blank, _ = probe.register_batch(split, 1.0)(idx, np.random.default_rng(1))
+    assert blank[..., 3].sum() == 0
+    np.testing.assert_array_equal(split.inputs[..., 3], ds.register(pats))
+    torch.manual_seed(0)
+    small = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)
+    plain = GrooveVAE(small).eval()
+    before = plain(grooves[..., :3], sample=False)["logits"]
+    assert torch.equal(plain(grooves, sample=False)["logits"], before)      # hears its three channels
+    wide_cfg = ModelConfig(**{**asdict(small), "groove_channels": 4})
+    wide = GrooveVAE(wide_cfg).eval()
+    wide.load_state_dict(widen(plain.state_dict(), asdict(small), wide_cfg))
+    assert torch.allclose(wide(grooves, sample=False)["logits"], before, atol=1e-6)
+    assert torch.allclose(wide(blank, sample=False)["logits"], before, atol=1e-6)
+    with torch.no_grad():
+        wide.encoder.embed.weight[:, 3] = 0.5
+    assert not torch.allclose(wide(grooves, sample=False)["logits"], wide(blank, sample=False)["logits"])
+    with pytest.raises(ValueError):        # any other change of architecture is refused
+        widen(plain.state_dict(), asdict(small), ModelConfig(**{**asdict(wide_cfg), "d_model": 64}))
+
+
+def test_a_soup_widens_a_base_without_the_register(tmp_path: Path) -> None:
+    """training/soup.py: a 3-channel base under a 4-channel fine-tune is widened first, so α 0 is
+    the base itself (hearing the register not at all) and α 1 the fine-tune."""
+    from dataclasses import asdict
+    from training.model import GrooveVAE, ModelConfig
+    torch.manual_seed(0)
+    small = ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)
+    wide_cfg = ModelConfig(**{**asdict(small), "groove_channels": 4})
+    plain, wide = GrooveVAE(small), GrooveVAE(wide_cfg)
+    torch.save({"model": plain.state_dict(), "model_config": asdict(small)}, tmp_path / "base.pt")
+    torch.save({"model": wide.state_dict(), "model_config": asdict(wide_cfg)}, tmp_path / "tuned.pt")
+    for alpha in (0.0, 1.0):
+        weights, _ = soup.mix(tmp_path / "base.pt", [tmp_path / "tuned.pt"], alpha)
+        embed = weights["encoder.embed.weight"]
+        assert embed.shape == (32, 4)
+        if alpha == 0.0:
+            assert torch.equal(embed[:, :3], plain.state_dict()["encoder.embed.weight"]) and not embed[:, 3].any()
+        else:
+            assert torch.equal(embed, wide.state_dict()["encoder.embed.weight"])
+    torch.save({"model": GrooveVAE(ModelConfig(**{**asdict(small), "d_model": 64, "n_heads": 2})).state_dict(),
+                "model_config": {**asdict(small), "d_model": 64}}, tmp_path / "other.pt")
+    with pytest.raises(SystemExit):
+        soup.mix(tmp_path / "other.pt", [tmp_path / "tuned.pt"], 0.5)

@@ -20,19 +20,20 @@ def _save(graph: onnx.GraphProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def build(directory: Path, seed: int = 0) -> Path:
-    """Write encoder/decoder (fp32, and the same graphs as the "int8" files) and model.json."""
+def build(directory: Path, seed: int = 0, channels: int = 3) -> Path:
+    """Write encoder/decoder (fp32, and the same graphs as the "int8" files) and model.json; the
+    encoder hears ``channels`` of the groove (4: with its register)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    w_enc = numpy_helper.from_array(rng.normal(0, 0.3, (STEPS * 3, 2 * LATENT)).astype(np.float32), "w_enc")
-    flat_shape = numpy_helper.from_array(np.array([-1, STEPS * 3], np.int64), "flat_shape")
+    w_enc = numpy_helper.from_array(rng.normal(0, 0.3, (STEPS * channels, 2 * LATENT)).astype(np.float32), "w_enc")
+    flat_shape = numpy_helper.from_array(np.array([-1, STEPS * channels], np.int64), "flat_shape")
     split = numpy_helper.from_array(np.array([LATENT, LATENT], np.int64), "split")
     encoder = helper.make_graph(
         [helper.make_node("Reshape", ["groove", "flat_shape"], ["flat"]),
          helper.make_node("MatMul", ["flat", "w_enc"], ["both"]),
          helper.make_node("Split", ["both", "split"], ["mu", "logvar"], axis=1)],
         "encoder",
-        [helper.make_tensor_value_info("groove", TensorProto.FLOAT, ["N", STEPS, 3])],
+        [helper.make_tensor_value_info("groove", TensorProto.FLOAT, ["N", STEPS, channels])],
         [helper.make_tensor_value_info("mu", TensorProto.FLOAT, ["N", LATENT]),
          helper.make_tensor_value_info("logvar", TensorProto.FLOAT, ["N", LATENT])],
         [w_enc, flat_shape, split])
@@ -60,6 +61,7 @@ def build(directory: Path, seed: int = 0) -> Path:
         _save(graph, directory / f"{part}.onnx")
         _save(graph, directory / f"{part}.int8.onnx")
     card = {"name": "tiny-test", "latent_size": LATENT, "steps": STEPS, "voices": list(VOICES),
-            "notes": list(GM_NOTES), "thresholds": [0.5] * NUM_VOICES}
+            "notes": list(GM_NOTES), "thresholds": [0.5] * NUM_VOICES,
+            "inputs": {"encoder": {"groove": ["N", STEPS, channels]}, "decoder": {"z": ["N", LATENT]}}}
     (directory / "model.json").write_text(json.dumps(card))
     return directory

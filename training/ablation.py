@@ -27,16 +27,16 @@ from training.train import predict
 def compare(checkpoints: list[Path], seed: int = 0) -> list[dict]:
     val = ds.load_split("validation")
     keyboard = ds.augment_grooves(val.patterns, np.random.default_rng(seed),
-                                  ds.Augment(p_subset=1.0, p_curve=1.0, p_jitter=1.0))
-    people = {f"simulated {kind}": humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
+                                  ds.Augment(p_subset=1.0, p_curve=1.0, p_jitter=1.0), with_register=True)
+    people = {f"simulated {kind}": humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION, register=True)
               for kind in ("hands", "keys")}
     rows = []
     for path in checkpoints:
         model, ckpt = load_checkpoint(path)
         true = val.patterns[..., 0] > 0.5
-        probs, vel, off = predict(model, val.grooves)
+        probs, vel, off = predict(model, val.inputs)
         th = tune_thresholds(probs, true)
-        for kind, grooves in (("drummer grooves", val.grooves), ("keyboard-like grooves", keyboard),
+        for kind, grooves in (("drummer grooves", val.inputs), ("keyboard-like grooves", keyboard),
                               *people.items()):
             if kind != "drummer grooves":
                 probs, vel, off = predict(model, grooves)

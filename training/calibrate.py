@@ -58,10 +58,10 @@ KINDS = ("drummers", "keys", "hands")   #: the kinds of input calibration can fi
 
 
 def inputs_of(split: ds.Split, kinds: tuple[str, ...] = ("drummers",)) -> tuple[np.ndarray, np.ndarray]:
-    """Grooves [len(kinds) · N, 32, 3] of the split's loops as each kind of input, and the drummers'
-    patterns they stand for (the simulated people: the fixed validation seed)."""
-    grooves = [split.grooves if kind == "drummers" else
-               humanize.human_set(split.patterns, kind, humanize.SEED_VALIDATION) for kind in kinds]
+    """Grooves [len(kinds) · N, 32, 4] (with their register) of the split's loops as each kind of
+    input, and the drummers' patterns they stand for (the simulated people: the fixed validation seed)."""
+    grooves = [split.inputs if kind == "drummers" else
+               humanize.human_set(split.patterns, kind, humanize.SEED_VALIDATION, register=True) for kind in kinds]
     return np.concatenate(grooves), np.concatenate([split.patterns] * len(kinds))
 
 

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"ceiling: {exc}") from None
     card = json.loads((args.model_dir / "model.json").read_text())
     model = OnnxModel(args.model_dir, "fp32", threads=2)
-    grooves = {"drummer": val.grooves,
-               "hands": humanize.human_set(val.patterns, "hands", humanize.SEED_VALIDATION)}
+    grooves = {"drummer": val.inputs,
+               "hands": humanize.human_set(val.patterns, "hands", humanize.SEED_VALIDATION, register=True)}
     probs = {kind: model.predict(g, batch=256)[0] for kind, g in grooves.items()}
     result = figures(probs, val.patterns[..., 0] > 0.5, np.asarray(card["thresholds"], np.float32))
     print(f"validation, {len(val)} windows, fp32, z = mu: pooled hit F1\n")

@@ -92,7 +92,7 @@ def export_windows(split: str, n: int, seed: int, out: Path, gmd: str | None = N
     index = np.sort(rng.choice(len(data), size=min(n, len(data)), replace=False))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, grooves=data.grooves[index], patterns=data.patterns[index], index=index,
+    np.savez_compressed(tmp, grooves=data.inputs[index], patterns=data.patterns[index], index=index,
                         meta=json.dumps({"split": split, "seed": seed, "n": int(len(index)),
                                          "of": int(len(data)), "rule": "np.random.default_rng(seed).choice("
                                          "len(split), n, replace=False), sorted"}))

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import mido
@@ -175,6 +176,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.patterns)
 
+    @cached_property
+    def inputs(self) -> np.ndarray:
+        """The drummers' grooves with their register: [N,32,4] (a model hears the channels it has)."""
+        return np.concatenate([self.grooves, register(self.patterns)[..., None]], -1)
+
     def subset(self, n: int) -> "Split":
         return Split(self.name, self.patterns[:n], self.grooves[:n], self.file_ids[:n], self.files, self.skipped)
 
@@ -255,6 +261,7 @@ class Augment:
     p_hands: float = 0.0      # instead: the groove a person tapping the loop with two hands gives (humanize.py)
     p_keys: float = 0.0       # instead: the groove of a keyboard player comping along (humanize.py)
     p_arpeggio: float = 0.0   # of those keyboard players, the share whose right hand plays even sixteenths
+    p_blind: float = 0.0      # with the register: the share of grooves whose register is unknown (0: one pad, one key)
 
     @classmethod
     def none(cls) -> "Augment":
@@ -265,14 +272,26 @@ class Augment:
         return any(p > 0 for p in (self.p_subset, self.p_curve, self.p_jitter, self.p_hands, self.p_keys))
 
 
-def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment) -> np.ndarray:
-    """Grooves [B,32,3] for a batch of patterns [B,32,9,3] with the augmentations applied."""
-    return augment_with_people(patterns, rng, aug)[0]
+def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment,
+                    with_register: bool = False) -> np.ndarray:
+    """Grooves [B,32,3] (4 with the register) for a batch of patterns [B,32,9,3] with the
+    augmentations applied."""
+    return augment_with_people(patterns, rng, aug, with_register)[0]
+
+
+def register(patterns: np.ndarray, voice_mask: np.ndarray | None = None) -> np.ndarray:
+    """[..., 32]: 1 where a low voice (kick, low or mid tom) of the kept voices hits: a drummer's
+    groove's register (training/register_probe.py)."""
+    hits = (patterns[..., HIT] > 0.5) & humanize.LOW_MASK
+    if voice_mask is not None:
+        hits = hits & voice_mask[..., None, :].astype(bool)
+    return hits.any(axis=-1).astype(np.float32)
 
 
 def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
-                        aug: Augment) -> tuple[np.ndarray, np.ndarray]:
-    """augment_grooves, and which grooves [B] came from a simulated person (hands or keys)."""
+                        aug: Augment, with_register: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """augment_grooves, and which grooves [B] came from a simulated person (hands or keys); with
+    ``with_register``, grooves [B,32,4] whose fourth channel is where the low voices or hand landed."""
     b = len(patterns)
     mask = np.ones((b, NUM_VOICES), bool)
     if aug.p_subset > 0:
@@ -285,6 +304,8 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         keep[empty, fallback[empty]] = True
         mask[chosen] = keep[chosen]
     grooves = flatten(patterns, mask)
+    if with_register:
+        grooves = np.concatenate([grooves, register(patterns, mask)[..., None]], -1)
     hit = grooves[..., HIT] > 0.5
     if aug.p_curve > 0:
         chosen = rng.random(b) < aug.p_curve
@@ -302,10 +323,14 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         hands = source < aug.p_hands
         keys = (source >= aug.p_hands) & (source < aug.p_hands + aug.p_keys)
         if hands.any():
-            grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng))
+            grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng),
+                                                    register=with_register)
         if keys.any():
-            grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio))
+            grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio),
+                                                  register=with_register)
         person = hands | keys
+    if with_register and aug.p_blind > 0:
+        grooves[rng.random(b) < aug.p_blind, :, 3] = 0.0
     return grooves.astype(np.float32), person
 
 

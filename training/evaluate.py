@@ -37,7 +37,7 @@ def evaluate(model_dir: Path, split: ds.Split) -> dict:
     thresholds = np.asarray(card["thresholds"], np.float32)
     results: dict[str, Any] = {}
     for precision in ("fp32", "int8"):
-        probs, vel, off = OnnxModel(model_dir, precision, threads=2).predict(split.grooves, batch=1)
+        probs, vel, off = OnnxModel(model_dir, precision, threads=2).predict(split.inputs, batch=1)
         results[precision] = report(probs, vel, off, split.patterns, split.grooves, thresholds)
     results["protocol"] = ("GMD test split, 4/4 beat files, 2-bar windows with 1-bar hop, windows with hits; "
                            "z = mu; thresholds from model.json (tuned on validation); one groove per run, "

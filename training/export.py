@@ -107,7 +107,7 @@ class _Feed(CalibrationDataReader):
 def calibration_grooves(n: int = 256, seed: int = 0) -> np.ndarray:
     """Static recipes calibrate on a fixed subset of the train split (never validation or test)."""
     train = ds.load_split("train")
-    return train.grooves[np.sort(np.random.default_rng(seed).choice(len(train), n, replace=False))]
+    return train.inputs[np.sort(np.random.default_rng(seed).choice(len(train), n, replace=False))]
 
 
 def quantisation_card(recipe: QuantRecipe = RECIPE) -> dict:
@@ -161,7 +161,8 @@ def export_onnx(model: GrooveVAE, out_dir: Path) -> None:
     model.eval()
     z_size = model.cfg.latent_size
     with torch.no_grad():
-        torch.onnx.export(EncoderGraph(model), (torch.zeros(1, STEPS, 3),), str(out_dir / "encoder.onnx"),
+        torch.onnx.export(EncoderGraph(model), (torch.zeros(1, STEPS, model.cfg.groove_channels),),
+                          str(out_dir / "encoder.onnx"),
                           input_names=["groove"], output_names=["mu", "logvar"], opset_version=OPSET,
                           dynamic_axes={"groove": {0: "N"}, "mu": {0: "N"}, "logvar": {0: "N"}},
                           dynamo=False)
@@ -176,6 +177,7 @@ def export_onnx(model: GrooveVAE, out_dir: Path) -> None:
 def parity_check(model: GrooveVAE, model_dir: Path, grooves: np.ndarray, true_hits: np.ndarray,
                  thresholds: np.ndarray, tol: Tolerance = Tolerance()) -> dict:
     """torch vs fp32 vs int8 on these grooves; raises ParityError past the tolerances."""
+    grooves = grooves[..., :model.cfg.groove_channels]
     t_probs, t_vel, t_off = predict(model, grooves)
     with torch.no_grad():
         t_mu, t_logvar = (a.numpy() for a in model.encoder(torch.tensor(grooves)))
@@ -279,11 +281,11 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     val = ds.load_split("validation") if val is None else val
     export_onnx(model, out_dir)
     fp32 = OnnxModel(out_dir, "fp32", threads=2)
-    probs, vel, off = fp32.predict(val.grooves)
+    probs, vel, off = fp32.predict(val.inputs)
     true = val.patterns[..., HIT] > 0.5
     thresholds = tune_thresholds(probs, true)
     pooled, per_voice = hit_scores(probs >= thresholds, true)
-    parity = parity_check(model, out_dir, val.grooves, true, thresholds, tol)
+    parity = parity_check(model, out_dir, val.inputs, true, thresholds, tol)
     card: dict[str, Any] = {
         "name": name,
         "latent_size": model.cfg.latent_size,
@@ -293,7 +295,8 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "thresholds": [round(float(t), 2) for t in thresholds],
         "architecture": {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
                          "parameters": model.num_parameters()},
-        "inputs": {"encoder": {"groove": ["N", STEPS, 3]}, "decoder": {"z": ["N", model.cfg.latent_size]}},
+        "inputs": {"encoder": {"groove": ["N", STEPS, model.cfg.groove_channels]},
+                   "decoder": {"z": ["N", model.cfg.latent_size]}},
         "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"]},
         "opset": OPSET,
         "quantisation": quantisation_card(RECIPE),
@@ -332,7 +335,7 @@ def requantise(model_dir: Path, recipe: QuantRecipe = RECIPE, val: ds.Split | No
         for name in ("encoder.onnx", "decoder.onnx", "model.json"):
             shutil.copy(model_dir / name, staged / name)
         quantise(staged, recipe)
-        parity = int8_parity_check(staged, val.grooves, val.patterns[..., HIT] > 0.5,
+        parity = int8_parity_check(staged, val.inputs, val.patterns[..., HIT] > 0.5,
                                    np.asarray(card["thresholds"], np.float32), tol)
         for name in ("encoder.int8.onnx", "decoder.int8.onnx"):   # only a checked pair replaces the old one
             os.replace(staged / name, model_dir / name)

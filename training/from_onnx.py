@@ -68,10 +68,11 @@ def recover(model_dir: Path) -> tuple[GrooveVAE, dict]:
 def check(model: GrooveVAE, model_dir: Path, n: int = 64) -> float:
     """Largest difference between the recovered model and the shipped fp32 graphs on random grooves."""
     rng = np.random.default_rng(0)
-    grooves = np.zeros((n, 32, 3), np.float32)
+    grooves = np.zeros((n, 32, 4), np.float32)
     grooves[..., 0] = rng.random((n, 32)) < 0.5
     grooves[..., 1] = rng.random((n, 32)) * grooves[..., 0]
     grooves[..., 2] = (rng.random((n, 32)) - 0.5) * grooves[..., 0]
+    grooves[..., 3] = (rng.random((n, 32)) < 0.4) * grooves[..., 0]     # the register, for a model that hears it
     onnx_out = OnnxModel(model_dir, "fp32").predict(grooves)
     with torch.no_grad():
         out = model(torch.from_numpy(grooves), sample=False)

@@ -64,16 +64,16 @@ def box_reads(model: OnnxModel, heard: list[listening.Heard]) -> tuple[np.ndarra
     """The grooves the model reads and the velocity scales the drums are played with, as
     Generator.generate chooses them: a loud groove's reading at dynamics.LOUD, lifted, where the
     model's own reading of it thins out (dynamics.thins); z = mu."""
-    grooves = np.array([h.groove.steps for h in heard], np.float32)
+    grooves = np.array([h.groove.model_input(4) for h in heard], np.float32)
     scales = np.array([h.velocity_scale for h in heard], np.float64)
     loud = [i for i, h in enumerate(heard) if h.loud is not None]
     if loud:
         own = model.predict(grooves[loud])[0].sum(axis=(1, 2))
         louds = [heard[i].loud for i in loud]
-        down = model.predict(np.array([h.groove.steps for h in louds if h is not None], np.float32))[0].sum(axis=(1, 2))
+        down = model.predict(np.array([h.groove.model_input(4) for h in louds if h is not None], np.float32))[0].sum(axis=(1, 2))
         for i, brought, mine, theirs in zip(loud, louds, own, down):
             if brought is not None and law.thins(float(mine), float(theirs)):
-                grooves[i], scales[i] = brought.groove.steps, min(2.0, scales[i] * brought.lift)
+                grooves[i], scales[i] = brought.groove.model_input(4), min(2.0, scales[i] * brought.lift)
     return grooves, scales
 
 
@@ -81,8 +81,9 @@ def heard_grooves(grooves: np.ndarray, model: OnnxModel) -> tuple[np.ndarray, np
     """Each groove as the box hears it on its own (listening.heard) and the model reads it
     (:func:`box_reads`), the velocity scale it plays it with, and how many grooves were heard on
     the eighths."""
-    grooves_read, scales = box_reads(model, [listening.heard(Groove(g)) for g in grooves])
-    return grooves_read, scales, int(sum(listening.busy_and_even(Groove(g)) for g in grooves))
+    as_grooves = [Groove(g[:, :3], g[:, 3] if g.shape[-1] > 3 else np.zeros(len(g))) for g in grooves]
+    grooves_read, scales = box_reads(model, [listening.heard(g) for g in as_grooves])
+    return grooves_read, scales, int(sum(listening.busy_and_even(g) for g in as_grooves))
 
 
 def figures(model: OnnxModel, card: dict, grooves: np.ndarray, patterns: np.ndarray,
@@ -311,7 +312,7 @@ def thin(model: OnnxModel, card: dict, val: ds.Split) -> dict[str, dict[str, flo
     rows += [alberti(m, seed) for m in MELODY_LEVELS for seed in range(SEEDS)]
     rows += [ostinato(r, seed) for r in OSTINATO_ACCENTS for seed in range(SEEDS)]
     heard = np.array([listening.on_the_eighths(Groove(g)).groove.steps for g in rows])
-    drummers = model.predict(val.grooves)[0]
+    drummers = model.predict(val.inputs)[0]
     parts = model.predict(heard)[0]
 
     def chosen(probabilities: np.ndarray, label: str) -> np.ndarray:
@@ -348,7 +349,8 @@ def thinning(model: OnnxModel, card: dict, val: ds.Split) -> dict:
     true = val.patterns[..., HIT] > 0.5
     out: dict = {"own": backbeat_bars(true)}
     for kind in ("drummers", "hands"):
-        grooves = val.grooves if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
+        grooves = val.inputs if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION,
+                                                                         register=True)
         probabilities = model.predict(grooves)[0]
         for density in THINNING:
             counts = np.array([generator.target_hits(p, density, calibration) for p in probabilities])
@@ -366,7 +368,8 @@ def measure(model_dir: Path, gmd_root: str | None = None) -> dict:
     model = OnnxModel(model_dir, "int8", threads=2)
     loops = {}
     for kind in KINDS:
-        grooves = val.grooves if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION)
+        grooves = val.inputs if kind == "drummers" else humanize.human_set(val.patterns, kind, humanize.SEED_VALIDATION,
+                                                                         register=True)
         heard, scales, changed = heard_grooves(grooves, model)
         loops[kind] = {"windows": len(grooves), "heard_on_the_eighths": changed,
                        "as_played": figures(model, card, grooves, val.patterns),

@@ -9,6 +9,8 @@ int8, z = mu, the card's thresholds): the drummer's own groove, two hands tappin
 fixed seed per split. The target is always the drummer's pattern. Velocity and offset MSE are on
 true positives, next to copy-the-groove's on the same cells. Choose recipes on validation; the test
 split is for the report. --write stores the result in model.json under metrics.human.<split>.
+The hands and keys carry their register (which notes were low); ``--register-unknown`` adds both
+with it set to 0, as the box hears a part all on one side of ``loop.split_note``.
 """
 from __future__ import annotations
 
@@ -28,18 +30,25 @@ REPO = Path(__file__).resolve().parent.parent
 INPUTS = ("drummer", "hands", "keys")
 
 
-def grooves_for(split: ds.Split) -> dict[str, np.ndarray]:
-    """The three kinds of input for every window of the split (fixed seeds)."""
+def grooves_for(split: ds.Split, register_unknown: bool = False) -> dict[str, np.ndarray]:
+    """The three kinds of input for every window of the split (fixed seeds); with
+    ``register_unknown``, the hands and keys again with their register at 0."""
     seed = humanize.SEED_TEST if split.name == "test" else humanize.SEED_VALIDATION
-    return {"drummer": split.grooves,
-            "hands": humanize.human_set(split.patterns, "hands", seed),
-            "keys": humanize.human_set(split.patterns, "keys", seed)}
+    out = {"drummer": split.inputs,
+           "hands": humanize.human_set(split.patterns, "hands", seed, register=True),
+           "keys": humanize.human_set(split.patterns, "keys", seed, register=True)}
+    if register_unknown:
+        for kind in ("hands", "keys"):
+            out[f"{kind}, register unknown"] = out[kind].copy()
+            out[f"{kind}, register unknown"][..., 3] = 0.0
+    return out
 
 
-def evaluate(model_dir: Path, split: ds.Split, precisions: tuple[str, ...] = ("fp32", "int8")) -> dict:
+def evaluate(model_dir: Path, split: ds.Split, precisions: tuple[str, ...] = ("fp32", "int8"),
+             register_unknown: bool = False) -> dict:
     card = json.loads((model_dir / "model.json").read_text())
     thresholds = np.asarray(card["thresholds"], np.float32)
-    inputs = grooves_for(split)
+    inputs = grooves_for(split, register_unknown)
     out: dict = {"split": split.name, "windows": len(split), "input_stats": {
         k: humanize.groove_stats(g) for k, g in inputs.items()}}
     for precision in precisions:
@@ -78,12 +87,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", choices=("validation", "test"), default="validation")
     p.add_argument("--gmd-dir", default=None)
     p.add_argument("--write", action="store_true", help="store the result in model.json (metrics.human.<split>)")
+    p.add_argument("--register-unknown", action="store_true",
+                   help="also the hands and keys with their register at 0 (a pad player, one hand)")
     args = p.parse_args(argv)
     try:
         split = ds.load_split(args.split, args.gmd_dir)
     except ds.DatasetError as exc:
         raise SystemExit(f"human_eval: {exc}") from None
-    result = evaluate(args.model_dir, split)
+    result = evaluate(args.model_dir, split, register_unknown=args.register_unknown)
     if args.write:
         path = args.model_dir / "model.json"
         card = json.loads(path.read_text())

@@ -117,10 +117,12 @@ def _hand_parts(patterns: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.
     return hit, vel * hit, off * hit
 
 
-def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.ndarray) -> np.ndarray:
+def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.ndarray,
+           low: np.ndarray | None = None) -> np.ndarray:
     """Grooves [B,32,3] from hits at fractional positions (wrapping round the loop); two landing on
-    one step: the louder wins."""
-    groove = np.zeros((b, STEPS, 3), np.float32)
+    one step: the louder wins. With ``low`` (which hits the low hand played, like ``hit``), a fourth
+    channel: 1 where a low hit landed (the register, training/register_probe.py)."""
+    groove = np.zeros((b, STEPS, 3 if low is None else 4), np.float32)
     pos = np.mod(pos + 0.5, STEPS) - 0.5  # the loop: a hit before its downbeat is the end of the last pass
     new_step = np.clip(np.floor(pos + 0.5).astype(int), 0, STEPS - 1)
     off = np.clip(pos - new_step, -0.5, 0.4999)
@@ -131,6 +133,9 @@ def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.n
     groove[r[h], s[h], HIT] = 1.0
     groove[r[h], s[h], VELOCITY] = v[h]
     groove[r[h], s[h], OFFSET] = o[h]
+    if low is not None:
+        lo = h & low.ravel()[order]
+        groove[r[lo], s[lo], 3] = 1.0
     return groove
 
 
@@ -139,8 +144,10 @@ def _loop_mean(values: np.ndarray, hit: np.ndarray) -> np.ndarray:
     return (values * hit).sum(-1, keepdims=True) / n
 
 
-def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = Hands()) -> np.ndarray:
-    """Grooves [B,32,3] a person tapping these patterns [B,32,9,3] with two hands would give."""
+def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = Hands(),
+                  register: bool = False) -> np.ndarray:
+    """Grooves [B,32,3] a person tapping these patterns [B,32,9,3] with two hands would give
+    ([B,32,4] with ``register``: where the low hand landed)."""
     b = len(patterns)
     steps = np.broadcast_to(np.arange(STEPS), (b, STEPS))
     hits, vels, poss = [], [], []
@@ -170,7 +177,8 @@ def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = H
     hit = np.concatenate(hits, 1)
     vel = np.clip(np.concatenate(vels, 1), 0.03, 1.0)
     pos = np.concatenate(poss, 1)
-    return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit)
+    low = np.concatenate([np.ones_like(hits[0]), np.zeros_like(hits[1])], 1) if register else None
+    return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit, low)
 
 
 def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +219,10 @@ def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tu
     return chords, chord_vel
 
 
-def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys()) -> np.ndarray:
-    """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give."""
+def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys(),
+                 register: bool = False) -> np.ndarray:
+    """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give
+    ([B,32,4] with ``register``: where the left hand's bass notes landed)."""
     b = len(patterns)
     hits = patterns[..., HIT] > 0.5
     vel_all = patterns[..., VELOCITY]
@@ -251,8 +261,9 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
     # a groove that lost everything keeps the bass (or the chords)
     empty = ~hit.any(-1)
     hit[empty] = np.concatenate([hits[empty, :, kick], chords[empty]], 1)
+    low = np.concatenate([np.ones_like(bass), np.zeros_like(chords)], 1) if register else None
     return _place(b, np.concatenate([np.broadcast_to(steps, (b, STEPS))] * 2, 1), pos,
-                  np.clip(vel, 0.03, 1.0), hit)
+                  np.clip(vel, 0.03, 1.0), hit, low)
 
 
 def groove_stats(grooves: np.ndarray) -> dict[str, float]:
@@ -268,14 +279,15 @@ def groove_stats(grooves: np.ndarray) -> dict[str, float]:
 ARPEGGIOS = Keys(p_stabs=0.0, p_pulse=0.0, p_arpeggio=1.0)
 
 
-def human_set(patterns: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """The fixed simulated human input for these patterns: kind 'hands', 'keys' or 'arpeggios'."""
+def human_set(patterns: np.ndarray, kind: str, seed: int, register: bool = False) -> np.ndarray:
+    """The fixed simulated human input for these patterns: kind 'hands', 'keys' or 'arpeggios'
+    (with ``register``, the low hand's steps as a fourth channel)."""
     rng = np.random.default_rng(seed)
     if kind == "hands":
-        return hands_grooves(patterns, rng)
+        return hands_grooves(patterns, rng, register=register)
     if kind == "keys":
-        return keys_grooves(patterns, rng)
+        return keys_grooves(patterns, rng, register=register)
     if kind == "arpeggios":
-        return keys_grooves(patterns, rng, ARPEGGIOS)
+        return keys_grooves(patterns, rng, ARPEGGIOS, register=register)
     raise ValueError(f"kind must be 'hands', 'keys' or 'arpeggios', got {kind!r}")
 

@@ -1,6 +1,6 @@
 """The drum model: a Transformer VAE in the GrooveTransformer design.
 
-    groove [B,32,3] ─ Linear + position ─ Transformer blocks ─ flatten ─ Linear ─▶ mu, logvar [B,Z]
+    groove [B,32,C] ─ Linear + position ─ Transformer blocks ─ flatten ─ Linear ─▶ mu, logvar [B,Z]
     z [B,Z] ─ Linear ─ [B,32,d] + position ─ Transformer blocks ─ Linear ─▶ hits, velocities, offsets [B,32,9]
 
 Everything that shapes the model is in ModelConfig right below; the loss and its weights are in
@@ -9,7 +9,7 @@ LossConfig. Attention is written out by hand (no fused kernels) so the ONNX grap
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,7 @@ class ModelConfig:
     latent_size: int = 128     # Z
     steps: int = STEPS
     voices: int = NUM_VOICES
+    groove_channels: int = 3   # hit, velocity, offset; 4: and the register (1 where a low note landed)
 
 
 @dataclass
@@ -73,11 +74,11 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """groove [B,32,3] → mu, logvar [B,Z]."""
+    """groove [B,32,C] → mu, logvar [B,Z]."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.embed = nn.Linear(3, cfg.d_model)
+        self.embed = nn.Linear(cfg.groove_channels, cfg.d_model)
         self.pos = nn.Parameter(torch.randn(1, cfg.steps, cfg.d_model) * 0.02)
         self.blocks = nn.Sequential(*[Block(cfg) for _ in range(cfg.n_layers)])
         self.ln = nn.LayerNorm(cfg.d_model)
@@ -118,13 +119,27 @@ class GrooveVAE(nn.Module):
         self.decoder = Decoder(cfg)
 
     def forward(self, groove: torch.Tensor, sample: bool = True) -> dict[str, torch.Tensor]:
-        mu, logvar = self.encoder(groove)
+        """The model hears the first ``groove_channels`` of the groove (a 4-channel groove with its
+        register suits either kind of model)."""
+        mu, logvar = self.encoder(groove[..., :self.cfg.groove_channels])
         z = mu + torch.exp(0.5 * logvar.clamp(-12, 8)) * torch.randn_like(mu) if sample else mu
         logits, vel, off = self.decoder(z)
         return {"logits": logits, "velocities": vel, "offsets": off, "mu": mu, "logvar": logvar}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def widen(state: dict[str, torch.Tensor], config: dict, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights (``state``, made with ``config``) for ``cfg``, which may hear more of
+    the groove (``groove_channels``): the new channels enter through zero weights, so the model
+    starts as the checkpoint's. Any other difference is a ValueError."""
+    theirs = {**asdict(ModelConfig()), **config}
+    if {**theirs, "groove_channels": cfg.groove_channels} != asdict(cfg) or theirs["groove_channels"] > cfg.groove_channels:
+        raise ValueError(f"the architecture {theirs}, not {asdict(cfg)}")
+    weight = state["encoder.embed.weight"]
+    extra = weight.new_zeros(weight.shape[0], cfg.groove_channels - weight.shape[1])
+    return {**state, "encoder.embed.weight": torch.cat([weight, extra], 1)}
 
 
 def vae_loss(out: dict[str, torch.Tensor], patterns: torch.Tensor, loss: LossConfig,

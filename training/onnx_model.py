@@ -15,9 +15,16 @@ class OnnxModel:
     def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 1) -> None:
         self.encoder = open_session(graph_path(model_dir, "encoder", precision), threads)
         self.decoder = open_session(graph_path(model_dir, "decoder", precision), threads)
+        self.channels = int(self.encoder.get_inputs()[0].shape[-1])  #: 3, or 4 with the register
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves.astype(np.float32)})
+        """mu, logvar of grooves [N,32,3 or 4]: the model hears its first ``channels``; a groove
+        without its register, to a model that hears one, is heard with it unknown (all 0), as the box
+        hears a part all on one side of the split (Groove.model_input)."""
+        if grooves.shape[-1] < self.channels:
+            grooves = np.concatenate([grooves, np.zeros(grooves.shape[:-1] + (self.channels - grooves.shape[-1],),
+                                                        grooves.dtype)], -1)
+        mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves[..., :self.channels].astype(np.float32)})
         return mu, logvar
 
     def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

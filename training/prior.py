@@ -70,7 +70,8 @@ def measure(model_dir: Path, train: ds.Split, val: ds.Split, draws: int = DRAWS,
     picks = rng.choice(len(val.patterns), min(draws, len(val.patterns)), replace=False)
     eps = rng.standard_normal((draws, gen.latent_size)).astype(np.float32)
     sources = {"drummers (validation windows)": val.patterns[picks][..., HIT] > 0.5,
-               "the model over validation grooves": np.array([played(gen.encode(Groove(val.grooves[i]))[0])
+               "the model over validation grooves": np.array([played(gen.encode(Groove(val.grooves[i],
+                                                                                           val.inputs[i, :, 3]))[0])
                                                               for i in picks]),
                "standard normal": np.array([played(e) for e in eps])}
     if gen.prior is not None:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     card = json.loads(path.read_text())
     if not args.check:
         model = OnnxModel(args.model_dir, "fp32", threads=2)
-        mus = np.concatenate([model.encode(train.grooves[i:i + 1024])[0] for i in range(0, len(train.grooves), 1024)])
+        mus = np.concatenate([model.encode(train.inputs[i:i + 1024])[0] for i in range(0, len(train), 1024)])
         card["prior"] = fit(mus, args.components)
         if Prior.from_card(card, int(card["latent_size"])) is None:
             raise SystemExit("prior: the fitted block does not read back")

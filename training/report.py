@@ -78,7 +78,7 @@ class Data:
     genres: np.ndarray               #: [N] genre of each window
     files: list[str]                 #: [N] MIDI file of each window
     bpm: np.ndarray                  #: [N]
-    grooves: np.ndarray              #: [N,32,3]
+    grooves: np.ndarray              #: [N,32,4] (with the register)
     patterns: dict[str, np.ndarray]  #: source → [n,32,9,3] (keyboard: a subset)
     keyboard_index: np.ndarray       #: windows of the keyboard subset
     mu: np.ndarray                   #: [N,Z]
@@ -125,7 +125,7 @@ def load(settings: Settings, work: Path) -> Data:
     files = [test.files[i] for i in test.file_ids[index]]
     genres = np.array([entries[f].style.split("/")[0] if f in entries else "unknown" for f in files])
     bpm = np.array([entries[f].bpm if f in entries else 120.0 for f in files])
-    grooves, truth = test.grooves[index], test.patterns[index]
+    grooves, truth = test.inputs[index], test.patterns[index]   # (with the register: a model may hear it)
     card = json.loads((settings.model_dir / "model.json").read_text())
     model = OnnxModel(settings.model_dir, settings.precision, threads=2)
     mus: list[np.ndarray] = []

@@ -6,6 +6,8 @@
 OUT's weights are (1 − ALPHA) · BASE + ALPHA · FINE_TUNED. Several fine-tunes of one start,
 comma-separated, are first averaged with equal weights (a uniform soup). Everything else
 (config, command, state) is the first fine-tune's, with the parents and ALPHA recorded under "soup".
+A BASE that does not hear the groove's register, under fine-tunes that do, is widened first
+(`model.widen`: the register's weights 0 in it).
 """
 from __future__ import annotations
 
@@ -14,16 +16,23 @@ from pathlib import Path
 
 import torch
 
+from training.model import ModelConfig, widen
+
 
 def mix(base: Path, fine_tuned: list[Path], alpha: float) -> tuple[dict, dict]:
     """(1 − alpha) · base + alpha · mean(fine_tuned): the weights, and the first fine-tune's checkpoint."""
     a = torch.load(base, weights_only=False, map_location="cpu")
     tuned = [torch.load(path, weights_only=False, map_location="cpu") for path in fine_tuned]
+    config = ModelConfig(**tuned[0]["model_config"])
+    try:
+        start = widen(a["model"], a["model_config"], config)
+    except ValueError:
+        raise SystemExit(f"soup: {base} and {fine_tuned[0]} have different architectures") from None
     for path, ckpt in zip(fine_tuned, tuned):
-        if ckpt["model_config"] != a["model_config"]:
-            raise SystemExit(f"soup: {base} and {path} have different architectures")
-    weights = {k: (1 - alpha) * a["model"][k] + alpha * sum(t["model"][k] for t in tuned) / len(tuned)
-               for k in a["model"]}
+        if ckpt["model_config"] != tuned[0]["model_config"]:
+            raise SystemExit(f"soup: {fine_tuned[0]} and {path} have different architectures")
+    weights = {k: (1 - alpha) * start[k] + alpha * sum(t["model"][k] for t in tuned) / len(tuned)
+               for k in start}
     return weights, tuned[0]
 
 

@@ -86,7 +86,7 @@ def decode_all(model: OnnxModel, z: np.ndarray, batch: int = 512) -> np.ndarray:
 
 def fit(model: OnnxModel, split: ds.Split, labels: np.ndarray) -> dict[str, dict]:
     """{name: shift, windows, files} for every style with enough training grooves."""
-    mu = encode_all(model, np.asarray(split.grooves))
+    mu = encode_all(model, split.inputs)
     centre = mu.mean(axis=0)
     fitted = {}
     for name in STYLES:
@@ -111,7 +111,7 @@ def helps(model: OnnxModel, thresholds: np.ndarray, split: ds.Split, labels: np.
     """F1 on the validation style's hands and keys: no style, its own, a wrong one."""
     patterns = np.asarray(split.patterns)
     true = patterns[..., HIT] > 0.5
-    inputs = {kind: humanize.human_set(patterns, kind, 8) for kind in ("hands", "keys")}
+    inputs = {kind: humanize.human_set(patterns, kind, 8, register=True) for kind in ("hands", "keys")}
     mus = {kind: encode_all(model, grooves) for kind, grooves in inputs.items()}
     rows = []
     for name in fitted:
@@ -137,7 +137,7 @@ def drummers(train: ds.Split, labels: np.ndarray, fitted: dict[str, dict]) -> di
 def plays(model: OnnxModel, thresholds: np.ndarray, train: ds.Split, train_labels: np.ndarray,
           validation: ds.Split, fitted: dict[str, dict]) -> list[dict]:
     """Distance of the drums' step profile over validation keys from each style's drummers'."""
-    keys = humanize.human_set(np.asarray(validation.patterns), "keys", 8)
+    keys = humanize.human_set(np.asarray(validation.patterns), "keys", 8, register=True)
     mu = encode_all(model, keys)
     plain = profile(decode_all(model, mu) >= thresholds)
     targets = drummers(train, train_labels, fitted)

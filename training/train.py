@@ -30,7 +30,7 @@ import torch
 from training import dataset as ds
 from training import humanize
 from training.metrics import hit_scores, tune_thresholds, expression_mse
-from training.model import GrooveVAE, LossConfig, ModelConfig, beta_at, vae_loss
+from training.model import GrooveVAE, LossConfig, ModelConfig, beta_at, vae_loss, widen
 
 log = logging.getLogger("training.train")
 
@@ -124,13 +124,13 @@ def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig, hands: np.nd
     pats = torch.tensor(val.patterns)  # a copy: cached arrays are read-only
     total = {"recon": 0.0, "bce": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
     for i in range(0, len(val), 512):
-        out = model(torch.tensor(val.grooves[i:i + 512]), sample=False)
+        out = model(torch.tensor(val.inputs[i:i + 512]), sample=False)
         parts = vae_loss(out, pats[i:i + 512], loss_cfg, beta=0.0)
         n = len(pats[i:i + 512])
         for k in total:
             total[k] += float(parts[k]) * n
     metrics = {f"val_{k}": v / len(val) for k, v in total.items()}
-    probs, vel, off = predict(model, val.grooves)
+    probs, vel, off = predict(model, val.inputs)
     true = val.patterns[..., 0] > 0.5
     th = tune_thresholds(probs, true, rounds=1)
     pred = probs >= th
@@ -140,6 +140,10 @@ def validate(model: GrooveVAE, val: ds.Split, loss_cfg: LossConfig, hands: np.nd
                    val_vel_mse=v_mse, val_off_mse=o_mse)
     if hands is not None:  # simulated human input of the same loops, at the same thresholds
         metrics["val_hands_f1"] = hit_scores(predict(model, hands)[0] >= th, true)[0].f1
+        if model.cfg.groove_channels > 3:   # and the same hands with their register unknown
+            blank = hands.copy()
+            blank[..., 3] = 0.0
+            metrics["val_hands_blank_f1"] = hit_scores(predict(model, blank)[0] >= th, true)[0].f1
     return metrics
 
 
@@ -201,7 +205,7 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     init_info = None
     if ckpt_path.exists() and not args.fresh:
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt["model_config"] != asdict(mcfg):
+        if {**asdict(ModelConfig()), **ckpt["model_config"]} != asdict(mcfg):
             raise SystemExit(f"{ckpt_path} was trained with {ckpt['model_config']}, not {asdict(mcfg)}; "
                              f"use --fresh or another --out")
         model.load_state_dict(ckpt.get("raw_model", ckpt["model"]))
@@ -214,11 +218,13 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
         log.info("resumed from %s at epoch %d (%.0f s trained)", ckpt_path, state["epoch"], state["seconds"])
     elif args.init is not None:
         init = torch.load(args.init, weights_only=False)
-        if init["model_config"] != asdict(mcfg):
-            raise SystemExit(f"{args.init} has the architecture {init['model_config']}, not {asdict(mcfg)}")
-        model.load_state_dict(init["model"])
+        try:
+            weights = widen(init["model"], init["model_config"], mcfg)
+        except ValueError as exc:
+            raise SystemExit(f"{args.init} has {exc}") from None
+        model.load_state_dict(weights)
         if ema is not None:
-            ema.load_state_dict(init["model"])
+            ema.load_state_dict(weights)
         log.info("initialised from %s (epoch %d of its run)", args.init, init["state"]["epoch"])
         init_info = {"checkpoint": str(args.init), "epochs": init["state"]["epoch"],
                      "seconds": init["state"]["seconds"], "command": init.get("command")}
@@ -252,7 +258,8 @@ def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossCon
     for i in range(steps_per_epoch):
         idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
         pats = train_set.patterns[idx]
-        grooves, person = ds.augment_with_people(pats, rng, aug) if aug.active else (train_set.grooves[idx], None)
+        grooves, person = (ds.augment_with_people(pats, rng, aug, with_register=True) if aug.active
+                           else (train_set.inputs[idx], None))
         expression = None if person is None else torch.from_numpy(np.where(person, lcfg.people_expression, 1.0)
                                                                     .astype(np.float32))
         frac = epoch + i / steps_per_epoch
@@ -319,7 +326,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, lcfg: 
         t0 = time.monotonic()
         train_metrics = _train_epoch(run, train_set, cfg, lcfg, aug)
         val_metrics = validate(run.scored, val_set, lcfg,
-                               humanize.human_set(val_set.patterns, "hands", humanize.SEED_VALIDATION))
+                               humanize.human_set(val_set.patterns, "hands", humanize.SEED_VALIDATION, register=True))
         _, improved = _record_epoch(run, cfg, lcfg, time.monotonic() - t0, train_metrics,
                                     val_metrics, out)
         ckpt = {"model": run.scored.state_dict(),

@@ -22,6 +22,7 @@ RENDER_FLAGS = {"density": "--density", "temperature": "--variation", "velocity_
                 "forget_once": "--forget-once", "section_change": "--section-change", "rest_thin": "--rest-thin",
                 "drift": "--drift", "dynamics": "--dynamics", "mf_velocity": "--mf-velocity",
                 "crash_every": "--crash-every", "fill_every": "--fill-every", "swap_at": "--swap-at",
+                "split_note": "--split-note",
                 "style_amount": "--style-amount"}
 
 
@@ -58,7 +59,8 @@ def _render(args: argparse.Namespace) -> int:
                                   rest_thin=args.rest_thin, drift=args.drift, crash_every=args.crash_every,
                                   fill_every=args.fill_every, hear_eighths=args.hear_eighths,
                                   dynamics=args.dynamics, mf_velocity=args.mf_velocity,
-                                  stop_time=args.stop_time, end_after_bars=args.end_after_bars)
+                                  stop_time=args.stop_time, end_after_bars=args.end_after_bars,
+                                  split_note=args.split_note)
     except (ValueError, KeyError) as error:
         log.error("render: %s", as_flags(str(error.args[0] if error.args else error)))
         return 2
@@ -240,6 +242,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
     render.add_argument("--mf-velocity", type=int, default=memory.mf_velocity, metavar="VELOCITY",
                         help="the velocity you play mezzo-forte at: from there up the drums play their full "
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")
+    render.add_argument("--split-note", type=int, default=memory.split_note, metavar="NOTE",
+                        help="notes below this one are the left hand's, and the drummer's kick follows them "
+                             f"(0..128; 0 = never; default {memory.split_note}, the G below middle C)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
     render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "

@@ -24,7 +24,8 @@ class StateError(Exception):
 
 
 def groove_json(groove: Groove) -> list[list[float]]:
-    return [[float(x) for x in row] for row in groove.steps]   # float32 → float64 is exact
+    """Each step's hit, velocity, offset and register (low)."""
+    return [[float(x) for x in row] + [float(low)] for row, low in zip(groove.steps, groove.low)]   # float32 → float64 is exact
 
 
 def groove_from(data: Any) -> Groove:
@@ -34,12 +35,13 @@ def groove_from(data: Any) -> Groove:
         steps = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
         raise StateError("the groove is not a table of numbers") from None
-    if steps.shape != (STEPS, 3) or not np.isfinite(steps).all():
-        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 3)")
+    if steps.shape not in ((STEPS, 3), (STEPS, 4)) or not np.isfinite(steps).all():
+        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 4) (or 3, before the register)")
+    low = steps[:, 3] if steps.shape[1] == 4 else np.zeros(STEPS)
     if ((steps[:, 0] < 0) | (steps[:, 0] > 1) | (steps[:, 1] < 0) | (steps[:, 1] > 1)
-            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5)).any():
+            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5) | (low < 0) | (low > 1)).any():
         raise StateError("the groove has values out of range")
-    return Groove(steps.astype(np.float32))
+    return Groove(steps[:, :3].astype(np.float32), low.astype(np.float32))
 
 
 def flag_from(data: Any, what: str) -> bool:

@@ -181,6 +181,7 @@ class LoopConfig:
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
+    split_note: int = opt(55, range=(0, 128), doc="notes below this one are the left hand's, and the drummer's kick follows them (55 = the G below middle C, where keyboards split; 0 = no left hand)")
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ class Config:
             swap_at=self.loop.swap_at, lookahead=max(self.player.lookahead_ms, LOOKAHEAD_FLOOR_MS) / 1000.0,
             gate=self.player.gate_steps, notes=notes, channels=channels,
             pedal_hat=drummaps.pedal_hat(self.player.drum_map),
-            input_channel=self.loop.input_channel or None,
+            input_channel=self.loop.input_channel or None, split_note=self.loop.split_note,
             forget_passes=self.loop.forget_passes, forget_once=self.loop.forget_once,
             section_change=self.loop.section_change,
             rest_thin=self.loop.rest_thin, drift=self.loop.drift, crash_every=self.loop.crash_every,
@@ -687,7 +688,7 @@ class _Checks:
 #: words in the core's ValueErrors → the config key that feeds them
 _CORE_KEYS = (
     ("gate", "player.gate_steps"), ("lookahead", "player.lookahead_ms"),
-    ("input_channel", "loop.input_channel"), ("forget_passes", "loop.forget_passes"), ("forget_once", "loop.forget_once"),
+    ("input_channel", "loop.input_channel"), ("split_note", "loop.split_note"), ("forget_passes", "loop.forget_passes"), ("forget_once", "loop.forget_once"),
     ("section_change", "loop.section_change"), ("rest_thin", "loop.rest_thin"), ("end_after_bars", "loop.end_after_bars"), ("drift", "loop.drift"), ("crash_every", "loop.crash_every"), ("fill_every", "loop.fill_every"),
     ("swap_at", "loop.swap_at"), ("notes", "player.notes"), ("channels", "player.channel"),
     ("drum map", "player.drum_map"), ("max_hits_per_voice", "generator.max_hits_per_voice"),

@@ -163,6 +163,6 @@ def _baseline(engine: Engine, transport: Transport, new: Config) -> Config:
                      hear_eighths=settings.hear_eighths, dynamics=settings.dynamics,
                      mf_velocity=settings.mf_velocity, end_after_bars=settings.end_after_bars,
                      stop_time=settings.stop_time,
-                     input_channel=settings.input_channel or 0),
+                     input_channel=settings.input_channel or 0, split_note=settings.split_note),
         player=replace(new.player, lookahead_ms=settings.lookahead * 1000.0,
                        gate_steps=settings.gate))

@@ -113,7 +113,7 @@ def loud(groove: Groove, dynamics: float = DYNAMICS) -> Loud | None:
         return None
     steps = np.array(groove.steps)
     steps[:, VELOCITY] *= LOUD / level
-    return Loud(Groove(steps), (level / LOUD) ** dynamics)
+    return Loud(groove.with_steps(steps), (level / LOUD) ** dynamics)
 
 
 def thins(as_played: float, brought_down: float) -> bool:

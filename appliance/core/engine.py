@@ -85,6 +85,7 @@ class EngineSettings:
     channels: tuple[int, ...] = (10,) * NUM_VOICES  #: output channel per voice, 1..16
     pedal_hat: int | None = GM_PEDAL_HAT            #: the hi-hat pedal's note; None = the machine has none
     input_channel: int | None = None                #: keyboard channel 1..16; None hears all
+    split_note: int = 55        #: notes below it are the left hand's: the groove's register (Groove.low); 0 = none
     forget_passes: int = 4      #: passes (played, without a step) until the step is forgotten; 0 = never
     forget_once: int = 1         #: passes until a step played in one pass only is gone; 0 = as any other
     section_change: float = 0.3  #: a pass overlapping the groove less than this starts a new section; 0 = off
@@ -103,6 +104,8 @@ class EngineSettings:
             raise ValueError(f"lookahead {self.lookahead} s is not in (0, 1]")
         if self.input_channel is not None and not 1 <= self.input_channel <= 16:
             raise ValueError(f"input_channel {self.input_channel} is not in 1..16 (None hears all)")
+        if not 0 <= self.split_note <= 128:
+            raise ValueError(f"split_note {self.split_note} is not in 0..128 (0 = no register)")
         self.memory()  # checks forget_passes, forget_once and section_change
         for name in ("rest_thin", "drift", "dynamics"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -376,7 +379,8 @@ class Engine:
                 self._rest = 0
                 if not self._frozen:
                     self._ask(t)
-            changed = self._looper.record(position, message.velocity / 127.0) or let_go
+            changed = self._looper.record(position, message.velocity / 127.0,
+                                          low=message.note < self._settings.split_note) or let_go
             if lifted:   # after the record: a lift on the loop point ends the pass that thins the groove
                 changed = self._looper.bring_back() or changed
             if changed:

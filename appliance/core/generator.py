@@ -548,12 +548,22 @@ class Generator:
                 raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
                                  "re-export the model (make train / training/export.py)") from error
         self._encoder, self._decoder = sessions
+        self.channels = self._channels()   #: 3, or 4: the model hears the groove's register (Groove.model_input)
         self._check_contract()   # before the prior and the styles: a wrong latent_size is said once, as itself
         self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
         self.styles = Styles.from_card(self.card, self.latent_size)
         self._rng = np.random.default_rng(seed)
         log.info("model %s (%s, z=%d) loaded from %s", self.card.get("name", "?"), precision,
                  self.latent_size, self.model_dir)
+
+    def _channels(self) -> int:
+        """The groove channels the encoder takes: 3, or 4 with the register, as the card says."""
+        shape = self._encoder.get_inputs()[0].shape
+        card = self.card.get("inputs", {}).get("encoder", {}).get("groove", ["N", STEPS, 3])
+        if len(shape) != 3 or shape[-1] not in (3, 4) or shape[-1] != card[-1]:
+            raise ModelError(f"{self.model_dir}: the encoder takes grooves of shape {shape}, model.json says "
+                             f"{card}, the contract [N, {STEPS}, 3 or 4]; re-export the model")
+        return int(shape[-1])
 
     def _check_contract(self) -> None:
         """One encode and decode at load: the graphs must match the card and the contract."""
@@ -577,7 +587,7 @@ class Generator:
         return self._rng.standard_normal(self.latent_size).astype(np.float32)
 
     def encode(self, groove: Groove) -> tuple[np.ndarray, np.ndarray]:
-        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.steps[None]})
+        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.model_input(self.channels)[None]})
         return mu[0], logvar[0]
 
     def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

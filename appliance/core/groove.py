@@ -1,7 +1,7 @@
 """The grid: Groove, Pattern, the drum voices, and quantising timed notes onto the 2-bar loop."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 
 import numpy as np
@@ -22,6 +22,7 @@ GM_PEDAL_HAT = 44
 NUM_VOICES = len(VOICES)
 
 HIT, VELOCITY, OFFSET = 0, 1, 2  #: indices of the last axis of a Groove or Pattern
+LOW = 3   #: the register's index in a model's 4-channel groove (Groove.model_input)
 
 
 def _frozen(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -34,12 +35,17 @@ def _frozen(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Groove:
-    """What the keyboard played: STEPS × (hit 0/1, velocity 0..1, offset −0.5..0.5 of a step)."""
+    """What the keyboard played: STEPS × (hit 0/1, velocity 0..1, offset −0.5..0.5 of a step), and
+    its register: ``low`` [STEPS], 1 where a low note (the left hand's, below ``loop.split_note``)
+    landed (0 where nothing did)."""
 
     steps: np.ndarray
+    low: np.ndarray = field(default_factory=lambda: np.zeros(STEPS, np.float32))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", _frozen(self.steps, (STEPS, 3)))
+        low = np.asarray(self.low, np.float32)
+        object.__setattr__(self, "low", _frozen((low > 0.5) & (self.steps[:, HIT] > 0.5), (STEPS,)))
 
     @classmethod
     def empty(cls) -> "Groove":
@@ -53,11 +59,25 @@ class Groove:
     def hits(self) -> int:
         return int(self.steps[:, HIT].sum())
 
+    def with_steps(self, steps: np.ndarray) -> "Groove":
+        """The same groove's register over new steps (a step no longer played loses it)."""
+        return Groove(steps, self.low)
+
+    def model_input(self, channels: int) -> np.ndarray:
+        """[STEPS, channels]: the steps, and with 4 the register. A groove all on one side of the
+        split (a pad player, one hand) has no register: it is heard as 0 everywhere, as unknown."""
+        if channels == 3:
+            return self.steps
+        hit = self.steps[:, HIT] > 0.5
+        low = self.low if (self.low > 0).any() and (hit & (self.low == 0)).any() else np.zeros(STEPS, np.float32)
+        return np.concatenate([self.steps, low[:, None]], axis=1)   # (the register at LOW)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Groove) and np.array_equal(self.steps, other.steps)
+        return (isinstance(other, Groove) and np.array_equal(self.steps, other.steps)
+                and np.array_equal(self.low, other.low))
 
     def __hash__(self) -> int:
-        return hash(self.steps.tobytes())
+        return hash(self.steps.tobytes() + self.low.tobytes())
 
     def grid(self) -> str:
         """One line of ASCII: the groove's velocity per step, bars marked with |."""

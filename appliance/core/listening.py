@@ -135,7 +135,7 @@ def on_the_eighths(groove: Groove, dynamics: float = DYNAMICS, mf: float = LEVEL
     steps[2::STEPS_PER_BEAT, VELOCITY] = np.minimum(steps[2::STEPS_PER_BEAT, VELOCITY], ceiling[2::STEPS_PER_BEAT])
     steps[1::2, VELOCITY] = np.minimum(steps[1::2, VELOCITY], PASSING * ceiling[1::2])
     steps[:, OFFSET] = 0.0
-    return Heard(Groove(steps), min(2.0, BALANCE * law(played, dynamics, mf)), feel)
+    return Heard(groove.with_steps(steps), min(2.0, BALANCE * law(played, dynamics, mf)), feel)
 
 
 def felt(pattern: Pattern, feel: tuple[float, ...]) -> Pattern:

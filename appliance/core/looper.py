@@ -76,7 +76,7 @@ import threading
 
 import numpy as np
 
-from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Groove, loop_pass, quantise
+from appliance.core.groove import HIT, LOW, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Groove, loop_pass, quantise
 
 SECTION_MIN_STEPS = 4   #: a pass needs this many steps played to count as a new section
 SECTION_RECALLS = 3     #: ... and is none when, the pass before going on with the groove, it plays one of
@@ -123,16 +123,16 @@ class Looper:
     def __init__(self, memory: Memory | int = Memory()) -> None:
         self._memory = Memory(forget_passes=memory) if isinstance(memory, int) else memory
         self._lock = threading.Lock()
-        self._steps = np.zeros((STEPS, 3), np.float32)   # hit, velocity and offset as last played
+        self._steps = np.zeros((STEPS, 4), np.float32)   # hit, velocity, offset and LOW as last played
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
         self._history: np.ndarray = np.zeros(STEPS, np.uint64)       # bit k: played in the played pass k before the last finished
         self._steady = np.zeros(STEPS, bool)             # the groove's steps played in both played passes before the last note's
         self._dropped = np.zeros(STEPS, bool)            # one-offs let go at the last played pass's end
         self._moved_away = np.zeros(STEPS, bool)         # ... and steps a change of feel let go there
         self._offsets_then: np.ndarray = np.zeros(STEPS, np.float32)  # the groove's offsets when the pass in progress began
-        self._thinned = np.zeros((STEPS, 3), np.float32)  # the steps a thinner groove let go, as they were
+        self._thinned = np.zeros((STEPS, 4), np.float32)  # the steps a thinner groove let go, as they were
         self._brought = np.zeros(STEPS, bool)            # ... and those a lift brought back in this pass
-        self._began = np.zeros((STEPS, 3), np.float32)   # the groove as the pass in progress began
+        self._began = np.zeros((STEPS, 4), np.float32)   # the groove as the pass in progress began
         self._known: list[np.ndarray] = []               # the grooves of sections left behind, latest first
         self._knew = False                               # a section came back in the pass in progress
         self._down = False                               # the player was heard going down in the pass in progress
@@ -268,8 +268,10 @@ class Looper:
         return hits & ((self._history & np.uint64(0b11)) == np.uint64(0b11))
 
     # -- input -------------------------------------------------------------------------------
-    def record(self, position: float, velocity: float) -> bool:
-        """A note-on at an absolute position (steps) with velocity 0..1; True if the groove changed."""
+    def record(self, position: float, velocity: float, low: bool = False) -> bool:
+        """A note-on at an absolute position (steps) with velocity 0..1, ``low`` if the left hand's
+        (the step's register, :attr:`Groove.low`, is low if any of its notes in the pass was);
+        True if the groove changed."""
         step, offset = quantise(position)
         with self._lock:
             position += self._shift
@@ -286,10 +288,13 @@ class Looper:
             cell = self._steps[step]
             fresh = not self._now[step] or cell[HIT] == 0
             if not fresh and velocity <= cell[VELOCITY]:
-                return False     # a softer note in the same pass: the louder one stays
+                if not low or cell[LOW]:
+                    return False     # a softer note in the same pass: the louder one stays
+                cell[LOW] = 1.0      # ... and a bass note under a louder chord makes it the left hand's too
+            else:
+                cell[:] = (1.0, velocity, offset, 1.0 if low or (not fresh and cell[LOW]) else 0.0)
             self._now[step] = True
             self._stamp[step] = self._played
-            cell[:] = (1.0, velocity, offset)
             self._bring_back(step)
             self._know_again(step)
             before = (self._groove, self._assumed)
@@ -347,7 +352,8 @@ class Looper:
     def load(self, groove: Groove) -> None:
         """Start from a saved groove (every step counts as played in the pass just finished)."""
         with self._lock:
-            self._steps[:] = groove.steps
+            self._steps[:, :LOW] = groove.steps
+            self._steps[:, LOW] = groove.low
             self._now[:] = False
             self._last[:] = self._before[:] = np.nan
             self._stamp[:] = self._played - 1
@@ -648,11 +654,11 @@ class Looper:
             missed[self._now] = 0
             fade = 1.0 - FADE_DEPTH * missed / n
             steps[:, VELOCITY] *= np.where(steps[:, HIT] > 0, fade, 0.0).astype(np.float32)
-        self._groove = Groove(steps)
+        self._groove = _groove(steps)
         learning = self._learn_from is not None and not self._learned
         forming = None if learning else self._forming() or self._going_down()
-        self._assumed = (Groove(self._assume_repeat(steps)) if learning
-                         else Groove(self._assume_section(steps, *forming)) if forming else self._groove)
+        self._assumed = (_groove(self._assume_repeat(steps)) if learning
+                         else _groove(self._assume_section(steps, *forming)) if forming else self._groove)
 
     def _forming(self) -> tuple[int, int] | None:
         """A new section begun in the pass in progress: once two beats or more of it were heard,
@@ -741,6 +747,11 @@ class Looper:
         if start:
             steps[:STEPS_PER_BAR] = steps[STEPS_PER_BAR:]
         return steps
+
+
+def _groove(steps: np.ndarray) -> Groove:
+    """The looper's cells (hit, velocity, offset, LOW) as a Groove."""
+    return Groove(steps[:, :LOW], steps[:, LOW])
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
