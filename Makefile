@@ -73,8 +73,7 @@ run: $(VENV)/.runtime
 # Stages (models/README.md): the base run on drummers' grooves; a fine-tune that also hears
 # simulated hands and keys; a short one that learns expression from drummers' grooves only; a
 # soup 0.3 · base + 0.7 · fine-tuned; a second round with more hands (again hits, then expression);
-# 0.5 · soup + 0.5 · second round; the shipped weights: that, fine-tuned to hear the groove's
-# register (the left hand's notes) as a fourth channel. Each training stage resumes when run again.
+# the shipped weights 0.5 · soup + 0.5 · second round. Each training stage resumes when run again.
 HUMAN := --p-hands 0.35 --p-keys 0.1 --select-hands 0.5 --warmup-epochs 0 --threads 1
 train: $(VENV)/.dev
 	$(PY) -m training.train --out training/runs/groove-vae-base
@@ -84,8 +83,7 @@ train: $(VENV)/.dev
 	$(PY) -m training.train --out training/runs/groove-vae-hands --init training/runs/groove-vae-soup/best.pt --p-hands 0.5 --p-keys 0.1 --select-hands 0.5 --warmup-epochs 0 --threads 1 --epochs 10 --lr 3e-4
 	$(PY) -m training.train --out training/runs/groove-vae-hands-expression --init training/runs/groove-vae-hands/best.pt --p-hands 0.6 --p-keys 0.1 --select-hands 0.7 --warmup-epochs 0 --threads 1 --epochs 8 --lr 2e-4 --people-expression 0
 	$(PY) -m training.soup training/runs/groove-vae-soup/best.pt training/runs/groove-vae-hands-expression/best.pt 0.5 training/runs/groove-vae/best.pt
-	$(PY) -m training.train --out training/runs/groove-vae-register --init training/runs/groove-vae/best.pt --groove-channels 4 --epochs 10 --lr 2e-4 --warmup-epochs 0 --p-hands 0.6 --p-keys 0.1 --p-blind 0.3 --people-expression 0 --select-hands 0.5 --threads 1
-	$(PY) -m training.export training/runs/groove-vae-register/best.pt models/groove-vae
+	$(PY) -m training.export training/runs/groove-vae/best.pt models/groove-vae
 	$(PY) -m training.calibrate models/groove-vae
 	$(PY) -m training.prior models/groove-vae
 	$(PY) -m training.styles models/groove-vae --write

@@ -286,7 +286,7 @@ def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_
         generator, tmp_path) -> None:
     """``split_note``: a note below it marks its step low in the groove (Groove.low); 0 marks
     none. A model whose encoder takes 4 channels reads the register, and a different register
-    gives it a different z (the shipped model does); a 3-channel model is not asked for one."""
+    gives it a different z; a 3-channel model (the shipped one) is not asked for one."""
     from tests import tiny_model
     for split, expected in ((60, [0]), (0, [])):
         engine = make_engine(generator, settings=EngineSettings(split_note=split))
@@ -295,7 +295,7 @@ def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_
         engine.handle(note(64, 100), 0.002)     # and the chord above it
         engine.handle(note(67, 100), 0.5)       # a chord alone on 2
         assert list(np.flatnonzero(engine.groove.low)) == expected, split
-    assert generator.channels == 4                       # the shipped model hears it
+    assert generator.channels == 3                       # the shipped model does not hear it (models/README.md)
     assert Generator(tiny_model.build(tmp_path / "three"), seed=1).channels == 3
     four = Generator(tiny_model.build(tmp_path / "four", channels=4), seed=1)
     assert four.channels == 4

@@ -8,7 +8,7 @@ import pytest
 from appliance.core.engine import Engine, EngineSettings, VirtualExecutor
 from appliance.core.generator import Generator
 from appliance.core.groove import GM_NOTES, STEPS_PER_BAR
-from appliance.core.stops import ANSWERED, HIT_RINGS, LAYS_OUT, START_RINGS, Heard, StopTime
+from appliance.core.stops import HIT_RINGS, LAYS_OUT, START_RINGS, Heard, StopTime
 from appliance.core.player import Player, PlayerSettings
 from appliance.core.transport import InternalClock
 from tests.test_ending import Clock, run
@@ -260,9 +260,7 @@ def test_in_stop_time_the_drums_play_the_hits_and_lay_out_between_them(model_dir
         heard_by = start + (LAYS_OUT - 0.5) * BAR_S / BAR if bar == 5 else start + 0.06   # the second hit: by its "and"
         assert all(e.time < heard_by for e in played), f"bar {bar + 1}: only the hit plays"
         loudest = {note: max(e.message.velocity for e in played if e.message.note == note) for note in (KICK, CRASH)}
-        # the kick with the crash: struck with it, or the pattern's own on the 1 loud enough not to
-        # be struck again (session 56's model, seed 2: 75 under a crash of 101)
-        assert loudest[KICK] >= ANSWERED * loudest[CRASH], f"bar {bar + 1}: the kick with the crash, {loudest}"
+        assert loudest[KICK] >= 0.75 * loudest[CRASH], f"bar {bar + 1}: the kick with the crash, {loudest}"
     assert len(bar_of(events, 9)) >= 6, "the comp is back: so are the drums"
     assert not engine.stats()["stop_time"]
 

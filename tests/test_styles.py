@@ -225,10 +225,8 @@ def test_a_style_changes_the_pattern_not_the_level_the_drums_play_at(generator: 
         plain = level(*generator.read(groove, Controls(), eps)[:2])
         for name in STYLES:
             probabilities, velocities, _ = generator.read(groove, Controls(style=name, style_amount=1.5), eps)
-            # a velocity brought up past full, or past the voice's own level in either reading, is
-            # not: the level can only fall short (session 56's model: samba at 1.5 over the half
-            # notes, 0.023 short, 3 of 127)
-            assert plain - 0.03 <= level(probabilities, velocities) <= plain + 0.005, name
+            # a velocity brought up past full is played at full: the level can only fall short
+            assert plain - 0.02 <= level(probabilities, velocities) <= plain + 0.005, name
 
 
 def test_the_level_is_one_gain_for_the_kit_and_lifts_no_voice_past_its_own() -> None:

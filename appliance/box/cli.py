@@ -243,8 +243,9 @@ def _musician_options(render: argparse.ArgumentParser) -> None:
                         help="the velocity you play mezzo-forte at: from there up the drums play their full "
                              f"level (a light keyboard: lower; default {memory.mf_velocity})")
     render.add_argument("--split-note", type=int, default=memory.split_note, metavar="NOTE",
-                        help="notes below this one are the left hand's, and the drummer's kick follows them "
-                             f"(0..128; 0 = never; default {memory.split_note}, the G below middle C)")
+                        help="notes below this one are the left hand's, for a model that hears the groove's "
+                             "register (the shipped model does not yet; 0..128; 0 = never; default "
+                             f"{memory.split_note}, the G below middle C)")
     render.add_argument("--drum-map", default="gm",
                         help="the drum machine's notes: " + ", ".join(_drum_map_names()) + " (default gm)")
     render.add_argument("--channel", type=int, default=10, help="drum channel 1..16 (default 10; "

@@ -181,7 +181,7 @@ class LoopConfig:
     swap_at: str = opt("beat", choices=("step", "beat", "bar"),
                         doc="where a new pattern may start: the next beat, bar line or 16th step")
     input_channel: int = opt(0, range=(0, 16), doc="0 = every channel")
-    split_note: int = opt(55, range=(0, 128), doc="notes below this one are the left hand's, and the drummer's kick follows them (55 = the G below middle C, where keyboards split; 0 = no left hand)")
+    split_note: int = opt(55, range=(0, 128), doc="notes below this one are the left hand's: a model that hears the groove's register reads where they land (the shipped model does not yet; 55 = the G below middle C, where keyboards split; 0 = no left hand)")
 
 
 @dataclass(frozen=True)
