@@ -89,3 +89,21 @@ def test_the_register_marks_the_left_hands_steps_and_is_heard_only_with_both_han
     fewer = steps.copy()
     fewer[0] = 0.0
     assert list(np.flatnonzero(groove.with_steps(fewer).low)) == [8]   # a step let go loses its register
+
+
+def test_a_listeners_added_steps_keep_a_one_sided_groove_without_a_register() -> None:
+    """listening and dynamics rebuild a groove with ``with_steps``: the played steps keep their
+    register, and a groove all below the split stays one-sided (no register) with the eighths a
+    listener fills in."""
+    from appliance.core import listening
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[:, 0], steps[:, 1] = 1.0, 0.5              # every sixteenth at one level: heard on the eighths
+    low = np.ones(STEPS)
+    low[1::2] = 0.0                                   # two-handed: the eighths low, the rest high
+    heard = listening.on_the_eighths(Groove(steps, low)).groove
+    assert heard.two_handed and list(np.flatnonzero(heard.low)) == list(range(0, STEPS, 2))
+    bass = steps.copy()
+    bass[1::2] = 0.0
+    bass[[4, 12]] = 0.0                               # a bass line of eighths with two left out, all low
+    heard = listening.on_the_eighths(Groove(bass, np.ones(STEPS))).groove
+    assert heard.steps[4, 0] == 1.0 and not heard.low.any()   # filled in, and no register

@@ -1094,8 +1094,12 @@ def test_a_section_heard_before_needs_most_of_the_beat_it_is_in() -> None:
 def test_the_looper_keeps_each_steps_register_as_last_played() -> None:
     """A step is the left hand's when a low note landed there in the pass that last played it
     (a bass note under a louder chord too); a pass that plays it high only makes it high; a
-    step forgotten loses it; a clear forgets it; a saved groove brings it back."""
-    looper = Looper(Memory(forget_passes=2, section_change=0.0))
+    step forgotten loses it; a clear forgets it; a saved groove brings it back. A looper for a
+    model that does not hear the register keeps none, and its groove changes with the notes only."""
+    deaf = Looper(Memory(forget_passes=2, section_change=0.0))
+    assert deaf.record(0, 0.9) and not deaf.record(0.02, 0.5, low=True)   # as before the register
+    assert not deaf.groove.low.any()
+    looper = Looper(Memory(forget_passes=2, section_change=0.0), register=True)
     for p in range(2):
         base = p * STEPS
         looper.record(base + 0, 0.9)                 # a chord on 1 ...
@@ -1114,5 +1118,7 @@ def test_the_looper_keeps_each_steps_register_as_last_played() -> None:
     assert looper.groove.steps[0, 0] == 0 and not looper.groove.low.any()
     looper.load(saved)
     assert looper.groove.low[0] == 1.0
+    deaf.load(saved)
+    assert not deaf.groove.low.any() and np.array_equal(deaf.groove.steps, saved.steps)
     looper.clear()
     assert not looper.groove.low.any()

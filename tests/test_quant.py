@@ -111,3 +111,23 @@ def test_pi_estimate_counts_the_models_work() -> None:
     for board in pi.BOARDS:
         low, high = pi.estimate(board, "int8", encoder + decoder, 2_660_000)
         assert 0 < low < high
+
+
+def test_a_static_recipe_and_the_onnx_runner_take_grooves_with_or_without_the_register(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The training tools hand grooves with their register (4 channels) to every model: a static
+    int8 recipe calibrates a 3-channel encoder on its own width, and OnnxModel gives a 4-channel
+    model a groove without the register as unknown (all 0)."""
+    import shutil
+    from tests import tiny_model
+    model = tmp_path / "three"
+    shutil.copytree(tiny_model_dir, model)
+    grooves = np.zeros((8, 32, 4), np.float32)
+    grooves[:, ::4] = (1.0, 0.8, 0.0, 1.0)
+    ex.quantise(model, ex.RECIPES["static-s8s8-per-channel"], calibration=grooves)
+    assert (model / "encoder.int8.onnx").is_file()
+    four = OnnxModel(tiny_model.build(tmp_path / "four", channels=4))
+    blank = grooves.copy()
+    blank[..., 3] = 0.0
+    assert np.array_equal(four.encode(grooves[..., :3])[0], four.encode(blank)[0])
+    assert not np.array_equal(four.encode(grooves)[0], four.encode(blank)[0])

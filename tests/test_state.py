@@ -55,16 +55,22 @@ def test_round_trip(tmp_path: Path) -> None:
     assert Controls(**back.controls).temperature == 1.3
 
 
-def test_the_grooves_register_is_saved_and_an_older_save_loads_without_one() -> None:
-    from appliance.box.codec import StateError, groove_from, groove_json
+def test_the_grooves_register_is_saved_and_an_older_save_loads_without_one(tmp_path: Path) -> None:
+    """The register is a key of its own ("low": its steps), so a box from before it reads the
+    file (its groove rows stay three numbers); a file from before it loads with none."""
+    from appliance.box.codec import StateError, groove_from, groove_json, low_json
     groove = a_groove(3)
-    assert groove.low.any() and groove_from(groove_json(groove)) == groove
-    older = [row[:3] for row in groove_json(groove)]          # saved before the register
-    assert groove_from(older) == Groove(groove.steps)
-    bad = groove_json(groove)
-    bad[0][3] = 2.0
-    with pytest.raises(StateError, match="out of range"):
-        groove_from(bad)
+    assert groove.low.any() and groove_from(groove_json(groove), low_json(groove)) == groove
+    assert all(len(row) == 3 for row in groove_json(groove))
+    assert groove_from(groove_json(groove)) == Groove(groove.steps)      # saved before the register
+    for bad in ([40], [1.5], "0,1", [True], list(range(33))):
+        with pytest.raises(StateError, match="register"):
+            groove_from(groove_json(groove), bad)
+    state = a_state()
+    assert "low" in state.to_json() and all("low" in s for s in state.to_json()["scenes"].values())
+    StateStore(tmp_path).save(state)
+    back = StateStore(tmp_path).load()
+    assert back is not None and back.groove == state.groove and back.scenes[1].groove == state.scenes[1].groove
 
 
 def test_a_held_pattern_keeps_its_fill_bar_and_an_older_save_loads_without_one() -> None:

@@ -132,8 +132,8 @@ def quantise(model_dir: Path, recipe: QuantRecipe = RECIPE, calibration: np.ndar
         elif recipe.method == "static":
             if calibration is None:
                 calibration = calibration_grooves()
-            if name == "encoder":
-                feed = _Feed("groove", calibration)
+            if name == "encoder":   # (the grooves carry the register: the encoder takes its own width)
+                feed = _Feed("groove", calibration[..., :OnnxModel(model_dir, "fp32").channels])
             else:
                 mu, _ = OnnxModel(model_dir, "fp32", threads=2).encode(calibration)
                 feed = _Feed("z", mu)

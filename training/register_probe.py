@@ -29,8 +29,8 @@ import torch
 from training import dataset as ds
 from training import humanize
 from training.metrics import hit_scores, tune_thresholds
-from training.model import GrooveVAE, ModelConfig, widen
-from training.tempo_probe import AUGMENT, Batch, fine_tune
+from training.model import GrooveVAE
+from training.tempo_probe import AUGMENT, Batch, fine_tune, probe_options, start
 
 BLIND = 0.1   #: the share of training grooves whose register is unknown (one pad, one key)
 
@@ -73,22 +73,12 @@ def scores(model: GrooveVAE, sets: dict[str, np.ndarray], true: np.ndarray) -> d
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path, help="the shipped weights (python -m training.from_onnx)")
+    probe_options(p)
     p.add_argument("--no-register", action="store_true", help="the control: the same fine-tune without it")
     p.add_argument("--blind", type=float, default=BLIND)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--gmd-dir", default=None)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    train, val = ds.load_split("train", args.gmd_dir), ds.load_split("validation", args.gmd_dir)
-    checkpoint = torch.load(args.checkpoint, weights_only=False)
     with_register = not args.no_register
-    cfg = ModelConfig(**{**checkpoint["model_config"], "groove_channels": 4 if with_register else 3})
-    model = GrooveVAE(cfg)
-    model.load_state_dict(widen(checkpoint["model"], checkpoint["model_config"], cfg))
+    train, val, model = start(args, with_register)
     sets, true = validation_sets(val), val.patterns[..., 0] > 0.5
     name = "register" if with_register else "control"
 

@@ -29,7 +29,7 @@ def mix(base: Path, fine_tuned: list[Path], alpha: float) -> tuple[dict, dict]:
     except ValueError:
         raise SystemExit(f"soup: {base} and {fine_tuned[0]} have different architectures") from None
     for path, ckpt in zip(fine_tuned, tuned):
-        if ckpt["model_config"] != tuned[0]["model_config"]:
+        if ModelConfig(**ckpt["model_config"]) != config:
             raise SystemExit(f"soup: {fine_tuned[0]} and {path} have different architectures")
     weights = {k: (1 - alpha) * start[k] + alpha * sum(t["model"][k] for t in tuned) / len(tuned)
                for k in start}

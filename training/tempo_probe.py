@@ -137,24 +137,36 @@ def fine_tune(model: GrooveVAE, train: ds.Split, batch: Batch, epochs: int, seed
     return average
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def probe_options(p: argparse.ArgumentParser) -> None:
+    """The options a probe's fine-tune shares (this one's and training/register_probe.py's)."""
     p.add_argument("checkpoint", type=Path, help="the shipped weights (python -m training.from_onnx)")
-    p.add_argument("--no-tempo", action="store_true", help="the control: the same fine-tune without the tempo")
-    p.add_argument("--counts", action="store_true", help="only print the hats' count by tempo band")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--gmd-dir", default=None)
-    args = p.parse_args(argv)
+
+
+def start(args: argparse.Namespace, fourth_channel: bool) -> tuple[ds.Split, ds.Split, GrooveVAE]:
+    """The train and validation splits, and the checkpoint's model (with a fourth groove channel
+    entering through zero weights, when asked: ``model.widen``), seeded."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train, val = ds.load_split("train", args.gmd_dir), ds.load_split("validation", args.gmd_dir)
     checkpoint = torch.load(args.checkpoint, weights_only=False)
-    with_tempo = not (args.no_tempo or args.counts)
-    cfg = ModelConfig(**{**checkpoint["model_config"], "groove_channels": 4 if with_tempo else 3})
+    cfg = ModelConfig(**{**checkpoint["model_config"], "groove_channels": 4 if fourth_channel else 3})
     model = GrooveVAE(cfg)
     model.load_state_dict(widen(checkpoint["model"], checkpoint["model_config"], cfg))
+    return train, val, model
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    probe_options(p)
+    p.add_argument("--no-tempo", action="store_true", help="the control: the same fine-tune without the tempo")
+    p.add_argument("--counts", action="store_true", help="only print the hats' count by tempo band")
+    args = p.parse_args(argv)
+    with_tempo = not (args.no_tempo or args.counts)
+    train, val, model = start(args, with_tempo)
     hands = humanize.human_set(val.patterns, "hands", humanize.SEED_VALIDATION)
     if args.counts:
         counts(model, val, hands, args.gmd_dir)

@@ -24,24 +24,42 @@ class StateError(Exception):
 
 
 def groove_json(groove: Groove) -> list[list[float]]:
-    """Each step's hit, velocity, offset and register (low)."""
-    return [[float(x) for x in row] + [float(low)] for row, low in zip(groove.steps, groove.low)]   # float32 → float64 is exact
+    """Each step's hit, velocity and offset (its register is :func:`low_json`'s, a key of its own,
+    so a box from before the register still reads the file)."""
+    return [[float(x) for x in row] for row in groove.steps]   # float32 → float64 is exact
 
 
-def groove_from(data: Any) -> Groove:
+def low_json(groove: Groove) -> list[int]:
+    """The steps of the groove's register (where a low note landed)."""
+    return [int(step) for step in np.flatnonzero(groove.low)]
+
+
+def groove_from(data: Any, low: Any = None) -> Groove:
+    """The groove saved as :func:`groove_json`, and its register as :func:`low_json` (None: none,
+    as a file from before the register)."""
     if data is None:
         return Groove.empty()
     try:
         steps = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
         raise StateError("the groove is not a table of numbers") from None
-    if steps.shape not in ((STEPS, 3), (STEPS, 4)) or not np.isfinite(steps).all():
-        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 4) (or 3, before the register)")
-    low = steps[:, 3] if steps.shape[1] == 4 else np.zeros(STEPS)
+    if steps.shape != (STEPS, 3) or not np.isfinite(steps).all():
+        raise StateError(f"the groove has shape {steps.shape}, not ({STEPS}, 3)")
     if ((steps[:, 0] < 0) | (steps[:, 0] > 1) | (steps[:, 1] < 0) | (steps[:, 1] > 1)
-            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5) | (low < 0) | (low > 1)).any():
+            | (steps[:, 2] < -0.5) | (steps[:, 2] > 0.5)).any():
         raise StateError("the groove has values out of range")
-    return Groove(steps[:, :3].astype(np.float32), low.astype(np.float32))
+    return Groove(steps.astype(np.float32), _low_from(low))
+
+
+def _low_from(data: Any) -> np.ndarray:
+    low = np.zeros(STEPS, np.float32)
+    if data is None:
+        return low
+    if not isinstance(data, list) or len(data) > STEPS or not all(
+            isinstance(step, int) and not isinstance(step, bool) and 0 <= step < STEPS for step in data):
+        raise StateError(f"the groove's register is not a list of steps 0..{STEPS - 1}")
+    low[data] = 1.0
+    return low
 
 
 def flag_from(data: Any, what: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from appliance.box.codec import (StateError, controls_from, controls_json, controls_obj, eps_from,
-                                 flag_from, groove_from, groove_json, pattern_from, pattern_json)
+                                 flag_from, groove_from, groove_json, low_json, pattern_from, pattern_json)
 from appliance.core.actions import SAID_AGAIN_S
 from appliance.core.clock import RateLimitedLog
 from appliance.core.engine import Engine
@@ -32,6 +32,8 @@ class Scene:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"groove": groove_json(self.groove), "eps": self.eps,
                                "controls": dict(self.controls), "prior": self.prior}
+        if self.groove.low.any():
+            out["low"] = low_json(self.groove)
         if self.pattern is not None:
             out["pattern"] = pattern_json(self.pattern)
         return out
@@ -40,7 +42,7 @@ class Scene:
     def from_json(cls, data: Any) -> "Scene":
         if not isinstance(data, dict):
             raise StateError("a scene is not a mapping")
-        return cls(groove=groove_from(data.get("groove")), eps=eps_from(data.get("eps")),
+        return cls(groove=groove_from(data.get("groove"), data.get("low")), eps=eps_from(data.get("eps")),
                    controls=controls_from(data.get("controls")),
                    prior=flag_from(data.get("prior", False), "prior"),
                    pattern=pattern_from(data.get("pattern")))

@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from appliance.box.codec import (StateError, controls_from, controls_json, controls_obj, eps_from,
-                                 flag_from, groove_from, groove_json, pattern_from, pattern_json)
+                                 flag_from, groove_from, groove_json, low_json, pattern_from, pattern_json)
 from appliance.box.config import Config
 from appliance.box.scenes import Scene, Scenes
 from appliance.core.engine import Engine
@@ -132,6 +132,8 @@ class LiveState:
                                "controls": dict(self.controls), "frozen": self.frozen, "bpm": self.bpm,
                                "prior": self.prior,
                                "scenes": {str(k): s.to_json() for k, s in sorted(self.scenes.items())}}
+        if self.groove.low.any():
+            out["low"] = low_json(self.groove)
         if self.frozen and self.pattern is not None:
             out["pattern"] = pattern_json(self.pattern)
         if self.file is not None:
@@ -165,7 +167,7 @@ class LiveState:
             except ValueError:
                 raise StateError(f"scene slot {key!r} is not a number") from None
             scenes[slot] = Scene.from_json(value)
-        return cls(groove=groove_from(data.get("groove")), eps=eps_from(data.get("eps")),
+        return cls(groove=groove_from(data.get("groove"), data.get("low")), eps=eps_from(data.get("eps")),
                    controls=controls_from(data.get("controls")), frozen=frozen,
                    bpm=None if bpm is None else float(bpm), scenes=scenes, prior=prior,
                    pattern=pattern, file=_file_from(data.get("file")))

@@ -238,7 +238,7 @@ class Engine:
         self._controls = controls
         self._clock = clock
         self._executor = executor if executor is not None else WorkerExecutor(clock)
-        self._looper = Looper(settings.memory())
+        self._looper = self._new_looper(settings)
         self._ears = listening.Ears()
         self._touch = Touch()
         self._loudest = 0.0   # the player's loudest level (dynamics.played) over a pass since the start or a clear
@@ -543,6 +543,11 @@ class Engine:
                 f"{loudest}, and the drums follow it as soft (loop.dynamics): if that is your normal touch, "
                 f"set loop.mf_velocity to about {loudest} (now {mf})")
 
+    def _new_looper(self, settings: EngineSettings) -> Looper:
+        """A looper as at power-up; it keeps the groove's register only for a model that hears it
+        (a 3-channel model's drums are what they were: a register-only change asks for nothing)."""
+        return Looper(settings.memory(), register=self.generator.channels > 3)
+
     def _rest_bars(self, position: float) -> int:
         """Whole bars without a note-on once more than a bar went by and a steady step of the
         groove was left out (0 before anything was played), with no key held down; a key ringing
@@ -772,7 +777,7 @@ class Engine:
                 return
             self._ended = True
             self._no_end_before = -math.inf
-            self._looper = Looper(self._settings.memory())   # as at power-up: no passes counted
+            self._looper = self._new_looper(self._settings)   # as at power-up: no passes counted
             self._keys, self._ears, self._touch = Keys(), listening.Ears(), Touch()
             self._stops = StopTime()   # the player's new_song lets the drums play again
             self._pickup_to = self._run = self._back = None

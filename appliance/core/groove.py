@@ -59,17 +59,23 @@ class Groove:
     def hits(self) -> int:
         return int(self.steps[:, HIT].sum())
 
+    @property
+    def two_handed(self) -> bool:
+        """Some of its notes are low and some high: its register says something."""
+        hit = self.steps[:, HIT] > 0.5
+        return bool((self.low > 0).any() and (hit & (self.low == 0)).any())
+
     def with_steps(self, steps: np.ndarray) -> "Groove":
-        """The same groove's register over new steps (a step no longer played loses it)."""
-        return Groove(steps, self.low)
+        """The same groove's register over new steps (a step no longer played loses it; a groove
+        all on one side of the split keeps none: the steps a listener adds do not make it two-handed)."""
+        return Groove(steps, self.low if self.two_handed else np.zeros(STEPS, np.float32))
 
     def model_input(self, channels: int) -> np.ndarray:
         """[STEPS, channels]: the steps, and with 4 the register. A groove all on one side of the
         split (a pad player, one hand) has no register: it is heard as 0 everywhere, as unknown."""
         if channels == 3:
             return self.steps
-        hit = self.steps[:, HIT] > 0.5
-        low = self.low if (self.low > 0).any() and (hit & (self.low == 0)).any() else np.zeros(STEPS, np.float32)
+        low = self.low if self.two_handed else np.zeros(STEPS, np.float32)
         return np.concatenate([self.steps, low[:, None]], axis=1)   # (the register at LOW)
 
     def __eq__(self, other: object) -> bool:

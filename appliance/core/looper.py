@@ -120,8 +120,11 @@ class Memory:
 class Looper:
     """Hears notes at absolute positions (steps since the start) and keeps the 2-bar groove."""
 
-    def __init__(self, memory: Memory | int = Memory()) -> None:
+    def __init__(self, memory: Memory | int = Memory(), register: bool = False) -> None:
+        """``register``: keep which steps were the left hand's (Groove.low), for a model that hears
+        them; without it every step is high and a note's register changes nothing."""
         self._memory = Memory(forget_passes=memory) if isinstance(memory, int) else memory
+        self._register = register
         self._lock = threading.Lock()
         self._steps = np.zeros((STEPS, 4), np.float32)   # hit, velocity, offset and LOW as last played
         self._stamp = np.zeros(STEPS, np.int64)          # played-pass index when each step was last played
@@ -273,6 +276,7 @@ class Looper:
         (the step's register, :attr:`Groove.low`, is low if any of its notes in the pass was);
         True if the groove changed."""
         step, offset = quantise(position)
+        low = low and self._register
         with self._lock:
             position += self._shift
             note_pass = loop_pass(position)
@@ -353,7 +357,7 @@ class Looper:
         """Start from a saved groove (every step counts as played in the pass just finished)."""
         with self._lock:
             self._steps[:, :LOW] = groove.steps
-            self._steps[:, LOW] = groove.low
+            self._steps[:, LOW] = groove.low if self._register else 0.0
             self._now[:] = False
             self._last[:] = self._before[:] = np.nan
             self._stamp[:] = self._played - 1
@@ -538,7 +542,7 @@ class Looper:
             return True
 
     def _remember(self, groove: np.ndarray) -> None:
-        """Keep a section's groove (cells [32, 3]) left behind, the latest first: one like it (as
+        """Keep a section's groove (cells [32, 4]) left behind, the latest first: one like it (as
         much in common as ``section_change`` or more) is that section, heard again."""
         steps = groove[:, HIT] > 0
         if steps.sum() < SECTION_MIN_STEPS:
