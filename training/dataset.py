@@ -179,7 +179,7 @@ class Split:
     @cached_property
     def inputs(self) -> np.ndarray:
         """The drummers' grooves with their register: [N,32,4] (a model hears the channels it has)."""
-        return np.concatenate([self.grooves, register(self.patterns)[..., None]], -1)
+        return humanize.as_heard(np.concatenate([self.grooves, register(self.patterns)[..., None]], -1))
 
     def subset(self, n: int) -> "Split":
         return Split(self.name, self.patterns[:n], self.grooves[:n], self.file_ids[:n], self.files, self.skipped)
@@ -261,6 +261,7 @@ class Augment:
     p_hands: float = 0.0      # instead: the groove a person tapping the loop with two hands gives (humanize.py)
     p_keys: float = 0.0       # instead: the groove of a keyboard player comping along (humanize.py)
     p_arpeggio: float = 0.0   # of those keyboard players, the share whose right hand plays even sixteenths
+    p_stride: float = 0.0     # of those keyboard players, the share with a stride left hand where the drums have a backbeat
     p_blind: float = 0.0      # with the register: the share of grooves whose register is unknown (0: one pad, one key)
 
     @classmethod
@@ -280,12 +281,12 @@ def augment_grooves(patterns: np.ndarray, rng: np.random.Generator, aug: Augment
 
 
 def register(patterns: np.ndarray, voice_mask: np.ndarray | None = None) -> np.ndarray:
-    """[..., 32]: 1 where a low voice (kick, low or mid tom) of the kept voices hits: a drummer's
-    groove's register (training/register_probe.py)."""
-    hits = (patterns[..., HIT] > 0.5) & humanize.LOW_MASK
+    """[..., 32]: 1 where the kick hits, if kept: a drummer's groove's register (training/register_probe.py;
+    humanize.as_heard then drops it where the box would hear none)."""
+    kicks = patterns[..., humanize.KICK, HIT] > 0.5
     if voice_mask is not None:
-        hits = hits & voice_mask[..., None, :].astype(bool)
-    return hits.any(axis=-1).astype(np.float32)
+        kicks = kicks & voice_mask[..., None, humanize.KICK].astype(bool)
+    return kicks.astype(np.float32)
 
 
 def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
@@ -305,7 +306,7 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         mask[chosen] = keep[chosen]
     grooves = flatten(patterns, mask)
     if with_register:
-        grooves = np.concatenate([grooves, register(patterns, mask)[..., None]], -1)
+        grooves = humanize.as_heard(np.concatenate([grooves, register(patterns, mask)[..., None]], -1))
     hit = grooves[..., HIT] > 0.5
     if aug.p_curve > 0:
         chosen = rng.random(b) < aug.p_curve
@@ -326,7 +327,8 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
             grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng),
                                                     register=with_register)
         if keys.any():
-            grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio),
+            grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio,
+                                                                                p_stride=aug.p_stride),
                                                   register=with_register)
         person = hands | keys
     if with_register and aug.p_blind > 0:

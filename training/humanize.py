@@ -19,7 +19,13 @@ else, and the model must hear both. Two players are simulated here, each from a 
   a steady pulse (quarters or eighths), or the hat line with chords held over several steps
   (a held chord makes no new onsets). A chord is several notes struck nearly together, so the
   groove hears the loudest of them, a little early or late. Some loops push beats 1 and 3 an
-  eighth or sixteenth early (anticipations), and some enter late, off the bar line.
+  eighth or sixteenth early (anticipations), and some enter late, off the bar line. In training
+  (`Keys.p_stride`), some left hands over a backbeat play stride: the bass on 1 and 3, a chord
+  on 2 and 4.
+
+With ``register=True`` each groove gets a fourth channel, the register the box would hear: 1 on
+the steps where a low note landed (the low hand's taps of the kick's part, the left hand), and all
+0 (unknown) where every hit step is low or none is (`as_heard`, the box's own rule).
 
 The hands' figures are calibrated against what people playing held-out drum loops with their
 hands gave (issue 8): about 18 % fewer hits than the drum-derived groove (19.8 vs 24.0 per 2 bars),
@@ -41,6 +47,7 @@ from appliance.core.groove import HIT, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_B
 
 LOW_VOICES: tuple[str, ...] = ("kick", "low_tom", "mid_tom")  #: the low hand's voices
 LOW_MASK = np.array([v in LOW_VOICES for v in VOICES])
+KICK = VOICES.index("kick")  #: the register's voice: a low note in a groove is heard as the kick's
 
 #: Metrical strength of each step of a 2-bar loop: downbeat, beat, eighth, sixteenth.
 STRENGTH = np.array([3.0 if s % 16 == 0 else 2.0 if s % 4 == 0 else 1.0 if s % 2 == 0 else 0.0
@@ -88,6 +95,8 @@ class Keys:
     """A keyboard player comping along: bass on the kick, chords in one of three rhythms."""
 
     bass_keep: float = 0.75       # share of kick hits the left hand plays
+    p_stride: float = 0.0         # per loop with a backbeat: a stride left hand instead (bass on 1 and 3,
+                                  # chords on the snare's 2 and 4: every beat low; training's --p-stride)
     p_stabs: float = 0.35         # right-hand rhythm: chords on the snare hits …
     p_pulse: float = 0.30         # … a steady pulse (quarters or eighths) …
     p_arpeggio: float = 0.0       # … a broken chord in sixteenths (training's --p-arpeggio) …
@@ -136,7 +145,18 @@ def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.n
     if low is not None:
         lo = h & low.ravel()[order]
         groove[r[lo], s[lo], 3] = 1.0
+        groove = as_heard(groove)
     return groove
+
+
+def as_heard(grooves: np.ndarray) -> np.ndarray:
+    """Grooves [B,32,4] with the register the box would give the model: none (all 0, unknown) where
+    every hit step is low or none is, as appliance.core.groove.Groove.model_input rules."""
+    hit = grooves[..., HIT] > 0.5
+    low = grooves[..., 3] > 0.5
+    one_sided = ~low.any(-1) | ~(hit & ~low).any(-1)
+    grooves[one_sided, :, 3] = 0.0
+    return grooves
 
 
 def _loop_mean(values: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -177,7 +197,8 @@ def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = H
     hit = np.concatenate(hits, 1)
     vel = np.clip(np.concatenate(vels, 1), 0.03, 1.0)
     pos = np.concatenate(poss, 1)
-    low = np.concatenate([np.ones_like(hits[0]), np.zeros_like(hits[1])], 1) if register else None
+    kicks = patterns[..., KICK, HIT] > 0.5   # the low hand's taps on the kick's steps (not its toms)
+    low = np.concatenate([kicks, np.zeros_like(hits[1])], 1) if register else None
     return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit, low)
 
 
@@ -219,6 +240,11 @@ def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tu
     return chords, chord_vel
 
 
+def _stride_left_hand(hits: np.ndarray) -> np.ndarray:
+    """[B]: the patterns a stride left hand fits: the snare on at least three of the loop's four 2s and 4s."""
+    return hits[:, 4::8, VOICES.index("snare")].sum(-1) >= 3
+
+
 def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys(),
                  register: bool = False) -> np.ndarray:
     """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give
@@ -233,6 +259,10 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
 
     bass = hits[..., kick] & (rng.random((b, STEPS)) < cfg.bass_keep)
     bass_vel = np.where(bass, vel_all[..., kick], 0.0)
+    if cfg.p_stride > 0:   # (no draws otherwise: the fixed validation and test sets stay as they were)
+        stride = _stride_left_hand(hits) & (rng.random(b) < cfg.p_stride)
+        bass[stride] = (steps % 8 == 0) | (hits[stride, :, VOICES.index("snare")] & (steps % 8 == 4))
+        bass_vel[stride] = np.where(bass[stride], 0.6, 0.0)
     chords, chord_vel = _right_hand(patterns, rng, cfg)
     # a chord's notes: the loudest of 2–4 slightly different velocities, rolled a little
     n_notes = rng.integers(cfg.chord_notes[0], cfg.chord_notes[1] + 1, (b, 1))

@@ -1,0 +1,39 @@
+"""training.gates: stray toms and the stride's backbeat read from a render's drum notes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+
+from training import gates
+
+
+def _render(path: Path, notes: list[tuple[float, int]], tpb: int = 480) -> Path:
+    """A drum file: (beat from 0, GM note) on channel 10."""
+    track = mido.MidiTrack()
+    tick = 0
+    for beat, note in sorted(notes):
+        at = round(beat * tpb)
+        track.append(mido.Message("note_on", channel=9, note=note, velocity=90, time=at - tick))
+        tick = at
+    midi = mido.MidiFile(ticks_per_beat=tpb)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+def test_a_tom_in_a_groove_bar_is_stray_and_one_at_a_phrase_end_is_not(tmp_path: Path) -> None:
+    notes = [(4 * bar, 36) for bar in range(8)] + [(4 * 3 + 3.5, 45), (4 * 5 + 1.0, 45), (4 * 7 + 2, 43)]
+    heard = gates.drums(_render(tmp_path / "d.mid", notes))
+    assert heard.last == 8 and heard.hits == len(notes)
+    assert gates.stray_toms(heard) == [6]          # bar 4 is a phrase end, bar 8 the last
+
+
+def test_the_stride_backbeat_counts_groove_bars_with_the_snare_on_2_and_4(tmp_path: Path) -> None:
+    notes = [(4 * bar, 36) for bar in range(10)]
+    for bar in range(1, 9):                        # bars 2..9 of the file
+        notes += [(4 * bar + 1 - 0.05, 38), (4 * bar + 3, 37 if bar % 2 else 38)]
+    notes.remove((4 * 5 + 3, 37))                 # file bar 6 loses its 4
+    heard = gates.drums(_render(tmp_path / "s.mid", notes))
+    # groove bars: 2, 3, 5, 6, 7, 9 (1 is the first, 4 and 8 phrase ends, 10 the last); 6 misses its 4
+    assert abs(gates.backbeat_share(heard) - 5 / 6) < 1e-9

@@ -1,0 +1,134 @@
+"""The register's gates: what a model that hears the left hand must still play before it ships.
+
+    python -m training.gates [MODEL_DIR ...] [--seeds 1 2 3 4 5 6] [--jobs 2]
+
+Session 56's register model locked the kick to the left hand but put toms into groove bars and
+took a stride left hand's 2 and 4 away from the snare (models/README.md, "The register as an
+input"). Each model named is rendered through the box's own `render` over the parts that showed
+it, at every seed, and this prints, per part, what a drummer would not do:
+
+- toms: tom bars that are not a phrase end (a bar whose number is a multiple of 4, or the
+  part's last bar), over the phrasing controls of review-s33c, review-s54's laid-back ballad
+  and review-s56's taps above the split;
+- backbeat: the share of review-s56's stride part's groove bars (neither a phrase end, the
+  first bar nor the last) with the snare (or a cross-stick) on both 2 and 4, within a 32nd;
+- hits: the drum hits of review-s56's whole-note ballad, which the first register model
+  thinned by 38 %.
+
+A model passes with no stray tom bar and the stride's backbeat in at least 90 % of its groove
+bars; the hits are a figure to compare. The pianists' and the comping songs' backbeat accent
+(training.pianists, training.playalong) are the other gates of models/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+import tempfile
+
+import mido
+
+from appliance.core.render import render
+from training.reviews import DRUM_CHANNEL, MODEL, PARTS, TOMS
+
+TOM_PARTS = ("review-s33c/c06_pop_eighths", "review-s33c/c07_funk_clav", "review-s33c/c08_reggae_skank",
+             "review-s33c/c09_swing_comp", "review-s54/p14_laidback_ballad_72", "review-s56/f_tap_rock_high")
+STRIDE = "review-s56/c_stride"
+BALLAD = "review-s56/d_ballad_whole"
+SNARES = frozenset({37, 38, 40})                 #: GM side stick, snare, electric snare
+BACKBEAT_SHARE = 0.9
+PHRASE = 4                                       #: bars
+
+
+@dataclass(frozen=True)
+class Drums:
+    """One render: file bar (1 at tick 0) -> tom hits, and -> the beats its snare hits fall on."""
+
+    toms: dict[int, int]
+    snares: dict[int, tuple[float, ...]]
+    hits: int
+    last: int
+
+
+def drums(path: Path) -> Drums:
+    """Read a render's drum notes by file bar (a hit a 32nd early counts in the bar)."""
+    midi = mido.MidiFile(str(path))
+    tpb = midi.ticks_per_beat
+    toms: dict[int, int] = {}
+    snares: dict[int, tuple[float, ...]] = {}
+    hits = last = 0
+    for track in midi.tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type != "note_on" or not message.velocity or message.channel != DRUM_CHANNEL:
+                continue
+            bar = int((tick + tpb / 8) // (4 * tpb)) + 1
+            hits += 1
+            last = max(last, bar)
+            if message.note in TOMS:
+                toms[bar] = toms.get(bar, 0) + 1
+            if message.note in SNARES:
+                snares[bar] = snares.get(bar, ()) + ((tick - (bar - 1) * 4 * tpb) / tpb + 1,)
+    return Drums(toms, snares, hits, last)
+
+
+def stray_toms(heard: Drums) -> list[int]:
+    """Tom bars that are not a phrase end."""
+    return sorted(bar for bar in heard.toms if bar % PHRASE and bar != heard.last)
+
+
+def backbeat_share(heard: Drums) -> float:
+    """The share of groove bars with a snare on 2 and on 4."""
+    bars = [bar for bar in range(2, heard.last) if bar % PHRASE]
+    on = [all(any(abs(beat - at) <= 0.125 for beat in heard.snares.get(bar, ())) for at in (2.0, 4.0))
+          for bar in bars]
+    return sum(on) / max(1, len(on))
+
+
+def _render(job: tuple[str, int, Path]) -> tuple[str, int, Drums]:
+    logging.disable(logging.WARNING)
+    part, seed, model_dir = job
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "drums.mid"
+        render(PARTS / f"{part}.mid", out, model_dir=model_dir, seed=seed)
+        return part, seed, drums(out)
+
+
+def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2) -> list[str]:
+    """The gates' lines for one model, the verdict last."""
+    work = [(part, seed, model_dir) for part in (*TOM_PARTS, STRIDE, BALLAD) for seed in seeds]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        heard = list(pool.map(_render, work))
+    lines, strays = [f"## {model_dir}"], 0
+    for part in TOM_PARTS:
+        bars = {seed: stray_toms(d) for p, seed, d in heard if p == part}
+        strays += sum(map(len, bars.values()))
+        lines.append(f"{part}: stray tom bars " + "; ".join(f"s{s} {','.join(map(str, b)) or '-'}"
+                                                              for s, b in bars.items()))
+    shares = [backbeat_share(d) for p, _, d in heard if p == STRIDE]
+    ballad = [d.hits for p, _, d in heard if p == BALLAD]
+    lines.append(f"{STRIDE}: snare on 2 and 4 in " + " ".join(f"{share:.0%}" for share in shares)
+                 + " of groove bars")
+    lines.append(f"{BALLAD}: hits " + " ".join(map(str, ballad)))
+    passed = strays == 0 and min(shares) >= BACKBEAT_SHARE
+    lines.append(f"{'PASS' if passed else 'FAIL'}: {strays} stray tom bars, stride backbeat at least "
+                 f"{min(shares):.0%} (needs {BACKBEAT_SHARE:.0%})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("models", nargs="*", type=Path, default=[MODEL])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    for model_dir in args.models:
+        print("\n".join(measure(model_dir, tuple(args.seeds), args.jobs)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
