@@ -28,7 +28,7 @@ def _grooves(n: int, seed: int = 0) -> np.ndarray:
     g[..., 0] = rng.random((n, 32)) < 0.5
     g[..., 1] = g[..., 0] * rng.uniform(0.2, 1.0, (n, 32))
     g[..., 2] = g[..., 0] * rng.uniform(-0.3, 0.3, (n, 32))
-    g[..., 3] = g[..., 0] * (rng.random((n, 32)) < 0.4)     # the register (a 4-channel model hears it)
+    g[..., 3] = g[..., 0] * np.where(rng.random((n, 32)) < 0.4, 1.0, -1.0)   # the register (+1 low, −1 high)
     return g
 
 

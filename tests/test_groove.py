@@ -70,7 +70,8 @@ def test_pattern_grid_shows_velocity_by_character() -> None:
 
 def test_the_register_marks_the_left_hands_steps_and_is_heard_only_with_both_hands() -> None:
     """Groove.low: 1 where a low note landed (never where nothing did); a 4-channel model hears
-    it at LOW, unless every note is on one side of the split (pads, one hand: unknown, all 0)."""
+    it at LOW, +1 low and −1 high, unless every note is on one side of the split (pads, one hand:
+    unknown, all 0)."""
     from appliance.core.groove import HIT, LOW
     steps = np.zeros((STEPS, 3), np.float32)
     steps[[0, 4, 8, 12], HIT] = 1.0
@@ -82,7 +83,8 @@ def test_the_register_marks_the_left_hands_steps_and_is_heard_only_with_both_han
     assert groove != Groove(steps) and hash(groove) != hash(Groove(steps))
     np.testing.assert_array_equal(groove.model_input(3), steps)
     heard = groove.model_input(4)
-    assert heard.shape == (STEPS, 4) and list(np.flatnonzero(heard[:, LOW])) == [0, 8]
+    assert heard.shape == (STEPS, 4) and list(np.flatnonzero(heard[:, LOW] > 0)) == [0, 8]
+    assert list(np.flatnonzero(heard[:, LOW] < 0)) == [4, 12]    # high: heard as known, not as nothing
     all_low = Groove(steps, steps[:, HIT])
     assert not all_low.model_input(4)[:, LOW].any()    # one side of the split only: unknown
     assert not Groove(steps).model_input(4)[:, LOW].any()

@@ -209,7 +209,11 @@ def test_a_groove_all_on_one_side_has_no_register_as_the_box_hears_it() -> None:
     grooves[0, ::4, 3] = 1.0                  # all low
     grooves[2, ::8, 3] = 1.0                  # two-sided
     heard = hz.as_heard(grooves.copy())
-    assert not heard[:2, :, 3].any() and np.array_equal(heard[2], grooves[2])
+    assert not heard[:2, :, 3].any()
+    assert set(np.flatnonzero(heard[2, :, 3] > 0)) == set(range(0, STEPS, 8))    # low: +1
+    assert set(np.flatnonzero(heard[2, :, 3] < 0)) == set(range(4, STEPS, 8))    # high: −1, known
+    assert not heard[2, 1::2, 3].any()                                            # nothing: 0
+    np.testing.assert_array_equal(hz.as_heard(heard.copy()), heard)               # the same again
 
 
 def test_a_stride_left_hand_plays_every_beat_low() -> None:

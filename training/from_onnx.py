@@ -72,7 +72,7 @@ def check(model: GrooveVAE, model_dir: Path, n: int = 64) -> float:
     grooves[..., 0] = rng.random((n, 32)) < 0.5
     grooves[..., 1] = rng.random((n, 32)) * grooves[..., 0]
     grooves[..., 2] = (rng.random((n, 32)) - 0.5) * grooves[..., 0]
-    grooves[..., 3] = (rng.random((n, 32)) < 0.4) * grooves[..., 0]     # the register, for a model that hears it
+    grooves[..., 3] = np.where(rng.random((n, 32)) < 0.4, 1.0, -1.0) * grooves[..., 0]   # the register (+1 low, −1 high)
     onnx_out = OnnxModel(model_dir, "fp32").predict(grooves)
     with torch.no_grad():
         out = model(torch.from_numpy(grooves), sample=False)

@@ -23,9 +23,10 @@ else, and the model must hear both. Two players are simulated here, each from a 
   (`Keys.p_stride`), some left hands over a backbeat play stride: the bass on 1 and 3, a chord
   on 2 and 4.
 
-With ``register=True`` each groove gets a fourth channel, the register the box would hear: 1 on
-the steps where a low note landed (the low hand's taps of the kick's part, the left hand), and all
-0 (unknown) where every hit step is low or none is (`as_heard`, the box's own rule).
+With ``register=True`` each groove gets a fourth channel, the register the box would hear: +1 on
+the steps where a low note landed (the low hand's taps of the kick's part, the left hand), −1 on
+the other hit steps, and all 0 (unknown) where every hit step is low or none is (`as_heard`, the
+box's own rule).
 
 The hands' figures are calibrated against what people playing held-out drum loops with their
 hands gave (issue 8): about 18 % fewer hits than the drum-derived groove (19.8 vs 24.0 per 2 bars),
@@ -130,7 +131,7 @@ def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.n
            low: np.ndarray | None = None) -> np.ndarray:
     """Grooves [B,32,3] from hits at fractional positions (wrapping round the loop); two landing on
     one step: the louder wins. With ``low`` (which hits the low hand played, like ``hit``), a fourth
-    channel: 1 where a low hit landed (the register, training/register_probe.py)."""
+    channel: the register as the box hears it (`as_heard`: +1 where a low hit landed, −1 high)."""
     groove = np.zeros((b, STEPS, 3 if low is None else 4), np.float32)
     pos = np.mod(pos + 0.5, STEPS) - 0.5  # the loop: a hit before its downbeat is the end of the last pass
     new_step = np.clip(np.floor(pos + 0.5).astype(int), 0, STEPS - 1)
@@ -150,12 +151,13 @@ def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.n
 
 
 def as_heard(grooves: np.ndarray) -> np.ndarray:
-    """Grooves [B,32,4] with the register the box would give the model: none (all 0, unknown) where
-    every hit step is low or none is, as appliance.core.groove.Groove.model_input rules."""
+    """Grooves [B,32,4] whose fourth channel marks the low steps (1) as the box gives the register to
+    a model (appliance.core.groove.Groove.model_input): +1 low, −1 high, 0 where nothing landed; none
+    at all (0, unknown) where every hit step is low or none is. In place; the same again if repeated."""
     hit = grooves[..., HIT] > 0.5
-    low = grooves[..., 3] > 0.5
-    one_sided = ~low.any(-1) | ~(hit & ~low).any(-1)
-    grooves[one_sided, :, 3] = 0.0
+    low = hit & (grooves[..., 3] > 0.5)
+    two_sided = low.any(-1) & (hit & ~low).any(-1)
+    grooves[..., 3] = np.where(two_sided[:, None] & hit, np.where(low, 1.0, -1.0), 0.0)
     return grooves
 
 

@@ -71,12 +71,16 @@ class Groove:
         return Groove(steps, self.low if self.two_handed else np.zeros(STEPS, np.float32))
 
     def model_input(self, channels: int) -> np.ndarray:
-        """[STEPS, channels]: the steps, and with 4 the register. A groove all on one side of the
-        split (a pad player, one hand) has no register: it is heard as 0 everywhere, as unknown."""
+        """[STEPS, channels]: the steps, and with 4 the register: +1 where a low note landed, −1
+        where only high ones did, 0 where nothing did. A groove all on one side of the split (a pad
+        player, one hand) has no register: it is heard as 0 everywhere, as unknown (not as "all
+        high", which a model would hear as "no kick here")."""
         if channels == 3:
             return self.steps
-        low = self.low if self.two_handed else np.zeros(STEPS, np.float32)
-        return np.concatenate([self.steps, low[:, None]], axis=1)   # (the register at LOW)
+        register = np.zeros(STEPS, np.float32)
+        if self.two_handed:
+            register = np.where(self.steps[:, HIT] > 0.5, np.where(self.low > 0, 1.0, -1.0), 0.0).astype(np.float32)
+        return np.concatenate([self.steps, register[:, None]], axis=1)   # (the register at LOW)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Groove) and np.array_equal(self.steps, other.steps)
