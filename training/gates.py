@@ -28,10 +28,8 @@ import logging
 from pathlib import Path
 import tempfile
 
-import mido
-
 from appliance.core.render import render
-from training.reviews import DRUM_CHANNEL, MODEL, PARTS, TOMS
+from training.reviews import MODEL, PARTS, TOMS, drum_hits
 
 TOM_PARTS = ("review-s33c/c06_pop_eighths", "review-s33c/c07_funk_clav", "review-s33c/c08_reggae_skank",
              "review-s33c/c09_swing_comp", "review-s54/p14_laidback_ballad_72", "review-s56/f_tap_rock_high")
@@ -53,25 +51,17 @@ class Drums:
 
 
 def drums(path: Path) -> Drums:
-    """Read a render's drum notes by file bar (a hit a 32nd early counts in the bar)."""
-    midi = mido.MidiFile(str(path))
-    tpb = midi.ticks_per_beat
+    """Read a render's drum notes by file bar."""
     toms: dict[int, int] = {}
     snares: dict[int, tuple[float, ...]] = {}
     hits = last = 0
-    for track in midi.tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            if message.type != "note_on" or not message.velocity or message.channel != DRUM_CHANNEL:
-                continue
-            bar = int((tick + tpb / 8) // (4 * tpb)) + 1
-            hits += 1
-            last = max(last, bar)
-            if message.note in TOMS:
-                toms[bar] = toms.get(bar, 0) + 1
-            if message.note in SNARES:
-                snares[bar] = snares.get(bar, ()) + ((tick - (bar - 1) * 4 * tpb) / tpb + 1,)
+    for bar, beat, note in drum_hits(path):
+        hits += 1
+        last = max(last, bar)
+        if note in TOMS:
+            toms[bar] = toms.get(bar, 0) + 1
+        if note in SNARES:
+            snares[bar] = snares.get(bar, ()) + (beat,)
     return Drums(toms, snares, hits, last)
 
 

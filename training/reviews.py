@@ -33,7 +33,7 @@ arithmetic, so another CPU may move it (docs/ARCHITECTURE.md, "The reviewers' pa
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 import functools
@@ -88,24 +88,30 @@ class Bar:
     beats: tuple[float, ...] = ()              #: where each hit falls, in beats from 1
 
 
-def drum_bars(path: Path) -> dict[int, Bar]:
-    """File bar (1 at tick 0) -> what the drums play in it; a hit a 32nd early counts in the bar."""
+def drum_hits(path: Path) -> Iterator[tuple[int, float, int]]:
+    """Each drum hit of a file as (file bar, 1 at tick 0; beat in it, from 1; GM note); a hit a
+    32nd early counts in the bar."""
     midi = mido.MidiFile(str(path))
     tpb = midi.ticks_per_beat
-    bar_ticks = 4 * tpb
-    out: dict[int, Bar] = {}
     for track in midi.tracks:
         tick = 0
         for message in track:
             tick += message.time
             if message.type != "note_on" or not message.velocity or message.channel != DRUM_CHANNEL:
                 continue
-            number = int((tick + tpb / 8) // bar_ticks) + 1
-            bar = out.setdefault(number, Bar())
-            bar.hits += 1
-            bar.crash |= message.note in CRASHES
-            bar.toms += message.note in TOMS
-            bar.beats += ((tick - (number - 1) * bar_ticks) / tpb + 1,)
+            number = int((tick + tpb / 8) // (4 * tpb)) + 1
+            yield number, (tick - (number - 1) * 4 * tpb) / tpb + 1, message.note
+
+
+def drum_bars(path: Path) -> dict[int, Bar]:
+    """File bar (1 at tick 0) -> what the drums play in it."""
+    out: dict[int, Bar] = {}
+    for number, beat, note in drum_hits(path):
+        bar = out.setdefault(number, Bar())
+        bar.hits += 1
+        bar.crash |= note in CRASHES
+        bar.toms += note in TOMS
+        bar.beats += (beat,)
     return out
 
 

@@ -77,7 +77,7 @@ class Groove:
         high", which a model would hear as "no kick here")."""
         if channels == 3:
             return self.steps
-        register = np.zeros(STEPS, np.float32)
+        register: np.ndarray = np.zeros(STEPS, np.float32)
         if self.two_handed:
             register = np.where(self.steps[:, HIT] > 0.5, np.where(self.low > 0, 1.0, -1.0), 0.0).astype(np.float32)
         return np.concatenate([self.steps, register[:, None]], axis=1)   # (the register at LOW)
