@@ -337,3 +337,23 @@ def test_a_soup_widens_a_base_without_the_register(tmp_path: Path) -> None:
                 "model_config": {**asdict(small), "d_model": 64}}, tmp_path / "other.pt")
     with pytest.raises(SystemExit):
         soup.mix(tmp_path / "other.pt", [tmp_path / "tuned.pt"], 0.5)
+
+
+def test_a_teacher_speaks_only_for_grooves_whose_register_is_unknown() -> None:
+    """--teacher/--teach: the hit targets of a groove with its register all 0 mix in the teacher's
+    probabilities (the model it replaces, heard with its own channels); the others stay the hits."""
+    from training.model import GrooveVAE, ModelConfig
+    torch.manual_seed(0)
+    teacher = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    pats = np.zeros((3, STEPS, 9, 3), np.float32)
+    pats[:, ::4, 0] = (1.0, 0.9, 0.0)
+    grooves = np.zeros((3, STEPS, 4), np.float32)
+    grooves[:, ::4, :3] = (1.0, 0.8, 0.0)
+    grooves[0, ::8, 3], grooves[0, 4::8, 3] = 1.0, -1.0        # known
+    targets = tr._taught(teacher, grooves, pats, 0.25)
+    assert targets is not None
+    np.testing.assert_array_equal(targets[0].numpy(), pats[0, ..., 0])
+    with torch.no_grad():
+        taught = torch.sigmoid(teacher(torch.from_numpy(grooves[1:, :, :3]), sample=False)["logits"]).numpy()
+    np.testing.assert_allclose(targets[1:].numpy(), 0.75 * pats[1:, ..., 0] + 0.25 * taught, atol=1e-6)
+    assert tr._taught(None, grooves, pats, 0.25) is None and tr._taught(teacher, grooves, pats, 0.0) is None

@@ -143,13 +143,16 @@ def widen(state: dict[str, torch.Tensor], config: dict, cfg: ModelConfig) -> dic
 
 
 def vae_loss(out: dict[str, torch.Tensor], patterns: torch.Tensor, loss: LossConfig,
-             beta: float, expression: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+             beta: float, expression: torch.Tensor | None = None,
+             hit_targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per-groove sums, averaged over the batch. patterns [B,32,9,3]; expression [B]: a weight per
-    groove on the velocity and offset terms (None: 1)."""
+    groove on the velocity and offset terms (None: 1); hit_targets [B,32,9]: what the hit term
+    learns instead of the patterns' hits (soft targets: a teacher's; None: the hits)."""
     hits, vels, offs = patterns[..., 0], patterns[..., 1], patterns[..., 2]
     b = patterns.shape[0]
     pos_weight = torch.tensor(loss.pos_weight, device=patterns.device)
-    bce = F.binary_cross_entropy_with_logits(out["logits"], hits, pos_weight=pos_weight, reduction="sum") / b
+    bce = F.binary_cross_entropy_with_logits(out["logits"], hits if hit_targets is None else hit_targets,
+                                             pos_weight=pos_weight, reduction="sum") / b
     cells = hits if expression is None else hits * expression[:, None, None]
     vel = (((out["velocities"] - vels) ** 2) * cells).sum() / b
     off = (((out["offsets"] - offs) ** 2) * cells).sum() / b

@@ -68,6 +68,8 @@ class TrainConfig:
     limit: int = 0              # use only the first N training windows (0 = all); for smoke runs
     val_limit: int = 0
     select_hands: float = 0.0   # best.pt follows (1 − w) · F1 on drummers' grooves + w · F1 on simulated hands
+    teacher: str = ""           # a checkpoint (the model this one replaces) that teaches the grooves whose register is unknown …
+    teach: float = 0.0          # … their hit targets: (1 − teach) · the drummer's hits + teach · the teacher's probabilities
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -174,6 +176,7 @@ class _Run:
     state: dict
     init_info: dict | None
     rng: np.random.Generator
+    teacher: GrooveVAE | None = None   #: TrainConfig.teacher's model, frozen
 
     @property
     def scored(self) -> GrooveVAE:
@@ -232,7 +235,18 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     if state["rng"] is not None:
         rng.bit_generator.state = state["rng"]
     log.info("model: %d parameters, %s", model.num_parameters(), asdict(mcfg))
-    return _Run(model, ema, opt, state, init_info, rng)
+    return _Run(model, ema, opt, state, init_info, rng, _teacher(cfg))
+
+
+def _teacher(cfg: TrainConfig) -> GrooveVAE | None:
+    """TrainConfig.teacher's model, frozen (None without one)."""
+    if not cfg.teacher or cfg.teach <= 0:
+        return None
+    ckpt = torch.load(cfg.teacher, weights_only=False)
+    teacher = GrooveVAE(ModelConfig(**ckpt["model_config"]))
+    teacher.load_state_dict(ckpt["model"])
+    log.info("teacher: %s, for the grooves whose register is unknown (teach %.2f)", cfg.teacher, cfg.teach)
+    return teacher.eval().requires_grad_(False)
 
 
 def _should_stop(run: _Run, cfg: TrainConfig) -> bool:
@@ -245,6 +259,21 @@ def _should_stop(run: _Run, cfg: TrainConfig) -> bool:
         log.info("stop: the next epoch would pass --max-minutes %.0f", cfg.max_minutes)
         return True
     return False
+
+
+@torch.no_grad()
+def _taught(teacher: GrooveVAE | None, grooves: np.ndarray, pats: np.ndarray, teach: float) -> torch.Tensor | None:
+    """Hit targets [B,32,9] where a teacher speaks: on the grooves whose register is unknown (all 0),
+    (1 − teach) · the drummer's hits + teach · the teacher's probabilities at z = mu; elsewhere the hits."""
+    if teacher is None or teach <= 0 or grooves.shape[-1] < 4:
+        return None
+    targets = torch.from_numpy(pats[..., 0].copy())
+    unknown = np.flatnonzero(~grooves[..., 3].any(-1))
+    if len(unknown):
+        heard = torch.from_numpy(grooves[unknown][..., :teacher.cfg.groove_channels])
+        taught = torch.sigmoid(teacher(heard, sample=False)["logits"])
+        targets[unknown] = (1 - teach) * targets[unknown] + teach * taught
+    return targets
 
 
 def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossConfig,
@@ -266,7 +295,8 @@ def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossCon
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, cfg)
         out_t = model(torch.from_numpy(grooves))
-        parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg), expression)
+        parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg), expression,
+                         _taught(run.teacher, grooves, pats, cfg.teach))
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
