@@ -154,9 +154,9 @@ def as_heard(grooves: np.ndarray) -> np.ndarray:
     """Grooves [B,32,4] whose fourth channel marks the low steps (1) as the box gives the register to
     a model (appliance.core.groove.Groove.model_input): +1 low, −1 high, 0 where nothing landed; none
     at all (0, unknown) where every hit step is low or none is. In place; the same again if repeated."""
-    hit = grooves[..., HIT] > 0.5
-    low = hit & (grooves[..., 3] > 0.5)
-    two_sided = low.any(-1) & (hit & ~low).any(-1)
+    hit: np.ndarray = grooves[..., HIT] > 0.5
+    low: np.ndarray = hit & (grooves[..., 3] > 0.5)
+    two_sided: np.ndarray = low.any(-1) & (hit & ~low).any(-1)
     grooves[..., 3] = np.where(two_sided[:, None] & hit, np.where(low, 1.0, -1.0), 0.0)
     return grooves
 
