@@ -214,6 +214,11 @@ def test_a_groove_all_on_one_side_has_no_register_as_the_box_hears_it() -> None:
     assert set(np.flatnonzero(heard[2, :, 3] < 0)) == set(range(4, STEPS, 8))    # high: −1, known
     assert not heard[2, 1::2, 3].any()                                            # nothing: 0
     np.testing.assert_array_equal(hz.as_heard(heard.copy()), heard)               # the same again
+    known = hz.as_heard(grooves.copy(), one_sided_known=True)    # training's --one-sided-known
+    assert set(np.flatnonzero(known[0, :, 3] > 0)) == set(range(0, STEPS, 4))     # all low, kept
+    assert set(np.flatnonzero(known[1, :, 3] < 0)) == set(range(0, STEPS, 4))     # all high, kept
+    kept = ds.augment_grooves(kicks, np.random.default_rng(0), ds.Augment(one_sided_known=True), with_register=True)
+    assert (kept[:, ::8, 3] == 1.0).all()
 
 
 def test_a_stride_left_hand_plays_every_beat_low() -> None:

@@ -262,6 +262,7 @@ class Augment:
     p_keys: float = 0.0       # instead: the groove of a keyboard player comping along (humanize.py)
     p_arpeggio: float = 0.0   # of those keyboard players, the share whose right hand plays even sixteenths
     p_stride: float = 0.0     # of those keyboard players, the share with a stride left hand where the drums have a backbeat
+    one_sided_known: bool = False  # a groove all on one side keeps its register (unknown: only the blanked ones)
     p_blind: float = 0.0      # with the register: the share of grooves whose register is unknown (0: one pad, one key)
 
     @classmethod
@@ -306,7 +307,8 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         mask[chosen] = keep[chosen]
     grooves = flatten(patterns, mask)
     if with_register:
-        grooves = humanize.as_heard(np.concatenate([grooves, register(patterns, mask)[..., None]], -1))
+        grooves = humanize.as_heard(np.concatenate([grooves, register(patterns, mask)[..., None]], -1),
+                                    aug.one_sided_known)
     hit = grooves[..., HIT] > 0.5
     if aug.p_curve > 0:
         chosen = rng.random(b) < aug.p_curve
@@ -325,11 +327,11 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         keys = (source >= aug.p_hands) & (source < aug.p_hands + aug.p_keys)
         if hands.any():
             grooves[hands] = humanize.hands_grooves(patterns[hands], rng, humanize.Hands().varied(rng),
-                                                    register=with_register)
+                                                    register=with_register, one_sided_known=aug.one_sided_known)
         if keys.any():
             grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio,
                                                                                 p_stride=aug.p_stride),
-                                                  register=with_register)
+                                                  register=with_register, one_sided_known=aug.one_sided_known)
         person = hands | keys
     if with_register and aug.p_blind > 0:
         grooves[rng.random(b) < aug.p_blind, :, 3] = 0.0

@@ -128,7 +128,7 @@ def _hand_parts(patterns: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.ndarray,
-           low: np.ndarray | None = None) -> np.ndarray:
+           low: np.ndarray | None = None, one_sided_known: bool = False) -> np.ndarray:
     """Grooves [B,32,3] from hits at fractional positions (wrapping round the loop); two landing on
     one step: the louder wins. With ``low`` (which hits the low hand played, like ``hit``), a fourth
     channel: the register as the box hears it (`as_heard`: +1 where a low hit landed, −1 high)."""
@@ -146,18 +146,21 @@ def _place(b: int, step: np.ndarray, pos: np.ndarray, vel: np.ndarray, hit: np.n
     if low is not None:
         lo = h & low.ravel()[order]
         groove[r[lo], s[lo], 3] = 1.0
-        groove = as_heard(groove)
+        groove = as_heard(groove, one_sided_known)
     return groove
 
 
-def as_heard(grooves: np.ndarray) -> np.ndarray:
+def as_heard(grooves: np.ndarray, one_sided_known: bool = False) -> np.ndarray:
     """Grooves [B,32,4] whose fourth channel marks the low steps (1) as the box gives the register to
     a model (appliance.core.groove.Groove.model_input): +1 low, −1 high, 0 where nothing landed; none
-    at all (0, unknown) where every hit step is low or none is. In place; the same again if repeated."""
+    at all (0, unknown) where every hit step is low or none is, unless ``one_sided_known`` (training:
+    then "unknown" is only the grooves blanked on purpose, whatever the drummer played; the box never
+    sends a one-sided register). In place; the same again if repeated."""
     hit: np.ndarray = grooves[..., HIT] > 0.5
     low: np.ndarray = hit & (grooves[..., 3] > 0.5)
     two_sided: np.ndarray = low.any(-1) & (hit & ~low).any(-1)
-    grooves[..., 3] = np.where(two_sided[:, None] & hit, np.where(low, 1.0, -1.0), 0.0)
+    heard = two_sided | one_sided_known
+    grooves[..., 3] = np.where(heard[:, None] & hit, np.where(low, 1.0, -1.0), 0.0)
     return grooves
 
 
@@ -167,7 +170,7 @@ def _loop_mean(values: np.ndarray, hit: np.ndarray) -> np.ndarray:
 
 
 def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = Hands(),
-                  register: bool = False) -> np.ndarray:
+                  register: bool = False, one_sided_known: bool = False) -> np.ndarray:
     """Grooves [B,32,3] a person tapping these patterns [B,32,9,3] with two hands would give
     ([B,32,4] with ``register``: where the low hand landed)."""
     b = len(patterns)
@@ -201,7 +204,7 @@ def hands_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Hands = H
     pos = np.concatenate(poss, 1)
     kicks = patterns[..., KICK, HIT] > 0.5   # the low hand's taps on the kick's steps (not its toms)
     low = np.concatenate([kicks, np.zeros_like(hits[1])], 1) if register else None
-    return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit, low)
+    return _place(b, np.concatenate([steps, steps], 1), pos, vel, hit, low, one_sided_known)
 
 
 def _right_hand(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +251,7 @@ def _stride_left_hand(hits: np.ndarray) -> np.ndarray:
 
 
 def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Keys(),
-                 register: bool = False) -> np.ndarray:
+                 register: bool = False, one_sided_known: bool = False) -> np.ndarray:
     """Grooves [B,32,3] a keyboard player comping along with these patterns [B,32,9,3] would give
     ([B,32,4] with ``register``: where the left hand's bass notes landed)."""
     b = len(patterns)
@@ -295,7 +298,7 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
     hit[empty] = np.concatenate([hits[empty, :, kick], chords[empty]], 1)
     low = np.concatenate([np.ones_like(bass), np.zeros_like(chords)], 1) if register else None
     return _place(b, np.concatenate([np.broadcast_to(steps, (b, STEPS))] * 2, 1), pos,
-                  np.clip(vel, 0.03, 1.0), hit, low)
+                  np.clip(vel, 0.03, 1.0), hit, low, one_sided_known)
 
 
 def groove_stats(grooves: np.ndarray) -> dict[str, float]:

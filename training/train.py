@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init", type=Path, default=None,
                    help="start from this checkpoint's (averaged) weights with a new optimiser: fine-tuning")
     p.add_argument("--no-augment", action="store_true", help="train on the drummers' own grooves only")
+    p.add_argument("--one-sided-known", action="store_true",
+                   help="with the register: a groove all on one side keeps it, so unknown is only --p-blind's")
     for f in dataclasses.fields(ds.Augment):
         if f.name.startswith("p_"):
             p.add_argument("--" + f.name.replace("_", "-"), type=float, default=f.default,
@@ -155,7 +157,8 @@ EpochHook = Callable[[int, dict], None]  #: (epoch, validation metrics); may rai
 def train(args: argparse.Namespace, on_epoch: EpochHook | None = None) -> Path:
     cfg, mcfg, lcfg = _pick(TrainConfig, args), _pick(ModelConfig, args), _pick(LossConfig, args)
     aug = ds.Augment.none() if args.no_augment else ds.Augment(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ds.Augment) if f.name.startswith("p_")})
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ds.Augment) if f.name.startswith("p_")},
+        one_sided_known=args.one_sided_known)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     handler = _log_to(out / "train.log")
