@@ -306,6 +306,14 @@ def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_
     low[::8] = 1.0
     assert not np.array_equal(four.encode(Groove(steps, low))[0], four.encode(Groove(steps))[0])
     card = json.loads((tmp_path / "four" / "model.json").read_text())
+    assert four.signed and card["inputs"]["encoder"]["register"] == "signed"
+    del card["inputs"]["encoder"]["register"]     # a card from before session 57: it heard 1 low, 0 else
+    (tmp_path / "four" / "model.json").write_text(json.dumps(card))
+    older = Generator(tmp_path / "four", seed=1)
+    assert not older.signed
+    heard = Groove(steps, low)
+    assert np.array_equal(older.encode(heard)[0], four._encoder.run(["mu"], {"groove": heard.model_input(4, False)[None]})[0][0])
+    assert not np.array_equal(older.encode(heard)[0], four.encode(heard)[0])
     card["inputs"]["encoder"]["groove"] = ["N", STEPS, 3]      # a card that disagrees with its graphs
     (tmp_path / "four" / "model.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="model.json says"):

@@ -85,6 +85,8 @@ def test_the_register_marks_the_left_hands_steps_and_is_heard_only_with_both_han
     heard = groove.model_input(4)
     assert heard.shape == (STEPS, 4) and list(np.flatnonzero(heard[:, LOW] > 0)) == [0, 8]
     assert list(np.flatnonzero(heard[:, LOW] < 0)) == [4, 12]    # high: heard as known, not as nothing
+    older = groove.model_input(4, signed=False)                   # a model exported before session 57
+    assert list(np.flatnonzero(older[:, LOW])) == [0, 8] and older[:, LOW].min() == 0.0
     all_low = Groove(steps, steps[:, HIT])
     assert not all_low.model_input(4)[:, LOW].any()    # one side of the split only: unknown
     assert not Groove(steps).model_input(4)[:, LOW].any()

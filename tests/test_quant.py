@@ -131,3 +131,15 @@ def test_a_static_recipe_and_the_onnx_runner_take_grooves_with_or_without_the_re
     blank[..., 3] = 0.0
     assert np.array_equal(four.encode(grooves[..., :3])[0], four.encode(blank)[0])
     assert not np.array_equal(four.encode(grooves)[0], four.encode(blank)[0])
+    # a card from before session 57 (no "register": "signed") heard 1 low, 0 else: a high step's −1 is 0
+    assert four.signed
+    card = json.loads((tmp_path / "four" / "model.json").read_text())
+    del card["inputs"]["encoder"]["register"]
+    (tmp_path / "four" / "model.json").write_text(json.dumps(card))
+    older = OnnxModel(tmp_path / "four")
+    signed = grooves.copy()
+    signed[:, 2::4, :] = (1.0, 0.5, 0.0, -1.0)                  # high steps between the low ones
+    binary = signed.copy()
+    binary[..., 3] = np.maximum(binary[..., 3], 0.0)
+    assert not older.signed and np.array_equal(older.encode(signed)[0], four.encode(binary)[0])
+    assert not np.array_equal(older.encode(signed)[0], four.encode(signed)[0])

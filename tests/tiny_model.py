@@ -62,6 +62,7 @@ def build(directory: Path, seed: int = 0, channels: int = 3) -> Path:
         _save(graph, directory / f"{part}.int8.onnx")
     card = {"name": "tiny-test", "latent_size": LATENT, "steps": STEPS, "voices": list(VOICES),
             "notes": list(GM_NOTES), "thresholds": [0.5] * NUM_VOICES,
-            "inputs": {"encoder": {"groove": ["N", STEPS, channels]}, "decoder": {"z": ["N", LATENT]}}}
+            "inputs": {"encoder": {"groove": ["N", STEPS, channels], **({"register": "signed"} if channels > 3 else {})},
+                       "decoder": {"z": ["N", LATENT]}}}
     (directory / "model.json").write_text(json.dumps(card))
     return directory

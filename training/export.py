@@ -29,7 +29,7 @@ import torch
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_dynamic, quantize_static)
 
-from appliance.core.groove import GM_NOTES, HIT, STEPS, VOICES
+from appliance.core.groove import GM_NOTES, HIT, SIGNED, STEPS, VOICES
 from training import dataset as ds
 from training.metrics import hit_scores, tune_thresholds
 from training.onnx_model import OnnxModel
@@ -295,7 +295,8 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "thresholds": [round(float(t), 2) for t in thresholds],
         "architecture": {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
                          "parameters": model.num_parameters()},
-        "inputs": {"encoder": {"groove": ["N", STEPS, model.cfg.groove_channels]},
+        "inputs": {"encoder": {"groove": ["N", STEPS, model.cfg.groove_channels],
+                               **({"register": SIGNED} if model.cfg.groove_channels > 3 else {})},
                    "decoder": {"z": ["N", model.cfg.latent_size]}},
         "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"]},
         "opset": OPSET,

@@ -2,10 +2,12 @@
 check, evaluate.py and the benchmark."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from appliance.core.groove import SIGNED
 from appliance.core.model_files import graph_path, open_session
 
 
@@ -16,6 +18,9 @@ class OnnxModel:
         self.encoder = open_session(graph_path(model_dir, "encoder", precision), threads)
         self.decoder = open_session(graph_path(model_dir, "decoder", precision), threads)
         self.channels = int(self.encoder.get_inputs()[0].shape[-1])  #: 3, or 4 with the register
+        card = json.loads((model_dir / "model.json").read_text()) if (model_dir / "model.json").is_file() else {}
+        #: +1 low, −1 high; False: a model exported before session 57, which heard 1 low, 0 else
+        self.signed = card.get("inputs", {}).get("encoder", {}).get("register") == SIGNED
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu, logvar of grooves [N,32,3 or 4]: the model hears its first ``channels``; a groove
@@ -24,7 +29,10 @@ class OnnxModel:
         if grooves.shape[-1] < self.channels:
             grooves = np.concatenate([grooves, np.zeros(grooves.shape[:-1] + (self.channels - grooves.shape[-1],),
                                                         grooves.dtype)], -1)
-        mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves[..., :self.channels].astype(np.float32)})
+        grooves = grooves[..., :self.channels].astype(np.float32)
+        if self.channels > 3 and not self.signed:      # (the training tools give it signed)
+            grooves[..., 3] = grooves[..., 3] > 0
+        mu, logvar = self.encoder.run(["mu", "logvar"], {"groove": grooves})
         return mu, logvar
 
     def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

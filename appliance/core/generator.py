@@ -11,7 +11,8 @@ import numpy as np
 
 from appliance.core import fills, limbs, styles
 from appliance.core.dynamics import Loud, thins
-from appliance.core.groove import HIT, NUM_VOICES, OFFSET, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Groove, Pattern
+from appliance.core.groove import (HIT, NUM_VOICES, OFFSET, SIGNED, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES,
+                                   Groove, Pattern)
 from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
 from appliance.core.prior import Prior
 from appliance.core.styles import Styles
@@ -549,6 +550,8 @@ class Generator:
                                  "re-export the model (make train / training/export.py)") from error
         self._encoder, self._decoder = sessions
         self.channels = self._channels()   #: 3, or 4: the model hears the groove's register (Groove.model_input)
+        #: how it hears it: +1 low, −1 high (model.json's inputs.encoder.register "signed"), or 1 and 0
+        self.signed = self.card.get("inputs", {}).get("encoder", {}).get("register") == SIGNED
         self._check_contract()   # before the prior and the styles: a wrong latent_size is said once, as itself
         self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
         self.styles = Styles.from_card(self.card, self.latent_size)
@@ -587,7 +590,7 @@ class Generator:
         return self._rng.standard_normal(self.latent_size).astype(np.float32)
 
     def encode(self, groove: Groove) -> tuple[np.ndarray, np.ndarray]:
-        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.model_input(self.channels)[None]})
+        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.model_input(self.channels, self.signed)[None]})
         return mu[0], logvar[0]
 
     def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

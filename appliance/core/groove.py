@@ -23,6 +23,9 @@ NUM_VOICES = len(VOICES)
 
 HIT, VELOCITY, OFFSET = 0, 1, 2  #: indices of the last axis of a Groove or Pattern
 LOW = 3   #: the register's index in a model's 4-channel groove (Groove.model_input)
+#: model.json's ``inputs.encoder.register`` for a model that hears the register as +1 low, −1 high,
+#: 0 nothing (session 57 on); a 4-channel card without it heard 1 low, 0 otherwise
+SIGNED = "signed"
 
 
 def _frozen(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -70,16 +73,18 @@ class Groove:
         all on one side of the split keeps none: the steps a listener adds do not make it two-handed)."""
         return Groove(steps, self.low if self.two_handed else np.zeros(STEPS, np.float32))
 
-    def model_input(self, channels: int) -> np.ndarray:
+    def model_input(self, channels: int, signed: bool = True) -> np.ndarray:
         """[STEPS, channels]: the steps, and with 4 the register: +1 where a low note landed, −1
-        where only high ones did, 0 where nothing did. A groove all on one side of the split (a pad
+        where only high ones did, 0 where nothing did (``signed``; otherwise 1 low, 0 else, as a
+        model exported before session 57 heard it). A groove all on one side of the split (a pad
         player, one hand) has no register: it is heard as 0 everywhere, as unknown (not as "all
         high", which a model would hear as "no kick here")."""
         if channels == 3:
             return self.steps
         register: np.ndarray = np.zeros(STEPS, np.float32)
         if self.two_handed:
-            register = np.where(self.steps[:, HIT] > 0.5, np.where(self.low > 0, 1.0, -1.0), 0.0).astype(np.float32)
+            high = -1.0 if signed else 0.0
+            register = np.where(self.steps[:, HIT] > 0.5, np.where(self.low > 0, 1.0, high), 0.0).astype(np.float32)
         return np.concatenate([self.steps, register[:, None]], axis=1)   # (the register at LOW)
 
     def __eq__(self, other: object) -> bool:
