@@ -219,6 +219,11 @@ def test_a_groove_all_on_one_side_has_no_register_as_the_box_hears_it() -> None:
     assert set(np.flatnonzero(known[1, :, 3] < 0)) == set(range(0, STEPS, 4))     # all high, kept
     kept = ds.augment_grooves(kicks, np.random.default_rng(0), ds.Augment(one_sided_known=True), with_register=True)
     assert (kept[:, ::8, 3] == 1.0).all()
+    many = np.repeat(kicks, 16, axis=0)          # the kick alone: a person's part is mostly low only
+    for person in ({"p_hands": 1.0}, {"p_keys": 1.0}):
+        unknown = [~ds.augment_grooves(many, np.random.default_rng(0), ds.Augment(**person, one_sided_known=known),
+                                       with_register=True)[..., 3].any(-1) for known in (False, True)]
+        assert unknown[0].any() and not unknown[1].any(), person   # the hands' and keys' one-sided grooves too
 
 
 def test_a_stride_left_hand_plays_every_beat_low() -> None:
@@ -234,5 +239,8 @@ def test_a_stride_left_hand_plays_every_beat_low() -> None:
         assert set(np.flatnonzero(row)) == set(range(0, STEPS, 4))
     no_backbeat = pats.copy()
     no_backbeat[:, :, SNARE] = 0.0
+    no_backbeat[:, :, KICK] = 0.0
+    no_backbeat[:, [0, 10, 16, 26], KICK] = (1, 0.9, 0.0)    # kicks off the beats a stride bass plays
     grooves = hz.keys_grooves(no_backbeat, np.random.default_rng(1), keys, register=True)
-    assert set(np.flatnonzero((grooves[..., 3] > 0.5).any(0))) <= {0, 8, 16, 24}
+    low = grooves[..., 3] > 0.5
+    assert low.any() and set(np.flatnonzero(low.any(0))) <= {0, 10, 16, 26}

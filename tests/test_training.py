@@ -357,3 +357,20 @@ def test_a_teacher_speaks_only_for_grooves_whose_register_is_unknown() -> None:
         taught = torch.sigmoid(teacher(torch.from_numpy(grooves[1:, :, :3]), sample=False)["logits"]).numpy()
     np.testing.assert_allclose(targets[1:].numpy(), 0.75 * pats[1:, ..., 0] + 0.25 * taught, atol=1e-6)
     assert tr._taught(None, grooves, pats, 0.25) is None and tr._taught(teacher, grooves, pats, 0.0) is None
+
+
+def test_soft_hit_targets_replace_the_hits_in_the_hit_term_only() -> None:
+    """vae_loss(hit_targets=...): the hit BCE learns the targets given (a teacher's); the hits'
+    own targets give the same loss as none; velocity and offset still follow the hits."""
+    from training.model import GrooveVAE, LossConfig, ModelConfig, vae_loss
+    torch.manual_seed(0)
+    model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    pats = torch.zeros(2, STEPS, 9, 3)
+    pats[:, ::4, 0] = torch.tensor([1.0, 0.9, 0.1])
+    out = model(torch.zeros(2, STEPS, 3), sample=False)
+    plain = vae_loss(out, pats, LossConfig(), 0.0)
+    same = vae_loss(out, pats, LossConfig(), 0.0, hit_targets=pats[..., 0])
+    soft = vae_loss(out, pats, LossConfig(), 0.0, hit_targets=torch.full((2, STEPS, 9), 0.5))
+    assert float(same["bce"]) == pytest.approx(float(plain["bce"]))
+    assert float(soft["bce"]) != pytest.approx(float(plain["bce"]))
+    assert float(soft["vel"]) == pytest.approx(float(plain["vel"])) and float(soft["off"]) == pytest.approx(float(plain["off"]))

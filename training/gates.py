@@ -8,7 +8,7 @@ input"). Each model named is rendered through the box's own `render` over the pa
 it, at every seed, and this prints, per part, what a drummer would not do:
 
 - toms: tom bars that are not a phrase end (a bar whose number is a multiple of 4, or the
-  part's last bar), over the phrasing controls of review-s33c, review-s54's laid-back ballad
+  last bar the drums play in), over the phrasing controls of review-s33c, review-s54's laid-back ballad
   and review-s56's taps above the split;
 - backbeat: the share of review-s56's stride part's groove bars (neither a phrase end, the
   first bar nor the last) with the snare (or a cross-stick) on both 2 and 4, within a 32nd;
@@ -42,7 +42,8 @@ PHRASE = 4                                       #: bars
 
 @dataclass(frozen=True)
 class Drums:
-    """One render: file bar (1 at tick 0) -> tom hits, and -> the beats its snare hits fall on."""
+    """One render: file bar (1 at tick 0) -> tom hits, and -> the beats its snare hits fall on;
+    ``last``: the last bar the drums play in."""
 
     toms: dict[int, int]
     snares: dict[int, tuple[float, ...]]

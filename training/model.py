@@ -28,7 +28,7 @@ class ModelConfig:
     latent_size: int = 128     # Z
     steps: int = STEPS
     voices: int = NUM_VOICES
-    groove_channels: int = 3   # hit, velocity, offset; 4: and the register (1 where a low note landed)
+    groove_channels: int = 3   # hit, velocity, offset; 4: and the register (+1 low, −1 high, 0 nothing or unknown)
 
 
 @dataclass

@@ -79,7 +79,7 @@ def ensure_tools() -> None:
 
 
 def ensure_windows(split: str, n: int, seed: int) -> Path:
-    path = BUILD / f"{split}-{n}-seed{seed}-register.npz"   # (grooves with their register: 4 channels)
+    path = BUILD / f"{split}-{n}-seed{seed}-register-signed.npz"   # (grooves with their register, +1/−1: 4 channels)
     if not path.exists():
         from training.cpu_eval import export_windows
         export_windows(split, n, seed, path)

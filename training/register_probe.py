@@ -9,7 +9,7 @@ hands tapping a loop, or a keyboard player comping, also say which notes were lo
 the kick's part, the bass) and which high, and a drummer's kick follows the low
 part. This probe fine-tunes the shipped weights with the second round's last recipe (60 %
 simulated hands, 10 % keys, lr 2e-4, EMA 0.999: tempo_probe's fine-tune), twice: once with a
-fourth input channel (`ModelConfig.groove_channels` 4), 1 on the steps where a low note landed (a
+fourth input channel (`ModelConfig.groove_channels` 4), +1 on the steps where a low note landed and −1 on the other hit steps (a
 drummer's groove: the kick; hands: the low hand's taps of the kick's part; keys: the left hand's bass),
 entering the step embedding through zero weights (`model.widen`) so it starts as the shipped
 model; once without it (the control). ``--blind`` of the training grooves have the channel at 0,
