@@ -374,3 +374,17 @@ def test_soft_hit_targets_replace_the_hits_in_the_hit_term_only() -> None:
     assert float(same["bce"]) == pytest.approx(float(plain["bce"]))
     assert float(soft["bce"]) != pytest.approx(float(plain["bce"]))
     assert float(soft["vel"]) == pytest.approx(float(plain["vel"])) and float(soft["off"]) == pytest.approx(float(plain["off"]))
+
+
+def test_a_model_with_the_register_exports_and_says_how_it_hears_it(tmp_path: Path) -> None:
+    """A 4-channel model passes export's parity checks (the graphs are checked before their card
+    is written: today's signed register) and its card says "signed", which the box reads."""
+    from training.onnx_model import OnnxModel
+    _need_gmd()
+    run = tmp_path / "run"
+    tr.main(["--out", str(run), "--epochs", "1", "--groove-channels", "4", *TINY])
+    out = tmp_path / "four"
+    ex.export(run / "best.pt", out, name="four", val=ds.load_split("validation").subset(64))
+    card = json.loads((out / "model.json").read_text())
+    assert card["inputs"]["encoder"] == {"groove": ["N", STEPS, 4], "register": "signed"}
+    assert OnnxModel(out).signed and Generator(out).signed
