@@ -204,13 +204,19 @@ def test_a_checkpoint_is_recovered_from_the_exported_graphs(smoke_run: Path, smo
     assert ft["state"]["best"] == pytest.approx(0.5 * row["val_f1"] + 0.5 * row["val_hands_f1"])
 
 
-def test_expression_is_learnt_only_where_the_weight_says() -> None:
-    from training.model import GrooveVAE, LossConfig, ModelConfig, vae_loss
+def _tiny_outputs(n: int) -> tuple[dict, "torch.Tensor"]:
+    """A tiny untrained model's outputs over n silent grooves, and n patterns with a hit every beat."""
+    from training.model import GrooveVAE, ModelConfig
     torch.manual_seed(0)
     model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
-    pats = torch.zeros(4, STEPS, 9, 3)
+    pats = torch.zeros(n, STEPS, 9, 3)
     pats[:, ::4, 0] = torch.tensor([1.0, 0.9, 0.1])
-    out = model(torch.zeros(4, STEPS, 3), sample=False)
+    return model(torch.zeros(n, STEPS, 3), sample=False), pats
+
+
+def test_expression_is_learnt_only_where_the_weight_says() -> None:
+    from training.model import LossConfig, vae_loss
+    out, pats = _tiny_outputs(4)
     full = vae_loss(out, pats, LossConfig(), 0.0)
     people = vae_loss(out, pats, LossConfig(), 0.0, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     assert float(people["vel"]) == pytest.approx(float(full["vel"]) / 2, rel=1e-5)
@@ -362,12 +368,8 @@ def test_a_teacher_speaks_only_for_grooves_whose_register_is_unknown() -> None:
 def test_soft_hit_targets_replace_the_hits_in_the_hit_term_only() -> None:
     """vae_loss(hit_targets=...): the hit BCE learns the targets given (a teacher's); the hits'
     own targets give the same loss as none; velocity and offset still follow the hits."""
-    from training.model import GrooveVAE, LossConfig, ModelConfig, vae_loss
-    torch.manual_seed(0)
-    model = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
-    pats = torch.zeros(2, STEPS, 9, 3)
-    pats[:, ::4, 0] = torch.tensor([1.0, 0.9, 0.1])
-    out = model(torch.zeros(2, STEPS, 3), sample=False)
+    from training.model import LossConfig, vae_loss
+    out, pats = _tiny_outputs(2)
     plain = vae_loss(out, pats, LossConfig(), 0.0)
     same = vae_loss(out, pats, LossConfig(), 0.0, hit_targets=pats[..., 0])
     soft = vae_loss(out, pats, LossConfig(), 0.0, hit_targets=torch.full((2, STEPS, 9), 0.5))
