@@ -5,7 +5,8 @@ the size of the model on disk.
 
 Times one encoder run plus one decoder run (the work of one generation) through onnxruntime
 with intra_op_num_threads = 1, on 64 synthetic grooves in turn (latency does not depend on the
-values). Needs numpy and onnxruntime only.
+values). With a register encoder (register.onnx) it times that one: a two-handed groove's path,
+the same work; the size counts every graph. Needs numpy and onnxruntime only.
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def _grooves(n: int, seed: int = 0) -> np.ndarray:
 
 
 def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> dict:
-    enc = open_session(graph_path(model_dir, "encoder", precision))
+    register = graph_path(model_dir, "register", precision).is_file()
+    parts = ("encoder", "decoder") + (("register",) if register else ())
+    enc = open_session(graph_path(model_dir, "register" if register else "encoder", precision))
     dec = open_session(graph_path(model_dir, "decoder", precision))
     grooves = _grooves(64)[..., :enc.get_inputs()[0].shape[-1]]
     times = []
@@ -45,7 +48,7 @@ def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> di
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1e3
-    size = sum(graph_path(model_dir, p, precision).stat().st_size for p in ("encoder", "decoder"))
+    size = sum(graph_path(model_dir, p, precision).stat().st_size for p in parts)
     return {"precision": precision, "runs": runs, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "bytes": int(size)}
 

@@ -86,7 +86,7 @@ IMG=$(realpath -m "$IMG")
 WORK=$(dirname "$IMG")/image-work
 
 # the model directory's files, from their one definition (appliance/core/model_files.py)
-for f in $(cd "$REPO" && python3 -m appliance.core.model_files); do
+for f in $(cd "$REPO" && python3 -m appliance.core.model_files models/groove-vae); do
   [ -f "$REPO/models/groove-vae/$f" ] || die "the model is incomplete: models/groove-vae/$f is missing" 2
 done
 if [ -n "$FIRST_USER" ] && ! [[ $FIRST_USER =~ ^[a-z_][a-z0-9_-]{0,30}$ ]]; then

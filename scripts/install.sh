@@ -53,7 +53,7 @@ APT_PACKAGES=(python3 python3-venv python3-spidev libasound2 libjack-jackd2-0 al
 APT_OPTIONAL=(python3-lgpio)
 GROUPS_WANTED=(audio dialout gpio spi)
 # the model directory's files, from their one definition (appliance/core/model_files.py)
-mapfile -t MODEL_FILES < <(cd "$REPO" && "$PYTHON" -m appliance.core.model_files)
+mapfile -t MODEL_FILES < <(cd "$REPO" && "$PYTHON" -m appliance.core.model_files "$MODEL")
 MARK_BEGIN="# >>> groovebox >>>"
 MARK_END="# <<< groovebox <<<"
 

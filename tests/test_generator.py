@@ -254,6 +254,39 @@ def test_an_incomplete_or_corrupt_model_is_one_clear_error(tiny_model_dir: Path,
         Generator(tiny_model_dir, precision="fp16")
 
 
+def test_a_register_encoder_hears_two_handed_grooves_and_the_encoder_every_other(tmp_path: Path) -> None:
+    """model.json's inputs.register: a two-handed groove goes through register.int8.onnx with its
+    register signed, any other (one hand, one side of the split, nothing) through the encoder."""
+    from appliance.core.model_files import model_files, open_session
+    from tests import tiny_model
+    model = tiny_model.with_register(tiny_model.build(tmp_path / "two"))
+    generator = Generator(model)
+    assert generator.hears_register and generator.channels == 3
+    assert set(model_files(model)) == set(MODEL_FILES) | {"register.onnx", "register.int8.onnx"}
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[[0, 4, 8, 12], HIT], steps[[0, 4, 8, 12], VELOCITY] = 1.0, 0.8
+    low = np.zeros(STEPS, np.float32)
+    low[[0, 8]] = 1.0
+    two, one = Groove(steps, low), Groove(steps)
+    register, encoder = open_session(model / "register.int8.onnx"), open_session(model / "encoder.int8.onnx")
+    heard = register.run(["mu"], {"groove": two.model_input(4, signed=True)[None]})[0][0]
+    plain = encoder.run(["mu"], {"groove": one.model_input(3)[None]})[0][0]
+    assert np.allclose(generator.encode(two)[0], heard) and np.allclose(generator.encode(one)[0], plain)
+    assert not np.allclose(heard, plain)
+    assert not Generator(tiny_model.build(tmp_path / "three")).hears_register
+
+
+def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear_error(tmp_path: Path) -> None:
+    from tests import tiny_model
+    model = tiny_model.with_register(tiny_model.build(tmp_path / "two"))
+    (model / "register.int8.onnx").unlink()
+    with pytest.raises(ModelError, match="register.int8.onnx is missing"):
+        Generator(model)
+    (model / "register.int8.onnx").write_bytes((model / "encoder.int8.onnx").read_bytes())   # 3 channels
+    with pytest.raises(ModelError, match="register encoder takes grooves"):
+        Generator(model)
+
+
 def test_a_thin_pattern_keeps_the_backbone_the_model_is_sure_of() -> None:
     """Over a sixteenth hat line the model is near-certain of every hat (0.99) and a little less of
     the kick on 1 and 3 (0.9): by margin alone the few hits of a low density went to hats on the e

@@ -390,3 +390,41 @@ def test_a_model_with_the_register_exports_and_says_how_it_hears_it(tmp_path: Pa
     card = json.loads((out / "model.json").read_text())
     assert card["inputs"]["encoder"] == {"groove": ["N", STEPS, 4], "register": "signed"}
     assert OnnxModel(out).signed and Generator(out).signed
+
+
+def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_model(smoke_run: Path,
+                                                                                     tmp_path: Path) -> None:
+    """--freeze-decoder --init: only the encoder learns, so the run's decoder is the model's to the
+    bit; export --register writes its encoder as register.onnx, and the grooves whose register is
+    known go through it (OnnxModel, as the box sends them), any other through the model's encoder."""
+    from appliance.core.model_files import model_files
+    from training.onnx_model import OnnxModel
+    run = tmp_path / "register"
+    tr.main(["--out", str(run), "--epochs", "1", "--groove-channels", "4", "--init", str(smoke_run / "best.pt"),
+             "--freeze-decoder", *TINY])
+    base = torch.load(smoke_run / "best.pt", weights_only=False)["model"]
+    trained = torch.load(run / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(base[k], trained[k]) for k in base if k.startswith("decoder."))
+    assert not torch.equal(base["encoder.to_latent.weight"], trained["encoder.to_latent.weight"])
+    val = ds.load_split("validation").subset(64)
+    out = tmp_path / "two"
+    card = ex.export(smoke_run / "best.pt", out, name="two", val=val, register=run / "best.pt")
+    assert card["inputs"]["encoder"]["groove"] == ["N", STEPS, 3]
+    assert card["inputs"]["register"]["register"] == "signed" and "register" in card["training"]
+    assert {"register.onnx", "register.int8.onnx"} <= set(model_files(out))
+    both, plain = OnnxModel(out), OnnxModel(out)
+    plain.register = None
+    grooves = val.inputs.copy()
+    grooves[::2, :, 3] = 0                  # every other groove with its register unknown
+    known = grooves[..., 3].any(-1)
+    assert known.any() and (~known).any()
+    routed, alone = both.encode(grooves)[0], plain.encode(grooves)[0]
+    assert np.allclose(routed[~known], alone[~known]) and not np.allclose(routed[known], alone[known])
+    assert Generator(out).hears_register
+    unfrozen = tmp_path / "unfrozen"       # a run whose decoder learnt too: refused
+    tr.main(["--out", str(unfrozen), "--epochs", "1", "--groove-channels", "4", "--init", str(smoke_run / "best.pt"),
+             *TINY])
+    with pytest.raises(SystemExit, match="--freeze-decoder --init"):
+        ex.export(smoke_run / "best.pt", tmp_path / "no", val=val, register=unfrozen / "best.pt")
+    with pytest.raises(SystemExit, match="needs --init"):
+        tr.main(["--out", str(tmp_path / "alone"), "--epochs", "1", "--freeze-decoder", *TINY])

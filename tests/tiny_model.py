@@ -66,3 +66,18 @@ def build(directory: Path, seed: int = 0, channels: int = 3) -> Path:
                        "decoder": {"z": ["N", LATENT]}}}
     (directory / "model.json").write_text(json.dumps(card))
     return directory
+
+
+def with_register(directory: Path, seed: int = 1) -> Path:
+    """Give a 3-channel tiny model a register encoder (another tiny encoder, 4 channels, into the
+    same z) and the card's ``inputs.register``."""
+    other = build(directory / "_four", seed=seed, channels=4)
+    for suffix in ("onnx", "int8.onnx"):
+        (other / f"encoder.{suffix}").rename(directory / f"register.{suffix}")
+    for leftover in other.iterdir():
+        leftover.unlink()
+    other.rmdir()
+    card = json.loads((directory / "model.json").read_text())
+    card["inputs"]["register"] = {"groove": ["N", STEPS, 4], "register": "signed"}
+    (directory / "model.json").write_text(json.dumps(card))
+    return directory

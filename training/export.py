@@ -2,8 +2,10 @@
 
     python -m training.export training/runs/groove-vae/best.pt models/groove-vae
     python -m training.export --requantise models/groove-vae   # int8 graphs only, from the fp32 ones
+    python -m training.export CKPT OUT --register REGISTER_CKPT  # with a register encoder (its own run,
+                                                                 # train.py --freeze-decoder --init CKPT)
 
-Writes encoder.onnx / decoder.onnx (opset 17, dynamic batch axis N), their int8 versions made by
+Writes encoder.onnx / decoder.onnx (and register.onnx with a register encoder) (opset 17, dynamic batch axis N), their int8 versions made by
 RECIPE (onnxruntime.quantization; chosen so that int8 holds on every CPU the box runs on: x86 with
 and without VNNI, Cortex-A72, Cortex-A76; `make quant-check` is the proof), and model.json with per-voice thresholds tuned on the validation
 split. Then a parity check on the whole validation split — torch vs fp32 ONNX vs int8 ONNX: hit
@@ -33,7 +35,7 @@ from appliance.core.groove import GM_NOTES, HIT, SIGNED, STEPS, VOICES
 from training import dataset as ds
 from training.metrics import hit_scores, tune_thresholds
 from training.onnx_model import OnnxModel
-from training.model import DecoderGraph, EncoderGraph, GrooveVAE, ModelConfig
+from training.model import DecoderGraph, EncoderGraph, GrooveVAE, ModelConfig, RegisterEncoders, with_register
 from training.train import predict
 
 log = logging.getLogger("training.export")
@@ -119,11 +121,13 @@ def quantisation_card(recipe: QuantRecipe = RECIPE) -> dict:
 
 def quantise(model_dir: Path, recipe: QuantRecipe = RECIPE, calibration: np.ndarray | None = None,
              out_dir: Path | None = None) -> None:
-    """encoder.onnx / decoder.onnx in model_dir → encoder.int8.onnx / decoder.int8.onnx in out_dir
+    """encoder.onnx / decoder.onnx (/ register.onnx) in model_dir → their .int8.onnx in out_dir
     (default: the same directory). Static recipes calibrate on `calibration` grooves (never test)."""
     out_dir = model_dir if out_dir is None else out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("encoder", "decoder"):
+    for name in ("encoder", "decoder", "register"):
+        if name == "register" and not (model_dir / "register.onnx").is_file():
+            continue
         src, dst = model_dir / f"{name}.onnx", out_dir / f"{name}.int8.onnx"
         if recipe.method == "dynamic":
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
@@ -132,8 +136,9 @@ def quantise(model_dir: Path, recipe: QuantRecipe = RECIPE, calibration: np.ndar
         elif recipe.method == "static":
             if calibration is None:
                 calibration = calibration_grooves()
-            if name == "encoder":   # (the grooves carry the register: the encoder takes its own width)
-                feed = _Feed("groove", calibration[..., :OnnxModel(model_dir, "fp32").channels])
+            if name != "decoder":   # (the grooves carry the register: each encoder takes its own width)
+                width = 4 if name == "register" else OnnxModel(model_dir, "fp32").channels
+                feed = _Feed("groove", calibration[..., :width])
             else:
                 mu, _ = OnnxModel(model_dir, "fp32", threads=2).encode(calibration)
                 feed = _Feed("z", mu)
@@ -156,16 +161,21 @@ def load_checkpoint(path: Path) -> tuple[GrooveVAE, dict]:
 
 
 def export_onnx(model: GrooveVAE, out_dir: Path) -> None:
-    """fp32 graphs with the contract's names, then their int8 versions (RECIPE)."""
+    """fp32 graphs with the contract's names, then their int8 versions (RECIPE). A model with
+    RegisterEncoders (training.model.with_register) writes its two encoders apart."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     z_size = model.cfg.latent_size
+    encoders = ({"encoder": (model.encoder.plain, 3), "register": (model.encoder.register, 4)}
+                if isinstance(model.encoder, RegisterEncoders) else {"encoder": (model.encoder, model.cfg.groove_channels)})
+    (out_dir / "register.onnx").unlink(missing_ok=True)
+    (out_dir / "register.int8.onnx").unlink(missing_ok=True)
     with torch.no_grad():
-        torch.onnx.export(EncoderGraph(model), (torch.zeros(1, STEPS, model.cfg.groove_channels),),
-                          str(out_dir / "encoder.onnx"),
-                          input_names=["groove"], output_names=["mu", "logvar"], opset_version=OPSET,
-                          dynamic_axes={"groove": {0: "N"}, "mu": {0: "N"}, "logvar": {0: "N"}},
-                          dynamo=False)
+        for name, (encoder, channels) in encoders.items():
+            torch.onnx.export(EncoderGraph(encoder), (torch.zeros(1, STEPS, channels),), str(out_dir / f"{name}.onnx"),
+                              input_names=["groove"], output_names=["mu", "logvar"], opset_version=OPSET,
+                              dynamic_axes={"groove": {0: "N"}, "mu": {0: "N"}, "logvar": {0: "N"}},
+                              dynamo=False)
         torch.onnx.export(DecoderGraph(model), (torch.zeros(1, z_size),), str(out_dir / "decoder.onnx"),
                           input_names=["z"], output_names=["hits", "velocities", "offsets"], opset_version=OPSET,
                           dynamic_axes={"z": {0: "N"}, "hits": {0: "N"}, "velocities": {0: "N"},
@@ -254,7 +264,11 @@ def git_commit() -> str:
 
 
 def training_card(ckpt: dict) -> dict:
-    """The card's "training" block: data, command, commit, epochs, time, recipe, a soup's parents."""
+    """The card's "training" block: data, command, commit, epochs, time, recipe, a soup's parents.
+    A checkpoint recovered from a model directory (training/from_onnx.py) keeps that card's block."""
+    recovered = REPO / str(ckpt.get("recovered_from", "")) / "model.json"
+    if "recovered_from" in ckpt and recovered.is_file():
+        return {**json.loads(recovered.read_text())["training"], "recovered_by": "training/from_onnx.py"}
     state = ckpt.get("state", {"epoch": 0, "best_epoch": 0, "seconds": 0.0})
     return {
         "data": "Groove MIDI Dataset v1.0.0 (Gillick et al. 2019, CC BY 4.0): 4/4 beat files, "
@@ -275,9 +289,17 @@ def training_card(ckpt: dict) -> dict:
 
 
 def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Split | None = None,
-           tol: Tolerance = Tolerance()) -> dict:
-    """The whole export: graphs, thresholds, parity, model.json. Returns the card."""
+           tol: Tolerance = Tolerance(), register: Path | None = None) -> dict:
+    """The whole export: graphs, thresholds, parity, model.json. Returns the card. ``register``:
+    a checkpoint whose encoder hears the register, trained on this one's decoder."""
     model, ckpt = load_checkpoint(checkpoint)
+    register_ckpt = None
+    if register is not None:
+        register_model, register_ckpt = load_checkpoint(register)
+        try:
+            model = with_register(model, register_model)
+        except ValueError as exc:
+            raise SystemExit(f"export: {register}: {exc}") from None
     val = ds.load_split("validation") if val is None else val
     export_onnx(model, out_dir)
     fp32 = OnnxModel(out_dir, "fp32", threads=2)
@@ -295,13 +317,12 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "thresholds": [round(float(t), 2) for t in thresholds],
         "architecture": {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
                          "parameters": model.num_parameters()},
-        "inputs": {"encoder": {"groove": ["N", STEPS, model.cfg.groove_channels],
-                               **({"register": SIGNED} if model.cfg.groove_channels > 3 else {})},
-                   "decoder": {"z": ["N", model.cfg.latent_size]}},
-        "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"]},
+        "inputs": _inputs_card(model),
+        "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"],
+                    **({"register": ["mu", "logvar"]} if register_ckpt else {})},
         "opset": OPSET,
         "quantisation": quantisation_card(RECIPE),
-        "training": training_card(ckpt),
+        "training": {**training_card(ckpt), **({"register": training_card(register_ckpt)} if register_ckpt else {})},
         "metrics": {
             "validation": {"split": "validation", "windows": len(val), "z": "mu",
                            "hit_precision": pooled.precision, "hit_recall": pooled.recall, "hit_f1": pooled.f1,
@@ -313,7 +334,9 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     if old.exists():  # keep test metrics written by evaluate.py only if they describe these graphs
         try:
             previous = json.loads(old.read_text())
-            if previous.get("training", {}).get("seconds") == card["training"]["seconds"] and "test" in previous.get("metrics", {}):
+            same = (previous.get("training", {}).get("seconds") == card["training"]["seconds"]
+                    and previous.get("inputs") == card["inputs"])
+            if same and "test" in previous.get("metrics", {}):
                 card["metrics"]["test"] = previous["metrics"]["test"]
         except (json.JSONDecodeError, AttributeError):
             pass
@@ -321,6 +344,18 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     log.info("exported %s → %s (validation F1 %.3f, int8 F1 %.3f)", checkpoint, out_dir, pooled.f1,
              parity["f1"]["int8"])
     return card
+
+
+def _inputs_card(model: GrooveVAE) -> dict:
+    """model.json's "inputs": each graph's input shape, and how an encoder hears the register."""
+    if isinstance(model.encoder, RegisterEncoders):
+        return {"encoder": {"groove": ["N", STEPS, 3]},
+                "register": {"groove": ["N", STEPS, 4], "register": SIGNED,
+                             "heard": "grooves whose register is known (two-handed); any other: the encoder"},
+                "decoder": {"z": ["N", model.cfg.latent_size]}}
+    return {"encoder": {"groove": ["N", STEPS, model.cfg.groove_channels],
+                        **({"register": SIGNED} if model.cfg.groove_channels > 3 else {})},
+            "decoder": {"z": ["N", model.cfg.latent_size]}}
 
 
 def requantise(model_dir: Path, recipe: QuantRecipe = RECIPE, val: ds.Split | None = None,
@@ -333,12 +368,13 @@ def requantise(model_dir: Path, recipe: QuantRecipe = RECIPE, val: ds.Split | No
     card = json.loads(path.read_text())
     with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
         staged = Path(tmp)
-        for name in ("encoder.onnx", "decoder.onnx", "model.json"):
+        graphs = ("encoder", "decoder") + (("register",) if (model_dir / "register.onnx").is_file() else ())
+        for name in [f"{g}.onnx" for g in graphs] + ["model.json"]:
             shutil.copy(model_dir / name, staged / name)
         quantise(staged, recipe)
         parity = int8_parity_check(staged, val.inputs, val.patterns[..., HIT] > 0.5,
                                    np.asarray(card["thresholds"], np.float32), tol)
-        for name in ("encoder.int8.onnx", "decoder.int8.onnx"):   # only a checked pair replaces the old one
+        for name in [f"{g}.int8.onnx" for g in graphs]:   # only checked graphs replace the old ones
             os.replace(staged / name, model_dir / name)
     card["quantisation"] = quantisation_card(recipe)
     old_parity = card.setdefault("metrics", {}).setdefault("parity", {})
@@ -357,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoint", type=Path, nargs="?", default=REPO / "training/runs/groove-vae/best.pt")
     p.add_argument("out_dir", type=Path, nargs="?", default=REPO / "models/groove-vae")
     p.add_argument("--name", default="groove-vae")
+    p.add_argument("--register", type=Path, metavar="CKPT",
+                   help="a register encoder: a run trained with --freeze-decoder --init CHECKPOINT")
     p.add_argument("--requantise", type=Path, metavar="MODEL_DIR",
                    help="only remake MODEL_DIR's int8 graphs from its fp32 graphs with the current recipe")
     args = p.parse_args(argv)
@@ -364,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.requantise is not None:
             card = requantise(args.requantise)
         else:
-            card = export(args.checkpoint, args.out_dir, args.name)
+            card = export(args.checkpoint, args.out_dir, args.name, register=args.register)
     except ParityError as exc:
         print(f"export: PARITY CHECK FAILED: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

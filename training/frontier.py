@@ -3,7 +3,8 @@
     python -m training.frontier training/runs/f2/best.pt issue3.pt+training/runs/f2/best.pt@0.7
 
 A candidate is a checkpoint, or BASE+FINE_TUNED@ALPHA for (1 − ALPHA) · BASE + ALPHA · FINE_TUNED
-(training/soup.py; several fine-tunes, comma-separated, are averaged first). For each, on the
+(training/soup.py; several fine-tunes, comma-separated, are averaged first), or MODEL:REGISTER for
+a model with a register encoder trained on its decoder (train.py --freeze-decoder). For each, on the
 validation split only (torch, z = mu): pooled hit F1 on the drummers' grooves at per-voice
 thresholds tuned there, F1 on simulated hands, keys and arpeggios (keys playing even sixteenths,
 humanize.ARPEGGIOS) of the same loops at those thresholds, the snare hits the model expects under
@@ -23,14 +24,18 @@ import torch
 from training import dataset as ds
 from training import humanize, soup
 from training.metrics import report, tune_thresholds
-from training.model import GrooveVAE, ModelConfig
+from training.model import GrooveVAE, ModelConfig, with_register
 from training.train import predict
 
 SNARE = ds.VOICES.index("snare")
 
 
 def load(spec: str) -> GrooveVAE:
-    """A checkpoint's (averaged) weights, or a soup written BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA."""
+    """A checkpoint's (averaged) weights, or a soup written BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA,
+    or MODEL:REGISTER, the model with a register encoder (training.model.with_register)."""
+    if ":" in spec:
+        base, register = spec.split(":", 1)
+        return with_register(load(base), load(register))
     if "+" in spec:
         weights, ckpt = soup.mix(*soup.parse(spec))
         config = ckpt["model_config"]
@@ -60,7 +65,7 @@ def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> d
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("candidates", nargs="+", help="CKPT or BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA")
+    p.add_argument("candidates", nargs="+", help="CKPT, BASE+FINE_TUNED[,FINE_TUNED…]@ALPHA or MODEL:REGISTER")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -9,7 +9,7 @@ LossConfig. Attention is written out by hand (no fused kernels) so the ONNX grap
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -130,6 +130,41 @@ class GrooveVAE(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+class RegisterEncoders(nn.Module):
+    """Two encoders into one z, for one decoder: ``register`` hears a groove whose register is
+    known (its fourth channel not all 0), ``plain`` any other, by its first three channels. The box
+    sends grooves the same way (Generator.encode)."""
+
+    def __init__(self, plain: Encoder, register: Encoder) -> None:
+        super().__init__()
+        self.plain, self.register = plain, register
+
+    def forward(self, groove: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.plain(groove[..., :3])
+        if groove.shape[-1] < 4:
+            return mu, logvar
+        known = (groove[..., 3] != 0).any(-1, keepdim=True)
+        r_mu, r_logvar = self.register(groove[..., :4])
+        return torch.where(known, r_mu, mu), torch.where(known, r_logvar, logvar)
+
+
+def with_register(model: GrooveVAE, register: GrooveVAE) -> GrooveVAE:
+    """``model`` (3 channels) hearing a known register through ``register``'s encoder (4 channels),
+    which must have been trained on ``model``'s own decoder (train.py --freeze-decoder --init)."""
+    if model.cfg.groove_channels != 3 or register.cfg.groove_channels != 4:
+        raise ValueError(f"a 3-channel model and a 4-channel register encoder, not {model.cfg.groove_channels} "
+                         f"and {register.cfg.groove_channels} channels")
+    theirs = register.decoder.state_dict()
+    for name, weights in model.decoder.state_dict().items():
+        if name not in theirs or not torch.equal(weights, theirs[name]):
+            raise ValueError(f"a decoder that is not this model's (first at {name}); train the register "
+                             "encoder with --freeze-decoder --init THIS_CHECKPOINT")
+    joined = GrooveVAE(replace(model.cfg, groove_channels=4))
+    joined.encoder = RegisterEncoders(model.encoder, register.encoder)   # type: ignore[assignment]
+    joined.decoder = model.decoder
+    return joined.eval()
+
+
 def widen(state: dict[str, torch.Tensor], config: dict, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """A checkpoint's weights (``state``, made with ``config``) for ``cfg``, which may hear more of
     the groove (``groove_channels``): the new channels enter through zero weights, so the model
@@ -173,9 +208,9 @@ def beta_at(epoch: float, loss: LossConfig) -> float:
 # ---- the two graphs the box runs (the contract: docs/ARCHITECTURE.md, "Model contract") ------------------------
 
 class EncoderGraph(nn.Module):
-    def __init__(self, model: GrooveVAE) -> None:
+    def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        self.encoder = model.encoder
+        self.encoder = encoder   #: (the name the graph's nodes carry: /encoder/...)
 
     def forward(self, groove: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(groove)

@@ -23,11 +23,25 @@ class OnnxModel:
         #: +1 low, −1 high (graphs without their card yet, as export checks them, are today's); False:
         #: a model exported before session 57, whose card does not say so, heard 1 low, 0 else
         self.signed = not card_path.is_file() or encoder.get("register") == SIGNED
+        #: the register encoder (register.onnx), for the grooves whose register is known; None without one
+        register = graph_path(model_dir, "register", precision)
+        self.register = open_session(register, threads) if register.is_file() else None
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu, logvar of grooves [N,32,3 or 4]: the model hears its first ``channels``; a groove
         without its register, to a model that hears one, is heard with it unknown (all 0), as the box
-        hears a part all on one side of the split (Groove.model_input)."""
+        hears a part all on one side of the split (Groove.model_input). With a register encoder, the
+        grooves whose register is known go through it, as the box sends a two-handed groove."""
+        if self.register is not None and grooves.shape[-1] > 3:
+            known = (grooves[..., 3] != 0).any(-1)
+            mu, logvar = self._encode(grooves[..., :3])
+            if known.any():
+                heard = grooves[known][..., :4].astype(np.float32)
+                mu[known], logvar[known] = self.register.run(["mu", "logvar"], {"groove": heard})
+            return mu, logvar
+        return self._encode(grooves)
+
+    def _encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if grooves.shape[-1] < self.channels:
             grooves = np.concatenate([grooves, np.zeros(grooves.shape[:-1] + (self.channels - grooves.shape[-1],),
                                                         grooves.dtype)], -1)

@@ -37,7 +37,7 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls
-from appliance.core.model_files import MODEL_FILES
+from appliance.core.model_files import model_files
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, STEPS_PER_BAR, STEPS_PER_BEAT
 from appliance.core.render import render
 from appliance.core.styles import NONE, STYLES, matches
@@ -175,7 +175,7 @@ def style_parts(only: tuple[str, ...] = ()) -> list[tuple[Path, str]]:
 
 def with_styles(model_dir: Path, fitted: dict[str, dict], into: Path) -> Path:
     """A model directory in ``into``: ``model_dir``'s graphs (linked) and its card with ``fitted``'s shifts."""
-    for name in MODEL_FILES:
+    for name in model_files(model_dir):
         if name != "model.json":
             (into / name).symlink_to((model_dir / name).resolve())
     (into / "model.json").write_text((model_dir / "model.json").read_text())

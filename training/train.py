@@ -70,6 +70,7 @@ class TrainConfig:
     select_hands: float = 0.0   # best.pt follows (1 − w) · F1 on drummers' grooves + w · F1 on simulated hands
     teacher: str = ""           # a checkpoint (the model this one replaces) that teaches the grooves whose register is unknown …
     teach: float = 0.0          # … their hit targets: (1 − teach) · the drummer's hits + teach · the teacher's probabilities
+    freeze_decoder: bool = False  # train the encoder only; the decoder stays --init's, so the two encoders share its z
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.add_argument("--" + f.name.replace("_", "-"), type=float, default=f.default,
                            help=f"augmentation probability (default {f.default})")
     for f in dataclasses.fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        if isinstance(f.default, bool):
+            p.add_argument("--" + f.name.replace("_", "-"), action="store_true")
+        else:
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     recipe = recipe_defaults()  # the sweep's choice; a flag on the command line still wins
     for f in dataclasses.fields(ModelConfig):
         if f.name not in ("steps", "voices"):
@@ -205,7 +209,13 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
     if ema is not None:
         ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_decoder:
+        if args.init is None and not ckpt_path.exists():
+            raise SystemExit("--freeze-decoder needs --init: the decoder it keeps")
+        model.decoder.requires_grad_(False)
+        log.info("decoder frozen: only the encoder learns (a register encoder for --init's model)")
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
                              "history": [], "rng": None}
     init_info = None

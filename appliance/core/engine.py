@@ -546,7 +546,7 @@ class Engine:
     def _new_looper(self, settings: EngineSettings) -> Looper:
         """A looper as at power-up; it keeps the groove's register only for a model that hears it
         (a 3-channel model's drums are what they were: a register-only change asks for nothing)."""
-        return Looper(settings.memory(), register=self.generator.channels > 3)
+        return Looper(settings.memory(), register=self.generator.hears_register)
 
     def _rest_bars(self, position: float) -> int:
         """Whole bars without a note-on once more than a bar went by and a steady step of the

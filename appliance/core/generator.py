@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -552,6 +553,8 @@ class Generator:
         self.channels = self._channels()   #: 3, or 4: the model hears the groove's register (Groove.model_input)
         #: how it hears it: +1 low, −1 high (model.json's inputs.encoder.register "signed"), or 1 and 0
         self.signed = self.card.get("inputs", {}).get("encoder", {}).get("register") == SIGNED
+        #: the register encoder (model.json's inputs.register): hears a two-handed groove, into the same z
+        self._register = self._register_session()
         self._check_contract()   # before the prior and the styles: a wrong latent_size is said once, as itself
         self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
         self.styles = Styles.from_card(self.card, self.latent_size)
@@ -567,6 +570,31 @@ class Generator:
             raise ModelError(f"{self.model_dir}: the encoder takes grooves of shape {shape}, model.json says "
                              f"{card}, the contract [N, {STEPS}, 3 or 4]; re-export the model")
         return int(shape[-1])
+
+    @property
+    def hears_register(self) -> bool:
+        """The model hears which notes were low: its encoder, or its register encoder, takes the register."""
+        return self.channels > 3 or self._register is not None
+
+    def _register_session(self) -> Any:
+        """model.json's register encoder, opened; None when the card names none."""
+        card = self.card.get("inputs", {}).get("register")
+        if card is None:
+            return None
+        path = graph_path(self.model_dir, "register", self.precision)
+        if not path.is_file():
+            raise ModelError(f"{self.model_dir}: model.json names a register encoder, {path.name} is missing; "
+                             "copy the whole model directory (make install copies it)")
+        try:
+            session = open_session(path)
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: onnxruntime cannot load it ({str(error).splitlines()[0]}); "
+                             "re-export the model (training/export.py --register)") from error
+        shape = session.get_inputs()[0].shape
+        if len(shape) != 3 or shape[-1] != 4 or card.get("register") != SIGNED:
+            raise ModelError(f"{path}: a register encoder takes grooves [N, {STEPS}, 4] with the register "
+                             f"signed; this one takes {shape}, model.json says {card}; re-export the model")
+        return session
 
     def _check_contract(self) -> None:
         """One encode and decode at load: the graphs must match the card and the contract."""
@@ -590,7 +618,13 @@ class Generator:
         return self._rng.standard_normal(self.latent_size).astype(np.float32)
 
     def encode(self, groove: Groove) -> tuple[np.ndarray, np.ndarray]:
-        mu, logvar = self._encoder.run(["mu", "logvar"], {"groove": groove.model_input(self.channels, self.signed)[None]})
+        """mu, logvar: a two-handed groove through the register encoder when there is one, any
+        other through the encoder (whose z is the same: the two share the decoder)."""
+        if self._register is not None and groove.two_handed:
+            session, heard = self._register, groove.model_input(4, signed=True)
+        else:
+            session, heard = self._encoder, groove.model_input(self.channels, self.signed)
+        mu, logvar = session.run(["mu", "logvar"], {"groove": heard[None]})
         return mu[0], logvar[0]
 
     def decode(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,14 +9,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: every file of a model directory (the install and the image copy exactly these)
+#: the files every model directory holds
 MODEL_FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "model.json")
+#: the register encoder's graphs: a second encoder into the same z that hears the groove with its
+#: register, for grooves whose register is known (model.json's ``inputs.register`` names it)
+REGISTER_FILES = ("register.onnx", "register.int8.onnx")
 PRECISIONS = ("int8", "fp32")
 CARD = "model.json"
 
 
+def model_files(model_dir: str | Path) -> tuple[str, ...]:
+    """The files of this model directory that the install and the image copy: :data:`MODEL_FILES`,
+    and the register encoder's when it has one."""
+    register = tuple(name for name in REGISTER_FILES if (Path(model_dir) / name).is_file())
+    return MODEL_FILES + register
+
+
 def graph_path(model_dir: str | Path, part: str, precision: str) -> Path:
-    """``encoder`` or ``decoder`` at ``int8`` or ``fp32``."""
+    """``encoder``, ``register`` or ``decoder`` at ``int8`` or ``fp32``."""
     return Path(model_dir) / (f"{part}.int8.onnx" if precision == "int8" else f"{part}.onnx")
 
 
@@ -32,5 +42,6 @@ def open_session(path: str | Path, threads: int = 1) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-if __name__ == "__main__":   # python3 -m appliance.core.model_files: the file list, one a line
-    print("\n".join(MODEL_FILES))
+if __name__ == "__main__":   # python3 -m appliance.core.model_files [DIR]: the file list, one a line
+    import sys
+    print("\n".join(model_files(sys.argv[1]) if len(sys.argv) > 1 else MODEL_FILES))
