@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -263,6 +265,9 @@ def test_a_register_encoder_hears_two_handed_grooves_and_the_encoder_every_other
     generator = Generator(model)
     assert generator.hears_register and generator.channels == 3
     assert set(model_files(model)) == set(MODEL_FILES) | {"register.onnx", "register.int8.onnx"}
+    listed = subprocess.run([sys.executable, "-m", "appliance.core.model_files", str(model)], check=True,
+                            capture_output=True, text=True).stdout.split()   # what install.sh and the image copy
+    assert listed == list(model_files(model))
     steps = np.zeros((STEPS, 3), np.float32)
     steps[[0, 4, 8, 12], HIT], steps[[0, 4, 8, 12], VELOCITY] = 1.0, 0.8
     low = np.zeros(STEPS, np.float32)
