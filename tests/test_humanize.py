@@ -244,3 +244,16 @@ def test_a_stride_left_hand_plays_every_beat_low() -> None:
     grooves = hz.keys_grooves(no_backbeat, np.random.default_rng(1), keys, register=True)
     low = grooves[..., 3] > 0.5
     assert low.any() and set(np.flatnonzero(low.any(0))) <= {0, 10, 16, 26}
+
+
+def test_a_whole_note_left_hand_plays_on_1_or_on_1_and_3_whatever_the_kick() -> None:
+    """Keys with ``p_whole``: the bass on each bar's 1 (whole notes) or on 1 and 3 (half notes),
+    over a kick on every beat; without it, the bass follows the kick."""
+    keys = hz.Keys(p_whole=1.0, p_push=0.0, p_late=0.0, p_stabs=0.0, p_pulse=1.0, timing_noise=0.0, roll_sd=0.0)
+    pats = rock_beat(64, hats=2)
+    pats[:, ::4, KICK] = (1, 0.9, 0.0)                        # four on the floor
+    grooves = hz.keys_grooves(pats, np.random.default_rng(3), keys, register=True)
+    lows = [frozenset(np.flatnonzero(row)) for row in grooves[..., 3] > 0.5]
+    assert set(lows) == {frozenset({0, 16}), frozenset({0, 8, 16, 24})}
+    plain = hz.keys_grooves(pats, np.random.default_rng(3), hz.Keys(p_push=0.0, p_late=0.0), register=True)
+    assert max(len(np.flatnonzero(row)) for row in plain[..., 3] > 0.5) > 4

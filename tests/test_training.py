@@ -365,6 +365,21 @@ def test_a_teacher_speaks_only_for_grooves_whose_register_is_unknown() -> None:
     assert tr._taught(None, grooves, pats, 0.25) is None and tr._taught(teacher, grooves, pats, 0.0) is None
 
 
+def test_an_anchor_pulls_z_towards_the_teachers_on_the_same_groove() -> None:
+    """--anchor: Σ (mu − the teacher's mu on the groove's first channels)², mean over the batch: 0
+    for the teacher's own z, the squared distance for another."""
+    from training.model import GrooveVAE, ModelConfig
+    torch.manual_seed(0)
+    teacher = GrooveVAE(ModelConfig(d_model=32, n_heads=2, n_layers=1, d_ff=64, latent_size=16)).eval()
+    grooves = np.zeros((2, STEPS, 4), np.float32)
+    grooves[:, ::4, :3] = (1.0, 0.8, 0.0)
+    grooves[:, ::8, 3] = 1.0
+    with torch.no_grad():
+        mu = teacher.encoder(torch.from_numpy(grooves[..., :3]))[0]
+    assert float(tr._anchored(teacher, grooves, mu)) == pytest.approx(0.0, abs=1e-9)
+    assert float(tr._anchored(teacher, grooves, mu + 0.5)) == pytest.approx(16 * 0.25, rel=1e-5)
+
+
 def test_soft_hit_targets_replace_the_hits_in_the_hit_term_only() -> None:
     """vae_loss(hit_targets=...): the hit BCE learns the targets given (a teacher's); the hits'
     own targets give the same loss as none; velocity and offset still follow the hits."""

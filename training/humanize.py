@@ -100,6 +100,8 @@ class Keys:
     bass_keep: float = 0.75       # share of kick hits the left hand plays
     p_stride: float = 0.0         # per loop with a backbeat: a stride left hand instead (bass on 1 and 3,
                                   # chords on the snare's 2 and 4: every beat low; training's --p-stride)
+    p_whole: float = 0.0          # per loop: a left hand of whole or half notes (bass on 1, or on 1 and 3)
+                                  # whatever the kick plays, as under a ballad; training's --p-whole
     p_stabs: float = 0.35         # right-hand rhythm: chords on the snare hits …
     p_pulse: float = 0.30         # … a steady pulse (quarters or eighths) …
     p_arpeggio: float = 0.0       # … a broken chord in sixteenths (training's --p-arpeggio) …
@@ -270,6 +272,11 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
         stride = _stride_left_hand(hits) & (rng.random(b) < cfg.p_stride)
         bass[stride] = (steps % 8 == 0) | (hits[stride, :, VOICES.index("snare")] & (steps % 8 == 4))
         bass_vel[stride] = np.where(bass[stride], 0.6, 0.0)
+    if cfg.p_whole > 0:    # (no draws otherwise, as above)
+        whole = rng.random(b) < cfg.p_whole
+        every = np.where(rng.random(b) < 0.5, 16, 8)[whole, None]
+        bass[whole] = (steps[None, :] % every) == 0
+        bass_vel[whole] = np.where(bass[whole], 0.6, 0.0)
     chords, chord_vel = _right_hand(patterns, rng, cfg)
     # a chord's notes: the loudest of 2–4 slightly different velocities, rolled a little
     n_notes = rng.integers(cfg.chord_notes[0], cfg.chord_notes[1] + 1, (b, 1))

@@ -70,6 +70,7 @@ class TrainConfig:
     select_hands: float = 0.0   # best.pt follows (1 − w) · F1 on drummers' grooves + w · F1 on simulated hands
     teacher: str = ""           # a checkpoint (the model this one replaces) that teaches the grooves whose register is unknown …
     teach: float = 0.0          # … their hit targets: (1 − teach) · the drummer's hits + teach · the teacher's probabilities
+    anchor: float = 0.0         # with a teacher: + anchor · Σ (mu − the teacher's mu)², mean over the batch
     freeze_decoder: bool = False  # train the encoder only; the decoder stays --init's, so the two encoders share its z
 
 
@@ -253,12 +254,13 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
 
 def _teacher(cfg: TrainConfig) -> GrooveVAE | None:
     """TrainConfig.teacher's model, frozen (None without one)."""
-    if not cfg.teacher or cfg.teach <= 0:
+    if not cfg.teacher or (cfg.teach <= 0 and cfg.anchor <= 0):
         return None
     ckpt = torch.load(cfg.teacher, weights_only=False)
     teacher = GrooveVAE(ModelConfig(**ckpt["model_config"]))
     teacher.load_state_dict(ckpt["model"])
-    log.info("teacher: %s, for the grooves whose register is unknown (teach %.2f)", cfg.teacher, cfg.teach)
+    log.info("teacher: %s, for the grooves whose register is unknown (teach %.2f), anchoring z (%.2f)",
+             cfg.teacher, cfg.teach, cfg.anchor)
     return teacher.eval().requires_grad_(False)
 
 
@@ -289,6 +291,14 @@ def _taught(teacher: GrooveVAE | None, grooves: np.ndarray, pats: np.ndarray, te
     return targets
 
 
+def _anchored(teacher: GrooveVAE, grooves: np.ndarray, mu: torch.Tensor) -> torch.Tensor:
+    """Σ over z of (mu − the teacher's mu on the same grooves)², mean over the batch."""
+    with torch.no_grad():
+        heard = torch.from_numpy(grooves[..., :teacher.cfg.groove_channels].copy())
+        target = teacher.encoder(heard)[0]
+    return ((mu - target) ** 2).sum(-1).mean()
+
+
 def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossConfig,
                  aug: ds.Augment) -> dict:
     """One pass over the training windows; the mean losses."""
@@ -310,6 +320,8 @@ def _train_epoch(run: _Run, train_set: ds.Split, cfg: TrainConfig, lcfg: LossCon
         out_t = model(torch.from_numpy(grooves))
         parts = vae_loss(out_t, torch.from_numpy(pats), lcfg, beta_at(frac, lcfg), expression,
                          _taught(run.teacher, grooves, pats, cfg.teach))
+        if run.teacher is not None and cfg.anchor > 0:
+            parts["loss"] = parts["loss"] + cfg.anchor * _anchored(run.teacher, grooves, out_t["mu"])
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
