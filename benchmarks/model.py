@@ -5,7 +5,7 @@ the size of the model on disk.
 
 Times one encoder run plus one decoder run (the work of one generation) through onnxruntime
 with intra_op_num_threads = 1, on 64 synthetic grooves in turn (latency does not depend on the
-values). With a register encoder (register.onnx) it times that one: a two-handed groove's path,
+values). With a register encoder (model.json's inputs.register) it times that one: a two-handed groove's path,
 the same work; the size counts every graph. Needs numpy and onnxruntime only.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core.model_files import graph_path, open_session
+from appliance.core.model_files import graph_path, has_register, open_session
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "groove-vae"
@@ -34,7 +34,7 @@ def _grooves(n: int, seed: int = 0) -> np.ndarray:
 
 
 def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> dict:
-    register = graph_path(model_dir, "register", precision).is_file()
+    register = has_register(model_dir)
     parts = ("encoder", "decoder") + (("register",) if register else ())
     enc = open_session(graph_path(model_dir, "register" if register else "encoder", precision))
     dec = open_session(graph_path(model_dir, "decoder", precision))

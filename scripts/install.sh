@@ -53,6 +53,7 @@ APT_PACKAGES=(python3 python3-venv python3-spidev libasound2 libjack-jackd2-0 al
 APT_OPTIONAL=(python3-lgpio)
 GROUPS_WANTED=(audio dialout gpio spi)
 # the model directory's files, from their one definition (appliance/core/model_files.py)
+MODEL=$(realpath -m "$MODEL")   # (the file list is read from $REPO, the files from here)
 mapfile -t MODEL_FILES < <(cd "$REPO" && "$PYTHON" -m appliance.core.model_files "$MODEL")
 MARK_BEGIN="# >>> groovebox >>>"
 MARK_END="# <<< groovebox <<<"
@@ -188,6 +189,7 @@ fi
 
 # --- 4. the model
 run install -d -m 0755 "$D_PREFIX/models/groove-vae"
+run rm -f "$D_PREFIX"/models/groove-vae/register*.onnx   # a register encoder the model before had
 for f in "${MODEL_FILES[@]}"; do
   run install -m 0644 "$MODEL/$f" "$D_PREFIX/models/groove-vae/$f"
 done

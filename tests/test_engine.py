@@ -290,7 +290,8 @@ def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_
     engine keeps none (its drums are what they were before the register)."""
     from tests import tiny_model
     four = Generator(tiny_model.build(tmp_path / "four", channels=4), seed=1)
-    for model, split, expected in ((four, 60, [0]), (four, 0, []), (generator, 60, [])):
+    two = Generator(tiny_model.with_register(tiny_model.build(tmp_path / "two")), seed=1)   # a register encoder
+    for model, split, expected in ((four, 60, [0]), (four, 0, []), (two, 60, [0]), (generator, 60, [])):
         engine = make_engine(model, settings=EngineSettings(split_note=split))
         engine.tick(0.0)
         engine.handle(note(40, 90), 0.001)      # a bass note on 1 (engine at 120 BPM: a step is 125 ms)

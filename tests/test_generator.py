@@ -281,7 +281,8 @@ def test_a_register_encoder_hears_two_handed_grooves_and_the_encoder_every_other
     assert not Generator(tiny_model.build(tmp_path / "three")).hears_register
 
 
-def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear_error(tmp_path: Path) -> None:
+def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests import tiny_model
     model = tiny_model.with_register(tiny_model.build(tmp_path / "two"))
     (model / "register.int8.onnx").unlink()
@@ -290,6 +291,24 @@ def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear
     (model / "register.int8.onnx").write_bytes((model / "encoder.int8.onnx").read_bytes())   # 3 channels
     with pytest.raises(ModelError, match="register encoder takes grooves"):
         Generator(model)
+    monkeypatch.setattr(tiny_model, "LATENT", tiny_model.LATENT + 4)    # 4 channels, another z: said at load
+    other = tiny_model.build(tmp_path / "other", channels=4)
+    (model / "register.int8.onnx").write_bytes((other / "encoder.int8.onnx").read_bytes())
+    with pytest.raises(ModelError, match="shapes"):
+        Generator(model)
+
+
+def test_the_card_says_which_files_a_model_directory_holds(tmp_path: Path) -> None:
+    """model_files: the register encoder's files when the card names one (missing ones too, so
+    the install stops on them), none for a stray register.onnx the card does not name."""
+    from appliance.core.model_files import REGISTER_FILES, model_files
+    from tests import tiny_model
+    model = tiny_model.with_register(tiny_model.build(tmp_path / "two"))
+    (model / "register.onnx").unlink()
+    assert model_files(model) == MODEL_FILES + REGISTER_FILES
+    plain = tiny_model.build(tmp_path / "plain")
+    (plain / "register.onnx").write_bytes(b"stray")
+    assert model_files(plain) == MODEL_FILES
 
 
 def test_a_thin_pattern_keeps_the_backbone_the_model_is_sure_of() -> None:

@@ -257,3 +257,16 @@ def test_a_whole_note_left_hand_plays_on_1_or_on_1_and_3_whatever_the_kick() -> 
     assert set(lows) == {frozenset({0, 16}), frozenset({0, 8, 16, 24})}
     plain = hz.keys_grooves(pats, np.random.default_rng(3), hz.Keys(p_push=0.0, p_late=0.0), register=True)
     assert max(len(np.flatnonzero(row)) for row in plain[..., 3] > 0.5) > 4
+
+
+def test_training_asks_for_whole_note_left_hands_with_p_whole() -> None:
+    """Augment.p_whole reaches the simulated keys: over four on the floor, their left hands play
+    at most four low steps a loop (1, or 1 and 3, pushed early or not); without it, the kick's."""
+    pats = rock_beat(256, hats=2)
+    pats[:, ::4, KICK] = (1, 0.9, 0.0)
+    lows = {}
+    for whole in (0.0, 1.0):
+        aug = ds.Augment(p_subset=0.0, p_curve=0.0, p_jitter=0.0, p_keys=1.0, p_whole=whole)
+        grooves, _ = ds.augment_with_people(pats, np.random.default_rng(4), aug, with_register=True)
+        lows[whole] = (grooves[..., 3] > 0.5).sum(-1)
+    assert lows[1.0].max() <= 4 and lows[0.0].max() > 4

@@ -443,3 +443,22 @@ def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_
         ex.export(smoke_run / "best.pt", tmp_path / "no", val=val, register=unfrozen / "best.pt")
     with pytest.raises(SystemExit, match="needs --init"):
         tr.main(["--out", str(tmp_path / "alone"), "--epochs", "1", "--freeze-decoder", *TINY])
+    with pytest.raises(SystemExit, match="froze the decoder"):    # resumed without it: said, not a traceback
+        tr.main(["--out", str(run), "--epochs", "2", "--groove-channels", "4", *TINY])
+    ex.export(smoke_run / "best.pt", out, name="plain", val=val)   # the same directory, no register: none left
+    assert not (out / "register.onnx").exists() and model_files(out) == MODEL_FILES
+    assert OnnxModel(out).register is None and not Generator(out).hears_register
+
+
+def test_an_anchor_adds_the_distance_to_the_teachers_z_to_the_loss(smoke_run: Path, tmp_path: Path) -> None:
+    """--teacher CKPT --anchor W: the same run with the anchor logs a larger training loss (the
+    same batches, plus W · Σ (mu − the teacher's mu)²); a negligible anchor, which loads the
+    teacher all the same, and --anchor 0 log the run without it."""
+    teacher = ["--teacher", str(smoke_run / "best.pt")]
+    losses = {}
+    for anchor in ("0", "1e-9", "1"):
+        tr.main(["--out", str(tmp_path / anchor), "--epochs", "1", *teacher, "--anchor", anchor, *TINY])
+        losses[anchor] = json.loads((tmp_path / anchor / "history.jsonl").read_text().splitlines()[0])["train_loss"]
+    plain = json.loads((smoke_run / "history.jsonl").read_text().splitlines()[0])["train_loss"]
+    assert losses["0"] == pytest.approx(plain) and losses["1e-9"] == pytest.approx(plain, rel=1e-6)
+    assert losses["1"] > plain + 1.0

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from appliance.core.groove import GM_NOTES, HIT, SIGNED, STEPS, VOICES
 from training import dataset as ds
 from training.metrics import hit_scores, tune_thresholds
+from appliance.core.model_files import has_register
 from training.onnx_model import OnnxModel
 from training.model import DecoderGraph, EncoderGraph, GrooveVAE, ModelConfig, RegisterEncoders, with_register
 from training.train import predict
@@ -301,13 +302,13 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         except ValueError as exc:
             raise SystemExit(f"export: {register}: {exc}") from None
     val = ds.load_split("validation") if val is None else val
+    previous = _take_card(out_dir)
     export_onnx(model, out_dir)
-    fp32 = OnnxModel(out_dir, "fp32", threads=2)
-    probs, vel, off = fp32.predict(val.inputs)
-    true = val.patterns[..., HIT] > 0.5
+    grooves, true = _heard(val, register_ckpt is not None)
+    probs, vel, off = OnnxModel(out_dir, "fp32", threads=2).predict(grooves)
     thresholds = tune_thresholds(probs, true)
     pooled, per_voice = hit_scores(probs >= thresholds, true)
-    parity = parity_check(model, out_dir, val.inputs, true, thresholds, tol)
+    parity = parity_check(model, out_dir, grooves, true, thresholds, tol)
     card: dict[str, Any] = {
         "name": name,
         "latent_size": model.cfg.latent_size,
@@ -315,8 +316,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "voices": list(VOICES),
         "notes": list(GM_NOTES),
         "thresholds": [round(float(t), 2) for t in thresholds],
-        "architecture": {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
-                         "parameters": model.num_parameters()},
+        "architecture": _architecture(model),
         "inputs": _inputs_card(model),
         "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"],
                     **({"register": ["mu", "logvar"]} if register_ckpt else {})},
@@ -325,25 +325,67 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "training": {**training_card(ckpt), **({"register": training_card(register_ckpt)} if register_ckpt else {})},
         "metrics": {
             "validation": {"split": "validation", "windows": len(val), "z": "mu",
+                           **({"heard": "each window twice: with its register and without"} if register_ckpt else {}),
                            "hit_precision": pooled.precision, "hit_recall": pooled.recall, "hit_f1": pooled.f1,
                            "f1_per_voice": {VOICES[v]: per_voice[v].f1 for v in range(len(VOICES))}},
             "parity": parity,
         },
     }
-    old = out_dir / "model.json"
-    if old.exists():  # keep test metrics written by evaluate.py only if they describe these graphs
+    if previous is not None:  # keep test metrics written by evaluate.py only if they describe these graphs
         try:
-            previous = json.loads(old.read_text())
-            same = (previous.get("training", {}).get("seconds") == card["training"]["seconds"]
+            same = (_same_training(previous.get("training", {}), card["training"])
                     and previous.get("inputs") == card["inputs"])
             if same and "test" in previous.get("metrics", {}):
                 card["metrics"]["test"] = previous["metrics"]["test"]
-        except (json.JSONDecodeError, AttributeError):
+        except AttributeError:
             pass
     (out_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
     log.info("exported %s → %s (validation F1 %.3f, int8 F1 %.3f)", checkpoint, out_dir, pooled.f1,
              parity["f1"]["int8"])
     return card
+
+
+def _take_card(out_dir: Path) -> dict | None:
+    """The card a directory held before this export, removed (its graphs are about to change, and
+    a stale card would name graphs they no longer have); None without a readable one."""
+    card = out_dir / "model.json"
+    try:
+        previous = json.loads(card.read_text())
+    except (OSError, json.JSONDecodeError):
+        previous = None
+    card.unlink(missing_ok=True)
+    return previous if isinstance(previous, dict) else None
+
+
+def _same_training(a: dict, b: dict) -> bool:
+    """Two cards' "training" blocks name the same run(s), whatever commit exported them."""
+    def runs(block: dict) -> list:
+        return [block.get("seconds"), block.get("command"), (block.get("register") or {}).get("seconds"),
+                (block.get("register") or {}).get("command")]
+    return runs(a) == runs(b)
+
+
+def _heard(val: ds.Split, register: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The validation grooves thresholds and parity are fitted on, and their true hits: with a
+    register encoder each window twice, without its register (the encoder's path) and with it."""
+    true = val.patterns[..., HIT] > 0.5
+    if not register:
+        return val.inputs, true
+    unknown = val.inputs.copy()
+    unknown[..., 3] = 0.0
+    return np.concatenate([unknown, val.inputs]), np.concatenate([true, true])
+
+
+def _architecture(model: GrooveVAE) -> dict:
+    """model.json's "architecture": the model's (3 channels with a register encoder, whose own
+    size is told apart)."""
+    if not isinstance(model.encoder, RegisterEncoders):
+        return {"type": "transformer-vae (GrooveTransformer design)", **asdict(model.cfg),
+                "parameters": model.num_parameters()}
+    register = sum(p.numel() for p in model.encoder.register.parameters())
+    return {"type": "transformer-vae (GrooveTransformer design)", **asdict(replace(model.cfg, groove_channels=3)),
+            "parameters": model.num_parameters() - register,
+            "register_encoder": {"groove_channels": 4, "parameters": register}}
 
 
 def _inputs_card(model: GrooveVAE) -> dict:
@@ -368,7 +410,7 @@ def requantise(model_dir: Path, recipe: QuantRecipe = RECIPE, val: ds.Split | No
     card = json.loads(path.read_text())
     with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
         staged = Path(tmp)
-        graphs = ("encoder", "decoder") + (("register",) if (model_dir / "register.onnx").is_file() else ())
+        graphs = ("encoder", "decoder") + (("register",) if has_register(model_dir) else ())
         for name in [f"{g}.onnx" for g in graphs] + ["model.json"]:
             shutil.copy(model_dir / name, staged / name)
         quantise(staged, recipe)

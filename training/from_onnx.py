@@ -73,7 +73,9 @@ def check(model: GrooveVAE, model_dir: Path, n: int = 64) -> float:
     grooves[..., 1] = rng.random((n, 32)) * grooves[..., 0]
     grooves[..., 2] = (rng.random((n, 32)) - 0.5) * grooves[..., 0]
     grooves[..., 3] = np.where(rng.random((n, 32)) < 0.4, 1.0, -1.0) * grooves[..., 0]   # the register (+1 low, −1 high)
-    onnx_out = OnnxModel(model_dir, "fp32").predict(grooves)
+    onnx_model = OnnxModel(model_dir, "fp32")
+    onnx_model.register = None   # (the model recovered is the encoder's: a register encoder is not recovered)
+    onnx_out = onnx_model.predict(grooves)
     with torch.no_grad():
         out = model(torch.from_numpy(grooves), sample=False)
     torch_out = (torch.sigmoid(out["logits"]).numpy(), out["velocities"].numpy(), out["offsets"].numpy())

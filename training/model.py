@@ -156,7 +156,8 @@ def with_register(model: GrooveVAE, register: GrooveVAE) -> GrooveVAE:
                          f"and {register.cfg.groove_channels} channels")
     theirs = register.decoder.state_dict()
     for name, weights in model.decoder.state_dict().items():
-        if name not in theirs or not torch.allclose(weights, theirs[name], rtol=0.0, atol=1e-6):   # (a soup rounds)
+        if (name not in theirs or theirs[name].shape != weights.shape
+                or not torch.allclose(weights, theirs[name], rtol=0.0, atol=1e-6)):   # (a soup rounds)
             raise ValueError(f"a decoder that is not this model's (first at {name}); train the register "
                              "encoder with --freeze-decoder --init THIS_CHECKPOINT")
     joined = GrooveVAE(replace(model.cfg, groove_channels=4))

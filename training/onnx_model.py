@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core.groove import SIGNED
-from appliance.core.model_files import graph_path, open_session
+from appliance.core.model_files import graph_path, has_register, open_session
 
 
 class OnnxModel:
@@ -24,8 +24,8 @@ class OnnxModel:
         #: a model exported before session 57, whose card does not say so, heard 1 low, 0 else
         self.signed = not card_path.is_file() or encoder.get("register") == SIGNED
         #: the register encoder (register.onnx), for the grooves whose register is known; None without one
-        register = graph_path(model_dir, "register", precision)
-        self.register = open_session(register, threads) if register.is_file() else None
+        self.register = (open_session(graph_path(model_dir, "register", precision), threads)
+                         if has_register(model_dir) else None)
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu, logvar of grooves [N,32,3 or 4]: the model hears its first ``channels``; a groove
@@ -42,6 +42,7 @@ class OnnxModel:
         return self._encode(grooves)
 
     def _encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """mu, logvar through the encoder, at its own width."""
         if grooves.shape[-1] < self.channels:
             grooves = np.concatenate([grooves, np.zeros(grooves.shape[:-1] + (self.channels - grooves.shape[-1],),
                                                         grooves.dtype)], -1)

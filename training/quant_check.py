@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.core.model_files import has_register
+
 from training.cpu_eval import cpu_features
 
 log = logging.getLogger("training.quant_check")
@@ -147,7 +149,8 @@ def result_key(cpu: Cpu, windows: Path, model_dir: Path, precision: str) -> str:
     """What one CPU's figures for one precision depend on: that precision's graphs, the thresholds,
     the windows' arrays, and the code that runs and scores them (onnx_model.py, metrics.py)."""
     suffix = ".int8.onnx" if precision == "int8" else ".onnx"
-    graphs = [(model_dir / f"{part}{suffix}").read_bytes() for part in ("encoder", "decoder")]
+    parts = ("encoder", "decoder") + (("register",) if has_register(model_dir) else ())
+    graphs = [(model_dir / f"{part}{suffix}").read_bytes() for part in parts]
     thresholds = json.dumps(json.loads((model_dir / "model.json").read_text())["thresholds"]).encode()
     with np.load(windows, allow_pickle=False) as z:
         arrays = [z["grooves"].tobytes(), z["patterns"].tobytes()]

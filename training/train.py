@@ -210,8 +210,9 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
     if ema is not None:
         ema.requires_grad_(False)
+    resuming = ckpt_path.exists() and not args.fresh
     if cfg.freeze_decoder:
-        if args.init is None and not ckpt_path.exists():
+        if args.init is None and not resuming:
             raise SystemExit("--freeze-decoder needs --init: the decoder it keeps")
         model.decoder.requires_grad_(False)
         log.info("decoder frozen: only the encoder learns (a register encoder for --init's model)")
@@ -220,11 +221,15 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     state: dict[str, Any] = {"epoch": 0, "seconds": 0.0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
                              "history": [], "rng": None}
     init_info = None
-    if ckpt_path.exists() and not args.fresh:
+    if resuming:
         ckpt = torch.load(ckpt_path, weights_only=False)
         if {**asdict(ModelConfig()), **ckpt["model_config"]} != asdict(mcfg):
             raise SystemExit(f"{ckpt_path} was trained with {ckpt['model_config']}, not {asdict(mcfg)}; "
                              f"use --fresh or another --out")
+        froze = ckpt.get("train_config", {}).get("freeze_decoder", False)
+        if froze != cfg.freeze_decoder:
+            raise SystemExit(f"{ckpt_path}: its run {'froze' if froze else 'did not freeze'} the decoder; resume it "
+                             f"{'with' if froze else 'without'} --freeze-decoder, or use --fresh or another --out")
         model.load_state_dict(ckpt.get("raw_model", ckpt["model"]))
         if ema is not None:
             ema.load_state_dict(ckpt["model"])
@@ -257,7 +262,8 @@ def _teacher(cfg: TrainConfig) -> GrooveVAE | None:
     if not cfg.teacher or (cfg.teach <= 0 and cfg.anchor <= 0):
         return None
     ckpt = torch.load(cfg.teacher, weights_only=False)
-    teacher = GrooveVAE(ModelConfig(**ckpt["model_config"]))
+    with torch.random.fork_rng():   # (its throw-away initial weights leave the run's random stream alone)
+        teacher = GrooveVAE(ModelConfig(**ckpt["model_config"]))
     teacher.load_state_dict(ckpt["model"])
     log.info("teacher: %s, for the grooves whose register is unknown (teach %.2f), anchoring z (%.2f)",
              cfg.teacher, cfg.teach, cfg.anchor)

@@ -606,6 +606,14 @@ class Generator:
                              f"{self.latent_size} from model.json ({str(error).splitlines()[0]})") from error
         shapes = [mu.shape, logvar.shape] + [o.shape for o in outputs]
         wanted = [(self.latent_size,)] * 2 + [(STEPS, NUM_VOICES)] * 3
+        if self._register is not None:   # (an empty groove goes through the encoder: ask the register's own)
+            try:
+                heard = self._register.run(["mu", "logvar"], {"groove": np.zeros((1, STEPS, 4), np.float32)})
+            except Exception as error:  # onnxruntime's own exception types
+                raise ModelError(f"{self.model_dir}: the {self.precision} register encoder does not run "
+                                 f"({str(error).splitlines()[0]})") from error
+            shapes += [a[0].shape for a in heard]
+            wanted += [(self.latent_size,)] * 2
         if shapes != wanted:
             raise ModelError(f"{self.model_dir}: the graphs give shapes {shapes}, the contract wants {wanted}")
 

@@ -1,12 +1,14 @@
 """What a model directory holds and how onnxruntime opens it: the contract between training
 (which writes the directory) and the box (which loads it), kept here once.
 
-Importing this module imports nothing else (shell scripts read :data:`MODEL_FILES` with
+Importing this module imports only the standard library (shell scripts read :data:`MODEL_FILES` with
 ``python3 -c``); onnxruntime is imported when a session is opened.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
+import sys
 from typing import Any
 
 #: the files every model directory holds
@@ -18,11 +20,20 @@ PRECISIONS = ("int8", "fp32")
 CARD = "model.json"
 
 
+def has_register(model_dir: str | Path) -> bool:
+    """The card names a register encoder (``inputs.register``); a directory without a readable card
+    yet (export checks its graphs before it writes one) has one when register.onnx is there."""
+    card = Path(model_dir) / CARD
+    try:
+        return "register" in json.loads(card.read_text()).get("inputs", {})
+    except (OSError, ValueError, AttributeError):
+        return not card.is_file() and (Path(model_dir) / REGISTER_FILES[0]).is_file()
+
+
 def model_files(model_dir: str | Path) -> tuple[str, ...]:
-    """The files of this model directory that the install and the image copy: :data:`MODEL_FILES`,
-    and the register encoder's when it has one."""
-    register = tuple(name for name in REGISTER_FILES if (Path(model_dir) / name).is_file())
-    return MODEL_FILES + register
+    """The files of this model directory that the install copies and the image checks:
+    :data:`MODEL_FILES`, and :data:`REGISTER_FILES` when the card names a register encoder."""
+    return MODEL_FILES + (REGISTER_FILES if has_register(model_dir) else ())
 
 
 def graph_path(model_dir: str | Path, part: str, precision: str) -> Path:
@@ -43,5 +54,4 @@ def open_session(path: str | Path, threads: int = 1) -> Any:
 
 
 if __name__ == "__main__":   # python3 -m appliance.core.model_files [DIR]: the file list, one a line
-    import sys
     print("\n".join(model_files(sys.argv[1]) if len(sys.argv) > 1 else MODEL_FILES))
