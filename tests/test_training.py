@@ -462,3 +462,5 @@ def test_an_anchor_adds_the_distance_to_the_teachers_z_to_the_loss(smoke_run: Pa
     plain = json.loads((smoke_run / "history.jsonl").read_text().splitlines()[0])["train_loss"]
     assert losses["0"] == pytest.approx(plain) and losses["1e-9"] == pytest.approx(plain, rel=1e-6)
     assert losses["1"] > plain + 1.0
+    with pytest.raises(SystemExit, match="--anchor needs --teacher"):
+        tr.main(["--out", str(tmp_path / "lonely"), "--epochs", "1", "--anchor", "1", *TINY])

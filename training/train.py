@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help=f"augmentation probability (default {f.default})")
     for f in dataclasses.fields(TrainConfig):
         if isinstance(f.default, bool):
-            p.add_argument("--" + f.name.replace("_", "-"), action="store_true")
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=f.default)
         else:
             p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     recipe = recipe_defaults()  # the sweep's choice; a flag on the command line still wins
@@ -211,6 +211,8 @@ def _start(args: argparse.Namespace, cfg: TrainConfig, mcfg: ModelConfig, ckpt_p
     if ema is not None:
         ema.requires_grad_(False)
     resuming = ckpt_path.exists() and not args.fresh
+    if cfg.anchor > 0 and not cfg.teacher:
+        raise SystemExit("--anchor needs --teacher: the model whose z it anchors to")
     if cfg.freeze_decoder:
         if args.init is None and not resuming:
             raise SystemExit("--freeze-decoder needs --init: the decoder it keeps")
