@@ -270,3 +270,16 @@ def test_training_asks_for_whole_note_left_hands_with_p_whole() -> None:
         grooves, _ = ds.augment_with_people(pats, np.random.default_rng(4), aug, with_register=True)
         lows[whole] = (grooves[..., 3] > 0.5).sum(-1)
     assert lows[1.0].max() <= 4 and lows[0.0].max() > 4
+
+
+def test_a_left_hand_doubling_the_chords_makes_every_chord_step_low() -> None:
+    """Keys with ``p_double`` (and through Augment.p_double): a bass note under most chords as well
+    as on the kick, so most steps of the groove are low and a few high (two-handed, still)."""
+    pats = rock_beat(256, hats=2)
+    for double in (0.0, 1.0):
+        aug = ds.Augment(p_subset=0.0, p_curve=0.0, p_jitter=0.0, p_keys=1.0, p_double=double)
+        grooves, _ = ds.augment_with_people(pats, np.random.default_rng(5), aug, with_register=True)
+        hit, low, high = grooves[..., HIT] > 0.5, grooves[..., 3] > 0.5, grooves[..., 3] < -0.5
+        share = low.sum() / hit.sum()
+        assert (share > 0.6) == (double > 0), (double, share)
+    assert (low.any(-1) & high.any(-1)).mean() > 0.5

@@ -263,6 +263,7 @@ class Augment:
     p_arpeggio: float = 0.0   # of those keyboard players, the share whose right hand plays even sixteenths
     p_stride: float = 0.0     # of those keyboard players, the share with a stride left hand where the drums have a backbeat
     p_whole: float = 0.0      # of those keyboard players, the share whose left hand plays whole or half notes
+    p_double: float = 0.0     # of those keyboard players, the share whose left hand doubles the chords
     one_sided_known: bool = False  # a groove all on one side keeps its register (unknown: only the blanked ones)
     p_blind: float = 0.0      # with the register: the share of grooves whose register is unknown (0: one pad, one key)
 
@@ -332,7 +333,8 @@ def augment_with_people(patterns: np.ndarray, rng: np.random.Generator,
         if keys.any():
             grooves[keys] = humanize.keys_grooves(patterns[keys], rng, humanize.Keys(p_arpeggio=aug.p_arpeggio,
                                                                                 p_stride=aug.p_stride,
-                                                                                p_whole=aug.p_whole),
+                                                                                p_whole=aug.p_whole,
+                                                                                p_double=aug.p_double),
                                                   register=with_register, one_sided_known=aug.one_sided_known)
         person = hands | keys
     if with_register and aug.p_blind > 0:

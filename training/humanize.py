@@ -102,6 +102,9 @@ class Keys:
                                   # chords on the snare's 2 and 4: every beat low; training's --p-stride)
     p_whole: float = 0.0          # per loop: a left hand of whole or half notes (bass on 1, or on 1 and 3)
                                   # whatever the kick plays, as under a ballad; training's --p-whole
+    p_double: float = 0.0         # per loop: the left hand doubles most chords as well (nearly every step
+                                  # low, as a comp played with both hands); training's --p-double
+    double_share: float = 0.8     # … each chord's chance of a bass note under it
     p_stabs: float = 0.35         # right-hand rhythm: chords on the snare hits …
     p_pulse: float = 0.30         # … a steady pulse (quarters or eighths) …
     p_arpeggio: float = 0.0       # … a broken chord in sixteenths (training's --p-arpeggio) …
@@ -278,6 +281,10 @@ def keys_grooves(patterns: np.ndarray, rng: np.random.Generator, cfg: Keys = Key
         bass[whole] = (steps[None, :] % every) == 0
         bass_vel[whole] = np.where(bass[whole], 0.6, 0.0)
     chords, chord_vel = _right_hand(patterns, rng, cfg)
+    if cfg.p_double > 0:   # (no draws otherwise, as above)
+        double = rng.random(b) < cfg.p_double
+        bass[double] |= chords[double] & (rng.random((int(double.sum()), STEPS)) < cfg.double_share)
+        bass_vel[double] = np.where(bass[double], np.maximum(bass_vel[double], 0.6), 0.0)
     # a chord's notes: the loudest of 2–4 slightly different velocities, rolled a little
     n_notes = rng.integers(cfg.chord_notes[0], cfg.chord_notes[1] + 1, (b, 1))
     noise = rng.normal(0.0, cfg.velocity_noise, (b, STEPS, cfg.chord_notes[1]))
