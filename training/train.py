@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start from this checkpoint's (averaged) weights with a new optimiser: fine-tuning")
     p.add_argument("--no-augment", action="store_true", help="train on the drummers' own grooves only")
     p.add_argument("--one-sided-known", action="store_true",
-                   help="with the register: a groove all on one side keeps it, so unknown is only --p-blind's")
+                   help="with the register: a groove all on one side keeps it, so unknown is only --p-blind's "
+                        "(not for a register encoder: the box never sends it a one-sided groove)")
     for f in dataclasses.fields(ds.Augment):
         if f.name.startswith("p_"):
             p.add_argument("--" + f.name.replace("_", "-"), type=float, default=f.default,
