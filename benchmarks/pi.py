@@ -1,4 +1,5 @@
-"""An estimate of one generation's time (encoder + decoder, one groove, one thread) on a
+"""An estimate of one generation's time (encoder + decoder, one groove, one thread; with a register
+encoder, the costlier of the two encoders, as one generation runs one of them) on a
 Raspberry Pi 4 (Cortex-A72) and a Raspberry Pi 5 (Cortex-A76).
 
     python -m benchmarks.pi [model_dir]
@@ -27,6 +28,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.core.model_files import graph_path, has_register
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "groove-vae"
 STEPS = 32
@@ -50,11 +53,11 @@ BOARDS = (
 )
 
 
-def count_macs(graph_path: Path, d_model: int) -> int:
+def count_macs(path: Path, d_model: int) -> int:
     """Multiply-accumulates of one run with one groove: MatMul/Gemm against weights, and attention."""
     import onnx  # the train extra (make bench uses the dev venv)
 
-    model = onnx.load(str(graph_path))
+    model = onnx.load(str(path))
     weights = {i.name: tuple(i.dims) for i in model.graph.initializer}
     macs = 0
     for node in model.graph.node:
@@ -80,13 +83,21 @@ def estimate(board: Board, precision: str, macs: int, weight_bytes: int) -> tupl
     return max(fast, streamed / (board.dram_gbs[1] * 1e9)) * 1e3, (slow + streamed / (board.dram_gbs[0] * 1e9)) * 1e3
 
 
+def generation_parts(model_dir: Path, d_model: int) -> tuple[str, str]:
+    """The graphs one generation runs, at their costliest: an encoder (the register encoder when the
+    model has one and it does more work) and the decoder."""
+    parts = ("encoder", "register") if has_register(model_dir) else ("encoder",)
+    return max(parts, key=lambda part: count_macs(graph_path(model_dir, part, "fp32"), d_model)), "decoder"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=DEFAULT_MODEL)
     args = p.parse_args(argv)
     card = json.loads((args.model_dir / "model.json").read_text())
     d_model = int(card["architecture"]["d_model"])
-    macs = sum(count_macs(args.model_dir / f"{part}.onnx", d_model) for part in ("encoder", "decoder"))
+    parts = generation_parts(args.model_dir, d_model)
+    macs = sum(count_macs(graph_path(args.model_dir, part, "fp32"), d_model) for part in parts)
     print(f"ESTIMATE, not measured on a Pi: {macs / 1e6:.1f} M multiply-accumulates per generation (counted from "
           f"the graphs) / (peak NEON MACs per cycle x clock x efficiency {EFFICIENCY[0]:g}-{EFFICIENCY[1]:g}) "
           "+ weights streamed from DRAM; the range spans the assumptions (benchmarks/pi.py says which)")
@@ -94,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     worst = 0.0
     for board in BOARDS:
         for precision in ("int8", "fp32"):
-            suffix = ".int8.onnx" if precision == "int8" else ".onnx"
-            size = sum((args.model_dir / f"{part}{suffix}").stat().st_size for part in ("encoder", "decoder"))
+            size = sum(graph_path(args.model_dir, part, precision).stat().st_size for part in parts)
             lo, hi = estimate(board, precision, macs, size)
             peak = board.macs_per_cycle[precision]
             print(f"{board.name:<16} {precision:<9} {lo:6.2f} – {hi:5.2f}  {board.core} {board.ghz[0]:g}–{board.ghz[1]:g} GHz, "

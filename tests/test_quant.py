@@ -113,6 +113,21 @@ def test_pi_estimate_counts_the_models_work() -> None:
         assert 0 < low < high
 
 
+def test_pi_estimate_counts_the_register_encoder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """With a register encoder, one generation's estimate counts the costlier encoder: the register
+    encoder hears 4 channels where the encoder hears 3, so it is the one counted."""
+    import shutil
+    from benchmarks import pi
+    from tests import tiny_model
+    model = tmp_path / "registered"
+    shutil.copytree(tiny_model_dir, model)
+    d = 16   # the tiny graphs have no attention, which is all d_model counts
+    assert pi.generation_parts(model, d) == ("encoder", "decoder")
+    tiny_model.with_register(model)
+    assert pi.count_macs(model / "register.onnx", d) > pi.count_macs(model / "encoder.onnx", d)
+    assert pi.generation_parts(model, d) == ("register", "decoder")
+
+
 def test_a_static_recipe_and_the_onnx_runner_take_grooves_with_or_without_the_register(
         tiny_model_dir: Path, tmp_path: Path) -> None:
     """The training tools hand grooves with their register (4 channels) to every model: a static

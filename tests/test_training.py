@@ -436,6 +436,18 @@ def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_
     routed, alone = both.encode(grooves)[0], plain.encode(grooves)[0]
     assert np.allclose(routed[~known], alone[~known]) and not np.allclose(routed[known], alone[known])
     assert Generator(out).hears_register
+    narrow = tmp_path / "narrow"           # --register-sigma 0.5: the register's σ halved, its mu as it was
+    card = ex.export(smoke_run / "best.pt", narrow, name="narrow", val=val, register=run / "best.pt", register_sigma=0.5)
+    assert card["training"]["register"]["sigma_scale"] == 0.5 and "sigma_scale" not in card["training"]
+    (mu, logvar), (mu_half, logvar_half) = OnnxModel(out, "fp32").encode(grooves), OnnxModel(narrow, "fp32").encode(grooves)
+    assert np.allclose(mu_half, mu, atol=1e-5) and np.allclose(logvar_half[~known], logvar[~known], atol=1e-5)
+    assert np.allclose(logvar_half[known], logvar[known] + 2 * np.log(0.5), atol=1e-4)
+    plain_model, register_model = ex.load_checkpoint(smoke_run / "best.pt")[0], ex.load_checkpoint(run / "best.pt")[0]
+    ratio = frontier.sigma_ratio(ex.with_register(plain_model, register_model), grooves)
+    assert frontier.sigma_ratio(ex.with_register(plain_model, register_model, 0.5), grooves) == pytest.approx(2 * ratio, rel=1e-4)
+    assert np.isnan(frontier.sigma_ratio(plain_model, grooves))
+    with pytest.raises(ValueError, match="σ scale"):
+        ex.with_register(ex.load_checkpoint(smoke_run / "best.pt")[0], ex.load_checkpoint(run / "best.pt")[0], 0.0)
     unfrozen = tmp_path / "unfrozen"       # a run whose decoder learnt too: refused
     tr.main(["--out", str(unfrozen), "--epochs", "1", "--groove-channels", "4", "--init", str(smoke_run / "best.pt"),
              *TINY])

@@ -286,19 +286,22 @@ def training_card(ckpt: dict) -> dict:
         "optimiser": ckpt.get("train_config"),
         "skipped_files": len(ckpt.get("skipped_files", [])),
         **({"soup": ckpt["soup"]} if "soup" in ckpt else {}),  # training/soup.py's parents and alpha
+        **({"sigma_scale": ckpt["sigma_scale"]} if "sigma_scale" in ckpt else {}),  # a register encoder's
     }
 
 
 def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Split | None = None,
-           tol: Tolerance = Tolerance(), register: Path | None = None) -> dict:
+           tol: Tolerance = Tolerance(), register: Path | None = None, register_sigma: float = 1.0) -> dict:
     """The whole export: graphs, thresholds, parity, model.json. Returns the card. ``register``:
-    a checkpoint whose encoder hears the register, trained on this one's decoder."""
+    a checkpoint whose encoder hears the register, trained on this one's decoder, its σ scaled by
+    ``register_sigma`` (training.model.with_register)."""
     model, ckpt = load_checkpoint(checkpoint)
     register_ckpt = None
     if register is not None:
         register_model, register_ckpt = load_checkpoint(register)
+        register_ckpt = {**register_ckpt, "sigma_scale": register_sigma}
         try:
-            model = with_register(model, register_model)
+            model = with_register(model, register_model, register_sigma)
         except ValueError as exc:
             raise SystemExit(f"export: {register}: {exc}") from None
     val = ds.load_split("validation") if val is None else val
@@ -437,6 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", default="groove-vae")
     p.add_argument("--register", type=Path, metavar="CKPT",
                    help="a register encoder: a run trained with --freeze-decoder --init CHECKPOINT")
+    p.add_argument("--register-sigma", type=float, default=1.0, metavar="S",
+                   help="scale the register encoder's σ by S (1: as trained); training.frontier's "
+                        "'σ plain / register' column is the scale at which both encoders' σ agree on validation people")
     p.add_argument("--requantise", type=Path, metavar="MODEL_DIR",
                    help="only remake MODEL_DIR's int8 graphs from its fp32 graphs with the current recipe")
     args = p.parse_args(argv)
@@ -444,7 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.requantise is not None:
             card = requantise(args.requantise)
         else:
-            card = export(args.checkpoint, args.out_dir, args.name, register=args.register)
+            card = export(args.checkpoint, args.out_dir, args.name, register=args.register,
+                          register_sigma=args.register_sigma)
     except ParityError as exc:
         print(f"export: PARITY CHECK FAILED: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

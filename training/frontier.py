@@ -10,7 +10,9 @@ thresholds tuned there, F1 on simulated hands, keys and arpeggios (keys playing 
 humanize.ARPEGGIOS) of the same loops at those thresholds, the snare hits the model expects under
 the arpeggios (Σp per 2 bars, next to the drummers' own count), F1 on the same hands with their
 register unknown (all 0: a model that hears it, heard as a pad player gives), and velocity and
-offset MSE on the drummers' true positives next to copy-the-groove's on the same cells.
+offset MSE on the drummers' true positives next to copy-the-groove's on the same cells, and for
+MODEL:REGISTER the ratio of the two encoders' mean σ on the simulated hands and keys (the
+encoder's / the register encoder's: export --register-sigma at this scale makes them agree).
 Every figure is one a recipe may be chosen on; the test split is not read.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from training import dataset as ds
 from training import humanize, soup
 from training.metrics import report, tune_thresholds
-from training.model import GrooveVAE, ModelConfig, with_register
+from training.model import GrooveVAE, ModelConfig, RegisterEncoders, with_register
 from training.train import predict
 
 SNARE = ds.VOICES.index("snare")
@@ -47,6 +49,18 @@ def load(spec: str) -> GrooveVAE:
     return model
 
 
+def sigma_ratio(model: GrooveVAE, grooves: np.ndarray) -> float:
+    """Mean σ of the encoder over mean σ of the register encoder, on the same grooves [N,32,4]
+    (nan for a model without a register encoder)."""
+    if not isinstance(model.encoder, RegisterEncoders):
+        return float("nan")
+    x = torch.as_tensor(grooves, dtype=torch.float32)
+    with torch.no_grad():
+        plain = torch.exp(0.5 * model.encoder.plain(x[..., :3])[1].clamp(-12, 8)).mean()
+        register = torch.exp(0.5 * model.encoder.register(x[..., :4])[1].clamp(-12, 8)).mean()
+    return float(plain / register)
+
+
 def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> dict[str, float]:
     """F1 on drummers, hands and keys; expression MSE and copy-the-groove's on the drummers' hits."""
     probs, vel, off = predict(model, val.inputs)
@@ -54,7 +68,8 @@ def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> d
     th = tune_thresholds(probs, true, rounds=1)
     r = report(probs, vel, off, val.patterns, val.grooves, th)
     out = {"drummers": r["hit"]["f1"], "velocity_mse": r["velocity_mse_tp"], "offset_mse": r["offset_mse_tp"],
-           "copy_offset_mse": r["baselines"]["copy_groove"]["offset_mse_tp"]}
+           "copy_offset_mse": r["baselines"]["copy_groove"]["offset_mse_tp"],
+           "sigma_ratio": sigma_ratio(model.eval(), np.concatenate([people[k] for k in ("hands", "keys") if k in people]))}
     for kind, grooves in people.items():
         p = predict(model, grooves)[0]
         out[kind] = report(p, p, p, val.patterns, grooves, th)["hit"]["f1"]
@@ -77,12 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     people["hands_blank"][..., 3] = 0.0
     snare = float((val.patterns[..., SNARE, 0] > 0.5).sum(axis=1).mean())
     print("| candidate | F1 drummers | F1 hands | F1 keys | F1 arpeggios | snare Σp on arpeggios "
-          f"(the drummers: {snare:.1f}) | F1 hands, register unknown | velocity MSE | offset MSE (copy) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"(the drummers: {snare:.1f}) | F1 hands, register unknown | velocity MSE | offset MSE (copy) "
+          "| σ plain / register |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for spec in args.candidates:
         f = figures(load(spec), val, people)
         print(f"| {spec} | {f['drummers']:.4f} | {f['hands']:.4f} | {f['keys']:.4f} | {f['arpeggios']:.4f} "
-              f"| {f['arpeggio_snare']:.1f} | {f['hands_blank']:.4f} | {f['velocity_mse']:.4f} | {f['offset_mse']:.5f} ({f['copy_offset_mse']:.5f}) |",
+              f"| {f['arpeggio_snare']:.1f} | {f['hands_blank']:.4f} | {f['velocity_mse']:.4f} | {f['offset_mse']:.5f} ({f['copy_offset_mse']:.5f}) "
+              f"| {f['sigma_ratio']:.2f} |",
               flush=True)
 
 

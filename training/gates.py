@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import logging
 from pathlib import Path
 import tempfile
+import sys
 
 from appliance.core.render import render
 from training.reviews import MODEL, PARTS, TOMS, drum_hits
@@ -45,12 +46,13 @@ PHRASE = 4                                       #: bars
 @dataclass(frozen=True)
 class Drums:
     """One render: file bar (1 at tick 0) -> tom hits, and -> the beats its snare hits fall on;
-    ``last``: the last bar the drums play in."""
+    ``first``, ``last``: the first and last bars the drums play in."""
 
     toms: dict[int, int]
     snares: dict[int, tuple[float, ...]]
     hits: int
     last: int
+    first: int = 1
 
 
 def drums(path: Path) -> Drums:
@@ -58,14 +60,15 @@ def drums(path: Path) -> Drums:
     toms: dict[int, int] = {}
     snares: dict[int, tuple[float, ...]] = {}
     hits = last = 0
+    first = sys.maxsize
     for bar, beat, note in drum_hits(path):
         hits += 1
-        last = max(last, bar)
+        last, first = max(last, bar), min(first, bar)
         if note in TOMS:
             toms[bar] = toms.get(bar, 0) + 1
         if note in SNARES:
             snares[bar] = snares.get(bar, ()) + (beat,)
-    return Drums(toms, snares, hits, last)
+    return Drums(toms, snares, hits, last, min(first, max(last, 1)))
 
 
 def stray_toms(heard: Drums) -> list[int]:
@@ -82,8 +85,9 @@ def backbeat_share(heard: Drums) -> float:
 
 
 def per_two_bars(heard: Drums) -> float:
-    """Drum hits per 2 bars, over the bars up to the last the drums play in."""
-    return 2 * heard.hits / max(1, heard.last)
+    """Drum hits per 2 bars, over the bars the drums play in: the player's lead-in, before the box
+    has heard a groove, is not the drummer playing thin."""
+    return 2 * heard.hits / max(1, heard.last - heard.first + 1)
 
 
 def passes(strays: int, shares: list[float], ballad: list[float]) -> bool:

@@ -8,6 +8,7 @@ LossConfig. Attention is written out by hand (no fused kernels) so the ONNX grap
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -148,9 +149,13 @@ class RegisterEncoders(nn.Module):
         return torch.where(known, r_mu, mu), torch.where(known, r_logvar, logvar)
 
 
-def with_register(model: GrooveVAE, register: GrooveVAE) -> GrooveVAE:
+def with_register(model: GrooveVAE, register: GrooveVAE, sigma: float = 1.0) -> GrooveVAE:
     """``model`` (3 channels) hearing a known register through ``register``'s encoder (4 channels),
-    which must have been trained on ``model``'s own decoder (train.py --freeze-decoder --init)."""
+    which must have been trained on ``model``'s own decoder (train.py --freeze-decoder --init).
+    ``sigma`` scales the register encoder's σ (its mu stays): how far "variation" takes z from a
+    two-handed groove's mean, next to how far it goes from any other's."""
+    if not 0.0 < sigma <= 4.0:
+        raise ValueError(f"a register σ scale in (0, 4], not {sigma}")
     if model.cfg.groove_channels != 3 or register.cfg.groove_channels != 4:
         raise ValueError(f"a 3-channel model and a 4-channel register encoder, not {model.cfg.groove_channels} "
                          f"and {register.cfg.groove_channels} channels")
@@ -161,9 +166,18 @@ def with_register(model: GrooveVAE, register: GrooveVAE) -> GrooveVAE:
             raise ValueError(f"a decoder that is not this model's (first at {name}); train the register "
                              "encoder with --freeze-decoder --init THIS_CHECKPOINT")
     joined = GrooveVAE(replace(model.cfg, groove_channels=4))
-    joined.encoder = RegisterEncoders(model.encoder, register.encoder)   # type: ignore[assignment]
+    joined.encoder = RegisterEncoders(model.encoder, scale_sigma(register.encoder, sigma))   # type: ignore[assignment]
     joined.decoder = model.decoder
     return joined.eval()
+
+
+def scale_sigma(encoder: Encoder, sigma: float) -> Encoder:
+    """A copy of ``encoder`` whose σ is ``sigma`` times its own: log σ² gains 2 ln ``sigma``, folded
+    into the latent projection's bias, so the graphs it exports are the same size and shape."""
+    scaled = copy.deepcopy(encoder)
+    with torch.no_grad():
+        scaled.to_latent.bias[encoder.latent_size:] += 2.0 * math.log(sigma)
+    return scaled
 
 
 def widen(state: dict[str, torch.Tensor], config: dict, cfg: ModelConfig) -> dict[str, torch.Tensor]:
