@@ -87,6 +87,9 @@ def generation_parts(model_dir: Path, d_model: int) -> tuple[str, str]:
     """The graphs one generation runs, at their costliest: an encoder (the register encoder when the
     model has one and it does more work) and the decoder."""
     parts = ("encoder", "register") if has_register(model_dir) else ("encoder",)
+    missing = [path for path in (graph_path(model_dir, part, "fp32") for part in parts) if not path.is_file()]
+    if missing:
+        raise SystemExit(f"benchmarks.pi: {missing[0]} is missing; model.json names it: re-export the model")
     return max(parts, key=lambda part: count_macs(graph_path(model_dir, part, "fp32"), d_model)), "decoder"
 
 

@@ -44,6 +44,8 @@ def test_a_ballad_thinner_than_a_drummer_at_any_seed_fails(tmp_path: Path) -> No
     floor) at one seed of six fails, as one stray tom bar or one seed's missing backbeat does."""
     heard = gates.drums(_render(tmp_path / "b.mid", [(8 + beat / 2, 42) for beat in range(8 * 2 * 4)]))
     assert (heard.first, heard.last) == (3, 10) and abs(gates.per_two_bars(heard) - 16.0) < 1e-9
+    silent = gates.drums(_render(tmp_path / "none.mid", []))    # drums that never play: 0, not a traceback
+    assert silent.hits == 0 and gates.per_two_bars(silent) == 0.0
     assert gates.passes(0, [1.0] * 6, [30.0] * 6)
     assert not gates.passes(0, [1.0] * 6, [30.0] * 5 + [22.9])
     assert not gates.passes(0, [1.0] * 5 + [0.8], [30.0] * 6) and not gates.passes(1, [1.0] * 6, [30.0] * 6)

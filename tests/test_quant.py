@@ -126,6 +126,9 @@ def test_pi_estimate_counts_the_register_encoder(tiny_model_dir: Path, tmp_path:
     tiny_model.with_register(model)
     assert pi.count_macs(model / "register.onnx", d) > pi.count_macs(model / "encoder.onnx", d)
     assert pi.generation_parts(model, d) == ("register", "decoder")
+    (model / "register.onnx").unlink()       # named by the card, not there: one clear line
+    with pytest.raises(SystemExit, match="register.onnx is missing"):
+        pi.generation_parts(model, d)
 
 
 def test_a_static_recipe_and_the_onnx_runner_take_grooves_with_or_without_the_register(

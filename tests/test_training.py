@@ -443,9 +443,12 @@ def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_
     assert np.allclose(mu_half, mu, atol=1e-5) and np.allclose(logvar_half[~known], logvar[~known], atol=1e-5)
     assert np.allclose(logvar_half[known], logvar[known] + 2 * np.log(0.5), atol=1e-4)
     plain_model, register_model = ex.load_checkpoint(smoke_run / "best.pt")[0], ex.load_checkpoint(run / "best.pt")[0]
-    ratio = frontier.sigma_ratio(ex.with_register(plain_model, register_model), grooves)
-    assert frontier.sigma_ratio(ex.with_register(plain_model, register_model, 0.5), grooves) == pytest.approx(2 * ratio, rel=1e-4)
-    assert np.isnan(frontier.sigma_ratio(plain_model, grooves))
+    bias = register_model.encoder.to_latent.bias.detach().clone()
+    ratio = frontier.sigma_ratio(ex.with_register(plain_model, register_model), [grooves])
+    assert frontier.sigma_ratio(ex.with_register(plain_model, register_model, 0.5), [grooves]) == pytest.approx(2 * ratio, rel=1e-4)
+    assert torch.equal(register_model.encoder.to_latent.bias, bias)     # the run's own encoder untouched
+    assert np.isnan(frontier.sigma_ratio(plain_model, [grooves]))
+    assert np.isnan(frontier.sigma_ratio(ex.with_register(plain_model, register_model), [grooves[~known]]))
     with pytest.raises(ValueError, match="σ scale"):
         ex.with_register(ex.load_checkpoint(smoke_run / "best.pt")[0], ex.load_checkpoint(run / "best.pt")[0], 0.0)
     unfrozen = tmp_path / "unfrozen"       # a run whose decoder learnt too: refused

@@ -286,7 +286,7 @@ def training_card(ckpt: dict) -> dict:
         "optimiser": ckpt.get("train_config"),
         "skipped_files": len(ckpt.get("skipped_files", [])),
         **({"soup": ckpt["soup"]} if "soup" in ckpt else {}),  # training/soup.py's parents and alpha
-        **({"sigma_scale": ckpt["sigma_scale"]} if "sigma_scale" in ckpt else {}),  # a register encoder's
+        **({"sigma_scale": ckpt["sigma_scale"]} if "sigma_scale" in ckpt else {}),  # a register encoder's σ scale
     }
 
 

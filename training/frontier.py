@@ -49,12 +49,13 @@ def load(spec: str) -> GrooveVAE:
     return model
 
 
-def sigma_ratio(model: GrooveVAE, grooves: np.ndarray) -> float:
-    """Mean σ of the encoder over mean σ of the register encoder, on the same grooves [N,32,4]
-    (nan for a model without a register encoder)."""
-    if not isinstance(model.encoder, RegisterEncoders):
+def sigma_ratio(model: GrooveVAE, grooves: list[np.ndarray]) -> float:
+    """Mean σ of the encoder over mean σ of the register encoder, on the grooves [N,32,4] the box
+    sends the register encoder (their register known); nan without a register encoder or such a groove."""
+    heard = [g[(g[..., 3] != 0).any(-1)] for g in grooves if g.shape[-1] > 3]
+    if not isinstance(model.encoder, RegisterEncoders) or not sum(map(len, heard)):
         return float("nan")
-    x = torch.as_tensor(grooves, dtype=torch.float32)
+    x = torch.as_tensor(np.concatenate(heard), dtype=torch.float32)
     with torch.no_grad():
         plain = torch.exp(0.5 * model.encoder.plain(x[..., :3])[1].clamp(-12, 8)).mean()
         register = torch.exp(0.5 * model.encoder.register(x[..., :4])[1].clamp(-12, 8)).mean()
@@ -69,7 +70,7 @@ def figures(model: GrooveVAE, val: ds.Split, people: dict[str, np.ndarray]) -> d
     r = report(probs, vel, off, val.patterns, val.grooves, th)
     out = {"drummers": r["hit"]["f1"], "velocity_mse": r["velocity_mse_tp"], "offset_mse": r["offset_mse_tp"],
            "copy_offset_mse": r["baselines"]["copy_groove"]["offset_mse_tp"],
-           "sigma_ratio": sigma_ratio(model.eval(), np.concatenate([people[k] for k in ("hands", "keys") if k in people]))}
+           "sigma_ratio": sigma_ratio(model.eval(), [people[k] for k in ("hands", "keys") if k in people])}
     for kind, grooves in people.items():
         p = predict(model, grooves)[0]
         out[kind] = report(p, p, p, val.patterns, grooves, th)["hit"]["f1"]
