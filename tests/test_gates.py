@@ -27,6 +27,17 @@ def test_a_tom_in_a_groove_bar_is_stray_and_one_at_a_phrase_end_is_not(tmp_path:
     heard = gates.drums(_render(tmp_path / "d.mid", notes))
     assert heard.last == 7 and heard.hits == len(notes)
     assert gates.stray_toms(heard) == [6]          # bar 4 is a phrase end, bar 7 the last
+    assert gates.fills_leading_nowhere(heard) == []   # bar 4's tom is on its "and" of 4: a fill
+
+
+def test_a_tom_that_opens_a_phrase_end_bar_and_stops_leads_nowhere(tmp_path: Path) -> None:
+    """A phrase-end bar with toms only on 1 and the "and" of 2 (session 59's funk clav) leads nowhere;
+    one whose toms run to beat 4, or a bar that is not a phrase end, is not counted here."""
+    notes = [(4 * bar, 36) for bar in range(13)] + [(4 * 3, 50), (4 * 3 + 1.5, 50)]      # bar 4: 1, 2&
+    notes += [(4 * 7, 45), (4 * 7 + 3, 43)]                                           # bar 8: 1 ... 4
+    notes += [(4 * 11 + 0.5, 47)]                                                     # bar 12: the "and" of 1
+    heard = gates.drums(_render(tmp_path / "n.mid", notes))
+    assert gates.fills_leading_nowhere(heard) == [4, 12]
 
 
 def test_the_stride_backbeat_counts_groove_bars_with_the_snare_on_2_and_4(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ it, at every seed, and this prints, per part, what a drummer would not do:
 
 - toms: tom bars that are not a phrase end (a bar whose number is a multiple of 4, or the
   last bar the drums play in), over the phrasing controls of review-s33c, review-s54's laid-back ballad
-  and review-s56's taps above the split;
+  and review-s56's taps above the split; and, counted beside the verdict, phrase-end bars whose
+  toms all come before beat 3 (a fill that leads nowhere);
 - backbeat: the share of review-s56's stride part's groove bars (neither a phrase end, the
   first bar nor the last) with the snare (or a cross-stick) on both 2 and 4, within a 32nd;
 - hits: the drum hits of review-s56's whole-note ballad, which the first register model
@@ -44,10 +45,10 @@ PHRASE = 4                                       #: bars
 
 @dataclass(frozen=True)
 class Drums:
-    """One render: file bar (1 at tick 0) -> tom hits, and -> the beats its snare hits fall on;
+    """One render: file bar (1 at tick 0) -> the beats its tom hits fall on, and its snare hits';
     ``first``, ``last``: the first and last bars the drums play in."""
 
-    toms: dict[int, int]
+    toms: dict[int, tuple[float, ...]]
     snares: dict[int, tuple[float, ...]]
     hits: int
     last: int
@@ -56,13 +57,13 @@ class Drums:
 
 def drums(path: Path) -> Drums:
     """Read a render's drum notes by file bar."""
-    toms: dict[int, int] = {}
+    toms: dict[int, tuple[float, ...]] = {}
     snares: dict[int, tuple[float, ...]] = {}
     bars: list[int] = []
     for bar, beat, note in drum_hits(path):
         bars.append(bar)
         if note in TOMS:
-            toms[bar] = toms.get(bar, 0) + 1
+            toms[bar] = toms.get(bar, ()) + (beat,)
         if note in SNARES:
             snares[bar] = snares.get(bar, ()) + (beat,)
     return Drums(toms, snares, len(bars), max(bars, default=0), min(bars, default=1))
@@ -71,6 +72,14 @@ def drums(path: Path) -> Drums:
 def stray_toms(heard: Drums) -> list[int]:
     """Tom bars that are not a phrase end."""
     return sorted(bar for bar in heard.toms if bar % PHRASE and bar != heard.last)
+
+
+def fills_leading_nowhere(heard: Drums) -> list[int]:
+    """Phrase-end bars whose toms all fall in the bar's first half: a fill leads into the next bar,
+    a tom on 1 that then gives way to the groove does not (a musician's finding, session 59).
+    Reported beside the verdict, not in it."""
+    return sorted(bar for bar, beats in heard.toms.items()
+                  if not bar % PHRASE and bar != heard.last and max(beats) < 3.0 - 0.125)
 
 
 def backbeat_share(heard: Drums) -> float:
@@ -106,10 +115,11 @@ def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2) -> list[str]
     work = [(part, seed, model_dir) for part in (*TOM_PARTS, STRIDE, BALLAD) for seed in seeds]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         heard = list(pool.map(_render, work))
-    lines, strays = [f"## {model_dir}"], 0
+    lines, strays, nowhere = [f"## {model_dir}"], 0, 0
     for part in TOM_PARTS:
         bars = {seed: stray_toms(d) for p, seed, d in heard if p == part}
         strays += sum(map(len, bars.values()))
+        nowhere += sum(len(fills_leading_nowhere(d)) for p, _, d in heard if p == part)
         lines.append(f"{part}: stray tom bars " + "; ".join(f"s{s} {','.join(map(str, b)) or '-'}"
                                                               for s, b in bars.items()))
     shares = [backbeat_share(d) for p, _, d in heard if p == STRIDE]
@@ -120,6 +130,8 @@ def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2) -> list[str]
     lines.append(f"{BALLAD}: hits " + " ".join(map(str, ballad)) + ", per 2 bars "
                  + " ".join(f"{h:.1f}" for h in per_two))
     passed = passes(strays, shares, per_two)
+    lines.append(f"phrase-end bars whose toms all come before beat 3 (a fill leading nowhere; not in the "
+                 f"verdict): {nowhere}")
     lines.append(f"{'PASS' if passed else 'FAIL'}: {strays} stray tom bars, stride backbeat at least "
                  f"{min(shares):.0%} (needs {BACKBEAT_SHARE:.0%}), ballad at least {min(per_two):.1f} hits "
                  f"per 2 bars (needs {BALLAD_FLOOR:g})")
