@@ -281,6 +281,53 @@ def test_a_register_encoder_hears_two_handed_grooves_and_the_encoder_every_other
     assert not Generator(tiny_model.build(tmp_path / "three")).hears_register
 
 
+def _two_and_one() -> tuple[Groove, Groove]:
+    """The same steps, heard with both hands (two-handed) and with one (no register)."""
+    steps = np.zeros((STEPS, 3), np.float32)
+    steps[::2, HIT], steps[::2, VELOCITY] = 1.0, 0.7
+    low = np.zeros(STEPS, np.float32)
+    low[[0, 8, 16, 24]] = 1.0
+    return Groove(steps, low), Groove(steps)
+
+
+def test_the_register_encoders_grooves_play_with_its_own_fit_and_every_other_as_without_it(tmp_path: Path) -> None:
+    """model.json's register_path: thresholds, calibration and styles fitted again for the grooves
+    the register encoder hears; a one-handed groove plays exactly as the model without the
+    register encoder plays it, and a card without the block plays both with its own."""
+    from tests import tiny_model
+    two, one = _two_and_one()
+    shift = " ".join(["0.5"] * tiny_model.LATENT)
+    plain = tiny_model.build(tmp_path / "plain")
+    card = json.loads((plain / "model.json").read_text())
+    card.update(calibration={"count_scale": 0.3}, styles={"funk": {"shift": shift}})
+    (plain / "model.json").write_text(json.dumps(card))
+    both = tiny_model.with_register(tiny_model.build(tmp_path / "both"))
+    card = json.loads((both / "model.json").read_text())
+    card.update(calibration={"count_scale": 0.3}, styles={"funk": {"shift": shift}})
+    (both / "model.json").write_text(json.dumps(card))
+    without = Generator(both)                      # no register_path: the card's own fit for both
+    assert without.fit_for(two).calibration == without.fit_for(one).calibration == Calibration(0.3)
+    card["register_path"] = {"thresholds": [0.4] * NUM_VOICES, "calibration": {"count_scale": 3.0},
+                             "styles": {"funk": {"shift": " ".join(["-1"] * tiny_model.LATENT)}}}
+    (both / "model.json").write_text(json.dumps(card))
+    generator, alone = Generator(both), Generator(plain)
+    assert generator.fit_for(two).calibration == Calibration(3.0) and generator.fit_for(one) is generator.fit
+    assert np.allclose(generator.fit_for(two).thresholds, 0.4) and np.allclose(generator.fit_for(one).thresholds, 0.5)
+    eps = np.zeros(tiny_model.LATENT, np.float32)
+    for controls in (Controls(), Controls(style="funk")):
+        assert np.array_equal(generator.generate(one, controls, eps).steps, alone.generate(one, controls, eps).steps)
+    hits = {name: int(g.generate(two, Controls(), eps).steps[..., HIT].sum())
+            for name, g in (("own", generator), ("card's", without))}
+    assert hits["own"] > 2 * hits["card's"] > 0
+    funk = generator.latent(two, Controls(style="funk"), eps) - generator.latent(two, Controls(), eps)
+    assert np.allclose(funk, -1.0)
+    assert np.allclose(generator.latent(Groove.empty(), Controls(style="funk"), eps), 0.5)   # nothing heard: the card's
+    card["register_path"]["thresholds"] = [1.5] * NUM_VOICES
+    (both / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="thresholds"):
+        Generator(both)
+
+
 def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests import tiny_model

@@ -1776,3 +1776,28 @@ def test_end_after_bars_ends_the_song_after_a_rest_as_on_the_box(model_dir: Path
     out = tmp_path / "default.mid"
     assert main(["render", str(source), "-o", str(out), "--seed", "1", "--model", str(model_dir)]) == 0
     assert {int(s // 16) for s, m in drum_steps(out) if m.type == "note_on" and m.velocity} == bars["0"]
+
+
+def test_a_part_the_register_encoder_never_hears_plays_exactly_as_the_model_without_it(
+        model_dir: Path, tmp_path: Path) -> None:
+    """A register encoder beside the shipped model, with its own fit (model.json's register_path:
+    here a calibration that plays 1.6 times the hits): taps all above the split render the very file
+    the shipped model renders; the same taps with a left hand (two-handed) play with its fit."""
+    import json
+    import shutil
+    from tests import tiny_model
+    pair = tmp_path / "pair"
+    shutil.copytree(model_dir, pair)
+    tiny_model.register_like_encoder(pair)
+    card = json.loads((pair / "model.json").read_text())
+    card["register_path"] = {"calibration": {**card["calibration"], "count_scale": 1.6 * card["calibration"]["count_scale"]}}
+    (pair / "model.json").write_text(json.dumps(card))
+    parts = REPO / "training" / "review_parts" / "review-s56"
+    hits = {}
+    for part in ("f_tap_rock_high", "e_tap_rock"):
+        for name, model in (("shipped", model_dir), ("pair", pair)):
+            out = tmp_path / f"{part}-{name}.mid"
+            render(parts / f"{part}.mid", out, model_dir=model, seed=1)
+            hits[part, name] = (out.read_bytes(), sum(m.type == "note_on" and m.velocity > 0 for m in drum_notes(out)))
+    assert hits["f_tap_rock_high", "pair"] == hits["f_tap_rock_high", "shipped"]
+    assert hits["e_tap_rock", "pair"][1] > 1.2 * hits["e_tap_rock", "shipped"][1]

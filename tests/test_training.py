@@ -3,6 +3,7 @@ parity, and the exported model loaded and played through appliance.core.generato
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is in the train extra (make .venv/.dev installs it)")
 
 from appliance.core.generator import Controls, Generator  # noqa: E402
-from appliance.core.groove import STEPS, Groove, Pattern  # noqa: E402
+from appliance.core.groove import STEPS, VOICES, Groove, Pattern  # noqa: E402
 from appliance.core.model_files import MODEL_FILES  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training import export as ex  # noqa: E402
@@ -407,16 +408,23 @@ def test_a_model_with_the_register_exports_and_says_how_it_hears_it(tmp_path: Pa
     assert OnnxModel(out).signed and Generator(out).signed
 
 
-def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_model(smoke_run: Path,
-                                                                                     tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def register_run(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A register encoder for the smoke run: one epoch, its decoder frozen."""
+    run = tmp_path_factory.mktemp("register-run")
+    tr.main(["--out", str(run), "--epochs", "1", "--groove-channels", "4", "--init", str(smoke_run / "best.pt"),
+             "--freeze-decoder", *TINY])
+    return run
+
+
+def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_model(
+        smoke_run: Path, register_run: Path, tmp_path: Path) -> None:
     """--freeze-decoder --init: only the encoder learns, so the run's decoder is the model's to the
     bit; export --register writes its encoder as register.onnx, and the grooves whose register is
     known go through it (OnnxModel, as the box sends them), any other through the model's encoder."""
     from appliance.core.model_files import model_files
     from training.onnx_model import OnnxModel
-    run = tmp_path / "register"
-    tr.main(["--out", str(run), "--epochs", "1", "--groove-channels", "4", "--init", str(smoke_run / "best.pt"),
-             "--freeze-decoder", *TINY])
+    run = register_run
     base = torch.load(smoke_run / "best.pt", weights_only=False)["model"]
     trained = torch.load(run / "best.pt", weights_only=False)["model"]
     assert all(torch.equal(base[k], trained[k]) for k in base if k.startswith("decoder."))
@@ -463,6 +471,49 @@ def test_a_register_encoder_trains_on_the_frozen_decoder_and_exports_beside_the_
     ex.export(smoke_run / "best.pt", out, name="plain", val=val)   # the same directory, no register: none left
     assert not (out / "register.onnx").exists() and model_files(out) == MODEL_FILES
     assert OnnxModel(out).register is None and not Generator(out).hears_register
+
+
+def test_a_register_encoder_beside_its_base_keeps_the_bases_fit_and_fits_only_its_own(
+        smoke_run: Path, smoke_model: Path, register_run: Path, tmp_path: Path) -> None:
+    """export --base: the card keeps the base model's thresholds, calibration, prior and styles for
+    the encoder's grooves (so a one-handed part plays as the base plays it), tunes the register
+    encoder's thresholds on the windows it hears, and calibrate fits only those (register_path);
+    a base whose graphs are not the checkpoint's is one clear line."""
+    from training import calibrate
+    from training.onnx_model import known_register, paths, thresholds_for
+    base = tmp_path / "base"
+    shutil.copytree(smoke_model, base)
+    fit = {"calibration": {"count_scale": 0.77, "velocity_sd": 0.1}, "styles": {},
+           "prior": {"components": 1, "weights": [1.0]}}
+    card = json.loads((base / "model.json").read_text())
+    (base / "model.json").write_text(json.dumps({**card, **fit, "thresholds": [0.42] * len(VOICES)}))
+    val = ds.load_split("validation").subset(64)
+    out = tmp_path / "pair"
+    card = ex.export(smoke_run / "best.pt", out, name="pair", val=val, register=register_run / "best.pt", base=base)
+    assert card["thresholds"] == [0.42] * len(VOICES) and all(card[key] == value for key, value in fit.items())
+    assert card["base"]["dir"] == str(base) and len(card["register_path"]["thresholds"]) == len(VOICES)
+    assert paths(out) == (False, True) and paths(out, fitting=True) == (True,) and paths(base) == (False,)
+    mixed = val.inputs.copy()
+    mixed[::2, :, 3] = 0                    # the evaluation tools judge each groove at its encoder's thresholds
+    each, heard = thresholds_for(card, mixed), known_register(mixed)
+    assert heard.any() and (~heard).any() and each.shape == (len(mixed), 1, len(VOICES))
+    assert np.allclose(each[heard], card["register_path"]["thresholds"]) and np.allclose(each[~heard], 0.42)
+    assert np.allclose(thresholds_for(card, mixed[..., :3]), 0.42)
+    grooves, patterns = calibrate.heard_by(val.inputs, val.patterns, register=True)
+    assert known_register(grooves).all() and 0 < len(grooves) <= len(val)
+    fitted, result = calibrate.calibrate(out, card, grooves, patterns, register=True, stored=False, refresh=False)
+    calibrate.store(out / "model.json", card, fitted, result, ("drummers",), register=True)
+    stored = json.loads((out / "model.json").read_text())
+    assert stored["calibration"] == fit["calibration"]
+    assert "register encoder" in stored["register_path"]["calibration"]["fitted_on"]
+    assert Generator(out).register_fit is not None and Generator(out).fit.calibration.count_scale == 0.77
+    other = tmp_path / "other"              # the graphs of another checkpoint: refused, one line
+    shutil.copytree(base, other)
+    (other / "encoder.onnx").write_bytes((other / "decoder.onnx").read_bytes())
+    with pytest.raises(SystemExit, match="encoder.onnx"):
+        ex.export(smoke_run / "best.pt", tmp_path / "no", val=val, register=register_run / "best.pt", base=other)
+    with pytest.raises(SystemExit, match="--register"):
+        ex.main([str(smoke_run / "best.pt"), str(tmp_path / "no"), "--base", str(base)])
 
 
 def test_an_anchor_adds_the_distance_to_the_teachers_z_to_the_loss(smoke_run: Path, tmp_path: Path) -> None:

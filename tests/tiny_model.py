@@ -81,3 +81,23 @@ def with_register(directory: Path, seed: int = 1) -> Path:
     card["inputs"]["register"] = {"groove": ["N", STEPS, 4], "register": "signed"}
     (directory / "model.json").write_text(json.dumps(card))
     return directory
+
+
+def register_like_encoder(directory: Path) -> Path:
+    """Give a model directory (the shipped one, copied) a register encoder that is its own encoder
+    hearing the first 3 channels of a 4-channel groove: the same z, so only the card's
+    ``register_path`` tells the two paths apart."""
+    for suffix in ("onnx", "int8.onnx"):
+        model = onnx.load(str(directory / f"encoder.{suffix}"))
+        graph = model.graph
+        for node in graph.node:
+            node.input[:] = ["groove3" if name == "groove" else name for name in node.input]
+        graph.initializer.extend([numpy_helper.from_array(np.array([a], np.int64), n)
+                                  for n, a in (("r_start", 0), ("r_end", 3), ("r_axis", 2))])
+        graph.node.insert(0, helper.make_node("Slice", ["groove", "r_start", "r_end", "r_axis"], ["groove3"]))
+        graph.input[0].type.tensor_type.shape.dim[2].dim_value = 4
+        onnx.save(model, str(directory / f"register.{suffix}"))
+    card = json.loads((directory / "model.json").read_text())
+    card["inputs"]["register"] = {"groove": ["N", STEPS, 4], "register": "signed"}
+    (directory / "model.json").write_text(json.dumps(card))
+    return directory

@@ -45,9 +45,10 @@ import numpy as np
 from appliance.core.generator import (Calibration, Controls, _logit, choose_hits_for, shape_pattern, step_kinds,
                                       target_hits)
 from appliance.core.groove import HIT, OFFSET, VELOCITY
+from appliance.core.model_files import REGISTER_PATH, has_register, path_card
 from training import dataset as ds
 from training import humanize
-from training.onnx_model import OnnxModel
+from training.onnx_model import OnnxModel, known_register, paths
 
 log = logging.getLogger("training.calibrate")
 
@@ -65,8 +66,17 @@ def inputs_of(split: ds.Split, kinds: tuple[str, ...] = ("drummers",)) -> tuple[
     return np.concatenate(grooves), np.concatenate([split.patterns] * len(kinds))
 
 
-def predict(model_dir: Path, grooves: np.ndarray, precision: str = "int8") -> tuple[np.ndarray, ...]:
-    return OnnxModel(model_dir, precision, threads=2).predict(grooves)
+def predict(model_dir: Path, grooves: np.ndarray, precision: str = "int8", plain: bool = False) -> tuple[np.ndarray, ...]:
+    return OnnxModel(model_dir, precision, threads=2, plain=plain).predict(grooves)
+
+
+def heard_by(grooves: np.ndarray, patterns: np.ndarray, register: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The grooves an encoder hears, and their patterns: the encoder fits on all (as the model
+    without a register encoder would), the register encoder on those whose register is known."""
+    if not register:
+        return grooves, patterns
+    known = known_register(grooves)
+    return grooves[known], patterns[known]
 
 
 BIAS_ROUNDS = 60   #: fitting rounds of the voice bias
@@ -171,20 +181,24 @@ def figures(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarr
 
 
 def store(path: Path, card: dict, calibration: Calibration, result: dict, kinds: tuple[str, ...],
-          refit: bool = True) -> None:
-    """Write the calibration and its validation figures into the card at ``path``; without
-    ``refit``, the figures only (the fitted values stay as they are)."""
-    if not refit:
-        card["calibration"]["offset_sd_within"] = calibration.offset_sd_within
-        card["calibration"]["validation"] = result
+          refit: bool = True, register: bool = False) -> None:
+    """Write the calibration and its validation figures into the card at ``path`` (``register``:
+    into its ``register_path`` block); without ``refit``, the figures only (the fitted values stay
+    as they are)."""
+    block = card.setdefault(REGISTER_PATH, {}) if register else card
+    if not refit:   # (a register_path without its own calibration yet: the card's, measured on its grooves)
+        block.setdefault("calibration", dict(card["calibration"]))
+        block["calibration"]["offset_sd_within"] = calibration.offset_sd_within
+        block["calibration"]["validation"] = result
         path.write_text(json.dumps(card, indent=2) + "\n")
         log.info("stored the calibration's figures again in %s (nothing refitted)", path)
         return
-    card["calibration"] = {
+    block["calibration"] = {
         "count_scale": calibration.count_scale, "velocity_sd": calibration.velocity_sd,
         "offset_sd": calibration.offset_sd, "offset_sd_within": calibration.offset_sd_within,
         "voice_bias": list(calibration.voice_bias or []) or None,
         "fitted_on": "GMD validation split (4/4 beat files, 2-bar windows, 1-bar hop), int8 graphs"
+                     + (", the windows whose register is known, through the register encoder" if register else "")
                      + ("" if kinds == ("drummers",) else f", each loop as {', '.join(kinds)} input "
                         f"(training/humanize.py, seed {humanize.SEED_VALIDATION})"),
         "command": COMMAND, "validation": result,
@@ -218,16 +232,32 @@ def main(argv: list[str] | None = None) -> None:
     except ds.DatasetError as error:
         raise SystemExit(f"calibrate: {error}") from None
     card = json.loads(path.read_text())
-    thresholds = np.asarray(card["thresholds"], np.float32)
     grooves, patterns = inputs_of(val, kinds)
-    probabilities, velocities, offsets = predict(args.model_dir, grooves)
     stored = args.check or args.refresh
-    calibration = Calibration.from_card(card) if stored else fit(probabilities, patterns, thresholds)
-    if args.refresh:   # the drummers' own statistic, measured again (a card from before it was stored lacks it)
+    for register in paths(args.model_dir, fitting=not stored):
+        if has_register(args.model_dir):
+            print("the register encoder's grooves (register_path):" if register else "the encoder's grooves:")
+        calibration, result = calibrate(args.model_dir, card, *heard_by(grooves, patterns, register), register,
+                                        stored=stored, refresh=args.refresh)
+        if not args.check:
+            store(path, card, calibration, result, kinds, refit=not args.refresh, register=register)
+        report(calibration, result, kinds)
+
+
+def calibrate(model_dir: Path, card: dict, grooves: np.ndarray, patterns: np.ndarray, register: bool,
+              stored: bool, refresh: bool) -> tuple[Calibration, dict]:
+    """One encoder's calibration (fitted, or the card's when ``stored``) and its validation figures."""
+    block = path_card(card, register)
+    thresholds = np.asarray(block["thresholds"], np.float32)
+    probabilities, velocities, offsets = predict(model_dir, grooves, plain=not register)
+    calibration = Calibration.from_card(block) if stored else fit(probabilities, patterns, thresholds)
+    if refresh:   # the drummers' own statistic, measured again (a card from before it was stored lacks it)
         calibration = replace(calibration, offset_sd_within=round(window_sd_within(patterns), 4))
-    result = figures(probabilities, velocities, offsets, patterns, thresholds, calibration, grooves)
-    if args.refresh or not args.check:
-        store(path, card, calibration, result, kinds, refit=not args.refresh)
+    return calibration, figures(probabilities, velocities, offsets, patterns, thresholds, calibration, grooves)
+
+
+def report(calibration: Calibration, result: dict, kinds: tuple[str, ...]) -> None:
+    """The calibration and its validation figures, printed."""
     print(f"count_scale {calibration.count_scale:.4f}, velocity_sd {calibration.velocity_sd:.4f} "
           f"({calibration.velocity_sd * 127:.1f} of 127)")
     print(f"validation ({result['windows']} windows, {', '.join(kinds)}): drummers play {result['drummers_hits']:.1f} hits per 2 bars")

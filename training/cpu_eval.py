@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from training.metrics import report
-from training.onnx_model import OnnxModel
+from training.onnx_model import OnnxModel, thresholds_for
 
 AT_HWCAP, AT_HWCAP2 = 16, 26
 ARM_HWCAP = {"asimd": 1 << 1, "asimddp": 1 << 20, "sve": 1 << 22}
@@ -66,8 +66,8 @@ def evaluate(windows: dict[str, np.ndarray], model_dir: Path, precisions: tuple[
     One groove per run by default, as the box runs it: dynamic int8 quantises activations with
     one scale per tensor, so a batch's loudest window would set the scale for all of them."""
     card = json.loads((model_dir / "model.json").read_text())
-    thresholds = np.asarray(card["thresholds"], np.float32)
     grooves, patterns = windows["grooves"].astype(np.float32), windows["patterns"].astype(np.float32)
+    thresholds = thresholds_for(card, grooves)
     result: dict = {"model": str(model_dir), "windows": int(len(grooves))}
     for precision in precisions:
         t0 = time.perf_counter()

@@ -25,7 +25,7 @@ import numpy as np
 from appliance.core.groove import VOICES
 from training import dataset as ds
 from training.metrics import report
-from training.onnx_model import OnnxModel
+from training.onnx_model import OnnxModel, thresholds_for
 
 log = logging.getLogger("training.evaluate")
 
@@ -34,13 +34,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def evaluate(model_dir: Path, split: ds.Split) -> dict:
     card = json.loads((model_dir / "model.json").read_text())
-    thresholds = np.asarray(card["thresholds"], np.float32)
+    thresholds = thresholds_for(card, split.inputs)
     results: dict[str, Any] = {}
     for precision in ("fp32", "int8"):
         probs, vel, off = OnnxModel(model_dir, precision, threads=2).predict(split.inputs, batch=1)
         results[precision] = report(probs, vel, off, split.patterns, split.grooves, thresholds)
     results["protocol"] = ("GMD test split, 4/4 beat files, 2-bar windows with 1-bar hop, windows with hits; "
-                           "z = mu; thresholds from model.json (tuned on validation); one groove per run, "
+                           "z = mu; thresholds from model.json (tuned on validation; with a register encoder its register_path's "
+                           "for the grooves it hears); one groove per run, "
                            "as the box runs it")
     results["int8_f1_minus_fp32"] = results["int8"]["hit"]["f1"] - results["fp32"]["hit"]["f1"]
     return results

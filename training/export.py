@@ -4,6 +4,8 @@
     python -m training.export --requantise models/groove-vae   # int8 graphs only, from the fp32 ones
     python -m training.export CKPT OUT --register REGISTER_CKPT  # with a register encoder (its own run,
                                                                  # train.py --freeze-decoder --init CKPT)
+    python -m training.export CKPT OUT --register REGISTER_CKPT --base models/groove-vae
+                                        # ... keeping CKPT's own export's fit for the encoder's grooves
 
 Writes encoder.onnx / decoder.onnx (and register.onnx with a register encoder) (opset 17, dynamic batch axis N), their int8 versions made by
 RECIPE (onnxruntime.quantization; chosen so that int8 holds on every CPU the box runs on: x86 with
@@ -34,8 +36,8 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from appliance.core.groove import GM_NOTES, HIT, SIGNED, STEPS, VOICES
 from training import dataset as ds
 from training.metrics import hit_scores, tune_thresholds
-from appliance.core.model_files import has_register
-from training.onnx_model import OnnxModel
+from appliance.core.model_files import CARD, MODEL_FILES, REGISTER_PATH, has_register
+from training.onnx_model import BASE, BASE_FIT, OnnxModel, known_register, thresholds_for
 from training.model import DecoderGraph, EncoderGraph, GrooveVAE, ModelConfig, RegisterEncoders, with_register
 from training.train import predict
 
@@ -291,10 +293,12 @@ def training_card(ckpt: dict) -> dict:
 
 
 def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Split | None = None,
-           tol: Tolerance = Tolerance(), register: Path | None = None, register_sigma: float = 1.0) -> dict:
+           tol: Tolerance = Tolerance(), register: Path | None = None, register_sigma: float = 1.0,
+           base: Path | None = None) -> dict:
     """The whole export: graphs, thresholds, parity, model.json. Returns the card. ``register``:
     a checkpoint whose encoder hears the register, trained on this one's decoder, its σ scaled by
-    ``register_sigma`` (training.model.with_register)."""
+    ``register_sigma`` (training.model.with_register). ``base``: the model directory ``checkpoint``
+    was exported to, whose fit for the encoder's grooves (BASE_FIT) the card keeps (:func:`kept`)."""
     model, ckpt = load_checkpoint(checkpoint)
     register_ckpt = None
     if register is not None:
@@ -307,11 +311,13 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     val = ds.load_split("validation") if val is None else val
     previous = _take_card(out_dir)
     export_onnx(model, out_dir)
+    base_card = None if base is None else kept(base, out_dir)
     grooves, true = _heard(val, register_ckpt is not None)
     probs, vel, off = OnnxModel(out_dir, "fp32", threads=2).predict(grooves)
-    thresholds = tune_thresholds(probs, true)
-    pooled, per_voice = hit_scores(probs >= thresholds, true)
-    parity = parity_check(model, out_dir, grooves, true, thresholds, tol)
+    thresholds, register_thresholds, per_window = _tuned(
+        grooves, probs, true, register_ckpt is not None, None if base_card is None else base_card["thresholds"])
+    pooled, per_voice = hit_scores(probs >= per_window, true)
+    parity = parity_check(model, out_dir, grooves, true, per_window, tol)
     card: dict[str, Any] = {
         "name": name,
         "latent_size": model.cfg.latent_size,
@@ -319,6 +325,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
         "voices": list(VOICES),
         "notes": list(GM_NOTES),
         "thresholds": [round(float(t), 2) for t in thresholds],
+        **({REGISTER_PATH: {"thresholds": [round(float(t), 2) for t in register_thresholds]}} if register_ckpt else {}),
         "architecture": _architecture(model),
         "inputs": _inputs_card(model),
         "outputs": {"encoder": ["mu", "logvar"], "decoder": ["hits", "velocities", "offsets"],
@@ -334,14 +341,9 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
             "parity": parity,
         },
     }
-    if previous is not None:  # keep test metrics written by evaluate.py only if they describe these graphs
-        try:
-            same = (_same_training(previous.get("training", {}), card["training"])
-                    and previous.get("inputs") == card["inputs"])
-            if same and "test" in previous.get("metrics", {}):
-                card["metrics"]["test"] = previous["metrics"]["test"]
-        except AttributeError:
-            pass
+    if base_card is not None:
+        _keep_fit(card, base_card, base)
+    _keep_test(card, previous)
     (out_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
     log.info("exported %s → %s (validation F1 %.3f, int8 F1 %.3f)", checkpoint, out_dir, pooled.f1,
              parity["f1"]["int8"])
@@ -377,6 +379,60 @@ def _heard(val: ds.Split, register: bool) -> tuple[np.ndarray, np.ndarray]:
     unknown = val.inputs.copy()
     unknown[..., 3] = 0.0
     return np.concatenate([unknown, val.inputs]), np.concatenate([true, true])
+
+
+def kept(base: Path, out_dir: Path) -> dict:
+    """``base``'s card, when its encoder and decoder graphs are those just exported to ``out_dir``,
+    byte for byte (the export of the same checkpoint): a part the register encoder never hears then
+    plays exactly as ``base`` plays it."""
+    try:
+        card = json.loads((base / CARD).read_text())
+        differ = [name for name in MODEL_FILES if name != CARD
+                  and (base / name).read_bytes() != (out_dir / name).read_bytes()]
+        thresholds = [float(t) for t in card["thresholds"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"export: --base {base}: not a model directory with a readable card ({error})") from None
+    if differ or len(thresholds) != len(VOICES):
+        raise SystemExit(f"export: --base {base}: its {', '.join(differ) or 'thresholds'} are not this export's; "
+                         "--base names the model directory the checkpoint itself was exported to")
+    return card
+
+
+def _keep_test(card: dict, previous: dict | None) -> None:
+    """The test metrics written by evaluate.py into the directory's card before, only if they
+    describe these graphs."""
+    if previous is None:
+        return
+    try:
+        same = (_same_training(previous.get("training", {}), card["training"])
+                and previous.get("inputs") == card["inputs"])
+        if same and "test" in previous.get("metrics", {}):
+            card["metrics"]["test"] = previous["metrics"]["test"]
+    except AttributeError:
+        pass
+
+
+def _keep_fit(card: dict, base_card: dict, base: Path | None) -> None:
+    """``base_card``'s fit for the encoder's grooves (BASE_FIT, and what its styles do) into
+    ``card``, which says so under BASE."""
+    card.update({key: base_card[key] for key in BASE_FIT if key in base_card})
+    if "styles" in base_card.get("metrics", {}):
+        card["metrics"]["styles"] = base_card["metrics"]["styles"]
+    card[BASE] = {"dir": str(base), "name": base_card.get("name"), "fit": [k for k in BASE_FIT if k in base_card],
+                  "command": (base_card.get("training") or {}).get("command")}
+
+
+def _tuned(grooves: np.ndarray, probs: np.ndarray, true: np.ndarray, register: bool,
+           fixed: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The encoder's thresholds (``fixed``: a base model's), the register encoder's, and each
+    window's of them [N, 1, 9]: each tuned on the windows its encoder hears (:func:`_heard`;
+    appliance.core.generator.Fit)."""
+    heard = known_register(grooves) if register else np.zeros(len(grooves), bool)
+    thresholds = (tune_thresholds(probs[~heard], true[~heard]) if fixed is None
+                  else np.asarray(fixed, np.float32))
+    register_thresholds = tune_thresholds(probs[heard], true[heard]) if heard.any() else thresholds
+    per_window = np.where(heard[:, None, None], register_thresholds, thresholds).astype(np.float32)
+    return thresholds, register_thresholds, per_window
 
 
 def _architecture(model: GrooveVAE) -> dict:
@@ -418,7 +474,7 @@ def requantise(model_dir: Path, recipe: QuantRecipe = RECIPE, val: ds.Split | No
             shutil.copy(model_dir / name, staged / name)
         quantise(staged, recipe)
         parity = int8_parity_check(staged, val.inputs, val.patterns[..., HIT] > 0.5,
-                                   np.asarray(card["thresholds"], np.float32), tol)
+                                   thresholds_for(card, val.inputs), tol)
         for name in [f"{g}.int8.onnx" for g in graphs]:   # only checked graphs replace the old ones
             os.replace(staged / name, model_dir / name)
     card["quantisation"] = quantisation_card(recipe)
@@ -443,15 +499,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--register-sigma", type=float, default=1.0, metavar="S",
                    help="scale the register encoder's σ by S (1: as trained); training.frontier's "
                         "'σ plain / register' column is the scale at which both encoders' σ agree on validation people")
+    p.add_argument("--base", type=Path, metavar="MODEL_DIR",
+                   help="with --register: keep MODEL_DIR's thresholds, calibration, prior and styles for the "
+                        "grooves the encoder hears (MODEL_DIR is CHECKPOINT's own export); calibrate, prior "
+                        "and styles then fit the register encoder's only")
     p.add_argument("--requantise", type=Path, metavar="MODEL_DIR",
                    help="only remake MODEL_DIR's int8 graphs from its fp32 graphs with the current recipe")
     args = p.parse_args(argv)
+    if args.base is not None and args.register is None:
+        raise SystemExit("export: --base keeps a base model's fit beside a register encoder; give --register too")
     try:
         if args.requantise is not None:
             card = requantise(args.requantise)
         else:
             card = export(args.checkpoint, args.out_dir, args.name, register=args.register,
-                          register_sigma=args.register_sigma)
+                          register_sigma=args.register_sigma, base=args.base)
     except ParityError as exc:
         print(f"export: PARITY CHECK FAILED: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -24,7 +24,7 @@ import numpy as np
 from training import dataset as ds
 from training import humanize
 from training.metrics import report
-from training.onnx_model import OnnxModel
+from training.onnx_model import OnnxModel, thresholds_for
 
 REPO = Path(__file__).resolve().parent.parent
 INPUTS = ("drummer", "hands", "keys")
@@ -47,7 +47,6 @@ def grooves_for(split: ds.Split, register_unknown: bool = False) -> dict[str, np
 def evaluate(model_dir: Path, split: ds.Split, precisions: tuple[str, ...] = ("fp32", "int8"),
              register_unknown: bool = False) -> dict:
     card = json.loads((model_dir / "model.json").read_text())
-    thresholds = np.asarray(card["thresholds"], np.float32)
     inputs = grooves_for(split, register_unknown)
     out: dict = {"split": split.name, "windows": len(split), "input_stats": {
         k: humanize.groove_stats(g) for k, g in inputs.items()}}
@@ -55,7 +54,7 @@ def evaluate(model_dir: Path, split: ds.Split, precisions: tuple[str, ...] = ("f
         model = OnnxModel(model_dir, precision, threads=2)
         for kind, grooves in inputs.items():
             probs, vel, off = model.predict(grooves, batch=1)  # one groove per run, as the box runs it
-            r = report(probs, vel, off, split.patterns, grooves, thresholds)
+            r = report(probs, vel, off, split.patterns, grooves, thresholds_for(card, grooves))
             out.setdefault(precision, {})[kind] = {
                 "f1": r["hit"]["f1"], "precision": r["hit"]["precision"], "recall": r["hit"]["recall"],
                 "velocity_mse_tp": r["velocity_mse_tp"], "offset_mse_tp": r["offset_mse_tp"],

@@ -8,13 +8,54 @@ from pathlib import Path
 import numpy as np
 
 from appliance.core.groove import SIGNED
-from appliance.core.model_files import graph_path, has_register, open_session
+from appliance.core.model_files import graph_path, has_register, open_session, path_card
+
+
+def known_register(grooves: np.ndarray) -> np.ndarray:
+    """Which grooves [N, 32, 4] have their register known: those the box sends a register encoder."""
+    return (grooves[..., 3] != 0).any(-1)
+
+
+def heard_by_register(card: dict, grooves: np.ndarray) -> np.ndarray:
+    """Which grooves [N, 32, 3 or 4] the card's register encoder hears (none without one)."""
+    if "register" not in card.get("inputs", {}) or grooves.shape[-1] < 4:
+        return np.zeros(len(grooves), bool)
+    return known_register(grooves)
+
+
+def thresholds_for(card: dict, grooves: np.ndarray) -> np.ndarray:
+    """The card's thresholds for each groove, [N, 1, 9]: its register_path's for the grooves the
+    register encoder hears, its own for every other (appliance.core.generator.Fit)."""
+    own = np.asarray(card["thresholds"], np.float32)
+    register = np.asarray(path_card(card, True)["thresholds"], np.float32)
+    return np.where(heard_by_register(card, grooves)[:, None, None], register, own).astype(np.float32)
+
+
+#: model.json's record that the encoder's fit (:data:`BASE_FIT`) was kept from a base model directory
+#: (training.export --base): the tools that fit a card then fit the register encoder's only
+BASE = "base"
+BASE_FIT = ("thresholds", "calibration", "prior", "styles")
+
+
+def paths(model_dir: Path, fitting: bool = False) -> tuple[bool, ...]:
+    """The encoders a model directory's card fits for: the encoder (False), and the register
+    encoder (True, model.json's register_path) when the card names one (appliance.core.generator.Fit).
+    ``fitting``: those still to fit, without the encoder when its fit is a base model's (:data:`BASE`)."""
+    both = (False, True) if has_register(model_dir) else (False,)
+    if not fitting:
+        return both
+    try:
+        kept = BASE in json.loads((Path(model_dir) / "model.json").read_text())
+    except (OSError, ValueError):
+        kept = False
+    return tuple(register for register in both if register or not kept)
 
 
 class OnnxModel:
     """The exported encoder + decoder pair run through onnxruntime (mu as z, like temperature 0)."""
 
-    def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 1) -> None:
+    def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 1, plain: bool = False) -> None:
+        """``plain``: the encoder hears every groove, as the model without its register encoder."""
         self.encoder = open_session(graph_path(model_dir, "encoder", precision), threads)
         self.decoder = open_session(graph_path(model_dir, "decoder", precision), threads)
         self.channels = int(self.encoder.get_inputs()[0].shape[-1])  #: 3, or 4 with the register
@@ -25,7 +66,7 @@ class OnnxModel:
         self.signed = not card_path.is_file() or encoder.get("register") == SIGNED
         #: the register encoder (register.onnx), for the grooves whose register is known; None without one
         self.register = (open_session(graph_path(model_dir, "register", precision), threads)
-                         if has_register(model_dir) else None)
+                         if has_register(model_dir) and not plain else None)
 
     def encode(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu, logvar of grooves [N,32,3 or 4]: the model hears its first ``channels``; a groove
@@ -33,7 +74,7 @@ class OnnxModel:
         hears a part all on one side of the split (Groove.model_input). With a register encoder, the
         grooves whose register is known go through it, as the box sends a two-handed groove."""
         if self.register is not None and grooves.shape[-1] > 3:
-            known = (grooves[..., 3] != 0).any(-1)
+            known = known_register(grooves)
             mu, logvar = self._encode(grooves[..., :3])
             if known.any():
                 heard = grooves[known][..., :4].astype(np.float32)

@@ -26,7 +26,7 @@ from appliance.core.generator import Controls, Generator, shape_pattern
 from appliance.core.groove import HIT, Groove
 from appliance.core.prior import Prior
 from training import dataset as ds
-from training.onnx_model import OnnxModel
+from training.onnx_model import BASE, OnnxModel
 
 log = logging.getLogger("training.prior")
 
@@ -97,8 +97,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"prior: {exc}") from None
     path = args.model_dir / "model.json"
     card = json.loads(path.read_text())
+    if BASE in card and not args.check:
+        log.warning("prior: the card keeps %s's prior (model.json's base); measuring it only", card[BASE].get("dir"))
+        args.check = True
     if not args.check:
-        model = OnnxModel(args.model_dir, "fp32", threads=2)
+        # the encoder's means (with nothing played no encoder hears anything; a register encoder,
+        # trained into the same z, has no prior of its own: appliance.core.generator.Fit)
+        model = OnnxModel(args.model_dir, "fp32", threads=2, plain=True)
         mus = np.concatenate([model.encode(train.inputs[i:i + 1024])[0] for i in range(0, len(train), 1024)])
         card["prior"] = fit(mus, args.components)
         if Prior.from_card(card, int(card["latent_size"])) is None:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.core.model_files import has_register
+from appliance.core.model_files import REGISTER_PATH, has_register
 
 from training.cpu_eval import cpu_features
 
@@ -151,7 +151,9 @@ def result_key(cpu: Cpu, windows: Path, model_dir: Path, precision: str) -> str:
     suffix = ".int8.onnx" if precision == "int8" else ".onnx"
     parts = ("encoder", "decoder") + (("register",) if has_register(model_dir) else ())
     graphs = [(model_dir / f"{part}{suffix}").read_bytes() for part in parts]
-    thresholds = json.dumps(json.loads((model_dir / "model.json").read_text())["thresholds"]).encode()
+    card = json.loads((model_dir / "model.json").read_text())
+    thresholds = json.dumps(card["thresholds"] if REGISTER_PATH not in card   # (a card without one: as before)
+                            else [card["thresholds"], card[REGISTER_PATH].get("thresholds")]).encode()
     with np.load(windows, allow_pickle=False) as z:
         arrays = [z["grooves"].tobytes(), z["patterns"].tobytes()]
     code = [(REPO / "training" / f).read_bytes() for f in ("metrics.py", "onnx_model.py")]

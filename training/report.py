@@ -36,11 +36,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from appliance.core.generator import Calibration, Controls, shape_pattern  # noqa: E402
+from appliance.core.model_files import path_card  # noqa: E402
 from appliance.core.groove import HIT, NUM_VOICES, STEPS, VELOCITY, VOICES  # noqa: E402
 from appliance.core.render import render  # noqa: E402
 from training import audio, features as feat  # noqa: E402
 from training import dataset as ds  # noqa: E402
-from training.onnx_model import OnnxModel  # noqa: E402
+from training.onnx_model import OnnxModel, heard_by_register  # noqa: E402
 
 log = logging.getLogger("training.report")
 
@@ -92,13 +93,14 @@ def spread_index(n: int, k: int) -> np.ndarray:
     return np.arange(n) if k <= 0 or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
-def shape(probs: np.ndarray, vel: np.ndarray, off: np.ndarray, card: dict) -> np.ndarray:
+def shape(probs: np.ndarray, vel: np.ndarray, off: np.ndarray, card: dict, grooves: np.ndarray) -> np.ndarray:
     """Decoder outputs [N,32,9] → patterns [N,32,9,3] as the box shapes them (its default controls,
-    the card's thresholds and calibration)."""
-    thresholds = np.asarray(card["thresholds"], np.float32)
-    calibration = Calibration.from_card(card)
-    return np.stack([shape_pattern(p, v, o, thresholds, Controls(), calibration).steps
-                     for p, v, o in zip(probs, vel, off)]).astype(np.float32)
+    the card's thresholds and calibration for the encoder that heard each groove)."""
+    fits = [(np.asarray(c["thresholds"], np.float32), Calibration.from_card(c))
+            for c in (card, path_card(card, register=True))]
+    heard = heard_by_register(card, grooves)
+    return np.stack([shape_pattern(p, v, o, fits[h][0], Controls(), fits[h][1]).steps
+                     for p, v, o, h in zip(probs, vel, off, heard.astype(int))]).astype(np.float32)
 
 
 def keyboard_performance(groove: np.ndarray, bpm: float, path: Path) -> None:
@@ -136,7 +138,7 @@ def load(settings: Settings, work: Path) -> Data:
         for o, a in zip(outs, model.decode(mu)):
             o.append(a)
     probs, vel, off = (np.concatenate(o) for o in outs)
-    generated = shape(probs, vel, off, card)
+    generated = shape(probs, vel, off, card, grooves)
 
     kb_index = spread_index(len(index), settings.keyboard_windows)
     kb_grooves = ds.augment_grooves(truth[kb_index], np.random.default_rng(settings.seed), KEYBOARD_AUGMENT)

@@ -37,13 +37,13 @@ import mido
 import numpy as np
 
 from appliance.core.generator import Controls
-from appliance.core.model_files import model_files
+from appliance.core.model_files import REGISTER_PATH, model_files, path_card
 from appliance.core.groove import GM_NOTES, GM_PEDAL_HAT, HIT, NUM_VOICES, STEPS_PER_BAR, STEPS_PER_BEAT
 from appliance.core.render import render
 from appliance.core.styles import NONE, STYLES, matches
 from training import dataset as ds
 from training import humanize, metrics
-from training.onnx_model import OnnxModel
+from training.onnx_model import OnnxModel, known_register, paths
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,29 @@ def decode_all(model: OnnxModel, z: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate([model.decode(z[i:i + batch])[0] for i in range(0, len(z), batch)])
 
 
-def fit(model: OnnxModel, split: ds.Split, labels: np.ndarray) -> dict[str, dict]:
-    """{name: shift, windows, files} for every style with enough training grooves."""
-    mu = encode_all(model, split.inputs)
+def fit(model: OnnxModel, split: ds.Split, labels: np.ndarray, register: bool = False) -> dict[str, dict]:
+    """{name: shift, windows, files} for every style with enough training grooves; ``register``:
+    over the grooves the register encoder hears (model.json's register_path), through it."""
+    heard = known_register(split.inputs) if register else np.ones(len(split), bool)
+    mu = encode_all(model, split.inputs[heard])
     centre = mu.mean(axis=0)
     fitted = {}
     for name in STYLES:
-        mine = style_of(labels, name)
-        files = len(set(split.file_ids[mine].tolist()))
+        mine = style_of(labels, name)[heard]
+        files = len(set(split.file_ids[heard][mine].tolist()))
         if files < MIN_FILES or mine.sum() < MIN_WINDOWS:
             log.warning("style %s: %d files, %d windows in %s; not fitted", name, files, mine.sum(), split.name)
             continue
         fitted[name] = {"shift": (mu[mine].mean(axis=0) - centre).astype(np.float32),
-                        "windows": int(mine.sum()), "files": files, "drummers": drummers_of(split, mine)}
+                        "windows": int(mine.sum()), "files": files, "drummers": drummers_of(split, _within(heard, mine))}
     return fitted
+
+
+def _within(heard: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    """``mine`` (a mask over the ``heard`` windows) as a mask over all windows."""
+    out = np.zeros(len(heard), bool)
+    out[np.flatnonzero(heard)[mine]] = True
+    return out
 
 
 def profile(hits: np.ndarray) -> np.ndarray:
@@ -107,11 +116,13 @@ def profile(hits: np.ndarray) -> np.ndarray:
 
 
 def helps(model: OnnxModel, thresholds: np.ndarray, split: ds.Split, labels: np.ndarray,
-          fitted: dict[str, dict]) -> list[dict]:
-    """F1 on the validation style's hands and keys: no style, its own, a wrong one."""
+          fitted: dict[str, dict], register: bool = False) -> list[dict]:
+    """F1 on the validation style's hands and keys: no style, its own, a wrong one (``register``:
+    of those whose register is known, as the register encoder hears them)."""
     patterns = np.asarray(split.patterns)
     true = patterns[..., HIT] > 0.5
     inputs = {kind: humanize.human_set(patterns, kind, 8, register=True) for kind in ("hands", "keys")}
+    heard = {kind: known_register(grooves) if register else np.ones(len(grooves), bool) for kind, grooves in inputs.items()}
     mus = {kind: encode_all(model, grooves) for kind, grooves in inputs.items()}
     rows = []
     for name in fitted:
@@ -122,9 +133,10 @@ def helps(model: OnnxModel, thresholds: np.ndarray, split: ds.Split, labels: np.
         row = {"style": name, "windows": int(mine.sum()), "wrong": wrong,
                "drummers": drummers_of(split, mine), "fitted on": fitted[name]["drummers"]}
         for kind, mu in mus.items():
+            ours = mine & heard[kind]
             for label, shift in ((NONE, 0.0), ("own", fitted[name]["shift"]), ("wrong", fitted[wrong]["shift"])):
-                probs = decode_all(model, mu[mine] + shift)
-                row[f"{kind} {label}"] = metrics.hit_scores(probs >= thresholds, true[mine])[0].f1
+                probs = decode_all(model, mu[ours] + shift)
+                row[f"{kind} {label}"] = metrics.hit_scores(probs >= thresholds, true[ours])[0].f1
         rows.append(row)
     return rows
 
@@ -135,10 +147,11 @@ def drummers(train: ds.Split, labels: np.ndarray, fitted: dict[str, dict]) -> di
 
 
 def plays(model: OnnxModel, thresholds: np.ndarray, train: ds.Split, train_labels: np.ndarray,
-          validation: ds.Split, fitted: dict[str, dict]) -> list[dict]:
-    """Distance of the drums' step profile over validation keys from each style's drummers'."""
+          validation: ds.Split, fitted: dict[str, dict], register: bool = False) -> list[dict]:
+    """Distance of the drums' step profile over validation keys from each style's drummers'
+    (``register``: the keys whose register is known)."""
     keys = humanize.human_set(np.asarray(validation.patterns), "keys", 8, register=True)
-    mu = encode_all(model, keys)
+    mu = encode_all(model, keys[known_register(keys)] if register else keys)
     plain = profile(decode_all(model, mu) >= thresholds)
     targets = drummers(train, train_labels, fitted)
     rows = []
@@ -240,15 +253,18 @@ def markdown(help_rows: list[dict], play_rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write(model_dir: Path, fitted: dict[str, dict], help_rows: list[dict], play_rows: list[dict]) -> None:
+def write(model_dir: Path, fitted: dict[str, dict], help_rows: list[dict], play_rows: list[dict],
+          register: bool = False) -> None:
+    """The shifts and their checks into model.json (``register``: its register_path block)."""
     path = model_dir / "model.json"
     card = json.loads(path.read_text())
-    card["styles"] = {name: {"shift": " ".join(f"{x:.5f}" for x in entry["shift"]), "windows": entry["windows"],
+    block = card.setdefault(REGISTER_PATH, {}) if register else card
+    block["styles"] = {name: {"shift": " ".join(f"{x:.5f}" for x in entry["shift"]), "windows": entry["windows"],
                              "files": entry["files"], "drummers": entry["drummers"], "gmd": list(STYLES[name]),
                              "length": round(float(np.linalg.norm(entry["shift"])), 3)}
                       for name, entry in fitted.items()}
     if help_rows or play_rows:
-        card.setdefault("metrics", {})["styles"] = {
+        block.setdefault("metrics", {})["styles"] = {
             "command": COMMAND, "helps (validation, amount 1)": help_rows, "plays (validation keys)": play_rows}
     path.write_text(json.dumps(card, indent=2) + "\n")
     log.info("wrote %d styles into %s", len(fitted), path)
@@ -263,22 +279,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = ds.gmd_dir()
-    model = OnnxModel(args.model_dir, "fp32", threads=args.threads)
-    thresholds = np.asarray(json.loads((args.model_dir / "model.json").read_text())["thresholds"], np.float32)
     train, validation = ds.load_split("train"), ds.load_split("validation")
     train_labels, validation_labels = gmd_styles(train, root), gmd_styles(validation, root)
-    fitted = fit(model, train, train_labels)
-    for name, entry in fitted.items():
-        log.info("style %s: %d files, %d windows, |shift| %.2f, %s", name, entry["files"], entry["windows"],
-                 float(np.linalg.norm(entry["shift"])), ", ".join(entry["drummers"]))
-    help_rows = helps(model, thresholds, validation, validation_labels, fitted)
-    play_rows = plays(model, thresholds, train, train_labels, validation, fitted)
-    print(markdown(help_rows, play_rows))
-    if args.parts:
-        print()
-        print(parts_markdown(parts(args.model_dir, fitted, drummers(train, train_labels, fitted))))
-    if args.write:
-        write(args.model_dir, fitted, help_rows, play_rows)
+    card = json.loads((args.model_dir / "model.json").read_text())
+    for register in paths(args.model_dir, fitting=True):   # (an encoder's fit kept from a base model: not again)
+        if register:
+            print("\nThe register encoder's grooves (model.json's register_path):\n")
+        model = OnnxModel(args.model_dir, "fp32", threads=args.threads, plain=not register)
+        thresholds = np.asarray(path_card(card, register)["thresholds"], np.float32)
+        fitted = fit(model, train, train_labels, register)
+        for name, entry in fitted.items():
+            log.info("style %s: %d files, %d windows, |shift| %.2f, %s", name, entry["files"], entry["windows"],
+                     float(np.linalg.norm(entry["shift"])), ", ".join(entry["drummers"]))
+        help_rows = helps(model, thresholds, validation, validation_labels, fitted, register)
+        play_rows = plays(model, thresholds, train, train_labels, validation, fitted, register)
+        print(markdown(help_rows, play_rows))
+        if args.parts and not register:
+            print()
+            print(parts_markdown(parts(args.model_dir, fitted, drummers(train, train_labels, fitted))))
+        if args.write:
+            write(args.model_dir, fitted, help_rows, play_rows, register)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from appliance.core import fills, limbs, styles
 from appliance.core.dynamics import Loud, thins
 from appliance.core.groove import (HIT, NUM_VOICES, OFFSET, SIGNED, STEPS, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES,
                                    Groove, Pattern)
-from appliance.core.model_files import MODEL_FILES, PRECISIONS, graph_path, open_session
+from appliance.core.model_files import MODEL_FILES, PRECISIONS, REGISTER_PATH, graph_path, open_session, path_card
 from appliance.core.prior import Prior
 from appliance.core.styles import Styles
 
@@ -504,19 +504,38 @@ def at_level(probabilities: np.ndarray, velocities: np.ndarray,
 
 
 def read_card(model_dir: Path) -> dict:
-    """model.json, checked for what the box needs."""
+    """model.json, checked for what the box needs (its ``register_path`` thresholds too)."""
     path = model_dir / "model.json"
     try:
         card = json.loads(path.read_text())
         latent = int(card["latent_size"])
-        thresholds = [float(t) for t in card["thresholds"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        blocks = [card] + ([card[REGISTER_PATH]] if REGISTER_PATH in card else [])
+        thresholds = [[float(t) for t in block.get("thresholds", card["thresholds"])] for block in blocks]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f"{path}: not a readable model card ({error}); "
                          "retrain or copy the model directory again") from error
-    if latent <= 0 or len(thresholds) != NUM_VOICES or not all(0.0 < t < 1.0 for t in thresholds):
+    if latent <= 0 or not all(len(t) == NUM_VOICES and all(0.0 < x < 1.0 for x in t) for t in thresholds):
         raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds between 0 and 1 "
                          "(a NaN plays nothing); retrain or copy the model directory again")
     return card
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What the card fits to the grooves one encoder hears: the thresholds, the calibration and the
+    styles. The register encoder's grooves play with model.json's ``register_path`` block (each
+    of its entries over the card's own); every other groove, and a card without the block, with
+    the card's own, so a part the register encoder never hears plays as the model without it."""
+
+    thresholds: np.ndarray
+    calibration: Calibration
+    styles: Styles
+
+    @classmethod
+    def from_card(cls, card: dict, latent_size: int, register: bool = False) -> "Fit":
+        block = path_card(card, register)
+        return cls(np.asarray(block["thresholds"], np.float32), Calibration.from_card(block),
+                   Styles.from_card(block, latent_size))
 
 
 class Generator:
@@ -539,8 +558,6 @@ class Generator:
             raise ModelError(f"model directory {self.model_dir} lacks {', '.join(missing)} ({why})")
         self.card = read_card(self.model_dir)
         self.latent_size = int(self.card["latent_size"])
-        self.thresholds = np.asarray(self.card["thresholds"], np.float32)
-        self.calibration = Calibration.from_card(self.card)
         sessions = []
         for part in ("encoder", "decoder"):
             path = graph_path(self.model_dir, part, precision)
@@ -557,7 +574,11 @@ class Generator:
         self._register = self._register_session()
         self._check_contract()   # before the prior and the styles: a wrong latent_size is said once, as itself
         self.prior = Prior.from_card(self.card, self.latent_size)   #: None: z from N(0, I) with nothing played
-        self.styles = Styles.from_card(self.card, self.latent_size)
+        #: what the card fits to the encoder's grooves, and to the register encoder's (:class:`Fit`)
+        self.fit = Fit.from_card(self.card, self.latent_size)
+        self.register_fit = (None if self._register is None else
+                             Fit.from_card(self.card, self.latent_size, register=True))
+        self.thresholds, self.calibration, self.styles = self.fit.thresholds, self.fit.calibration, self.fit.styles
         self._rng = np.random.default_rng(seed)
         log.info("model %s (%s, z=%d) loaded from %s", self.card.get("name", "?"), precision,
                  self.latent_size, self.model_dir)
@@ -625,10 +646,18 @@ class Generator:
         """A fresh draw of the noise that picks one variation of z."""
         return self._rng.standard_normal(self.latent_size).astype(np.float32)
 
+    def _registered(self, groove: Groove) -> bool:
+        """The register encoder hears this groove: there is one, and the groove is two-handed."""
+        return self._register is not None and groove.two_handed
+
+    def fit_for(self, groove: Groove) -> Fit:
+        """The card's fit for the encoder that hears ``groove`` (:class:`Fit`)."""
+        return self.register_fit if self.register_fit is not None and self._registered(groove) else self.fit
+
     def encode(self, groove: Groove) -> tuple[np.ndarray, np.ndarray]:
         """mu, logvar: a two-handed groove through the register encoder when there is one, any
         other through the encoder (whose z is the same: the two share the decoder)."""
-        if self._register is not None and groove.two_handed:
+        if self._registered(groove):
             session, heard = self._register, groove.model_input(4, signed=True)
         else:
             session, heard = self._encoder, groove.model_input(self.channels, self.signed)
@@ -643,7 +672,7 @@ class Generator:
     def latent(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool = False) -> np.ndarray:
         """z = mu + temperature · σ · eps; from the prior (``appliance.core.prior``) with no groove;
         no noise there (eps all 0: the opening pattern) is z = 0, the model's plainest groove.
-        A style (``controls.style``) adds its shift to either."""
+        A style (``controls.style``) adds its shift, as fitted for the encoder that heard the groove, to either."""
         if prior or groove.is_empty:
             if self.prior is None or not eps.any():
                 z = controls.temperature * eps
@@ -652,8 +681,12 @@ class Generator:
         else:
             mu, logvar = self.encode(groove)
             z = mu + controls.temperature * np.exp(0.5 * logvar) * eps
-        shift = self.styles.shift(controls.style, controls.style_amount)
+        shift = self._styles(groove, prior).shift(controls.style, controls.style_amount)
         return (z if shift is None else z + shift).astype(np.float32)
+
+    def _styles(self, groove: Groove, prior: bool) -> Styles:
+        """The styles fitted for the encoder that hears ``groove`` (with nothing heard, the encoder's)."""
+        return self.styles if prior or groove.is_empty else self.fit_for(groove).styles
 
     def read(self, groove: Groove, controls: Controls, eps: np.ndarray,
              prior: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -662,7 +695,7 @@ class Generator:
         loud the drums follow the player (:func:`level`)."""
         z = self.latent(groove, controls, eps, prior)
         probabilities, velocities, offsets = self.decode(z)
-        shift = self.styles.shift(controls.style, controls.style_amount)
+        shift = self._styles(groove, prior).shift(controls.style, controls.style_amount)
         if shift is not None:
             plain_probabilities, plain_velocities, _ = self.decode(z - shift)
             velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
@@ -676,12 +709,14 @@ class Generator:
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
         probabilities, velocities, offsets = self.read(groove, controls, eps, prior)
+        fit = self.fit if prior else self.fit_for(groove)
         if loud is not None and not prior:
             down = self.read(loud.groove, controls, eps, prior)
             if thins(float(probabilities.sum()), float(down[0].sum())):
                 (probabilities, velocities, offsets), controls = down, replace(
                     controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
-        return shape_pattern(probabilities, velocities, offsets, self.thresholds, controls, self.calibration)
+                fit = self.fit_for(loud.groove)
+        return shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration)
 
 
 def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,

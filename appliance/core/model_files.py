@@ -16,6 +16,9 @@ MODEL_FILES = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int
 #: the register encoder's graphs: a second encoder into the same z that hears the groove with its
 #: register, for grooves whose register is known (model.json's ``inputs.register`` names it)
 REGISTER_FILES = ("register.onnx", "register.int8.onnx")
+#: model.json's block of what is fitted again for the grooves the register encoder hears (its
+#: thresholds, calibration and styles: appliance.core.generator.Fit)
+REGISTER_PATH = "register_path"
 PRECISIONS = ("int8", "fp32")
 CARD = "model.json"
 
@@ -28,6 +31,12 @@ def has_register(model_dir: str | Path) -> bool:
         return "register" in json.loads(card.read_text()).get("inputs", {})
     except (OSError, ValueError, AttributeError):
         return not card.is_file() and (Path(model_dir) / REGISTER_FILES[0]).is_file()
+
+
+def path_card(card: dict, register: bool) -> dict:
+    """The card as the grooves of one encoder read it: the register encoder's with its
+    :data:`REGISTER_PATH` entries over the card's own, the encoder's as it is."""
+    return {**card, **card.get(REGISTER_PATH, {})} if register else card
 
 
 def model_files(model_dir: str | Path) -> tuple[str, ...]:
