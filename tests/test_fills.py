@@ -117,6 +117,18 @@ def test_no_made_fill_where_the_pattern_has_its_own_or_plays_nothing(steps) -> N
     assert fills.make(steps, *model_out(), BIAS, density=0.5) is None
 
 
+@pytest.mark.parametrize("toms, leads", [((16, 19, 22), False), ((16, 19, 24), True), ((26, 28, 30), True),
+                                         ((0, 2, 4), False)])
+def test_a_fill_leads_into_the_next_bar_toms_only_in_a_bars_first_half_are_none(toms, leads) -> None:
+    """Toms on 1 and 2 that then give way to the groove are no fill: the phrase end gets a made
+    fill instead (and elsewhere the bar plays without its toms); toms that reach beat 3 are one."""
+    steps = groove_steps()
+    steps[list(toms), HIGH_TOM] = (1, 0.9, 0.0)
+    bar = toms[0] // STEPS_PER_BAR
+    assert fills.fill_bar(steps) == (bar if leads else None)
+    assert (fills.make(steps, *model_out(), BIAS, density=0.5) is None) == leads
+
+
 def steps_with(ons, clock: InternalClock, notes) -> dict[int, list[int]]:
     """Bar (from 0) → the steps in it (0..15) where any of these notes sound."""
     out: dict[int, list[int]] = {}
