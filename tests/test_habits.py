@@ -45,3 +45,11 @@ def test_offbeats_backbeats_and_soft_windows_count_what_they_say() -> None:
     n, ratio = habits.soft_windows(split(quiet, files[:1], [0] * 7))
     full, thin = window(True, 4)[..., 0].sum(), window(False, 4, 0.3)[..., 0].sum()
     assert n == 1 and abs(ratio - thin / ((thin + 6 * full) / 7)) < 1e-6
+
+
+def test_fill_starts_count_the_fills_whose_toms_stop_before_beat_3_and_those_starting_on_1() -> None:
+    files = ["d/1_funk-groove1_100_beat_4-4.mid"]
+    early, late, none = window(False, 4), window(False, 4), window(False, 4)
+    early[[16, 18, 20], habits.TOMS[2]] = (1, 0.9, 0)         # beats 1 and 2 of bar 2: leads nowhere
+    late[[16, 24, 28], habits.TOMS[0]] = (1, 0.9, 0)          # from 1 to beat 4: a fill
+    assert habits.fill_starts(split([early, late, none], files, [0, 0, 0])) == (2, 0.5, 1.0)

@@ -10,6 +10,9 @@ Three questions over the split's 2-bar windows (``GMD_DIR``; the test split is r
   octaves) are such a groove with loud "&"s;
 - **backbeats**: outside fill bars (two tom hits or more in the window), how many of the four
   backbeats (2 and 4 of both bars) the snare plays, by style;
+- **fill starts**: of the fill bars (``fills.fill_bar``'s tom counts, wherever their toms fall), the
+  share whose toms all fall before beat 3 (``fills.LEADS``: the box plays no such bar as a fill)
+  and the share whose toms start in beat 1;
 - **soft windows**: within each performance of 6 windows or more, the windows played at under
   ``SOFT`` × its median level (``dynamics.played``: the mean velocity of the louder half of the
   groove's steps), their hits against the performance's mean (does a drummer who plays softer
@@ -23,7 +26,8 @@ from collections import Counter
 import numpy as np
 
 from appliance.core.dynamics import played
-from appliance.core.groove import HIT, STEPS_PER_BEAT, VELOCITY, VOICES, Groove
+from appliance.core import fills
+from appliance.core.groove import HIT, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, VOICES, Groove
 from training import dataset as ds
 
 SNARE = VOICES.index("snare")
@@ -59,6 +63,20 @@ def backbeats(split: ds.Split) -> dict[str, Counter]:
     return {name: Counter(count[groove & ((style == name) | (name == "all"))].tolist()) for name in ("all", *STYLES)}
 
 
+def fill_starts(split: ds.Split) -> tuple[int, float, float]:
+    """(fill bars, the share of them whose toms all fall before ``fills.LEADS``, the share whose
+    toms start in beat 1): a fill bar as ``fills.fill_bar`` counts one, whatever its toms' steps."""
+    bars = early = first_beat = 0
+    for steps in split.patterns:
+        toms = fills.tom_hits(steps)
+        bar = int(np.argmax(toms))
+        if toms[bar] < fills.FILL_TOMS or 3 * toms[1 - bar] > toms[bar]:
+            continue
+        on = np.flatnonzero((steps[bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR, fills.TOMS, HIT] >= 0.5).any(1))
+        bars, early, first_beat = bars + 1, early + int(on.max() < fills.LEADS), first_beat + int(on.min() < STEPS_PER_BEAT)
+    return bars, early / max(bars, 1), first_beat / max(bars, 1)
+
+
 def soft_windows(split: ds.Split) -> tuple[int, float]:
     """(performances with a soft window, the soft windows' hits over their performance's mean)."""
     level = np.array([played(Groove(g)) for g in split.grooves])
@@ -87,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     for style, counts in backbeats(split).items():
         total = sum(counts.values())
         print(f"  {style:7s} {total:5d} windows: " + " / ".join(f"{counts[k] / max(total, 1):.0%}" for k in range(5)))
+    bars, early, first_beat = fill_starts(split)
+    print(f"\nfill starts: of {bars} fill bars, {early:.1%} have all their toms before beat 3, "
+          f"{first_beat:.1%} start their toms in beat 1")
     n, ratio = soft_windows(split)
     print(f"\nsoft windows (under {SOFT} x the performance's median level): in {n} performances, "
           f"{ratio:.2f} x the performance's mean hits")
