@@ -328,6 +328,26 @@ def test_the_register_encoders_grooves_play_with_its_own_fit_and_every_other_as_
         Generator(both)
 
 
+def test_a_broken_register_path_is_one_clear_line_and_is_not_read_without_a_register_encoder(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests import tiny_model
+    both = tiny_model.with_register(tiny_model.build(tmp_path / "both"))
+    plain = tiny_model.build(tmp_path / "plain")
+    for model in (both, plain):
+        card = json.loads((model / "model.json").read_text())
+        (model / "model.json").write_text(json.dumps({**card, "register_path": "not a block"}))
+    with pytest.raises(ModelError, match="register_path"):
+        Generator(both)
+    assert Generator(plain).register_fit is None          # (never read without a register encoder)
+    card = json.loads((both / "model.json").read_text())
+    card["register_path"] = {"calibration": [1, 2], "styles": ["funk"]}
+    (both / "model.json").write_text(json.dumps(card))
+    with caplog.at_level("WARNING"):
+        generator = Generator(both)
+    assert generator.register_fit is not None and generator.register_fit.calibration == Calibration()
+    assert sum("register_path" in r.getMessage() for r in caplog.records) == 2
+
+
 def test_a_register_encoder_named_but_missing_or_of_the_wrong_width_is_one_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests import tiny_model

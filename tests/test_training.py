@@ -514,6 +514,9 @@ def test_a_register_encoder_beside_its_base_keeps_the_bases_fit_and_fits_only_it
         ex.export(smoke_run / "best.pt", tmp_path / "no", val=val, register=register_run / "best.pt", base=other)
     with pytest.raises(SystemExit, match="--register"):
         ex.main([str(smoke_run / "best.pt"), str(tmp_path / "no"), "--base", str(base)])
+    with pytest.raises(SystemExit, match="not the base"):      # into the base itself: refused, its card kept
+        ex.export(smoke_run / "best.pt", base, val=val, register=register_run / "best.pt", base=base)
+    assert json.loads((base / "model.json").read_text())["calibration"] == fit["calibration"]
 
 
 def test_an_anchor_adds_the_distance_to_the_teachers_z_to_the_loss(smoke_run: Path, tmp_path: Path) -> None:

@@ -186,8 +186,7 @@ def store(path: Path, card: dict, calibration: Calibration, result: dict, kinds:
     into its ``register_path`` block); without ``refit``, the figures only (the fitted values stay
     as they are)."""
     block = card.setdefault(REGISTER_PATH, {}) if register else card
-    if not refit:   # (a register_path without its own calibration yet: the card's, measured on its grooves)
-        block.setdefault("calibration", dict(card["calibration"]))
+    if not refit:
         block["calibration"]["offset_sd_within"] = calibration.offset_sd_within
         block["calibration"]["validation"] = result
         path.write_text(json.dumps(card, indent=2) + "\n")
@@ -234,7 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     card = json.loads(path.read_text())
     grooves, patterns = inputs_of(val, kinds)
     stored = args.check or args.refresh
-    for register in paths(args.model_dir, fitting=not stored):
+    if args.refresh and has_register(args.model_dir) and "calibration" not in card.get(REGISTER_PATH, {}):
+        raise SystemExit(f"calibrate: {args.model_dir}'s card has no {REGISTER_PATH} calibration to refresh yet; "
+                         "fit it (leave --refresh out)")
+    for register in paths(args.model_dir, fitting=not args.check):
         if has_register(args.model_dir):
             print("the register encoder's grooves (register_path):" if register else "the encoder's grooves:")
         calibration, result = calibrate(args.model_dir, card, *heard_by(grooves, patterns, register), register,

@@ -299,6 +299,9 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
     a checkpoint whose encoder hears the register, trained on this one's decoder, its σ scaled by
     ``register_sigma`` (training.model.with_register). ``base``: the model directory ``checkpoint``
     was exported to, whose fit for the encoder's grooves (BASE_FIT) the card keeps (:func:`kept`)."""
+    if base is not None and (register is None or base.resolve() == out_dir.resolve()):
+        raise SystemExit(f"export: --base {base} keeps a base model's fit beside a register encoder, in another "
+                         "directory: give --register, and an output directory that is not the base")
     model, ckpt = load_checkpoint(checkpoint)
     register_ckpt = None
     if register is not None:
@@ -341,7 +344,7 @@ def export(checkpoint: Path, out_dir: Path, name: str = "groove-vae", val: ds.Sp
             "parity": parity,
         },
     }
-    if base_card is not None:
+    if base_card is not None and base is not None:
         _keep_fit(card, base_card, base)
     _keep_test(card, previous)
     (out_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -412,7 +415,7 @@ def _keep_test(card: dict, previous: dict | None) -> None:
         pass
 
 
-def _keep_fit(card: dict, base_card: dict, base: Path | None) -> None:
+def _keep_fit(card: dict, base_card: dict, base: Path) -> None:
     """``base_card``'s fit for the encoder's grooves (BASE_FIT, and what its styles do) into
     ``card``, which says so under BASE."""
     card.update({key: base_card[key] for key in BASE_FIT if key in base_card})
@@ -506,8 +509,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--requantise", type=Path, metavar="MODEL_DIR",
                    help="only remake MODEL_DIR's int8 graphs from its fp32 graphs with the current recipe")
     args = p.parse_args(argv)
-    if args.base is not None and args.register is None:
-        raise SystemExit("export: --base keeps a base model's fit beside a register encoder; give --register too")
     try:
         if args.requantise is not None:
             card = requantise(args.requantise)

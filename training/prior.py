@@ -63,16 +63,17 @@ def measure(model_dir: Path, train: ds.Split, val: ds.Split, draws: int = DRAWS,
     rng = np.random.default_rng(seed)
     train_hits = train.patterns[..., HIT] > 0.5
 
-    def played(z: np.ndarray) -> np.ndarray:
+    def played(z: np.ndarray, groove: Groove = Groove.empty()) -> np.ndarray:
         p, v, o = gen.decode(z)
-        return shape_pattern(p, v, o, gen.thresholds, Controls(), gen.calibration).steps[..., HIT] > 0.5
+        fit = gen.fit_for(groove)    # (the fit of the encoder that heard it; nothing heard: the encoder's)
+        return shape_pattern(p, v, o, fit.thresholds, Controls(), fit.calibration).steps[..., HIT] > 0.5
+
 
     picks = rng.choice(len(val.patterns), min(draws, len(val.patterns)), replace=False)
     eps = rng.standard_normal((draws, gen.latent_size)).astype(np.float32)
     sources = {"drummers (validation windows)": val.patterns[picks][..., HIT] > 0.5,
-               "the model over validation grooves": np.array([played(gen.encode(Groove(val.grooves[i],
-                                                                                           val.inputs[i, :, 3]))[0])
-                                                              for i in picks]),
+               "the model over validation grooves": np.array([played(gen.encode(g)[0], g) for g in (
+                   Groove(val.grooves[i], val.inputs[i, :, 3]) for i in picks)]),
                "standard normal": np.array([played(e) for e in eps])}
     if gen.prior is not None:
         sources["the card's prior"] = np.array([played(gen.prior.draw(e, 1.0)) for e in eps])

@@ -294,7 +294,9 @@ def main(argv: list[str] | None = None) -> None:
         help_rows = helps(model, thresholds, validation, validation_labels, fitted, register)
         play_rows = plays(model, thresholds, train, train_labels, validation, fitted, register)
         print(markdown(help_rows, play_rows))
-        if args.parts and not register:
+        if args.parts and register:
+            log.info("--parts renders the encoder's styles only (the register encoder's: not yet)")
+        elif args.parts:
             print()
             print(parts_markdown(parts(args.model_dir, fitted, drummers(train, train_labels, fitted))))
         if args.write:

@@ -956,7 +956,7 @@ class Engine:
         A name that is no style raises ValueError, and nothing changes."""
         controls = self._change_controls(
             lambda now: replace(now, style=styles.NONE if now.style == name else name))
-        if controls.style == styles.NONE or controls.style in self.generator.styles.shifts:
+        if controls.style == styles.NONE or self.generator.offers(controls.style):
             self._button("style", "style: %s", controls.style)
         else:
             self._button("style", "style: %s is not in this model's card: the drums play as none", controls.style)

@@ -54,21 +54,22 @@ class Calibration:
     offset_sd_within: float = 0.0
 
     @classmethod
-    def from_card(cls, card: dict) -> "Calibration":
+    def from_card(cls, card: dict, where: str = "") -> "Calibration":
+        """The card's ``calibration``; ``where``: the block it is in, for the warning ("register_path's ")."""
         block = card.get("calibration") or {}
         try:
             bias = block.get("voice_bias")
             calibration = cls(float(block.get("count_scale", 1.0)), float(block.get("velocity_sd", 0.0)),
                               None if bias is None else tuple(float(b) for b in bias),
                               float(block.get("offset_sd", 0.0)), float(block.get("offset_sd_within", 0.0)))
-        except (TypeError, ValueError):
-            log.warning("model.json: calibration is unreadable; playing uncalibrated")
+        except (TypeError, ValueError, AttributeError):
+            log.warning("model.json: %scalibration is unreadable; playing uncalibrated", where)
             return cls()
         if not (0.1 <= calibration.count_scale <= 10 and 0 <= calibration.velocity_sd < 0.5
                 and 0 <= calibration.offset_sd < 0.3 and 0 <= calibration.offset_sd_within < 0.3) or (
                 calibration.voice_bias is not None and (len(calibration.voice_bias) != NUM_VOICES
                                                         or not all(abs(b) < 20 for b in calibration.voice_bias))):
-            log.warning("model.json: calibration %s is out of range; playing uncalibrated", calibration)
+            log.warning("model.json: %scalibration %s is out of range; playing uncalibrated", where, calibration)
             return cls()
         return calibration
 
@@ -509,14 +510,22 @@ def read_card(model_dir: Path) -> dict:
     try:
         card = json.loads(path.read_text())
         latent = int(card["latent_size"])
-        blocks = [card] + ([card[REGISTER_PATH]] if REGISTER_PATH in card else [])
-        thresholds = [[float(t) for t in block.get("thresholds", card["thresholds"])] for block in blocks]
+        thresholds = [[float(t) for t in card["thresholds"]]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelError(f"{path}: not a readable model card ({error}); "
                          "retrain or copy the model directory again") from error
+    if "register" in (card.get("inputs") or {}) and REGISTER_PATH in card:   # (read only with a register encoder)
+        block = card[REGISTER_PATH]
+        try:
+            if not isinstance(block, dict):
+                raise TypeError(f"{type(block).__name__}, not a mapping")
+            thresholds.append([float(t) for t in block.get("thresholds", thresholds[0])])
+        except (ValueError, TypeError) as error:
+            raise ModelError(f"{path}: its {REGISTER_PATH} is not a mapping with {NUM_VOICES} thresholds ({error}); "
+                             "export the model again (training/export.py --register)") from error
     if latent <= 0 or not all(len(t) == NUM_VOICES and all(0.0 < x < 1.0 for x in t) for t in thresholds):
-        raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds between 0 and 1 "
-                         "(a NaN plays nothing); retrain or copy the model directory again")
+        raise ModelError(f"{path}: needs latent_size > 0 and {NUM_VOICES} thresholds between 0 and 1, "
+                         f"{REGISTER_PATH}'s too (a NaN plays nothing); retrain or copy the model directory again")
     return card
 
 
@@ -533,9 +542,9 @@ class Fit:
 
     @classmethod
     def from_card(cls, card: dict, latent_size: int, register: bool = False) -> "Fit":
-        block = path_card(card, register)
-        return cls(np.asarray(block["thresholds"], np.float32), Calibration.from_card(block),
-                   Styles.from_card(block, latent_size))
+        block, where = path_card(card, register), f"{REGISTER_PATH}'s " if register else ""
+        return cls(np.asarray(block["thresholds"], np.float32), Calibration.from_card(block, where),
+                   Styles.from_card(block, latent_size, where))
 
 
 class Generator:
@@ -649,6 +658,11 @@ class Generator:
     def _registered(self, groove: Groove) -> bool:
         """The register encoder hears this groove: there is one, and the groove is two-handed."""
         return self._register is not None and groove.two_handed
+
+    def offers(self, style: str) -> bool:
+        """The card has ``style``'s shift for every encoder (a style missing from one plays as none there)."""
+        fits = [self.fit] + ([] if self.register_fit is None else [self.register_fit])
+        return all(style in fit.styles.shifts for fit in fits)
 
     def fit_for(self, groove: Groove) -> Fit:
         """The card's fit for the encoder that hears ``groove`` (:class:`Fit`)."""

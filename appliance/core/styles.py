@@ -58,7 +58,7 @@ class Styles:
     _warned: set[str] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
-    def from_card(cls, card: dict, latent_size: int) -> "Styles":
+    def from_card(cls, card: dict, latent_size: int, where: str = "") -> "Styles":
         """The card's ``styles`` block ({name: {"shift": "Z numbers", ...}}); a missing block is
         no styles; an entry that is no offered style with Z finite numbers is left out (one
         warning line each)."""
@@ -66,7 +66,7 @@ class Styles:
         if block is None:
             return cls({})
         if not isinstance(block, dict):
-            log.warning("model.json: styles is not a mapping of names; every style plays as none")
+            log.warning("model.json: %sstyles is not a mapping of names; every style plays as none", where)
             return cls({})
         shifts: dict[str, np.ndarray] = {}
         for name, entry in list(block.items())[:len(STYLES) * 4]:
@@ -79,7 +79,7 @@ class Styles:
             if name in STYLES and shift is not None and shift.shape == (latent_size,) and np.isfinite(shift).all():
                 shifts[name] = shift
             else:
-                log.warning("model.json: style %.40r left out: %s", name,
+                log.warning("model.json: %sstyle %.40r left out: %s", where, name,
                             why if name in STYLES else f"not one of {', '.join(STYLES)}")
         return cls(shifts)
 
