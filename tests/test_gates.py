@@ -90,3 +90,41 @@ def test_the_verdict_counts_every_seed_of_every_part(monkeypatch, tmp_path: Path
     monkeypatch.setattr(gates, "_render", render)
     assert gates.measure(tmp_path, (1, 3))[-1].startswith("PASS")
     assert gates.measure(tmp_path, (1, 2, 3))[-1].startswith("FAIL")
+
+
+def test_a_baseline_sets_how_many_stray_tom_bars_a_candidate_may_play(monkeypatch, tmp_path: Path, capsys) -> None:
+    """--baseline: the shipped model's stray bars over the same seeds set the allowance, twice
+    as many or two more; a candidate within it passes on its toms, one past it fails."""
+    assert [gates.allowed_strays(n) for n in (0, 1, 2, 6)] == [2, 3, 4, 12]
+    assert gates.passes(4, [1.0], [30.0], allowed=4) and not gates.passes(5, [1.0], [30.0], allowed=4)
+    rock = [(4 * bar + beat, 36 if beat % 2 == 0 else 38) for bar in range(8) for beat in range(4)]
+    rock += [(4 * bar + eighth / 2, 42) for bar in range(8) for eighth in range(8)]
+
+    def render(job: tuple[str, int, Path]) -> tuple[str, int, gates.Drums]:
+        part, seed, model = job          # a stray tom bar (bar 2) in the first 1, 2 or 3 tom parts, at every seed
+        strayed = part in gates.TOM_PARTS and gates.TOM_PARTS.index(part) < {"base": 1, "within": 2, "more": 3}[model.name]
+        toms = [(5.0, 45), (6.0, 45)] if strayed else []
+        return part, seed, gates.drums(_render(tmp_path / f"{model.name}{seed}.mid", rock + toms))
+
+    monkeypatch.setattr(gates, "_render", render)
+    monkeypatch.setattr(gates, "ProcessPoolExecutor", _InProcess)
+    gates.main([str(tmp_path / "within"), str(tmp_path / "more"), "--baseline", str(tmp_path / "base"),
+                "--seeds", "1", "2"])
+    verdicts = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("PASS", "FAIL", "baseline"))]
+    assert verdicts[0].startswith("baseline: 2 stray") and "may play 4" in verdicts[0]
+    assert verdicts[1].startswith("PASS: 4 stray") and verdicts[2].startswith("FAIL: 6 stray")
+
+
+class _InProcess:
+    """A process pool that maps in this process."""
+
+    def __init__(self, max_workers: int) -> None:
+        pass
+
+    def __enter__(self) -> "_InProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    map = staticmethod(map)

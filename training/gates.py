@@ -1,6 +1,6 @@
 """The register's gates: what a model that hears the left hand must still play before it ships.
 
-    python -m training.gates [MODEL_DIR ...] [--seeds 1 2 3 4 5 6] [--jobs 2]
+    python -m training.gates [MODEL_DIR ...] [--seeds 1 2 3 4 5 6] [--jobs 2] [--baseline models/groove-vae]
 
 Session 56's register model locked the kick to the left hand but put toms into groove bars and
 took a stride left hand's 2 and 4 away from the snare (models/README.md, "The register as an
@@ -16,7 +16,8 @@ it, at every seed, and this prints, per part, what a drummer would not do:
 - hits: the drum hits of review-s56's whole-note ballad, which the first register model
   thinned by 38 %, and per 2 bars of the drums (from the first bar they play in to the last).
 
-A model passes with no stray tom bar, the stride's backbeat in at least 90 % of its groove
+A model passes with no stray tom bar (``--baseline DIR``: with at most ``allowed_strays`` of
+the baseline's over the same seeds), the stride's backbeat in at least 90 % of its groove
 bars, and the ballad at 23 or more hits per 2 bars at every seed (issue 8's floor at density 0.5:
 its reviewer's "density should not fall much", session 58). The pianists' and the comping songs' backbeat accent
 (training.pianists, training.playalong) are the other gates of models/README.md.
@@ -96,9 +97,16 @@ def per_two_bars(heard: Drums) -> float:
     return 2 * heard.hits / max(1, heard.last - heard.first + 1)
 
 
-def passes(strays: int, shares: list[float], ballad: list[float]) -> bool:
-    """No stray tom bar; the stride's backbeat, and the ballad's hits per 2 bars, at every seed."""
-    return strays == 0 and min(shares) >= BACKBEAT_SHARE and min(ballad) >= BALLAD_FLOOR
+def passes(strays: int, shares: list[float], ballad: list[float], allowed: int = 0) -> bool:
+    """At most ``allowed`` stray tom bars; the stride's backbeat, and the ballad's hits per 2 bars, at every seed."""
+    return strays <= allowed and min(shares) >= BACKBEAT_SHARE and min(ballad) >= BALLAD_FLOOR
+
+
+def allowed_strays(baseline: int) -> int:
+    """The stray tom bars a candidate may play over the seeds where the baseline (the shipped
+    model) plays ``baseline``: twice as many, or two more (over seeds 19–48 the shipped model
+    itself plays 6, over seeds 1–6 none: a few bars are chance, session 59)."""
+    return max(2 * baseline, baseline + 2)
 
 
 def _render(job: tuple[str, int, Path]) -> tuple[str, int, Drums]:
@@ -110,8 +118,13 @@ def _render(job: tuple[str, int, Path]) -> tuple[str, int, Drums]:
         return part, seed, drums(out)
 
 
-def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2) -> list[str]:
-    """The gates' lines for one model, the verdict last."""
+def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2, allowed: int = 0) -> list[str]:
+    """The gates' lines for one model, the verdict last (``allowed`` stray tom bars pass)."""
+    return _measure(model_dir, seeds, jobs, allowed)[0]
+
+
+def _measure(model_dir: Path, seeds: tuple[int, ...], jobs: int, allowed: int) -> tuple[list[str], int]:
+    """The gates' lines for one model and its stray tom bars."""
     work = [(part, seed, model_dir) for part in (*TOM_PARTS, STRIDE, BALLAD) for seed in seeds]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         heard = list(pool.map(_render, work))
@@ -129,13 +142,13 @@ def measure(model_dir: Path, seeds: tuple[int, ...], jobs: int = 2) -> list[str]
                  + " of groove bars")
     lines.append(f"{BALLAD}: hits " + " ".join(map(str, ballad)) + ", per 2 bars "
                  + " ".join(f"{h:.1f}" for h in per_two))
-    passed = passes(strays, shares, per_two)
+    passed = passes(strays, shares, per_two, allowed)
     lines.append(f"phrase-end bars whose toms all come before beat 3 (a fill leading nowhere; not in the "
                  f"verdict): {nowhere}")
-    lines.append(f"{'PASS' if passed else 'FAIL'}: {strays} stray tom bars, stride backbeat at least "
-                 f"{min(shares):.0%} (needs {BACKBEAT_SHARE:.0%}), ballad at least {min(per_two):.1f} hits "
+    lines.append(f"{'PASS' if passed else 'FAIL'}: {strays} stray tom bars (at most {allowed}), stride backbeat "
+                 f"at least {min(shares):.0%} (needs {BACKBEAT_SHARE:.0%}), ballad at least {min(per_two):.1f} hits "
                  f"per 2 bars (needs {BALLAD_FLOOR:g})")
-    return lines
+    return lines, strays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,9 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="*", type=Path, default=[MODEL])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--baseline", type=Path, metavar="MODEL_DIR",
+                   help="measure this model first; the others may play allowed_strays(its stray tom bars)")
     args = p.parse_args(argv)
+    allowed = 0
+    if args.baseline is not None:
+        lines, strays = _measure(args.baseline, tuple(args.seeds), args.jobs, 0)
+        allowed = allowed_strays(strays)
+        print("\n".join(lines[:-1] + [f"baseline: {strays} stray tom bars; the others may play {allowed}"]))
     for model_dir in args.models:
-        print("\n".join(measure(model_dir, tuple(args.seeds), args.jobs)))
+        print("\n".join(measure(model_dir, tuple(args.seeds), args.jobs, allowed)))
     return 0
 
 
