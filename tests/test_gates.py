@@ -65,18 +65,6 @@ def test_a_ballad_thinner_than_a_drummer_at_any_seed_fails(tmp_path: Path) -> No
 def test_the_verdict_counts_every_seed_of_every_part(monkeypatch, tmp_path: Path) -> None:
     """measure: one render per part and seed (here stand-ins, in this process); a ballad thin at
     one seed fails the model although every tom and backbeat is in place."""
-    class InProcess:
-        def __init__(self, max_workers: int) -> None:
-            pass
-
-        def __enter__(self) -> "InProcess":
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-        map = staticmethod(map)
-
     rock = [(4 * bar + beat, 36 if beat % 2 == 0 else 38) for bar in range(8) for beat in range(4)]
     rock += [(4 * bar + eighth / 2, 42) for bar in range(8) for eighth in range(8)]      # 24 hits per 2 bars
     thin = [(4 * bar, 36) for bar in range(8)]
@@ -86,7 +74,7 @@ def test_the_verdict_counts_every_seed_of_every_part(monkeypatch, tmp_path: Path
         notes = thin if part == gates.BALLAD and seed == 2 else rock
         return part, seed, gates.drums(_render(tmp_path / f"{seed}.mid", notes))
 
-    monkeypatch.setattr(gates, "ProcessPoolExecutor", InProcess)
+    monkeypatch.setattr(gates, "ProcessPoolExecutor", _InProcess)
     monkeypatch.setattr(gates, "_render", render)
     assert gates.measure(tmp_path, (1, 3))[-1].startswith("PASS")
     assert gates.measure(tmp_path, (1, 2, 3))[-1].startswith("FAIL")
