@@ -135,5 +135,9 @@ def test_refresh_stores_the_figures_again_and_refits_nothing(tmp_path: Path, mod
     assert after["count_scale"] == card["calibration"]["count_scale"]
     assert set(after["validation"]["hits"]) == {"0", "0.25", "0.5", "0.75", "1"}
     assert 0.9 <= after["validation"]["hits"]["0.5"] / after["validation"]["drummers_hits"] <= 1.1
+    if "register_path" in card:   # the register encoder's fit is measured again, and kept, too
+        kept = json.loads((copy / "model.json").read_text())["register_path"]["calibration"]
+        assert kept["voice_bias"] == card["register_path"]["calibration"]["voice_bias"]
+        assert set(kept["validation"]["hits"]) == {"0", "0.25", "0.5", "0.75", "1"}
     with pytest.raises(SystemExit, match="--refresh"):
         calibrate.main(["--refresh", "--inputs", "hands", str(copy)])

@@ -286,20 +286,23 @@ def test_notes_below_the_split_are_the_left_hands_and_a_model_with_the_register_
         generator, tmp_path) -> None:
     """``split_note``: a note below it marks its step low in the groove (Groove.low); 0 marks
     none. A model whose encoder takes 4 channels reads the register, and a different register
-    gives it a different z; a 3-channel model (the shipped one) is not asked for one, and its
-    engine keeps none (its drums are what they were before the register)."""
+    gives it a different z, as a register encoder's model does; a 3-channel model with none is not
+    asked for one, and its engine keeps none (its drums are what they were before the register)."""
     from tests import tiny_model
     four = Generator(tiny_model.build(tmp_path / "four", channels=4), seed=1)
     two = Generator(tiny_model.with_register(tiny_model.build(tmp_path / "two")), seed=1)   # a register encoder
-    for model, split, expected in ((four, 60, [0]), (four, 0, []), (two, 60, [0]), (generator, 60, [])):
+    three = Generator(tiny_model.build(tmp_path / "three"), seed=1)
+    shipped = [0] if generator.hears_register else []    # models/README.md says which the shipped one is
+    for model, split, expected in ((four, 60, [0]), (four, 0, []), (two, 60, [0]), (three, 60, []),
+                                   (generator, 60, shipped)):
         engine = make_engine(model, settings=EngineSettings(split_note=split))
         engine.tick(0.0)
         engine.handle(note(40, 90), 0.001)      # a bass note on 1 (engine at 120 BPM: a step is 125 ms)
         engine.handle(note(64, 100), 0.002)     # and the chord above it
         engine.handle(note(67, 100), 0.5)       # a chord alone on 2
         assert list(np.flatnonzero(engine.groove.low)) == expected, (model.channels, split)
-    assert generator.channels == 3                       # the shipped model does not hear it (models/README.md)
-    assert Generator(tiny_model.build(tmp_path / "three"), seed=1).channels == 3
+    assert generator.channels == 3                       # the shipped encoder takes 3 channels (models/README.md)
+    assert three.channels == 3 and not three.hears_register and two.channels == 3 and two.hears_register
     assert four.channels == 4
     steps = np.zeros((STEPS, 3), np.float32)
     steps[::4] = (1.0, 0.8, 0.0)

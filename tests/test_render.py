@@ -1280,9 +1280,10 @@ def test_the_band_comes_back_from_a_hold_left_with_a_pickup_with_a_crash_on_its_
 def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path, part: str) -> None:
     """A chord every two bars, let go a beat early (its melody pickup wandering or not), or after
     a beat under the pedal, or held with a melody pickup on beat 4 of its second bar: the groove
-    itself, so no rest (the drums do not thin out in the second bar) and no band coming back in
-    at each chord (a crash every 4 bars, as close as crashes may come). 16 bars: the entry's
-    crash and the phrases' on bar 9."""
+    itself, so no rest (the drums do not thin out in each chord's second bar) and no band coming
+    back in at each chord (a crash every 4 bars, as close as crashes may come). 16 bars: the
+    entry's crash and the phrases' on bar 9. (The register encoder plays the whole 2 bars under a
+    pickup on 3 thinner, about half as many hits: a reading of the groove, not a rest; models/README.md.)"""
     notes: list[tuple[int, int, int, int]] = []
     pedal: list[tuple[int, mido.Message]] = []
     for k in range(8):
@@ -1303,7 +1304,7 @@ def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path,
     assert crashes == [0, 8], crashes
     hits = [sum(1 for t, m in ticked(tmp_path / "out.mid") if m.type == "note_on" and m.velocity and bar * BAR <= t + 30 < (bar + 1) * BAR)
             for bar in range(16)]
-    assert min(hits[3:16:2]) >= 0.6 * max(hits[2:16:2]), hits
+    assert all(hits[bar + 1] >= 0.6 * hits[bar] for bar in range(2, 16, 2)), hits
 
 
 @pytest.mark.parametrize("seed", [1, 2])

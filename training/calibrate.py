@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.refresh and has_register(args.model_dir) and "calibration" not in card.get(REGISTER_PATH, {}):
         raise SystemExit(f"calibrate: {args.model_dir}'s card has no {REGISTER_PATH} calibration to refresh yet; "
                          "fit it (leave --refresh out)")
-    for register in paths(args.model_dir, fitting=not args.check):
+    for register in paths(args.model_dir, fitting=not stored):   # a refresh measures a base's fit again too
         if has_register(args.model_dir):
             print("the register encoder's grooves (register_path):" if register else "the encoder's grooves:")
         calibration, result = calibrate(args.model_dir, card, *heard_by(grooves, patterns, register), register,
