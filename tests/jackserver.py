@@ -336,19 +336,58 @@ def _ports() -> list[str] | None:
 
 
 class Player:
-    """A JACK client with one MIDI output (a keyboard, a clock source)."""
+    """A JACK client with one MIDI output (a keyboard, a clock source), in a process of its own
+    (tests/player_child.py: libjack's client close can crash the process that calls it, and the
+    box's own ports live in the test process). Each message goes down a pipe as it is sent."""
 
-    def __init__(self, client: str, port: str = "out") -> None:
-        import rtmidi
-        self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
-        self._out.open_virtual_port(port)
+    GONE_S = 5.0
+
+    def __init__(self, client: str, port: str = "out", timeout: float = 30.0) -> None:
+        self.name = f"{client}:{port}"
+        self._errors = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.player_child", client, port],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+                                      cwd=REPO, env=dict(os.environ), text=True)
+        ready: list[str] = []
+        stdout = self._proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if ready != ["ready\n"]:
+            self._errors.seek(0)
+            why = self._errors.read()[-2000:]
+            self.close()
+            raise AssertionError(f"the keyboard {self.name} did not open its port in {timeout:g} s: {why}")
 
     def send(self, message: mido.Message) -> None:
-        self._out.send_message(message.bytes())
+        self.send_bytes(message.bytes())
+
+    def send_bytes(self, data: list[int]) -> None:
+        """Any bytes out of the port, MIDI or not (a test's garbage)."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(bytes(data).hex() + "\n")
+        self._proc.stdin.flush()
+
+    def take_over(self, other: "Player") -> None:
+        """Send through ``other``'s port from now on (a fixture's keyboard, plugged back in)."""
+        self.close()
+        self.name, self._errors, self._proc = other.name, other._errors, other._proc
 
     def close(self) -> None:
-        self._out.close_port()
-        self._out.delete()
+        """The child closes its port and exits (killed after ``GONE_S``)."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self._proc.wait(timeout=self.GONE_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=20)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 ECHO_SCRIPT = r"""

@@ -290,8 +290,8 @@ def test_garbage_from_usb_is_counted_and_logged_and_the_port_keeps_working(backe
     ports = MidiPorts(backend, inputs=["keys-e"], on_message=inbox, scan_interval=0.2)
     try:
         ports.start()
-        keys._out.send_message([0x13, 0x37])          # not MIDI
-        keys._out.send_message([0x90, 60])            # cut short
+        keys.send_bytes([0x13, 0x37])                 # not MIDI
+        keys.send_bytes([0x90, 60])                   # cut short
         keys.send(mido.Message("note_on", note=61, velocity=10))
         assert wait_until(lambda: inbox.notes() == [61])
         assert wait_until(lambda: ports.stats.bad_messages == 2)

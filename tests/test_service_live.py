@@ -245,7 +245,7 @@ def test_keyboard_unplugged_and_back_plays_again(box):
         assert wait_until(lambda: service.status()["engine"]["groove_hits"] >= 1, 10)
     finally:
         # Hand the fixture a keyboard that works (the old object is closed).
-        keys._out = again._out
+        keys.take_over(again)
     # Hotplug never stalls the player: rtmidi port calls hold the GIL (35 ms to 6 s on a busy
     # JACK, seen), so on JACK the box only patches (GIL-free) and elsewhere works between
     # two notes. No drum note went out late meanwhile (the player's own log).
