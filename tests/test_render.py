@@ -1802,3 +1802,15 @@ def test_a_part_the_register_encoder_never_hears_plays_exactly_as_the_model_with
             hits[part, name] = (out.read_bytes(), sum(m.type == "note_on" and m.velocity > 0 for m in drum_notes(out)))
     assert hits["f_tap_rock_high", "pair"] == hits["f_tap_rock_high", "shipped"]
     assert hits["e_tap_rock", "pair"][1] > 1.2 * hits["e_tap_rock", "shipped"][1]
+
+
+def test_the_register_encoder_plays_no_tom_groove_the_encoder_does_not_hear(model_dir: Path) -> None:
+    """review28/loud110 (a loud pop part, a left hand of eighths) at seed 2: the shipped register
+    encoder read it as a tom groove, toms in 22 bars that end no phrase (session 61). Where the
+    encoder alone hears no tom groove, the box plays its reading instead (Generator.generate):
+    the toms are the phrase ends' fills."""
+    from appliance.core.generator import Generator
+    from training.reviews import hear
+    assert Generator(model_dir).hears_register, "the shipped model has a register encoder (models/README.md)"
+    heard = hear("review28/loud110", 2, model_dir)
+    assert heard.toms and all(bar % 4 == 0 for bar in heard.toms), heard.toms

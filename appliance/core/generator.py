@@ -718,7 +718,9 @@ class Generator:
     def generate(self, groove: Groove, controls: Controls = Controls(),
                  eps: np.ndarray | None = None, prior: bool = False, loud: Loud | None = None) -> Pattern:
         """The pattern over ``groove``; over a loud one (``loud``, dynamics.loud) the model's reading
-        of it brought down, lifted by the law, where its own reading thins out (dynamics.thins)."""
+        of it brought down, lifted by the law, where its own reading thins out (dynamics.thins).
+        A tom groove (fills.tom_groove) the register encoder reads where the encoder alone reads
+        none is not played: the encoder's reading is (it put tom grooves under keyboard parts)."""
         eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
@@ -730,7 +732,13 @@ class Generator:
                 (probabilities, velocities, offsets), controls = down, replace(
                     controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
                 fit = self.fit_for(loud.groove)
-        return shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration)
+        pattern = shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration)
+        if not prior and self._registered(groove) and fills.tom_groove(pattern.steps):
+            plain = self.generate(Groove(groove.steps), controls, eps, prior,   # (no register: the encoder's)
+                                  None if loud is None else replace(loud, groove=Groove(loud.groove.steps)))
+            if not fills.tom_groove(plain.steps):
+                return plain
+        return pattern
 
 
 def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
