@@ -1814,3 +1814,20 @@ def test_the_register_encoder_plays_no_tom_groove_the_encoder_does_not_hear(mode
     assert Generator(model_dir).hears_register, "the shipped model has a register encoder (models/README.md)"
     heard = hear("review28/loud110", 2, model_dir)
     assert heard.toms and all(bar % 4 == 0 for bar in heard.toms), heard.toms
+
+
+def test_the_register_encoder_keeps_the_backbone_the_encoder_plays(model_dir: Path, tmp_path: Path) -> None:
+    """review-s33c/c06_pop_eighths (pop, a left hand of eighths) at seed 3: the register encoder
+    moved the snare on 4 a sixteenth late in the second bar of every phrase (bars 2, 6, 10, ...; a
+    musician's review, session 61). The kick on 1 and the snare on 2 and 4 that the encoder alone
+    plays over the groove are chosen first (Generator.generate): every groove bar has its 4."""
+    source = REPO / "training" / "review_parts" / "review-s33c" / "c06_pop_eighths.mid"
+    out = tmp_path / "out.mid"
+    render(source, out, model_dir=model_dir, seed=3)
+    snares: dict[int, set[int]] = {}
+    for tick, m in ticked(out):
+        if m.type == "note_on" and m.velocity and m.note == GM_NOTES[1]:
+            snares.setdefault(int((tick + 60) // BAR), set()).add(round((tick % BAR) / 120) % 16)
+    groove_bars = [bar for bar in range(1, max(snares)) if (bar + 1) % 4]     # not a phrase's last bar
+    assert len(groove_bars) >= 20
+    assert [bar for bar in groove_bars if 12 not in snares.get(bar, set())] == []

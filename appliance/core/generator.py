@@ -267,15 +267,19 @@ def choose_hits_for(probabilities: np.ndarray, bias: np.ndarray, counts: np.ndar
     return hits
 
 
-def pattern_hits(probabilities: np.ndarray, bias: np.ndarray, density: float, calibration: Calibration) -> np.ndarray:
+def pattern_hits(probabilities: np.ndarray, bias: np.ndarray, density: float, calibration: Calibration,
+                 kept: np.ndarray | None = None) -> np.ndarray:
     """The hits the box plays at ``density`` (:func:`choose_hits`, the count :func:`target_hits`'s).
     Under 0.5 the drummer thins out their own pattern, 0.5's, keeping its backbone (BACKBONE)
-    first: the backbeat the model is less sure of than the syncopations around it stays."""
+    first: the backbeat the model is less sure of than the syncopations around it stays.
+    ``kept`` [32, voices]: cells chosen before all others, at any density (a backbone to keep)."""
     count = target_hits(probabilities, density, calibration)
     drummers = target_hits(probabilities, 0.5, calibration)
     if count >= drummers:
-        return choose_hits(probabilities, bias, count, plain=drummers)
-    backbone = choose_hits(probabilities, bias, drummers) & BACKBONE
+        return choose_hits(probabilities, bias, count, plain=drummers, first=kept)
+    backbone = choose_hits(probabilities, bias, drummers, first=kept) & BACKBONE
+    if kept is not None:
+        backbone |= kept
     return choose_hits(probabilities, bias, max(count, int(backbone.sum())), first=backbone)
 
 
@@ -706,12 +710,16 @@ class Generator:
              prior: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The decoder's reading of the groove. Under a style, its velocities are brought to the
         level the model plays the groove at without one: a style changes the pattern, not how
-        loud the drums follow the player (:func:`level`)."""
+        loud the drums follow the player (:func:`level`). So does the register encoder's reading:
+        it is brought to the level of the encoder's (its training's hands were softer and flatter)."""
         z = self.latent(groove, controls, eps, prior)
         probabilities, velocities, offsets = self.decode(z)
         shift = self._styles(groove, prior).shift(controls.style, controls.style_amount)
         if shift is not None:
             plain_probabilities, plain_velocities, _ = self.decode(z - shift)
+            velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
+        if not prior and self._registered(groove):   # (no register: the encoder's reading)
+            plain_probabilities, plain_velocities, _ = self.read(Groove(groove.steps), controls, eps)
             velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
         return probabilities, velocities, offsets
 
@@ -719,8 +727,10 @@ class Generator:
                  eps: np.ndarray | None = None, prior: bool = False, loud: Loud | None = None) -> Pattern:
         """The pattern over ``groove``; over a loud one (``loud``, dynamics.loud) the model's reading
         of it brought down, lifted by the law, where its own reading thins out (dynamics.thins).
-        A tom groove (fills.tom_groove) the register encoder reads where the encoder alone reads
-        none is not played: the encoder's reading is (it put tom grooves under keyboard parts)."""
+        Over a groove the register encoder hears, the encoder alone still has its say (it put tom
+        grooves under keyboard parts and moved the snare off 4): a tom groove (fills.tom_groove) it
+        does not hear is not played, the encoder's pattern is; and the backbone (BACKBONE: the kick
+        on 1, the snare on 2 and 4) the encoder's pattern plays is chosen first, but in a fill bar."""
         eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
@@ -733,29 +743,38 @@ class Generator:
                     controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
                 fit = self.fit_for(loud.groove)
         pattern = shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration)
-        if not prior and self._registered(groove) and fills.tom_groove(pattern.steps):
-            plain = self.generate(Groove(groove.steps), controls, eps, prior,   # (no register: the encoder's)
-                                  None if loud is None else replace(loud, groove=Groove(loud.groove.steps)))
-            if not fills.tom_groove(plain.steps):
-                return plain
+        if prior or not self._registered(groove):
+            return pattern
+        plain = self.generate(Groove(groove.steps), controls, eps, prior,   # (no register: the encoder's)
+                              None if loud is None else replace(loud, groove=Groove(loud.groove.steps)))
+        if fills.tom_groove(pattern.steps) and not fills.tom_groove(plain.steps):
+            return plain
+        backbone = (plain.steps[..., HIT] >= 0.5) & BACKBONE
+        fill = fills.fill_bar(pattern.steps)
+        if fill is not None:
+            backbone[fill * STEPS_PER_BAR:(fill + 1) * STEPS_PER_BAR] = False
+        if (backbone & (pattern.steps[..., HIT] < 0.5)).any():
+            pattern = shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration,
+                                    backbone)
         return pattern
 
 
 def shape_pattern(probabilities: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
                   tuned_thresholds: np.ndarray, controls: Controls,
-                  calibration: Calibration = Calibration()) -> Pattern:
+                  calibration: Calibration = Calibration(), backbone: np.ndarray | None = None) -> Pattern:
     """Decoder outputs [32, 9] each → Pattern: as many hits as the density asks for (the likeliest,
     relative to each voice's calibrated bias, or the thresholds given), velocities and offsets
-    spread as a drummer's, then the knobs; with a fill bar for the phrase ends (appliance.core.fills)."""
+    spread as a drummer's, then the knobs; with a fill bar for the phrase ends (appliance.core.fills).
+    ``backbone`` [32, voices]: cells chosen before all others (:func:`pattern_hits`' ``kept``)."""
     if controls.thresholds is not None:
         bias = _logit(np.asarray(controls.thresholds, np.float64))
     elif calibration.voice_bias is not None:
         bias = np.asarray(calibration.voice_bias, np.float64)
     else:
         bias = _logit(np.asarray(tuned_thresholds, np.float64))
-    hits = pattern_hits(probabilities, bias, controls.density, calibration)
+    hits = pattern_hits(probabilities, bias, controls.density, calibration, backbone)
     if controls.density > 0.5:
-        offsets = on_their_time(hits, pattern_hits(probabilities, bias, 0.5, calibration), offsets)
+        offsets = on_their_time(hits, pattern_hits(probabilities, bias, 0.5, calibration, backbone), offsets)
     hits, velocities, offsets = keep_time(hits, probabilities, velocities, offsets, bias, controls.density)
     velocities = spread_velocities(velocities, hits, calibration.velocity_sd)
     offsets = spread_offsets(offsets, hits, calibration.offset_sd, calibration.offset_sd_within)
