@@ -6,7 +6,9 @@ the size of the model on disk.
 Times one encoder run plus one decoder run (the work of one generation) through onnxruntime
 with intra_op_num_threads = 1, on 64 synthetic grooves in turn (latency does not depend on the
 values). With a register encoder (model.json's inputs.register) it times that one: a two-handed groove's path,
-the same work; the size counts every graph. Needs numpy and onnxruntime only.
+the same work; the size counts every graph. Then a whole generation, ``Generator.generate``, over a
+groove of one hand and of two (with a register encoder, two hands also run the encoder's reading
+and pattern: docs/ARCHITECTURE.md, "The left hand").
 """
 from __future__ import annotations
 
@@ -53,6 +55,30 @@ def measure(model_dir: Path, precision: str, runs: int, warmup: int = 100) -> di
             "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "bytes": int(size)}
 
 
+def generation(model_dir: Path, runs: int, warmup: int = 20) -> dict[str, dict]:
+    """Generator.generate (int8, the box's defaults) over a groove of one hand and over the same
+    steps with a left hand (two-handed: with a register encoder, its reading, the encoder's
+    level and backbone): p50/p99 ms each, one groove per run, as the engine asks."""
+    from appliance.core.generator import Controls, Generator
+    from appliance.core.groove import Groove
+    generator = Generator(model_dir, seed=0)
+    grooves = _grooves(16, seed=1)
+    out = {}
+    for name, two in (("one hand", False), ("two hands", True)):
+        times = []
+        for i in range(warmup + runs):
+            g = grooves[i % len(grooves)]
+            groove = Groove(g[:, :3], g[:, 3] > 0) if two else Groove(g[:, :3])
+            t0 = time.perf_counter()
+            generator.generate(groove, Controls(), generator.new_eps() if i % 2 else None)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        ms = np.asarray(times) * 1e3
+        out[name] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                     "two_handed": groove.two_handed}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, nargs="?", default=DEFAULT_MODEL)
@@ -71,6 +97,13 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['bytes'] / 1e6:11.2f} MB")
     int8, fp32 = results
     print(f"int8/fp32: p50 {int8['p50_ms'] / fp32['p50_ms']:.2f}x, size {int8['bytes'] / fp32['bytes']:.2f}x")
+    runs = max(20, args.runs // 4)
+    made = generation(args.model_dir, runs)
+    print(f"a whole generation (Generator.generate, int8, one groove, {runs} runs each):")
+    for name, r in made.items():
+        print(f"  {name:<10} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  (two-handed: {r['two_handed']})")
+    one, two = made["one hand"], made["two hands"]
+    print(f"two hands / one hand: p50 {two['p50_ms'] / one['p50_ms']:.2f}x, p99 {two['p99_ms'] / one['p99_ms']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ def test_benchmark_prints_latency_and_size(smoke_model: Path, capsys: pytest.Cap
     bench.main([str(smoke_model), "--runs", "20"])
     out = capsys.readouterr().out
     assert "int8" in out and "fp32" in out and "p50 ms" in out and "MB" in out
+    assert "a whole generation" in out and "two hands / one hand" in out
 
 
 def test_training_on_a_missing_gmd_dir_names_it(tmp_path: Path) -> None:
