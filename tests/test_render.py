@@ -1283,7 +1283,7 @@ def test_a_sparse_groove_is_no_rest_and_no_hold(model_dir: Path, tmp_path: Path,
     itself, so no rest (the drums do not thin out in each chord's second bar) and no band coming
     back in at each chord (a crash every 4 bars, as close as crashes may come). 16 bars: the
     entry's crash and the phrases' on bar 9. (The register encoder plays the whole 2 bars under a
-    pickup on 3 thinner, about half as many hits: a reading of the groove, not a rest; models/README.md.)"""
+    pickup on 3 thinner, a third to a half fewer hits: a reading of the groove, not a rest; models/README.md.)"""
     notes: list[tuple[int, int, int, int]] = []
     pedal: list[tuple[int, mido.Message]] = []
     for k in range(8):
