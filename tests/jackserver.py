@@ -366,11 +366,17 @@ class Player:
     def send_bytes(self, data: list[int]) -> None:
         """Any bytes out of the port, MIDI or not (a test's garbage)."""
         assert self._proc.stdin is not None
-        self._proc.stdin.write(bytes(data).hex() + "\n")
-        self._proc.stdin.flush()
+        try:
+            self._proc.stdin.write(bytes(data).hex() + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            self._errors.seek(0)
+            raise AssertionError(f"the keyboard {self.name} has gone (exit {self._proc.poll()}): "
+                                 f"{self._errors.read()[-2000:]}") from None
 
     def take_over(self, other: "Player") -> None:
-        """Send through ``other``'s port from now on (a fixture's keyboard, plugged back in)."""
+        """Send through ``other``'s port from now on (a fixture's keyboard, plugged back in);
+        ``other`` is this one's now, and is not closed on its own."""
         self.close()
         self.name, self._errors, self._proc = other.name, other._errors, other._proc
 
@@ -388,6 +394,7 @@ class Player:
             self._proc.wait(timeout=20)
         if self._proc.stdout is not None:
             self._proc.stdout.close()
+        self._errors.close()
 
 
 ECHO_SCRIPT = r"""

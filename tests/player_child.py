@@ -35,7 +35,10 @@ def main() -> None:
         except ValueError:
             continue
         if data:
-            midi_out.send_message(list(data))
+            try:
+                midi_out.send_message(list(data))
+            except Exception as error:   # (rtmidi refuses some garbage: said, and the next line goes on)
+                sys.stderr.write(f"player_child: {data.hex()}: {error}\n")
     midi_out.close_port()
     midi_out.delete()
     os._exit(0)

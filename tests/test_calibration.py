@@ -128,6 +128,8 @@ def test_refresh_stores_the_figures_again_and_refits_nothing(tmp_path: Path, mod
     shutil.copytree(model_dir, copy)
     card = json.loads((copy / "model.json").read_text())
     card["calibration"]["validation"]["hits"] = {"0.5": 1.0}   # a stale figure
+    if "register_path" in card:                                  # ... for each encoder's fit
+        card["register_path"]["calibration"]["validation"]["hits"] = {"0.5": 1.0}
     (copy / "model.json").write_text(json.dumps(card))
     calibrate.main(["--refresh", str(copy)])
     after = json.loads((copy / "model.json").read_text())["calibration"]

@@ -272,7 +272,8 @@ def pattern_hits(probabilities: np.ndarray, bias: np.ndarray, density: float, ca
     """The hits the box plays at ``density`` (:func:`choose_hits`, the count :func:`target_hits`'s).
     Under 0.5 the drummer thins out their own pattern, 0.5's, keeping its backbone (BACKBONE)
     first: the backbeat the model is less sure of than the syncopations around it stays.
-    ``kept`` [32, voices]: cells chosen before all others, at any density (a backbone to keep)."""
+    ``kept`` [32, voices]: cells taken before all others where the kit can play them, at any
+    density, as many as the count allows (a backbone to keep)."""
     count = target_hits(probabilities, density, calibration)
     drummers = target_hits(probabilities, 0.5, calibration)
     if count >= drummers:
@@ -706,12 +707,14 @@ class Generator:
         """The styles fitted for the encoder that hears ``groove`` (with nothing heard, the encoder's)."""
         return self.styles if prior or groove.is_empty else self.fit_for(groove).styles
 
-    def read(self, groove: Groove, controls: Controls, eps: np.ndarray,
-             prior: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def read(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool = False,
+             plain: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The decoder's reading of the groove. Under a style, its velocities are brought to the
         level the model plays the groove at without one: a style changes the pattern, not how
         loud the drums follow the player (:func:`level`). So does the register encoder's reading:
-        it is brought to the level of the encoder's (its training's hands were softer and flatter)."""
+        it is brought to the level of the encoder's (its training's hands were softer and flatter;
+        ``plain``: the encoder's reading of the groove, when the caller has it already)."""
         z = self.latent(groove, controls, eps, prior)
         probabilities, velocities, offsets = self.decode(z)
         shift = self._styles(groove, prior).shift(controls.style, controls.style_amount)
@@ -719,7 +722,7 @@ class Generator:
             plain_probabilities, plain_velocities, _ = self.decode(z - shift)
             velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
         if not prior and self._registered(groove):   # (no register: the encoder's reading)
-            plain_probabilities, plain_velocities, _ = self.read(Groove(groove.steps), controls, eps)
+            plain_probabilities, plain_velocities, _ = plain or self.read(Groove(groove.steps), controls, eps)
             velocities = at_level(probabilities, velocities, plain_probabilities, plain_velocities)
         return probabilities, velocities, offsets
 
@@ -730,12 +733,21 @@ class Generator:
         Over a groove the register encoder hears, the encoder alone still has its say (it put tom
         grooves under keyboard parts and moved the snare off 4): a tom groove (fills.tom_groove) it
         does not hear is not played, the encoder's pattern is; and the backbone (BACKBONE: the kick
-        on 1, the snare on 2 and 4) the encoder's pattern plays is chosen first, but in a fill bar."""
+        on 1, the snare on 2 and 4) the encoder's pattern plays is chosen first where the kit can
+        play it, but in a fill bar (``max_hits_per_voice`` still keeps each voice's likeliest)."""
         eps = np.zeros(self.latent_size, np.float32) if eps is None else eps
         if eps.shape != (self.latent_size,):
             raise ValueError(f"eps has shape {eps.shape}, the model wants ({self.latent_size},)")
-        probabilities, velocities, offsets = self.read(groove, controls, eps, prior)
-        fit = self.fit if prior else self.fit_for(groove)
+        return self._generate(groove, controls, eps, prior, loud)
+
+    def _generate(self, groove: Groove, controls: Controls, eps: np.ndarray, prior: bool, loud: Loud | None,
+                  reading: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Pattern:
+        """:meth:`generate`, given the groove's ``reading`` when the caller has it (the encoder's,
+        read once for the register encoder's level and for the encoder's own pattern)."""
+        registered = not prior and self._registered(groove)
+        plain = self.read(Groove(groove.steps), controls, eps) if registered else None
+        probabilities, velocities, offsets = reading or self.read(groove, controls, eps, prior, plain)
+        fit, asked = (self.fit if prior else self.fit_for(groove)), controls
         if loud is not None and not prior:
             down = self.read(loud.groove, controls, eps, prior)
             if thins(float(probabilities.sum()), float(down[0].sum())):
@@ -743,13 +755,13 @@ class Generator:
                     controls, velocity_scale=min(2.0, controls.velocity_scale * loud.lift))
                 fit = self.fit_for(loud.groove)
         pattern = shape_pattern(probabilities, velocities, offsets, fit.thresholds, controls, fit.calibration)
-        if prior or not self._registered(groove):
+        if not registered:
             return pattern
-        plain = self.generate(Groove(groove.steps), controls, eps, prior,   # (no register: the encoder's)
-                              None if loud is None else replace(loud, groove=Groove(loud.groove.steps)))
-        if fills.tom_groove(pattern.steps) and not fills.tom_groove(plain.steps):
-            return plain
-        backbone = (plain.steps[..., HIT] >= 0.5) & BACKBONE
+        heard = self._generate(Groove(groove.steps), asked, eps, prior,   # (no register: the encoder's)
+                               None if loud is None else replace(loud, groove=Groove(loud.groove.steps)), plain)
+        if fills.tom_groove(pattern.steps) and not fills.tom_groove(heard.steps):
+            return heard
+        backbone = (heard.steps[..., HIT] >= 0.5) & BACKBONE
         fill = fills.fill_bar(pattern.steps)
         if fill is not None:
             backbone[fill * STEPS_PER_BAR:(fill + 1) * STEPS_PER_BAR] = False
