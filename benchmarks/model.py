@@ -7,8 +7,8 @@ Times one encoder run plus one decoder run (a generation's model work over one h
 onnxruntime with intra_op_num_threads = 1, on 64 synthetic grooves in turn (latency does not
 depend on the values). With a register encoder (model.json's inputs.register) it times that one
 instead; the size counts every graph. Then a whole generation, ``Generator.generate``, over a
-groove of one hand and of two (with a register encoder, two hands run it and the encoder's
-reading twice: two encoder, one register encoder and three decoder runs; docs/ARCHITECTURE.md,
+groove of one hand and of two (with a register encoder, two hands run it and the encoder: one
+encoder, one register encoder and two decoder runs, and the encoder's pattern; docs/ARCHITECTURE.md,
 "The left hand").
 """
 from __future__ import annotations
